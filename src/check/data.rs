@@ -1,0 +1,370 @@
+//! The `data` block: known sources and their arguments, column selections, transforms, declared
+//! feature types, and splits whose fractions leave something to train on.
+
+use super::ty::{Shape, ShapeElem, Ty};
+use super::{ArgVal, Checker, Frame, Slot};
+use crate::diag::Diagnostic;
+use crate::source::Span;
+use crate::syntax::ast::*;
+
+/// Sources: name, parameters (name, optional), and the columns they provide (empty: selectors).
+const SOURCES: &[(&str, &[(&str, bool)], &[&str])] = &[
+    ("idx", &[("images", false), ("labels", false)], &["image", "label"]),
+    ("csv", &[("path", false), ("header", true), ("delimiter", true), ("skip", true)], &[]),
+    ("npy", &[("path", false)], &["x"]),
+    ("npz", &[("path", false)], &[]),
+    ("xor", &[("n", false), ("noise", true), ("seed", true)], &["x", "y"]),
+    ("spirals", &[("n", false), ("classes", true), ("noise", true), ("seed", true)], &["x", "y"]),
+    ("blobs", &[("n", false), ("centers", true), ("features", true), ("std", true), ("seed", true)], &["x", "y"]),
+    ("sine", &[("n", false), ("length", false), ("seed", true)], &["x", "y"]),
+    ("copy_task", &[("n", false), ("length", false), ("vocab", false), ("seed", true)], &["x", "y"]),
+    ("reverse_task", &[("n", false), ("length", false), ("vocab", false), ("seed", true)], &["x", "y"]),
+    ("sort_task", &[("n", false), ("length", false), ("vocab", false), ("seed", true)], &["x", "y"]),
+];
+
+/// Column selectors for table-like sources.
+const SELECTORS: &[(&str, &[(&str, bool)])] = &[("col", &[("index", false)]), ("cols", &[("columns", false)]), ("array", &[("name", false)])];
+
+/// Transforms applied with `|>` to a column: name and parameters.
+const TRANSFORMS: &[(&str, &[(&str, bool)])] = &[
+    ("flatten", &[]),
+    ("scale", &[("factor", false)]),
+    ("minmax", &[]),
+    ("standardize", &[]),
+    ("one_hot", &[("classes", false)]),
+    ("reshape", &[("shape", false)]),
+    ("impute", &[("strategy", true), ("constant", true)]),
+    ("clip_outliers", &[("z", true), ("iqr", true)]),
+    ("random_shift", &[("pixels", false)]),
+    ("random_flip", &[]),
+    ("gaussian_noise", &[("std", false)]),
+];
+
+const SETTINGS: &[&str] = &["shuffle", "seed"];
+
+/// What the training block needs to know about a data set.
+#[derive(Default)]
+pub(crate) struct DataInfo {
+    /// Fields with their per-sample types and declaration spans.
+    pub fields: Vec<(String, Ty, Span)>,
+    pub splits: Vec<String>,
+    pub sources: Vec<String>,
+}
+
+fn slots<'a>(params: &'a [(&'a str, bool)]) -> Vec<Slot<'a>> {
+    params.iter().map(|(n, o)| Slot { name: n, optional: *o }).collect()
+}
+
+impl Checker<'_> {
+    pub(super) fn check_data(&mut self, module: usize, d: &DataDecl) -> DataInfo {
+        let mut info = DataInfo::default();
+        let mut f = Frame::new(module, None);
+        let mut columns: Vec<&str> = Vec::new();
+        let mut table_like = false;
+        for s in &d.stmts {
+            if let DataStmt::Source { name, value, .. } = s {
+                if let Some((cols, table)) = self.data_source(&mut f, value) {
+                    columns.extend(cols);
+                    table_like |= table;
+                }
+                info.sources.push(name.name.clone());
+            }
+        }
+        let mut taken: Vec<(String, f64, Span)> = Vec::new();
+        for s in &d.stmts {
+            match s {
+                DataStmt::Source { .. } => {}
+                DataStmt::Field { name, ty, value, span } => {
+                    let declared = self.sample_type(&mut f, ty);
+                    self.data_field(&mut f, value, &declared, ty.span, &columns, table_like);
+                    info.fields.push((name.name.clone(), declared, *span));
+                }
+                DataStmt::Split { name, fraction, of, options, span } => {
+                    let known_parent = info.sources.contains(&of.name) || info.splits.contains(&of.name) || of.name == "train";
+                    if !known_parent {
+                        let cands: Vec<&str> = info.sources.iter().chain(&info.splits).map(String::as_str).collect();
+                        let mut diag = Diagnostic::error("E0309", format!("cannot split `{}`: no source or split has that name", of.name))
+                            .with_primary(of.span, "unknown source");
+                        if let Some(s) = crate::suggest::closest(&of.name, cands) {
+                            diag = diag.with_help(format!("did you mean `{s}`?"));
+                        }
+                        self.emit(diag);
+                    }
+                    let frac = match self.expr(&mut f, fraction) {
+                        Ty::Float(Some(v)) => Some(v),
+                        Ty::Int(dm) => dm.as_const().map(|v| v as f64),
+                        _ => None,
+                    };
+                    match frac {
+                        Some(v) if v > 0.0 && v < 1.0 => {
+                            taken.push((of.name.clone(), v, *span));
+                            let total: f64 = taken.iter().filter(|(p, _, _)| *p == of.name).map(|(_, v, _)| v).sum();
+                            if total >= 1.0 - 1e-9 {
+                                let mut diag = Diagnostic::error(
+                                    "E0306",
+                                    format!("the splits of `{}` take {:.0}% of it, leaving nothing to train on", of.name, total * 100.0),
+                                )
+                                .with_primary(fraction.span, format!("this brings the total to {total}"));
+                                for (p, v, sp) in &taken {
+                                    if *p == of.name && sp != span {
+                                        diag = diag.with_secondary(*sp, format!("takes {v}"));
+                                    }
+                                }
+                                self.emit(diag.with_help("the fractions split off one source must add up to less than 1; what remains is the training split"));
+                            }
+                        }
+                        _ => self.emit(
+                            Diagnostic::error("E0306", "a split fraction must be a number between 0 and 1")
+                                .with_primary(fraction.span, "not in (0, 1)")
+                                .with_help("write the share of the source to split off, e.g. `split val = 0.1 of train`"),
+                        ),
+                    }
+                    for o in options {
+                        self.data_option(&mut f, o);
+                    }
+                    info.splits.push(name.name.clone());
+                }
+                DataStmt::Setting(s) => self.data_setting(&mut f, s),
+            }
+        }
+        info
+    }
+
+    /// A field's declared per-sample type (`f32[784]`, `i32`).
+    pub(super) fn sample_type(&mut self, f: &mut Frame, t: &TypeExpr) -> Ty {
+        match &t.kind {
+            TypeKind::Tensor { dtype, shape } => {
+                let shape = match shape {
+                    Some(s) => match self.eval_shape(f, s, false) {
+                        Some(s) => s,
+                        None => return Ty::Unknown,
+                    },
+                    None => Shape::scalar(),
+                };
+                Ty::Tensor(*dtype, shape)
+            }
+            _ => {
+                self.emit(
+                    Diagnostic::error("E0214", "a data field needs a tensor type")
+                        .with_primary(t.span, "not a tensor type")
+                        .with_help("declare the shape of one sample, like `x: f32[784]` or `y: i32`"),
+                );
+                Ty::Unknown
+            }
+        }
+    }
+
+    /// A source expression: returns its columns, and whether columns are chosen by selectors.
+    fn data_source(&mut self, f: &mut Frame, e: &Expr) -> Option<(Vec<&'static str>, bool)> {
+        match &e.kind {
+            ExprKind::Pipe { lhs, rhs } => {
+                let left = self.data_source(f, lhs)?;
+                match &rhs.kind {
+                    ExprKind::Call { callee, args, .. } if matches!(&callee.kind, ExprKind::Name(n) if n.name == "join") => {
+                        if args.len() != 1 {
+                            self.emit(Diagnostic::error("E0210", "`join` takes one source").with_primary(rhs.span, "write `|> join(csv(…))`"));
+                            return None;
+                        }
+                        let right = self.data_source(f, &args[0].value)?;
+                        let mut cols = left.0;
+                        cols.extend(right.0);
+                        Some((cols, left.1 || right.1))
+                    }
+                    _ => {
+                        self.emit(
+                            Diagnostic::error("E0309", "only `join(…)` can follow a source")
+                                .with_primary(rhs.span, "not a source operation")
+                                .with_help("transforms belong to fields: `x: f32[4] = cols(0..4) |> standardize`"),
+                        );
+                        None
+                    }
+                }
+            }
+            ExprKind::Call { callee, args, args_span } => {
+                let ExprKind::Name(n) = &callee.kind else {
+                    self.unknown_source(callee.span, "this");
+                    return None;
+                };
+                let Some((_, params, cols)) = SOURCES.iter().find(|(s, _, _)| *s == n.name) else {
+                    self.unknown_source(n.span, &n.name);
+                    return None;
+                };
+                let vals: Vec<ArgVal> = args.iter().map(|a| ArgVal { name: a.name.clone(), ty: self.expr(f, &a.value), span: a.value.span }).collect();
+                self.bind_slots(&slots(params), &vals, &n.name, *args_span)?;
+                for (a, v) in args.iter().zip(&vals) {
+                    let is_path = a.name.as_ref().map_or(matches!(v.ty, Ty::Str(_)), |n| ["path", "images", "labels"].contains(&n.name.as_str()));
+                    if is_path && !matches!(v.ty, Ty::Str(_)) {
+                        self.emit(Diagnostic::error("E0214", format!("a file path must be a string, found {}", v.ty)).with_primary(v.span, "not a string"));
+                    }
+                }
+                Some((cols.to_vec(), cols.is_empty()))
+            }
+            _ => {
+                self.unknown_source(e.span, self.sources.text(e.span).to_string().as_str());
+                None
+            }
+        }
+    }
+
+    fn unknown_source(&mut self, span: Span, name: &str) {
+        let names: Vec<&str> = SOURCES.iter().map(|(n, _, _)| *n).collect();
+        let mut d = Diagnostic::error("E0309", format!("`{name}` is not a data source")).with_primary(span, "unknown source");
+        d = match crate::suggest::closest(name, names.iter().copied()) {
+            Some(s) => d.with_help(format!("did you mean `{s}`?")),
+            None => d.with_help(format!("the sources are {}", names.join(", "))),
+        };
+        self.emit(d);
+    }
+
+    /// A field's expression: a column (or selector) piped through transforms.
+    fn data_field(&mut self, f: &mut Frame, e: &Expr, declared: &Ty, decl_span: Span, columns: &[&str], table_like: bool) {
+        let mut transforms = Vec::new();
+        let mut head = e;
+        while let ExprKind::Pipe { lhs, rhs } = &head.kind {
+            transforms.push(&**rhs);
+            head = lhs;
+        }
+        transforms.reverse();
+        let mut selected: Option<usize> = None;
+        match &head.kind {
+            ExprKind::Name(n) if columns.contains(&n.name.as_str()) => {}
+            ExprKind::Call { callee, args, args_span } if matches!(&callee.kind, ExprKind::Name(n) if SELECTORS.iter().any(|(s, _)| *s == n.name)) => {
+                let ExprKind::Name(n) = &callee.kind else { unreachable!("matched") };
+                let params = SELECTORS.iter().find(|(s, _)| *s == n.name).map(|(_, p)| *p).unwrap_or(&[]);
+                let vals: Vec<ArgVal> = args.iter().map(|a| ArgVal { name: a.name.clone(), ty: self.expr(f, &a.value), span: a.value.span }).collect();
+                if n.name == "cols" {
+                    let mut count = 0usize;
+                    for v in &vals {
+                        match &v.ty {
+                            Ty::Shape(s) => count += s.0.len(),
+                            Ty::Int(_) => count += 1,
+                            _ => {}
+                        }
+                    }
+                    selected = Some(count);
+                } else {
+                    self.bind_slots(&slots(params), &vals, &n.name, *args_span);
+                    selected = (n.name == "col").then_some(1);
+                }
+                if !table_like {
+                    self.emit(
+                        Diagnostic::error("E0309", format!("`{}` selects columns of a table, but this data's sources have named columns", n.name))
+                            .with_primary(callee.span, "not a table source")
+                            .with_help(format!("use one of: {}", columns.join(", "))),
+                    );
+                }
+            }
+            _ => {
+                let name = self.sources.text(head.span).to_string();
+                let mut cands: Vec<&str> = columns.to_vec();
+                if table_like {
+                    cands.extend(["col", "cols"]);
+                }
+                let mut d = Diagnostic::error("E0309", format!("`{name}` is not a column of this data")).with_primary(head.span, "unknown column");
+                d = match crate::suggest::closest(&name, cands.iter().copied()) {
+                    Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                    None if table_like => d.with_help("select table columns with `col(3)`, `cols(0..4)` or `col(\"name\")`"),
+                    None => d.with_help(format!("the columns are {}", columns.join(", "))),
+                };
+                self.emit(d);
+            }
+        }
+        let mut one_hot: Option<(i64, Span)> = None;
+        let mut reshaped = false;
+        for t in transforms {
+            let (name, args, span) = match &t.kind {
+                ExprKind::Name(n) => (n, &[][..], t.span),
+                ExprKind::Call { callee, args, args_span } => match &callee.kind {
+                    ExprKind::Name(n) => (n, args.as_slice(), *args_span),
+                    _ => continue,
+                },
+                _ => continue,
+            };
+            let Some((_, params)) = TRANSFORMS.iter().find(|(n, _)| *n == name.name) else {
+                let names: Vec<&str> = TRANSFORMS.iter().map(|(n, _)| *n).collect();
+                let mut d = Diagnostic::error("E0309", format!("`{}` is not a data transform", name.name)).with_primary(name.span, "unknown transform");
+                d = match crate::suggest::closest(&name.name, names.iter().copied()) {
+                    Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                    None => d.with_help(format!("the transforms are {}", names.join(", "))),
+                };
+                self.emit(d);
+                continue;
+            };
+            let vals: Vec<ArgVal> = args.iter().map(|a| ArgVal { name: a.name.clone(), ty: self.expr(f, &a.value), span: a.value.span }).collect();
+            if name.name == "impute" {
+                continue;
+            }
+            self.bind_slots(&slots(params), &vals, &name.name, span);
+            match name.name.as_str() {
+                "one_hot" => {
+                    if let Some(ArgVal { ty: Ty::Int(d), span, .. }) = vals.first() {
+                        one_hot = d.as_const().map(|n| (n, *span));
+                    }
+                }
+                "reshape" | "flatten" => reshaped = true,
+                _ => {}
+            }
+        }
+        let Ty::Tensor(dtype, shape) = declared else { return };
+        if let Some((n, span)) = one_hot {
+            let want = Shape::of_dims([super::dim::Dim::constant(n)]);
+            if *shape != want || !dtype.is_float() {
+                self.emit(
+                    Diagnostic::error("E0304", format!("`one_hot({n})` gives f32[{n}] per sample, but the field is declared {}{shape}", dtype.name()))
+                        .with_primary(span, format!("f32[{n}] per sample"))
+                        .with_secondary(decl_span, "declared here")
+                        .with_help(format!("declare the field as `f32[{n}]`")),
+                );
+            }
+        }
+        if let (Some(count), false) = (selected, reshaped) {
+            let declared_n = shape.concrete().map(|d| d.iter().product::<i64>());
+            if let Some(dn) = declared_n.filter(|dn| *dn != count as i64) {
+                let elems: Vec<ShapeElem> = shape.0.clone();
+                let _ = elems;
+                self.emit(
+                    Diagnostic::error("E0304", format!("this selects {count} column{} but the field is declared {}{shape} ({dn} values)", if count == 1 { "" } else { "s" }, dtype.name()))
+                        .with_primary(head.span, format!("{count} column{}", if count == 1 { "" } else { "s" }))
+                        .with_secondary(decl_span, "declared here")
+                        .with_help("ranges are half-open: `cols(0..4)` selects columns 0, 1, 2 and 3"),
+                );
+            }
+        }
+    }
+
+    fn data_option(&mut self, f: &mut Frame, o: &Expr) {
+        match &o.kind {
+            ExprKind::Call { callee, args, args_span } if matches!(&callee.kind, ExprKind::Name(n) if n.name == "shuffle") => {
+                let vals: Vec<ArgVal> = args.iter().map(|a| ArgVal { name: a.name.clone(), ty: self.expr(f, &a.value), span: a.value.span }).collect();
+                self.bind_slots(&[Slot { name: "seed", optional: true }], &vals, "shuffle", *args_span);
+            }
+            _ => self.emit(
+                Diagnostic::error("E0305", "unknown split option")
+                    .with_primary(o.span, "not a split option")
+                    .with_help("a split takes `shuffle(seed: 42)`"),
+            ),
+        }
+    }
+
+    fn data_setting(&mut self, f: &mut Frame, s: &Setting) {
+        match (s.name.name.as_str(), &s.value) {
+            ("shuffle", SettingValue::Call(args, span)) => {
+                let vals: Vec<ArgVal> = args.iter().map(|a| ArgVal { name: a.name.clone(), ty: self.expr(f, &a.value), span: a.value.span }).collect();
+                self.bind_slots(&[Slot { name: "seed", optional: true }], &vals, "shuffle", *span);
+            }
+            ("seed", SettingValue::Values(v)) if v.len() == 1 => {
+                if !matches!(self.expr(f, &v[0]), Ty::Int(_)) {
+                    self.emit(Diagnostic::error("E0310", "`seed` must be an integer").with_primary(v[0].span, "not an integer"));
+                }
+            }
+            (name, _) => {
+                let mut d = Diagnostic::error("E0305", format!("`{name}` is not a data setting")).with_primary(s.name.span, "unknown setting");
+                d = match crate::suggest::closest(name, SETTINGS.iter().copied()) {
+                    Some(sugg) => d.with_help(format!("did you mean `{sugg}`?")),
+                    None => d.with_help("a data block holds sources (`train = idx(…)`), fields (`x: f32[4] = …`), splits, `shuffle(seed: …)` and `seed N`"),
+                };
+                self.emit(d);
+            }
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! Symbolic dimensions: integer polynomials over dimension symbols, kept in a normal form so
+//! that equal dimensions compare equal (`2 * (N + 1)` == `2 * N + 2`). Division and remainder
+//! that do not simplify become opaque atoms.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// A symbol: a dimension like `B` or an integer attribute like `hidden`, rigid while a definition
+/// is checked on its own. The name is for display; the id keeps same-named symbols apart.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Sym {
+    pub id: u32,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Atom {
+    Sym(Sym),
+    Div(Box<Dim>, Box<Dim>),
+    Rem(Box<Dim>, Box<Dim>),
+    /// The product of a pack's dimensions (`flatten` of `[B, ..S]`).
+    Prod(Sym),
+}
+
+/// A product of atoms with multiplicities; the empty monomial is the constant 1.
+type Monomial = Vec<(Atom, u32)>;
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Dim {
+    terms: BTreeMap<Monomial, i64>,
+}
+
+impl Dim {
+    pub fn constant(c: i64) -> Dim {
+        let mut terms = BTreeMap::new();
+        if c != 0 {
+            terms.insert(Vec::new(), c);
+        }
+        Dim { terms }
+    }
+
+    fn atom(a: Atom) -> Dim {
+        let mut terms = BTreeMap::new();
+        terms.insert(vec![(a, 1)], 1);
+        Dim { terms }
+    }
+
+    pub fn sym(s: Sym) -> Dim {
+        Dim::atom(Atom::Sym(s))
+    }
+
+    pub fn prod_of_pack(s: Sym) -> Dim {
+        Dim::atom(Atom::Prod(s))
+    }
+
+    pub fn as_const(&self) -> Option<i64> {
+        match self.terms.len() {
+            0 => Some(0),
+            1 => self.terms.get(&Vec::new()).copied(),
+            _ => None,
+        }
+    }
+
+    /// The symbol, when the dimension is exactly one symbol.
+    pub fn as_sym(&self) -> Option<&Sym> {
+        match self.terms.iter().next() {
+            Some((m, 1)) if self.terms.len() == 1 && m.len() == 1 && m[0].1 == 1 => match &m[0].0 {
+                Atom::Sym(s) => Some(s),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// True when every atom is a plain symbol: equality of normal forms is then decisive.
+    pub fn is_polynomial(&self) -> bool {
+        self.terms.keys().all(|m| m.iter().all(|(a, _)| matches!(a, Atom::Sym(_))))
+    }
+
+    pub fn add(&self, other: &Dim) -> Dim {
+        let mut terms = self.terms.clone();
+        for (m, c) in &other.terms {
+            let e = terms.entry(m.clone()).or_insert(0);
+            *e += c;
+            if *e == 0 {
+                terms.remove(m);
+            }
+        }
+        Dim { terms }
+    }
+
+    pub fn neg(&self) -> Dim {
+        Dim { terms: self.terms.iter().map(|(m, c)| (m.clone(), -c)).collect() }
+    }
+
+    pub fn sub(&self, other: &Dim) -> Dim {
+        self.add(&other.neg())
+    }
+
+    pub fn mul(&self, other: &Dim) -> Dim {
+        let mut out = Dim::default();
+        for (m1, c1) in &self.terms {
+            for (m2, c2) in &other.terms {
+                let mut t = Dim::default();
+                t.terms.insert(mul_monomials(m1, m2), c1 * c2);
+                out = out.add(&t);
+            }
+        }
+        out
+    }
+
+    /// Floor division. Exact divisions by a constant or a monomial simplify; others stay atoms.
+    pub fn div(&self, other: &Dim) -> Option<Dim> {
+        if let (Some(a), Some(b)) = (self.as_const(), other.as_const()) {
+            return (b != 0).then(|| Dim::constant(a.div_euclid(b)));
+        }
+        if other.as_const() == Some(0) {
+            return None;
+        }
+        if let Some(q) = self.exact_div(other) {
+            return Some(q);
+        }
+        Some(Dim::atom(Atom::Div(Box::new(self.clone()), Box::new(other.clone()))))
+    }
+
+    pub fn rem(&self, other: &Dim) -> Option<Dim> {
+        if let (Some(a), Some(b)) = (self.as_const(), other.as_const()) {
+            return (b != 0).then(|| Dim::constant(a.rem_euclid(b)));
+        }
+        if other.as_const() == Some(0) {
+            return None;
+        }
+        if self.exact_div(other).is_some() {
+            return Some(Dim::constant(0));
+        }
+        Some(Dim::atom(Atom::Rem(Box::new(self.clone()), Box::new(other.clone()))))
+    }
+
+    /// `self / other` when `other` is a single term dividing every term of `self`.
+    fn exact_div(&self, other: &Dim) -> Option<Dim> {
+        if other.terms.len() != 1 {
+            return if self == other { Some(Dim::constant(1)) } else { None };
+        }
+        let (dm, dc) = other.terms.iter().next()?;
+        let mut out = BTreeMap::new();
+        for (m, c) in &self.terms {
+            if c % dc != 0 {
+                return None;
+            }
+            out.insert(div_monomial(m, dm)?, c / dc);
+        }
+        Some(Dim { terms: out })
+    }
+
+    /// Substitutes symbols (by id) with dimensions.
+    pub fn subst(&self, f: &dyn Fn(&Sym) -> Option<Dim>) -> Dim {
+        let mut out = Dim::default();
+        for (m, c) in &self.terms {
+            let mut t = Dim::constant(*c);
+            for (a, pow) in m {
+                let base = match a {
+                    Atom::Sym(s) => f(s).unwrap_or_else(|| Dim::sym(s.clone())),
+                    Atom::Div(x, y) => {
+                        x.subst(f).div(&y.subst(f)).unwrap_or_else(|| Dim::atom(a.clone()))
+                    }
+                    Atom::Rem(x, y) => {
+                        x.subst(f).rem(&y.subst(f)).unwrap_or_else(|| Dim::atom(a.clone()))
+                    }
+                    Atom::Prod(_) => Dim::atom(a.clone()),
+                };
+                for _ in 0..*pow {
+                    t = t.mul(&base);
+                }
+            }
+            out = out.add(&t);
+        }
+        out
+    }
+}
+
+fn mul_monomials(a: &Monomial, b: &Monomial) -> Monomial {
+    let mut map: BTreeMap<Atom, u32> = a.iter().cloned().collect();
+    for (atom, p) in b {
+        *map.entry(atom.clone()).or_insert(0) += p;
+    }
+    map.into_iter().collect()
+}
+
+fn div_monomial(a: &Monomial, d: &Monomial) -> Option<Monomial> {
+    let mut map: BTreeMap<Atom, u32> = a.iter().cloned().collect();
+    for (atom, p) in d {
+        let e = map.get_mut(atom)?;
+        if *e < *p {
+            return None;
+        }
+        *e -= p;
+        if *e == 0 {
+            map.remove(atom);
+        }
+    }
+    Some(map.into_iter().collect())
+}
+
+impl fmt::Display for Atom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Atom::Sym(s) => write!(f, "{}", s.name),
+            Atom::Div(a, b) => write!(f, "({a}) / ({b})"),
+            Atom::Rem(a, b) => write!(f, "({a}) % ({b})"),
+            Atom::Prod(s) => write!(f, "prod({})", s.name),
+        }
+    }
+}
+
+impl fmt::Display for Dim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.terms.is_empty() {
+            return write!(f, "0");
+        }
+        // Symbolic terms first, the constant last: `N + 1`, `4 * hidden`.
+        let mut terms: Vec<_> = self.terms.iter().collect();
+        terms.sort_by_key(|(m, _)| m.is_empty());
+        for (i, (m, c)) in terms.into_iter().enumerate() {
+            let (sign, mag) = if *c < 0 { ("-", -c) } else { ("+", *c) };
+            if i == 0 {
+                if sign == "-" {
+                    write!(f, "-")?;
+                }
+            } else {
+                write!(f, " {sign} ")?;
+            }
+            let factors: Vec<String> = m
+                .iter()
+                .map(|(a, p)| {
+                    let s = match a {
+                        Atom::Sym(_) | Atom::Prod(_) => a.to_string(),
+                        _ => format!("({a})"),
+                    };
+                    if *p == 1 { s } else { format!("{s}^{p}") }
+                })
+                .collect();
+            match (factors.is_empty(), mag) {
+                (true, _) => write!(f, "{mag}")?,
+                (false, 1) => write!(f, "{}", factors.join(" * "))?,
+                (false, _) => write!(f, "{mag} * {}", factors.join(" * "))?,
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(id: u32, name: &str) -> Dim {
+        Dim::sym(Sym { id, name: name.into() })
+    }
+
+    #[test]
+    fn normal_form_makes_equal_things_equal() {
+        let n = s(0, "N");
+        let two = Dim::constant(2);
+        let lhs = two.mul(&n.add(&Dim::constant(1)));
+        let rhs = two.mul(&n).add(&two);
+        assert_eq!(lhs, rhs);
+        assert_eq!(lhs.to_string(), "2 * N + 2");
+    }
+
+    #[test]
+    fn exact_division_simplifies_and_inexact_stays_symbolic() {
+        let d = s(0, "D");
+        let h = s(1, "heads");
+        let four_d = Dim::constant(4).mul(&d);
+        assert_eq!(four_d.div(&Dim::constant(2)).unwrap(), Dim::constant(2).mul(&d));
+        let q = d.div(&h).unwrap();
+        assert_eq!(q.to_string(), "(D) / (heads)");
+        assert_eq!(q.subst(&|x| (x.name == "D").then(|| Dim::constant(64))).subst(&|x| {
+            (x.name == "heads").then(|| Dim::constant(8))
+        }), Dim::constant(8));
+        assert_eq!(Dim::constant(7).div(&Dim::constant(2)), Some(Dim::constant(3)));
+        assert_eq!(Dim::constant(7).rem(&Dim::constant(0)), None);
+    }
+
+    #[test]
+    fn remainder_of_a_multiple_is_zero() {
+        let h = s(1, "heads");
+        assert_eq!(Dim::constant(3).mul(&h).rem(&h), Some(Dim::constant(0)));
+    }
+}

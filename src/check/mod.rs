@@ -1,0 +1,1198 @@
+//! Type and shape checking. Every definition is checked once on its own, with its dimension
+//! symbols rigid; every call is checked against the callee's signature, binding the callee's
+//! symbols by unification and evaluating its `where` constraints. Models used for training are
+//! also expanded (instantiated) with their real inputs, which records each layer instance, its
+//! output shape and its parameters — the summary table, and the names lowering will use.
+
+mod builtins;
+mod data;
+pub mod dim;
+mod summary;
+mod train;
+pub mod ty;
+
+use crate::diag::Diagnostic;
+use crate::resolve::{ItemRef, Program};
+use crate::source::{SourceMap, Span};
+use crate::syntax::ast::*;
+use dim::{Dim, Sym};
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+use ty::{Callable, Closure, Instance, Shape, ShapeElem, Ty, Var, VarKind, same_type};
+
+pub use summary::{InstanceRow, ModelSummary, render as render_summary};
+
+/// What checking a program produced: the summaries of the trained models, and diagnostics.
+pub struct Checked {
+    pub summaries: Vec<ModelSummary>,
+}
+
+pub fn check(program: &Program, sources: &SourceMap) -> (Checked, Vec<Diagnostic>) {
+    let mut c = Checker {
+        program,
+        sources,
+        diags: Vec::new(),
+        next_id: 0,
+        failed_defs: HashSet::new(),
+        trace: Vec::new(),
+        expanding: Vec::new(),
+    };
+    for (m, module) in program.modules.iter().enumerate() {
+        for (i, item) in module.ast.items.iter().enumerate() {
+            if let Item::Def(d) = item {
+                let before = c.error_count();
+                c.check_def_alone(m, d);
+                if c.error_count() > before {
+                    c.failed_defs.insert(ItemRef { module: m, index: i });
+                }
+            }
+        }
+    }
+    let mut summaries = Vec::new();
+    let root = program.root;
+    for (i, item) in program.modules[root].ast.items.iter().enumerate() {
+        match item {
+            Item::Data(d) => {
+                c.check_data(root, d);
+            }
+            Item::Def(d) if d.kind == DefKind::Model => {
+                let mark = c.diags.len();
+                let s = c.summarize(ItemRef { module: root, index: i });
+                // Expanding repeats what checking the model alone reported.
+                c.diags.truncate(mark);
+                summaries.extend(s);
+            }
+            Item::Train(t) => c.check_train(root, t),
+            Item::Search(s) => c.check_search(root, s),
+            Item::Use(_) | Item::Def(_) => {}
+        }
+    }
+    (Checked { summaries }, c.diags)
+}
+
+pub(crate) struct Checker<'p> {
+    program: &'p Program,
+    sources: &'p SourceMap,
+    diags: Vec<Diagnostic>,
+    next_id: u32,
+    /// Definitions that failed on their own: their uses are not checked again.
+    failed_defs: HashSet<ItemRef>,
+    /// Instances being expanded, innermost last, when recording the layer tree.
+    trace: Vec<summary::TraceNode>,
+    /// Definitions being expanded, to stop runaway expansion.
+    expanding: Vec<ItemRef>,
+}
+
+/// The scope of one body being checked.
+pub(crate) struct Frame {
+    module: usize,
+    kind: Option<DefKind>,
+    vars: Vec<Var>,
+    /// Whether model names denote the trained instances (in `train` blocks).
+    models_are_instances: bool,
+    model_instances: HashMap<ItemRef, Rc<Instance>>,
+    /// Yields collected by the scan bodies being checked, innermost last.
+    scan_yields: Vec<Option<(Ty, Ty, Span)>>,
+    /// Whether this frame's diagnostics are worth warnings (user code, checked on its own).
+    warn: bool,
+}
+
+impl Frame {
+    fn new(module: usize, kind: Option<DefKind>) -> Frame {
+        Frame {
+            module,
+            kind,
+            vars: Vec::new(),
+            models_are_instances: false,
+            model_instances: HashMap::new(),
+            scan_yields: Vec::new(),
+            warn: false,
+        }
+    }
+
+    fn bind(&mut self, name: &str, ty: Ty, span: Span, kind: VarKind) {
+        self.vars.push(Var { name: name.to_string(), ty, span, kind, used: false });
+    }
+
+    fn lookup(&mut self, name: &str) -> Option<Ty> {
+        let v = self.vars.iter_mut().rev().find(|v| v.name == name)?;
+        v.used = true;
+        Some(v.ty.clone())
+    }
+
+    fn peek(&self, name: &str) -> Option<&Var> {
+        self.vars.iter().rev().find(|v| v.name == name)
+    }
+}
+
+/// An evaluated argument of a call.
+#[derive(Clone, Debug)]
+pub(crate) struct ArgVal {
+    pub name: Option<Ident>,
+    pub ty: Ty,
+    pub span: Span,
+}
+
+/// A parameter list seen uniformly: definitions' and builtins'.
+pub(crate) struct Slot<'a> {
+    name: &'a str,
+    optional: bool,
+}
+
+impl<'p> Checker<'p> {
+    fn error_count(&self) -> usize {
+        self.diags.iter().filter(|d| d.is_error()).count()
+    }
+
+    fn emit(&mut self, d: Diagnostic) {
+        self.diags.push(d);
+    }
+
+    fn fresh_sym(&mut self, name: &str) -> Sym {
+        self.next_id += 1;
+        Sym { id: self.next_id, name: name.to_string() }
+    }
+
+    fn is_std(&self, module: usize) -> bool {
+        self.program.modules[module].is_std
+    }
+
+    fn def_name(&self, r: ItemRef) -> String {
+        self.program.def(r).map_or_else(String::new, |d| d.name.name.clone())
+    }
+
+    // ------------------------------------------------------------------ definitions alone
+
+    /// Checks a definition with its inputs as declared and its dimensions rigid.
+    fn check_def_alone(&mut self, module: usize, d: &Def) {
+        let mut f = Frame::new(module, Some(d.kind));
+        f.warn = !self.is_std(module);
+        self.bind_implicit(&mut f, d);
+        for a in &d.attrs {
+            let ty = self.attr_type_alone(&mut f, a);
+            f.bind(&a.name.name, ty, a.name.span, VarKind::Plain);
+        }
+        for p in &d.params {
+            let ty = match &p.ty {
+                Some(t) => self.eval_type(&mut f, t, true),
+                None => match &p.default {
+                    Some(e) => self.expr(&mut f, e),
+                    None => Ty::Unknown,
+                },
+            };
+            f.bind(&p.name.name, ty, p.name.span, VarKind::Plain);
+        }
+        for w in &d.wheres {
+            let t = self.expr(&mut f, &w.cond);
+            if !matches!(t, Ty::Bool(_) | Ty::Unknown) {
+                self.emit(
+                    Diagnostic::error("E0214", "a `where` constraint must be a condition")
+                        .with_primary(w.cond.span, format!("this is {t}"))
+                        .with_help("write a comparison, such as `D % heads == 0`"),
+                );
+            }
+        }
+        let vars_before = f.vars.len();
+        let body = self.block(&mut f, &d.body);
+        if let Some(ret) = &d.ret {
+            let declared = self.eval_type(&mut f, ret, false);
+            if !body.is_unknown() && !declared.is_unknown() && !same_type(&declared, &body) {
+                let at = d.body.tail.as_ref().map_or(d.body.span, |t| t.span);
+                self.emit(
+                    Diagnostic::error(
+                        "E0206",
+                        format!("`{}` returns {body}, but its declared type is {declared}", d.name.name),
+                    )
+                    .with_primary(at, format!("this is {body}"))
+                    .with_secondary(ret.span, format!("declared as {declared}"))
+                    .with_help("fix the body, or change the declared return type to what it computes"),
+                );
+            }
+        } else if d.kind == DefKind::Model || d.kind == DefKind::Layer {
+            // Layers without a declared type are fine; their users see the inferred shape.
+        }
+        self.check_rule_body(&f, d);
+        if f.warn {
+            for v in &f.vars[vars_before.min(f.vars.len())..] {
+                if v.kind == VarKind::Param && !v.used {
+                    self.emit(
+                        Diagnostic::warning("W0001", format!("parameter `{}` is never used", v.name))
+                            .with_primary(v.span, "declared here, but the body never reads it")
+                            .with_help("remove it: an unused parameter is trained for nothing and bloats checkpoints"),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Optimizers must produce the new `p`.
+    fn check_rule_body(&mut self, f: &Frame, d: &Def) {
+        if d.kind != DefKind::Optimizer {
+            return;
+        }
+        let assigns_p = d.body.stmts.iter().any(|s| matches!(&s.kind, StmtKind::Assign { target, .. } if target.name == "p"));
+        if !assigns_p && f.peek("p").is_some() {
+            self.emit(
+                Diagnostic::error("E0224", format!("optimizer `{}` never assigns `p`", d.name.name))
+                    .with_primary(d.name.span, "this optimizer leaves the parameter unchanged")
+                    .with_help("end the body with the update, e.g. `p = p - lr * g`"),
+            );
+        }
+    }
+
+    fn bind_implicit(&mut self, f: &mut Frame, d: &Def) {
+        let span = d.name.span;
+        match d.kind {
+            DefKind::Optimizer | DefKind::Constraint => {
+                let pack = self.fresh_sym("P");
+                let pty = Ty::Tensor(Dtype::F32, Shape(vec![ShapeElem::Pack(pack)]));
+                f.bind("p", pty.clone(), span, VarKind::State);
+                if d.kind == DefKind::Optimizer {
+                    f.bind("g", pty, span, VarKind::Plain);
+                    f.bind("step", Ty::Float(None), span, VarKind::Plain);
+                }
+            }
+            DefKind::Schedule => {
+                f.bind("step", Ty::Float(None), span, VarKind::Plain);
+                f.bind("epoch", Ty::Float(None), span, VarKind::Plain);
+            }
+            DefKind::Model | DefKind::Layer | DefKind::Fn => {}
+        }
+        for v in &mut f.vars {
+            v.used = true;
+        }
+    }
+
+    /// An attribute's value while its definition is checked alone: a symbol or an unknown scalar.
+    fn attr_type_alone(&mut self, f: &mut Frame, a: &Param) -> Ty {
+        match &a.ty {
+            Some(TypeExpr { kind: TypeKind::Named(n), .. }) if n.name == "int" => {
+                Ty::Int(Dim::sym(self.fresh_sym(&a.name.name)))
+            }
+            Some(t) => self.eval_type(f, t, false),
+            None => match &a.default {
+                Some(e) => match self.expr(f, e) {
+                    Ty::Int(_) => Ty::Int(Dim::sym(self.fresh_sym(&a.name.name))),
+                    Ty::Float(_) => Ty::Float(None),
+                    Ty::Bool(_) => Ty::Bool(None),
+                    other => other,
+                },
+                None => Ty::Unknown,
+            },
+        }
+    }
+
+    // ------------------------------------------------------------------ types
+
+    /// Evaluates a written type. With `introduce`, unbound dimension names become new rigid
+    /// symbols (and are bound in the frame); otherwise they are errors.
+    fn eval_type(&mut self, f: &mut Frame, t: &TypeExpr, introduce: bool) -> Ty {
+        match &t.kind {
+            TypeKind::Tensor { dtype, shape: None } => match dtype {
+                Dtype::Bool => Ty::Bool(None),
+                Dtype::F32 => Ty::Float(None),
+                _ => Ty::Tensor(*dtype, Shape::scalar()),
+            },
+            TypeKind::Tensor { dtype, shape: Some(s) } => match self.eval_shape(f, s, introduce) {
+                Some(shape) => Ty::Tensor(*dtype, shape),
+                None => Ty::Unknown,
+            },
+            TypeKind::Shape(s) => match self.eval_shape(f, s, introduce) {
+                Some(shape) => Ty::Tensor(Dtype::F32, shape),
+                None => Ty::Unknown,
+            },
+            TypeKind::Tuple(ts) => Ty::Tuple(ts.iter().map(|t| self.eval_type(f, t, introduce)).collect()),
+            TypeKind::Named(n) => match n.name.as_str() {
+                "int" => Ty::Int(Dim::sym(self.fresh_sym("n"))),
+                "str" => Ty::Str(String::new()),
+                "init" => Ty::Init,
+                "params" => Ty::ParamSet,
+                other => {
+                    let known = ["int", "str", "init", "params", "f32", "f64", "i32", "bool"];
+                    let mut d = Diagnostic::error("E0100", format!("unknown type `{other}`"))
+                        .with_primary(n.span, "not a type");
+                    d = match crate::suggest::closest(other, known) {
+                        Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                        None => d.with_help("types are dtypes with shapes (`f32[B, 784]`) or `int`, `f32`, `bool`, `str`, `init`, `params`"),
+                    };
+                    self.emit(d);
+                    Ty::Unknown
+                }
+            },
+        }
+    }
+
+    fn eval_shape(&mut self, f: &mut Frame, s: &ShapeExpr, introduce: bool) -> Option<Shape> {
+        let mut out = Vec::new();
+        let mut ok = true;
+        for item in &s.items {
+            match item {
+                ShapeItem::Pack(id) => match f.lookup(&id.name) {
+                    Some(Ty::Shape(sh)) => out.extend(sh.0),
+                    _ if introduce => {
+                        let sym = self.fresh_sym(&id.name);
+                        f.bind(&id.name, Ty::Shape(Shape(vec![ShapeElem::Pack(sym.clone())])), id.span, VarKind::Plain);
+                        out.push(ShapeElem::Pack(sym));
+                    }
+                    _ => ok = false,
+                },
+                ShapeItem::Dim(Expr { kind: ExprKind::Name(id), .. })
+                    if introduce && f.peek(&id.name).is_none() =>
+                {
+                    let sym = self.fresh_sym(&id.name);
+                    f.bind(&id.name, Ty::Int(Dim::sym(sym.clone())), id.span, VarKind::Plain);
+                    if let Some(v) = f.vars.last_mut() {
+                        v.used = true;
+                    }
+                    out.push(ShapeElem::Dim(Dim::sym(sym)));
+                }
+                ShapeItem::Dim(e) => match self.expr(f, e) {
+                    Ty::Int(d) => out.push(ShapeElem::Dim(d)),
+                    Ty::Unknown => ok = false,
+                    other => {
+                        ok = false;
+                        self.emit(
+                            Diagnostic::error("E0214", format!("a dimension must be an integer, found {other}"))
+                                .with_primary(e.span, "not an integer")
+                                .with_help("dimensions are integers: numbers, `int` attributes, or symbols like `B`"),
+                        );
+                    }
+                },
+            }
+        }
+        ok.then_some(Shape(out))
+    }
+
+    // ------------------------------------------------------------------ blocks
+
+    fn block(&mut self, f: &mut Frame, b: &Block) -> Ty {
+        let mark = f.vars.len();
+        for s in &b.stmts {
+            self.stmt(f, s);
+        }
+        let ty = match &b.tail {
+            Some(e) => self.expr(f, e),
+            None if f.scan_yields.last().is_some_and(Option::is_some) => Ty::Unknown,
+            None => Ty::Tuple(Vec::new()),
+        };
+        self.warn_unused_outputs(f, mark);
+        f.vars.truncate(mark.max(self.first_param_index(f, mark)));
+        ty
+    }
+
+    /// Parameters and states declared in a body outlive its block for the unused-parameter
+    /// check; everything else is dropped at the block's end.
+    fn first_param_index(&self, f: &Frame, mark: usize) -> usize {
+        let keep = f.vars[mark..].iter().rposition(|v| matches!(v.kind, VarKind::Param | VarKind::State));
+        keep.map_or(mark, |i| mark + i + 1)
+    }
+
+    fn warn_unused_outputs(&mut self, f: &Frame, mark: usize) {
+        if !f.warn {
+            return;
+        }
+        for v in &f.vars[mark..] {
+            if v.kind == VarKind::LayerOutput && !v.used && !v.name.starts_with('_') {
+                self.emit(
+                    Diagnostic::warning("W0002", format!("the layer output `{}` is never used", v.name))
+                        .with_primary(v.span, "computed here, then never read")
+                        .with_help(format!("remove the layer, or use `{}` (names starting with `_` are exempt)", v.name)),
+                );
+            }
+        }
+    }
+
+    fn stmt(&mut self, f: &mut Frame, s: &Stmt) {
+        match &s.kind {
+            StmtKind::Let { pats, value } => {
+                let is_layer_output = self.is_layer_application(f, value);
+                let ty = self.expr(f, value);
+                let kind = if is_layer_output { VarKind::LayerOutput } else { VarKind::Plain };
+                if pats.len() == 1 {
+                    self.bind_pattern(f, &pats[0], ty, kind);
+                } else {
+                    let tuple = Pattern::Tuple(pats.clone(), value.span);
+                    self.bind_pattern(f, &tuple, ty, kind);
+                }
+            }
+            StmtKind::Param { names, ty, init } => self.param_stmt(f, names, ty, init.as_ref(), s.span),
+            StmtKind::State { names, ty, init } => {
+                let declared = ty.as_ref().map(|t| self.eval_type(f, t, false));
+                let init_ty = init.as_ref().map(|e| (self.expr(f, e), e.span));
+                let state_ty = match (&declared, init_ty) {
+                    (Some(d), Some((i, span))) => {
+                        self.check_init(d, &i, span);
+                        d.clone()
+                    }
+                    (Some(d), None) => d.clone(),
+                    (None, Some((i, _))) => i,
+                    (None, None) => {
+                        self.emit(
+                            Diagnostic::error("E0223", "a `state` needs a type or an initial value")
+                                .with_primary(s.span, "cannot tell this state's shape")
+                                .with_help("write `state m: [N] = zeros` or `state m = zeros_like(p)`"),
+                        );
+                        Ty::Unknown
+                    }
+                };
+                for n in names {
+                    f.bind(&n.name, state_ty.clone(), n.span, VarKind::State);
+                    if let Some(v) = f.vars.last_mut() {
+                        v.used = true;
+                    }
+                }
+            }
+            StmtKind::Assign { target, value } => {
+                let vty = self.expr(f, value);
+                let Some(var) = f.peek(&target.name).cloned() else { return };
+                if var.kind != VarKind::State {
+                    self.emit(
+                        Diagnostic::error("E0222", format!("cannot assign to `{}`", target.name))
+                            .with_primary(target.span, "not a `state`")
+                            .with_secondary(var.span, "declared here")
+                            .with_help("only `state` values (and `p` in an optimizer) can be updated; to name a new value, write `let`"),
+                    );
+                } else if !same_type(&var.ty, &vty) && !(vty.is_weak_scalar() && var.ty.is_scalar()) {
+                    self.emit(
+                        Diagnostic::error("E0220", format!("`{}` is {}, but this assigns {vty}", target.name, var.ty))
+                            .with_primary(value.span, format!("this is {vty}"))
+                            .with_secondary(var.span, format!("declared as {}", var.ty))
+                            .with_help("a state keeps its shape and dtype across steps"),
+                    );
+                }
+            }
+            StmtKind::Yield(values) => {
+                let tys: Vec<Ty> = values.iter().map(|e| self.expr(f, e)).collect();
+                match f.scan_yields.last_mut() {
+                    Some(slot) if tys.len() == 2 => {
+                        let mut it = tys.into_iter();
+                        *slot = Some((it.next().expect("2"), it.next().expect("2"), s.span));
+                    }
+                    Some(_) => self.emit(
+                        Diagnostic::error("E0221", format!("`yield` takes the output and the new carry, found {} values", tys.len()))
+                            .with_primary(s.span, "expected `yield output, carry`")
+                            .with_help("yield a tuple as the output or the carry to return several values: `yield (a, b), (h, c)`"),
+                    ),
+                    None => self.emit(
+                        Diagnostic::error("E0221", "`yield` outside a `scan` body")
+                            .with_primary(s.span, "nothing to yield to")
+                            .with_help("`yield` ends the body of `scan(xs, axis: 1, init: c) |x, c| { … }`; elsewhere a block's value is its last expression"),
+                    ),
+                }
+            }
+            StmtKind::Expr(e) => {
+                let is_layer = self.is_layer_application(f, e);
+                self.expr(f, e);
+                if is_layer && f.warn {
+                    self.emit(
+                        Diagnostic::warning("W0002", "the output of this layer is never used")
+                            .with_primary(e.span, "computed, then dropped")
+                            .with_help("bind it with `let`, pipe it on with `|>`, or remove it"),
+                    );
+                }
+            }
+        }
+    }
+
+    fn is_layer_application(&self, f: &Frame, e: &Expr) -> bool {
+        match &e.kind {
+            ExprKind::Pipe { rhs, .. } => self.names_layer(f, rhs),
+            ExprKind::Call { callee, .. } => match &callee.kind {
+                ExprKind::Call { callee: inner, .. } => self.names_layer(f, inner),
+                ExprKind::Name(_) => f.models_are_instances && self.names_layer(f, callee),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
+    fn names_layer(&self, f: &Frame, e: &Expr) -> bool {
+        let name = match &e.kind {
+            ExprKind::Name(id) => id,
+            ExprKind::Call { callee, .. } => match &callee.kind {
+                ExprKind::Name(id) => id,
+                _ => return false,
+            },
+            _ => return false,
+        };
+        f.peek(&name.name).is_none()
+            && self
+                .program
+                .lookup(f.module, &name.name)
+                .and_then(|r| self.program.def(r))
+                .is_some_and(|d| d.kind.is_layer_like())
+    }
+
+    fn param_stmt(&mut self, f: &mut Frame, names: &[Ident], ty: &TypeExpr, init: Option<&Expr>, span: Span) {
+        if !matches!(f.kind, Some(DefKind::Layer | DefKind::Model)) {
+            self.emit(
+                Diagnostic::error("E0221", "`param` outside a layer or model")
+                    .with_primary(span, "parameters belong to layers")
+                    .with_help("declare trainable parameters inside `layer` or `model` bodies"),
+            );
+        }
+        let pty = self.eval_type(f, ty, false);
+        let pty = match pty {
+            Ty::Float(_) => Ty::Tensor(Dtype::F32, Shape::scalar()),
+            other => other,
+        };
+        if let Ty::Tensor(dt, _) = &pty {
+            if !dt.is_float() {
+                self.emit(
+                    Diagnostic::error("E0208", format!("a parameter must be a float tensor, not {}", dt.name()))
+                        .with_primary(ty.span, "not trainable")
+                        .with_help("gradients exist only for f32 and f64 values"),
+                );
+            }
+        }
+        if let Some(e) = init {
+            let ity = self.expr(f, e);
+            self.check_init(&pty, &ity, e.span);
+        }
+        for n in names {
+            f.bind(&n.name, pty.clone(), n.span, VarKind::Param);
+            if let Ty::Tensor(_, shape) = &pty {
+                self.record_param(&n.name, shape);
+            }
+        }
+    }
+
+    fn check_init(&mut self, declared: &Ty, init: &Ty, span: Span) {
+        let ok = match init {
+            Ty::Init | Ty::Unknown => true,
+            Ty::Callable(Callable::Builtin(crate::prim::Builtin::Zeros | crate::prim::Builtin::Ones)) => true,
+            Ty::Int(_) | Ty::Float(_) => true,
+            Ty::Tensor(..) => same_type(declared, init),
+            _ => false,
+        };
+        if !ok {
+            let d = Diagnostic::error("E0220", format!("this initial value is {init}, but the declaration is {declared}"))
+                .with_primary(span, format!("this is {init}"))
+                .with_help("use an initializer (`zeros`, `glorot_uniform`, `normal(0.02)`, …) or a tensor of the declared shape");
+            self.emit(d);
+        }
+    }
+
+    fn bind_pattern(&mut self, f: &mut Frame, p: &Pattern, ty: Ty, kind: VarKind) {
+        match p {
+            Pattern::Name(id) => f.bind(&id.name, ty, id.span, kind),
+            Pattern::Tuple(ps, span) => {
+                let items = match ty {
+                    Ty::Tuple(items) if items.len() == ps.len() => items,
+                    Ty::Unknown => vec![Ty::Unknown; ps.len()],
+                    other => {
+                        let what = match &other {
+                            Ty::Tuple(items) => format!("a tuple of {}", items.len()),
+                            t => t.to_string(),
+                        };
+                        self.emit(
+                            Diagnostic::error("E0218", format!("cannot destructure {what} into {} names", ps.len()))
+                                .with_primary(*span, format!("{} names here", ps.len()))
+                                .with_help("the number of names must match the number of values in the tuple"),
+                        );
+                        vec![Ty::Unknown; ps.len()]
+                    }
+                };
+                for (p, t) in ps.iter().zip(items) {
+                    self.bind_pattern(f, p, t, kind);
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ expressions
+
+    pub(crate) fn expr(&mut self, f: &mut Frame, e: &Expr) -> Ty {
+        match &e.kind {
+            ExprKind::Number { value, is_int } => {
+                if *is_int && *value <= i64::MAX as f64 {
+                    Ty::Int(Dim::constant(*value as i64))
+                } else {
+                    Ty::Float(Some(*value))
+                }
+            }
+            ExprKind::Str(s) => Ty::Str(s.clone()),
+            ExprKind::Bool(b) => Ty::Bool(Some(*b)),
+            ExprKind::Training => Ty::Bool(None),
+            ExprKind::Name(id) => self.name(f, id),
+            ExprKind::Member { base, field } => {
+                let b = self.expr(f, base);
+                match (&b, field.name.parse::<usize>()) {
+                    (Ty::Tuple(items), Ok(i)) if i < items.len() => items[i].clone(),
+                    (Ty::Unknown, _) => Ty::Unknown,
+                    _ => {
+                        self.emit(
+                            Diagnostic::error("E0213", format!("{b} has no field `{}`", field.name))
+                                .with_primary(field.span, "no such field")
+                                .with_help("fields exist only on tuples (`t.0`, `t.1`); destructure with `let a, b = t`"),
+                        );
+                        Ty::Unknown
+                    }
+                }
+            }
+            ExprKind::Call { callee, args, .. } => {
+                let callee_ty = self.expr(f, callee);
+                let args = self.eval_args(f, args);
+                self.call(f, callee_ty, callee, args, e.span)
+            }
+            ExprKind::Pipe { lhs, rhs } => {
+                let input = ArgVal { name: None, ty: self.expr(f, lhs), span: lhs.span };
+                self.pipe(f, input, rhs, e.span)
+            }
+            ExprKind::Binary { op, op_span, lhs, rhs } => {
+                let l = self.expr(f, lhs);
+                let r = self.expr(f, rhs);
+                builtins::binary(self, *op, *op_span, (&l, lhs.span), (&r, rhs.span))
+            }
+            ExprKind::Unary { op, expr } => {
+                let t = self.expr(f, expr);
+                builtins::unary(self, *op, &t, e.span)
+            }
+            ExprKind::Range { lo, hi } => {
+                let l = self.expr(f, lo);
+                let h = self.expr(f, hi);
+                match (l, h) {
+                    (Ty::Int(a), Ty::Int(b)) => match (a.as_const(), b.as_const()) {
+                        (Some(a), Some(b)) if a <= b => Ty::Shape(Shape::of_dims((a..b).map(Dim::constant))),
+                        _ => {
+                            self.emit(
+                                Diagnostic::error("E0214", "a range needs constant bounds with start ≤ end")
+                                    .with_primary(e.span, "not a constant range")
+                                    .with_help("write it with numbers, such as `0..4`"),
+                            );
+                            Ty::Unknown
+                        }
+                    },
+                    _ => Ty::Unknown,
+                }
+            }
+            ExprKind::Tuple(items) => Ty::Tuple(items.iter().map(|i| self.expr(f, i)).collect()),
+            ExprKind::List(items) => self.list(f, items),
+            ExprKind::Closure { params, body } => Ty::Callable(Callable::Closure(Rc::new(Closure {
+                params: params.clone(),
+                body: (**body).clone(),
+                env: f.vars.clone(),
+                module: f.module,
+            }))),
+            ExprKind::If { cond, then, otherwise } => self.if_expr(f, cond, then, otherwise.as_deref(), e.span),
+            ExprKind::Scan { args, args_span, params, body } => self.scan(f, args, *args_span, params, body, e.span),
+            ExprKind::Block(b) => self.block(f, b),
+        }
+    }
+
+    fn name(&mut self, f: &mut Frame, id: &Ident) -> Ty {
+        if let Some(t) = f.lookup(&id.name) {
+            return t;
+        }
+        if let Some(r) = self.program.lookup(f.module, &id.name) {
+            if f.models_are_instances && self.program.def(r).is_some_and(|d| d.kind == DefKind::Model) {
+                return Ty::Layer(self.model_instance(f, r, id.span));
+            }
+            return match self.program.item(r) {
+                Item::Def(_) => Ty::Callable(Callable::Def(r)),
+                _ => Ty::Unknown,
+            };
+        }
+        if let Some(b) = crate::prim::builtin(&id.name) {
+            return Ty::Callable(Callable::Builtin(b.builtin));
+        }
+        if let Some(params) = crate::prim::initializer(&id.name) {
+            return if params.is_empty() {
+                Ty::Init
+            } else {
+                let name = crate::prim::INITIALIZERS.iter().find(|(n, _)| *n == id.name).map_or("", |(n, _)| *n);
+                Ty::Callable(Callable::Init(name))
+            };
+        }
+        match id.name.as_str() {
+            "f32" => Ty::Dtype(Dtype::F32),
+            "f64" => Ty::Dtype(Dtype::F64),
+            "i32" => Ty::Dtype(Dtype::I32),
+            "bool" => Ty::Dtype(Dtype::Bool),
+            // The resolver has reported unknown names already.
+            _ => Ty::Unknown,
+        }
+    }
+
+    fn model_instance(&mut self, f: &mut Frame, r: ItemRef, span: Span) -> Rc<Instance> {
+        if let Some(i) = f.model_instances.get(&r) {
+            return i.clone();
+        }
+        let attrs = self.default_attrs(r);
+        self.next_id += 1;
+        let inst = Rc::new(Instance { id: self.next_id, def: r, attrs, span });
+        f.model_instances.insert(r, inst.clone());
+        inst
+    }
+
+    fn default_attrs(&mut self, r: ItemRef) -> Vec<(String, Ty)> {
+        let def = self.program.def(r).expect("a definition");
+        let mut f = Frame::new(r.module, Some(def.kind));
+        let mut out = Vec::new();
+        for a in &def.attrs {
+            let ty = match &a.default {
+                Some(e) => self.expr(&mut f, e),
+                None => Ty::Unknown,
+            };
+            f.bind(&a.name.name, ty.clone(), a.name.span, VarKind::Plain);
+            out.push((a.name.name.clone(), ty));
+        }
+        out
+    }
+
+    fn eval_args(&mut self, f: &mut Frame, args: &[Arg]) -> Vec<ArgVal> {
+        args.iter().map(|a| ArgVal { name: a.name.clone(), ty: self.expr(f, &a.value), span: a.value.span }).collect()
+    }
+
+    fn list(&mut self, f: &mut Frame, items: &[ListItem]) -> Ty {
+        let mut tys = Vec::new();
+        for it in items {
+            match it {
+                ListItem::Expr(e) => tys.push(self.expr(f, e)),
+                ListItem::Spread(id) => tys.push(f.lookup(&id.name).unwrap_or(Ty::Unknown)),
+            }
+        }
+        let all_dims = tys.iter().all(|t| matches!(t, Ty::Int(_) | Ty::Shape(_)));
+        if all_dims && items.iter().all(|i| matches!(i, ListItem::Expr(_)) || true) {
+            let mut elems = Vec::new();
+            for (t, it) in tys.iter().zip(items) {
+                match (t, it) {
+                    (Ty::Int(d), _) => elems.push(ShapeElem::Dim(d.clone())),
+                    (Ty::Shape(s), ListItem::Spread(_)) => elems.extend(s.0.clone()),
+                    _ => return Ty::List(tys),
+                }
+            }
+            return Ty::Shape(Shape(elems));
+        }
+        Ty::List(tys)
+    }
+
+    fn if_expr(&mut self, f: &mut Frame, cond: &Expr, then: &Block, otherwise: Option<&Expr>, span: Span) -> Ty {
+        let c = self.expr(f, cond);
+        match &c {
+            Ty::Bool(_) | Ty::Unknown => {}
+            other => self.emit(
+                Diagnostic::error("E0219", format!("an `if` condition must be known when the step is compiled, found {other}"))
+                    .with_primary(cond.span, "not a compile-time condition")
+                    .with_help("`if` chooses code (on `training` or a `bool` attribute); to choose elementwise between tensors use `select(cond, a, b)`"),
+            ),
+        }
+        let t = self.block(f, then);
+        let Some(o) = otherwise else {
+            self.emit(
+                Diagnostic::error("E0219", "an `if` used as a value needs an `else`")
+                    .with_primary(span, "no `else` branch")
+                    .with_help("add `else { … }` giving the value when the condition is false"),
+            );
+            return t;
+        };
+        let e = self.expr(f, o);
+        if !same_type(&t, &e) {
+            let then_span = then.tail.as_ref().map_or(then.span, |x| x.span);
+            let else_span = match &o.kind {
+                ExprKind::Block(b) => b.tail.as_ref().map_or(o.span, |x| x.span),
+                _ => o.span,
+            };
+            self.emit(
+                Diagnostic::error("E0219", format!("the branches of this `if` differ: {t} and {e}"))
+                    .with_primary(else_span, format!("this is {e}"))
+                    .with_secondary(then_span, format!("this is {t}"))
+                    .with_help("both branches must give the same dtype and shape"),
+            );
+            return Ty::Unknown;
+        }
+        if t.is_unknown() { e } else { t }
+    }
+
+    fn scan(&mut self, f: &mut Frame, args: &[Arg], args_span: Span, params: &[Pattern], body: &Block, span: Span) -> Ty {
+        let vals = self.eval_args(f, args);
+        let slots = [Slot { name: "xs", optional: false }, Slot { name: "axis", optional: true }, Slot { name: "init", optional: false }];
+        let Some(bound) = self.bind_slots(&slots, &vals, "scan", args_span) else { return Ty::Unknown };
+        let xs = bound[0].clone().expect("required");
+        let axis = match &bound[1] {
+            Some(a) => match &a.ty {
+                Ty::Int(d) => d.as_const().unwrap_or(0),
+                _ => 0,
+            },
+            None => 0,
+        };
+        let init = bound[2].clone().expect("required");
+        let Ty::Tensor(dtype, shape) = &xs.ty else {
+            if !xs.ty.is_unknown() {
+                self.emit(
+                    Diagnostic::error("E0220", format!("`scan` runs over a tensor, found {}", xs.ty))
+                        .with_primary(xs.span, "not a tensor")
+                        .with_help("pass the sequence as the first argument: `scan(xs, axis: 1, init: …)`"),
+                );
+            }
+            return Ty::Unknown;
+        };
+        let Some(ax) = builtins::normalize_axis(self, shape, axis, xs.span) else { return Ty::Unknown };
+        let mut step_shape = shape.clone();
+        let len = match step_shape.0.remove(ax) {
+            ShapeElem::Dim(d) => d,
+            ShapeElem::Pack(_) => return Ty::Unknown,
+        };
+        if params.len() != 2 {
+            self.emit(
+                Diagnostic::error("E0218", format!("a scan body takes two parameters (the step's input and the carry), found {}", params.len()))
+                    .with_primary(span, "write `|x, carry| { … }`")
+                    .with_help("the first is one slice of the sequence, the second the value carried between steps"),
+            );
+            return Ty::Unknown;
+        }
+        let mark = f.vars.len();
+        self.bind_pattern(f, &params[0], Ty::Tensor(*dtype, step_shape), VarKind::Plain);
+        self.bind_pattern(f, &params[1], init.ty.clone(), VarKind::Plain);
+        f.scan_yields.push(None);
+        self.block(f, body);
+        let yielded = f.scan_yields.pop().flatten();
+        f.vars.truncate(mark);
+        let Some((out, carry, yspan)) = yielded else {
+            self.emit(
+                Diagnostic::error("E0221", "this `scan` body never yields")
+                    .with_primary(body.span, "no `yield` at the end")
+                    .with_help("end the body with `yield output, new_carry`"),
+            );
+            return Ty::Unknown;
+        };
+        if !same_type(&carry, &init.ty) {
+            self.emit(
+                Diagnostic::error("E0221", format!("the scan carry changes type: it starts as {} but is yielded as {carry}", init.ty))
+                    .with_primary(yspan, format!("the new carry is {carry}"))
+                    .with_secondary(init.span, format!("the initial carry is {}", init.ty))
+                    .with_help("the carry must keep its dtype and shape from step to step"),
+            );
+        }
+        stack_along(&out, ax, &len)
+    }
+
+    // ------------------------------------------------------------------ calls
+
+    fn pipe(&mut self, f: &mut Frame, input: ArgVal, rhs: &Expr, span: Span) -> Ty {
+        if let ExprKind::Call { callee, args, .. } = &rhs.kind {
+            let callee_ty = self.expr(f, callee);
+            let is_layer_def = matches!(&callee_ty, Ty::Callable(Callable::Def(r)) if self.program.def(*r).is_some_and(|d| d.kind.is_layer_like()));
+            let args = self.eval_args(f, args);
+            if is_layer_def {
+                let inst = self.call(f, callee_ty, callee, args, rhs.span);
+                return self.apply_value(f, inst, rhs, vec![input], span);
+            }
+            let mut all = vec![input];
+            all.extend(args);
+            return self.call(f, callee_ty, callee, all, span);
+        }
+        let t = self.expr(f, rhs);
+        self.apply_value(f, t, rhs, vec![input], span)
+    }
+
+    /// Applies a value that was not written as a call: a layer, a function name, a closure.
+    fn apply_value(&mut self, f: &mut Frame, t: Ty, callee: &Expr, args: Vec<ArgVal>, span: Span) -> Ty {
+        match &t {
+            Ty::Callable(Callable::Def(r)) if self.program.def(*r).is_some_and(|d| d.kind.is_layer_like()) => {
+                let inst = self.call(f, t.clone(), callee, Vec::new(), callee.span);
+                self.apply_value(f, inst, callee, args, span)
+            }
+            _ => self.call(f, t, callee, args, span),
+        }
+    }
+
+    pub(crate) fn call(&mut self, f: &mut Frame, callee_ty: Ty, callee: &Expr, args: Vec<ArgVal>, span: Span) -> Ty {
+        if args.iter().any(|a| a.ty.is_unknown()) {
+            // Still look at the callee so that its own mistakes surface, but derive nothing.
+            return Ty::Unknown;
+        }
+        match callee_ty {
+            Ty::Unknown => Ty::Unknown,
+            Ty::Callable(Callable::Builtin(b)) => builtins::call(self, f, b, &args, callee.span, span),
+            Ty::Callable(Callable::Init(name)) => {
+                let slots: Vec<Slot> = crate::prim::initializer(name)
+                    .unwrap_or(&[])
+                    .iter()
+                    .map(|p| Slot { name: p.name, optional: p.optional })
+                    .collect();
+                self.bind_slots(&slots, &args, name, span);
+                Ty::Init
+            }
+            Ty::Callable(Callable::Closure(c)) => self.call_closure(&c, &args, span),
+            Ty::Callable(Callable::Def(r)) => self.call_def(f, r, args, callee.span, span),
+            Ty::Layer(inst) => self.apply_instance(&inst, args, span),
+            other => {
+                self.emit(
+                    Diagnostic::error("E0213", format!("{other} cannot be called"))
+                        .with_primary(callee.span, "not a function or layer")
+                        .with_help("only functions, layers, optimizers and closures take arguments"),
+                );
+                Ty::Unknown
+            }
+        }
+    }
+
+    fn call_closure(&mut self, c: &Closure, args: &[ArgVal], span: Span) -> Ty {
+        if args.len() != c.params.len() || args.iter().any(|a| a.name.is_some()) {
+            self.emit(
+                Diagnostic::error("E0210", format!("this closure takes {} arguments, found {}", c.params.len(), args.len()))
+                    .with_primary(span, "wrong number of arguments")
+                    .with_help("closures take positional arguments only"),
+            );
+            return Ty::Unknown;
+        }
+        let mut f = Frame::new(c.module, None);
+        f.vars = c.env.clone();
+        for (p, a) in c.params.iter().zip(args) {
+            self.bind_pattern(&mut f, p, a.ty.clone(), VarKind::Plain);
+        }
+        self.expr(&mut f, &c.body)
+    }
+
+    /// Matches arguments to parameter slots: positional first, then named.
+    pub(crate) fn bind_slots(&mut self, slots: &[Slot], args: &[ArgVal], what: &str, span: Span) -> Option<Vec<Option<ArgVal>>> {
+        let mut out: Vec<Option<ArgVal>> = vec![None; slots.len()];
+        let mut ok = true;
+        let mut next_positional = 0;
+        for a in args {
+            match &a.name {
+                None => {
+                    if next_positional >= slots.len() {
+                        let names: Vec<&str> = slots.iter().map(|s| s.name).collect();
+                        self.emit(
+                            Diagnostic::error("E0210", format!("`{what}` takes {} arguments, but more were given", slots.len()))
+                                .with_primary(a.span, "this argument has no parameter")
+                                .with_help(format!("`{what}` takes ({})", names.join(", "))),
+                        );
+                        ok = false;
+                        continue;
+                    }
+                    out[next_positional] = Some(a.clone());
+                    next_positional += 1;
+                }
+                Some(n) => match slots.iter().position(|s| s.name == n.name) {
+                    Some(i) if out[i].is_some() => {
+                        self.emit(
+                            Diagnostic::error("E0212", format!("argument `{}` is given twice", n.name))
+                                .with_primary(n.span, "given again here")
+                                .with_secondary(out[i].as_ref().map_or(span, |p| p.span), "first given here")
+                                .with_help("give each argument once"),
+                        );
+                        ok = false;
+                    }
+                    Some(i) => out[i] = Some(a.clone()),
+                    None => {
+                        let mut d = Diagnostic::error("E0211", format!("`{what}` has no argument named `{}`", n.name))
+                            .with_primary(n.span, "unknown argument");
+                        let names: Vec<&str> = slots.iter().map(|s| s.name).collect();
+                        d = match crate::suggest::closest(&n.name, names.iter().copied()) {
+                            Some(s) => d.with_help(format!("did you mean `{s}`? `{what}` takes ({})", names.join(", "))),
+                            None => d.with_help(format!("`{what}` takes ({})", names.join(", "))),
+                        };
+                        self.emit(d);
+                        ok = false;
+                    }
+                },
+            }
+        }
+        let missing: Vec<&str> = slots.iter().zip(&out).filter(|(s, a)| !s.optional && a.is_none()).map(|(s, _)| s.name).collect();
+        if ok && !missing.is_empty() {
+            let list = missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ");
+            self.emit(
+                Diagnostic::error("E0210", format!("`{what}` is missing {} {list}", if missing.len() == 1 { "argument" } else { "arguments" }))
+                    .with_primary(span, "in this call")
+                    .with_help(format!("pass {list}, by position or by name")),
+            );
+            ok = false;
+        }
+        ok.then_some(out)
+    }
+
+    fn call_def(&mut self, f: &mut Frame, r: ItemRef, args: Vec<ArgVal>, callee_span: Span, span: Span) -> Ty {
+        let def = self.program.def(r).expect("callable defs are defs");
+        match def.kind {
+            DefKind::Layer | DefKind::Model => {
+                let Some(attrs) = self.bind_params(r, &def.attrs, &args, span, None) else { return Ty::Unknown };
+                if !self.check_wheres(r, &attrs, span, true) {
+                    return Ty::Unknown;
+                }
+                self.next_id += 1;
+                let _ = f;
+                Ty::Layer(Rc::new(Instance { id: self.next_id, def: r, attrs: attrs.vals, span: callee_span.to(span) }))
+            }
+            DefKind::Optimizer | DefKind::Constraint => {
+                let Some(b) = self.bind_params(r, &def.params, &args, span, None) else { return Ty::Unknown };
+                if !self.check_wheres(r, &b, span, false) {
+                    return Ty::Unknown;
+                }
+                Ty::Rule(r)
+            }
+            DefKind::Fn | DefKind::Schedule => {
+                let Some(b) = self.bind_params(r, &def.params, &args, span, None) else { return Ty::Unknown };
+                if !self.check_wheres(r, &b, span, false) {
+                    return Ty::Unknown;
+                }
+                if def.kind == DefKind::Schedule {
+                    return Ty::Float(None);
+                }
+                self.result_of(r, b, span)
+            }
+        }
+    }
+
+    fn apply_instance(&mut self, inst: &Rc<Instance>, args: Vec<ArgVal>, span: Span) -> Ty {
+        let def = self.program.def(inst.def).expect("instances are of defs");
+        let preset = Bindings { vals: inst.attrs.clone(), bound_at: HashMap::new() };
+        let Some(b) = self.bind_params(inst.def, &def.params, &args, span, Some(preset)) else { return Ty::Unknown };
+        if !self.check_wheres(inst.def, &b, span, false) {
+            return Ty::Unknown;
+        }
+        if !self.trace.is_empty() {
+            return self.expand_traced(inst, b, span);
+        }
+        self.result_of(inst.def, b, span)
+    }
+
+    /// The value of a call: the declared return type under the bindings, or the body expanded.
+    fn result_of(&mut self, r: ItemRef, b: Bindings, span: Span) -> Ty {
+        let def = self.program.def(r).expect("a def");
+        if let Some(ret) = &def.ret {
+            let mut f = self.frame_from_bindings(r, &b);
+            let t = self.eval_type(&mut f, ret, false);
+            self.check_positive_dims(r, &t, &b, span);
+            return t;
+        }
+        self.expand(r, b, span)
+    }
+
+    fn frame_from_bindings(&self, r: ItemRef, b: &Bindings) -> Frame {
+        let def = self.program.def(r).expect("a def");
+        let mut f = Frame::new(r.module, Some(def.kind));
+        for (n, t) in &b.vals {
+            f.bind(n, t.clone(), def.name.span, VarKind::Plain);
+        }
+        f
+    }
+
+    /// Checks a body with concrete inputs. Errors inside are reported at the call, since the
+    /// definition itself checked cleanly on its own.
+    fn expand(&mut self, r: ItemRef, b: Bindings, span: Span) -> Ty {
+        if self.failed_defs.contains(&r) || self.expanding.contains(&r) || self.expanding.len() > 64 {
+            return Ty::Unknown;
+        }
+        let def = self.program.def(r).expect("a def");
+        let mut f = self.frame_from_bindings(r, &b);
+        f.kind = Some(def.kind);
+        let mark = self.diags.len();
+        self.expanding.push(r);
+        let t = self.block(&mut f, &def.body);
+        self.expanding.pop();
+        let inner: Vec<Diagnostic> = self.diags.drain(mark..).filter(|d| d.is_error()).collect();
+        if let Some(first) = inner.into_iter().next() {
+            let mut d = Diagnostic::error("E0225", format!("`{}` cannot be applied to these inputs: {}", def.name.name, first.message))
+                .with_primary(span, "in this call");
+            if let Some(inner_span) = first.primary_span() {
+                let label = first.labels.iter().find(|l| l.primary).map_or(String::new(), |l| l.message.clone());
+                d = d.with_secondary(inner_span, format!("inside `{}`: {label}", def.name.name));
+            }
+            for n in first.notes {
+                d = d.with_note(n);
+            }
+            if let Some(h) = first.help {
+                d = d.with_help(h);
+            }
+            self.emit(d);
+            return Ty::Unknown;
+        }
+        let t = match (&def.ret, t) {
+            (Some(ret), body) => {
+                let declared = self.eval_type(&mut f, ret, false);
+                if declared.is_unknown() { body } else { declared }
+            }
+            (None, body) => body,
+        };
+        self.check_positive_dims(r, &t, &b, span);
+        t
+    }
+
+    fn expand_traced(&mut self, inst: &Rc<Instance>, b: Bindings, span: Span) -> Ty {
+        let seen = self.trace.iter().any(|n| n.instance_ids.contains(&inst.id));
+        if seen || self.trace.iter().any(|n| n.instance == Some(inst.id)) {
+            // A shared instance applied again: its parameters exist already.
+            let saved = std::mem::take(&mut self.trace);
+            let t = self.result_of(inst.def, b, span);
+            self.trace = saved;
+            return t;
+        }
+        let name = self.def_name(inst.def);
+        let parent = self.trace.last_mut().expect("tracing");
+        parent.instance_ids.push(inst.id);
+        let path_name = parent.child_name(&name);
+        self.trace.push(summary::TraceNode::new(path_name, name, Some(inst.id)));
+        let t = self.expand(inst.def, b, span);
+        let mut node = self.trace.pop().expect("pushed");
+        node.output = Some(t.clone());
+        self.trace.last_mut().expect("parent").children.push(node);
+        t
+    }
+
+    fn record_param(&mut self, name: &str, shape: &Shape) {
+        if let Some(node) = self.trace.last_mut() {
+            node.params.push((name.to_string(), shape.clone()));
+        }
+    }
+
+    /// A dimension that would be zero or negative (a convolution larger than its input…).
+    fn check_positive_dims(&mut self, r: ItemRef, t: &Ty, b: &Bindings, span: Span) {
+        let Ty::Tensor(_, shape) = t else { return };
+        for (i, e) in shape.0.iter().enumerate() {
+            if let ShapeElem::Dim(d) = e {
+                if let Some(c) = d.as_const().filter(|c| *c <= 0) {
+                    let def = self.program.def(r).expect("a def");
+                    let inputs: Vec<String> = b
+                        .vals
+                        .iter()
+                        .filter(|(_, t)| matches!(t, Ty::Int(_)))
+                        .map(|(n, t)| match t {
+                            Ty::Int(d) => format!("{n} = {d}"),
+                            _ => unreachable!("filtered"),
+                        })
+                        .collect();
+                    self.emit(
+                        Diagnostic::error("E0205", format!("the output of `{}` would have size {c} in dimension {i}", def.name.name))
+                            .with_primary(span, format!("this gives {shape}"))
+                            .with_note(format!("computed from {}", inputs.join(", ")))
+                            .with_help("the input is too small for this window: use a smaller kernel or stride, more padding, or fewer pooling layers"),
+                    );
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Values bound while matching a call to a signature: attributes, parameters, dimension symbols
+/// and packs, with where each symbol was bound (for conflicting-binding diagnostics).
+pub(crate) struct Bindings {
+    pub vals: Vec<(String, Ty)>,
+    pub bound_at: HashMap<String, (Span, Span)>,
+}
+
+impl Bindings {
+    fn get(&self, name: &str) -> Option<&Ty> {
+        self.vals.iter().rev().find(|(n, _)| n == name).map(|(_, t)| t)
+    }
+}
+
+/// `out` stacked `len` times along `axis` (tuples stack each element).
+fn stack_along(out: &Ty, axis: usize, len: &Dim) -> Ty {
+    match out {
+        Ty::Tensor(dt, s) => {
+            let mut s = s.clone();
+            let at = axis.min(s.0.len());
+            s.0.insert(at, ShapeElem::Dim(len.clone()));
+            Ty::Tensor(*dt, s)
+        }
+        Ty::Float(_) | Ty::Int(_) => Ty::Tensor(Dtype::F32, Shape::of_dims([len.clone()])),
+        Ty::Tuple(items) => Ty::Tuple(items.iter().map(|t| stack_along(t, axis, len)).collect()),
+        _ => Ty::Unknown,
+    }
+}
+
+mod signature;

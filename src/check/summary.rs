@@ -1,0 +1,191 @@
+//! The layer tree of a model, recorded while its body is expanded: each instance with its
+//! hierarchical name (`Mlp.dense_1`), output shape and parameters — the Keras-style summary.
+
+use super::ty::{Shape, Ty, VarKind};
+use super::{ArgVal, Checker, Frame};
+use crate::resolve::ItemRef;
+use std::collections::HashMap;
+
+pub(crate) struct TraceNode {
+    pub name: String,
+    pub layer: String,
+    pub instance: Option<u32>,
+    /// Instances already expanded under this node (shared instances are expanded once).
+    pub instance_ids: Vec<u32>,
+    pub params: Vec<(String, Shape)>,
+    pub children: Vec<TraceNode>,
+    pub output: Option<Ty>,
+    counters: HashMap<String, usize>,
+}
+
+impl TraceNode {
+    pub fn new(name: String, layer: String, instance: Option<u32>) -> TraceNode {
+        TraceNode { name, layer, instance, instance_ids: Vec::new(), params: Vec::new(), children: Vec::new(), output: None, counters: HashMap::new() }
+    }
+
+    /// `dense_1`, `dense_2`, …: numbered per layer kind within the parent.
+    pub fn child_name(&mut self, layer: &str) -> String {
+        let n = self.counters.entry(layer.to_string()).or_insert(0);
+        *n += 1;
+        format!("{}_{n}", snake_case(layer))
+    }
+}
+
+fn snake_case(s: &str) -> String {
+    let mut out = String::new();
+    let chars: Vec<char> = s.chars().collect();
+    for (i, c) in chars.iter().enumerate() {
+        if c.is_uppercase() {
+            let prev_lower = i > 0 && (chars[i - 1].is_lowercase() || chars[i - 1].is_ascii_digit());
+            let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
+            if i > 0 && (prev_lower || next_lower && chars[i - 1].is_uppercase()) {
+                out.push('_');
+            }
+            out.extend(c.to_lowercase());
+        } else {
+            out.push(*c);
+        }
+    }
+    out
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceRow {
+    /// `Mlp.dense_1`; nested instances appear under their parents, indented by `depth`.
+    pub path: String,
+    pub layer: String,
+    pub depth: usize,
+    pub output: String,
+    /// Parameters of this instance and everything inside it; None when a size is symbolic.
+    pub params: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelSummary {
+    pub model: String,
+    pub input: String,
+    pub output: String,
+    pub rows: Vec<InstanceRow>,
+    /// Every parameter: hierarchical name and shape, in declaration order.
+    pub params: Vec<(String, String)>,
+    pub total: Option<i64>,
+}
+
+fn count(shape: &Shape) -> Option<i64> {
+    shape.concrete().map(|d| d.iter().product())
+}
+
+fn node_total(n: &TraceNode) -> Option<i64> {
+    let own: Option<i64> = n.params.iter().map(|(_, s)| count(s)).sum();
+    let kids: Option<i64> = n.children.iter().map(node_total).sum();
+    Some(own? + kids?)
+}
+
+fn flatten_rows(n: &TraceNode, prefix: &str, depth: usize, rows: &mut Vec<InstanceRow>, params: &mut Vec<(String, String)>) {
+    for (p, s) in &n.params {
+        params.push((format!("{prefix}.{p}"), s.to_string()));
+    }
+    for c in &n.children {
+        let path = format!("{prefix}.{}", c.name);
+        rows.push(InstanceRow {
+            path: path.clone(),
+            layer: c.layer.clone(),
+            depth,
+            output: c.output.as_ref().map_or("?".into(), ToString::to_string),
+            params: node_total(c),
+        });
+        flatten_rows(c, &path, depth + 1, rows, params);
+    }
+}
+
+impl Checker<'_> {
+    /// Expands a model with its default attributes on its declared inputs, recording the tree.
+    pub(crate) fn summarize(&mut self, r: ItemRef) -> Option<ModelSummary> {
+        let def = self.program.def(r)?;
+        if self.failed_defs.contains(&r) {
+            return None;
+        }
+        let mut f = Frame::new(r.module, Some(def.kind));
+        let mut inputs = Vec::new();
+        let mut input_desc = Vec::new();
+        for p in &def.params {
+            let t = match &p.ty {
+                Some(t) => self.eval_type(&mut f, t, true),
+                None => return None,
+            };
+            input_desc.push(t.to_string());
+            f.bind(&p.name.name, t.clone(), p.name.span, VarKind::Plain);
+            inputs.push(ArgVal { name: None, ty: t, span: p.name.span });
+        }
+        let inst = self.model_instance(&mut f, r, def.name.span);
+        self.trace.push(TraceNode::new(def.name.name.clone(), def.name.name.clone(), None));
+        let out = self.apply_instance(&inst, inputs, def.name.span);
+        let root = self.trace.pop()?;
+        // The model's own node is the single child of the root.
+        let model_node = root.children.into_iter().next()?;
+        let mut rows = Vec::new();
+        let mut params = Vec::new();
+        flatten_rows(&model_node, &def.name.name, 0, &mut rows, &mut params);
+        Some(ModelSummary {
+            model: def.name.name.clone(),
+            input: input_desc.join(", "),
+            output: out.to_string(),
+            rows,
+            params,
+            total: node_total(&model_node),
+        })
+    }
+}
+
+fn group(n: i64) -> String {
+    let s = n.abs().to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 { format!("-{out}") } else { out }
+}
+
+/// The Keras-style table.
+pub fn render(s: &ModelSummary) -> String {
+    let show = |p: Option<i64>| p.map_or("symbolic".to_string(), group);
+    let mut lines: Vec<(String, String, String)> = vec![("Layer (type)".into(), "Output shape".into(), "Params".into())];
+    for r in &s.rows {
+        let indent = "  ".repeat(r.depth);
+        let name = r.path.rsplit('.').next().unwrap_or(&r.path);
+        lines.push((format!("{indent}{name} ({})", r.layer), r.output.clone(), show(r.params)));
+    }
+    let w0 = lines.iter().map(|l| l.0.chars().count()).max().unwrap_or(0).max(20);
+    let w1 = lines.iter().map(|l| l.1.chars().count()).max().unwrap_or(0).max(14);
+    let w2 = lines.iter().map(|l| l.2.chars().count()).max().unwrap_or(0).max(8);
+    let rule = |c: char| c.to_string().repeat(w0 + w1 + w2 + 4);
+    let mut out = format!("Model: {}  (input {} → output {})\n", s.model, s.input, s.output);
+    out.push_str(&rule('━'));
+    out.push('\n');
+    for (i, (a, b, c)) in lines.iter().enumerate() {
+        out.push_str(&format!("{a:<w0$}  {b:<w1$}  {c:>w2$}\n"));
+        if i == 0 {
+            out.push_str(&rule('─'));
+            out.push('\n');
+        }
+    }
+    out.push_str(&rule('━'));
+    out.push('\n');
+    out.push_str(&format!("Total params: {}\n", show(s.total)));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn snake_case_names_instances() {
+        assert_eq!(super::snake_case("Dense"), "dense");
+        assert_eq!(super::snake_case("Conv2d"), "conv2d");
+        assert_eq!(super::snake_case("SelfAttention"), "self_attention");
+        assert_eq!(super::snake_case("LSTM"), "lstm");
+        assert_eq!(super::group(101770), "101,770");
+    }
+}

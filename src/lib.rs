@@ -1,0 +1,41 @@
+//! nnl: the compiler pipeline as a library. Data flows one way:
+//! syntax → resolve → check (→ lower → grad → optimize → fuse → codegen → runtime, later).
+//! No stage performs IO: the caller loads files into a `SourceMap` and serves `use "…"`d files
+//! through a `resolve::Loader` (`fs::DiskLoader` reads the disk).
+
+pub mod check;
+pub mod diag;
+pub mod fs;
+pub mod prim;
+pub mod resolve;
+pub mod source;
+mod suggest;
+pub mod syntax;
+
+use diag::Diagnostic;
+use source::SourceMap;
+
+/// Everything `nnlc check` learns about a file.
+pub struct CheckOutput {
+    pub sources: SourceMap,
+    pub summaries: Vec<check::ModelSummary>,
+    /// Sorted by position; errors and warnings.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl CheckOutput {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// Parses, resolves and checks the program whose root file is `name` with contents `text`.
+pub fn check_source(name: &str, text: &str, loader: &dyn resolve::Loader) -> CheckOutput {
+    let mut sources = SourceMap::new();
+    let root = sources.add(name, text, false);
+    let (program, mut diagnostics) = resolve::resolve(&mut sources, root, loader);
+    let (checked, check_diags) = check::check(&program, &sources);
+    diagnostics.extend(check_diags);
+    diag::sort_and_dedup(&mut diagnostics);
+    CheckOutput { sources, summaries: checked.summaries, diagnostics }
+}

@@ -1,0 +1,315 @@
+//! Name resolution: loads the standard library and `use`d files, builds each module's scope,
+//! and reports unknown names (with suggestions), duplicates, import cycles and recursion.
+//!
+//! Scopes, innermost first: locals (parameters, `let`, closure and scan patterns, `param`/`state`),
+//! the module's own items, its imports, then the prelude (every `std` module but `std.nn`),
+//! then builtins. Data blocks are resolved by the checker, which knows the data vocabulary.
+
+mod walk;
+
+use crate::diag::Diagnostic;
+use crate::source::{FileId, SourceMap, Span};
+use crate::syntax::ast::{self, Item, UseNames, UseTarget};
+use std::collections::HashMap;
+
+/// The standard library, embedded in the binary: (module name, file name, text).
+pub const STDLIB: &[(&str, &str, &str)] = &[
+    ("std.ops", "std/ops.nnl", include_str!("../../stdlib/ops.nnl")),
+    ("std.losses", "std/losses.nnl", include_str!("../../stdlib/losses.nnl")),
+    ("std.metrics", "std/metrics.nnl", include_str!("../../stdlib/metrics.nnl")),
+    ("std.optim", "std/optim.nnl", include_str!("../../stdlib/optim.nnl")),
+    ("std.schedules", "std/schedules.nnl", include_str!("../../stdlib/schedules.nnl")),
+    ("std.reg", "std/reg.nnl", include_str!("../../stdlib/reg.nnl")),
+    ("std.nn", "std/nn.nnl", include_str!("../../stdlib/nn.nnl")),
+];
+
+/// Modules whose names are visible everywhere without `use`.
+fn in_prelude(module_name: &str) -> bool {
+    module_name.starts_with("std.") && module_name != "std.nn"
+}
+
+/// Reads the files named by `use "…"`. The CLI reads the disk; tests and the language server
+/// may serve files from memory.
+pub trait Loader {
+    fn load(&self, path: &str) -> Result<String, String>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ItemRef {
+    pub module: usize,
+    pub index: usize,
+}
+
+#[derive(Debug)]
+pub struct ModuleInfo {
+    /// `std.nn`, or the file's path for user files.
+    pub name: String,
+    pub file: FileId,
+    pub ast: ast::Module,
+    /// Every item name visible at module level.
+    pub scope: HashMap<String, ItemRef>,
+    pub is_std: bool,
+}
+
+#[derive(Debug)]
+pub struct Program {
+    pub modules: Vec<ModuleInfo>,
+    pub root: usize,
+}
+
+impl Program {
+    pub fn item(&self, r: ItemRef) -> &Item {
+        &self.modules[r.module].ast.items[r.index]
+    }
+
+    pub fn def(&self, r: ItemRef) -> Option<&ast::Def> {
+        match self.item(r) {
+            Item::Def(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    pub fn lookup(&self, module: usize, name: &str) -> Option<ItemRef> {
+        self.modules[module].scope.get(name).copied()
+    }
+
+    /// The std module that defines `name`, for "add `use std.nn.{Dense}`" hints.
+    pub fn std_home_of(&self, name: &str) -> Option<&str> {
+        self.modules
+            .iter()
+            .find(|m| m.is_std && item_names(&m.ast).any(|(n, _)| n == name))
+            .map(|m| m.name.as_str())
+    }
+}
+
+fn item_names(m: &ast::Module) -> impl Iterator<Item = (&str, Span)> {
+    m.items.iter().filter_map(|it| match it {
+        Item::Def(d) => Some((d.name.name.as_str(), d.name.span)),
+        Item::Data(d) => Some((d.name.name.as_str(), d.name.span)),
+        _ => None,
+    })
+}
+
+/// Loads and resolves the program rooted at `root` (already in `sources`).
+pub fn resolve(sources: &mut SourceMap, root: FileId, loader: &dyn Loader) -> (Program, Vec<Diagnostic>) {
+    let mut r = Resolver { sources, loader, modules: Vec::new(), diags: Vec::new(), loading: Vec::new() };
+    for (name, file_name, text) in STDLIB {
+        let file = r.sources.find(file_name).unwrap_or_else(|| r.sources.add(*file_name, *text, true));
+        r.add_module(name.to_string(), file, true);
+    }
+    let root_name = r.sources.file(root).name.clone();
+    let root_idx = r.load_file_module(root_name, root);
+    let mut program = Program { modules: r.modules, root: root_idx };
+    let mut diags = r.diags;
+    build_scopes(&mut program, &mut diags);
+    walk::check_bodies(&program, &mut diags);
+    (program, diags)
+}
+
+struct Resolver<'a> {
+    sources: &'a mut SourceMap,
+    loader: &'a dyn Loader,
+    modules: Vec<ModuleInfo>,
+    diags: Vec<Diagnostic>,
+    /// Files being loaded, to detect `use` cycles.
+    loading: Vec<String>,
+}
+
+impl Resolver<'_> {
+    fn add_module(&mut self, name: String, file: FileId, is_std: bool) -> usize {
+        let (ast, diags) = crate::syntax::parse(file, &self.sources.file(file).text.clone());
+        self.diags.extend(diags);
+        self.modules.push(ModuleInfo { name, file, ast, scope: HashMap::new(), is_std });
+        self.modules.len() - 1
+    }
+
+    fn load_file_module(&mut self, name: String, file: FileId) -> usize {
+        self.loading.push(name.clone());
+        let idx = self.add_module(name.clone(), file, false);
+        let uses: Vec<ast::UseDecl> = self.modules[idx]
+            .ast
+            .items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Use(u) => Some(u.clone()),
+                _ => None,
+            })
+            .collect();
+        for u in uses {
+            if let UseTarget::File(rel) = &u.target {
+                let path = join_relative(&name, rel);
+                if let Some(pos) = self.loading.iter().position(|l| *l == path) {
+                    let chain: Vec<&str> = self.loading[pos..].iter().map(String::as_str).collect();
+                    self.diags.push(
+                        Diagnostic::error("E0104", format!("`use` cycle: `{path}` is already being loaded"))
+                            .with_primary(u.target_span, "this `use` closes the cycle")
+                            .with_note(format!("the cycle: {} → {path}", chain.join(" → ")))
+                            .with_help("move what both files need into a third file that both `use`"),
+                    );
+                    continue;
+                }
+                if self.modules.iter().any(|m| m.name == path) {
+                    continue;
+                }
+                match self.loader.load(&path) {
+                    Ok(text) => {
+                        let f = self.sources.add(path.clone(), text, false);
+                        self.load_file_module(path, f);
+                    }
+                    Err(why) => self.diags.push(
+                        Diagnostic::error("E0102", format!("cannot read `{rel}`"))
+                            .with_primary(u.target_span, format!("{path}: {why}"))
+                            .with_help("paths in `use \"…\"` are relative to the file that contains the `use`"),
+                    ),
+                }
+            }
+        }
+        self.loading.pop();
+        idx
+    }
+}
+
+/// `dir/a.nnl` + `./b.nnl` → `dir/b.nnl`.
+fn join_relative(base: &str, rel: &str) -> String {
+    let dir = std::path::Path::new(base).parent().unwrap_or(std::path::Path::new(""));
+    let mut out: Vec<String> =
+        dir.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+    for part in rel.split('/') {
+        match part {
+            "." | "" => {}
+            ".." if out.last().is_some_and(|p| p != "..") => {
+                out.pop();
+            }
+            p => out.push(p.to_string()),
+        }
+    }
+    out.join("/")
+}
+
+fn build_scopes(program: &mut Program, diags: &mut Vec<Diagnostic>) {
+    let n = program.modules.len();
+    let prelude: Vec<usize> = (0..n).filter(|&i| in_prelude(&program.modules[i].name)).collect();
+    for m in 0..n {
+        let mut scope: HashMap<String, ItemRef> = HashMap::new();
+        let mut origin: HashMap<String, Span> = HashMap::new();
+        // The prelude first, so that the module's own items and imports shadow it.
+        for &p in prelude.iter().filter(|&&p| p != m) {
+            for (i, it) in program.modules[p].ast.items.iter().enumerate() {
+                if let Some(name) = item_name(it) {
+                    scope.entry(name.to_string()).or_insert(ItemRef { module: p, index: i });
+                }
+            }
+        }
+        let own: Vec<(String, Span, usize)> = program.modules[m]
+            .ast
+            .items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, it)| item_name(it).map(|n| (n.to_string(), it_name_span(it), i)))
+            .collect();
+        for (name, span, i) in &own {
+            if let Some(first) = origin.get(name) {
+                diags.push(
+                    Diagnostic::error("E0101", format!("`{name}` is defined twice"))
+                        .with_primary(*span, "second definition")
+                        .with_secondary(*first, "first defined here")
+                        .with_help("rename one of them; names in a file must be unique"),
+                );
+                continue;
+            }
+            origin.insert(name.clone(), *span);
+            scope.insert(name.clone(), ItemRef { module: m, index: *i });
+        }
+        let uses: Vec<ast::UseDecl> = program.modules[m]
+            .ast
+            .items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Use(u) => Some(u.clone()),
+                _ => None,
+            })
+            .collect();
+        for u in uses {
+            let target_name = match &u.target {
+                UseTarget::Module(path) => path.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join("."),
+                UseTarget::File(rel) => join_relative(&program.modules[m].name, rel),
+            };
+            let Some(target) = program.modules.iter().position(|mm| mm.name == target_name) else {
+                if let UseTarget::Module(_) = u.target {
+                    let names: Vec<&str> =
+                        program.modules.iter().filter(|mm| mm.is_std).map(|mm| mm.name.as_str()).collect();
+                    let mut d = Diagnostic::error("E0102", format!("there is no module `{target_name}`"))
+                        .with_primary(u.target_span, "unknown module");
+                    d = match crate::suggest::closest(&target_name, names.iter().copied()) {
+                        Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                        None => d.with_help(format!("the standard modules are {}", names.join(", "))),
+                    };
+                    diags.push(d);
+                }
+                continue;
+            };
+            let exported: Vec<(String, usize)> = program.modules[target]
+                .ast
+                .items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, it)| item_name(it).map(|n| (n.to_string(), i)))
+                .collect();
+            let wanted: Vec<(String, Span)> = match &u.names {
+                UseNames::Missing => {
+                    diags.push(
+                        Diagnostic::error("E0107", format!("`use {target_name}` does not say which names to import"))
+                            .with_primary(u.span, "no names listed")
+                            .with_help(format!(
+                                "list them, as in `use {target_name}.{{Dense, Dropout}}`, or import all with `use {target_name}.*`"
+                            )),
+                    );
+                    continue;
+                }
+                UseNames::All(span) => exported.iter().map(|(n, _)| (n.clone(), *span)).collect(),
+                UseNames::Some(ids) => ids.iter().map(|i| (i.name.clone(), i.span)).collect(),
+            };
+            for (name, span) in wanted {
+                let Some((_, idx)) = exported.iter().find(|(n, _)| *n == name) else {
+                    let mut d = Diagnostic::error("E0103", format!("`{target_name}` has no item named `{name}`"))
+                        .with_primary(span, "not found in that module");
+                    if let Some(s) = crate::suggest::closest(&name, exported.iter().map(|(n, _)| n.as_str())) {
+                        d = d.with_help(format!("did you mean `{s}`?"));
+                    }
+                    diags.push(d);
+                    continue;
+                };
+                if let Some(first) = origin.get(&name) {
+                    if scope.get(&name) != Some(&ItemRef { module: target, index: *idx }) {
+                        diags.push(
+                            Diagnostic::error("E0101", format!("`{name}` is imported but also defined here"))
+                                .with_primary(span, "imported here")
+                                .with_secondary(*first, "defined here")
+                                .with_help("rename your definition or leave the name out of the `use`"),
+                        );
+                    }
+                    continue;
+                }
+                origin.insert(name.clone(), span);
+                scope.insert(name, ItemRef { module: target, index: *idx });
+            }
+        }
+        program.modules[m].scope = scope;
+    }
+}
+
+fn item_name(it: &Item) -> Option<&str> {
+    match it {
+        Item::Def(d) => Some(&d.name.name),
+        Item::Data(d) => Some(&d.name.name),
+        _ => None,
+    }
+}
+
+fn it_name_span(it: &Item) -> Span {
+    match it {
+        Item::Def(d) => d.name.span,
+        Item::Data(d) => d.name.span,
+        _ => it.span(),
+    }
+}

@@ -1,0 +1,415 @@
+//! The scoped walk over definition bodies and training blocks: unknown names, duplicate
+//! parameters and locals, and the reference graph that rejects recursive layers and functions.
+
+use super::{ItemRef, Program};
+use crate::diag::Diagnostic;
+use crate::source::Span;
+use crate::syntax::ast::*;
+use std::collections::{HashMap, HashSet};
+
+pub(super) fn check_bodies(program: &Program, diags: &mut Vec<Diagnostic>) {
+    let mut graph: HashMap<ItemRef, Vec<(ItemRef, Span)>> = HashMap::new();
+    for (m, module) in program.modules.iter().enumerate() {
+        for (i, item) in module.ast.items.iter().enumerate() {
+            let mut w = Walker { program, module: m, frames: vec![Vec::new()], diags: Vec::new(), refs: Vec::new() };
+            match item {
+                Item::Def(d) => w.def(d),
+                Item::Train(t) => w.train(t),
+                Item::Search(s) => w.search(s),
+                Item::Use(_) | Item::Data(_) => {}
+            }
+            diags.append(&mut w.diags);
+            graph.insert(ItemRef { module: m, index: i }, w.refs);
+        }
+    }
+    report_recursion(program, &graph, diags);
+}
+
+/// Names bound implicitly in a definition's body.
+pub fn implicit_names(kind: DefKind) -> &'static [&'static str] {
+    match kind {
+        DefKind::Optimizer => &["p", "g", "step"],
+        DefKind::Schedule => &["step", "epoch"],
+        DefKind::Constraint => &["p"],
+        DefKind::Model | DefKind::Layer | DefKind::Fn => &[],
+    }
+}
+
+struct Walker<'a> {
+    program: &'a Program,
+    module: usize,
+    /// Local scopes, innermost last: (name, where it was bound).
+    frames: Vec<Vec<(String, Span)>>,
+    diags: Vec<Diagnostic>,
+    refs: Vec<(ItemRef, Span)>,
+}
+
+impl Walker<'_> {
+    fn bind(&mut self, id: &Ident) {
+        let frame = self.frames.last_mut().expect("a frame");
+        frame.push((id.name.clone(), id.span));
+    }
+
+    /// Binds a parameter-like name, rejecting a second one of the same name in this frame.
+    fn bind_unique(&mut self, id: &Ident, what: &str) {
+        if let Some((_, first)) = self.frames.last().expect("a frame").iter().find(|(n, _)| *n == id.name) {
+            self.diags.push(
+                Diagnostic::error("E0106", format!("{what} `{}` is declared twice", id.name))
+                    .with_primary(id.span, "declared again here")
+                    .with_secondary(*first, "first declared here")
+                    .with_help("give each one its own name"),
+            );
+            return;
+        }
+        self.bind(id);
+    }
+
+    fn is_local(&self, name: &str) -> bool {
+        self.frames.iter().any(|f| f.iter().any(|(n, _)| n == name))
+    }
+
+    fn push(&mut self) {
+        self.frames.push(Vec::new());
+    }
+
+    fn pop(&mut self) {
+        self.frames.pop();
+    }
+
+    fn name(&mut self, id: &Ident) {
+        if self.is_local(&id.name) || crate::prim::is_predefined(&id.name) {
+            return;
+        }
+        if let Some(r) = self.program.lookup(self.module, &id.name) {
+            self.refs.push((r, id.span));
+            return;
+        }
+        self.unknown(id);
+    }
+
+    fn unknown(&mut self, id: &Ident) {
+        let mut candidates: Vec<&str> =
+            self.frames.iter().flatten().map(|(n, _)| n.as_str()).collect();
+        candidates.extend(self.program.modules[self.module].scope.keys().map(String::as_str));
+        candidates.extend(crate::prim::BUILTINS.iter().map(|b| b.name));
+        candidates.extend(crate::prim::INITIALIZERS.iter().map(|(n, _)| *n));
+        let mut d = Diagnostic::error("E0100", format!("unknown name `{}`", id.name))
+            .with_primary(id.span, "not found in this scope");
+        if let Some(home) = self.program.std_home_of(&id.name) {
+            d = d.with_help(format!("`{}` is defined in `{home}`; add `use {home}.{{{}}}`", id.name, id.name));
+        } else if let Some(s) = crate::suggest::closest(&id.name, candidates) {
+            d = d.with_help(format!("did you mean `{s}`?"));
+        }
+        self.diags.push(d);
+    }
+
+    fn def(&mut self, d: &Def) {
+        for n in implicit_names(d.kind) {
+            self.frames[0].push((n.to_string(), d.name.span));
+        }
+        self.push();
+        for p in d.attrs.iter().chain(&d.params) {
+            if let Some(t) = &p.ty {
+                self.signature_type(t);
+            }
+            if let Some(def) = &p.default {
+                self.expr(def);
+            }
+            self.bind_unique(&p.name, "parameter");
+        }
+        if let Some(t) = &d.ret {
+            self.type_expr(t);
+        }
+        for c in &d.wheres {
+            self.expr(&c.cond);
+        }
+        self.block(&d.body);
+        self.pop();
+    }
+
+    /// A parameter's type: a bare name in a dimension introduces a symbol; expressions use names.
+    fn signature_type(&mut self, t: &TypeExpr) {
+        match &t.kind {
+            TypeKind::Tensor { shape: Some(s), .. } | TypeKind::Shape(s) => {
+                for item in &s.items {
+                    match item {
+                        ShapeItem::Pack(id) => self.bind_symbol(id),
+                        ShapeItem::Dim(Expr { kind: ExprKind::Name(id), .. }) => self.bind_symbol(id),
+                        ShapeItem::Dim(e) => self.expr(e),
+                    }
+                }
+            }
+            TypeKind::Tuple(ts) => ts.iter().for_each(|t| self.signature_type(t)),
+            TypeKind::Tensor { shape: None, .. } | TypeKind::Named(_) => {}
+        }
+    }
+
+    fn bind_symbol(&mut self, id: &Ident) {
+        if !self.is_local(&id.name) {
+            self.bind(id);
+        }
+    }
+
+    fn type_expr(&mut self, t: &TypeExpr) {
+        match &t.kind {
+            TypeKind::Tensor { shape: Some(s), .. } | TypeKind::Shape(s) => {
+                for item in &s.items {
+                    match item {
+                        ShapeItem::Pack(id) if self.is_local(&id.name) => {}
+                        ShapeItem::Pack(id) => self.unknown(id),
+                        ShapeItem::Dim(e) => self.expr(e),
+                    }
+                }
+            }
+            TypeKind::Tuple(ts) => ts.iter().for_each(|t| self.type_expr(t)),
+            TypeKind::Tensor { shape: None, .. } | TypeKind::Named(_) => {}
+        }
+    }
+
+    fn block(&mut self, b: &Block) {
+        self.push();
+        for s in &b.stmts {
+            self.stmt(s);
+        }
+        if let Some(t) = &b.tail {
+            self.expr(t);
+        }
+        self.pop();
+    }
+
+    fn stmt(&mut self, s: &Stmt) {
+        match &s.kind {
+            StmtKind::Let { pats, value } => {
+                self.expr(value);
+                for p in pats {
+                    self.pattern(p);
+                }
+            }
+            StmtKind::Param { names, ty, init } | StmtKind::State { names, ty: Some(ty), init } => {
+                self.type_expr(ty);
+                if let Some(i) = init {
+                    self.expr(i);
+                }
+                let what = if matches!(s.kind, StmtKind::Param { .. }) { "parameter" } else { "state" };
+                for n in names {
+                    self.bind_unique(n, what);
+                }
+            }
+            StmtKind::State { names, ty: None, init } => {
+                if let Some(i) = init {
+                    self.expr(i);
+                }
+                for n in names {
+                    self.bind_unique(n, "state");
+                }
+            }
+            StmtKind::Assign { target, value } => {
+                self.expr(value);
+                if !self.is_local(&target.name) {
+                    self.unknown(target);
+                }
+            }
+            StmtKind::Yield(es) => es.iter().for_each(|e| self.expr(e)),
+            StmtKind::Expr(e) => self.expr(e),
+        }
+    }
+
+    fn pattern(&mut self, p: &Pattern) {
+        let mut seen = HashSet::new();
+        for id in p.names() {
+            if !seen.insert(id.name.clone()) {
+                self.bind_unique(id, "name");
+            } else {
+                self.bind(id);
+            }
+        }
+    }
+
+    fn args(&mut self, args: &[Arg]) {
+        for a in args {
+            self.expr(&a.value);
+        }
+    }
+
+    fn expr(&mut self, e: &Expr) {
+        match &e.kind {
+            ExprKind::Number { .. } | ExprKind::Str(_) | ExprKind::Bool(_) | ExprKind::Training => {}
+            ExprKind::Name(id) => self.name(id),
+            ExprKind::Member { base, .. } => self.expr(base),
+            ExprKind::Call { callee, args, .. } => {
+                self.expr(callee);
+                self.args(args);
+            }
+            ExprKind::Binary { lhs, rhs, .. } | ExprKind::Pipe { lhs, rhs } => {
+                self.expr(lhs);
+                self.expr(rhs);
+            }
+            ExprKind::Range { lo, hi } => {
+                self.expr(lo);
+                self.expr(hi);
+            }
+            ExprKind::Unary { expr, .. } => self.expr(expr),
+            ExprKind::Tuple(es) => es.iter().for_each(|e| self.expr(e)),
+            ExprKind::List(items) => {
+                for it in items {
+                    match it {
+                        ListItem::Expr(e) => self.expr(e),
+                        ListItem::Spread(id) if self.is_local(&id.name) => {}
+                        ListItem::Spread(id) => self.unknown(id),
+                    }
+                }
+            }
+            ExprKind::Closure { params, body } => {
+                self.push();
+                for p in params {
+                    self.pattern(p);
+                }
+                self.expr(body);
+                self.pop();
+            }
+            ExprKind::If { cond, then, otherwise } => {
+                self.expr(cond);
+                self.block(then);
+                if let Some(o) = otherwise {
+                    self.expr(o);
+                }
+            }
+            ExprKind::Scan { args, params, body, .. } => {
+                self.args(args);
+                self.push();
+                for p in params {
+                    self.pattern(p);
+                }
+                self.block(body);
+                self.pop();
+            }
+            ExprKind::Block(b) => self.block(b),
+        }
+    }
+
+    fn train(&mut self, t: &TrainDecl) {
+        for m in &t.models {
+            self.name(m);
+        }
+        self.push();
+        if let Some(ItemRef { module, index }) = self.program.lookup(self.module, &t.data.name) {
+            if let Item::Data(d) = &self.program.modules[module].ast.items[index] {
+                for s in &d.stmts {
+                    if let DataStmt::Field { name, .. } = s {
+                        self.bind(name);
+                    }
+                }
+            }
+        } else {
+            self.unknown(&t.data);
+        }
+        for implicit in ["out", "B"] {
+            self.frames.last_mut().expect("frame").push((implicit.to_string(), t.span));
+        }
+        self.train_stmts(&t.stmts);
+        self.pop();
+    }
+
+    fn train_stmts(&mut self, stmts: &[TrainStmt]) {
+        for s in stmts {
+            match s {
+                TrainStmt::Let(st) => self.stmt(st),
+                TrainStmt::Phase { stmts, .. } => {
+                    self.push();
+                    self.train_stmts(stmts);
+                    self.pop();
+                }
+                TrainStmt::Update { targets, optimizer: with, .. }
+                | TrainStmt::Constrain { targets, constraint: with, .. } => {
+                    targets.iter().for_each(|e| self.expr(e));
+                    self.expr(with);
+                }
+                TrainStmt::Setting(set) => self.setting(set),
+            }
+        }
+    }
+
+    fn setting(&mut self, s: &Setting) {
+        match &s.value {
+            SettingValue::Assign(e) => self.expr(e),
+            SettingValue::Values(es) => es.iter().for_each(|e| self.expr(e)),
+            // `monitor: val.loss` and `mode: min` name metrics and modes, not values.
+            SettingValue::Call(args, _) => {
+                for a in args {
+                    let is_word = a.name.as_ref().is_some_and(|n| n.name == "monitor" || n.name == "mode");
+                    if !is_word {
+                        self.expr(&a.value);
+                    }
+                }
+            }
+        }
+    }
+
+    fn search(&mut self, s: &SearchDecl) {
+        for m in &s.models {
+            self.name(m);
+        }
+        if self.program.lookup(self.module, &s.data.name).is_none() {
+            self.unknown(&s.data);
+        }
+        for (_, values) in &s.space {
+            self.expr(values);
+        }
+    }
+}
+
+fn report_recursion(program: &Program, graph: &HashMap<ItemRef, Vec<(ItemRef, Span)>>, diags: &mut Vec<Diagnostic>) {
+    let mut reported: HashSet<ItemRef> = HashSet::new();
+    let mut keys: Vec<&ItemRef> = graph.keys().collect();
+    keys.sort();
+    for &start in keys {
+        if reported.contains(&start) || program.def(start).is_none() {
+            continue;
+        }
+        // Depth-first search for a path from `start` back to itself.
+        let mut stack: Vec<(ItemRef, Span)> = Vec::new();
+        let mut seen = HashSet::new();
+        if let Some(cycle) = find_cycle(graph, start, start, &mut stack, &mut seen) {
+            let def = program.def(start).expect("checked above");
+            let names: Vec<String> =
+                cycle.iter().filter_map(|(r, _)| program.def(*r)).map(|d| d.name.name.clone()).collect();
+            let mut d = Diagnostic::error(
+                "E0105",
+                format!("`{}` uses itself: recursive {}s cannot be expanded", def.name.name, def.kind.keyword()),
+            )
+            .with_primary(cycle[cycle.len() - 1].1, format!("`{}` is used here", def.name.name))
+            .with_secondary(def.name.span, "defined here");
+            if names.len() > 1 {
+                d = d.with_note(format!("the cycle: {} → {}", def.name.name, names.join(" → ")));
+            }
+            d = d.with_help("layers and functions are expanded inline; use `scan` for repetition over a sequence");
+            diags.push(d);
+            for (r, _) in cycle {
+                reported.insert(r);
+            }
+            reported.insert(start);
+        }
+    }
+}
+
+fn find_cycle(
+    graph: &HashMap<ItemRef, Vec<(ItemRef, Span)>>,
+    start: ItemRef,
+    at: ItemRef,
+    stack: &mut Vec<(ItemRef, Span)>,
+    seen: &mut HashSet<ItemRef>,
+) -> Option<Vec<(ItemRef, Span)>> {
+    for &(next, span) in graph.get(&at).map(Vec::as_slice).unwrap_or(&[]) {
+        stack.push((next, span));
+        if next == start {
+            return Some(stack.clone());
+        }
+        if seen.insert(next) {
+            if let Some(c) = find_cycle(graph, start, next, stack, seen) {
+                return Some(c);
+            }
+        }
+        stack.pop();
+    }
+    None
+}

@@ -1,0 +1,397 @@
+//! The abstract syntax tree. Every node carries the byte span it was parsed from, so every later
+//! stage (checker diagnostics, IR listings, the language server) can point at the user's text.
+
+use crate::source::Span;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Module {
+    pub items: Vec<Item>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Item {
+    Use(UseDecl),
+    Data(DataDecl),
+    Def(Def),
+    Train(TrainDecl),
+    Search(SearchDecl),
+}
+
+impl Item {
+    pub fn span(&self) -> Span {
+        match self {
+            Item::Use(u) => u.span,
+            Item::Data(d) => d.span,
+            Item::Def(d) => d.span,
+            Item::Train(t) => t.span,
+            Item::Search(s) => s.span,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Ident {
+    pub name: String,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum UseTarget {
+    /// `use std.nn…`
+    Module(Vec<Ident>),
+    /// `use "./blocks.nnl"…`
+    File(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum UseNames {
+    /// No name list: an error the resolver explains.
+    Missing,
+    All(Span),
+    Some(Vec<Ident>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct UseDecl {
+    pub target: UseTarget,
+    pub target_span: Span,
+    pub names: UseNames,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DefKind {
+    Model,
+    Layer,
+    Fn,
+    Optimizer,
+    Schedule,
+    Constraint,
+}
+
+impl DefKind {
+    pub fn keyword(self) -> &'static str {
+        match self {
+            DefKind::Model => "model",
+            DefKind::Layer => "layer",
+            DefKind::Fn => "fn",
+            DefKind::Optimizer => "optimizer",
+            DefKind::Schedule => "schedule",
+            DefKind::Constraint => "constraint",
+        }
+    }
+
+    /// Models and layers take attributes first, then their inputs.
+    pub fn is_layer_like(self) -> bool {
+        matches!(self, DefKind::Model | DefKind::Layer)
+    }
+}
+
+/// A `model`, `layer`, `fn`, `optimizer`, `schedule` or `constraint` definition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Def {
+    pub kind: DefKind,
+    pub name: Ident,
+    /// Layer attributes (`Dense(units: int)`); empty for fns.
+    pub attrs: Vec<Param>,
+    /// The inputs (`(x: f32[..S, N])`); for fns and optimizers, their only parameter list.
+    pub params: Vec<Param>,
+    pub ret: Option<TypeExpr>,
+    pub wheres: Vec<Constraint>,
+    pub body: Block,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Param {
+    pub name: Ident,
+    pub ty: Option<TypeExpr>,
+    pub default: Option<Expr>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Constraint {
+    pub cond: Expr,
+    pub message: Option<StrLit>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StrLit {
+    pub value: String,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Dtype {
+    F32,
+    F64,
+    I32,
+    Bool,
+}
+
+impl Dtype {
+    pub fn name(self) -> &'static str {
+        match self {
+            Dtype::F32 => "f32",
+            Dtype::F64 => "f64",
+            Dtype::I32 => "i32",
+            Dtype::Bool => "bool",
+        }
+    }
+
+    pub fn is_float(self) -> bool {
+        matches!(self, Dtype::F32 | Dtype::F64)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TypeKind {
+    /// `f32`, `f32[B, 784]`; a missing shape means a scalar.
+    Tensor { dtype: Dtype, shape: Option<ShapeExpr> },
+    /// A bare shape, as in `param w: [N, units]` (dtype f32).
+    Shape(ShapeExpr),
+    Tuple(Vec<TypeExpr>),
+    /// `int`, `str`, `init`, …
+    Named(Ident),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TypeExpr {
+    pub kind: TypeKind,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShapeExpr {
+    pub items: Vec<ShapeItem>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ShapeItem {
+    Dim(Expr),
+    /// `..S`: any number of leading dimensions.
+    Pack(Ident),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Block {
+    pub stmts: Vec<Stmt>,
+    /// The value of the block: its last statement when that is an expression.
+    pub tail: Option<Box<Expr>>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Pattern {
+    Name(Ident),
+    Tuple(Vec<Pattern>, Span),
+}
+
+impl Pattern {
+    pub fn span(&self) -> Span {
+        match self {
+            Pattern::Name(i) => i.span,
+            Pattern::Tuple(_, s) => *s,
+        }
+    }
+
+    pub fn names(&self) -> Vec<&Ident> {
+        match self {
+            Pattern::Name(i) => vec![i],
+            Pattern::Tuple(ps, _) => ps.iter().flat_map(Pattern::names).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StmtKind {
+    /// `let a, (b, c) = e`: several patterns destructure a tuple.
+    Let { pats: Vec<Pattern>, value: Expr },
+    /// `param w, b: [N, units] = init`
+    Param { names: Vec<Ident>, ty: TypeExpr, init: Option<Expr> },
+    /// `state m = zeros_like(p)` or `state mean: [C] = zeros`
+    State { names: Vec<Ident>, ty: Option<TypeExpr>, init: Option<Expr> },
+    /// `m = b1 * m + (1 - b1) * g`: updates a state (or, in an optimizer, the parameter).
+    Assign { target: Ident, value: Expr },
+    /// `yield out, carry` ends a scan body.
+    Yield(Vec<Expr>),
+    Expr(Expr),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stmt {
+    pub kind: StmtKind,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Rem,
+    MatMul,
+    Pow,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    And,
+    Or,
+}
+
+impl BinOp {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            BinOp::Add => "+",
+            BinOp::Sub => "-",
+            BinOp::Mul => "*",
+            BinOp::Div => "/",
+            BinOp::Rem => "%",
+            BinOp::MatMul => "@",
+            BinOp::Pow => "^",
+            BinOp::Eq => "==",
+            BinOp::Ne => "!=",
+            BinOp::Lt => "<",
+            BinOp::Le => "<=",
+            BinOp::Gt => ">",
+            BinOp::Ge => ">=",
+            BinOp::And => "and",
+            BinOp::Or => "or",
+        }
+    }
+
+    pub fn is_comparison(self) -> bool {
+        matches!(
+            self,
+            BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UnOp {
+    Neg,
+    Not,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Arg {
+    pub name: Option<Ident>,
+    pub value: Expr,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ListItem {
+    Expr(Expr),
+    Spread(Ident),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExprKind {
+    /// A number literal; `is_int` when written without a fraction or exponent.
+    Number { value: f64, is_int: bool },
+    Str(String),
+    Bool(bool),
+    /// `training`: true in the training step, false in evaluation.
+    Training,
+    Name(Ident),
+    Member { base: Box<Expr>, field: Ident },
+    Call { callee: Box<Expr>, args: Vec<Arg>, args_span: Span },
+    Binary { op: BinOp, op_span: Span, lhs: Box<Expr>, rhs: Box<Expr> },
+    Unary { op: UnOp, expr: Box<Expr> },
+    /// `lhs |> rhs`: rhs applied to lhs (as its first argument, or as a layer's input).
+    Pipe { lhs: Box<Expr>, rhs: Box<Expr> },
+    Range { lo: Box<Expr>, hi: Box<Expr> },
+    Tuple(Vec<Expr>),
+    List(Vec<ListItem>),
+    Closure { params: Vec<Pattern>, body: Box<Expr> },
+    If { cond: Box<Expr>, then: Block, otherwise: Option<Box<Expr>> },
+    /// `scan(xs, axis: 1, init: c0) |x, c| { …; yield y, c2 }`
+    Scan { args: Vec<Arg>, args_span: Span, params: Vec<Pattern>, body: Block },
+    Block(Block),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expr {
+    pub kind: ExprKind,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataDecl {
+    pub name: Ident,
+    pub stmts: Vec<DataStmt>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum DataStmt {
+    /// `train = idx("…", "…")`
+    Source { name: Ident, value: Expr, span: Span },
+    /// `x: f32[784] = image |> flatten |> scale(1 / 255)`
+    Field { name: Ident, ty: TypeExpr, value: Expr, span: Span },
+    /// `split val = 0.1 of train, shuffle(seed: 42)`
+    Split { name: Ident, fraction: Expr, of: Ident, options: Vec<Expr>, span: Span },
+    Setting(Setting),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SettingValue {
+    /// `loss = e`
+    Assign(Expr),
+    /// `batch 64`, `metrics accuracy, mae`
+    Values(Vec<Expr>),
+    /// `early_stop(monitor: val.loss, patience: 3)`
+    Call(Vec<Arg>, Span),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Setting {
+    pub name: Ident,
+    pub value: SettingValue,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainDecl {
+    pub models: Vec<Ident>,
+    pub data: Ident,
+    pub stmts: Vec<TrainStmt>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrainStmt {
+    Let(Stmt),
+    Phase { name: Ident, stmts: Vec<TrainStmt>, span: Span },
+    /// `update Critic with adam(lr: 2e-4)`
+    Update { targets: Vec<Expr>, optimizer: Expr, span: Span },
+    /// `constrain Mlp with max_norm(3)`
+    Constrain { targets: Vec<Expr>, constraint: Expr, span: Span },
+    Setting(Setting),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Goal {
+    Maximize,
+    Minimize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchDecl {
+    pub strategy: Expr,
+    pub models: Vec<Ident>,
+    pub data: Ident,
+    pub space: Vec<(Ident, Expr)>,
+    pub goal: Goal,
+    pub metric: Expr,
+    pub span: Span,
+}

@@ -1,0 +1,305 @@
+//! Turns pest's errors into diagnostics in plain words. pest reports the rules it tried at the
+//! failing position; users never see rule names, only what could have stood there.
+
+use super::Rule;
+use crate::diag::Diagnostic;
+use crate::source::{FileId, Span};
+use pest::error::{Error, ErrorVariant, InputLocation};
+
+/// Describes a parse error in `text[offset..]` (a chunk parsed alone; spans are file-relative).
+pub(super) fn describe(file: FileId, text: &str, offset: usize, err: &Error<Rule>) -> Diagnostic {
+    let chunk_pos = match err.location {
+        InputLocation::Pos(p) => p,
+        InputLocation::Span((s, _)) => s,
+    };
+    let pos = offset + chunk_pos;
+    let positives: &[Rule] = match &err.variant {
+        ErrorVariant::ParsingError { positives, .. } => positives,
+        ErrorVariant::CustomError { .. } => &[],
+    };
+    let chunk_end = chunk_end(text, offset);
+    if let Some(d) = unterminated_string(file, text, pos) {
+        return d;
+    }
+    let found = found_token(text, pos);
+    let span = Span::new(file, pos, pos + found.len().max(1).min(text.len() - pos.min(text.len())));
+    if let Some(dtype) = dtype_before(text, pos) {
+        if !text[pos..].starts_with('[') && positives_mention_shape(positives) {
+            return Diagnostic::error("E0003", format!("expected a shape like `[B, 784]` after `{dtype}`"))
+                .with_primary(span, "a shape in square brackets was expected here")
+                .with_help(format!(
+                    "write the dimensions in brackets, e.g. `{dtype}[B, 784]`; a bare `{dtype}` is a scalar"
+                ));
+        }
+    }
+    if let Some(d) = unclosed_delimiter(file, text, offset, chunk_end, pos) {
+        return d;
+    }
+    if is_reserved(&found) && positives.contains(&Rule::ident) {
+        return Diagnostic::error("E0005", format!("`{found}` is a reserved word and cannot be used as a name"))
+            .with_primary(span, "a name was expected here")
+            .with_help(format!("choose another name, such as `{found}_`"));
+    }
+    let expected = describe_positives(positives);
+    let found_words = if found.is_empty() { "the end of the file".to_string() } else { format!("`{found}`") };
+    let mut d = Diagnostic::error("E0001", format!("expected {expected}, found {found_words}"))
+        .with_primary(span, format!("expected {expected} here"));
+    if let Some(h) = hint_for(&found, positives) {
+        d = d.with_help(h);
+    }
+    d
+}
+
+fn chunk_end(text: &str, offset: usize) -> usize {
+    // The chunk ends where the next item starts; recompute it like the splitter does.
+    let mut pos = offset;
+    let mut first = true;
+    for line in text[offset..].split_inclusive('\n') {
+        if !first && super::starts_item(line) {
+            return pos;
+        }
+        first = false;
+        pos += line.len();
+    }
+    text.len()
+}
+
+fn found_token(text: &str, pos: usize) -> String {
+    let rest = &text[pos.min(text.len())..];
+    let word: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+    if !word.is_empty() {
+        return word;
+    }
+    for op in ["|>", "->", "==", "!=", "<=", ">=", ".."] {
+        if rest.starts_with(op) {
+            return op.to_string();
+        }
+    }
+    match rest.chars().next() {
+        Some('\n') => "a line break".to_string(),
+        Some(c) => c.to_string(),
+        None => String::new(),
+    }
+}
+
+fn is_reserved(word: &str) -> bool {
+    matches!(
+        word,
+        "fn" | "let" | "param" | "state" | "if" | "else" | "training" | "scan" | "yield" | "where"
+            | "phase" | "update" | "constrain" | "true" | "false" | "and" | "or" | "not"
+    )
+}
+
+/// The dtype word right before `pos` (ignoring spaces), if any.
+fn dtype_before(text: &str, pos: usize) -> Option<&'static str> {
+    let before = text[..pos.min(text.len())].trim_end_matches([' ', '\t']);
+    ["f32", "f64", "i32", "bool"].into_iter().find(|d| {
+        before.ends_with(d) && !before[..before.len() - d.len()].ends_with(|c: char| c.is_alphanumeric() || c == '_')
+    })
+}
+
+fn positives_mention_shape(positives: &[Rule]) -> bool {
+    positives.is_empty()
+        || positives.iter().any(|r| {
+            matches!(r, Rule::shape | Rule::param | Rule::type_expr | Rule::param_list | Rule::block)
+        })
+        || positives.contains(&Rule::ret_type)
+        || positives.contains(&Rule::where_clause)
+}
+
+fn unterminated_string(file: FileId, text: &str, pos: usize) -> Option<Diagnostic> {
+    let line_start = text[..pos.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[line_start..].find('\n').map_or(text.len(), |i| line_start + i);
+    let line = &text[line_start..line_end];
+    let code = line.split('#').next().unwrap_or("");
+    let mut open = None;
+    let mut escaped = false;
+    for (i, c) in code.char_indices() {
+        match c {
+            '\\' if open.is_some() && !escaped => {
+                escaped = true;
+                continue;
+            }
+            '"' if !escaped => open = if open.is_some() { None } else { Some(i) },
+            _ => {}
+        }
+        escaped = false;
+    }
+    open.map(|i| {
+        let start = line_start + i;
+        Diagnostic::error("E0004", "this string is never closed")
+            .with_primary(Span::new(file, start, line_end), "the string starts here")
+            .with_help("add the closing `\"` on the same line; strings cannot span lines")
+    })
+}
+
+fn unclosed_delimiter(
+    file: FileId,
+    text: &str,
+    offset: usize,
+    chunk_end: usize,
+    pos: usize,
+) -> Option<Diagnostic> {
+    let mut stack: Vec<(char, usize)> = Vec::new();
+    let chunk = &text[offset..chunk_end];
+    let mut in_string = false;
+    let mut in_comment = false;
+    for (i, c) in chunk.char_indices() {
+        if in_comment {
+            in_comment = c != '\n';
+            continue;
+        }
+        match c {
+            '"' => in_string = !in_string,
+            _ if in_string => {}
+            '#' => in_comment = true,
+            '(' | '[' | '{' => stack.push((c, offset + i)),
+            ')' | ']' | '}' => {
+                let want = match c {
+                    ')' => '(',
+                    ']' => '[',
+                    _ => '{',
+                };
+                match stack.pop() {
+                    Some((open, _)) if open == want => {}
+                    Some((open, at)) => {
+                        let close_at = offset + i;
+                        return Some(
+                            Diagnostic::error("E0002", format!("`{c}` does not match the `{open}` it closes"))
+                                .with_primary(Span::new(file, close_at, close_at + 1), format!("found `{c}` here"))
+                                .with_secondary(Span::new(file, at, at + 1), format!("this `{open}` is still open"))
+                                .with_help(format!("close it with `{}` first", closer(open))),
+                        );
+                    }
+                    None => {
+                        let close_at = offset + i;
+                        return Some(
+                            Diagnostic::error("E0002", format!("`{c}` has no matching opening `{want}`"))
+                                .with_primary(Span::new(file, close_at, close_at + 1), "unexpected closing delimiter")
+                                .with_help("remove it, or add the opening delimiter it belongs to"),
+                        );
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let at_end = text[pos.min(chunk_end)..chunk_end].trim().is_empty();
+    match stack.last() {
+        Some(&(open, at)) if at_end => Some(
+            Diagnostic::error("E0002", format!("this `{open}` is never closed"))
+                .with_primary(Span::new(file, at, at + 1), "opened here")
+                .with_help(format!("add the matching `{}`", closer(open))),
+        ),
+        _ => None,
+    }
+}
+
+fn closer(open: char) -> char {
+    match open {
+        '(' => ')',
+        '[' => ']',
+        _ => '}',
+    }
+}
+
+fn describe_rule(r: Rule) -> Option<&'static str> {
+    Some(match r {
+        Rule::ident | Rule::module_path | Rule::named_type => "a name",
+        Rule::expr
+        | Rule::pipe
+        | Rule::or_expr
+        | Rule::and_expr
+        | Rule::cmp_expr
+        | Rule::range_expr
+        | Rule::add_expr
+        | Rule::mul_expr
+        | Rule::unary
+        | Rule::unary_op
+        | Rule::power
+        | Rule::postfix
+        | Rule::primary
+        | Rule::number
+        | Rule::list
+        | Rule::paren
+        | Rule::closure
+        | Rule::if_expr
+        | Rule::scan_expr
+        | Rule::bool_lit
+        | Rule::training
+        | Rule::expr_stmt
+        | Rule::setting_values
+        | Rule::expr_list
+        | Rule::shape_item
+        | Rule::list_item
+        | Rule::arg => "an expression",
+        Rule::shape => "a shape like `[B, 784]`",
+        Rule::type_expr | Rule::dtype_type | Rule::dtype | Rule::tuple_type | Rule::param_type => {
+            "a type like `f32[B, 784]`"
+        }
+        Rule::block => "a block `{ … }`",
+        Rule::param_list => "a parameter list `( … )`",
+        Rule::param => "a parameter like `x: f32[B, N]`",
+        Rule::call_args | Rule::setting_call => "arguments in parentheses",
+        Rule::string => "a string",
+        Rule::use_names => "`.{Name, …}` or `.*`",
+        Rule::ret_type => "`->` and a return type",
+        Rule::where_clause => "a `where` clause",
+        Rule::pattern => "a name or a tuple pattern like `(h, c)`",
+        Rule::use_decl | Rule::data_decl | Rule::def_decl | Rule::train_decl | Rule::search_decl | Rule::EOI => {
+            "an item (`use`, `data`, `model`, `layer`, `fn`, `optimizer`, `train`, …)"
+        }
+        Rule::def_kind => "`model`, `layer`, `fn`, `optimizer`, `schedule` or `constraint`",
+        Rule::let_stmt | Rule::param_stmt | Rule::state_stmt | Rule::yield_stmt | Rule::assign_stmt => {
+            "a statement"
+        }
+        Rule::field_stmt | Rule::source_stmt | Rule::split_stmt => {
+            "a data entry (`train = …`, `x: f32[4] = …`, `split val = 0.1 of train`)"
+        }
+        Rule::setting | Rule::setting_assign => "a setting like `epochs 5` or `loss = …`",
+        Rule::phase | Rule::update_stmt | Rule::constrain_stmt => "a training statement",
+        Rule::search_dim => "a search dimension like `hidden in [64, 128]`",
+        Rule::search_goal | Rule::goal_dir => "`maximize` or `minimize`",
+        Rule::pipe_op | Rule::or_op | Rule::and_op | Rule::cmp_op | Rule::add_op | Rule::mul_op | Rule::pow_op => {
+            "an operator"
+        }
+        Rule::range_op => "`..`",
+        Rule::member => "`.name`",
+        Rule::pack => "`..S`",
+        Rule::kw_on => "`on`",
+        Rule::kw_with => "`with`",
+        Rule::kw_of => "`of`",
+        Rule::kw_over => "`over`",
+        Rule::kw_in => "`in`",
+        Rule::kw_else => "`else`",
+        Rule::constraint => "a condition",
+        _ => return None,
+    })
+}
+
+fn describe_positives(positives: &[Rule]) -> String {
+    let mut words: Vec<&str> = Vec::new();
+    for w in positives.iter().filter_map(|r| describe_rule(*r)) {
+        if !words.contains(&w) {
+            words.push(w);
+        }
+    }
+    match words.len() {
+        0 => "something else".to_string(),
+        1 => words[0].to_string(),
+        n => format!("{} or {}", words[..n - 1].join(", "), words[n - 1]),
+    }
+}
+
+fn hint_for(found: &str, positives: &[Rule]) -> Option<String> {
+    match found {
+        "=" if positives.contains(&Rule::cmp_op) || positives.iter().any(|r| matches!(r, Rule::pipe_op)) => {
+            Some("to compare values write `==`; to bind a name write `let name = …`".into())
+        }
+        "def" | "func" | "function" => Some("functions are declared with `fn`".into()),
+        "class" | "struct" => Some("declare a layer with `layer Name(attributes)(inputs) { … }`".into()),
+        "//" | "/" if positives.is_empty() => Some("comments start with `#`".into()),
+        "return" => Some("a block's value is its last expression; there is no `return`".into()),
+        _ => None,
+    }
+}

@@ -1,0 +1,64 @@
+//! Syntax: `.nnl` text → AST with byte spans, plus syntax diagnostics in plain words.
+//!
+//! Recovery: when the whole file does not parse, it is cut at every line that starts a top-level
+//! item (`layer`, `model`, `train`, …) and each piece is parsed alone, so one mistake per item is
+//! reported and the items that do parse are kept for the later stages.
+
+pub mod ast;
+mod errors;
+mod parse;
+
+use crate::diag::Diagnostic;
+use crate::source::FileId;
+use pest::Parser;
+
+#[derive(pest_derive::Parser)]
+#[grammar = "../grammar/nnl.pest"]
+pub(crate) struct NnlParser;
+
+/// Parses one file. Always returns a module (possibly partial) and the syntax errors found.
+pub fn parse(file: FileId, text: &str) -> (ast::Module, Vec<Diagnostic>) {
+    match NnlParser::parse(Rule::file, text) {
+        Ok(mut pairs) => {
+            let file_pair = pairs.next().expect("the file rule always yields one pair");
+            (parse::module(file, 0, file_pair), Vec::new())
+        }
+        Err(_) => parse_items_separately(file, text),
+    }
+}
+
+const ITEM_KEYWORDS: &[&str] = &[
+    "use", "data", "model", "layer", "fn", "optimizer", "schedule", "constraint", "train", "search",
+];
+
+fn starts_item(line: &str) -> bool {
+    ITEM_KEYWORDS.iter().any(|kw| {
+        line.strip_prefix(kw)
+            .is_some_and(|rest| rest.starts_with([' ', '\t']) || rest.is_empty())
+    })
+}
+
+fn parse_items_separately(file: FileId, text: &str) -> (ast::Module, Vec<Diagnostic>) {
+    let mut starts = vec![0];
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if offset > 0 && starts_item(line) {
+            starts.push(offset);
+        }
+        offset += line.len();
+    }
+    starts.push(text.len());
+    let mut items = Vec::new();
+    let mut diags = Vec::new();
+    for w in starts.windows(2) {
+        let chunk = &text[w[0]..w[1]];
+        match NnlParser::parse(Rule::file, chunk) {
+            Ok(mut pairs) => {
+                let m = parse::module(file, w[0], pairs.next().expect("file pair"));
+                items.extend(m.items);
+            }
+            Err(e) => diags.push(errors::describe(file, text, w[0], &e)),
+        }
+    }
+    (ast::Module { items }, diags)
+}
