@@ -48,18 +48,29 @@ impl Diagnostic {
     }
 
     pub fn warning(code: &'static str, message: impl Into<String>) -> Diagnostic {
-        Diagnostic { severity: Severity::Warning, ..Diagnostic::error(code, message) }
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(code, message)
+        }
     }
 
     /// The main location: what the message is about.
     pub fn with_primary(mut self, span: Span, message: impl Into<String>) -> Diagnostic {
-        self.labels.push(DiagLabel { span, message: message.into(), primary: true });
+        self.labels.push(DiagLabel {
+            span,
+            message: message.into(),
+            primary: true,
+        });
         self
     }
 
     /// A related location, such as where a conflicting dimension was bound.
     pub fn with_secondary(mut self, span: Span, message: impl Into<String>) -> Diagnostic {
-        self.labels.push(DiagLabel { span, message: message.into(), primary: false });
+        self.labels.push(DiagLabel {
+            span,
+            message: message.into(),
+            primary: false,
+        });
         self
     }
 
@@ -78,13 +89,22 @@ impl Diagnostic {
     }
 
     pub fn primary_span(&self) -> Option<Span> {
-        self.labels.iter().find(|l| l.primary).or(self.labels.first()).map(|l| l.span)
+        self.labels
+            .iter()
+            .find(|l| l.primary)
+            .or(self.labels.first())
+            .map(|l| l.span)
     }
 }
 
 /// Sorts by file and position, errors before warnings at the same place, and drops exact repeats.
 pub fn sort_and_dedup(diags: &mut Vec<Diagnostic>) {
-    diags.sort_by_key(|d| (d.primary_span().map(|s| (s.file, s.start, s.end)), d.severity));
+    diags.sort_by_key(|d| {
+        (
+            d.primary_span().map(|s| (s.file, s.start, s.end)),
+            d.severity,
+        )
+    });
     diags.dedup();
 }
 
@@ -103,7 +123,13 @@ fn render_one(sources: &SourceMap, d: &Diagnostic, color: bool, out: &mut Vec<u8
         Severity::Warning => ReportKind::Warning,
     };
     let Some(primary) = d.primary_span() else {
-        let _ = writeln!(out, "{}[{}]: {}", severity_word(d.severity), d.code, d.message);
+        let _ = writeln!(
+            out,
+            "{}[{}]: {}",
+            severity_word(d.severity),
+            d.code,
+            d.message
+        );
         for n in &d.notes {
             let _ = writeln!(out, "  = note: {n}");
         }
@@ -116,7 +142,11 @@ fn render_one(sources: &SourceMap, d: &Diagnostic, color: bool, out: &mut Vec<u8
     let mut report = Report::build(kind, (file_name(primary), primary.range()))
         .with_code(d.code)
         .with_message(&d.message)
-        .with_config(Config::default().with_color(color).with_index_type(IndexType::Byte));
+        .with_config(
+            Config::default()
+                .with_color(color)
+                .with_index_type(IndexType::Byte),
+        );
     for (order, l) in d.labels.iter().enumerate() {
         let color_of = if l.primary { Color::Red } else { Color::Blue };
         let mut label = Label::new((file_name(l.span), l.span.range()))

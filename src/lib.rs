@@ -37,5 +37,9 @@ pub fn check_source(name: &str, text: &str, loader: &dyn resolve::Loader) -> Che
     let (checked, check_diags) = check::check(&program, &sources);
     diagnostics.extend(check_diags);
     diag::sort_and_dedup(&mut diagnostics);
-    CheckOutput { sources, summaries: checked.summaries, diagnostics }
+    CheckOutput {
+        sources,
+        summaries: checked.summaries,
+        diagnostics,
+    }
 }

@@ -7,7 +7,11 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "nnlc", version, about = "The nnl compiler: check, differentiate and train .nnl models")]
+#[command(
+    name = "nnlc",
+    version,
+    about = "The nnl compiler: check, differentiate and train .nnl models"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -39,7 +43,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { files, summary, format } => check(&files, summary, format),
+        Command::Check {
+            files,
+            summary,
+            format,
+        } => check(&files, summary, format),
         Command::Explain { code } => match diag::explain(&code.to_uppercase()) {
             Some(text) => {
                 println!("{text}");
@@ -77,5 +85,9 @@ fn check(files: &[String], summary: bool, format: Format) -> ExitCode {
             }
         }
     }
-    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }

@@ -57,11 +57,17 @@ pub struct PrimParam {
 }
 
 const fn req(name: &'static str) -> PrimParam {
-    PrimParam { name, optional: false }
+    PrimParam {
+        name,
+        optional: false,
+    }
 }
 
 const fn opt(name: &'static str) -> PrimParam {
-    PrimParam { name, optional: true }
+    PrimParam {
+        name,
+        optional: true,
+    }
 }
 
 pub struct BuiltinInfo {
@@ -73,53 +79,286 @@ pub struct BuiltinInfo {
 
 const X: &[PrimParam] = &[req("x")];
 const REDUCE: &[PrimParam] = &[req("x"), opt("axis"), opt("keep")];
-const WINDOW: &[PrimParam] =
-    &[req("x"), req("kernel"), opt("stride"), opt("padding"), opt("dilation")];
+const WINDOW: &[PrimParam] = &[
+    req("x"),
+    req("kernel"),
+    opt("stride"),
+    opt("padding"),
+    opt("dilation"),
+];
 
 pub const BUILTINS: &[BuiltinInfo] = &[
-    BuiltinInfo { builtin: Builtin::Exp, name: "exp", params: X, doc: "e^x, elementwise" },
-    BuiltinInfo { builtin: Builtin::Log, name: "log", params: X, doc: "natural logarithm, elementwise" },
-    BuiltinInfo { builtin: Builtin::Sqrt, name: "sqrt", params: X, doc: "square root, elementwise" },
-    BuiltinInfo { builtin: Builtin::Sin, name: "sin", params: X, doc: "sine, elementwise" },
-    BuiltinInfo { builtin: Builtin::Cos, name: "cos", params: X, doc: "cosine, elementwise" },
-    BuiltinInfo { builtin: Builtin::Maximum, name: "maximum", params: &[req("a"), req("b")], doc: "elementwise maximum, broadcasting" },
-    BuiltinInfo { builtin: Builtin::Minimum, name: "minimum", params: &[req("a"), req("b")], doc: "elementwise minimum, broadcasting" },
-    BuiltinInfo { builtin: Builtin::Select, name: "select", params: &[req("cond"), req("a"), req("b")], doc: "a where cond is true, else b, broadcasting" },
-    BuiltinInfo { builtin: Builtin::Cast, name: "cast", params: &[req("x"), req("dtype")], doc: "converts to another dtype" },
-    BuiltinInfo { builtin: Builtin::Detach, name: "detach", params: X, doc: "the same value, with no gradient flowing back" },
-    BuiltinInfo { builtin: Builtin::Sum, name: "sum", params: REDUCE, doc: "sum over an axis, a list of axes, or everything" },
-    BuiltinInfo { builtin: Builtin::Mean, name: "mean", params: REDUCE, doc: "mean over an axis, a list of axes, or everything" },
-    BuiltinInfo { builtin: Builtin::Max, name: "max", params: REDUCE, doc: "maximum over an axis, a list of axes, or everything" },
-    BuiltinInfo { builtin: Builtin::Min, name: "min", params: REDUCE, doc: "minimum over an axis, a list of axes, or everything" },
-    BuiltinInfo { builtin: Builtin::Argmax, name: "argmax", params: &[req("x"), opt("axis")], doc: "index of the maximum along an axis (i32)" },
-    BuiltinInfo { builtin: Builtin::Reshape, name: "reshape", params: &[req("x"), req("shape")], doc: "the same elements in another shape" },
-    BuiltinInfo { builtin: Builtin::Flatten, name: "flatten", params: &[req("x"), opt("axis")], doc: "collapses the axes from `axis` (default 1) to the end" },
-    BuiltinInfo { builtin: Builtin::Permute, name: "permute", params: &[req("x"), req("perm")], doc: "reorders the axes" },
-    BuiltinInfo { builtin: Builtin::Transpose, name: "transpose", params: X, doc: "swaps the last two axes" },
-    BuiltinInfo { builtin: Builtin::BroadcastTo, name: "broadcast_to", params: &[req("x"), req("shape")], doc: "stretches size-1 and missing leading axes" },
-    BuiltinInfo { builtin: Builtin::Slice, name: "slice", params: &[req("x"), req("axis"), req("start"), req("end")], doc: "the range start..end along an axis" },
-    BuiltinInfo { builtin: Builtin::Pad, name: "pad", params: &[req("x"), req("axis"), req("before"), req("after"), opt("value")], doc: "pads an axis with a constant" },
-    BuiltinInfo { builtin: Builtin::Concat, name: "concat", params: &[req("xs"), opt("axis")], doc: "joins tensors along an axis" },
-    BuiltinInfo { builtin: Builtin::Split, name: "split", params: &[req("x"), req("parts"), opt("axis")], doc: "cuts an axis into equal parts (a tuple)" },
-    BuiltinInfo { builtin: Builtin::Stack, name: "stack", params: &[req("xs"), opt("axis")], doc: "stacks equal-shaped tensors along a new axis" },
-    BuiltinInfo { builtin: Builtin::Matmul, name: "matmul", params: &[req("a"), req("b")], doc: "batched matrix product, the same as `a @ b`" },
-    BuiltinInfo { builtin: Builtin::Unfold, name: "unfold", params: WINDOW, doc: "image patches as columns (im2col): [B, C, H, W] → [B, C*k*k, OH*OW]" },
-    BuiltinInfo { builtin: Builtin::Fold, name: "fold", params: &[req("x"), req("size"), req("kernel"), opt("stride"), opt("padding"), opt("dilation")], doc: "sums columns back into an image (col2im), the transpose of unfold" },
-    BuiltinInfo { builtin: Builtin::Gather, name: "gather", params: &[req("table"), req("idx")], doc: "rows of a table: [V, D] at i32[..S] → [..S, D]" },
-    BuiltinInfo { builtin: Builtin::Pick, name: "pick", params: &[req("x"), req("idx")], doc: "the entry at an index along the last axis: [..S, C] at i32[..S] → [..S]" },
-    BuiltinInfo { builtin: Builtin::OneHot, name: "one_hot", params: &[req("idx"), req("n")], doc: "i32[..S] → f32[..S, n] with a 1 at each index" },
-    BuiltinInfo { builtin: Builtin::ScatterAdd, name: "scatter_add", params: &[req("x"), req("idx"), req("rows")], doc: "adds rows of x into a [rows, D] table at idx (gather's transpose)" },
-    BuiltinInfo { builtin: Builtin::Zeros, name: "zeros", params: &[req("shape")], doc: "a tensor of zeros; as an initializer, zeros" },
-    BuiltinInfo { builtin: Builtin::Ones, name: "ones", params: &[req("shape")], doc: "a tensor of ones; as an initializer, ones" },
-    BuiltinInfo { builtin: Builtin::Full, name: "full", params: &[req("shape"), req("value")], doc: "a tensor filled with a value" },
-    BuiltinInfo { builtin: Builtin::ZerosLike, name: "zeros_like", params: X, doc: "zeros of the shape and dtype of x" },
-    BuiltinInfo { builtin: Builtin::OnesLike, name: "ones_like", params: X, doc: "ones of the shape and dtype of x" },
-    BuiltinInfo { builtin: Builtin::Arange, name: "arange", params: &[req("n")], doc: "0, 1, …, n-1 as f32[n]" },
-    BuiltinInfo { builtin: Builtin::RandUniform, name: "rand_uniform", params: &[req("shape")], doc: "uniform [0, 1) samples, seeded per step" },
-    BuiltinInfo { builtin: Builtin::RandNormal, name: "rand_normal", params: &[req("shape")], doc: "standard normal samples, seeded per step" },
-    BuiltinInfo { builtin: Builtin::Shape, name: "shape", params: X, doc: "the dimensions of x, as a list" },
-    BuiltinInfo { builtin: Builtin::Params, name: "params", params: &[req("model")], doc: "every parameter of a model, for regularizers" },
-    BuiltinInfo { builtin: Builtin::SumOver, name: "sum_over", params: &[req("params"), req("f")], doc: "the sum of a scalar function over a parameter set" },
+    BuiltinInfo {
+        builtin: Builtin::Exp,
+        name: "exp",
+        params: X,
+        doc: "e^x, elementwise",
+    },
+    BuiltinInfo {
+        builtin: Builtin::Log,
+        name: "log",
+        params: X,
+        doc: "natural logarithm, elementwise",
+    },
+    BuiltinInfo {
+        builtin: Builtin::Sqrt,
+        name: "sqrt",
+        params: X,
+        doc: "square root, elementwise",
+    },
+    BuiltinInfo {
+        builtin: Builtin::Sin,
+        name: "sin",
+        params: X,
+        doc: "sine, elementwise",
+    },
+    BuiltinInfo {
+        builtin: Builtin::Cos,
+        name: "cos",
+        params: X,
+        doc: "cosine, elementwise",
+    },
+    BuiltinInfo {
+        builtin: Builtin::Maximum,
+        name: "maximum",
+        params: &[req("a"), req("b")],
+        doc: "elementwise maximum, broadcasting",
+    },
+    BuiltinInfo {
+        builtin: Builtin::Minimum,
+        name: "minimum",
+        params: &[req("a"), req("b")],
+        doc: "elementwise minimum, broadcasting",
+    },
+    BuiltinInfo {
+        builtin: Builtin::Select,
+        name: "select",
+        params: &[req("cond"), req("a"), req("b")],
+        doc: "a where cond is true, else b, broadcasting",
+    },
+    BuiltinInfo {
+        builtin: Builtin::Cast,
+        name: "cast",
+        params: &[req("x"), req("dtype")],
+        doc: "converts to another dtype",
+    },
+    BuiltinInfo {
+        builtin: Builtin::Detach,
+        name: "detach",
+        params: X,
+        doc: "the same value, with no gradient flowing back",
+    },
+    BuiltinInfo {
+        builtin: Builtin::Sum,
+        name: "sum",
+        params: REDUCE,
+        doc: "sum over an axis, a list of axes, or everything",
+    },
+    BuiltinInfo {
+        builtin: Builtin::Mean,
+        name: "mean",
+        params: REDUCE,
+        doc: "mean over an axis, a list of axes, or everything",
+    },
+    BuiltinInfo {
+        builtin: Builtin::Max,
+        name: "max",
+        params: REDUCE,
+        doc: "maximum over an axis, a list of axes, or everything",
+    },
+    BuiltinInfo {
+        builtin: Builtin::Min,
+        name: "min",
+        params: REDUCE,
+        doc: "minimum over an axis, a list of axes, or everything",
+    },
+    BuiltinInfo {
+        builtin: Builtin::Argmax,
+        name: "argmax",
+        params: &[req("x"), opt("axis")],
+        doc: "index of the maximum along an axis (i32)",
+    },
+    BuiltinInfo {
+        builtin: Builtin::Reshape,
+        name: "reshape",
+        params: &[req("x"), req("shape")],
+        doc: "the same elements in another shape",
+    },
+    BuiltinInfo {
+        builtin: Builtin::Flatten,
+        name: "flatten",
+        params: &[req("x"), opt("axis")],
+        doc: "collapses the axes from `axis` (default 1) to the end",
+    },
+    BuiltinInfo {
+        builtin: Builtin::Permute,
+        name: "permute",
+        params: &[req("x"), req("perm")],
+        doc: "reorders the axes",
+    },
+    BuiltinInfo {
+        builtin: Builtin::Transpose,
+        name: "transpose",
+        params: X,
+        doc: "swaps the last two axes",
+    },
+    BuiltinInfo {
+        builtin: Builtin::BroadcastTo,
+        name: "broadcast_to",
+        params: &[req("x"), req("shape")],
+        doc: "stretches size-1 and missing leading axes",
+    },
+    BuiltinInfo {
+        builtin: Builtin::Slice,
+        name: "slice",
+        params: &[req("x"), req("axis"), req("start"), req("end")],
+        doc: "the range start..end along an axis",
+    },
+    BuiltinInfo {
+        builtin: Builtin::Pad,
+        name: "pad",
+        params: &[
+            req("x"),
+            req("axis"),
+            req("before"),
+            req("after"),
+            opt("value"),
+        ],
+        doc: "pads an axis with a constant",
+    },
+    BuiltinInfo {
+        builtin: Builtin::Concat,
+        name: "concat",
+        params: &[req("xs"), opt("axis")],
+        doc: "joins tensors along an axis",
+    },
+    BuiltinInfo {
+        builtin: Builtin::Split,
+        name: "split",
+        params: &[req("x"), req("parts"), opt("axis")],
+        doc: "cuts an axis into equal parts (a tuple)",
+    },
+    BuiltinInfo {
+        builtin: Builtin::Stack,
+        name: "stack",
+        params: &[req("xs"), opt("axis")],
+        doc: "stacks equal-shaped tensors along a new axis",
+    },
+    BuiltinInfo {
+        builtin: Builtin::Matmul,
+        name: "matmul",
+        params: &[req("a"), req("b")],
+        doc: "batched matrix product, the same as `a @ b`",
+    },
+    BuiltinInfo {
+        builtin: Builtin::Unfold,
+        name: "unfold",
+        params: WINDOW,
+        doc: "image patches as columns (im2col): [B, C, H, W] → [B, C*k*k, OH*OW]",
+    },
+    BuiltinInfo {
+        builtin: Builtin::Fold,
+        name: "fold",
+        params: &[
+            req("x"),
+            req("size"),
+            req("kernel"),
+            opt("stride"),
+            opt("padding"),
+            opt("dilation"),
+        ],
+        doc: "sums columns back into an image (col2im), the transpose of unfold",
+    },
+    BuiltinInfo {
+        builtin: Builtin::Gather,
+        name: "gather",
+        params: &[req("table"), req("idx")],
+        doc: "rows of a table: [V, D] at i32[..S] → [..S, D]",
+    },
+    BuiltinInfo {
+        builtin: Builtin::Pick,
+        name: "pick",
+        params: &[req("x"), req("idx")],
+        doc: "the entry at an index along the last axis: [..S, C] at i32[..S] → [..S]",
+    },
+    BuiltinInfo {
+        builtin: Builtin::OneHot,
+        name: "one_hot",
+        params: &[req("idx"), req("n")],
+        doc: "i32[..S] → f32[..S, n] with a 1 at each index",
+    },
+    BuiltinInfo {
+        builtin: Builtin::ScatterAdd,
+        name: "scatter_add",
+        params: &[req("x"), req("idx"), req("rows")],
+        doc: "adds rows of x into a [rows, D] table at idx (gather's transpose)",
+    },
+    BuiltinInfo {
+        builtin: Builtin::Zeros,
+        name: "zeros",
+        params: &[req("shape")],
+        doc: "a tensor of zeros; as an initializer, zeros",
+    },
+    BuiltinInfo {
+        builtin: Builtin::Ones,
+        name: "ones",
+        params: &[req("shape")],
+        doc: "a tensor of ones; as an initializer, ones",
+    },
+    BuiltinInfo {
+        builtin: Builtin::Full,
+        name: "full",
+        params: &[req("shape"), req("value")],
+        doc: "a tensor filled with a value",
+    },
+    BuiltinInfo {
+        builtin: Builtin::ZerosLike,
+        name: "zeros_like",
+        params: X,
+        doc: "zeros of the shape and dtype of x",
+    },
+    BuiltinInfo {
+        builtin: Builtin::OnesLike,
+        name: "ones_like",
+        params: X,
+        doc: "ones of the shape and dtype of x",
+    },
+    BuiltinInfo {
+        builtin: Builtin::Arange,
+        name: "arange",
+        params: &[req("n")],
+        doc: "0, 1, …, n-1 as f32[n]",
+    },
+    BuiltinInfo {
+        builtin: Builtin::RandUniform,
+        name: "rand_uniform",
+        params: &[req("shape")],
+        doc: "uniform [0, 1) samples, seeded per step",
+    },
+    BuiltinInfo {
+        builtin: Builtin::RandNormal,
+        name: "rand_normal",
+        params: &[req("shape")],
+        doc: "standard normal samples, seeded per step",
+    },
+    BuiltinInfo {
+        builtin: Builtin::Shape,
+        name: "shape",
+        params: X,
+        doc: "the dimensions of x, as a list",
+    },
+    BuiltinInfo {
+        builtin: Builtin::Params,
+        name: "params",
+        params: &[req("model")],
+        doc: "every parameter of a model, for regularizers",
+    },
+    BuiltinInfo {
+        builtin: Builtin::SumOver,
+        name: "sum_over",
+        params: &[req("params"), req("f")],
+        doc: "the sum of a scalar function over a parameter set",
+    },
 ];
 
 pub fn builtin(name: &str) -> Option<&'static BuiltinInfo> {
@@ -139,7 +378,10 @@ pub const INITIALIZERS: &[(&str, &[PrimParam])] = &[
 ];
 
 pub fn initializer(name: &str) -> Option<&'static [PrimParam]> {
-    INITIALIZERS.iter().find(|(n, _)| *n == name).map(|(_, p)| *p)
+    INITIALIZERS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, p)| *p)
 }
 
 pub const DTYPE_NAMES: &[&str] = &["f32", "f64", "i32", "bool"];

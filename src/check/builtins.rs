@@ -9,7 +9,12 @@ use crate::prim::Builtin;
 use crate::source::Span;
 use crate::syntax::ast::{BinOp, Dtype, UnOp};
 
-fn err(code: &'static str, msg: impl Into<String>, span: Span, label: impl Into<String>) -> Diagnostic {
+fn err(
+    code: &'static str,
+    msg: impl Into<String>,
+    span: Span,
+    label: impl Into<String>,
+) -> Diagnostic {
     Diagnostic::error(code, msg).with_primary(span, label)
 }
 
@@ -65,10 +70,20 @@ fn join_dtypes(c: &mut Checker, l: (&Ty, Span), r: (&Ty, Span), op_span: Span) -
         (Some(a), Some(b)) if a == b => Some(a),
         (Some(a), Some(b)) => {
             c.emit(
-                err("E0208", format!("cannot combine {} and {} with `{}`", a.name(), b.name(), c.sources.text(op_span)), op_span, "dtypes differ")
-                    .with_secondary(l.1, format!("this is {}", l.0))
-                    .with_secondary(r.1, format!("this is {}", r.0))
-                    .with_help(format!("convert one side with `cast(…, {})`", a.name())),
+                err(
+                    "E0208",
+                    format!(
+                        "cannot combine {} and {} with `{}`",
+                        a.name(),
+                        b.name(),
+                        c.sources.text(op_span)
+                    ),
+                    op_span,
+                    "dtypes differ",
+                )
+                .with_secondary(l.1, format!("this is {}", l.0))
+                .with_secondary(r.1, format!("this is {}", r.0))
+                .with_help(format!("convert one side with `cast(…, {})`", a.name())),
             );
             None
         }
@@ -76,8 +91,13 @@ fn join_dtypes(c: &mut Checker, l: (&Ty, Span), r: (&Ty, Span), op_span: Span) -
             let other = if dtype_of(l.0).is_some() { r.0 } else { l.0 };
             if d == Dtype::I32 && matches!(other, Ty::Float(_)) {
                 c.emit(
-                    err("E0208", "an i32 tensor cannot be combined with a float", op_span, "i32 with a fractional number")
-                        .with_help("convert the tensor first with `cast(…, f32)`"),
+                    err(
+                        "E0208",
+                        "an i32 tensor cannot be combined with a float",
+                        op_span,
+                        "i32 with a fractional number",
+                    )
+                    .with_help("convert the tensor first with `cast(…, f32)`"),
                 );
                 return None;
             }
@@ -87,7 +107,13 @@ fn join_dtypes(c: &mut Checker, l: (&Ty, Span), r: (&Ty, Span), op_span: Span) -
     }
 }
 
-pub(super) fn binary(c: &mut Checker, op: BinOp, op_span: Span, l: (&Ty, Span), r: (&Ty, Span)) -> Ty {
+pub(super) fn binary(
+    c: &mut Checker,
+    op: BinOp,
+    op_span: Span,
+    l: (&Ty, Span),
+    r: (&Ty, Span),
+) -> Ty {
     use Ty::{Bool, Float, Int, Tensor, Unknown};
     if l.0.is_unknown() || r.0.is_unknown() {
         return Unknown;
@@ -103,7 +129,12 @@ pub(super) fn binary(c: &mut Checker, op: BinOp, op_span: Span, l: (&Ty, Span), 
                 BinOp::Eq => Bool(a.zip(*b).map(|(x, y)| x == y)),
                 BinOp::Ne => Bool(a.zip(*b).map(|(x, y)| x != y)),
                 _ => {
-                    c.emit(err("E0208", format!("`{}` does not apply to booleans", op.symbol()), op_span, "on bool values"));
+                    c.emit(err(
+                        "E0208",
+                        format!("`{}` does not apply to booleans", op.symbol()),
+                        op_span,
+                        "on bool values",
+                    ));
                     Unknown
                 }
             };
@@ -121,7 +152,9 @@ pub(super) fn binary(c: &mut Checker, op: BinOp, op_span: Span, l: (&Ty, Span), 
     if op == BinOp::MatMul {
         return matmul(c, l, r, op_span);
     }
-    let Some(dt) = join_dtypes(c, l, r, op_span) else { return Unknown };
+    let Some(dt) = join_dtypes(c, l, r, op_span) else {
+        return Unknown;
+    };
     let shape = match broadcast(&ls, &rs) {
         Ok(s) => s,
         Err((i, x, y)) => {
@@ -136,16 +169,34 @@ pub(super) fn binary(c: &mut Checker, op: BinOp, op_span: Span, l: (&Ty, Span), 
         }
     };
     match op {
-        BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => Tensor(Dtype::Bool, shape),
+        BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
+            Tensor(Dtype::Bool, shape)
+        }
         BinOp::And | BinOp::Or => {
             if dt != Dtype::Bool {
-                c.emit(err("E0208", format!("`{}` needs bool values, found {}", op.symbol(), dt.name()), op_span, "not bool").with_help("compare first, e.g. `x > 0 and x < 1`"));
+                c.emit(
+                    err(
+                        "E0208",
+                        format!("`{}` needs bool values, found {}", op.symbol(), dt.name()),
+                        op_span,
+                        "not bool",
+                    )
+                    .with_help("compare first, e.g. `x > 0 and x < 1`"),
+                );
                 return Unknown;
             }
             Tensor(Dtype::Bool, shape)
         }
         _ if dt == Dtype::Bool => {
-            c.emit(err("E0208", format!("arithmetic `{}` on bool tensors", op.symbol()), op_span, "bool values").with_help("convert with `cast(…, f32)` first"));
+            c.emit(
+                err(
+                    "E0208",
+                    format!("arithmetic `{}` on bool tensors", op.symbol()),
+                    op_span,
+                    "bool values",
+                )
+                .with_help("convert with `cast(…, f32)` first"),
+            );
             Unknown
         }
         _ => Tensor(dt, shape),
@@ -210,7 +261,11 @@ fn int_op(c: &mut Checker, op: BinOp, op_span: Span, a: &Dim, b: &Dim, rhs_span:
                 c.emit(err("E0214", "division by zero", rhs_span, "this is 0"));
                 return Ty::Unknown;
             }
-            if x % y == 0 { Ty::Int(Dim::constant(x / y)) } else { Ty::Float(Some(x as f64 / y as f64)) }
+            if x % y == 0 {
+                Ty::Int(Dim::constant(x / y))
+            } else {
+                Ty::Float(Some(x as f64 / y as f64))
+            }
         }
         BinOp::Div | BinOp::Rem => {
             let r = if op == BinOp::Div { a.div(b) } else { a.rem(b) };
@@ -223,8 +278,14 @@ fn int_op(c: &mut Checker, op: BinOp, op_span: Span, a: &Dim, b: &Dim, rhs_span:
             }
         }
         BinOp::Pow => match b.as_const() {
-            Some(k) if (0..=16).contains(&k) => Ty::Int((0..k).fold(Dim::constant(1), |acc, _| acc.mul(a))),
-            _ => Ty::Float(a.as_const().zip(b.as_const()).map(|(x, y)| (x as f64).powf(y as f64))),
+            Some(k) if (0..=16).contains(&k) => {
+                Ty::Int((0..k).fold(Dim::constant(1), |acc, _| acc.mul(a)))
+            }
+            _ => Ty::Float(
+                a.as_const()
+                    .zip(b.as_const())
+                    .map(|(x, y)| (x as f64).powf(y as f64)),
+            ),
         },
         BinOp::Eq => decided(diff.map(|d| d == 0)),
         BinOp::Ne => decided(diff.map(|d| d != 0)),
@@ -233,7 +294,12 @@ fn int_op(c: &mut Checker, op: BinOp, op_span: Span, a: &Dim, b: &Dim, rhs_span:
         BinOp::Gt => decided(diff.map(|d| d > 0)),
         BinOp::Ge => decided(diff.map(|d| d >= 0)),
         BinOp::MatMul | BinOp::And | BinOp::Or => {
-            c.emit(err("E0214", format!("`{}` does not apply to integers", op.symbol()), op_span, "on integers"));
+            c.emit(err(
+                "E0214",
+                format!("`{}` does not apply to integers", op.symbol()),
+                op_span,
+                "on integers",
+            ));
             Ty::Unknown
         }
     }
@@ -249,7 +315,12 @@ pub(super) fn unary(c: &mut Checker, op: UnOp, t: &Ty, span: Span) -> Ty {
         (UnOp::Not, Ty::Tensor(Dtype::Bool, _)) => t.clone(),
         _ => {
             let sym = if op == UnOp::Neg { "-" } else { "not" };
-            c.emit(err("E0214", format!("`{sym}` does not apply to {t}"), span, format!("this is {t}")));
+            c.emit(err(
+                "E0214",
+                format!("`{sym}` does not apply to {t}"),
+                span,
+                format!("this is {t}"),
+            ));
             Ty::Unknown
         }
     }
@@ -257,19 +328,39 @@ pub(super) fn unary(c: &mut Checker, op: UnOp, t: &Ty, span: Span) -> Ty {
 
 fn matmul(c: &mut Checker, l: (&Ty, Span), r: (&Ty, Span), op_span: Span) -> Ty {
     let (Ty::Tensor(da, a), Ty::Tensor(db, b)) = (l.0, r.0) else {
-        c.emit(err("E0214", "`@` multiplies tensors", op_span, "a scalar here").with_help("use `*` to scale by a number"));
+        c.emit(
+            err("E0214", "`@` multiplies tensors", op_span, "a scalar here")
+                .with_help("use `*` to scale by a number"),
+        );
         return Ty::Unknown;
     };
     if da != db || !da.is_float() {
         c.emit(
-            err("E0208", format!("`@` needs two float tensors of one dtype, found {} and {}", da.name(), db.name()), op_span, "dtypes differ")
-                .with_help("convert with `cast(…, f32)`"),
+            err(
+                "E0208",
+                format!(
+                    "`@` needs two float tensors of one dtype, found {} and {}",
+                    da.name(),
+                    db.name()
+                ),
+                op_span,
+                "dtypes differ",
+            )
+            .with_help("convert with `cast(…, f32)`"),
         );
         return Ty::Unknown;
     }
     let (na, nb) = (a.0.len(), b.0.len());
     if na == 0 || nb == 0 {
-        c.emit(err("E0202", "`@` needs tensors of rank 1 or more", op_span, "a scalar here").with_help("use `*` to scale by a number"));
+        c.emit(
+            err(
+                "E0202",
+                "`@` needs tensors of rank 1 or more",
+                op_span,
+                "a scalar here",
+            )
+            .with_help("use `*` to scale by a number"),
+        );
         return Ty::Unknown;
     }
     let k_a = &a.0[na - 1];
@@ -290,12 +381,21 @@ fn matmul(c: &mut Checker, l: (&Ty, Span), r: (&Ty, Span), op_span: Span) -> Ty 
         out = a.0[..na - 1].to_vec();
         out.push(b.0[1].clone());
     } else {
-        let batch_a = Shape(if na >= 2 { a.0[..na - 2].to_vec() } else { Vec::new() });
+        let batch_a = Shape(if na >= 2 {
+            a.0[..na - 2].to_vec()
+        } else {
+            Vec::new()
+        });
         let batch_b = Shape(b.0[..nb - 2].to_vec());
         let batch = match broadcast(&batch_a, &batch_b) {
             Ok(s) => s,
             Err((_, x, y)) => {
-                c.emit(err("E0200", format!("the batch dimensions of `@` do not broadcast: {x} vs {y}"), op_span, "batch dimensions differ"));
+                c.emit(err(
+                    "E0200",
+                    format!("the batch dimensions of `@` do not broadcast: {x} vs {y}"),
+                    op_span,
+                    "batch dimensions differ",
+                ));
                 return Ty::Unknown;
             }
         };
@@ -309,7 +409,12 @@ fn matmul(c: &mut Checker, l: (&Ty, Span), r: (&Ty, Span), op_span: Span) -> Ty 
 }
 
 /// A non-negative axis for `shape`, from a possibly negative one.
-pub(super) fn normalize_axis(c: &mut Checker, shape: &Shape, axis: i64, span: Span) -> Option<usize> {
+pub(super) fn normalize_axis(
+    c: &mut Checker,
+    shape: &Shape,
+    axis: i64,
+    span: Span,
+) -> Option<usize> {
     let n = shape.0.len() as i64;
     let pack = shape.0.iter().position(|e| matches!(e, ShapeElem::Pack(_)));
     let idx = if axis < 0 { n + axis } else { axis };
@@ -319,8 +424,24 @@ pub(super) fn normalize_axis(c: &mut Checker, shape: &Shape, axis: i64, span: Sp
     };
     if idx < 0 || idx >= n || hidden {
         c.emit(
-            err("E0215", format!("axis {axis} is out of range for a tensor of shape {shape}"), span, format!("this has rank {}", if pack.is_some() { "unknown".to_string() } else { n.to_string() }))
-                .with_help(format!("valid axes are 0..{} or -{}..-1", n.max(1) - 1, n.max(1))),
+            err(
+                "E0215",
+                format!("axis {axis} is out of range for a tensor of shape {shape}"),
+                span,
+                format!(
+                    "this has rank {}",
+                    if pack.is_some() {
+                        "unknown".to_string()
+                    } else {
+                        n.to_string()
+                    }
+                ),
+            )
+            .with_help(format!(
+                "valid axes are 0..{} or -{}..-1",
+                n.max(1) - 1,
+                n.max(1)
+            )),
         );
         return None;
     }
@@ -332,7 +453,12 @@ fn int_arg(c: &mut Checker, a: Option<&ArgVal>, default: i64, what: &str) -> Opt
         None => Some(Dim::constant(default)),
         Some(ArgVal { ty: Ty::Int(d), .. }) => Some(d.clone()),
         Some(a) => {
-            c.emit(err("E0214", format!("`{what}` must be an integer, found {}", a.ty), a.span, "not an integer"));
+            c.emit(err(
+                "E0214",
+                format!("`{what}` must be an integer, found {}", a.ty),
+                a.span,
+                "not an integer",
+            ));
             None
         }
     }
@@ -344,7 +470,12 @@ fn const_arg(c: &mut Checker, a: Option<&ArgVal>, default: i64, what: &str) -> O
         Some(v) => Some(v),
         None => {
             let span = a.map_or(Span::new(crate::source::FileId(0), 0, 0), |a| a.span);
-            c.emit(err("E0214", format!("`{what}` must be a constant, found {d}"), span, "not known when the program is compiled"));
+            c.emit(err(
+                "E0214",
+                format!("`{what}` must be a constant, found {d}"),
+                span,
+                "not known when the program is compiled",
+            ));
             None
         }
     }
@@ -354,7 +485,12 @@ fn tensor_arg<'a>(c: &mut Checker, a: &'a ArgVal, what: &str) -> Option<(Dtype, 
     match &a.ty {
         Ty::Tensor(d, s) => Some((*d, s)),
         other => {
-            c.emit(err("E0214", format!("`{what}` must be a tensor, found {other}"), a.span, "not a tensor"));
+            c.emit(err(
+                "E0214",
+                format!("`{what}` must be a tensor, found {other}"),
+                a.span,
+                "not a tensor",
+            ));
             None
         }
     }
@@ -365,7 +501,12 @@ fn shape_arg(c: &mut Checker, a: &ArgVal, what: &str) -> Option<Shape> {
         Ty::Shape(s) => Some(s.clone()),
         Ty::Int(d) => Some(Shape::of_dims([d.clone()])),
         other => {
-            c.emit(err("E0214", format!("`{what}` must be a list of dimensions like `[B, 10]`, found {other}"), a.span, "not a shape"));
+            c.emit(err(
+                "E0214",
+                format!("`{what}` must be a list of dimensions like `[B, 10]`, found {other}"),
+                a.span,
+                "not a shape",
+            ));
             None
         }
     }
@@ -376,37 +517,81 @@ fn float_elementwise(c: &mut Checker, name: &str, x: &ArgVal) -> Ty {
         Ty::Tensor(d, _) if d.is_float() => x.ty.clone(),
         Ty::Int(_) | Ty::Float(_) => Ty::Float(None),
         other => {
-            c.emit(err("E0208", format!("`{name}` needs a float tensor, found {other}"), x.span, "not a float").with_help("convert with `cast(…, f32)`"));
+            c.emit(
+                err(
+                    "E0208",
+                    format!("`{name}` needs a float tensor, found {other}"),
+                    x.span,
+                    "not a float",
+                )
+                .with_help("convert with `cast(…, f32)`"),
+            );
             Ty::Unknown
         }
     }
 }
 
 /// Checks a builtin call; `args` are positional-then-named as written.
-pub(super) fn call(c: &mut Checker, f: &mut Frame, b: Builtin, args: &[ArgVal], callee_span: Span, span: Span) -> Ty {
+pub(super) fn call(
+    c: &mut Checker,
+    f: &mut Frame,
+    b: Builtin,
+    args: &[ArgVal],
+    callee_span: Span,
+    span: Span,
+) -> Ty {
     let info = builtin_info(b);
-    let slots: Vec<Slot> = info.params.iter().map(|p| Slot { name: p.name, optional: p.optional }).collect();
-    let Some(bound) = c.bind_slots(&slots, args, info.name, span) else { return Ty::Unknown };
+    let slots: Vec<Slot> = info
+        .params
+        .iter()
+        .map(|p| Slot {
+            name: p.name,
+            optional: p.optional,
+        })
+        .collect();
+    let Some(bound) = c.bind_slots(&slots, args, info.name, span) else {
+        return Ty::Unknown;
+    };
     let arg = |i: usize| bound.get(i).and_then(Option::as_ref);
     let req = |i: usize| bound[i].as_ref().expect("required slots are bound");
     let _ = callee_span;
     match b {
-        Builtin::Exp | Builtin::Log | Builtin::Sqrt | Builtin::Sin | Builtin::Cos => float_elementwise(c, info.name, req(0)),
-        Builtin::Detach => req(0).ty.clone(),
-        Builtin::Maximum | Builtin::Minimum => {
-            binary(c, BinOp::Add, span, (&req(0).ty, req(0).span), (&req(1).ty, req(1).span))
+        Builtin::Exp | Builtin::Log | Builtin::Sqrt | Builtin::Sin | Builtin::Cos => {
+            float_elementwise(c, info.name, req(0))
         }
+        Builtin::Detach => req(0).ty.clone(),
+        Builtin::Maximum | Builtin::Minimum => binary(
+            c,
+            BinOp::Add,
+            span,
+            (&req(0).ty, req(0).span),
+            (&req(1).ty, req(1).span),
+        ),
         Builtin::Select => {
             let cond = req(0);
             let cshape = match &cond.ty {
                 Ty::Tensor(Dtype::Bool, s) => s.clone(),
                 Ty::Bool(_) => Shape::scalar(),
                 other => {
-                    c.emit(err("E0208", format!("`select` needs a bool condition, found {other}"), cond.span, "not bool").with_help("compare to get a condition, e.g. `select(x > 0, x, 0)`"));
+                    c.emit(
+                        err(
+                            "E0208",
+                            format!("`select` needs a bool condition, found {other}"),
+                            cond.span,
+                            "not bool",
+                        )
+                        .with_help("compare to get a condition, e.g. `select(x > 0, x, 0)`"),
+                    );
                     return Ty::Unknown;
                 }
             };
-            let v = binary(c, BinOp::Add, span, (&req(1).ty, req(1).span), (&req(2).ty, req(2).span));
+            let v = binary(
+                c,
+                BinOp::Add,
+                span,
+                (&req(1).ty, req(1).span),
+                (&req(2).ty, req(2).span),
+            );
             match v {
                 Ty::Tensor(dt, s) => match broadcast(&s, &cshape) {
                     Ok(s) => Ty::Tensor(dt, s),
@@ -423,7 +608,12 @@ pub(super) fn call(c: &mut Checker, f: &mut Frame, b: Builtin, args: &[ArgVal], 
             let to = match &req(1).ty {
                 Ty::Dtype(d) => *d,
                 other => {
-                    c.emit(err("E0214", format!("`cast` needs a dtype (f32, f64, i32, bool), found {other}"), req(1).span, "not a dtype"));
+                    c.emit(err(
+                        "E0214",
+                        format!("`cast` needs a dtype (f32, f64, i32, bool), found {other}"),
+                        req(1).span,
+                        "not a dtype",
+                    ));
                     return Ty::Unknown;
                 }
             };
@@ -435,26 +625,44 @@ pub(super) fn call(c: &mut Checker, f: &mut Frame, b: Builtin, args: &[ArgVal], 
                 }
             }
         }
-        Builtin::Sum | Builtin::Mean | Builtin::Max | Builtin::Min | Builtin::Argmax => reduce(c, b, req(0), arg(1), arg(2)),
+        Builtin::Sum | Builtin::Mean | Builtin::Max | Builtin::Min | Builtin::Argmax => {
+            reduce(c, b, req(0), arg(1), arg(2))
+        }
         Builtin::Reshape => {
-            let Some((dt, s)) = tensor_arg(c, req(0), "x") else { return Ty::Unknown };
-            let Some(to) = shape_arg(c, req(1), "shape") else { return Ty::Unknown };
+            let Some((dt, s)) = tensor_arg(c, req(0), "x") else {
+                return Ty::Unknown;
+            };
+            let Some(to) = shape_arg(c, req(1), "shape") else {
+                return Ty::Unknown;
+            };
             let (from_n, to_n) = (s.numel(), to.numel());
             // Sizes with divisions or packs may be equal without looking equal; those are
             // checked again when the definition is expanded with concrete sizes.
             if from_n != to_n && from_n.is_polynomial() && to_n.is_polynomial() {
                 c.emit(
-                    err("E0216", format!("cannot reshape {from_n} elements into {to} ({to_n} elements)"), req(1).span, format!("{to} holds {to_n} elements"))
-                        .with_secondary(req(0).span, format!("this is {}{s}, {from_n} elements", dt.name()))
-                        .with_help("the number of elements must stay the same"),
+                    err(
+                        "E0216",
+                        format!("cannot reshape {from_n} elements into {to} ({to_n} elements)"),
+                        req(1).span,
+                        format!("{to} holds {to_n} elements"),
+                    )
+                    .with_secondary(
+                        req(0).span,
+                        format!("this is {}{s}, {from_n} elements", dt.name()),
+                    )
+                    .with_help("the number of elements must stay the same"),
                 );
                 return Ty::Unknown;
             }
             Ty::Tensor(dt, to)
         }
         Builtin::Flatten => {
-            let Some((dt, s)) = tensor_arg(c, req(0), "x") else { return Ty::Unknown };
-            let Some(axis) = const_arg(c, arg(1), 1, "axis") else { return Ty::Unknown };
+            let Some((dt, s)) = tensor_arg(c, req(0), "x") else {
+                return Ty::Unknown;
+            };
+            let Some(axis) = const_arg(c, arg(1), 1, "axis") else {
+                return Ty::Unknown;
+            };
             if s.0.is_empty() {
                 return Ty::Tensor(dt, Shape::of_dims([Dim::constant(1)]));
             }
@@ -473,26 +681,50 @@ pub(super) fn call(c: &mut Checker, f: &mut Frame, b: Builtin, args: &[ArgVal], 
             Ty::Tensor(dt, Shape(out))
         }
         Builtin::Permute => {
-            let Some((dt, s)) = tensor_arg(c, req(0), "x") else { return Ty::Unknown };
-            let Some(perm) = shape_arg(c, req(1), "perm") else { return Ty::Unknown };
-            let Some(p) = perm.concrete() else { return Ty::Unknown };
+            let Some((dt, s)) = tensor_arg(c, req(0), "x") else {
+                return Ty::Unknown;
+            };
+            let Some(perm) = shape_arg(c, req(1), "perm") else {
+                return Ty::Unknown;
+            };
+            let Some(p) = perm.concrete() else {
+                return Ty::Unknown;
+            };
             let n = s.0.len();
             let mut sorted: Vec<i64> = p.clone();
             sorted.sort_unstable();
             if s.has_pack() || sorted != (0..n as i64).collect::<Vec<_>>() {
                 c.emit(
-                    err("E0217", format!("{perm} is not a permutation of the {n} axes of {s}"), req(1).span, "invalid permutation")
-                        .with_help(format!("list every axis 0..{} exactly once", n.max(1) - 1)),
+                    err(
+                        "E0217",
+                        format!("{perm} is not a permutation of the {n} axes of {s}"),
+                        req(1).span,
+                        "invalid permutation",
+                    )
+                    .with_help(format!("list every axis 0..{} exactly once", n.max(1) - 1)),
                 );
                 return Ty::Unknown;
             }
-            Ty::Tensor(dt, Shape(p.iter().map(|&i| s.0[i as usize].clone()).collect()))
+            Ty::Tensor(
+                dt,
+                Shape(p.iter().map(|&i| s.0[i as usize].clone()).collect()),
+            )
         }
         Builtin::Transpose => {
-            let Some((dt, s)) = tensor_arg(c, req(0), "x") else { return Ty::Unknown };
+            let Some((dt, s)) = tensor_arg(c, req(0), "x") else {
+                return Ty::Unknown;
+            };
             let n = s.0.len();
-            if n < 2 || matches!(s.0[n - 1], ShapeElem::Pack(_)) || matches!(s.0[n - 2], ShapeElem::Pack(_)) {
-                c.emit(err("E0202", format!("`transpose` needs at least two axes, found {s}"), req(0).span, "rank too small"));
+            if n < 2
+                || matches!(s.0[n - 1], ShapeElem::Pack(_))
+                || matches!(s.0[n - 2], ShapeElem::Pack(_))
+            {
+                c.emit(err(
+                    "E0202",
+                    format!("`transpose` needs at least two axes, found {s}"),
+                    req(0).span,
+                    "rank too small",
+                ));
                 return Ty::Unknown;
             }
             let mut out = s.clone();
@@ -500,21 +732,44 @@ pub(super) fn call(c: &mut Checker, f: &mut Frame, b: Builtin, args: &[ArgVal], 
             Ty::Tensor(dt, out)
         }
         Builtin::BroadcastTo => {
-            let Some((dt, s)) = tensor_arg(c, req(0), "x") else { return Ty::Unknown };
-            let Some(to) = shape_arg(c, req(1), "shape") else { return Ty::Unknown };
+            let Some((dt, s)) = tensor_arg(c, req(0), "x") else {
+                return Ty::Unknown;
+            };
+            let Some(to) = shape_arg(c, req(1), "shape") else {
+                return Ty::Unknown;
+            };
             match broadcast(s, &to) {
                 Ok(r) if r == to => Ty::Tensor(dt, to),
                 _ => {
-                    c.emit(err("E0200", format!("cannot broadcast {s} to {to}"), req(0).span, format!("this is {}", req(0).ty)).with_help("only size-1 and missing leading axes can be stretched"));
+                    c.emit(
+                        err(
+                            "E0200",
+                            format!("cannot broadcast {s} to {to}"),
+                            req(0).span,
+                            format!("this is {}", req(0).ty),
+                        )
+                        .with_help("only size-1 and missing leading axes can be stretched"),
+                    );
                     Ty::Unknown
                 }
             }
         }
         Builtin::Slice => {
-            let Some((dt, s)) = tensor_arg(c, req(0), "x") else { return Ty::Unknown };
-            let Some(axis) = const_arg(c, Some(req(1)), 0, "axis") else { return Ty::Unknown };
-            let Some(ax) = normalize_axis(c, s, axis, req(1).span) else { return Ty::Unknown };
-            let (Some(start), Some(end)) = (int_arg(c, Some(req(2)), 0, "start"), int_arg(c, Some(req(3)), 0, "end")) else { return Ty::Unknown };
+            let Some((dt, s)) = tensor_arg(c, req(0), "x") else {
+                return Ty::Unknown;
+            };
+            let Some(axis) = const_arg(c, Some(req(1)), 0, "axis") else {
+                return Ty::Unknown;
+            };
+            let Some(ax) = normalize_axis(c, s, axis, req(1).span) else {
+                return Ty::Unknown;
+            };
+            let (Some(start), Some(end)) = (
+                int_arg(c, Some(req(2)), 0, "start"),
+                int_arg(c, Some(req(3)), 0, "end"),
+            ) else {
+                return Ty::Unknown;
+            };
             let len = end.sub(&start);
             if let (Some(l), ShapeElem::Dim(full)) = (len.as_const(), &s.0[ax]) {
                 let past_end = end.sub(full).as_const().is_some_and(|d| d > 0);
@@ -528,10 +783,21 @@ pub(super) fn call(c: &mut Checker, f: &mut Frame, b: Builtin, args: &[ArgVal], 
             Ty::Tensor(dt, out)
         }
         Builtin::Pad => {
-            let Some((dt, s)) = tensor_arg(c, req(0), "x") else { return Ty::Unknown };
-            let Some(axis) = const_arg(c, Some(req(1)), 0, "axis") else { return Ty::Unknown };
-            let Some(ax) = normalize_axis(c, s, axis, req(1).span) else { return Ty::Unknown };
-            let (Some(before), Some(after)) = (int_arg(c, Some(req(2)), 0, "before"), int_arg(c, Some(req(3)), 0, "after")) else { return Ty::Unknown };
+            let Some((dt, s)) = tensor_arg(c, req(0), "x") else {
+                return Ty::Unknown;
+            };
+            let Some(axis) = const_arg(c, Some(req(1)), 0, "axis") else {
+                return Ty::Unknown;
+            };
+            let Some(ax) = normalize_axis(c, s, axis, req(1).span) else {
+                return Ty::Unknown;
+            };
+            let (Some(before), Some(after)) = (
+                int_arg(c, Some(req(2)), 0, "before"),
+                int_arg(c, Some(req(3)), 0, "after"),
+            ) else {
+                return Ty::Unknown;
+            };
             let mut out = s.clone();
             if let ShapeElem::Dim(d) = &s.0[ax] {
                 out.0[ax] = ShapeElem::Dim(d.add(&before).add(&after));
@@ -540,40 +806,94 @@ pub(super) fn call(c: &mut Checker, f: &mut Frame, b: Builtin, args: &[ArgVal], 
         }
         Builtin::Concat | Builtin::Stack => concat(c, b, req(0), arg(1)),
         Builtin::Split => {
-            let Some((dt, s)) = tensor_arg(c, req(0), "x") else { return Ty::Unknown };
-            let Some(parts) = const_arg(c, Some(req(1)), 1, "parts") else { return Ty::Unknown };
-            let Some(axis) = const_arg(c, arg(2), -1, "axis") else { return Ty::Unknown };
-            let Some(ax) = normalize_axis(c, s, axis, arg(2).map_or(req(0).span, |a| a.span)) else { return Ty::Unknown };
-            let ShapeElem::Dim(d) = &s.0[ax] else { return Ty::Unknown };
-            if parts <= 0 || d.rem(&Dim::constant(parts)).is_some_and(|r| r.as_const().is_some_and(|v| v != 0)) {
-                c.emit(err("E0226", format!("cannot split a dimension of size {d} into {parts} equal parts"), req(1).span, "does not divide").with_help("choose a number of parts that divides the axis"));
+            let Some((dt, s)) = tensor_arg(c, req(0), "x") else {
+                return Ty::Unknown;
+            };
+            let Some(parts) = const_arg(c, Some(req(1)), 1, "parts") else {
+                return Ty::Unknown;
+            };
+            let Some(axis) = const_arg(c, arg(2), -1, "axis") else {
+                return Ty::Unknown;
+            };
+            let Some(ax) = normalize_axis(c, s, axis, arg(2).map_or(req(0).span, |a| a.span))
+            else {
+                return Ty::Unknown;
+            };
+            let ShapeElem::Dim(d) = &s.0[ax] else {
+                return Ty::Unknown;
+            };
+            if parts <= 0
+                || d.rem(&Dim::constant(parts))
+                    .is_some_and(|r| r.as_const().is_some_and(|v| v != 0))
+            {
+                c.emit(
+                    err(
+                        "E0226",
+                        format!("cannot split a dimension of size {d} into {parts} equal parts"),
+                        req(1).span,
+                        "does not divide",
+                    )
+                    .with_help("choose a number of parts that divides the axis"),
+                );
                 return Ty::Unknown;
             }
             let mut part = s.clone();
             part.0[ax] = ShapeElem::Dim(d.div(&Dim::constant(parts)).expect("parts > 0"));
             Ty::Tuple(vec![Ty::Tensor(dt, part); parts as usize])
         }
-        Builtin::Matmul => matmul(c, (&req(0).ty, req(0).span), (&req(1).ty, req(1).span), span),
+        Builtin::Matmul => matmul(
+            c,
+            (&req(0).ty, req(0).span),
+            (&req(1).ty, req(1).span),
+            span,
+        ),
         Builtin::Unfold => unfold(c, req(0), req(1), arg(2), arg(3), arg(4), span),
         Builtin::Fold => {
-            let Some((dt, s)) = tensor_arg(c, req(0), "x") else { return Ty::Unknown };
-            let Some(size) = shape_arg(c, req(1), "size") else { return Ty::Unknown };
-            let Some(k) = int_arg(c, Some(req(2)), 1, "kernel") else { return Ty::Unknown };
-            let (Some(bdim), Some(ShapeElem::Dim(ck))) = (s.0.first(), s.0.get(1)) else { return Ty::Unknown };
-            let Some(ch) = ck.div(&k.mul(&k)) else { return Ty::Unknown };
+            let Some((dt, s)) = tensor_arg(c, req(0), "x") else {
+                return Ty::Unknown;
+            };
+            let Some(size) = shape_arg(c, req(1), "size") else {
+                return Ty::Unknown;
+            };
+            let Some(k) = int_arg(c, Some(req(2)), 1, "kernel") else {
+                return Ty::Unknown;
+            };
+            let (Some(bdim), Some(ShapeElem::Dim(ck))) = (s.0.first(), s.0.get(1)) else {
+                return Ty::Unknown;
+            };
+            let Some(ch) = ck.div(&k.mul(&k)) else {
+                return Ty::Unknown;
+            };
             let mut out = vec![bdim.clone(), ShapeElem::Dim(ch)];
             out.extend(size.0);
             Ty::Tensor(dt, Shape(out))
         }
         Builtin::Gather => {
-            let Some((dt, table)) = tensor_arg(c, req(0), "table") else { return Ty::Unknown };
-            let Some((it, idx)) = tensor_arg(c, req(1), "idx") else { return Ty::Unknown };
+            let Some((dt, table)) = tensor_arg(c, req(0), "table") else {
+                return Ty::Unknown;
+            };
+            let Some((it, idx)) = tensor_arg(c, req(1), "idx") else {
+                return Ty::Unknown;
+            };
             if it != Dtype::I32 {
-                c.emit(err("E0208", format!("`gather` needs i32 indices, found {}", it.name()), req(1).span, "not i32").with_help("convert with `cast(…, i32)`"));
+                c.emit(
+                    err(
+                        "E0208",
+                        format!("`gather` needs i32 indices, found {}", it.name()),
+                        req(1).span,
+                        "not i32",
+                    )
+                    .with_help("convert with `cast(…, i32)`"),
+                );
                 return Ty::Unknown;
             }
             if table.0.len() != 2 {
-                c.emit(err("E0202", format!("`gather` needs a [rows, width] table, found {table}"), req(0).span, "not rank 2"));
+                c.emit(err(
+                    "E0202",
+                    format!("`gather` needs a [rows, width] table, found {table}"),
+                    req(0).span,
+                    "not rank 2",
+                ));
                 return Ty::Unknown;
             }
             let mut out = idx.clone();
@@ -581,10 +901,22 @@ pub(super) fn call(c: &mut Checker, f: &mut Frame, b: Builtin, args: &[ArgVal], 
             Ty::Tensor(dt, out)
         }
         Builtin::Pick => {
-            let Some((dt, x)) = tensor_arg(c, req(0), "x") else { return Ty::Unknown };
-            let Some((it, idx)) = tensor_arg(c, req(1), "idx") else { return Ty::Unknown };
+            let Some((dt, x)) = tensor_arg(c, req(0), "x") else {
+                return Ty::Unknown;
+            };
+            let Some((it, idx)) = tensor_arg(c, req(1), "idx") else {
+                return Ty::Unknown;
+            };
             if it != Dtype::I32 {
-                c.emit(err("E0208", format!("`pick` needs i32 indices, found {}", it.name()), req(1).span, "not i32").with_help("convert with `cast(…, i32)`"));
+                c.emit(
+                    err(
+                        "E0208",
+                        format!("`pick` needs i32 indices, found {}", it.name()),
+                        req(1).span,
+                        "not i32",
+                    )
+                    .with_help("convert with `cast(…, i32)`"),
+                );
                 return Ty::Unknown;
             }
             let lead = Shape(x.0[..x.0.len().saturating_sub(1)].to_vec());
@@ -598,29 +930,46 @@ pub(super) fn call(c: &mut Checker, f: &mut Frame, b: Builtin, args: &[ArgVal], 
             Ty::Tensor(dt, lead)
         }
         Builtin::OneHot => {
-            let Some((it, idx)) = tensor_arg(c, req(0), "idx") else { return Ty::Unknown };
+            let Some((it, idx)) = tensor_arg(c, req(0), "idx") else {
+                return Ty::Unknown;
+            };
             if it != Dtype::I32 {
-                c.emit(err("E0208", format!("`one_hot` needs i32 class indices, found {}", it.name()), req(0).span, "not i32"));
+                c.emit(err(
+                    "E0208",
+                    format!("`one_hot` needs i32 class indices, found {}", it.name()),
+                    req(0).span,
+                    "not i32",
+                ));
                 return Ty::Unknown;
             }
-            let Some(n) = int_arg(c, Some(req(1)), 1, "n") else { return Ty::Unknown };
+            let Some(n) = int_arg(c, Some(req(1)), 1, "n") else {
+                return Ty::Unknown;
+            };
             let mut out = idx.clone();
             out.0.push(ShapeElem::Dim(n));
             Ty::Tensor(Dtype::F32, out)
         }
         Builtin::ScatterAdd => {
-            let Some((dt, x)) = tensor_arg(c, req(0), "x") else { return Ty::Unknown };
-            let Some(rows) = int_arg(c, Some(req(2)), 1, "rows") else { return Ty::Unknown };
-            let Some(last) = x.0.last() else { return Ty::Unknown };
+            let Some((dt, x)) = tensor_arg(c, req(0), "x") else {
+                return Ty::Unknown;
+            };
+            let Some(rows) = int_arg(c, Some(req(2)), 1, "rows") else {
+                return Ty::Unknown;
+            };
+            let Some(last) = x.0.last() else {
+                return Ty::Unknown;
+            };
             Ty::Tensor(dt, Shape(vec![ShapeElem::Dim(rows), last.clone()]))
         }
-        Builtin::Zeros | Builtin::Ones | Builtin::RandUniform | Builtin::RandNormal => match shape_arg(c, req(0), "shape") {
-            Some(s) => {
-                check_positive(c, &s, req(0).span);
-                Ty::Tensor(Dtype::F32, s)
+        Builtin::Zeros | Builtin::Ones | Builtin::RandUniform | Builtin::RandNormal => {
+            match shape_arg(c, req(0), "shape") {
+                Some(s) => {
+                    check_positive(c, &s, req(0).span);
+                    Ty::Tensor(Dtype::F32, s)
+                }
+                None => Ty::Unknown,
             }
-            None => Ty::Unknown,
-        },
+        }
         Builtin::Full => match shape_arg(c, req(0), "shape") {
             Some(s) => Ty::Tensor(Dtype::F32, s),
             None => Ty::Unknown,
@@ -629,7 +978,12 @@ pub(super) fn call(c: &mut Checker, f: &mut Frame, b: Builtin, args: &[ArgVal], 
             t @ Ty::Tensor(..) => t.clone(),
             Ty::Int(_) | Ty::Float(_) => Ty::Float(Some(0.0)),
             other => {
-                c.emit(err("E0214", format!("`{}` needs a tensor, found {other}", info.name), req(0).span, "not a tensor"));
+                c.emit(err(
+                    "E0214",
+                    format!("`{}` needs a tensor, found {other}", info.name),
+                    req(0).span,
+                    "not a tensor",
+                ));
                 Ty::Unknown
             }
         },
@@ -640,28 +994,61 @@ pub(super) fn call(c: &mut Checker, f: &mut Frame, b: Builtin, args: &[ArgVal], 
         Builtin::Shape => match &req(0).ty {
             Ty::Tensor(_, s) => Ty::Shape(s.clone()),
             other => {
-                c.emit(err("E0214", format!("`shape` needs a tensor, found {other}"), req(0).span, "not a tensor"));
+                c.emit(err(
+                    "E0214",
+                    format!("`shape` needs a tensor, found {other}"),
+                    req(0).span,
+                    "not a tensor",
+                ));
                 Ty::Unknown
             }
         },
         Builtin::Params => match &req(0).ty {
             Ty::Layer(_) | Ty::Callable(Callable::Def(_)) => Ty::ParamSet,
             other => {
-                c.emit(err("E0214", format!("`params` needs a model, found {other}"), req(0).span, "not a model").with_help("write `params(Mlp)` with the name of a trained model"));
+                c.emit(
+                    err(
+                        "E0214",
+                        format!("`params` needs a model, found {other}"),
+                        req(0).span,
+                        "not a model",
+                    )
+                    .with_help("write `params(Mlp)` with the name of a trained model"),
+                );
                 Ty::Unknown
             }
         },
         Builtin::SumOver => {
             if !matches!(req(0).ty, Ty::ParamSet) {
-                c.emit(err("E0214", format!("`sum_over` needs a parameter set, found {}", req(0).ty), req(0).span, "not `params(…)`"));
+                c.emit(err(
+                    "E0214",
+                    format!("`sum_over` needs a parameter set, found {}", req(0).ty),
+                    req(0).span,
+                    "not `params(…)`",
+                ));
                 return Ty::Unknown;
             }
             let pack = c.fresh_sym("P");
-            let p = ArgVal { name: None, ty: Ty::Tensor(Dtype::F32, Shape(vec![ShapeElem::Pack(pack)])), span: req(1).span };
-            let callee = crate::syntax::ast::Expr { kind: crate::syntax::ast::ExprKind::Tuple(Vec::new()), span: req(1).span };
+            let p = ArgVal {
+                name: None,
+                ty: Ty::Tensor(Dtype::F32, Shape(vec![ShapeElem::Pack(pack)])),
+                span: req(1).span,
+            };
+            let callee = crate::syntax::ast::Expr {
+                kind: crate::syntax::ast::ExprKind::Tuple(Vec::new()),
+                span: req(1).span,
+            };
             let t = c.call(f, req(1).ty.clone(), &callee, vec![p], req(1).span);
             if !t.is_scalar() && !t.is_unknown() {
-                c.emit(err("E0207", format!("the function given to `sum_over` must return a scalar, found {t}"), req(1).span, "not a scalar").with_help("reduce it, e.g. `|w| sum(w * w)`"));
+                c.emit(
+                    err(
+                        "E0207",
+                        format!("the function given to `sum_over` must return a scalar, found {t}"),
+                        req(1).span,
+                        "not a scalar",
+                    )
+                    .with_help("reduce it, e.g. `|w| sum(w * w)`"),
+                );
             }
             Ty::Float(None)
         }
@@ -669,21 +1056,46 @@ pub(super) fn call(c: &mut Checker, f: &mut Frame, b: Builtin, args: &[ArgVal], 
 }
 
 fn check_positive(c: &mut Checker, s: &Shape, span: Span) {
-    if let Some(d) = s.dims().and_then(|ds| ds.into_iter().find(|d| d.as_const().is_some_and(|v| v <= 0))) {
-        c.emit(err("E0205", format!("a tensor cannot have a dimension of size {d}"), span, format!("the shape {s}")).with_help("every dimension must be at least 1"));
+    if let Some(d) = s.dims().and_then(|ds| {
+        ds.into_iter()
+            .find(|d| d.as_const().is_some_and(|v| v <= 0))
+    }) {
+        c.emit(
+            err(
+                "E0205",
+                format!("a tensor cannot have a dimension of size {d}"),
+                span,
+                format!("the shape {s}"),
+            )
+            .with_help("every dimension must be at least 1"),
+        );
     }
 }
 
 fn builtin_info(b: Builtin) -> &'static crate::prim::BuiltinInfo {
-    crate::prim::BUILTINS.iter().find(|i| i.builtin == b).expect("every builtin is listed")
+    crate::prim::BUILTINS
+        .iter()
+        .find(|i| i.builtin == b)
+        .expect("every builtin is listed")
 }
 
-fn reduce(c: &mut Checker, b: Builtin, x: &ArgVal, axis: Option<&ArgVal>, keep: Option<&ArgVal>) -> Ty {
+fn reduce(
+    c: &mut Checker,
+    b: Builtin,
+    x: &ArgVal,
+    axis: Option<&ArgVal>,
+    keep: Option<&ArgVal>,
+) -> Ty {
     let (dt, s) = match &x.ty {
         Ty::Tensor(d, s) => (*d, s.clone()),
         Ty::Int(_) | Ty::Float(_) => return Ty::Float(None),
         other => {
-            c.emit(err("E0214", format!("reductions need a tensor, found {other}"), x.span, "not a tensor"));
+            c.emit(err(
+                "E0214",
+                format!("reductions need a tensor, found {other}"),
+                x.span,
+                "not a tensor",
+            ));
             return Ty::Unknown;
         }
     };
@@ -691,7 +1103,12 @@ fn reduce(c: &mut Checker, b: Builtin, x: &ArgVal, axis: Option<&ArgVal>, keep: 
         None => false,
         Some(Ty::Bool(Some(v))) => *v,
         Some(other) => {
-            c.emit(err("E0214", format!("`keep` must be true or false, found {other}"), keep.expect("some").span, "not a bool"));
+            c.emit(err(
+                "E0214",
+                format!("`keep` must be true or false, found {other}"),
+                keep.expect("some").span,
+                "not a bool",
+            ));
             return Ty::Unknown;
         }
     };
@@ -708,7 +1125,12 @@ fn reduce(c: &mut Checker, b: Builtin, x: &ArgVal, axis: Option<&ArgVal>, keep: 
                     None => return Ty::Unknown,
                 },
                 other => {
-                    c.emit(err("E0214", format!("`axis` must be an integer or a list of integers, found {other}"), a.span, "not an axis"));
+                    c.emit(err(
+                        "E0214",
+                        format!("`axis` must be an integer or a list of integers, found {other}"),
+                        a.span,
+                        "not an axis",
+                    ));
                     return Ty::Unknown;
                 }
             };
@@ -738,32 +1160,65 @@ fn reduce(c: &mut Checker, b: Builtin, x: &ArgVal, axis: Option<&ArgVal>, keep: 
     }
     let out_dt = if b == Builtin::Argmax { Dtype::I32 } else { dt };
     if matches!(b, Builtin::Mean) && !dt.is_float() {
-        c.emit(err("E0208", format!("`mean` needs a float tensor, found {}", dt.name()), x.span, "not float").with_help("convert with `cast(…, f32)`"));
+        c.emit(
+            err(
+                "E0208",
+                format!("`mean` needs a float tensor, found {}", dt.name()),
+                x.span,
+                "not float",
+            )
+            .with_help("convert with `cast(…, f32)`"),
+        );
         return Ty::Unknown;
     }
     Ty::Tensor(out_dt, Shape(out))
 }
 
-
 fn concat(c: &mut Checker, b: Builtin, xs: &ArgVal, axis: Option<&ArgVal>) -> Ty {
     let items = match &xs.ty {
         Ty::List(items) | Ty::Tuple(items) => items.clone(),
         other => {
-            c.emit(err("E0214", format!("`{}` needs a list of tensors like `[a, b]`, found {other}", if b == Builtin::Concat { "concat" } else { "stack" }), xs.span, "not a list"));
+            c.emit(err(
+                "E0214",
+                format!(
+                    "`{}` needs a list of tensors like `[a, b]`, found {other}",
+                    if b == Builtin::Concat {
+                        "concat"
+                    } else {
+                        "stack"
+                    }
+                ),
+                xs.span,
+                "not a list",
+            ));
             return Ty::Unknown;
         }
     };
     let Some(first) = items.first() else {
-        c.emit(err("E0214", "nothing to join: the list is empty", xs.span, "empty list"));
+        c.emit(err(
+            "E0214",
+            "nothing to join: the list is empty",
+            xs.span,
+            "empty list",
+        ));
         return Ty::Unknown;
     };
-    let Ty::Tensor(dt, s0) = first else { return Ty::Unknown };
+    let Ty::Tensor(dt, s0) = first else {
+        return Ty::Unknown;
+    };
     let default = if b == Builtin::Concat { -1 } else { 0 };
-    let Some(axis) = const_arg(c, axis, default, "axis") else { return Ty::Unknown };
+    let Some(axis) = const_arg(c, axis, default, "axis") else {
+        return Ty::Unknown;
+    };
     if b == Builtin::Stack {
         for t in &items[1..] {
             if !same_type(first, t) {
-                c.emit(err("E0225", format!("`stack` needs tensors of one shape, found {first} and {t}"), xs.span, "shapes differ"));
+                c.emit(err(
+                    "E0225",
+                    format!("`stack` needs tensors of one shape, found {first} and {t}"),
+                    xs.span,
+                    "shapes differ",
+                ));
                 return Ty::Unknown;
             }
         }
@@ -771,17 +1226,34 @@ fn concat(c: &mut Checker, b: Builtin, xs: &ArgVal, axis: Option<&ArgVal>) -> Ty
         let n = out.0.len() as i64 + 1;
         let at = if axis < 0 { n + axis } else { axis };
         if !(0..n).contains(&at) {
-            c.emit(err("E0215", format!("axis {axis} is out of range for stacking"), xs.span, "bad axis"));
+            c.emit(err(
+                "E0215",
+                format!("axis {axis} is out of range for stacking"),
+                xs.span,
+                "bad axis",
+            ));
             return Ty::Unknown;
         }
-        out.0.insert(at as usize, ShapeElem::Dim(Dim::constant(items.len() as i64)));
+        out.0.insert(
+            at as usize,
+            ShapeElem::Dim(Dim::constant(items.len() as i64)),
+        );
         return Ty::Tensor(*dt, out);
     }
-    let Some(ax) = normalize_axis(c, s0, axis, xs.span) else { return Ty::Unknown };
+    let Some(ax) = normalize_axis(c, s0, axis, xs.span) else {
+        return Ty::Unknown;
+    };
     let mut total = Dim::constant(0);
     for t in &items {
-        let Ty::Tensor(d, s) = t else { return Ty::Unknown };
-        let same_elsewhere = s.0.len() == s0.0.len() && s.0.iter().zip(&s0.0).enumerate().all(|(i, (a, b))| i == ax || a == b);
+        let Ty::Tensor(d, s) = t else {
+            return Ty::Unknown;
+        };
+        let same_elsewhere = s.0.len() == s0.0.len()
+            && s.0
+                .iter()
+                .zip(&s0.0)
+                .enumerate()
+                .all(|(i, (a, b))| i == ax || a == b);
         if d != dt || !same_elsewhere {
             c.emit(
                 err("E0225", format!("`concat` along axis {axis}: {first} and {t} differ in another dimension"), xs.span, "shapes do not line up")
@@ -798,22 +1270,54 @@ fn concat(c: &mut Checker, b: Builtin, xs: &ArgVal, axis: Option<&ArgVal>) -> Ty
     Ty::Tensor(*dt, out)
 }
 
-fn unfold(c: &mut Checker, x: &ArgVal, k: &ArgVal, stride: Option<&ArgVal>, padding: Option<&ArgVal>, dilation: Option<&ArgVal>, span: Span) -> Ty {
-    let Some((dt, s)) = tensor_arg(c, x, "x") else { return Ty::Unknown };
-    let Some(dims) = s.dims().filter(|d| d.len() == 4) else {
-        c.emit(err("E0202", format!("`unfold` needs an image batch [B, C, H, W], found {s}"), x.span, "not rank 4").with_help("reshape the input to [B, C, H, W]"));
+fn unfold(
+    c: &mut Checker,
+    x: &ArgVal,
+    k: &ArgVal,
+    stride: Option<&ArgVal>,
+    padding: Option<&ArgVal>,
+    dilation: Option<&ArgVal>,
+    span: Span,
+) -> Ty {
+    let Some((dt, s)) = tensor_arg(c, x, "x") else {
         return Ty::Unknown;
     };
-    let (Some(k), Some(st), Some(p), Some(dl)) = (int_arg(c, Some(k), 1, "kernel"), int_arg(c, stride, 1, "stride"), int_arg(c, padding, 0, "padding"), int_arg(c, dilation, 1, "dilation")) else {
+    let Some(dims) = s.dims().filter(|d| d.len() == 4) else {
+        c.emit(
+            err(
+                "E0202",
+                format!("`unfold` needs an image batch [B, C, H, W], found {s}"),
+                x.span,
+                "not rank 4",
+            )
+            .with_help("reshape the input to [B, C, H, W]"),
+        );
+        return Ty::Unknown;
+    };
+    let (Some(k), Some(st), Some(p), Some(dl)) = (
+        int_arg(c, Some(k), 1, "kernel"),
+        int_arg(c, stride, 1, "stride"),
+        int_arg(c, padding, 0, "padding"),
+        int_arg(c, dilation, 1, "dilation"),
+    ) else {
         return Ty::Unknown;
     };
     let one = Dim::constant(1);
     let out_size = |n: &Dim| -> Option<Dim> {
         let span_k = dl.mul(&k.sub(&one));
-        n.add(&Dim::constant(2).mul(&p)).sub(&span_k).sub(&one).div(&st).map(|q| q.add(&one))
+        n.add(&Dim::constant(2).mul(&p))
+            .sub(&span_k)
+            .sub(&one)
+            .div(&st)
+            .map(|q| q.add(&one))
     };
     let (Some(oh), Some(ow)) = (out_size(&dims[2]), out_size(&dims[3])) else {
-        c.emit(err("E0214", "`unfold` stride must not be zero", span, "stride 0"));
+        c.emit(err(
+            "E0214",
+            "`unfold` stride must not be zero",
+            span,
+            "stride 0",
+        ));
         return Ty::Unknown;
     };
     for (name, o, n) in [("height", &oh, &dims[2]), ("width", &ow, &dims[3])] {
@@ -826,6 +1330,8 @@ fn unfold(c: &mut Checker, x: &ArgVal, k: &ArgVal, stride: Option<&ArgVal>, padd
             return Ty::Unknown;
         }
     }
-    Ty::Tensor(dt, Shape::of_dims([dims[0].clone(), dims[1].mul(&k).mul(&k), oh.mul(&ow)]))
+    Ty::Tensor(
+        dt,
+        Shape::of_dims([dims[0].clone(), dims[1].mul(&k).mul(&k), oh.mul(&ow)]),
+    )
 }
-

@@ -7,23 +7,97 @@ use crate::diag::Diagnostic;
 use crate::source::Span;
 use crate::syntax::ast::*;
 
-/// Sources: name, parameters (name, optional), and the columns they provide (empty: selectors).
-const SOURCES: &[(&str, &[(&str, bool)], &[&str])] = &[
-    ("idx", &[("images", false), ("labels", false)], &["image", "label"]),
-    ("csv", &[("path", false), ("header", true), ("delimiter", true), ("skip", true)], &[]),
+/// A parameter list: (name, optional).
+type Params = &'static [(&'static str, bool)];
+
+/// Sources: name, parameters, and the columns they provide (empty: chosen by selectors).
+const SOURCES: &[(&str, Params, &[&str])] = &[
+    (
+        "idx",
+        &[("images", false), ("labels", false)],
+        &["image", "label"],
+    ),
+    (
+        "csv",
+        &[
+            ("path", false),
+            ("header", true),
+            ("delimiter", true),
+            ("skip", true),
+        ],
+        &[],
+    ),
     ("npy", &[("path", false)], &["x"]),
     ("npz", &[("path", false)], &[]),
-    ("xor", &[("n", false), ("noise", true), ("seed", true)], &["x", "y"]),
-    ("spirals", &[("n", false), ("classes", true), ("noise", true), ("seed", true)], &["x", "y"]),
-    ("blobs", &[("n", false), ("centers", true), ("features", true), ("std", true), ("seed", true)], &["x", "y"]),
-    ("sine", &[("n", false), ("length", false), ("seed", true)], &["x", "y"]),
-    ("copy_task", &[("n", false), ("length", false), ("vocab", false), ("seed", true)], &["x", "y"]),
-    ("reverse_task", &[("n", false), ("length", false), ("vocab", false), ("seed", true)], &["x", "y"]),
-    ("sort_task", &[("n", false), ("length", false), ("vocab", false), ("seed", true)], &["x", "y"]),
+    (
+        "xor",
+        &[("n", false), ("noise", true), ("seed", true)],
+        &["x", "y"],
+    ),
+    (
+        "spirals",
+        &[
+            ("n", false),
+            ("classes", true),
+            ("noise", true),
+            ("seed", true),
+        ],
+        &["x", "y"],
+    ),
+    (
+        "blobs",
+        &[
+            ("n", false),
+            ("centers", true),
+            ("features", true),
+            ("std", true),
+            ("seed", true),
+        ],
+        &["x", "y"],
+    ),
+    (
+        "sine",
+        &[("n", false), ("length", false), ("seed", true)],
+        &["x", "y"],
+    ),
+    (
+        "copy_task",
+        &[
+            ("n", false),
+            ("length", false),
+            ("vocab", false),
+            ("seed", true),
+        ],
+        &["x", "y"],
+    ),
+    (
+        "reverse_task",
+        &[
+            ("n", false),
+            ("length", false),
+            ("vocab", false),
+            ("seed", true),
+        ],
+        &["x", "y"],
+    ),
+    (
+        "sort_task",
+        &[
+            ("n", false),
+            ("length", false),
+            ("vocab", false),
+            ("seed", true),
+        ],
+        &["x", "y"],
+    ),
 ];
 
 /// Column selectors for table-like sources.
-const SELECTORS: &[(&str, &[(&str, bool)])] = &[("col", &[("index", false)]), ("cols", &[("columns", false)]), ("array", &[("name", false)])];
+const SELECTORS: &[(&str, &[(&str, bool)])] = &[
+    ("col", &[("index", false)]),
+    ("cols", &[("columns", false)]),
+    ("array", &[("name", false)]),
+];
 
 /// Transforms applied with `|>` to a column: name and parameters.
 const TRANSFORMS: &[(&str, &[(&str, bool)])] = &[
@@ -52,7 +126,13 @@ pub(crate) struct DataInfo {
 }
 
 fn slots<'a>(params: &'a [(&'a str, bool)]) -> Vec<Slot<'a>> {
-    params.iter().map(|(n, o)| Slot { name: n, optional: *o }).collect()
+    params
+        .iter()
+        .map(|(n, o)| Slot {
+            name: n,
+            optional: *o,
+        })
+        .collect()
 }
 
 impl Checker<'_> {
@@ -74,17 +154,41 @@ impl Checker<'_> {
         for s in &d.stmts {
             match s {
                 DataStmt::Source { .. } => {}
-                DataStmt::Field { name, ty, value, span } => {
+                DataStmt::Field {
+                    name,
+                    ty,
+                    value,
+                    span,
+                } => {
                     let declared = self.sample_type(&mut f, ty);
                     self.data_field(&mut f, value, &declared, ty.span, &columns, table_like);
                     info.fields.push((name.name.clone(), declared, *span));
                 }
-                DataStmt::Split { name, fraction, of, options, span } => {
-                    let known_parent = info.sources.contains(&of.name) || info.splits.contains(&of.name) || of.name == "train";
+                DataStmt::Split {
+                    name,
+                    fraction,
+                    of,
+                    options,
+                    span,
+                } => {
+                    let known_parent = info.sources.contains(&of.name)
+                        || info.splits.contains(&of.name)
+                        || of.name == "train";
                     if !known_parent {
-                        let cands: Vec<&str> = info.sources.iter().chain(&info.splits).map(String::as_str).collect();
-                        let mut diag = Diagnostic::error("E0309", format!("cannot split `{}`: no source or split has that name", of.name))
-                            .with_primary(of.span, "unknown source");
+                        let cands: Vec<&str> = info
+                            .sources
+                            .iter()
+                            .chain(&info.splits)
+                            .map(String::as_str)
+                            .collect();
+                        let mut diag = Diagnostic::error(
+                            "E0309",
+                            format!(
+                                "cannot split `{}`: no source or split has that name",
+                                of.name
+                            ),
+                        )
+                        .with_primary(of.span, "unknown source");
                         if let Some(s) = crate::suggest::closest(&of.name, cands) {
                             diag = diag.with_help(format!("did you mean `{s}`?"));
                         }
@@ -147,7 +251,9 @@ impl Checker<'_> {
                 self.emit(
                     Diagnostic::error("E0214", "a data field needs a tensor type")
                         .with_primary(t.span, "not a tensor type")
-                        .with_help("declare the shape of one sample, like `x: f32[784]` or `y: i32`"),
+                        .with_help(
+                            "declare the shape of one sample, like `x: f32[784]` or `y: i32`",
+                        ),
                 );
                 Ty::Unknown
             }
@@ -160,9 +266,13 @@ impl Checker<'_> {
             ExprKind::Pipe { lhs, rhs } => {
                 let left = self.data_source(f, lhs)?;
                 match &rhs.kind {
-                    ExprKind::Call { callee, args, .. } if matches!(&callee.kind, ExprKind::Name(n) if n.name == "join") => {
+                    ExprKind::Call { callee, args, .. } if matches!(&callee.kind, ExprKind::Name(n) if n.name == "join") =>
+                    {
                         if args.len() != 1 {
-                            self.emit(Diagnostic::error("E0210", "`join` takes one source").with_primary(rhs.span, "write `|> join(csv(…))`"));
+                            self.emit(
+                                Diagnostic::error("E0210", "`join` takes one source")
+                                    .with_primary(rhs.span, "write `|> join(csv(…))`"),
+                            );
                             return None;
                         }
                         let right = self.data_source(f, &args[0].value)?;
@@ -180,7 +290,11 @@ impl Checker<'_> {
                     }
                 }
             }
-            ExprKind::Call { callee, args, args_span } => {
+            ExprKind::Call {
+                callee,
+                args,
+                args_span,
+            } => {
                 let ExprKind::Name(n) = &callee.kind else {
                     self.unknown_source(callee.span, "this");
                     return None;
@@ -189,12 +303,27 @@ impl Checker<'_> {
                     self.unknown_source(n.span, &n.name);
                     return None;
                 };
-                let vals: Vec<ArgVal> = args.iter().map(|a| ArgVal { name: a.name.clone(), ty: self.expr(f, &a.value), span: a.value.span }).collect();
+                let vals: Vec<ArgVal> = args
+                    .iter()
+                    .map(|a| ArgVal {
+                        name: a.name.clone(),
+                        ty: self.expr(f, &a.value),
+                        span: a.value.span,
+                    })
+                    .collect();
                 self.bind_slots(&slots(params), &vals, &n.name, *args_span)?;
                 for (a, v) in args.iter().zip(&vals) {
-                    let is_path = a.name.as_ref().map_or(matches!(v.ty, Ty::Str(_)), |n| ["path", "images", "labels"].contains(&n.name.as_str()));
+                    let is_path = a.name.as_ref().map_or(matches!(v.ty, Ty::Str(_)), |n| {
+                        ["path", "images", "labels"].contains(&n.name.as_str())
+                    });
                     if is_path && !matches!(v.ty, Ty::Str(_)) {
-                        self.emit(Diagnostic::error("E0214", format!("a file path must be a string, found {}", v.ty)).with_primary(v.span, "not a string"));
+                        self.emit(
+                            Diagnostic::error(
+                                "E0214",
+                                format!("a file path must be a string, found {}", v.ty),
+                            )
+                            .with_primary(v.span, "not a string"),
+                        );
                     }
                 }
                 Some((cols.to_vec(), cols.is_empty()))
@@ -208,7 +337,8 @@ impl Checker<'_> {
 
     fn unknown_source(&mut self, span: Span, name: &str) {
         let names: Vec<&str> = SOURCES.iter().map(|(n, _, _)| *n).collect();
-        let mut d = Diagnostic::error("E0309", format!("`{name}` is not a data source")).with_primary(span, "unknown source");
+        let mut d = Diagnostic::error("E0309", format!("`{name}` is not a data source"))
+            .with_primary(span, "unknown source");
         d = match crate::suggest::closest(name, names.iter().copied()) {
             Some(s) => d.with_help(format!("did you mean `{s}`?")),
             None => d.with_help(format!("the sources are {}", names.join(", "))),
@@ -217,7 +347,15 @@ impl Checker<'_> {
     }
 
     /// A field's expression: a column (or selector) piped through transforms.
-    fn data_field(&mut self, f: &mut Frame, e: &Expr, declared: &Ty, decl_span: Span, columns: &[&str], table_like: bool) {
+    fn data_field(
+        &mut self,
+        f: &mut Frame,
+        e: &Expr,
+        declared: &Ty,
+        decl_span: Span,
+        columns: &[&str],
+        table_like: bool,
+    ) {
         let mut transforms = Vec::new();
         let mut head = e;
         while let ExprKind::Pipe { lhs, rhs } = &head.kind {
@@ -228,10 +366,28 @@ impl Checker<'_> {
         let mut selected: Option<usize> = None;
         match &head.kind {
             ExprKind::Name(n) if columns.contains(&n.name.as_str()) => {}
-            ExprKind::Call { callee, args, args_span } if matches!(&callee.kind, ExprKind::Name(n) if SELECTORS.iter().any(|(s, _)| *s == n.name)) => {
-                let ExprKind::Name(n) = &callee.kind else { unreachable!("matched") };
-                let params = SELECTORS.iter().find(|(s, _)| *s == n.name).map(|(_, p)| *p).unwrap_or(&[]);
-                let vals: Vec<ArgVal> = args.iter().map(|a| ArgVal { name: a.name.clone(), ty: self.expr(f, &a.value), span: a.value.span }).collect();
+            ExprKind::Call {
+                callee,
+                args,
+                args_span,
+            } if matches!(&callee.kind, ExprKind::Name(n) if SELECTORS.iter().any(|(s, _)| *s == n.name)) =>
+            {
+                let ExprKind::Name(n) = &callee.kind else {
+                    unreachable!("matched")
+                };
+                let params = SELECTORS
+                    .iter()
+                    .find(|(s, _)| *s == n.name)
+                    .map(|(_, p)| *p)
+                    .unwrap_or(&[]);
+                let vals: Vec<ArgVal> = args
+                    .iter()
+                    .map(|a| ArgVal {
+                        name: a.name.clone(),
+                        ty: self.expr(f, &a.value),
+                        span: a.value.span,
+                    })
+                    .collect();
                 if n.name == "cols" {
                     let mut count = 0usize;
                     for v in &vals {
@@ -260,10 +416,14 @@ impl Checker<'_> {
                 if table_like {
                     cands.extend(["col", "cols"]);
                 }
-                let mut d = Diagnostic::error("E0309", format!("`{name}` is not a column of this data")).with_primary(head.span, "unknown column");
+                let mut d =
+                    Diagnostic::error("E0309", format!("`{name}` is not a column of this data"))
+                        .with_primary(head.span, "unknown column");
                 d = match crate::suggest::closest(&name, cands.iter().copied()) {
                     Some(s) => d.with_help(format!("did you mean `{s}`?")),
-                    None if table_like => d.with_help("select table columns with `col(3)`, `cols(0..4)` or `col(\"name\")`"),
+                    None if table_like => d.with_help(
+                        "select table columns with `col(3)`, `cols(0..4)` or `col(\"name\")`",
+                    ),
                     None => d.with_help(format!("the columns are {}", columns.join(", "))),
                 };
                 self.emit(d);
@@ -274,7 +434,11 @@ impl Checker<'_> {
         for t in transforms {
             let (name, args, span) = match &t.kind {
                 ExprKind::Name(n) => (n, &[][..], t.span),
-                ExprKind::Call { callee, args, args_span } => match &callee.kind {
+                ExprKind::Call {
+                    callee,
+                    args,
+                    args_span,
+                } => match &callee.kind {
                     ExprKind::Name(n) => (n, args.as_slice(), *args_span),
                     _ => continue,
                 },
@@ -282,7 +446,9 @@ impl Checker<'_> {
             };
             let Some((_, params)) = TRANSFORMS.iter().find(|(n, _)| *n == name.name) else {
                 let names: Vec<&str> = TRANSFORMS.iter().map(|(n, _)| *n).collect();
-                let mut d = Diagnostic::error("E0309", format!("`{}` is not a data transform", name.name)).with_primary(name.span, "unknown transform");
+                let mut d =
+                    Diagnostic::error("E0309", format!("`{}` is not a data transform", name.name))
+                        .with_primary(name.span, "unknown transform");
                 d = match crate::suggest::closest(&name.name, names.iter().copied()) {
                     Some(s) => d.with_help(format!("did you mean `{s}`?")),
                     None => d.with_help(format!("the transforms are {}", names.join(", "))),
@@ -290,14 +456,26 @@ impl Checker<'_> {
                 self.emit(d);
                 continue;
             };
-            let vals: Vec<ArgVal> = args.iter().map(|a| ArgVal { name: a.name.clone(), ty: self.expr(f, &a.value), span: a.value.span }).collect();
+            let vals: Vec<ArgVal> = args
+                .iter()
+                .map(|a| ArgVal {
+                    name: a.name.clone(),
+                    ty: self.expr(f, &a.value),
+                    span: a.value.span,
+                })
+                .collect();
             if name.name == "impute" {
                 continue;
             }
             self.bind_slots(&slots(params), &vals, &name.name, span);
             match name.name.as_str() {
                 "one_hot" => {
-                    if let Some(ArgVal { ty: Ty::Int(d), span, .. }) = vals.first() {
+                    if let Some(ArgVal {
+                        ty: Ty::Int(d),
+                        span,
+                        ..
+                    }) = vals.first()
+                    {
                         one_hot = d.as_const().map(|n| (n, *span));
                     }
                 }
@@ -305,7 +483,9 @@ impl Checker<'_> {
                 _ => {}
             }
         }
-        let Ty::Tensor(dtype, shape) = declared else { return };
+        let Ty::Tensor(dtype, shape) = declared else {
+            return;
+        };
         if let Some((n, span)) = one_hot {
             let want = Shape::of_dims([super::dim::Dim::constant(n)]);
             if *shape != want || !dtype.is_float() {
@@ -334,9 +514,28 @@ impl Checker<'_> {
 
     fn data_option(&mut self, f: &mut Frame, o: &Expr) {
         match &o.kind {
-            ExprKind::Call { callee, args, args_span } if matches!(&callee.kind, ExprKind::Name(n) if n.name == "shuffle") => {
-                let vals: Vec<ArgVal> = args.iter().map(|a| ArgVal { name: a.name.clone(), ty: self.expr(f, &a.value), span: a.value.span }).collect();
-                self.bind_slots(&[Slot { name: "seed", optional: true }], &vals, "shuffle", *args_span);
+            ExprKind::Call {
+                callee,
+                args,
+                args_span,
+            } if matches!(&callee.kind, ExprKind::Name(n) if n.name == "shuffle") => {
+                let vals: Vec<ArgVal> = args
+                    .iter()
+                    .map(|a| ArgVal {
+                        name: a.name.clone(),
+                        ty: self.expr(f, &a.value),
+                        span: a.value.span,
+                    })
+                    .collect();
+                self.bind_slots(
+                    &[Slot {
+                        name: "seed",
+                        optional: true,
+                    }],
+                    &vals,
+                    "shuffle",
+                    *args_span,
+                );
             }
             _ => self.emit(
                 Diagnostic::error("E0305", "unknown split option")
@@ -349,16 +548,35 @@ impl Checker<'_> {
     fn data_setting(&mut self, f: &mut Frame, s: &Setting) {
         match (s.name.name.as_str(), &s.value) {
             ("shuffle", SettingValue::Call(args, span)) => {
-                let vals: Vec<ArgVal> = args.iter().map(|a| ArgVal { name: a.name.clone(), ty: self.expr(f, &a.value), span: a.value.span }).collect();
-                self.bind_slots(&[Slot { name: "seed", optional: true }], &vals, "shuffle", *span);
+                let vals: Vec<ArgVal> = args
+                    .iter()
+                    .map(|a| ArgVal {
+                        name: a.name.clone(),
+                        ty: self.expr(f, &a.value),
+                        span: a.value.span,
+                    })
+                    .collect();
+                self.bind_slots(
+                    &[Slot {
+                        name: "seed",
+                        optional: true,
+                    }],
+                    &vals,
+                    "shuffle",
+                    *span,
+                );
             }
             ("seed", SettingValue::Values(v)) if v.len() == 1 => {
                 if !matches!(self.expr(f, &v[0]), Ty::Int(_)) {
-                    self.emit(Diagnostic::error("E0310", "`seed` must be an integer").with_primary(v[0].span, "not an integer"));
+                    self.emit(
+                        Diagnostic::error("E0310", "`seed` must be an integer")
+                            .with_primary(v[0].span, "not an integer"),
+                    );
                 }
             }
             (name, _) => {
-                let mut d = Diagnostic::error("E0305", format!("`{name}` is not a data setting")).with_primary(s.name.span, "unknown setting");
+                let mut d = Diagnostic::error("E0305", format!("`{name}` is not a data setting"))
+                    .with_primary(s.name.span, "unknown setting");
                 d = match crate::suggest::closest(name, SETTINGS.iter().copied()) {
                     Some(sugg) => d.with_help(format!("did you mean `{sugg}`?")),
                     None => d.with_help("a data block holds sources (`train = idx(…)`), fields (`x: f32[4] = …`), splits, `shuffle(seed: …)` and `seed N`"),

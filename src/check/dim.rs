@@ -74,7 +74,9 @@ impl Dim {
 
     /// True when every atom is a plain symbol: equality of normal forms is then decisive.
     pub fn is_polynomial(&self) -> bool {
-        self.terms.keys().all(|m| m.iter().all(|(a, _)| matches!(a, Atom::Sym(_))))
+        self.terms
+            .keys()
+            .all(|m| m.iter().all(|(a, _)| matches!(a, Atom::Sym(_))))
     }
 
     pub fn add(&self, other: &Dim) -> Dim {
@@ -90,7 +92,9 @@ impl Dim {
     }
 
     pub fn neg(&self) -> Dim {
-        Dim { terms: self.terms.iter().map(|(m, c)| (m.clone(), -c)).collect() }
+        Dim {
+            terms: self.terms.iter().map(|(m, c)| (m.clone(), -c)).collect(),
+        }
     }
 
     pub fn sub(&self, other: &Dim) -> Dim {
@@ -120,7 +124,10 @@ impl Dim {
         if let Some(q) = self.exact_div(other) {
             return Some(q);
         }
-        Some(Dim::atom(Atom::Div(Box::new(self.clone()), Box::new(other.clone()))))
+        Some(Dim::atom(Atom::Div(
+            Box::new(self.clone()),
+            Box::new(other.clone()),
+        )))
     }
 
     pub fn rem(&self, other: &Dim) -> Option<Dim> {
@@ -133,13 +140,20 @@ impl Dim {
         if self.exact_div(other).is_some() {
             return Some(Dim::constant(0));
         }
-        Some(Dim::atom(Atom::Rem(Box::new(self.clone()), Box::new(other.clone()))))
+        Some(Dim::atom(Atom::Rem(
+            Box::new(self.clone()),
+            Box::new(other.clone()),
+        )))
     }
 
     /// `self / other` when `other` is a single term dividing every term of `self`.
     fn exact_div(&self, other: &Dim) -> Option<Dim> {
         if other.terms.len() != 1 {
-            return if self == other { Some(Dim::constant(1)) } else { None };
+            return if self == other {
+                Some(Dim::constant(1))
+            } else {
+                None
+            };
         }
         let (dm, dc) = other.terms.iter().next()?;
         let mut out = BTreeMap::new();
@@ -160,12 +174,14 @@ impl Dim {
             for (a, pow) in m {
                 let base = match a {
                     Atom::Sym(s) => f(s).unwrap_or_else(|| Dim::sym(s.clone())),
-                    Atom::Div(x, y) => {
-                        x.subst(f).div(&y.subst(f)).unwrap_or_else(|| Dim::atom(a.clone()))
-                    }
-                    Atom::Rem(x, y) => {
-                        x.subst(f).rem(&y.subst(f)).unwrap_or_else(|| Dim::atom(a.clone()))
-                    }
+                    Atom::Div(x, y) => x
+                        .subst(f)
+                        .div(&y.subst(f))
+                        .unwrap_or_else(|| Dim::atom(a.clone())),
+                    Atom::Rem(x, y) => x
+                        .subst(f)
+                        .rem(&y.subst(f))
+                        .unwrap_or_else(|| Dim::atom(a.clone())),
                     Atom::Prod(_) => Dim::atom(a.clone()),
                 };
                 for _ in 0..*pow {
@@ -254,7 +270,10 @@ mod tests {
     use super::*;
 
     fn s(id: u32, name: &str) -> Dim {
-        Dim::sym(Sym { id, name: name.into() })
+        Dim::sym(Sym {
+            id,
+            name: name.into(),
+        })
     }
 
     #[test]
@@ -272,13 +291,21 @@ mod tests {
         let d = s(0, "D");
         let h = s(1, "heads");
         let four_d = Dim::constant(4).mul(&d);
-        assert_eq!(four_d.div(&Dim::constant(2)).unwrap(), Dim::constant(2).mul(&d));
+        assert_eq!(
+            four_d.div(&Dim::constant(2)).unwrap(),
+            Dim::constant(2).mul(&d)
+        );
         let q = d.div(&h).unwrap();
         assert_eq!(q.to_string(), "(D) / (heads)");
-        assert_eq!(q.subst(&|x| (x.name == "D").then(|| Dim::constant(64))).subst(&|x| {
-            (x.name == "heads").then(|| Dim::constant(8))
-        }), Dim::constant(8));
-        assert_eq!(Dim::constant(7).div(&Dim::constant(2)), Some(Dim::constant(3)));
+        assert_eq!(
+            q.subst(&|x| (x.name == "D").then(|| Dim::constant(64)))
+                .subst(&|x| { (x.name == "heads").then(|| Dim::constant(8)) }),
+            Dim::constant(8)
+        );
+        assert_eq!(
+            Dim::constant(7).div(&Dim::constant(2)),
+            Some(Dim::constant(3))
+        );
         assert_eq!(Dim::constant(7).rem(&Dim::constant(0)), None);
     }
 

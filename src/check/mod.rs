@@ -43,7 +43,10 @@ pub fn check(program: &Program, sources: &SourceMap) -> (Checked, Vec<Diagnostic
                 let before = c.error_count();
                 c.check_def_alone(m, d);
                 if c.error_count() > before {
-                    c.failed_defs.insert(ItemRef { module: m, index: i });
+                    c.failed_defs.insert(ItemRef {
+                        module: m,
+                        index: i,
+                    });
                 }
             }
         }
@@ -57,7 +60,10 @@ pub fn check(program: &Program, sources: &SourceMap) -> (Checked, Vec<Diagnostic
             }
             Item::Def(d) if d.kind == DefKind::Model => {
                 let mark = c.diags.len();
-                let s = c.summarize(ItemRef { module: root, index: i });
+                let s = c.summarize(ItemRef {
+                    module: root,
+                    index: i,
+                });
                 // Expanding repeats what checking the model alone reported.
                 c.diags.truncate(mark);
                 summaries.extend(s);
@@ -111,7 +117,13 @@ impl Frame {
     }
 
     fn bind(&mut self, name: &str, ty: Ty, span: Span, kind: VarKind) {
-        self.vars.push(Var { name: name.to_string(), ty, span, kind, used: false });
+        self.vars.push(Var {
+            name: name.to_string(),
+            ty,
+            span,
+            kind,
+            used: false,
+        });
     }
 
     fn lookup(&mut self, name: &str) -> Option<Ty> {
@@ -150,7 +162,10 @@ impl<'p> Checker<'p> {
 
     fn fresh_sym(&mut self, name: &str) -> Sym {
         self.next_id += 1;
-        Sym { id: self.next_id, name: name.to_string() }
+        Sym {
+            id: self.next_id,
+            name: name.to_string(),
+        }
     }
 
     fn is_std(&self, module: usize) -> bool {
@@ -158,7 +173,9 @@ impl<'p> Checker<'p> {
     }
 
     fn def_name(&self, r: ItemRef) -> String {
-        self.program.def(r).map_or_else(String::new, |d| d.name.name.clone())
+        self.program
+            .def(r)
+            .map_or_else(String::new, |d| d.name.name.clone())
     }
 
     // ------------------------------------------------------------------ definitions alone
@@ -201,11 +218,16 @@ impl<'p> Checker<'p> {
                 self.emit(
                     Diagnostic::error(
                         "E0206",
-                        format!("`{}` returns {body}, but its declared type is {declared}", d.name.name),
+                        format!(
+                            "`{}` returns {body}, but its declared type is {declared}",
+                            d.name.name
+                        ),
                     )
                     .with_primary(at, format!("this is {body}"))
                     .with_secondary(ret.span, format!("declared as {declared}"))
-                    .with_help("fix the body, or change the declared return type to what it computes"),
+                    .with_help(
+                        "fix the body, or change the declared return type to what it computes",
+                    ),
                 );
             }
         } else if d.kind == DefKind::Model || d.kind == DefKind::Layer {
@@ -230,12 +252,19 @@ impl<'p> Checker<'p> {
         if d.kind != DefKind::Optimizer {
             return;
         }
-        let assigns_p = d.body.stmts.iter().any(|s| matches!(&s.kind, StmtKind::Assign { target, .. } if target.name == "p"));
+        let assigns_p = d
+            .body
+            .stmts
+            .iter()
+            .any(|s| matches!(&s.kind, StmtKind::Assign { target, .. } if target.name == "p"));
         if !assigns_p && f.peek("p").is_some() {
             self.emit(
-                Diagnostic::error("E0224", format!("optimizer `{}` never assigns `p`", d.name.name))
-                    .with_primary(d.name.span, "this optimizer leaves the parameter unchanged")
-                    .with_help("end the body with the update, e.g. `p = p - lr * g`"),
+                Diagnostic::error(
+                    "E0224",
+                    format!("optimizer `{}` never assigns `p`", d.name.name),
+                )
+                .with_primary(d.name.span, "this optimizer leaves the parameter unchanged")
+                .with_help("end the body with the update, e.g. `p = p - lr * g`"),
             );
         }
     }
@@ -266,9 +295,10 @@ impl<'p> Checker<'p> {
     /// An attribute's value while its definition is checked alone: a symbol or an unknown scalar.
     fn attr_type_alone(&mut self, f: &mut Frame, a: &Param) -> Ty {
         match &a.ty {
-            Some(TypeExpr { kind: TypeKind::Named(n), .. }) if n.name == "int" => {
-                Ty::Int(Dim::sym(self.fresh_sym(&a.name.name)))
-            }
+            Some(TypeExpr {
+                kind: TypeKind::Named(n),
+                ..
+            }) if n.name == "int" => Ty::Int(Dim::sym(self.fresh_sym(&a.name.name))),
             Some(t) => self.eval_type(f, t, false),
             None => match &a.default {
                 Some(e) => match self.expr(f, e) {
@@ -293,7 +323,10 @@ impl<'p> Checker<'p> {
                 Dtype::F32 => Ty::Float(None),
                 _ => Ty::Tensor(*dtype, Shape::scalar()),
             },
-            TypeKind::Tensor { dtype, shape: Some(s) } => match self.eval_shape(f, s, introduce) {
+            TypeKind::Tensor {
+                dtype,
+                shape: Some(s),
+            } => match self.eval_shape(f, s, introduce) {
                 Some(shape) => Ty::Tensor(*dtype, shape),
                 None => Ty::Unknown,
             },
@@ -301,7 +334,9 @@ impl<'p> Checker<'p> {
                 Some(shape) => Ty::Tensor(Dtype::F32, shape),
                 None => Ty::Unknown,
             },
-            TypeKind::Tuple(ts) => Ty::Tuple(ts.iter().map(|t| self.eval_type(f, t, introduce)).collect()),
+            TypeKind::Tuple(ts) => {
+                Ty::Tuple(ts.iter().map(|t| self.eval_type(f, t, introduce)).collect())
+            }
             TypeKind::Named(n) => match n.name.as_str() {
                 "int" => Ty::Int(Dim::sym(self.fresh_sym("n"))),
                 "str" => Ty::Str(String::new()),
@@ -331,16 +366,27 @@ impl<'p> Checker<'p> {
                     Some(Ty::Shape(sh)) => out.extend(sh.0),
                     _ if introduce => {
                         let sym = self.fresh_sym(&id.name);
-                        f.bind(&id.name, Ty::Shape(Shape(vec![ShapeElem::Pack(sym.clone())])), id.span, VarKind::Plain);
+                        f.bind(
+                            &id.name,
+                            Ty::Shape(Shape(vec![ShapeElem::Pack(sym.clone())])),
+                            id.span,
+                            VarKind::Plain,
+                        );
                         out.push(ShapeElem::Pack(sym));
                     }
                     _ => ok = false,
                 },
-                ShapeItem::Dim(Expr { kind: ExprKind::Name(id), .. })
-                    if introduce && f.peek(&id.name).is_none() =>
-                {
+                ShapeItem::Dim(Expr {
+                    kind: ExprKind::Name(id),
+                    ..
+                }) if introduce && f.peek(&id.name).is_none() => {
                     let sym = self.fresh_sym(&id.name);
-                    f.bind(&id.name, Ty::Int(Dim::sym(sym.clone())), id.span, VarKind::Plain);
+                    f.bind(
+                        &id.name,
+                        Ty::Int(Dim::sym(sym.clone())),
+                        id.span,
+                        VarKind::Plain,
+                    );
                     if let Some(v) = f.vars.last_mut() {
                         v.used = true;
                     }
@@ -383,7 +429,9 @@ impl<'p> Checker<'p> {
     /// Parameters and states declared in a body outlive its block for the unused-parameter
     /// check; everything else is dropped at the block's end.
     fn first_param_index(&self, f: &Frame, mark: usize) -> usize {
-        let keep = f.vars[mark..].iter().rposition(|v| matches!(v.kind, VarKind::Param | VarKind::State));
+        let keep = f.vars[mark..]
+            .iter()
+            .rposition(|v| matches!(v.kind, VarKind::Param | VarKind::State));
         keep.map_or(mark, |i| mark + i + 1)
     }
 
@@ -394,9 +442,15 @@ impl<'p> Checker<'p> {
         for v in &f.vars[mark..] {
             if v.kind == VarKind::LayerOutput && !v.used && !v.name.starts_with('_') {
                 self.emit(
-                    Diagnostic::warning("W0002", format!("the layer output `{}` is never used", v.name))
-                        .with_primary(v.span, "computed here, then never read")
-                        .with_help(format!("remove the layer, or use `{}` (names starting with `_` are exempt)", v.name)),
+                    Diagnostic::warning(
+                        "W0002",
+                        format!("the layer output `{}` is never used", v.name),
+                    )
+                    .with_primary(v.span, "computed here, then never read")
+                    .with_help(format!(
+                        "remove the layer, or use `{}` (names starting with `_` are exempt)",
+                        v.name
+                    )),
                 );
             }
         }
@@ -407,7 +461,11 @@ impl<'p> Checker<'p> {
             StmtKind::Let { pats, value } => {
                 let is_layer_output = self.is_layer_application(f, value);
                 let ty = self.expr(f, value);
-                let kind = if is_layer_output { VarKind::LayerOutput } else { VarKind::Plain };
+                let kind = if is_layer_output {
+                    VarKind::LayerOutput
+                } else {
+                    VarKind::Plain
+                };
                 if pats.len() == 1 {
                     self.bind_pattern(f, &pats[0], ty, kind);
                 } else {
@@ -415,7 +473,9 @@ impl<'p> Checker<'p> {
                     self.bind_pattern(f, &tuple, ty, kind);
                 }
             }
-            StmtKind::Param { names, ty, init } => self.param_stmt(f, names, ty, init.as_ref(), s.span),
+            StmtKind::Param { names, ty, init } => {
+                self.param_stmt(f, names, ty, init.as_ref(), s.span)
+            }
             StmtKind::State { names, ty, init } => {
                 let declared = ty.as_ref().map(|t| self.eval_type(f, t, false));
                 let init_ty = init.as_ref().map(|e| (self.expr(f, e), e.span));
@@ -428,9 +488,12 @@ impl<'p> Checker<'p> {
                     (None, Some((i, _))) => i,
                     (None, None) => {
                         self.emit(
-                            Diagnostic::error("E0223", "a `state` needs a type or an initial value")
-                                .with_primary(s.span, "cannot tell this state's shape")
-                                .with_help("write `state m: [N] = zeros` or `state m = zeros_like(p)`"),
+                            Diagnostic::error(
+                                "E0223",
+                                "a `state` needs a type or an initial value",
+                            )
+                            .with_primary(s.span, "cannot tell this state's shape")
+                            .with_help("write `state m: [N] = zeros` or `state m = zeros_like(p)`"),
                         );
                         Ty::Unknown
                     }
@@ -444,7 +507,9 @@ impl<'p> Checker<'p> {
             }
             StmtKind::Assign { target, value } => {
                 let vty = self.expr(f, value);
-                let Some(var) = f.peek(&target.name).cloned() else { return };
+                let Some(var) = f.peek(&target.name).cloned() else {
+                    return;
+                };
                 if var.kind != VarKind::State {
                     self.emit(
                         Diagnostic::error("E0222", format!("cannot assign to `{}`", target.name))
@@ -452,12 +517,16 @@ impl<'p> Checker<'p> {
                             .with_secondary(var.span, "declared here")
                             .with_help("only `state` values (and `p` in an optimizer) can be updated; to name a new value, write `let`"),
                     );
-                } else if !same_type(&var.ty, &vty) && !(vty.is_weak_scalar() && var.ty.is_scalar()) {
+                } else if !(same_type(&var.ty, &vty) || vty.is_weak_scalar() && var.ty.is_scalar())
+                {
                     self.emit(
-                        Diagnostic::error("E0220", format!("`{}` is {}, but this assigns {vty}", target.name, var.ty))
-                            .with_primary(value.span, format!("this is {vty}"))
-                            .with_secondary(var.span, format!("declared as {}", var.ty))
-                            .with_help("a state keeps its shape and dtype across steps"),
+                        Diagnostic::error(
+                            "E0220",
+                            format!("`{}` is {}, but this assigns {vty}", target.name, var.ty),
+                        )
+                        .with_primary(value.span, format!("this is {vty}"))
+                        .with_secondary(var.span, format!("declared as {}", var.ty))
+                        .with_help("a state keeps its shape and dtype across steps"),
                     );
                 }
             }
@@ -523,7 +592,14 @@ impl<'p> Checker<'p> {
                 .is_some_and(|d| d.kind.is_layer_like())
     }
 
-    fn param_stmt(&mut self, f: &mut Frame, names: &[Ident], ty: &TypeExpr, init: Option<&Expr>, span: Span) {
+    fn param_stmt(
+        &mut self,
+        f: &mut Frame,
+        names: &[Ident],
+        ty: &TypeExpr,
+        init: Option<&Expr>,
+        span: Span,
+    ) {
         if !matches!(f.kind, Some(DefKind::Layer | DefKind::Model)) {
             self.emit(
                 Diagnostic::error("E0221", "`param` outside a layer or model")
@@ -536,14 +612,17 @@ impl<'p> Checker<'p> {
             Ty::Float(_) => Ty::Tensor(Dtype::F32, Shape::scalar()),
             other => other,
         };
-        if let Ty::Tensor(dt, _) = &pty {
-            if !dt.is_float() {
-                self.emit(
-                    Diagnostic::error("E0208", format!("a parameter must be a float tensor, not {}", dt.name()))
-                        .with_primary(ty.span, "not trainable")
-                        .with_help("gradients exist only for f32 and f64 values"),
-                );
-            }
+        if let Ty::Tensor(dt, _) = &pty
+            && !dt.is_float()
+        {
+            self.emit(
+                Diagnostic::error(
+                    "E0208",
+                    format!("a parameter must be a float tensor, not {}", dt.name()),
+                )
+                .with_primary(ty.span, "not trainable")
+                .with_help("gradients exist only for f32 and f64 values"),
+            );
         }
         if let Some(e) = init {
             let ity = self.expr(f, e);
@@ -560,7 +639,9 @@ impl<'p> Checker<'p> {
     fn check_init(&mut self, declared: &Ty, init: &Ty, span: Span) {
         let ok = match init {
             Ty::Init | Ty::Unknown => true,
-            Ty::Callable(Callable::Builtin(crate::prim::Builtin::Zeros | crate::prim::Builtin::Ones)) => true,
+            Ty::Callable(Callable::Builtin(
+                crate::prim::Builtin::Zeros | crate::prim::Builtin::Ones,
+            )) => true,
             Ty::Int(_) | Ty::Float(_) => true,
             Ty::Tensor(..) => same_type(declared, init),
             _ => false,
@@ -586,9 +667,14 @@ impl<'p> Checker<'p> {
                             t => t.to_string(),
                         };
                         self.emit(
-                            Diagnostic::error("E0218", format!("cannot destructure {what} into {} names", ps.len()))
-                                .with_primary(*span, format!("{} names here", ps.len()))
-                                .with_help("the number of names must match the number of values in the tuple"),
+                            Diagnostic::error(
+                                "E0218",
+                                format!("cannot destructure {what} into {} names", ps.len()),
+                            )
+                            .with_primary(*span, format!("{} names here", ps.len()))
+                            .with_help(
+                                "the number of names must match the number of values in the tuple",
+                            ),
                         );
                         vec![Ty::Unknown; ps.len()]
                     }
@@ -636,10 +722,19 @@ impl<'p> Checker<'p> {
                 self.call(f, callee_ty, callee, args, e.span)
             }
             ExprKind::Pipe { lhs, rhs } => {
-                let input = ArgVal { name: None, ty: self.expr(f, lhs), span: lhs.span };
+                let input = ArgVal {
+                    name: None,
+                    ty: self.expr(f, lhs),
+                    span: lhs.span,
+                };
                 self.pipe(f, input, rhs, e.span)
             }
-            ExprKind::Binary { op, op_span, lhs, rhs } => {
+            ExprKind::Binary {
+                op,
+                op_span,
+                lhs,
+                rhs,
+            } => {
                 let l = self.expr(f, lhs);
                 let r = self.expr(f, rhs);
                 builtins::binary(self, *op, *op_span, (&l, lhs.span), (&r, rhs.span))
@@ -653,12 +748,17 @@ impl<'p> Checker<'p> {
                 let h = self.expr(f, hi);
                 match (l, h) {
                     (Ty::Int(a), Ty::Int(b)) => match (a.as_const(), b.as_const()) {
-                        (Some(a), Some(b)) if a <= b => Ty::Shape(Shape::of_dims((a..b).map(Dim::constant))),
+                        (Some(a), Some(b)) if a <= b => {
+                            Ty::Shape(Shape::of_dims((a..b).map(Dim::constant)))
+                        }
                         _ => {
                             self.emit(
-                                Diagnostic::error("E0214", "a range needs constant bounds with start ≤ end")
-                                    .with_primary(e.span, "not a constant range")
-                                    .with_help("write it with numbers, such as `0..4`"),
+                                Diagnostic::error(
+                                    "E0214",
+                                    "a range needs constant bounds with start ≤ end",
+                                )
+                                .with_primary(e.span, "not a constant range")
+                                .with_help("write it with numbers, such as `0..4`"),
                             );
                             Ty::Unknown
                         }
@@ -668,14 +768,25 @@ impl<'p> Checker<'p> {
             }
             ExprKind::Tuple(items) => Ty::Tuple(items.iter().map(|i| self.expr(f, i)).collect()),
             ExprKind::List(items) => self.list(f, items),
-            ExprKind::Closure { params, body } => Ty::Callable(Callable::Closure(Rc::new(Closure {
-                params: params.clone(),
-                body: (**body).clone(),
-                env: f.vars.clone(),
-                module: f.module,
-            }))),
-            ExprKind::If { cond, then, otherwise } => self.if_expr(f, cond, then, otherwise.as_deref(), e.span),
-            ExprKind::Scan { args, args_span, params, body } => self.scan(f, args, *args_span, params, body, e.span),
+            ExprKind::Closure { params, body } => {
+                Ty::Callable(Callable::Closure(Rc::new(Closure {
+                    params: params.clone(),
+                    body: (**body).clone(),
+                    env: f.vars.clone(),
+                    module: f.module,
+                })))
+            }
+            ExprKind::If {
+                cond,
+                then,
+                otherwise,
+            } => self.if_expr(f, cond, then, otherwise.as_deref(), e.span),
+            ExprKind::Scan {
+                args,
+                args_span,
+                params,
+                body,
+            } => self.scan(f, args, *args_span, params, body, e.span),
             ExprKind::Block(b) => self.block(f, b),
         }
     }
@@ -685,7 +796,12 @@ impl<'p> Checker<'p> {
             return t;
         }
         if let Some(r) = self.program.lookup(f.module, &id.name) {
-            if f.models_are_instances && self.program.def(r).is_some_and(|d| d.kind == DefKind::Model) {
+            if f.models_are_instances
+                && self
+                    .program
+                    .def(r)
+                    .is_some_and(|d| d.kind == DefKind::Model)
+            {
                 return Ty::Layer(self.model_instance(f, r, id.span));
             }
             return match self.program.item(r) {
@@ -700,7 +816,10 @@ impl<'p> Checker<'p> {
             return if params.is_empty() {
                 Ty::Init
             } else {
-                let name = crate::prim::INITIALIZERS.iter().find(|(n, _)| *n == id.name).map_or("", |(n, _)| *n);
+                let name = crate::prim::INITIALIZERS
+                    .iter()
+                    .find(|(n, _)| *n == id.name)
+                    .map_or("", |(n, _)| *n);
                 Ty::Callable(Callable::Init(name))
             };
         }
@@ -720,7 +839,12 @@ impl<'p> Checker<'p> {
         }
         let attrs = self.default_attrs(r);
         self.next_id += 1;
-        let inst = Rc::new(Instance { id: self.next_id, def: r, attrs, span });
+        let inst = Rc::new(Instance {
+            id: self.next_id,
+            def: r,
+            attrs,
+            span,
+        });
         f.model_instances.insert(r, inst.clone());
         inst
     }
@@ -741,7 +865,13 @@ impl<'p> Checker<'p> {
     }
 
     fn eval_args(&mut self, f: &mut Frame, args: &[Arg]) -> Vec<ArgVal> {
-        args.iter().map(|a| ArgVal { name: a.name.clone(), ty: self.expr(f, &a.value), span: a.value.span }).collect()
+        args.iter()
+            .map(|a| ArgVal {
+                name: a.name.clone(),
+                ty: self.expr(f, &a.value),
+                span: a.value.span,
+            })
+            .collect()
     }
 
     fn list(&mut self, f: &mut Frame, items: &[ListItem]) -> Ty {
@@ -753,7 +883,7 @@ impl<'p> Checker<'p> {
             }
         }
         let all_dims = tys.iter().all(|t| matches!(t, Ty::Int(_) | Ty::Shape(_)));
-        if all_dims && items.iter().all(|i| matches!(i, ListItem::Expr(_)) || true) {
+        if all_dims {
             let mut elems = Vec::new();
             for (t, it) in tys.iter().zip(items) {
                 match (t, it) {
@@ -767,7 +897,14 @@ impl<'p> Checker<'p> {
         Ty::List(tys)
     }
 
-    fn if_expr(&mut self, f: &mut Frame, cond: &Expr, then: &Block, otherwise: Option<&Expr>, span: Span) -> Ty {
+    fn if_expr(
+        &mut self,
+        f: &mut Frame,
+        cond: &Expr,
+        then: &Block,
+        otherwise: Option<&Expr>,
+        span: Span,
+    ) -> Ty {
         let c = self.expr(f, cond);
         match &c {
             Ty::Bool(_) | Ty::Unknown => {}
@@ -794,20 +931,46 @@ impl<'p> Checker<'p> {
                 _ => o.span,
             };
             self.emit(
-                Diagnostic::error("E0219", format!("the branches of this `if` differ: {t} and {e}"))
-                    .with_primary(else_span, format!("this is {e}"))
-                    .with_secondary(then_span, format!("this is {t}"))
-                    .with_help("both branches must give the same dtype and shape"),
+                Diagnostic::error(
+                    "E0219",
+                    format!("the branches of this `if` differ: {t} and {e}"),
+                )
+                .with_primary(else_span, format!("this is {e}"))
+                .with_secondary(then_span, format!("this is {t}"))
+                .with_help("both branches must give the same dtype and shape"),
             );
             return Ty::Unknown;
         }
         if t.is_unknown() { e } else { t }
     }
 
-    fn scan(&mut self, f: &mut Frame, args: &[Arg], args_span: Span, params: &[Pattern], body: &Block, span: Span) -> Ty {
+    fn scan(
+        &mut self,
+        f: &mut Frame,
+        args: &[Arg],
+        args_span: Span,
+        params: &[Pattern],
+        body: &Block,
+        span: Span,
+    ) -> Ty {
         let vals = self.eval_args(f, args);
-        let slots = [Slot { name: "xs", optional: false }, Slot { name: "axis", optional: true }, Slot { name: "init", optional: false }];
-        let Some(bound) = self.bind_slots(&slots, &vals, "scan", args_span) else { return Ty::Unknown };
+        let slots = [
+            Slot {
+                name: "xs",
+                optional: false,
+            },
+            Slot {
+                name: "axis",
+                optional: true,
+            },
+            Slot {
+                name: "init",
+                optional: false,
+            },
+        ];
+        let Some(bound) = self.bind_slots(&slots, &vals, "scan", args_span) else {
+            return Ty::Unknown;
+        };
         let xs = bound[0].clone().expect("required");
         let axis = match &bound[1] {
             Some(a) => match &a.ty {
@@ -820,14 +983,21 @@ impl<'p> Checker<'p> {
         let Ty::Tensor(dtype, shape) = &xs.ty else {
             if !xs.ty.is_unknown() {
                 self.emit(
-                    Diagnostic::error("E0220", format!("`scan` runs over a tensor, found {}", xs.ty))
-                        .with_primary(xs.span, "not a tensor")
-                        .with_help("pass the sequence as the first argument: `scan(xs, axis: 1, init: …)`"),
+                    Diagnostic::error(
+                        "E0220",
+                        format!("`scan` runs over a tensor, found {}", xs.ty),
+                    )
+                    .with_primary(xs.span, "not a tensor")
+                    .with_help(
+                        "pass the sequence as the first argument: `scan(xs, axis: 1, init: …)`",
+                    ),
                 );
             }
             return Ty::Unknown;
         };
-        let Some(ax) = builtins::normalize_axis(self, shape, axis, xs.span) else { return Ty::Unknown };
+        let Some(ax) = builtins::normalize_axis(self, shape, axis, xs.span) else {
+            return Ty::Unknown;
+        };
         let mut step_shape = shape.clone();
         let len = match step_shape.0.remove(ax) {
             ShapeElem::Dim(d) => d,
@@ -842,7 +1012,12 @@ impl<'p> Checker<'p> {
             return Ty::Unknown;
         }
         let mark = f.vars.len();
-        self.bind_pattern(f, &params[0], Ty::Tensor(*dtype, step_shape), VarKind::Plain);
+        self.bind_pattern(
+            f,
+            &params[0],
+            Ty::Tensor(*dtype, step_shape),
+            VarKind::Plain,
+        );
         self.bind_pattern(f, &params[1], init.ty.clone(), VarKind::Plain);
         f.scan_yields.push(None);
         self.block(f, body);
@@ -858,10 +1033,16 @@ impl<'p> Checker<'p> {
         };
         if !same_type(&carry, &init.ty) {
             self.emit(
-                Diagnostic::error("E0221", format!("the scan carry changes type: it starts as {} but is yielded as {carry}", init.ty))
-                    .with_primary(yspan, format!("the new carry is {carry}"))
-                    .with_secondary(init.span, format!("the initial carry is {}", init.ty))
-                    .with_help("the carry must keep its dtype and shape from step to step"),
+                Diagnostic::error(
+                    "E0221",
+                    format!(
+                        "the scan carry changes type: it starts as {} but is yielded as {carry}",
+                        init.ty
+                    ),
+                )
+                .with_primary(yspan, format!("the new carry is {carry}"))
+                .with_secondary(init.span, format!("the initial carry is {}", init.ty))
+                .with_help("the carry must keep its dtype and shape from step to step"),
             );
         }
         stack_along(&out, ax, &len)
@@ -887,9 +1068,18 @@ impl<'p> Checker<'p> {
     }
 
     /// Applies a value that was not written as a call: a layer, a function name, a closure.
-    fn apply_value(&mut self, f: &mut Frame, t: Ty, callee: &Expr, args: Vec<ArgVal>, span: Span) -> Ty {
+    fn apply_value(
+        &mut self,
+        f: &mut Frame,
+        t: Ty,
+        callee: &Expr,
+        args: Vec<ArgVal>,
+        span: Span,
+    ) -> Ty {
         match &t {
-            Ty::Callable(Callable::Def(r)) if self.program.def(*r).is_some_and(|d| d.kind.is_layer_like()) => {
+            Ty::Callable(Callable::Def(r))
+                if self.program.def(*r).is_some_and(|d| d.kind.is_layer_like()) =>
+            {
                 let inst = self.call(f, t.clone(), callee, Vec::new(), callee.span);
                 self.apply_value(f, inst, callee, args, span)
             }
@@ -897,19 +1087,31 @@ impl<'p> Checker<'p> {
         }
     }
 
-    pub(crate) fn call(&mut self, f: &mut Frame, callee_ty: Ty, callee: &Expr, args: Vec<ArgVal>, span: Span) -> Ty {
+    pub(crate) fn call(
+        &mut self,
+        f: &mut Frame,
+        callee_ty: Ty,
+        callee: &Expr,
+        args: Vec<ArgVal>,
+        span: Span,
+    ) -> Ty {
         if args.iter().any(|a| a.ty.is_unknown()) {
             // Still look at the callee so that its own mistakes surface, but derive nothing.
             return Ty::Unknown;
         }
         match callee_ty {
             Ty::Unknown => Ty::Unknown,
-            Ty::Callable(Callable::Builtin(b)) => builtins::call(self, f, b, &args, callee.span, span),
+            Ty::Callable(Callable::Builtin(b)) => {
+                builtins::call(self, f, b, &args, callee.span, span)
+            }
             Ty::Callable(Callable::Init(name)) => {
                 let slots: Vec<Slot> = crate::prim::initializer(name)
                     .unwrap_or(&[])
                     .iter()
-                    .map(|p| Slot { name: p.name, optional: p.optional })
+                    .map(|p| Slot {
+                        name: p.name,
+                        optional: p.optional,
+                    })
                     .collect();
                 self.bind_slots(&slots, &args, name, span);
                 Ty::Init
@@ -921,7 +1123,9 @@ impl<'p> Checker<'p> {
                 self.emit(
                     Diagnostic::error("E0213", format!("{other} cannot be called"))
                         .with_primary(callee.span, "not a function or layer")
-                        .with_help("only functions, layers, optimizers and closures take arguments"),
+                        .with_help(
+                            "only functions, layers, optimizers and closures take arguments",
+                        ),
                 );
                 Ty::Unknown
             }
@@ -931,9 +1135,16 @@ impl<'p> Checker<'p> {
     fn call_closure(&mut self, c: &Closure, args: &[ArgVal], span: Span) -> Ty {
         if args.len() != c.params.len() || args.iter().any(|a| a.name.is_some()) {
             self.emit(
-                Diagnostic::error("E0210", format!("this closure takes {} arguments, found {}", c.params.len(), args.len()))
-                    .with_primary(span, "wrong number of arguments")
-                    .with_help("closures take positional arguments only"),
+                Diagnostic::error(
+                    "E0210",
+                    format!(
+                        "this closure takes {} arguments, found {}",
+                        c.params.len(),
+                        args.len()
+                    ),
+                )
+                .with_primary(span, "wrong number of arguments")
+                .with_help("closures take positional arguments only"),
             );
             return Ty::Unknown;
         }
@@ -946,7 +1157,13 @@ impl<'p> Checker<'p> {
     }
 
     /// Matches arguments to parameter slots: positional first, then named.
-    pub(crate) fn bind_slots(&mut self, slots: &[Slot], args: &[ArgVal], what: &str, span: Span) -> Option<Vec<Option<ArgVal>>> {
+    pub(crate) fn bind_slots(
+        &mut self,
+        slots: &[Slot],
+        args: &[ArgVal],
+        what: &str,
+        span: Span,
+    ) -> Option<Vec<Option<ArgVal>>> {
         let mut out: Vec<Option<ArgVal>> = vec![None; slots.len()];
         let mut ok = true;
         let mut next_positional = 0;
@@ -956,9 +1173,15 @@ impl<'p> Checker<'p> {
                     if next_positional >= slots.len() {
                         let names: Vec<&str> = slots.iter().map(|s| s.name).collect();
                         self.emit(
-                            Diagnostic::error("E0210", format!("`{what}` takes {} arguments, but more were given", slots.len()))
-                                .with_primary(a.span, "this argument has no parameter")
-                                .with_help(format!("`{what}` takes ({})", names.join(", "))),
+                            Diagnostic::error(
+                                "E0210",
+                                format!(
+                                    "`{what}` takes {} arguments, but more were given",
+                                    slots.len()
+                                ),
+                            )
+                            .with_primary(a.span, "this argument has no parameter")
+                            .with_help(format!("`{what}` takes ({})", names.join(", "))),
                         );
                         ok = false;
                         continue;
@@ -969,20 +1192,32 @@ impl<'p> Checker<'p> {
                 Some(n) => match slots.iter().position(|s| s.name == n.name) {
                     Some(i) if out[i].is_some() => {
                         self.emit(
-                            Diagnostic::error("E0212", format!("argument `{}` is given twice", n.name))
-                                .with_primary(n.span, "given again here")
-                                .with_secondary(out[i].as_ref().map_or(span, |p| p.span), "first given here")
-                                .with_help("give each argument once"),
+                            Diagnostic::error(
+                                "E0212",
+                                format!("argument `{}` is given twice", n.name),
+                            )
+                            .with_primary(n.span, "given again here")
+                            .with_secondary(
+                                out[i].as_ref().map_or(span, |p| p.span),
+                                "first given here",
+                            )
+                            .with_help("give each argument once"),
                         );
                         ok = false;
                     }
                     Some(i) => out[i] = Some(a.clone()),
                     None => {
-                        let mut d = Diagnostic::error("E0211", format!("`{what}` has no argument named `{}`", n.name))
-                            .with_primary(n.span, "unknown argument");
+                        let mut d = Diagnostic::error(
+                            "E0211",
+                            format!("`{what}` has no argument named `{}`", n.name),
+                        )
+                        .with_primary(n.span, "unknown argument");
                         let names: Vec<&str> = slots.iter().map(|s| s.name).collect();
                         d = match crate::suggest::closest(&n.name, names.iter().copied()) {
-                            Some(s) => d.with_help(format!("did you mean `{s}`? `{what}` takes ({})", names.join(", "))),
+                            Some(s) => d.with_help(format!(
+                                "did you mean `{s}`? `{what}` takes ({})",
+                                names.join(", ")
+                            )),
                             None => d.with_help(format!("`{what}` takes ({})", names.join(", "))),
                         };
                         self.emit(d);
@@ -991,40 +1226,77 @@ impl<'p> Checker<'p> {
                 },
             }
         }
-        let missing: Vec<&str> = slots.iter().zip(&out).filter(|(s, a)| !s.optional && a.is_none()).map(|(s, _)| s.name).collect();
+        let missing: Vec<&str> = slots
+            .iter()
+            .zip(&out)
+            .filter(|(s, a)| !s.optional && a.is_none())
+            .map(|(s, _)| s.name)
+            .collect();
         if ok && !missing.is_empty() {
-            let list = missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ");
+            let list = missing
+                .iter()
+                .map(|m| format!("`{m}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
             self.emit(
-                Diagnostic::error("E0210", format!("`{what}` is missing {} {list}", if missing.len() == 1 { "argument" } else { "arguments" }))
-                    .with_primary(span, "in this call")
-                    .with_help(format!("pass {list}, by position or by name")),
+                Diagnostic::error(
+                    "E0210",
+                    format!(
+                        "`{what}` is missing {} {list}",
+                        if missing.len() == 1 {
+                            "argument"
+                        } else {
+                            "arguments"
+                        }
+                    ),
+                )
+                .with_primary(span, "in this call")
+                .with_help(format!("pass {list}, by position or by name")),
             );
             ok = false;
         }
         ok.then_some(out)
     }
 
-    fn call_def(&mut self, f: &mut Frame, r: ItemRef, args: Vec<ArgVal>, callee_span: Span, span: Span) -> Ty {
+    fn call_def(
+        &mut self,
+        f: &mut Frame,
+        r: ItemRef,
+        args: Vec<ArgVal>,
+        callee_span: Span,
+        span: Span,
+    ) -> Ty {
         let def = self.program.def(r).expect("callable defs are defs");
         match def.kind {
             DefKind::Layer | DefKind::Model => {
-                let Some(attrs) = self.bind_params(r, &def.attrs, &args, span, None) else { return Ty::Unknown };
+                let Some(attrs) = self.bind_params(r, &def.attrs, &args, span, None) else {
+                    return Ty::Unknown;
+                };
                 if !self.check_wheres(r, &attrs, span, true) {
                     return Ty::Unknown;
                 }
                 self.next_id += 1;
                 let _ = f;
-                Ty::Layer(Rc::new(Instance { id: self.next_id, def: r, attrs: attrs.vals, span: callee_span.to(span) }))
+                Ty::Layer(Rc::new(Instance {
+                    id: self.next_id,
+                    def: r,
+                    attrs: attrs.vals,
+                    span: callee_span.to(span),
+                }))
             }
             DefKind::Optimizer | DefKind::Constraint => {
-                let Some(b) = self.bind_params(r, &def.params, &args, span, None) else { return Ty::Unknown };
+                let Some(b) = self.bind_params(r, &def.params, &args, span, None) else {
+                    return Ty::Unknown;
+                };
                 if !self.check_wheres(r, &b, span, false) {
                     return Ty::Unknown;
                 }
                 Ty::Rule(r)
             }
             DefKind::Fn | DefKind::Schedule => {
-                let Some(b) = self.bind_params(r, &def.params, &args, span, None) else { return Ty::Unknown };
+                let Some(b) = self.bind_params(r, &def.params, &args, span, None) else {
+                    return Ty::Unknown;
+                };
                 if !self.check_wheres(r, &b, span, false) {
                     return Ty::Unknown;
                 }
@@ -1038,8 +1310,13 @@ impl<'p> Checker<'p> {
 
     fn apply_instance(&mut self, inst: &Rc<Instance>, args: Vec<ArgVal>, span: Span) -> Ty {
         let def = self.program.def(inst.def).expect("instances are of defs");
-        let preset = Bindings { vals: inst.attrs.clone(), bound_at: HashMap::new() };
-        let Some(b) = self.bind_params(inst.def, &def.params, &args, span, Some(preset)) else { return Ty::Unknown };
+        let preset = Bindings {
+            vals: inst.attrs.clone(),
+            bound_at: HashMap::new(),
+        };
+        let Some(b) = self.bind_params(inst.def, &def.params, &args, span, Some(preset)) else {
+            return Ty::Unknown;
+        };
         if !self.check_wheres(inst.def, &b, span, false) {
             return Ty::Unknown;
         }
@@ -1073,7 +1350,8 @@ impl<'p> Checker<'p> {
     /// Checks a body with concrete inputs. Errors inside are reported at the call, since the
     /// definition itself checked cleanly on its own.
     fn expand(&mut self, r: ItemRef, b: Bindings, span: Span) -> Ty {
-        if self.failed_defs.contains(&r) || self.expanding.contains(&r) || self.expanding.len() > 64 {
+        if self.failed_defs.contains(&r) || self.expanding.contains(&r) || self.expanding.len() > 64
+        {
             return Ty::Unknown;
         }
         let def = self.program.def(r).expect("a def");
@@ -1085,10 +1363,20 @@ impl<'p> Checker<'p> {
         self.expanding.pop();
         let inner: Vec<Diagnostic> = self.diags.drain(mark..).filter(|d| d.is_error()).collect();
         if let Some(first) = inner.into_iter().next() {
-            let mut d = Diagnostic::error("E0225", format!("`{}` cannot be applied to these inputs: {}", def.name.name, first.message))
-                .with_primary(span, "in this call");
+            let mut d = Diagnostic::error(
+                "E0225",
+                format!(
+                    "`{}` cannot be applied to these inputs: {}",
+                    def.name.name, first.message
+                ),
+            )
+            .with_primary(span, "in this call");
             if let Some(inner_span) = first.primary_span() {
-                let label = first.labels.iter().find(|l| l.primary).map_or(String::new(), |l| l.message.clone());
+                let label = first
+                    .labels
+                    .iter()
+                    .find(|l| l.primary)
+                    .map_or(String::new(), |l| l.message.clone());
                 d = d.with_secondary(inner_span, format!("inside `{}`: {label}", def.name.name));
             }
             for n in first.notes {
@@ -1103,7 +1391,11 @@ impl<'p> Checker<'p> {
         let t = match (&def.ret, t) {
             (Some(ret), body) => {
                 let declared = self.eval_type(&mut f, ret, false);
-                if declared.is_unknown() { body } else { declared }
+                if declared.is_unknown() {
+                    body
+                } else {
+                    declared
+                }
             }
             (None, body) => body,
         };
@@ -1124,7 +1416,8 @@ impl<'p> Checker<'p> {
         let parent = self.trace.last_mut().expect("tracing");
         parent.instance_ids.push(inst.id);
         let path_name = parent.child_name(&name);
-        self.trace.push(summary::TraceNode::new(path_name, name, Some(inst.id)));
+        self.trace
+            .push(summary::TraceNode::new(path_name, name, Some(inst.id)));
         let t = self.expand(inst.def, b, span);
         let mut node = self.trace.pop().expect("pushed");
         node.output = Some(t.clone());
@@ -1142,26 +1435,26 @@ impl<'p> Checker<'p> {
     fn check_positive_dims(&mut self, r: ItemRef, t: &Ty, b: &Bindings, span: Span) {
         let Ty::Tensor(_, shape) = t else { return };
         for (i, e) in shape.0.iter().enumerate() {
-            if let ShapeElem::Dim(d) = e {
-                if let Some(c) = d.as_const().filter(|c| *c <= 0) {
-                    let def = self.program.def(r).expect("a def");
-                    let inputs: Vec<String> = b
-                        .vals
-                        .iter()
-                        .filter(|(_, t)| matches!(t, Ty::Int(_)))
-                        .map(|(n, t)| match t {
-                            Ty::Int(d) => format!("{n} = {d}"),
-                            _ => unreachable!("filtered"),
-                        })
-                        .collect();
-                    self.emit(
+            if let ShapeElem::Dim(d) = e
+                && let Some(c) = d.as_const().filter(|c| *c <= 0)
+            {
+                let def = self.program.def(r).expect("a def");
+                let inputs: Vec<String> = b
+                    .vals
+                    .iter()
+                    .filter(|(_, t)| matches!(t, Ty::Int(_)))
+                    .map(|(n, t)| match t {
+                        Ty::Int(d) => format!("{n} = {d}"),
+                        _ => unreachable!("filtered"),
+                    })
+                    .collect();
+                self.emit(
                         Diagnostic::error("E0205", format!("the output of `{}` would have size {c} in dimension {i}", def.name.name))
                             .with_primary(span, format!("this gives {shape}"))
                             .with_note(format!("computed from {}", inputs.join(", ")))
                             .with_help("the input is too small for this window: use a smaller kernel or stride, more padding, or fewer pooling layers"),
                     );
-                    return;
-                }
+                return;
             }
         }
     }
@@ -1176,7 +1469,11 @@ pub(crate) struct Bindings {
 
 impl Bindings {
     fn get(&self, name: &str) -> Option<&Ty> {
-        self.vals.iter().rev().find(|(n, _)| n == name).map(|(_, t)| t)
+        self.vals
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| t)
     }
 }
 

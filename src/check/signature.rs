@@ -21,9 +21,18 @@ impl Checker<'_> {
     ) -> Option<Bindings> {
         let def = self.program.def(r).expect("a def");
         let what = def.name.name.clone();
-        let slots: Vec<Slot> = params.iter().map(|p| Slot { name: &p.name.name, optional: p.default.is_some() }).collect();
+        let slots: Vec<Slot> = params
+            .iter()
+            .map(|p| Slot {
+                name: &p.name.name,
+                optional: p.default.is_some(),
+            })
+            .collect();
         let matched = self.bind_slots(&slots, args, &what, span)?;
-        let mut b = preset.unwrap_or(Bindings { vals: Vec::new(), bound_at: HashMap::new() });
+        let mut b = preset.unwrap_or(Bindings {
+            vals: Vec::new(),
+            bound_at: HashMap::new(),
+        });
         let mut ok = true;
         for (p, a) in params.iter().zip(matched) {
             let (ty, arg_span) = match a {
@@ -34,10 +43,10 @@ impl Checker<'_> {
                     (self.expr(&mut f, default), span)
                 }
             };
-            if let Some(t) = &p.ty {
-                if !self.match_type(r, t, &ty, arg_span, &p.name.name, &mut b) {
-                    ok = false;
-                }
+            if let Some(t) = &p.ty
+                && !self.match_type(r, t, &ty, arg_span, &p.name.name, &mut b)
+            {
+                ok = false;
             }
             b.vals.push((p.name.name.clone(), ty));
         }
@@ -46,7 +55,13 @@ impl Checker<'_> {
 
     /// Evaluates the `where` constraints of `r` under the bindings. `attrs_only` skips the ones
     /// that mention names not bound yet (inputs, when only attributes are known).
-    pub(super) fn check_wheres(&mut self, r: ItemRef, b: &Bindings, span: Span, attrs_only: bool) -> bool {
+    pub(super) fn check_wheres(
+        &mut self,
+        r: ItemRef,
+        b: &Bindings,
+        span: Span,
+        attrs_only: bool,
+    ) -> bool {
         let def = self.program.def(r).expect("a def");
         let mut ok = true;
         for w in &def.wheres {
@@ -71,27 +86,44 @@ impl Checker<'_> {
                     .filter_map(|n| b.get(n).map(|t| format!("{n} = {}", show_value(t))))
                     .collect();
                 let mut d = Diagnostic::error("E0204", message)
-                    .with_primary(span, format!("`{}` requires `{written}` here", def.name.name))
+                    .with_primary(
+                        span,
+                        format!("`{}` requires `{written}` here", def.name.name),
+                    )
                     .with_secondary(w.span, "the constraint");
                 if !values.is_empty() {
                     d = d.with_note(format!("with {}", values.join(", ")));
                 }
-                self.emit(d.with_help(format!("choose arguments for `{}` that satisfy `{written}`", def.name.name)));
+                self.emit(d.with_help(format!(
+                    "choose arguments for `{}` that satisfy `{written}`",
+                    def.name.name
+                )));
             }
         }
         ok
     }
 
     /// Matches a value against a declared type, binding the symbols it introduces.
-    fn match_type(&mut self, r: ItemRef, t: &TypeExpr, actual: &Ty, arg_span: Span, param: &str, b: &mut Bindings) -> bool {
+    fn match_type(
+        &mut self,
+        r: ItemRef,
+        t: &TypeExpr,
+        actual: &Ty,
+        arg_span: Span,
+        param: &str,
+        b: &mut Bindings,
+    ) -> bool {
         if actual.is_unknown() {
             return true;
         }
         let def_name = self.def_name(r);
         let mismatch = |this: &mut Self, expected: String, extra: Option<String>| {
-            let mut d = Diagnostic::error("E0220", format!("`{def_name}` expects `{param}` to be {expected}, found {actual}"))
-                .with_primary(arg_span, format!("this is {actual}"))
-                .with_secondary(t.span, format!("`{param}` is declared here"));
+            let mut d = Diagnostic::error(
+                "E0220",
+                format!("`{def_name}` expects `{param}` to be {expected}, found {actual}"),
+            )
+            .with_primary(arg_span, format!("this is {actual}"))
+            .with_secondary(t.span, format!("`{param}` is declared here"));
             if let Some(x) = extra {
                 d = d.with_note(x);
             }
@@ -109,16 +141,31 @@ impl Checker<'_> {
                     _ => return mismatch(self, describe_type_expr(self, t), None),
                 };
                 if adt != *dtype {
-                    return self.dtype_mismatch(r, t, *dtype, shape.as_ref(), actual, adt, &ashape, arg_span, param);
+                    return self.dtype_mismatch(
+                        r,
+                        t,
+                        *dtype,
+                        shape.as_ref(),
+                        actual,
+                        adt,
+                        &ashape,
+                        arg_span,
+                        param,
+                    );
                 }
                 match shape {
                     None if ashape.0.is_empty() => true,
                     None => {
                         self.emit(
-                            Diagnostic::error("E0202", format!("`{def_name}` expects `{param}` to be a scalar, found {actual}"))
-                                .with_primary(arg_span, format!("this has rank {}", ashape.0.len()))
-                                .with_secondary(t.span, format!("`{param}` is declared here"))
-                                .with_help("reduce it first, e.g. with `mean(…)` or `sum(…)`"),
+                            Diagnostic::error(
+                                "E0202",
+                                format!(
+                                    "`{def_name}` expects `{param}` to be a scalar, found {actual}"
+                                ),
+                            )
+                            .with_primary(arg_span, format!("this has rank {}", ashape.0.len()))
+                            .with_secondary(t.span, format!("`{param}` is declared here"))
+                            .with_help("reduce it first, e.g. with `mean(…)` or `sum(…)`"),
                         );
                         false
                     }
@@ -130,23 +177,32 @@ impl Checker<'_> {
                 _ => mismatch(self, describe_type_expr(self, t), None),
             },
             TypeKind::Tuple(ts) => match actual {
-                Ty::Tuple(items) if items.len() == ts.len() => {
-                    ts.iter().zip(items).all(|(t, a)| self.match_type(r, t, a, arg_span, param, b))
-                }
+                Ty::Tuple(items) if items.len() == ts.len() => ts
+                    .iter()
+                    .zip(items)
+                    .all(|(t, a)| self.match_type(r, t, a, arg_span, param, b)),
                 _ => mismatch(self, describe_type_expr(self, t), None),
             },
             TypeKind::Named(n) => {
                 let fits = match n.name.as_str() {
                     "int" => matches!(actual, Ty::Int(_)),
                     "str" => matches!(actual, Ty::Str(_)),
-                    "init" => matches!(actual, Ty::Init | Ty::Tensor(..) | Ty::Callable(super::ty::Callable::Builtin(crate::prim::Builtin::Zeros | crate::prim::Builtin::Ones))),
+                    "init" => matches!(
+                        actual,
+                        Ty::Init
+                            | Ty::Tensor(..)
+                            | Ty::Callable(super::ty::Callable::Builtin(
+                                crate::prim::Builtin::Zeros | crate::prim::Builtin::Ones
+                            ))
+                    ),
                     "params" => matches!(actual, Ty::ParamSet),
                     _ => true,
                 };
                 if fits {
                     true
                 } else {
-                    let extra = matches!(actual, Ty::Float(_)).then(|| format!("`{param}` must be a whole number"));
+                    let extra = matches!(actual, Ty::Float(_))
+                        .then(|| format!("`{param}` must be a whole number"));
                     mismatch(self, format!("`{}`", n.name), extra)
                 }
             }
@@ -168,7 +224,9 @@ impl Checker<'_> {
     ) -> bool {
         let def_name = self.def_name(r);
         let declared_rank = shape.map_or(0, |s| s.items.len());
-        let looks_like_labels = got == Dtype::I32 && want.is_float() && ashape.rank().is_some_and(|k| k + 1 == declared_rank);
+        let looks_like_labels = got == Dtype::I32
+            && want.is_float()
+            && ashape.rank().is_some_and(|k| k + 1 == declared_rank);
         if looks_like_labels {
             self.emit(
                 Diagnostic::error("E0209", format!("`{def_name}` wants one-hot or probability targets, but `{param}` gets integer class labels"))
@@ -179,20 +237,42 @@ impl Checker<'_> {
             return false;
         }
         self.emit(
-            Diagnostic::error("E0208", format!("`{def_name}` expects `{param}` to have dtype {}, found {}", want.name(), got.name()))
-                .with_primary(arg_span, format!("this is {actual}"))
-                .with_secondary(t.span, format!("declared as {}", describe_type_expr(self, t)))
-                .with_help(format!("convert it with `cast(…, {})`", want.name())),
+            Diagnostic::error(
+                "E0208",
+                format!(
+                    "`{def_name}` expects `{param}` to have dtype {}, found {}",
+                    want.name(),
+                    got.name()
+                ),
+            )
+            .with_primary(arg_span, format!("this is {actual}"))
+            .with_secondary(
+                t.span,
+                format!("declared as {}", describe_type_expr(self, t)),
+            )
+            .with_help(format!("convert it with `cast(…, {})`", want.name())),
         );
         false
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn unify_shape(&mut self, r: ItemRef, s: &ShapeExpr, ashape: &Shape, actual: &Ty, arg_span: Span, param: &str, b: &mut Bindings) -> bool {
+    fn unify_shape(
+        &mut self,
+        r: ItemRef,
+        s: &ShapeExpr,
+        ashape: &Shape,
+        actual: &Ty,
+        arg_span: Span,
+        param: &str,
+        b: &mut Bindings,
+    ) -> bool {
         let def_name = self.def_name(r);
         let pack_at = s.items.iter().position(|i| matches!(i, ShapeItem::Pack(_)));
         let n = ashape.0.len();
-        let a_pack = ashape.0.iter().position(|e| matches!(e, ShapeElem::Pack(_)));
+        let a_pack = ashape
+            .0
+            .iter()
+            .position(|e| matches!(e, ShapeElem::Pack(_)));
         let written = self.sources.text(s.span).to_string();
         let rank_error = |this: &mut Self| {
             let expected = match pack_at {
@@ -229,16 +309,25 @@ impl Checker<'_> {
             return rank_error(self);
         }
         let mut ok = true;
-        let pairs: Vec<(usize, usize)> = (0..prefix).map(|i| (i, i)).chain((0..suffix).map(|i| (prefix + 1 + i, n - suffix + i))).collect();
+        let pairs: Vec<(usize, usize)> = (0..prefix)
+            .map(|i| (i, i))
+            .chain((0..suffix).map(|i| (prefix + 1 + i, n - suffix + i)))
+            .collect();
         if let Some(id) = pack {
             let bound = Shape(ashape.0[prefix..n - suffix].to_vec());
             match b.get(&id.name).cloned() {
                 Some(Ty::Shape(prev)) if prev != bound => {
                     self.emit(
-                        Diagnostic::error("E0203", format!("`..{}` stands for {prev} and for {bound}", id.name))
-                            .with_primary(arg_span, format!("here `..{}` would be {bound}", id.name))
-                            .with_secondary(b.bound_at.get(&id.name).map_or(s.span, |x| x.0), format!("`..{}` was bound to {prev} here", id.name))
-                            .with_help("the leading dimensions of these inputs must agree"),
+                        Diagnostic::error(
+                            "E0203",
+                            format!("`..{}` stands for {prev} and for {bound}", id.name),
+                        )
+                        .with_primary(arg_span, format!("here `..{}` would be {bound}", id.name))
+                        .with_secondary(
+                            b.bound_at.get(&id.name).map_or(s.span, |x| x.0),
+                            format!("`..{}` was bound to {prev} here", id.name),
+                        )
+                        .with_help("the leading dimensions of these inputs must agree"),
                     );
                     ok = false;
                 }
@@ -250,7 +339,9 @@ impl Checker<'_> {
             }
         }
         for (wi, ai) in pairs {
-            let ShapeItem::Dim(e) = &s.items[wi] else { continue };
+            let ShapeItem::Dim(e) = &s.items[wi] else {
+                continue;
+            };
             let ShapeElem::Dim(actual_dim) = &ashape.0[ai] else {
                 return rank_error(self);
             };
@@ -264,21 +355,42 @@ impl Checker<'_> {
                     Some(Ty::Int(prev)) if prev != *actual_dim => {
                         let mut d = Diagnostic::error(
                             "E0203",
-                            format!("dimension `{}` of `{def_name}` is bound to both {prev} and {actual_dim}", id.name),
+                            format!(
+                                "dimension `{}` of `{def_name}` is bound to both {prev} and {actual_dim}",
+                                id.name
+                            ),
                         );
                         match b.bound_at.get(&id.name) {
                             Some((first_arg, _)) => {
                                 d = d
-                                    .with_primary(arg_span, format!("here `{}` = {actual_dim}", id.name))
-                                    .with_secondary(*first_arg, format!("`{}` = {prev} was bound here", id.name));
+                                    .with_primary(
+                                        arg_span,
+                                        format!("here `{}` = {actual_dim}", id.name),
+                                    )
+                                    .with_secondary(
+                                        *first_arg,
+                                        format!("`{}` = {prev} was bound here", id.name),
+                                    );
                             }
                             None => {
-                                d = d.with_primary(arg_span, format!("here `{}` = {actual_dim}, but the attribute says {prev}", id.name));
+                                d = d.with_primary(
+                                    arg_span,
+                                    format!(
+                                        "here `{}` = {actual_dim}, but the attribute says {prev}",
+                                        id.name
+                                    ),
+                                );
                             }
                         }
                         self.emit(
-                            d.with_secondary(id.span, format!("`{}` in the signature of `{def_name}`", id.name))
-                                .with_help(format!("every use of `{}` must have the same size", id.name)),
+                            d.with_secondary(
+                                id.span,
+                                format!("`{}` in the signature of `{def_name}`", id.name),
+                            )
+                            .with_help(format!(
+                                "every use of `{}` must have the same size",
+                                id.name
+                            )),
                         );
                         ok = false;
                         continue;
@@ -290,16 +402,16 @@ impl Checker<'_> {
             let mark = self.diags.len();
             let expected = self.expr(&mut f, e);
             self.diags.truncate(mark);
-            if let Ty::Int(want) = expected {
-                if want != *actual_dim {
-                    self.emit(
+            if let Ty::Int(want) = expected
+                && want != *actual_dim
+            {
+                self.emit(
                         Diagnostic::error("E0220", format!("`{def_name}` expects `{param}` with size {want} in dimension {ai}, found {actual_dim}"))
                             .with_primary(arg_span, format!("this is {actual}"))
                             .with_secondary(e.span, format!("`{}` = {want} here", self.sources.text(e.span)))
                             .with_help("reshape the input, or change the attributes that determine this size"),
                     );
-                    ok = false;
-                }
+                ok = false;
             }
         }
         ok
@@ -308,10 +420,8 @@ impl Checker<'_> {
 
 fn collect_names(e: &Expr, out: &mut Vec<String>) {
     match &e.kind {
-        ExprKind::Name(id) => {
-            if !out.contains(&id.name) {
-                out.push(id.name.clone());
-            }
+        ExprKind::Name(id) if !out.contains(&id.name) => {
+            out.push(id.name.clone());
         }
         ExprKind::Binary { lhs, rhs, .. } => {
             collect_names(lhs, out);
@@ -361,4 +471,3 @@ fn format_message(msg: &str, b: &Bindings) -> String {
 fn describe_type_expr(c: &Checker, t: &TypeExpr) -> String {
     c.sources.text(t.span).to_string()
 }
-

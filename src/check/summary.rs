@@ -20,7 +20,16 @@ pub(crate) struct TraceNode {
 
 impl TraceNode {
     pub fn new(name: String, layer: String, instance: Option<u32>) -> TraceNode {
-        TraceNode { name, layer, instance, instance_ids: Vec::new(), params: Vec::new(), children: Vec::new(), output: None, counters: HashMap::new() }
+        TraceNode {
+            name,
+            layer,
+            instance,
+            instance_ids: Vec::new(),
+            params: Vec::new(),
+            children: Vec::new(),
+            output: None,
+            counters: HashMap::new(),
+        }
     }
 
     /// `dense_1`, `dense_2`, …: numbered per layer kind within the parent.
@@ -36,7 +45,8 @@ fn snake_case(s: &str) -> String {
     let chars: Vec<char> = s.chars().collect();
     for (i, c) in chars.iter().enumerate() {
         if c.is_uppercase() {
-            let prev_lower = i > 0 && (chars[i - 1].is_lowercase() || chars[i - 1].is_ascii_digit());
+            let prev_lower =
+                i > 0 && (chars[i - 1].is_lowercase() || chars[i - 1].is_ascii_digit());
             let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
             if i > 0 && (prev_lower || next_lower && chars[i - 1].is_uppercase()) {
                 out.push('_');
@@ -81,7 +91,13 @@ fn node_total(n: &TraceNode) -> Option<i64> {
     Some(own? + kids?)
 }
 
-fn flatten_rows(n: &TraceNode, prefix: &str, depth: usize, rows: &mut Vec<InstanceRow>, params: &mut Vec<(String, String)>) {
+fn flatten_rows(
+    n: &TraceNode,
+    prefix: &str,
+    depth: usize,
+    rows: &mut Vec<InstanceRow>,
+    params: &mut Vec<(String, String)>,
+) {
     for (p, s) in &n.params {
         params.push((format!("{prefix}.{p}"), s.to_string()));
     }
@@ -115,10 +131,18 @@ impl Checker<'_> {
             };
             input_desc.push(t.to_string());
             f.bind(&p.name.name, t.clone(), p.name.span, VarKind::Plain);
-            inputs.push(ArgVal { name: None, ty: t, span: p.name.span });
+            inputs.push(ArgVal {
+                name: None,
+                ty: t,
+                span: p.name.span,
+            });
         }
         let inst = self.model_instance(&mut f, r, def.name.span);
-        self.trace.push(TraceNode::new(def.name.name.clone(), def.name.name.clone(), None));
+        self.trace.push(TraceNode::new(
+            def.name.name.clone(),
+            def.name.name.clone(),
+            None,
+        ));
         let out = self.apply_instance(&inst, inputs, def.name.span);
         let root = self.trace.pop()?;
         // The model's own node is the single child of the root.
@@ -141,7 +165,7 @@ fn group(n: i64) -> String {
     let s = n.abs().to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -152,17 +176,43 @@ fn group(n: i64) -> String {
 /// The Keras-style table.
 pub fn render(s: &ModelSummary) -> String {
     let show = |p: Option<i64>| p.map_or("symbolic".to_string(), group);
-    let mut lines: Vec<(String, String, String)> = vec![("Layer (type)".into(), "Output shape".into(), "Params".into())];
+    let mut lines: Vec<(String, String, String)> = vec![(
+        "Layer (type)".into(),
+        "Output shape".into(),
+        "Params".into(),
+    )];
     for r in &s.rows {
         let indent = "  ".repeat(r.depth);
         let name = r.path.rsplit('.').next().unwrap_or(&r.path);
-        lines.push((format!("{indent}{name} ({})", r.layer), r.output.clone(), show(r.params)));
+        lines.push((
+            format!("{indent}{name} ({})", r.layer),
+            r.output.clone(),
+            show(r.params),
+        ));
     }
-    let w0 = lines.iter().map(|l| l.0.chars().count()).max().unwrap_or(0).max(20);
-    let w1 = lines.iter().map(|l| l.1.chars().count()).max().unwrap_or(0).max(14);
-    let w2 = lines.iter().map(|l| l.2.chars().count()).max().unwrap_or(0).max(8);
+    let w0 = lines
+        .iter()
+        .map(|l| l.0.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(20);
+    let w1 = lines
+        .iter()
+        .map(|l| l.1.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(14);
+    let w2 = lines
+        .iter()
+        .map(|l| l.2.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(8);
     let rule = |c: char| c.to_string().repeat(w0 + w1 + w2 + 4);
-    let mut out = format!("Model: {}  (input {} → output {})\n", s.model, s.input, s.output);
+    let mut out = format!(
+        "Model: {}  (input {} → output {})\n",
+        s.model, s.input, s.output
+    );
     out.push_str(&rule('━'));
     out.push('\n');
     for (i, (a, b, c)) in lines.iter().enumerate() {

@@ -11,8 +11,24 @@ use crate::resolve::ItemRef;
 use crate::source::Span;
 use crate::syntax::ast::*;
 
-const SETTINGS: &[&str] = &["loss", "optimizer", "batch", "epochs", "metrics", "early_stop", "checkpoint", "clip_grad_norm", "seed"];
-const EARLY_STOP: &[(&str, bool)] = &[("monitor", false), ("mode", true), ("patience", true), ("min_delta", true), ("restore_best", true)];
+const SETTINGS: &[&str] = &[
+    "loss",
+    "optimizer",
+    "batch",
+    "epochs",
+    "metrics",
+    "early_stop",
+    "checkpoint",
+    "clip_grad_norm",
+    "seed",
+];
+const EARLY_STOP: &[(&str, bool)] = &[
+    ("monitor", false),
+    ("mode", true),
+    ("patience", true),
+    ("min_delta", true),
+    ("restore_best", true),
+];
 
 #[derive(Default)]
 struct Seen {
@@ -25,25 +41,50 @@ impl Checker<'_> {
     pub(super) fn check_train(&mut self, module: usize, t: &TrainDecl) {
         let mut models: Vec<ItemRef> = Vec::new();
         for m in &t.models {
-            let Some(r) = self.program.lookup(module, &m.name) else { continue };
+            let Some(r) = self.program.lookup(module, &m.name) else {
+                continue;
+            };
             match self.program.def(r) {
                 Some(d) if d.kind == DefKind::Model => models.push(r),
                 Some(d) => self.emit(
-                    Diagnostic::error("E0302", format!("`{}` is a {}, but `train` takes models", m.name, d.kind.keyword()))
-                        .with_primary(m.span, format!("a {}", d.kind.keyword()))
-                        .with_secondary(d.name.span, "defined here")
-                        .with_help(format!("wrap it in a model: `model M(x: …) -> … {{ x |> {}(…) }}`", m.name)),
+                    Diagnostic::error(
+                        "E0302",
+                        format!(
+                            "`{}` is a {}, but `train` takes models",
+                            m.name,
+                            d.kind.keyword()
+                        ),
+                    )
+                    .with_primary(m.span, format!("a {}", d.kind.keyword()))
+                    .with_secondary(d.name.span, "defined here")
+                    .with_help(format!(
+                        "wrap it in a model: `model M(x: …) -> … {{ x |> {}(…) }}`",
+                        m.name
+                    )),
                 ),
-                None => self.emit(Diagnostic::error("E0302", format!("`{}` is a data block, not a model", m.name)).with_primary(m.span, "not a model")),
+                None => self.emit(
+                    Diagnostic::error(
+                        "E0302",
+                        format!("`{}` is a data block, not a model", m.name),
+                    )
+                    .with_primary(m.span, "not a model"),
+                ),
             }
         }
-        let data = match self.program.lookup(module, &t.data.name).map(|r| self.program.item(r)) {
+        let data = match self
+            .program
+            .lookup(module, &t.data.name)
+            .map(|r| self.program.item(r))
+        {
             Some(Item::Data(d)) => {
                 let d = d.clone();
                 self.check_data(module, &d)
             }
             Some(_) => {
-                self.emit(Diagnostic::error("E0302", format!("`{}` is not a data block", t.data.name)).with_primary(t.data.span, "expected the name of a `data` block"));
+                self.emit(
+                    Diagnostic::error("E0302", format!("`{}` is not a data block", t.data.name))
+                        .with_primary(t.data.span, "expected the name of a `data` block"),
+                );
                 DataInfo::default()
             }
             None => DataInfo::default(),
@@ -74,16 +115,20 @@ impl Checker<'_> {
         let mut seen = Seen::default();
         // Metrics first: `early_stop` may monitor them wherever they are declared.
         for s in &t.stmts {
-            if let TrainStmt::Setting(set) = s {
-                if set.name.name == "metrics" {
-                    self.metrics(&mut f, set, target.as_ref(), &mut seen);
-                }
+            if let TrainStmt::Setting(set) = s
+                && set.name.name == "metrics"
+            {
+                self.metrics(&mut f, set, target.as_ref(), &mut seen);
             }
         }
         let has_phases = t.stmts.iter().any(|s| matches!(s, TrainStmt::Phase { .. }));
         self.train_stmts(&mut f, &t.stmts, &models, &data, &mut seen, None);
         if !has_phases {
-            let missing: Vec<&str> = [("loss", seen.loss), ("optimizer", seen.optimizer)].iter().filter(|(_, s)| !s).map(|(n, _)| *n).collect();
+            let missing: Vec<&str> = [("loss", seen.loss), ("optimizer", seen.optimizer)]
+                .iter()
+                .filter(|(_, s)| !s)
+                .map(|(n, _)| *n)
+                .collect();
             if !missing.is_empty() {
                 self.emit(
                     Diagnostic::error("E0303", format!("this training block has no {}", missing.join(" and no ")))
@@ -96,7 +141,12 @@ impl Checker<'_> {
 
     /// `out`: the single model applied to the data fields named like its inputs. Also checks
     /// that those fields fit the inputs. Returns `out` and the target field (for metrics).
-    fn model_output(&mut self, f: &mut Frame, models: &[ItemRef], data: &DataInfo) -> (Option<Ty>, Option<(Ty, Span)>) {
+    fn model_output(
+        &mut self,
+        f: &mut Frame,
+        models: &[ItemRef],
+        data: &DataInfo,
+    ) -> (Option<Ty>, Option<(Ty, Span)>) {
         let mut out = None;
         let mut inputs: Vec<String> = Vec::new();
         // With several models (a GAN), the phases say what each model is applied to.
@@ -106,13 +156,20 @@ impl Checker<'_> {
         for &r in models {
             let def = self.program.def(r).expect("models are defs");
             let names: Vec<&str> = def.params.iter().map(|p| p.name.name.as_str()).collect();
-            let fields: Vec<Option<&(String, Ty, Span)>> = names.iter().map(|n| data.fields.iter().find(|(fname, _, _)| fname == n)).collect();
+            let fields: Vec<Option<&(String, Ty, Span)>> = names
+                .iter()
+                .map(|n| data.fields.iter().find(|(fname, _, _)| fname == n))
+                .collect();
             if fields.iter().all(Option::is_some) && !fields.is_empty() {
                 let args: Vec<ArgVal> = fields
                     .iter()
                     .map(|fld| {
                         let (name, _, span) = fld.expect("all some");
-                        ArgVal { name: None, ty: f.lookup(name).unwrap_or(Ty::Unknown), span: *span }
+                        ArgVal {
+                            name: None,
+                            ty: f.lookup(name).unwrap_or(Ty::Unknown),
+                            span: *span,
+                        }
                     })
                     .collect();
                 let inst = self.model_instance(f, r, def.name.span);
@@ -122,8 +179,14 @@ impl Checker<'_> {
                     out = Some(t);
                 }
             } else if models.len() == 1 && !data.fields.is_empty() {
-                let missing: Vec<&str> = names.iter().zip(&fields).filter(|(_, fl)| fl.is_none()).map(|(n, _)| *n).collect();
-                let field_names: Vec<&str> = data.fields.iter().map(|(n, _, _)| n.as_str()).collect();
+                let missing: Vec<&str> = names
+                    .iter()
+                    .zip(&fields)
+                    .filter(|(_, fl)| fl.is_none())
+                    .map(|(n, _)| *n)
+                    .collect();
+                let field_names: Vec<&str> =
+                    data.fields.iter().map(|(n, _, _)| n.as_str()).collect();
                 self.emit(
                     Diagnostic::error("E0304", format!("the data has no field for the input `{}` of `{}`", missing.join("`, `"), def.name.name))
                         .with_primary(def.params.first().map_or(def.name.span, |p| p.name.span), "this input gets no data")
@@ -140,9 +203,21 @@ impl Checker<'_> {
         (out, target)
     }
 
-    fn metrics(&mut self, f: &mut Frame, set: &Setting, target: Option<&(Ty, Span)>, seen: &mut Seen) {
+    fn metrics(
+        &mut self,
+        f: &mut Frame,
+        set: &Setting,
+        target: Option<&(Ty, Span)>,
+        seen: &mut Seen,
+    ) {
         let SettingValue::Values(values) = &set.value else {
-            self.emit(Diagnostic::error("E0305", "write metrics as a list of names: `metrics accuracy, mae`").with_primary(set.span, "unexpected form"));
+            self.emit(
+                Diagnostic::error(
+                    "E0305",
+                    "write metrics as a list of names: `metrics accuracy, mae`",
+                )
+                .with_primary(set.span, "unexpected form"),
+            );
             return;
         };
         for v in values {
@@ -150,8 +225,21 @@ impl Checker<'_> {
                 ExprKind::Name(n) => {
                     seen.metrics.push(n.name.clone());
                     let callee = self.expr(f, v);
-                    let (Some(out), Some((tty, tspan))) = (f.lookup("out"), target) else { continue };
-                    let args = vec![ArgVal { name: None, ty: out, span: v.span }, ArgVal { name: None, ty: tty.clone(), span: *tspan }];
+                    let (Some(out), Some((tty, tspan))) = (f.lookup("out"), target) else {
+                        continue;
+                    };
+                    let args = vec![
+                        ArgVal {
+                            name: None,
+                            ty: out,
+                            span: v.span,
+                        },
+                        ArgVal {
+                            name: None,
+                            ty: tty.clone(),
+                            span: *tspan,
+                        },
+                    ];
                     let r = self.call(f, callee, v, args, v.span);
                     self.require_scalar(&r, v.span, &format!("the metric `{}`", n.name));
                 }
@@ -162,7 +250,10 @@ impl Checker<'_> {
                     let r = self.expr(f, v);
                     self.require_scalar(&r, v.span, "this metric");
                 }
-                _ => self.emit(Diagnostic::error("E0305", "a metric is a function name or a call").with_primary(v.span, "not a metric")),
+                _ => self.emit(
+                    Diagnostic::error("E0305", "a metric is a function name or a call")
+                        .with_primary(v.span, "not a metric"),
+                ),
             }
         }
     }
@@ -171,7 +262,8 @@ impl Checker<'_> {
         if t.is_unknown() || (t.is_scalar() && !matches!(t, Ty::Bool(_))) {
             return true;
         }
-        let mut d = Diagnostic::error("E0207", format!("{what} must be a scalar, but it is {t}")).with_primary(span, format!("this is {t}"));
+        let mut d = Diagnostic::error("E0207", format!("{what} must be a scalar, but it is {t}"))
+            .with_primary(span, format!("this is {t}"));
         d = match t {
             Ty::Tensor(_, s) if !s.0.is_empty() => d
                 .with_note("training minimizes one number per step")
@@ -182,17 +274,31 @@ impl Checker<'_> {
         false
     }
 
-    fn train_stmts(&mut self, f: &mut Frame, stmts: &[TrainStmt], models: &[ItemRef], data: &DataInfo, seen: &mut Seen, phase: Option<&Ident>) {
+    fn train_stmts(
+        &mut self,
+        f: &mut Frame,
+        stmts: &[TrainStmt],
+        models: &[ItemRef],
+        data: &DataInfo,
+        seen: &mut Seen,
+        phase: Option<&Ident>,
+    ) {
         for s in stmts {
             match s {
                 TrainStmt::Let(st) => self.stmt(f, st),
                 TrainStmt::Phase { name, stmts, span } => {
                     if phase.is_some() {
-                        self.emit(Diagnostic::error("E0305", "phases cannot be nested").with_primary(name.span, "inside another phase"));
+                        self.emit(
+                            Diagnostic::error("E0305", "phases cannot be nested")
+                                .with_primary(name.span, "inside another phase"),
+                        );
                         continue;
                     }
                     let mark = f.vars.len();
-                    let mut inner = Seen { metrics: seen.metrics.clone(), ..Seen::default() };
+                    let mut inner = Seen {
+                        metrics: seen.metrics.clone(),
+                        ..Seen::default()
+                    };
                     let mut updated = false;
                     self.train_stmts(f, stmts, models, data, &mut inner, Some(name));
                     for st in stmts {
@@ -212,16 +318,34 @@ impl Checker<'_> {
                         );
                     }
                 }
-                TrainStmt::Update { targets, optimizer, .. } | TrainStmt::Constrain { targets, constraint: optimizer, .. } => {
-                    let want = if matches!(s, TrainStmt::Update { .. }) { DefKind::Optimizer } else { DefKind::Constraint };
+                TrainStmt::Update {
+                    targets, optimizer, ..
+                }
+                | TrainStmt::Constrain {
+                    targets,
+                    constraint: optimizer,
+                    ..
+                } => {
+                    let want = if matches!(s, TrainStmt::Update { .. }) {
+                        DefKind::Optimizer
+                    } else {
+                        DefKind::Constraint
+                    };
                     for tgt in targets {
                         let ok = matches!(&tgt.kind, ExprKind::Name(n) if self.program.lookup(f.module, &n.name).is_some_and(|r| models.contains(&r)));
                         if !ok {
-                            let names: Vec<String> = models.iter().map(|r| self.def_name(*r)).collect();
+                            let names: Vec<String> =
+                                models.iter().map(|r| self.def_name(*r)).collect();
                             self.emit(
-                                Diagnostic::error("E0308", format!("`{}` is not one of the models being trained", self.sources.text(tgt.span)))
-                                    .with_primary(tgt.span, "not a trained model")
-                                    .with_help(format!("name one of: {}", names.join(", "))),
+                                Diagnostic::error(
+                                    "E0308",
+                                    format!(
+                                        "`{}` is not one of the models being trained",
+                                        self.sources.text(tgt.span)
+                                    ),
+                                )
+                                .with_primary(tgt.span, "not a trained model")
+                                .with_help(format!("name one of: {}", names.join(", "))),
                             );
                         }
                     }
@@ -238,7 +362,9 @@ impl Checker<'_> {
             ExprKind::Name(_) => {
                 let callee = self.expr(f, e);
                 match callee {
-                    super::ty::Ty::Callable(super::ty::Callable::Def(r)) if self.program.def(r).is_some_and(|d| d.kind == want) => {
+                    super::ty::Ty::Callable(super::ty::Callable::Def(r))
+                        if self.program.def(r).is_some_and(|d| d.kind == want) =>
+                    {
                         self.call(f, callee, e, Vec::new(), e.span)
                     }
                     other => other,
@@ -250,8 +376,16 @@ impl Checker<'_> {
             Ty::Rule(r) if self.program.def(r).is_some_and(|d| d.kind == want) => {}
             Ty::Unknown => {}
             other => {
-                let noun = if want == DefKind::Optimizer { "an optimizer" } else { "a constraint" };
-                let examples = if want == DefKind::Optimizer { "`adam(lr: 1e-3)`, `sgd(lr: 0.1)`" } else { "`max_norm(3)`" };
+                let noun = if want == DefKind::Optimizer {
+                    "an optimizer"
+                } else {
+                    "a constraint"
+                };
+                let examples = if want == DefKind::Optimizer {
+                    "`adam(lr: 1e-3)`, `sgd(lr: 0.1)`"
+                } else {
+                    "`max_norm(3)`"
+                };
                 self.emit(
                     Diagnostic::error("E0308", format!("expected {noun}, found {other}"))
                         .with_primary(e.span, format!("not {noun}"))
@@ -261,7 +395,14 @@ impl Checker<'_> {
         }
     }
 
-    fn train_setting(&mut self, f: &mut Frame, set: &Setting, data: &DataInfo, seen: &mut Seen, phase: Option<&Ident>) {
+    fn train_setting(
+        &mut self,
+        f: &mut Frame,
+        set: &Setting,
+        data: &DataInfo,
+        seen: &mut Seen,
+        phase: Option<&Ident>,
+    ) {
         let name = set.name.name.as_str();
         match (name, &set.value) {
             ("loss", SettingValue::Assign(e)) => {
@@ -270,7 +411,13 @@ impl Checker<'_> {
                 if !matches!(t, Ty::Tensor(d, _) if !d.is_float()) {
                     self.require_scalar(&t, e.span, "the loss");
                 } else {
-                    self.emit(Diagnostic::error("E0207", format!("the loss must be a float scalar, found {t}")).with_primary(e.span, "not a float"));
+                    self.emit(
+                        Diagnostic::error(
+                            "E0207",
+                            format!("the loss must be a float scalar, found {t}"),
+                        )
+                        .with_primary(e.span, "not a float"),
+                    );
                 }
             }
             ("optimizer", SettingValue::Assign(e)) if phase.is_none() => {
@@ -278,26 +425,45 @@ impl Checker<'_> {
                 self.rule(f, e, DefKind::Optimizer);
             }
             ("optimizer", _) => self.emit(
-                Diagnostic::error("E0305", "inside a phase, say which model the optimizer trains")
-                    .with_primary(set.span, "`optimizer =` is for single-phase training")
-                    .with_help("write `update Model with adam(lr: 1e-3)`"),
+                Diagnostic::error(
+                    "E0305",
+                    "inside a phase, say which model the optimizer trains",
+                )
+                .with_primary(set.span, "`optimizer =` is for single-phase training")
+                .with_help("write `update Model with adam(lr: 1e-3)`"),
             ),
             ("batch" | "epochs", SettingValue::Values(v)) if v.len() == 1 => {
                 let t = self.expr(f, &v[0]);
                 let ok = matches!(&t, Ty::Int(d) if d.as_const().is_some_and(|c| c > 0));
                 if !ok && !t.is_unknown() {
                     self.emit(
-                        Diagnostic::error("E0310", format!("`{name}` must be a positive whole number, found {}", self.sources.text(v[0].span)))
-                            .with_primary(v[0].span, "not a positive integer")
-                            .with_help(if name == "batch" { "write the number of samples per step, e.g. `batch 64`" } else { "write the number of passes over the data, e.g. `epochs 5`" }),
+                        Diagnostic::error(
+                            "E0310",
+                            format!(
+                                "`{name}` must be a positive whole number, found {}",
+                                self.sources.text(v[0].span)
+                            ),
+                        )
+                        .with_primary(v[0].span, "not a positive integer")
+                        .with_help(if name == "batch" {
+                            "write the number of samples per step, e.g. `batch 64`"
+                        } else {
+                            "write the number of passes over the data, e.g. `epochs 5`"
+                        }),
                     );
                 }
             }
             ("metrics", SettingValue::Values(_)) => {}
-            ("early_stop", SettingValue::Call(args, span)) => self.early_stop(f, args, *span, data, seen),
+            ("early_stop", SettingValue::Call(args, span)) => {
+                self.early_stop(f, args, *span, data, seen)
+            }
             ("checkpoint", SettingValue::Values(v)) if v.len() == 1 => {
                 if !matches!(self.expr(f, &v[0]), Ty::Str(_)) {
-                    self.emit(Diagnostic::error("E0310", "`checkpoint` takes a directory path in quotes").with_primary(v[0].span, "not a string").with_help("write `checkpoint \"runs/my_model\"`"));
+                    self.emit(
+                        Diagnostic::error("E0310", "`checkpoint` takes a directory path in quotes")
+                            .with_primary(v[0].span, "not a string")
+                            .with_help("write `checkpoint \"runs/my_model\"`"),
+                    );
                 }
             }
             ("clip_grad_norm", SettingValue::Values(v)) if v.len() == 1 => {
@@ -312,7 +478,10 @@ impl Checker<'_> {
             }
             ("seed", SettingValue::Values(v)) if v.len() == 1 => {
                 if !matches!(self.expr(f, &v[0]), Ty::Int(_)) {
-                    self.emit(Diagnostic::error("E0310", "`seed` must be a whole number").with_primary(v[0].span, "not an integer"));
+                    self.emit(
+                        Diagnostic::error("E0310", "`seed` must be a whole number")
+                            .with_primary(v[0].span, "not an integer"),
+                    );
                 }
             }
             (known, _) if SETTINGS.contains(&known) => {
@@ -322,10 +491,16 @@ impl Checker<'_> {
                     "checkpoint" => "checkpoint \"runs/name\"",
                     _ => "name value, e.g. `epochs 5`",
                 };
-                self.emit(Diagnostic::error("E0305", format!("`{known}` is written differently")).with_primary(set.span, "unexpected form").with_help(format!("write `{form}`")));
+                self.emit(
+                    Diagnostic::error("E0305", format!("`{known}` is written differently"))
+                        .with_primary(set.span, "unexpected form")
+                        .with_help(format!("write `{form}`")),
+                );
             }
             (other, _) => {
-                let mut d = Diagnostic::error("E0305", format!("`{other}` is not a training setting")).with_primary(set.name.span, "unknown setting");
+                let mut d =
+                    Diagnostic::error("E0305", format!("`{other}` is not a training setting"))
+                        .with_primary(set.name.span, "unknown setting");
                 d = match crate::suggest::closest(other, SETTINGS.iter().copied()) {
                     Some(s) => d.with_help(format!("did you mean `{s}`?")),
                     None => d.with_help(format!("the settings are {}", SETTINGS.join(", "))),
@@ -335,31 +510,72 @@ impl Checker<'_> {
         }
     }
 
-    fn early_stop(&mut self, f: &mut Frame, args: &[Arg], span: Span, data: &DataInfo, seen: &Seen) {
+    fn early_stop(
+        &mut self,
+        f: &mut Frame,
+        args: &[Arg],
+        span: Span,
+        data: &DataInfo,
+        seen: &Seen,
+    ) {
         let vals: Vec<ArgVal> = args
             .iter()
             .map(|a| {
-                let is_word = a.name.as_ref().is_some_and(|n| n.name == "monitor" || n.name == "mode");
-                let ty = if is_word { Ty::Str(String::new()) } else { self.expr(f, &a.value) };
-                ArgVal { name: a.name.clone(), ty, span: a.value.span }
+                let is_word = a
+                    .name
+                    .as_ref()
+                    .is_some_and(|n| n.name == "monitor" || n.name == "mode");
+                let ty = if is_word {
+                    Ty::Str(String::new())
+                } else {
+                    self.expr(f, &a.value)
+                };
+                ArgVal {
+                    name: a.name.clone(),
+                    ty,
+                    span: a.value.span,
+                }
             })
             .collect();
-        let slots: Vec<Slot> = EARLY_STOP.iter().map(|(n, o)| Slot { name: n, optional: *o }).collect();
-        let Some(bound) = self.bind_slots(&slots, &vals, "early_stop", span) else { return };
-        let monitor_expr = args.iter().find(|a| a.name.as_ref().is_some_and(|n| n.name == "monitor")).or(args.first()).map(|a| &a.value);
+        let slots: Vec<Slot> = EARLY_STOP
+            .iter()
+            .map(|(n, o)| Slot {
+                name: n,
+                optional: *o,
+            })
+            .collect();
+        let Some(bound) = self.bind_slots(&slots, &vals, "early_stop", span) else {
+            return;
+        };
+        let monitor_expr = args
+            .iter()
+            .find(|a| a.name.as_ref().is_some_and(|n| n.name == "monitor"))
+            .or(args.first())
+            .map(|a| &a.value);
         if let Some(m) = monitor_expr {
             self.monitor(m, data, seen);
         }
-        if let Some(mode) = args.iter().find(|a| a.name.as_ref().is_some_and(|n| n.name == "mode")) {
-            let ok = matches!(&mode.value.kind, ExprKind::Name(n) if n.name == "min" || n.name == "max");
+        if let Some(mode) = args
+            .iter()
+            .find(|a| a.name.as_ref().is_some_and(|n| n.name == "mode"))
+        {
+            let ok =
+                matches!(&mode.value.kind, ExprKind::Name(n) if n.name == "min" || n.name == "max");
             if !ok {
-                self.emit(Diagnostic::error("E0310", "`mode` is `min` or `max`").with_primary(mode.value.span, "not a mode").with_help("`min` for losses and errors, `max` for accuracies"));
+                self.emit(
+                    Diagnostic::error("E0310", "`mode` is `min` or `max`")
+                        .with_primary(mode.value.span, "not a mode")
+                        .with_help("`min` for losses and errors, `max` for accuracies"),
+                );
             }
         }
-        if let Some(p) = &bound[2] {
-            if !matches!(&p.ty, Ty::Int(d) if d.as_const().is_some_and(|c| c >= 0)) {
-                self.emit(Diagnostic::error("E0310", "`patience` must be a whole number of epochs").with_primary(p.span, "not a non-negative integer"));
-            }
+        if let Some(p) = &bound[2]
+            && !matches!(&p.ty, Ty::Int(d) if d.as_const().is_some_and(|c| c >= 0))
+        {
+            self.emit(
+                Diagnostic::error("E0310", "`patience` must be a whole number of epochs")
+                    .with_primary(p.span, "not a non-negative integer"),
+            );
         }
     }
 
@@ -376,15 +592,26 @@ impl Checker<'_> {
             ExprKind::Name(n) => n.clone(),
             _ => return,
         };
-        if !["train", "val", "test"].contains(&split.name.as_str()) && !data.splits.contains(&split.name) {
-            self.emit(Diagnostic::error("E0307", format!("`{}` is not a split", split.name)).with_primary(split.span, "unknown split").with_help("monitor `train.…` or `val.…`"));
+        if !["train", "val", "test"].contains(&split.name.as_str())
+            && !data.splits.contains(&split.name)
+        {
+            self.emit(
+                Diagnostic::error("E0307", format!("`{}` is not a split", split.name))
+                    .with_primary(split.span, "unknown split")
+                    .with_help("monitor `train.…` or `val.…`"),
+            );
             return;
         }
         if split.name == "val" && !data.splits.iter().any(|s| s == "val") {
             self.emit(
-                Diagnostic::error("E0312", "`val` is monitored, but the data has no validation split")
-                    .with_primary(split.span, "no `val` split")
-                    .with_help("add `split val = 0.1 of train` to the data block, or monitor `train.loss`"),
+                Diagnostic::error(
+                    "E0312",
+                    "`val` is monitored, but the data has no validation split",
+                )
+                .with_primary(split.span, "no `val` split")
+                .with_help(
+                    "add `split val = 0.1 of train` to the data block, or monitor `train.loss`",
+                ),
             );
             return;
         }
@@ -392,11 +619,22 @@ impl Checker<'_> {
         if metric != "loss" && !seen.metrics.contains(metric) {
             let mut cands: Vec<&str> = seen.metrics.iter().map(String::as_str).collect();
             cands.push("loss");
-            let mut d = Diagnostic::error("E0307", format!("`{}.{metric}` is monitored, but `{metric}` is never computed", split.name))
-                .with_primary(field.span, "not among the computed metrics");
+            let mut d = Diagnostic::error(
+                "E0307",
+                format!(
+                    "`{}.{metric}` is monitored, but `{metric}` is never computed",
+                    split.name
+                ),
+            )
+            .with_primary(field.span, "not among the computed metrics");
             d = match crate::suggest::closest(metric, cands.iter().copied()) {
-                Some(s) => d.with_help(format!("did you mean `{s}`? Otherwise add `metrics {metric}`")),
-                None => d.with_help(format!("add `metrics {metric}` to the training block, or monitor one of: {}", cands.join(", "))),
+                Some(s) => d.with_help(format!(
+                    "did you mean `{s}`? Otherwise add `metrics {metric}`"
+                )),
+                None => d.with_help(format!(
+                    "add `metrics {metric}` to the training block, or monitor one of: {}",
+                    cands.join(", ")
+                )),
             };
             self.emit(d);
         }
@@ -406,38 +644,64 @@ impl Checker<'_> {
         let mut f = Frame::new(module, None);
         let strategy_ok = matches!(&s.strategy.kind, ExprKind::Call { callee, .. } if matches!(&callee.kind, ExprKind::Name(n) if n.name == "random" || n.name == "grid"));
         if !strategy_ok {
-            self.emit(Diagnostic::error("E0305", "a search strategy is `random(trials: N, seed: S)` or `grid()`").with_primary(s.strategy.span, "unknown strategy"));
+            self.emit(
+                Diagnostic::error(
+                    "E0305",
+                    "a search strategy is `random(trials: N, seed: S)` or `grid()`",
+                )
+                .with_primary(s.strategy.span, "unknown strategy"),
+            );
         }
         let mut hyper: Vec<String> = Vec::new();
         for m in &s.models {
-            if let Some(d) = self.program.lookup(module, &m.name).and_then(|r| self.program.def(r)) {
+            if let Some(d) = self
+                .program
+                .lookup(module, &m.name)
+                .and_then(|r| self.program.def(r))
+            {
                 hyper.extend(d.attrs.iter().map(|a| a.name.name.clone()));
             }
         }
         // Optimizer arguments of the training block over the same models are hyperparameters too.
         for item in &self.program.modules[module].ast.items {
-            if let Item::Train(t) = item {
-                if t.models.iter().map(|m| &m.name).eq(s.models.iter().map(|m| &m.name)) {
-                    collect_optimizer_args(&t.stmts, &mut hyper);
-                }
+            if let Item::Train(t) = item
+                && t.models
+                    .iter()
+                    .map(|m| &m.name)
+                    .eq(s.models.iter().map(|m| &m.name))
+            {
+                collect_optimizer_args(&t.stmts, &mut hyper);
             }
         }
         for (name, values) in &s.space {
             if !hyper.contains(&name.name) {
-                let mut d = Diagnostic::error("E0211", format!("`{}` is not a hyperparameter of this training", name.name)).with_primary(name.span, "unknown hyperparameter");
+                let mut d = Diagnostic::error(
+                    "E0211",
+                    format!("`{}` is not a hyperparameter of this training", name.name),
+                )
+                .with_primary(name.span, "unknown hyperparameter");
                 d = match crate::suggest::closest(&name.name, hyper.iter().map(String::as_str)) {
                     Some(sugg) => d.with_help(format!("did you mean `{sugg}`?")),
-                    None => d.with_help(format!("search over model attributes or optimizer arguments: {}", hyper.join(", "))),
+                    None => d.with_help(format!(
+                        "search over model attributes or optimizer arguments: {}",
+                        hyper.join(", ")
+                    )),
                 };
                 self.emit(d);
             }
             let ok = match &values.kind {
                 ExprKind::List(_) => true,
-                ExprKind::Call { callee, .. } => matches!(&callee.kind, ExprKind::Name(n) if ["uniform", "log_uniform", "choice", "int_range"].contains(&n.name.as_str())),
+                ExprKind::Call { callee, .. } => {
+                    matches!(&callee.kind, ExprKind::Name(n) if ["uniform", "log_uniform", "choice", "int_range"].contains(&n.name.as_str()))
+                }
                 _ => false,
             };
             if !ok {
-                self.emit(Diagnostic::error("E0310", "a search dimension is a list or a distribution").with_primary(values.span, "not a search space").with_help("write `[64, 128, 256]` or `log_uniform(1e-4, 1e-2)`"));
+                self.emit(
+                    Diagnostic::error("E0310", "a search dimension is a list or a distribution")
+                        .with_primary(values.span, "not a search space")
+                        .with_help("write `[64, 128, 256]` or `log_uniform(1e-4, 1e-2)`"),
+                );
             } else if let ExprKind::List(_) = values.kind {
                 self.expr(&mut f, values);
             }
@@ -448,7 +712,11 @@ impl Checker<'_> {
 fn collect_optimizer_args(stmts: &[TrainStmt], out: &mut Vec<String>) {
     for s in stmts {
         match s {
-            TrainStmt::Setting(Setting { value: SettingValue::Assign(e), name, .. }) if name.name == "optimizer" => call_arg_names(e, out),
+            TrainStmt::Setting(Setting {
+                value: SettingValue::Assign(e),
+                name,
+                ..
+            }) if name.name == "optimizer" => call_arg_names(e, out),
             TrainStmt::Update { optimizer, .. } => call_arg_names(optimizer, out),
             TrainStmt::Phase { stmts, .. } => collect_optimizer_args(stmts, out),
             _ => {}
@@ -458,6 +726,9 @@ fn collect_optimizer_args(stmts: &[TrainStmt], out: &mut Vec<String>) {
 
 fn call_arg_names(e: &Expr, out: &mut Vec<String>) {
     if let ExprKind::Call { args, .. } = &e.kind {
-        out.extend(args.iter().filter_map(|a| a.name.as_ref().map(|n| n.name.clone())));
+        out.extend(
+            args.iter()
+                .filter_map(|a| a.name.as_ref().map(|n| n.name.clone())),
+        );
     }
 }

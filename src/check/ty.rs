@@ -224,12 +224,13 @@ pub fn same_type(a: &Ty, b: &Ty) -> bool {
     match (a, b) {
         (Ty::Unknown, _) | (_, Ty::Unknown) => true,
         (Ty::Tensor(d1, s1), Ty::Tensor(d2, s2)) => d1 == d2 && s1 == s2,
-        (Ty::Tensor(d, s), Ty::Float(_) | Ty::Int(_)) | (Ty::Float(_) | Ty::Int(_), Ty::Tensor(d, s)) => {
-            d.is_float() && s.0.is_empty()
-        }
+        (Ty::Tensor(d, s), Ty::Float(_) | Ty::Int(_))
+        | (Ty::Float(_) | Ty::Int(_), Ty::Tensor(d, s)) => d.is_float() && s.0.is_empty(),
         (Ty::Float(_) | Ty::Int(_), Ty::Float(_) | Ty::Int(_)) => true,
         (Ty::Bool(_), Ty::Bool(_)) => true,
-        (Ty::Tuple(x), Ty::Tuple(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same_type(p, q)),
+        (Ty::Tuple(x), Ty::Tuple(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same_type(p, q))
+        }
         (Ty::Shape(x), Ty::Shape(y)) => x == y,
         (Ty::Str(_), Ty::Str(_)) | (Ty::Init, Ty::Init) | (Ty::ParamSet, Ty::ParamSet) => true,
         _ => false,

@@ -14,12 +14,36 @@ use std::collections::HashMap;
 
 /// The standard library, embedded in the binary: (module name, file name, text).
 pub const STDLIB: &[(&str, &str, &str)] = &[
-    ("std.ops", "std/ops.nnl", include_str!("../../stdlib/ops.nnl")),
-    ("std.losses", "std/losses.nnl", include_str!("../../stdlib/losses.nnl")),
-    ("std.metrics", "std/metrics.nnl", include_str!("../../stdlib/metrics.nnl")),
-    ("std.optim", "std/optim.nnl", include_str!("../../stdlib/optim.nnl")),
-    ("std.schedules", "std/schedules.nnl", include_str!("../../stdlib/schedules.nnl")),
-    ("std.reg", "std/reg.nnl", include_str!("../../stdlib/reg.nnl")),
+    (
+        "std.ops",
+        "std/ops.nnl",
+        include_str!("../../stdlib/ops.nnl"),
+    ),
+    (
+        "std.losses",
+        "std/losses.nnl",
+        include_str!("../../stdlib/losses.nnl"),
+    ),
+    (
+        "std.metrics",
+        "std/metrics.nnl",
+        include_str!("../../stdlib/metrics.nnl"),
+    ),
+    (
+        "std.optim",
+        "std/optim.nnl",
+        include_str!("../../stdlib/optim.nnl"),
+    ),
+    (
+        "std.schedules",
+        "std/schedules.nnl",
+        include_str!("../../stdlib/schedules.nnl"),
+    ),
+    (
+        "std.reg",
+        "std/reg.nnl",
+        include_str!("../../stdlib/reg.nnl"),
+    ),
     ("std.nn", "std/nn.nnl", include_str!("../../stdlib/nn.nnl")),
 ];
 
@@ -91,15 +115,31 @@ fn item_names(m: &ast::Module) -> impl Iterator<Item = (&str, Span)> {
 }
 
 /// Loads and resolves the program rooted at `root` (already in `sources`).
-pub fn resolve(sources: &mut SourceMap, root: FileId, loader: &dyn Loader) -> (Program, Vec<Diagnostic>) {
-    let mut r = Resolver { sources, loader, modules: Vec::new(), diags: Vec::new(), loading: Vec::new() };
+pub fn resolve(
+    sources: &mut SourceMap,
+    root: FileId,
+    loader: &dyn Loader,
+) -> (Program, Vec<Diagnostic>) {
+    let mut r = Resolver {
+        sources,
+        loader,
+        modules: Vec::new(),
+        diags: Vec::new(),
+        loading: Vec::new(),
+    };
     for (name, file_name, text) in STDLIB {
-        let file = r.sources.find(file_name).unwrap_or_else(|| r.sources.add(*file_name, *text, true));
+        let file = r
+            .sources
+            .find(file_name)
+            .unwrap_or_else(|| r.sources.add(*file_name, *text, true));
         r.add_module(name.to_string(), file, true);
     }
     let root_name = r.sources.file(root).name.clone();
     let root_idx = r.load_file_module(root_name, root);
-    let mut program = Program { modules: r.modules, root: root_idx };
+    let mut program = Program {
+        modules: r.modules,
+        root: root_idx,
+    };
     let mut diags = r.diags;
     build_scopes(&mut program, &mut diags);
     walk::check_bodies(&program, &mut diags);
@@ -119,7 +159,13 @@ impl Resolver<'_> {
     fn add_module(&mut self, name: String, file: FileId, is_std: bool) -> usize {
         let (ast, diags) = crate::syntax::parse(file, &self.sources.file(file).text.clone());
         self.diags.extend(diags);
-        self.modules.push(ModuleInfo { name, file, ast, scope: HashMap::new(), is_std });
+        self.modules.push(ModuleInfo {
+            name,
+            file,
+            ast,
+            scope: HashMap::new(),
+            is_std,
+        });
         self.modules.len() - 1
     }
 
@@ -141,10 +187,13 @@ impl Resolver<'_> {
                 if let Some(pos) = self.loading.iter().position(|l| *l == path) {
                     let chain: Vec<&str> = self.loading[pos..].iter().map(String::as_str).collect();
                     self.diags.push(
-                        Diagnostic::error("E0104", format!("`use` cycle: `{path}` is already being loaded"))
-                            .with_primary(u.target_span, "this `use` closes the cycle")
-                            .with_note(format!("the cycle: {} → {path}", chain.join(" → ")))
-                            .with_help("move what both files need into a third file that both `use`"),
+                        Diagnostic::error(
+                            "E0104",
+                            format!("`use` cycle: `{path}` is already being loaded"),
+                        )
+                        .with_primary(u.target_span, "this `use` closes the cycle")
+                        .with_note(format!("the cycle: {} → {path}", chain.join(" → ")))
+                        .with_help("move what both files need into a third file that both `use`"),
                     );
                     continue;
                 }
@@ -171,9 +220,13 @@ impl Resolver<'_> {
 
 /// `dir/a.nnl` + `./b.nnl` → `dir/b.nnl`.
 fn join_relative(base: &str, rel: &str) -> String {
-    let dir = std::path::Path::new(base).parent().unwrap_or(std::path::Path::new(""));
-    let mut out: Vec<String> =
-        dir.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+    let dir = std::path::Path::new(base)
+        .parent()
+        .unwrap_or(std::path::Path::new(""));
+    let mut out: Vec<String> = dir
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
     for part in rel.split('/') {
         match part {
             "." | "" => {}
@@ -188,7 +241,9 @@ fn join_relative(base: &str, rel: &str) -> String {
 
 fn build_scopes(program: &mut Program, diags: &mut Vec<Diagnostic>) {
     let n = program.modules.len();
-    let prelude: Vec<usize> = (0..n).filter(|&i| in_prelude(&program.modules[i].name)).collect();
+    let prelude: Vec<usize> = (0..n)
+        .filter(|&i| in_prelude(&program.modules[i].name))
+        .collect();
     for m in 0..n {
         let mut scope: HashMap<String, ItemRef> = HashMap::new();
         let mut origin: HashMap<String, Span> = HashMap::new();
@@ -196,7 +251,10 @@ fn build_scopes(program: &mut Program, diags: &mut Vec<Diagnostic>) {
         for &p in prelude.iter().filter(|&&p| p != m) {
             for (i, it) in program.modules[p].ast.items.iter().enumerate() {
                 if let Some(name) = item_name(it) {
-                    scope.entry(name.to_string()).or_insert(ItemRef { module: p, index: i });
+                    scope.entry(name.to_string()).or_insert(ItemRef {
+                        module: p,
+                        index: i,
+                    });
                 }
             }
         }
@@ -218,7 +276,13 @@ fn build_scopes(program: &mut Program, diags: &mut Vec<Diagnostic>) {
                 continue;
             }
             origin.insert(name.clone(), *span);
-            scope.insert(name.clone(), ItemRef { module: m, index: *i });
+            scope.insert(
+                name.clone(),
+                ItemRef {
+                    module: m,
+                    index: *i,
+                },
+            );
         }
         let uses: Vec<ast::UseDecl> = program.modules[m]
             .ast
@@ -231,18 +295,29 @@ fn build_scopes(program: &mut Program, diags: &mut Vec<Diagnostic>) {
             .collect();
         for u in uses {
             let target_name = match &u.target {
-                UseTarget::Module(path) => path.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join("."),
+                UseTarget::Module(path) => path
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join("."),
                 UseTarget::File(rel) => join_relative(&program.modules[m].name, rel),
             };
             let Some(target) = program.modules.iter().position(|mm| mm.name == target_name) else {
                 if let UseTarget::Module(_) = u.target {
-                    let names: Vec<&str> =
-                        program.modules.iter().filter(|mm| mm.is_std).map(|mm| mm.name.as_str()).collect();
-                    let mut d = Diagnostic::error("E0102", format!("there is no module `{target_name}`"))
-                        .with_primary(u.target_span, "unknown module");
+                    let names: Vec<&str> = program
+                        .modules
+                        .iter()
+                        .filter(|mm| mm.is_std)
+                        .map(|mm| mm.name.as_str())
+                        .collect();
+                    let mut d =
+                        Diagnostic::error("E0102", format!("there is no module `{target_name}`"))
+                            .with_primary(u.target_span, "unknown module");
                     d = match crate::suggest::closest(&target_name, names.iter().copied()) {
                         Some(s) => d.with_help(format!("did you mean `{s}`?")),
-                        None => d.with_help(format!("the standard modules are {}", names.join(", "))),
+                        None => {
+                            d.with_help(format!("the standard modules are {}", names.join(", ")))
+                        }
                     };
                     diags.push(d);
                 }
@@ -271,27 +346,46 @@ fn build_scopes(program: &mut Program, diags: &mut Vec<Diagnostic>) {
             };
             for (name, span) in wanted {
                 let Some((_, idx)) = exported.iter().find(|(n, _)| *n == name) else {
-                    let mut d = Diagnostic::error("E0103", format!("`{target_name}` has no item named `{name}`"))
-                        .with_primary(span, "not found in that module");
-                    if let Some(s) = crate::suggest::closest(&name, exported.iter().map(|(n, _)| n.as_str())) {
+                    let mut d = Diagnostic::error(
+                        "E0103",
+                        format!("`{target_name}` has no item named `{name}`"),
+                    )
+                    .with_primary(span, "not found in that module");
+                    if let Some(s) =
+                        crate::suggest::closest(&name, exported.iter().map(|(n, _)| n.as_str()))
+                    {
                         d = d.with_help(format!("did you mean `{s}`?"));
                     }
                     diags.push(d);
                     continue;
                 };
                 if let Some(first) = origin.get(&name) {
-                    if scope.get(&name) != Some(&ItemRef { module: target, index: *idx }) {
+                    if scope.get(&name)
+                        != Some(&ItemRef {
+                            module: target,
+                            index: *idx,
+                        })
+                    {
                         diags.push(
-                            Diagnostic::error("E0101", format!("`{name}` is imported but also defined here"))
-                                .with_primary(span, "imported here")
-                                .with_secondary(*first, "defined here")
-                                .with_help("rename your definition or leave the name out of the `use`"),
+                            Diagnostic::error(
+                                "E0101",
+                                format!("`{name}` is imported but also defined here"),
+                            )
+                            .with_primary(span, "imported here")
+                            .with_secondary(*first, "defined here")
+                            .with_help("rename your definition or leave the name out of the `use`"),
                         );
                     }
                     continue;
                 }
                 origin.insert(name.clone(), span);
-                scope.insert(name, ItemRef { module: target, index: *idx });
+                scope.insert(
+                    name,
+                    ItemRef {
+                        module: target,
+                        index: *idx,
+                    },
+                );
             }
         }
         program.modules[m].scope = scope;

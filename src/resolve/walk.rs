@@ -11,7 +11,13 @@ pub(super) fn check_bodies(program: &Program, diags: &mut Vec<Diagnostic>) {
     let mut graph: HashMap<ItemRef, Vec<(ItemRef, Span)>> = HashMap::new();
     for (m, module) in program.modules.iter().enumerate() {
         for (i, item) in module.ast.items.iter().enumerate() {
-            let mut w = Walker { program, module: m, frames: vec![Vec::new()], diags: Vec::new(), refs: Vec::new() };
+            let mut w = Walker {
+                program,
+                module: m,
+                frames: vec![Vec::new()],
+                diags: Vec::new(),
+                refs: Vec::new(),
+            };
             match item {
                 Item::Def(d) => w.def(d),
                 Item::Train(t) => w.train(t),
@@ -19,7 +25,13 @@ pub(super) fn check_bodies(program: &Program, diags: &mut Vec<Diagnostic>) {
                 Item::Use(_) | Item::Data(_) => {}
             }
             diags.append(&mut w.diags);
-            graph.insert(ItemRef { module: m, index: i }, w.refs);
+            graph.insert(
+                ItemRef {
+                    module: m,
+                    index: i,
+                },
+                w.refs,
+            );
         }
     }
     report_recursion(program, &graph, diags);
@@ -52,7 +64,13 @@ impl Walker<'_> {
 
     /// Binds a parameter-like name, rejecting a second one of the same name in this frame.
     fn bind_unique(&mut self, id: &Ident, what: &str) {
-        if let Some((_, first)) = self.frames.last().expect("a frame").iter().find(|(n, _)| *n == id.name) {
+        if let Some((_, first)) = self
+            .frames
+            .last()
+            .expect("a frame")
+            .iter()
+            .find(|(n, _)| *n == id.name)
+        {
             self.diags.push(
                 Diagnostic::error("E0106", format!("{what} `{}` is declared twice", id.name))
                     .with_primary(id.span, "declared again here")
@@ -88,15 +106,27 @@ impl Walker<'_> {
     }
 
     fn unknown(&mut self, id: &Ident) {
-        let mut candidates: Vec<&str> =
-            self.frames.iter().flatten().map(|(n, _)| n.as_str()).collect();
-        candidates.extend(self.program.modules[self.module].scope.keys().map(String::as_str));
+        let mut candidates: Vec<&str> = self
+            .frames
+            .iter()
+            .flatten()
+            .map(|(n, _)| n.as_str())
+            .collect();
+        candidates.extend(
+            self.program.modules[self.module]
+                .scope
+                .keys()
+                .map(String::as_str),
+        );
         candidates.extend(crate::prim::BUILTINS.iter().map(|b| b.name));
         candidates.extend(crate::prim::INITIALIZERS.iter().map(|(n, _)| *n));
         let mut d = Diagnostic::error("E0100", format!("unknown name `{}`", id.name))
             .with_primary(id.span, "not found in this scope");
         if let Some(home) = self.program.std_home_of(&id.name) {
-            d = d.with_help(format!("`{}` is defined in `{home}`; add `use {home}.{{{}}}`", id.name, id.name));
+            d = d.with_help(format!(
+                "`{}` is defined in `{home}`; add `use {home}.{{{}}}`",
+                id.name, id.name
+            ));
         } else if let Some(s) = crate::suggest::closest(&id.name, candidates) {
             d = d.with_help(format!("did you mean `{s}`?"));
         }
@@ -134,7 +164,10 @@ impl Walker<'_> {
                 for item in &s.items {
                     match item {
                         ShapeItem::Pack(id) => self.bind_symbol(id),
-                        ShapeItem::Dim(Expr { kind: ExprKind::Name(id), .. }) => self.bind_symbol(id),
+                        ShapeItem::Dim(Expr {
+                            kind: ExprKind::Name(id),
+                            ..
+                        }) => self.bind_symbol(id),
                         ShapeItem::Dim(e) => self.expr(e),
                     }
                 }
@@ -185,17 +218,30 @@ impl Walker<'_> {
                     self.pattern(p);
                 }
             }
-            StmtKind::Param { names, ty, init } | StmtKind::State { names, ty: Some(ty), init } => {
+            StmtKind::Param { names, ty, init }
+            | StmtKind::State {
+                names,
+                ty: Some(ty),
+                init,
+            } => {
                 self.type_expr(ty);
                 if let Some(i) = init {
                     self.expr(i);
                 }
-                let what = if matches!(s.kind, StmtKind::Param { .. }) { "parameter" } else { "state" };
+                let what = if matches!(s.kind, StmtKind::Param { .. }) {
+                    "parameter"
+                } else {
+                    "state"
+                };
                 for n in names {
                     self.bind_unique(n, what);
                 }
             }
-            StmtKind::State { names, ty: None, init } => {
+            StmtKind::State {
+                names,
+                ty: None,
+                init,
+            } => {
                 if let Some(i) = init {
                     self.expr(i);
                 }
@@ -233,7 +279,8 @@ impl Walker<'_> {
 
     fn expr(&mut self, e: &Expr) {
         match &e.kind {
-            ExprKind::Number { .. } | ExprKind::Str(_) | ExprKind::Bool(_) | ExprKind::Training => {}
+            ExprKind::Number { .. } | ExprKind::Str(_) | ExprKind::Bool(_) | ExprKind::Training => {
+            }
             ExprKind::Name(id) => self.name(id),
             ExprKind::Member { base, .. } => self.expr(base),
             ExprKind::Call { callee, args, .. } => {
@@ -267,14 +314,20 @@ impl Walker<'_> {
                 self.expr(body);
                 self.pop();
             }
-            ExprKind::If { cond, then, otherwise } => {
+            ExprKind::If {
+                cond,
+                then,
+                otherwise,
+            } => {
                 self.expr(cond);
                 self.block(then);
                 if let Some(o) = otherwise {
                     self.expr(o);
                 }
             }
-            ExprKind::Scan { args, params, body, .. } => {
+            ExprKind::Scan {
+                args, params, body, ..
+            } => {
                 self.args(args);
                 self.push();
                 for p in params {
@@ -304,7 +357,10 @@ impl Walker<'_> {
             self.unknown(&t.data);
         }
         for implicit in ["out", "B"] {
-            self.frames.last_mut().expect("frame").push((implicit.to_string(), t.span));
+            self.frames
+                .last_mut()
+                .expect("frame")
+                .push((implicit.to_string(), t.span));
         }
         self.train_stmts(&t.stmts);
         self.pop();
@@ -319,8 +375,16 @@ impl Walker<'_> {
                     self.train_stmts(stmts);
                     self.pop();
                 }
-                TrainStmt::Update { targets, optimizer: with, .. }
-                | TrainStmt::Constrain { targets, constraint: with, .. } => {
+                TrainStmt::Update {
+                    targets,
+                    optimizer: with,
+                    ..
+                }
+                | TrainStmt::Constrain {
+                    targets,
+                    constraint: with,
+                    ..
+                } => {
                     targets.iter().for_each(|e| self.expr(e));
                     self.expr(with);
                 }
@@ -336,7 +400,10 @@ impl Walker<'_> {
             // `monitor: val.loss` and `mode: min` name metrics and modes, not values.
             SettingValue::Call(args, _) => {
                 for a in args {
-                    let is_word = a.name.as_ref().is_some_and(|n| n.name == "monitor" || n.name == "mode");
+                    let is_word = a
+                        .name
+                        .as_ref()
+                        .is_some_and(|n| n.name == "monitor" || n.name == "mode");
                     if !is_word {
                         self.expr(&a.value);
                     }
@@ -358,7 +425,11 @@ impl Walker<'_> {
     }
 }
 
-fn report_recursion(program: &Program, graph: &HashMap<ItemRef, Vec<(ItemRef, Span)>>, diags: &mut Vec<Diagnostic>) {
+fn report_recursion(
+    program: &Program,
+    graph: &HashMap<ItemRef, Vec<(ItemRef, Span)>>,
+    diags: &mut Vec<Diagnostic>,
+) {
     let mut reported: HashSet<ItemRef> = HashSet::new();
     let mut keys: Vec<&ItemRef> = graph.keys().collect();
     keys.sort();
@@ -371,16 +442,30 @@ fn report_recursion(program: &Program, graph: &HashMap<ItemRef, Vec<(ItemRef, Sp
         let mut seen = HashSet::new();
         if let Some(cycle) = find_cycle(graph, start, start, &mut stack, &mut seen) {
             let def = program.def(start).expect("checked above");
-            let names: Vec<String> =
-                cycle.iter().filter_map(|(r, _)| program.def(*r)).map(|d| d.name.name.clone()).collect();
+            let names: Vec<String> = cycle
+                .iter()
+                .filter_map(|(r, _)| program.def(*r))
+                .map(|d| d.name.name.clone())
+                .collect();
             let mut d = Diagnostic::error(
                 "E0105",
-                format!("`{}` uses itself: recursive {}s cannot be expanded", def.name.name, def.kind.keyword()),
+                format!(
+                    "`{}` uses itself: recursive {}s cannot be expanded",
+                    def.name.name,
+                    def.kind.keyword()
+                ),
             )
-            .with_primary(cycle[cycle.len() - 1].1, format!("`{}` is used here", def.name.name))
+            .with_primary(
+                cycle[cycle.len() - 1].1,
+                format!("`{}` is used here", def.name.name),
+            )
             .with_secondary(def.name.span, "defined here");
             if names.len() > 1 {
-                d = d.with_note(format!("the cycle: {} → {}", def.name.name, names.join(" → ")));
+                d = d.with_note(format!(
+                    "the cycle: {} → {}",
+                    def.name.name,
+                    names.join(" → ")
+                ));
             }
             d = d.with_help("layers and functions are expanded inline; use `scan` for repetition over a sequence");
             diags.push(d);
@@ -404,10 +489,10 @@ fn find_cycle(
         if next == start {
             return Some(stack.clone());
         }
-        if seen.insert(next) {
-            if let Some(c) = find_cycle(graph, start, next, stack, seen) {
-                return Some(c);
-            }
+        if seen.insert(next)
+            && let Some(c) = find_cycle(graph, start, next, stack, seen)
+        {
+            return Some(c);
         }
         stack.pop();
     }

@@ -149,7 +149,10 @@ impl Dtype {
 #[derive(Debug, Clone, PartialEq)]
 pub enum TypeKind {
     /// `f32`, `f32[B, 784]`; a missing shape means a scalar.
-    Tensor { dtype: Dtype, shape: Option<ShapeExpr> },
+    Tensor {
+        dtype: Dtype,
+        shape: Option<ShapeExpr>,
+    },
     /// A bare shape, as in `param w: [N, units]` (dtype f32).
     Shape(ShapeExpr),
     Tuple(Vec<TypeExpr>),
@@ -209,13 +212,27 @@ impl Pattern {
 #[derive(Debug, Clone, PartialEq)]
 pub enum StmtKind {
     /// `let a, (b, c) = e`: several patterns destructure a tuple.
-    Let { pats: Vec<Pattern>, value: Expr },
+    Let {
+        pats: Vec<Pattern>,
+        value: Expr,
+    },
     /// `param w, b: [N, units] = init`
-    Param { names: Vec<Ident>, ty: TypeExpr, init: Option<Expr> },
+    Param {
+        names: Vec<Ident>,
+        ty: TypeExpr,
+        init: Option<Expr>,
+    },
     /// `state m = zeros_like(p)` or `state mean: [C] = zeros`
-    State { names: Vec<Ident>, ty: Option<TypeExpr>, init: Option<Expr> },
+    State {
+        names: Vec<Ident>,
+        ty: Option<TypeExpr>,
+        init: Option<Expr>,
+    },
     /// `m = b1 * m + (1 - b1) * g`: updates a state (or, in an optimizer, the parameter).
-    Assign { target: Ident, value: Expr },
+    Assign {
+        target: Ident,
+        value: Expr,
+    },
     /// `yield out, carry` ends a scan body.
     Yield(Vec<Expr>),
     Expr(Expr),
@@ -297,25 +314,61 @@ pub enum ListItem {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ExprKind {
     /// A number literal; `is_int` when written without a fraction or exponent.
-    Number { value: f64, is_int: bool },
+    Number {
+        value: f64,
+        is_int: bool,
+    },
     Str(String),
     Bool(bool),
     /// `training`: true in the training step, false in evaluation.
     Training,
     Name(Ident),
-    Member { base: Box<Expr>, field: Ident },
-    Call { callee: Box<Expr>, args: Vec<Arg>, args_span: Span },
-    Binary { op: BinOp, op_span: Span, lhs: Box<Expr>, rhs: Box<Expr> },
-    Unary { op: UnOp, expr: Box<Expr> },
+    Member {
+        base: Box<Expr>,
+        field: Ident,
+    },
+    Call {
+        callee: Box<Expr>,
+        args: Vec<Arg>,
+        args_span: Span,
+    },
+    Binary {
+        op: BinOp,
+        op_span: Span,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
+    Unary {
+        op: UnOp,
+        expr: Box<Expr>,
+    },
     /// `lhs |> rhs`: rhs applied to lhs (as its first argument, or as a layer's input).
-    Pipe { lhs: Box<Expr>, rhs: Box<Expr> },
-    Range { lo: Box<Expr>, hi: Box<Expr> },
+    Pipe {
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
+    Range {
+        lo: Box<Expr>,
+        hi: Box<Expr>,
+    },
     Tuple(Vec<Expr>),
     List(Vec<ListItem>),
-    Closure { params: Vec<Pattern>, body: Box<Expr> },
-    If { cond: Box<Expr>, then: Block, otherwise: Option<Box<Expr>> },
+    Closure {
+        params: Vec<Pattern>,
+        body: Box<Expr>,
+    },
+    If {
+        cond: Box<Expr>,
+        then: Block,
+        otherwise: Option<Box<Expr>>,
+    },
     /// `scan(xs, axis: 1, init: c0) |x, c| { …; yield y, c2 }`
-    Scan { args: Vec<Arg>, args_span: Span, params: Vec<Pattern>, body: Block },
+    Scan {
+        args: Vec<Arg>,
+        args_span: Span,
+        params: Vec<Pattern>,
+        body: Block,
+    },
     Block(Block),
 }
 
@@ -335,11 +388,26 @@ pub struct DataDecl {
 #[derive(Debug, Clone, PartialEq)]
 pub enum DataStmt {
     /// `train = idx("…", "…")`
-    Source { name: Ident, value: Expr, span: Span },
+    Source {
+        name: Ident,
+        value: Expr,
+        span: Span,
+    },
     /// `x: f32[784] = image |> flatten |> scale(1 / 255)`
-    Field { name: Ident, ty: TypeExpr, value: Expr, span: Span },
+    Field {
+        name: Ident,
+        ty: TypeExpr,
+        value: Expr,
+        span: Span,
+    },
     /// `split val = 0.1 of train, shuffle(seed: 42)`
-    Split { name: Ident, fraction: Expr, of: Ident, options: Vec<Expr>, span: Span },
+    Split {
+        name: Ident,
+        fraction: Expr,
+        of: Ident,
+        options: Vec<Expr>,
+        span: Span,
+    },
     Setting(Setting),
 }
 
@@ -371,11 +439,23 @@ pub struct TrainDecl {
 #[derive(Debug, Clone, PartialEq)]
 pub enum TrainStmt {
     Let(Stmt),
-    Phase { name: Ident, stmts: Vec<TrainStmt>, span: Span },
+    Phase {
+        name: Ident,
+        stmts: Vec<TrainStmt>,
+        span: Span,
+    },
     /// `update Critic with adam(lr: 2e-4)`
-    Update { targets: Vec<Expr>, optimizer: Expr, span: Span },
+    Update {
+        targets: Vec<Expr>,
+        optimizer: Expr,
+        span: Span,
+    },
     /// `constrain Mlp with max_norm(3)`
-    Constrain { targets: Vec<Expr>, constraint: Expr, span: Span },
+    Constrain {
+        targets: Vec<Expr>,
+        constraint: Expr,
+        span: Span,
+    },
     Setting(Setting),
 }
 

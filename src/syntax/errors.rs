@@ -22,26 +22,41 @@ pub(super) fn describe(file: FileId, text: &str, offset: usize, err: &Error<Rule
         return d;
     }
     let found = found_token(text, pos);
-    let span = Span::new(file, pos, pos + found.len().max(1).min(text.len() - pos.min(text.len())));
-    if let Some(dtype) = dtype_before(text, pos) {
-        if !text[pos..].starts_with('[') && positives_mention_shape(positives) {
-            return Diagnostic::error("E0003", format!("expected a shape like `[B, 784]` after `{dtype}`"))
-                .with_primary(span, "a shape in square brackets was expected here")
-                .with_help(format!(
-                    "write the dimensions in brackets, e.g. `{dtype}[B, 784]`; a bare `{dtype}` is a scalar"
-                ));
-        }
+    let span = Span::new(
+        file,
+        pos,
+        pos + found.len().max(1).min(text.len() - pos.min(text.len())),
+    );
+    if let Some(dtype) = dtype_before(text, pos)
+        && !text[pos..].starts_with('[')
+        && positives_mention_shape(positives)
+    {
+        return Diagnostic::error(
+            "E0003",
+            format!("expected a shape like `[B, 784]` after `{dtype}`"),
+        )
+        .with_primary(span, "a shape in square brackets was expected here")
+        .with_help(format!(
+            "write the dimensions in brackets, e.g. `{dtype}[B, 784]`; a bare `{dtype}` is a scalar"
+        ));
     }
     if let Some(d) = unclosed_delimiter(file, text, offset, chunk_end, pos) {
         return d;
     }
     if is_reserved(&found) && positives.contains(&Rule::ident) {
-        return Diagnostic::error("E0005", format!("`{found}` is a reserved word and cannot be used as a name"))
-            .with_primary(span, "a name was expected here")
-            .with_help(format!("choose another name, such as `{found}_`"));
+        return Diagnostic::error(
+            "E0005",
+            format!("`{found}` is a reserved word and cannot be used as a name"),
+        )
+        .with_primary(span, "a name was expected here")
+        .with_help(format!("choose another name, such as `{found}_`"));
     }
     let expected = describe_positives(positives);
-    let found_words = if found.is_empty() { "the end of the file".to_string() } else { format!("`{found}`") };
+    let found_words = if found.is_empty() {
+        "the end of the file".to_string()
+    } else {
+        format!("`{found}`")
+    };
     let mut d = Diagnostic::error("E0001", format!("expected {expected}, found {found_words}"))
         .with_primary(span, format!("expected {expected} here"));
     if let Some(h) = hint_for(&found, positives) {
@@ -66,7 +81,10 @@ fn chunk_end(text: &str, offset: usize) -> usize {
 
 fn found_token(text: &str, pos: usize) -> String {
     let rest = &text[pos.min(text.len())..];
-    let word: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+    let word: String = rest
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect();
     if !word.is_empty() {
         return word;
     }
@@ -85,8 +103,23 @@ fn found_token(text: &str, pos: usize) -> String {
 fn is_reserved(word: &str) -> bool {
     matches!(
         word,
-        "fn" | "let" | "param" | "state" | "if" | "else" | "training" | "scan" | "yield" | "where"
-            | "phase" | "update" | "constrain" | "true" | "false" | "and" | "or" | "not"
+        "fn" | "let"
+            | "param"
+            | "state"
+            | "if"
+            | "else"
+            | "training"
+            | "scan"
+            | "yield"
+            | "where"
+            | "phase"
+            | "update"
+            | "constrain"
+            | "true"
+            | "false"
+            | "and"
+            | "or"
+            | "not"
     )
 }
 
@@ -94,14 +127,19 @@ fn is_reserved(word: &str) -> bool {
 fn dtype_before(text: &str, pos: usize) -> Option<&'static str> {
     let before = text[..pos.min(text.len())].trim_end_matches([' ', '\t']);
     ["f32", "f64", "i32", "bool"].into_iter().find(|d| {
-        before.ends_with(d) && !before[..before.len() - d.len()].ends_with(|c: char| c.is_alphanumeric() || c == '_')
+        before.ends_with(d)
+            && !before[..before.len() - d.len()]
+                .ends_with(|c: char| c.is_alphanumeric() || c == '_')
     })
 }
 
 fn positives_mention_shape(positives: &[Rule]) -> bool {
     positives.is_empty()
         || positives.iter().any(|r| {
-            matches!(r, Rule::shape | Rule::param | Rule::type_expr | Rule::param_list | Rule::block)
+            matches!(
+                r,
+                Rule::shape | Rule::param | Rule::type_expr | Rule::param_list | Rule::block
+            )
         })
         || positives.contains(&Rule::ret_type)
         || positives.contains(&Rule::where_clause)
@@ -109,7 +147,9 @@ fn positives_mention_shape(positives: &[Rule]) -> bool {
 
 fn unterminated_string(file: FileId, text: &str, pos: usize) -> Option<Diagnostic> {
     let line_start = text[..pos.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
-    let line_end = text[line_start..].find('\n').map_or(text.len(), |i| line_start + i);
+    let line_end = text[line_start..]
+        .find('\n')
+        .map_or(text.len(), |i| line_start + i);
     let line = &text[line_start..line_end];
     let code = line.split('#').next().unwrap_or("");
     let mut open = None;
@@ -165,18 +205,33 @@ fn unclosed_delimiter(
                     Some((open, at)) => {
                         let close_at = offset + i;
                         return Some(
-                            Diagnostic::error("E0002", format!("`{c}` does not match the `{open}` it closes"))
-                                .with_primary(Span::new(file, close_at, close_at + 1), format!("found `{c}` here"))
-                                .with_secondary(Span::new(file, at, at + 1), format!("this `{open}` is still open"))
-                                .with_help(format!("close it with `{}` first", closer(open))),
+                            Diagnostic::error(
+                                "E0002",
+                                format!("`{c}` does not match the `{open}` it closes"),
+                            )
+                            .with_primary(
+                                Span::new(file, close_at, close_at + 1),
+                                format!("found `{c}` here"),
+                            )
+                            .with_secondary(
+                                Span::new(file, at, at + 1),
+                                format!("this `{open}` is still open"),
+                            )
+                            .with_help(format!("close it with `{}` first", closer(open))),
                         );
                     }
                     None => {
                         let close_at = offset + i;
                         return Some(
-                            Diagnostic::error("E0002", format!("`{c}` has no matching opening `{want}`"))
-                                .with_primary(Span::new(file, close_at, close_at + 1), "unexpected closing delimiter")
-                                .with_help("remove it, or add the opening delimiter it belongs to"),
+                            Diagnostic::error(
+                                "E0002",
+                                format!("`{c}` has no matching opening `{want}`"),
+                            )
+                            .with_primary(
+                                Span::new(file, close_at, close_at + 1),
+                                "unexpected closing delimiter",
+                            )
+                            .with_help("remove it, or add the opening delimiter it belongs to"),
                         );
                     }
                 }
@@ -246,13 +301,18 @@ fn describe_rule(r: Rule) -> Option<&'static str> {
         Rule::ret_type => "`->` and a return type",
         Rule::where_clause => "a `where` clause",
         Rule::pattern => "a name or a tuple pattern like `(h, c)`",
-        Rule::use_decl | Rule::data_decl | Rule::def_decl | Rule::train_decl | Rule::search_decl | Rule::EOI => {
-            "an item (`use`, `data`, `model`, `layer`, `fn`, `optimizer`, `train`, …)"
-        }
+        Rule::use_decl
+        | Rule::data_decl
+        | Rule::def_decl
+        | Rule::train_decl
+        | Rule::search_decl
+        | Rule::EOI => "an item (`use`, `data`, `model`, `layer`, `fn`, `optimizer`, `train`, …)",
         Rule::def_kind => "`model`, `layer`, `fn`, `optimizer`, `schedule` or `constraint`",
-        Rule::let_stmt | Rule::param_stmt | Rule::state_stmt | Rule::yield_stmt | Rule::assign_stmt => {
-            "a statement"
-        }
+        Rule::let_stmt
+        | Rule::param_stmt
+        | Rule::state_stmt
+        | Rule::yield_stmt
+        | Rule::assign_stmt => "a statement",
         Rule::field_stmt | Rule::source_stmt | Rule::split_stmt => {
             "a data entry (`train = …`, `x: f32[4] = …`, `split val = 0.1 of train`)"
         }
@@ -260,9 +320,13 @@ fn describe_rule(r: Rule) -> Option<&'static str> {
         Rule::phase | Rule::update_stmt | Rule::constrain_stmt => "a training statement",
         Rule::search_dim => "a search dimension like `hidden in [64, 128]`",
         Rule::search_goal | Rule::goal_dir => "`maximize` or `minimize`",
-        Rule::pipe_op | Rule::or_op | Rule::and_op | Rule::cmp_op | Rule::add_op | Rule::mul_op | Rule::pow_op => {
-            "an operator"
-        }
+        Rule::pipe_op
+        | Rule::or_op
+        | Rule::and_op
+        | Rule::cmp_op
+        | Rule::add_op
+        | Rule::mul_op
+        | Rule::pow_op => "an operator",
         Rule::range_op => "`..`",
         Rule::member => "`.name`",
         Rule::pack => "`..S`",
@@ -293,11 +357,15 @@ fn describe_positives(positives: &[Rule]) -> String {
 
 fn hint_for(found: &str, positives: &[Rule]) -> Option<String> {
     match found {
-        "=" if positives.contains(&Rule::cmp_op) || positives.iter().any(|r| matches!(r, Rule::pipe_op)) => {
+        "=" if positives.contains(&Rule::cmp_op)
+            || positives.iter().any(|r| matches!(r, Rule::pipe_op)) =>
+        {
             Some("to compare values write `==`; to bind a name write `let name = …`".into())
         }
         "def" | "func" | "function" => Some("functions are declared with `fn`".into()),
-        "class" | "struct" => Some("declare a layer with `layer Name(attributes)(inputs) { … }`".into()),
+        "class" | "struct" => {
+            Some("declare a layer with `layer Name(attributes)(inputs) { … }`".into())
+        }
         "//" | "/" if positives.is_empty() => Some("comments start with `#`".into()),
         "return" => Some("a block's value is its last expression; there is no `return`".into()),
         _ => None,

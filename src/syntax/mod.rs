@@ -28,7 +28,16 @@ pub fn parse(file: FileId, text: &str) -> (ast::Module, Vec<Diagnostic>) {
 }
 
 const ITEM_KEYWORDS: &[&str] = &[
-    "use", "data", "model", "layer", "fn", "optimizer", "schedule", "constraint", "train", "search",
+    "use",
+    "data",
+    "model",
+    "layer",
+    "fn",
+    "optimizer",
+    "schedule",
+    "constraint",
+    "train",
+    "search",
 ];
 
 fn starts_item(line: &str) -> bool {

@@ -19,7 +19,10 @@ impl Ctx {
 
     fn ident(&self, p: Pair<Rule>) -> Ident {
         debug_assert_eq!(p.as_rule(), Rule::ident);
-        Ident { name: p.as_str().to_string(), span: self.span(&p) }
+        Ident {
+            name: p.as_str().to_string(),
+            span: self.span(&p),
+        }
     }
 }
 
@@ -81,7 +84,9 @@ impl Ctx {
         let target_span = self.span(&target_pair);
         let target = match target_pair.as_rule() {
             Rule::string => UseTarget::File(self.string(target_pair).value),
-            Rule::module_path => UseTarget::Module(inner(target_pair).map(|i| self.ident(i)).collect()),
+            Rule::module_path => {
+                UseTarget::Module(inner(target_pair).map(|i| self.ident(i)).collect())
+            }
             r => unreachable!("use target {r:?}"),
         };
         let names = match it.next() {
@@ -89,16 +94,28 @@ impl Ctx {
             Some(n) => {
                 let nspan = self.span(&n);
                 let idents: Vec<Ident> = inner(n).map(|i| self.ident(i)).collect();
-                if idents.is_empty() { UseNames::All(nspan) } else { UseNames::Some(idents) }
+                if idents.is_empty() {
+                    UseNames::All(nspan)
+                } else {
+                    UseNames::Some(idents)
+                }
             }
         };
-        UseDecl { target, target_span, names, span }
+        UseDecl {
+            target,
+            target_span,
+            names,
+            span,
+        }
     }
 
     fn string(&self, p: Pair<Rule>) -> StrLit {
         let span = self.span(&p);
         let raw = p.into_inner().next().map_or("", |i| i.as_str());
-        StrLit { value: unescape(raw), span }
+        StrLit {
+            value: unescape(raw),
+            span,
+        }
     }
 
     fn def_decl(&self, p: Pair<Rule>) -> Def {
@@ -130,7 +147,16 @@ impl Ctx {
                 r => unreachable!("def part {r:?}"),
             }
         }
-        Def { kind, name, attrs, params, ret, wheres, body: body.expect("def body"), span }
+        Def {
+            kind,
+            name,
+            attrs,
+            params,
+            ret,
+            wheres,
+            body: body.expect("def body"),
+            span,
+        }
     }
 
     fn param_list(&self, p: Pair<Rule>) -> Vec<Param> {
@@ -147,7 +173,12 @@ impl Ctx {
                         _ => default = Some(self.expr(c)),
                     }
                 }
-                Param { name, ty, default, span }
+                Param {
+                    name,
+                    ty,
+                    default,
+                    span,
+                }
             })
             .collect()
     }
@@ -157,12 +188,20 @@ impl Ctx {
         let mut it = inner(p);
         let cond = self.expr(it.next().expect("constraint expr"));
         let message = it.next().map(|s| self.string(s));
-        Constraint { cond, message, span }
+        Constraint {
+            cond,
+            message,
+            span,
+        }
     }
 
     fn type_expr(&self, p: Pair<Rule>) -> TypeExpr {
         let span = self.span(&p);
-        let t = if p.as_rule() == Rule::type_expr { inner(p).next().expect("type") } else { p };
+        let t = if p.as_rule() == Rule::type_expr {
+            inner(p).next().expect("type")
+        } else {
+            p
+        };
         let kind = match t.as_rule() {
             Rule::tuple_type => TypeKind::Tuple(inner(t).map(|c| self.type_expr(c)).collect()),
             Rule::dtype_type => {
@@ -173,7 +212,10 @@ impl Ctx {
                     "i32" => Dtype::I32,
                     _ => Dtype::Bool,
                 };
-                TypeKind::Tensor { dtype, shape: it.next().map(|s| self.shape(s)) }
+                TypeKind::Tensor {
+                    dtype,
+                    shape: it.next().map(|s| self.shape(s)),
+                }
             }
             Rule::named_type => TypeKind::Named(self.ident(inner(t).next().expect("name"))),
             Rule::shape => TypeKind::Shape(self.shape(t)),
@@ -200,8 +242,14 @@ impl Ctx {
         let span = self.span(&p);
         let mut stmts: Vec<Stmt> = inner(p).map(|s| self.stmt(s)).collect();
         let tail = match stmts.last() {
-            Some(Stmt { kind: StmtKind::Expr(_), .. }) => match stmts.pop() {
-                Some(Stmt { kind: StmtKind::Expr(e), .. }) => Some(Box::new(e)),
+            Some(Stmt {
+                kind: StmtKind::Expr(_),
+                ..
+            }) => match stmts.pop() {
+                Some(Stmt {
+                    kind: StmtKind::Expr(e),
+                    ..
+                }) => Some(Box::new(e)),
                 _ => unreachable!("just matched"),
             },
             _ => None,
@@ -215,7 +263,10 @@ impl Ctx {
             Rule::let_stmt => {
                 let mut parts: Vec<Pair<Rule>> = inner(p).collect();
                 let value = self.expr(parts.pop().expect("let value"));
-                StmtKind::Let { pats: parts.into_iter().map(|c| self.pattern(c)).collect(), value }
+                StmtKind::Let {
+                    pats: parts.into_iter().map(|c| self.pattern(c)).collect(),
+                    value,
+                }
             }
             Rule::param_stmt | Rule::state_stmt => {
                 let is_param = p.as_rule() == Rule::param_stmt;
@@ -242,7 +293,10 @@ impl Ctx {
             Rule::assign_stmt => {
                 let mut it = inner(p);
                 let target = self.ident(it.next().expect("target"));
-                StmtKind::Assign { target, value: self.expr(it.next().expect("value")) }
+                StmtKind::Assign {
+                    target,
+                    value: self.expr(it.next().expect("value")),
+                }
             }
             Rule::expr_stmt => StmtKind::Expr(self.expr(inner(p).next().expect("expr"))),
             r => unreachable!("stmt {r:?}"),
@@ -256,7 +310,10 @@ impl Ctx {
         if children.len() == 1 && children[0].as_rule() == Rule::ident {
             Pattern::Name(self.ident(children.into_iter().next().expect("one")))
         } else {
-            Pattern::Tuple(children.into_iter().map(|c| self.pattern(c)).collect(), span)
+            Pattern::Tuple(
+                children.into_iter().map(|c| self.pattern(c)).collect(),
+                span,
+            )
         }
     }
 
@@ -273,7 +330,10 @@ impl Ctx {
                     let rhs = self.expr(rhs);
                     let span = acc.span.to(rhs.span);
                     acc = Expr {
-                        kind: ExprKind::Pipe { lhs: Box::new(acc), rhs: Box::new(rhs) },
+                        kind: ExprKind::Pipe {
+                            lhs: Box::new(acc),
+                            rhs: Box::new(rhs),
+                        },
                         span,
                     };
                 }
@@ -288,7 +348,10 @@ impl Ctx {
                 match it.next() {
                     None => lo,
                     Some(hi) => Expr {
-                        kind: ExprKind::Range { lo: Box::new(lo), hi: Box::new(self.expr(hi)) },
+                        kind: ExprKind::Range {
+                            lo: Box::new(lo),
+                            hi: Box::new(self.expr(hi)),
+                        },
                         span,
                     },
                 }
@@ -299,7 +362,11 @@ impl Ctx {
                 for c in inner(p) {
                     match c.as_rule() {
                         Rule::unary_op => {
-                            let op = if c.as_str() == "-" { UnOp::Neg } else { UnOp::Not };
+                            let op = if c.as_str() == "-" {
+                                UnOp::Neg
+                            } else {
+                                UnOp::Not
+                            };
                             ops.push((op, self.span(&c)));
                         }
                         _ => operand = Some(self.expr(c)),
@@ -308,7 +375,13 @@ impl Ctx {
                 let mut e = operand.expect("unary operand");
                 for (op, op_span) in ops.into_iter().rev() {
                     let span = op_span.to(e.span);
-                    e = Expr { kind: ExprKind::Unary { op, expr: Box::new(e) }, span };
+                    e = Expr {
+                        kind: ExprKind::Unary {
+                            op,
+                            expr: Box::new(e),
+                        },
+                        span,
+                    };
                 }
                 e
             }
@@ -348,8 +421,17 @@ impl Ctx {
                         },
                         Rule::member => {
                             let f = inner(post).next().expect("member name");
-                            let field = Ident { name: f.as_str().to_string(), span: self.span(&f) };
-                            Expr { kind: ExprKind::Member { base: Box::new(e), field }, span }
+                            let field = Ident {
+                                name: f.as_str().to_string(),
+                                span: self.span(&f),
+                            };
+                            Expr {
+                                kind: ExprKind::Member {
+                                    base: Box::new(e),
+                                    field,
+                                },
+                                span,
+                            }
                         }
                         r => unreachable!("postfix {r:?}"),
                     };
@@ -363,12 +445,27 @@ impl Ctx {
                 // The grammar admits only digit strings, so parsing can fail only on overflow,
                 // which f64 turns into infinity rather than an error.
                 let value = text.parse::<f64>().unwrap_or(f64::INFINITY);
-                Expr { kind: ExprKind::Number { value, is_int }, span }
+                Expr {
+                    kind: ExprKind::Number { value, is_int },
+                    span,
+                }
             }
-            Rule::string => Expr { kind: ExprKind::Str(self.string(p).value), span },
-            Rule::bool_lit => Expr { kind: ExprKind::Bool(p.as_str() == "true"), span },
-            Rule::training => Expr { kind: ExprKind::Training, span },
-            Rule::ident => Expr { kind: ExprKind::Name(self.ident(p)), span },
+            Rule::string => Expr {
+                kind: ExprKind::Str(self.string(p).value),
+                span,
+            },
+            Rule::bool_lit => Expr {
+                kind: ExprKind::Bool(p.as_str() == "true"),
+                span,
+            },
+            Rule::training => Expr {
+                kind: ExprKind::Training,
+                span,
+            },
+            Rule::ident => Expr {
+                kind: ExprKind::Name(self.ident(p)),
+                span,
+            },
             Rule::paren => {
                 let mut trailing = false;
                 let mut items = Vec::new();
@@ -384,7 +481,10 @@ impl Ctx {
                     e.span = span;
                     e
                 } else {
-                    Expr { kind: ExprKind::Tuple(items), span }
+                    Expr {
+                        kind: ExprKind::Tuple(items),
+                        span,
+                    }
                 }
             }
             Rule::list => {
@@ -399,13 +499,22 @@ impl Ctx {
                         }
                     })
                     .collect();
-                Expr { kind: ExprKind::List(items), span }
+                Expr {
+                    kind: ExprKind::List(items),
+                    span,
+                }
             }
             Rule::closure => {
                 let mut parts: Vec<Pair<Rule>> = inner(p).collect();
                 let body = self.expr(parts.pop().expect("closure body"));
                 let params = parts.into_iter().map(|c| self.pattern(c)).collect();
-                Expr { kind: ExprKind::Closure { params, body: Box::new(body) }, span }
+                Expr {
+                    kind: ExprKind::Closure {
+                        params,
+                        body: Box::new(body),
+                    },
+                    span,
+                }
             }
             Rule::if_expr => {
                 let mut it = inner(p);
@@ -414,11 +523,21 @@ impl Ctx {
                 let otherwise = it.next().map(|e| {
                     let espan = self.span(&e);
                     Box::new(match e.as_rule() {
-                        Rule::block => Expr { kind: ExprKind::Block(self.block(e)), span: espan },
+                        Rule::block => Expr {
+                            kind: ExprKind::Block(self.block(e)),
+                            span: espan,
+                        },
                         _ => self.expr(e),
                     })
                 });
-                Expr { kind: ExprKind::If { cond: Box::new(cond), then, otherwise }, span }
+                Expr {
+                    kind: ExprKind::If {
+                        cond: Box::new(cond),
+                        then,
+                        otherwise,
+                    },
+                    span,
+                }
             }
             Rule::scan_expr => {
                 let mut parts: Vec<Pair<Rule>> = inner(p).collect();
@@ -428,9 +547,20 @@ impl Ctx {
                 let args_span = self.span(&args_pair);
                 let args = self.args(args_pair);
                 let params = it.map(|c| self.pattern(c)).collect();
-                Expr { kind: ExprKind::Scan { args, args_span, params, body }, span }
+                Expr {
+                    kind: ExprKind::Scan {
+                        args,
+                        args_span,
+                        params,
+                        body,
+                    },
+                    span,
+                }
             }
-            Rule::block => Expr { kind: ExprKind::Block(self.block(p)), span },
+            Rule::block => Expr {
+                kind: ExprKind::Block(self.block(p)),
+                span,
+            },
             r => unreachable!("expr {r:?}"),
         }
     }
@@ -459,7 +589,12 @@ impl Ctx {
             let rhs = self.expr(it.next().expect("chain rhs"));
             let span = acc.span.to(rhs.span);
             acc = Expr {
-                kind: ExprKind::Binary { op, op_span, lhs: Box::new(acc), rhs: Box::new(rhs) },
+                kind: ExprKind::Binary {
+                    op,
+                    op_span,
+                    lhs: Box::new(acc),
+                    rhs: Box::new(rhs),
+                },
                 span,
             };
         }
@@ -473,10 +608,16 @@ impl Ctx {
                 let parts: Vec<Pair<Rule>> = inner(a).collect();
                 let mut it = parts.into_iter();
                 match (it.next(), it.next()) {
-                    (Some(n), Some(v)) => {
-                        Arg { name: Some(self.ident(n)), value: self.expr(v), span }
-                    }
-                    (Some(v), None) => Arg { name: None, value: self.expr(v), span },
+                    (Some(n), Some(v)) => Arg {
+                        name: Some(self.ident(n)),
+                        value: self.expr(v),
+                        span,
+                    },
+                    (Some(v), None) => Arg {
+                        name: None,
+                        value: self.expr(v),
+                        span,
+                    },
                     _ => unreachable!("arg"),
                 }
             })
@@ -512,14 +653,23 @@ impl Ctx {
                         let mut c = inner(s);
                         let name = self.ident(c.next().expect("name"));
                         let value = self.expr(c.next().expect("value"));
-                        DataStmt::Source { name, value, span: sspan }
+                        DataStmt::Source {
+                            name,
+                            value,
+                            span: sspan,
+                        }
                     }
                     Rule::field_stmt => {
                         let mut c = inner(s);
                         let name = self.ident(c.next().expect("name"));
                         let ty = self.type_expr(c.next().expect("type"));
                         let value = self.expr(c.next().expect("value"));
-                        DataStmt::Field { name, ty, value, span: sspan }
+                        DataStmt::Field {
+                            name,
+                            ty,
+                            value,
+                            span: sspan,
+                        }
                     }
                     Rule::split_stmt => {
                         let mut c = inner(s);
@@ -527,7 +677,13 @@ impl Ctx {
                         let fraction = self.expr(c.next().expect("fraction"));
                         let of = self.ident(c.next().expect("of"));
                         let options = c.map(|o| self.expr(o)).collect();
-                        DataStmt::Split { name, fraction, of, options, span: sspan }
+                        DataStmt::Split {
+                            name,
+                            fraction,
+                            of,
+                            options,
+                            span: sspan,
+                        }
                     }
                     _ => DataStmt::Setting(self.setting(s)),
                 }
@@ -551,7 +707,12 @@ impl Ctx {
                 _ => stmts.push(self.train_stmt(c)),
             }
         }
-        TrainDecl { models, data: data.expect("train data"), stmts, span }
+        TrainDecl {
+            models,
+            data: data.expect("train data"),
+            stmts,
+            span,
+        }
     }
 
     fn train_stmt(&self, p: Pair<Rule>) -> TrainStmt {
@@ -561,17 +722,31 @@ impl Ctx {
             Rule::phase => {
                 let mut it = inner(p);
                 let name = self.ident(it.next().expect("phase name"));
-                TrainStmt::Phase { name, stmts: it.map(|s| self.train_stmt(s)).collect(), span }
+                TrainStmt::Phase {
+                    name,
+                    stmts: it.map(|s| self.train_stmt(s)).collect(),
+                    span,
+                }
             }
             Rule::update_stmt | Rule::constrain_stmt => {
                 let is_update = p.as_rule() == Rule::update_stmt;
                 let mut it = inner(p);
-                let targets = inner(it.next().expect("targets")).map(|e| self.expr(e)).collect();
+                let targets = inner(it.next().expect("targets"))
+                    .map(|e| self.expr(e))
+                    .collect();
                 let with = self.expr(it.next().expect("with"));
                 if is_update {
-                    TrainStmt::Update { targets, optimizer: with, span }
+                    TrainStmt::Update {
+                        targets,
+                        optimizer: with,
+                        span,
+                    }
                 } else {
-                    TrainStmt::Constrain { targets, constraint: with, span }
+                    TrainStmt::Constrain {
+                        targets,
+                        constraint: with,
+                        span,
+                    }
                 }
             }
             _ => TrainStmt::Setting(self.setting(p)),

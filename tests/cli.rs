@@ -1,0 +1,122 @@
+//! The `nnlc` binary as a user runs it: exit codes, where output goes, and what it says.
+
+mod common;
+
+use std::process::Command;
+
+fn nnlc(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_nnlc"))
+        .args(args)
+        .current_dir(common::root())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("nnlc runs")
+}
+
+#[test]
+fn check_of_all_examples_exits_zero() {
+    let mut args = vec!["check"];
+    let files: Vec<String> = common::nnl_files(&common::root().join("examples"))
+        .iter()
+        .map(|p| {
+            p.strip_prefix(common::root())
+                .expect("inside")
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    args.extend(files.iter().map(String::as_str));
+    for f in &files {
+        assert!(
+            !common::check_path(&common::root().join(f)).has_errors(),
+            "the library rejects {f}"
+        );
+    }
+    let out = nnlc(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn one_wrong_input_dimension_is_reported_with_code_file_line_and_both_shapes() {
+    let original =
+        std::fs::read_to_string(common::root().join("examples/mnist_mlp.nnl")).expect("example");
+    assert!(original.contains("x: f32[B, 784]"));
+    let broken = original.replace("x: f32[B, 784]", "x: f32[B, 785]");
+    let dir = std::env::temp_dir().join(format!("nnl-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("mnist_785.nnl");
+    std::fs::write(&path, broken).expect("write");
+    let out = nnlc(&["check", path.to_str().expect("utf8 path")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("[E0"), "no error code: {stderr}");
+    assert!(stderr.contains("mnist_785.nnl:"), "no file name: {stderr}");
+    assert!(
+        stderr.contains("f32[B, 784]") && stderr.contains("785"),
+        "shapes missing: {stderr}"
+    );
+    let line_of_model = original
+        .lines()
+        .position(|l| l.contains("x: f32[B, 784]"))
+        .expect("line")
+        + 1;
+    assert!(
+        stderr.contains(&format!("{line_of_model} │")),
+        "line {line_of_model} not shown: {stderr}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn summary_prints_the_keras_style_table() {
+    let out = nnlc(&["check", "--summary", "examples/mnist_mlp.nnl"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        stdout.contains("dense_1 (Dense)")
+            && stdout.contains("f32[B, 128]")
+            && stdout.contains("100,480"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Total params: 101,770"), "{stdout}");
+}
+
+#[test]
+fn json_format_prints_one_object_per_diagnostic() {
+    let out = nnlc(&[
+        "check",
+        "--format",
+        "json",
+        "tests/diagnostics/broadcast_mismatch.nnl",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value =
+        serde_json::from_str(stdout.lines().next().expect("one line")).expect("JSON");
+    assert_eq!(v["code"], "E0200");
+}
+
+#[test]
+fn explain_describes_a_code_and_rejects_unknown_ones() {
+    let out = nnlc(&["explain", "E0201"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("inner dimensions"));
+    let out = nnlc(&["explain", "E9999"]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn missing_file_is_an_error_not_a_panic() {
+    let out = nnlc(&["check", "no/such/file.nnl"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
+}

@@ -1,0 +1,77 @@
+//! One file per diagnostic under tests/diagnostics/; each rendered diagnostic is an insta
+//! snapshot (source, then what the user sees), reviewed as a user would read it.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+#[test]
+fn every_diagnostic_fixture_matches_its_snapshot() {
+    let dir = common::root().join("tests/diagnostics");
+    let files = common::nnl_files(&dir);
+    let mut codes = BTreeSet::new();
+    for path in &files {
+        let out = common::check_path(path);
+        let name = path
+            .file_stem()
+            .expect("stem")
+            .to_string_lossy()
+            .into_owned();
+        assert!(
+            !out.diagnostics.is_empty(),
+            "{name}: expected a diagnostic, got none"
+        );
+        let rendered = nnl::diag::render(&out.sources, &out.diagnostics, false);
+        for d in &out.diagnostics {
+            codes.insert(d.code);
+            assert!(
+                nnl::diag::explain(d.code).is_some(),
+                "{name}: code {} has no `nnlc explain` text",
+                d.code
+            );
+        }
+        let source = std::fs::read_to_string(path).expect("fixture");
+        let mut settings = insta::Settings::clone_current();
+        settings.set_snapshot_path(dir.join("snapshots"));
+        settings.set_prepend_module_to_snapshot(false);
+        settings.set_description(source);
+        settings.bind(|| insta::assert_snapshot!(name, rendered));
+    }
+    assert!(
+        files.len() >= 30,
+        "only {} diagnostic fixtures",
+        files.len()
+    );
+    assert!(
+        codes.len() >= 30,
+        "only {} distinct codes: {codes:?}",
+        codes.len()
+    );
+}
+
+#[test]
+fn json_output_has_codes_positions_and_messages() {
+    let path = common::root().join("tests/diagnostics/matmul_inner_dim.nnl");
+    let out = common::check_path(&path);
+    let json = nnl::diag::render_json(&out.sources, &out.diagnostics);
+    let first: serde_json::Value =
+        serde_json::from_str(json.lines().next().expect("a line")).expect("valid JSON");
+    assert_eq!(first["code"], "E0201");
+    assert_eq!(first["severity"], "error");
+    let label = &first["labels"][0];
+    assert!(label["line"].as_u64().expect("line") > 0);
+    assert!(
+        label["file"]
+            .as_str()
+            .expect("file")
+            .ends_with("matmul_inner_dim.nnl")
+    );
+}
+
+#[test]
+fn every_code_is_explained_at_length() {
+    for code in nnl::diag::codes() {
+        let text = nnl::diag::explain(code).expect("listed");
+        assert!(text.len() > 30, "{code}: explanation too short");
+    }
+}
