@@ -76,3 +76,16 @@ fn example_listings_match_snapshots() {
         settings.bind(|| insta::assert_snapshot!(name, listing(&out)));
     }
 }
+
+#[test]
+fn valid_programs_check_cleanly() {
+    for path in common::nnl_files(&common::root().join("tests/valid")) {
+        let out = common::check_path(&path);
+        let rendered = nnl::diag::render(&out.sources, &out.diagnostics, false);
+        assert!(
+            out.diagnostics.is_empty(),
+            "{}:\n{rendered}",
+            path.display()
+        );
+    }
+}

@@ -235,6 +235,7 @@ fn float_op(op: BinOp, a: Option<f64>, b: Option<f64>) -> Ty {
         BinOp::Sub => Ty::Float(both.map(|(x, y)| x - y)),
         BinOp::Mul => Ty::Float(both.map(|(x, y)| x * y)),
         BinOp::Div => Ty::Float(both.map(|(x, y)| x / y)),
+        BinOp::FloorDiv => Ty::Float(both.map(|(x, y)| (x / y).floor())),
         BinOp::Rem => Ty::Float(both.map(|(x, y)| x.rem_euclid(y))),
         BinOp::Pow => Ty::Float(both.map(|(x, y)| x.powf(y))),
         BinOp::Eq => cmp(|x, y| x == y),
@@ -267,8 +268,8 @@ fn int_op(c: &mut Checker, op: BinOp, op_span: Span, a: &Dim, b: &Dim, rhs_span:
                 Ty::Float(Some(x as f64 / y as f64))
             }
         }
-        BinOp::Div | BinOp::Rem => {
-            let r = if op == BinOp::Div { a.div(b) } else { a.rem(b) };
+        BinOp::Div | BinOp::FloorDiv | BinOp::Rem => {
+            let r = if op == BinOp::Rem { a.rem(b) } else { a.div(b) };
             match r {
                 Some(d) => Ty::Int(d),
                 None => {
@@ -802,6 +803,7 @@ pub(super) fn call(
             if let ShapeElem::Dim(d) = &s.0[ax] {
                 out.0[ax] = ShapeElem::Dim(d.add(&before).add(&after));
             }
+            check_positive(c, &out, span);
             Ty::Tensor(dt, out)
         }
         Builtin::Concat | Builtin::Stack => concat(c, b, req(0), arg(1)),

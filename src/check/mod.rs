@@ -59,14 +59,12 @@ pub fn check(program: &Program, sources: &SourceMap) -> (Checked, Vec<Diagnostic
                 c.check_data(root, d);
             }
             Item::Def(d) if d.kind == DefKind::Model => {
-                let mark = c.diags.len();
-                let s = c.summarize(ItemRef {
+                // A model that checked alone can still fail with its default attributes
+                // (a layer's `where` on them); those errors are reported here.
+                summaries.extend(c.summarize(ItemRef {
                     module: root,
                     index: i,
-                });
-                // Expanding repeats what checking the model alone reported.
-                c.diags.truncate(mark);
-                summaries.extend(s);
+                }));
             }
             Item::Train(t) => c.check_train(root, t),
             Item::Search(s) => c.check_search(root, s),
@@ -400,7 +398,7 @@ impl<'p> Checker<'p> {
                         self.emit(
                             Diagnostic::error("E0214", format!("a dimension must be an integer, found {other}"))
                                 .with_primary(e.span, "not an integer")
-                                .with_help("dimensions are integers: numbers, `int` attributes, or symbols like `B`"),
+                                .with_help("dimensions are integers: numbers, `int` attributes, or symbols like `B`; `a / b` of integers that do not divide is a fraction, write `a // b` to round down"),
                         );
                     }
                 },
@@ -727,7 +725,7 @@ impl<'p> Checker<'p> {
                     ty: self.expr(f, lhs),
                     span: lhs.span,
                 };
-                self.pipe(f, input, rhs, e.span)
+                self.pipe(f, input, rhs)
             }
             ExprKind::Binary {
                 op,
@@ -1050,21 +1048,21 @@ impl<'p> Checker<'p> {
 
     // ------------------------------------------------------------------ calls
 
-    fn pipe(&mut self, f: &mut Frame, input: ArgVal, rhs: &Expr, span: Span) -> Ty {
+    fn pipe(&mut self, f: &mut Frame, input: ArgVal, rhs: &Expr) -> Ty {
         if let ExprKind::Call { callee, args, .. } = &rhs.kind {
             let callee_ty = self.expr(f, callee);
             let is_layer_def = matches!(&callee_ty, Ty::Callable(Callable::Def(r)) if self.program.def(*r).is_some_and(|d| d.kind.is_layer_like()));
             let args = self.eval_args(f, args);
             if is_layer_def {
                 let inst = self.call(f, callee_ty, callee, args, rhs.span);
-                return self.apply_value(f, inst, rhs, vec![input], span);
+                return self.apply_value(f, inst, rhs, vec![input], rhs.span);
             }
             let mut all = vec![input];
             all.extend(args);
-            return self.call(f, callee_ty, callee, all, span);
+            return self.call(f, callee_ty, callee, all, rhs.span);
         }
         let t = self.expr(f, rhs);
-        self.apply_value(f, t, rhs, vec![input], span)
+        self.apply_value(f, t, rhs, vec![input], rhs.span)
     }
 
     /// Applies a value that was not written as a call: a layer, a function name, a closure.
@@ -1176,8 +1174,10 @@ impl<'p> Checker<'p> {
                             Diagnostic::error(
                                 "E0210",
                                 format!(
-                                    "`{what}` takes {} arguments, but more were given",
-                                    slots.len()
+                                    "`{what}` takes {} argument{}, but {} were given",
+                                    slots.len(),
+                                    if slots.len() == 1 { "" } else { "s" },
+                                    args.iter().filter(|a| a.name.is_none()).count()
                                 ),
                             )
                             .with_primary(a.span, "this argument has no parameter")
@@ -1332,8 +1332,11 @@ impl<'p> Checker<'p> {
         if let Some(ret) = &def.ret {
             let mut f = self.frame_from_bindings(r, &b);
             let t = self.eval_type(&mut f, ret, false);
-            self.check_positive_dims(r, &t, &b, span);
-            return t;
+            return if self.check_positive_dims(r, &t, &b, span) {
+                t
+            } else {
+                Ty::Unknown
+            };
         }
         self.expand(r, b, span)
     }
@@ -1399,8 +1402,11 @@ impl<'p> Checker<'p> {
             }
             (None, body) => body,
         };
-        self.check_positive_dims(r, &t, &b, span);
-        t
+        if self.check_positive_dims(r, &t, &b, span) {
+            t
+        } else {
+            Ty::Unknown
+        }
     }
 
     fn expand_traced(&mut self, inst: &Rc<Instance>, b: Bindings, span: Span) -> Ty {
@@ -1432,8 +1438,8 @@ impl<'p> Checker<'p> {
     }
 
     /// A dimension that would be zero or negative (a convolution larger than its input…).
-    fn check_positive_dims(&mut self, r: ItemRef, t: &Ty, b: &Bindings, span: Span) {
-        let Ty::Tensor(_, shape) = t else { return };
+    fn check_positive_dims(&mut self, r: ItemRef, t: &Ty, b: &Bindings, span: Span) -> bool {
+        let Ty::Tensor(_, shape) = t else { return true };
         for (i, e) in shape.0.iter().enumerate() {
             if let ShapeElem::Dim(d) = e
                 && let Some(c) = d.as_const().filter(|c| *c <= 0)
@@ -1442,7 +1448,7 @@ impl<'p> Checker<'p> {
                 let inputs: Vec<String> = b
                     .vals
                     .iter()
-                    .filter(|(_, t)| matches!(t, Ty::Int(_)))
+                    .filter(|(n, t)| matches!(t, Ty::Int(d) if d.to_string() != *n))
                     .map(|(n, t)| match t {
                         Ty::Int(d) => format!("{n} = {d}"),
                         _ => unreachable!("filtered"),
@@ -1454,9 +1460,10 @@ impl<'p> Checker<'p> {
                             .with_note(format!("computed from {}", inputs.join(", ")))
                             .with_help("the input is too small for this window: use a smaller kernel or stride, more padding, or fewer pooling layers"),
                     );
-                return;
+                return false;
             }
         }
+        true
     }
 }
 

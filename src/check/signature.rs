@@ -141,16 +141,17 @@ impl Checker<'_> {
                     _ => return mismatch(self, describe_type_expr(self, t), None),
                 };
                 if adt != *dtype {
+                    let given = Given {
+                        ty: actual,
+                        span: arg_span,
+                        param,
+                    };
                     return self.dtype_mismatch(
                         r,
                         t,
-                        *dtype,
-                        shape.as_ref(),
-                        actual,
-                        adt,
-                        &ashape,
-                        arg_span,
-                        param,
+                        (*dtype, shape.as_ref()),
+                        &given,
+                        (adt, &ashape),
                     );
                 }
                 match shape {
@@ -169,11 +170,31 @@ impl Checker<'_> {
                         );
                         false
                     }
-                    Some(s) => self.unify_shape(r, s, &ashape, actual, arg_span, param, b),
+                    Some(s) => self.unify_shape(
+                        r,
+                        s,
+                        &ashape,
+                        &Given {
+                            ty: actual,
+                            span: arg_span,
+                            param,
+                        },
+                        b,
+                    ),
                 }
             }
             TypeKind::Shape(s) => match actual {
-                Ty::Tensor(_, ashape) => self.unify_shape(r, s, ashape, actual, arg_span, param, b),
+                Ty::Tensor(_, ashape) => self.unify_shape(
+                    r,
+                    s,
+                    ashape,
+                    &Given {
+                        ty: actual,
+                        span: arg_span,
+                        param,
+                    },
+                    b,
+                ),
                 _ => mismatch(self, describe_type_expr(self, t), None),
             },
             TypeKind::Tuple(ts) => match actual {
@@ -209,22 +230,26 @@ impl Checker<'_> {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn dtype_mismatch(
         &mut self,
         r: ItemRef,
         t: &TypeExpr,
-        want: Dtype,
-        shape: Option<&ShapeExpr>,
-        actual: &Ty,
-        got: Dtype,
-        ashape: &Shape,
-        arg_span: Span,
-        param: &str,
+        (want, shape): (Dtype, Option<&ShapeExpr>),
+        given: &Given,
+        (got, ashape): (Dtype, &Shape),
     ) -> bool {
+        let Given {
+            ty: actual,
+            span: arg_span,
+            param,
+        } = *given;
         let def_name = self.def_name(r);
         let declared_rank = shape.map_or(0, |s| s.items.len());
-        let looks_like_labels = got == Dtype::I32
+        let fixed_rank =
+            shape.is_none_or(|s| s.items.iter().all(|i| matches!(i, ShapeItem::Dim(_))));
+        let looks_like_labels = fixed_rank
+            && param != "logits"
+            && got == Dtype::I32
             && want.is_float()
             && ashape.rank().is_some_and(|k| k + 1 == declared_rank);
         if looks_like_labels {
@@ -255,17 +280,19 @@ impl Checker<'_> {
         false
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn unify_shape(
         &mut self,
         r: ItemRef,
         s: &ShapeExpr,
         ashape: &Shape,
-        actual: &Ty,
-        arg_span: Span,
-        param: &str,
+        given: &Given,
         b: &mut Bindings,
     ) -> bool {
+        let Given {
+            ty: actual,
+            span: arg_span,
+            param,
+        } = *given;
         let def_name = self.def_name(r);
         let pack_at = s.items.iter().position(|i| matches!(i, ShapeItem::Pack(_)));
         let n = ashape.0.len();
@@ -416,6 +443,14 @@ impl Checker<'_> {
         }
         ok
     }
+}
+
+/// An argument as given: its value's type, where it is written, and the parameter it binds.
+#[derive(Clone, Copy)]
+struct Given<'a> {
+    ty: &'a Ty,
+    span: Span,
+    param: &'a str,
 }
 
 fn collect_names(e: &Expr, out: &mut Vec<String>) {

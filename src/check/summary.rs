@@ -122,6 +122,10 @@ impl Checker<'_> {
             return None;
         }
         let mut f = Frame::new(r.module, Some(def.kind));
+        // Inputs like `f32[B, code]` refer to attributes: give them their default values.
+        for (name, ty) in self.default_attrs(r) {
+            f.bind(&name, ty, def.name.span, VarKind::Plain);
+        }
         let mut inputs = Vec::new();
         let mut input_desc = Vec::new();
         for p in &def.params {

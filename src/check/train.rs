@@ -307,9 +307,9 @@ impl Checker<'_> {
                     f.vars.truncate(mark);
                     if !inner.loss || !updated {
                         let what = match (inner.loss, updated) {
-                            (false, false) => "a `loss` and an `update … with …`",
-                            (false, true) => "a `loss`",
-                            _ => "an `update … with …`",
+                            (false, false) => "`loss` and no `update … with …`",
+                            (false, true) => "`loss`",
+                            _ => "`update … with …`",
                         };
                         self.emit(
                             Diagnostic::error("E0303", format!("phase `{}` has no {what}", name.name))
@@ -332,7 +332,9 @@ impl Checker<'_> {
                         DefKind::Constraint
                     };
                     for tgt in targets {
-                        let ok = matches!(&tgt.kind, ExprKind::Name(n) if self.program.lookup(f.module, &n.name).is_some_and(|r| models.contains(&r)));
+                        let unknown = matches!(&tgt.kind, ExprKind::Name(n) if self.program.lookup(f.module, &n.name).is_none());
+                        let ok = unknown
+                            || matches!(&tgt.kind, ExprKind::Name(n) if self.program.lookup(f.module, &n.name).is_some_and(|r| models.contains(&r)));
                         if !ok {
                             let names: Vec<String> =
                                 models.iter().map(|r| self.def_name(*r)).collect();

@@ -106,6 +106,14 @@ impl Walker<'_> {
     }
 
     fn unknown(&mut self, id: &Ident) {
+        if self
+            .program
+            .modules
+            .iter()
+            .any(|m| m.ast.broken.contains(&id.name))
+        {
+            return;
+        }
         let mut candidates: Vec<&str> = self
             .frames
             .iter()

@@ -6,6 +6,8 @@ use crate::source::Span;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Module {
     pub items: Vec<Item>,
+    /// Names of items that failed to parse: they exist, so their uses are not "unknown".
+    pub broken: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -250,6 +252,8 @@ pub enum BinOp {
     Sub,
     Mul,
     Div,
+    /// `//`: division rounded down.
+    FloorDiv,
     Rem,
     MatMul,
     Pow,
@@ -270,6 +274,7 @@ impl BinOp {
             BinOp::Sub => "-",
             BinOp::Mul => "*",
             BinOp::Div => "/",
+            BinOp::FloorDiv => "//",
             BinOp::Rem => "%",
             BinOp::MatMul => "@",
             BinOp::Pow => "^",

@@ -47,6 +47,28 @@ fn starts_item(line: &str) -> bool {
     })
 }
 
+/// The name an item chunk defines (`layer Foo(…` → `Foo`), read without parsing.
+fn item_name(chunk: &str) -> Option<String> {
+    let mut words = chunk
+        .trim_start()
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty());
+    let kw = words.next()?;
+    let defines = [
+        "data",
+        "model",
+        "layer",
+        "fn",
+        "optimizer",
+        "schedule",
+        "constraint",
+    ];
+    defines
+        .contains(&kw)
+        .then(|| words.next().map(str::to_string))
+        .flatten()
+}
+
 fn parse_items_separately(file: FileId, text: &str) -> (ast::Module, Vec<Diagnostic>) {
     let mut starts = vec![0];
     let mut offset = 0;
@@ -59,6 +81,7 @@ fn parse_items_separately(file: FileId, text: &str) -> (ast::Module, Vec<Diagnos
     starts.push(text.len());
     let mut items = Vec::new();
     let mut diags = Vec::new();
+    let mut broken = Vec::new();
     for w in starts.windows(2) {
         let chunk = &text[w[0]..w[1]];
         match NnlParser::parse(Rule::file, chunk) {
@@ -66,8 +89,11 @@ fn parse_items_separately(file: FileId, text: &str) -> (ast::Module, Vec<Diagnos
                 let m = parse::module(file, w[0], pairs.next().expect("file pair"));
                 items.extend(m.items);
             }
-            Err(e) => diags.push(errors::describe(file, text, w[0], &e)),
+            Err(e) => {
+                diags.push(errors::describe(file, text, w[0], &e));
+                broken.extend(item_name(chunk));
+            }
         }
     }
-    (ast::Module { items }, diags)
+    (ast::Module { items, broken }, diags)
 }

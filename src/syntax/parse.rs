@@ -62,7 +62,10 @@ fn inner(p: Pair<Rule>) -> impl Iterator<Item = Pair<Rule>> {
 pub(super) fn module(file: FileId, offset: usize, p: Pair<Rule>) -> Module {
     let cx = Ctx { file, offset };
     let items = inner(p).map(|item| cx.item(item)).collect();
-    Module { items }
+    Module {
+        items,
+        broken: Vec::new(),
+    }
 }
 
 impl Ctx {
@@ -575,6 +578,7 @@ impl Ctx {
                 "-" => BinOp::Sub,
                 "*" => BinOp::Mul,
                 "/" => BinOp::Div,
+                "//" => BinOp::FloorDiv,
                 "%" => BinOp::Rem,
                 "@" => BinOp::MatMul,
                 "==" => BinOp::Eq,
