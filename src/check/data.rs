@@ -303,14 +303,7 @@ impl Checker<'_> {
                     self.unknown_source(n.span, &n.name);
                     return None;
                 };
-                let vals: Vec<ArgVal> = args
-                    .iter()
-                    .map(|a| ArgVal {
-                        name: a.name.clone(),
-                        ty: self.expr(f, &a.value),
-                        span: a.value.span,
-                    })
-                    .collect();
+                let vals: Vec<ArgVal> = self.eval_args(f, args);
                 self.bind_slots(&slots(params), &vals, &n.name, *args_span)?;
                 for (a, v) in args.iter().zip(&vals) {
                     let is_path = a.name.as_ref().map_or(matches!(v.ty, Ty::Str(_)), |n| {
@@ -380,14 +373,7 @@ impl Checker<'_> {
                     .find(|(s, _)| *s == n.name)
                     .map(|(_, p)| *p)
                     .unwrap_or(&[]);
-                let vals: Vec<ArgVal> = args
-                    .iter()
-                    .map(|a| ArgVal {
-                        name: a.name.clone(),
-                        ty: self.expr(f, &a.value),
-                        span: a.value.span,
-                    })
-                    .collect();
+                let vals: Vec<ArgVal> = self.eval_args(f, args);
                 if n.name == "cols" {
                     let mut count = 0usize;
                     for v in &vals {
@@ -456,14 +442,7 @@ impl Checker<'_> {
                 self.emit(d);
                 continue;
             };
-            let vals: Vec<ArgVal> = args
-                .iter()
-                .map(|a| ArgVal {
-                    name: a.name.clone(),
-                    ty: self.expr(f, &a.value),
-                    span: a.value.span,
-                })
-                .collect();
+            let vals: Vec<ArgVal> = self.eval_args(f, args);
             if name.name == "impute" {
                 continue;
             }
@@ -519,14 +498,7 @@ impl Checker<'_> {
                 args,
                 args_span,
             } if matches!(&callee.kind, ExprKind::Name(n) if n.name == "shuffle") => {
-                let vals: Vec<ArgVal> = args
-                    .iter()
-                    .map(|a| ArgVal {
-                        name: a.name.clone(),
-                        ty: self.expr(f, &a.value),
-                        span: a.value.span,
-                    })
-                    .collect();
+                let vals: Vec<ArgVal> = self.eval_args(f, args);
                 self.bind_slots(
                     &[Slot {
                         name: "seed",
@@ -548,14 +520,7 @@ impl Checker<'_> {
     fn data_setting(&mut self, f: &mut Frame, s: &Setting) {
         match (s.name.name.as_str(), &s.value) {
             ("shuffle", SettingValue::Call(args, span)) => {
-                let vals: Vec<ArgVal> = args
-                    .iter()
-                    .map(|a| ArgVal {
-                        name: a.name.clone(),
-                        ty: self.expr(f, &a.value),
-                        span: a.value.span,
-                    })
-                    .collect();
+                let vals: Vec<ArgVal> = self.eval_args(f, args);
                 self.bind_slots(
                     &[Slot {
                         name: "seed",
