@@ -221,9 +221,26 @@ impl fmt::Display for Atom {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Atom::Sym(s) => write!(f, "{}", s.name),
-            Atom::Div(a, b) => write!(f, "({a}) / ({b})"),
-            Atom::Rem(a, b) => write!(f, "({a}) % ({b})"),
+            Atom::Div(a, b) => write!(f, "{} / {}", Operand(a), Operand(b)),
+            Atom::Rem(a, b) => write!(f, "{} % {}", Operand(a), Operand(b)),
             Atom::Prod(s) => write!(f, "prod({})", s.name),
+        }
+    }
+}
+
+/// An operand of `/` or `%`, parenthesized unless it is a single symbol or a constant.
+struct Operand<'a>(&'a Dim);
+
+impl fmt::Display for Operand<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let simple = self.0.as_const().is_some_and(|c| c >= 0)
+            || self.0.terms.iter().all(|(m, c)| {
+                *c == 1 && matches!(m.as_slice(), [(Atom::Sym(_) | Atom::Prod(_), 1)])
+            });
+        if simple {
+            write!(f, "{}", self.0)
+        } else {
+            write!(f, "({})", self.0)
         }
     }
 }
@@ -236,6 +253,7 @@ impl fmt::Display for Dim {
         // Symbolic terms first, the constant last: `N + 1`, `4 * hidden`.
         let mut terms: Vec<_> = self.terms.iter().collect();
         terms.sort_by_key(|(m, _)| m.is_empty());
+        let single_term = terms.len() == 1;
         for (i, (m, c)) in terms.into_iter().enumerate() {
             let (sign, mag) = if *c < 0 { ("-", -c) } else { ("+", *c) };
             if i == 0 {
@@ -245,11 +263,14 @@ impl fmt::Display for Dim {
             } else {
                 write!(f, " {sign} ")?;
             }
+            // A quotient stands bare only when it is the whole dimension: `D / heads`.
+            let bare_quotient = single_term && mag == 1 && m.len() == 1 && m[0].1 == 1;
             let factors: Vec<String> = m
                 .iter()
                 .map(|(a, p)| {
                     let s = match a {
                         Atom::Sym(_) | Atom::Prod(_) => a.to_string(),
+                        _ if bare_quotient => a.to_string(),
                         _ => format!("({a})"),
                     };
                     if *p == 1 { s } else { format!("{s}^{p}") }
@@ -296,7 +317,10 @@ mod tests {
             Dim::constant(2).mul(&d)
         );
         let q = d.div(&h).unwrap();
-        assert_eq!(q.to_string(), "(D) / (heads)");
+        assert_eq!(q.to_string(), "D / heads");
+        assert_eq!(Dim::constant(2).mul(&q).to_string(), "2 * (D / heads)");
+        let sum = d.add(&Dim::constant(1)).div(&h).unwrap();
+        assert_eq!(sum.to_string(), "(D + 1) / heads");
         assert_eq!(
             q.subst(&|x| (x.name == "D").then(|| Dim::constant(64)))
                 .subst(&|x| { (x.name == "heads").then(|| Dim::constant(8)) }),
