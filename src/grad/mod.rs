@@ -1,0 +1,1 @@
+//! Reverse-mode differentiation: one VJP rule per primitive, each emitting only primitives.

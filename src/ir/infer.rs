@@ -1,0 +1,393 @@
+//! The shape rule of every primitive: the result type from the op and its operands' types, or a
+//! sentence saying why the node is ill-formed.
+
+use super::{DType, Op, TensorType, Type};
+
+pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
+    let tensors = args
+        .iter()
+        .enumerate()
+        .map(|(i, t)| match t {
+            Type::Tensor(t) => Ok(t),
+            Type::Tuple(_) if matches!(op, Op::Get { .. }) => Ok(&UNIT),
+            Type::Tuple(_) => Err(format!("operand {i} is a tuple")),
+        })
+        .collect::<Result<Vec<&TensorType>, String>>()?;
+    let arity = |n: usize| {
+        if tensors.len() == n {
+            Ok(())
+        } else {
+            Err(format!(
+                "`{}` takes {n} operand(s), got {}",
+                op.name(),
+                tensors.len()
+            ))
+        }
+    };
+    let t = |ty: TensorType| Ok(Type::Tensor(ty));
+    match op {
+        Op::Input { ty, .. } | Op::Const { ty, .. } => {
+            arity(0)?;
+            t(ty.clone())
+        }
+        Op::Iota { axis, ty } => {
+            arity(0)?;
+            if *axis >= ty.rank() {
+                return Err(format!("iota axis {axis} out of range for {ty}"));
+            }
+            t(ty.clone())
+        }
+        Op::Rand { ty, .. } => {
+            arity(1)?;
+            expect_type(tensors[0], &TensorType::new(DType::I32, vec![2]), "the random key")?;
+            expect_float(ty)?;
+            t(ty.clone())
+        }
+        Op::Not => {
+            arity(1)?;
+            expect_dtype(tensors[0], DType::Bool)?;
+            t(tensors[0].clone())
+        }
+        Op::Neg | Op::Detach => {
+            arity(1)?;
+            t(tensors[0].clone())
+        }
+        Op::Exp | Op::Log | Op::Sqrt | Op::Sin | Op::Cos => {
+            arity(1)?;
+            expect_float(tensors[0])?;
+            t(tensors[0].clone())
+        }
+        Op::Cast { to } => {
+            arity(1)?;
+            t(tensors[0].with_dtype(*to))
+        }
+        Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min => {
+            arity(2)?;
+            same(tensors[0], tensors[1])?;
+            if tensors[0].dtype == DType::Bool {
+                return Err(format!("`{}` on bool", op.name()));
+            }
+            t(tensors[0].clone())
+        }
+        Op::Cmp(_) => {
+            arity(2)?;
+            same(tensors[0], tensors[1])?;
+            t(tensors[0].with_dtype(DType::Bool))
+        }
+        Op::And | Op::Or => {
+            arity(2)?;
+            same(tensors[0], tensors[1])?;
+            expect_dtype(tensors[0], DType::Bool)?;
+            t(tensors[0].clone())
+        }
+        Op::Select => {
+            arity(3)?;
+            expect_dtype(tensors[0], DType::Bool)?;
+            if tensors[0].shape != tensors[1].shape {
+                return Err(format!(
+                    "condition {} and branches {} differ in shape",
+                    tensors[0], tensors[1]
+                ));
+            }
+            same(tensors[1], tensors[2])?;
+            t(tensors[1].clone())
+        }
+        Op::Sum { axes } | Op::ReduceMax { axes } => {
+            arity(1)?;
+            let x = tensors[0];
+            check_axes(axes, x.rank())?;
+            let shape = x
+                .shape
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !axes.contains(i))
+                .map(|(_, d)| *d)
+                .collect();
+            if x.dtype == DType::Bool {
+                return Err(format!("`{}` on bool", op.name()));
+            }
+            t(TensorType::new(x.dtype, shape))
+        }
+        Op::Argmax { axis } => {
+            arity(1)?;
+            let x = tensors[0];
+            check_axes(&[*axis], x.rank())?;
+            if x.shape[*axis] == 0 {
+                return Err("argmax over an empty axis".into());
+            }
+            let mut shape = x.shape.clone();
+            shape.remove(*axis);
+            t(TensorType::new(DType::I32, shape))
+        }
+        Op::Reshape { shape } => {
+            arity(1)?;
+            let n: usize = shape.iter().product();
+            if n != tensors[0].numel() {
+                return Err(format!(
+                    "cannot reshape {} ({} elements) to {:?}",
+                    tensors[0],
+                    tensors[0].numel(),
+                    shape
+                ));
+            }
+            t(TensorType::new(tensors[0].dtype, shape.clone()))
+        }
+        Op::Permute { perm } => {
+            arity(1)?;
+            let x = tensors[0];
+            let mut seen = vec![false; x.rank()];
+            if perm.len() != x.rank() {
+                return Err(format!("permutation {perm:?} for rank {}", x.rank()));
+            }
+            for &p in perm {
+                if p >= x.rank() || std::mem::replace(&mut seen[p], true) {
+                    return Err(format!("{perm:?} is not a permutation"));
+                }
+            }
+            let shape = perm.iter().map(|&p| x.shape[p]).collect();
+            t(TensorType::new(x.dtype, shape))
+        }
+        Op::Broadcast { shape } => {
+            arity(1)?;
+            let x = tensors[0];
+            if x.rank() > shape.len() {
+                return Err(format!("cannot broadcast {x} to fewer axes {shape:?}"));
+            }
+            let offset = shape.len() - x.rank();
+            for (i, &d) in x.shape.iter().enumerate() {
+                if d != 1 && d != shape[offset + i] {
+                    return Err(format!("cannot broadcast {x} to {shape:?}"));
+                }
+            }
+            t(TensorType::new(x.dtype, shape.clone()))
+        }
+        Op::Slice { axis, start, end } => {
+            arity(1)?;
+            let x = tensors[0];
+            check_axes(&[*axis], x.rank())?;
+            if start > end || *end > x.shape[*axis] {
+                return Err(format!("slice {start}..{end} of axis {axis} of {x}"));
+            }
+            let mut shape = x.shape.clone();
+            shape[*axis] = end - start;
+            t(TensorType::new(x.dtype, shape))
+        }
+        Op::Pad { axis, lo, hi } => {
+            arity(1)?;
+            let x = tensors[0];
+            check_axes(&[*axis], x.rank())?;
+            let mut shape = x.shape.clone();
+            shape[*axis] += lo + hi;
+            t(TensorType::new(x.dtype, shape))
+        }
+        Op::Concat { axis } => {
+            let first = tensors.first().ok_or("`concat` of nothing")?;
+            check_axes(&[*axis], first.rank())?;
+            let mut total = 0;
+            for x in &tensors {
+                let mut a = x.shape.clone();
+                let mut b = first.shape.clone();
+                if a.len() != b.len() || x.dtype != first.dtype {
+                    return Err(format!("cannot concatenate {x} and {first}"));
+                }
+                total += a[*axis];
+                a[*axis] = 0;
+                b[*axis] = 0;
+                if a != b {
+                    return Err(format!("cannot concatenate {x} and {first}"));
+                }
+            }
+            let mut shape = first.shape.clone();
+            shape[*axis] = total;
+            t(TensorType::new(first.dtype, shape))
+        }
+        Op::MatMul => {
+            arity(2)?;
+            let (a, b) = (tensors[0], tensors[1]);
+            let r = a.rank();
+            if r < 2 || b.rank() != r || a.shape[..r - 2] != b.shape[..r - 2] {
+                return Err(format!("matmul of {a} and {b}: batch axes must agree"));
+            }
+            if a.shape[r - 1] != b.shape[r - 2] || a.dtype != b.dtype || !a.dtype.is_float() {
+                return Err(format!("matmul of {a} and {b}"));
+            }
+            let mut shape = a.shape.clone();
+            shape[r - 1] = b.shape[r - 1];
+            t(TensorType::new(a.dtype, shape))
+        }
+        Op::Unfold(w) => {
+            arity(1)?;
+            let x = tensors[0];
+            let [b, c, h, wd] = x.shape[..] else {
+                return Err(format!("unfold needs [B, C, H, W], got {x}"));
+            };
+            let (Some(oh), Some(ow)) = (w.out_len(h), w.out_len(wd)) else {
+                return Err(format!("window {w:?} larger than {x}"));
+            };
+            if w.kernel == 0 || w.stride == 0 || w.dilation == 0 {
+                return Err(format!("degenerate window {w:?}"));
+            }
+            t(TensorType::new(
+                x.dtype,
+                vec![b, c * w.kernel * w.kernel, oh * ow],
+            ))
+        }
+        Op::Fold { window: w, size } => {
+            arity(1)?;
+            let x = tensors[0];
+            let [b, ckk, l] = x.shape[..] else {
+                return Err(format!("fold needs [B, C·k·k, L], got {x}"));
+            };
+            let kk = w.kernel * w.kernel;
+            let (Some(oh), Some(ow)) = (w.out_len(size[0]), w.out_len(size[1])) else {
+                return Err(format!("window {w:?} larger than {size:?}"));
+            };
+            if kk == 0 || ckk % kk != 0 || l != oh * ow {
+                return Err(format!("fold of {x} to {size:?} with {w:?}"));
+            }
+            t(TensorType::new(x.dtype, vec![b, ckk / kk, size[0], size[1]]))
+        }
+        Op::Gather => {
+            arity(2)?;
+            let (table, ids) = (tensors[0], tensors[1]);
+            expect_dtype(ids, DType::I32)?;
+            if table.rank() == 0 {
+                return Err("gather from a scalar".into());
+            }
+            let mut shape = ids.shape.clone();
+            shape.extend_from_slice(&table.shape[1..]);
+            t(TensorType::new(table.dtype, shape))
+        }
+        Op::ScatterAdd { rows } => {
+            arity(2)?;
+            let (ids, updates) = (tensors[0], tensors[1]);
+            expect_dtype(ids, DType::I32)?;
+            if !updates.shape.starts_with(&ids.shape) {
+                return Err(format!("scatter_add of {updates} at ids {ids}"));
+            }
+            let mut shape = vec![*rows];
+            shape.extend_from_slice(&updates.shape[ids.rank()..]);
+            t(TensorType::new(updates.dtype, shape))
+        }
+        Op::Scan {
+            body,
+            carries,
+            seqs,
+            ..
+        } => infer_scan(body, *carries, *seqs, &tensors),
+        Op::Get { index } => {
+            arity(1)?;
+            match args[0] {
+                Type::Tuple(parts) => parts
+                    .get(*index)
+                    .cloned()
+                    .map(Type::Tensor)
+                    .ok_or_else(|| format!("`get {index}` of a {}-tuple", parts.len())),
+                Type::Tensor(_) => Err("`get` of a tensor".into()),
+            }
+        }
+    }
+}
+
+static UNIT: TensorType = TensorType {
+    dtype: DType::Bool,
+    shape: Vec::new(),
+};
+
+fn infer_scan(
+    body: &super::Graph,
+    carries: usize,
+    seqs: usize,
+    args: &[&TensorType],
+) -> Result<Type, String> {
+    let inputs: Vec<&TensorType> = body
+        .inputs()
+        .map(|(v, _, _)| body.ty(v))
+        .collect::<Vec<_>>();
+    if inputs.len() != args.len() || carries + seqs > args.len() {
+        return Err(format!(
+            "scan body takes {} inputs, the scan has {} operands",
+            inputs.len(),
+            args.len()
+        ));
+    }
+    let mut length = None;
+    for (i, (arg, input)) in args.iter().zip(&inputs).enumerate() {
+        let expected: TensorType = if (carries..carries + seqs).contains(&i) {
+            let Some((&n, rest)) = arg.shape.split_first() else {
+                return Err(format!("scan sequence {i} is a scalar"));
+            };
+            if *length.get_or_insert(n) != n {
+                return Err("scan sequences differ in length".into());
+            }
+            TensorType::new(arg.dtype, rest.to_vec())
+        } else {
+            (*arg).clone()
+        };
+        if &&expected != input {
+            return Err(format!(
+                "scan operand {i} is {arg}; the body expects {input}"
+            ));
+        }
+    }
+    let length = length.ok_or("a scan needs at least one sequence")?;
+    if body.outputs.len() < carries {
+        return Err("the scan body returns fewer values than it has carries".into());
+    }
+    let mut parts = Vec::new();
+    for (i, (_, v)) in body.outputs.iter().enumerate() {
+        let out = body.ty(*v);
+        if i < carries {
+            if out != args[i] {
+                return Err(format!("scan carry {i} enters as {} but leaves as {out}", args[i]));
+            }
+            parts.push(out.clone());
+        } else {
+            let mut shape = vec![length];
+            shape.extend_from_slice(&out.shape);
+            parts.push(TensorType::new(out.dtype, shape));
+        }
+    }
+    Ok(Type::Tuple(parts))
+}
+
+fn same(a: &TensorType, b: &TensorType) -> Result<(), String> {
+    if a == b {
+        Ok(())
+    } else {
+        Err(format!("operands {a} and {b} differ"))
+    }
+}
+
+fn expect_dtype(x: &TensorType, d: DType) -> Result<(), String> {
+    if x.dtype == d {
+        Ok(())
+    } else {
+        Err(format!("expected {}, got {x}", d.name()))
+    }
+}
+
+fn expect_float(x: &TensorType) -> Result<(), String> {
+    if x.dtype.is_float() {
+        Ok(())
+    } else {
+        Err(format!("expected a float tensor, got {x}"))
+    }
+}
+
+fn expect_type(x: &TensorType, want: &TensorType, what: &str) -> Result<(), String> {
+    if x == want {
+        Ok(())
+    } else {
+        Err(format!("{what} must be {want}, got {x}"))
+    }
+}
+
+fn check_axes(axes: &[usize], rank: usize) -> Result<(), String> {
+    for (i, &a) in axes.iter().enumerate() {
+        if a >= rank || axes[..i].contains(&a) {
+            return Err(format!("axes {axes:?} invalid for rank {rank}"));
+        }
+    }
+    Ok(())
+}

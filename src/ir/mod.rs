@@ -1,0 +1,528 @@
+//! The graph IR: SSA values with a dtype and a concrete shape, computed by a closed set of
+//! primitives. Lowering builds graphs, differentiation extends them, the passes rewrite them and
+//! the backends execute them. Every node remembers the source line and layer instance that made it.
+//!
+//! Conventions that keep every later stage simple:
+//! - elementwise ops take operands of one identical shape: broadcasting is an explicit
+//!   `broadcast` node (so its gradient is an explicit sum);
+//! - reductions drop the reduced axes (lowering reshapes for `keep: true`);
+//! - `matmul` contracts `[..S, M, K] @ [..S, K, N]` with equal batch axes;
+//! - a `scan` is one node holding its body graph: a loop, never unrolled.
+
+mod infer;
+pub mod text;
+mod verify;
+
+pub use infer::infer;
+pub use verify::verify;
+
+use std::fmt;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DType {
+    F32,
+    F64,
+    I32,
+    Bool,
+}
+
+impl DType {
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::F64 => "f64",
+            DType::I32 => "i32",
+            DType::Bool => "bool",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<DType> {
+        Some(match s {
+            "f32" => DType::F32,
+            "f64" => DType::F64,
+            "i32" => DType::I32,
+            "bool" => DType::Bool,
+            _ => return None,
+        })
+    }
+
+    pub fn is_float(self) -> bool {
+        matches!(self, DType::F32 | DType::F64)
+    }
+}
+
+/// A tensor's dtype and concrete, row-major shape (`[]` is a scalar).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TensorType {
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+}
+
+impl TensorType {
+    pub fn new(dtype: DType, shape: Vec<usize>) -> TensorType {
+        TensorType { dtype, shape }
+    }
+
+    pub fn scalar(dtype: DType) -> TensorType {
+        TensorType::new(dtype, Vec::new())
+    }
+
+    pub fn rank(&self) -> usize {
+        self.shape.len()
+    }
+
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    pub fn with_dtype(&self, dtype: DType) -> TensorType {
+        TensorType::new(dtype, self.shape.clone())
+    }
+}
+
+impl fmt::Display for TensorType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.dtype.name())?;
+        let dims: Vec<String> = self.shape.iter().map(usize::to_string).collect();
+        write!(f, "[{}]", dims.join(", "))
+    }
+}
+
+/// A node's result: one tensor, or (for `scan`) several, taken apart with `get`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Type {
+    Tensor(TensorType),
+    Tuple(Vec<TensorType>),
+}
+
+impl Type {
+    pub fn tensor(&self) -> Option<&TensorType> {
+        match self {
+            Type::Tensor(t) => Some(t),
+            Type::Tuple(_) => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ValueId(pub u32);
+
+impl ValueId {
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl fmt::Display for ValueId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "%{}", self.0)
+    }
+}
+
+/// What a graph input stands for; the runtime feeds each role from a different place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// A batch of a data field (`x`, `y`).
+    Data,
+    /// A trainable parameter (`Mlp.dense_1.w`).
+    Param,
+    /// Layer state such as batch-norm running statistics.
+    State,
+    /// Optimizer state (`Mlp.dense_1.w.m`).
+    OptState,
+    /// A scalar of the training loop: `step` (1-based) or `epoch` (0-based).
+    Counter,
+    /// The random key `i32[2]`: the seed and a counter that changes every step.
+    Rng,
+    /// A value the caller provides to a graph that is spliced elsewhere (a gradient, a scan slice).
+    Arg,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Data => "data",
+            Role::Param => "param",
+            Role::State => "state",
+            Role::OptState => "opt_state",
+            Role::Counter => "counter",
+            Role::Rng => "rng",
+            Role::Arg => "arg",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Role> {
+        Some(match s {
+            "data" => Role::Data,
+            "param" => Role::Param,
+            "state" => Role::State,
+            "opt_state" => Role::OptState,
+            "counter" => Role::Counter,
+            "rng" => Role::Rng,
+            "arg" => Role::Arg,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CmpOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl CmpOp {
+    pub fn name(self) -> &'static str {
+        match self {
+            CmpOp::Eq => "eq",
+            CmpOp::Ne => "ne",
+            CmpOp::Lt => "lt",
+            CmpOp::Le => "le",
+            CmpOp::Gt => "gt",
+            CmpOp::Ge => "ge",
+        }
+    }
+
+    pub const ALL: [CmpOp; 6] = [
+        CmpOp::Eq,
+        CmpOp::Ne,
+        CmpOp::Lt,
+        CmpOp::Le,
+        CmpOp::Gt,
+        CmpOp::Ge,
+    ];
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dist {
+    Uniform,
+    Normal,
+}
+
+/// Window geometry shared by `unfold` and `fold` (square kernels over the last two axes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Window {
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+    pub dilation: usize,
+}
+
+impl Window {
+    /// The number of window positions along an axis of length `n`.
+    pub fn out_len(&self, n: usize) -> Option<usize> {
+        let span = self.dilation * (self.kernel - 1) + 1;
+        let padded = n + 2 * self.padding;
+        (padded >= span).then(|| (padded - span) / self.stride + 1)
+    }
+}
+
+/// The primitives. Attributes that fix the result's type (shapes, dtypes) live in the op, so a
+/// node's type always follows from its op and its operands (`infer`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    Input {
+        name: String,
+        role: Role,
+        ty: TensorType,
+    },
+    /// A tensor filled with one value.
+    Const {
+        value: f64,
+        ty: TensorType,
+    },
+    /// Each element's index along `axis`.
+    Iota {
+        axis: usize,
+        ty: TensorType,
+    },
+    /// Counter-based random numbers from the key operand `i32[2]`; `stream` tells apart the random
+    /// nodes of one graph, so each draws different numbers from the same key.
+    Rand {
+        dist: Dist,
+        stream: u32,
+        ty: TensorType,
+    },
+    Neg,
+    Exp,
+    Log,
+    Sqrt,
+    Sin,
+    Cos,
+    Not,
+    Cast {
+        to: DType,
+    },
+    /// The identity, through which no gradient flows.
+    Detach,
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Max,
+    Min,
+    Cmp(CmpOp),
+    And,
+    Or,
+    /// `select(cond, a, b)`: a where cond is true, else b.
+    Select,
+    Sum {
+        axes: Vec<usize>,
+    },
+    ReduceMax {
+        axes: Vec<usize>,
+    },
+    /// The index (i32) of the first maximum along `axis`, which is dropped.
+    Argmax {
+        axis: usize,
+    },
+    Reshape {
+        shape: Vec<usize>,
+    },
+    Permute {
+        perm: Vec<usize>,
+    },
+    /// Numpy broadcasting to `shape`: operand axes align right; each is 1 or equal.
+    Broadcast {
+        shape: Vec<usize>,
+    },
+    Slice {
+        axis: usize,
+        start: usize,
+        end: usize,
+    },
+    /// Zeros added before (`lo`) and after (`hi`) along `axis`.
+    Pad {
+        axis: usize,
+        lo: usize,
+        hi: usize,
+    },
+    Concat {
+        axis: usize,
+    },
+    MatMul,
+    /// im2col over the last two axes: `[B, C, H, W]` → `[B, C·k·k, OH·OW]`.
+    Unfold(Window),
+    /// col2im, the adjoint of `unfold`: `[B, C·k·k, OH·OW]` → `[B, C, H, W]`, overlaps summed.
+    Fold {
+        window: Window,
+        size: [usize; 2],
+    },
+    /// Rows of a table: `table[V, ..D]`, `ids i32[..S]` → `[..S, ..D]`.
+    Gather,
+    /// The adjoint of `gather`: `ids i32[..S]`, `updates [..S, ..D]` → `[rows, ..D]`, summed.
+    ScatterAdd {
+        rows: usize,
+    },
+    /// A loop over axis 0 of the sequences. Operands: `carries`, then `seqs`, then constants the
+    /// body reads. The body's inputs are the same list with each sequence replaced by one slice;
+    /// its outputs are the new carries, then the per-step outputs. The result is the final
+    /// carries, then each per-step output stacked along a new axis 0. `reverse` runs the steps
+    /// from last to first (the backward pass of a scan).
+    Scan {
+        body: Box<Graph>,
+        carries: usize,
+        seqs: usize,
+        reverse: bool,
+    },
+    /// Element `index` of a tuple result.
+    Get {
+        index: usize,
+    },
+}
+
+impl Op {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Input { .. } => "input",
+            Op::Const { .. } => "const",
+            Op::Iota { .. } => "iota",
+            Op::Rand {
+                dist: Dist::Uniform,
+                ..
+            } => "rand_uniform",
+            Op::Rand {
+                dist: Dist::Normal, ..
+            } => "rand_normal",
+            Op::Neg => "neg",
+            Op::Exp => "exp",
+            Op::Log => "log",
+            Op::Sqrt => "sqrt",
+            Op::Sin => "sin",
+            Op::Cos => "cos",
+            Op::Not => "not",
+            Op::Cast { .. } => "cast",
+            Op::Detach => "detach",
+            Op::Add => "add",
+            Op::Sub => "sub",
+            Op::Mul => "mul",
+            Op::Div => "div",
+            Op::Max => "max",
+            Op::Min => "min",
+            Op::Cmp(c) => c.name(),
+            Op::And => "and",
+            Op::Or => "or",
+            Op::Select => "select",
+            Op::Sum { .. } => "sum",
+            Op::ReduceMax { .. } => "reduce_max",
+            Op::Argmax { .. } => "argmax",
+            Op::Reshape { .. } => "reshape",
+            Op::Permute { .. } => "permute",
+            Op::Broadcast { .. } => "broadcast",
+            Op::Slice { .. } => "slice",
+            Op::Pad { .. } => "pad",
+            Op::Concat { .. } => "concat",
+            Op::MatMul => "matmul",
+            Op::Unfold(_) => "unfold",
+            Op::Fold { .. } => "fold",
+            Op::Gather => "gather",
+            Op::ScatterAdd { .. } => "scatter_add",
+            Op::Scan { .. } => "scan",
+            Op::Get { .. } => "get",
+        }
+    }
+
+    /// Elementwise ops of one operand whose result has the operand's type.
+    pub fn is_unary_elementwise(&self) -> bool {
+        matches!(
+            self,
+            Op::Neg | Op::Exp | Op::Log | Op::Sqrt | Op::Sin | Op::Cos | Op::Not | Op::Detach
+        )
+    }
+
+    /// Elementwise ops of two same-shaped operands.
+    pub fn is_binary_elementwise(&self) -> bool {
+        matches!(
+            self,
+            Op::Add
+                | Op::Sub
+                | Op::Mul
+                | Op::Div
+                | Op::Max
+                | Op::Min
+                | Op::Cmp(_)
+                | Op::And
+                | Op::Or
+        )
+    }
+}
+
+/// Where a node came from: the layer instance (`Mlp.dense_1`) and the source position.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Loc {
+    pub scope: Arc<str>,
+    pub file: Arc<str>,
+    pub line: u32,
+    pub col: u32,
+}
+
+impl Loc {
+    pub fn is_known(&self) -> bool {
+        self.line > 0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub op: Op,
+    pub args: Vec<ValueId>,
+    pub ty: Type,
+    pub loc: Loc,
+}
+
+/// A graph: nodes in topological order (a node's operands come before it), named outputs.
+/// Inputs are `input` nodes. Node `i` defines value `%i`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Graph {
+    pub name: String,
+    pub nodes: Vec<Node>,
+    pub outputs: Vec<(String, ValueId)>,
+}
+
+impl Graph {
+    pub fn new(name: impl Into<String>) -> Graph {
+        Graph {
+            name: name.into(),
+            ..Graph::default()
+        }
+    }
+
+    pub fn node(&self, v: ValueId) -> &Node {
+        &self.nodes[v.index()]
+    }
+
+    /// The tensor type of a value (panics on a tuple, which only `get` may use).
+    pub fn ty(&self, v: ValueId) -> &TensorType {
+        match &self.node(v).ty {
+            Type::Tensor(t) => t,
+            Type::Tuple(_) => panic!("{v} is a tuple; take its parts with `get`"),
+        }
+    }
+
+    /// Adds a node after checking its operands; the error says what is wrong, for the verifier
+    /// and for stages that build graphs from checked programs (where it is an internal error).
+    pub fn try_add(&mut self, op: Op, args: Vec<ValueId>, loc: Loc) -> Result<ValueId, String> {
+        let types = args
+            .iter()
+            .map(|a| {
+                self.nodes
+                    .get(a.index())
+                    .map(|n| &n.ty)
+                    .ok_or_else(|| format!("operand {a} is not defined"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let ty = infer(&op, &types)?;
+        self.nodes.push(Node { op, args, ty, loc });
+        Ok(ValueId(self.nodes.len() as u32 - 1))
+    }
+
+    /// Adds a node that the caller built from well-typed operands.
+    pub fn add(&mut self, op: Op, args: Vec<ValueId>, loc: Loc) -> ValueId {
+        let name = op.name();
+        match self.try_add(op, args, loc) {
+            Ok(v) => v,
+            Err(e) => panic!("internal error: ill-typed `{name}` node: {e}"),
+        }
+    }
+
+    pub fn input(&mut self, name: impl Into<String>, role: Role, ty: TensorType) -> ValueId {
+        let op = Op::Input {
+            name: name.into(),
+            role,
+            ty,
+        };
+        self.add(op, Vec::new(), Loc::default())
+    }
+
+    /// Every input node: its value, name and role, in order.
+    pub fn inputs(&self) -> impl Iterator<Item = (ValueId, &str, Role)> {
+        self.nodes.iter().enumerate().filter_map(|(i, n)| match &n.op {
+            Op::Input { name, role, .. } => Some((ValueId(i as u32), name.as_str(), *role)),
+            _ => None,
+        })
+    }
+
+    pub fn find_input(&self, name: &str) -> Option<ValueId> {
+        self.inputs().find(|(_, n, _)| *n == name).map(|(v, _, _)| v)
+    }
+
+    pub fn output(&self, name: &str) -> Option<ValueId> {
+        self.outputs.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+    }
+
+    /// The number of nodes, counting scan bodies.
+    pub fn size(&self) -> usize {
+        self.nodes
+            .iter()
+            .map(|n| match &n.op {
+                Op::Scan { body, .. } => 1 + body.size(),
+                _ => 1,
+            })
+            .sum()
+    }
+}

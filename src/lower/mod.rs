@@ -1,0 +1,1 @@
+//! Lowering: a checked program becomes graphs of primitives.
