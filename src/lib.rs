@@ -4,13 +4,13 @@
 //! through a `resolve::Loader` (`fs::DiskLoader` reads the disk).
 
 pub mod check;
-pub mod ir;
-pub mod lower;
-pub mod opt;
 pub mod diag;
 pub mod fs;
 pub mod grad;
 pub mod interp;
+pub mod ir;
+pub mod lower;
+pub mod opt;
 pub mod prim;
 pub mod resolve;
 pub mod source;
@@ -36,15 +36,59 @@ impl CheckOutput {
 
 /// Parses, resolves and checks the program whose root file is `name` with contents `text`.
 pub fn check_source(name: &str, text: &str, loader: &dyn resolve::Loader) -> CheckOutput {
+    check_program(name, text, loader).0
+}
+
+fn check_program(
+    name: &str,
+    text: &str,
+    loader: &dyn resolve::Loader,
+) -> (CheckOutput, resolve::Program) {
     let mut sources = SourceMap::new();
     let root = sources.add(name, text, false);
     let (program, mut diagnostics) = resolve::resolve(&mut sources, root, loader);
     let (checked, check_diags) = check::check(&program, &sources);
     diagnostics.extend(check_diags);
     diag::sort_and_dedup(&mut diagnostics);
-    CheckOutput {
+    let out = CheckOutput {
         sources,
         summaries: checked.summaries,
         diagnostics,
+    };
+    (out, program)
+}
+
+/// Checks, then lowers the program's `train` block to graphs. `lowered` is None when there are
+/// errors (all of them are in `check.diagnostics`).
+pub struct LowerOutput {
+    pub check: CheckOutput,
+    pub lowered: Option<lower::Lowered>,
+}
+
+pub fn lower_source(
+    name: &str,
+    text: &str,
+    loader: &dyn resolve::Loader,
+    opts: &lower::Options,
+) -> LowerOutput {
+    let (mut check, program) = check_program(name, text, loader);
+    if check.has_errors() {
+        return LowerOutput {
+            check,
+            lowered: None,
+        };
+    }
+    match lower::lower(&program, &check.sources, opts) {
+        Ok(l) => LowerOutput {
+            check,
+            lowered: Some(l),
+        },
+        Err(d) => {
+            check.diagnostics.push(d);
+            LowerOutput {
+                check,
+                lowered: None,
+            }
+        }
     }
 }

@@ -38,6 +38,33 @@ enum Command {
     },
     /// Explain an error code at length, e.g. `nnlc explain E0201`
     Explain { code: String },
+    /// Print the graph IR a file compiles to
+    Ir {
+        file: String,
+        /// Which graph: the forward pass (`ir`), the training step with its backward pass and
+        /// updates (`grad`), that step optimized (`opt`), parameter initialization (`init`),
+        /// evaluation (`eval`)
+        #[arg(long, value_enum, default_value = "ir")]
+        stage: Stage,
+        /// The phase, for training blocks with phases (default: the first)
+        #[arg(long)]
+        phase: Option<String>,
+        /// The batch size that fixes `B` (default: the train block's `batch`)
+        #[arg(long)]
+        batch: Option<usize>,
+        /// Print node counts instead of the graph
+        #[arg(long)]
+        stats: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Stage {
+    Ir,
+    Grad,
+    Opt,
+    Init,
+    Eval,
 }
 
 fn main() -> ExitCode {
@@ -48,6 +75,13 @@ fn main() -> ExitCode {
             summary,
             format,
         } => check(&files, summary, format),
+        Command::Ir {
+            file,
+            stage,
+            phase,
+            batch,
+            stats,
+        } => ir(&file, stage, phase.as_deref(), batch, stats),
         Command::Explain { code } => match diag::explain(&code.to_uppercase()) {
             Some(text) => {
                 println!("{text}");
@@ -90,4 +124,67 @@ fn check(files: &[String], summary: bool, format: Format) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// Reads, checks and lowers a file, printing diagnostics; None when it does not compile.
+fn lower_file(path: &str, batch: Option<usize>) -> Option<nnl::lower::Lowered> {
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: cannot read `{path}`: {e}");
+            return None;
+        }
+    };
+    let opts = nnl::lower::Options {
+        batch,
+        ..Default::default()
+    };
+    let out = nnl::lower_source(path, &text, &nnl::fs::DiskLoader, &opts);
+    eprint!(
+        "{}",
+        diag::render(&out.check.sources, &out.check.diagnostics, color)
+    );
+    out.lowered
+}
+
+fn ir(
+    path: &str,
+    stage: Stage,
+    phase: Option<&str>,
+    batch: Option<usize>,
+    stats: bool,
+) -> ExitCode {
+    let Some(lowered) = lower_file(path, batch) else {
+        return ExitCode::FAILURE;
+    };
+    let phase = match phase {
+        Some(name) => match lowered.phases.iter().find(|p| p.name == name) {
+            Some(p) => p,
+            None => {
+                let names: Vec<&str> = lowered.phases.iter().map(|p| p.name.as_str()).collect();
+                eprintln!(
+                    "error: no phase `{name}`; the phases are {}",
+                    names.join(", ")
+                );
+                return ExitCode::FAILURE;
+            }
+        },
+        None => &lowered.phases[0],
+    };
+    let graph = match stage {
+        Stage::Ir => phase.forward.clone(),
+        Stage::Init => lowered.init.clone(),
+        Stage::Eval => lowered.eval.clone(),
+        Stage::Grad | Stage::Opt => {
+            eprintln!("error: this stage is not available yet");
+            return ExitCode::FAILURE;
+        }
+    };
+    if stats {
+        println!("{}: {} nodes", graph.name, graph.size());
+    } else {
+        print!("{}", nnl::ir::text::print(&graph));
+    }
+    ExitCode::SUCCESS
 }

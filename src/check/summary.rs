@@ -40,7 +40,7 @@ impl TraceNode {
     }
 }
 
-fn snake_case(s: &str) -> String {
+pub fn snake_case(s: &str) -> String {
     let mut out = String::new();
     let chars: Vec<char> = s.chars().collect();
     for (i, c) in chars.iter().enumerate() {

@@ -1,1 +1,415 @@
-//! Lowering: a checked program becomes graphs of primitives.
+//! Lowering: a checked program becomes graphs of primitives for one batch size.
+//!
+//! The lowerer evaluates the AST with concrete values: dimension symbols and attributes are
+//! numbers, `if training` picks a branch, layers and functions are inlined, and every tensor
+//! operation becomes IR nodes. Parameters, layer state and data fields become graph inputs named
+//! by their place in the model (`Mlp.dense_1.w`); their initializers go to a separate `init`
+//! graph driven by the random key.
+//!
+//! What comes out (`Lowered`):
+//! - `init`: key → the initial value of every parameter, state and optimizer state;
+//! - one forward graph per phase (training mode): data, params, state → loss, metrics, new state;
+//! - one update graph per phase and parameter: the optimizer's `.nnl` code for that parameter;
+//! - `eval`: the forward graph in evaluation mode (outputs, loss, metrics).
+//!
+//! The program has passed the checker, so a failure here is an internal limit, reported as E0400
+//! at the construct that could not be lowered.
+
+mod builtins;
+mod emit;
+mod eval;
+mod train;
+
+use crate::diag::Diagnostic;
+use crate::ir::{DType, Graph, Loc, Role, TensorType, ValueId};
+use crate::resolve::{ItemRef, Program};
+use crate::source::{SourceMap, Span};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+/// How to lower: the batch size (which fixes `B`) and the float dtype (`f64` for gradient checks).
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub batch: Option<usize>,
+    pub float: DType,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            batch: None,
+            float: DType::F32,
+        }
+    }
+}
+
+/// The settings of a train block the runtime needs, evaluated.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrainConfig {
+    pub batch: usize,
+    pub epochs: Option<usize>,
+    pub seed: Option<u64>,
+    pub clip_grad_norm: Option<f64>,
+    pub metrics: Vec<String>,
+}
+
+/// The optimizer code for one parameter: inputs are the parameter (`Role::Param`, named like
+/// it), its gradient (`Role::Arg`, named `grad`), `step` and `epoch` (`Role::Counter`) and the
+/// optimizer state (`Role::OptState`); outputs are the new parameter and state, named like the
+/// inputs they replace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamUpdate {
+    pub param: String,
+    pub graph: Graph,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Phase {
+    pub name: String,
+    /// Training mode. Outputs: `loss`, each metric, and each updated layer state (named like it).
+    pub forward: Graph,
+    pub updates: Vec<ParamUpdate>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lowered {
+    pub train: String,
+    pub config: TrainConfig,
+    /// The random key (`rng`) → every parameter, state and optimizer state, named like them.
+    pub init: Graph,
+    pub phases: Vec<Phase>,
+    /// Evaluation mode: `out` (with one model), `loss` (or `loss.<phase>`), the metrics.
+    pub eval: Graph,
+    pub params: Vec<(String, TensorType)>,
+    pub states: Vec<(String, TensorType)>,
+    /// The data fields, batched: `x: f32[64, 784]`.
+    pub fields: Vec<(String, TensorType)>,
+}
+
+/// A lowering failure: an internal limit met at a source location.
+pub(crate) struct LowerError {
+    pub message: String,
+    pub span: Option<Span>,
+}
+
+impl LowerError {
+    pub fn new(message: impl Into<String>, span: Span) -> LowerError {
+        LowerError {
+            message: message.into(),
+            span: Some(span),
+        }
+    }
+
+    pub fn into_diagnostic(self) -> Diagnostic {
+        let d = Diagnostic::error("E0400", format!("cannot compile this: {}", self.message))
+            .with_note("the program passed the checks; this is a limit of the compiler");
+        match self.span {
+            Some(s) => d.with_primary(s, "here"),
+            None => d,
+        }
+    }
+}
+
+pub(crate) type Res<T> = Result<T, LowerError>;
+
+/// A tensor in one of the graphs being built: scan bodies nest, `level` says which.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Tv {
+    pub level: usize,
+    pub id: ValueId,
+}
+
+/// What an expression evaluates to while lowering.
+#[derive(Debug, Clone)]
+pub(crate) enum Val {
+    Tensor(Tv),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    /// A string (file names, modes): lowering only passes them around.
+    Str,
+    Dtype(DType),
+    Tuple(Vec<Val>),
+    List(Vec<Val>),
+    Closure(Rc<Closure>),
+    Def(ItemRef),
+    Builtin(crate::prim::Builtin),
+    Layer(Rc<LayerVal>),
+    /// An initializer with its arguments: `glorot_uniform`, `uniform(0.05)`.
+    Init(&'static str, Vec<f64>),
+    /// An optimizer, schedule or constraint with its arguments bound.
+    Rule(ItemRef, Vec<(String, Val)>),
+    /// `params(Model)`: the names of a model's parameters.
+    Params(Vec<String>),
+    Unit,
+}
+
+#[derive(Debug)]
+pub(crate) struct Closure {
+    pub params: Vec<crate::syntax::ast::Pattern>,
+    pub body: crate::syntax::ast::Expr,
+    pub env: Env,
+}
+
+/// A layer with its attributes bound. Applying the same one twice shares its parameters.
+#[derive(Debug)]
+pub(crate) struct LayerVal {
+    pub id: u32,
+    pub def: ItemRef,
+    pub attrs: Vec<(String, Val)>,
+}
+
+/// Names in scope, innermost last, with the module whose items are visible.
+#[derive(Debug, Clone)]
+pub(crate) struct Env {
+    pub module: usize,
+    pub vars: Vec<(String, Val)>,
+    /// `state` names declared in scope and the full names they update.
+    pub states: Vec<(String, String)>,
+}
+
+impl Env {
+    pub fn new(module: usize) -> Env {
+        Env {
+            module,
+            vars: Vec::new(),
+            states: Vec::new(),
+        }
+    }
+
+    pub fn bind(&mut self, name: &str, v: Val) {
+        self.vars.push((name.to_string(), v));
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Val> {
+        self.vars
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v)
+    }
+}
+
+/// A graph under construction; scan bodies get their own, with the outer values they read.
+struct GraphCtx {
+    g: Graph,
+    /// Outer value → the body input standing for it.
+    captured: HashMap<ValueId, ValueId>,
+    /// In capture order: the outer values a scan must pass as constants.
+    captures: Vec<ValueId>,
+}
+
+/// A level of the layer-instance tree: `Mlp.dense_1` and how many of each kind it holds.
+struct Scope {
+    path: String,
+    counters: HashMap<String, usize>,
+}
+
+/// Where parameters and state live while a program is lowered.
+#[derive(Default)]
+struct Variables {
+    params: Vec<(String, TensorType)>,
+    states: Vec<(String, TensorType)>,
+    values: HashMap<String, ValueId>,
+    /// The latest value assigned to each state in this graph.
+    state_updates: Vec<(String, Tv)>,
+}
+
+pub(crate) struct Lowerer<'p> {
+    program: &'p Program,
+    sources: &'p SourceMap,
+    float: DType,
+    training: bool,
+    graphs: Vec<GraphCtx>,
+    init: Graph,
+    init_rng: Option<ValueId>,
+    rng: Option<ValueId>,
+    vars: Variables,
+    scopes: Vec<Scope>,
+    instance_paths: HashMap<u32, String>,
+    next_instance: u32,
+    next_stream: u32,
+    loc: Loc,
+    /// Definitions being inlined, to stop runaway recursion with an error instead of a crash.
+    depth: usize,
+    /// In an optimizer or constraint body: the parameter it updates.
+    rule_param: Option<String>,
+    /// What optimizer, schedule and constraint bodies see: `p`, `g`, `step`, `epoch`.
+    rule_env: Vec<(String, Val)>,
+    /// One slot per scan body being lowered, for its `yield`.
+    yields: Vec<Option<Vec<Val>>>,
+}
+
+impl<'p> Lowerer<'p> {
+    fn new(program: &'p Program, sources: &'p SourceMap, float: DType) -> Lowerer<'p> {
+        Lowerer {
+            program,
+            sources,
+            float,
+            training: true,
+            graphs: Vec::new(),
+            init: Graph::new("init"),
+            init_rng: None,
+            rng: None,
+            vars: Variables::default(),
+            scopes: Vec::new(),
+            instance_paths: HashMap::new(),
+            next_instance: 0,
+            next_stream: 0,
+            loc: Loc::default(),
+            depth: 0,
+            rule_param: None,
+            rule_env: Vec::new(),
+            yields: Vec::new(),
+        }
+    }
+
+    /// Starts a new top-level graph; parameters seen so far are forgotten by it (their inputs
+    /// are created again on first use).
+    fn begin_graph(&mut self, name: &str, training: bool) {
+        self.graphs = vec![GraphCtx {
+            g: Graph::new(name),
+            captured: HashMap::new(),
+            captures: Vec::new(),
+        }];
+        self.training = training;
+        self.rng = None;
+        self.loc = Loc::default();
+        self.vars.values.clear();
+        self.vars.state_updates.clear();
+        self.next_stream = 0;
+    }
+
+    fn finish_graph(&mut self) -> Graph {
+        let ctx = self.graphs.pop().expect("a graph is being built");
+        debug_assert!(self.graphs.is_empty());
+        ctx.g
+    }
+
+    fn level(&self) -> usize {
+        self.graphs.len() - 1
+    }
+
+    fn g(&mut self) -> &mut Graph {
+        &mut self.graphs.last_mut().expect("a graph is being built").g
+    }
+
+    /// Points new nodes at `span` — unless it lies in the standard library: a user reads
+    /// `relu` at their own line, not at the line of `std/ops.nnl` that implements it.
+    fn at(&mut self, span: Span) {
+        if self.sources.file(span.file).is_std && self.loc.is_known() {
+            return;
+        }
+        let file = self.sources.file(span.file);
+        let (line, col) = self.sources.line_col(span.file, span.start as usize);
+        self.loc.file = Arc::from(file.name.as_str());
+        self.loc.line = line as u32;
+        self.loc.col = col as u32;
+    }
+
+    fn set_scope_loc(&mut self) {
+        let path = self.scopes.last().map_or("", |s| s.path.as_str());
+        if &*self.loc.scope != path {
+            self.loc.scope = Arc::from(path);
+        }
+    }
+
+    /// The value `t` usable in the innermost graph, capturing it into scan bodies as needed.
+    fn use_tv(&mut self, t: Tv) -> ValueId {
+        let top = self.level();
+        if t.level == top {
+            return t.id;
+        }
+        assert!(t.level < top, "a value from an inner graph escaped");
+        let outer = self.use_tv_at(t, top - 1);
+        let ctx = &mut self.graphs[top];
+        if let Some(&v) = ctx.captured.get(&outer) {
+            return v;
+        }
+        let ty = self.graphs[top - 1].g.ty(outer).clone();
+        let ctx = &mut self.graphs[top];
+        let name = format!("capture.{}", ctx.captures.len());
+        let v = ctx.g.input(name, Role::Arg, ty);
+        ctx.captured.insert(outer, v);
+        ctx.captures.push(outer);
+        v
+    }
+
+    fn use_tv_at(&mut self, t: Tv, level: usize) -> ValueId {
+        let saved: Vec<GraphCtx> = self.graphs.drain(level + 1..).collect();
+        let v = self.use_tv(t);
+        self.graphs.extend(saved);
+        v
+    }
+
+    fn tv(&self, id: ValueId) -> Tv {
+        Tv {
+            level: self.level(),
+            id,
+        }
+    }
+
+    /// The random key input of the top-level graph.
+    fn rng_key(&mut self) -> Tv {
+        let id = match self.rng {
+            Some(v) => v,
+            None => {
+                let v =
+                    self.graphs[0]
+                        .g
+                        .input("rng", Role::Rng, TensorType::new(DType::I32, vec![2]));
+                self.rng = Some(v);
+                v
+            }
+        };
+        Tv { level: 0, id }
+    }
+
+    fn instance_path(&mut self, layer: &LayerVal) -> String {
+        if let Some(p) = self.instance_paths.get(&layer.id) {
+            return p.clone();
+        }
+        let name = self.def_name(layer.def);
+        let scope = self.scopes.last_mut();
+        let path = match scope {
+            Some(s) => {
+                let n = s.counters.entry(name.clone()).or_insert(0);
+                *n += 1;
+                let child = format!("{}_{n}", crate::check::snake_case(&name));
+                if s.path.is_empty() {
+                    child
+                } else {
+                    format!("{}.{child}", s.path)
+                }
+            }
+            None => name,
+        };
+        self.instance_paths.insert(layer.id, path.clone());
+        path
+    }
+
+    fn def_name(&self, r: ItemRef) -> String {
+        self.program
+            .def(r)
+            .map_or_else(String::new, |d| d.name.name.clone())
+    }
+
+    fn new_layer(&mut self, def: ItemRef, attrs: Vec<(String, Val)>) -> Rc<LayerVal> {
+        self.next_instance += 1;
+        Rc::new(LayerVal {
+            id: self.next_instance,
+            def,
+            attrs,
+        })
+    }
+}
+
+/// Lowers the first `train` block of the root module.
+pub fn lower(
+    program: &Program,
+    sources: &SourceMap,
+    opts: &Options,
+) -> Result<Lowered, Diagnostic> {
+    train::lower_train(program, sources, opts).map_err(LowerError::into_diagnostic)
+}

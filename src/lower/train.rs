@@ -1,0 +1,601 @@
+//! Lowering a `train` block: the data fields become inputs, the models are applied, the loss
+//! and metrics become outputs, and each phase's optimizer becomes one update graph per parameter.
+
+use super::eval::ArgV;
+use super::{
+    Env, LowerError, Lowered, Lowerer, Options, ParamUpdate, Phase, Res, TrainConfig, Tv, Val,
+};
+use crate::ir::{Graph, Role, TensorType};
+use crate::resolve::{ItemRef, Program};
+use crate::source::{SourceMap, Span};
+use crate::syntax::ast::*;
+use std::rc::Rc;
+
+/// One phase as written: its name and statements (the whole block when there are no phases).
+struct PhaseSrc<'a> {
+    name: String,
+    stmts: Vec<&'a TrainStmt>,
+}
+
+pub(crate) fn lower_train(program: &Program, sources: &SourceMap, opts: &Options) -> Res<Lowered> {
+    let root = &program.modules[program.root];
+    let module = program.root;
+    let t = root
+        .ast
+        .items
+        .iter()
+        .find_map(|i| match i {
+            Item::Train(t) => Some(t),
+            _ => None,
+        })
+        .ok_or(LowerError {
+            message: "the file has no `train` block".into(),
+            span: None,
+        })?;
+    let mut l = Lowerer::new(program, sources, opts.float);
+    let config = l.config(t, module, opts)?;
+    let fields = l.fields(t, module, config.batch)?;
+    let models: Vec<ItemRef> = t
+        .models
+        .iter()
+        .filter_map(|m| program.lookup(module, &m.name))
+        .collect();
+    let model_layers: Vec<(String, Val)> = models
+        .iter()
+        .map(|&r| (l.def_name(r), Val::Layer(l.new_layer(r, Vec::new()))))
+        .collect();
+    let model_layers = l.with_default_attrs(model_layers, t.span)?;
+
+    let shared: Vec<&TrainStmt> = t
+        .stmts
+        .iter()
+        .filter(|s| !matches!(s, TrainStmt::Phase { .. }))
+        .collect();
+    let mut phases_src: Vec<PhaseSrc> = t
+        .stmts
+        .iter()
+        .filter_map(|s| match s {
+            TrainStmt::Phase { name, stmts, .. } => Some(PhaseSrc {
+                name: name.name.clone(),
+                stmts: shared.iter().copied().chain(stmts.iter()).collect(),
+            }),
+            _ => None,
+        })
+        .collect();
+    if phases_src.is_empty() {
+        phases_src.push(PhaseSrc {
+            name: "train".into(),
+            stmts: shared.clone(),
+        });
+    }
+    let ctx = BlockCtx {
+        module,
+        fields: &fields,
+        models: &model_layers,
+        config: &config,
+        span: t.span,
+    };
+
+    let mut phases = Vec::new();
+    for p in &phases_src {
+        let graph_name = format!("forward.{}", p.name);
+        let (forward, rules) = l.forward(&ctx, &graph_name, &p.stmts, true, "loss")?;
+        let mut updates = Vec::new();
+        for rule in &rules.updates {
+            for (param, ty) in l.params_of(&rule.targets, &forward) {
+                let constraints: Vec<&Val> = rules
+                    .constraints
+                    .iter()
+                    .filter(|c| c.targets.iter().any(|t| owns(t, &param)))
+                    .map(|c| &c.rule)
+                    .collect();
+                let graph = l.update(&param, ty, &rule.rule, &constraints, rule.span)?;
+                updates.push(ParamUpdate { param, graph });
+            }
+        }
+        phases.push(Phase {
+            name: p.name.clone(),
+            forward,
+            updates,
+        });
+    }
+    // Evaluation: the shared statements once, then each phase's loss under its own name.
+    let eval = if phases_src.len() == 1 {
+        l.forward(&ctx, "eval", &phases_src[0].stmts, false, "loss")?
+            .0
+    } else {
+        l.eval_phases(&ctx, &phases_src)?
+    };
+    Ok(Lowered {
+        train: t
+            .models
+            .iter()
+            .map(|m| m.name.clone())
+            .collect::<Vec<_>>()
+            .join(", "),
+        config,
+        init: std::mem::take(&mut l.init),
+        phases,
+        eval,
+        params: l.vars.params.clone(),
+        states: l.vars.states.clone(),
+        fields,
+    })
+}
+
+fn owns(target: &str, param: &str) -> bool {
+    param == target || param.starts_with(&format!("{target}."))
+}
+
+struct BlockCtx<'a> {
+    module: usize,
+    fields: &'a [(String, TensorType)],
+    models: &'a [(String, Val)],
+    config: &'a TrainConfig,
+    span: Span,
+}
+
+/// A rule applied to the parameters under some targets (model or instance paths).
+struct Applied {
+    targets: Vec<String>,
+    rule: Val,
+    span: Span,
+}
+
+#[derive(Default)]
+struct Rules {
+    updates: Vec<Applied>,
+    constraints: Vec<Applied>,
+}
+
+impl Lowerer<'_> {
+    fn config(&mut self, t: &TrainDecl, module: usize, opts: &Options) -> Res<TrainConfig> {
+        let mut c = TrainConfig::default();
+        let mut env = Env::new(module);
+        for s in &t.stmts {
+            let TrainStmt::Setting(set) = s else { continue };
+            let first = match &set.value {
+                SettingValue::Values(v) => v.first(),
+                SettingValue::Assign(e) => Some(e),
+                SettingValue::Call(..) => None,
+            };
+            let num = |l: &mut Self, env: &mut Env| -> Res<Option<f64>> {
+                match first {
+                    Some(e) => Ok(super::builtins::number(&l.expr(env, e)?)),
+                    None => Ok(None),
+                }
+            };
+            match set.name.name.as_str() {
+                "batch" => c.batch = num(self, &mut env)?.unwrap_or(32.0) as usize,
+                "epochs" => c.epochs = num(self, &mut env)?.map(|x| x as usize),
+                "seed" => c.seed = num(self, &mut env)?.map(|x| x as u64),
+                "clip_grad_norm" => c.clip_grad_norm = num(self, &mut env)?,
+                "metrics" => {
+                    if let SettingValue::Values(vs) = &set.value {
+                        c.metrics = vs.iter().filter_map(metric_name).collect();
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some(b) = opts.batch {
+            c.batch = b;
+        }
+        if c.batch == 0 {
+            c.batch = 32;
+        }
+        Ok(c)
+    }
+
+    /// The data block's fields with the batch axis in front.
+    fn fields(
+        &mut self,
+        t: &TrainDecl,
+        module: usize,
+        batch: usize,
+    ) -> Res<Vec<(String, TensorType)>> {
+        let data = self
+            .program
+            .lookup(module, &t.data.name)
+            .map(|r| self.program.item(r));
+        let Some(Item::Data(d)) = data else {
+            return Err(LowerError::new("not a data block", t.data.span));
+        };
+        let mut out = Vec::new();
+        let mut env = Env::new(module);
+        for s in &d.stmts {
+            if let DataStmt::Field { name, ty, .. } = s {
+                let mut tt = self.tensor_type(&mut env, ty)?;
+                tt.shape.insert(0, batch);
+                out.push((name.name.clone(), tt));
+            }
+        }
+        Ok(out)
+    }
+
+    fn with_default_attrs(
+        &mut self,
+        models: Vec<(String, Val)>,
+        span: Span,
+    ) -> Res<Vec<(String, Val)>> {
+        models
+            .into_iter()
+            .map(|(name, v)| {
+                let Val::Layer(l) = v else {
+                    return Ok((name, v));
+                };
+                let def = self.program.def(l.def).expect("models are defs");
+                let env =
+                    self.bind_params(l.def, &def.attrs, Vec::new(), Env::new(l.def.module), span)?;
+                let layer = Rc::new(super::LayerVal {
+                    id: l.id,
+                    def: l.def,
+                    attrs: env.vars,
+                });
+                Ok((name, Val::Layer(layer)))
+            })
+            .collect()
+    }
+
+    /// One forward graph: the statements of a phase (or of the whole block) in training or
+    /// evaluation mode. Returns the graph and the optimizer/constraint rules it names.
+    fn forward(
+        &mut self,
+        ctx: &BlockCtx,
+        name: &str,
+        stmts: &[&TrainStmt],
+        training: bool,
+        loss_name: &str,
+    ) -> Res<(Graph, Rules)> {
+        self.begin_graph(name, training);
+        let mut env = self.block_env(ctx);
+        let mut rules = Rules::default();
+        let mut loss = None;
+        for s in stmts {
+            self.train_stmt(&mut env, s, &mut rules, &mut loss, ctx)?;
+        }
+        let loss = loss.ok_or(LowerError {
+            message: "this training block has no loss".into(),
+            span: Some(ctx.span),
+        })?;
+        self.output(loss_name, loss);
+        self.metrics(&mut env, ctx, stmts)?;
+        if training {
+            let updates = std::mem::take(&mut self.vars.state_updates);
+            for (state, t) in updates {
+                let id = self.use_tv(t);
+                let g = self.g();
+                g.outputs.retain(|(n, _)| *n != state);
+                g.outputs.push((state, id));
+            }
+        }
+        Ok((self.finish_graph(), rules))
+    }
+
+    fn eval_phases(&mut self, ctx: &BlockCtx, phases: &[PhaseSrc]) -> Res<Graph> {
+        self.begin_graph("eval", false);
+        for p in phases {
+            let mut env = self.block_env(ctx);
+            let mut loss = None;
+            for s in &p.stmts {
+                self.train_stmt(&mut env, s, &mut Rules::default(), &mut loss, ctx)?;
+            }
+            if let Some(l) = loss {
+                self.output(&format!("loss.{}", p.name), l);
+            }
+        }
+        Ok(self.finish_graph())
+    }
+
+    /// The train block's scope: `B`, the data fields, the models, and `out` with one model.
+    fn block_env(&mut self, ctx: &BlockCtx) -> Env {
+        let mut env = Env::new(ctx.module);
+        env.bind("B", Val::Int(ctx.config.batch as i64));
+        for (name, ty) in ctx.fields {
+            let id = self.g().input(name.clone(), Role::Data, ty.clone());
+            let tv = self.tv(id);
+            env.bind(name, Val::Tensor(tv));
+        }
+        for (name, v) in ctx.models {
+            env.bind(name, v.clone());
+        }
+        env
+    }
+
+    fn output(&mut self, name: &str, t: Tv) {
+        let id = self.use_tv(t);
+        let g = self.g();
+        g.outputs.retain(|(n, _)| n != name);
+        g.outputs.push((name.to_string(), id));
+    }
+
+    /// `out`: the single model applied to the fields named like its inputs.
+    fn model_out(&mut self, env: &mut Env, ctx: &BlockCtx) -> Res<Option<Val>> {
+        let [(_, Val::Layer(layer))] = ctx.models else {
+            return Ok(None);
+        };
+        if let Some(v) = env.get("out") {
+            return Ok(Some(v.clone()));
+        }
+        let def = self.program.def(layer.def).expect("models are defs");
+        let mut args = Vec::new();
+        for p in &def.params {
+            let Some(v) = env.get(&p.name.name) else {
+                return Ok(None);
+            };
+            args.push(ArgV {
+                name: None,
+                val: v.clone(),
+                span: def.name.span,
+            });
+        }
+        self.at(def.name.span);
+        let out = self.call(Val::Layer(layer.clone()), args, def.name.span)?;
+        if let Val::Tensor(t) = &out {
+            self.output("out", *t);
+        }
+        env.bind("out", out.clone());
+        Ok(Some(out))
+    }
+
+    fn train_stmt(
+        &mut self,
+        env: &mut Env,
+        s: &TrainStmt,
+        rules: &mut Rules,
+        loss: &mut Option<Tv>,
+        ctx: &BlockCtx,
+    ) -> Res<()> {
+        if env.get("out").is_none() {
+            self.model_out(env, ctx)?;
+        }
+        match s {
+            TrainStmt::Let(stmt) => {
+                let StmtKind::Let { pats, value } = &stmt.kind else {
+                    return Ok(());
+                };
+                let v = self.expr(env, value)?;
+                let pat = if pats.len() == 1 {
+                    pats[0].clone()
+                } else {
+                    Pattern::Tuple(pats.clone(), stmt.span)
+                };
+                self.bind_pattern(env, &pat, v)
+            }
+            TrainStmt::Setting(set) => {
+                match (set.name.name.as_str(), &set.value) {
+                    ("loss", SettingValue::Assign(e)) => {
+                        let v = self.expr(env, e)?;
+                        *loss = Some(self.tensor_of(&v, self.float, e.span)?);
+                    }
+                    ("optimizer", SettingValue::Assign(e)) => {
+                        let rule = self.expr(env, e)?;
+                        let targets = ctx.models.iter().map(|(n, _)| n.clone()).collect();
+                        rules.updates.push(Applied {
+                            targets,
+                            rule,
+                            span: e.span,
+                        });
+                    }
+                    _ => {}
+                }
+                Ok(())
+            }
+            TrainStmt::Update {
+                targets, optimizer, ..
+            } => {
+                let rule = self.expr(env, optimizer)?;
+                let targets = targets.iter().filter_map(target_name).collect();
+                rules.updates.push(Applied {
+                    targets,
+                    rule,
+                    span: optimizer.span,
+                });
+                Ok(())
+            }
+            TrainStmt::Constrain {
+                targets,
+                constraint,
+                ..
+            } => {
+                let rule = self.expr(env, constraint)?;
+                let rule = match rule {
+                    Val::Def(r) => self.call(Val::Def(r), Vec::new(), constraint.span)?,
+                    other => other,
+                };
+                let targets = targets.iter().filter_map(target_name).collect();
+                rules.constraints.push(Applied {
+                    targets,
+                    rule,
+                    span: constraint.span,
+                });
+                Ok(())
+            }
+            TrainStmt::Phase { .. } => Ok(()),
+        }
+    }
+
+    /// Each metric of `metrics …` as an output named like it: `accuracy(out, y)`.
+    fn metrics(&mut self, env: &mut Env, ctx: &BlockCtx, stmts: &[&TrainStmt]) -> Res<()> {
+        let Some(out) = env.get("out").cloned() else {
+            return Ok(());
+        };
+        let inputs: Vec<String> = match ctx.models {
+            [(_, Val::Layer(l))] => self
+                .program
+                .def(l.def)
+                .map(|d| d.params.iter().map(|p| p.name.name.clone()).collect())
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        let target = ctx
+            .fields
+            .iter()
+            .find(|(n, _)| !inputs.contains(n))
+            .and_then(|(n, _)| env.get(n).cloned());
+        for s in stmts {
+            let TrainStmt::Setting(set) = s else { continue };
+            let (true, SettingValue::Values(values)) = (set.name.name == "metrics", &set.value)
+            else {
+                continue;
+            };
+            for v in values {
+                let Some(name) = metric_name(v) else { continue };
+                self.at(v.span);
+                let value = match (&v.kind, &target) {
+                    (ExprKind::Name(_), Some(target)) => {
+                        let f = self.expr(env, v)?;
+                        let args = [out.clone(), target.clone()]
+                            .into_iter()
+                            .map(|val| ArgV {
+                                name: None,
+                                val,
+                                span: v.span,
+                            })
+                            .collect();
+                        self.call(f, args, v.span)?
+                    }
+                    (ExprKind::Name(_), None) => continue,
+                    _ => self.expr(env, v)?,
+                };
+                let t = self.tensor_of(&value, self.float, v.span)?;
+                self.output(&name, t);
+            }
+        }
+        Ok(())
+    }
+
+    /// The parameters under `targets` that `forward` reads, with their types.
+    fn params_of(&self, targets: &[String], forward: &Graph) -> Vec<(String, TensorType)> {
+        self.vars
+            .params
+            .iter()
+            .filter(|(n, _)| targets.iter().any(|t| owns(t, n)))
+            .filter(|(n, _)| forward.find_input(n).is_some())
+            .cloned()
+            .collect()
+    }
+
+    /// The update graph of one parameter: the optimizer's body, then any constraints.
+    fn update(
+        &mut self,
+        param: &str,
+        ty: TensorType,
+        rule: &Val,
+        constraints: &[&Val],
+        span: Span,
+    ) -> Res<Graph> {
+        self.begin_graph(&format!("update.{param}"), true);
+        self.at(span);
+        let scalar = TensorType::scalar(self.float);
+        let p = self.g().input(param, Role::Param, ty.clone());
+        let g = self.g().input("grad", Role::Arg, ty);
+        let step = self.g().input("step", Role::Counter, scalar.clone());
+        let epoch = self.g().input("epoch", Role::Counter, scalar);
+        self.vars.values.insert(param.to_string(), p);
+        self.rule_env = vec![
+            ("p".into(), Val::Tensor(self.tv(p))),
+            ("g".into(), Val::Tensor(self.tv(g))),
+            ("step".into(), Val::Tensor(self.tv(step))),
+            ("epoch".into(), Val::Tensor(self.tv(epoch))),
+        ];
+        self.rule_param = Some(param.to_string());
+        let result = self.apply_rules(param, rule, constraints, span);
+        self.rule_param = None;
+        self.rule_env.clear();
+        result?;
+        Ok(self.finish_graph())
+    }
+
+    fn apply_rules(
+        &mut self,
+        param: &str,
+        rule: &Val,
+        constraints: &[&Val],
+        span: Span,
+    ) -> Res<()> {
+        let (p, states) = self.run_rule(rule, span)?;
+        let mut p = p;
+        for c in constraints {
+            self.rule_env[0].1 = Val::Tensor(p);
+            p = self.run_rule(c, span)?.0;
+        }
+        self.output(param, p);
+        for (name, t) in states {
+            self.output(&name, t);
+        }
+        Ok(())
+    }
+
+    /// Runs an optimizer or constraint body: the new `p` (assigned, or the body's value) and
+    /// the final value of each optimizer state.
+    fn run_rule(&mut self, rule: &Val, span: Span) -> Res<(Tv, Vec<(String, Tv)>)> {
+        let Val::Rule(r, args) = rule else {
+            return Err(LowerError::new(
+                "expected an optimizer or a constraint",
+                span,
+            ));
+        };
+        let def = self.program.def(*r).expect("rules are defs");
+        let mut env = Env::new(r.module);
+        for (name, v) in args {
+            // A schedule given as a learning rate is evaluated for this step.
+            let v = match v {
+                Val::Rule(s, sargs)
+                    if self
+                        .program
+                        .def(*s)
+                        .is_some_and(|d| d.kind == DefKind::Schedule) =>
+                {
+                    let mut senv = Env::new(s.module);
+                    senv.vars = sargs.clone();
+                    self.inline_body(*s, senv, span)?
+                }
+                other => other.clone(),
+            };
+            env.bind(name, v);
+        }
+        for (name, v) in self.rule_env.clone() {
+            env.bind(&name, v);
+        }
+        for s in &def.body.stmts {
+            self.stmt(&mut env, s)?;
+        }
+        let tail = match &def.body.tail {
+            Some(e) => Some(self.expr(&mut env, e)?),
+            None => None,
+        };
+        let p = match (tail, env.get("p")) {
+            (Some(Val::Tensor(t)), _) => t,
+            (_, Some(Val::Tensor(t))) => *t,
+            _ => return Err(LowerError::new("the rule gives no new parameter", span)),
+        };
+        let states = env
+            .states
+            .iter()
+            .filter_map(|(local, full)| match env.get(local) {
+                Some(Val::Tensor(t)) => Some((full.clone(), *t)),
+                _ => None,
+            })
+            .collect();
+        Ok((p, states))
+    }
+}
+
+fn target_name(e: &Expr) -> Option<String> {
+    match &e.kind {
+        ExprKind::Name(id) => Some(id.name.clone()),
+        ExprKind::Member { base, field } => {
+            target_name(base).map(|b| format!("{b}.{}", field.name))
+        }
+        _ => None,
+    }
+}
+
+fn metric_name(e: &Expr) -> Option<String> {
+    match &e.kind {
+        ExprKind::Name(id) => Some(id.name.clone()),
+        ExprKind::Call { callee, .. } => metric_name(callee),
+        _ => None,
+    }
+}
