@@ -5,6 +5,7 @@
 
 pub mod check;
 pub mod diag;
+pub mod exec;
 pub mod fs;
 pub mod grad;
 pub mod interp;
@@ -14,6 +15,8 @@ pub mod opt;
 pub mod prim;
 pub mod resolve;
 pub mod source;
+pub mod step;
+pub mod store;
 mod suggest;
 pub mod syntax;
 

@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand, ValueEnum};
 use nnl::diag;
 use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -56,6 +57,29 @@ enum Command {
         #[arg(long)]
         stats: bool,
     },
+    /// Compute the loss and every parameter's gradient for one batch, on the reference interpreter
+    Grad {
+        file: String,
+        /// The batch: an .npz file with one array per data field (`x`, `y`), batch axis first
+        #[arg(long)]
+        inputs: PathBuf,
+        /// Parameters to use (a safetensors file named like `nnlc check --summary` lists them);
+        /// without it they are initialized from the seed
+        #[arg(long, conflicts_with = "write_params")]
+        params: Option<PathBuf>,
+        /// Save the parameters initialized from the seed
+        #[arg(long)]
+        write_params: Option<PathBuf>,
+        /// The seed for initialization and for random layers (dropout, noise)
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// The phase, for training blocks with phases (default: the first)
+        #[arg(long)]
+        phase: Option<String>,
+        /// Where to write `loss` and the gradients (safetensors, named like the parameters)
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -82,6 +106,31 @@ fn main() -> ExitCode {
             batch,
             stats,
         } => ir(&file, stage, phase.as_deref(), batch, stats),
+        Command::Grad {
+            file,
+            inputs,
+            params,
+            write_params,
+            seed,
+            phase,
+            output,
+        } => {
+            let args = GradArgs {
+                inputs,
+                params,
+                write_params,
+                seed,
+                phase,
+                output,
+            };
+            match grad(&file, &args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Explain { code } => match diag::explain(&code.to_uppercase()) {
             Some(text) => {
                 println!("{text}");
@@ -158,19 +207,12 @@ fn ir(
     let Some(lowered) = lower_file(path, batch) else {
         return ExitCode::FAILURE;
     };
-    let phase = match phase {
-        Some(name) => match lowered.phases.iter().find(|p| p.name == name) {
-            Some(p) => p,
-            None => {
-                let names: Vec<&str> = lowered.phases.iter().map(|p| p.name.as_str()).collect();
-                eprintln!(
-                    "error: no phase `{name}`; the phases are {}",
-                    names.join(", ")
-                );
-                return ExitCode::FAILURE;
-            }
-        },
-        None => &lowered.phases[0],
+    let phase = match find_phase(&lowered, phase) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
     };
     let graph = match stage {
         Stage::Ir => phase.forward.clone(),
@@ -187,4 +229,72 @@ fn ir(
         print!("{}", nnl::ir::text::print(&graph));
     }
     ExitCode::SUCCESS
+}
+
+fn find_phase<'a>(
+    lowered: &'a nnl::lower::Lowered,
+    name: Option<&str>,
+) -> Result<&'a nnl::lower::Phase, String> {
+    let Some(name) = name else {
+        return Ok(&lowered.phases[0]);
+    };
+    lowered
+        .phases
+        .iter()
+        .find(|p| p.name == name)
+        .ok_or_else(|| {
+            let names: Vec<&str> = lowered.phases.iter().map(|p| p.name.as_str()).collect();
+            format!("no phase `{name}`; the phases are {}", names.join(", "))
+        })
+}
+
+struct GradArgs {
+    inputs: PathBuf,
+    params: Option<PathBuf>,
+    write_params: Option<PathBuf>,
+    seed: u64,
+    phase: Option<String>,
+    output: PathBuf,
+}
+
+fn grad(path: &str, args: &GradArgs) -> Result<(), String> {
+    let batch: std::collections::HashMap<String, nnl::interp::Tensor> =
+        nnl::store::read_npz(&args.inputs)?.into_iter().collect();
+    let batch_size = batch
+        .values()
+        .find_map(|t| t.ty().shape.first().copied())
+        .ok_or_else(|| format!("`{}` holds no batched array", args.inputs.display()))?;
+    let lowered = lower_file(path, Some(batch_size)).ok_or("the file does not compile")?;
+    let phase = find_phase(&lowered, args.phase.as_deref())?;
+    let mut values = nnl::exec::initial_values(&lowered, args.seed)?;
+    if let Some(p) = &args.params {
+        let (given, _) = nnl::store::read_safetensors(p)?;
+        for (name, t) in given {
+            if !lowered.params.iter().any(|(n, _)| *n == name) {
+                return Err(format!(
+                    "`{}` has a tensor `{name}` that is not a parameter of this model",
+                    p.display()
+                ));
+            }
+            values.insert(name, t);
+        }
+    }
+    if let Some(w) = &args.write_params {
+        let params: Vec<(String, nnl::interp::Tensor)> = lowered
+            .params
+            .iter()
+            .map(|(n, _)| (n.clone(), values[n].clone()))
+            .collect();
+        nnl::store::write_safetensors(w, &params, None)?;
+    }
+    let result = nnl::exec::batch_gradients(&lowered, phase, &batch, &values, args.seed)?;
+    nnl::store::write_safetensors(&args.output, &result, None)?;
+    if let Some(loss) = result[0].1.scalar() {
+        eprintln!(
+            "loss {loss:.6}; {} gradients written to {}",
+            result.len() - 1,
+            args.output.display()
+        );
+    }
+    Ok(())
 }

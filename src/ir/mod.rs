@@ -534,3 +534,32 @@ impl Graph {
             .sum()
     }
 }
+
+impl Graph {
+    /// Copies `src`'s computation into this graph: each `input` of `src` is replaced by the value
+    /// `inputs` gives for its name. Returns `src`'s outputs as values of this graph.
+    pub fn splice(
+        &mut self,
+        src: &Graph,
+        inputs: &dyn Fn(&str) -> Option<ValueId>,
+    ) -> Result<Vec<(String, ValueId)>, String> {
+        let mut map: Vec<ValueId> = Vec::with_capacity(src.nodes.len());
+        for node in &src.nodes {
+            let v = match &node.op {
+                Op::Input { name, .. } => {
+                    inputs(name).ok_or_else(|| format!("nothing is bound to input `{name}`"))?
+                }
+                op => {
+                    let args = node.args.iter().map(|a| map[a.index()]).collect();
+                    self.try_add(op.clone(), args, node.loc.clone())?
+                }
+            };
+            map.push(v);
+        }
+        Ok(src
+            .outputs
+            .iter()
+            .map(|(n, v)| (n.clone(), map[v.index()]))
+            .collect())
+    }
+}

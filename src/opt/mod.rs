@@ -1,1 +1,312 @@
-//! Optimization passes over the graph IR.
+//! Optimization passes over the graph IR, each a function from a graph to an equivalent one:
+//! - `simplify`: constant folding of splat constants and algebraic rules (x·1, x+0, x−0, x/1,
+//!   −(−x), log(exp(x)), reshape of reshape, permute of permute, identity reshapes, permutes
+//!   and broadcasts, detach after differentiation);
+//! - `cse`: common-subexpression elimination;
+//! - `dce`: dead-code elimination (inputs are kept: they are the graph's signature).
+//!
+//! `optimize` runs them to a fixed point, inside scan bodies too. It is meant for graphs that are
+//! already differentiated: it drops `detach`, which only the differentiation looks at.
+
+use crate::ir::{DType, Graph, Node, Op, TensorType, Type, ValueId};
+use std::collections::HashMap;
+
+/// Node counts before and after, for `nnlc ir --stats`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    pub before: usize,
+    pub after: usize,
+}
+
+pub fn optimize(graph: &Graph) -> (Graph, Stats) {
+    let before = graph.size();
+    let mut g = graph.clone();
+    loop {
+        let size = g.size();
+        g = dce(&cse(&simplify(&g)));
+        if g.size() == size {
+            break;
+        }
+    }
+    let after = g.size();
+    (g, Stats { before, after })
+}
+
+/// Rebuilds a graph node by node; `rewrite` sees each node with its operands already mapped and
+/// may return an existing value to use instead, or a replacement node.
+fn rebuild(graph: &Graph, rewrite: &mut dyn FnMut(&Graph, &Node) -> Rewrite) -> Graph {
+    let mut out = Graph::new(graph.name.clone());
+    let mut map: Vec<ValueId> = Vec::with_capacity(graph.nodes.len());
+    for node in &graph.nodes {
+        let mut n = node.clone();
+        n.args = node.args.iter().map(|a| map[a.index()]).collect();
+        if let Op::Scan { body, .. } = &mut n.op {
+            **body = optimize(body).0;
+        }
+        let v = match rewrite(&out, &n) {
+            Rewrite::Keep => push(&mut out, n),
+            Rewrite::Use(v) => v,
+            Rewrite::Replace(op, args) => push(
+                &mut out,
+                Node {
+                    op,
+                    args,
+                    ty: n.ty,
+                    loc: n.loc,
+                },
+            ),
+        };
+        map.push(v);
+    }
+    out.outputs = graph
+        .outputs
+        .iter()
+        .map(|(n, v)| (n.clone(), map[v.index()]))
+        .collect();
+    out
+}
+
+fn push(g: &mut Graph, n: Node) -> ValueId {
+    g.nodes.push(n);
+    ValueId(g.nodes.len() as u32 - 1)
+}
+
+enum Rewrite {
+    Keep,
+    Use(ValueId),
+    Replace(Op, Vec<ValueId>),
+}
+
+/// The value of a splat constant.
+fn splat(g: &Graph, v: ValueId) -> Option<f64> {
+    match &g.node(v).op {
+        Op::Const { value, .. } => Some(*value),
+        _ => None,
+    }
+}
+
+fn const_of(value: f64, ty: &Type) -> Rewrite {
+    match ty {
+        Type::Tensor(t) => Rewrite::Replace(
+            Op::Const {
+                value: round_to(value, t.dtype),
+                ty: t.clone(),
+            },
+            Vec::new(),
+        ),
+        Type::Tuple(_) => Rewrite::Keep,
+    }
+}
+
+/// A value as the dtype stores it: f32 rounding, integer truncation, bool as 0/1.
+fn round_to(x: f64, dtype: DType) -> f64 {
+    match dtype {
+        DType::F32 => x as f32 as f64,
+        DType::F64 => x,
+        DType::I32 => (x.trunc() as i32) as f64,
+        DType::Bool => f64::from(u8::from(x != 0.0)),
+    }
+}
+
+pub fn simplify(graph: &Graph) -> Graph {
+    rebuild(graph, &mut |g, n| simplify_node(g, n))
+}
+
+fn simplify_node(g: &Graph, n: &Node) -> Rewrite {
+    let args = &n.args;
+    let c = |i: usize| splat(g, args[i]);
+    let same_type = |v: ValueId| g.node(v).ty == n.ty;
+    // Constant folding of splats.
+    let splats: Option<Vec<f64>> = args.iter().map(|a| splat(g, *a)).collect();
+    if let Some(values) = splats.filter(|v| !v.is_empty())
+        && let Some(v) = fold(&n.op, &values, g, args)
+    {
+        return const_of(v, &n.ty);
+    }
+    match &n.op {
+        Op::Mul if c(1) == Some(1.0) && same_type(args[0]) => Rewrite::Use(args[0]),
+        Op::Mul if c(0) == Some(1.0) && same_type(args[1]) => Rewrite::Use(args[1]),
+        Op::Add if c(1) == Some(0.0) && same_type(args[0]) => Rewrite::Use(args[0]),
+        Op::Add if c(0) == Some(0.0) && same_type(args[1]) => Rewrite::Use(args[1]),
+        Op::Sub if c(1) == Some(0.0) => Rewrite::Use(args[0]),
+        Op::Div if c(1) == Some(1.0) => Rewrite::Use(args[0]),
+        Op::Neg => match &g.node(args[0]).op {
+            Op::Neg => Rewrite::Use(g.node(args[0]).args[0]),
+            _ => Rewrite::Keep,
+        },
+        Op::Log => match &g.node(args[0]).op {
+            Op::Exp => Rewrite::Use(g.node(args[0]).args[0]),
+            _ => Rewrite::Keep,
+        },
+        // Only differentiation looks at `detach`; in a differentiated graph it is the identity.
+        Op::Detach => Rewrite::Use(args[0]),
+        Op::Reshape { .. } | Op::Broadcast { .. } if same_type(args[0]) => Rewrite::Use(args[0]),
+        Op::Reshape { shape } => match &g.node(args[0]).op {
+            Op::Reshape { .. } => Rewrite::Replace(
+                Op::Reshape {
+                    shape: shape.clone(),
+                },
+                vec![g.node(args[0]).args[0]],
+            ),
+            _ => Rewrite::Keep,
+        },
+        Op::Permute { perm } => {
+            if perm.iter().enumerate().all(|(i, &p)| i == p) {
+                return Rewrite::Use(args[0]);
+            }
+            match &g.node(args[0]).op {
+                Op::Permute { perm: inner } => {
+                    let composed: Vec<usize> = perm.iter().map(|&p| inner[p]).collect();
+                    let inner_arg = g.node(args[0]).args[0];
+                    if composed.iter().enumerate().all(|(i, &p)| i == p) {
+                        Rewrite::Use(inner_arg)
+                    } else {
+                        Rewrite::Replace(Op::Permute { perm: composed }, vec![inner_arg])
+                    }
+                }
+                _ => Rewrite::Keep,
+            }
+        }
+        Op::Broadcast { shape } => match &g.node(args[0]).op {
+            Op::Broadcast { .. } => Rewrite::Replace(
+                Op::Broadcast {
+                    shape: shape.clone(),
+                },
+                vec![g.node(args[0]).args[0]],
+            ),
+            _ => Rewrite::Keep,
+        },
+        Op::Select => match c(0) {
+            Some(cond) => Rewrite::Use(if cond != 0.0 { args[1] } else { args[2] }),
+            None if args[1] == args[2] => Rewrite::Use(args[1]),
+            None => Rewrite::Keep,
+        },
+        _ => Rewrite::Keep,
+    }
+}
+
+/// The value of an op on splat constants, when the result is a splat too.
+fn fold(op: &Op, x: &[f64], g: &Graph, args: &[ValueId]) -> Option<f64> {
+    let t = |i: usize| -> &TensorType { g.ty(args[i]) };
+    let int = t(0).dtype == DType::I32;
+    Some(match (op, x) {
+        (Op::Neg, [a]) => -a,
+        (Op::Exp, [a]) => a.exp(),
+        (Op::Log, [a]) => a.ln(),
+        (Op::Sqrt, [a]) => a.sqrt(),
+        (Op::Sin, [a]) => a.sin(),
+        (Op::Cos, [a]) => a.cos(),
+        (Op::Not, [a]) => f64::from(u8::from(*a == 0.0)),
+        (Op::Cast { .. } | Op::Detach | Op::Reshape { .. } | Op::Broadcast { .. }, [a]) => *a,
+        (Op::Permute { .. } | Op::Slice { .. }, [a]) => *a,
+        (Op::ReduceMax { .. }, [a]) => *a,
+        (Op::Sum { axes }, [a]) => {
+            let n: usize = axes.iter().map(|&i| t(0).shape[i]).product();
+            a * n as f64
+        }
+        (Op::Add, [a, b]) => a + b,
+        (Op::Sub, [a, b]) => a - b,
+        (Op::Mul, [a, b]) => a * b,
+        (Op::Div, [a, b]) if int => {
+            if *b == 0.0 {
+                return None;
+            }
+            (a / b).floor()
+        }
+        (Op::Div, [a, b]) => a / b,
+        (Op::Max, [a, b]) => a.max(*b),
+        (Op::Min, [a, b]) => a.min(*b),
+        (Op::Cmp(c), [a, b]) => {
+            use crate::ir::CmpOp::*;
+            let r = match c {
+                Eq => a == b,
+                Ne => a != b,
+                Lt => a < b,
+                Le => a <= b,
+                Gt => a > b,
+                Ge => a >= b,
+            };
+            f64::from(u8::from(r))
+        }
+        (Op::And, [a, b]) => f64::from(u8::from(*a != 0.0 && *b != 0.0)),
+        (Op::Or, [a, b]) => f64::from(u8::from(*a != 0.0 || *b != 0.0)),
+        (Op::Select, [c, a, b]) => {
+            if *c != 0.0 {
+                *a
+            } else {
+                *b
+            }
+        }
+        _ => return None,
+    })
+}
+
+/// Common-subexpression elimination: a node equal to an earlier one (same op, attributes and
+/// operands) is replaced by it. Inputs are never merged; random draws differ by their stream.
+pub fn cse(graph: &Graph) -> Graph {
+    let mut out = Graph::new(graph.name.clone());
+    let mut map: Vec<ValueId> = Vec::with_capacity(graph.nodes.len());
+    let mut seen: HashMap<String, ValueId> = HashMap::new();
+    for node in &graph.nodes {
+        let mut n = node.clone();
+        n.args = node.args.iter().map(|a| map[a.index()]).collect();
+        let v = if matches!(n.op, Op::Input { .. }) {
+            push(&mut out, n)
+        } else {
+            let key = format!("{:?}|{:?}", n.op, n.args);
+            match seen.get(&key) {
+                Some(&v) => v,
+                None => {
+                    let v = push(&mut out, n);
+                    seen.insert(key, v);
+                    v
+                }
+            }
+        };
+        map.push(v);
+    }
+    out.outputs = graph
+        .outputs
+        .iter()
+        .map(|(n, v)| (n.clone(), map[v.index()]))
+        .collect();
+    out
+}
+
+/// Dead-code elimination: keeps inputs and what the outputs need.
+pub fn dce(graph: &Graph) -> Graph {
+    let mut live = vec![false; graph.nodes.len()];
+    for (_, v) in &graph.outputs {
+        live[v.index()] = true;
+    }
+    for (i, node) in graph.nodes.iter().enumerate().rev() {
+        if matches!(node.op, Op::Input { .. }) {
+            live[i] = true;
+        }
+        if live[i] {
+            for a in &node.args {
+                live[a.index()] = true;
+            }
+        }
+    }
+    let mut out = Graph::new(graph.name.clone());
+    let mut map: Vec<Option<ValueId>> = vec![None; graph.nodes.len()];
+    for (i, node) in graph.nodes.iter().enumerate() {
+        if !live[i] {
+            continue;
+        }
+        let mut n = node.clone();
+        n.args = node
+            .args
+            .iter()
+            .map(|a| map[a.index()].expect("operands of live nodes are live"))
+            .collect();
+        map[i] = Some(push(&mut out, n));
+    }
+    out.outputs = graph
+        .outputs
+        .iter()
+        .map(|(n, v)| (n.clone(), map[v.index()].expect("outputs are live")))
+        .collect();
+    out
+}

@@ -1,0 +1,133 @@
+//! The training step of a phase as one graph: the forward pass, its gradient with respect to the
+//! parameters the phase updates, optional gradient-norm clipping, and the optimizer's update of
+//! every parameter. Also the gradient graph of `nnlc grad` (forward and gradients, no update).
+//!
+//! Step graphs read `step` (1-based, f32) and `epoch` (0-based) as `Role::Counter` inputs and
+//! output the new value of every parameter, layer state and optimizer state under the name of
+//! the input it replaces, next to `loss` and the metrics.
+
+use crate::grad::grad;
+use crate::ir::{DType, Graph, Loc, Op, Role, TensorType, ValueId};
+use crate::lower::{Lowered, Phase};
+
+/// The prefix of gradient outputs: `grad.Mlp.dense_1.w`.
+pub const GRAD_PREFIX: &str = "grad.";
+
+/// Forward and backward of a phase: `loss`, the metrics, and `grad.<param>` for every parameter
+/// the forward pass reads.
+pub fn gradient_graph(lowered: &Lowered, phase: &Phase) -> Graph {
+    let mut g = phase.forward.clone();
+    g.name = format!("grad.{}", phase.name);
+    let loss = g.output("loss").expect("forward graphs output a loss");
+    let params: Vec<(String, ValueId)> = lowered
+        .params
+        .iter()
+        .filter_map(|(n, _)| g.find_input(n).map(|v| (n.clone(), v)))
+        .collect();
+    let wrt: Vec<ValueId> = params.iter().map(|(_, v)| *v).collect();
+    let grads = grad(&mut g, loss, &wrt);
+    for ((name, _), d) in params.iter().zip(grads) {
+        g.outputs.push((format!("{GRAD_PREFIX}{name}"), d));
+    }
+    g
+}
+
+/// The whole training step of a phase.
+pub fn train_step(lowered: &Lowered, phase: &Phase) -> Result<Graph, String> {
+    let mut g = phase.forward.clone();
+    g.name = format!("step.{}", phase.name);
+    let loss = g.output("loss").ok_or("the forward graph has no loss")?;
+    let float = g.ty(loss).dtype;
+    let params: Vec<ValueId> = phase
+        .updates
+        .iter()
+        .map(|u| {
+            g.find_input(&u.param)
+                .ok_or_else(|| format!("`{}` is not an input of the forward pass", u.param))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut grads = grad(&mut g, loss, &params);
+    if let Some(max_norm) = lowered.config.clip_grad_norm {
+        grads = clip_by_global_norm(&mut g, &grads, max_norm, float);
+    }
+    let scalar = TensorType::scalar(float);
+    let step = g.input("step", Role::Counter, scalar.clone());
+    let epoch = g.input("epoch", Role::Counter, scalar);
+    for (u, d) in phase.updates.iter().zip(&grads) {
+        let opt_types: Vec<(String, TensorType)> = u
+            .graph
+            .inputs()
+            .filter(|(_, _, role)| *role == Role::OptState)
+            .map(|(v, name, _)| (name.to_string(), u.graph.ty(v).clone()))
+            .collect();
+        let opt_inputs: Vec<(String, ValueId)> = opt_types
+            .into_iter()
+            .map(|(name, ty)| {
+                let v = g.input(name.clone(), Role::OptState, ty);
+                (name, v)
+            })
+            .collect();
+        let p = g.find_input(&u.param).expect("checked above");
+        let bind = |name: &str| match name {
+            "grad" => Some(*d),
+            "step" => Some(step),
+            "epoch" => Some(epoch),
+            n if n == u.param => Some(p),
+            n => opt_inputs.iter().find(|(o, _)| o == n).map(|(_, v)| *v),
+        };
+        let outs = g.splice(&u.graph, &bind)?;
+        g.outputs.extend(outs);
+    }
+    crate::ir::verify(&g)?;
+    Ok(g)
+}
+
+/// g · min(1, max_norm / ‖g‖) with ‖g‖ the norm of all gradients together (as PyTorch's
+/// `clip_grad_norm_`, with 1e-6 added to the norm).
+fn clip_by_global_norm(
+    g: &mut Graph,
+    grads: &[ValueId],
+    max_norm: f64,
+    float: DType,
+) -> Vec<ValueId> {
+    let loc = Loc::default();
+    let scalar = TensorType::scalar(float);
+    let mut total: Option<ValueId> = None;
+    for &d in grads {
+        let sq = g.add(Op::Mul, vec![d, d], loc.clone());
+        let axes = (0..g.ty(d).rank()).collect();
+        let s = g.add(Op::Sum { axes }, vec![sq], loc.clone());
+        total = Some(match total {
+            Some(t) => g.add(Op::Add, vec![t, s], loc.clone()),
+            None => s,
+        });
+    }
+    let Some(total) = total else {
+        return Vec::new();
+    };
+    let konst = |g: &mut Graph, value: f64| {
+        g.add(
+            Op::Const {
+                value,
+                ty: scalar.clone(),
+            },
+            Vec::new(),
+            Loc::default(),
+        )
+    };
+    let norm = g.add(Op::Sqrt, vec![total], loc.clone());
+    let eps = konst(g, 1e-6);
+    let denom = g.add(Op::Add, vec![norm, eps], loc.clone());
+    let limit = konst(g, max_norm);
+    let ratio = g.add(Op::Div, vec![limit, denom], loc.clone());
+    let one = konst(g, 1.0);
+    let scale = g.add(Op::Min, vec![ratio, one], loc.clone());
+    grads
+        .iter()
+        .map(|&d| {
+            let shape = g.ty(d).shape.clone();
+            let s = g.add(Op::Broadcast { shape }, vec![scale], loc.clone());
+            g.add(Op::Mul, vec![d, s], loc.clone())
+        })
+        .collect()
+}
