@@ -4,13 +4,13 @@
 //! through a `resolve::Loader` (`fs::DiskLoader` reads the disk).
 
 pub mod check;
-pub mod ir;
-pub mod lower;
-pub mod opt;
 pub mod diag;
 pub mod fs;
 pub mod grad;
 pub mod interp;
+pub mod ir;
+pub mod lower;
+pub mod opt;
 pub mod prim;
 pub mod resolve;
 pub mod source;

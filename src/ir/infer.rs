@@ -39,7 +39,11 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
         }
         Op::Rand { ty, .. } => {
             arity(1)?;
-            expect_type(tensors[0], &TensorType::new(DType::I32, vec![2]), "the random key")?;
+            expect_type(
+                tensors[0],
+                &TensorType::new(DType::I32, vec![2]),
+                "the random key",
+            )?;
             expect_float(ty)?;
             t(ty.clone())
         }
@@ -245,7 +249,10 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
             if kk == 0 || ckk % kk != 0 || l != oh * ow {
                 return Err(format!("fold of {x} to {size:?} with {w:?}"));
             }
-            t(TensorType::new(x.dtype, vec![b, ckk / kk, size[0], size[1]]))
+            t(TensorType::new(
+                x.dtype,
+                vec![b, ckk / kk, size[0], size[1]],
+            ))
         }
         Op::Gather => {
             arity(2)?;
@@ -339,7 +346,10 @@ fn infer_scan(
         let out = body.ty(*v);
         if i < carries {
             if out != args[i] {
-                return Err(format!("scan carry {i} enters as {} but leaves as {out}", args[i]));
+                return Err(format!(
+                    "scan carry {i} enters as {} but leaves as {out}",
+                    args[i]
+                ));
             }
             parts.push(out.clone());
         } else {

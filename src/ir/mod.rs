@@ -501,18 +501,26 @@ impl Graph {
 
     /// Every input node: its value, name and role, in order.
     pub fn inputs(&self) -> impl Iterator<Item = (ValueId, &str, Role)> {
-        self.nodes.iter().enumerate().filter_map(|(i, n)| match &n.op {
-            Op::Input { name, role, .. } => Some((ValueId(i as u32), name.as_str(), *role)),
-            _ => None,
-        })
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| match &n.op {
+                Op::Input { name, role, .. } => Some((ValueId(i as u32), name.as_str(), *role)),
+                _ => None,
+            })
     }
 
     pub fn find_input(&self, name: &str) -> Option<ValueId> {
-        self.inputs().find(|(_, n, _)| *n == name).map(|(v, _, _)| v)
+        self.inputs()
+            .find(|(_, n, _)| *n == name)
+            .map(|(v, _, _)| v)
     }
 
     pub fn output(&self, name: &str) -> Option<ValueId> {
-        self.outputs.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+        self.outputs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| *v)
     }
 
     /// The number of nodes, counting scan bodies.

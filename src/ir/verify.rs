@@ -36,7 +36,10 @@ pub fn verify(graph: &Graph) -> Result<(), String> {
         let tuple_ok = matches!(node.op, Op::Get { .. });
         for a in &node.args {
             if matches!(graph.nodes[a.index()].ty, Type::Tuple(_)) && !tuple_ok {
-                return Err(format!("{}: a tuple can only be taken apart by `get`", at()));
+                return Err(format!(
+                    "{}: a tuple can only be taken apart by `get`",
+                    at()
+                ));
             }
         }
     }
