@@ -26,6 +26,8 @@
 //! the form back into the same graph.
 
 mod parse;
+#[cfg(test)]
+mod tests;
 
 pub use parse::parse;
 
