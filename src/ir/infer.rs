@@ -1,7 +1,7 @@
 //! The shape rule of every primitive: the result type from the op and its operands' types, or a
 //! sentence saying why the node is ill-formed.
 
-use super::{DType, Op, TensorType, Type};
+use super::{DType, Op, TensorType, Type, ValueId, Window};
 
 pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
     let tensors = args
@@ -125,13 +125,11 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
         }
         Op::Reshape { shape } => {
             arity(1)?;
-            let n: usize = shape.iter().product();
-            if n != tensors[0].numel() {
+            let n = checked_numel(shape);
+            if n.is_none() || n != checked_numel(&tensors[0].shape) {
                 return Err(format!(
-                    "cannot reshape {} ({} elements) to {:?}",
-                    tensors[0],
-                    tensors[0].numel(),
-                    shape
+                    "cannot reshape {} to {shape:?}: the element counts differ",
+                    tensors[0]
                 ));
             }
             t(TensorType::new(tensors[0].dtype, shape.clone()))
@@ -181,7 +179,10 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
             let x = tensors[0];
             check_axes(&[*axis], x.rank())?;
             let mut shape = x.shape.clone();
-            shape[*axis] += lo + hi;
+            shape[*axis] = lo
+                .checked_add(*hi)
+                .and_then(|n| n.checked_add(x.shape[*axis]))
+                .ok_or_else(|| format!("padding axis {axis} of {x} by {lo}+{hi} overflows"))?;
             t(TensorType::new(x.dtype, shape))
         }
         Op::Concat { axis } => {
@@ -194,7 +195,9 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
                 if a.len() != b.len() || x.dtype != first.dtype {
                     return Err(format!("cannot concatenate {x} and {first}"));
                 }
-                total += a[*axis];
+                total = a[*axis]
+                    .checked_add(total)
+                    .ok_or("the concatenated axis overflows")?;
                 a[*axis] = 0;
                 b[*axis] = 0;
                 if a != b {
@@ -225,16 +228,17 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
             let [b, c, h, wd] = x.shape[..] else {
                 return Err(format!("unfold needs [B, C, H, W], got {x}"));
             };
+            check_window(w)?;
             let (Some(oh), Some(ow)) = (w.out_len(h), w.out_len(wd)) else {
                 return Err(format!("window {w:?} larger than {x}"));
             };
-            if w.kernel == 0 || w.stride == 0 || w.dilation == 0 {
-                return Err(format!("degenerate window {w:?}"));
-            }
-            t(TensorType::new(
-                x.dtype,
-                vec![b, c * w.kernel * w.kernel, oh * ow],
-            ))
+            let ckk = c
+                .checked_mul(w.kernel)
+                .and_then(|n| n.checked_mul(w.kernel));
+            let (Some(ckk), Some(l)) = (ckk, oh.checked_mul(ow)) else {
+                return Err(format!("unfold of {x} with {w:?} overflows"));
+            };
+            t(TensorType::new(x.dtype, vec![b, ckk, l]))
         }
         Op::Fold { window: w, size } => {
             arity(1)?;
@@ -242,11 +246,15 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
             let [b, ckk, l] = x.shape[..] else {
                 return Err(format!("fold needs [B, C·k·k, L], got {x}"));
             };
-            let kk = w.kernel * w.kernel;
+            check_window(w)?;
             let (Some(oh), Some(ow)) = (w.out_len(size[0]), w.out_len(size[1])) else {
                 return Err(format!("window {w:?} larger than {size:?}"));
             };
-            if kk == 0 || ckk % kk != 0 || l != oh * ow {
+            let kk = w.kernel.checked_mul(w.kernel);
+            let (Some(kk), Some(positions)) = (kk, oh.checked_mul(ow)) else {
+                return Err(format!("fold of {x} to {size:?} with {w:?} overflows"));
+            };
+            if ckk % kk != 0 || l != positions {
                 return Err(format!("fold of {x} to {size:?} with {w:?}"));
             }
             t(TensorType::new(
@@ -309,12 +317,18 @@ fn infer_scan(
 ) -> Result<Type, String> {
     let inputs: Vec<&TensorType> = body
         .inputs()
-        .map(|(v, _, _)| body.ty(v))
-        .collect::<Vec<_>>();
-    if inputs.len() != args.len() || carries + seqs > args.len() {
+        .map(|(v, _, _)| body_tensor(body, v))
+        .collect::<Result<Vec<_>, _>>()?;
+    if inputs.len() != args.len() {
         return Err(format!(
             "scan body takes {} inputs, the scan has {} operands",
             inputs.len(),
+            args.len()
+        ));
+    }
+    if carries > args.len() || seqs > args.len() - carries {
+        return Err(format!(
+            "{carries} carries and {seqs} sequences among {} scan operands",
             args.len()
         ));
     }
@@ -343,7 +357,7 @@ fn infer_scan(
     }
     let mut parts = Vec::new();
     for (i, (_, v)) in body.outputs.iter().enumerate() {
-        let out = body.ty(*v);
+        let out = body_tensor(body, *v)?;
         if i < carries {
             if out != args[i] {
                 return Err(format!(
@@ -359,6 +373,26 @@ fn infer_scan(
         }
     }
     Ok(Type::Tuple(parts))
+}
+
+/// A body value that a scan reads or returns, which must be a tensor defined in the body.
+fn body_tensor(body: &super::Graph, v: ValueId) -> Result<&TensorType, String> {
+    match body.nodes.get(v.index()).map(|n| &n.ty) {
+        Some(Type::Tensor(t)) => Ok(t),
+        Some(Type::Tuple(_)) => Err(format!("the scan body's {v} is a tuple")),
+        None => Err(format!("the scan body's {v} is not defined")),
+    }
+}
+
+fn checked_numel(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
+}
+
+fn check_window(w: &Window) -> Result<(), String> {
+    if w.kernel == 0 || w.stride == 0 || w.dilation == 0 {
+        return Err(format!("degenerate window {w:?}"));
+    }
+    Ok(())
 }
 
 fn same(a: &TensorType, b: &TensorType) -> Result<(), String> {

@@ -214,10 +214,14 @@ pub struct Window {
 }
 
 impl Window {
-    /// The number of window positions along an axis of length `n`.
+    /// The number of window positions along an axis of length `n`; `None` when the window does
+    /// not fit, is degenerate (a zero kernel, stride or dilation) or its extent overflows.
     pub fn out_len(&self, n: usize) -> Option<usize> {
-        let span = self.dilation * (self.kernel - 1) + 1;
-        let padded = n + 2 * self.padding;
+        if self.kernel == 0 || self.stride == 0 || self.dilation == 0 {
+            return None;
+        }
+        let span = self.dilation.checked_mul(self.kernel - 1)?.checked_add(1)?;
+        let padded = self.padding.checked_mul(2)?.checked_add(n)?;
         (padded >= span).then(|| (padded - span) / self.stride + 1)
     }
 }

@@ -10,9 +10,24 @@
 //! ```
 //!
 //! Attributes that the result type already states (a reshape's shape, a cast's dtype, a
-//! constant's shape) are not repeated. `parse` reads the form back into the same graph.
+//! constant's shape) are not repeated. A scan's body follows its line as an indented block
+//! `{ … }` with its own `output` lines; the scan's location trails the closing brace:
+//!
+//! ```text
+//!   %4: (f32[8], f32[5, 8]) = scan %2, %3 carries=1 seqs=1 body=step {
+//!     %0: f32[8] = input "h" arg
+//!     ...
+//!     output "h" = %5
+//!     output "y" = %6
+//!   }                                                       ; Rnn @ examples/rnn.nnl:12:5
+//! ```
+//!
+//! A location's scope and file are quoted when they are not a single plain word. `parse` reads
+//! the form back into the same graph.
 
 mod parse;
+#[cfg(test)]
+mod tests;
 
 pub use parse::parse;
 
@@ -64,12 +79,14 @@ fn print_node(v: ValueId, node: &Node, depth: usize, out: &mut String) {
         let fill = width.saturating_sub(line.chars().count()).max(1);
         let _ = write!(line, "{:fill$}; ", "");
         if !node.loc.scope.is_empty() {
-            let _ = write!(line, "{} ", node.loc.scope);
+            let _ = write!(line, "{} ", loc_text(&node.loc.scope));
         }
         let _ = write!(
             line,
             "@ {}:{}:{}",
-            node.loc.file, node.loc.line, node.loc.col
+            loc_text(&node.loc.file),
+            node.loc.line,
+            node.loc.col
         );
     }
     out.push_str(&line);
@@ -112,13 +129,14 @@ fn attributes(op: &Op) -> String {
         Op::Unfold(w) => window_attrs(w),
         Op::Fold { window, size } => format!("{} size={}", window_attrs(window), list(size)),
         Op::Scan {
+            body,
             carries,
             seqs,
             reverse,
-            ..
         } => {
             let dir = if *reverse { " reverse" } else { "" };
-            format!("carries={carries} seqs={seqs}{dir}")
+            let name = quote_if_needed(&body.name);
+            format!("carries={carries} seqs={seqs}{dir} body={name}")
         }
         Op::Get { index } => format!("index={index}"),
         _ => String::new(),
@@ -138,6 +156,17 @@ pub fn number(x: f64) -> String {
 
 fn quote(s: &str) -> String {
     format!("{s:?}")
+}
+
+/// A scope or file name of a location: bare when it is one word that cannot be confused with the
+/// `@` separator or a quoted string, else quoted.
+fn loc_text(s: &str) -> String {
+    let plain = |c: char| !c.is_whitespace() && !c.is_control() && c != '"' && c != '@';
+    if !s.is_empty() && s.chars().all(plain) {
+        s.to_string()
+    } else {
+        quote(s)
+    }
 }
 
 fn quote_if_needed(s: &str) -> String {
