@@ -218,10 +218,21 @@ fn ir(
         Stage::Ir => phase.forward.clone(),
         Stage::Init => lowered.init.clone(),
         Stage::Eval => lowered.eval.clone(),
-        Stage::Grad | Stage::Opt => {
-            eprintln!("error: this stage is not available yet");
-            return ExitCode::FAILURE;
-        }
+        Stage::Grad | Stage::Opt => match nnl::step::train_step(&lowered, phase) {
+            Ok(g) if matches!(stage, Stage::Opt) => {
+                let (g, s) = nnl::opt::optimize(&g);
+                if stats {
+                    println!("{}: {} nodes before optimization, {} after", g.name, s.before, s.after);
+                    return ExitCode::SUCCESS;
+                }
+                g
+            }
+            Ok(g) => g,
+            Err(e) => {
+                eprintln!("error: internal: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
     };
     if stats {
         println!("{}: {} nodes", graph.name, graph.size());

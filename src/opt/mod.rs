@@ -310,3 +310,6 @@ pub fn dce(graph: &Graph) -> Graph {
         .collect();
     out
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,92 @@
+//! The graph IR of the examples: snapshots of the forward graph, the training step (forward,
+//! backward, update) and the optimized step; every graph verifies and reads back from its text.
+
+mod common;
+
+use nnl::ir::{Graph, text, verify};
+
+/// Examples whose graphs are snapshotted, with the phase to show.
+const EXAMPLES: &[(&str, &str)] = &[
+    ("mnist_mlp", "train"),
+    ("mnist_cnn", "train"),
+    ("lstm_sine", "train"),
+    ("transformer_reverse", "train"),
+    ("gan", "generator"),
+];
+
+/// A batch size unlike any other dimension of the examples, so shapes read unambiguously.
+const BATCH: usize = 4;
+
+fn round_trips(g: &Graph) {
+    verify(g).unwrap_or_else(|e| panic!("{} does not verify: {e}", g.name));
+    let printed = text::print(g);
+    let parsed = text::parse(&printed)
+        .unwrap_or_else(|e| panic!("{} does not parse back: {e}\n{printed}", g.name));
+    assert_eq!(&parsed, g, "{} changed through its text", g.name);
+}
+
+#[test]
+fn example_graphs_match_their_snapshots_and_round_trip() {
+    for (name, phase_name) in EXAMPLES {
+        let lowered = common::lower_example(name, BATCH, &|t| t);
+        let phase = lowered
+            .phases
+            .iter()
+            .find(|p| p.name == *phase_name)
+            .expect("the phase exists");
+        let step = nnl::step::train_step(&lowered, phase).expect("a training step");
+        let (opt, stats) = nnl::opt::optimize(&step);
+        assert!(stats.after < stats.before, "{name}: optimization removed nothing");
+        for (stage, g) in [
+            ("ir", &phase.forward),
+            ("grad", &step),
+            ("opt", &opt),
+            ("init", &lowered.init),
+            ("eval", &lowered.eval),
+        ] {
+            round_trips(g);
+            if stage != "init" && stage != "eval" {
+                insta::with_settings!({snapshot_path => "snapshots/ir", prepend_module_to_snapshot => false}, {
+                    insta::assert_snapshot!(format!("{name}.{stage}"), text::print(g));
+                });
+            }
+        }
+    }
+}
+
+#[test]
+fn every_example_lowers_and_its_steps_verify() {
+    for path in common::nnl_files(&common::root().join("examples")) {
+        let name = path.file_stem().unwrap().to_string_lossy().to_string();
+        let lowered = common::lower_example(&name, BATCH, &|t| t);
+        round_trips(&lowered.init);
+        round_trips(&lowered.eval);
+        for phase in &lowered.phases {
+            let step = nnl::step::train_step(&lowered, phase)
+                .unwrap_or_else(|e| panic!("{name}/{}: {e}", phase.name));
+            round_trips(&step);
+            round_trips(&nnl::opt::optimize(&step).0);
+        }
+    }
+}
+
+/// A scan is a loop in the IR: making the sequence 8 times longer adds no node to the LSTM's
+/// training step.
+#[test]
+fn lstm_step_size_does_not_grow_with_sequence_length() {
+    let sizes: Vec<usize> = [32, 256]
+        .iter()
+        .map(|t| {
+            let edit = |text: String| {
+                text.replace("length: 32", &format!("length: {t}"))
+                    .replace("f32[32, 1]", &format!("f32[{t}, 1]"))
+            };
+            let lowered = common::lower_example("lstm_sine", BATCH, &edit);
+            assert_eq!(lowered.fields[0].1.shape, vec![BATCH, *t, 1]);
+            nnl::step::train_step(&lowered, &lowered.phases[0])
+                .expect("a step")
+                .size()
+        })
+        .collect();
+    assert_eq!(sizes[0], sizes[1]);
+}
