@@ -40,6 +40,8 @@ mod kernels;
 mod linalg;
 pub mod random;
 mod tensor;
+#[cfg(test)]
+mod tests;
 
 pub use tensor::Tensor;
 
