@@ -222,7 +222,10 @@ fn ir(
             Ok(g) if matches!(stage, Stage::Opt) => {
                 let (g, s) = nnl::opt::optimize(&g);
                 if stats {
-                    println!("{}: {} nodes before optimization, {} after", g.name, s.before, s.after);
+                    println!(
+                        "{}: {} nodes before optimization, {} after",
+                        g.name, s.before, s.after
+                    );
                     return ExitCode::SUCCESS;
                 }
                 g

@@ -62,7 +62,13 @@ fn read_array<R: std::io::Read + std::io::Seek>(
     Err("unsupported dtype: use float32, float64, int32, int64 or bool".into())
 }
 
-fn bytes_of(t: &Tensor) -> (Dtype, Vec<usize>, Vec<u8>) {
+/// A tensor as safetensors stores it: dtype, shape, little-endian bytes.
+type Encoded = (Dtype, Vec<usize>, Vec<u8>);
+
+/// Named tensors and a file's string metadata.
+pub type TensorFile = (Vec<(String, Tensor)>, HashMap<String, String>);
+
+fn bytes_of(t: &Tensor) -> Encoded {
     let shape = t.ty().shape;
     match t {
         Tensor::F32(a) => (
@@ -90,7 +96,7 @@ pub fn write_safetensors(
     tensors: &[(String, Tensor)],
     metadata: Option<HashMap<String, String>>,
 ) -> Result<(), String> {
-    let encoded: Vec<(String, (Dtype, Vec<usize>, Vec<u8>))> = tensors
+    let encoded: Vec<(String, Encoded)> = tensors
         .iter()
         .map(|(n, t)| (n.clone(), bytes_of(t)))
         .collect();
@@ -139,9 +145,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
 }
 
 /// Every tensor of a safetensors file, sorted by name, and its metadata.
-pub fn read_safetensors(
-    path: &Path,
-) -> Result<(Vec<(String, Tensor)>, HashMap<String, String>), String> {
+pub fn read_safetensors(path: &Path) -> Result<TensorFile, String> {
     let bytes =
         std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
     let st = SafeTensors::deserialize(&bytes)

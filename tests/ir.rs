@@ -2,6 +2,8 @@
 //! backward, update) and the optimized step; every graph verifies and reads back from its text.
 
 mod common;
+#[path = "common/lowering.rs"]
+mod lowering;
 
 use nnl::ir::{Graph, text, verify};
 
@@ -28,7 +30,7 @@ fn round_trips(g: &Graph) {
 #[test]
 fn example_graphs_match_their_snapshots_and_round_trip() {
     for (name, phase_name) in EXAMPLES {
-        let lowered = common::lower_example(name, BATCH, &|t| t);
+        let lowered = lowering::lower_example(name, BATCH, &|t| t);
         let phase = lowered
             .phases
             .iter()
@@ -36,7 +38,10 @@ fn example_graphs_match_their_snapshots_and_round_trip() {
             .expect("the phase exists");
         let step = nnl::step::train_step(&lowered, phase).expect("a training step");
         let (opt, stats) = nnl::opt::optimize(&step);
-        assert!(stats.after < stats.before, "{name}: optimization removed nothing");
+        assert!(
+            stats.after < stats.before,
+            "{name}: optimization removed nothing"
+        );
         for (stage, g) in [
             ("ir", &phase.forward),
             ("grad", &step),
@@ -58,7 +63,12 @@ fn example_graphs_match_their_snapshots_and_round_trip() {
 fn every_example_lowers_and_its_steps_verify() {
     for path in common::nnl_files(&common::root().join("examples")) {
         let name = path.file_stem().unwrap().to_string_lossy().to_string();
-        let lowered = common::lower_example(&name, BATCH, &|t| t);
+        let checked = common::check_path(&path);
+        assert!(
+            checked.diagnostics.is_empty(),
+            "{name} does not check clean"
+        );
+        let lowered = lowering::lower_example(&name, BATCH, &|t| t);
         round_trips(&lowered.init);
         round_trips(&lowered.eval);
         for phase in &lowered.phases {
@@ -81,7 +91,7 @@ fn lstm_step_size_does_not_grow_with_sequence_length() {
                 text.replace("length: 32", &format!("length: {t}"))
                     .replace("f32[32, 1]", &format!("f32[{t}, 1]"))
             };
-            let lowered = common::lower_example("lstm_sine", BATCH, &edit);
+            let lowered = lowering::lower_example("lstm_sine", BATCH, &edit);
             assert_eq!(lowered.fields[0].1.shape, vec![BATCH, *t, 1]);
             nnl::step::train_step(&lowered, &lowered.phases[0])
                 .expect("a step")

@@ -51,6 +51,10 @@ fn backprop(
         }
         let id = ValueId(i as u32);
         let node = graph.nodes[i].clone();
+        if node.args.is_empty() {
+            // Inputs and constants end the chain: their cotangent is the result.
+            continue;
+        }
         let need: Vec<bool> = node.args.iter().map(|a| active[a.index()]).collect();
         let arg_cts = match (&node.op, &node.ty) {
             (Op::Get { index }, _) => match cts.get((id, 0)) {

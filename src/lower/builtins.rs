@@ -306,7 +306,7 @@ impl Lowerer<'_> {
                 let shape = self.ty(x).shape;
                 let parts = a.size(1)?;
                 let axis = normalize_axis(a.int_or(2, -1)?, shape.len(), span)?;
-                if parts == 0 || shape[axis] % parts != 0 {
+                if parts == 0 || !shape[axis].is_multiple_of(parts) {
                     return Err(LowerError::new("the parts do not divide the axis", span));
                 }
                 let w = shape[axis] / parts;

@@ -274,8 +274,9 @@ impl Lowerer<'_> {
 
     fn eval_phases(&mut self, ctx: &BlockCtx, phases: &[PhaseSrc]) -> Res<Graph> {
         self.begin_graph("eval", false);
+        let base = self.block_env(ctx);
         for p in phases {
-            let mut env = self.block_env(ctx);
+            let mut env = base.clone();
             let mut loss = None;
             for s in &p.stmts {
                 self.train_stmt(&mut env, s, &mut Rules::default(), &mut loss, ctx)?;

@@ -1,5 +1,5 @@
 //! Optimization passes over the graph IR, each a function from a graph to an equivalent one:
-//! - `simplify`: constant folding of splat constants and algebraic rules (x·1, x+0, x−0, x/1,
+//! - `simplify`: constant folding of splat constants and algebraic rules (x·1, x·0, x+0, x−0, x/1,
 //!   −(−x), log(exp(x)), reshape of reshape, permute of permute, identity reshapes, permutes
 //!   and broadcasts, detach after differentiation);
 //! - `cse`: common-subexpression elimination;
@@ -129,6 +129,9 @@ fn simplify_node(g: &Graph, n: &Node) -> Rewrite {
         Op::Add if c(1) == Some(0.0) && same_type(args[0]) => Rewrite::Use(args[0]),
         Op::Add if c(0) == Some(0.0) && same_type(args[1]) => Rewrite::Use(args[1]),
         Op::Sub if c(1) == Some(0.0) => Rewrite::Use(args[0]),
+        // x · 0 is 0 for every finite x; a non-finite value reaches the loss by another path and
+        // is reported there. This removes terms like `weight_decay * p` with weight_decay = 0.
+        Op::Mul if c(0) == Some(0.0) || c(1) == Some(0.0) => const_of(0.0, &n.ty),
         Op::Div if c(1) == Some(1.0) => Rewrite::Use(args[0]),
         Op::Neg => match &g.node(args[0]).op {
             Op::Neg => Rewrite::Use(g.node(args[0]).args[0]),

@@ -55,6 +55,17 @@ fn multiplying_by_one_and_adding_zero_disappear() {
 }
 
 #[test]
+fn a_term_multiplied_by_zero_disappears() {
+    let (mut g, x) = graph_with_x(&[3]);
+    let p = g.input("p", Role::Param, f32s(&[3]));
+    let zero = konst(&mut g, 0.0, &[3]);
+    let decay = op(&mut g, Op::Mul, vec![zero, p]);
+    let y = op(&mut g, Op::Add, vec![x, decay]);
+    g.outputs.push(("y".into(), y));
+    assert!(ops_after(&g).is_empty());
+}
+
+#[test]
 fn double_negation_and_log_of_exp_cancel() {
     let (mut g, x) = graph_with_x(&[4]);
     let n1 = op(&mut g, Op::Neg, vec![x]);
@@ -70,9 +81,27 @@ fn reshape_of_reshape_and_transpose_of_transpose_collapse() {
     let (mut g, x) = graph_with_x(&[2, 3, 4]);
     let r1 = op(&mut g, Op::Reshape { shape: vec![6, 4] }, vec![x]);
     let r2 = op(&mut g, Op::Reshape { shape: vec![24] }, vec![r1]);
-    let p1 = op(&mut g, Op::Permute { perm: vec![0, 2, 1] }, vec![x]);
-    let p2 = op(&mut g, Op::Permute { perm: vec![0, 2, 1] }, vec![p1]);
-    let p3 = op(&mut g, Op::Permute { perm: vec![1, 0, 2] }, vec![p2]);
+    let p1 = op(
+        &mut g,
+        Op::Permute {
+            perm: vec![0, 2, 1],
+        },
+        vec![x],
+    );
+    let p2 = op(
+        &mut g,
+        Op::Permute {
+            perm: vec![0, 2, 1],
+        },
+        vec![p1],
+    );
+    let p3 = op(
+        &mut g,
+        Op::Permute {
+            perm: vec![1, 0, 2],
+        },
+        vec![p2],
+    );
     g.outputs.push(("r".into(), r2));
     g.outputs.push(("p".into(), p3));
     assert_eq!(ops_after(&g), vec!["reshape", "permute"]);
@@ -129,7 +158,13 @@ fn dead_code_goes_and_inputs_stay() {
     let y = op(&mut g, Op::Sqrt, vec![x]);
     g.outputs.push(("y".into(), y));
     let (o, stats) = optimize(&g);
-    assert_eq!(stats, Stats { before: 4, after: 3 });
+    assert_eq!(
+        stats,
+        Stats {
+            before: 4,
+            after: 3
+        }
+    );
     assert!(o.find_input("unused").is_some());
 }
 

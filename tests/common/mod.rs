@@ -35,26 +35,3 @@ impl nnl::resolve::Loader for CwdLoader {
         std::fs::read_to_string(self.base.join(path)).map_err(|e| e.to_string())
     }
 }
-
-/// Lowers an example (`examples/NAME.nnl`) for a batch size, with its text optionally edited.
-#[allow(dead_code)]
-pub fn lower_example(
-    name: &str,
-    batch: usize,
-    edit: &dyn Fn(String) -> String,
-) -> nnl::lower::Lowered {
-    let rel = format!("examples/{name}.nnl");
-    let text = edit(std::fs::read_to_string(root().join(&rel)).expect("readable example"));
-    let opts = nnl::lower::Options {
-        batch: Some(batch),
-        ..Default::default()
-    };
-    let out = nnl::lower_source(&rel, &text, &CwdLoader { base: root() }, &opts);
-    match out.lowered {
-        Some(l) => l,
-        None => panic!(
-            "{rel} does not lower:\n{}",
-            nnl::diag::render(&out.check.sources, &out.check.diagnostics, false)
-        ),
-    }
-}
