@@ -1,0 +1,197 @@
+//! The primitives that move data by index: `matmul`, `unfold`/`fold` and `gather`/`scatter_add`.
+
+use super::tensor::{Elem, Float, Num, row_major, unravel};
+use crate::ir::Window;
+use gemm::Parallelism;
+use ndarray::{ArrayD, IxDyn};
+
+/// `[..S, M, K] @ [..S, K, N]`, one `gemm` call per batch index; `threads > 1` lets gemm use
+/// that many rayon threads.
+pub(super) fn matmul<T: Float>(
+    a: &ArrayD<T>,
+    b: &ArrayD<T>,
+    threads: usize,
+) -> Result<ArrayD<T>, String> {
+    let (sa, sb) = (a.shape(), b.shape());
+    let r = sa.len();
+    if r < 2 || sb.len() != r || sa[..r - 2] != sb[..r - 2] || sa[r - 1] != sb[r - 2] {
+        return Err(format!("matmul of shapes {sa:?} and {sb:?}"));
+    }
+    let (m, k, n) = (sa[r - 2], sa[r - 1], sb[r - 1]);
+    let batch: usize = sa[..r - 2].iter().product();
+    let mut shape = sa.to_vec();
+    shape[r - 1] = n;
+    let mut out = vec![T::default(); batch * m * n];
+    if m > 0 && n > 0 && k > 0 {
+        let (a, b) = (row_major(a), row_major(b));
+        let parallelism = if threads > 1 {
+            Parallelism::Rayon(threads)
+        } else {
+            Parallelism::None
+        };
+        for i in 0..batch {
+            let lhs = &a[i * m * k..(i + 1) * m * k];
+            let rhs = &b[i * k * n..(i + 1) * k * n];
+            let dst = &mut out[i * m * n..(i + 1) * m * n];
+            // SAFETY: `lhs` is an m×k, `rhs` a k×n and `dst` an m×n row-major matrix (column
+            // stride 1, row stride the width), each a slice of exactly that many elements, so
+            // every access gemm makes is in bounds; `dst` is not read (`read_dst` is false) and
+            // does not alias the operands. `T` is f32 or f64, which gemm supports.
+            unsafe {
+                gemm::gemm(
+                    m,
+                    n,
+                    k,
+                    dst.as_mut_ptr(),
+                    1,
+                    n as isize,
+                    false,
+                    lhs.as_ptr(),
+                    1,
+                    k as isize,
+                    rhs.as_ptr(),
+                    1,
+                    n as isize,
+                    T::default(),
+                    T::from_f64(1.0),
+                    false,
+                    false,
+                    false,
+                    parallelism,
+                );
+            }
+        }
+    }
+    ArrayD::from_shape_vec(IxDyn(&shape), out).map_err(|e| e.to_string())
+}
+
+/// Where a window reads: for every kernel tap `r = ki·k + kj` and window position
+/// `l = oh·OW + ow` that falls inside the `[H, W]` image, `(r, l, ih·W + iw)`. Also the number
+/// of window positions `OH·OW`.
+fn taps(w: &Window, [h, wd]: [usize; 2]) -> Result<(Vec<[usize; 3]>, usize), String> {
+    if w.kernel == 0 || w.stride == 0 || w.dilation == 0 {
+        return Err(format!("degenerate window {w:?}"));
+    }
+    let (Some(oh), Some(ow)) = (w.out_len(h), w.out_len(wd)) else {
+        return Err(format!("window {w:?} larger than {h}×{wd}"));
+    };
+    let at = |o: usize, kk: usize, len: usize| {
+        (o * w.stride + kk * w.dilation)
+            .checked_sub(w.padding)
+            .filter(|&i| i < len)
+    };
+    let mut taps = Vec::new();
+    for ki in 0..w.kernel {
+        for kj in 0..w.kernel {
+            for oi in 0..oh {
+                let Some(ih) = at(oi, ki, h) else { continue };
+                for oj in 0..ow {
+                    if let Some(iw) = at(oj, kj, wd) {
+                        taps.push([ki * w.kernel + kj, oi * ow + oj, ih * wd + iw]);
+                    }
+                }
+            }
+        }
+    }
+    Ok((taps, oh * ow))
+}
+
+/// im2col: `[B, C, H, W]` → `[B, C·k·k, OH·OW]`, zeros where a window hangs over the border.
+pub(super) fn unfold<T: Elem>(x: &ArrayD<T>, w: &Window) -> Result<ArrayD<T>, String> {
+    let &[b, c, h, wd] = x.shape() else {
+        return Err(format!("unfold needs [B, C, H, W], got {:?}", x.shape()));
+    };
+    let (taps, l) = taps(w, [h, wd])?;
+    let kk = w.kernel * w.kernel;
+    let x = row_major(x);
+    let mut out = vec![T::default(); b * c * kk * l];
+    for bc in 0..b * c {
+        let image = &x[bc * h * wd..(bc + 1) * h * wd];
+        let cols = &mut out[bc * kk * l..(bc + 1) * kk * l];
+        for &[r, col, pixel] in &taps {
+            cols[r * l + col] = image[pixel];
+        }
+    }
+    ArrayD::from_shape_vec(IxDyn(&[b, c * kk, l]), out).map_err(|e| e.to_string())
+}
+
+/// col2im, the adjoint of `unfold`: `[B, C·k·k, OH·OW]` → `[B, C, H, W]`, overlaps summed.
+pub(super) fn fold<T: Num>(
+    y: &ArrayD<T>,
+    w: &Window,
+    [h, wd]: [usize; 2],
+) -> Result<ArrayD<T>, String> {
+    let (taps, l) = taps(w, [h, wd])?;
+    let kk = w.kernel * w.kernel;
+    let &[b, ckk, len] = y.shape() else {
+        return Err(format!("fold needs [B, C·k·k, L], got {:?}", y.shape()));
+    };
+    if ckk % kk != 0 || len != l {
+        return Err(format!("fold of {:?} to {h}×{wd} with {w:?}", y.shape()));
+    }
+    let c = ckk / kk;
+    let y = row_major(y);
+    let mut out = vec![T::default(); b * c * h * wd];
+    for bc in 0..b * c {
+        let cols = &y[bc * kk * l..(bc + 1) * kk * l];
+        let image = &mut out[bc * h * wd..(bc + 1) * h * wd];
+        for &[r, col, pixel] in &taps {
+            image[pixel] = image[pixel].plus(cols[r * l + col]);
+        }
+    }
+    ArrayD::from_shape_vec(IxDyn(&[b, c, h, wd]), out).map_err(|e| e.to_string())
+}
+
+/// The row an id selects, or a sentence naming the id and where it sits in `ids`.
+fn row_of(ids: &ArrayD<i32>, flat: usize, id: i32, rows: usize) -> Result<usize, String> {
+    usize::try_from(id)
+        .ok()
+        .filter(|&i| i < rows)
+        .ok_or_else(|| {
+            let index = unravel(ids.shape(), flat);
+            format!("id {id} at {index:?} is out of range for a table of {rows} rows")
+        })
+}
+
+/// Rows of a table: `table[V, ..D]`, `ids[..S]` → `[..S, ..D]`.
+pub(super) fn gather<T: Elem>(table: &ArrayD<T>, ids: &ArrayD<i32>) -> Result<ArrayD<T>, String> {
+    let Some((&rows, rest)) = table.shape().split_first() else {
+        return Err("gather from a scalar".into());
+    };
+    let width: usize = rest.iter().product();
+    let t = row_major(table);
+    let mut out = Vec::with_capacity(ids.len() * width);
+    for (flat, &id) in ids.iter().enumerate() {
+        let row = row_of(ids, flat, id, rows)?;
+        out.extend_from_slice(&t[row * width..(row + 1) * width]);
+    }
+    let shape: Vec<usize> = ids.shape().iter().chain(rest).copied().collect();
+    ArrayD::from_shape_vec(IxDyn(&shape), out).map_err(|e| e.to_string())
+}
+
+/// The adjoint of `gather`: `ids[..S]`, `updates[..S, ..D]` → `[rows, ..D]`, summed per row.
+pub(super) fn scatter_add<T: Num>(
+    ids: &ArrayD<i32>,
+    updates: &ArrayD<T>,
+    rows: usize,
+) -> Result<ArrayD<T>, String> {
+    let Some(rest) = updates.shape().strip_prefix(ids.shape()) else {
+        return Err(format!(
+            "scatter_add of updates {:?} at ids {:?}",
+            updates.shape(),
+            ids.shape()
+        ));
+    };
+    let width: usize = rest.iter().product();
+    let u = row_major(updates);
+    let mut out = vec![T::default(); rows * width];
+    for (flat, &id) in ids.iter().enumerate() {
+        let row = row_of(ids, flat, id, rows)?;
+        let src = &u[flat * width..(flat + 1) * width];
+        for (o, &v) in out[row * width..(row + 1) * width].iter_mut().zip(src) {
+            *o = o.plus(v);
+        }
+    }
+    let shape: Vec<usize> = std::iter::once(rows).chain(rest.iter().copied()).collect();
+    ArrayD::from_shape_vec(IxDyn(&shape), out).map_err(|e| e.to_string())
+}
