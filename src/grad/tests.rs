@@ -348,46 +348,48 @@ fn reductions() {
 #[test]
 fn layout_ops() {
     let mut rng = Lcg(7);
-    let x = random(&mut rng, &[2, 3, 4]);
-    check("reshape", &mut rng, &[x], |g, x| {
-        op(g, Op::Reshape { shape: vec![4, 6] }, &[x[0]])
-    });
-    let x = random(&mut rng, &[2, 3, 4]);
-    check("permute", &mut rng, &[x], |g, x| {
-        op(
-            g,
-            Op::Permute {
-                perm: vec![2, 0, 1],
-            },
-            &[x[0]],
-        )
-    });
-    let x = random(&mut rng, &[3, 5, 2]);
-    check("slice", &mut rng, &[x], |g, x| {
-        let s = Op::Slice {
-            axis: 1,
-            start: 1,
-            end: 4,
-        };
-        op(g, s, &[x[0]])
-    });
-    let x = random(&mut rng, &[3, 2]);
-    check("pad", &mut rng, &[x], |g, x| {
-        let p = Op::Pad {
-            axis: 0,
-            lo: 2,
-            hi: 1,
-        };
-        op(g, p, &[x[0]])
-    });
-    let feeds = [
-        random(&mut rng, &[2, 1, 3]),
-        random(&mut rng, &[2, 4, 3]),
-        random(&mut rng, &[2, 2, 3]),
-    ];
-    check("concat", &mut rng, &feeds, |g, x| {
-        op(g, Op::Concat { axis: 1 }, &[x[0], x[1], x[2], x[0]])
-    });
+    for _ in 0..3 {
+        let shape = rng.shape(3);
+        let x = random(&mut rng, &shape);
+        let flat = vec![shape[0] * shape[1], shape[2]];
+        check("reshape", &mut rng, &[x], |g, x| {
+            op(g, Op::Reshape { shape: flat }, &[x[0]])
+        });
+
+        let x = random(&mut rng, &shape);
+        let mut perm = vec![0, 1, 2];
+        perm.rotate_left(rng.int(1, 2));
+        perm.swap(0, rng.int(0, 1));
+        check("permute", &mut rng, &[x], |g, x| {
+            op(g, Op::Permute { perm }, &[x[0]])
+        });
+
+        let axis = rng.int(0, 2);
+        let start = rng.int(0, shape[axis] - 1);
+        let end = rng.int(start, shape[axis]);
+        let x = random(&mut rng, &shape);
+        check("slice", &mut rng, &[x], |g, x| {
+            op(g, Op::Slice { axis, start, end }, &[x[0]])
+        });
+
+        let (lo, hi) = (rng.int(0, 2), rng.int(0, 2));
+        let x = random(&mut rng, &shape);
+        check("pad", &mut rng, &[x], |g, x| {
+            op(g, Op::Pad { axis, lo, hi }, &[x[0]])
+        });
+
+        let parts: Vec<Feed> = (0..3)
+            .map(|_| {
+                let mut s = shape.clone();
+                s[axis] = rng.int(1, 3);
+                random(&mut rng, &s)
+            })
+            .collect();
+        // The first operand appears twice: its cotangent sums two slices.
+        check("concat", &mut rng, &parts, |g, x| {
+            op(g, Op::Concat { axis }, &[x[0], x[1], x[2], x[0]])
+        });
+    }
 }
 
 #[test]
