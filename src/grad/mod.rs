@@ -7,6 +7,8 @@
 //! recomputes each step from them and applies the body's VJP.
 
 mod scan;
+#[cfg(test)]
+mod tests;
 
 use crate::ir::{CmpOp, Graph, Loc, Node, Op, TensorType, Type, ValueId};
 use std::collections::HashMap;
@@ -46,7 +48,8 @@ fn backprop(
         cts.add(graph, (v, 0), ct, &loc);
     }
     for i in (0..end).rev() {
-        if !active[i] {
+        // A `wrt` value without a VJP (an input, say) only collects its cotangent.
+        if !active[i] || !has_vjp(&graph.nodes[i].op) {
             continue;
         }
         let id = ValueId(i as u32);
