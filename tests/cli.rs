@@ -120,3 +120,44 @@ fn missing_file_is_an_error_not_a_panic() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
 }
+
+#[test]
+fn ir_prints_each_stage_with_shapes_and_source_lines() {
+    let forward = nnlc(&["ir", "examples/mnist_mlp.nnl", "--batch", "4"]);
+    assert!(forward.status.success());
+    let text = String::from_utf8_lossy(&forward.stdout);
+    assert!(text.starts_with("graph \"forward.train\" {"), "{text}");
+    assert!(
+        text.contains("f32[4, 128] = matmul %0, %2"),
+        "the first layer is a matmul of the batch: {text}"
+    );
+    assert!(text.contains("; Mlp.dense_1 @ examples/mnist_mlp.nnl:30:8"));
+    for stage in ["grad", "opt", "init", "eval"] {
+        let out = nnlc(&[
+            "ir",
+            "examples/gan.nnl",
+            "--stage",
+            stage,
+            "--phase",
+            "generator",
+        ]);
+        assert!(out.status.success(), "stage {stage}");
+        let graph = nnl::ir::text::parse(&String::from_utf8_lossy(&out.stdout))
+            .unwrap_or_else(|e| panic!("stage {stage} prints text that does not parse: {e}"));
+        nnl::ir::verify(&graph).expect("it verifies");
+    }
+    let stats = nnlc(&["ir", "examples/mnist_mlp.nnl", "--stage", "opt", "--stats"]);
+    let line = String::from_utf8_lossy(&stats.stdout);
+    assert!(line.contains("nodes before optimization"), "{line}");
+}
+
+#[test]
+fn ir_names_the_phases_when_asked_for_a_missing_one() {
+    let out = nnlc(&["ir", "examples/gan.nnl", "--phase", "critic"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no phase `critic`; the phases are discriminator, generator"),
+        "{stderr}"
+    );
+}

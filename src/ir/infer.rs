@@ -52,7 +52,14 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
             expect_dtype(tensors[0], DType::Bool)?;
             t(tensors[0].clone())
         }
-        Op::Neg | Op::Detach => {
+        Op::Neg => {
+            arity(1)?;
+            if tensors[0].dtype == DType::Bool {
+                return Err("`neg` on bool".into());
+            }
+            t(tensors[0].clone())
+        }
+        Op::Detach => {
             arity(1)?;
             t(tensors[0].clone())
         }
@@ -243,6 +250,9 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
         Op::Fold { window: w, size } => {
             arity(1)?;
             let x = tensors[0];
+            if x.dtype == DType::Bool {
+                return Err("`fold` sums, so it cannot take bool".into());
+            }
             let [b, ckk, l] = x.shape[..] else {
                 return Err(format!("fold needs [B, C·k·k, L], got {x}"));
             };
@@ -277,6 +287,9 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
             arity(2)?;
             let (ids, updates) = (tensors[0], tensors[1]);
             expect_dtype(ids, DType::I32)?;
+            if updates.dtype == DType::Bool {
+                return Err("`scatter_add` sums, so it cannot take bool".into());
+            }
             if !updates.shape.starts_with(&ids.shape) {
                 return Err(format!("scatter_add of {updates} at ids {ids}"));
             }
