@@ -259,6 +259,9 @@ impl Lowerer<'_> {
                 if start > end {
                     return Err(LowerError::new("empty slice", span));
                 }
+                if start == 0 && end == shape[axis] {
+                    return Ok(Val::Tensor(x));
+                }
                 Ok(Val::Tensor(self.emit(Op::Slice { axis, start, end }, &[x])))
             }
             Builtin::Pad => {

@@ -1,7 +1,7 @@
 //! Optimization passes over the graph IR, each a function from a graph to an equivalent one:
 //! - `simplify`: constant folding of splat constants and algebraic rules (x·1, x·0, x+0, x−0, x/1,
-//!   −(−x), log(exp(x)), reshape of reshape, permute of permute, identity reshapes, permutes
-//!   and broadcasts, detach after differentiation);
+//!   −(−x), log(exp(x)), reshape of reshape, permute of permute, identity reshapes, permutes,
+//!   broadcasts and slices, detach after differentiation);
 //! - `cse`: common-subexpression elimination;
 //! - `dce`: dead-code elimination (inputs are kept: they are the graph's signature).
 //!
@@ -143,7 +143,9 @@ fn simplify_node(g: &Graph, n: &Node) -> Rewrite {
         },
         // Only differentiation looks at `detach`; in a differentiated graph it is the identity.
         Op::Detach => Rewrite::Use(args[0]),
-        Op::Reshape { .. } | Op::Broadcast { .. } if same_type(args[0]) => Rewrite::Use(args[0]),
+        Op::Reshape { .. } | Op::Broadcast { .. } | Op::Slice { .. } if same_type(args[0]) => {
+            Rewrite::Use(args[0])
+        }
         Op::Reshape { shape } => match &g.node(args[0]).op {
             Op::Reshape { .. } => Rewrite::Replace(
                 Op::Reshape {
