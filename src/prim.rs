@@ -390,3 +390,6 @@ pub const DTYPE_NAMES: &[&str] = &["f32", "f64", "i32", "bool"];
 pub fn is_predefined(name: &str) -> bool {
     builtin(name).is_some() || initializer(name).is_some() || DTYPE_NAMES.contains(&name)
 }
+
+/// The distributions a `search` space may draw from: `log_uniform(1e-4, 1e-2)`.
+pub const SEARCH_DISTRIBUTIONS: &[&str] = &["uniform", "log_uniform", "choice", "int_range"];

@@ -694,7 +694,7 @@ impl Checker<'_> {
             let ok = match &values.kind {
                 ExprKind::List(_) => true,
                 ExprKind::Call { callee, .. } => {
-                    matches!(&callee.kind, ExprKind::Name(n) if ["uniform", "log_uniform", "choice", "int_range"].contains(&n.name.as_str()))
+                    matches!(&callee.kind, ExprKind::Name(n) if crate::prim::SEARCH_DISTRIBUTIONS.contains(&n.name.as_str()))
                 }
                 _ => false,
             };

@@ -428,7 +428,18 @@ impl Walker<'_> {
             self.unknown(&s.data);
         }
         for (_, values) in &s.space {
-            self.expr(values);
+            // A distribution's name is search vocabulary, not a definition: walk its arguments.
+            match &values.kind {
+                ExprKind::Call { callee, args, .. }
+                    if matches!(&callee.kind, ExprKind::Name(n)
+                        if crate::prim::SEARCH_DISTRIBUTIONS.contains(&n.name.as_str())) =>
+                {
+                    for a in args {
+                        self.expr(&a.value);
+                    }
+                }
+                _ => self.expr(values),
+            }
         }
     }
 }
