@@ -370,7 +370,7 @@ impl Lowerer<'_> {
                         *loss = Some(self.tensor_of(&v, self.float, e.span)?);
                     }
                     ("optimizer", SettingValue::Assign(e)) => {
-                        let rule = self.expr(env, e)?;
+                        let rule = self.rule(env, e)?;
                         let targets = ctx.models.iter().map(|(n, _)| n.clone()).collect();
                         rules.updates.push(Applied {
                             targets,
@@ -385,7 +385,7 @@ impl Lowerer<'_> {
             TrainStmt::Update {
                 targets, optimizer, ..
             } => {
-                let rule = self.expr(env, optimizer)?;
+                let rule = self.rule(env, optimizer)?;
                 let targets = targets.iter().filter_map(target_name).collect();
                 rules.updates.push(Applied {
                     targets,
@@ -399,11 +399,7 @@ impl Lowerer<'_> {
                 constraint,
                 ..
             } => {
-                let rule = self.expr(env, constraint)?;
-                let rule = match rule {
-                    Val::Def(r) => self.call(Val::Def(r), Vec::new(), constraint.span)?,
-                    other => other,
-                };
+                let rule = self.rule(env, constraint)?;
                 let targets = targets.iter().filter_map(target_name).collect();
                 rules.constraints.push(Applied {
                     targets,
@@ -413,6 +409,15 @@ impl Lowerer<'_> {
                 Ok(())
             }
             TrainStmt::Phase { .. } => Ok(()),
+        }
+    }
+
+    /// An optimizer or constraint; one named bare (`optimizer = adam`, `with non_neg`) is
+    /// called with its defaults.
+    fn rule(&mut self, env: &mut Env, e: &Expr) -> Res<Val> {
+        match self.expr(env, e)? {
+            Val::Def(r) => self.call(Val::Def(r), Vec::new(), e.span),
+            other => Ok(other),
         }
     }
 
