@@ -63,9 +63,9 @@ fn check_program(
 
 /// Checks, then lowers the program's `train` block to graphs. `lowered` is None when there are
 /// errors (all of them are in `check.diagnostics`).
-pub struct LowerOutput {
+pub struct LowerOutput<T> {
     pub check: CheckOutput,
-    pub lowered: Option<lower::Lowered>,
+    pub lowered: Option<T>,
 }
 
 pub fn lower_source(
@@ -73,7 +73,33 @@ pub fn lower_source(
     text: &str,
     loader: &dyn resolve::Loader,
     opts: &lower::Options,
-) -> LowerOutput {
+) -> LowerOutput<lower::Lowered> {
+    after_check(name, text, loader, |program, sources| {
+        lower::lower(program, sources, opts)
+    })
+}
+
+/// Checks, then lowers one model alone (`nnlc ir --model M`).
+pub fn lower_model_source(
+    name: &str,
+    text: &str,
+    loader: &dyn resolve::Loader,
+    opts: &lower::Options,
+    model: &str,
+    training: bool,
+) -> LowerOutput<ir::Graph> {
+    after_check(name, text, loader, |program, sources| {
+        lower::lower_model(program, sources, opts, model, training)
+    })
+}
+
+/// Runs `stage` on a program that checked without errors.
+fn after_check<T>(
+    name: &str,
+    text: &str,
+    loader: &dyn resolve::Loader,
+    stage: impl FnOnce(&resolve::Program, &SourceMap) -> Result<T, Diagnostic>,
+) -> LowerOutput<T> {
     let (mut check, program) = check_program(name, text, loader);
     if check.has_errors() {
         return LowerOutput {
@@ -81,7 +107,7 @@ pub fn lower_source(
             lowered: None,
         };
     }
-    match lower::lower(&program, &check.sources, opts) {
+    match stage(&program, &check.sources) {
         Ok(l) => LowerOutput {
             check,
             lowered: Some(l),

@@ -50,6 +50,9 @@ enum Command {
         /// The phase, for training blocks with phases (default: the first)
         #[arg(long)]
         phase: Option<String>,
+        /// One model alone, applied to inputs named like its parameters (stages ir and eval)
+        #[arg(long, conflicts_with = "phase")]
+        model: Option<String>,
         /// The batch size that fixes `B` (default: the train block's `batch`)
         #[arg(long)]
         batch: Option<usize>,
@@ -103,9 +106,13 @@ fn main() -> ExitCode {
             file,
             stage,
             phase,
+            model,
             batch,
             stats,
-        } => ir(&file, stage, phase.as_deref(), batch, stats),
+        } => match model {
+            Some(m) => ir_model(&file, &m, stage, batch, stats),
+            None => ir(&file, stage, phase.as_deref(), batch, stats),
+        },
         Command::Grad {
             file,
             inputs,
@@ -177,6 +184,16 @@ fn check(files: &[String], summary: bool, format: Format) -> ExitCode {
 
 /// Reads, checks and lowers a file, printing diagnostics; None when it does not compile.
 fn lower_file(path: &str, batch: Option<usize>) -> Option<nnl::lower::Lowered> {
+    lower_with(path, batch, &|text, opts| {
+        nnl::lower_source(path, text, &nnl::fs::DiskLoader, opts)
+    })
+}
+
+fn lower_with<T>(
+    path: &str,
+    batch: Option<usize>,
+    lower: &dyn Fn(&str, &nnl::lower::Options) -> nnl::LowerOutput<T>,
+) -> Option<T> {
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
@@ -189,12 +206,37 @@ fn lower_file(path: &str, batch: Option<usize>) -> Option<nnl::lower::Lowered> {
         batch,
         ..Default::default()
     };
-    let out = nnl::lower_source(path, &text, &nnl::fs::DiskLoader, &opts);
+    let out = lower(&text, &opts);
     eprint!(
         "{}",
         diag::render(&out.check.sources, &out.check.diagnostics, color)
     );
     out.lowered
+}
+
+fn ir_model(path: &str, model: &str, stage: Stage, batch: Option<usize>, stats: bool) -> ExitCode {
+    let training = match stage {
+        Stage::Ir => true,
+        Stage::Eval => false,
+        _ => {
+            eprintln!(
+                "error: `--model` shows a model's forward pass: use `--stage ir` or `--stage eval`"
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let lowered = lower_with(path, batch, &|text, opts| {
+        nnl::lower_model_source(path, text, &nnl::fs::DiskLoader, opts, model, training)
+    });
+    let Some(graph) = lowered else {
+        return ExitCode::FAILURE;
+    };
+    if stats {
+        println!("{}: {} nodes", graph.name, graph.size());
+    } else {
+        print!("{}", nnl::ir::text::print(&graph));
+    }
+    ExitCode::SUCCESS
 }
 
 fn ir(

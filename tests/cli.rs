@@ -161,3 +161,27 @@ fn ir_names_the_phases_when_asked_for_a_missing_one() {
         "{stderr}"
     );
 }
+
+#[test]
+fn ir_of_one_model_takes_its_inputs_by_name() {
+    let out = nnlc(&[
+        "ir",
+        "examples/lstm_sine.nnl",
+        "--model",
+        "SineLstm",
+        "--batch",
+        "2",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let g = nnl::ir::text::parse(&String::from_utf8_lossy(&out.stdout)).expect("parses");
+    // T comes from the data field `x: f32[32, 1]`.
+    assert_eq!(g.ty(g.find_input("x").unwrap()).shape, vec![2, 32, 1]);
+    assert_eq!(g.ty(g.output("out").unwrap()).shape, vec![2, 1]);
+    let missing = nnlc(&["ir", "examples/lstm_sine.nnl", "--model", "Lstm"]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no model `Lstm`"));
+}

@@ -413,3 +413,15 @@ pub fn lower(
 ) -> Result<Lowered, Diagnostic> {
     train::lower_train(program, sources, opts).map_err(LowerError::into_diagnostic)
 }
+
+/// One model of the root file alone (`nnlc ir --model M`): inputs named like its parameters,
+/// output `out`, in training or evaluation mode.
+pub fn lower_model(
+    program: &Program,
+    sources: &SourceMap,
+    opts: &Options,
+    name: &str,
+    training: bool,
+) -> Result<Graph, Diagnostic> {
+    train::lower_model(program, sources, opts, name, training).map_err(LowerError::into_diagnostic)
+}

@@ -605,3 +605,81 @@ fn metric_name(e: &Expr) -> Option<String> {
         _ => None,
     }
 }
+
+/// One model alone, applied to inputs named like its parameters: `out` for a batch of `B`.
+/// The batch size is `opts.batch`, else the `batch` of a train block over the model, else 1.
+pub(crate) fn lower_model(
+    program: &Program,
+    sources: &SourceMap,
+    opts: &Options,
+    name: &str,
+    training: bool,
+) -> Res<Graph> {
+    let module = program.root;
+    let no_model = || LowerError {
+        message: format!("the file defines no model `{name}`"),
+        span: None,
+    };
+    let r = program.lookup(module, name).ok_or_else(no_model)?;
+    let def = program
+        .def(r)
+        .filter(|d| d.kind == DefKind::Model)
+        .ok_or_else(no_model)?;
+    let mut l = Lowerer::new(program, sources, opts.float);
+    let train_batch = program.modules[module]
+        .ast
+        .items
+        .iter()
+        .find_map(|i| match i {
+            Item::Train(t) if t.models.iter().any(|m| m.name == name) => Some(t),
+            _ => None,
+        });
+    let batch = match (opts.batch, train_batch) {
+        (Some(b), _) => b,
+        (None, Some(t)) => l.config(t, module, opts)?.batch,
+        (None, None) => 1,
+    };
+    // The data fields fix sizes the model leaves symbolic (`x: f32[B, T, 1]`).
+    let fields = match train_batch {
+        Some(t) => l.fields(t, module, batch)?,
+        None => Vec::new(),
+    };
+    l.begin_graph(&format!("model.{name}"), training);
+    let mut env = Env::new(module);
+    env.bind("B", Val::Int(batch as i64));
+    let mut args = Vec::new();
+    for p in &def.params {
+        let tt = match (fields.iter().find(|(f, _)| *f == p.name.name), &p.ty) {
+            (Some((_, t)), _) => t.clone(),
+            (None, Some(ty)) => l.tensor_type(&mut env, ty).map_err(|_| {
+                LowerError::new(
+                    "this input's shape has sizes other than `B` and no data field gives them",
+                    ty.span,
+                )
+            })?,
+            (None, None) => return Err(LowerError::new("an input without a type", p.span)),
+        };
+        let id = l.g().input(p.name.name.clone(), Role::Data, tt);
+        args.push(ArgV {
+            name: None,
+            val: Val::Tensor(l.tv(id)),
+            span: p.span,
+        });
+    }
+    let layer = l.new_layer(r, Vec::new());
+    let [(_, layer)] =
+        &l.with_default_attrs(vec![(name.to_string(), Val::Layer(layer))], def.span)?[..]
+    else {
+        unreachable!("one model in, one out")
+    };
+    l.at(def.name.span);
+    let out = l.call(layer.clone(), args, def.name.span)?;
+    let t = l.tensor_of(&out, l.float, def.name.span)?;
+    l.output("out", t);
+    for (state, t) in std::mem::take(&mut l.vars.state_updates) {
+        if training {
+            l.output(&state, t);
+        }
+    }
+    Ok(l.finish_graph())
+}
