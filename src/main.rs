@@ -231,12 +231,7 @@ fn ir_model(path: &str, model: &str, stage: Stage, batch: Option<usize>, stats: 
     let Some(graph) = lowered else {
         return ExitCode::FAILURE;
     };
-    if stats {
-        println!("{}: {} nodes", graph.name, graph.size());
-    } else {
-        print!("{}", nnl::ir::text::print(&graph));
-    }
-    ExitCode::SUCCESS
+    print_graph(&graph, stats)
 }
 
 fn ir(
@@ -279,12 +274,7 @@ fn ir(
             }
         },
     };
-    if stats {
-        println!("{}: {} nodes", graph.name, graph.size());
-    } else {
-        print!("{}", nnl::ir::text::print(&graph));
-    }
-    ExitCode::SUCCESS
+    print_graph(&graph, stats)
 }
 
 fn find_phase<'a>(
@@ -353,4 +343,14 @@ fn grad(path: &str, args: &GradArgs) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// A graph as text, or its node count with `--stats`.
+fn print_graph(graph: &nnl::ir::Graph, stats: bool) -> ExitCode {
+    if stats {
+        println!("{}: {} nodes", graph.name, graph.size());
+    } else {
+        print!("{}", nnl::ir::text::print(graph));
+    }
+    ExitCode::SUCCESS
 }

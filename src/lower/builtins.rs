@@ -2,7 +2,7 @@
 //! computed here; tensors become nodes.
 
 use super::emit::describe;
-use super::eval::{ArgV, normalize_axis, size_of};
+use super::eval::{ArgV, match_slots, normalize_axis, size_of};
 use super::{LowerError, Lowerer, Res, Tv, Val};
 use crate::ir::{CmpOp, DType, Dist, Op, TensorType, Window};
 use crate::prim::Builtin;
@@ -103,27 +103,8 @@ impl Lowerer<'_> {
             .iter()
             .find(|i| i.builtin == b)
             .expect("every builtin is listed");
-        let mut slots: Vec<Option<ArgV>> = info.params.iter().map(|_| None).collect();
-        let mut next = 0;
-        for a in args {
-            let i = match &a.name {
-                Some(n) => info
-                    .params
-                    .iter()
-                    .position(|p| p.name == n)
-                    .ok_or_else(|| LowerError::new(format!("no argument `{n}`"), a.span))?,
-                None => {
-                    while next < slots.len() && slots[next].is_some() {
-                        next += 1;
-                    }
-                    next
-                }
-            };
-            if i >= slots.len() {
-                return Err(LowerError::new("too many arguments", a.span));
-            }
-            slots[i] = Some(a);
-        }
+        let names: Vec<&str> = info.params.iter().map(|p| p.name).collect();
+        let slots = match_slots(&names, args)?;
         let a = Args { slots, span };
         let fl = self.float;
         match b {

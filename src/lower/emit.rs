@@ -121,39 +121,32 @@ impl Lowerer<'_> {
     }
 
     pub(super) fn sum_axes(&mut self, t: Tv, axes: &[usize], keep: bool) -> Tv {
-        let shape = self.ty(t).shape;
-        let mut r = if axes.is_empty() {
-            t
-        } else {
-            self.emit(
-                Op::Sum {
-                    axes: axes.to_vec(),
-                },
-                &[t],
-            )
+        let op = Op::Sum {
+            axes: axes.to_vec(),
         };
-        if keep {
-            r = self.reshape(r, kept_shape(&shape, axes));
-        }
-        r
+        self.reduce_axes(op, t, axes, keep)
     }
 
     pub(super) fn max_axes(&mut self, t: Tv, axes: &[usize], keep: bool) -> Tv {
+        let op = Op::ReduceMax {
+            axes: axes.to_vec(),
+        };
+        self.reduce_axes(op, t, axes, keep)
+    }
+
+    /// A reduction over `axes` (none: the value itself), reshaped to keep them as size 1.
+    fn reduce_axes(&mut self, op: Op, t: Tv, axes: &[usize], keep: bool) -> Tv {
         let shape = self.ty(t).shape;
-        let mut r = if axes.is_empty() {
+        let r = if axes.is_empty() {
             t
         } else {
-            self.emit(
-                Op::ReduceMax {
-                    axes: axes.to_vec(),
-                },
-                &[t],
-            )
+            self.emit(op, &[t])
         };
         if keep {
-            r = self.reshape(r, kept_shape(&shape, axes));
+            self.reshape(r, kept_shape(&shape, axes))
+        } else {
+            r
         }
-        r
     }
 
     /// `a @ b` with the language's rules: a 2-d right side applies to every leading axis of the

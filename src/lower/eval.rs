@@ -609,26 +609,8 @@ impl Lowerer<'_> {
         mut env: Env,
         span: Span,
     ) -> Res<Env> {
-        let mut slots: Vec<Option<ArgV>> = params.iter().map(|_| None).collect();
-        let mut next = 0;
-        for a in args {
-            let i = match &a.name {
-                Some(n) => params
-                    .iter()
-                    .position(|p| p.name.name == *n)
-                    .ok_or_else(|| LowerError::new(format!("no argument `{n}`"), a.span))?,
-                None => {
-                    while next < slots.len() && slots[next].is_some() {
-                        next += 1;
-                    }
-                    next
-                }
-            };
-            if i >= slots.len() {
-                return Err(LowerError::new("too many arguments", a.span));
-            }
-            slots[i] = Some(a);
-        }
+        let names: Vec<&str> = params.iter().map(|p| p.name.name.as_str()).collect();
+        let slots = match_slots(&names, args)?;
         for (p, a) in params.iter().zip(slots) {
             let (v, vspan) = match a {
                 Some(a) => (a.val, a.span),
@@ -866,6 +848,32 @@ impl Lowerer<'_> {
         let mut it = stacked.into_iter();
         Ok(rebuild(&out_template, &mut it))
     }
+}
+
+/// Arguments matched to parameter names: positional ones fill the first free slots, named ones
+/// their slot. (The checker has reported any mismatch; these errors are internal.)
+pub(super) fn match_slots(names: &[&str], args: Vec<ArgV>) -> Res<Vec<Option<ArgV>>> {
+    let mut slots: Vec<Option<ArgV>> = names.iter().map(|_| None).collect();
+    let mut next = 0;
+    for a in args {
+        let i = match &a.name {
+            Some(n) => names
+                .iter()
+                .position(|p| p == n)
+                .ok_or_else(|| LowerError::new(format!("no argument `{n}`"), a.span))?,
+            None => {
+                while next < slots.len() && slots[next].is_some() {
+                    next += 1;
+                }
+                next
+            }
+        };
+        if i >= slots.len() {
+            return Err(LowerError::new("too many arguments", a.span));
+        }
+        slots[i] = Some(a);
+    }
+    Ok(slots)
 }
 
 pub(super) fn size_of(v: &Val, span: Span) -> Res<usize> {
