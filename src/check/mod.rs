@@ -1168,6 +1168,10 @@ impl<'p> Checker<'p> {
         for a in args {
             match &a.name {
                 None => {
+                    // Like lowering: a positional argument takes the first slot still free.
+                    while next_positional < slots.len() && out[next_positional].is_some() {
+                        next_positional += 1;
+                    }
                     if next_positional >= slots.len() {
                         let names: Vec<&str> = slots.iter().map(|s| s.name).collect();
                         self.emit(
