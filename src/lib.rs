@@ -4,6 +4,7 @@
 //! through a `resolve::Loader` (`fs::DiskLoader` reads the disk).
 
 pub mod check;
+pub mod data;
 pub mod diag;
 pub mod exec;
 pub mod fs;
