@@ -80,10 +80,11 @@ impl Kind {
 
     /// Whether the values it gives may have a fraction (so the field must be a float type).
     pub fn makes_floats(&self) -> bool {
-        !matches!(
-            self,
-            Kind::Flatten | Kind::Reshape(_) | Kind::Shift(_) | Kind::Flip
-        )
+        match self {
+            Kind::Flatten | Kind::Reshape(_) | Kind::Shift(_) | Kind::Flip => false,
+            Kind::Impute(Strategy::Constant(c)) => c.fract() != 0.0,
+            _ => true,
+        }
     }
 
     /// The statistics fitted on the training split, each with the shape of one sample at this
@@ -102,11 +103,11 @@ impl Kind {
         let n: usize = shape.iter().product();
         match self {
             Kind::Flatten => Ok(vec![n]),
-            Kind::Reshape(to) if to.iter().product::<usize>() == n => Ok(to.clone()),
+            Kind::Reshape(to) if numel(to) == Some(n) => Ok(to.clone()),
             Kind::Reshape(to) => Err(format!(
                 "`reshape({})` needs {} values per sample, but the data has {n} ({})",
                 dims(to),
-                to.iter().product::<usize>(),
+                numel(to).map_or("too many".into(), |m| m.to_string()),
                 dims(shape)
             )),
             Kind::OneHot(k) => Ok(shape.iter().copied().chain([*k]).collect()),
@@ -118,6 +119,14 @@ impl Kind {
             _ => Ok(shape.to_vec()),
         }
     }
+}
+
+/// The most values one sample may hold at any step, so that a typo cannot exhaust memory.
+const MAX_SAMPLE: usize = 1 << 28;
+
+/// The number of values of a shape, unless it overflows.
+fn numel(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d))
 }
 
 /// `[28, 28]`.
@@ -208,6 +217,12 @@ impl Field {
         let mut out = vec![input.to_vec()];
         for s in &self.steps {
             let next = s.kind.output_shape(out.last().expect("starts non-empty"))?;
+            if numel(&next).is_none_or(|n| n > MAX_SAMPLE) {
+                return Err(format!(
+                    "after `{}`, one sample would hold more than {MAX_SAMPLE} values",
+                    s.kind.name()
+                ));
+            }
             out.push(next);
         }
         let last = out.last().expect("starts non-empty");
@@ -336,7 +351,7 @@ impl Field {
                         && a.rng(k).next_u64() >> 63 == 1
                     {
                         let w = *shapes[k].last().expect("images have axes");
-                        buf.chunks_mut(w).for_each(<[f64]>::reverse);
+                        buf.chunks_mut(w.max(1)).for_each(<[f64]>::reverse);
                     }
                 }
                 Kind::Noise(std) => {

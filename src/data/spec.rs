@@ -540,10 +540,8 @@ fn column(e: &Expr) -> Result<Column, String> {
         ("cols", true) => {
             let mut refs = Vec::new();
             for a in args {
-                if a.name.is_some() {
-                    return Err(
-                        "`cols` takes column indices, ranges or names without labels".into(),
-                    );
+                if a.name.as_ref().is_some_and(|n| n.name != "columns") {
+                    return Err("`cols` takes column indices, ranges and names".into());
                 }
                 table_refs(&eval(&a.value)?, &mut refs)?;
             }
@@ -564,7 +562,10 @@ fn column(e: &Expr) -> Result<Column, String> {
 fn table_refs(c: &Const, out: &mut Vec<TableRef>) -> Result<(), String> {
     match c {
         Const::Str(s) => out.push(TableRef::Name(s.clone())),
-        Const::Range(a, b) if *a >= 0 => out.extend((*a..*b).map(|i| TableRef::Index(i as usize))),
+        Const::Range(a, b) if *a >= 0 && b.saturating_sub(*a) <= 1 << 24 => {
+            out.extend((*a..*b).map(|i| TableRef::Index(i as usize)))
+        }
+        Const::Range(a, b) => return Err(format!("`{a}..{b}` is not a range of columns")),
         Const::List(items) => {
             for i in items {
                 table_refs(i, out)?;

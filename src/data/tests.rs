@@ -996,3 +996,30 @@ fn generator_parameters_are_checked() {
         "t.nnl: field `x`: declared f32[3], but the data gives f32[2] per sample"
     );
 }
+
+#[test]
+fn whole_constants_impute_int_fields_and_huge_samples_are_refused() {
+    let d = dir("ints");
+    write(&d, "t.csv", b"1,\n,2\n");
+    let ds = load_ok(
+        &d,
+        r#"data t { train = csv("t.csv")  y: i32[2] = cols(columns: 0..2) |> impute(constant: 0) }"#,
+    );
+    assert_eq!(values(&ds, "train", "y"), [1.0, 0.0, 0.0, 2.0]);
+    let e = load_err(
+        &d,
+        r#"data t { train = csv("t.csv")  y: i32[2] = cols(0..2) |> impute(constant: 0.5) }"#,
+    );
+    assert!(
+        e.contains("declared i32, but `impute` makes floating-point values"),
+        "{e}"
+    );
+    let e = load_err(
+        &d,
+        r#"data t { train = csv("t.csv")  y: f32[1000000000] = col(0) |> one_hot(1000000000) }"#,
+    );
+    assert!(
+        e.contains("after `one_hot`, one sample would hold more than"),
+        "{e}"
+    );
+}
