@@ -41,8 +41,9 @@
 //! indices, half-open ranges, names and lists of them (shape `[n]`) — and applies the
 //! transforms in order. The result must have the declared per-sample shape, in every source
 //! (the error names the file and the field). The declared dtype holds the values: an `i32` or
-//! `bool` field admits only `flatten`, `reshape`, `random_shift` and `random_flip`, and its
-//! values must be whole numbers in range (0 or 1 for bool); an f32 value must be finite. All
+//! `bool` field admits only `flatten`, `reshape`, `random_shift`, `random_flip` and
+//! `impute(constant: c)` with a whole `c`, and its values must be whole numbers in range (0 or
+//! 1 for bool); an f32 value must be finite. A sample may hold at most 2²⁸ values. All
 //! fields of a source have the same number of samples. A batch holds one tensor per field with
 //! the batch axis first.
 //!
@@ -85,13 +86,17 @@
 //!
 //! # Randomness
 //!
-//! Every random choice is a [`random::Rng`] stream (splitmix64, as in [`crate::interp::random`])
-//! keyed by a seed and a path, so it does not depend on batch sizes or on what ran before. The
-//! block's seed is `seed N` if the block has it, else the `seed` given to [`load`]. Epoch `e`
-//! of the training split visits its samples in the order of a Fisher–Yates shuffle by
-//! `Rng::new(S, [3, e])`, with `S` from the block's `shuffle(seed: S)` setting, else the block's
-//! seed; other splits are served in order. The augmentation of training sample `i` (its index
-//! in the split) by step `k` of field `f` in epoch `e` draws from `Rng::new(seed, [4, e, f, k, i])`.
+//! Every random choice is a stream `Rng::new(seed, path)`: splitmix64 (the generator of
+//! [`crate::interp::random`]) from the key `bits(…bits(bits(seed, p₁), p₂)…, pₖ)` for the path
+//! `[p₁, …, pₖ]`; draw `j` is `bits(key, j)`. A uniform is `(draw >> 11) · 2⁻⁵³` in [0, 1),
+//! `below(n)` is `(draw · n) >> 64` in 0..n, a normal is `sqrt(−2·ln(1 − u₁))·cos(2π·u₂)` from
+//! two uniforms, and a shuffle is Fisher–Yates (for `i` from `len − 1` down to 1, swap `i` with
+//! `below(i + 1)`). So nothing depends on batch sizes or on what ran before. The block's seed
+//! is `seed N` if the block has it, else the `seed` given to [`load`]. Epoch `e` of the
+//! training split visits its samples in the order of a shuffle by `Rng::new(S, [3, e])`, with
+//! `S` from the block's `shuffle(seed: S)` setting, else the block's seed; other splits are
+//! served in order. The augmentation of training sample `i` (its index in the split) by step
+//! `k` of field `f` in epoch `e` draws from `Rng::new(seed, [4, e, f, k, i])`.
 //!
 //! # Generators
 //!

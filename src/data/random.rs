@@ -1,19 +1,8 @@
-//! The data pipeline's random numbers: splitmix64 streams, the generator of
-//! [`crate::interp::random`], keyed by a seed and a path of integers.
-//!
-//! ```text
-//! key(seed, [p₁, …, pₖ]) = bits(… bits(bits(seed, p₁), p₂) …, pₖ)
-//! draw j of a stream     = bits(key, j)             j = 0, 1, 2, …
-//! uniform                = (draw >> 11) · 2⁻⁵³       in [0, 1)
-//! below(n)               = (draw · n) >> 64          (128-bit product) in 0..n
-//! normal                 = sqrt(−2 · ln(1 − u₁)) · cos(2π · u₂)   two uniforms, in that order
-//! shuffle                = Fisher–Yates: for i = len−1 down to 1, swap i with below(i + 1)
-//! ```
-//!
-//! The paths used (see the module documentation of [`super`]): `[0, i]` sample `i` of a
-//! generator, `[1]` the centres of `blobs`, `[2]` a split's shuffle, `[3, epoch]` the order of an
-//! epoch, `[4, epoch, field, step, i]` an augmentation of training sample `i`, `[5, h]` the default
-//! seed of a generator whose source name hashes (FNV-1a, 64 bits) to `h`.
+//! The data pipeline's random streams, defined in the module documentation of [`super`]
+//! ("Randomness"). The paths in use: `[0, i]` sample `i` of a generator, `[1]` the centres of
+//! `blobs`, `[2]` a split's shuffle, `[3, epoch]` the order of an epoch, `[4, epoch, field, step,
+//! i]` an augmentation of training sample `i`, `[5, h]` the default seed of a generator whose
+//! source name hashes (FNV-1a, 64 bits) to `h`.
 
 use crate::interp::random::bits;
 

@@ -396,17 +396,19 @@ impl Source {
         let (input, shapes) = &self.inputs[field];
         let file = self.file_of(input);
         if let Input::Cols { cols, .. } = input {
-            let col = &self.columns[cols[elem.min(cols.len() - 1)]];
-            if let Some(cells) = &self.origins[col.origin].cells {
+            // Past the raw values (after a `one_hot`), only the row is known.
+            let (col, exact) = match cols.get(elem) {
+                Some(&c) => (&self.columns[c], true),
+                None => (&self.columns[cols[0]], false),
+            };
+            let origin = &self.origins[col.origin];
+            if let Some(cells) = &origin.cells {
                 let (line, column) = cells.place(row, col.index);
-                return match elem < cols.len() {
-                    true => DataError::at(file, line, column, message),
-                    false => DataError {
-                        file: file.to_string(),
-                        line: Some(line),
-                        column: None,
-                        message: message.to_string(),
-                    },
+                return DataError {
+                    file: origin.path.clone(),
+                    line: Some(line),
+                    column: exact.then_some(column),
+                    message: message.to_string(),
                 };
             }
         }

@@ -140,6 +140,22 @@ fn csv_with_gzip_and_delimiter_join() {
         [1.0, 2.0, 10.0, 3.0, 4.0, 20.0, 5.0, 6.0, 30.0]
     );
 
+    write(&d, "na.csv", b"10\nNA\n30\n");
+    let e = load_err(
+        &d,
+        r#"data t {
+            train = csv("a.csv.gz", delimiter: " ") |> join(csv("na.csv"))
+            x: f32[3] = cols(0..3)
+        }"#,
+    );
+    assert_eq!(
+        e,
+        format!(
+            "{}/na.csv:2:1: a missing value, and field `x` has no `impute`",
+            d.display()
+        )
+    );
+
     write(&d, "short.csv", b"10\n20\n");
     let e = load_err(
         &d,
