@@ -188,7 +188,7 @@ impl Bound {
         }
     }
 
-    fn path(&self, name: &str) -> Result<String, String> {
+    fn text(&self, name: &str) -> Result<String, String> {
         string(self.required(name)?, &self.what(name))
     }
 
@@ -386,7 +386,7 @@ fn source(e: &Expr) -> Result<SourceSpec, String> {
                 },
             };
             Ok(SourceSpec::Csv {
-                path: b.path("path")?,
+                path: b.text("path")?,
                 header,
                 delimiter,
                 skip: b.count("skip", Some(0))?,
@@ -395,12 +395,12 @@ fn source(e: &Expr) -> Result<SourceSpec, String> {
         "idx" => {
             let b = bind(name, &["images", "labels"], args)?;
             Ok(SourceSpec::Idx {
-                images: b.path("images")?,
-                labels: b.path("labels")?,
+                images: b.text("images")?,
+                labels: b.text("labels")?,
             })
         }
-        "npy" => Ok(SourceSpec::Npy(bind(name, &["path"], args)?.path("path")?)),
-        "npz" => Ok(SourceSpec::Npz(bind(name, &["path"], args)?.path("path")?)),
+        "npy" => Ok(SourceSpec::Npy(bind(name, &["path"], args)?.text("path")?)),
+        "npz" => Ok(SourceSpec::Npz(bind(name, &["path"], args)?.text("path")?)),
         "xor" => {
             let b = bind(name, &["n", "noise", "seed"], args)?;
             Ok(SourceSpec::Generate {
@@ -525,7 +525,7 @@ fn column(e: &Expr) -> Result<Column, String> {
     let is_call = matches!(e.kind, ExprKind::Call { .. });
     match (name, is_call) {
         (name, false) => Ok(Column::Named(name.to_string())),
-        ("array", true) => Ok(Column::Named(bind("array", &["name"], args)?.path("name")?)),
+        ("array", true) => Ok(Column::Named(bind("array", &["name"], args)?.text("name")?)),
         ("col", true) => {
             let b = bind("col", &["index"], args)?;
             let r = match b.required("index")? {
