@@ -1,0 +1,594 @@
+//! The data pipeline: reads the sources of a `data` block, splits them, fits the statistical
+//! transforms on the training split and serves batches of tensors, one per field.
+//!
+//! [`load`] gives a [`Dataset`]; [`Dataset::batches`] iterates over a split. The fields'
+//! transforms and their fitted statistics form a [`Pipeline`], which a checkpoint can save
+//! ([`Pipeline::fitted_stats`]) and restore ([`Pipeline::from_decl`] then
+//! [`Pipeline::restore_stats`]) to prepare new inputs ([`Pipeline::transform_inputs`]).
+//! Nothing here prints; every problem with a file is a [`DataError`], never a panic.
+//!
+//! # Sources
+//!
+//! A source named `train` is the training set and one named `test` the test set. A source with
+//! another name is a pool: what remains of it after its splits is the training set (so there
+//! must not also be a `train` source, and there can be only one pool). Paths are relative to
+//! `base_dir`; CSV, IDX and `.npy` files are decompressed when they start with the gzip magic
+//! `1f 8b`, whatever their name.
+//!
+//! - `csv(path, header: false, delimiter: ",", skip: 0)`: `skip` lines are dropped, then with
+//!   `header: true` the first record names the columns (for `col("name")`). Blank lines are
+//!   ignored; a cell may be quoted (`"a, b"`, `""` inside for a quote, line breaks allowed);
+//!   every row must have as many cells as the first. A cell is missing when it is empty or
+//!   blank, `NA` or `nan` (any case); otherwise it must be a finite number once surrounding
+//!   spaces are trimmed (`1.5e+02`) — checked only for the columns that fields read. A `\r`
+//!   before a line break is dropped. The columns are numbered from 0.
+//! - `idx(images, labels)`: IDX files (MNIST's format, every element type: u8, i8, i16, i32,
+//!   f32, f64; big-endian); the columns `image` (the images file's dimensions after the first,
+//!   `[28, 28]` for MNIST) and `label`. Both files must hold the same number of samples; a
+//!   file shorter or longer than its header says is an error.
+//! - `npy(path)`: the column `x`, one sample per index of the first axis; float32, float64,
+//!   int32, int64 (must fit in i32), uint8 or bool.
+//! - `npz(path)`: every array is a column, selected with `array("name")`; the dtypes of
+//!   [`crate::store::read_npz`].
+//! - `A |> join(B)`: row by row; B's table columns are numbered after A's, and the tables must
+//!   have the same number of rows. Named columns must not repeat.
+//! - the generators below.
+//!
+//! # Fields
+//!
+//! `name: TYPE = COLUMN |> TRANSFORM |> …` reads `COLUMN` — a named column (`image`, `x`,
+//! `array("x")`), `col(i)` or `col("name")` (one value per sample, shape `[]`), or `cols(…)` of
+//! indices, half-open ranges, names and lists of them (shape `[n]`) — and applies the
+//! transforms in order. The result must have the declared per-sample shape, in every source
+//! (the error names the file and the field). The declared dtype holds the values: an `i32` or
+//! `bool` field admits only `flatten`, `reshape`, `random_shift`, `random_flip` and
+//! `impute(constant: c)` with a whole `c`, and its values must be whole numbers in range (0 or
+//! 1 for bool); an f32 value must be finite. A sample may hold at most 2²⁸ values. All
+//! fields of a source have the same number of samples. A batch holds one tensor per field with
+//! the batch axis first.
+//!
+//! # Transforms
+//!
+//! Values are computed in f64. Statistics are per position of the sample at the transform's
+//! step (per table column, per pixel), computed over the training split only — missing values
+//! skipped — and applied unchanged to every split and to [`Pipeline::transform_inputs`].
+//!
+//! | transform | effect |
+//! | --- | --- |
+//! | `flatten`, `reshape([…])` | the per-sample shape; the values stay in row-major order |
+//! | `scale(f)` | `v · f` |
+//! | `minmax` | `(v − min) / (max − min)`; a zero range divides by 1 |
+//! | `standardize` | `(v − mean) / std`, population std (÷ n); a zero std divides by 1 |
+//! | `impute(mean)`, `impute(median)`, `impute(constant: c)`, `impute()` = mean | fills missing values |
+//! | `clip_outliers(z: 3)` (the default), `clip_outliers(iqr: k)` | clamps to `mean ± z·std`, or to `[q1 − k·(q3 − q1), q3 + k·(q3 − q1)]` |
+//! | `one_hot(k)` | appends an axis of k: a class index 0..k−1 becomes a one-hot vector |
+//! | `random_shift(p)` | moves each image by whole pixels dy, dx uniform in −p..p, zero fill |
+//! | `random_flip` | reverses the last axis (width) with probability ½ |
+//! | `gaussian_noise(s)` | adds normal noise of standard deviation s to each value |
+//!
+//! A missing value is an error unless the field has an `impute`, which fills it (transforms
+//! before the `impute` keep it missing). Quantiles (median, quartiles) interpolate linearly
+//! between the closest ranks, like NumPy. The last three are augmentations: applied only to
+//! training batches, on the images' last two axes (`random_shift`, `random_flip` need at
+//! least two axes), identity everywhere else — when fitting statistics too; `one_hot` may not
+//! follow one. The statistics are exported as f64 tensors named
+//! `DATA.FIELD.STEP.TRANSFORM.STAT` ([`Pipeline::fitted_stats`]).
+//!
+//! # Splits
+//!
+//! `split NAME = F of PARENT` runs once its parent exists (in statement order otherwise): it
+//! takes `round(F · n)` samples, `n` being the parent's size before any of its splits (for a
+//! pool's remainder, its size once the pool's splits are done); the count must be at least 1
+//! and leave at least 1. It takes the **last** samples of the parent's remaining ones in file
+//! order, or, with `shuffle(seed: S)` (bare `shuffle`: the block's seed), the last ones after
+//! shuffling the remaining ones with `Rng::new(S, [2])`. Both parts keep file order. So
+//! `split val = 0.1 of train` on MNIST leaves 54,000 training and 6,000 validation images.
+//!
+//! # Randomness
+//!
+//! Every random choice is a stream `Rng::new(seed, path)`: splitmix64 (the generator of
+//! [`crate::interp::random`]) from the key `bits(…bits(bits(seed, p₁), p₂)…, pₖ)` for the path
+//! `[p₁, …, pₖ]`; draw `j` is `bits(key, j)`. A uniform is `(draw >> 11) · 2⁻⁵³` in [0, 1),
+//! `below(n)` is `(draw · n) >> 64` in 0..n, a normal is `sqrt(−2·ln(1 − u₁))·cos(2π·u₂)` from
+//! two uniforms, and a shuffle is Fisher–Yates (for `i` from `len − 1` down to 1, swap `i` with
+//! `below(i + 1)`). So nothing depends on batch sizes or on what ran before. The block's seed
+//! is `seed N` if the block has it, else the `seed` given to [`load`]. Epoch `e` of the
+//! training split visits its samples in the order of a shuffle by `Rng::new(S, [3, e])`, with
+//! `S` from the block's `shuffle(seed: S)` setting, else the block's seed; other splits are
+//! served in order. The augmentation of training sample `i` (its index in the split) by step
+//! `k` of field `f` in epoch `e` draws from `Rng::new(seed, [4, e, f, k, i])`.
+//!
+//! # Generators
+//!
+//! Sample `i` draws from `Rng::new(seed, [0, i])`, in the order written; `U(a, b)` is uniform
+//! in [a, b), `N` a standard normal. A generator without `seed:` takes the first draw of
+//! `Rng::new(block seed, [5, FNV-1a(source name)])`, so `train` and `test` differ.
+//!
+//! - `xor(n, noise: 0)`: `a, b ~ U(−1, 1)`, then `e₁, e₂ ~ N`; `x = [a + noise·e₁, b + noise·e₂]`
+//!   (f64 `[2]`), `y = 1` if exactly one of `a`, `b` is positive, else 0 (i32 `[]`).
+//! - `spirals(n, classes: 2, noise: 0)`: class `c = i mod classes`; `t ~ U(0, 1)`, `e₁, e₂ ~ N`;
+//!   angle `θ = 2π·c/classes + 3π·t`; `x = [t·cos θ + noise·e₁, t·sin θ + noise·e₂]`, `y = c`.
+//! - `blobs(n, centers: 3, features: 2, std: 1)`: the centres are drawn first from
+//!   `Rng::new(seed, [1])`, coordinate by coordinate, each `U(−10, 10)`; sample `i` has class
+//!   `c = i mod centers` and `x = centre_c + std·N` per feature (`[features]`), `y = c`.
+//! - `sine(n, length)`: amplitude `A ~ U(0.5, 1)`, angular frequency `ω ~ U(0.1, 0.5)` radians
+//!   per step, phase `φ ~ U(0, 2π)`; `x[t] = A·sin(ω·t + φ)` for `t = 0..length−1` (`[length, 1]`)
+//!   and `y = [A·sin(ω·length + φ)]` (`[1]`), the value that follows the window.
+//! - `copy_task(n, length, vocab)`: `x[t] = below(vocab)` for each `t` (i32 `[length]`), `y = x`;
+//!   `reverse_task`: `y` is `x` reversed; `sort_task`: `y` is `x` sorted ascending.
+//!
+//! A generator's column may hold at most 2²⁸ values.
+
+mod formats;
+mod generate;
+mod pipeline;
+mod random;
+mod source;
+mod spec;
+#[cfg(test)]
+mod tests;
+
+pub use pipeline::Pipeline;
+
+use crate::interp::Tensor;
+use crate::ir::TensorType;
+use crate::resolve::Program;
+use crate::syntax::ast::{DataDecl, Item};
+use pipeline::{Accumulator, Augment, Fit};
+use random::Rng;
+use source::Source;
+use spec::Spec;
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+
+/// A problem with the data: the file, the 1-based line and column when the file is text (a
+/// CSV cell), and what is wrong. Displayed as `file:line:column: message` (or `file: message`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+impl DataError {
+    fn at(file: &str, line: usize, column: usize, message: impl Into<String>) -> DataError {
+        DataError {
+            file: file.to_string(),
+            line: Some(line),
+            column: Some(column),
+            message: message.into(),
+        }
+    }
+
+    fn in_file(file: &str, message: impl Into<String>) -> DataError {
+        DataError {
+            file: file.to_string(),
+            line: None,
+            column: None,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for DataError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(l) = self.line {
+            write!(f, ":{l}")?;
+            if let Some(c) = self.column {
+                write!(f, ":{c}")?;
+            }
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for DataError {}
+
+/// The name of the `.nnl` file that holds `data`.
+fn nnl_file(program: &Program, data: &DataDecl) -> String {
+    program
+        .modules
+        .iter()
+        .find(|m| {
+            m.ast
+                .items
+                .iter()
+                .any(|i| matches!(i, Item::Data(d) if std::ptr::eq(d, data)))
+        })
+        .unwrap_or(&program.modules[program.root])
+        .name
+        .clone()
+}
+
+fn read_spec(program: &Program, data: &DataDecl) -> Result<(Spec, Pipeline), DataError> {
+    let file = nnl_file(program, data);
+    let mut spec = spec::read(data)
+        .map_err(|m| DataError::in_file(&file, format!("data `{}`: {m}", data.name.name)))?;
+    let pipeline = Pipeline {
+        name: data.name.name.clone(),
+        file,
+        fields: std::mem::take(&mut spec.fields),
+    };
+    Ok((spec, pipeline))
+}
+
+impl Pipeline {
+    /// The fields and transforms of a data block, without reading any data: the statistics
+    /// are not fitted until [`Pipeline::restore_stats`].
+    pub fn from_decl(program: &Program, data: &DataDecl) -> Result<Pipeline, DataError> {
+        read_spec(program, data).map(|(_, p)| p)
+    }
+}
+
+/// Samples of one source that form a split.
+#[derive(Debug, Clone)]
+struct Set {
+    name: String,
+    source: usize,
+    /// Indices of the source's samples, in file order.
+    rows: Vec<usize>,
+    /// The size that fractions of this set refer to.
+    base: usize,
+    /// A source statement that is not `train` or `test`.
+    pool: bool,
+}
+
+/// A loaded data block: its sources, splits and fitted pipeline.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pipeline: Pipeline,
+    sources: Vec<Source>,
+    sets: Vec<Set>,
+    shuffle_seed: u64,
+    augment_seed: u64,
+}
+
+/// One batch: the split's sample indices it holds, and one tensor per field with the batch
+/// axis first, keyed by field name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    pub indices: Vec<usize>,
+    pub tensors: HashMap<String, Tensor>,
+}
+
+/// Loads the data block `data` of `program`: reads its sources (paths relative to `base_dir`,
+/// the directory of the `.nnl` file), makes its splits, fits its statistics on the training
+/// split and checks every sample of every split, so that batches cannot fail.
+pub fn load(
+    program: &Program,
+    data: &DataDecl,
+    base_dir: &Path,
+    seed: u64,
+) -> Result<Dataset, DataError> {
+    let (spec, mut pipeline) = read_spec(program, data)?;
+    let seed = spec.seed.unwrap_or(seed);
+    let mut sources = Vec::new();
+    for (name, s) in &spec.sources {
+        let mut src = source::open(name, s, base_dir, &pipeline.file, seed)?;
+        src.resolve(&pipeline.fields)?;
+        src.first_bad_cell(&pipeline.fields)?;
+        sources.push(src);
+    }
+    let sets = make_sets(&spec, &sources, seed, &pipeline.file)?;
+    let train = sets
+        .iter()
+        .find(|s| s.name == "train")
+        .expect("make_sets makes a training set");
+    fit(&mut pipeline, &sources[train.source], &train.rows)?;
+    for src in &sources {
+        validate(&pipeline, src)?;
+    }
+    Ok(Dataset {
+        pipeline,
+        sources,
+        sets,
+        shuffle_seed: spec.shuffle.flatten().unwrap_or(seed),
+        augment_seed: seed,
+    })
+}
+
+/// The sets: one per source, then the splits, in the order of section "Splits".
+fn make_sets(
+    spec: &Spec,
+    sources: &[Source],
+    seed: u64,
+    file: &str,
+) -> Result<Vec<Set>, DataError> {
+    let err = |m: String| DataError::in_file(file, m);
+    let mut sets: Vec<Set> = sources
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Set {
+            name: s.name.clone(),
+            source: i,
+            rows: (0..s.rows).collect(),
+            base: s.rows,
+            pool: s.name != "train" && s.name != "test",
+        })
+        .collect();
+    let mut pending: Vec<_> = spec.splits.iter().collect();
+    // A pool's remainder becomes the training set once nothing else can be split.
+    let promote = |sets: &mut Vec<Set>| -> Result<bool, DataError> {
+        if sets.iter().any(|s| s.name == "train") {
+            return Ok(false);
+        }
+        let pools: Vec<usize> = (0..sets.len()).filter(|&i| sets[i].pool).collect();
+        match pools[..] {
+            [p] => {
+                sets[p].name = "train".into();
+                sets[p].pool = false;
+                sets[p].base = sets[p].rows.len();
+                Ok(true)
+            }
+            [] => Ok(false),
+            _ => Err(err(format!(
+                "the sources `{}` and `{}` could both become the training set: keep one, or name them `train` and `test`",
+                sets[pools[0]].name, sets[pools[1]].name
+            ))),
+        }
+    };
+    while !pending.is_empty() {
+        let Some(pos) = pending
+            .iter()
+            .position(|sp| sets.iter().any(|s| s.name == sp.parent))
+        else {
+            if promote(&mut sets)? {
+                continue;
+            }
+            return Err(err(format!(
+                "split `{}`: there is no `{}` to split",
+                pending[0].name, pending[0].parent
+            )));
+        };
+        let sp = pending.remove(pos);
+        if sets.iter().any(|s| s.name == sp.name) {
+            return Err(err(format!("`{}` names two sets of samples", sp.name)));
+        }
+        let p = sets
+            .iter()
+            .position(|s| s.name == sp.parent)
+            .expect("found above");
+        let parent = &mut sets[p];
+        let k = (sp.fraction * parent.base as f64).round() as usize;
+        let left = parent.rows.len();
+        if k == 0 || k >= left {
+            return Err(err(format!(
+                "split `{}` takes {} of `{}`'s {} samples, which leaves {} in `{}` and {k} in `{}`: both need at least one",
+                sp.name,
+                sp.fraction,
+                sp.parent,
+                parent.base,
+                left.saturating_sub(k),
+                sp.parent,
+                sp.name
+            )));
+        }
+        let mut order = parent.rows.clone();
+        if let Some(s) = sp.shuffle {
+            Rng::new(s.unwrap_or(seed), &[2]).shuffle(&mut order);
+        }
+        let mut taken = order.split_off(left - k);
+        order.sort_unstable();
+        taken.sort_unstable();
+        parent.rows = order;
+        let source = parent.source;
+        sets.push(Set {
+            name: sp.name.clone(),
+            source,
+            rows: taken,
+            base: k,
+            pool: false,
+        });
+    }
+    promote(&mut sets)?;
+    if !sets.iter().any(|s| s.name == "train") {
+        return Err(err(
+            "there is no training data: name a source `train`, or split a source and train on the rest"
+                .into(),
+        ));
+    }
+    if let Some(pool) = sets.iter().find(|s| s.pool) {
+        return Err(err(format!(
+            "the source `{}` is not used: only `train`, `test` and one source to split are allowed",
+            pool.name
+        )));
+    }
+    Ok(sets)
+}
+
+/// Fits the statistics of every field's steps, in order, on the training samples.
+fn fit(pipeline: &mut Pipeline, src: &Source, rows: &[usize]) -> Result<(), DataError> {
+    let mut buf = Vec::new();
+    for (fi, field) in pipeline.fields.iter_mut().enumerate() {
+        let shapes = src.inputs[fi].1.clone();
+        for k in 0..field.steps.len() {
+            if field.steps[k].kind.stat_names().is_empty() {
+                continue;
+            }
+            let mut acc = Accumulator::new(&field.steps[k].kind, shapes[k].iter().product());
+            for &row in rows {
+                src.read(fi, row, &mut buf);
+                field
+                    .apply(&mut buf, &shapes, 0..k, None)
+                    .map_err(|f| src.error_at(fi, row, f.elem, &f.message))?;
+                acc.add(&buf);
+            }
+            let values = acc.finish().map_err(|m| {
+                DataError::in_file(
+                    src.file_of(&src.inputs[fi].0),
+                    format!("field `{}`: {m}", field.name),
+                )
+            })?;
+            field.steps[k].fit = Some(Fit {
+                shape: shapes[k].clone(),
+                values,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Evaluates every sample of a source, so that serving batches cannot fail.
+fn validate(pipeline: &Pipeline, src: &Source) -> Result<(), DataError> {
+    let mut buf = Vec::new();
+    for row in 0..src.rows {
+        for (fi, field) in pipeline.fields.iter().enumerate() {
+            let shapes = &src.inputs[fi].1;
+            field.check_fits(shapes).map_err(|m| {
+                DataError::in_file(
+                    src.file_of(&src.inputs[fi].0),
+                    format!("field `{}`: {m}", field.name),
+                )
+            })?;
+            src.read(fi, row, &mut buf);
+            field
+                .evaluate(&mut buf, shapes, None)
+                .map_err(|f| src.error_at(fi, row, f.elem, &f.message))?;
+        }
+    }
+    Ok(())
+}
+
+impl Dataset {
+    /// The fields, their transforms and fitted statistics.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    /// Each field's name and per-sample type, in declaration order.
+    pub fn fields(&self) -> Vec<(String, TensorType)> {
+        self.pipeline.fields()
+    }
+
+    /// The splits' names and sizes: `train`, `test` if any, then the `split`s.
+    pub fn splits(&self) -> Vec<(String, usize)> {
+        self.sets
+            .iter()
+            .map(|s| (s.name.clone(), s.rows.len()))
+            .collect()
+    }
+
+    /// The number of samples of a split.
+    pub fn size(&self, split: &str) -> Option<usize> {
+        self.sets
+            .iter()
+            .find(|s| s.name == split)
+            .map(|s| s.rows.len())
+    }
+
+    /// See [`Pipeline::fitted_stats`].
+    pub fn fitted_stats(&self) -> Vec<(String, Tensor)> {
+        self.pipeline.fitted_stats()
+    }
+
+    /// See [`Pipeline::transform_inputs`].
+    pub fn transform_inputs(&self, field: &str, raw: &Tensor) -> Result<Tensor, DataError> {
+        self.pipeline.transform_inputs(field, raw)
+    }
+
+    /// The batches of a split for one epoch: `batch_size` samples each, the last one smaller
+    /// when the size does not divide evenly. The training split is shuffled per epoch and
+    /// augmented; the others come in order, unchanged.
+    pub fn batches(
+        &self,
+        split: &str,
+        batch_size: usize,
+        epoch: u64,
+    ) -> Result<Batches<'_>, DataError> {
+        let err = |m: String| DataError::in_file(&self.pipeline.file, m);
+        let set = self
+            .sets
+            .iter()
+            .position(|s| s.name == split)
+            .ok_or_else(|| {
+                let names: Vec<&str> = self.sets.iter().map(|s| s.name.as_str()).collect();
+                err(format!(
+                    "data `{}` has no split `{split}` (it has {})",
+                    self.pipeline.name,
+                    names.join(", ")
+                ))
+            })?;
+        if batch_size == 0 {
+            return Err(err("the batch size must be at least 1".into()));
+        }
+        let mut order: Vec<usize> = (0..self.sets[set].rows.len()).collect();
+        let training = split == "train";
+        if training {
+            Rng::new(self.shuffle_seed, &[3, epoch]).shuffle(&mut order);
+        }
+        Ok(Batches {
+            data: self,
+            set,
+            order,
+            size: batch_size,
+            next: 0,
+            epoch: training.then_some(epoch),
+        })
+    }
+
+    fn batch(&self, set: usize, indices: Vec<usize>, epoch: Option<u64>) -> Batch {
+        let set = &self.sets[set];
+        let src = &self.sources[set.source];
+        let mut tensors = HashMap::new();
+        let mut buf = Vec::new();
+        for (fi, f) in self.pipeline.fields.iter().enumerate() {
+            let shapes = &src.inputs[fi].1;
+            let mut values = Vec::with_capacity(indices.len() * f.shape.iter().product::<usize>());
+            for &i in &indices {
+                src.read(fi, set.rows[i], &mut buf);
+                let aug = epoch.map(|epoch| Augment {
+                    seed: self.augment_seed,
+                    epoch,
+                    field: fi,
+                    sample: i,
+                });
+                f.apply(&mut buf, shapes, 0..f.steps.len(), aug.as_ref())
+                    .expect("every sample was evaluated when the data were loaded");
+                values.extend_from_slice(&buf);
+            }
+            let mut shape = vec![indices.len()];
+            shape.extend(&f.shape);
+            tensors.insert(
+                f.name.clone(),
+                Tensor::from_f64(&TensorType::new(f.dtype, shape), values),
+            );
+        }
+        Batch { indices, tensors }
+    }
+}
+
+/// The batches of one split for one epoch, from [`Dataset::batches`].
+pub struct Batches<'a> {
+    data: &'a Dataset,
+    set: usize,
+    /// The split's sample indices in the order of this epoch.
+    order: Vec<usize>,
+    size: usize,
+    next: usize,
+    /// The epoch, for the training split (which is augmented).
+    epoch: Option<u64>,
+}
+
+impl Iterator for Batches<'_> {
+    type Item = Batch;
+
+    fn next(&mut self) -> Option<Batch> {
+        if self.next >= self.order.len() {
+            return None;
+        }
+        let end = (self.next + self.size).min(self.order.len());
+        let indices = self.order[self.next..end].to_vec();
+        self.next = end;
+        Some(self.data.batch(self.set, indices, self.epoch))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = (self.order.len() - self.next).div_ceil(self.size);
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for Batches<'_> {}

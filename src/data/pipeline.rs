@@ -1,0 +1,686 @@
+//! Fields and their transforms: the shape each transform gives, the statistics fitted on the
+//! training split, and the evaluation of one sample. A sample travels as row-major f64 values;
+//! a missing value is NaN until an `impute` fills it.
+
+use super::DataError;
+use super::random::Rng;
+use crate::interp::Tensor;
+use crate::ir::{DType, TensorType};
+use std::ops::Range;
+
+/// A column of a table, by index or by header name.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum TableRef {
+    Index(usize),
+    Name(String),
+}
+
+/// Where a field's values come from.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Column {
+    /// `image`, `label`, `x`, `y`, or `array("name")`.
+    Named(String),
+    /// `col(i)` (one value per sample: `scalar`) or `cols(…)` (a vector per sample).
+    Table { refs: Vec<TableRef>, scalar: bool },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Strategy {
+    Mean,
+    Median,
+    Constant(f64),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Clip {
+    /// Beyond this many standard deviations from the mean.
+    Z(f64),
+    /// Beyond this many interquartile ranges outside the quartiles.
+    Iqr(f64),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Kind {
+    Flatten,
+    Reshape(Vec<usize>),
+    Scale(f64),
+    MinMax,
+    Standardize,
+    Impute(Strategy),
+    Clip(Clip),
+    OneHot(usize),
+    /// `random_shift(pixels)`.
+    Shift(usize),
+    /// `random_flip`.
+    Flip,
+    /// `gaussian_noise(std)`.
+    Noise(f64),
+}
+
+impl Kind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Kind::Flatten => "flatten",
+            Kind::Reshape(_) => "reshape",
+            Kind::Scale(_) => "scale",
+            Kind::MinMax => "minmax",
+            Kind::Standardize => "standardize",
+            Kind::Impute(_) => "impute",
+            Kind::Clip(_) => "clip_outliers",
+            Kind::OneHot(_) => "one_hot",
+            Kind::Shift(_) => "random_shift",
+            Kind::Flip => "random_flip",
+            Kind::Noise(_) => "gaussian_noise",
+        }
+    }
+
+    pub fn is_augmentation(&self) -> bool {
+        matches!(self, Kind::Shift(_) | Kind::Flip | Kind::Noise(_))
+    }
+
+    /// Whether the values it gives may have a fraction (so the field must be a float type).
+    pub fn makes_floats(&self) -> bool {
+        match self {
+            Kind::Flatten | Kind::Reshape(_) | Kind::Shift(_) | Kind::Flip => false,
+            Kind::Impute(Strategy::Constant(c)) => c.fract() != 0.0,
+            _ => true,
+        }
+    }
+
+    /// The statistics fitted on the training split, each with the shape of one sample at this
+    /// step; none for the transforms that fit nothing.
+    pub fn stat_names(&self) -> &'static [&'static str] {
+        match self {
+            Kind::MinMax => &["min", "max"],
+            Kind::Standardize => &["mean", "std"],
+            Kind::Impute(_) => &["fill"],
+            Kind::Clip(_) => &["low", "high"],
+            _ => &[],
+        }
+    }
+
+    fn output_shape(&self, shape: &[usize]) -> Result<Vec<usize>, String> {
+        let n: usize = shape.iter().product();
+        match self {
+            Kind::Flatten => Ok(vec![n]),
+            Kind::Reshape(to) if numel(to) == Some(n) => Ok(to.clone()),
+            Kind::Reshape(to) => Err(format!(
+                "`reshape({})` needs {} values per sample, but the data has {n} ({})",
+                dims(to),
+                numel(to).map_or("too many".into(), |m| m.to_string()),
+                dims(shape)
+            )),
+            Kind::OneHot(k) => Ok(shape.iter().copied().chain([*k]).collect()),
+            Kind::Shift(_) | Kind::Flip if shape.len() < 2 => Err(format!(
+                "`{}` needs images, with height and width as the last two axes, but a sample is {}: reshape it first",
+                self.name(),
+                dims(shape)
+            )),
+            _ => Ok(shape.to_vec()),
+        }
+    }
+}
+
+/// The most values one sample may hold at any step, so that a typo cannot exhaust memory.
+const MAX_SAMPLE: usize = 1 << 28;
+
+/// The number of values of a shape, unless it overflows.
+fn numel(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d))
+}
+
+/// `[28, 28]`.
+pub(super) fn dims(shape: &[usize]) -> String {
+    let d: Vec<String> = shape.iter().map(usize::to_string).collect();
+    format!("[{}]", d.join(", "))
+}
+
+/// The statistics of a step, fitted on the training split (or restored from a checkpoint).
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Fit {
+    /// The shape of one sample at this step; every statistic has it.
+    pub shape: Vec<usize>,
+    /// One vector per name of [`Kind::stat_names`].
+    pub values: Vec<Vec<f64>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Step {
+    pub kind: Kind,
+    pub fit: Option<Fit>,
+}
+
+impl Step {
+    pub fn new(kind: Kind) -> Step {
+        Step { kind, fit: None }
+    }
+}
+
+/// A value that cannot be used: which value of the sample (counting at the step that failed,
+/// which is the raw value's index unless a `one_hot` came before) and why.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Fault {
+    pub elem: usize,
+    pub message: String,
+}
+
+/// What makes one training sample's augmentation reproducible.
+pub(super) struct Augment {
+    pub seed: u64,
+    pub epoch: u64,
+    pub field: usize,
+    pub sample: usize,
+}
+
+impl Augment {
+    fn rng(&self, step: usize) -> Rng {
+        Rng::new(
+            self.seed,
+            &[
+                4,
+                self.epoch,
+                self.field as u64,
+                step as u64,
+                self.sample as u64,
+            ],
+        )
+    }
+}
+
+/// A declared field: its type, where its values come from and how they are transformed.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Field {
+    pub name: String,
+    pub dtype: DType,
+    /// The declared per-sample shape.
+    pub shape: Vec<usize>,
+    pub column: Column,
+    pub steps: Vec<Step>,
+}
+
+fn nonzero(x: f64) -> f64 {
+    if x == 0.0 { 1.0 } else { x }
+}
+
+impl Field {
+    pub fn ty(&self) -> TensorType {
+        TensorType::new(self.dtype, self.shape.clone())
+    }
+
+    fn has_impute(&self) -> bool {
+        self.steps.iter().any(|s| matches!(s.kind, Kind::Impute(_)))
+    }
+
+    /// The per-sample shape before each step and, last, the result, which must be the declared
+    /// shape.
+    pub fn shapes(&self, input: &[usize]) -> Result<Vec<Vec<usize>>, String> {
+        let mut out = vec![input.to_vec()];
+        for s in &self.steps {
+            let next = s.kind.output_shape(out.last().expect("starts non-empty"))?;
+            if numel(&next).is_none_or(|n| n > MAX_SAMPLE) {
+                return Err(format!(
+                    "after `{}`, one sample would hold more than {MAX_SAMPLE} values",
+                    s.kind.name()
+                ));
+            }
+            out.push(next);
+        }
+        let last = out.last().expect("starts non-empty");
+        if *last != self.shape {
+            let how = if self.steps.is_empty() {
+                String::new()
+            } else {
+                " after its transforms".into()
+            };
+            return Err(format!(
+                "declared {}{}, but the data gives {}{} per sample{how}",
+                self.dtype.name(),
+                dims(&self.shape),
+                self.dtype.name(),
+                dims(last)
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Checks that every statistical step has statistics of the right size for `shapes`.
+    pub fn check_fits(&self, shapes: &[Vec<usize>]) -> Result<(), String> {
+        for (k, s) in self.steps.iter().enumerate() {
+            if s.kind.stat_names().is_empty() {
+                continue;
+            }
+            match &s.fit {
+                None => {
+                    return Err(format!(
+                        "the statistics of `{}` are not fitted: load the data or restore them from a checkpoint",
+                        s.kind.name()
+                    ));
+                }
+                Some(f) if f.shape != shapes[k] => {
+                    return Err(format!(
+                        "the statistics of `{}` are for samples of shape {}, but here a sample is {}",
+                        s.kind.name(),
+                        dims(&f.shape),
+                        dims(&shapes[k])
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies `steps` to one sample in place; augmentations only with `aug`. The statistics of
+    /// those steps must be fitted for `shapes` ([`Field::check_fits`]).
+    pub fn apply(
+        &self,
+        buf: &mut Vec<f64>,
+        shapes: &[Vec<usize>],
+        steps: Range<usize>,
+        aug: Option<&Augment>,
+    ) -> Result<(), Fault> {
+        for k in steps {
+            let step = &self.steps[k];
+            let stat = |i: usize| -> &[f64] {
+                &step.fit.as_ref().expect("checked by check_fits").values[i]
+            };
+            match &step.kind {
+                Kind::Flatten | Kind::Reshape(_) => {}
+                Kind::Scale(f) => buf.iter_mut().for_each(|v| *v *= f),
+                Kind::Standardize => {
+                    for ((v, m), s) in buf.iter_mut().zip(stat(0)).zip(stat(1)) {
+                        *v = (*v - m) / nonzero(*s);
+                    }
+                }
+                Kind::MinMax => {
+                    for ((v, lo), hi) in buf.iter_mut().zip(stat(0)).zip(stat(1)) {
+                        *v = (*v - lo) / nonzero(hi - lo);
+                    }
+                }
+                Kind::Impute(_) => {
+                    for (v, fill) in buf.iter_mut().zip(stat(0)) {
+                        if v.is_nan() {
+                            *v = *fill;
+                        }
+                    }
+                }
+                Kind::Clip(_) => {
+                    for ((v, lo), hi) in buf.iter_mut().zip(stat(0)).zip(stat(1)) {
+                        if *v < *lo {
+                            *v = *lo;
+                        } else if *v > *hi {
+                            *v = *hi;
+                        }
+                    }
+                }
+                Kind::OneHot(classes) => {
+                    let mut out = vec![0.0; buf.len() * classes];
+                    for (p, &v) in buf.iter().enumerate() {
+                        if v.is_nan() {
+                            return Err(Fault {
+                                elem: p,
+                                message:
+                                    "a missing value cannot be one-hot encoded: `impute` it first"
+                                        .into(),
+                            });
+                        }
+                        if v.fract() != 0.0 || v < 0.0 || v >= *classes as f64 {
+                            return Err(Fault {
+                                elem: p,
+                                message: format!(
+                                    "`one_hot({classes})` needs a class index from 0 to {}, found {v}",
+                                    classes - 1
+                                ),
+                            });
+                        }
+                        out[p * classes + v as usize] = 1.0;
+                    }
+                    *buf = out;
+                }
+                Kind::Shift(pixels) => {
+                    if let Some(a) = aug {
+                        let mut rng = a.rng(k);
+                        let span = 2 * *pixels as u64 + 1;
+                        let dy = rng.below(span) as isize - *pixels as isize;
+                        let dx = rng.below(span) as isize - *pixels as isize;
+                        shift(buf, &shapes[k], dy, dx);
+                    }
+                }
+                Kind::Flip => {
+                    if let Some(a) = aug
+                        && a.rng(k).next_u64() >> 63 == 1
+                    {
+                        let w = *shapes[k].last().expect("images have axes");
+                        buf.chunks_mut(w.max(1)).for_each(<[f64]>::reverse);
+                    }
+                }
+                Kind::Noise(std) => {
+                    if let Some(a) = aug {
+                        let mut rng = a.rng(k);
+                        buf.iter_mut().for_each(|v| *v += std * rng.normal());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Turns one raw sample into the field's values, checking what can go wrong: a missing
+    /// value without `impute`, a bad class for `one_hot`, a value the declared dtype cannot hold.
+    pub fn evaluate(
+        &self,
+        buf: &mut Vec<f64>,
+        shapes: &[Vec<usize>],
+        aug: Option<&Augment>,
+    ) -> Result<(), Fault> {
+        if !self.has_impute()
+            && let Some(p) = buf.iter().position(|v| v.is_nan())
+        {
+            return Err(Fault {
+                elem: p,
+                message: format!("a missing value, and field `{}` has no `impute`", self.name),
+            });
+        }
+        self.apply(buf, shapes, 0..self.steps.len(), aug)?;
+        for (p, &v) in buf.iter().enumerate() {
+            let bad = match self.dtype {
+                DType::I32 => v.fract() != 0.0 || v < i32::MIN as f64 || v > i32::MAX as f64,
+                DType::Bool => v != 0.0 && v != 1.0,
+                DType::F32 => !(v as f32).is_finite(),
+                DType::F64 => !v.is_finite(),
+            };
+            if bad {
+                let want = match self.dtype {
+                    DType::I32 => "a whole number in the i32 range",
+                    DType::Bool => "0 or 1",
+                    _ => "a finite number",
+                };
+                return Err(Fault {
+                    elem: p,
+                    message: format!(
+                        "field `{}` is {}, which needs {want}, but the value is {v}",
+                        self.name,
+                        self.dtype.name()
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Moves the content of each `[H, W]` plane (the last two axes) down by `dy` and right by `dx`,
+/// filling with zeros: `out[i][j] = in[i − dy][j − dx]`.
+fn shift(buf: &mut [f64], shape: &[usize], dy: isize, dx: isize) {
+    let (h, w) = (shape[shape.len() - 2], shape[shape.len() - 1]);
+    if h * w == 0 {
+        return;
+    }
+    let src = buf.to_vec();
+    for (out, inp) in buf.chunks_mut(h * w).zip(src.chunks(h * w)) {
+        for i in 0..h {
+            for j in 0..w {
+                let (si, sj) = (i as isize - dy, j as isize - dx);
+                out[i * w + j] = if (0..h as isize).contains(&si) && (0..w as isize).contains(&sj) {
+                    inp[si as usize * w + sj as usize]
+                } else {
+                    0.0
+                };
+            }
+        }
+    }
+}
+
+/// Collects what a statistical step needs from the training samples, one position of the
+/// sample at a time, skipping missing values.
+pub(super) struct Accumulator {
+    kind: Kind,
+    count: Vec<u64>,
+    mean: Vec<f64>,
+    /// Welford's sum of squared deviations.
+    m2: Vec<f64>,
+    min: Vec<f64>,
+    max: Vec<f64>,
+    /// Every value, for medians and quartiles.
+    values: Vec<Vec<f64>>,
+}
+
+impl Accumulator {
+    pub fn new(kind: &Kind, len: usize) -> Accumulator {
+        let quantiles = matches!(
+            kind,
+            Kind::Impute(Strategy::Median) | Kind::Clip(Clip::Iqr(_))
+        );
+        Accumulator {
+            kind: kind.clone(),
+            count: vec![0; len],
+            mean: vec![0.0; len],
+            m2: vec![0.0; len],
+            min: vec![f64::INFINITY; len],
+            max: vec![f64::NEG_INFINITY; len],
+            values: if quantiles {
+                vec![Vec::new(); len]
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    pub fn add(&mut self, sample: &[f64]) {
+        for (p, &v) in sample.iter().enumerate() {
+            if v.is_nan() {
+                continue;
+            }
+            self.count[p] += 1;
+            let d = v - self.mean[p];
+            self.mean[p] += d / self.count[p] as f64;
+            self.m2[p] += d * (v - self.mean[p]);
+            self.min[p] = self.min[p].min(v);
+            self.max[p] = self.max[p].max(v);
+            if let Some(all) = self.values.get_mut(p) {
+                all.push(v);
+            }
+        }
+    }
+
+    /// The statistics, in the order of [`Kind::stat_names`]. Positions that saw no value get
+    /// mean 0, standard deviation 0 (which divides as 1), min = max = 0; `impute(mean)` and
+    /// `impute(median)` refuse them (the message names the position).
+    pub fn finish(mut self) -> Result<Vec<Vec<f64>>, String> {
+        let len = self.count.len();
+        let std: Vec<f64> = (0..len)
+            .map(|p| match self.count[p] {
+                0 => 0.0,
+                n => (self.m2[p] / n as f64).sqrt(),
+            })
+            .collect();
+        let seen = |v: f64| if v.is_finite() { v } else { 0.0 };
+        let empty = |p: usize| {
+            format!(
+                "no training sample has a value at position {p} of this field, so `impute` has nothing to fill it with"
+            )
+        };
+        Ok(match self.kind {
+            Kind::Standardize => vec![self.mean, std],
+            Kind::MinMax => vec![
+                self.min.into_iter().map(seen).collect(),
+                self.max.into_iter().map(seen).collect(),
+            ],
+            Kind::Impute(Strategy::Constant(c)) => vec![vec![c; len]],
+            Kind::Impute(Strategy::Mean) => {
+                if let Some(p) = self.count.iter().position(|&n| n == 0) {
+                    return Err(empty(p));
+                }
+                vec![self.mean]
+            }
+            Kind::Impute(Strategy::Median) => {
+                if let Some(p) = self.count.iter().position(|&n| n == 0) {
+                    return Err(empty(p));
+                }
+                vec![self.values.iter_mut().map(|v| quantile(v, 0.5)).collect()]
+            }
+            Kind::Clip(Clip::Z(z)) => vec![
+                (0..len).map(|p| self.mean[p] - z * std[p]).collect(),
+                (0..len).map(|p| self.mean[p] + z * std[p]).collect(),
+            ],
+            Kind::Clip(Clip::Iqr(k)) => {
+                let (lo, hi): (Vec<f64>, Vec<f64>) = self
+                    .values
+                    .iter_mut()
+                    .map(|v| {
+                        let (q1, q3) = (quantile(v, 0.25), quantile(v, 0.75));
+                        (q1 - k * (q3 - q1), q3 + k * (q3 - q1))
+                    })
+                    .unzip();
+                vec![lo, hi]
+            }
+            _ => Vec::new(),
+        })
+    }
+}
+
+/// The `q`-quantile with linear interpolation between the closest ranks (NumPy's default);
+/// 0 for no values. Sorts `v`.
+fn quantile(v: &mut [f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let pos = q * (v.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
+}
+
+/// The fields of a data block with their transforms: what a checkpoint needs to prepare new
+/// inputs the way the training data was prepared. [`super::load`] fits the statistics on the
+/// training split; [`Pipeline::from_decl`] reads the block alone, and
+/// [`Pipeline::restore_stats`] then puts back the statistics a checkpoint saved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pipeline {
+    /// The data block's name, the first part of every statistic's name.
+    pub(super) name: String,
+    /// The `.nnl` file, for errors.
+    pub(super) file: String,
+    pub(super) fields: Vec<Field>,
+}
+
+impl Pipeline {
+    /// The data block's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Each field's name and per-sample type (no batch axis), in declaration order.
+    pub fn fields(&self) -> Vec<(String, TensorType)> {
+        self.fields
+            .iter()
+            .map(|f| (f.name.clone(), f.ty()))
+            .collect()
+    }
+
+    fn stat_name(&self, field: &Field, k: usize, stat: &str) -> String {
+        format!(
+            "{}.{}.{k}.{}.{stat}",
+            self.name,
+            field.name,
+            field.steps[k].kind.name()
+        )
+    }
+
+    /// The fitted statistics as f64 tensors with the per-sample shape at their step, named
+    /// `DATA.FIELD.STEP.TRANSFORM.STAT` (`iris.x.0.standardize.mean`, `iris.x.0.standardize.std`);
+    /// STEP counts the field's transforms from 0. Steps not fitted yet are left out.
+    pub fn fitted_stats(&self) -> Vec<(String, Tensor)> {
+        let mut out = Vec::new();
+        for f in &self.fields {
+            for (k, s) in f.steps.iter().enumerate() {
+                let Some(fit) = &s.fit else { continue };
+                for (stat, values) in s.kind.stat_names().iter().zip(&fit.values) {
+                    let ty = TensorType::new(DType::F64, fit.shape.clone());
+                    out.push((
+                        self.stat_name(f, k, stat),
+                        Tensor::from_f64(&ty, values.clone()),
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    /// Puts back statistics saved by [`Pipeline::fitted_stats`] (other tensors, such as a
+    /// model's parameters, are ignored). Every statistical step must find all of its tensors,
+    /// with one shape, in f32 or f64.
+    pub fn restore_stats(&mut self, stats: &[(String, Tensor)]) -> Result<(), DataError> {
+        let mut restored = Vec::new();
+        for (fi, f) in self.fields.iter().enumerate() {
+            for (k, s) in f.steps.iter().enumerate() {
+                let names = s.kind.stat_names();
+                if names.is_empty() {
+                    continue;
+                }
+                let mut fit = Fit {
+                    shape: Vec::new(),
+                    values: Vec::new(),
+                };
+                for (i, stat) in names.iter().enumerate() {
+                    let name = self.stat_name(f, k, stat);
+                    let err = |m: String| DataError::in_file(&self.file, format!("`{name}`: {m}"));
+                    let (_, t) = stats
+                        .iter()
+                        .find(|(n, _)| *n == name)
+                        .ok_or_else(|| err("not among the saved statistics".into()))?;
+                    if !t.dtype().is_float() {
+                        return Err(err(format!("expected f64, found {}", t.ty())));
+                    }
+                    if i > 0 && t.shape() != fit.shape {
+                        return Err(err(format!(
+                            "its shape {} differs from `{}`'s {}",
+                            dims(t.shape()),
+                            names[0],
+                            dims(&fit.shape)
+                        )));
+                    }
+                    fit.shape = t.shape().to_vec();
+                    fit.values.push(t.to_f64());
+                }
+                restored.push((fi, k, fit));
+            }
+        }
+        for (fi, k, fit) in restored {
+            self.fields[fi].steps[k].fit = Some(fit);
+        }
+        Ok(())
+    }
+
+    /// Prepares new inputs for a field as its training data were prepared, without
+    /// augmentation: `raw` holds samples as the source gives them, batch axis first (`image`:
+    /// `[N, 28, 28]`, `cols(0..4)`: `[N, 4]`, `col(4)`: `[N]`; NaN is a missing value); the
+    /// result has the field's dtype and shape `[N, …declared]`.
+    pub fn transform_inputs(&self, field: &str, raw: &Tensor) -> Result<Tensor, DataError> {
+        let err = |m: String| DataError::in_file(&self.file, format!("field `{field}`: {m}"));
+        let f = self
+            .fields
+            .iter()
+            .find(|f| f.name == field)
+            .ok_or_else(|| err("no such field in this data block".into()))?;
+        let Some((&n, per)) = raw.shape().split_first() else {
+            return Err(err("the inputs need a batch axis first".into()));
+        };
+        let shapes = f.shapes(per).map_err(err)?;
+        f.check_fits(&shapes).map_err(err)?;
+        let values = raw.to_f64();
+        let len: usize = per.iter().product();
+        let mut out = Vec::with_capacity(n * f.shape.iter().product::<usize>());
+        let mut buf = Vec::with_capacity(len);
+        for i in 0..n {
+            buf.clear();
+            buf.extend_from_slice(&values[i * len..(i + 1) * len]);
+            f.evaluate(&mut buf, &shapes, None)
+                .map_err(|e| err(format!("input sample {i}, value {}: {}", e.elem, e.message)))?;
+            out.extend_from_slice(&buf);
+        }
+        let mut shape = vec![n];
+        shape.extend(&f.shape);
+        Ok(Tensor::from_f64(&TensorType::new(f.dtype, shape), out))
+    }
+}

@@ -1,0 +1,448 @@
+//! A loaded source: numbered table columns (CSV, joined) and named arrays (IDX, npy, npz,
+//! generators), where each came from, and how each field reads one sample of it.
+
+use super::DataError;
+use super::formats::{self, CellMap};
+use super::pipeline::{Column, Field, TableRef};
+use super::random::{Rng, fnv1a};
+use super::spec::SourceSpec;
+use crate::interp::Tensor;
+use std::path::Path;
+
+/// An array's values in row-major order, in the type the file stores them.
+#[derive(Debug, Clone)]
+pub(super) enum Values {
+    U8(Vec<u8>),
+    I32(Vec<i32>),
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+}
+
+impl Values {
+    fn extend_into(&self, range: std::ops::Range<usize>, out: &mut Vec<f64>) {
+        match self {
+            Values::U8(v) => out.extend(v[range].iter().map(|&x| f64::from(x))),
+            Values::I32(v) => out.extend(v[range].iter().map(|&x| f64::from(x))),
+            Values::F32(v) => out.extend(v[range].iter().map(|&x| f64::from(x))),
+            Values::F64(v) => out.extend_from_slice(&v[range]),
+        }
+    }
+}
+
+/// A named column: `rows` samples of `shape` each.
+#[derive(Debug, Clone)]
+pub(super) struct NamedArray {
+    pub name: String,
+    pub rows: usize,
+    pub shape: Vec<usize>,
+    pub values: Values,
+    /// Index into [`Source::origins`].
+    pub origin: usize,
+}
+
+/// A numbered column of a table: one number per row (NaN where the cell is not a number).
+#[derive(Debug, Clone)]
+pub(super) struct TableColumn {
+    pub values: Vec<f64>,
+    pub header: Option<String>,
+    pub origin: usize,
+    /// The column's index in its own file.
+    pub index: usize,
+}
+
+/// A file (or, for a generator, the `.nnl` file) that samples came from.
+#[derive(Debug, Clone)]
+pub(super) struct Origin {
+    pub path: String,
+    /// For CSV files, where each cell was.
+    pub cells: Option<CellMap>,
+}
+
+/// How a field reads one sample from a source.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Input {
+    /// Table columns: one value per sample (`scalar`) or a vector.
+    Cols {
+        cols: Vec<usize>,
+        scalar: bool,
+    },
+    Array(usize),
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Source {
+    pub name: String,
+    pub origins: Vec<Origin>,
+    pub columns: Vec<TableColumn>,
+    pub arrays: Vec<NamedArray>,
+    /// Samples; set by [`Source::resolve`].
+    pub rows: usize,
+    /// Per field: how it reads a sample, and the per-sample shape before each of its steps.
+    pub inputs: Vec<(Input, Vec<Vec<usize>>)>,
+}
+
+/// Reads the source of statement `name = spec`. Paths are relative to `base`; `nnl` names the
+/// `.nnl` file (the origin of generated samples); `seed` is the block's seed, from which a
+/// generator without `seed:` gets `Rng::new(seed, [5, fnv1a(name)])`'s first draw.
+pub(super) fn open(
+    name: &str,
+    spec: &SourceSpec,
+    base: &Path,
+    nnl: &str,
+    seed: u64,
+) -> Result<Source, DataError> {
+    let mut s = Source {
+        name: name.to_string(),
+        origins: Vec::new(),
+        columns: Vec::new(),
+        arrays: Vec::new(),
+        rows: 0,
+        inputs: Vec::new(),
+    };
+    s.add(spec, base, nnl, seed)?;
+    Ok(s)
+}
+
+impl Source {
+    fn origin(&mut self, path: String, cells: Option<CellMap>) -> usize {
+        self.origins.push(Origin { path, cells });
+        self.origins.len() - 1
+    }
+
+    fn add_array(&mut self, a: NamedArray) -> Result<(), DataError> {
+        if self.arrays.iter().any(|b| b.name == a.name) {
+            return Err(DataError::in_file(
+                &self.origins[a.origin].path,
+                format!(
+                    "source `{}` has two columns named `{}`: only tables can be joined to other sources",
+                    self.name, a.name
+                ),
+            ));
+        }
+        self.arrays.push(a);
+        Ok(())
+    }
+
+    fn add(
+        &mut self,
+        spec: &SourceSpec,
+        base: &Path,
+        nnl: &str,
+        seed: u64,
+    ) -> Result<(), DataError> {
+        match spec {
+            SourceSpec::Csv {
+                path,
+                header,
+                delimiter,
+                skip,
+            } => {
+                let p = base.join(path);
+                let shown = p.display().to_string();
+                let table = formats::parse_csv(
+                    &shown,
+                    &formats::read_file(&p)?,
+                    *header,
+                    *delimiter,
+                    *skip,
+                )?;
+                if let Some(first) = self.columns.first()
+                    && first.values.len() != table.rows
+                {
+                    return Err(DataError::in_file(
+                        &shown,
+                        format!(
+                            "{} rows, but `{}` has {}: joined tables need the same number of rows",
+                            table.rows,
+                            self.origins[first.origin].path,
+                            first.values.len()
+                        ),
+                    ));
+                }
+                let origin = self.origin(shown, Some(table.cells));
+                for (index, values) in table.columns.into_iter().enumerate() {
+                    self.columns.push(TableColumn {
+                        values,
+                        header: table.header.as_ref().map(|h| h[index].clone()),
+                        origin,
+                        index,
+                    });
+                }
+            }
+            SourceSpec::Idx { images, labels } => {
+                let (ip, lp) = (base.join(images), base.join(labels));
+                let (is, ls) = (ip.display().to_string(), lp.display().to_string());
+                let (idims, ivalues) = formats::parse_idx(&is, &formats::read_file(&ip)?)?;
+                let (ldims, lvalues) = formats::parse_idx(&ls, &formats::read_file(&lp)?)?;
+                if idims[0] != ldims[0] {
+                    return Err(DataError::in_file(
+                        &ls,
+                        format!("{} labels, but `{is}` has {} images", ldims[0], idims[0]),
+                    ));
+                }
+                let (io, lo) = (self.origin(is, None), self.origin(ls, None));
+                self.add_array(NamedArray {
+                    name: "image".into(),
+                    rows: idims[0],
+                    shape: idims[1..].to_vec(),
+                    values: ivalues,
+                    origin: io,
+                })?;
+                self.add_array(NamedArray {
+                    name: "label".into(),
+                    rows: ldims[0],
+                    shape: ldims[1..].to_vec(),
+                    values: lvalues,
+                    origin: lo,
+                })?;
+            }
+            SourceSpec::Npy(path) => {
+                let p = base.join(path);
+                let shown = p.display().to_string();
+                let (shape, values) = formats::parse_npy(&shown, &formats::read_file(&p)?)?;
+                let Some((&rows, per)) = shape.split_first() else {
+                    return Err(DataError::in_file(
+                        &shown,
+                        "a 0-dimensional array has no samples: the first axis counts them",
+                    ));
+                };
+                let origin = self.origin(shown, None);
+                self.add_array(NamedArray {
+                    name: "x".into(),
+                    rows,
+                    shape: per.to_vec(),
+                    values,
+                    origin,
+                })?;
+            }
+            SourceSpec::Npz(path) => {
+                let p = base.join(path);
+                let shown = p.display().to_string();
+                let arrays =
+                    crate::store::read_npz(&p).map_err(|e| DataError::in_file(&shown, e))?;
+                let origin = self.origin(shown, None);
+                for (name, t) in arrays {
+                    let (rows, shape) = match t.shape().split_first() {
+                        Some((&r, per)) => (r, per.to_vec()),
+                        None => (1, Vec::new()),
+                    };
+                    let values = match t {
+                        Tensor::F32(a) => Values::F32(a.iter().copied().collect()),
+                        Tensor::F64(a) => Values::F64(a.iter().copied().collect()),
+                        Tensor::I32(a) => Values::I32(a.iter().copied().collect()),
+                        Tensor::Bool(a) => Values::U8(a.iter().map(|&b| u8::from(b)).collect()),
+                    };
+                    self.add_array(NamedArray {
+                        name,
+                        rows,
+                        shape,
+                        values,
+                        origin,
+                    })?;
+                }
+            }
+            SourceSpec::Generate {
+                generator,
+                seed: own,
+            } => {
+                let seed =
+                    own.unwrap_or_else(|| Rng::new(seed, &[5, fnv1a(&self.name)]).next_u64());
+                let origin = self.origin(nnl.to_string(), None);
+                let arrays = generator
+                    .generate(seed, origin)
+                    .map_err(|e| DataError::in_file(nnl, format!("source `{}`: {e}", self.name)))?;
+                for a in arrays {
+                    self.add_array(a)?;
+                }
+            }
+            SourceSpec::Join(left, right) => {
+                self.add(left, base, nnl, seed)?;
+                self.add(right, base, nnl, seed)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The file a field's input comes from (its first column's, for several).
+    pub fn file_of(&self, input: &Input) -> &str {
+        let origin = match input {
+            Input::Cols { cols, .. } => self.columns[cols[0]].origin,
+            Input::Array(a) => self.arrays[*a].origin,
+        };
+        &self.origins[origin].path
+    }
+
+    fn main_file(&self) -> &str {
+        self.origins.first().map_or("", |o| o.path.as_str())
+    }
+
+    fn input(&self, column: &Column) -> Result<Input, String> {
+        match column {
+            Column::Named(name) => self
+                .arrays
+                .iter()
+                .position(|a| a.name == *name)
+                .map(Input::Array)
+                .ok_or_else(|| {
+                    let names: Vec<&str> = self.arrays.iter().map(|a| a.name.as_str()).collect();
+                    if names.is_empty() {
+                        format!("`{name}` is not a column: this source is a table, select with `col` or `cols`")
+                    } else {
+                        format!("`{name}` is not a column of this source (it has {})", names.join(", "))
+                    }
+                }),
+            Column::Table { refs, scalar } => {
+                if self.columns.is_empty() {
+                    return Err("`col` and `cols` select columns of a table, but this source has none".into());
+                }
+                let cols = refs
+                    .iter()
+                    .map(|r| match r {
+                        TableRef::Index(i) if *i < self.columns.len() => Ok(*i),
+                        TableRef::Index(i) => Err(format!(
+                            "there is no column {i}: the table has {} columns, numbered from 0",
+                            self.columns.len()
+                        )),
+                        TableRef::Name(n) => {
+                            let found: Vec<usize> = (0..self.columns.len())
+                                .filter(|&c| self.columns[c].header.as_deref() == Some(n))
+                                .collect();
+                            match found[..] {
+                                [c] => Ok(c),
+                                [] if self.columns.iter().all(|c| c.header.is_none()) => Err(format!(
+                                    "cannot select `{n}` by name: the table has no header (`header: true`)"
+                                )),
+                                [] => Err(format!("no column is named `{n}` in the header")),
+                                _ => Err(format!("several columns are named `{n}`")),
+                            }
+                        }
+                    })
+                    .collect::<Result<_, _>>()?;
+                Ok(Input::Cols {
+                    cols,
+                    scalar: *scalar,
+                })
+            }
+        }
+    }
+
+    fn input_rows(&self, input: &Input) -> usize {
+        match input {
+            Input::Cols { cols, .. } => self.columns[cols[0]].values.len(),
+            Input::Array(a) => self.arrays[*a].rows,
+        }
+    }
+
+    fn input_shape(&self, input: &Input) -> Vec<usize> {
+        match input {
+            Input::Cols { scalar: true, .. } => Vec::new(),
+            Input::Cols { cols, .. } => vec![cols.len()],
+            Input::Array(a) => self.arrays[*a].shape.clone(),
+        }
+    }
+
+    /// Finds every field's input, checks that all fields have the same number of samples and
+    /// that each field's transforms give its declared shape.
+    pub fn resolve(&mut self, fields: &[Field]) -> Result<(), DataError> {
+        let mut first: Option<(&str, usize, String)> = None;
+        let mut inputs = Vec::new();
+        for f in fields {
+            let input = self.input(&f.column).map_err(|m| {
+                DataError::in_file(self.main_file(), format!("field `{}`: {m}", f.name))
+            })?;
+            let file = self.file_of(&input).to_string();
+            let rows = self.input_rows(&input);
+            if let Some((other, n, other_file)) = &first
+                && *n != rows
+            {
+                return Err(DataError::in_file(
+                    &file,
+                    format!(
+                        "field `{}` has {rows} samples here, but field `{other}` has {n} in `{other_file}`",
+                        f.name
+                    ),
+                ));
+            }
+            first.get_or_insert((&f.name, rows, file.clone()));
+            let shapes = f
+                .shapes(&self.input_shape(&input))
+                .map_err(|m| DataError::in_file(&file, format!("field `{}`: {m}", f.name)))?;
+            inputs.push((input, shapes));
+        }
+        self.rows = first.map_or(0, |(_, n, _)| n);
+        self.inputs = inputs;
+        Ok(())
+    }
+
+    /// One raw sample of field `field`: its values in row-major order.
+    pub fn read(&self, field: usize, row: usize, out: &mut Vec<f64>) {
+        out.clear();
+        match &self.inputs[field].0 {
+            Input::Cols { cols, .. } => {
+                out.extend(cols.iter().map(|&c| self.columns[c].values[row]))
+            }
+            Input::Array(a) => {
+                let a = &self.arrays[*a];
+                let len: usize = a.shape.iter().product();
+                a.values.extend_into(row * len..(row + 1) * len, out);
+            }
+        }
+    }
+
+    /// An error about value `elem` of sample `row` of field `field`: at its cell for a CSV
+    /// file; otherwise naming the sample (counted from 0) and, for samples of several values,
+    /// the value.
+    pub fn error_at(&self, field: usize, row: usize, elem: usize, message: &str) -> DataError {
+        let (input, shapes) = &self.inputs[field];
+        let file = self.file_of(input);
+        if let Input::Cols { cols, .. } = input {
+            // Past the raw values (after a `one_hot`), only the row is known.
+            let (col, exact) = match cols.get(elem) {
+                Some(&c) => (&self.columns[c], true),
+                None => (&self.columns[cols[0]], false),
+            };
+            let origin = &self.origins[col.origin];
+            if let Some(cells) = &origin.cells {
+                let (line, column) = cells.place(row, col.index);
+                return DataError {
+                    file: origin.path.clone(),
+                    line: Some(line),
+                    column: exact.then_some(column),
+                    message: message.to_string(),
+                };
+            }
+        }
+        if shapes[0].iter().product::<usize>() > 1 {
+            DataError::in_file(file, format!("sample {row}, value {elem}: {message}"))
+        } else {
+            DataError::in_file(file, format!("sample {row}: {message}"))
+        }
+    }
+
+    /// The first cell (in file order) that a field reads and that is neither a number nor
+    /// missing, as an error.
+    pub fn first_bad_cell(&self, fields: &[Field]) -> Result<(), DataError> {
+        for (o, origin) in self.origins.iter().enumerate() {
+            let Some(cells) = &origin.cells else { continue };
+            for (&(row, c), text) in &cells.texts {
+                if formats::is_missing(text) {
+                    continue;
+                }
+                let user = self.inputs.iter().zip(fields).find(|((input, _), _)| {
+                    matches!(input, Input::Cols { cols, .. }
+                        if cols.iter().any(|&k| self.columns[k].origin == o && self.columns[k].index == c))
+                });
+                if let Some((_, f)) = user {
+                    let (line, column) = cells.place(row, c);
+                    return Err(DataError::at(
+                        &origin.path,
+                        line,
+                        column,
+                        format!("`{}` is not a number (field `{}`)", text.trim(), f.name),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,678 @@
+//! A `data` block's statements as plain values: sources with their arguments bound, fields with
+//! their column and transforms, splits and settings. The checker has accepted the block already;
+//! what it cannot see (a two-character delimiter, a negative count, `one_hot` after an
+//! augmentation) is reported here.
+
+use super::generate::{Generator, Task};
+use super::pipeline::{Clip, Column, Field, Kind, Step, Strategy, TableRef};
+use crate::ir::DType;
+use crate::syntax::ast::*;
+
+/// A value known before any data is read.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Const {
+    Num(f64),
+    Str(String),
+    Bool(bool),
+    /// A bare name, as in `impute(mean)`.
+    Sym(String),
+    List(Vec<Const>),
+    /// `a..b`, half-open.
+    Range(i64, i64),
+}
+
+impl Const {
+    fn describe(&self) -> String {
+        match self {
+            Const::Num(v) => format!("the number {v}"),
+            Const::Str(s) => format!("the string \"{s}\""),
+            Const::Bool(b) => format!("`{b}`"),
+            Const::Sym(s) => format!("`{s}`"),
+            Const::List(_) => "a list".into(),
+            Const::Range(a, b) => format!("the range {a}..{b}"),
+        }
+    }
+}
+
+/// Evaluates an expression made of literals, names, lists, ranges and arithmetic.
+pub(super) fn eval(e: &Expr) -> Result<Const, String> {
+    match &e.kind {
+        ExprKind::Number { value, .. } => Ok(Const::Num(*value)),
+        ExprKind::Str(s) => Ok(Const::Str(s.clone())),
+        ExprKind::Bool(b) => Ok(Const::Bool(*b)),
+        ExprKind::Name(n) => Ok(Const::Sym(n.name.clone())),
+        ExprKind::Unary {
+            op: UnOp::Neg,
+            expr,
+        } => match eval(expr)? {
+            Const::Num(v) => Ok(Const::Num(-v)),
+            c => Err(format!("cannot negate {}", c.describe())),
+        },
+        ExprKind::Binary { op, lhs, rhs, .. } => {
+            let (Const::Num(a), Const::Num(b)) = (eval(lhs)?, eval(rhs)?) else {
+                return Err(format!("`{}` needs two numbers here", op.symbol()));
+            };
+            let v = match op {
+                BinOp::Add => a + b,
+                BinOp::Sub => a - b,
+                BinOp::Mul => a * b,
+                BinOp::Div => a / b,
+                BinOp::FloorDiv => (a / b).floor(),
+                BinOp::Rem => a.rem_euclid(b),
+                BinOp::Pow => a.powf(b),
+                _ => return Err(format!("`{}` is not arithmetic", op.symbol())),
+            };
+            if v.is_finite() {
+                Ok(Const::Num(v))
+            } else {
+                Err(format!("`{}` gives {v}", op.symbol()))
+            }
+        }
+        ExprKind::Range { lo, hi } => match (eval(lo)?, eval(hi)?) {
+            (Const::Num(a), Const::Num(b)) if a.fract() == 0.0 && b.fract() == 0.0 => {
+                Ok(Const::Range(a as i64, b as i64))
+            }
+            _ => Err("a range needs integer bounds".into()),
+        },
+        ExprKind::List(items) => items
+            .iter()
+            .map(|i| match i {
+                ListItem::Expr(e) => eval(e),
+                ListItem::Spread(n) => Err(format!("cannot spread `{}` here", n.name)),
+            })
+            .collect::<Result<_, _>>()
+            .map(Const::List),
+        _ => Err("not a constant: write numbers, strings, names, lists or ranges".into()),
+    }
+}
+
+/// A whole number that fits in `usize`.
+fn count(c: &Const, what: &str) -> Result<usize, String> {
+    match c {
+        Const::Num(v) if v.fract() == 0.0 && *v >= 0.0 && *v < 2f64.powi(53) => Ok(*v as usize),
+        _ => Err(format!(
+            "{what} must be a whole number ≥ 0, found {}",
+            c.describe()
+        )),
+    }
+}
+
+fn number(c: &Const, what: &str) -> Result<f64, String> {
+    match c {
+        Const::Num(v) => Ok(*v),
+        _ => Err(format!("{what} must be a number, found {}", c.describe())),
+    }
+}
+
+fn string(c: &Const, what: &str) -> Result<String, String> {
+    match c {
+        Const::Str(s) => Ok(s.clone()),
+        _ => Err(format!("{what} must be a string, found {}", c.describe())),
+    }
+}
+
+/// Arguments matched to parameters by position, then by name.
+struct Bound {
+    what: String,
+    slots: Vec<(&'static str, Option<Const>)>,
+}
+
+fn bind(what: &str, params: &[&'static str], args: &[Arg]) -> Result<Bound, String> {
+    let mut slots: Vec<(&'static str, Option<Const>)> = params.iter().map(|p| (*p, None)).collect();
+    for (i, a) in args.iter().enumerate() {
+        let value = eval(&a.value).map_err(|e| format!("`{what}`: {e}"))?;
+        let slot = match &a.name {
+            Some(n) => slots
+                .iter_mut()
+                .find(|(p, _)| *p == n.name)
+                .ok_or_else(|| format!("`{what}` has no parameter `{}`", n.name))?,
+            None => slots
+                .get_mut(i)
+                .ok_or_else(|| format!("`{what}` takes at most {} arguments", params.len()))?,
+        };
+        if slot.1.is_some() {
+            return Err(format!("`{what}`: `{}` is given twice", slot.0));
+        }
+        slot.1 = Some(value);
+    }
+    Ok(Bound {
+        what: what.to_string(),
+        slots,
+    })
+}
+
+impl Bound {
+    fn get(&self, name: &str) -> Option<&Const> {
+        self.slots
+            .iter()
+            .find(|(p, _)| *p == name)
+            .and_then(|(_, v)| v.as_ref())
+    }
+
+    fn required(&self, name: &str) -> Result<&Const, String> {
+        self.get(name)
+            .ok_or_else(|| format!("`{}` needs `{name}`", self.what))
+    }
+
+    fn what(&self, name: &str) -> String {
+        format!("`{}` of `{}`", name, self.what)
+    }
+
+    fn count(&self, name: &str, default: Option<usize>) -> Result<usize, String> {
+        match (self.get(name), default) {
+            (Some(c), _) => count(c, &self.what(name)),
+            (None, Some(d)) => Ok(d),
+            (None, None) => Err(format!("`{}` needs `{name}`", self.what)),
+        }
+    }
+
+    fn positive(&self, name: &str, default: Option<usize>) -> Result<usize, String> {
+        match self.count(name, default)? {
+            0 => Err(format!("{} must be at least 1", self.what(name))),
+            n => Ok(n),
+        }
+    }
+
+    fn non_negative(&self, name: &str, default: f64) -> Result<f64, String> {
+        let v = match self.get(name) {
+            Some(c) => number(c, &self.what(name))?,
+            None => default,
+        };
+        if v >= 0.0 {
+            Ok(v)
+        } else {
+            Err(format!(
+                "{} must not be negative, found {v}",
+                self.what(name)
+            ))
+        }
+    }
+
+    fn text(&self, name: &str) -> Result<String, String> {
+        string(self.required(name)?, &self.what(name))
+    }
+
+    fn seed(&self) -> Result<Option<u64>, String> {
+        self.get("seed")
+            .map(|c| count(c, &self.what("seed")).map(|s| s as u64))
+            .transpose()
+    }
+}
+
+/// Where the samples of one source statement come from.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum SourceSpec {
+    Csv {
+        path: String,
+        header: bool,
+        delimiter: u8,
+        skip: usize,
+    },
+    Idx {
+        images: String,
+        labels: String,
+    },
+    Npy(String),
+    Npz(String),
+    Generate {
+        generator: Generator,
+        seed: Option<u64>,
+    },
+    /// Row by row: the right side's table columns are numbered after the left's.
+    Join(Box<SourceSpec>, Box<SourceSpec>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct SplitSpec {
+    pub name: String,
+    pub fraction: f64,
+    pub parent: String,
+    /// `shuffle` (None inside: the block's seed) or `shuffle(seed: N)`; None: not shuffled.
+    pub shuffle: Option<Option<u64>>,
+}
+
+/// A data block, read.
+pub(super) struct Spec {
+    pub sources: Vec<(String, SourceSpec)>,
+    pub fields: Vec<Field>,
+    pub splits: Vec<SplitSpec>,
+    /// `seed N`.
+    pub seed: Option<u64>,
+    /// `shuffle(seed: N)`; `Some(None)` for a bare `shuffle`.
+    pub shuffle: Option<Option<u64>>,
+}
+
+/// Reads a data block. Errors are messages about the `.nnl` file.
+pub(super) fn read(d: &DataDecl) -> Result<Spec, String> {
+    let mut spec = Spec {
+        sources: Vec::new(),
+        fields: Vec::new(),
+        splits: Vec::new(),
+        seed: None,
+        shuffle: None,
+    };
+    for s in &d.stmts {
+        match s {
+            DataStmt::Source { name, value, .. } => {
+                if spec.sources.iter().any(|(n, _)| *n == name.name) {
+                    return Err(format!("the source `{}` is defined twice", name.name));
+                }
+                let src = source(value).map_err(|e| format!("source `{}`: {e}", name.name))?;
+                spec.sources.push((name.name.clone(), src));
+            }
+            DataStmt::Field {
+                name, ty, value, ..
+            } => {
+                let f = field(&name.name, ty, value)
+                    .map_err(|e| format!("field `{}`: {e}", name.name))?;
+                spec.fields.push(f);
+            }
+            DataStmt::Split {
+                name,
+                fraction,
+                of,
+                options,
+                ..
+            } => {
+                let what = format!("split `{}`", name.name);
+                let fraction = match eval(fraction) {
+                    Ok(Const::Num(v)) if v > 0.0 && v < 1.0 => v,
+                    _ => return Err(format!("{what}: the fraction must be a number in (0, 1)")),
+                };
+                let mut shuffle = None;
+                for o in options {
+                    shuffle = Some(shuffle_option(o).map_err(|e| format!("{what}: {e}"))?);
+                }
+                spec.splits.push(SplitSpec {
+                    name: name.name.clone(),
+                    fraction,
+                    parent: of.name.clone(),
+                    shuffle,
+                });
+            }
+            DataStmt::Setting(s) => match (s.name.name.as_str(), &s.value) {
+                ("seed", SettingValue::Values(v)) if v.len() == 1 => {
+                    let c = eval(&v[0]).map_err(|e| format!("`seed`: {e}"))?;
+                    spec.seed = Some(count(&c, "`seed`")? as u64);
+                }
+                ("shuffle", SettingValue::Call(args, _)) => {
+                    spec.shuffle = Some(bind("shuffle", &["seed"], args)?.seed()?);
+                }
+                (name, _) => return Err(format!("`{name}` is not a data setting")),
+            },
+        }
+    }
+    if spec.fields.is_empty() {
+        return Err("the data block declares no fields".into());
+    }
+    Ok(spec)
+}
+
+/// A split's option: `shuffle` or `shuffle(seed: N)`.
+fn shuffle_option(o: &Expr) -> Result<Option<u64>, String> {
+    match &o.kind {
+        ExprKind::Name(n) if n.name == "shuffle" => Ok(None),
+        ExprKind::Call { callee, args, .. } if matches!(&callee.kind, ExprKind::Name(n) if n.name == "shuffle") => {
+            bind("shuffle", &["seed"], args)?.seed()
+        }
+        _ => Err("the only split option is `shuffle(seed: N)`".into()),
+    }
+}
+
+fn callee(e: &Expr) -> Option<(&str, &[Arg])> {
+    match &e.kind {
+        ExprKind::Name(n) => Some((&n.name, &[])),
+        ExprKind::Call { callee, args, .. } => match &callee.kind {
+            ExprKind::Name(n) => Some((&n.name, args)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn source(e: &Expr) -> Result<SourceSpec, String> {
+    if let ExprKind::Pipe { lhs, rhs } = &e.kind {
+        let left = source(lhs)?;
+        return match callee(rhs) {
+            Some(("join", [arg])) if arg.name.is_none() => Ok(SourceSpec::Join(
+                Box::new(left),
+                Box::new(source(&arg.value)?),
+            )),
+            _ => Err("only `|> join(SOURCE)` may follow a source".into()),
+        };
+    }
+    let Some((name, args)) = callee(e) else {
+        return Err("not a source: write a call such as `csv(\"file.csv\")`".into());
+    };
+    let tokens = |task| -> Result<SourceSpec, String> {
+        let b = bind(name, &["n", "length", "vocab", "seed"], args)?;
+        let vocab = b.positive("vocab", None)?;
+        if vocab > i32::MAX as usize {
+            return Err(format!("`vocab` of `{name}` must fit in i32"));
+        }
+        Ok(SourceSpec::Generate {
+            generator: Generator::Tokens {
+                task,
+                n: b.count("n", None)?,
+                length: b.positive("length", None)?,
+                vocab,
+            },
+            seed: b.seed()?,
+        })
+    };
+    match name {
+        "csv" => {
+            let b = bind(name, &["path", "header", "delimiter", "skip"], args)?;
+            let header = match b.get("header") {
+                None => false,
+                Some(Const::Bool(h)) => *h,
+                Some(c) => {
+                    return Err(format!(
+                        "`header` must be true or false, found {}",
+                        c.describe()
+                    ));
+                }
+            };
+            let delimiter = match b.get("delimiter") {
+                None => b',',
+                Some(c) => match string(c, "`delimiter`")?.as_bytes() {
+                    [d] if d.is_ascii() && !matches!(d, b'"' | b'\n' | b'\r') => *d,
+                    _ => {
+                        return Err(format!(
+                            "`delimiter` must be one ASCII character other than a quote or a line break, found {}",
+                            c.describe()
+                        ));
+                    }
+                },
+            };
+            Ok(SourceSpec::Csv {
+                path: b.text("path")?,
+                header,
+                delimiter,
+                skip: b.count("skip", Some(0))?,
+            })
+        }
+        "idx" => {
+            let b = bind(name, &["images", "labels"], args)?;
+            Ok(SourceSpec::Idx {
+                images: b.text("images")?,
+                labels: b.text("labels")?,
+            })
+        }
+        "npy" => Ok(SourceSpec::Npy(bind(name, &["path"], args)?.text("path")?)),
+        "npz" => Ok(SourceSpec::Npz(bind(name, &["path"], args)?.text("path")?)),
+        "xor" => {
+            let b = bind(name, &["n", "noise", "seed"], args)?;
+            Ok(SourceSpec::Generate {
+                generator: Generator::Xor {
+                    n: b.count("n", None)?,
+                    noise: b.non_negative("noise", 0.0)?,
+                },
+                seed: b.seed()?,
+            })
+        }
+        "spirals" => {
+            let b = bind(name, &["n", "classes", "noise", "seed"], args)?;
+            Ok(SourceSpec::Generate {
+                generator: Generator::Spirals {
+                    n: b.count("n", None)?,
+                    classes: b.positive("classes", Some(2))?,
+                    noise: b.non_negative("noise", 0.0)?,
+                },
+                seed: b.seed()?,
+            })
+        }
+        "blobs" => {
+            let b = bind(name, &["n", "centers", "features", "std", "seed"], args)?;
+            Ok(SourceSpec::Generate {
+                generator: Generator::Blobs {
+                    n: b.count("n", None)?,
+                    centers: b.positive("centers", Some(3))?,
+                    features: b.positive("features", Some(2))?,
+                    std: b.non_negative("std", 1.0)?,
+                },
+                seed: b.seed()?,
+            })
+        }
+        "sine" => {
+            let b = bind(name, &["n", "length", "seed"], args)?;
+            Ok(SourceSpec::Generate {
+                generator: Generator::Sine {
+                    n: b.count("n", None)?,
+                    length: b.positive("length", None)?,
+                },
+                seed: b.seed()?,
+            })
+        }
+        "copy_task" => tokens(Task::Copy),
+        "reverse_task" => tokens(Task::Reverse),
+        "sort_task" => tokens(Task::Sort),
+        other => Err(format!("`{other}` is not a data source")),
+    }
+}
+
+fn dtype(d: Dtype) -> DType {
+    match d {
+        Dtype::F32 => DType::F32,
+        Dtype::F64 => DType::F64,
+        Dtype::I32 => DType::I32,
+        Dtype::Bool => DType::Bool,
+    }
+}
+
+fn field(name: &str, ty: &TypeExpr, value: &Expr) -> Result<Field, String> {
+    let TypeKind::Tensor { dtype: dt, shape } = &ty.kind else {
+        return Err("a field needs a tensor type such as `f32[784]`".into());
+    };
+    let mut dims = Vec::new();
+    for item in shape.iter().flat_map(|s| &s.items) {
+        let ShapeItem::Dim(e) = item else {
+            return Err("a field's shape must be made of numbers".into());
+        };
+        let c = eval(e).map_err(|e| format!("its shape: {e}"))?;
+        dims.push(count(&c, "a dimension")?);
+    }
+    let mut transforms = Vec::new();
+    let mut head = value;
+    while let ExprKind::Pipe { lhs, rhs } = &head.kind {
+        transforms.push(&**rhs);
+        head = lhs;
+    }
+    transforms.reverse();
+    let column = column(head)?;
+    let mut steps: Vec<Step> = Vec::new();
+    for t in transforms {
+        let Some((tname, args)) = callee(t) else {
+            return Err("a transform must be a name or a call, as in `|> scale(1 / 255)`".into());
+        };
+        let kind = transform(tname, args)?;
+        if let Kind::OneHot(_) = kind
+            && let Some(a) = steps.iter().find(|s| s.kind.is_augmentation())
+        {
+            return Err(format!(
+                "`one_hot` cannot follow the augmentation `{}`: put augmentations last",
+                a.kind.name()
+            ));
+        }
+        steps.push(Step::new(kind));
+    }
+    let dtype = dtype(*dt);
+    if !dtype.is_float()
+        && let Some(s) = steps.iter().find(|s| s.kind.makes_floats())
+    {
+        return Err(format!(
+            "declared {}, but `{}` makes floating-point values: declare it f32",
+            dtype.name(),
+            s.kind.name()
+        ));
+    }
+    Ok(Field {
+        name: name.to_string(),
+        dtype,
+        shape: dims,
+        column,
+        steps,
+    })
+}
+
+/// The start of a field's expression: a named column or a table selector.
+fn column(e: &Expr) -> Result<Column, String> {
+    let Some((name, args)) = callee(e) else {
+        return Err(
+            "a field starts with a column, such as `image`, `col(3)` or `cols(0..4)`".into(),
+        );
+    };
+    let is_call = matches!(e.kind, ExprKind::Call { .. });
+    match (name, is_call) {
+        (name, false) => Ok(Column::Named(name.to_string())),
+        ("array", true) => Ok(Column::Named(bind("array", &["name"], args)?.text("name")?)),
+        ("col", true) => {
+            let b = bind("col", &["index"], args)?;
+            let r = match b.required("index")? {
+                Const::Str(s) => TableRef::Name(s.clone()),
+                c => TableRef::Index(count(c, "the column index")?),
+            };
+            Ok(Column::Table {
+                refs: vec![r],
+                scalar: true,
+            })
+        }
+        ("cols", true) => {
+            let mut refs = Vec::new();
+            for a in args {
+                if a.name.as_ref().is_some_and(|n| n.name != "columns") {
+                    return Err("`cols` takes column indices, ranges and names".into());
+                }
+                table_refs(&eval(&a.value)?, &mut refs)?;
+            }
+            if refs.is_empty() {
+                return Err("`cols` selects no column".into());
+            }
+            Ok(Column::Table {
+                refs,
+                scalar: false,
+            })
+        }
+        (other, true) => Err(format!(
+            "`{other}` is not a column selector: use `col`, `cols` or `array`"
+        )),
+    }
+}
+
+fn table_refs(c: &Const, out: &mut Vec<TableRef>) -> Result<(), String> {
+    match c {
+        Const::Str(s) => out.push(TableRef::Name(s.clone())),
+        Const::Range(a, b) if *a >= 0 && b.saturating_sub(*a) <= 1 << 24 => {
+            out.extend((*a..*b).map(|i| TableRef::Index(i as usize)))
+        }
+        Const::Range(a, b) => return Err(format!("`{a}..{b}` is not a range of columns")),
+        Const::List(items) => {
+            for i in items {
+                table_refs(i, out)?;
+            }
+        }
+        c => out.push(TableRef::Index(count(c, "a column index")?)),
+    }
+    Ok(())
+}
+
+fn transform(name: &str, args: &[Arg]) -> Result<Kind, String> {
+    let no_args = |kind: Kind| {
+        if args.is_empty() {
+            Ok(kind)
+        } else {
+            Err(format!("`{name}` takes no arguments"))
+        }
+    };
+    match name {
+        "flatten" => no_args(Kind::Flatten),
+        "minmax" => no_args(Kind::MinMax),
+        "standardize" => no_args(Kind::Standardize),
+        "random_flip" => no_args(Kind::Flip),
+        "scale" => {
+            let b = bind(name, &["factor"], args)?;
+            Ok(Kind::Scale(number(
+                b.required("factor")?,
+                "`factor` of `scale`",
+            )?))
+        }
+        "one_hot" => {
+            let b = bind(name, &["classes"], args)?;
+            Ok(Kind::OneHot(b.positive("classes", None)?))
+        }
+        "reshape" => {
+            let b = bind(name, &["shape"], args)?;
+            match b.required("shape")? {
+                Const::List(items) => items
+                    .iter()
+                    .map(|c| count(c, "a dimension of `reshape`"))
+                    .collect::<Result<_, _>>()
+                    .map(Kind::Reshape),
+                c => Err(format!(
+                    "`reshape` takes a list such as `[1, 28, 28]`, found {}",
+                    c.describe()
+                )),
+            }
+        }
+        "impute" => {
+            let b = bind(name, &["strategy", "constant"], args)?;
+            let strategy = match b.get("strategy") {
+                None => None,
+                Some(Const::Sym(s) | Const::Str(s)) => Some(s.as_str()),
+                Some(c) => {
+                    return Err(format!(
+                        "the strategy of `impute` is mean, median or constant, found {}",
+                        c.describe()
+                    ));
+                }
+            };
+            match (strategy, b.get("constant")) {
+                (None | Some("constant"), Some(c)) => Ok(Kind::Impute(Strategy::Constant(number(
+                    c,
+                    "`constant` of `impute`",
+                )?))),
+                (None | Some("mean"), None) => Ok(Kind::Impute(Strategy::Mean)),
+                (Some("median"), None) => Ok(Kind::Impute(Strategy::Median)),
+                (Some("constant"), None) => {
+                    Err("`impute(constant)` needs a value: `impute(constant: 0)`".into())
+                }
+                (Some(s), None) => Err(format!(
+                    "`{s}` is not an impute strategy: use mean, median or `constant: VALUE`"
+                )),
+                (Some(s), Some(_)) => Err(format!(
+                    "`impute({s})` takes no `constant`: write `impute(constant: VALUE)`"
+                )),
+            }
+        }
+        "clip_outliers" => {
+            let b = bind(name, &["z", "iqr"], args)?;
+            let positive = |n: &str| -> Result<Option<f64>, String> {
+                match b.get(n) {
+                    None => Ok(None),
+                    Some(c) => match number(c, &format!("`{n}` of `clip_outliers`"))? {
+                        v if v > 0.0 => Ok(Some(v)),
+                        v => Err(format!(
+                            "`{n}` of `clip_outliers` must be positive, found {v}"
+                        )),
+                    },
+                }
+            };
+            match (positive("z")?, positive("iqr")?) {
+                (Some(_), Some(_)) => Err("`clip_outliers` takes `z` or `iqr`, not both".into()),
+                (Some(z), None) => Ok(Kind::Clip(Clip::Z(z))),
+                (None, Some(k)) => Ok(Kind::Clip(Clip::Iqr(k))),
+                (None, None) => Ok(Kind::Clip(Clip::Z(3.0))),
+            }
+        }
+        "random_shift" => {
+            let b = bind(name, &["pixels"], args)?;
+            Ok(Kind::Shift(b.count("pixels", None)?))
+        }
+        "gaussian_noise" => {
+            let b = bind(name, &["std"], args)?;
+            b.required("std")?;
+            Ok(Kind::Noise(b.non_negative("std", 0.0)?))
+        }
+        other => Err(format!("`{other}` is not a data transform")),
+    }
+}
