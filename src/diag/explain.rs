@@ -184,6 +184,10 @@ const EXPLANATIONS: &[(&str, &str)] = &[
         "`val.…` monitored without a validation split. Add `split val = 0.1 of train`.",
     ),
     (
+        "E0400",
+        "The program passed every check, but the compiler could not lower a construct to the graph IR (for example an `if` whose condition is a tensor rather than a value known when compiling, or a model input whose sizes no data field gives). The label points at the construct. This is a limit of the compiler, not a mistake in the program: rewrite the construct (`select` for tensor conditions) and report it.",
+    ),
+    (
         "W0001",
         "A `param` that the layer never uses: it would be initialized, trained and saved for nothing.",
     ),
