@@ -61,28 +61,7 @@ enum Command {
         stats: bool,
     },
     /// Compute the loss and every parameter's gradient for one batch, on the reference interpreter
-    Grad {
-        file: String,
-        /// The batch: an .npz file with one array per data field (`x`, `y`), batch axis first
-        #[arg(long)]
-        inputs: PathBuf,
-        /// Parameters to use (a safetensors file named like `nnlc check --summary` lists them);
-        /// without it they are initialized from the seed
-        #[arg(long, conflicts_with = "write_params")]
-        params: Option<PathBuf>,
-        /// Save the parameters initialized from the seed
-        #[arg(long)]
-        write_params: Option<PathBuf>,
-        /// The seed for initialization and for random layers (dropout, noise)
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// The phase, for training blocks with phases (default: the first)
-        #[arg(long)]
-        phase: Option<String>,
-        /// Where to write `loss` and the gradients (safetensors, named like the parameters)
-        #[arg(short = 'o', long = "output")]
-        output: PathBuf,
-    },
+    Grad(GradArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -113,31 +92,13 @@ fn main() -> ExitCode {
             Some(m) => ir_model(&file, &m, stage, batch, stats),
             None => ir(&file, stage, phase.as_deref(), batch, stats),
         },
-        Command::Grad {
-            file,
-            inputs,
-            params,
-            write_params,
-            seed,
-            phase,
-            output,
-        } => {
-            let args = GradArgs {
-                inputs,
-                params,
-                write_params,
-                seed,
-                phase,
-                output,
-            };
-            match grad(&file, &args) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
+        Command::Grad(args) => match grad(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
             }
-        }
+        },
         Command::Explain { code } => match diag::explain(&code.to_uppercase()) {
             Some(text) => {
                 println!("{text}");
@@ -294,16 +255,32 @@ fn find_phase<'a>(
         })
 }
 
+#[derive(clap::Args)]
 struct GradArgs {
+    file: String,
+    /// The batch: an .npz file with one array per data field (`x`, `y`), batch axis first
+    #[arg(long)]
     inputs: PathBuf,
+    /// Parameters to use (a safetensors file named like `nnlc check --summary` lists them);
+    /// without it they are initialized from the seed
+    #[arg(long, conflicts_with = "write_params")]
     params: Option<PathBuf>,
+    /// Save the parameters initialized from the seed
+    #[arg(long)]
     write_params: Option<PathBuf>,
+    /// The seed for initialization and for random layers (dropout, noise)
+    #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// The phase, for training blocks with phases (default: the first)
+    #[arg(long)]
     phase: Option<String>,
+    /// Where to write `loss` and the gradients (safetensors, named like the parameters)
+    #[arg(short = 'o', long = "output")]
     output: PathBuf,
 }
 
-fn grad(path: &str, args: &GradArgs) -> Result<(), String> {
+fn grad(args: &GradArgs) -> Result<(), String> {
+    let path = args.file.as_str();
     let batch: std::collections::HashMap<String, nnl::interp::Tensor> =
         nnl::store::read_npz(&args.inputs)?.into_iter().collect();
     let batch_size = batch

@@ -29,7 +29,7 @@ pub(crate) fn lower_train(program: &Program, sources: &SourceMap, opts: &Options
             _ => None,
         })
         .ok_or(LowerError {
-            message: "the file has no `train` block".into(),
+            message: "the file has no `train` block; add one, or show one model alone with `nnlc ir --model M`".into(),
             span: None,
         })?;
     let mut l = Lowerer::new(program, sources, opts.float);

@@ -32,17 +32,15 @@ pub fn optimize(graph: &Graph) -> (Graph, Stats) {
     (g, Stats { before, after })
 }
 
-/// Rebuilds a graph node by node; `rewrite` sees each node with its operands already mapped and
-/// may return an existing value to use instead, or a replacement node.
+/// Rebuilds a graph node by node; `rewrite` sees the graph built so far (a kept node gets the id
+/// `nodes.len()`) and each node with its operands already mapped, and may return an existing
+/// value to use instead, or a replacement node.
 fn rebuild(graph: &Graph, rewrite: &mut dyn FnMut(&Graph, &Node) -> Rewrite) -> Graph {
     let mut out = Graph::new(graph.name.clone());
     let mut map: Vec<ValueId> = Vec::with_capacity(graph.nodes.len());
     for node in &graph.nodes {
         let mut n = node.clone();
         n.args = node.args.iter().map(|a| map[a.index()]).collect();
-        if let Op::Scan { body, .. } = &mut n.op {
-            **body = optimize(body).0;
-        }
         let v = match rewrite(&out, &n) {
             Rewrite::Keep => push(&mut out, n),
             Rewrite::Use(v) => v,
@@ -181,6 +179,20 @@ fn simplify_node(g: &Graph, n: &Node) -> Rewrite {
             ),
             _ => Rewrite::Keep,
         },
+        Op::Scan {
+            body,
+            carries,
+            seqs,
+            reverse,
+        } => Rewrite::Replace(
+            Op::Scan {
+                body: Box::new(optimize(body).0),
+                carries: *carries,
+                seqs: *seqs,
+                reverse: *reverse,
+            },
+            args.clone(),
+        ),
         Op::Select => match c(0) {
             Some(cond) => Rewrite::Use(if cond != 0.0 { args[1] } else { args[2] }),
             None if args[1] == args[2] => Rewrite::Use(args[1]),
@@ -249,33 +261,20 @@ fn fold(op: &Op, x: &[f64], g: &Graph, args: &[ValueId]) -> Option<f64> {
 /// Common-subexpression elimination: a node equal to an earlier one (same op, attributes and
 /// operands) is replaced by it. Inputs are never merged; random draws differ by their stream.
 pub fn cse(graph: &Graph) -> Graph {
-    let mut out = Graph::new(graph.name.clone());
-    let mut map: Vec<ValueId> = Vec::with_capacity(graph.nodes.len());
     let mut seen: HashMap<String, ValueId> = HashMap::new();
-    for node in &graph.nodes {
-        let mut n = node.clone();
-        n.args = node.args.iter().map(|a| map[a.index()]).collect();
-        let v = if matches!(n.op, Op::Input { .. }) {
-            push(&mut out, n)
-        } else {
-            let key = format!("{:?}|{:?}", n.op, n.args);
-            match seen.get(&key) {
-                Some(&v) => v,
-                None => {
-                    let v = push(&mut out, n);
-                    seen.insert(key, v);
-                    v
-                }
+    rebuild(graph, &mut |built, n| {
+        if matches!(n.op, Op::Input { .. }) {
+            return Rewrite::Keep;
+        }
+        let key = format!("{:?}|{:?}", n.op, n.args);
+        match seen.get(&key) {
+            Some(&v) => Rewrite::Use(v),
+            None => {
+                seen.insert(key, ValueId(built.nodes.len() as u32));
+                Rewrite::Keep
             }
-        };
-        map.push(v);
-    }
-    out.outputs = graph
-        .outputs
-        .iter()
-        .map(|(n, v)| (n.clone(), map[v.index()]))
-        .collect();
-    out
+        }
+    })
 }
 
 /// Dead-code elimination: keeps inputs and what the outputs need.
