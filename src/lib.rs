@@ -16,6 +16,7 @@ pub mod lower;
 pub mod opt;
 pub mod prim;
 pub mod resolve;
+pub mod runtime;
 pub mod source;
 pub mod step;
 pub mod store;
@@ -44,7 +45,9 @@ pub fn check_source(name: &str, text: &str, loader: &dyn resolve::Loader) -> Che
     check_program(name, text, loader).0
 }
 
-fn check_program(
+/// Parses, resolves and checks, and also gives the resolved program (for lowering and for
+/// loading its data).
+pub fn check_program(
     name: &str,
     text: &str,
     loader: &dyn resolve::Loader,

@@ -1,6 +1,8 @@
 //! `nnlc`, the command-line interface. It parses arguments, reads files, calls the library and
 //! prints; all compiler logic lives in the library.
 
+mod cli;
+
 use clap::{Parser, Subcommand, ValueEnum};
 use nnl::diag;
 use std::io::IsTerminal;
@@ -26,6 +28,12 @@ enum Format {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Train the model a file declares: progress per epoch, checkpoints, test metrics
+    Run(cli::train::RunArgs),
+    /// Metrics of a trained model on a split of the file's data
+    Eval(cli::train::EvalArgs),
+    /// A trained model's outputs for new inputs, prepared as its training data were
+    Predict(cli::train::PredictArgs),
     /// Check files for syntax, name, type and shape errors
     Check {
         #[arg(required = true)]
@@ -76,6 +84,9 @@ enum Stage {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run(args) => report(cli::train::run(&args)),
+        Command::Eval(args) => report(cli::train::eval(&args)),
+        Command::Predict(args) => report(cli::train::predict(&args)),
         Command::Check {
             files,
             summary,
@@ -92,13 +103,7 @@ fn main() -> ExitCode {
             Some(m) => ir_model(&file, &m, stage, batch, stats),
             None => ir(&file, stage, phase.as_deref(), batch, stats),
         },
-        Command::Grad(args) => match grad(&args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::Grad(args) => report(grad(&args)),
         Command::Explain { code } => match diag::explain(&code.to_uppercase()) {
             Some(text) => {
                 println!("{text}");
@@ -112,8 +117,24 @@ fn main() -> ExitCode {
     }
 }
 
+/// The exit code of a command, with its error on stderr.
+fn report(result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Whether diagnostics are coloured: on a terminal, unless `NO_COLOR` is set.
+fn color() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
 fn check(files: &[String], summary: bool, format: Format) -> ExitCode {
-    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let color = color();
     let mut failed = false;
     for path in files {
         let text = match std::fs::read_to_string(path) {
@@ -155,7 +176,7 @@ fn lower_with<T>(
     batch: Option<usize>,
     lower: &dyn Fn(&str, &nnl::lower::Options) -> nnl::LowerOutput<T>,
 ) -> Option<T> {
-    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let color = color();
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => {

@@ -131,7 +131,7 @@ mod tests;
 pub use pipeline::Pipeline;
 
 use crate::interp::Tensor;
-use crate::ir::TensorType;
+use crate::ir::{DType, TensorType};
 use crate::resolve::Program;
 use crate::syntax::ast::{DataDecl, Item};
 use pipeline::{Accumulator, Augment, Fit};
@@ -484,6 +484,11 @@ impl Dataset {
         self.pipeline.fitted_stats()
     }
 
+    /// See [`Pipeline::restore_stats`].
+    pub fn restore_stats(&mut self, stats: &[(String, Tensor)]) -> Result<(), DataError> {
+        self.pipeline.restore_stats(stats)
+    }
+
     /// See [`Pipeline::transform_inputs`].
     pub fn transform_inputs(&self, field: &str, raw: &Tensor) -> Result<Tensor, DataError> {
         self.pipeline.transform_inputs(field, raw)
@@ -592,3 +597,52 @@ impl Iterator for Batches<'_> {
 }
 
 impl ExactSizeIterator for Batches<'_> {}
+
+/// New inputs for `nnlc predict`, as the data source would give them, samples first: a `.npy`
+/// array, or a `.csv` file (optionally gzipped) with one row per sample, comma-separated, with a
+/// header row when its first row is not all numbers. Missing cells are NaN.
+pub fn read_inputs(path: &Path) -> Result<Tensor, DataError> {
+    let shown = path.display().to_string();
+    let bytes = formats::read_file(path)?;
+    let name = shown.trim_end_matches(".gz");
+    let (shape, all) = if name.ends_with(".npy") {
+        let (shape, values) = formats::parse_npy(&shown, &bytes)?;
+        let mut all = Vec::new();
+        values.extend_into(0..shape.iter().product(), &mut all);
+        (shape, all)
+    } else if name.ends_with(".csv") {
+        let first_line = bytes.split(|&b| b == b'\n').next().unwrap_or(&[]);
+        let header = String::from_utf8_lossy(first_line)
+            .split(',')
+            .any(|c| !formats::is_missing(c) && c.trim().parse::<f64>().is_err());
+        let table = formats::parse_csv(&shown, &bytes, header, b',', 0)?;
+        if let Some((&(row, col), text)) = table
+            .cells
+            .texts
+            .iter()
+            .find(|(_, t)| !formats::is_missing(t))
+        {
+            let (line, column) = table.cells.place(row, col);
+            return Err(DataError::at(
+                &shown,
+                line,
+                column,
+                format!("`{text}` is not a number"),
+            ));
+        }
+        let mut all = Vec::with_capacity(table.rows * table.columns.len());
+        for r in 0..table.rows {
+            all.extend(table.columns.iter().map(|c| c[r]));
+        }
+        (vec![table.rows, table.columns.len()], all)
+    } else {
+        return Err(DataError::in_file(
+            &shown,
+            "inputs are read from .npy or .csv files",
+        ));
+    };
+    if shape.is_empty() {
+        return Err(DataError::in_file(&shown, "the inputs need a sample axis"));
+    }
+    Ok(Tensor::from_f64(&TensorType::new(DType::F64, shape), all))
+}

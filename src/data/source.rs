@@ -19,7 +19,7 @@ pub(super) enum Values {
 }
 
 impl Values {
-    fn extend_into(&self, range: std::ops::Range<usize>, out: &mut Vec<f64>) {
+    pub(super) fn extend_into(&self, range: std::ops::Range<usize>, out: &mut Vec<f64>) {
         match self {
             Values::U8(v) => out.extend(v[range].iter().map(|&x| f64::from(x))),
             Values::I32(v) => out.extend(v[range].iter().map(|&x| f64::from(x))),

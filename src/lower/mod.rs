@@ -52,6 +52,23 @@ pub struct TrainConfig {
     pub seed: Option<u64>,
     pub clip_grad_norm: Option<f64>,
     pub metrics: Vec<String>,
+    /// The data field metrics compare the model's output with (`y`).
+    pub target: Option<String>,
+    pub early_stop: Option<EarlyStop>,
+    /// The checkpoint directory, as written (relative to the `.nnl` file).
+    pub checkpoint: Option<String>,
+}
+
+/// `early_stop(monitor: split.metric, mode, patience, min_delta, restore_best)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EarlyStop {
+    pub split: String,
+    pub metric: String,
+    /// Whether smaller is better (`mode: min`); the default for losses and errors.
+    pub minimize: bool,
+    pub patience: usize,
+    pub min_delta: f64,
+    pub restore_best: bool,
 }
 
 /// The optimizer code for one parameter: inputs are the parameter (`Role::Param`, named like

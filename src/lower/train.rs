@@ -3,7 +3,8 @@
 
 use super::eval::ArgV;
 use super::{
-    Env, LowerError, Lowered, Lowerer, Options, ParamUpdate, Phase, Res, TrainConfig, Tv, Val,
+    EarlyStop, Env, LowerError, Lowered, Lowerer, Options, ParamUpdate, Phase, Res, TrainConfig,
+    Tv, Val,
 };
 use crate::ir::{Graph, Role, TensorType};
 use crate::resolve::{ItemRef, Program};
@@ -33,7 +34,7 @@ pub(crate) fn lower_train(program: &Program, sources: &SourceMap, opts: &Options
             span: None,
         })?;
     let mut l = Lowerer::new(program, sources, opts.float);
-    let config = l.config(t, module, opts)?;
+    let mut config = l.config(t, module, opts)?;
     let fields = l.fields(t, module, config.batch)?;
     let models: Vec<ItemRef> = t
         .models
@@ -45,6 +46,7 @@ pub(crate) fn lower_train(program: &Program, sources: &SourceMap, opts: &Options
         .map(|&r| (l.def_name(r), Val::Layer(l.new_layer(r, Vec::new()))))
         .collect();
     let model_layers = l.with_default_attrs(model_layers, t.span)?;
+    config.target = l.target_field(&model_layers, &fields);
 
     let shared: Vec<&TrainStmt> = t
         .stmts
@@ -175,6 +177,20 @@ impl Lowerer<'_> {
                         c.metrics = vs.iter().filter_map(metric_name).collect();
                     }
                 }
+                "checkpoint" => {
+                    if let Some(Expr {
+                        kind: ExprKind::Str(dir),
+                        ..
+                    }) = first
+                    {
+                        c.checkpoint = Some(dir.clone());
+                    }
+                }
+                "early_stop" => {
+                    if let SettingValue::Call(args, _) = &set.value {
+                        c.early_stop = self.early_stop(&mut env, args)?;
+                    }
+                }
                 _ => {}
             }
         }
@@ -185,6 +201,48 @@ impl Lowerer<'_> {
             c.batch = 32;
         }
         Ok(c)
+    }
+
+    /// The checked `early_stop(...)` arguments, evaluated; `monitor` may be positional.
+    fn early_stop(&mut self, env: &mut Env, args: &[Arg]) -> Res<Option<EarlyStop>> {
+        let named = |n: &str| {
+            args.iter()
+                .find(|a| a.name.as_ref().is_some_and(|id| id.name == n))
+                .map(|a| &a.value)
+        };
+        let Some(ExprKind::Member { base, field }) = named("monitor")
+            .or(args.first().map(|a| &a.value))
+            .map(|e| &e.kind)
+        else {
+            return Ok(None);
+        };
+        let ExprKind::Name(split) = &base.kind else {
+            return Ok(None);
+        };
+        let minimize = match named("mode").map(|e| &e.kind) {
+            Some(ExprKind::Name(m)) => m.name == "min",
+            _ => !higher_is_better(&field.name),
+        };
+        let mut number = |l: &mut Self, n: &str| -> Res<Option<f64>> {
+            match named(n) {
+                Some(e) => Ok(super::builtins::number(&l.expr(env, e)?)),
+                None => Ok(None),
+            }
+        };
+        let patience = number(self, "patience")?.unwrap_or(0.0) as usize;
+        let min_delta = number(self, "min_delta")?.unwrap_or(0.0);
+        let restore_best = matches!(
+            named("restore_best").map(|e| &e.kind),
+            Some(ExprKind::Bool(true))
+        );
+        Ok(Some(EarlyStop {
+            split: split.name.clone(),
+            metric: field.name.clone(),
+            minimize,
+            patience,
+            min_delta,
+            restore_best,
+        }))
     }
 
     /// The data block's fields with the batch axis in front.
@@ -421,12 +479,13 @@ impl Lowerer<'_> {
         }
     }
 
-    /// Each metric of `metrics …` as an output named like it: `accuracy(out, y)`.
-    fn metrics(&mut self, env: &mut Env, ctx: &BlockCtx, stmts: &[&TrainStmt]) -> Res<()> {
-        let Some(out) = env.get("out").cloned() else {
-            return Ok(());
-        };
-        let inputs: Vec<String> = match ctx.models {
+    /// The field metrics compare `out` with: the first one no model input is named like.
+    fn target_field(
+        &self,
+        models: &[(String, Val)],
+        fields: &[(String, TensorType)],
+    ) -> Option<String> {
+        let inputs: Vec<String> = match models {
             [(_, Val::Layer(l))] => self
                 .program
                 .def(l.def)
@@ -434,11 +493,18 @@ impl Lowerer<'_> {
                 .unwrap_or_default(),
             _ => Vec::new(),
         };
-        let target = ctx
-            .fields
+        fields
             .iter()
             .find(|(n, _)| !inputs.contains(n))
-            .and_then(|(n, _)| env.get(n).cloned());
+            .map(|(n, _)| n.clone())
+    }
+
+    /// Each metric of `metrics …` as an output named like it: `accuracy(out, y)`.
+    fn metrics(&mut self, env: &mut Env, ctx: &BlockCtx, stmts: &[&TrainStmt]) -> Res<()> {
+        let Some(out) = env.get("out").cloned() else {
+            return Ok(());
+        };
+        let target = ctx.config.target.as_ref().and_then(|n| env.get(n).cloned());
         for s in stmts {
             let TrainStmt::Setting(set) = s else { continue };
             let (true, SettingValue::Values(values)) = (set.name.name == "metrics", &set.value)
@@ -596,6 +662,11 @@ fn target_name(e: &Expr) -> Option<String> {
         }
         _ => None,
     }
+}
+
+/// Whether a larger value of the metric is better, for `early_stop` without a `mode`.
+fn higher_is_better(metric: &str) -> bool {
+    metric.contains("accuracy") || metric == "r2"
 }
 
 fn metric_name(e: &Expr) -> Option<String> {

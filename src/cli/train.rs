@@ -1,0 +1,262 @@
+//! `nnlc run`, `nnlc eval` and `nnlc predict`: training and using a trained model.
+
+use nnl::runtime::{self, Console, Interpreter, RunOptions, Session, Trainer, checkpoint};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum BackendKind {
+    /// The reference interpreter
+    Interp,
+}
+
+/// What every command that compiles a file and runs it takes.
+#[derive(clap::Args)]
+pub struct Common {
+    pub file: String,
+    /// Threads for matrix products (default: every core)
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Where graphs run
+    #[arg(long, value_enum, default_value = "interp")]
+    pub backend: BackendKind,
+}
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// The seed of initialization, shuffling, augmentation and dropout (default: the file's)
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Train for this many epochs (default: the file's `epochs`)
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// The batch size (default: the file's `batch`)
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Where to keep checkpoints (default: the train block's `checkpoint`, relative to the file)
+    #[arg(long, conflicts_with = "resume")]
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Continue the run whose checkpoints are in DIR, from its last epoch
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
+    /// Write a JSON report: configuration, metrics per epoch, test metrics, timings
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// A checkpoint file, or a checkpoint directory (its best checkpoint)
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// The split to evaluate
+    #[arg(long, default_value = "test")]
+    pub split: String,
+}
+
+#[derive(clap::Args)]
+pub struct PredictArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// A checkpoint file, or a checkpoint directory (its best checkpoint)
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Inputs as the data source gives them: .npy (samples first) or .csv (a row per sample)
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Where to write the model's outputs: .npy or .csv
+    #[arg(short = 'o', long = "output")]
+    pub output: PathBuf,
+}
+
+/// A file read and checked; diagnostics are printed, and `Err` means there were errors.
+fn checked(path: &str) -> Result<(nnl::CheckOutput, nnl::resolve::Program), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read `{path}`: {e}"))?;
+    let (check, program) = nnl::check_program(path, &text, &nnl::fs::DiskLoader);
+    eprint!(
+        "{}",
+        nnl::diag::render(&check.sources, &check.diagnostics, crate::color())
+    );
+    if check.has_errors() {
+        return Err(format!("`{path}` has errors; nothing was run"));
+    }
+    Ok((check, program))
+}
+
+fn backend(common: &Common) -> (Box<dyn runtime::Backend>, usize) {
+    let threads = common.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    match common.backend {
+        BackendKind::Interp => (Box::new(Interpreter { threads }), threads),
+    }
+}
+
+pub fn run(args: &RunArgs) -> Result<(), String> {
+    let path = args.common.file.as_str();
+    let (check, program) = checked(path)?;
+    let (backend, threads) = backend(&args.common);
+    let mut session = Session::new(&program, &check.sources, args.batch, backend)?;
+    let config = session.config().clone();
+    let resumed = match &args.resume {
+        Some(dir) => Some(checkpoint::load(&dir.join(checkpoint::LAST))?.state),
+        None => None,
+    };
+    let seed = args
+        .seed
+        .or(resumed.as_ref().map(|s| s.seed))
+        .or(config.seed)
+        .unwrap_or(0);
+    let data_start = Instant::now();
+    let mut data = runtime::load_data(&program, Path::new(path), seed)?;
+    let data_seconds = data_start.elapsed().as_secs_f64();
+    let splits = data.splits();
+    let sizes: Vec<String> = splits.iter().map(|(n, k)| format!("{n} {k}")).collect();
+    eprintln!(
+        "training {} on `{}`: {} parameters; {} samples; batch {}, seed {seed}, backend {}, {threads} thread{}",
+        session.lowered().train,
+        path,
+        thousands(session.parameter_count()),
+        sizes.join(", "),
+        config.batch,
+        session.backend_name(),
+        if threads == 1 { "" } else { "s" }
+    );
+    let opts = RunOptions {
+        seed: Some(seed),
+        epochs: args.epochs,
+        checkpoint_dir: args
+            .checkpoint_dir
+            .clone()
+            .or_else(|| runtime::checkpoint_dir_of(Path::new(path), &config)),
+        resume: args.resume.clone(),
+    };
+    let trainer = Trainer::new(&mut session, &mut data, &opts)?;
+    let result = trainer.run(&mut Console::default())?;
+    let resumed_after = resumed.map(|s| s.epochs_done);
+    let report = runtime::report::Report::new(
+        path,
+        &session,
+        threads,
+        splits,
+        &result,
+        resumed_after,
+        data_seconds,
+    );
+    print_summary(&report);
+    if let Some(file) = &args.report {
+        let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+        nnl::store::write_atomically(file, format!("{json}\n").as_bytes())?;
+    }
+    Ok(())
+}
+
+fn print_summary(r: &runtime::report::Report) {
+    let t = &r.timings;
+    println!(
+        "trained {} for {} epoch{}{} in {:.1}s ({:.0} samples/s, {:.3} ms per step; compile {:.2}s, data {:.2}s)",
+        r.train,
+        r.epochs.len(),
+        if r.epochs.len() == 1 { "" } else { "s" },
+        if r.stopped_early { " (stopped early)" } else { "" },
+        t.train_seconds,
+        t.samples_per_second,
+        t.mean_step_ms,
+        t.compile_seconds,
+        t.data_seconds
+    );
+    if let Some(b) = &r.best {
+        println!(
+            "best epoch {}: {} {:.4}{}",
+            b.epoch,
+            b.monitor,
+            b.value,
+            if r.restored_best {
+                " (weights restored)"
+            } else {
+                ""
+            }
+        );
+    }
+    if let Some(test) = &r.test {
+        println!("test: {}", runtime::console::format_metrics(test));
+    }
+    if let Some(dir) = &r.config.checkpoint {
+        println!("checkpoints: {dir}/{{last,best}}.safetensors");
+    }
+}
+
+/// 101770 → "101,770".
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A checkpoint file, or a directory's best one (its last when it has no best).
+fn checkpoint_file(path: &Path) -> PathBuf {
+    if path.is_dir() {
+        let best = path.join(checkpoint::BEST);
+        if best.exists() {
+            return best;
+        }
+        return path.join(checkpoint::LAST);
+    }
+    path.to_path_buf()
+}
+
+pub fn eval(args: &EvalArgs) -> Result<(), String> {
+    let path = args.common.file.as_str();
+    let (check, program) = checked(path)?;
+    let (backend, _) = backend(&args.common);
+    let file = checkpoint_file(&args.checkpoint);
+    let saved = checkpoint::load(&file)?;
+    let mut session = Session::new(&program, &check.sources, Some(saved.state.batch), backend)?;
+    session.check_values(&saved.values, &format!("`{}`", file.display()))?;
+    let mut data = runtime::load_data(&program, Path::new(path), saved.state.seed)?;
+    data.restore_stats(&saved.data_stats)
+        .map_err(|e| e.to_string())?;
+    let metrics = session.evaluate(&data, &args.split, &saved.values, saved.state.seed)?;
+    println!(
+        "{} (epoch {}): {}",
+        args.split,
+        saved.state.epochs_done,
+        runtime::console::format_metrics(&metrics)
+    );
+    Ok(())
+}
+
+pub fn predict(args: &PredictArgs) -> Result<(), String> {
+    let path = args.common.file.as_str();
+    let (check, program) = checked(path)?;
+    let (backend, _) = backend(&args.common);
+    let file = checkpoint_file(&args.checkpoint);
+    let saved = checkpoint::load(&file)?;
+    let raw = nnl::data::read_inputs(&args.input).map_err(|e| e.to_string())?;
+    let outputs = runtime::predict::predict(
+        &program,
+        &check.sources,
+        backend.as_ref(),
+        &saved,
+        &raw,
+    )?;
+    runtime::predict::write_outputs(&args.output, &outputs)?;
+    eprintln!(
+        "{} predictions written to {}",
+        outputs.shape().first().copied().unwrap_or(0),
+        args.output.display()
+    );
+    Ok(())
+}

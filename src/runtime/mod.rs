@@ -1,0 +1,608 @@
+//! The training runtime: epochs of batches through the training-step graphs, metrics on every
+//! split, early stopping, checkpoints, and evaluation of a trained model.
+//!
+//! A [`Session`] holds a checked program's graphs, lowered per batch size on first use (the last
+//! batch of a split is usually smaller) and prepared by a [`Backend`]. A [`Trainer`] owns the
+//! values a run changes — parameters, layer state, optimizer state — and the run's progress, which
+//! is all a checkpoint needs: every random stream (shuffling, augmentation, dropout) is a pure
+//! function of the seed and the epoch and step counters, so a resumed run repeats exactly.
+
+mod backend;
+pub mod checkpoint;
+pub mod console;
+pub mod metrics;
+pub mod predict;
+pub mod report;
+
+pub use backend::{Backend, Executable, Interpreter};
+pub use checkpoint::{Best, EpochRecord, RunState};
+pub use console::Console;
+pub use metrics::Metrics;
+
+use crate::data::{Batch, Dataset};
+use crate::exec::rng_key;
+use crate::interp::Tensor;
+use crate::ir::{DType, Role};
+use crate::lower::{self, EarlyStop, Lowered, TrainConfig};
+use crate::resolve::Program;
+use crate::source::SourceMap;
+use crate::syntax::ast::{DataDecl, Item};
+use metrics::SplitMetrics;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::Instant;
+
+/// The prepared graphs for one batch size.
+struct Graphs {
+    /// One training step per phase, in order.
+    steps: Vec<Box<dyn Executable>>,
+    eval: Box<dyn Executable>,
+}
+
+/// A checked program's graphs, lowered and prepared per batch size on demand.
+pub struct Session<'p> {
+    program: &'p Program,
+    sources: &'p SourceMap,
+    /// The graphs at the configured batch size, and the train block's settings.
+    lowered: Lowered,
+    backend: Box<dyn Backend>,
+    graphs: HashMap<usize, Rc<Graphs>>,
+    /// Seconds spent lowering, optimizing and preparing graphs.
+    pub compile_seconds: f64,
+}
+
+impl<'p> Session<'p> {
+    /// Lowers the train block at `batch` (the file's `batch` when None).
+    pub fn new(
+        program: &'p Program,
+        sources: &'p SourceMap,
+        batch: Option<usize>,
+        backend: Box<dyn Backend>,
+    ) -> Result<Session<'p>, String> {
+        let start = Instant::now();
+        let lowered = lower_at(program, sources, batch)?;
+        Ok(Session {
+            program,
+            sources,
+            lowered,
+            backend,
+            graphs: HashMap::new(),
+            compile_seconds: start.elapsed().as_secs_f64(),
+        })
+    }
+
+    pub fn config(&self) -> &TrainConfig {
+        &self.lowered.config
+    }
+
+    pub fn lowered(&self) -> &Lowered {
+        &self.lowered
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        self.backend.name()
+    }
+
+    /// The number of trainable scalars.
+    pub fn parameter_count(&self) -> usize {
+        self.lowered
+            .params
+            .iter()
+            .map(|(_, t)| t.shape.iter().product::<usize>())
+            .sum()
+    }
+
+    fn graphs(&mut self, batch: usize) -> Result<Rc<Graphs>, String> {
+        if let Some(g) = self.graphs.get(&batch) {
+            return Ok(g.clone());
+        }
+        let start = Instant::now();
+        let fresh;
+        let lowered = if batch == self.lowered.config.batch {
+            &self.lowered
+        } else {
+            fresh = lower_at(self.program, self.sources, Some(batch))?;
+            &fresh
+        };
+        let mut steps = Vec::new();
+        for phase in &lowered.phases {
+            let step = crate::step::train_step(lowered, phase)?;
+            steps.push(self.backend.prepare(crate::opt::optimize(&step).0)?);
+        }
+        let eval = self.backend.prepare(crate::opt::optimize(&lowered.eval).0)?;
+        let g = Rc::new(Graphs { steps, eval });
+        self.graphs.insert(batch, g.clone());
+        self.compile_seconds += start.elapsed().as_secs_f64();
+        Ok(g)
+    }
+
+    /// The initial parameters, layer state and optimizer state for a seed.
+    pub fn initial_values(&self, seed: u64) -> Result<HashMap<String, Tensor>, String> {
+        crate::exec::initial_values(&self.lowered, seed)
+    }
+
+    /// Checks that `values` holds every value the training graphs read, with the right types.
+    pub fn check_values(&self, values: &HashMap<String, Tensor>, what: &str) -> Result<(), String> {
+        for role in [Role::Param, Role::State] {
+            crate::exec::check_inputs(&self.lowered.eval, role, values, what)?;
+        }
+        for phase in &self.lowered.phases {
+            crate::exec::check_inputs(&phase.forward, Role::Param, values, what)?;
+        }
+        Ok(())
+    }
+
+    /// Loss and metrics of `values` on a split, in evaluation mode.
+    pub fn evaluate(
+        &mut self,
+        data: &Dataset,
+        split: &str,
+        values: &HashMap<String, Tensor>,
+        seed: u64,
+    ) -> Result<Metrics, String> {
+        let mut sums = SplitMetrics::default();
+        let batches = data
+            .batches(split, self.lowered.config.batch, 0)
+            .map_err(|e| e.to_string())?;
+        for batch in batches {
+            let graphs = self.graphs(batch.indices.len())?;
+            let inputs = graph_inputs(&batch, values, None, rng_key(seed, 0));
+            let out = graphs.eval.run(&inputs, false).map_err(|e| e.to_string())?;
+            self.add_outputs(&mut sums, &batch, &out, "loss");
+        }
+        Ok(sums.finish())
+    }
+
+    /// Adds a batch's loss (named `loss_name`) and metrics to the split's sums.
+    fn add_outputs(
+        &self,
+        sums: &mut SplitMetrics,
+        batch: &Batch,
+        out: &HashMap<String, Tensor>,
+        loss_name: &str,
+    ) {
+        let config = &self.lowered.config;
+        let mut values: Vec<(String, f64)> = out
+            .iter()
+            .filter(|(name, _)| {
+                name.as_str() == "loss" || name.starts_with("loss.") || config.metrics.contains(name)
+            })
+            .filter_map(|(name, t)| {
+                let name = if name == "loss" { loss_name } else { name };
+                t.scalar().map(|v| (name.to_string(), v))
+            })
+            .collect();
+        values.sort_by(|a, b| a.0.cmp(&b.0));
+        sums.add_batch(batch.indices.len(), &values);
+        if config.metrics.iter().any(|m| m == "r2")
+            && let (Some(prediction), Some(target)) = (
+                out.get("out"),
+                config.target.as_ref().and_then(|t| batch.tensors.get(t)),
+            )
+            && target.dtype().is_float()
+        {
+            sums.add_regression(prediction, target);
+        }
+    }
+}
+
+fn lower_at(
+    program: &Program,
+    sources: &SourceMap,
+    batch: Option<usize>,
+) -> Result<Lowered, String> {
+    let opts = lower::Options {
+        batch,
+        float: DType::F32,
+    };
+    lower::lower(program, sources, &opts).map_err(|d| d.message.clone())
+}
+
+/// The inputs of a graph: the batch's fields, the current values, the counters and the key.
+fn graph_inputs(
+    batch: &Batch,
+    values: &HashMap<String, Tensor>,
+    counters: Option<(u64, usize)>,
+    rng: Tensor,
+) -> HashMap<String, Tensor> {
+    let mut inputs = values.clone();
+    inputs.extend(batch.tensors.iter().map(|(n, t)| (n.clone(), t.clone())));
+    if let Some((step, epoch)) = counters {
+        // `step` is 1-based (the update being made), `epoch` the number of epochs completed.
+        inputs.insert("step".into(), scalar((step + 1) as f64));
+        inputs.insert("epoch".into(), scalar(epoch as f64));
+    }
+    inputs.insert("rng".into(), rng);
+    inputs
+}
+
+fn scalar(v: f64) -> Tensor {
+    Tensor::from_f64(&crate::ir::TensorType::scalar(DType::F32), vec![v])
+}
+
+/// What happens during a run, for a progress display.
+pub trait Observer {
+    fn epoch_started(&mut self, _epoch: usize, _epochs: usize, _batches: usize) {}
+    fn batch_done(&mut self, _samples: usize, _loss: f64) {}
+    fn epoch_done(&mut self, _record: &EpochRecord, _epochs: usize) {}
+    fn note(&mut self, _text: &str) {}
+}
+
+/// How a run is configured beyond the file.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub seed: Option<u64>,
+    pub epochs: Option<usize>,
+    /// Where checkpoints go (see [`checkpoint_dir_of`]); none are written when None.
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Continue the run whose checkpoints are in this directory.
+    pub resume: Option<PathBuf>,
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    pub state: RunState,
+    /// The epochs the run was set to; fewer ran when it stopped early.
+    pub epochs: usize,
+    /// The monitored value (`val.loss`), whether smaller is better.
+    pub monitor: (String, bool),
+    pub stopped_early: bool,
+    pub restored_best: bool,
+    /// Metrics on the test split, with the weights the run ended with.
+    pub test: Option<Metrics>,
+    pub values: HashMap<String, Tensor>,
+    pub train_seconds: f64,
+    pub steps_this_run: u64,
+    pub samples_this_run: usize,
+    pub checkpoint_dir: Option<PathBuf>,
+}
+
+/// A training run over a data set.
+pub struct Trainer<'s, 'p> {
+    session: &'s mut Session<'p>,
+    data: &'s Dataset,
+    epochs: usize,
+    seed: u64,
+    checkpoint_dir: Option<PathBuf>,
+    values: HashMap<String, Tensor>,
+    best_values: Option<HashMap<String, Tensor>>,
+    state: RunState,
+}
+
+impl<'s, 'p> Trainer<'s, 'p> {
+    /// A run from the initial values, or from the last checkpoint of `opts.resume`.
+    pub fn new(
+        session: &'s mut Session<'p>,
+        data: &'s mut Dataset,
+        opts: &RunOptions,
+    ) -> Result<Trainer<'s, 'p>, String> {
+        let config = session.config().clone();
+        let seed = opts.seed.or(config.seed).unwrap_or(0);
+        let epochs = opts.epochs.or(config.epochs).unwrap_or(1);
+        let checkpoint_dir = opts.resume.clone().or_else(|| opts.checkpoint_dir.clone());
+        let (values, best_values, state) = match &opts.resume {
+            Some(dir) => {
+                let last = checkpoint::load(&dir.join(checkpoint::LAST))?;
+                if last.state.train != session.lowered.train {
+                    return Err(format!(
+                        "the checkpoint in `{}` trained {}, this file trains {}",
+                        dir.display(),
+                        last.state.train,
+                        session.lowered.train
+                    ));
+                }
+                if last.state.seed != seed || last.state.batch != config.batch {
+                    return Err(format!(
+                        "the checkpoint in `{}` was made with seed {} and batch {}; resume with the same (`--seed {} --batch {}`)",
+                        dir.display(),
+                        last.state.seed,
+                        last.state.batch,
+                        last.state.seed,
+                        last.state.batch
+                    ));
+                }
+                session.check_values(&last.values, "the checkpoint")?;
+                data.restore_stats(&last.data_stats)
+                    .map_err(|e| e.to_string())?;
+                let best = match checkpoint::load(&dir.join(checkpoint::BEST)) {
+                    Ok(b) => Some(b.values),
+                    Err(_) if last.state.best.is_none() => None,
+                    Err(e) => return Err(e),
+                };
+                (last.values, best, last.state)
+            }
+            None => {
+                let values = session.initial_values(seed)?;
+                let state = RunState {
+                    train: session.lowered.train.clone(),
+                    seed,
+                    batch: config.batch,
+                    epochs_done: 0,
+                    steps_done: 0,
+                    best: None,
+                    epochs_without_improvement: 0,
+                    history: Vec::new(),
+                };
+                (values, None, state)
+            }
+        };
+        Ok(Trainer {
+            session,
+            data,
+            epochs,
+            seed,
+            checkpoint_dir,
+            values,
+            best_values,
+            state,
+        })
+    }
+
+    /// The early-stopping rule, or the default of watching `val.loss` (`train.loss` without a
+    /// validation split) to pick the best checkpoint.
+    fn monitor(&self) -> EarlyStop {
+        self.session
+            .config()
+            .early_stop
+            .clone()
+            .unwrap_or_else(|| EarlyStop {
+                split: if self.data.size("val").is_some() {
+                    "val".into()
+                } else {
+                    "train".into()
+                },
+                metric: "loss".into(),
+                minimize: true,
+                patience: usize::MAX,
+                min_delta: 0.0,
+                restore_best: false,
+            })
+    }
+
+    /// Trains until the last epoch or an early stop, then evaluates on the test split.
+    pub fn run(mut self, observer: &mut dyn Observer) -> Result<RunResult, String> {
+        let monitor = self.monitor();
+        let monitor_name = format!("{}.{}", monitor.split, monitor.metric);
+        let start = Instant::now();
+        let (steps_before, mut samples) = (self.state.steps_done, 0);
+        let mut stopped_early = false;
+        if let Some(dir) = &self.checkpoint_dir {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+        }
+        while self.state.epochs_done < self.epochs {
+            let record = self.epoch(observer)?;
+            samples += self.data.size("train").unwrap_or(0);
+            let value = self.monitored(&record, &monitor)?;
+            let improved = match &self.state.best {
+                None => true,
+                Some(b) if monitor.minimize => value < b.value - monitor.min_delta,
+                Some(b) => value > b.value + monitor.min_delta,
+            };
+            if improved {
+                self.state.best = Some(Best {
+                    epoch: record.epoch,
+                    value,
+                });
+                self.state.epochs_without_improvement = 0;
+                self.best_values = Some(self.values.clone());
+            } else {
+                self.state.epochs_without_improvement += 1;
+            }
+            self.state.history.push(record.clone());
+            observer.epoch_done(&record, self.epochs);
+            self.save(improved)?;
+            if self.state.epochs_without_improvement >= monitor.patience.max(1) {
+                observer.note(&format!(
+                    "early stop after epoch {}: {monitor_name} has not improved for {} epochs",
+                    record.epoch, self.state.epochs_without_improvement
+                ));
+                stopped_early = true;
+                break;
+            }
+        }
+        let train_seconds = start.elapsed().as_secs_f64();
+        let restored_best = monitor.restore_best
+            && self.best_values.is_some()
+            && self.state.best.as_ref().map(|b| b.epoch) != Some(self.state.epochs_done);
+        if restored_best && let Some(best) = self.best_values.take() {
+            self.values = best;
+            if let Some(b) = &self.state.best {
+                observer.note(&format!(
+                    "restored the weights of epoch {} ({monitor_name} {:.4})",
+                    b.epoch, b.value
+                ));
+            }
+        }
+        let test = match self.data.size("test") {
+            Some(_) => Some(
+                self.session
+                    .evaluate(self.data, "test", &self.values, self.seed)?,
+            ),
+            None => None,
+        };
+        Ok(RunResult {
+            steps_this_run: self.state.steps_done - steps_before,
+            epochs: self.epochs,
+            state: self.state,
+            monitor: (monitor_name, monitor.minimize),
+            stopped_early,
+            restored_best,
+            test,
+            values: self.values,
+            train_seconds,
+            samples_this_run: samples,
+            checkpoint_dir: self.checkpoint_dir,
+        })
+    }
+
+    /// One epoch over the training split, then the validation split.
+    fn epoch(&mut self, observer: &mut dyn Observer) -> Result<EpochRecord, String> {
+        let epoch = self.state.epochs_done;
+        let start = Instant::now();
+        let batch_size = self.session.config().batch;
+        let batches = self
+            .data
+            .batches("train", batch_size, epoch as u64)
+            .map_err(|e| e.to_string())?;
+        observer.epoch_started(epoch + 1, self.epochs, batches.len());
+        let multi_phase = self.session.lowered.phases.len() > 1;
+        let phase_names: Vec<String> = self
+            .session
+            .lowered
+            .phases
+            .iter()
+            .map(|p| p.name.clone())
+            .collect();
+        let mut sums = SplitMetrics::default();
+        let mut samples = 0;
+        for batch in batches {
+            let graphs = self.session.graphs(batch.indices.len())?;
+            let mut last_loss = 0.0;
+            for (p, step_graph) in graphs.steps.iter().enumerate() {
+                let counter = 1 + self.state.steps_done * graphs.steps.len() as u64 + p as u64;
+                let inputs = graph_inputs(
+                    &batch,
+                    &self.values,
+                    Some((self.state.steps_done, epoch)),
+                    rng_key(self.seed, counter),
+                );
+                let out = step_graph
+                    .run(&inputs, false)
+                    .map_err(|e| self.failure(epoch, &e.to_string()))?;
+                let loss = out.get("loss").and_then(Tensor::scalar).unwrap_or(f64::NAN);
+                if !loss.is_finite() {
+                    return Err(self.nonfinite(epoch, step_graph.as_ref(), &inputs, loss));
+                }
+                last_loss = loss;
+                let loss_name = if multi_phase {
+                    format!("loss.{}", phase_names[p])
+                } else {
+                    "loss".to_string()
+                };
+                self.session
+                    .add_outputs(&mut sums, &batch, &out, &loss_name);
+                for (name, value) in out {
+                    if let Some(slot) = self.values.get_mut(&name) {
+                        *slot = value;
+                    }
+                }
+            }
+            self.state.steps_done += 1;
+            samples += batch.indices.len();
+            observer.batch_done(batch.indices.len(), last_loss);
+        }
+        self.state.epochs_done += 1;
+        let train_seconds = start.elapsed().as_secs_f64();
+        let train = sums.finish();
+        let val = match self.data.size("val") {
+            Some(_) => self
+                .session
+                .evaluate(self.data, "val", &self.values, self.seed)?,
+            None => Metrics::new(),
+        };
+        Ok(EpochRecord {
+            epoch: epoch + 1,
+            train,
+            val,
+            seconds: start.elapsed().as_secs_f64(),
+            train_seconds,
+            samples_per_second: samples as f64 / train_seconds.max(1e-9),
+        })
+    }
+
+    fn failure(&self, epoch: usize, message: &str) -> String {
+        format!(
+            "epoch {}, step {}: {message}",
+            epoch + 1,
+            self.state.steps_done + 1
+        )
+    }
+
+    /// The error for a loss that is not finite, naming the first node that made a NaN or an
+    /// infinity when the backend can find it by running the step again.
+    fn nonfinite(
+        &self,
+        epoch: usize,
+        graph: &dyn Executable,
+        inputs: &HashMap<String, Tensor>,
+        loss: f64,
+    ) -> String {
+        let origin = match graph.run(inputs, true) {
+            Err(e) => format!("; the first non-finite value: {e}"),
+            Ok(_) => String::new(),
+        };
+        self.failure(
+            epoch,
+            &format!(
+                "the loss is {loss}{origin}; training stopped, the last checkpoint is kept (try a smaller learning rate or `clip_grad_norm`)"
+            ),
+        )
+    }
+
+    fn monitored(&mut self, record: &EpochRecord, monitor: &EarlyStop) -> Result<f64, String> {
+        let metrics = match monitor.split.as_str() {
+            "train" => record.train.clone(),
+            "val" => record.val.clone(),
+            other => self
+                .session
+                .evaluate(self.data, other, &self.values, self.seed)?,
+        };
+        metrics.get(&monitor.metric).copied().ok_or_else(|| {
+            format!(
+                "`{}.{}` was not computed (the split has {})",
+                monitor.split,
+                monitor.metric,
+                metrics.keys().cloned().collect::<Vec<_>>().join(", ")
+            )
+        })
+    }
+
+    /// Writes the last checkpoint, and the best one when this epoch improved.
+    fn save(&self, improved: bool) -> Result<(), String> {
+        let Some(dir) = &self.checkpoint_dir else {
+            return Ok(());
+        };
+        let stats = self.data.fitted_stats();
+        checkpoint::save(&dir.join(checkpoint::LAST), &self.values, &stats, &self.state)?;
+        if improved {
+            checkpoint::save(&dir.join(checkpoint::BEST), &self.values, &stats, &self.state)?;
+        }
+        Ok(())
+    }
+}
+
+/// The checkpoint directory of a file: the train block's, relative to the file's directory.
+pub fn checkpoint_dir_of(file: &Path, config: &TrainConfig) -> Option<PathBuf> {
+    let base = file.parent().unwrap_or(Path::new(""));
+    config.checkpoint.as_ref().map(|c| base.join(c))
+}
+
+/// The data block the root file's `train` block reads.
+pub fn train_data(program: &Program) -> Result<&DataDecl, String> {
+    let root = &program.modules[program.root];
+    let train = root
+        .ast
+        .items
+        .iter()
+        .find_map(|i| match i {
+            Item::Train(t) => Some(t),
+            _ => None,
+        })
+        .ok_or("the file has no `train` block")?;
+    match program
+        .lookup(program.root, &train.data.name)
+        .map(|r| program.item(r))
+    {
+        Some(Item::Data(d)) => Ok(d),
+        _ => Err(format!("`{}` is not a data block", train.data.name)),
+    }
+}
+
+/// Loads the train block's data; paths are relative to the `.nnl` file's directory.
+pub fn load_data(program: &Program, file: &Path, seed: u64) -> Result<Dataset, String> {
+    let base = file.parent().unwrap_or(Path::new(""));
+    crate::data::load(program, train_data(program)?, base, seed).map_err(|e| e.to_string())
+}
