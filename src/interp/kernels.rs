@@ -43,14 +43,15 @@ pub(super) fn apply(op: &Op, args: &[&Tensor], threads: usize) -> Result<Tensor,
         Op::Exp | Op::Log | Op::Sqrt | Op::Sin | Op::Cos => {
             let [x] = operands(args)?;
             by_float!(x.dtype(), name, T => {
-                let f: fn(T) -> T = match op {
-                    Op::Exp => T::exp,
-                    Op::Log => T::ln,
-                    Op::Sqrt => T::sqrt,
-                    Op::Sin => T::sin,
-                    _ => T::cos,
-                };
-                T::wrap(T::of(x)?.mapv(f))
+                let x = T::of(x)?;
+                // One call per op rather than a function pointer, so each loop is inlined.
+                T::wrap(match op {
+                    Op::Exp => x.mapv(T::exp),
+                    Op::Log => x.mapv(T::ln),
+                    Op::Sqrt => x.mapv(T::sqrt),
+                    Op::Sin => x.mapv(T::sin),
+                    _ => x.mapv(T::cos),
+                })
             })
         }
         Op::Not => {
@@ -216,6 +217,10 @@ fn zip<A: Copy, B: Copy, C>(
     mut f: impl FnMut(A, B) -> C,
 ) -> Result<ArrayD<C>, String> {
     same_shape(a.shape(), b.shape())?;
+    if let (Some(x), Some(y)) = (a.as_slice(), b.as_slice()) {
+        let out: Vec<C> = x.iter().zip(y).map(|(&x, &y)| f(x, y)).collect();
+        return Ok(ArrayD::from_shape_vec(a.raw_dim(), out).expect("the operands' shape"));
+    }
     Ok(Zip::from(a).and(b).map_collect(|&x, &y| f(x, y)))
 }
 
@@ -230,12 +235,13 @@ fn min<T: Elem>(x: T, y: T) -> T {
 }
 
 fn arithmetic<T: Num>(op: &Op, a: &ArrayD<T>, b: &ArrayD<T>) -> Result<ArrayD<T>, String> {
-    let f: fn(T, T) -> T = match op {
-        Op::Add => T::plus,
-        Op::Sub => T::minus,
-        Op::Mul => T::times,
-        Op::Max => max,
-        Op::Min => min,
+    // One `zip` per op rather than a function pointer, so each loop is inlined.
+    match op {
+        Op::Add => zip(a, b, T::plus),
+        Op::Sub => zip(a, b, T::minus),
+        Op::Mul => zip(a, b, T::times),
+        Op::Max => zip(a, b, max),
+        Op::Min => zip(a, b, min),
         _ => {
             let mut failure = None;
             let out = zip(a, b, |x, y| {
@@ -244,25 +250,23 @@ fn arithmetic<T: Num>(op: &Op, a: &ArrayD<T>, b: &ArrayD<T>) -> Result<ArrayD<T>
                     T::default()
                 })
             });
-            return match failure {
+            match failure {
                 Some(e) => Err(e),
                 None => out,
-            };
+            }
         }
-    };
-    zip(a, b, f)
+    }
 }
 
 fn compare<T: Elem>(c: CmpOp, a: &ArrayD<T>, b: &ArrayD<T>) -> Result<ArrayD<bool>, String> {
-    let f: fn(T, T) -> bool = match c {
-        CmpOp::Eq => |x, y| x == y,
-        CmpOp::Ne => |x, y| x != y,
-        CmpOp::Lt => |x, y| x < y,
-        CmpOp::Le => |x, y| x <= y,
-        CmpOp::Gt => |x, y| x > y,
-        CmpOp::Ge => |x, y| x >= y,
-    };
-    zip(a, b, f)
+    match c {
+        CmpOp::Eq => zip(a, b, |x, y| x == y),
+        CmpOp::Ne => zip(a, b, |x, y| x != y),
+        CmpOp::Lt => zip(a, b, |x, y| x < y),
+        CmpOp::Le => zip(a, b, |x, y| x <= y),
+        CmpOp::Gt => zip(a, b, |x, y| x > y),
+        CmpOp::Ge => zip(a, b, |x, y| x >= y),
+    }
 }
 
 /// Folds `f` over `axes` (which are dropped), starting from `init`, in index order.
