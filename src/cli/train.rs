@@ -1,6 +1,7 @@
 //! `nnlc run`, `nnlc eval` and `nnlc predict`: training and using a trained model.
 
 use nnl::runtime::{self, Console, Interpreter, RunOptions, Session, Trainer, checkpoint};
+use nnl::syntax::overrides::{self, Override};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -20,6 +21,11 @@ pub struct Common {
     /// Where graphs run
     #[arg(long, value_enum, default_value = "interp")]
     pub backend: BackendKind,
+    /// Override a hyperparameter of the file: a train setting (`epochs=10`), a model attribute
+    /// (`hidden=256`), an optimizer argument (`lr=3e-4`, `optimizer.b1=0.8`) or an early-stop
+    /// argument (`early_stop.patience=5`); repeatable
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub overrides: Vec<Override>,
 }
 
 #[derive(clap::Args)]
@@ -73,9 +79,12 @@ pub struct PredictArgs {
     pub output: PathBuf,
 }
 
-/// A file read and checked; diagnostics are printed, and `Err` means there were errors.
-fn checked(path: &str) -> Result<(nnl::CheckOutput, nnl::resolve::Program), String> {
+/// A file read, its `--set` overrides applied, and checked; diagnostics are printed, and `Err`
+/// means there were errors.
+fn checked(common: &Common) -> Result<(nnl::CheckOutput, nnl::resolve::Program), String> {
+    let path = common.file.as_str();
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read `{path}`: {e}"))?;
+    let text = overrides::apply(&text, &common.overrides)?;
     let (check, program) = nnl::check_program(path, &text, &nnl::fs::DiskLoader);
     eprint!(
         "{}",
@@ -100,7 +109,7 @@ fn backend(common: &Common) -> (Box<dyn runtime::Backend>, usize) {
 
 pub fn run(args: &RunArgs) -> Result<(), String> {
     let path = args.common.file.as_str();
-    let (check, program) = checked(path)?;
+    let (check, program) = checked(&args.common)?;
     let (backend, threads) = backend(&args.common);
     let mut session = Session::new(&program, &check.sources, args.batch, backend)?;
     let config = session.config().clone();
@@ -219,7 +228,7 @@ fn checkpoint_file(path: &Path) -> PathBuf {
 
 pub fn eval(args: &EvalArgs) -> Result<(), String> {
     let path = args.common.file.as_str();
-    let (check, program) = checked(path)?;
+    let (check, program) = checked(&args.common)?;
     let (backend, _) = backend(&args.common);
     let file = checkpoint_file(&args.checkpoint);
     let saved = checkpoint::load(&file)?;
@@ -239,8 +248,7 @@ pub fn eval(args: &EvalArgs) -> Result<(), String> {
 }
 
 pub fn predict(args: &PredictArgs) -> Result<(), String> {
-    let path = args.common.file.as_str();
-    let (check, program) = checked(path)?;
+    let (check, program) = checked(&args.common)?;
     let (backend, _) = backend(&args.common);
     let file = checkpoint_file(&args.checkpoint);
     let saved = checkpoint::load(&file)?;

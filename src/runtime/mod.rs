@@ -246,8 +246,8 @@ pub struct RunResult {
     pub state: RunState,
     /// The epochs the run was set to; fewer ran when it stopped early.
     pub epochs: usize,
-    /// The monitored value (`val.loss`), whether smaller is better.
-    pub monitor: (String, bool),
+    /// The monitored value (`val.loss`) and whether smaller is better.
+    pub monitor: Option<(String, bool)>,
     pub stopped_early: bool,
     pub restored_best: bool,
     /// Metrics on the test split, with the weights the run ended with.
@@ -340,31 +340,37 @@ impl<'s, 'p> Trainer<'s, 'p> {
         })
     }
 
-    /// The early-stopping rule, or the default of watching `val.loss` (`train.loss` without a
-    /// validation split) to pick the best checkpoint.
-    fn monitor(&self) -> EarlyStop {
-        self.session
-            .config()
-            .early_stop
-            .clone()
-            .unwrap_or_else(|| EarlyStop {
-                split: if self.data.size("val").is_some() {
-                    "val".into()
-                } else {
-                    "train".into()
-                },
-                metric: "loss".into(),
-                minimize: true,
-                patience: usize::MAX,
-                min_delta: 0.0,
-                restore_best: false,
-            })
+    /// The early-stopping rule, or else `val.loss` (`train.loss` without a validation split)
+    /// watched only to keep the best checkpoint; None for a run with several losses (phases)
+    /// and no `early_stop`, where no single number says which epoch is best.
+    fn monitor(&self) -> Option<EarlyStop> {
+        if let Some(e) = &self.session.config().early_stop {
+            return Some(e.clone());
+        }
+        if self.session.lowered.phases.len() > 1 {
+            return None;
+        }
+        let split = if self.data.size("val").is_some() {
+            "val"
+        } else {
+            "train"
+        };
+        Some(EarlyStop {
+            split: split.into(),
+            metric: "loss".into(),
+            minimize: true,
+            patience: usize::MAX,
+            min_delta: 0.0,
+            restore_best: false,
+        })
     }
 
     /// Trains until the last epoch or an early stop, then evaluates on the test split.
     pub fn run(mut self, observer: &mut dyn Observer) -> Result<RunResult, String> {
         let monitor = self.monitor();
-        let monitor_name = format!("{}.{}", monitor.split, monitor.metric);
+        let monitor_name = monitor
+            .as_ref()
+            .map(|m| format!("{}.{}", m.split, m.metric));
         let start = Instant::now();
         let (steps_before, mut samples) = (self.state.steps_done, 0);
         let mut stopped_early = false;
@@ -375,28 +381,18 @@ impl<'s, 'p> Trainer<'s, 'p> {
         while self.state.epochs_done < self.epochs {
             let record = self.epoch(observer)?;
             samples += self.data.size("train").unwrap_or(0);
-            let value = self.monitored(&record, &monitor)?;
-            let improved = match &self.state.best {
-                None => true,
-                Some(b) if monitor.minimize => value < b.value - monitor.min_delta,
-                Some(b) => value > b.value + monitor.min_delta,
+            let improved = match &monitor {
+                Some(m) => self.track_best(&record, m)?,
+                None => false,
             };
-            if improved {
-                self.state.best = Some(Best {
-                    epoch: record.epoch,
-                    value,
-                });
-                self.state.epochs_without_improvement = 0;
-                self.best_values = Some(self.values.clone());
-            } else {
-                self.state.epochs_without_improvement += 1;
-            }
             self.state.history.push(record.clone());
             observer.epoch_done(&record, self.epochs);
             self.save(improved)?;
-            if self.state.epochs_without_improvement >= monitor.patience.max(1) {
+            if let (Some(m), Some(name)) = (&monitor, &monitor_name)
+                && self.state.epochs_without_improvement >= m.patience.max(1)
+            {
                 observer.note(&format!(
-                    "early stop after epoch {}: {monitor_name} has not improved for {} epochs",
+                    "early stop after epoch {}: {name} has not improved for {} epochs",
                     record.epoch, self.state.epochs_without_improvement
                 ));
                 stopped_early = true;
@@ -404,14 +400,14 @@ impl<'s, 'p> Trainer<'s, 'p> {
             }
         }
         let train_seconds = start.elapsed().as_secs_f64();
-        let restored_best = monitor.restore_best
+        let restored_best = monitor.as_ref().is_some_and(|m| m.restore_best)
             && self.best_values.is_some()
             && self.state.best.as_ref().map(|b| b.epoch) != Some(self.state.epochs_done);
         if restored_best && let Some(best) = self.best_values.take() {
             self.values = best;
-            if let Some(b) = &self.state.best {
+            if let (Some(b), Some(name)) = (&self.state.best, &monitor_name) {
                 observer.note(&format!(
-                    "restored the weights of epoch {} ({monitor_name} {:.4})",
+                    "restored the weights of epoch {} ({name} {:.4})",
                     b.epoch, b.value
                 ));
             }
@@ -427,7 +423,7 @@ impl<'s, 'p> Trainer<'s, 'p> {
             steps_this_run: self.state.steps_done - steps_before,
             epochs: self.epochs,
             state: self.state,
-            monitor: (monitor_name, monitor.minimize),
+            monitor: monitor_name.zip(monitor.map(|m| m.minimize)),
             stopped_early,
             restored_best,
             test,
@@ -540,6 +536,27 @@ impl<'s, 'p> Trainer<'s, 'p> {
                 "the loss is {loss}{origin}; training stopped, the last checkpoint is kept (try a smaller learning rate or `clip_grad_norm`)"
             ),
         )
+    }
+
+    /// Records the monitored value of an epoch; whether it is the best so far.
+    fn track_best(&mut self, record: &EpochRecord, monitor: &EarlyStop) -> Result<bool, String> {
+        let value = self.monitored(record, monitor)?;
+        let improved = match &self.state.best {
+            None => true,
+            Some(b) if monitor.minimize => value < b.value - monitor.min_delta,
+            Some(b) => value > b.value + monitor.min_delta,
+        };
+        if improved {
+            self.state.best = Some(Best {
+                epoch: record.epoch,
+                value,
+            });
+            self.state.epochs_without_improvement = 0;
+            self.best_values = Some(self.values.clone());
+        } else {
+            self.state.epochs_without_improvement += 1;
+        }
+        Ok(improved)
     }
 
     fn monitored(&mut self, record: &EpochRecord, monitor: &EarlyStop) -> Result<f64, String> {

@@ -35,9 +35,10 @@ pub struct Config {
     pub epochs: usize,
     pub metrics: Vec<String>,
     pub clip_grad_norm: Option<f64>,
-    /// `val.loss`: what picks the best epoch, and stops early when `early_stop` is set.
-    pub monitor: String,
-    pub mode: &'static str,
+    /// `val.loss`: what picks the best epoch, and stops early when `early_stop` is set; None
+    /// for several losses (phases) without `early_stop`.
+    pub monitor: Option<String>,
+    pub mode: Option<&'static str>,
     pub patience: Option<usize>,
     pub checkpoint: Option<String>,
 }
@@ -87,8 +88,11 @@ impl Report {
                 epochs: result.epochs,
                 metrics: config.metrics.clone(),
                 clip_grad_norm: config.clip_grad_norm,
-                monitor: result.monitor.0.clone(),
-                mode: if result.monitor.1 { "min" } else { "max" },
+                monitor: result.monitor.as_ref().map(|m| m.0.clone()),
+                mode: result
+                    .monitor
+                    .as_ref()
+                    .map(|m| if m.1 { "min" } else { "max" }),
                 patience: config.early_stop.as_ref().map(|e| e.patience),
                 checkpoint: result
                     .checkpoint_dir
@@ -99,8 +103,8 @@ impl Report {
             data: splits.into_iter().collect(),
             resumed_after_epoch,
             epochs: result.state.history.clone(),
-            best: result.state.best.as_ref().map(|b| BestReport {
-                monitor: result.monitor.0.clone(),
+            best: result.state.best.as_ref().zip(result.monitor.as_ref()).map(|(b, m)| BestReport {
+                monitor: m.0.clone(),
                 epoch: b.epoch,
                 value: b.value,
             }),

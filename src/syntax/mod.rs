@@ -6,6 +6,7 @@
 
 pub mod ast;
 mod errors;
+pub mod overrides;
 mod parse;
 
 use crate::diag::Diagnostic;
