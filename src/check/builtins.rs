@@ -1216,7 +1216,7 @@ fn concat(c: &mut Checker, b: Builtin, xs: &ArgVal, axis: Option<&ArgVal>) -> Ty
         for t in &items[1..] {
             if !same_type(first, t) {
                 c.emit(err(
-                    "E0225",
+                    "E0220",
                     format!("`stack` needs tensors of one shape, found {first} and {t}"),
                     xs.span,
                     "shapes differ",
@@ -1258,8 +1258,11 @@ fn concat(c: &mut Checker, b: Builtin, xs: &ArgVal, axis: Option<&ArgVal>) -> Ty
                 .all(|(i, (a, b))| i == ax || a == b);
         if d != dt || !same_elsewhere {
             c.emit(
-                err("E0225", format!("`concat` along axis {axis}: {first} and {t} differ in another dimension"), xs.span, "shapes do not line up")
-                    .with_help("all tensors must agree in every dimension except the one they are joined along"),
+                err("E0220", format!("`concat` along axis {axis} needs the other dimensions equal, but {first} and {t} differ"), xs.span, format!("{first} and {t}"))
+                    .with_help(format!(
+                        "the tensors must agree in every dimension but the one they are joined along{}",
+                        if ax + 1 == s0.0.len() { "" } else { "; to join features, use `axis: -1`" }
+                    )),
             );
             return Ty::Unknown;
         }
