@@ -161,7 +161,11 @@ fn render_one(sources: &SourceMap, d: &Diagnostic, color: bool, out: &mut Vec<u8
     // offset read in whichever unit is configured, and only characters are read consistently.
     let chars = |s: Span| {
         let text = &sources.file(s.file).text;
-        let at = |b: u32| text.char_indices().take_while(|(i, _)| *i < b as usize).count();
+        let at = |b: u32| {
+            text.char_indices()
+                .take_while(|(i, _)| *i < b as usize)
+                .count()
+        };
         at(s.start)..at(s.end)
     };
     let primary = trimmed(sources, primary);

@@ -14,7 +14,10 @@ pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 }
 
 /// The one candidate that `name` abbreviates (`acc` → `accuracy`), for names of 3 or more letters.
-pub fn completion<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn completion<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     if name.chars().count() < 3 {
         return None;
     }
@@ -53,7 +56,10 @@ mod tests {
         assert_eq!(super::closest("relu", ["sigmoid", "tanh"]), None);
         assert_eq!(super::edit_distance("ab", "ba"), 1);
         assert_eq!(super::closest("y", ["B", "x"]), None);
-        assert_eq!(super::completion("acc", ["accuracy", "adam"]), Some("accuracy"));
+        assert_eq!(
+            super::completion("acc", ["accuracy", "adam"]),
+            Some("accuracy")
+        );
         assert_eq!(super::completion("ad", ["adam"]), None);
     }
 }

@@ -501,6 +501,26 @@ fn shape_arg(c: &mut Checker, a: &ArgVal, what: &str) -> Option<Shape> {
     match &a.ty {
         Ty::Shape(s) => Some(s.clone()),
         Ty::Int(d) => Some(Shape::of_dims([d.clone()])),
+        Ty::Tuple(_) => {
+            c.emit(
+                err(
+                    "E0214",
+                    format!("`{what}` is a list in square brackets, not a tuple"),
+                    a.span,
+                    "write `[…]` instead of `(…)`",
+                )
+                .with_help(format!(
+                    "write `{}`",
+                    c.sources
+                        .text(a.span)
+                        .replacen('(', "[", 1)
+                        .trim_end_matches(')')
+                        .to_string()
+                        + "]"
+                )),
+            );
+            None
+        }
         other => {
             c.emit(err(
                 "E0214",
@@ -636,6 +656,22 @@ pub(super) fn call(
             let Some(to) = shape_arg(c, req(1), "shape") else {
                 return Ty::Unknown;
             };
+            let negative = to.0.iter().find_map(|e| match e {
+                ShapeElem::Dim(d) => d.as_const().filter(|v| *v < 1),
+                ShapeElem::Pack(_) => None,
+            });
+            if let Some(v) = negative {
+                c.emit(
+                    err(
+                        "E0216",
+                        format!("`reshape` sizes must be positive, found {v}"),
+                        req(1).span,
+                        format!("{v} is not a size"),
+                    )
+                    .with_help("nnl infers no size from `-1`: write every size out (names such as `B` or `H * W` work)"),
+                );
+                return Ty::Unknown;
+            }
             let (from_n, to_n) = (s.numel(), to.numel());
             // Sizes with divisions or packs may be equal without looking equal; those are
             // checked again when the definition is expanded with concrete sizes.

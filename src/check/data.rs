@@ -161,10 +161,7 @@ impl Checker<'_> {
             match s {
                 DataStmt::Source { .. } => {}
                 DataStmt::Field {
-                    name,
-                    ty,
-                    value,
-                    ..
+                    name, ty, value, ..
                 } => {
                     let declared = self.sample_type(&mut f, ty);
                     let mark = self.diags.len();
@@ -173,7 +170,8 @@ impl Checker<'_> {
                     // uses of it would only repeat the error.
                     let fits = !self.diags[mark..].iter().any(Diagnostic::is_error);
                     let ty_known = if fits { declared } else { Ty::Unknown };
-                    info.fields.push((name.name.clone(), ty_known, name.span.to(ty.span)));
+                    info.fields
+                        .push((name.name.clone(), ty_known, name.span.to(ty.span)));
                 }
                 DataStmt::Split {
                     name,
@@ -203,10 +201,7 @@ impl Checker<'_> {
                         diag = match crate::suggest::closest(&of.name, cands.iter().copied()) {
                             Some(s) => diag.with_help(format!("did you mean `{s}`?")),
                             None if cands.is_empty() => diag,
-                            None => diag.with_help(format!(
-                                "split one of: {}",
-                                cands.join(", ")
-                            )),
+                            None => diag.with_help(format!("split one of: {}", cands.join(", "))),
                         };
                         self.emit(diag);
                     }

@@ -414,10 +414,7 @@ impl<'p> Checker<'p> {
         for s in &b.stmts {
             self.stmt(f, s);
         }
-        let ends_with_yield = matches!(
-            b.stmts.last().map(|s| &s.kind),
-            Some(StmtKind::Yield(_))
-        );
+        let ends_with_yield = matches!(b.stmts.last().map(|s| &s.kind), Some(StmtKind::Yield(_)));
         let ty = match &b.tail {
             Some(e) => self.expr(f, e),
             // A block ending in `yield` has no value of its own; a misplaced `yield` was

@@ -135,8 +135,14 @@ impl Checker<'_> {
                 if !values.is_empty() {
                     d = d.with_note(format!("with {}", values.join(", ")));
                 }
+                // A model checked with its defaults is not called: its defaults are at fault.
+                let what = if span == def.name.span {
+                    "default attributes"
+                } else {
+                    "arguments"
+                };
                 self.emit(d.with_help(format!(
-                    "change the arguments of `{}` so that the condition holds",
+                    "change the {what} of `{}` so that the condition holds",
                     def.name.name
                 )));
             }

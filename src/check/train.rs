@@ -465,12 +465,34 @@ impl Checker<'_> {
     /// An optimizer or constraint expression: `adam(lr: 1e-3)` or a bare `sgd`.
     fn rule(&mut self, f: &mut Frame, e: &Expr, want: DefKind) {
         let t = match &e.kind {
-            ExprKind::Name(_) => {
+            ExprKind::Name(n) => {
                 let callee = self.expr(f, e);
                 match callee {
                     super::ty::Ty::Callable(super::ty::Callable::Def(r))
                         if self.program.def(r).is_some_and(|d| d.kind == want) =>
                     {
+                        let def = self.program.def(r).expect("checked");
+                        let required: Vec<&str> = def
+                            .params
+                            .iter()
+                            .filter(|p| p.default.is_none())
+                            .map(|p| p.name.name.as_str())
+                            .collect();
+                        if let Some(first) = required.first() {
+                            self.emit(
+                                Diagnostic::error(
+                                    "E0210",
+                                    format!("`{}` needs `{}`", n.name, required.join("`, `")),
+                                )
+                                .with_primary(e.span, "named without its arguments")
+                                .with_help(format!(
+                                    "call it: `{}({first}: …)`; only an {} whose arguments all have defaults can be named alone",
+                                    n.name,
+                                    want.keyword()
+                                )),
+                            );
+                            return;
+                        }
                         self.call(f, callee, e, Vec::new(), e.span)
                     }
                     other => other,

@@ -375,10 +375,7 @@ fn build_scopes(program: &mut Program, diags: &mut Vec<Diagnostic>) {
                         None => {
                             let names: Vec<&str> =
                                 exported.iter().map(|(n, _)| n.as_str()).collect();
-                            d.with_help(format!(
-                                "`{target_name}` defines {}",
-                                names.join(", ")
-                            ))
+                            d.with_help(format!("`{target_name}` defines {}", names.join(", ")))
                         }
                     };
                     diags.push(d);

@@ -22,6 +22,7 @@ pub(super) fn check_bodies(program: &Program, diags: &mut Vec<Diagnostic>) {
                 trained: Vec::new(),
                 data_unknown: false,
                 in_metrics: false,
+                in_targets: false,
             };
             match item {
                 Item::Def(d) => w.def(d),
@@ -105,6 +106,8 @@ struct Walker<'a> {
     data_unknown: bool,
     /// Walking the names of a `metrics` setting.
     in_metrics: bool,
+    /// Walking the models named by `update` or `constrain`.
+    in_targets: bool,
 }
 
 impl Walker<'_> {
@@ -209,6 +212,14 @@ impl Walker<'_> {
             .or_else(|| crate::suggest::completion(&id.name, candidates.iter().copied()))
         {
             d = d.with_help(format!("did you mean `{s}`?"));
+        } else if self.in_targets && !self.trained.is_empty() {
+            d = d.with_help(format!("this block trains `{}`", self.trained.join("`, `")));
+        } else if let [model] = self.trained.as_slice()
+            && !self.in_metrics
+        {
+            d = d.with_help(format!(
+                "in a training block, `out` is the output of `{model}`; the data fields and the definitions of the file are in scope too"
+            ));
         } else if self.in_metrics {
             d = d.with_help(
                 "a metric is a function of (output, target): `accuracy`, `binary_accuracy`, `rmse`, or a loss such as `mse`",
@@ -486,11 +497,17 @@ impl Walker<'_> {
             .collect();
         let d = Diagnostic::error("E0100", format!("there is no data block `{}`", id.name))
             .with_primary(id.span, "not a data block of this file");
-        let d = match (crate::suggest::closest(&id.name, blocks.iter().copied()), blocks.as_slice()) {
+        let d = match (
+            crate::suggest::closest(&id.name, blocks.iter().copied()),
+            blocks.as_slice(),
+        ) {
             (Some(s), _) => d.with_help(format!("did you mean `{s}`?")),
             (None, []) => d.with_help(format!("declare it: `data {} {{ … }}`", id.name)),
             (None, [only]) => d.with_help(format!("the data block of this file is `{only}`")),
-            (_, all) => d.with_help(format!("the data blocks of this file are {}", all.join(", "))),
+            (_, all) => d.with_help(format!(
+                "the data blocks of this file are {}",
+                all.join(", ")
+            )),
         };
         self.diags.push(d);
     }
@@ -514,7 +531,9 @@ impl Walker<'_> {
                     constraint: with,
                     ..
                 } => {
+                    self.in_targets = true;
                     targets.iter().for_each(|e| self.expr(e));
+                    self.in_targets = false;
                     self.expr(with);
                 }
                 TrainStmt::Setting(set) => self.setting(set),

@@ -60,14 +60,25 @@ pub(super) fn describe(file: FileId, text: &str, offset: usize, err: &Error<Rule
         .with_primary(span, "a name was expected here")
         .with_help(format!("choose another name, such as `{found}_`"));
     }
+    let line_start = text[..pos.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
+    let starts_line = text[line_start..pos.min(text.len())].trim().is_empty();
+    if starts_line && let Some(d) = foreign_keyword(span, &found) {
+        return d;
+    }
     let expected = describe_positives(positives);
     let found_words = if found.is_empty() {
         "the end of the file".to_string()
     } else {
         format!("`{found}`")
     };
-    let mut d = Diagnostic::error("E0001", format!("expected {expected}, found {found_words}"))
-        .with_primary(span, format!("expected {expected} here"));
+    let mut d = match expected {
+        Some(expected) => {
+            Diagnostic::error("E0001", format!("expected {expected}, found {found_words}"))
+                .with_primary(span, format!("expected {expected} here"))
+        }
+        None => Diagnostic::error("E0001", format!("unexpected {found_words}"))
+            .with_primary(span, "not expected here"),
+    };
     if let Some(h) = hint_for(&found, positives) {
         d = d.with_help(h);
     }
@@ -205,7 +216,8 @@ fn missing_comma(
             Rule::pipe_op | Rule::add_op | Rule::mul_op | Rule::call_args | Rule::range_op
         )
     });
-    if !starts_value || !after_value || !matches!(open_bracket(text, offset, pos), Some('(' | '[')) {
+    if !starts_value || !after_value || !matches!(open_bracket(text, offset, pos), Some('(' | '['))
+    {
         return None;
     }
     let span = Span::new(file, pos, pos + found.len().max(1));
@@ -495,7 +507,33 @@ fn describe_rule(r: Rule) -> Option<&'static str> {
     })
 }
 
-fn describe_positives(positives: &[Rule]) -> String {
+/// Definitions written the way another language writes them.
+fn foreign_keyword(span: Span, found: &str) -> Option<Diagnostic> {
+    let (kind, example) = match found {
+        "def" | "func" | "function" => (
+            "functions",
+            "fn swish(x: f32[..S]) -> f32[..S] { x * sigmoid(x) }",
+        ),
+        "class" | "struct" => (
+            "layers",
+            "layer Block(units: int)(x: f32[B, N]) -> f32[B, units] { … }",
+        ),
+        _ => return None,
+    };
+    let keyword = if kind == "functions" { "fn" } else { "layer" };
+    Some(
+        Diagnostic::error(
+            "E0001",
+            format!("nnl declares {kind} with `{keyword}`, not `{found}`"),
+        )
+        .with_primary(span, format!("write `{keyword}` here"))
+        .with_help(format!(
+            "parameters have types and the body is in braces: `{example}`"
+        )),
+    )
+}
+
+fn describe_positives(positives: &[Rule]) -> Option<String> {
     let mut words: Vec<&str> = Vec::new();
     for w in positives.iter().filter_map(|r| describe_rule(*r)) {
         if !words.contains(&w) {
@@ -503,9 +541,9 @@ fn describe_positives(positives: &[Rule]) -> String {
         }
     }
     match words.len() {
-        0 => "something else".to_string(),
-        1 => words[0].to_string(),
-        n => format!("{} or {}", words[..n - 1].join(", "), words[n - 1]),
+        0 => None,
+        1 => Some(words[0].to_string()),
+        n => Some(format!("{} or {}", words[..n - 1].join(", "), words[n - 1])),
     }
 }
 

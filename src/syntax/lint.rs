@@ -45,13 +45,14 @@ fn juxtaposed(e: &Expr, next: Span, text: &str) -> Option<Diagnostic> {
         return Some(
             Diagnostic::error("E0001", "nnl has no `return`")
                 .with_primary(e.span, "remove `return`")
-                .with_help("a block's value is its last expression: end the body with the value itself"),
+                .with_help(
+                    "a block's value is its last expression: end the body with the value itself",
+                ),
         );
     }
     if same_line && following.starts_with('[') {
-        let brackets = matching_close(text, next.start as usize).map_or(next, |end| {
-            Span::new(next.file, next.start as usize, end)
-        });
+        let brackets = matching_close(text, next.start as usize)
+            .map_or(next, |end| Span::new(next.file, next.start as usize, end));
         let base = text.get(e.span.range()).unwrap_or("x");
         return Some(
             Diagnostic::error("E0001", "nnl has no `[…]` indexing")
@@ -62,9 +63,8 @@ fn juxtaposed(e: &Expr, next: Span, text: &str) -> Option<Diagnostic> {
         );
     }
     if !same_line && following.starts_with('(') {
-        let args = matching_close(text, next.start as usize).map_or(next, |end| {
-            Span::new(next.file, next.start as usize, end)
-        });
+        let args = matching_close(text, next.start as usize)
+            .map_or(next, |end| Span::new(next.file, next.start as usize, end));
         let callee = rightmost_operand(e);
         let callee_text = text.get(callee.span.range()).unwrap_or("the callee");
         let args_text = text.get(args.range()).unwrap_or("(…)");
