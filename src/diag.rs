@@ -3,7 +3,7 @@
 
 mod explain;
 
-use crate::source::{SourceMap, Span};
+use crate::source::{FileId, SourceMap, Span};
 use ariadne::{Color, Config, IndexType, Label, Report, ReportKind};
 use serde::Serialize;
 use std::io::Write;
@@ -139,17 +139,47 @@ fn render_one(sources: &SourceMap, d: &Diagnostic, color: bool, out: &mut Vec<u8
         return;
     };
     let file_name = |s: Span| sources.file(s.file).name.clone();
-    let mut report = Report::build(kind, (file_name(primary), primary.range()))
+    // ariadne starts a new section whenever a label's line is above the previous label's, and
+    // then heads that section with the primary position again. Ordering the labels by file
+    // (the primary's first) and position gives one section per file, each headed correctly.
+    let mut file_order: Vec<FileId> = vec![primary.file];
+    for l in &d.labels {
+        if !file_order.contains(&l.span.file) {
+            file_order.push(l.span.file);
+        }
+    }
+    let mut labels: Vec<(Span, &DiagLabel)> = d
+        .labels
+        .iter()
+        .map(|l| (trimmed(sources, l.span), l))
+        .collect();
+    labels.sort_by_key(|(s, _)| {
+        let rank = file_order.iter().position(|f| *f == s.file);
+        (rank, s.end, s.start)
+    });
+    // Character offsets, not bytes: ariadne heads the sections of other files with a label's
+    // offset read in whichever unit is configured, and only characters are read consistently.
+    let chars = |s: Span| {
+        let text = &sources.file(s.file).text;
+        let at = |b: u32| {
+            text.char_indices()
+                .take_while(|(i, _)| *i < b as usize)
+                .count()
+        };
+        at(s.start)..at(s.end)
+    };
+    let primary = trimmed(sources, primary);
+    let mut report = Report::build(kind, (file_name(primary), chars(primary)))
         .with_code(d.code)
         .with_message(&d.message)
         .with_config(
             Config::default()
                 .with_color(color)
-                .with_index_type(IndexType::Byte),
+                .with_index_type(IndexType::Char),
         );
-    for (order, l) in d.labels.iter().enumerate() {
+    for (order, (span, l)) in labels.iter().enumerate() {
         let color_of = if l.primary { Color::Red } else { Color::Blue };
-        let mut label = Label::new((file_name(l.span), l.span.range()))
+        let mut label = Label::new((file_name(*span), chars(*span)))
             .with_message(&l.message)
             .with_order(order as i32);
         if color {
@@ -163,15 +193,32 @@ fn render_one(sources: &SourceMap, d: &Diagnostic, color: bool, out: &mut Vec<u8
     if let Some(h) = &d.help {
         report = report.with_help(h);
     }
-    let mut files: Vec<(String, String)> = Vec::new();
-    for l in &d.labels {
-        let name = file_name(l.span);
-        if !files.iter().any(|(n, _)| *n == name) {
-            files.push((name, sources.file(l.span.file).text.clone()));
-        }
-    }
+    let files: Vec<(String, String)> = file_order
+        .iter()
+        .map(|f| {
+            let file = sources.file(*f);
+            (file.name.clone(), file.text.clone())
+        })
+        .collect();
     let cache = ariadne::sources(files);
     let _ = report.finish().write(cache, &mut *out);
+}
+
+/// The span without the whitespace (and line breaks) at its ends, so that a label underlines
+/// only text: a statement's span may run up to the next line. A span of nothing but whitespace
+/// (an error at the end of a line) is kept as it is.
+fn trimmed(sources: &SourceMap, span: Span) -> Span {
+    let text = &sources.file(span.file).text;
+    let Some(inner) = text.get(span.range()) else {
+        return span;
+    };
+    let body = inner.trim_start();
+    if body.is_empty() {
+        return span;
+    }
+    let start = span.start as usize + (inner.len() - body.len());
+    let end = start + body.trim_end().len();
+    Span::new(span.file, start, end)
 }
 
 fn severity_word(s: Severity) -> &'static str {
@@ -212,12 +259,13 @@ pub fn render_json(sources: &SourceMap, diags: &[Diagnostic]) -> String {
             .labels
             .iter()
             .map(|l| {
-                let (line, column) = sources.line_col(l.span.file, l.span.start as usize);
-                let (end_line, end_column) = sources.line_col(l.span.file, l.span.end as usize);
+                let span = trimmed(sources, l.span);
+                let (line, column) = sources.line_col(span.file, span.start as usize);
+                let (end_line, end_column) = sources.line_col(span.file, span.end as usize);
                 JsonLabel {
-                    file: &sources.file(l.span.file).name,
-                    start: l.span.start,
-                    end: l.span.end,
+                    file: &sources.file(span.file).name,
+                    start: span.start,
+                    end: span.end,
                     line,
                     column,
                     end_line,

@@ -1,7 +1,9 @@
 //! "Did you mean …?": the closest candidate by edit distance, if it is close enough to help.
 
 pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (name.chars().count() / 3).max(1);
+    // Never a whole-name substitution: `y` is not a typo of `B`.
+    let n = name.chars().count();
+    let limit = (n / 3).max(1).min(n.saturating_sub(1));
     candidates
         .into_iter()
         .filter(|c| *c != name)
@@ -9,6 +11,21 @@ pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, c)| (*d, c.len()))
         .map(|(_, c)| c)
+}
+
+/// The one candidate that `name` abbreviates (`acc` → `accuracy`), for names of 3 or more letters.
+pub fn completion<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    if name.chars().count() < 3 {
+        return None;
+    }
+    let mut found = candidates
+        .into_iter()
+        .filter(|c| *c != name && c.starts_with(name));
+    let first = found.next()?;
+    found.all(|c| c == first).then_some(first)
 }
 
 /// Levenshtein distance, counting an adjacent swap as one edit.
@@ -38,5 +55,11 @@ mod tests {
         assert_eq!(super::closest("Dnese", ["Dense", "Dropout"]), Some("Dense"));
         assert_eq!(super::closest("relu", ["sigmoid", "tanh"]), None);
         assert_eq!(super::edit_distance("ab", "ba"), 1);
+        assert_eq!(super::closest("y", ["B", "x"]), None);
+        assert_eq!(
+            super::completion("acc", ["accuracy", "adam"]),
+            Some("accuracy")
+        );
+        assert_eq!(super::completion("ad", ["adam"]), None);
     }
 }

@@ -501,6 +501,26 @@ fn shape_arg(c: &mut Checker, a: &ArgVal, what: &str) -> Option<Shape> {
     match &a.ty {
         Ty::Shape(s) => Some(s.clone()),
         Ty::Int(d) => Some(Shape::of_dims([d.clone()])),
+        Ty::Tuple(_) => {
+            c.emit(
+                err(
+                    "E0214",
+                    format!("`{what}` is a list in square brackets, not a tuple"),
+                    a.span,
+                    "write `[…]` instead of `(…)`",
+                )
+                .with_help(format!(
+                    "write `{}`",
+                    c.sources
+                        .text(a.span)
+                        .replacen('(', "[", 1)
+                        .trim_end_matches(')')
+                        .to_string()
+                        + "]"
+                )),
+            );
+            None
+        }
         other => {
             c.emit(err(
                 "E0214",
@@ -636,6 +656,22 @@ pub(super) fn call(
             let Some(to) = shape_arg(c, req(1), "shape") else {
                 return Ty::Unknown;
             };
+            let negative = to.0.iter().find_map(|e| match e {
+                ShapeElem::Dim(d) => d.as_const().filter(|v| *v < 1),
+                ShapeElem::Pack(_) => None,
+            });
+            if let Some(v) = negative {
+                c.emit(
+                    err(
+                        "E0216",
+                        format!("`reshape` sizes must be positive, found {v}"),
+                        req(1).span,
+                        format!("{v} is not a size"),
+                    )
+                    .with_help("nnl infers no size from `-1`: write every size out (names such as `B` or `H * W` work)"),
+                );
+                return Ty::Unknown;
+            }
             let (from_n, to_n) = (s.numel(), to.numel());
             // Sizes with divisions or packs may be equal without looking equal; those are
             // checked again when the definition is expanded with concrete sizes.
@@ -1216,7 +1252,7 @@ fn concat(c: &mut Checker, b: Builtin, xs: &ArgVal, axis: Option<&ArgVal>) -> Ty
         for t in &items[1..] {
             if !same_type(first, t) {
                 c.emit(err(
-                    "E0225",
+                    "E0220",
                     format!("`stack` needs tensors of one shape, found {first} and {t}"),
                     xs.span,
                     "shapes differ",
@@ -1258,8 +1294,11 @@ fn concat(c: &mut Checker, b: Builtin, xs: &ArgVal, axis: Option<&ArgVal>) -> Ty
                 .all(|(i, (a, b))| i == ax || a == b);
         if d != dt || !same_elsewhere {
             c.emit(
-                err("E0225", format!("`concat` along axis {axis}: {first} and {t} differ in another dimension"), xs.span, "shapes do not line up")
-                    .with_help("all tensors must agree in every dimension except the one they are joined along"),
+                err("E0220", format!("`concat` along axis {axis} needs the other dimensions equal, but {first} and {t} differ"), xs.span, format!("{first} and {t}"))
+                    .with_help(format!(
+                        "the tensors must agree in every dimension but the one they are joined along{}",
+                        if ax + 1 == s0.0.len() { "" } else { "; to join features, use `axis: -1`" }
+                    )),
             );
             return Ty::Unknown;
         }

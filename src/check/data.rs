@@ -141,28 +141,37 @@ impl Checker<'_> {
         let mut f = Frame::new(module, None);
         let mut columns: Vec<&str> = Vec::new();
         let mut table_like = false;
+        let mut sources_known = true;
         for s in &d.stmts {
             if let DataStmt::Source { name, value, .. } = s {
-                if let Some((cols, table)) = self.data_source(&mut f, value) {
-                    columns.extend(cols);
-                    table_like |= table;
+                match self.data_source(&mut f, value) {
+                    Some((cols, table)) => {
+                        columns.extend(cols);
+                        table_like |= table;
+                    }
+                    None => sources_known = false,
                 }
                 info.sources.push(name.name.clone());
             }
         }
+        // A source that failed was reported; its columns are unknown, not missing.
+        let columns = sources_known.then_some(columns.as_slice());
         let mut taken: Vec<(String, f64, Span)> = Vec::new();
         for s in &d.stmts {
             match s {
                 DataStmt::Source { .. } => {}
                 DataStmt::Field {
-                    name,
-                    ty,
-                    value,
-                    span,
+                    name, ty, value, ..
                 } => {
                     let declared = self.sample_type(&mut f, ty);
-                    self.data_field(&mut f, value, &declared, ty.span, &columns, table_like);
-                    info.fields.push((name.name.clone(), declared, *span));
+                    let mark = self.diags.len();
+                    self.data_field(&mut f, value, &declared, ty.span, columns, table_like);
+                    // A field that does not fit its own declaration has no reliable type: later
+                    // uses of it would only repeat the error.
+                    let fits = !self.diags[mark..].iter().any(Diagnostic::is_error);
+                    let ty_known = if fits { declared } else { Ty::Unknown };
+                    info.fields
+                        .push((name.name.clone(), ty_known, name.span.to(ty.span)));
                 }
                 DataStmt::Split {
                     name,
@@ -189,9 +198,11 @@ impl Checker<'_> {
                             ),
                         )
                         .with_primary(of.span, "unknown source");
-                        if let Some(s) = crate::suggest::closest(&of.name, cands) {
-                            diag = diag.with_help(format!("did you mean `{s}`?"));
-                        }
+                        diag = match crate::suggest::closest(&of.name, cands.iter().copied()) {
+                            Some(s) => diag.with_help(format!("did you mean `{s}`?")),
+                            None if cands.is_empty() => diag,
+                            None => diag.with_help(format!("split one of: {}", cands.join(", "))),
+                        };
                         self.emit(diag);
                     }
                     let frac = match self.expr(&mut f, fraction) {
@@ -346,7 +357,7 @@ impl Checker<'_> {
         e: &Expr,
         declared: &Ty,
         decl_span: Span,
-        columns: &[&str],
+        columns: Option<&[&str]>,
         table_like: bool,
     ) {
         let mut transforms = Vec::new();
@@ -358,7 +369,7 @@ impl Checker<'_> {
         transforms.reverse();
         let mut selected: Option<usize> = None;
         match &head.kind {
-            ExprKind::Name(n) if columns.contains(&n.name.as_str()) => {}
+            ExprKind::Name(n) if columns.is_none_or(|c| c.contains(&n.name.as_str())) => {}
             ExprKind::Call {
                 callee,
                 args,
@@ -388,7 +399,9 @@ impl Checker<'_> {
                     self.bind_slots(&slots(params), &vals, &n.name, *args_span);
                     selected = (n.name == "col").then_some(1);
                 }
-                if !table_like {
+                if let Some(columns) = columns
+                    && !table_like
+                {
                     self.emit(
                         Diagnostic::error("E0309", format!("`{}` selects columns of a table, but this data's sources have named columns", n.name))
                             .with_primary(callee.span, "not a table source")
@@ -397,6 +410,7 @@ impl Checker<'_> {
                 }
             }
             _ => {
+                let columns = columns.unwrap_or_default();
                 let name = self.sources.text(head.span).to_string();
                 let mut cands: Vec<&str> = columns.to_vec();
                 if table_like {

@@ -414,9 +414,12 @@ impl<'p> Checker<'p> {
         for s in &b.stmts {
             self.stmt(f, s);
         }
+        let ends_with_yield = matches!(b.stmts.last().map(|s| &s.kind), Some(StmtKind::Yield(_)));
         let ty = match &b.tail {
             Some(e) => self.expr(f, e),
-            None if f.scan_yields.last().is_some_and(Option::is_some) => Ty::Unknown,
+            // A block ending in `yield` has no value of its own; a misplaced `yield` was
+            // reported where it stands.
+            None if ends_with_yield => Ty::Unknown,
             None => Ty::Tuple(Vec::new()),
         };
         self.warn_unused_outputs(f, mark);
@@ -535,11 +538,15 @@ impl<'p> Checker<'p> {
                         let mut it = tys.into_iter();
                         *slot = Some((it.next().expect("2"), it.next().expect("2"), s.span));
                     }
-                    Some(_) => self.emit(
-                        Diagnostic::error("E0221", format!("`yield` takes the output and the new carry, found {} values", tys.len()))
+                    Some(slot) => {
+                        // The body does yield: only the count is wrong.
+                        *slot = Some((Ty::Unknown, Ty::Unknown, s.span));
+                        self.emit(
+                        Diagnostic::error("E0221", format!("`yield` takes the output and the new carry, found {} value{}", tys.len(), if tys.len() == 1 { "" } else { "s" }))
                             .with_primary(s.span, "expected `yield output, carry`")
                             .with_help("yield a tuple as the output or the carry to return several values: `yield (a, b), (h, c)`"),
-                    ),
+                    );
+                    }
                     None => self.emit(
                         Diagnostic::error("E0221", "`yield` outside a `scan` body")
                             .with_primary(s.span, "nothing to yield to")
@@ -1029,6 +1036,9 @@ impl<'p> Checker<'p> {
             );
             return Ty::Unknown;
         };
+        if out.is_unknown() || carry.is_unknown() {
+            return Ty::Unknown;
+        }
         if !same_type(&carry, &init.ty) {
             self.emit(
                 Diagnostic::error(
@@ -1368,8 +1378,31 @@ impl<'p> Checker<'p> {
         self.expanding.push(r);
         let t = self.block(&mut f, &def.body);
         self.expanding.pop();
-        let inner: Vec<Diagnostic> = self.diags.drain(mark..).filter(|d| d.is_error()).collect();
-        if let Some(first) = inner.into_iter().next() {
+        let first_inner = self.diags.drain(mark..).find(Diagnostic::is_error);
+        if let Some(first) = first_inner.clone()
+            && span == def.name.span
+        {
+            // A model built for training: its body is the user's code and is where the error
+            // is, with the attributes it was built with.
+            let attrs: Vec<String> = def
+                .attrs
+                .iter()
+                .filter_map(|a| {
+                    b.get(&a.name.name)
+                        .map(|t| format!("{} = {}", a.name.name, signature::show_value(t)))
+                })
+                .collect();
+            let mut d = first;
+            if !attrs.is_empty() {
+                d = d.with_note(format!(
+                    "`{}` is built with its default attributes: {}",
+                    def.name.name,
+                    attrs.join(", ")
+                ));
+            }
+            self.emit(d);
+            return Ty::Unknown;
+        } else if let Some(first) = first_inner {
             let mut d = Diagnostic::error(
                 "E0225",
                 format!(

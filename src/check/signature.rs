@@ -29,6 +29,9 @@ impl Checker<'_> {
             })
             .collect();
         let matched = self.bind_slots(&slots, args, &what, span)?;
+        if self.report_swapped(&what, params, &matched) {
+            return None;
+        }
         let mut b = preset.unwrap_or(Bindings {
             vals: Vec::new(),
             bound_at: HashMap::new(),
@@ -51,6 +54,44 @@ impl Checker<'_> {
             b.vals.push((p.name.name.clone(), ty));
         }
         ok.then_some(b)
+    }
+
+    /// Two tensor arguments whose dtypes each fit the other's parameter but not their own:
+    /// `sparse_cross_entropy(y, out)`. One error saying so beats two dtype errors.
+    fn report_swapped(&mut self, what: &str, params: &[Param], matched: &[Option<ArgVal>]) -> bool {
+        let dtype_of = |p: &Param| match p.ty.as_ref().map(|t| &t.kind) {
+            Some(TypeKind::Tensor { dtype, .. }) => Some(*dtype),
+            _ => None,
+        };
+        let given: Vec<(usize, Dtype, &ArgVal)> = params
+            .iter()
+            .zip(matched)
+            .enumerate()
+            .filter_map(|(i, (p, a))| {
+                let a = a.as_ref()?;
+                let (Some(want), Ty::Tensor(got, _)) = (dtype_of(p), &a.ty) else {
+                    return None;
+                };
+                (want != *got).then_some((i, *got, a))
+            })
+            .collect();
+        let [(i, got_i, a), (j, got_j, b)] = given.as_slice() else {
+            return false;
+        };
+        if dtype_of(&params[*i]) != Some(*got_j) || dtype_of(&params[*j]) != Some(*got_i) {
+            return false;
+        }
+        let (pi, pj) = (&params[*i].name.name, &params[*j].name.name);
+        let (ti, tj) = (self.sources.text(a.span), self.sources.text(b.span));
+        self.emit(
+            Diagnostic::error("E0208", format!("the arguments of `{what}` look swapped"))
+                .with_primary(a.span, format!("this is {}, given as `{pi}`", a.ty))
+                .with_secondary(b.span, format!("this is {}, given as `{pj}`", b.ty))
+                .with_help(format!(
+                    "`{what}` takes `{pi}` first, then `{pj}`: write `{what}({tj}, {ti})`, or name them: `{pi}: {tj}, {pj}: {ti}`"
+                )),
+        );
+        true
     }
 
     /// Evaluates the `where` constraints of `r` under the bindings. `attrs_only` skips the ones
@@ -88,14 +129,20 @@ impl Checker<'_> {
                 let mut d = Diagnostic::error("E0204", message)
                     .with_primary(
                         span,
-                        format!("`{}` requires `{written}` here", def.name.name),
+                        format!("the `where` condition of `{}` fails here", def.name.name),
                     )
-                    .with_secondary(w.span, "the constraint");
+                    .with_secondary(w.cond.span, "this condition is false");
                 if !values.is_empty() {
                     d = d.with_note(format!("with {}", values.join(", ")));
                 }
+                // A model checked with its defaults is not called: its defaults are at fault.
+                let what = if span == def.name.span {
+                    "default attributes"
+                } else {
+                    "arguments"
+                };
                 self.emit(d.with_help(format!(
-                    "choose arguments for `{}` that satisfy `{written}`",
+                    "change the {what} of `{}` so that the condition holds",
                     def.name.name
                 )));
             }
@@ -247,11 +294,30 @@ impl Checker<'_> {
         let declared_rank = shape.map_or(0, |s| s.items.len());
         let fixed_rank =
             shape.is_none_or(|s| s.items.iter().all(|i| matches!(i, ShapeItem::Dim(_))));
-        let looks_like_labels = fixed_rank
-            && param != "logits"
+        let class_axis = self.class_axis(r, shape);
+        let looks_like_labels = param != "logits"
             && got == Dtype::I32
             && want.is_float()
-            && ashape.rank().is_some_and(|k| k + 1 == declared_rank);
+            && ((fixed_rank && ashape.rank().is_some_and(|k| k + 1 == declared_rank))
+                || class_axis.is_some());
+        if got.is_float() && want == Dtype::I32 && param == "target" {
+            self.emit(
+                Diagnostic::error("E0209", format!("`{def_name}` wants class indices, but `{param}` gets {actual}"))
+                    .with_primary(arg_span, format!("this is {actual}: one-hot or probabilities"))
+                    .with_secondary(t.span, format!("`{param}` is declared as {}", describe_type_expr(self, t)))
+                    .with_help("use `cross_entropy` for one-hot targets, or keep the labels as indices in the data block (`y: i32 = label`)"),
+            );
+            return false;
+        }
+        if got == Dtype::I32 && want.is_float() && param == "target" && !looks_like_labels {
+            self.emit(
+                Diagnostic::error("E0208", format!("`{def_name}` wants float targets, but `{param}` gets {actual}"))
+                    .with_primary(arg_span, format!("this is {actual}"))
+                    .with_secondary(t.span, format!("`{param}` is declared as {}", describe_type_expr(self, t)))
+                    .with_help(format!("if these are class labels, use a classification loss such as `sparse_cross_entropy`; if they are numbers, declare the data field as f32 or convert with `cast(…, {})`", want.name())),
+            );
+            return false;
+        }
         if looks_like_labels {
             self.emit(
                 Diagnostic::error("E0209", format!("`{def_name}` wants one-hot or probability targets, but `{param}` gets integer class labels"))
@@ -445,6 +511,32 @@ impl Checker<'_> {
     }
 }
 
+impl Checker<'_> {
+    /// The class axis `C` of a parameter declared `f32[..S, C]` when another parameter of the
+    /// same definition ends with the same `C` (`cross_entropy(logits: f32[..S, C], …)`).
+    fn class_axis(&self, r: ItemRef, shape: Option<&ShapeExpr>) -> Option<String> {
+        let last_name = |s: &ShapeExpr| match s.items.last() {
+            Some(ShapeItem::Dim(Expr {
+                kind: ExprKind::Name(id),
+                ..
+            })) => Some(id.name.clone()),
+            _ => None,
+        };
+        let name = last_name(shape?)?;
+        let def = self.program.def(r)?;
+        let shared = def
+            .params
+            .iter()
+            .filter_map(|p| match p.ty.as_ref().map(|t| &t.kind) {
+                Some(TypeKind::Tensor { shape: Some(s), .. }) => last_name(s),
+                _ => None,
+            })
+            .filter(|n| *n == name)
+            .count();
+        (shared > 1).then_some(name)
+    }
+}
+
 /// An argument as given: its value's type, where it is written, and the parameter it binds.
 #[derive(Clone, Copy)]
 struct Given<'a> {
@@ -468,7 +560,7 @@ fn collect_names(e: &Expr, out: &mut Vec<String>) {
     }
 }
 
-fn show_value(t: &Ty) -> String {
+pub(super) fn show_value(t: &Ty) -> String {
     match t {
         Ty::Int(d) => d.to_string(),
         Ty::Float(Some(v)) => format!("{v}"),

@@ -45,7 +45,26 @@ impl Checker<'_> {
                 continue;
             };
             match self.program.def(r) {
-                Some(d) if d.kind == DefKind::Model => models.push(r),
+                Some(d) if d.kind == DefKind::Model => {
+                    models.push(r);
+                    for a in d.attrs.iter().filter(|a| a.default.is_none()) {
+                        self.emit(
+                            Diagnostic::error(
+                                "E0313",
+                                format!(
+                                    "`{}` is trained with its default attributes, but `{}` has no default",
+                                    m.name, a.name.name
+                                ),
+                            )
+                            .with_primary(m.span, "the trained model is made here")
+                            .with_secondary(a.span, "no default value")
+                            .with_help(format!(
+                                "give it one: `{} = …`",
+                                self.sources.text(a.span)
+                            )),
+                        );
+                    }
+                }
                 Some(d) => self.emit(
                     Diagnostic::error(
                         "E0302",
@@ -130,10 +149,31 @@ impl Checker<'_> {
                 .map(|(n, _)| *n)
                 .collect();
             if !missing.is_empty() {
+                let header = Span {
+                    end: t.data.span.end,
+                    ..t.span
+                };
+                let (label, help) = match missing.as_slice() {
+                    ["optimizer"] => (
+                        "no `optimizer = …` in this block",
+                        "say how to update the weights, e.g. `optimizer = adam(lr: 1e-3)`",
+                    ),
+                    ["loss"] => (
+                        "no `loss = …` in this block",
+                        "say what to minimize, e.g. `loss = sparse_cross_entropy(out, y)`",
+                    ),
+                    _ => (
+                        "no `loss = …` and no `optimizer = …` in this block",
+                        "add `loss = sparse_cross_entropy(out, y)` and `optimizer = adam(lr: 1e-3)`, or write `phase`s that each have a `loss` and an `update … with …`",
+                    ),
+                };
                 self.emit(
-                    Diagnostic::error("E0303", format!("this training block has no {}", missing.join(" and no ")))
-                        .with_primary(t.span.to(Span { end: t.data.span.end, ..t.span }), "incomplete training setup")
-                        .with_help("add `loss = …` (a scalar) and `optimizer = adam(lr: 1e-3)`, or write `phase`s with their own `loss` and `update … with …`"),
+                    Diagnostic::error(
+                        "E0303",
+                        format!("this training block has no {}", missing.join(" and no ")),
+                    )
+                    .with_primary(header, label)
+                    .with_help(help),
                 );
             }
         }
@@ -172,8 +212,15 @@ impl Checker<'_> {
                         }
                     })
                     .collect();
+                let given: Vec<(String, Ty, Span)> = args
+                    .iter()
+                    .zip(&names)
+                    .map(|(a, n)| (n.to_string(), a.ty.clone(), a.span))
+                    .collect();
                 let inst = self.model_instance(f, r, def.name.span);
+                let mark = self.diags.len();
                 let t = self.apply_instance(&inst, args, def.name.span);
+                self.report_misfits(mark, def, &given);
                 inputs.extend(names.iter().map(|n| n.to_string()));
                 if models.len() == 1 {
                     out = Some(t);
@@ -203,6 +250,51 @@ impl Checker<'_> {
         (out, target)
     }
 
+    /// The errors of applying the model to the data fields that are about a field are the data
+    /// and the model disagreeing, not a call the user wrote: each becomes one E0304 that
+    /// points at both declarations.
+    fn report_misfits(&mut self, mark: usize, model: &Def, fields: &[(String, Ty, Span)]) {
+        let reported = self.diags.split_off(mark);
+        let mut done: Vec<Span> = Vec::new();
+        for d in reported {
+            let about_field = fields
+                .iter()
+                .find(|(_, _, span)| d.primary_span() == Some(*span));
+            let Some((name, ty, span)) = about_field else {
+                self.diags.push(d);
+                continue;
+            };
+            if done.contains(span) {
+                continue;
+            }
+            done.push(*span);
+            let declared = model
+                .params
+                .iter()
+                .find(|p| p.name.name == *name)
+                .and_then(|p| p.ty.as_ref());
+            let declared_text = declared.map_or("?", |t| self.sources.text(t.span));
+            let mut e = Diagnostic::error(
+                "E0304",
+                format!(
+                    "the data field `{name}` does not fit the input `{name}` of `{}`: {ty} vs {declared_text}",
+                    model.name.name
+                ),
+            )
+            .with_primary(*span, format!("this field gives {ty} per batch"));
+            if let Some(t) = declared {
+                e = e.with_secondary(
+                    t.span,
+                    format!("`{}` takes {declared_text}", model.name.name),
+                );
+            }
+            self.emit(
+                e.with_note(d.message)
+                    .with_help("make the input and the field agree"),
+            );
+        }
+    }
+
     fn metrics(
         &mut self,
         f: &mut Frame,
@@ -211,12 +303,24 @@ impl Checker<'_> {
         seen: &mut Seen,
     ) {
         let SettingValue::Values(values) = &set.value else {
+            let listed = match &set.value {
+                SettingValue::Assign(Expr {
+                    kind: ExprKind::List(items),
+                    ..
+                }) => items
+                    .iter()
+                    .map(|it| match it {
+                        ListItem::Expr(e) => self.sources.text(e.span).to_string(),
+                        ListItem::Spread(id) => id.name.clone(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                _ => "accuracy".to_string(),
+            };
             self.emit(
-                Diagnostic::error(
-                    "E0305",
-                    "write metrics as a list of names: `metrics accuracy, mae`",
-                )
-                .with_primary(set.span, "unexpected form"),
+                Diagnostic::error("E0305", "`metrics` takes names, without `=` or brackets")
+                    .with_primary(set.span, format!("write `metrics {listed}`"))
+                    .with_help("list the metrics after the word, separated by commas: `metrics accuracy, mae`"),
             );
             return;
         };
@@ -361,12 +465,34 @@ impl Checker<'_> {
     /// An optimizer or constraint expression: `adam(lr: 1e-3)` or a bare `sgd`.
     fn rule(&mut self, f: &mut Frame, e: &Expr, want: DefKind) {
         let t = match &e.kind {
-            ExprKind::Name(_) => {
+            ExprKind::Name(n) => {
                 let callee = self.expr(f, e);
                 match callee {
                     super::ty::Ty::Callable(super::ty::Callable::Def(r))
                         if self.program.def(r).is_some_and(|d| d.kind == want) =>
                     {
+                        let def = self.program.def(r).expect("checked");
+                        let required: Vec<&str> = def
+                            .params
+                            .iter()
+                            .filter(|p| p.default.is_none())
+                            .map(|p| p.name.name.as_str())
+                            .collect();
+                        if let Some(first) = required.first() {
+                            self.emit(
+                                Diagnostic::error(
+                                    "E0210",
+                                    format!("`{}` needs `{}`", n.name, required.join("`, `")),
+                                )
+                                .with_primary(e.span, "named without its arguments")
+                                .with_help(format!(
+                                    "call it: `{}({first}: …)`; only an {} whose arguments all have defaults can be named alone",
+                                    n.name,
+                                    want.keyword()
+                                )),
+                            );
+                            return;
+                        }
                         self.call(f, callee, e, Vec::new(), e.span)
                     }
                     other => other,
@@ -377,6 +503,25 @@ impl Checker<'_> {
         match t {
             Ty::Rule(r) if self.program.def(r).is_some_and(|d| d.kind == want) => {}
             Ty::Unknown => {}
+            Ty::Rule(r) => {
+                let name = self.def_name(r);
+                let d = if want == DefKind::Optimizer {
+                    Diagnostic::error(
+                        "E0308",
+                        format!("`{name}` is a constraint, but `update … with` takes an optimizer"),
+                    )
+                    .with_primary(e.span, "a constraint, not an optimizer")
+                    .with_help("update with an optimizer such as `adam(lr: 1e-3)`; constraints go in `constrain Model with …`")
+                } else {
+                    Diagnostic::error(
+                        "E0308",
+                        format!("`{name}` is an optimizer, but `constrain … with` takes a constraint"),
+                    )
+                    .with_primary(e.span, "an optimizer, not a constraint")
+                    .with_help("a constraint limits the weights after each update, such as `max_norm(3)` or `non_neg`; the optimizer is set with `optimizer = …`")
+                };
+                self.emit(d);
+            }
             other => {
                 let noun = if want == DefKind::Optimizer {
                     "an optimizer"
@@ -455,7 +600,8 @@ impl Checker<'_> {
                     );
                 }
             }
-            ("metrics", SettingValue::Values(_)) => {}
+            // Its form was checked with the other metrics first.
+            ("metrics", _) => {}
             ("early_stop", SettingValue::Call(args, span)) => {
                 self.early_stop(f, args, *span, data, seen)
             }
@@ -488,15 +634,18 @@ impl Checker<'_> {
             }
             (known, _) if SETTINGS.contains(&known) => {
                 let form = match known {
-                    "loss" => "loss = sparse_cross_entropy(logits: out, target: y)",
+                    "loss" => "loss = sparse_cross_entropy(out, y)",
                     "early_stop" => "early_stop(monitor: val.loss, patience: 3)",
                     "checkpoint" => "checkpoint \"runs/name\"",
-                    _ => "name value, e.g. `epochs 5`",
+                    "batch" => "batch 64",
+                    "epochs" => "epochs 5",
+                    "clip_grad_norm" => "clip_grad_norm 1.0",
+                    _ => "seed 1",
                 };
                 self.emit(
-                    Diagnostic::error("E0305", format!("`{known}` is written differently"))
-                        .with_primary(set.span, "unexpected form")
-                        .with_help(format!("write `{form}`")),
+                    Diagnostic::error("E0305", format!("`{known}` is not written this way"))
+                        .with_primary(set.span, format!("write `{form}`"))
+                        .with_help("only `loss` and `optimizer` take `=`; the other settings are a word and a value"),
                 );
             }
             (other, _) => {

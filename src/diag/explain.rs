@@ -88,7 +88,7 @@ const EXPLANATIONS: &[(&str, &str)] = &[
     ),
     (
         "E0209",
-        "Integer class labels given where one-hot targets are expected.\n\n`cross_entropy` takes probabilities `f32[B, C]`. For labels `i32[B]` use `sparse_cross_entropy`, or convert with `one_hot`.",
+        "Class labels in the wrong encoding.\n\n`cross_entropy` takes one-hot or probability targets `f32[B, C]`; for integer labels `i32[B]` use `sparse_cross_entropy`, or convert them in the data block with `one_hot`. Conversely `sparse_cross_entropy` takes class indices `i32[B]`: for one-hot targets use `cross_entropy`.",
     ),
     (
         "E0210",
@@ -129,7 +129,7 @@ const EXPLANATIONS: &[(&str, &str)] = &[
     ),
     (
         "E0220",
-        "A value does not fit its declaration: an argument of the wrong shape, a state assigned a different shape, an initializer of the wrong shape.",
+        "A value does not fit its declaration: an argument of the wrong shape, a state assigned a different shape, an initializer of the wrong shape, tensors of different shapes given to `concat` or `stack`.",
     ),
     (
         "E0221",
@@ -156,7 +156,7 @@ const EXPLANATIONS: &[(&str, &str)] = &[
     ),
     (
         "E0304",
-        "The data does not fit the model.\n\nA field's declared per-sample type must match the model's input (with the batch dimension `B` in front), a selection must pick as many columns as the field declares, and `one_hot(n)` gives `f32[n]`.",
+        "The data does not fit the model.\n\nEach input of the trained model needs a data field of the same name, and the field's declared per-sample type, with the batch dimension `B` in front, must fit the input's declared type: `x: f32[784]` feeds `x: f32[B, 784]`. A selection must pick as many columns as the field declares, and `one_hot(n)` gives `f32[n]`. When a field and an input disagree, decide which one is right and make the other agree.",
     ),
     (
         "E0305",
@@ -180,8 +180,16 @@ const EXPLANATIONS: &[(&str, &str)] = &[
         "A setting with an invalid value (batch and epochs are positive integers, checkpoint is a path, …).",
     ),
     (
+        "E0311",
+        "`out` in a training block that trains several models.\n\n`out` is the trained model applied to the data fields named like its inputs, so it exists only when the block trains exactly one model. With several (a GAN's generator and critic), apply each model by name to what it takes and bind the result: `let fake = Generator(rand_normal([B, 64]))`, `loss = bce_logits(Critic(x), ones([B, 1]))`.",
+    ),
+    (
         "E0312",
         "`val.…` monitored without a validation split. Add `split val = 0.1 of train`.",
+    ),
+    (
+        "E0313",
+        "A trained model has an attribute without a default value.\n\nThe model a `train` block trains is built with its default attributes, so every attribute needs one: write `model Mlp(hidden: int = 128)(x: …)`. A `search` block then tries other values for the attributes it names.",
     ),
     (
         "E0400",

@@ -10,7 +10,7 @@ mod walk;
 use crate::diag::Diagnostic;
 use crate::source::{FileId, SourceMap, Span};
 use crate::syntax::ast::{self, Item, UseNames, UseTarget};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// The standard library, embedded in the binary: (module name, file name, text).
 pub const STDLIB: &[(&str, &str, &str)] = &[
@@ -73,6 +73,10 @@ pub struct ModuleInfo {
     /// Every item name visible at module level.
     pub scope: HashMap<String, ItemRef>,
     pub is_std: bool,
+    /// Names whose `use` failed (already reported there): their uses are not reported again.
+    pub failed_imports: HashSet<String>,
+    /// A `use … .*` failed: no unknown name in this module is reported.
+    pub failed_glob_import: bool,
 }
 
 #[derive(Debug)]
@@ -165,6 +169,8 @@ impl Resolver<'_> {
             ast,
             scope: HashMap::new(),
             is_std,
+            failed_imports: HashSet::new(),
+            failed_glob_import: false,
         });
         self.modules.len() - 1
     }
@@ -303,6 +309,13 @@ fn build_scopes(program: &mut Program, diags: &mut Vec<Diagnostic>) {
                 UseTarget::File(rel) => join_relative(&program.modules[m].name, rel),
             };
             let Some(target) = program.modules.iter().position(|mm| mm.name == target_name) else {
+                match &u.names {
+                    UseNames::Some(ids) => program.modules[m]
+                        .failed_imports
+                        .extend(ids.iter().map(|i| i.name.clone())),
+                    UseNames::All(_) => program.modules[m].failed_glob_import = true,
+                    UseNames::Missing => {}
+                }
                 if let UseTarget::Module(_) = u.target {
                     let names: Vec<&str> = program
                         .modules
@@ -332,6 +345,9 @@ fn build_scopes(program: &mut Program, diags: &mut Vec<Diagnostic>) {
                 .collect();
             let wanted: Vec<(String, Span)> = match &u.names {
                 UseNames::Missing => {
+                    program.modules[m]
+                        .failed_imports
+                        .extend(exported.iter().map(|(n, _)| n.clone()));
                     diags.push(
                         Diagnostic::error("E0107", format!("`use {target_name}` does not say which names to import"))
                             .with_primary(u.span, "no names listed")
@@ -351,12 +367,19 @@ fn build_scopes(program: &mut Program, diags: &mut Vec<Diagnostic>) {
                         format!("`{target_name}` has no item named `{name}`"),
                     )
                     .with_primary(span, "not found in that module");
-                    if let Some(s) =
-                        crate::suggest::closest(&name, exported.iter().map(|(n, _)| n.as_str()))
-                    {
-                        d = d.with_help(format!("did you mean `{s}`?"));
-                    }
+                    d = match crate::suggest::closest(
+                        &name,
+                        exported.iter().map(|(n, _)| n.as_str()),
+                    ) {
+                        Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                        None => {
+                            let names: Vec<&str> =
+                                exported.iter().map(|(n, _)| n.as_str()).collect();
+                            d.with_help(format!("`{target_name}` defines {}", names.join(", ")))
+                        }
+                    };
                     diags.push(d);
+                    program.modules[m].failed_imports.insert(name);
                     continue;
                 };
                 if let Some(first) = origin.get(&name) {

@@ -10,13 +10,19 @@ use std::collections::{HashMap, HashSet};
 pub(super) fn check_bodies(program: &Program, diags: &mut Vec<Diagnostic>) {
     let mut graph: HashMap<ItemRef, Vec<(ItemRef, Span)>> = HashMap::new();
     for (m, module) in program.modules.iter().enumerate() {
+        let mut unknowns: Vec<Unknown> = Vec::new();
         for (i, item) in module.ast.items.iter().enumerate() {
             let mut w = Walker {
                 program,
                 module: m,
                 frames: vec![Vec::new()],
                 diags: Vec::new(),
+                unknowns: Vec::new(),
                 refs: Vec::new(),
+                trained: Vec::new(),
+                data_unknown: false,
+                in_metrics: false,
+                in_targets: false,
             };
             match item {
                 Item::Def(d) => w.def(d),
@@ -25,6 +31,7 @@ pub(super) fn check_bodies(program: &Program, diags: &mut Vec<Diagnostic>) {
                 Item::Use(_) | Item::Data(_) => {}
             }
             diags.append(&mut w.diags);
+            unknowns.append(&mut w.unknowns);
             graph.insert(
                 ItemRef {
                     module: m,
@@ -33,8 +40,45 @@ pub(super) fn check_bodies(program: &Program, diags: &mut Vec<Diagnostic>) {
                 w.refs,
             );
         }
+        report_unknowns(unknowns, diags);
     }
     report_recursion(program, &graph, diags);
+}
+
+/// One use of an unknown name, with the diagnostic its first use would get.
+struct Unknown {
+    name: String,
+    span: Span,
+    diag: Diagnostic,
+}
+
+/// One error per unknown name in a module: fixing the name (or adding its `use`) fixes every
+/// use, so the later uses are shown as labels of the first error instead of errors of their own.
+fn report_unknowns(unknowns: Vec<Unknown>, diags: &mut Vec<Diagnostic>) {
+    const SHOWN: usize = 3;
+    let mut firsts: Vec<(String, Diagnostic, usize)> = Vec::new();
+    for u in unknowns {
+        match firsts.iter_mut().find(|(n, _, _)| *n == u.name) {
+            Some((_, d, more)) => {
+                if *more < SHOWN {
+                    d.labels.push(crate::diag::DiagLabel {
+                        span: u.span,
+                        message: "also used here".into(),
+                        primary: false,
+                    });
+                }
+                *more += 1;
+            }
+            None => firsts.push((u.name, u.diag, 0)),
+        }
+    }
+    for (name, mut d, more) in firsts {
+        if more > SHOWN {
+            d.notes
+                .push(format!("`{name}` is used {} more times", more - SHOWN));
+        }
+        diags.push(d);
+    }
 }
 
 /// Names bound implicitly in a definition's body.
@@ -53,7 +97,17 @@ struct Walker<'a> {
     /// Local scopes, innermost last: (name, where it was bound).
     frames: Vec<Vec<(String, Span)>>,
     diags: Vec<Diagnostic>,
+    unknowns: Vec<Unknown>,
     refs: Vec<(ItemRef, Span)>,
+    /// The models of the `train` block being walked.
+    trained: Vec<String>,
+    /// Inside a `train` block whose data block is unknown: its fields are unknown too, and
+    /// every name that might be one of them is not reported again.
+    data_unknown: bool,
+    /// Walking the names of a `metrics` setting.
+    in_metrics: bool,
+    /// Walking the models named by `update` or `constrain`.
+    in_targets: bool,
 }
 
 impl Walker<'_> {
@@ -106,12 +160,31 @@ impl Walker<'_> {
     }
 
     fn unknown(&mut self, id: &Ident) {
-        if self
+        let module = &self.program.modules[self.module];
+        let already_reported = self
             .program
             .modules
             .iter()
             .any(|m| m.ast.broken.contains(&id.name))
-        {
+            || module.failed_imports.contains(&id.name)
+            || module.failed_glob_import
+            || self.data_unknown;
+        if already_reported {
+            return;
+        }
+        if id.name == "out" && self.trained.len() > 1 {
+            let names = self.trained.join("`, `");
+            self.diags.push(
+                Diagnostic::error(
+                    "E0311",
+                    format!("`out` is not defined: this block trains `{names}`"),
+                )
+                .with_primary(id.span, "which model's output?")
+                .with_help(format!(
+                    "apply a model to its input by name, e.g. `{}(x)`, and bind the result with `let`",
+                    self.trained[0]
+                )),
+            );
             return;
         }
         let mut candidates: Vec<&str> = self
@@ -135,10 +208,28 @@ impl Walker<'_> {
                 "`{}` is defined in `{home}`; add `use {home}.{{{}}}`",
                 id.name, id.name
             ));
-        } else if let Some(s) = crate::suggest::closest(&id.name, candidates) {
+        } else if let Some(s) = crate::suggest::closest(&id.name, candidates.iter().copied())
+            .or_else(|| crate::suggest::completion(&id.name, candidates.iter().copied()))
+        {
             d = d.with_help(format!("did you mean `{s}`?"));
+        } else if self.in_targets && !self.trained.is_empty() {
+            d = d.with_help(format!("this block trains `{}`", self.trained.join("`, `")));
+        } else if let [model] = self.trained.as_slice()
+            && !self.in_metrics
+        {
+            d = d.with_help(format!(
+                "in a training block, `out` is the output of `{model}`; the data fields and the definitions of the file are in scope too"
+            ));
+        } else if self.in_metrics {
+            d = d.with_help(
+                "a metric is a function of (output, target): `accuracy`, `binary_accuracy`, `rmse`, or a loss such as `mse`",
+            );
         }
-        self.diags.push(d);
+        self.unknowns.push(Unknown {
+            name: id.name.clone(),
+            span: id.span,
+            diag: d,
+        });
     }
 
     fn def(&mut self, d: &Def) {
@@ -352,26 +443,73 @@ impl Walker<'_> {
         for m in &t.models {
             self.name(m);
         }
+        self.trained = t.models.iter().map(|m| m.name.clone()).collect();
         self.push();
-        if let Some(ItemRef { module, index }) = self.program.lookup(self.module, &t.data.name) {
-            if let Item::Data(d) = &self.program.modules[module].ast.items[index] {
+        let program = self.program;
+        let data = program
+            .lookup(self.module, &t.data.name)
+            .map(|r| program.item(r));
+        match data {
+            Some(Item::Data(d)) => {
                 for s in &d.stmts {
                     if let DataStmt::Field { name, .. } = s {
                         self.bind(name);
                     }
                 }
             }
-        } else {
-            self.unknown(&t.data);
+            // Something else by that name: the checker says it is not a data block.
+            Some(_) => {}
+            None => self.unknown_data(&t.data),
         }
-        for implicit in ["out", "B"] {
+        self.data_unknown = !matches!(data, Some(Item::Data(_)));
+        let mut implicit = vec!["B"];
+        if t.models.len() == 1 {
+            implicit.push("out");
+        }
+        for name in implicit {
             self.frames
                 .last_mut()
                 .expect("frame")
-                .push((implicit.to_string(), t.span));
+                .push((name.to_string(), t.span));
         }
         self.train_stmts(&t.stmts);
+        self.data_unknown = false;
         self.pop();
+    }
+
+    /// `train M on d` with no `d`: the suggestion is among the data blocks only.
+    fn unknown_data(&mut self, id: &Ident) {
+        if self.program.modules[self.module]
+            .ast
+            .broken
+            .contains(&id.name)
+        {
+            return;
+        }
+        let blocks: Vec<&str> = self.program.modules[self.module]
+            .ast
+            .items
+            .iter()
+            .filter_map(|it| match it {
+                Item::Data(d) => Some(d.name.name.as_str()),
+                _ => None,
+            })
+            .collect();
+        let d = Diagnostic::error("E0100", format!("there is no data block `{}`", id.name))
+            .with_primary(id.span, "not a data block of this file");
+        let d = match (
+            crate::suggest::closest(&id.name, blocks.iter().copied()),
+            blocks.as_slice(),
+        ) {
+            (Some(s), _) => d.with_help(format!("did you mean `{s}`?")),
+            (None, []) => d.with_help(format!("declare it: `data {} {{ … }}`", id.name)),
+            (None, [only]) => d.with_help(format!("the data block of this file is `{only}`")),
+            (_, all) => d.with_help(format!(
+                "the data blocks of this file are {}",
+                all.join(", ")
+            )),
+        };
+        self.diags.push(d);
     }
 
     fn train_stmts(&mut self, stmts: &[TrainStmt]) {
@@ -393,7 +531,9 @@ impl Walker<'_> {
                     constraint: with,
                     ..
                 } => {
+                    self.in_targets = true;
                     targets.iter().for_each(|e| self.expr(e));
+                    self.in_targets = false;
                     self.expr(with);
                 }
                 TrainStmt::Setting(set) => self.setting(set),
@@ -402,6 +542,12 @@ impl Walker<'_> {
     }
 
     fn setting(&mut self, s: &Setting) {
+        // A checkpoint is a path, not an expression: unquoted words there are not names, and
+        // the checker asks for the quotes.
+        if s.name.name == "checkpoint" {
+            return;
+        }
+        self.in_metrics = s.name.name == "metrics";
         match &s.value {
             SettingValue::Assign(e) => self.expr(e),
             SettingValue::Values(es) => es.iter().for_each(|e| self.expr(e)),
@@ -418,6 +564,7 @@ impl Walker<'_> {
                 }
             }
         }
+        self.in_metrics = false;
     }
 
     fn search(&mut self, s: &SearchDecl) {

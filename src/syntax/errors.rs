@@ -43,6 +43,15 @@ pub(super) fn describe(file: FileId, text: &str, offset: usize, err: &Error<Rule
     if let Some(d) = unclosed_delimiter(file, text, offset, chunk_end, pos) {
         return d;
     }
+    if let Some(d) = let_with_type(file, text, pos) {
+        return d;
+    }
+    if let Some(d) = misplaced_equals(file, text, offset, pos, &found) {
+        return d;
+    }
+    if let Some(d) = missing_comma(file, text, offset, pos, &found, positives) {
+        return d;
+    }
     if is_reserved(&found) && positives.contains(&Rule::ident) {
         return Diagnostic::error(
             "E0005",
@@ -51,18 +60,172 @@ pub(super) fn describe(file: FileId, text: &str, offset: usize, err: &Error<Rule
         .with_primary(span, "a name was expected here")
         .with_help(format!("choose another name, such as `{found}_`"));
     }
+    let line_start = text[..pos.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
+    let starts_line = text[line_start..pos.min(text.len())].trim().is_empty();
+    if starts_line && let Some(d) = foreign_keyword(span, &found) {
+        return d;
+    }
     let expected = describe_positives(positives);
     let found_words = if found.is_empty() {
         "the end of the file".to_string()
     } else {
         format!("`{found}`")
     };
-    let mut d = Diagnostic::error("E0001", format!("expected {expected}, found {found_words}"))
-        .with_primary(span, format!("expected {expected} here"));
+    let mut d = match expected {
+        Some(expected) => {
+            Diagnostic::error("E0001", format!("expected {expected}, found {found_words}"))
+                .with_primary(span, format!("expected {expected} here"))
+        }
+        None => Diagnostic::error("E0001", format!("unexpected {found_words}"))
+            .with_primary(span, "not expected here"),
+    };
     if let Some(h) = hint_for(&found, positives) {
         d = d.with_help(h);
     }
     d
+}
+
+/// `let h: f32[B, 128] = …`: a Rust-style annotation, which `let` does not take.
+fn let_with_type(file: FileId, text: &str, pos: usize) -> Option<Diagnostic> {
+    let rest = text.get(pos..)?;
+    let after_let = rest.strip_prefix("let")?;
+    let name_start = after_let.len() - after_let.trim_start_matches([' ', '\t']).len();
+    if name_start == 0 {
+        return None;
+    }
+    let after_name = &after_let[name_start..];
+    let name_len = after_name
+        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .unwrap_or(after_name.len());
+    if name_len == 0 {
+        return None;
+    }
+    let after = &after_name[name_len..];
+    let colon = after.len() - after.trim_start_matches([' ', '\t']).len();
+    if !after[colon..].starts_with(':') {
+        return None;
+    }
+    let line = after[colon..].split('\n').next().unwrap_or("");
+    let annotation_len = line.find('=').unwrap_or(line.len());
+    let start = pos + 3 + name_start + name_len + colon;
+    let annotation = &text[start..start + annotation_len];
+    let name = &after_name[..name_len];
+    Some(
+        Diagnostic::error("E0001", "`let` takes no type annotation")
+            .with_primary(
+                Span::new(file, start, start + annotation.trim_end().len()),
+                "remove this type",
+            )
+            .with_help(format!(
+                "write `let {name} = …`; the checker infers the type (types are written on parameters and return types)"
+            )),
+    )
+}
+
+/// The innermost bracket still open at `pos` in the chunk starting at `offset`.
+fn open_bracket(text: &str, offset: usize, pos: usize) -> Option<char> {
+    let mut stack = Vec::new();
+    let mut in_string = false;
+    let mut in_comment = false;
+    for c in text.get(offset..pos)?.chars() {
+        if in_comment {
+            in_comment = c != '\n';
+            continue;
+        }
+        match c {
+            '"' => in_string = !in_string,
+            _ if in_string => {}
+            '#' => in_comment = true,
+            '(' | '[' | '{' => stack.push(c),
+            ')' | ']' | '}' => {
+                stack.pop();
+            }
+            _ => {}
+        }
+    }
+    stack.last().copied()
+}
+
+/// The identifier that ends right before `pos` (spaces skipped), and the text before it.
+fn word_before(text: &str, pos: usize) -> Option<(&str, &str)> {
+    let before = text.get(..pos)?.trim_end_matches([' ', '\t']);
+    let start = before
+        .rfind(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .map_or(0, |i| i + 1);
+    let word = &before[start..];
+    (!word.is_empty() && !word.starts_with(|c: char| c.is_ascii_digit()))
+        .then(|| (word, &before[..start]))
+}
+
+/// `=` where an operator was expected: Python's `lr=1e-3` in a call, or `=` for `==`.
+fn misplaced_equals(
+    file: FileId,
+    text: &str,
+    offset: usize,
+    pos: usize,
+    found: &str,
+) -> Option<Diagnostic> {
+    if found != "=" || text.get(pos..)?.starts_with("==") {
+        return None;
+    }
+    let span = Span::new(file, pos, pos + 1);
+    if open_bracket(text, offset, pos) == Some('(')
+        && let Some((name, before)) = word_before(text, pos)
+        && before.trim_end().ends_with(['(', ','])
+    {
+        let value: String = text[pos + 1..]
+            .chars()
+            .take_while(|c| !matches!(c, ',' | ')' | '\n'))
+            .collect();
+        return Some(
+            Diagnostic::error("E0001", format!("`{name}=` is not how arguments are named"))
+                .with_primary(span, "write `:` instead of `=`")
+                .with_help(format!(
+                    "named arguments use `:`: `{name}: {}`",
+                    value.trim()
+                )),
+        );
+    }
+    let line_start = text[..pos].rfind('\n').map_or(0, |i| i + 1);
+    let in_where = text[line_start..pos]
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .any(|w| w == "where");
+    in_where.then(|| {
+        Diagnostic::error("E0001", "a `where` condition compares with `==`, not `=`")
+            .with_primary(span, "write `==` here")
+            .with_help("`=` only binds names (`let x = …`) and assigns states")
+    })
+}
+
+/// Two arguments or list items with no `,` between them: `adam(lr: 1e-3 weight_decay: 1e-4)`.
+fn missing_comma(
+    file: FileId,
+    text: &str,
+    offset: usize,
+    pos: usize,
+    found: &str,
+    positives: &[Rule],
+) -> Option<Diagnostic> {
+    let starts_value = found
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '"');
+    let after_value = positives.iter().any(|r| {
+        matches!(
+            r,
+            Rule::pipe_op | Rule::add_op | Rule::mul_op | Rule::call_args | Rule::range_op
+        )
+    });
+    if !starts_value || !after_value || !matches!(open_bracket(text, offset, pos), Some('(' | '['))
+    {
+        return None;
+    }
+    let span = Span::new(file, pos, pos + found.len().max(1));
+    Some(
+        Diagnostic::error("E0001", format!("a `,` is missing before `{found}`"))
+            .with_primary(span, "separate this from what comes before with `,`")
+            .with_help("arguments and list items are separated by commas: `adam(lr: 1e-3, weight_decay: 1e-4)`"),
+    )
 }
 
 fn chunk_end(text: &str, offset: usize) -> usize {
@@ -307,7 +470,10 @@ fn describe_rule(r: Rule) -> Option<&'static str> {
         | Rule::train_decl
         | Rule::search_decl
         | Rule::EOI => "an item (`use`, `data`, `model`, `layer`, `fn`, `optimizer`, `train`, …)",
-        Rule::def_kind => "`model`, `layer`, `fn`, `optimizer`, `schedule` or `constraint`",
+        // Where an item may start, the item words already say it.
+        Rule::def_kind => {
+            "an item (`use`, `data`, `model`, `layer`, `fn`, `optimizer`, `train`, …)"
+        }
         Rule::let_stmt
         | Rule::param_stmt
         | Rule::state_stmt
@@ -341,7 +507,33 @@ fn describe_rule(r: Rule) -> Option<&'static str> {
     })
 }
 
-fn describe_positives(positives: &[Rule]) -> String {
+/// Definitions written the way another language writes them.
+fn foreign_keyword(span: Span, found: &str) -> Option<Diagnostic> {
+    let (kind, example) = match found {
+        "def" | "func" | "function" => (
+            "functions",
+            "fn swish(x: f32[..S]) -> f32[..S] { x * sigmoid(x) }",
+        ),
+        "class" | "struct" => (
+            "layers",
+            "layer Block(units: int)(x: f32[B, N]) -> f32[B, units] { … }",
+        ),
+        _ => return None,
+    };
+    let keyword = if kind == "functions" { "fn" } else { "layer" };
+    Some(
+        Diagnostic::error(
+            "E0001",
+            format!("nnl declares {kind} with `{keyword}`, not `{found}`"),
+        )
+        .with_primary(span, format!("write `{keyword}` here"))
+        .with_help(format!(
+            "parameters have types and the body is in braces: `{example}`"
+        )),
+    )
+}
+
+fn describe_positives(positives: &[Rule]) -> Option<String> {
     let mut words: Vec<&str> = Vec::new();
     for w in positives.iter().filter_map(|r| describe_rule(*r)) {
         if !words.contains(&w) {
@@ -349,9 +541,9 @@ fn describe_positives(positives: &[Rule]) -> String {
         }
     }
     match words.len() {
-        0 => "something else".to_string(),
-        1 => words[0].to_string(),
-        n => format!("{} or {}", words[..n - 1].join(", "), words[n - 1]),
+        0 => None,
+        1 => Some(words[0].to_string()),
+        n => Some(format!("{} or {}", words[..n - 1].join(", "), words[n - 1])),
     }
 }
 

@@ -6,6 +6,7 @@
 
 pub mod ast;
 mod errors;
+mod lint;
 pub mod overrides;
 mod parse;
 
@@ -22,7 +23,7 @@ pub fn parse(file: FileId, text: &str) -> (ast::Module, Vec<Diagnostic>) {
     match NnlParser::parse(Rule::file, text) {
         Ok(mut pairs) => {
             let file_pair = pairs.next().expect("the file rule always yields one pair");
-            (parse::module(file, 0, file_pair), Vec::new())
+            set_aside_misparsed(parse::module(file, 0, file_pair), text, Vec::new())
         }
         Err(_) => parse_items_separately(file, text),
     }
@@ -39,6 +40,10 @@ const ITEM_KEYWORDS: &[&str] = &[
     "constraint",
     "train",
     "search",
+    // Not nnl: a Python `def` or `class` is cut off as an item of its own, so that the mistake
+    // stays inside it instead of breaking the item above.
+    "def",
+    "class",
 ];
 
 fn starts_item(line: &str) -> bool {
@@ -63,6 +68,8 @@ fn item_name(chunk: &str) -> Option<String> {
         "optimizer",
         "schedule",
         "constraint",
+        "def",
+        "class",
     ];
     defines
         .contains(&kw)
@@ -94,6 +101,29 @@ fn parse_items_separately(file: FileId, text: &str) -> (ast::Module, Vec<Diagnos
                 diags.push(errors::describe(file, text, w[0], &e));
                 broken.extend(item_name(chunk));
             }
+        }
+    }
+    set_aside_misparsed(ast::Module { items, broken }, text, diags)
+}
+
+/// Reports the definitions that parsed only by accident (see `lint`) and treats them like
+/// items that failed to parse: removed, with their names marked as existing.
+fn set_aside_misparsed(
+    module: ast::Module,
+    text: &str,
+    mut diags: Vec<Diagnostic>,
+) -> (ast::Module, Vec<Diagnostic>) {
+    let mut broken = module.broken;
+    let mut items = Vec::new();
+    for item in module.items {
+        match lint::check_item(&item, text) {
+            Some(d) => {
+                diags.push(d);
+                if let ast::Item::Def(def) = &item {
+                    broken.push(def.name.name.clone());
+                }
+            }
+            None => items.push(item),
         }
     }
     (ast::Module { items, broken }, diags)
