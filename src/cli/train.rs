@@ -41,6 +41,9 @@ pub struct RunArgs {
     /// The batch size (default: the file's `batch`)
     #[arg(long)]
     pub batch: Option<usize>,
+    /// Train on at most N batches per epoch (a quick look at a long run)
+    #[arg(long, value_name = "N")]
+    pub steps_per_epoch: Option<usize>,
     /// Where to keep checkpoints (default: the train block's `checkpoint`, relative to the file)
     #[arg(long, conflicts_with = "resume")]
     pub checkpoint_dir: Option<PathBuf>,
@@ -145,6 +148,7 @@ pub fn run(args: &RunArgs) -> Result<(), String> {
             .clone()
             .or_else(|| runtime::checkpoint_dir_of(Path::new(path), &config)),
         resume: args.resume.clone(),
+        steps_per_epoch: args.steps_per_epoch,
     };
     let trainer = Trainer::new(&mut session, &mut data, &opts)?;
     let result = trainer.run(&mut Console::default())?;

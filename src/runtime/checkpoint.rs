@@ -30,6 +30,8 @@ pub struct EpochRecord {
     pub seconds: f64,
     /// The training batches alone.
     pub train_seconds: f64,
+    /// Training samples seen.
+    pub samples: usize,
     pub samples_per_second: f64,
 }
 

@@ -238,6 +238,8 @@ pub struct RunOptions {
     pub checkpoint_dir: Option<PathBuf>,
     /// Continue the run whose checkpoints are in this directory.
     pub resume: Option<PathBuf>,
+    /// Train on at most this many batches per epoch (each epoch still shuffles all samples).
+    pub steps_per_epoch: Option<usize>,
 }
 
 /// What a finished run reports.
@@ -264,6 +266,7 @@ pub struct Trainer<'s, 'p> {
     session: &'s mut Session<'p>,
     data: &'s Dataset,
     epochs: usize,
+    steps_per_epoch: usize,
     seed: u64,
     checkpoint_dir: Option<PathBuf>,
     values: HashMap<String, Tensor>,
@@ -332,6 +335,7 @@ impl<'s, 'p> Trainer<'s, 'p> {
             session,
             data,
             epochs,
+            steps_per_epoch: opts.steps_per_epoch.unwrap_or(usize::MAX),
             seed,
             checkpoint_dir,
             values,
@@ -380,7 +384,7 @@ impl<'s, 'p> Trainer<'s, 'p> {
         }
         while self.state.epochs_done < self.epochs {
             let record = self.epoch(observer)?;
-            samples += self.data.size("train").unwrap_or(0);
+            samples += record.samples;
             let improved = match &monitor {
                 Some(m) => self.track_best(&record, m)?,
                 None => false,
@@ -443,6 +447,7 @@ impl<'s, 'p> Trainer<'s, 'p> {
             .data
             .batches("train", batch_size, epoch as u64)
             .map_err(|e| e.to_string())?;
+        let batches = batches.take(self.steps_per_epoch);
         observer.epoch_started(epoch + 1, self.epochs, batches.len());
         let multi_phase = self.session.lowered.phases.len() > 1;
         let phase_names: Vec<String> = self
@@ -505,6 +510,7 @@ impl<'s, 'p> Trainer<'s, 'p> {
             val,
             seconds: start.elapsed().as_secs_f64(),
             train_seconds,
+            samples,
             samples_per_second: samples as f64 / train_seconds.max(1e-9),
         })
     }
