@@ -383,6 +383,13 @@ fn agrees_on_the_tricky_cases() {
         "data d {\n  train = idx(\"a\")\n  seed 7; shuffle(seed: 1)\n}\n",
         "train M, N on d {\n  optimizer = adam\n  early_stop (monitor: val.loss)\n  metrics a,\n    b\n}\n",
         "train M on d {\n  early_stop\n  (monitor)\n}\n",
+        // pest skips whitespace and comments before a setting's argument list
+        "train M on d {\n  early_stop\n  (monitor: val.loss)\n}\n",
+        "train M on d {\n  early_stop # c\n  (monitor: val.loss)\n}\n",
+        "train M on d {\n  metrics\n  (a), b\n}\n",
+        "train M on d {\n  metrics (a), b\n}\n",
+        "train M on d {\n  batch # c\n  64\n  seed (1) + 2\n}\n",
+        "data d {\n  seed\n  (1)\n}\n",
         "train on on on {\n  loss = x\n}\n",
         "train M on d {\n  update M, N with sgd(lr: 1)\n  constrain M with clip\n}\n",
         "search random() over M on d {\n  lr in [1, 2]\n  in in x\n} maximize val.acc\n",

@@ -4,10 +4,11 @@
  * It follows grammar/nnl.pest (the compiler's grammar) rule for rule and accepts the same
  * language; docs/language.md describes it. Where pest relies on ordered choice or on "no
  * whitespace here", this grammar uses:
- *  - the external scanner (src/scanner.c) for the three places that depend on the characters
- *    between two tokens: a call's `(` and a dtype's `[` must be on the same line as what precedes
- *    them (`_call_open`, `_shape_open`), the name of a pack follows `..` directly (`_immediate`),
- *    and a number may not be followed directly by a letter (`number`);
+ *  - the external scanner (src/scanner.c) for the places that depend on the characters between
+ *    two tokens: a call's `(` and a dtype's `[` must be on the same line as what precedes them
+ *    (`_call_open`, `_shape_open`) while a setting's `(` may be anywhere after its name
+ *    (`_setting_open`), the name of a pack follows `..` directly (`_immediate`), and a number
+ *    may not be followed directly by a letter (`number`);
  *  - `reserved` for the words that can never be names;
  *  - precedences so that an expression always continues when it can (`a` then a line `- b` is
  *    `a - b`), as pest's greedy repetition does.
@@ -47,7 +48,7 @@ module.exports = grammar({
 
   extras: ($) => [/[ \t\r\n]/, $.comment],
 
-  externals: ($) => [$._call_open, $._shape_open, $._immediate, $.number],
+  externals: ($) => [$._call_open, $._shape_open, $._immediate, $.number, $._setting_open],
 
   reserved: {
     global: (_) => RESERVED,
@@ -401,10 +402,14 @@ module.exports = grammar({
         field('name', $._setting_name),
         choice(
           seq('=', field('value', $._expression)),
-          field('arguments', alias($._call_arguments, $.argument_list)),
+          field('arguments', alias($._setting_arguments, $.argument_list)),
           sep1(field('value', $._expression)),
         ),
       ),
+
+    // pest skips whitespace and comments between a setting's name and its argument list, so a
+    // `(` after the name is an argument list even on the next line (`_setting_open`).
+    _setting_arguments: ($) => seq(alias($._setting_open, '('), commaList($._argument), ')'),
 
     // ------------------------------------------------------------------ train
 

@@ -4,6 +4,9 @@
 //  _call_open   `(` on the same line as the callee: only spaces and tabs before it
 //  _shape_open  `[` on the same line as the dtype: only spaces and tabs before it
 //  _immediate   nothing (zero width), valid only when a letter or `_` follows directly (`..S`)
+//  _setting_open `(` after a setting's name, after any whitespace and comments (pest skips them
+//               there: `early_stop` and `(monitor: …)` on the next line is still a call); a
+//               setting's values never start with `(`
 //  number       digits ("." digits)? (("e" | "E") ("+" | "-")? digits)?, not followed by a
 //               letter, digit or `_` (`2x` and `1e` are errors, as in the compiler)
 
@@ -17,6 +20,7 @@ enum TokenType {
   SHAPE_OPEN,
   IMMEDIATE,
   NUMBER,
+  SETTING_OPEN,
 };
 
 static bool is_digit(int32_t c) { return c >= '0' && c <= '9'; }
@@ -103,6 +107,29 @@ bool tree_sitter_nnl_external_scanner_scan(void *payload, TSLexer *lexer,
       lexer->result_symbol = SHAPE_OPEN;
       return true;
     }
+  }
+
+  if (valid_symbols[SETTING_OPEN] && !recovering) {
+    bool comment = false;
+    for (;;) {
+      int32_t c = lexer->lookahead;
+      if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+        skip(lexer);
+      } else if (c == '#') {
+        comment = true;
+        while (lexer->lookahead != '\n' && !lexer->eof(lexer)) skip(lexer);
+      } else {
+        break;
+      }
+    }
+    if (lexer->lookahead == '(') {
+      advance(lexer);
+      lexer->mark_end(lexer);
+      lexer->result_symbol = SETTING_OPEN;
+      return true;
+    }
+    // a comment is lexed as a comment (then this runs again after it); a number is scanned below
+    if (comment) return false;
   }
 
   if (valid_symbols[NUMBER]) {
