@@ -508,6 +508,7 @@ fn highlights_capture_each_token_class() {
     expect("use", 2, 0, "keyword.import");
     expect("Dense", 2, 0, "type");
     expect("data", 4, 0, "keyword.type");
+    expect("train", 5, 0, "variable");
     expect("\"images.gz\"", 5, 0, "string");
     expect("f32", 6, 0, "type.builtin");
     expect("784", 6, 0, "number");

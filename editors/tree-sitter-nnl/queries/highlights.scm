@@ -74,9 +74,19 @@
   "not"
 ] @keyword.operator
 
-; settings of a train or data block: `loss = …`, `batch 64`, `early_stop(…)`
+; settings of a train or data block: `loss = …`, `batch 64`, `early_stop(…)`; another name
+; there is a data source (`train = idx(…)`) or an unknown setting
 (setting
-  name: (identifier) @keyword)
+  name: (identifier) @keyword
+  (#any-of? @keyword
+    "loss" "optimizer" "batch" "epochs" "metrics" "early_stop" "checkpoint" "clip_grad_norm"
+    "seed" "shuffle"))
+
+(setting
+  name: (identifier) @variable
+  (#not-any-of? @variable
+    "loss" "optimizer" "batch" "epochs" "metrics" "early_stop" "checkpoint" "clip_grad_norm"
+    "seed" "shuffle"))
 
 ; ------------------------------------------------------------------ operators, punctuation
 
