@@ -548,3 +548,20 @@ fn highlights_capture_each_token_class() {
     expect("lr", 23, 0, "variable.parameter");
     expect("batch", 24, 0, "keyword");
 }
+
+/// No node of the examples or the stdlib is captured by two highlight patterns (editors differ on
+/// which one would win), and every file gets keywords, types, numbers and comments.
+#[test]
+fn highlights_capture_each_node_once_in_every_file() {
+    for (name, text) in examples_and_stdlib() {
+        let caps = highlights(&text);
+        let twice: Vec<_> = caps.iter().filter(|(_, v)| v.len() > 1).collect();
+        assert!(twice.is_empty(), "{name}: nodes captured twice: {twice:?}");
+        for class in ["keyword", "type.builtin", "number", "comment", "operator"] {
+            assert!(
+                caps.values().any(|v| v[0] == class),
+                "{name}: nothing captured as @{class}"
+            );
+        }
+    }
+}
