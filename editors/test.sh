@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Tests the editor support: the VS Code TextMate grammar (vscode-tmgrammar-test on
-# editors/vscode/tests/*.test.nnl) and the Vim files (editors/vim/test/run.sh, headless vim).
+# editors/vscode/tests/*.test.nnl), the VS Code extension's start of the language server
+# (node --test), and the Vim files (editors/vim/test/run.sh, headless vim).
 #
 #   editors/test.sh             installs the npm packages (npm ci, from package-lock.json), then tests
 #   editors/test.sh --offline   tests only; fails if the packages are not installed
@@ -23,5 +24,7 @@ if [ ! -x node_modules/.bin/vscode-tmgrammar-test ]; then
   exit 2
 fi
 node_modules/.bin/vscode-tmgrammar-test -g syntaxes/nnl.tmLanguage.json 'tests/*.test.nnl'
+# the extension starts `nnlc lsp` as configured (vscode and the language client faked)
+node --test tests/extension.test.js
 
 "$here/vim/test/run.sh"

@@ -1,5 +1,6 @@
 //! The editor support in editors/: runs `editors/test.sh --offline` (the TextMate grammar tests
-//! with vscode-tmgrammar-test and the headless Vim test) and checks that the VS Code extension's
+//! with vscode-tmgrammar-test, the VS Code extension's start of `nnlc lsp` with node's test
+//! runner, and the headless Vim test) and checks that the VS Code extension's
 //! manifest and the whole-example grammar test agree with the rest of the repository.
 //!
 //! Nothing is installed here: `.ci/run` runs `npm ci` in editors/vscode (and installs vim when it
@@ -46,6 +47,10 @@ fn textmate_and_vim_tests_pass() {
         stdout.matches("run successfuly").count(),
         tests,
         "every editors/vscode/tests/*.test.nnl must run:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("# pass 3") && stdout.contains("# fail 0"),
+        "the extension tests (node --test) must run:\n{stdout}"
     );
     assert!(
         stdout.contains("vim syntax test:") && stdout.contains(" 0 failed"),
