@@ -565,3 +565,64 @@ fn highlights_capture_each_node_once_in_every_file() {
         }
     }
 }
+
+/// The tree-sitter corpus (editors/tree-sitter-nnl/test/corpus/*.txt, the format of
+/// `tree-sitter test`): each input parses to the expected tree (fields aside).
+#[test]
+fn corpus_trees() {
+    let dir = root().join("editors/tree-sitter-nnl/test/corpus");
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    let normalize = |s: &str| -> String {
+        s.replace('(', " ( ")
+            .replace(')', " ) ")
+            .split_whitespace()
+            .filter(|w| !w.ends_with(':'))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut count = 0;
+    let mut failures = Vec::new();
+    for path in entries {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let is_rule = |l: &str, c: char| l.len() >= 3 && l.chars().all(|x| x == c);
+        let lines: Vec<&str> = text.lines().collect();
+        let mut i = 0;
+        while i < lines.len() {
+            if !is_rule(lines[i], '=') {
+                i += 1;
+                continue;
+            }
+            let name = lines[i + 1].trim();
+            let mut j = i + 3;
+            let start = j;
+            while !is_rule(lines[j], '-') {
+                j += 1;
+            }
+            let input = lines[start..j].join("\n");
+            let mut k = j + 1;
+            while k < lines.len() && !is_rule(lines[k], '=') {
+                k += 1;
+            }
+            let expected = lines[j + 1..k].join("\n");
+            let actual = parse(&input).root_node().to_sexp();
+            if normalize(&actual) != normalize(&expected) {
+                failures.push(format!(
+                    "{name}:\n  expected {expected}\n  actual   {actual}"
+                ));
+            }
+            assert!(
+                pest_accepts(&input),
+                "{}: {name}: the compiler rejects it",
+                path.display()
+            );
+            count += 1;
+            i = k;
+        }
+    }
+    assert!(count >= 10, "{count} corpus entries");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
