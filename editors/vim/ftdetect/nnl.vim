@@ -1,0 +1,2 @@
+" nnl (.nnl files)
+autocmd BufRead,BufNewFile *.nnl setfiletype nnl
