@@ -113,6 +113,10 @@ pub fn write_safetensors(
     write_atomically(path, &bytes)
 }
 
+/// Set in the environment, makes [`write_atomically`] kill the process between writing the
+/// temporary file and renaming it: how the tests simulate a crash at the worst moment.
+pub const ABORT_BEFORE_RENAME: &str = "NNL_TEST_ABORT_BEFORE_RENAME";
+
 /// Writes `bytes` to `path` so that `path` is always either the old file or the whole new one.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
     let dir = path
@@ -131,6 +135,9 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
+        if std::env::var_os(ABORT_BEFORE_RENAME).is_some() {
+            std::process::abort();
+        }
         std::fs::rename(&tmp, path)?;
         // Make the rename itself durable.
         if let Ok(d) = std::fs::File::open(dir) {
