@@ -1,0 +1,3 @@
+pub fn run_stdio() -> Result<(), String> {
+    Err("todo".into())
+}
