@@ -33,6 +33,8 @@ pub struct CheckOutput {
     pub summaries: Vec<check::ModelSummary>,
     /// Sorted by position; errors and warnings.
     pub diagnostics: Vec<Diagnostic>,
+    /// The type of each expression of the checked file, by span (for editors' hovers).
+    pub types: std::collections::HashMap<source::Span, String>,
 }
 
 impl CheckOutput {
@@ -44,6 +46,15 @@ impl CheckOutput {
 /// Parses, resolves and checks the program whose root file is `name` with contents `text`.
 pub fn check_source(name: &str, text: &str, loader: &dyn resolve::Loader) -> CheckOutput {
     check_program(name, text, loader).0
+}
+
+/// `check_source`, also returning the resolved program (for the language server's navigation).
+pub fn check_source_with_program(
+    name: &str,
+    text: &str,
+    loader: &dyn resolve::Loader,
+) -> (CheckOutput, resolve::Program) {
+    check_program(name, text, loader)
 }
 
 fn check_program(
@@ -61,6 +72,7 @@ fn check_program(
         sources,
         summaries: checked.summaries,
         diagnostics,
+        types: checked.types,
     };
     (out, program)
 }
