@@ -89,12 +89,8 @@ fn formatting_keeps_every_comment() {
     }
 }
 
-fn check_result(name: &str, text: &str) -> Vec<(String, String)> {
-    let loader = common::CwdLoader {
-        base: common::root(),
-    };
-    nnl::check_source(name, text, &loader)
-        .diagnostics
+fn codes_and_messages(out: nnl::CheckOutput) -> Vec<(String, String)> {
+    out.diagnostics
         .iter()
         .map(|d| (d.code.to_string(), d.message.clone()))
         .collect()
@@ -102,11 +98,16 @@ fn check_result(name: &str, text: &str) -> Vec<(String, String)> {
 
 #[test]
 fn check_says_the_same_before_and_after_formatting() {
+    let loader = common::CwdLoader {
+        base: common::root(),
+    };
     for (name, text) in corpus() {
         let formatted = fmt::format(&text).expect("parses");
+        let before = common::check_path(&common::root().join(&name));
+        let after = nnl::check_source(&name, &formatted, &loader);
         assert_eq!(
-            check_result(&name, &text),
-            check_result(&name, &formatted),
+            codes_and_messages(before),
+            codes_and_messages(after),
             "{name}: diagnostics differ after formatting"
         );
     }

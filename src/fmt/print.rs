@@ -44,6 +44,33 @@ enum Gap {
     Close,
 }
 
+/// A bracketed list's brackets and their positions in the source.
+struct Delims {
+    open_pos: usize,
+    open: &'static str,
+    close_pos: usize,
+    close: &'static str,
+}
+
+impl Delims {
+    fn new(open_pos: usize, open: &'static str, close_pos: usize, close: &'static str) -> Delims {
+        Delims {
+            open_pos,
+            open,
+            close_pos,
+            close,
+        }
+    }
+}
+
+/// A braced statement list's braces, and the indentation its statements are one level under
+/// (by default, that of the line it opens on).
+struct Braces {
+    base: Option<usize>,
+    open_pos: usize,
+    close_pos: usize,
+}
+
 /// Which statements align their `=` (or `in`) with each other: `name = …` with `name = …`,
 /// data fields `name: type = …` with data fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -263,18 +290,20 @@ impl<'a> Printer<'a> {
     /// A bracketed, comma-separated list. When the first item starts on a new line, every item
     /// gets its own line with a trailing comma and the closing bracket its own line; otherwise
     /// the items follow the opening bracket and the lines they continue on align with it.
-    #[allow(clippy::too_many_arguments)]
     fn seq<T>(
         &mut self,
-        open_pos: usize,
-        open: &str,
+        delims: Delims,
         items: &[T],
-        close_pos: usize,
-        close: &str,
         trailing_comma: bool,
         start_of: impl Fn(&T) -> usize,
         each: impl Fn(&mut Self, &T),
     ) {
+        let Delims {
+            open_pos,
+            open,
+            close_pos,
+            close,
+        } = delims;
         self.punct(open_pos, open, Gap::Inline);
         let saved = self.indent;
         let Some(first) = items.first() else {
@@ -335,15 +364,18 @@ impl<'a> Printer<'a> {
     /// gives the width of what comes before the `=` (or `in`) of statements that align theirs.
     fn braced<T>(
         &mut self,
-        base: Option<usize>,
-        open_pos: usize,
+        braces: Braces,
         items: &[T],
-        close_pos: usize,
         span_of: impl Fn(&T) -> Span,
         key: impl Fn(&mut Self, &T),
         alignable: impl Fn(&T) -> Option<Align>,
         each: impl Fn(&mut Self, usize, &T, usize),
     ) {
+        let Braces {
+            base,
+            open_pos,
+            close_pos,
+        } = braces;
         self.punct(open_pos, "{", Gap::Inline);
         let base = base.unwrap_or_else(|| self.line_indent());
         let saved = self.indent;
@@ -469,11 +501,8 @@ impl<'a> Printer<'a> {
                 let open = self.find(u.target_span.end as usize, b'{');
                 let close = self.find(ids.last().map_or(open, |i| i.span.end as usize), b'}');
                 self.seq(
-                    open,
-                    "{",
+                    Delims::new(open, "{", close, "}"),
                     ids,
-                    close,
-                    "}",
                     false,
                     |i| i.span.start as usize,
                     |p, i| p.ident(i),
@@ -554,11 +583,8 @@ impl<'a> Printer<'a> {
     fn param_list(&mut self, open: usize, params: &[Param]) {
         let close = self.param_list_close(open, params);
         self.seq(
-            open,
-            "(",
+            Delims::new(open, "(", close, ")"),
             params,
-            close,
-            ")",
             false,
             |p| p.span.start as usize,
             |pr, p| {
@@ -581,10 +607,12 @@ impl<'a> Printer<'a> {
         self.write(" ");
         let open = self.find(d.name.span.end as usize, b'{');
         self.braced(
-            None,
-            open,
+            Braces {
+                base: None,
+                open_pos: open,
+                close_pos: d.span.end as usize - 1,
+            },
             &d.stmts,
-            d.span.end as usize - 1,
             data_stmt_span,
             |p, s| match s {
                 DataStmt::Source { name, .. } => p.ident(name),
@@ -675,10 +703,12 @@ impl<'a> Printer<'a> {
 
     fn train_stmts(&mut self, open: usize, stmts: &[TrainStmt], close: usize) {
         self.braced(
-            None,
-            open,
+            Braces {
+                base: None,
+                open_pos: open,
+                close_pos: close,
+            },
             stmts,
-            close,
             train_stmt_span,
             |p, s| {
                 if let TrainStmt::Setting(s) = s {
@@ -744,10 +774,12 @@ impl<'a> Printer<'a> {
             b'}',
         );
         self.braced(
-            None,
-            open,
+            Braces {
+                base: None,
+                open_pos: open,
+                close_pos: close,
+            },
             &s.space,
-            close,
             |(n, e)| n.span.to(e.span),
             |p, (n, _)| p.ident(n),
             |_| Some(Align::Name),
@@ -778,11 +810,8 @@ impl<'a> Printer<'a> {
             }
             TypeKind::Shape(s) => self.shape(s),
             TypeKind::Tuple(ts) => self.seq(
-                t.span.start as usize,
-                "(",
+                Delims::new(t.span.start as usize, "(", t.span.end as usize - 1, ")"),
                 ts,
-                t.span.end as usize - 1,
-                ")",
                 false,
                 |t| t.span.start as usize,
                 |p, t| p.type_expr(t),
@@ -793,11 +822,8 @@ impl<'a> Printer<'a> {
 
     fn shape(&mut self, s: &ShapeExpr) {
         self.seq(
-            s.span.start as usize,
-            "[",
+            Delims::new(s.span.start as usize, "[", s.span.end as usize - 1, "]"),
             &s.items,
-            s.span.end as usize - 1,
-            "]",
             false,
             |item| match item {
                 ShapeItem::Dim(e) => e.span.start as usize,
@@ -829,14 +855,14 @@ impl<'a> Printer<'a> {
             .comments
             .get(self.next_comment)
             .is_some_and(|c| c.start < close);
-        if let (true, Some(tail)) = (b.stmts.is_empty(), &b.tail) {
-            if !self.src[start..close].contains('\n') || self.flat {
-                self.punct(start, "{ ", Gap::Inline);
-                self.expr(tail);
-                self.write(" ");
-                self.punct(close, "}", Gap::Inline);
-                return;
-            }
+        if let (true, Some(tail)) = (b.stmts.is_empty(), &b.tail)
+            && (!self.src[start..close].contains('\n') || self.flat)
+        {
+            self.punct(start, "{ ", Gap::Inline);
+            self.expr(tail);
+            self.write(" ");
+            self.punct(close, "}", Gap::Inline);
+            return;
         }
         if b.stmts.is_empty() && b.tail.is_none() && !has_comments {
             self.punct(start, "{", Gap::Inline);
@@ -850,10 +876,12 @@ impl<'a> Printer<'a> {
         });
         all.extend(tail_stmt.as_ref());
         self.braced(
-            base,
-            start,
+            Braces {
+                base,
+                open_pos: start,
+                close_pos: close,
+            },
             &all,
-            close,
             |s| s.span,
             |_, _| {},
             |_| None,
@@ -916,11 +944,8 @@ impl<'a> Printer<'a> {
         match pat {
             Pattern::Name(id) => self.ident(id),
             Pattern::Tuple(ps, span) => self.seq(
-                span.start as usize,
-                "(",
+                Delims::new(span.start as usize, "(", span.end as usize - 1, ")"),
                 ps,
-                span.end as usize - 1,
-                ")",
                 false,
                 |p| p.span().start as usize,
                 |p, pat| p.pattern(pat),
@@ -1011,21 +1036,15 @@ impl<'a> Printer<'a> {
                 self.expr(hi);
             }
             ExprKind::Tuple(items) => self.seq(
-                start,
-                "(",
+                Delims::new(start, "(", e.span.end as usize - 1, ")"),
                 items,
-                e.span.end as usize - 1,
-                ")",
                 items.len() == 1,
                 |e| e.span.start as usize,
                 |p, e| p.expr(e),
             ),
             ExprKind::List(items) => self.seq(
-                start,
-                "[",
+                Delims::new(start, "[", e.span.end as usize - 1, "]"),
                 items,
-                e.span.end as usize - 1,
-                "]",
                 false,
                 |item| match item {
                     ListItem::Expr(e) => e.span.start as usize,
@@ -1109,11 +1128,8 @@ impl<'a> Printer<'a> {
 
     fn call_args(&mut self, args: &[Arg], span: Span) {
         self.seq(
-            span.start as usize,
-            "(",
+            Delims::new(span.start as usize, "(", span.end as usize - 1, ")"),
             args,
-            span.end as usize - 1,
-            ")",
             false,
             |a| a.span.start as usize,
             |p, a| {
