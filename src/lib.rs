@@ -8,11 +8,13 @@ pub mod check;
 pub mod data;
 pub mod diag;
 pub mod exec;
+pub mod fmt;
 pub mod fs;
 pub mod grad;
 pub mod interp;
 pub mod ir;
 pub mod lower;
+pub mod lsp;
 pub mod opt;
 pub mod prim;
 pub mod resolve;
@@ -32,6 +34,8 @@ pub struct CheckOutput {
     pub summaries: Vec<check::ModelSummary>,
     /// Sorted by position; errors and warnings.
     pub diagnostics: Vec<Diagnostic>,
+    /// The type of each expression of the checked file, by span (for editors' hovers).
+    pub types: std::collections::HashMap<source::Span, String>,
 }
 
 impl CheckOutput {
@@ -45,8 +49,8 @@ pub fn check_source(name: &str, text: &str, loader: &dyn resolve::Loader) -> Che
     check_program(name, text, loader).0
 }
 
-/// Parses, resolves and checks, and also gives the resolved program (for lowering and for
-/// loading its data).
+/// Parses, resolves and checks, and also gives the resolved program (for lowering, loading its
+/// data, and the language server's navigation).
 pub fn check_program(
     name: &str,
     text: &str,
@@ -62,6 +66,7 @@ pub fn check_program(
         sources,
         summaries: checked.summaries,
         diagnostics,
+        types: checked.types,
     };
     (out, program)
 }

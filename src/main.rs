@@ -70,6 +70,16 @@ enum Command {
     },
     /// Compute the loss and every parameter's gradient for one batch, on the reference interpreter
     Grad(GradArgs),
+    /// Rewrite files in the canonical layout (docs/language.md, "Formatting")
+    Fmt {
+        #[arg(required = true)]
+        files: Vec<String>,
+        /// Write nothing; list the files that would change and fail if there are any
+        #[arg(long)]
+        check: bool,
+    },
+    /// Run the language server on stdin/stdout (for editors)
+    Lsp,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -104,6 +114,8 @@ fn main() -> ExitCode {
             None => ir(&file, stage, phase.as_deref(), batch, stats),
         },
         Command::Grad(args) => report(grad(&args)),
+        Command::Fmt { files, check } => fmt(&files, check),
+        Command::Lsp => report(nnl::lsp::run_stdio()),
         Command::Explain { code } => match diag::explain(&code.to_uppercase()) {
             Some(text) => {
                 println!("{text}");
@@ -351,4 +363,48 @@ fn print_graph(graph: &nnl::ir::Graph, stats: bool) -> ExitCode {
         print!("{}", nnl::ir::text::print(graph));
     }
     ExitCode::SUCCESS
+}
+
+/// Formats each file; with `check`, only reports the files whose layout would change.
+fn fmt(files: &[String], check: bool) -> ExitCode {
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let mut failed = false;
+    for path in files {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: cannot read `{path}`: {e}");
+                failed = true;
+                continue;
+            }
+        };
+        let formatted = match nnl::fmt::format(&text) {
+            Ok(f) => f,
+            Err(diags) => {
+                let mut sources = nnl::source::SourceMap::new();
+                sources.add(path.as_str(), text, false);
+                eprint!("{}", diag::render(&sources, &diags, color));
+                eprintln!("error: `{path}` has syntax errors; not formatted");
+                failed = true;
+                continue;
+            }
+        };
+        if formatted == text {
+            continue;
+        }
+        if check {
+            println!("{path}");
+            failed = true;
+        } else if let Err(e) =
+            nnl::store::write_atomically(std::path::Path::new(path), formatted.as_bytes())
+        {
+            eprintln!("error: {e}");
+            failed = true;
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }

@@ -25,6 +25,9 @@ pub use summary::{InstanceRow, ModelSummary, render as render_summary, snake_cas
 /// What checking a program produced: the summaries of the trained models, and diagnostics.
 pub struct Checked {
     pub summaries: Vec<ModelSummary>,
+    /// The type of each expression of the root file, by span, as first inferred (with the
+    /// definition's own dimension symbols): what an editor shows on hover.
+    pub types: HashMap<Span, String>,
 }
 
 pub fn check(program: &Program, sources: &SourceMap) -> (Checked, Vec<Diagnostic>) {
@@ -36,6 +39,7 @@ pub fn check(program: &Program, sources: &SourceMap) -> (Checked, Vec<Diagnostic
         failed_defs: HashSet::new(),
         trace: Vec::new(),
         expanding: Vec::new(),
+        types: HashMap::new(),
     };
     for (m, module) in program.modules.iter().enumerate() {
         for (i, item) in module.ast.items.iter().enumerate() {
@@ -71,7 +75,13 @@ pub fn check(program: &Program, sources: &SourceMap) -> (Checked, Vec<Diagnostic
             Item::Use(_) | Item::Def(_) => {}
         }
     }
-    (Checked { summaries }, c.diags)
+    (
+        Checked {
+            summaries,
+            types: c.types,
+        },
+        c.diags,
+    )
 }
 
 pub(crate) struct Checker<'p> {
@@ -85,6 +95,7 @@ pub(crate) struct Checker<'p> {
     trace: Vec<summary::TraceNode>,
     /// Definitions being expanded, to stop runaway expansion.
     expanding: Vec<ItemRef>,
+    types: HashMap<Span, String>,
 }
 
 /// The scope of one body being checked.
@@ -693,7 +704,16 @@ impl<'p> Checker<'p> {
 
     // ------------------------------------------------------------------ expressions
 
+    /// Checks an expression, and records its type when it is in the root file.
     pub(crate) fn expr(&mut self, f: &mut Frame, e: &Expr) -> Ty {
+        let t = self.expr_type(f, e);
+        if f.module == self.program.root && !t.is_unknown() {
+            self.types.entry(e.span).or_insert_with(|| t.to_string());
+        }
+        t
+    }
+
+    fn expr_type(&mut self, f: &mut Frame, e: &Expr) -> Ty {
         match &e.kind {
             ExprKind::Number { value, is_int } => {
                 if *is_int && *value <= i64::MAX as f64 {
