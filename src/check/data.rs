@@ -1,7 +1,7 @@
 //! The `data` block: known sources and their arguments, column selections, transforms, declared
 //! feature types, and splits whose fractions leave something to train on.
 
-use super::ty::{Shape, ShapeElem, Ty};
+use super::ty::{Shape, Ty};
 use super::{ArgVal, Checker, Frame, Slot};
 use crate::diag::Diagnostic;
 use crate::source::Span;
@@ -491,15 +491,30 @@ impl Checker<'_> {
             }
         }
         if let (Some(count), false) = (selected, reshaped) {
-            let declared_n = shape.concrete().map(|d| d.iter().product::<i64>());
+            // `one_hot` turns the one label column into the declared vector.
+            let declared_n = if one_hot.is_some() {
+                Some(1)
+            } else {
+                shape.concrete().map(|d| d.iter().product::<i64>())
+            };
             if let Some(dn) = declared_n.filter(|dn| *dn != count as i64) {
-                let elems: Vec<ShapeElem> = shape.0.clone();
-                let _ = elems;
+                let s = if count == 1 { "" } else { "s" };
+                let (message, help) = if one_hot.is_some() {
+                    (
+                        format!("this selects {count} column{s} but `one_hot` encodes one label column"),
+                        "select the label column alone: `col(4) |> one_hot(3)`",
+                    )
+                } else {
+                    (
+                        format!("this selects {count} column{s} but the field is declared {}{shape} ({dn} values)", dtype.name()),
+                        "ranges are half-open: `cols(0..4)` selects columns 0, 1, 2 and 3",
+                    )
+                };
                 self.emit(
-                    Diagnostic::error("E0304", format!("this selects {count} column{} but the field is declared {}{shape} ({dn} values)", if count == 1 { "" } else { "s" }, dtype.name()))
-                        .with_primary(head.span, format!("{count} column{}", if count == 1 { "" } else { "s" }))
+                    Diagnostic::error("E0304", message)
+                        .with_primary(head.span, format!("{count} column{s}"))
                         .with_secondary(decl_span, "declared here")
-                        .with_help("ranges are half-open: `cols(0..4)` selects columns 0, 1, 2 and 3"),
+                        .with_help(help),
                 );
             }
         }

@@ -201,7 +201,12 @@ fn print_summary(r: &runtime::report::Report) {
         println!("test: {}", runtime::console::format_metrics(test));
     }
     if let Some(dir) = &r.config.checkpoint {
-        println!("checkpoints: {dir}/{{last,best}}.safetensors");
+        let best = if r.best.is_some() {
+            format!(", best: {dir}/{}", checkpoint::BEST)
+        } else {
+            String::new()
+        };
+        println!("checkpoints: last: {dir}/{}{best}", checkpoint::LAST);
     }
 }
 

@@ -539,7 +539,7 @@ impl<'s, 'p> Trainer<'s, 'p> {
         self.failure(
             epoch,
             &format!(
-                "the loss is {loss}{origin}; training stopped, the last checkpoint is kept (try a smaller learning rate or `clip_grad_norm`)"
+                "the loss is {loss}{origin}; training stopped, and the checkpoints of earlier epochs are kept (a smaller learning rate or `clip_grad_norm` may help)"
             ),
         )
     }
