@@ -501,12 +501,17 @@ impl Checker<'_> {
                 let s = if count == 1 { "" } else { "s" };
                 let (message, help) = if one_hot.is_some() {
                     (
-                        format!("this selects {count} column{s} but `one_hot` encodes one label column"),
+                        format!(
+                            "this selects {count} column{s} but `one_hot` encodes one label column"
+                        ),
                         "select the label column alone: `col(4) |> one_hot(3)`",
                     )
                 } else {
                     (
-                        format!("this selects {count} column{s} but the field is declared {}{shape} ({dn} values)", dtype.name()),
+                        format!(
+                            "this selects {count} column{s} but the field is declared {}{shape} ({dn} values)",
+                            dtype.name()
+                        ),
                         "ranges are half-open: `cols(0..4)` selects columns 0, 1, 2 and 3",
                     )
                 };

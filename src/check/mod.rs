@@ -20,7 +20,9 @@ use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use ty::{Callable, Closure, Instance, Shape, ShapeElem, Ty, Var, VarKind, same_type};
 
-pub use summary::{InstanceRow, ModelSummary, render as render_summary, snake_case};
+pub use summary::{
+    InstanceRow, ModelSummary, group as group_digits, render as render_summary, snake_case,
+};
 
 /// What checking a program produced: the summaries of the trained models, and diagnostics.
 pub struct Checked {

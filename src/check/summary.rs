@@ -165,7 +165,8 @@ impl Checker<'_> {
     }
 }
 
-fn group(n: i64) -> String {
+/// 101770 → "101,770".
+pub fn group(n: i64) -> String {
     let s = n.abs().to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {

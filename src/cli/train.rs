@@ -134,7 +134,7 @@ pub fn run(args: &RunArgs) -> Result<(), String> {
         "training {} on `{}`: {} parameters; {} samples; batch {}, seed {seed}, backend {}, {threads} thread{}",
         session.lowered().train,
         path,
-        thousands(session.parameter_count()),
+        nnl::check::group_digits(session.parameter_count() as i64),
         sizes.join(", "),
         config.batch,
         session.backend_name(),
@@ -177,7 +177,11 @@ fn print_summary(r: &runtime::report::Report) {
         r.train,
         r.epochs.len(),
         if r.epochs.len() == 1 { "" } else { "s" },
-        if r.stopped_early { " (stopped early)" } else { "" },
+        if r.stopped_early {
+            " (stopped early)"
+        } else {
+            ""
+        },
         t.train_seconds,
         t.samples_per_second,
         t.mean_step_ms,
@@ -208,19 +212,6 @@ fn print_summary(r: &runtime::report::Report) {
         };
         println!("checkpoints: last: {dir}/{}{best}", checkpoint::LAST);
     }
-}
-
-/// 101770 → "101,770".
-fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// A checkpoint file, or a directory's best one (its last when it has no best).
@@ -262,13 +253,8 @@ pub fn predict(args: &PredictArgs) -> Result<(), String> {
     let file = checkpoint_file(&args.checkpoint);
     let saved = checkpoint::load(&file)?;
     let raw = nnl::data::read_inputs(&args.input).map_err(|e| e.to_string())?;
-    let outputs = runtime::predict::predict(
-        &program,
-        &check.sources,
-        backend.as_ref(),
-        &saved,
-        &raw,
-    )?;
+    let outputs =
+        runtime::predict::predict(&program, &check.sources, backend.as_ref(), &saved, &raw)?;
     runtime::predict::write_outputs(&args.output, &outputs)?;
     eprintln!(
         "{} predictions written to {}",

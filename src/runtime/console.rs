@@ -36,11 +36,10 @@ impl Observer for Console {
             return;
         }
         let bar = ProgressBar::with_draw_target(Some(batches as u64), ProgressDrawTarget::stderr());
-        let style = ProgressStyle::with_template(
-            "epoch {prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}",
-        )
-        .expect("the template is valid")
-        .progress_chars("=> ");
+        let style =
+            ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}")
+                .expect("the template is valid")
+                .progress_chars("=> ");
         bar.set_style(style);
         bar.set_prefix(format!("{epoch}/{epochs}"));
         self.bar = Some(bar);

@@ -110,7 +110,9 @@ impl<'p> Session<'p> {
             let step = crate::step::train_step(lowered, phase)?;
             steps.push(self.backend.prepare(crate::opt::optimize(&step).0)?);
         }
-        let eval = self.backend.prepare(crate::opt::optimize(&lowered.eval).0)?;
+        let eval = self
+            .backend
+            .prepare(crate::opt::optimize(&lowered.eval).0)?;
         let g = Rc::new(Graphs { steps, eval });
         self.graphs.insert(batch, g.clone());
         self.compile_seconds += start.elapsed().as_secs_f64();
@@ -166,7 +168,9 @@ impl<'p> Session<'p> {
         let mut values: Vec<(String, f64)> = out
             .iter()
             .filter(|(name, _)| {
-                name.as_str() == "loss" || name.starts_with("loss.") || config.metrics.contains(name)
+                name.as_str() == "loss"
+                    || name.starts_with("loss.")
+                    || config.metrics.contains(name)
             })
             .filter_map(|(name, t)| {
                 let name = if name == "loss" { loss_name } else { name };
@@ -589,9 +593,19 @@ impl<'s, 'p> Trainer<'s, 'p> {
             return Ok(());
         };
         let stats = self.data.fitted_stats();
-        checkpoint::save(&dir.join(checkpoint::LAST), &self.values, &stats, &self.state)?;
+        checkpoint::save(
+            &dir.join(checkpoint::LAST),
+            &self.values,
+            &stats,
+            &self.state,
+        )?;
         if improved {
-            checkpoint::save(&dir.join(checkpoint::BEST), &self.values, &stats, &self.state)?;
+            checkpoint::save(
+                &dir.join(checkpoint::BEST),
+                &self.values,
+                &stats,
+                &self.state,
+            )?;
         }
         Ok(())
     }

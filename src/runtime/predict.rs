@@ -1,8 +1,8 @@
 //! `nnlc predict`: a trained model applied to new inputs, prepared by the data transforms
 //! fitted when it was trained.
 
-use super::Backend;
 use super::checkpoint::Checkpoint;
+use super::{Backend, Executable};
 use crate::data::Pipeline;
 use crate::interp::Tensor;
 use crate::ir::{DType, Role};
@@ -11,6 +11,7 @@ use crate::resolve::Program;
 use crate::source::SourceMap;
 use ndarray::{Axis, concatenate};
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::path::Path;
 
 /// The model's outputs for raw inputs (samples first): the inputs go through the transforms of
@@ -24,8 +25,8 @@ pub fn predict(
     raw: &Tensor,
 ) -> Result<Tensor, String> {
     let model = model_name(program)?;
-    let mut pipeline = Pipeline::from_decl(program, super::train_data(program)?)
-        .map_err(|e| e.to_string())?;
+    let mut pipeline =
+        Pipeline::from_decl(program, super::train_data(program)?).map_err(|e| e.to_string())?;
     pipeline
         .restore_stats(&saved.data_stats)
         .map_err(|e| e.to_string())?;
@@ -36,29 +37,10 @@ pub fn predict(
     let mut start = 0;
     while start < samples {
         let n = batch.min(samples - start);
-        if !graphs.contains_key(&n) {
-            let opts = lower::Options {
-                batch: Some(n),
-                float: DType::F32,
-            };
-            let graph = lower::lower_model(program, sources, &opts, &model, false)
-                .map_err(|d| d.message)?;
-            let fields: Vec<String> = graph
-                .inputs()
-                .filter(|(_, _, role)| *role == Role::Data)
-                .map(|(_, name, _)| name.to_string())
-                .collect();
-            let [field] = &fields[..] else {
-                return Err(format!(
-                    "`{model}` takes {} inputs; predict feeds models of one input",
-                    fields.len()
-                ));
-            };
-            let field = field.clone();
-            let exe = backend.prepare(crate::opt::optimize(&graph).0)?;
-            graphs.insert(n, (field, exe));
-        }
-        let (field, exe) = &graphs[&n];
+        let (field, exe) = match graphs.entry(n) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => e.insert(prepare(program, sources, backend, &model, n)?),
+        };
         let chunk = slice_samples(raw, start, start + n);
         let prepared = pipeline
             .transform_inputs(field, &chunk)
@@ -70,6 +52,36 @@ pub fn predict(
         start += n;
     }
     join_samples(&outputs)
+}
+
+/// The model alone in evaluation mode for `batch` samples, and the field it reads.
+fn prepare(
+    program: &Program,
+    sources: &SourceMap,
+    backend: &dyn Backend,
+    model: &str,
+    batch: usize,
+) -> Result<(String, Box<dyn Executable>), String> {
+    let opts = lower::Options {
+        batch: Some(batch),
+        float: DType::F32,
+    };
+    let graph = lower::lower_model(program, sources, &opts, model, false).map_err(|d| d.message)?;
+    let fields: Vec<String> = graph
+        .inputs()
+        .filter(|(_, _, role)| *role == Role::Data)
+        .map(|(_, name, _)| name.to_string())
+        .collect();
+    let [field] = &fields[..] else {
+        return Err(format!(
+            "`{model}` takes {} inputs; predict feeds models of one input",
+            fields.len()
+        ));
+    };
+    Ok((
+        field.clone(),
+        backend.prepare(crate::opt::optimize(&graph).0)?,
+    ))
 }
 
 /// The only model of the root file's train block.

@@ -103,11 +103,16 @@ impl Report {
             data: splits.into_iter().collect(),
             resumed_after_epoch,
             epochs: result.state.history.clone(),
-            best: result.state.best.as_ref().zip(result.monitor.as_ref()).map(|(b, m)| BestReport {
-                monitor: m.0.clone(),
-                epoch: b.epoch,
-                value: b.value,
-            }),
+            best: result
+                .state
+                .best
+                .as_ref()
+                .zip(result.monitor.as_ref())
+                .map(|(b, m)| BestReport {
+                    monitor: m.0.clone(),
+                    epoch: b.epoch,
+                    value: b.value,
+                }),
             stopped_early: result.stopped_early,
             restored_best: result.restored_best,
             test: result.test.clone(),

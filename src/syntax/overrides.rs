@@ -86,7 +86,9 @@ fn edits_for(module: &Module, text: &str, o: &Override) -> Result<Vec<Edit>, Str
         Some("early_stop") => {
             let call = train.stmts.iter().find_map(|s| match s {
                 TrainStmt::Setting(set) if set.name.name == "early_stop" => match &set.value {
-                    SettingValue::Call(args, span) => Some((&args[..], span.start as usize, span.end as usize)),
+                    SettingValue::Call(args, span) => {
+                        Some((&args[..], span.start as usize, span.end as usize))
+                    }
                     _ => None,
                 },
                 _ => None,
@@ -116,7 +118,9 @@ fn edits_for(module: &Module, text: &str, o: &Override) -> Result<Vec<Edit>, Str
 fn setting_edit(train: &TrainDecl, text: &str, key: &str, value: &str) -> Edit {
     let found = train.stmts.iter().find_map(|s| match s {
         TrainStmt::Setting(set) if set.name.name == key => match &set.value {
-            SettingValue::Values(v) if !v.is_empty() => Some((v[0].span.start, v[v.len() - 1].span.end)),
+            SettingValue::Values(v) if !v.is_empty() => {
+                Some((v[0].span.start, v[v.len() - 1].span.end))
+            }
             SettingValue::Assign(e) => Some((e.span.start, e.span.end)),
             _ => None,
         },
@@ -181,7 +185,12 @@ fn named<'a>(args: &'a [Arg], key: &str) -> Option<&'a Arg> {
 }
 
 /// Replaces a named argument's value, or adds `key: value` before the closing parenthesis.
-fn arg_edit((args, start, end): (&[Arg], usize, usize), text: &str, key: &str, value: &str) -> Edit {
+fn arg_edit(
+    (args, start, end): (&[Arg], usize, usize),
+    text: &str,
+    key: &str,
+    value: &str,
+) -> Edit {
     if let Some(a) = named(args, key) {
         return Edit {
             start: a.value.span.start as usize,
@@ -242,7 +251,11 @@ fn unknown(module: &Module, train: &TrainDecl, name: &str) -> String {
             && d.kind == DefKind::Model
             && train.models.iter().any(|m| m.name == d.name.name)
         {
-            known.extend(d.attrs.iter().map(|a| format!("{}.{}", d.name.name, a.name.name)));
+            known.extend(
+                d.attrs
+                    .iter()
+                    .map(|a| format!("{}.{}", d.name.name, a.name.name)),
+            );
         }
     }
     for (args, _, _) in optimizer_calls(train) {

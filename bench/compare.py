@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""Training-step time of nnl against PyTorch and JAX, measured in one invocation.
+
+For each model and thread count, runs `nnlc run --report` on the matching example (a bounded
+number of steps) and the peers' scripts from ../shared/bench (run.sh), then prints one line
+per (model, threads) with the ratios. nnl's mean step time includes assembling each batch from
+the data set; the peers time the step alone on ready tensors.
+
+    python3 bench/compare.py [--models mlp_small,tiny] [--threads 1,2] [--steps 300]
+"""
+import argparse, json, os, subprocess, sys, tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+PEERS = os.environ.get("NNL_PEERS_BENCH", os.path.join(ROOT, "..", "shared", "bench"))
+# The nnl example that matches each reference model of ../shared/bench/README.md.
+EXAMPLES = {"mlp_small": "examples/mnist_mlp.nnl", "tiny": "examples/iris.nnl"}
+
+
+def nnl_step_ms(example, threads, steps):
+    nnlc = os.path.join(ROOT, "target", "release", "nnlc")
+    with tempfile.TemporaryDirectory() as tmp:
+        report = os.path.join(tmp, "report.json")
+        cmd = [nnlc, "run", example, "--threads", str(threads), "--epochs", "2",
+               "--steps-per-epoch", str(steps), "--checkpoint-dir", tmp, "--report", report]
+        if threads == 1:
+            cmd = ["taskset", "-c", "0"] + cmd
+        subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
+        with open(report) as f:
+            r = json.load(f)
+    # The second epoch only: the first includes lowering and warm-up.
+    e = r["epochs"][-1]
+    return 1e3 * e["train_seconds"] * r["config"]["batch"] / e["samples"]
+
+
+def peer_step_ms(model, threads):
+    env = dict(os.environ, MODELS=model, THREADS=str(threads), KINDS="torch_eager jax")
+    out = subprocess.run(["bash", os.path.join(PEERS, "run.sh")], env=env,
+                         capture_output=True, text=True).stdout
+    times = {}
+    for line in out.splitlines():
+        r = json.loads(line)
+        kind = r["fw"] + ("_" + r["mode"] if r.get("mode") else "")
+        times[kind] = r["step_us"]["median"] / 1e3
+    return times, out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--models", default="mlp_small,tiny")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--steps", type=int, default=300)
+    a = ap.parse_args()
+    for model in a.models.split(","):
+        for t in map(int, a.threads.split(",")):
+            nnl = nnl_step_ms(EXAMPLES[model], t, a.steps)
+            peers, raw = peer_step_ms(model, t)
+            cols = " ".join(f"{k} {v:.3f} ms (nnl/{k} {nnl / v:.2f}x)" for k, v in peers.items())
+            print(f"{model} {t}t: nnl {nnl:.3f} ms | {cols or 'peers unavailable: ' + raw[:200]}")
+            sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
