@@ -367,7 +367,7 @@ fn print_graph(graph: &nnl::ir::Graph, stats: bool) -> ExitCode {
 
 /// Formats each file; with `check`, only reports the files whose layout would change.
 fn fmt(files: &[String], check: bool) -> ExitCode {
-    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let color = color();
     let mut failed = false;
     for path in files {
         let text = match std::fs::read_to_string(path) {

@@ -19,16 +19,9 @@ struct PhaseSrc<'a> {
 }
 
 pub(crate) fn lower_train(program: &Program, sources: &SourceMap, opts: &Options) -> Res<Lowered> {
-    let root = &program.modules[program.root];
     let module = program.root;
-    let t = root
-        .ast
-        .items
-        .iter()
-        .find_map(|i| match i {
-            Item::Train(t) => Some(t),
-            _ => None,
-        })
+    let t = program
+        .train()
         .ok_or(LowerError {
             message: "the file has no `train` block; add one, or show one model alone with `nnlc ir --model M`".into(),
             span: None,

@@ -86,6 +86,18 @@ pub struct Program {
 }
 
 impl Program {
+    /// The root file's `train` block, if it has one.
+    pub fn train(&self) -> Option<&crate::syntax::ast::TrainDecl> {
+        self.modules[self.root]
+            .ast
+            .items
+            .iter()
+            .find_map(|i| match i {
+                Item::Train(t) => Some(t),
+                _ => None,
+            })
+    }
+
     pub fn item(&self, r: ItemRef) -> &Item {
         &self.modules[r.module].ast.items[r.index]
     }

@@ -619,16 +619,7 @@ pub fn checkpoint_dir_of(file: &Path, config: &TrainConfig) -> Option<PathBuf> {
 
 /// The data block the root file's `train` block reads.
 pub fn train_data(program: &Program) -> Result<&DataDecl, String> {
-    let root = &program.modules[program.root];
-    let train = root
-        .ast
-        .items
-        .iter()
-        .find_map(|i| match i {
-            Item::Train(t) => Some(t),
-            _ => None,
-        })
-        .ok_or("the file has no `train` block")?;
+    let train = program.train().ok_or("the file has no `train` block")?;
     match program
         .lookup(program.root, &train.data.name)
         .map(|r| program.item(r))

@@ -86,17 +86,8 @@ fn prepare(
 
 /// The only model of the root file's train block.
 fn model_name(program: &Program) -> Result<String, String> {
-    let root = &program.modules[program.root];
-    let models = root
-        .ast
-        .items
-        .iter()
-        .find_map(|i| match i {
-            crate::syntax::ast::Item::Train(t) => Some(&t.models),
-            _ => None,
-        })
-        .ok_or("the file has no `train` block")?;
-    match &models[..] {
+    let models = &program.train().ok_or("the file has no `train` block")?;
+    match &models.models[..] {
         [m] => Ok(m.name.clone()),
         _ => Err("predict applies one model; this train block trains several".into()),
     }
