@@ -41,7 +41,11 @@ def peer_step_ms(model, threads):
     for line in out.splitlines():
         r = json.loads(line)
         kind = r["fw"] + ("_" + r["mode"] if r.get("mode") else "")
-        times[kind] = r["step_us"]["median"] / 1e3
+        # torch_bench.py reports microseconds, jax_bench.py milliseconds.
+        if "step_us" in r:
+            times[kind] = r["step_us"]["median"] / 1e3
+        elif "step_ms" in r:
+            times[kind] = r["step_ms"]["median"]
     return times, out
 
 

@@ -258,7 +258,6 @@ pub struct RunResult {
     pub restored_best: bool,
     /// Metrics on the test split, with the weights the run ended with.
     pub test: Option<Metrics>,
-    pub values: HashMap<String, Tensor>,
     pub train_seconds: f64,
     pub steps_this_run: u64,
     pub samples_this_run: usize,
@@ -435,7 +434,6 @@ impl<'s, 'p> Trainer<'s, 'p> {
             stopped_early,
             restored_best,
             test,
-            values: self.values,
             train_seconds,
             samples_this_run: samples,
             checkpoint_dir: self.checkpoint_dir,

@@ -271,3 +271,45 @@ fn unknown(module: &Module, train: &TrainDecl, name: &str) -> String {
         known.join(", ")
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = "model M(hidden: int = 8)(x: f32[B, 4]) -> f32[B, 3] {\n  x\n}\n\ntrain M on d {\n  loss = mse(out, y)\n  optimizer = adam(lr: 1e-3)\n  epochs 5\n  early_stop(monitor: val.loss)\n}\n";
+
+    fn set(pairs: &[&str]) -> Result<String, String> {
+        let overrides: Vec<Override> = pairs.iter().map(|p| p.parse().unwrap()).collect();
+        apply(FILE, &overrides)
+    }
+
+    #[test]
+    fn values_are_replaced_where_they_are_written() {
+        let out = set(&["epochs=12", "hidden=32", "lr=3e-4", "M.hidden=64"]).unwrap();
+        assert!(out.contains("  epochs 12\n"), "{out}");
+        assert!(out.contains("(hidden: int = 64)"), "{out}");
+        assert!(out.contains("adam(lr: 3e-4)"), "{out}");
+    }
+
+    #[test]
+    fn missing_settings_and_arguments_are_added() {
+        let out = set(&["batch=16", "optimizer.b1=0.8", "early_stop.patience=4"]).unwrap();
+        assert!(out.contains("  batch 16\n}\n"), "{out}");
+        assert!(out.contains("adam(lr: 1e-3, b1: 0.8)"), "{out}");
+        assert!(
+            out.contains("early_stop(monitor: val.loss, patience: 4)"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn unknown_names_list_what_the_file_has() {
+        let err = set(&["hiden=3"]).unwrap_err();
+        assert!(
+            err.contains("M.hidden") && err.contains("optimizer.lr"),
+            "{err}"
+        );
+        assert!("lr".parse::<Override>().is_err());
+        assert!("=3".parse::<Override>().is_err());
+    }
+}
