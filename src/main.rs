@@ -145,17 +145,20 @@ fn color() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
+/// A file's text, or None after printing why it cannot be read.
+fn read_source(path: &str) -> Option<String> {
+    std::fs::read_to_string(path)
+        .map_err(|e| eprintln!("error: cannot read `{path}`: {e}"))
+        .ok()
+}
+
 fn check(files: &[String], summary: bool, format: Format) -> ExitCode {
     let color = color();
     let mut failed = false;
     for path in files {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("error: cannot read `{path}`: {e}");
-                failed = true;
-                continue;
-            }
+        let Some(text) = read_source(path) else {
+            failed = true;
+            continue;
         };
         let out = nnl::check_source(path, &text, &nnl::fs::DiskLoader);
         match format {
@@ -189,13 +192,7 @@ fn lower_with<T>(
     lower: &dyn Fn(&str, &nnl::lower::Options) -> nnl::LowerOutput<T>,
 ) -> Option<T> {
     let color = color();
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: cannot read `{path}`: {e}");
-            return None;
-        }
-    };
+    let text = read_source(path)?;
     let opts = nnl::lower::Options {
         batch,
         ..Default::default()
@@ -370,13 +367,9 @@ fn fmt(files: &[String], check: bool) -> ExitCode {
     let color = color();
     let mut failed = false;
     for path in files {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("error: cannot read `{path}`: {e}");
-                failed = true;
-                continue;
-            }
+        let Some(text) = read_source(path) else {
+            failed = true;
+            continue;
         };
         let formatted = match nnl::fmt::format(&text) {
             Ok(f) => f,
