@@ -117,7 +117,13 @@ pub fn run(args: &RunArgs) -> Result<(), String> {
     let mut session = Session::new(&program, &check.sources, args.batch, backend)?;
     let config = session.config().clone();
     let resumed = match &args.resume {
-        Some(dir) => Some(checkpoint::load(&dir.join(checkpoint::LAST))?.state),
+        Some(dir) => Some(
+            checkpoint::load(&dir.join(checkpoint::LAST))
+                .map_err(|e| {
+                    format!("{e}; `--resume` takes the checkpoint directory of an earlier run")
+                })?
+                .state,
+        ),
         None => None,
     };
     let seed = args

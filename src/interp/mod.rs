@@ -110,6 +110,16 @@ pub fn run(
     inputs: &HashMap<String, Tensor>,
     opts: &Options,
 ) -> Result<HashMap<String, Tensor>, InterpError> {
+    run_with(graph, &|name| inputs.get(name), opts)
+}
+
+/// [`run`] with the inputs found by name through `input`, so that a caller holding them in
+/// several places need not gather them into one map.
+pub fn run_with<'a>(
+    graph: &Graph,
+    input: &dyn Fn(&str) -> Option<&'a Tensor>,
+    opts: &Options,
+) -> Result<HashMap<String, Tensor>, InterpError> {
     verify(graph).map_err(|e| InterpError {
         message: format!("invalid graph: {e}"),
         node: None,
@@ -120,9 +130,7 @@ pub fn run(
     for (v, name, _) in graph.inputs() {
         let want = graph.ty(v);
         let fail = |message| InterpError::at(v.index(), graph.node(v), message);
-        let tensor = inputs
-            .get(name)
-            .ok_or_else(|| fail(format!("missing input `{name}` ({want})")))?;
+        let tensor = input(name).ok_or_else(|| fail(format!("missing input `{name}` ({want})")))?;
         let got = tensor.ty();
         if got != *want {
             return Err(fail(format!(

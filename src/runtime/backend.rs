@@ -7,11 +7,11 @@ use std::collections::HashMap;
 
 /// A graph made ready to run by a backend.
 pub trait Executable {
-    /// Runs the graph on inputs keyed by input name; `locate_nonfinite` asks the backend to stop
-    /// at the first node that turns finite operands into a NaN or an infinity and name it.
-    fn run(
+    /// Runs the graph on the inputs `input` finds by name; `locate_nonfinite` asks the backend
+    /// to stop at the first node that turns finite operands into a NaN or an infinity and name it.
+    fn run<'a>(
         &self,
-        inputs: &HashMap<String, Tensor>,
+        input: &dyn Fn(&str) -> Option<&'a Tensor>,
         locate_nonfinite: bool,
     ) -> Result<HashMap<String, Tensor>, InterpError>;
 }
@@ -47,15 +47,15 @@ impl Backend for Interpreter {
 }
 
 impl Executable for Interpreted {
-    fn run(
+    fn run<'a>(
         &self,
-        inputs: &HashMap<String, Tensor>,
+        input: &dyn Fn(&str) -> Option<&'a Tensor>,
         locate_nonfinite: bool,
     ) -> Result<HashMap<String, Tensor>, InterpError> {
         let opts = interp::Options {
             check_finite: locate_nonfinite,
             threads: self.threads,
         };
-        interp::run(&self.graph, inputs, &opts)
+        interp::run_with(&self.graph, input, &opts)
     }
 }

@@ -149,8 +149,11 @@ impl<'p> Session<'p> {
             .map_err(|e| e.to_string())?;
         for batch in batches {
             let graphs = self.graphs(batch.indices.len())?;
-            let inputs = graph_inputs(&batch, values, None, rng_key(seed, 0));
-            let out = graphs.eval.run(&inputs, false).map_err(|e| e.to_string())?;
+            let inputs = Inputs::new(&batch, values, None, rng_key(seed, 0));
+            let out = graphs
+                .eval
+                .run(&|n| inputs.get(n), false)
+                .map_err(|e| e.to_string())?;
             self.add_outputs(&mut sums, &batch, &out, "loss");
         }
         Ok(sums.finish())
@@ -203,22 +206,40 @@ fn lower_at(
     lower::lower(program, sources, &opts).map_err(|d| d.message.clone())
 }
 
-/// The inputs of a graph: the batch's fields, the current values, the counters and the key.
-fn graph_inputs(
-    batch: &Batch,
-    values: &HashMap<String, Tensor>,
-    counters: Option<(u64, usize)>,
-    rng: Tensor,
-) -> HashMap<String, Tensor> {
-    let mut inputs = values.clone();
-    inputs.extend(batch.tensors.iter().map(|(n, t)| (n.clone(), t.clone())));
-    if let Some((step, epoch)) = counters {
-        // `step` is 1-based (the update being made), `epoch` the number of epochs completed.
-        inputs.insert("step".into(), scalar((step + 1) as f64));
-        inputs.insert("epoch".into(), scalar(epoch as f64));
+/// The inputs of a graph where they already are, so that no step copies the parameters: the
+/// batch's fields, the current values, and the counters and random key made for this step.
+struct Inputs<'a> {
+    batch: &'a Batch,
+    values: &'a HashMap<String, Tensor>,
+    made: HashMap<&'static str, Tensor>,
+}
+
+impl<'a> Inputs<'a> {
+    fn new(
+        batch: &'a Batch,
+        values: &'a HashMap<String, Tensor>,
+        counters: Option<(u64, usize)>,
+        rng: Tensor,
+    ) -> Inputs<'a> {
+        let mut made = HashMap::from([("rng", rng)]);
+        if let Some((step, epoch)) = counters {
+            // `step` is 1-based (the update being made), `epoch` the number of epochs completed.
+            made.insert("step", scalar((step + 1) as f64));
+            made.insert("epoch", scalar(epoch as f64));
+        }
+        Inputs {
+            batch,
+            values,
+            made,
+        }
     }
-    inputs.insert("rng".into(), rng);
-    inputs
+
+    fn get(&self, name: &str) -> Option<&Tensor> {
+        self.made
+            .get(name)
+            .or_else(|| self.batch.tensors.get(name))
+            .or_else(|| self.values.get(name))
+    }
 }
 
 fn scalar(v: f64) -> Tensor {
@@ -293,7 +314,7 @@ impl<'s, 'p> Trainer<'s, 'p> {
                 let last = checkpoint::load(&dir.join(checkpoint::LAST))?;
                 if last.state.train != session.lowered.train {
                     return Err(format!(
-                        "the checkpoint in `{}` trained {}, this file trains {}",
+                        "the checkpoint in `{}` trained {}, this file trains {}: resume with the file that made it, or start afresh with `--checkpoint-dir`",
                         dir.display(),
                         last.state.train,
                         session.lowered.train
@@ -466,14 +487,14 @@ impl<'s, 'p> Trainer<'s, 'p> {
             let mut last_loss = 0.0;
             for (p, step_graph) in graphs.steps.iter().enumerate() {
                 let counter = 1 + self.state.steps_done * graphs.steps.len() as u64 + p as u64;
-                let inputs = graph_inputs(
+                let inputs = Inputs::new(
                     &batch,
                     &self.values,
                     Some((self.state.steps_done, epoch)),
                     rng_key(self.seed, counter),
                 );
                 let out = step_graph
-                    .run(&inputs, false)
+                    .run(&|n| inputs.get(n), false)
                     .map_err(|e| self.failure(epoch, &e.to_string()))?;
                 let loss = out.get("loss").and_then(Tensor::scalar).unwrap_or(f64::NAN);
                 if !loss.is_finite() {
@@ -531,10 +552,10 @@ impl<'s, 'p> Trainer<'s, 'p> {
         &self,
         epoch: usize,
         graph: &dyn Executable,
-        inputs: &HashMap<String, Tensor>,
+        inputs: &Inputs,
         loss: f64,
     ) -> String {
-        let origin = match graph.run(inputs, true) {
+        let origin = match graph.run(&|n| inputs.get(n), true) {
             Err(e) => format!("; the first non-finite value: {e}"),
             Ok(_) => String::new(),
         };

@@ -31,6 +31,7 @@ pub fn predict(
         .restore_stats(&saved.data_stats)
         .map_err(|e| e.to_string())?;
     let samples = raw.shape()[0];
+    let values = raw.to_f64();
     let batch = saved.state.batch.max(1);
     let mut graphs = HashMap::new();
     let mut outputs = Vec::new();
@@ -41,13 +42,18 @@ pub fn predict(
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(e) => e.insert(prepare(program, sources, backend, &model, n)?),
         };
-        let chunk = slice_samples(raw, start, start + n);
+        let chunk = slice_samples(&values, raw.shape(), start, start + n);
         let prepared = pipeline
             .transform_inputs(field, &chunk)
             .map_err(|e| e.to_string())?;
-        let mut inputs = saved.values.clone();
-        inputs.insert(field.clone(), prepared);
-        let out = exe.run(&inputs, false).map_err(|e| e.to_string())?;
+        let input = |name: &str| {
+            if name == field {
+                Some(&prepared)
+            } else {
+                saved.values.get(name)
+            }
+        };
+        let out = exe.run(&input, false).map_err(|e| e.to_string())?;
         outputs.push(out.get("out").cloned().ok_or("the model gave no output")?);
         start += n;
     }
@@ -93,10 +99,10 @@ fn model_name(program: &Program) -> Result<String, String> {
     }
 }
 
-fn slice_samples(t: &Tensor, start: usize, end: usize) -> Tensor {
-    let values = t.to_f64();
-    let per: usize = t.shape()[1..].iter().product();
-    let mut shape = t.shape().to_vec();
+/// Samples `start..end` of row-major `values` of `shape` (samples first).
+fn slice_samples(values: &[f64], shape: &[usize], start: usize, end: usize) -> Tensor {
+    let per: usize = shape[1..].iter().product();
+    let mut shape = shape.to_vec();
     shape[0] = end - start;
     Tensor::from_f64(
         &crate::ir::TensorType::new(DType::F64, shape),
