@@ -13,6 +13,7 @@ pub mod fs;
 pub mod grad;
 pub mod interp;
 pub mod ir;
+pub mod jit;
 pub mod lower;
 pub mod lsp;
 pub mod opt;

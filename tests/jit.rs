@@ -14,7 +14,7 @@
 use nnl::interp::{InterpError, Tensor};
 use nnl::ir::{DType, Graph};
 use nnl::runtime::{
-    self, Backend, Executable, Interpreter, Observer, RunOptions, Session, Trainer, checkpoint,
+    self, Backend, Executable, Interpreter, Jit, Observer, RunOptions, Session, Trainer, checkpoint,
 };
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -23,10 +23,9 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-/// The backend under test. Switch to `Box::new(nnl::jit::Jit { threads: 1 })` once the JIT is
-/// in the tree; until then the interpreter is compared with itself, which must be bit-identical.
+/// The backend under test.
 fn candidate() -> Box<dyn Backend> {
-    Box::new(Interpreter { threads: 1 })
+    Box::new(Jit { threads: 1 })
 }
 
 /// Float outputs match when |candidate − reference| <= ATOL + RTOL·|reference|, element by

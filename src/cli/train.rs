@@ -1,12 +1,14 @@
 //! `nnlc run`, `nnlc eval` and `nnlc predict`: training and using a trained model.
 
-use nnl::runtime::{self, Console, Interpreter, RunOptions, Session, Trainer, checkpoint};
+use nnl::runtime::{self, Console, Interpreter, Jit, RunOptions, Session, Trainer, checkpoint};
 use nnl::syntax::overrides::{self, Override};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum BackendKind {
+    /// Native code compiled by Cranelift
+    Jit,
     /// The reference interpreter
     Interp,
 }
@@ -19,7 +21,7 @@ pub struct Common {
     #[arg(long)]
     pub threads: Option<usize>,
     /// Where graphs run
-    #[arg(long, value_enum, default_value = "interp")]
+    #[arg(long, value_enum, default_value = "jit")]
     pub backend: BackendKind,
     /// Override a hyperparameter of the file: a train setting (`epochs=10`), a model attribute
     /// (`hidden=256`), an optimizer argument (`lr=3e-4`, `optimizer.b1=0.8`) or an early-stop
@@ -106,6 +108,7 @@ fn backend(common: &Common) -> (Box<dyn runtime::Backend>, usize) {
             .unwrap_or(1)
     });
     match common.backend {
+        BackendKind::Jit => (Box::new(Jit { threads }), threads),
         BackendKind::Interp => (Box::new(Interpreter { threads }), threads),
     }
 }

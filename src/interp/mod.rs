@@ -148,6 +148,47 @@ pub fn run_with<'a>(
         .collect())
 }
 
+/// Evaluates one node of a verified graph on its operands, as [`run`] would: a kernel, or a
+/// whole `scan` (whose parts come back in order). `index` names the node in errors. For backends
+/// that run most ops themselves and hand the rest to the reference implementation.
+pub fn eval_node(
+    index: usize,
+    node: &Node,
+    args: Vec<Tensor>,
+    opts: &Options,
+) -> Result<Vec<Tensor>, InterpError> {
+    let fail = |message| InterpError::at(index, node, message);
+    let args: Vec<Rc<Tensor>> = args.into_iter().map(Rc::new).collect();
+    let parts = match &node.op {
+        Op::Scan {
+            body,
+            carries,
+            seqs,
+            reverse,
+        } => {
+            let scan = Scan {
+                index,
+                node,
+                body,
+                carries: *carries,
+                seqs: *seqs,
+                reverse: *reverse,
+            };
+            Interp { opts }.scan(&scan, args)?
+        }
+        Op::Input { .. } | Op::Get { .. } => {
+            return Err(fail(format!("`{}` is not computed", node.op.name())));
+        }
+        op => {
+            let operands: Vec<&Tensor> = args.iter().map(|t| &**t).collect();
+            vec![Rc::new(
+                kernels::apply(op, &operands, opts.threads).map_err(fail)?,
+            )]
+        }
+    };
+    Ok(parts.into_iter().map(Rc::unwrap_or_clone).collect())
+}
+
 /// A node's value: a tensor, or the parts of a `scan` result. Shared, so that forwarding a value
 /// (`get`, a scan's constants at every step) copies no data.
 enum Value {

@@ -1,5 +1,5 @@
 //! Where graphs run. The runtime asks a backend to prepare each graph once and then runs it per
-//! batch; the reference interpreter is the only backend until the JIT lands.
+//! batch: on the reference interpreter, or compiled to native code by the JIT.
 
 use crate::interp::{self, InterpError, Tensor};
 use crate::ir::Graph;
@@ -57,5 +57,47 @@ impl Executable for Interpreted {
             threads: self.threads,
         };
         interp::run_with(&self.graph, input, &opts)
+    }
+}
+
+/// The Cranelift JIT (`src/jit`). It cannot name the op that made a NaN, so the interpreter
+/// runs the graph when asked to locate one.
+pub struct Jit {
+    /// Threads for matrix products.
+    pub threads: usize,
+}
+
+struct Jitted {
+    program: crate::jit::Program,
+    threads: usize,
+}
+
+impl Backend for Jit {
+    fn name(&self) -> &'static str {
+        "jit"
+    }
+
+    fn prepare(&self, graph: Graph) -> Result<Box<dyn Executable>, String> {
+        Ok(Box::new(Jitted {
+            program: crate::jit::compile(&graph)?,
+            threads: self.threads,
+        }))
+    }
+}
+
+impl Executable for Jitted {
+    fn run<'a>(
+        &self,
+        input: &dyn Fn(&str) -> Option<&'a Tensor>,
+        locate_nonfinite: bool,
+    ) -> Result<HashMap<String, Tensor>, InterpError> {
+        if locate_nonfinite {
+            let opts = interp::Options {
+                check_finite: true,
+                threads: self.threads,
+            };
+            return interp::run_with(self.program.graph(), input, &opts);
+        }
+        self.program.run(input, self.threads)
     }
 }

@@ -14,7 +14,7 @@ pub mod metrics;
 pub mod predict;
 pub mod report;
 
-pub use backend::{Backend, Executable, Interpreter};
+pub use backend::{Backend, Executable, Interpreter, Jit};
 pub use checkpoint::{Best, EpochRecord, RunState};
 pub use console::Console;
 pub use metrics::Metrics;

@@ -1,0 +1,755 @@
+//! Cranelift code for the plan's kernels: one function per loop nest, `fn(table)`, where
+//! `table[b]` is the address of buffer `b` for this run.
+//!
+//! Adjacent axes that every access walks contiguously are merged, so most kernels are one flat
+//! loop. The innermost loop of an f32 kernel whose accesses are contiguous or broadcast runs four
+//! lanes at a time (x86-64 Cranelift emits 128-bit vectors), then finishes element by element.
+//! Every element is computed with the interpreter's operations in the interpreter's order (no
+//! fused multiply-add, folds in index order, `exp`/`log`/`sin`/`cos` through the same library
+//! calls), so kernels agree with it bit for bit.
+
+use super::plan::{ExprNode, ExprOp, Fold, Kernel, dtype_size};
+use crate::ir::{CmpOp, DType, Op};
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::{
+    AbiParam, Endianness, FuncRef, InstBuilder, MemFlagsData, Type, UserFuncName, Value, types,
+};
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{FuncId, Linkage, Module};
+use std::collections::HashMap;
+
+/// A compiled kernel: reads and writes the buffers whose addresses `table` holds.
+pub type KernelFn = unsafe extern "C" fn(table: *const *mut u8);
+
+/// The machine code of a plan's kernels; freed on drop.
+pub struct Code {
+    module: Option<JITModule>,
+    pub kernels: Vec<KernelFn>,
+}
+
+impl Drop for Code {
+    fn drop(&mut self) {
+        if let Some(module) = self.module.take() {
+            // SAFETY: the function pointers in `kernels` are dropped with `self` and were never
+            // handed out beyond it, so no code of this module runs after it is freed.
+            unsafe { module.free_memory() };
+        }
+    }
+}
+
+extern "C" fn exp_f32(x: f32) -> f32 {
+    x.exp()
+}
+extern "C" fn log_f32(x: f32) -> f32 {
+    x.ln()
+}
+extern "C" fn sin_f32(x: f32) -> f32 {
+    x.sin()
+}
+extern "C" fn cos_f32(x: f32) -> f32 {
+    x.cos()
+}
+extern "C" fn exp_f64(x: f64) -> f64 {
+    x.exp()
+}
+extern "C" fn log_f64(x: f64) -> f64 {
+    x.ln()
+}
+extern "C" fn sin_f64(x: f64) -> f64 {
+    x.sin()
+}
+extern "C" fn cos_f64(x: f64) -> f64 {
+    x.cos()
+}
+
+/// The per-element functions kernels call: symbol, address, argument and result type.
+fn math_functions() -> [(&'static str, *const u8, Type); 8] {
+    [
+        ("nnl_exp_f32", exp_f32 as *const u8, types::F32),
+        ("nnl_log_f32", log_f32 as *const u8, types::F32),
+        ("nnl_sin_f32", sin_f32 as *const u8, types::F32),
+        ("nnl_cos_f32", cos_f32 as *const u8, types::F32),
+        ("nnl_exp_f64", exp_f64 as *const u8, types::F64),
+        ("nnl_log_f64", log_f64 as *const u8, types::F64),
+        ("nnl_sin_f64", sin_f64 as *const u8, types::F64),
+        ("nnl_cos_f64", cos_f64 as *const u8, types::F64),
+    ]
+}
+
+fn math_symbol(op: &Op, dtype: DType) -> &'static str {
+    match (op, dtype) {
+        (Op::Exp, DType::F32) => "nnl_exp_f32",
+        (Op::Log, DType::F32) => "nnl_log_f32",
+        (Op::Sin, DType::F32) => "nnl_sin_f32",
+        (Op::Cos, DType::F32) => "nnl_cos_f32",
+        (Op::Exp, _) => "nnl_exp_f64",
+        (Op::Log, _) => "nnl_log_f64",
+        (Op::Sin, _) => "nnl_sin_f64",
+        _ => "nnl_cos_f64",
+    }
+}
+
+fn clif_type(d: DType) -> Type {
+    match d {
+        DType::F32 => types::F32,
+        DType::F64 => types::F64,
+        DType::I32 => types::I32,
+        DType::Bool => types::I8,
+    }
+}
+
+fn float_cc(c: CmpOp) -> FloatCC {
+    match c {
+        CmpOp::Eq => FloatCC::Equal,
+        CmpOp::Ne => FloatCC::NotEqual,
+        CmpOp::Lt => FloatCC::LessThan,
+        CmpOp::Le => FloatCC::LessThanOrEqual,
+        CmpOp::Gt => FloatCC::GreaterThan,
+        CmpOp::Ge => FloatCC::GreaterThanOrEqual,
+    }
+}
+
+fn int_cc(c: CmpOp, signed: bool) -> IntCC {
+    match (c, signed) {
+        (CmpOp::Eq, _) => IntCC::Equal,
+        (CmpOp::Ne, _) => IntCC::NotEqual,
+        (CmpOp::Lt, true) => IntCC::SignedLessThan,
+        (CmpOp::Le, true) => IntCC::SignedLessThanOrEqual,
+        (CmpOp::Gt, true) => IntCC::SignedGreaterThan,
+        (CmpOp::Ge, true) => IntCC::SignedGreaterThanOrEqual,
+        (CmpOp::Lt, false) => IntCC::UnsignedLessThan,
+        (CmpOp::Le, false) => IntCC::UnsignedLessThanOrEqual,
+        (CmpOp::Gt, false) => IntCC::UnsignedGreaterThan,
+        (CmpOp::Ge, false) => IntCC::UnsignedGreaterThanOrEqual,
+    }
+}
+
+/// Compiles every kernel into one module.
+pub fn compile(kernels: &[&Kernel]) -> Result<Code, String> {
+    let mut flags = settings::builder();
+    flags.set("opt_level", "speed").map_err(|e| e.to_string())?;
+    let isa = cranelift_native::builder()
+        .map_err(|e| format!("this machine is not supported by the JIT: {e}"))?
+        .finish(settings::Flags::new(flags))
+        .map_err(|e| e.to_string())?;
+    let mut jit = JITBuilder::with_isa(isa, cranelift_module::default_libcall_names());
+    for (name, address, _) in math_functions() {
+        jit.symbol(name, address);
+    }
+    let mut module = JITModule::new(jit);
+    let mut math = HashMap::new();
+    for (name, _, ty) in math_functions() {
+        let mut sig = module.make_signature();
+        sig.params.push(AbiParam::new(ty));
+        sig.returns.push(AbiParam::new(ty));
+        let id = module
+            .declare_function(name, Linkage::Import, &sig)
+            .map_err(|e| e.to_string())?;
+        math.insert(name, id);
+    }
+    let pointer = module.target_config().pointer_type();
+    let mut ctx = module.make_context();
+    let mut builder_ctx = FunctionBuilderContext::new();
+    let mut ids = Vec::new();
+    for (n, kernel) in kernels.iter().enumerate() {
+        ctx.func.signature.params.push(AbiParam::new(pointer));
+        let id = module
+            .declare_function(&format!("kernel{n}"), Linkage::Local, &ctx.func.signature)
+            .map_err(|e| e.to_string())?;
+        ctx.func.name = UserFuncName::user(0, id.as_u32());
+        let builder = FunctionBuilder::new(&mut ctx.func, &mut builder_ctx);
+        Emitter::new(builder, &mut module, &math, kernel, pointer).emit();
+        module
+            .define_function(id, &mut ctx)
+            .map_err(|e| format!("compiling kernel {n}: {e:?}"))?;
+        module.clear_context(&mut ctx);
+        ids.push(id);
+    }
+    module.finalize_definitions().map_err(|e| e.to_string())?;
+    let kernels = ids
+        .iter()
+        .map(|&id| {
+            let code = module.get_finalized_function(id);
+            // SAFETY: `code` is a finalized function compiled with the signature
+            // `fn(pointer)`, the platform's C calling convention, which `KernelFn` is.
+            unsafe { std::mem::transmute::<*const u8, KernelFn>(code) }
+        })
+        .collect();
+    Ok(Code {
+        module: Some(module),
+        kernels,
+    })
+}
+
+/// A kernel's iteration space after merging axes: the extents, and the strides in bytes of
+/// each group of accesses that walk it alike (they share one offset per loop level).
+struct Layout {
+    dims: Vec<usize>,
+    strides: Vec<Vec<i64>>,
+    /// The group of each access (the loads, then the output).
+    group: Vec<usize>,
+}
+
+fn layout(k: &Kernel, sizes: &[usize]) -> Layout {
+    let accesses: Vec<&[isize]> = k
+        .loads
+        .iter()
+        .map(|v| v.strides.as_slice())
+        .chain([k.out.strides.as_slice()])
+        .collect();
+    let bytes = |a: usize, d: usize| accesses[a][d] as i64 * sizes[a] as i64;
+    let has_iota = k.expr.iter().any(|n| matches!(n.op, ExprOp::Iota(_)));
+    let mut dims: Vec<usize> = Vec::new();
+    let mut strides: Vec<Vec<i64>> = vec![Vec::new(); accesses.len()];
+    for (d, &n) in k.space.iter().enumerate() {
+        // `iota` reads each axis's own index, so its kernels keep their axes as they are.
+        if has_iota {
+            dims.push(n);
+            for (a, s) in strides.iter_mut().enumerate() {
+                s.push(bytes(a, d));
+            }
+            continue;
+        }
+        if n == 1 {
+            continue;
+        }
+        let mergeable = dims.last().is_some()
+            && strides
+                .iter()
+                .enumerate()
+                .all(|(a, s)| *s.last().expect("same rank") == bytes(a, d) * n as i64);
+        if mergeable {
+            *dims.last_mut().expect("checked") *= n;
+            for (a, s) in strides.iter_mut().enumerate() {
+                *s.last_mut().expect("checked") = bytes(a, d);
+            }
+        } else {
+            dims.push(n);
+            for (a, s) in strides.iter_mut().enumerate() {
+                s.push(bytes(a, d));
+            }
+        }
+    }
+    let mut groups: Vec<Vec<i64>> = Vec::new();
+    let group = strides
+        .into_iter()
+        .map(|s| match groups.iter().position(|g| *g == s) {
+            Some(g) => g,
+            None => {
+                groups.push(s);
+                groups.len() - 1
+            }
+        })
+        .collect();
+    Layout {
+        dims,
+        strides: groups,
+        group,
+    }
+}
+
+struct Emitter<'a, 'm> {
+    b: FunctionBuilder<'a>,
+    module: &'m mut JITModule,
+    math: &'m HashMap<&'static str, FuncId>,
+    math_refs: HashMap<&'static str, FuncRef>,
+    k: &'m Kernel,
+    pointer: Type,
+    /// The dtype of each access (the loads, then the output).
+    dtypes: Vec<DType>,
+    lay: Layout,
+    /// Each access's base address.
+    bases: Vec<Value>,
+    /// The index variable of each loop level.
+    index: Vec<Variable>,
+}
+
+const FLAGS: MemFlagsData = MemFlagsData::new().with_notrap();
+const LANES: usize = 4;
+
+impl<'a, 'm> Emitter<'a, 'm> {
+    fn new(
+        b: FunctionBuilder<'a>,
+        module: &'m mut JITModule,
+        math: &'m HashMap<&'static str, FuncId>,
+        k: &'m Kernel,
+        pointer: Type,
+    ) -> Self {
+        let mut dtypes = vec![DType::F32; k.loads.len()];
+        for node in &k.expr {
+            if let ExprOp::Load(i) = node.op {
+                dtypes[i] = node.dtype;
+            }
+        }
+        dtypes.push(k.expr.last().expect("an expression has a result").dtype);
+        let sizes: Vec<usize> = dtypes.iter().map(|&d| dtype_size(d)).collect();
+        let lay = layout(k, &sizes);
+        Emitter {
+            b,
+            module,
+            math,
+            math_refs: HashMap::new(),
+            k,
+            pointer,
+            dtypes,
+            lay,
+            bases: Vec::new(),
+            index: Vec::new(),
+        }
+    }
+
+    fn out(&self) -> usize {
+        self.dtypes.len() - 1
+    }
+
+    fn emit(mut self) {
+        let entry = self.b.create_block();
+        self.b.append_block_params_for_function_params(entry);
+        self.b.switch_to_block(entry);
+        let table = self.b.block_params(entry)[0];
+        let views = self.k.loads.iter().chain([&self.k.out]);
+        let mut bases = Vec::new();
+        for (view, &dtype) in views.zip(&self.dtypes) {
+            let slot = (view.buf * self.pointer.bytes() as usize) as i32;
+            let base = self.b.ins().load(self.pointer, FLAGS, table, slot);
+            let offset = view.offset as i64 * dtype_size(dtype) as i64;
+            bases.push(self.b.ins().iadd_imm_s(base, offset));
+        }
+        self.bases = bases;
+        if !self.k.space.contains(&0) {
+            if let Some(fold) = self.k.reduce {
+                self.fill_fold_start(fold);
+            }
+            let zero = self.b.ins().iconst(types::I64, 0);
+            let start = vec![zero; self.lay.strides.len()];
+            self.level(0, &start);
+        }
+        self.b.ins().return_(&[]);
+        self.b.seal_all_blocks();
+        let config = self.module.target_config();
+        self.b.finalize(config);
+    }
+
+    /// Sets every element of a reduction's (fresh, row-major) output to the fold's start.
+    fn fill_fold_start(&mut self, fold: Fold) {
+        let numel: usize = self
+            .k
+            .space
+            .iter()
+            .zip(&self.k.out.strides)
+            .filter(|&(_, &s)| s != 0)
+            .map(|(&n, _)| n)
+            .product();
+        let dtype = self.dtypes[self.out()];
+        let size = dtype_size(dtype) as i64;
+        let start = match (fold, dtype) {
+            (Fold::Sum, _) => 0.0,
+            (Fold::Max, DType::I32) => f64::from(i32::MIN),
+            (Fold::Max, _) => f64::NEG_INFINITY,
+        };
+        let counter = self.b.declare_var(types::I64);
+        let zero = self.b.ins().iconst(types::I64, 0);
+        self.b.def_var(counter, zero);
+        let offset = self.b.declare_var(types::I64);
+        self.b.def_var(offset, zero);
+        self.counted_loop(counter, &[(offset, size)], 1, numel, &mut |e, offs| {
+            let value = e.constant(start, dtype);
+            let base = e.bases[e.out()];
+            let address = e.b.ins().iadd(base, offs[0]);
+            e.b.ins().store(FLAGS, value, address, 0);
+        });
+    }
+
+    /// `for (i = 0; i + step <= n; i += step)`, advancing each `(offset, stride)` by
+    /// `stride · step` per iteration; `body` gets the offsets' current values.
+    fn counted_loop(
+        &mut self,
+        counter: Variable,
+        offsets: &[(Variable, i64)],
+        step: usize,
+        n: usize,
+        body: &mut dyn FnMut(&mut Self, &[Value]),
+    ) {
+        if n < step {
+            return;
+        }
+        let header = self.b.create_block();
+        let inside = self.b.create_block();
+        let exit = self.b.create_block();
+        self.b.ins().jump(header, &[]);
+        self.b.switch_to_block(header);
+        let i = self.b.use_var(counter);
+        let more = self
+            .b
+            .ins()
+            .icmp_imm_s(IntCC::UnsignedLessThanOrEqual, i, (n - step) as i64);
+        self.b.ins().brif(more, inside, &[], exit, &[]);
+        self.b.switch_to_block(inside);
+        let current: Vec<Value> = offsets.iter().map(|&(v, _)| self.b.use_var(v)).collect();
+        body(self, &current);
+        for (&(var, stride), &value) in offsets.iter().zip(&current) {
+            let next = self.b.ins().iadd_imm_s(value, stride * step as i64);
+            self.b.def_var(var, next);
+        }
+        let i = self.b.use_var(counter);
+        let next = self.b.ins().iadd_imm_s(i, step as i64);
+        self.b.def_var(counter, next);
+        self.b.ins().jump(header, &[]);
+        self.b.switch_to_block(exit);
+    }
+
+    /// The loops from level `d` inward, each group of accesses starting at `start` (bytes).
+    fn level(&mut self, d: usize, start: &[Value]) {
+        if d == self.lay.dims.len() {
+            self.scalar_body(start);
+            return;
+        }
+        let n = self.lay.dims[d];
+        let inner = d + 1 == self.lay.dims.len();
+        let counter = self.b.declare_var(types::I64);
+        let zero = self.b.ins().iconst(types::I64, 0);
+        self.b.def_var(counter, zero);
+        self.index.push(counter);
+        let offsets: Vec<(Variable, i64)> = start
+            .iter()
+            .enumerate()
+            .map(|(a, &s)| {
+                let var = self.b.declare_var(types::I64);
+                self.b.def_var(var, s);
+                (var, self.lay.strides[a][d])
+            })
+            .collect();
+        let out = self.out();
+        if inner && self.k.reduce.is_some() && self.stride(out, d) == 0 {
+            self.register_fold(counter, &offsets, n, start);
+        } else if inner {
+            if self.vectorizable() {
+                self.counted_loop(counter, &offsets, LANES, n, &mut |e, offs| {
+                    e.vector_body(offs)
+                });
+            }
+            self.counted_loop(counter, &offsets, 1, n, &mut |e, offs| e.scalar_body(offs));
+        } else {
+            self.counted_loop(counter, &offsets, 1, n, &mut |e, offs| e.level(d + 1, offs));
+        }
+        self.index.pop();
+    }
+
+    /// A reduction along the innermost axis: the running value stays in a register.
+    fn register_fold(
+        &mut self,
+        counter: Variable,
+        offsets: &[(Variable, i64)],
+        n: usize,
+        start: &[Value],
+    ) {
+        let out = self.out();
+        let dtype = self.dtypes[out];
+        let ty = clif_type(dtype);
+        let address = self.address(out, start);
+        let acc = self.b.declare_var(ty);
+        let first = self.b.ins().load(ty, FLAGS, address, 0);
+        self.b.def_var(acc, first);
+        self.counted_loop(counter, offsets, 1, n, &mut |e, offs| {
+            let x = e.scalar_expr(offs);
+            let old = e.b.use_var(acc);
+            let new = e.fold(old, x, dtype, false);
+            e.b.def_var(acc, new);
+        });
+        let result = self.b.use_var(acc);
+        self.b.ins().store(FLAGS, result, address, 0);
+    }
+
+    fn fold(&mut self, acc: Value, x: Value, dtype: DType, vector: bool) -> Value {
+        let fold = self.k.reduce.expect("a reduction");
+        match (fold, dtype) {
+            (Fold::Sum, DType::I32) => self.b.ins().iadd(acc, x),
+            (Fold::Sum, _) => self.b.ins().fadd(acc, x),
+            (Fold::Max, DType::I32) => self.b.ins().smax(acc, x),
+            (Fold::Max, _) => self.float_pick(FloatCC::GreaterThan, acc, x, vector),
+        }
+    }
+
+    /// `a` where `a cc b` or `a` is NaN, else `b`: the interpreter's `max` and `min`.
+    fn float_pick(&mut self, cc: FloatCC, a: Value, b: Value, vector: bool) -> Value {
+        let wins = self.b.ins().fcmp(cc, a, b);
+        let nan = self.b.ins().fcmp(FloatCC::Unordered, a, a);
+        let take_a = self.b.ins().bor(wins, nan);
+        if vector {
+            let mask = self.mask_as_float(take_a);
+            self.b.ins().bitselect(mask, a, b)
+        } else {
+            self.b.ins().select(take_a, a, b)
+        }
+    }
+
+    fn mask_as_float(&mut self, mask: Value) -> Value {
+        let flags = MemFlagsData::new().with_endianness(Endianness::Little);
+        self.b.ins().bitcast(types::F32X4, flags, mask)
+    }
+
+    fn constant(&mut self, value: f64, dtype: DType) -> Value {
+        match dtype {
+            DType::F32 => self.b.ins().f32const(value as f32),
+            DType::F64 => self.b.ins().f64const(value),
+            DType::I32 => self.b.ins().iconst(types::I32, i64::from(value as i32)),
+            DType::Bool => self.b.ins().iconst(types::I8, i64::from(value != 0.0)),
+        }
+    }
+
+    /// The address of `access` at the current position; `offsets` are the groups' offsets.
+    fn address(&mut self, access: usize, offsets: &[Value]) -> Value {
+        let offset = offsets[self.lay.group[access]];
+        self.b.ins().iadd(self.bases[access], offset)
+    }
+
+    /// An access's stride in bytes along level `d`.
+    fn stride(&self, access: usize, d: usize) -> i64 {
+        self.lay.strides[self.lay.group[access]][d]
+    }
+
+    fn scalar_expr(&mut self, offsets: &[Value]) -> Value {
+        let mut values: Vec<Value> = Vec::with_capacity(self.k.expr.len());
+        for node in &self.k.expr {
+            let v = self.scalar_node(node, &values, offsets);
+            values.push(v);
+        }
+        *values.last().expect("an expression has a result")
+    }
+
+    fn scalar_body(&mut self, offsets: &[Value]) {
+        let x = self.scalar_expr(offsets);
+        let out = self.out();
+        let address = self.address(out, offsets);
+        let value = if self.k.reduce.is_some() {
+            let dtype = self.dtypes[out];
+            let old = self.b.ins().load(clif_type(dtype), FLAGS, address, 0);
+            self.fold(old, x, dtype, false)
+        } else {
+            x
+        };
+        self.b.ins().store(FLAGS, value, address, 0);
+    }
+
+    fn call_math(&mut self, op: &Op, dtype: DType, x: Value) -> Value {
+        let symbol = math_symbol(op, dtype);
+        let func = match self.math_refs.get(symbol) {
+            Some(&f) => f,
+            None => {
+                let f = self
+                    .module
+                    .declare_func_in_func(self.math[symbol], self.b.func);
+                self.math_refs.insert(symbol, f);
+                f
+            }
+        };
+        let call = self.b.ins().call(func, &[x]);
+        self.b.inst_results(call)[0]
+    }
+
+    fn scalar_node(&mut self, node: &ExprNode, values: &[Value], offsets: &[Value]) -> Value {
+        let ty = clif_type(node.dtype);
+        let arg = |i: usize| values[node.args[i]];
+        let arg_dtype = |i: usize| self.k.expr[node.args[i]].dtype;
+        let float = node.dtype.is_float();
+        let op = match &node.op {
+            ExprOp::Load(i) => {
+                let address = self.address(*i, offsets);
+                return self.b.ins().load(ty, FLAGS, address, 0);
+            }
+            ExprOp::Const(c) => return self.constant(*c, node.dtype),
+            ExprOp::Iota(axis) => {
+                let i = self.b.use_var(self.index[*axis]);
+                return match node.dtype {
+                    DType::F32 | DType::F64 => self.b.ins().fcvt_from_uint(ty, i),
+                    DType::I32 => self.b.ins().ireduce(types::I32, i),
+                    DType::Bool => self.b.ins().icmp_imm_s(IntCC::NotEqual, i, 0),
+                };
+            }
+            ExprOp::Op(op) => op,
+        };
+        let ins = self.b.ins();
+        match op {
+            Op::Neg if float => ins.fneg(arg(0)),
+            Op::Neg => ins.ineg(arg(0)),
+            Op::Sqrt => ins.sqrt(arg(0)),
+            Op::Exp | Op::Log | Op::Sin | Op::Cos => self.call_math(op, node.dtype, arg(0)),
+            Op::Not => ins.bxor_imm_u(arg(0), 1),
+            Op::Detach => arg(0),
+            Op::Cast { to } => self.cast(arg(0), arg_dtype(0), *to),
+            Op::Add if float => ins.fadd(arg(0), arg(1)),
+            Op::Sub if float => ins.fsub(arg(0), arg(1)),
+            Op::Mul if float => ins.fmul(arg(0), arg(1)),
+            Op::Div => ins.fdiv(arg(0), arg(1)),
+            Op::Add => ins.iadd(arg(0), arg(1)),
+            Op::Sub => ins.isub(arg(0), arg(1)),
+            Op::Mul => ins.imul(arg(0), arg(1)),
+            Op::Max if float => self.float_pick(FloatCC::GreaterThan, arg(0), arg(1), false),
+            Op::Min if float => self.float_pick(FloatCC::LessThan, arg(0), arg(1), false),
+            Op::Max => ins.smax(arg(0), arg(1)),
+            Op::Min => ins.smin(arg(0), arg(1)),
+            Op::Cmp(c) => match arg_dtype(0) {
+                DType::F32 | DType::F64 => ins.fcmp(float_cc(*c), arg(0), arg(1)),
+                DType::I32 => ins.icmp(int_cc(*c, true), arg(0), arg(1)),
+                DType::Bool => ins.icmp(int_cc(*c, false), arg(0), arg(1)),
+            },
+            Op::And => ins.band(arg(0), arg(1)),
+            Op::Or => ins.bor(arg(0), arg(1)),
+            Op::Select => ins.select(arg(0), arg(1), arg(2)),
+            op => unreachable!("the planner fuses no `{}`", op.name()),
+        }
+    }
+
+    /// `cast` as the interpreter converts: through f64, floats to i32 truncating and saturating
+    /// (NaN → 0), anything to bool as `x != 0`.
+    fn cast(&mut self, x: Value, from: DType, to: DType) -> Value {
+        let ins = self.b.ins();
+        let to_ty = clif_type(to);
+        match (from, to) {
+            _ if from == to => x,
+            (DType::F32, DType::F64) => ins.fpromote(types::F64, x),
+            (DType::F64, DType::F32) => ins.fdemote(types::F32, x),
+            (DType::F32 | DType::F64, DType::I32) => ins.fcvt_to_sint_sat(types::I32, x),
+            (DType::F32 | DType::F64, DType::Bool) => {
+                let zero = self.constant(0.0, from);
+                self.b.ins().fcmp(FloatCC::NotEqual, x, zero)
+            }
+            (DType::I32, DType::Bool) => ins.icmp_imm_s(IntCC::NotEqual, x, 0),
+            (DType::I32, _) => ins.fcvt_from_sint(to_ty, x),
+            (DType::Bool, DType::I32) => ins.uextend(types::I32, x),
+            (DType::Bool, _) => {
+                let wide = ins.uextend(types::I32, x);
+                self.b.ins().fcvt_from_sint(to_ty, wide)
+            }
+            _ => unreachable!("every pair of dtypes is covered"),
+        }
+    }
+
+    /// Whether the innermost loop can run four f32 lanes at a time.
+    fn vectorizable(&self) -> bool {
+        let Some(last) = self.lay.dims.len().checked_sub(1) else {
+            return false;
+        };
+        let out = self.out();
+        let unit = dtype_size(DType::F32) as i64;
+        let contiguous_out = self.stride(out, last) == unit;
+        let loads_ok =
+            self.k.loads.iter().enumerate().all(|(a, _)| {
+                self.dtypes[a] == DType::F32 && matches!(self.stride(a, last), 0 | 4)
+            });
+        let nodes_ok = self.k.expr.iter().all(|n| match (&n.op, n.dtype) {
+            (ExprOp::Load(_) | ExprOp::Const(_), DType::F32) => true,
+            (ExprOp::Op(Op::Cmp(_)), DType::Bool) => self.k.expr[n.args[0]].dtype == DType::F32,
+            (ExprOp::Op(Op::And | Op::Or | Op::Not), DType::Bool) => true,
+            (ExprOp::Op(Op::Cast { .. }), DType::F32 | DType::Bool) => {
+                matches!(self.k.expr[n.args[0]].dtype, DType::F32 | DType::Bool)
+            }
+            (ExprOp::Op(op), DType::F32) => matches!(
+                op,
+                Op::Neg
+                    | Op::Exp
+                    | Op::Log
+                    | Op::Sqrt
+                    | Op::Sin
+                    | Op::Cos
+                    | Op::Detach
+                    | Op::Add
+                    | Op::Sub
+                    | Op::Mul
+                    | Op::Div
+                    | Op::Max
+                    | Op::Min
+                    | Op::Select
+            ),
+            _ => false,
+        });
+        self.dtypes[out] == DType::F32 && contiguous_out && loads_ok && nodes_ok
+    }
+
+    /// Four lanes of the expression; bools are lane masks (all ones or zeros) typed as f32x4.
+    fn vector_body(&mut self, offsets: &[Value]) {
+        let mut values: Vec<Value> = Vec::with_capacity(self.k.expr.len());
+        for node in &self.k.expr {
+            let v = self.vector_node(node, &values, offsets);
+            values.push(v);
+        }
+        let x = *values.last().expect("an expression has a result");
+        let out = self.out();
+        let address = self.address(out, offsets);
+        let value = if self.k.reduce.is_some() {
+            let old = self.b.ins().load(types::F32X4, FLAGS, address, 0);
+            self.fold(old, x, DType::F32, true)
+        } else {
+            x
+        };
+        self.b.ins().store(FLAGS, value, address, 0);
+    }
+
+    fn vector_node(&mut self, node: &ExprNode, values: &[Value], offsets: &[Value]) -> Value {
+        let v4 = types::F32X4;
+        let arg = |i: usize| values[node.args[i]];
+        let op = match &node.op {
+            ExprOp::Load(i) => {
+                let address = self.address(*i, offsets);
+                let last = self.lay.dims.len() - 1;
+                return if self.stride(*i, last) == 0 {
+                    let x = self.b.ins().load(types::F32, FLAGS, address, 0);
+                    self.b.ins().splat(v4, x)
+                } else {
+                    self.b.ins().load(v4, FLAGS, address, 0)
+                };
+            }
+            ExprOp::Const(c) => {
+                let x = self.constant(*c, DType::F32);
+                return self.b.ins().splat(v4, x);
+            }
+            ExprOp::Iota(_) => unreachable!("kernels with iota are not vectorized"),
+            ExprOp::Op(op) => op,
+        };
+        match op {
+            Op::Neg => self.b.ins().fneg(arg(0)),
+            Op::Sqrt => self.b.ins().sqrt(arg(0)),
+            Op::Exp | Op::Log | Op::Sin | Op::Cos => {
+                let mut lanes = arg(0);
+                for lane in 0..LANES as u8 {
+                    let x = self.b.ins().extractlane(arg(0), lane);
+                    let y = self.call_math(op, DType::F32, x);
+                    lanes = self.b.ins().insertlane(lanes, y, lane);
+                }
+                lanes
+            }
+            Op::Detach => arg(0),
+            Op::Add => self.b.ins().fadd(arg(0), arg(1)),
+            Op::Sub => self.b.ins().fsub(arg(0), arg(1)),
+            Op::Mul => self.b.ins().fmul(arg(0), arg(1)),
+            Op::Div => self.b.ins().fdiv(arg(0), arg(1)),
+            Op::Max => self.float_pick(FloatCC::GreaterThan, arg(0), arg(1), true),
+            Op::Min => self.float_pick(FloatCC::LessThan, arg(0), arg(1), true),
+            Op::Cmp(c) => {
+                let mask = self.b.ins().fcmp(float_cc(*c), arg(0), arg(1));
+                self.mask_as_float(mask)
+            }
+            Op::And => self.b.ins().band(arg(0), arg(1)),
+            Op::Or => self.b.ins().bor(arg(0), arg(1)),
+            Op::Not => self.b.ins().bnot(arg(0)),
+            Op::Select => self.b.ins().bitselect(arg(0), arg(1), arg(2)),
+            Op::Cast { to } => match (self.k.expr[node.args[0]].dtype, to) {
+                (DType::Bool, DType::F32) => {
+                    let one = self.constant(1.0, DType::F32);
+                    let ones = self.b.ins().splat(v4, one);
+                    self.b.ins().band(arg(0), ones)
+                }
+                (DType::F32, DType::Bool) => {
+                    let zero = self.constant(0.0, DType::F32);
+                    let zeros = self.b.ins().splat(v4, zero);
+                    let mask = self.b.ins().fcmp(FloatCC::NotEqual, arg(0), zeros);
+                    self.mask_as_float(mask)
+                }
+                _ => arg(0),
+            },
+            op => unreachable!("`{}` is not vectorized", op.name()),
+        }
+    }
+}

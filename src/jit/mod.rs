@@ -1,0 +1,566 @@
+//! The JIT: compiles a graph into native code with Cranelift and runs it.
+//!
+//! [`plan`] decides where every value lives (views copy nothing; elementwise chains fuse into
+//! the loop of their consumer; scratch buffers share one arena by lifetime), [`codegen`] turns
+//! each loop nest into a Cranelift function, and [`Program::run`] calls them in order, with
+//! `matmul` handed to gemm and the few remaining ops (`unfold`, `fold`, `gather`,
+//! `scatter_add`, random numbers, `argmax`, `scan`, and any op on a dtype the generated code
+//! does not handle) to the reference interpreter's kernels. The generated code computes every
+//! element with the interpreter's operations in its order, so the two agree bit for bit except
+//! where a multi-axis reduction groups its sums differently.
+
+mod codegen;
+mod plan;
+#[cfg(test)]
+mod tests;
+
+use crate::interp::{self, InterpError, Tensor};
+use crate::ir::{DType, Graph, Op, verify};
+use gemm::Parallelism;
+use ndarray::{ArrayD, IxDyn};
+use plan::{BufId, Plan, Step, Storage, View, dtype_size};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// A graph compiled for this machine.
+pub struct Program {
+    graph: Graph,
+    plan: Plan,
+    code: codegen::Code,
+    /// The compiled kernel of each step that is one.
+    kernel_of_step: Vec<Option<usize>>,
+    /// The compiled body of each step that is a scan.
+    body_of_step: Vec<Option<Program>>,
+    /// The buffer of each input node, in the graph's order.
+    inputs: Vec<BufId>,
+    /// Scratch memory, kept between runs (u64 for alignment).
+    arena: Mutex<Vec<u64>>,
+}
+
+/// The number of multiply-adds below which a product runs on one thread: waking the others
+/// costs more than they save.
+const PARALLEL_MATMUL_WORK: usize = 1 << 18;
+
+/// Compiles `graph`.
+pub fn compile(graph: &Graph) -> Result<Program, String> {
+    verify(graph)?;
+    let plan = plan::plan(graph)?;
+    let mut kernels = Vec::new();
+    let mut kernel_of_step = Vec::new();
+    let mut body_of_step = Vec::new();
+    for step in &plan.steps {
+        kernel_of_step.push(match step {
+            Step::Kernel(k) => {
+                kernels.push(k);
+                Some(kernels.len() - 1)
+            }
+            _ => None,
+        });
+        body_of_step.push(match step {
+            Step::Scan { node, .. } => match &graph.nodes[*node].op {
+                Op::Scan { body, .. } => Some(compile(body)?),
+                _ => return Err(format!("internal error: %{node} is not a scan")),
+            },
+            _ => None,
+        });
+    }
+    let code = codegen::compile(&kernels)?;
+    let inputs = graph
+        .inputs()
+        .map(|(_, name, _)| {
+            plan.buffers
+                .iter()
+                .position(|b| b.storage == Storage::Input(name.to_string()))
+                .ok_or_else(|| format!("internal error: input `{name}` has no buffer"))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Program {
+        graph: graph.clone(),
+        plan,
+        code,
+        kernel_of_step,
+        body_of_step,
+        inputs,
+        arena: Mutex::new(Vec::new()),
+    })
+}
+
+/// A buffer of one run that the caller receives.
+enum Owned {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+    I32(Vec<i32>),
+    Bool(Vec<bool>),
+}
+
+impl Owned {
+    fn zeros(dtype: DType, n: usize) -> Owned {
+        match dtype {
+            DType::F32 => Owned::F32(vec![0.0; n]),
+            DType::F64 => Owned::F64(vec![0.0; n]),
+            DType::I32 => Owned::I32(vec![0; n]),
+            DType::Bool => Owned::Bool(vec![false; n]),
+        }
+    }
+
+    fn address(&mut self) -> *mut u8 {
+        match self {
+            Owned::F32(v) => v.as_mut_ptr().cast(),
+            Owned::F64(v) => v.as_mut_ptr().cast(),
+            Owned::I32(v) => v.as_mut_ptr().cast(),
+            Owned::Bool(v) => v.as_mut_ptr().cast(),
+        }
+    }
+
+    fn into_tensor(self, shape: &[usize]) -> Result<Tensor, String> {
+        let shape = IxDyn(shape);
+        let e = |e: ndarray::ShapeError| e.to_string();
+        Ok(match self {
+            Owned::F32(v) => Tensor::F32(ArrayD::from_shape_vec(shape, v).map_err(e)?),
+            Owned::F64(v) => Tensor::F64(ArrayD::from_shape_vec(shape, v).map_err(e)?),
+            Owned::I32(v) => Tensor::I32(ArrayD::from_shape_vec(shape, v).map_err(e)?),
+            Owned::Bool(v) => Tensor::Bool(ArrayD::from_shape_vec(shape, v).map_err(e)?),
+        })
+    }
+}
+
+/// The address of a tensor's elements, which must be row-major.
+fn tensor_address(t: &Tensor) -> Option<*mut u8> {
+    let p: *const u8 = match t {
+        Tensor::F32(a) => a.as_slice()?.as_ptr().cast(),
+        Tensor::F64(a) => a.as_slice()?.as_ptr().cast(),
+        Tensor::I32(a) => a.as_slice()?.as_ptr().cast(),
+        Tensor::Bool(a) => a.as_slice()?.as_ptr().cast(),
+    };
+    // Kernels only read input buffers; the table holds every address as `*mut`.
+    Some(p.cast_mut())
+}
+
+fn row_major_copy(t: &Tensor) -> Tensor {
+    match t {
+        Tensor::F32(a) => Tensor::F32(a.as_standard_layout().into_owned()),
+        Tensor::F64(a) => Tensor::F64(a.as_standard_layout().into_owned()),
+        Tensor::I32(a) => Tensor::I32(a.as_standard_layout().into_owned()),
+        Tensor::Bool(a) => Tensor::Bool(a.as_standard_layout().into_owned()),
+    }
+}
+
+impl Program {
+    /// The graph this program computes.
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// Runs the program on the inputs `input` finds by name; returns every output.
+    pub fn run<'a>(
+        &self,
+        input: &dyn Fn(&str) -> Option<&'a Tensor>,
+        threads: usize,
+    ) -> Result<HashMap<String, Tensor>, InterpError> {
+        let buffers = &self.plan.buffers;
+        let mut table: Vec<*mut u8> = vec![std::ptr::null_mut(); buffers.len()];
+        let mut copies = Vec::new();
+        for (&buf, (v, name, _)) in self.inputs.iter().zip(self.graph.inputs()) {
+            let want = self.graph.ty(v);
+            let fail = |message| InterpError {
+                message,
+                node: Some(v.index()),
+                op: Some("input"),
+                loc: None,
+            };
+            let tensor =
+                input(name).ok_or_else(|| fail(format!("missing input `{name}` ({want})")))?;
+            let got = tensor.ty();
+            if got != *want {
+                return Err(fail(format!(
+                    "input `{name}` is {got} but the graph expects {want}"
+                )));
+            }
+            table[buf] = match tensor_address(tensor) {
+                Some(p) => p,
+                None => {
+                    copies.push(row_major_copy(tensor));
+                    tensor_address(copies.last().expect("just pushed")).expect("row-major")
+                }
+            };
+        }
+        let mut owned: Vec<Option<Owned>> = buffers.iter().map(|_| None).collect();
+        for (_, buf) in &self.plan.outputs {
+            let mut o = Owned::zeros(buffers[*buf].dtype, buffers[*buf].numel);
+            table[*buf] = o.address();
+            owned[*buf] = Some(o);
+        }
+        // SAFETY: every input and output address in the table points to a live buffer of the
+        // planned dtype and size (checked against the graph's types just above).
+        unsafe { self.execute(&mut table, threads)? };
+        let mut result = HashMap::new();
+        for (name, buf) in &self.plan.outputs {
+            let v = self.graph.output(name).expect("a planned output");
+            let shape = &self.graph.ty(v).shape;
+            let o = owned[*buf].take().expect("every output has its own buffer");
+            let tensor = o
+                .into_tensor(shape)
+                .map_err(|e| library_error(&self.graph, v.index(), e))?;
+            result.insert(name.clone(), tensor);
+        }
+        Ok(result)
+    }
+
+    /// Runs every step. The caller has put the address of every input and output buffer in
+    /// `table`; the scratch buffers' are filled in here.
+    ///
+    /// # Safety
+    /// Those addresses point to live buffers of the planned dtypes and sizes, and the output
+    /// buffers overlap nothing else.
+    unsafe fn execute(&self, table: &mut [*mut u8], threads: usize) -> Result<(), InterpError> {
+        let buffers = &self.plan.buffers;
+        let mut arena = self.arena.lock().unwrap_or_else(|e| e.into_inner());
+        let words = self.plan.arena_bytes.div_ceil(8);
+        if arena.len() < words {
+            arena.resize(words, 0);
+        }
+        let arena_base: *mut u8 = arena.as_mut_ptr().cast();
+        for (address, buffer) in table.iter_mut().zip(buffers) {
+            if let Storage::Arena(offset) = buffer.storage {
+                // SAFETY: `offset` plus the buffer's size is within `arena_bytes`
+                // (`plan::assign_memory`), which the arena holds.
+                *address = unsafe { arena_base.add(offset) };
+            }
+        }
+        for (s, step) in self.plan.steps.iter().enumerate() {
+            match step {
+                Step::Kernel(_) => {
+                    let kernel = self.code.kernels[self.kernel_of_step[s].expect("a kernel")];
+                    // SAFETY: the kernel was generated for this plan: it touches only the
+                    // buffers the table holds, within the extents of their views.
+                    unsafe { kernel(table.as_ptr()) };
+                }
+                Step::MatMul { a, b, out } => {
+                    let dtype = buffers[out.buf].dtype;
+                    // SAFETY: the views lie within their buffers, and the output is a fresh
+                    // buffer that no operand view reaches.
+                    unsafe { matmul(table, a, b, out, dtype, threads) }
+                }
+                Step::Library { node, args, outs } => {
+                    // SAFETY: the views lie within their buffers, and `outs` hold the node's
+                    // result types.
+                    unsafe { self.library(table, *node, args, outs, threads)? }
+                }
+                Step::Scan {
+                    node,
+                    args,
+                    carries,
+                    outs,
+                } => {
+                    let body = self.body_of_step[s].as_ref().expect("a compiled body");
+                    let scan = ScanStep {
+                        node: *node,
+                        args,
+                        carries,
+                        outs,
+                    };
+                    // SAFETY: as for the other steps; `args` are row-major.
+                    unsafe { self.scan(body, table, &scan, threads)? }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// # Safety
+    /// See [`Program::execute`].
+    unsafe fn library(
+        &self,
+        table: &[*mut u8],
+        node: usize,
+        args: &[View],
+        outs: &[BufId],
+        threads: usize,
+    ) -> Result<(), InterpError> {
+        let buffers = &self.plan.buffers;
+        let operands = args
+            .iter()
+            // SAFETY: the view lies within its buffer, which holds its dtype.
+            .map(|v| unsafe { read_view(table, v, buffers[v.buf].dtype) })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| library_error(&self.graph, node, e))?;
+        let opts = interp::Options {
+            check_finite: false,
+            threads,
+        };
+        let parts = interp::eval_node(node, &self.graph.nodes[node], operands, &opts)?;
+        for (&buf, part) in outs.iter().zip(&parts) {
+            // SAFETY: the buffer holds exactly `part`'s elements and dtype (the interpreter
+            // checks each node's result against its type).
+            unsafe { write_tensor(table[buf], buffers[buf].numel, part) }
+                .map_err(|e| library_error(&self.graph, node, e))?;
+        }
+        Ok(())
+    }
+
+    /// Runs a scan's body once per step, in place: each step reads the carries from one
+    /// scratch buffer and writes them to the other, reads its slice of each sequence where it
+    /// is and writes its outputs straight into their slot of the stacked results.
+    ///
+    /// # Safety
+    /// See [`Program::execute`].
+    unsafe fn scan(
+        &self,
+        body: &Program,
+        table: &[*mut u8],
+        scan: &ScanStep<'_>,
+        threads: usize,
+    ) -> Result<(), InterpError> {
+        let n = &self.graph.nodes[scan.node];
+        let Op::Scan { seqs, reverse, .. } = n.op else {
+            return Err(library_error(&self.graph, scan.node, "not a scan".into()));
+        };
+        let buffers = &self.plan.buffers;
+        let carries = scan.carries.len();
+        let address = |v: &View| {
+            let size = dtype_size(buffers[v.buf].dtype);
+            // SAFETY: the view's offset is inside its buffer.
+            unsafe { table[v.buf].add(v.offset as usize * size) }
+        };
+        // Bytes per step of a row-major sequence or stacked output: its elements after axis 0.
+        let step_bytes =
+            |v: &View| v.shape[1..].iter().product::<usize>() * dtype_size(buffers[v.buf].dtype);
+        let steps = scan.args[carries].shape[0];
+        let mut current = vec![0usize; carries];
+        let mut body_table = vec![std::ptr::null_mut(); body.plan.buffers.len()];
+        let order: Box<dyn Iterator<Item = usize>> = if reverse {
+            Box::new((0..steps).rev())
+        } else {
+            Box::new(0..steps)
+        };
+        for t in order {
+            for (i, &buf) in body.inputs.iter().enumerate() {
+                body_table[buf] = if i < carries {
+                    table[scan.carries[i][current[i]]]
+                } else if i < carries + seqs {
+                    let v = &scan.args[i];
+                    // SAFETY: step `t` of a row-major sequence lies inside it.
+                    unsafe { address(v).add(t * step_bytes(v)) }
+                } else {
+                    address(&scan.args[i])
+                };
+            }
+            for (j, (_, buf)) in body.plan.outputs.iter().enumerate() {
+                body_table[*buf] = if j < carries {
+                    table[scan.carries[j][1 - current[j]]]
+                } else {
+                    let out = scan.outs[j];
+                    let whole = buffers[out].numel * dtype_size(buffers[out].dtype);
+                    // SAFETY: slot `t` of a stacked output lies inside it.
+                    unsafe { table[out].add(t * (whole / steps)) }
+                };
+            }
+            // SAFETY: every address is a live buffer of the body's planned types: the carry
+            // buffers and slots hold exactly one step's values, and outputs overlap nothing.
+            unsafe { body.execute(&mut body_table, threads) }.map_err(|mut e| {
+                e.message = format!("{} (at step {t} of the scan %{})", e.message, scan.node);
+                e
+            })?;
+            current.iter_mut().for_each(|c| *c = 1 - *c);
+        }
+        for (c, pair) in scan.carries.iter().enumerate() {
+            let b = &buffers[pair[0]];
+            // SAFETY: both buffers hold one carry (same dtype and size) and are distinct.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    table[pair[current[c]]],
+                    table[scan.outs[c]],
+                    b.numel * dtype_size(b.dtype),
+                )
+            };
+        }
+        Ok(())
+    }
+}
+
+/// A scan step's operands, as planned.
+struct ScanStep<'p> {
+    node: usize,
+    args: &'p [View],
+    carries: &'p [[BufId; 2]],
+    outs: &'p [BufId],
+}
+
+fn library_error(graph: &Graph, node: usize, message: String) -> InterpError {
+    let n = &graph.nodes[node];
+    InterpError {
+        message: format!("internal error: {message}"),
+        node: Some(node),
+        op: Some(n.op.name()),
+        loc: Some(n.loc.clone()),
+    }
+}
+
+/// The element offsets a view visits, in row-major order.
+fn view_offsets(v: &View) -> impl Iterator<Item = isize> + '_ {
+    let numel: usize = v.shape.iter().product();
+    let mut index = vec![0usize; v.shape.len()];
+    let mut offset = v.offset;
+    (0..numel).map(move |_| {
+        let here = offset;
+        for d in (0..index.len()).rev() {
+            index[d] += 1;
+            offset += v.strides[d];
+            if index[d] < v.shape[d] {
+                break;
+            }
+            offset -= v.strides[d] * v.shape[d] as isize;
+            index[d] = 0;
+        }
+        here
+    })
+}
+
+/// Copies a view's elements into a tensor.
+///
+/// # Safety
+/// Every element the view reaches lies in its buffer, which holds `dtype` elements.
+unsafe fn read_view(table: &[*mut u8], v: &View, dtype: DType) -> Result<Tensor, String> {
+    unsafe fn gather<T: Copy>(base: *const u8, v: &View) -> Vec<T> {
+        let base: *const T = base.cast();
+        let numel = v.shape.iter().product();
+        if v.is_row_major() {
+            // SAFETY: the caller guarantees the view's `numel` elements from `offset` are
+            // inside the buffer.
+            return unsafe { std::slice::from_raw_parts(base.offset(v.offset), numel).to_vec() };
+        }
+        // SAFETY: the caller guarantees each offset is inside the buffer.
+        view_offsets(v)
+            .map(|o| unsafe { base.offset(o).read_unaligned() })
+            .collect()
+    }
+    let base = table[v.buf];
+    let shape = IxDyn(&v.shape);
+    let e = |e: ndarray::ShapeError| e.to_string();
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        Ok(match dtype {
+            DType::F32 => Tensor::F32(ArrayD::from_shape_vec(shape, gather(base, v)).map_err(e)?),
+            DType::F64 => Tensor::F64(ArrayD::from_shape_vec(shape, gather(base, v)).map_err(e)?),
+            DType::I32 => Tensor::I32(ArrayD::from_shape_vec(shape, gather(base, v)).map_err(e)?),
+            DType::Bool => {
+                let bytes: Vec<u8> = gather(base, v);
+                let bools = bytes.into_iter().map(|b| b != 0).collect();
+                Tensor::Bool(ArrayD::from_shape_vec(shape, bools).map_err(e)?)
+            }
+        })
+    }
+}
+
+/// Copies a tensor's elements, row-major, to `dst`.
+///
+/// # Safety
+/// `dst` holds `numel` elements of the tensor's dtype.
+unsafe fn write_tensor(dst: *mut u8, numel: usize, t: &Tensor) -> Result<(), String> {
+    unsafe fn put<T: Copy>(dst: *mut u8, a: &ArrayD<T>) {
+        let dst: *mut T = dst.cast();
+        match a.as_slice() {
+            // SAFETY: the caller checked that the buffer holds this many elements.
+            Some(values) => unsafe {
+                std::ptr::copy_nonoverlapping(values.as_ptr(), dst, values.len())
+            },
+            None => {
+                for (i, &x) in a.iter().enumerate() {
+                    // SAFETY: as above.
+                    unsafe { dst.add(i).write(x) };
+                }
+            }
+        }
+    }
+    if t.shape().iter().product::<usize>() != numel {
+        return Err(format!("a result of {} for a buffer of {numel}", t.ty()));
+    }
+    // SAFETY: forwarded from the caller; the element count was just checked.
+    unsafe {
+        match t {
+            Tensor::F32(a) => put(dst, a),
+            Tensor::F64(a) => put(dst, a),
+            Tensor::I32(a) => put(dst, a),
+            Tensor::Bool(a) => put(dst, a),
+        }
+    }
+    Ok(())
+}
+
+/// `[..S, M, K] @ [..S, K, N]`, one gemm call per batch index, reading the operands through
+/// their strides.
+///
+/// # Safety
+/// The views lie within their buffers, which hold `dtype` elements; `out` is row-major and
+/// overlaps neither operand.
+unsafe fn matmul(table: &[*mut u8], a: &View, b: &View, out: &View, dtype: DType, threads: usize) {
+    let r = a.shape.len();
+    let (m, k, n) = (a.shape[r - 2], a.shape[r - 1], b.shape[r - 1]);
+    if m == 0 || n == 0 || k == 0 {
+        return;
+    }
+    let parallelism = if threads > 1 && m * n * k >= PARALLEL_MATMUL_WORK {
+        Parallelism::Rayon(threads)
+    } else {
+        Parallelism::None
+    };
+    let batch = View {
+        buf: 0,
+        offset: 0,
+        shape: a.shape[..r - 2].to_vec(),
+        strides: vec![0; r - 2],
+    };
+    let batch_views = |v: &View| View {
+        strides: v.strides[..r - 2].to_vec(),
+        offset: v.offset,
+        ..batch.clone()
+    };
+    let (ba, bb, bo) = (batch_views(a), batch_views(b), batch_views(out));
+    let offsets = view_offsets(&ba)
+        .zip(view_offsets(&bb))
+        .zip(view_offsets(&bo));
+    let size = dtype_size(dtype) as isize;
+    for ((oa, ob), oo) in offsets {
+        // SAFETY: the offsets are those of the views' matrices, inside their buffers.
+        let (pa, pb, po) = unsafe {
+            (
+                table[a.buf].offset(oa * size),
+                table[b.buf].offset(ob * size),
+                table[out.buf].offset(oo * size),
+            )
+        };
+        macro_rules! call {
+            ($t:ty, $zero:expr, $one:expr) => {
+                // SAFETY: m×k, k×n and m×n matrices at these addresses with these strides lie
+                // within their buffers (the caller's guarantee); the destination is not read.
+                unsafe {
+                    gemm::gemm::<$t>(
+                        m,
+                        n,
+                        k,
+                        po.cast(),
+                        1,
+                        n as isize,
+                        false,
+                        pa.cast_const().cast(),
+                        a.strides[r - 1],
+                        a.strides[r - 2],
+                        pb.cast_const().cast(),
+                        b.strides[r - 1],
+                        b.strides[r - 2],
+                        $zero,
+                        $one,
+                        false,
+                        false,
+                        false,
+                        parallelism,
+                    )
+                }
+            };
+        }
+        match dtype {
+            DType::F64 => call!(f64, 0.0, 1.0),
+            _ => call!(f32, 0.0, 1.0),
+        }
+    }
+}

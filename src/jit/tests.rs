@@ -1,0 +1,303 @@
+//! The JIT against the reference interpreter, op by op: every dtype, awkward values (NaN, ±∞,
+//! −0, integer extremes), lengths that are not a multiple of the vector width, strided views,
+//! and the planner's special cases (outputs that are inputs, constants or shared). Results must
+//! be bit-identical (a NaN matches any NaN), except where noted.
+
+use super::compile;
+use crate::interp::{self, Options, Tensor};
+use crate::ir::{DType, Graph, text};
+use ndarray::{ArrayD, IxDyn};
+use std::collections::HashMap;
+
+const FLOATS: [f64; 14] = [
+    0.5,
+    -1.25,
+    3.0,
+    -0.0,
+    0.0,
+    f64::NAN,
+    f64::INFINITY,
+    f64::NEG_INFINITY,
+    1e-30,
+    7.5,
+    -2.5,
+    100.0,
+    0.1,
+    -40.0,
+];
+const INTS: [i32; 9] = [0, 1, -1, 7, -13, i32::MAX, i32::MIN, 3, 2];
+
+/// Deterministic inputs of every awkward kind; an input named `ids…` holds valid row indices
+/// (0, 1 or 2).
+fn inputs(g: &Graph) -> HashMap<String, Tensor> {
+    g.inputs()
+        .map(|(v, name, _)| {
+            let ty = g.ty(v);
+            let n = ty.numel();
+            // A stride coprime with both tables, so neighbouring elements differ.
+            let pick = |i: usize, len: usize| (i * 5 + name.len()) % len;
+            let shape = IxDyn(&ty.shape);
+            let t = match ty.dtype {
+                DType::F32 => Tensor::F32(
+                    ArrayD::from_shape_vec(
+                        shape,
+                        (0..n)
+                            .map(|i| FLOATS[pick(i, FLOATS.len())] as f32)
+                            .collect(),
+                    )
+                    .expect("sized"),
+                ),
+                DType::F64 => Tensor::F64(
+                    ArrayD::from_shape_vec(
+                        shape,
+                        (0..n).map(|i| FLOATS[pick(i, FLOATS.len())]).collect(),
+                    )
+                    .expect("sized"),
+                ),
+                DType::I32 if name.starts_with("ids") => Tensor::I32(
+                    ArrayD::from_shape_vec(shape, (0..n).map(|i| (i % 3) as i32).collect())
+                        .expect("sized"),
+                ),
+                DType::I32 => Tensor::I32(
+                    ArrayD::from_shape_vec(
+                        shape,
+                        (0..n).map(|i| INTS[pick(i, INTS.len())]).collect(),
+                    )
+                    .expect("sized"),
+                ),
+                DType::Bool => Tensor::Bool(
+                    ArrayD::from_shape_vec(shape, (0..n).map(|i| i % 3 == 1).collect())
+                        .expect("sized"),
+                ),
+            };
+            (name.to_string(), t)
+        })
+        .collect()
+}
+
+fn bits(t: &Tensor) -> Vec<u64> {
+    match t {
+        Tensor::F32(a) => a
+            .iter()
+            .map(|x| {
+                if x.is_nan() {
+                    u64::MAX
+                } else {
+                    u64::from(x.to_bits())
+                }
+            })
+            .collect(),
+        Tensor::F64(a) => a
+            .iter()
+            .map(|x| if x.is_nan() { u64::MAX } else { x.to_bits() })
+            .collect(),
+        Tensor::I32(a) => a.iter().map(|&x| x as u32 as u64).collect(),
+        Tensor::Bool(a) => a.iter().map(|&x| u64::from(x)).collect(),
+    }
+}
+
+/// Runs the graph written in `text` on both backends and compares every output.
+fn same(text: &str) {
+    let g = text::parse(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let inputs = inputs(&g);
+    let want = interp::run(&g, &inputs, &Options::default()).expect("the interpreter runs it");
+    let program = compile(&g).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let got = program.run(&|n| inputs.get(n), 1).expect("the JIT runs it");
+    assert_eq!(got.len(), want.len());
+    for (name, w) in &want {
+        let x = &got[name];
+        assert_eq!(x.ty(), w.ty(), "output `{name}` of\n{text}");
+        assert_eq!(
+            bits(x),
+            bits(w),
+            "output `{name}`: {x:?}\nwant {w:?}\nof\n{text}"
+        );
+    }
+}
+
+#[test]
+fn unary_float_ops_match_on_every_awkward_value() {
+    for ty in ["f32[7]", "f64[3, 5]", "f32[2, 9]"] {
+        for op in ["neg", "exp", "log", "sqrt", "sin", "cos"] {
+            same(&format!(
+                "graph t {{\n  %0: {ty} = input \"x\" data\n  %1: {ty} = {op} %0\n  output \"y\" = %1\n}}"
+            ));
+        }
+    }
+}
+
+#[test]
+fn binary_ops_match_for_floats_and_wrapping_integers() {
+    for ty in ["f32[13]", "f64[6]", "i32[11]"] {
+        for op in ["add", "sub", "mul", "max", "min"] {
+            same(&format!(
+                "graph t {{\n  %0: {ty} = input \"a\" data\n  %1: {ty} = input \"bb\" data\n  \
+                 %2: {ty} = {op} %0, %1\n  output \"y\" = %2\n}}"
+            ));
+        }
+    }
+    same(
+        "graph t {\n  %0: f32[9] = input \"a\" data\n  %1: f32[9] = input \"bb\" data\n  \
+         %2: f32[9] = div %0, %1\n  output \"y\" = %2\n}",
+    );
+}
+
+#[test]
+fn integer_division_by_zero_is_the_interpreters_error() {
+    let g = text::parse(
+        "graph t {\n  %0: i32[9] = input \"a\" data\n  %1: i32[9] = input \"bb\" data\n  \
+         %2: i32[9] = div %0, %1\n  output \"y\" = %2\n}",
+    )
+    .unwrap();
+    let inputs = inputs(&g);
+    let want = interp::run(&g, &inputs, &Options::default()).unwrap_err();
+    let got = compile(&g).unwrap().run(&|n| inputs.get(n), 1).unwrap_err();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn comparisons_logic_and_select_match_for_every_dtype() {
+    for ty in ["f32", "f64", "i32", "bool"] {
+        for op in ["eq", "ne", "lt", "le", "gt", "ge"] {
+            same(&format!(
+                "graph t {{\n  %0: {ty}[10] = input \"a\" data\n  %1: {ty}[10] = input \"bb\" data\n  \
+                 %2: bool[10] = {op} %0, %1\n  %3: {ty}[10] = select %2, %0, %1\n  \
+                 output \"c\" = %2\n  output \"s\" = %3\n}}"
+            ));
+        }
+    }
+    same(
+        "graph t {\n  %0: bool[9] = input \"a\" data\n  %1: bool[9] = input \"bb\" data\n  \
+         %2: bool[9] = and %0, %1\n  %3: bool[9] = or %0, %2\n  %4: bool[9] = not %3\n  \
+         output \"y\" = %4\n}",
+    );
+}
+
+#[test]
+fn casts_match_between_every_pair_of_dtypes() {
+    for from in ["f32", "f64", "i32", "bool"] {
+        for to in ["f32", "f64", "i32", "bool"] {
+            same(&format!(
+                "graph t {{\n  %0: {from}[14] = input \"x\" data\n  %1: {to}[14] = cast %0\n  \
+                 output \"y\" = %1\n}}"
+            ));
+        }
+    }
+}
+
+#[test]
+fn vectorized_masks_and_casts_match() {
+    // f32 kernels with comparisons, logic, select, max/min and a bool→f32 cast run four lanes
+    // at a time, with a scalar tail (length 18).
+    same(
+        "graph t {\n  %0: f32[18] = input \"a\" data\n  %1: f32[18] = input \"bb\" data\n  \
+         %2: bool[18] = lt %0, %1\n  %3: bool[18] = ge %0, %1\n  %4: bool[18] = or %2, %3\n  \
+         %5: bool[18] = not %4\n  %6: f32[18] = select %5, %0, %1\n  %7: f32[18] = max %6, %1\n  \
+         %8: f32[18] = min %7, %0\n  %9: f32[18] = cast %2\n  %10: f32[18] = add %8, %9\n  \
+         %11: f32[18] = exp %10\n  output \"y\" = %11\n}",
+    );
+    // Each mask read once, so the whole chain is one vectorized loop.
+    same(
+        "graph t {\n  %0: f32[18] = input \"a\" data\n  %1: f32[18] = input \"bb\" data\n  \
+         %2: bool[18] = lt %0, %1\n  %3: f32[18] = cast %2\n  %4: f32[18] = add %3, %0\n  \
+         %5: bool[18] = ge %0, %1\n  %6: bool[18] = not %5\n  %7: f32[18] = select %6, %4, %1\n  \
+         %8: bool[18] = cast %7\n  %9: bool[18] = eq %0, %0\n  %10: bool[18] = and %8, %9\n  \
+         %11: f32[18] = cast %10\n  %12: f32[18] = neg %1\n  %13: f32[18] = max %11, %12\n  \
+         output \"y\" = %13\n}",
+    );
+}
+
+#[test]
+fn single_axis_reductions_fold_in_the_interpreters_order() {
+    for ty in ["f32", "i32", "f64"] {
+        for op in ["sum", "reduce_max"] {
+            for (axes, out) in [("[0]", "[5, 6]"), ("[1]", "[4, 6]"), ("[2]", "[4, 5]")] {
+                same(&format!(
+                    "graph t {{\n  %0: {ty}[4, 5, 6] = input \"x\" data\n  \
+                     %1: {ty}{out} = {op} %0 axes={axes}\n  output \"y\" = %1\n}}"
+                ));
+            }
+        }
+    }
+}
+
+#[test]
+fn reductions_over_several_axes_agree_within_rounding() {
+    // The interpreter folds one axis at a time; the JIT folds in one pass, which groups float
+    // sums differently (integer sums and maxima are exact either way).
+    same(
+        "graph t {\n  %0: i32[4, 5, 6] = input \"x\" data\n  %1: i32[5] = sum %0 axes=[0,2]\n  \
+         %2: i32[] = sum %0 axes=[0,1,2]\n  %3: f32[4, 5, 6] = input \"f\" data\n  \
+         %4: f32[4] = reduce_max %3 axes=[1,2]\n  output \"a\" = %1\n  output \"b\" = %2\n  \
+         output \"c\" = %4\n}",
+    );
+}
+
+#[test]
+fn views_are_read_through_their_strides() {
+    // permute, broadcast, slice and reshape copy nothing; the loops read through them.
+    same(
+        "graph t {\n  %0: f32[3, 4] = input \"x\" data\n  %1: f32[4, 3] = permute %0 perm=[1,0]\n  \
+         %2: f32[4] = input \"b\" data\n  %3: f32[3, 4] = broadcast %2\n  \
+         %4: f32[3, 4] = permute %1 perm=[1,0]\n  %5: f32[3, 4] = add %4, %3\n  \
+         %6: f32[3, 2] = slice %5 axis=1 start=1 end=3\n  %7: f32[6] = reshape %6\n  \
+         %8: f32[2, 3] = reshape %7\n  %9: f32[2, 3] = mul %8, %8\n  \
+         output \"y\" = %9\n  output \"t\" = %1\n}",
+    );
+}
+
+#[test]
+fn matmul_reads_transposed_and_batched_operands_in_place() {
+    same(
+        "graph t {\n  %0: f32[2, 5, 3] = input \"a\" data\n  %1: f32[2, 3, 5] = permute %0 perm=[0,2,1]\n  \
+         %2: f32[2, 5, 4] = input \"bb\" data\n  %3: f32[2, 3, 4] = matmul %1, %2\n  \
+         %4: f64[6, 7] = input \"c\" data\n  %5: f64[7, 6] = permute %4 perm=[1,0]\n  \
+         %6: f64[6, 6] = matmul %4, %5\n  output \"y\" = %3\n  output \"z\" = %6\n}",
+    );
+}
+
+#[test]
+fn pad_concat_iota_and_constants_match() {
+    same(
+        "graph t {\n  %0: f32[2, 3] = input \"x\" data\n  %1: f32[2, 6] = pad %0 axis=1 lo=1 hi=2\n  \
+         %2: i32[2, 3] = iota axis=1\n  %3: f32[2, 3] = cast %2\n  \
+         %4: f32[2, 3] = const 2.5\n  %5: f32[2, 3] = mul %3, %4\n  \
+         %6: f32[2, 12] = concat %1, %5, %0 axis=1\n  %7: bool[4] = const 1.0\n  \
+         output \"y\" = %6\n  output \"k\" = %7\n}",
+    );
+}
+
+#[test]
+fn outputs_that_are_inputs_or_shared_are_copies() {
+    same(
+        "graph t {\n  %0: f32[5] = input \"x\" data\n  %1: f32[5] = neg %0\n  \
+         output \"same\" = %0\n  output \"a\" = %1\n  output \"b\" = %1\n}",
+    );
+}
+
+#[test]
+fn library_ops_and_empty_tensors_match() {
+    same(
+        "graph t {\n  %0: f32[3, 4] = input \"table\" data\n  %1: i32[5] = input \"ids\" data\n  \
+         %2: f32[5, 4] = gather %0, %1\n  %3: i32[5] = argmax %2 axis=1\n  \
+         %4: f32[0, 3] = input \"e\" data\n  %5: f32[0, 3] = exp %4\n  %6: f32[3] = sum %4 axes=[0]\n  \
+         output \"g\" = %2\n  output \"m\" = %3\n  output \"e\" = %5\n  output \"s\" = %6\n}",
+    );
+}
+
+#[test]
+fn scans_run_their_compiled_body_forward_and_backward() {
+    for direction in ["", " reverse"] {
+        same(&format!(
+            "graph t {{\n  %0: f32[2] = input \"h\" data\n  %1: f32[4, 2] = input \"xs\" data\n  \
+             %2: f32[2] = input \"w\" data\n  \
+             %3: (f32[2], f32[4, 2]) = scan %0, %1, %2 carries=1 seqs=1{direction} body=body {{\n    \
+             %0: f32[2] = input \"carry.0\" arg\n    %1: f32[2] = input \"x\" arg\n    \
+             %2: f32[2] = input \"capture.0\" arg\n    %3: f32[2] = mul %0, %2\n    \
+             %4: f32[2] = add %3, %1\n    %5: f32[2] = sin %4\n    \
+             output \"carry.0\" = %5\n    output \"y\" = %4\n  }}\n  \
+             %4: f32[2] = get %3 index=0\n  %5: f32[4, 2] = get %3 index=1\n  \
+             output \"h\" = %4\n  output \"ys\" = %5\n}}"
+        ));
+    }
+}
