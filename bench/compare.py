@@ -6,15 +6,44 @@ number of steps) and the peers' scripts from ../shared/bench (run.sh), then prin
 per (model, threads) with the ratios. nnl's mean step time includes assembling each batch from
 the data set; the peers time the step alone on ready tensors.
 
-    python3 bench/compare.py [--models mlp_small,tiny] [--threads 1,2] [--steps 300]
+    python3 bench/compare.py [--models mlp_small,tiny,mlp_big,cnn,lstm] [--threads 1,2] [--steps 300]
 """
-import argparse, json, os, subprocess, sys, tempfile
+import argparse, array, io, json, os, random, subprocess, sys, tempfile, zipfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 PEERS = os.environ.get("NNL_PEERS_BENCH", os.path.join(ROOT, "..", "shared", "bench"))
 # The nnl example that matches each reference model of ../shared/bench/README.md.
-EXAMPLES = {"mlp_small": "examples/mnist_mlp.nnl", "tiny": "examples/iris.nnl"}
+EXAMPLES = {
+    "mlp_small": "examples/mnist_mlp.nnl",
+    "tiny": "examples/iris.nnl",
+    "mlp_big": "bench/models/mlp_big.nnl",
+    "cnn": "bench/models/cnn.nnl",
+    "lstm": "bench/models/lstm.nnl",
+}
+LSTM_DATA = os.path.join(HERE, "models", "lstm.npz")
+
+
+def npy(values, typecode, descr, shape):
+    """The bytes of a .npy file (format 1.0) holding `values`."""
+    header = f"{{'descr': '{descr}', 'fortran_order': False, 'shape': {tuple(shape)}, }}"
+    header += " " * (63 - (10 + len(header)) % 64) + "\n"
+    return (b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode()
+            + array.array(typecode, values).tobytes())
+
+
+def write_lstm_data(n=9600):
+    """Random normal sequences [n, 32, 16] and random labels for the lstm model (its peers train
+    on random data too); written once, beside bench/models/lstm.nnl."""
+    if os.path.exists(LSTM_DATA):
+        return
+    rng = random.Random(0)
+    x = npy((rng.gauss(0, 1) for _ in range(n * 32 * 16)), "f", "<f4", (n, 32, 16))
+    y = npy((rng.randrange(10) for _ in range(n)), "i", "<i4", (n,))
+    with zipfile.ZipFile(LSTM_DATA + ".tmp", "w") as z:
+        z.writestr("x.npy", x)
+        z.writestr("y.npy", y)
+    os.replace(LSTM_DATA + ".tmp", LSTM_DATA)
 
 
 def nnl_step_ms(example, threads, steps):
@@ -51,10 +80,12 @@ def peer_step_ms(model, threads):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--models", default="mlp_small,tiny")
+    ap.add_argument("--models", default="mlp_small,tiny,mlp_big,cnn,lstm")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--steps", type=int, default=300)
     a = ap.parse_args()
+    if "lstm" in a.models.split(","):
+        write_lstm_data()
     for model in a.models.split(","):
         for t in map(int, a.threads.split(",")):
             nnl = nnl_step_ms(EXAMPLES[model], t, a.steps)
