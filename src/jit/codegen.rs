@@ -700,15 +700,17 @@ impl<'a, 'm> Emitter<'a, 'm> {
         let Some(last) = self.lay.dims.len().checked_sub(1) else {
             return false;
         };
+        // f32 and bool accesses, each contiguous (or, for loads, broadcast) along the last axis.
+        let lanes_fit = |a: usize, broadcast_ok: bool| {
+            let dtype = self.dtypes[a];
+            let stride = self.stride(a, last);
+            matches!(dtype, DType::F32 | DType::Bool)
+                && (stride == dtype_size(dtype) as i64 || broadcast_ok && stride == 0)
+        };
         let out = self.out();
-        let unit = dtype_size(DType::F32) as i64;
-        let contiguous_out = self.stride(out, last) == unit;
-        let loads_ok =
-            self.k.loads.iter().enumerate().all(|(a, _)| {
-                self.dtypes[a] == DType::F32 && matches!(self.stride(a, last), 0 | 4)
-            });
+        let loads_ok = (0..self.k.loads.len()).all(|a| lanes_fit(a, true));
         let nodes_ok = self.k.expr.iter().all(|n| match (&n.op, n.dtype) {
-            (ExprOp::Load(_) | ExprOp::Const(_), DType::F32) => true,
+            (ExprOp::Load(_), DType::F32 | DType::Bool) | (ExprOp::Const(_), DType::F32) => true,
             (ExprOp::Op(Op::Cmp(_)), DType::Bool) => self.k.expr[n.args[0]].dtype == DType::F32,
             (ExprOp::Op(Op::And | Op::Or | Op::Not), DType::Bool) => true,
             (ExprOp::Op(Op::Cast { .. }), DType::F32 | DType::Bool) => {
@@ -733,7 +735,42 @@ impl<'a, 'm> Emitter<'a, 'm> {
             ),
             _ => false,
         });
-        self.dtypes[out] == DType::F32 && contiguous_out && loads_ok && nodes_ok
+        let reduce_ok = self.k.reduce.is_none() || self.dtypes[out] == DType::F32;
+        lanes_fit(out, false) && loads_ok && nodes_ok && reduce_ok
+    }
+
+    /// Four bools (bytes 0 or 1) at `address` as a lane mask; one bool (stride 0) in every lane.
+    fn load_mask(&mut self, address: Value, broadcast: bool) -> Value {
+        let little = MemFlagsData::new().with_endianness(Endianness::Little);
+        let wide = if broadcast {
+            let b = self.b.ins().load(types::I8, FLAGS, address, 0);
+            let b = self.b.ins().uextend(types::I32, b);
+            self.b.ins().splat(types::I32X4, b)
+        } else {
+            let four = self.b.ins().load(types::I32, FLAGS, address, 0);
+            let v = self.b.ins().scalar_to_vector(types::I32X4, four);
+            let bytes = self.b.ins().bitcast(types::I8X16, little, v);
+            let halves = self.b.ins().uwiden_low(bytes);
+            self.b.ins().uwiden_low(halves)
+        };
+        let zero = self.b.ins().iconst(types::I32, 0);
+        let zeros = self.b.ins().splat(types::I32X4, zero);
+        let mask = self.b.ins().icmp(IntCC::NotEqual, wide, zeros);
+        self.mask_as_float(mask)
+    }
+
+    /// Stores a lane mask as four bools (bytes 0 or 1).
+    fn store_mask(&mut self, mask: Value, address: Value) {
+        let little = MemFlagsData::new().with_endianness(Endianness::Little);
+        let ints = self.b.ins().bitcast(types::I32X4, little, mask);
+        let one = self.b.ins().iconst(types::I32, 1);
+        let ones = self.b.ins().splat(types::I32X4, one);
+        let bits = self.b.ins().band(ints, ones);
+        let halves = self.b.ins().unarrow(bits, bits);
+        let bytes = self.b.ins().unarrow(halves, halves);
+        let words = self.b.ins().bitcast(types::I32X4, little, bytes);
+        let four = self.b.ins().extractlane(words, 0);
+        self.b.ins().store(FLAGS, four, address, 0);
     }
 
     /// Four lanes of the expression; bools are lane masks (all ones or zeros) typed as f32x4.
@@ -746,6 +783,10 @@ impl<'a, 'm> Emitter<'a, 'm> {
         let x = *values.last().expect("an expression has a result");
         let out = self.out();
         let address = self.address(out, offsets);
+        if self.dtypes[out] == DType::Bool {
+            self.store_mask(x, address);
+            return;
+        }
         let value = if self.k.reduce.is_some() {
             let old = self.b.ins().load(types::F32X4, FLAGS, address, 0);
             self.fold(old, x, DType::F32, true)
@@ -762,7 +803,11 @@ impl<'a, 'm> Emitter<'a, 'm> {
             ExprOp::Load(i) => {
                 let address = self.address(*i, offsets);
                 let last = self.lay.dims.len() - 1;
-                return if self.stride(*i, last) == 0 {
+                let broadcast = self.stride(*i, last) == 0;
+                if node.dtype == DType::Bool {
+                    return self.load_mask(address, broadcast);
+                }
+                return if broadcast {
                     let x = self.b.ins().load(types::F32, FLAGS, address, 0);
                     self.b.ins().splat(v4, x)
                 } else {

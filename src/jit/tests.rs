@@ -208,6 +208,20 @@ fn vectorized_masks_and_casts_match() {
 }
 
 #[test]
+fn vectorized_bool_loads_and_stores_match() {
+    // Stored masks read four at a time (contiguous, and broadcast along the last axis), and
+    // comparisons stored four at a time, each with a scalar tail.
+    same(
+        "graph t {\n  %0: bool[2, 18] = input \"c\" data\n  %1: f32[2, 18] = input \"a\" data\n  \
+         %2: f32[2, 18] = input \"bb\" data\n  %3: f32[2, 18] = select %0, %1, %2\n  \
+         %4: bool[2, 1] = input \"k\" data\n  %5: bool[2, 18] = broadcast %4\n  \
+         %6: f32[2, 18] = select %5, %3, %1\n  %7: bool[2, 18] = lt %1, %2\n  \
+         %8: bool[2, 18] = and %7, %0\n  %9: bool[2, 18] = not %0\n  \
+         output \"s\" = %6\n  output \"m\" = %8\n  output \"n\" = %9\n}",
+    );
+}
+
+#[test]
 fn single_axis_reductions_fold_in_the_interpreters_order() {
     for ty in ["f32", "i32", "f64"] {
         for op in ["sum", "reduce_max"] {
