@@ -233,7 +233,14 @@ struct Layout {
     strides: Vec<Vec<i64>>,
     /// The group of each access (the loads, then the output).
     group: Vec<usize>,
+    /// Short reduced axes taken out of the loop nest and unrolled in its body (a pooling
+    /// window): their extents, and each group's strides along them.
+    unrolled: Vec<usize>,
+    unrolled_strides: Vec<Vec<i64>>,
 }
+
+/// The most elements a kernel body folds unrolled.
+const UNROLLED_WINDOW: usize = 16;
 
 fn layout(k: &Kernel, sizes: &[usize]) -> Layout {
     let accesses: Vec<&[isize]> = k
@@ -275,6 +282,26 @@ fn layout(k: &Kernel, sizes: &[usize]) -> Layout {
             }
         }
     }
+    // When the innermost axis is a short reduced one (stride 0 in the output), it and the other
+    // short reduced axes leave the loop nest, so that a pooling window is folded in straight-line
+    // code rather than by loops of two iterations.
+    let mut unrolled = Vec::new();
+    let out = accesses.len() - 1;
+    let short_reduced_inside =
+        strides[out].last() == Some(&0) && dims.last().is_some_and(|&n| n <= UNROLLED_WINDOW);
+    if k.reduce.is_some() && !has_iota && short_reduced_inside {
+        let mut window = 1;
+        for d in (0..dims.len()).rev() {
+            if strides[out][d] == 0 && window * dims[d] <= UNROLLED_WINDOW {
+                window *= dims[d];
+                unrolled.insert(0, d);
+            }
+        }
+    }
+    let split = |s: Vec<i64>| -> (Vec<i64>, Vec<i64>) {
+        let looped = (0..s.len()).filter(|d| !unrolled.contains(d)).map(|d| s[d]);
+        (looped.collect(), unrolled.iter().map(|&d| s[d]).collect())
+    };
     let mut groups: Vec<Vec<i64>> = Vec::new();
     let group = strides
         .into_iter()
@@ -286,10 +313,18 @@ fn layout(k: &Kernel, sizes: &[usize]) -> Layout {
             }
         })
         .collect();
+    let (strides, unrolled_strides) = groups.into_iter().map(split).unzip();
+    let extents = unrolled.iter().map(|&d| dims[d]).collect();
+    let dims = (0..dims.len())
+        .filter(|d| !unrolled.contains(d))
+        .map(|d| dims[d])
+        .collect();
     Layout {
         dims,
-        strides: groups,
+        strides,
         group,
+        unrolled: extents,
+        unrolled_strides,
     }
 }
 
@@ -499,9 +534,8 @@ impl<'a, 'm> Emitter<'a, 'm> {
         let first = self.b.ins().load(ty, FLAGS, address, 0);
         self.b.def_var(acc, first);
         self.counted_loop(counter, offsets, 1, n, &mut |e, offs| {
-            let x = e.scalar_expr(offs);
             let old = e.b.use_var(acc);
-            let new = e.fold(old, x, dtype, false);
+            let new = e.fold_window(offs, old, dtype);
             e.b.def_var(acc, new);
         });
         let result = self.b.use_var(acc);
@@ -566,17 +600,45 @@ impl<'a, 'm> Emitter<'a, 'm> {
     }
 
     fn scalar_body(&mut self, offsets: &[Value]) {
-        let x = self.scalar_expr(offsets);
         let out = self.out();
         let address = self.address(out, offsets);
         let value = if self.k.reduce.is_some() {
             let dtype = self.dtypes[out];
             let old = self.b.ins().load(clif_type(dtype), FLAGS, address, 0);
-            self.fold(old, x, dtype, false)
+            self.fold_window(offsets, old, dtype)
         } else {
-            x
+            self.scalar_expr(offsets)
         };
         self.b.ins().store(FLAGS, value, address, 0);
+    }
+
+    /// Folds the expression at every position of the unrolled axes (just the current one when
+    /// there are none) into `acc`, in index order.
+    fn fold_window(&mut self, offsets: &[Value], mut acc: Value, dtype: DType) -> Value {
+        let positions: usize = self.lay.unrolled.iter().product();
+        for p in 0..positions {
+            let mut rest = p;
+            let mut index = vec![0; self.lay.unrolled.len()];
+            for (i, &n) in index.iter_mut().zip(&self.lay.unrolled).rev() {
+                *i = rest % n;
+                rest /= n;
+            }
+            let shifted: Vec<Value> = offsets
+                .iter()
+                .zip(&self.lay.unrolled_strides)
+                .map(|(&offset, strides)| {
+                    let delta: i64 = index.iter().zip(strides).map(|(&i, &s)| i as i64 * s).sum();
+                    if delta == 0 {
+                        offset
+                    } else {
+                        self.b.ins().iadd_imm_s(offset, delta)
+                    }
+                })
+                .collect();
+            let x = self.scalar_expr(&shifted);
+            acc = self.fold(acc, x, dtype, false);
+        }
+        acc
     }
 
     fn math_ref(&mut self, symbol: &'static str) -> FuncRef {
@@ -735,7 +797,8 @@ impl<'a, 'm> Emitter<'a, 'm> {
             ),
             _ => false,
         });
-        let reduce_ok = self.k.reduce.is_none() || self.dtypes[out] == DType::F32;
+        let reduce_ok = self.k.reduce.is_none()
+            || self.dtypes[out] == DType::F32 && self.lay.unrolled.is_empty();
         lanes_fit(out, false) && loads_ok && nodes_ok && reduce_ok
     }
 

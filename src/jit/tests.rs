@@ -248,6 +248,18 @@ fn reductions_over_several_axes_agree_within_rounding() {
 }
 
 #[test]
+fn pooling_windows_fold_unrolled() {
+    // Max pooling's reduction: short reduced axes leave the loop nest and are folded inline.
+    same(
+        "graph t {\n  %0: f32[2, 3, 4, 2, 5, 2] = input \"x\" data\n  \
+         %1: f32[2, 3, 4, 5] = reduce_max %0 axes=[3,5]\n  \
+         %2: i32[2, 3, 4, 2, 5, 2] = input \"n\" data\n  %3: i32[2, 3, 4, 5] = sum %2 axes=[3,5]\n  \
+         %4: f32[7, 3] = input \"s\" data\n  %5: f32[7] = sum %4 axes=[1]\n  \
+         output \"max\" = %1\n  output \"sum\" = %3\n  output \"row\" = %5\n}",
+    );
+}
+
+#[test]
 fn views_are_read_through_their_strides() {
     // permute, broadcast, slice and reshape copy nothing; the loops read through them.
     same(
