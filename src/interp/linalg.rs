@@ -65,35 +65,47 @@ pub(super) fn matmul<T: Float>(
     ArrayD::from_shape_vec(IxDyn(&shape), out).map_err(|e| e.to_string())
 }
 
-/// Where a window reads: for every kernel tap `r = ki·k + kj` and window position
-/// `l = oh·OW + ow` that falls inside the `[H, W]` image, `(r, l, ih·W + iw)`. Also the number
-/// of window positions `OH·OW`.
-fn taps(w: &Window, [h, wd]: [usize; 2]) -> Result<(Vec<[usize; 3]>, usize), String> {
-    if w.kernel == 0 || w.stride == 0 || w.dilation == 0 {
-        return Err(format!("degenerate window {w:?}"));
-    }
-    let (Some(oh), Some(ow)) = (w.out_len(h), w.out_len(wd)) else {
-        return Err(format!("window {w:?} larger than {h}×{wd}"));
-    };
+/// A stretch of one window row that lies inside the image: kernel tap `r = ki·k + kj`, the
+/// first window position `col = oh·OW + ow` and the pixel `ih·W + iw` it reads, and how many
+/// consecutive positions follow (each one `stride` pixels further).
+struct Run {
+    r: usize,
+    col: usize,
+    pixel: usize,
+    len: usize,
+}
+
+/// Every run of a window over an `[H, W]` image, in the order (ki, kj, oh); also the number of
+/// window positions `OH·OW`.
+fn runs(w: &Window, [h, wd]: [usize; 2]) -> Result<(Vec<Run>, usize), String> {
+    let (oh, ow) = window_positions(w, [h, wd])?;
     let at = |o: usize, kk: usize, len: usize| {
         (o * w.stride + kk * w.dilation)
             .checked_sub(w.padding)
             .filter(|&i| i < len)
     };
-    let mut taps = Vec::new();
+    let mut runs = Vec::new();
     for ki in 0..w.kernel {
         for kj in 0..w.kernel {
+            // The window columns whose tap `kj` falls inside the image form one interval.
+            let inside: Vec<usize> = (0..ow).filter(|&oj| at(oj, kj, wd).is_some()).collect();
+            let (Some(&first), Some(&last)) = (inside.first(), inside.last()) else {
+                continue;
+            };
+            let iw = at(first, kj, wd).expect("inside");
             for oi in 0..oh {
-                let Some(ih) = at(oi, ki, h) else { continue };
-                for oj in 0..ow {
-                    if let Some(iw) = at(oj, kj, wd) {
-                        taps.push([ki * w.kernel + kj, oi * ow + oj, ih * wd + iw]);
-                    }
+                if let Some(ih) = at(oi, ki, h) {
+                    runs.push(Run {
+                        r: ki * w.kernel + kj,
+                        col: oi * ow + first,
+                        pixel: ih * wd + iw,
+                        len: last - first + 1,
+                    });
                 }
             }
         }
     }
-    Ok((taps, oh * ow))
+    Ok((runs, oh * ow))
 }
 
 /// im2col: `[B, C, H, W]` → `[B, C·k·k, OH·OW]`, zeros where a window hangs over the border.
@@ -101,45 +113,100 @@ pub(super) fn unfold<T: Elem>(x: &ArrayD<T>, w: &Window) -> Result<ArrayD<T>, St
     let &[b, c, h, wd] = x.shape() else {
         return Err(format!("unfold needs [B, C, H, W], got {:?}", x.shape()));
     };
-    let (taps, l) = taps(w, [h, wd])?;
+    let (oh, ow) = window_positions(w, [h, wd])?;
     let kk = w.kernel * w.kernel;
-    let x = row_major(x);
-    let mut out = vec![T::default(); b * c * kk * l];
-    for bc in 0..b * c {
-        let image = &x[bc * h * wd..(bc + 1) * h * wd];
-        let cols = &mut out[bc * kk * l..(bc + 1) * kk * l];
-        for &[r, col, pixel] in &taps {
-            cols[r * l + col] = image[pixel];
-        }
-    }
-    ArrayD::from_shape_vec(IxDyn(&[b, c * kk, l]), out).map_err(|e| e.to_string())
+    let mut out = vec![T::default(); b * c * kk * oh * ow];
+    unfold_into(&row_major(x), [b * c, h, wd], w, &mut out)?;
+    ArrayD::from_shape_vec(IxDyn(&[b, c * kk, oh * ow]), out).map_err(|e| e.to_string())
 }
 
-/// col2im, the adjoint of `unfold`: `[B, C·k·k, OH·OW]` → `[B, C, H, W]`, overlaps summed.
+/// The window positions `(OH, OW)` over an `[H, W]` image.
+fn window_positions(w: &Window, [h, wd]: [usize; 2]) -> Result<(usize, usize), String> {
+    if w.kernel == 0 || w.stride == 0 || w.dilation == 0 {
+        return Err(format!("degenerate window {w:?}"));
+    }
+    match (w.out_len(h), w.out_len(wd)) {
+        (Some(oh), Some(ow)) => Ok((oh, ow)),
+        _ => Err(format!("window {w:?} larger than {h}×{wd}")),
+    }
+}
+
+/// [`unfold`] on row-major slices: `x` holds `images` images of `[H, W]`; `out`, zeroed, gets
+/// `[images, k·k, OH·OW]`.
+pub fn unfold_into<T: Copy>(
+    x: &[T],
+    [images, h, wd]: [usize; 3],
+    w: &Window,
+    out: &mut [T],
+) -> Result<(), String> {
+    let (runs, l) = runs(w, [h, wd])?;
+    let kk = w.kernel * w.kernel;
+    if x.len() != images * h * wd || out.len() != images * kk * l {
+        return Err(format!("unfold of {} elements into {}", x.len(), out.len()));
+    }
+    for (image, cols) in x.chunks_exact(h * wd).zip(out.chunks_exact_mut(kk * l)) {
+        for run in &runs {
+            let dst = &mut cols[run.r * l + run.col..][..run.len];
+            if w.stride == 1 {
+                dst.copy_from_slice(&image[run.pixel..][..run.len]);
+            } else {
+                for (t, d) in dst.iter_mut().enumerate() {
+                    *d = image[run.pixel + t * w.stride];
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// col2im, the adjoint of `unfold`: `[B, C·k·k, OH·OW]` → `[B, C, H, W]`, overlaps summed in
+/// the order (ki, kj, oh, ow).
 pub(super) fn fold<T: Num>(
     y: &ArrayD<T>,
     w: &Window,
     [h, wd]: [usize; 2],
 ) -> Result<ArrayD<T>, String> {
-    let (taps, l) = taps(w, [h, wd])?;
     let kk = w.kernel * w.kernel;
-    let &[b, ckk, len] = y.shape() else {
+    let &[b, ckk, _] = y.shape() else {
         return Err(format!("fold needs [B, C·k·k, L], got {:?}", y.shape()));
     };
-    if ckk % kk != 0 || len != l {
+    if ckk % kk != 0 {
         return Err(format!("fold of {:?} to {h}×{wd} with {w:?}", y.shape()));
     }
     let c = ckk / kk;
-    let y = row_major(y);
     let mut out = vec![T::default(); b * c * h * wd];
-    for bc in 0..b * c {
-        let cols = &y[bc * kk * l..(bc + 1) * kk * l];
-        let image = &mut out[bc * h * wd..(bc + 1) * h * wd];
-        for &[r, col, pixel] in &taps {
-            image[pixel] = image[pixel].plus(cols[r * l + col]);
+    fold_into(&row_major(y), [b * c, h, wd], w, &mut out, T::plus)?;
+    ArrayD::from_shape_vec(IxDyn(&[b, c, h, wd]), out).map_err(|e| e.to_string())
+}
+
+/// [`fold`] on row-major slices: `y` holds `[images, k·k, OH·OW]`; `out`, zeroed, gets `images`
+/// images of `[H, W]`, summed with `add`.
+pub fn fold_into<T: Copy>(
+    y: &[T],
+    [images, h, wd]: [usize; 3],
+    w: &Window,
+    out: &mut [T],
+    add: impl Fn(T, T) -> T,
+) -> Result<(), String> {
+    let (runs, l) = runs(w, [h, wd])?;
+    let kk = w.kernel * w.kernel;
+    if y.len() != images * kk * l || out.len() != images * h * wd {
+        return Err(format!(
+            "fold of {} elements into {} with {w:?}",
+            y.len(),
+            out.len()
+        ));
+    }
+    for (cols, image) in y.chunks_exact(kk * l).zip(out.chunks_exact_mut(h * wd)) {
+        for run in &runs {
+            let src = &cols[run.r * l + run.col..][..run.len];
+            for (t, &v) in src.iter().enumerate() {
+                let p = &mut image[run.pixel + t * w.stride];
+                *p = add(*p, v);
+            }
         }
     }
-    ArrayD::from_shape_vec(IxDyn(&[b, c, h, wd]), out).map_err(|e| e.to_string())
+    Ok(())
 }
 
 /// The row an id selects, or a sentence naming the id and where it sits in `ids`.

@@ -43,6 +43,7 @@ mod tensor;
 #[cfg(test)]
 mod tests;
 
+pub use linalg::{fold_into, unfold_into};
 pub use tensor::Tensor;
 
 use crate::ir::{Graph, Loc, Node, Op, Type, verify};

@@ -277,6 +277,10 @@ impl Program {
         outs: &[BufId],
         threads: usize,
     ) -> Result<(), InterpError> {
+        // SAFETY: forwarded from the caller.
+        if unsafe { self.window_in_place(table, node, args, outs)? } {
+            return Ok(());
+        }
         let buffers = &self.plan.buffers;
         let operands = args
             .iter()
@@ -296,6 +300,68 @@ impl Program {
                 .map_err(|e| library_error(&self.graph, node, e))?;
         }
         Ok(())
+    }
+
+    /// `unfold` and `fold` of floats, computed straight from and into the buffers (library
+    /// operands are row-major) by the interpreter's slice kernels; false for anything else.
+    ///
+    /// # Safety
+    /// See [`Program::execute`].
+    unsafe fn window_in_place(
+        &self,
+        table: &[*mut u8],
+        node: usize,
+        args: &[View],
+        outs: &[BufId],
+    ) -> Result<bool, InterpError> {
+        let n = &self.graph.nodes[node];
+        let (Some(arg), Some(&out)) = (args.first(), outs.first()) else {
+            return Ok(false);
+        };
+        let dtype = self.plan.buffers[out].dtype;
+        let (images, h, wd, window) = match (&n.op, arg.shape.as_slice()) {
+            (Op::Unfold(w), &[b, c, h, wd]) => (b * c, h, wd, w),
+            (Op::Fold { window, size }, &[b, ckk, _]) => {
+                let kk = window.kernel * window.kernel;
+                if kk == 0 || ckk % kk != 0 {
+                    return Ok(false);
+                }
+                (b * ckk / kk, size[0], size[1], window)
+            }
+            _ => return Ok(false),
+        };
+        if !dtype.is_float() {
+            return Ok(false);
+        }
+        let unfold = matches!(n.op, Op::Unfold(_));
+        let in_len: usize = arg.shape.iter().product();
+        let out_len = self.plan.buffers[out].numel;
+        let dims = [images, h, wd];
+        macro_rules! run {
+            ($t:ty) => {{
+                // SAFETY: the operand view is row-major inside its buffer and the output buffer
+                // holds `out_len` elements of the node's dtype; they do not overlap.
+                let (x, y) = unsafe {
+                    let base = table[arg.buf].cast::<$t>().offset(arg.offset);
+                    (
+                        std::slice::from_raw_parts(base, in_len),
+                        std::slice::from_raw_parts_mut(table[out].cast::<$t>(), out_len),
+                    )
+                };
+                y.fill(0.0);
+                if unfold {
+                    interp::unfold_into(x, dims, window, y)
+                } else {
+                    interp::fold_into(x, dims, window, y, |a, b| a + b)
+                }
+            }};
+        }
+        let done = match dtype {
+            DType::F64 => run!(f64),
+            _ => run!(f32),
+        };
+        done.map_err(|e| library_error(&self.graph, node, e))?;
+        Ok(true)
     }
 
     /// Runs a scan's body once per step, in place: each step reads the carries from one
@@ -416,23 +482,19 @@ fn view_offsets(v: &View) -> impl Iterator<Item = isize> + '_ {
     })
 }
 
-/// Copies a view's elements into a tensor.
+/// Copies a row-major view's elements into a tensor.
 ///
 /// # Safety
-/// Every element the view reaches lies in its buffer, which holds `dtype` elements.
+/// The view's elements lie in its buffer, which holds `dtype` elements.
 unsafe fn read_view(table: &[*mut u8], v: &View, dtype: DType) -> Result<Tensor, String> {
-    unsafe fn gather<T: Copy>(base: *const u8, v: &View) -> Vec<T> {
-        let base: *const T = base.cast();
+    unsafe fn copy<T: Copy>(base: *const u8, v: &View) -> Vec<T> {
         let numel = v.shape.iter().product();
-        if v.is_row_major() {
-            // SAFETY: the caller guarantees the view's `numel` elements from `offset` are
-            // inside the buffer.
-            return unsafe { std::slice::from_raw_parts(base.offset(v.offset), numel).to_vec() };
-        }
-        // SAFETY: the caller guarantees each offset is inside the buffer.
-        view_offsets(v)
-            .map(|o| unsafe { base.offset(o).read_unaligned() })
-            .collect()
+        // SAFETY: the caller guarantees the view's `numel` elements from `offset` are inside
+        // the buffer.
+        unsafe { std::slice::from_raw_parts(base.cast::<T>().offset(v.offset), numel).to_vec() }
+    }
+    if !v.is_row_major() {
+        return Err("a library operand is not row-major".into());
     }
     let base = table[v.buf];
     let shape = IxDyn(&v.shape);
@@ -440,11 +502,11 @@ unsafe fn read_view(table: &[*mut u8], v: &View, dtype: DType) -> Result<Tensor,
     // SAFETY: forwarded from the caller.
     unsafe {
         Ok(match dtype {
-            DType::F32 => Tensor::F32(ArrayD::from_shape_vec(shape, gather(base, v)).map_err(e)?),
-            DType::F64 => Tensor::F64(ArrayD::from_shape_vec(shape, gather(base, v)).map_err(e)?),
-            DType::I32 => Tensor::I32(ArrayD::from_shape_vec(shape, gather(base, v)).map_err(e)?),
+            DType::F32 => Tensor::F32(ArrayD::from_shape_vec(shape, copy(base, v)).map_err(e)?),
+            DType::F64 => Tensor::F64(ArrayD::from_shape_vec(shape, copy(base, v)).map_err(e)?),
+            DType::I32 => Tensor::I32(ArrayD::from_shape_vec(shape, copy(base, v)).map_err(e)?),
             DType::Bool => {
-                let bytes: Vec<u8> = gather(base, v);
+                let bytes: Vec<u8> = copy(base, v);
                 let bools = bytes.into_iter().map(|b| b != 0).collect();
                 Tensor::Bool(ArrayD::from_shape_vec(shape, bools).map_err(e)?)
             }

@@ -117,8 +117,8 @@ pub enum Step {
         b: View,
         out: View,
     },
-    /// Node `node` of the graph, run by the reference interpreter on copies of `args`; its
-    /// result (each part of a `scan`'s) is copied into `outs`.
+    /// Node `node` of the graph, run by the reference interpreter on copies of `args` (row-major
+    /// views); its result is copied into `outs`.
     Library {
         node: usize,
         args: Vec<View>,
@@ -397,6 +397,18 @@ impl Planner<'_> {
         }
     }
 
+    /// Operand `v` as a row-major view, copied by a kernel when it is strided otherwise (a
+    /// compiled copy is much faster than reading the view element by element at run time).
+    fn row_major_operand(&mut self, v: ValueId) -> Result<View, String> {
+        let dtype = self.ty(v).dtype;
+        let view = self.operand_view(v)?;
+        Ok(if view.is_row_major() {
+            view
+        } else {
+            self.store(Fused::load(view, dtype))
+        })
+    }
+
     /// Stores an expression into a fresh row-major buffer.
     fn store(&mut self, f: Fused) -> View {
         let buf = self.new_buffer(&f.ty, Storage::Arena(0));
@@ -428,7 +440,7 @@ impl Planner<'_> {
             .args
             .clone()
             .into_iter()
-            .map(|a| self.operand_view(a))
+            .map(|a| self.row_major_operand(a))
             .collect::<Result<Vec<_>, _>>()?;
         let parts: Vec<TensorType> = match &node.ty {
             Type::Tensor(t) => vec![t.clone()],
@@ -580,16 +592,12 @@ impl Planner<'_> {
         let Type::Tuple(parts) = node.ty.clone() else {
             return Err(format!("internal error: scan %{i} is not a tuple"));
         };
-        let mut args = Vec::new();
-        for a in node.args.clone() {
-            let dtype = self.ty(a).dtype;
-            let view = self.operand_view(a)?;
-            args.push(if view.is_row_major() {
-                view
-            } else {
-                self.store(Fused::load(view, dtype))
-            });
-        }
+        let args = node
+            .args
+            .clone()
+            .into_iter()
+            .map(|a| self.row_major_operand(a))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut carry_bufs = Vec::new();
         for (c, ty) in parts[..carries].iter().enumerate() {
             let first = self.new_buffer(ty, Storage::Arena(0));

@@ -294,6 +294,23 @@ fn pad_concat_iota_and_constants_match() {
 }
 
 #[test]
+fn unfold_and_fold_match_in_place_and_through_the_library() {
+    for (dtype, stride, positions) in [("f32", 1, 25), ("f64", 2, 9)] {
+        same(&format!(
+            "graph t {{\n  %0: {dtype}[2, 3, 5, 5] = input \"x\" data\n  \
+             %1: {dtype}[2, 27, {positions}] = unfold %0 kernel=3 stride={stride} padding=1 dilation=1\n  \
+             %2: {dtype}[2, 3, 5, 5] = fold %1 kernel=3 stride={stride} padding=1 dilation=1 size=[5,5]\n  \
+             output \"cols\" = %1\n  output \"back\" = %2\n}}"
+        ));
+    }
+    // A permuted operand is not row-major: the library call copies it first.
+    same(
+        "graph t {\n  %0: f32[2, 5, 5, 3] = input \"x\" data\n  %1: f32[2, 3, 5, 5] = permute %0 perm=[0,3,1,2]\n  \
+         %2: f32[2, 12, 16] = unfold %1 kernel=2 stride=1 padding=0 dilation=1\n  output \"cols\" = %2\n}",
+    );
+}
+
+#[test]
 fn outputs_that_are_inputs_or_shared_are_copies() {
     same(
         "graph t {\n  %0: f32[5] = input \"x\" data\n  %1: f32[5] = neg %0\n  \
