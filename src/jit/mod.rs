@@ -2,12 +2,13 @@
 //!
 //! [`plan`] decides where every value lives (views copy nothing; elementwise chains fuse into
 //! the loop of their consumer; scratch buffers share one arena by lifetime), [`codegen`] turns
-//! each loop nest into a Cranelift function, and [`Program::run`] calls them in order, with
-//! `matmul` handed to gemm and the few remaining ops (`unfold`, `fold`, `gather`,
-//! `scatter_add`, random numbers, `argmax`, `scan`, and any op on a dtype the generated code
-//! does not handle) to the reference interpreter's kernels. The generated code computes every
+//! each loop nest into a Cranelift function, and [`Program::run`] calls them in order. `matmul`
+//! is handed to gemm, a `scan` runs its own compiled body step by step in place, `unfold` and
+//! `fold` run the interpreter's slice kernels on the buffers, and the few remaining ops (`gather`,
+//! `scatter_add`, random numbers, `argmax`, and any op on a dtype the generated code does not
+//! handle) are library calls to the interpreter's kernels. The generated code computes every
 //! element with the interpreter's operations in its order, so the two agree bit for bit except
-//! where a multi-axis reduction groups its sums differently.
+//! where a reduction over several axes groups its sums differently.
 
 mod codegen;
 mod plan;
