@@ -100,3 +100,55 @@ fn lstm_step_size_does_not_grow_with_sequence_length() {
         .collect();
     assert_eq!(sizes[0], sizes[1]);
 }
+
+/// `nnlc ir --model M` (and `predict`) lower one model alone: its inputs take the types it
+/// declares, with its attributes' defaults, even where a data field shares an input's name
+/// (the GAN's generator reads noise `x: f32[B, 64]`, not the 784 pixels of the field `x`).
+#[test]
+fn a_model_alone_takes_the_inputs_it_declares() {
+    let cases = [
+        (
+            "gan",
+            "Generator",
+            "x",
+            vec![BATCH, 64],
+            "Generator.dense_1.w",
+            vec![64, 256],
+        ),
+        (
+            "autoencoder",
+            "Decoder",
+            "z",
+            vec![BATCH, 32],
+            "Decoder.dense_1.w",
+            vec![32, 128],
+        ),
+        (
+            "lstm_sine",
+            "SineLstm",
+            "x",
+            vec![BATCH, 32, 1],
+            "SineLstm.lstm_1.w",
+            vec![1, 128],
+        ),
+    ];
+    for (example, model, input, input_shape, param, param_shape) in cases {
+        let rel = format!("examples/{example}.nnl");
+        let text = std::fs::read_to_string(common::root().join(&rel)).expect("readable example");
+        let opts = nnl::lower::Options {
+            batch: Some(BATCH),
+            ..Default::default()
+        };
+        let loader = common::CwdLoader {
+            base: common::root(),
+        };
+        let out = nnl::lower_model_source(&rel, &text, &loader, &opts, model, false);
+        let g = out
+            .lowered
+            .unwrap_or_else(|| panic!("{model} of {rel} does not lower alone"));
+        round_trips(&g);
+        let ty = |name: &str| g.ty(g.find_input(name).expect("an input")).shape.clone();
+        assert_eq!(ty(input), input_shape, "{model}'s input `{input}`");
+        assert_eq!(ty(param), param_shape, "{model}'s `{param}`");
+    }
+}

@@ -709,18 +709,36 @@ pub(crate) fn lower_model(
         None => Vec::new(),
     };
     l.begin_graph(&format!("model.{name}"), training);
-    let mut env = Env::new(module);
+    let layer = l.new_layer(r, Vec::new());
+    let [(_, layer)] =
+        &l.with_default_attrs(vec![(name.to_string(), Val::Layer(layer))], def.span)?[..]
+    else {
+        unreachable!("one model in, one out")
+    };
+    // An input's declared type, with `B` and the model's attributes bound, is its type; a data
+    // field of the same name gives the sizes it leaves symbolic (`x: f32[B, T, 1]`).
+    let mut env = Env::new(r.module);
     env.bind("B", Val::Int(batch as i64));
+    if let Val::Layer(model) = layer {
+        for (attr, v) in &model.attrs {
+            env.bind(attr, v.clone());
+        }
+    }
     let mut args = Vec::new();
     for p in &def.params {
-        let tt = match (fields.iter().find(|(f, _)| *f == p.name.name), &p.ty) {
-            (Some((_, t)), _) => t.clone(),
-            (None, Some(ty)) => l.tensor_type(&mut env, ty).map_err(|_| {
-                LowerError::new(
+        let field = fields.iter().find(|(f, _)| *f == p.name.name);
+        let declared =
+            p.ty.as_ref()
+                .map(|ty| (l.tensor_type(&mut env, ty), ty.span));
+        let tt = match (declared, field) {
+            (Some((Ok(t), _)), _) => t,
+            (_, Some((_, t))) => t.clone(),
+            (Some((Err(_), span)), None) => {
+                return Err(LowerError::new(
                     "this input's shape has sizes other than `B` and no data field gives them",
-                    ty.span,
-                )
-            })?,
+                    span,
+                ));
+            }
             (None, None) => return Err(LowerError::new("an input without a type", p.span)),
         };
         let id = l.g().input(p.name.name.clone(), Role::Data, tt);
@@ -730,12 +748,6 @@ pub(crate) fn lower_model(
             span: p.span,
         });
     }
-    let layer = l.new_layer(r, Vec::new());
-    let [(_, layer)] =
-        &l.with_default_attrs(vec![(name.to_string(), Val::Layer(layer))], def.span)?[..]
-    else {
-        unreachable!("one model in, one out")
-    };
     l.at(def.name.span);
     let out = l.call(layer.clone(), args, def.name.span)?;
     let t = l.tensor_of(&out, l.float, def.name.span)?;
