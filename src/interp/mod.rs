@@ -161,22 +161,7 @@ pub fn eval_node(
     let fail = |message| InterpError::at(index, node, message);
     let args: Vec<Rc<Tensor>> = args.into_iter().map(Rc::new).collect();
     let parts = match &node.op {
-        Op::Scan {
-            body,
-            carries,
-            seqs,
-            reverse,
-        } => {
-            let scan = Scan {
-                index,
-                node,
-                body,
-                carries: *carries,
-                seqs: *seqs,
-                reverse: *reverse,
-            };
-            Interp { opts }.scan(&scan, args)?
-        }
+        Op::Scan { .. } => Interp { opts }.scan_node(index, node, args)?,
         Op::Input { .. } | Op::Get { .. } => {
             return Err(fail(format!("`{}` is not computed", node.op.name())));
         }
@@ -272,22 +257,9 @@ impl Interp<'_> {
                     ),
                     _ => return Err(fail("`get` of something not a tuple".into())),
                 },
-                Op::Scan {
-                    body,
-                    carries,
-                    seqs,
-                    reverse,
-                } => {
+                Op::Scan { .. } => {
                     let operands = tensors(&args).map_err(fail)?;
-                    let scan = Scan {
-                        index: i,
-                        node,
-                        body,
-                        carries: *carries,
-                        seqs: *seqs,
-                        reverse: *reverse,
-                    };
-                    Value::Tuple(self.scan(&scan, operands)?)
+                    Value::Tuple(self.scan_node(i, node, operands)?)
                 }
                 op => {
                     let operands = tensors(&args).map_err(fail)?;
@@ -335,6 +307,33 @@ impl Interp<'_> {
                 )),
             })
             .collect()
+    }
+
+    /// Runs node `index`, a `scan`, on its operands.
+    fn scan_node(
+        &self,
+        index: usize,
+        node: &Node,
+        operands: Vec<Rc<Tensor>>,
+    ) -> Result<Vec<Rc<Tensor>>, InterpError> {
+        let Op::Scan {
+            body,
+            carries,
+            seqs,
+            reverse,
+        } = &node.op
+        else {
+            return Err(InterpError::at(index, node, "not a scan".into()));
+        };
+        let scan = Scan {
+            index,
+            node,
+            body,
+            carries: *carries,
+            seqs: *seqs,
+            reverse: *reverse,
+        };
+        self.scan(&scan, operands)
     }
 
     fn scan(

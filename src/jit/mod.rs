@@ -242,10 +242,10 @@ impl Program {
                     // buffer that no operand view reaches.
                     unsafe { matmul(table, a, b, out, dtype, threads) }
                 }
-                Step::Library { node, args, outs } => {
-                    // SAFETY: the views lie within their buffers, and `outs` hold the node's
-                    // result types.
-                    unsafe { self.library(table, *node, args, outs, threads)? }
+                Step::Library { node, args, out } => {
+                    // SAFETY: the views lie within their buffers, and `out` holds the node's
+                    // result type.
+                    unsafe { self.library(table, *node, args, *out, threads)? }
                 }
                 Step::Scan {
                     node,
@@ -275,11 +275,11 @@ impl Program {
         table: &[*mut u8],
         node: usize,
         args: &[View],
-        outs: &[BufId],
+        out: BufId,
         threads: usize,
     ) -> Result<(), InterpError> {
         // SAFETY: forwarded from the caller.
-        if unsafe { self.window_in_place(table, node, args, outs)? } {
+        if unsafe { self.window_in_place(table, node, args, out)? } {
             return Ok(());
         }
         let buffers = &self.plan.buffers;
@@ -294,13 +294,13 @@ impl Program {
             threads,
         };
         let parts = interp::eval_node(node, &self.graph.nodes[node], operands, &opts)?;
-        for (&buf, part) in outs.iter().zip(&parts) {
-            // SAFETY: the buffer holds exactly `part`'s elements and dtype (the interpreter
-            // checks each node's result against its type).
-            unsafe { write_tensor(table[buf], buffers[buf].numel, part) }
-                .map_err(|e| library_error(&self.graph, node, e))?;
-        }
-        Ok(())
+        let [result] = parts.as_slice() else {
+            return Err(library_error(&self.graph, node, "not one result".into()));
+        };
+        // SAFETY: the buffer holds the node's type, which the interpreter checked its result
+        // against (and `write_tensor` checks the element count).
+        unsafe { write_tensor(table[out], buffers[out].numel, result) }
+            .map_err(|e| library_error(&self.graph, node, e))
     }
 
     /// `unfold` and `fold` of floats, computed straight from and into the buffers (library
@@ -313,10 +313,10 @@ impl Program {
         table: &[*mut u8],
         node: usize,
         args: &[View],
-        outs: &[BufId],
+        out: BufId,
     ) -> Result<bool, InterpError> {
         let n = &self.graph.nodes[node];
-        let (Some(arg), Some(&out)) = (args.first(), outs.first()) else {
+        let Some(arg) = args.first() else {
             return Ok(false);
         };
         let dtype = self.plan.buffers[out].dtype;

@@ -122,7 +122,7 @@ pub enum Step {
     Library {
         node: usize,
         args: Vec<View>,
-        outs: Vec<BufId>,
+        out: BufId,
     },
     /// Node `node`, a `scan`, with its body compiled on its own. The operands are row-major
     /// views (carries, sequences, constants); each carry lives in two scratch buffers, read
@@ -142,11 +142,7 @@ impl Step {
         match self {
             Step::Kernel(k) => k.loads.iter().map(|v| v.buf).chain([k.out.buf]).collect(),
             Step::MatMul { a, b, out } => vec![a.buf, b.buf, out.buf],
-            Step::Library { args, outs, .. } => args
-                .iter()
-                .map(|v| v.buf)
-                .chain(outs.iter().copied())
-                .collect(),
+            Step::Library { args, out, .. } => args.iter().map(|v| v.buf).chain([*out]).collect(),
             Step::Scan {
                 args,
                 carries,
@@ -434,31 +430,19 @@ impl Planner<'_> {
         }));
     }
 
-    fn library(&mut self, i: usize) -> Result<Val, String> {
-        let node = &self.graph.nodes[i];
-        let args = node
-            .args
-            .clone()
-            .into_iter()
+    /// Node `i`'s operands as row-major views.
+    fn row_major_operands(&mut self, i: usize) -> Result<Vec<View>, String> {
+        let args = self.graph.nodes[i].args.clone();
+        args.into_iter()
             .map(|a| self.row_major_operand(a))
-            .collect::<Result<Vec<_>, _>>()?;
-        let parts: Vec<TensorType> = match &node.ty {
-            Type::Tensor(t) => vec![t.clone()],
-            Type::Tuple(parts) => parts.clone(),
-        };
-        let outs: Vec<BufId> = parts
-            .iter()
-            .map(|t| self.new_buffer(t, Storage::Arena(0)))
-            .collect();
-        self.steps.push(Step::Library {
-            node: i,
-            args,
-            outs: outs.clone(),
-        });
-        Ok(match &node.ty {
-            Type::Tensor(t) => Val::View(View::whole(outs[0], &t.shape)),
-            Type::Tuple(_) => Val::Parts(outs),
-        })
+            .collect()
+    }
+
+    fn library(&mut self, i: usize, ty: &TensorType) -> Result<Val, String> {
+        let args = self.row_major_operands(i)?;
+        let out = self.new_buffer(ty, Storage::Arena(0));
+        self.steps.push(Step::Library { node: i, args, out });
+        Ok(Val::View(View::whole(out, &ty.shape)))
     }
 
     fn node(&mut self, i: usize) -> Result<Val, String> {
@@ -583,7 +567,8 @@ impl Planner<'_> {
                 Val::View(out)
             }
             (Op::Scan { carries, .. }, None) => self.scan(i, *carries)?,
-            _ => self.library(i)?,
+            (_, Some(ty)) => self.library(i, &ty)?,
+            (op, None) => return Err(format!("internal error: `{}` makes a tuple", op.name())),
         })
     }
 
@@ -592,12 +577,7 @@ impl Planner<'_> {
         let Type::Tuple(parts) = node.ty.clone() else {
             return Err(format!("internal error: scan %{i} is not a tuple"));
         };
-        let args = node
-            .args
-            .clone()
-            .into_iter()
-            .map(|a| self.row_major_operand(a))
-            .collect::<Result<Vec<_>, _>>()?;
+        let args = self.row_major_operands(i)?;
         let mut carry_bufs = Vec::new();
         for (c, ty) in parts[..carries].iter().enumerate() {
             let first = self.new_buffer(ty, Storage::Arena(0));
