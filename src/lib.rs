@@ -1,8 +1,9 @@
 //! nnl: the compiler pipeline as a library. Data flows one way:
-//! syntax → resolve → check (→ lower → grad → optimize → fuse → codegen → runtime, later).
-//! No stage performs IO: the caller loads files into a `SourceMap` and serves `use "…"`d files
-//! through a `resolve::Loader` (`fs::DiskLoader` reads the disk). `data`, the first part of the
-//! runtime, reads the data files a `data` block names.
+//! syntax → resolve → check → lower → grad (`step`) → optimize (`opt`) → fuse and codegen
+//! (`jit`) → runtime, with `interp` as the reference backend. The compiler stages perform no
+//! IO: the caller loads files into a `SourceMap` and serves `use "…"`d files through a
+//! `resolve::Loader` (`fs::DiskLoader` reads the disk). `data`, the first part of the runtime,
+//! reads the data files a `data` block names.
 
 pub mod check;
 pub mod data;
