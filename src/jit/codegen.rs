@@ -89,27 +89,22 @@ four_lanes!(
 /// The functions kernels call: symbol, address, and the type of the argument and result (a
 /// pointer, with no result, for the four-lane ones).
 fn math_functions() -> [(&'static str, *const u8, Option<Type>); 12] {
+    let f32 = Some(types::F32);
+    let f64 = Some(types::F64);
     [
-        ("nnl_exp_f32", exp_f32 as *const u8, types::F32),
-        ("nnl_log_f32", log_f32 as *const u8, types::F32),
-        ("nnl_sin_f32", sin_f32 as *const u8, types::F32),
-        ("nnl_cos_f32", cos_f32 as *const u8, types::F32),
-        ("nnl_exp_f64", exp_f64 as *const u8, types::F64),
-        ("nnl_log_f64", log_f64 as *const u8, types::F64),
-        ("nnl_sin_f64", sin_f64 as *const u8, types::F64),
-        ("nnl_cos_f64", cos_f64 as *const u8, types::F64),
-    ]
-    .map(|(name, address, ty)| (name, address, Some(ty)))
-    .into_iter()
-    .chain([
+        ("nnl_exp_f32", exp_f32 as *const u8, f32),
+        ("nnl_log_f32", log_f32 as *const u8, f32),
+        ("nnl_sin_f32", sin_f32 as *const u8, f32),
+        ("nnl_cos_f32", cos_f32 as *const u8, f32),
+        ("nnl_exp_f64", exp_f64 as *const u8, f64),
+        ("nnl_log_f64", log_f64 as *const u8, f64),
+        ("nnl_sin_f64", sin_f64 as *const u8, f64),
+        ("nnl_cos_f64", cos_f64 as *const u8, f64),
         ("nnl_exp4_f32", exp4_f32 as *const u8, None),
         ("nnl_log4_f32", log4_f32 as *const u8, None),
         ("nnl_sin4_f32", sin4_f32 as *const u8, None),
         ("nnl_cos4_f32", cos4_f32 as *const u8, None),
-    ])
-    .collect::<Vec<_>>()
-    .try_into()
-    .expect("twelve functions")
+    ]
 }
 
 fn math_symbol(op: &Op, dtype: DType, four_lanes: bool) -> &'static str {
@@ -169,7 +164,7 @@ pub fn compile(kernels: &[&Kernel]) -> Result<Code, String> {
     let mut flags = settings::builder();
     flags.set("opt_level", "speed").map_err(|e| e.to_string())?;
     let isa = cranelift_native::builder()
-        .map_err(|e| format!("this machine is not supported by the JIT: {e}"))?
+        .map_err(|e| format!("the JIT does not support this machine ({e}); run with `--backend interp`"))?
         .finish(settings::Flags::new(flags))
         .map_err(|e| e.to_string())?;
     let mut jit = JITBuilder::with_isa(isa, cranelift_module::default_libcall_names());

@@ -122,25 +122,34 @@ fn let_with_type(file: FileId, text: &str, pos: usize) -> Option<Diagnostic> {
     )
 }
 
-/// The innermost bracket still open at `pos` in the chunk starting at `offset`.
-fn open_bracket(text: &str, offset: usize, pos: usize) -> Option<char> {
-    let mut stack = Vec::new();
+/// The brackets of `chunk` outside strings and comments, with their byte index in it.
+fn brackets(chunk: &str) -> impl Iterator<Item = (usize, char)> + '_ {
     let mut in_string = false;
     let mut in_comment = false;
-    for c in text.get(offset..pos)?.chars() {
+    chunk.char_indices().filter(move |&(_, c)| {
         if in_comment {
             in_comment = c != '\n';
-            continue;
+            return false;
         }
         match c {
             '"' => in_string = !in_string,
             _ if in_string => {}
             '#' => in_comment = true,
-            '(' | '[' | '{' => stack.push(c),
-            ')' | ']' | '}' => {
-                stack.pop();
-            }
+            '(' | '[' | '{' | ')' | ']' | '}' => return true,
             _ => {}
+        }
+        false
+    })
+}
+
+/// The innermost bracket still open at `pos` in the chunk starting at `offset`.
+fn open_bracket(text: &str, offset: usize, pos: usize) -> Option<char> {
+    let mut stack = Vec::new();
+    for (_, c) in brackets(text.get(offset..pos)?) {
+        if matches!(c, '(' | '[' | '{') {
+            stack.push(c);
+        } else {
+            stack.pop();
         }
     }
     stack.last().copied()
@@ -344,20 +353,10 @@ fn unclosed_delimiter(
     pos: usize,
 ) -> Option<Diagnostic> {
     let mut stack: Vec<(char, usize)> = Vec::new();
-    let chunk = &text[offset..chunk_end];
-    let mut in_string = false;
-    let mut in_comment = false;
-    for (i, c) in chunk.char_indices() {
-        if in_comment {
-            in_comment = c != '\n';
-            continue;
-        }
+    for (i, c) in brackets(&text[offset..chunk_end]) {
         match c {
-            '"' => in_string = !in_string,
-            _ if in_string => {}
-            '#' => in_comment = true,
             '(' | '[' | '{' => stack.push((c, offset + i)),
-            ')' | ']' | '}' => {
+            _ => {
                 let want = match c {
                     ')' => '(',
                     ']' => '[',
@@ -399,7 +398,6 @@ fn unclosed_delimiter(
                     }
                 }
             }
-            _ => {}
         }
     }
     let at_end = text[pos.min(chunk_end)..chunk_end].trim().is_empty();
