@@ -164,7 +164,9 @@ pub fn compile(kernels: &[&Kernel]) -> Result<Code, String> {
     let mut flags = settings::builder();
     flags.set("opt_level", "speed").map_err(|e| e.to_string())?;
     let isa = cranelift_native::builder()
-        .map_err(|e| format!("the JIT does not support this machine ({e}); run with `--backend interp`"))?
+        .map_err(|e| {
+            format!("the JIT does not support this machine ({e}); run with `--backend interp`")
+        })?
         .finish(settings::Flags::new(flags))
         .map_err(|e| e.to_string())?;
     let mut jit = JITBuilder::with_isa(isa, cranelift_module::default_libcall_names());
