@@ -3,7 +3,7 @@
 
 use super::linalg;
 use super::random;
-use super::tensor::{Elem, Num, Tensor, by_dtype, by_float, by_num, from_fn, row_major};
+use super::tensor::{Elem, Float, Num, Tensor, by_dtype, by_float, by_num, from_fn, row_major};
 use crate::ir::{CmpOp, DType, Op};
 use ndarray::{ArrayD, ArrayView1, Axis, IxDyn, Slice, Zip};
 
@@ -46,7 +46,7 @@ pub(super) fn apply(op: &Op, args: &[&Tensor], threads: usize) -> Result<Tensor,
                 let x = T::of(x)?;
                 // One call per op rather than a function pointer, so each loop is inlined.
                 T::wrap(match op {
-                    Op::Exp => x.mapv(T::exp),
+                    Op::Exp => x.mapv(T::exponential),
                     Op::Log => x.mapv(T::ln),
                     Op::Sqrt => x.mapv(T::sqrt),
                     Op::Sin => x.mapv(T::sin),

@@ -38,6 +38,7 @@
 
 mod kernels;
 mod linalg;
+pub mod math;
 pub mod random;
 mod tensor;
 #[cfg(test)]

@@ -211,7 +211,10 @@ pub(super) trait Num: Elem {
 }
 
 /// f32 and f64, the types `matmul` multiplies.
-pub(super) trait Float: Num {}
+pub(super) trait Float: Num {
+    /// e^x: [`super::math::exp_f32`] in f32, which the JIT reproduces exactly; the library's in f64.
+    fn exponential(self) -> Self;
+}
 
 macro_rules! elem {
     ($t:ty, $variant:ident, $from:expr, $to:expr) => {
@@ -248,7 +251,7 @@ elem!(bool, Bool, |x: f64| x != 0.0, |b: bool| f64::from(
 ));
 
 macro_rules! float {
-    ($t:ty, $variant:ident) => {
+    ($t:ty, $variant:ident, $exp:expr) => {
         impl Elem for $t {
             const DTYPE: DType = DType::$variant;
             fn from_f64(x: f64) -> Self {
@@ -277,7 +280,11 @@ macro_rules! float {
             }
         }
 
-        impl Float for $t {}
+        impl Float for $t {
+            fn exponential(self) -> Self {
+                $exp(self)
+            }
+        }
 
         impl Num for $t {
             const LOWEST: Self = <$t>::NEG_INFINITY;
@@ -300,8 +307,8 @@ macro_rules! float {
     };
 }
 
-float!(f32, F32);
-float!(f64, F64);
+float!(f32, F32, super::math::exp_f32);
+float!(f64, F64, f64::exp);
 
 impl Num for i32 {
     const LOWEST: Self = i32::MIN;

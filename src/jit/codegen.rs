@@ -5,10 +5,11 @@
 //! loop. The innermost loop of an f32 kernel whose accesses are contiguous or broadcast runs four
 //! lanes at a time (x86-64 Cranelift emits 128-bit vectors), then finishes element by element.
 //! Every element is computed with the interpreter's operations in the interpreter's order (no
-//! fused multiply-add, folds in index order, `exp`/`log`/`sin`/`cos` through the same library
-//! calls), so kernels agree with it bit for bit.
+//! fused multiply-add, folds in index order, `log`/`sin`/`cos` through the same library calls, and
+//! the interpreter's own f32 `exp` inlined on vectors), so kernels agree with it bit for bit.
 
 use super::plan::{ExprNode, ExprOp, Fold, Kernel, dtype_size};
+use crate::interp::math;
 use crate::ir::{CmpOp, DType, Op};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{
@@ -41,7 +42,7 @@ impl Drop for Code {
 }
 
 extern "C" fn exp_f32(x: f32) -> f32 {
-    x.exp()
+    math::exp_f32(x)
 }
 extern "C" fn log_f32(x: f32) -> f32 {
     x.ln()
@@ -79,16 +80,11 @@ macro_rules! four_lanes {
         }
     )*};
 }
-four_lanes!(
-    exp4_f32 = exp_f32,
-    log4_f32 = log_f32,
-    sin4_f32 = sin_f32,
-    cos4_f32 = cos_f32
-);
+four_lanes!(log4_f32 = log_f32, sin4_f32 = sin_f32, cos4_f32 = cos_f32);
 
 /// The functions kernels call: symbol, address, and the type of the argument and result (a
 /// pointer, with no result, for the four-lane ones).
-fn math_functions() -> [(&'static str, *const u8, Option<Type>); 12] {
+fn math_functions() -> [(&'static str, *const u8, Option<Type>); 11] {
     let f32 = Some(types::F32);
     let f64 = Some(types::F64);
     [
@@ -100,7 +96,6 @@ fn math_functions() -> [(&'static str, *const u8, Option<Type>); 12] {
         ("nnl_log_f64", log_f64 as *const u8, f64),
         ("nnl_sin_f64", sin_f64 as *const u8, f64),
         ("nnl_cos_f64", cos_f64 as *const u8, f64),
-        ("nnl_exp4_f32", exp4_f32 as *const u8, None),
         ("nnl_log4_f32", log4_f32 as *const u8, None),
         ("nnl_sin4_f32", sin4_f32 as *const u8, None),
         ("nnl_cos4_f32", cos4_f32 as *const u8, None),
@@ -109,7 +104,6 @@ fn math_functions() -> [(&'static str, *const u8, Option<Type>); 12] {
 
 fn math_symbol(op: &Op, dtype: DType, four_lanes: bool) -> &'static str {
     match (op, dtype) {
-        (Op::Exp, _) if four_lanes => "nnl_exp4_f32",
         (Op::Log, _) if four_lanes => "nnl_log4_f32",
         (Op::Sin, _) if four_lanes => "nnl_sin4_f32",
         (Op::Cos, _) if four_lanes => "nnl_cos4_f32",
@@ -669,6 +663,60 @@ impl<'a, 'm> Emitter<'a, 'm> {
         self.b.ins().stack_load(self.pointer, types::F32X4, slot, 0)
     }
 
+    /// [`math::exp_f32`] on four lanes, step for step, so both agree bit for bit.
+    fn vector_exp(&mut self, x: Value) -> Value {
+        let splat = |s: &mut Self, c: f32| {
+            let c = s.b.ins().f32const(c);
+            s.b.ins().splat(types::F32X4, c)
+        };
+        let low = splat(self, math::EXP_LOW);
+        let below = self.b.ins().fcmp(FloatCC::LessThan, x, low);
+        let below = self.mask_as_float(below);
+        let clamped = self.b.ins().bitselect(below, low, x);
+        let high = splat(self, math::EXP_HIGH);
+        let above = self.b.ins().fcmp(FloatCC::GreaterThan, clamped, high);
+        let above = self.mask_as_float(above);
+        let clamped = self.b.ins().bitselect(above, high, clamped);
+
+        let log2_e = splat(self, math::LOG2_E);
+        let n = self.b.ins().fmul(clamped, log2_e);
+        let n = self.b.ins().nearest(n);
+        let ln2_hi = splat(self, math::LN2_HI);
+        let ln2_lo = splat(self, math::LN2_LO);
+        let n_hi = self.b.ins().fmul(n, ln2_hi);
+        let r = self.b.ins().fsub(clamped, n_hi);
+        let n_lo = self.b.ins().fmul(n, ln2_lo);
+        let r = self.b.ins().fsub(r, n_lo);
+
+        let mut p = splat(self, math::EXP_TAYLOR[0]);
+        for &c in &math::EXP_TAYLOR[1..] {
+            let c = splat(self, c);
+            let pr = self.b.ins().fmul(p, r);
+            p = self.b.ins().fadd(pr, c);
+        }
+        let r2 = self.b.ins().fmul(r, r);
+        let tail = self.b.ins().fmul(r2, p);
+        let tail = self.b.ins().fadd(r, tail);
+        let one = splat(self, 1.0);
+        let p = self.b.ins().fadd(one, tail);
+
+        let n = self.b.ins().fcvt_to_sint_sat(types::I32X4, n);
+        let half = self.b.ins().sshr_imm_u(n, 1);
+        let rest = self.b.ins().isub(n, half);
+        let bias = self.b.ins().iconst(types::I32, 127);
+        let bias = self.b.ins().splat(types::I32X4, bias);
+        let mut y = p;
+        for k in [half, rest] {
+            let exponent = self.b.ins().iadd(k, bias);
+            let bits = self.b.ins().ishl_imm_u(exponent, 23);
+            let power = self.mask_as_float(bits);
+            y = self.b.ins().fmul(y, power);
+        }
+        let nan = self.b.ins().fcmp(FloatCC::Unordered, x, x);
+        let nan = self.mask_as_float(nan);
+        self.b.ins().bitselect(nan, x, y)
+    }
+
     fn call_math(&mut self, op: &Op, dtype: DType, x: Value) -> Value {
         let symbol = math_symbol(op, dtype, false);
         let func = self.math_ref(symbol);
@@ -884,7 +932,8 @@ impl<'a, 'm> Emitter<'a, 'm> {
         match op {
             Op::Neg => self.b.ins().fneg(arg(0)),
             Op::Sqrt => self.b.ins().sqrt(arg(0)),
-            Op::Exp | Op::Log | Op::Sin | Op::Cos => self.call_math4(op, arg(0)),
+            Op::Exp => self.vector_exp(arg(0)),
+            Op::Log | Op::Sin | Op::Cos => self.call_math4(op, arg(0)),
             Op::Detach => arg(0),
             Op::Add => self.b.ins().fadd(arg(0), arg(1)),
             Op::Sub => self.b.ins().fsub(arg(0), arg(1)),
