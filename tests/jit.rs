@@ -2,7 +2,7 @@
 //! interpreter. Every example trains a few steps through the real runtime on a [`Compare`]
 //! backend, which runs each graph on both backends and compares every output, so training steps,
 //! evaluation graphs (every batch of the validation and test splits, the smaller last one
-//! included) and metrics are checked on real data, parameters and optimizer states; then the
+//! included) and metrics are checked on real data, parameters and optimizer states; then each
 //! model alone (what `nnlc predict` runs) is compared on an odd batch size.
 //!
 //! The runtime carries on with the reference's outputs, so a difference never compounds from one
@@ -319,20 +319,20 @@ fn train_briefly(
     Ok((check, program, data, values))
 }
 
-/// Runs the model alone, in evaluation mode, on `backend` — what `nnlc predict` runs, so only
-/// for a train block of one model — on the first three training samples (an odd batch, unlike
-/// the training batches) with the trained values; false when there are several models.
-fn run_model(
+/// Runs each model of the train block alone, in evaluation mode, on `backend` (what `nnlc
+/// predict` runs) with the trained values, on three samples: an odd batch, unlike the training
+/// batches. Inputs the data has, with the model's type, come from the first training samples;
+/// the others (a generator's noise, a decoder's code) are fixed values in [−1, 1). Returns how
+/// many models ran.
+fn run_models(
     program: &nnl::resolve::Program,
     sources: &nnl::source::SourceMap,
     data: &nnl::data::Dataset,
     values: &HashMap<String, Tensor>,
     backend: &dyn Backend,
-) -> Result<bool, String> {
+) -> Result<usize, String> {
     const BATCH: usize = 3;
-    let [model] = &program.train().ok_or("no train block")?.models[..] else {
-        return Ok(false);
-    };
+    let models = &program.train().ok_or("no train block")?.models;
     let batch = data
         .batches("train", BATCH, 0)
         .map_err(|e| e.to_string())?
@@ -342,13 +342,44 @@ fn run_model(
         batch: Some(BATCH),
         float: DType::F32,
     };
-    let graph = nnl::lower::lower_model(program, sources, &opts, &model.name, false)
-        .map_err(|d| d.message)?;
-    backend
-        .prepare(nnl::opt::optimize(&graph).0)?
-        .run(&|n| batch.tensors.get(n).or(values.get(n)), false)
-        .map_err(|e| format!("`{}` alone: {e}", model.name))?;
-    Ok(true)
+    for model in models {
+        let graph = nnl::lower::lower_model(program, sources, &opts, &model.name, false)
+            .map_err(|d| d.message)?;
+        let graph = nnl::opt::optimize(&graph).0;
+        let mut feed: HashMap<String, Tensor> = HashMap::new();
+        for (v, name, _) in graph.inputs() {
+            let ty = graph.ty(v);
+            let given = batch.tensors.get(name).or(values.get(name));
+            let tensor = match given {
+                Some(t) if t.ty() == *ty => t.clone(),
+                _ => fixed_values(ty),
+            };
+            feed.insert(name.to_string(), tensor);
+        }
+        backend
+            .prepare(graph)?
+            .run(&|n| feed.get(n), false)
+            .map_err(|e| format!("`{}` alone: {e}", model.name))?;
+    }
+    Ok(models.len())
+}
+
+/// A tensor of `ty` whose elements spread over [−1, 1) (zeros for integers and bools).
+fn fixed_values(ty: &nnl::ir::TensorType) -> Tensor {
+    let shape = ndarray::IxDyn(&ty.shape);
+    let spread = (0..ty.numel()).map(|i| (i * 37 % 64) as f64 / 32.0 - 1.0);
+    let sized = "a vector of the shape's size";
+    match ty.dtype {
+        DType::F32 => Tensor::F32(
+            ndarray::ArrayD::from_shape_vec(shape, spread.map(|x| x as f32).collect())
+                .expect(sized),
+        ),
+        DType::F64 => {
+            Tensor::F64(ndarray::ArrayD::from_shape_vec(shape, spread.collect()).expect(sized))
+        }
+        DType::I32 => Tensor::I32(ndarray::ArrayD::zeros(shape)),
+        DType::Bool => Tensor::Bool(ndarray::ArrayD::from_elem(shape, false)),
+    }
 }
 
 /// A fresh directory for one run, unique among the tests running at once.
@@ -388,18 +419,13 @@ fn compare_example(
         tally: tally.clone(),
     };
     let (check, program, data, values) = train_briefly(file, Box::new(compare()), &dir)?;
-    let model_alone = run_model(&program, &check.sources, &data, &values, &compare())?;
+    let models = run_models(&program, &check.sources, &data, &values, &compare())?;
     let _ = std::fs::remove_dir_all(&dir);
     let t = Rc::into_inner(tally)
         .expect("the backends are dropped")
         .into_inner();
-    let several_models = if model_alone {
-        ""
-    } else {
-        "; no model run alone (there are several)"
-    };
     let summary = format!(
-        "{name}: {}{several_models} ({:.1}s)",
+        "{name}: {}; {models} model(s) run alone ({:.1}s)",
         t.summary(),
         start.elapsed().as_secs_f64()
     );
