@@ -22,13 +22,23 @@ use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{FuncId, Linkage, Module};
 use std::collections::HashMap;
 
-/// A compiled kernel: reads and writes the buffers whose addresses `table` holds.
-pub type KernelFn = unsafe extern "C" fn(table: *const *mut u8);
+/// A compiled kernel: reads and writes the buffers whose addresses `table` holds, for the
+/// iterations `begin..end` of its outermost loop when it can be split (see [`Compiled`]).
+pub type KernelFn = unsafe extern "C" fn(table: *const *mut u8, begin: i64, end: i64);
+
+/// A kernel's code, and the extent of its outermost loop when its iterations write disjoint
+/// outputs, so that ranges of them can run on different threads (0 when they can't, or
+/// there's no loop: then the bounds are ignored).
+#[derive(Clone, Copy)]
+pub struct Compiled {
+    pub run: KernelFn,
+    pub outer: usize,
+}
 
 /// The machine code of a plan's kernels; freed on drop.
 pub struct Code {
     module: Option<JITModule>,
-    pub kernels: Vec<KernelFn>,
+    pub kernels: Vec<Compiled>,
 }
 
 impl Drop for Code {
@@ -187,14 +197,17 @@ pub fn compile(kernels: &[&Kernel]) -> Result<Code, String> {
     let mut ctx = module.make_context();
     let mut builder_ctx = FunctionBuilderContext::new();
     let mut ids = Vec::new();
+    let mut outers = Vec::new();
     for (n, kernel) in kernels.iter().enumerate() {
         ctx.func.signature.params.push(AbiParam::new(pointer));
+        ctx.func.signature.params.push(AbiParam::new(types::I64));
+        ctx.func.signature.params.push(AbiParam::new(types::I64));
         let id = module
             .declare_function(&format!("kernel{n}"), Linkage::Local, &ctx.func.signature)
             .map_err(|e| e.to_string())?;
         ctx.func.name = UserFuncName::user(0, id.as_u32());
         let builder = FunctionBuilder::new(&mut ctx.func, &mut builder_ctx);
-        Emitter::new(builder, &mut module, &math, kernel, pointer).emit();
+        outers.push(Emitter::new(builder, &mut module, &math, kernel, pointer).emit());
         module
             .define_function(id, &mut ctx)
             .map_err(|e| format!("compiling kernel {n}: {e:?}"))?;
@@ -204,11 +217,13 @@ pub fn compile(kernels: &[&Kernel]) -> Result<Code, String> {
     module.finalize_definitions().map_err(|e| e.to_string())?;
     let kernels = ids
         .iter()
-        .map(|&id| {
+        .zip(outers)
+        .map(|(&id, outer)| {
             let code = module.get_finalized_function(id);
             // SAFETY: `code` is a finalized function compiled with the signature
-            // `fn(pointer)`, the platform's C calling convention, which `KernelFn` is.
-            unsafe { std::mem::transmute::<*const u8, KernelFn>(code) }
+            // `fn(pointer, i64, i64)`, the platform's C calling convention, which `KernelFn` is.
+            let run = unsafe { std::mem::transmute::<*const u8, KernelFn>(code) };
+            Compiled { run, outer }
         })
         .collect();
     Ok(Code {
@@ -335,6 +350,15 @@ struct Emitter<'a, 'm> {
     bases: Vec<Value>,
     /// The index variable of each loop level.
     index: Vec<Variable>,
+    /// The bounds of the outermost loop, when it can be split between threads.
+    range: Option<(Value, Value)>,
+}
+
+/// How far a loop runs: a count known when compiling, or the outermost loop's `end` argument.
+#[derive(Clone, Copy)]
+enum Limit {
+    Fixed(usize),
+    Until(Value),
 }
 
 const FLAGS: MemFlagsData = MemFlagsData::new().with_notrap();
@@ -369,6 +393,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
             lay,
             bases: Vec::new(),
             index: Vec::new(),
+            range: None,
         }
     }
 
@@ -376,11 +401,25 @@ impl<'a, 'm> Emitter<'a, 'm> {
         self.dtypes.len() - 1
     }
 
-    fn emit(mut self) {
+    /// Whether the outermost loop's iterations write disjoint outputs: not when it runs along
+    /// an axis a reduction folds.
+    fn splittable(&self) -> bool {
+        !self.lay.dims.is_empty() && (self.k.reduce.is_none() || self.stride(self.out(), 0) != 0)
+    }
+
+    /// Emits the kernel; the extent of its outermost loop if it can be split, else 0.
+    fn emit(mut self) -> usize {
         let entry = self.b.create_block();
         self.b.append_block_params_for_function_params(entry);
         self.b.switch_to_block(entry);
-        let table = self.b.block_params(entry)[0];
+        let params = self.b.block_params(entry).to_vec();
+        let table = params[0];
+        let outer = if self.splittable() && !self.k.space.contains(&0) {
+            self.range = Some((params[1], params[2]));
+            self.lay.dims[0]
+        } else {
+            0
+        };
         let views = self.k.loads.iter().chain([&self.k.out]);
         let mut bases = Vec::new();
         for (view, &dtype) in views.zip(&self.dtypes) {
@@ -402,9 +441,11 @@ impl<'a, 'm> Emitter<'a, 'm> {
         self.b.seal_all_blocks();
         let config = self.module.target_config();
         self.b.finalize(config);
+        outer
     }
 
-    /// Sets every element of a reduction's (fresh, row-major) output to the fold's start.
+    /// Sets every element of a reduction's (fresh, row-major) output to the fold's start: the
+    /// rows of this run's range of the outermost loop, which is then the output's first axis.
     fn fill_fold_start(&mut self, fold: Fold) {
         let numel: usize = self
             .k
@@ -422,11 +463,25 @@ impl<'a, 'm> Emitter<'a, 'm> {
             (Fold::Max, _) => f64::NEG_INFINITY,
         };
         let counter = self.b.declare_var(types::I64);
-        let zero = self.b.ins().iconst(types::I64, 0);
-        self.b.def_var(counter, zero);
         let offset = self.b.declare_var(types::I64);
-        self.b.def_var(offset, zero);
-        self.counted_loop(counter, &[(offset, size)], 1, numel, &mut |e, offs| {
+        let limit = match self.range {
+            Some((begin, end)) => {
+                let row = self.stride(self.out(), 0) / size;
+                let first = self.b.ins().imul_imm_s(begin, row);
+                let last = self.b.ins().imul_imm_s(end, row);
+                let bytes = self.b.ins().imul_imm_s(first, size);
+                self.b.def_var(counter, first);
+                self.b.def_var(offset, bytes);
+                Limit::Until(last)
+            }
+            None => {
+                let zero = self.b.ins().iconst(types::I64, 0);
+                self.b.def_var(counter, zero);
+                self.b.def_var(offset, zero);
+                Limit::Fixed(numel)
+            }
+        };
+        self.counted_loop(counter, &[(offset, size)], 1, limit, &mut |e, offs| {
             let value = e.constant(start, dtype);
             let base = e.bases[e.out()];
             let address = e.b.ins().iadd(base, offs[0]);
@@ -434,17 +489,18 @@ impl<'a, 'm> Emitter<'a, 'm> {
         });
     }
 
-    /// `for (i = 0; i + step <= n; i += step)`, advancing each `(offset, stride)` by
-    /// `stride · step` per iteration; `body` gets the offsets' current values.
+    /// `for (; i + step <= limit; i += step)` from the counter's value, advancing each
+    /// `(offset, stride)` by `stride · step` per iteration; `body` gets the offsets' current
+    /// values.
     fn counted_loop(
         &mut self,
         counter: Variable,
         offsets: &[(Variable, i64)],
         step: usize,
-        n: usize,
+        limit: Limit,
         body: &mut dyn FnMut(&mut Self, &[Value]),
     ) {
-        if n < step {
+        if matches!(limit, Limit::Fixed(n) if n < step) {
             return;
         }
         let header = self.b.create_block();
@@ -453,10 +509,17 @@ impl<'a, 'm> Emitter<'a, 'm> {
         self.b.ins().jump(header, &[]);
         self.b.switch_to_block(header);
         let i = self.b.use_var(counter);
-        let more = self
-            .b
-            .ins()
-            .icmp_imm_s(IntCC::UnsignedLessThanOrEqual, i, (n - step) as i64);
+        let more = match limit {
+            Limit::Fixed(n) => {
+                self.b
+                    .ins()
+                    .icmp_imm_s(IntCC::UnsignedLessThanOrEqual, i, (n - step) as i64)
+            }
+            Limit::Until(end) => {
+                let next = self.b.ins().iadd_imm_s(i, step as i64);
+                self.b.ins().icmp(IntCC::SignedLessThanOrEqual, next, end)
+            }
+        };
         self.b.ins().brif(more, inside, &[], exit, &[]);
         self.b.switch_to_block(inside);
         let current: Vec<Value> = offsets.iter().map(|&(v, _)| self.b.use_var(v)).collect();
@@ -481,30 +544,47 @@ impl<'a, 'm> Emitter<'a, 'm> {
         let n = self.lay.dims[d];
         let inner = d + 1 == self.lay.dims.len();
         let counter = self.b.declare_var(types::I64);
+        // The outermost loop of a split kernel runs over its range; every other loop over all.
+        let (first, limit) = match self.range {
+            Some((begin, end)) if d == 0 => (Some(begin), Limit::Until(end)),
+            _ => (None, Limit::Fixed(n)),
+        };
         let zero = self.b.ins().iconst(types::I64, 0);
-        self.b.def_var(counter, zero);
+        self.b.def_var(counter, first.unwrap_or(zero));
         self.index.push(counter);
         let offsets: Vec<(Variable, i64)> = start
             .iter()
             .enumerate()
             .map(|(a, &s)| {
                 let var = self.b.declare_var(types::I64);
+                let stride = self.lay.strides[a][d];
+                let s = match first {
+                    Some(begin) => {
+                        let skipped = self.b.ins().imul_imm_s(begin, stride);
+                        self.b.ins().iadd(s, skipped)
+                    }
+                    None => s,
+                };
                 self.b.def_var(var, s);
-                (var, self.lay.strides[a][d])
+                (var, stride)
             })
             .collect();
         let out = self.out();
         if inner && self.k.reduce.is_some() && self.stride(out, d) == 0 {
-            self.register_fold(counter, &offsets, n, start);
+            self.register_fold(counter, &offsets, limit, start);
         } else if inner {
             if self.vectorizable() {
-                self.counted_loop(counter, &offsets, LANES, n, &mut |e, offs| {
+                self.counted_loop(counter, &offsets, LANES, limit, &mut |e, offs| {
                     e.vector_body(offs)
                 });
             }
-            self.counted_loop(counter, &offsets, 1, n, &mut |e, offs| e.scalar_body(offs));
+            self.counted_loop(counter, &offsets, 1, limit, &mut |e, offs| {
+                e.scalar_body(offs)
+            });
         } else {
-            self.counted_loop(counter, &offsets, 1, n, &mut |e, offs| e.level(d + 1, offs));
+            self.counted_loop(counter, &offsets, 1, limit, &mut |e, offs| {
+                e.level(d + 1, offs)
+            });
         }
         self.index.pop();
     }
@@ -514,7 +594,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
         &mut self,
         counter: Variable,
         offsets: &[(Variable, i64)],
-        n: usize,
+        limit: Limit,
         start: &[Value],
     ) {
         let out = self.out();
@@ -524,7 +604,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
         let acc = self.b.declare_var(ty);
         let first = self.b.ins().load(ty, FLAGS, address, 0);
         self.b.def_var(acc, first);
-        self.counted_loop(counter, offsets, 1, n, &mut |e, offs| {
+        self.counted_loop(counter, offsets, 1, limit, &mut |e, offs| {
             let old = e.b.use_var(acc);
             let new = e.fold_window(offs, old, dtype);
             e.b.def_var(acc, new);

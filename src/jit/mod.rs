@@ -17,6 +17,7 @@ mod tests;
 
 use crate::interp::{self, InterpError, Tensor};
 use crate::ir::{DType, Graph, Op, verify};
+use codegen::Compiled;
 use gemm::Parallelism;
 use ndarray::{ArrayD, IxDyn};
 use plan::{BufId, Plan, Step, Storage, View, dtype_size};
@@ -41,6 +42,9 @@ pub struct Program {
 /// The number of multiply-adds below which a product runs on one thread: waking the others
 /// costs more than they save.
 const PARALLEL_MATMUL_WORK: usize = 1 << 18;
+
+/// The number of elements below which a kernel runs on one thread, for the same reason.
+const PARALLEL_KERNEL_ELEMENTS: usize = 1 << 17;
 
 /// Compiles `graph`.
 pub fn compile(graph: &Graph) -> Result<Program, String> {
@@ -230,11 +234,12 @@ impl Program {
         }
         for (s, step) in self.plan.steps.iter().enumerate() {
             match step {
-                Step::Kernel(_) => {
+                Step::Kernel(k) => {
                     let kernel = self.code.kernels[self.kernel_of_step[s].expect("a kernel")];
+                    let elements: usize = k.space.iter().product();
                     // SAFETY: the kernel was generated for this plan: it touches only the
                     // buffers the table holds, within the extents of their views.
-                    unsafe { kernel(table.as_ptr()) };
+                    unsafe { run_kernel(kernel, table, elements, threads) };
                 }
                 Step::MatMul { a, b, out } => {
                     let dtype = buffers[out.buf].dtype;
@@ -556,17 +561,50 @@ unsafe fn write_tensor(dst: *mut u8, numel: usize, t: &Tensor) -> Result<(), Str
 /// # Safety
 /// The views lie within their buffers, which hold `dtype` elements; `out` is row-major and
 /// overlaps neither operand.
+/// The table's addresses, shared by the threads of one step.
+#[derive(Clone, Copy)]
+struct SharedTable(*const *mut u8);
+// SAFETY: the threads of a split kernel (`Compiled::outer`) or of a batch of products write
+// disjoint parts of the step's output and only read the rest, and the table outlives them
+// (`rayon::scope` joins them).
+unsafe impl Send for SharedTable {}
+unsafe impl Sync for SharedTable {}
+
+/// Runs a kernel, its outermost loop split into `threads` ranges when it can be and the kernel
+/// is large enough to gain from it.
+///
+/// # Safety
+/// The kernel was compiled for the plan whose buffers `table` holds.
+unsafe fn run_kernel(kernel: Compiled, table: &[*mut u8], elements: usize, threads: usize) {
+    let parts = threads.min(kernel.outer);
+    if parts < 2 || elements < PARALLEL_KERNEL_ELEMENTS {
+        // SAFETY: the caller's guarantee; a kernel that can't be split ignores the bounds.
+        unsafe { (kernel.run)(table.as_ptr(), 0, kernel.outer as i64) };
+        return;
+    }
+    let shared = SharedTable(table.as_ptr());
+    let n = kernel.outer;
+    rayon::scope(|scope| {
+        for part in 0..parts {
+            let (begin, end) = (n * part / parts, n * (part + 1) / parts);
+            scope.spawn(move |_| {
+                let table = shared;
+                // SAFETY: as above; the ranges are disjoint and cover the loop.
+                unsafe { (kernel.run)(table.0, begin as i64, end as i64) }
+            });
+        }
+    });
+}
+
+/// # Safety
+/// The views lie within the buffers `table` holds, and the output is a fresh buffer that no
+/// operand view reaches.
 unsafe fn matmul(table: &[*mut u8], a: &View, b: &View, out: &View, dtype: DType, threads: usize) {
     let r = a.shape.len();
     let (m, k, n) = (a.shape[r - 2], a.shape[r - 1], b.shape[r - 1]);
     if m == 0 || n == 0 || k == 0 {
         return;
     }
-    let parallelism = if threads > 1 && m * n * k >= PARALLEL_MATMUL_WORK {
-        Parallelism::Rayon(threads)
-    } else {
-        Parallelism::None
-    };
     let batch = View {
         buf: 0,
         offset: 0,
@@ -579,17 +617,21 @@ unsafe fn matmul(table: &[*mut u8], a: &View, b: &View, out: &View, dtype: DType
         ..batch.clone()
     };
     let (ba, bb, bo) = (batch_views(a), batch_views(b), batch_views(out));
-    let offsets = view_offsets(&ba)
+    let products: Vec<[isize; 3]> = view_offsets(&ba)
         .zip(view_offsets(&bb))
-        .zip(view_offsets(&bo));
+        .zip(view_offsets(&bo))
+        .map(|((oa, ob), oo)| [oa, ob, oo])
+        .collect();
     let size = dtype_size(dtype) as isize;
-    for ((oa, ob), oo) in offsets {
+    let shared = SharedTable(table.as_ptr());
+    let multiply = |[oa, ob, oo]: [isize; 3], parallelism: Parallelism| {
+        let table = shared;
         // SAFETY: the offsets are those of the views' matrices, inside their buffers.
         let (pa, pb, po) = unsafe {
             (
-                table[a.buf].offset(oa * size),
-                table[b.buf].offset(ob * size),
-                table[out.buf].offset(oo * size),
+                (*table.0.add(a.buf)).offset(oa * size),
+                (*table.0.add(b.buf)).offset(ob * size),
+                (*table.0.add(out.buf)).offset(oo * size),
             )
         };
         macro_rules! call {
@@ -625,5 +667,24 @@ unsafe fn matmul(table: &[*mut u8], a: &View, b: &View, out: &View, dtype: DType
             DType::F64 => call!(f64, 0.0, 1.0),
             _ => call!(f32, 0.0, 1.0),
         }
+    };
+    let work = products.len() * m * n * k;
+    if threads < 2 || work < PARALLEL_MATMUL_WORK {
+        products
+            .into_iter()
+            .for_each(|p| multiply(p, Parallelism::None));
+    } else if products.len() < threads {
+        products
+            .into_iter()
+            .for_each(|p| multiply(p, Parallelism::Rayon(threads)));
+    } else {
+        // Many small products (a convolution's, one per image): whole products per thread
+        // rather than each one split.
+        let per_thread = products.len().div_ceil(threads);
+        rayon::scope(|scope| {
+            for part in products.chunks(per_thread) {
+                scope.spawn(|_| part.iter().for_each(|&p| multiply(p, Parallelism::None)));
+            }
+        });
     }
 }

@@ -98,11 +98,18 @@ fn bits(t: &Tensor) -> Vec<u64> {
 
 /// Runs the graph written in `text` on both backends and compares every output.
 fn same(text: &str) {
+    same_on(text, 1);
+}
+
+/// `same`, the JIT running on `threads` threads.
+fn same_on(text: &str, threads: usize) {
     let g = text::parse(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     let inputs = inputs(&g);
     let want = interp::run(&g, &inputs, &Options::default()).expect("the interpreter runs it");
     let program = compile(&g).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    let got = program.run(&|n| inputs.get(n), 1).expect("the JIT runs it");
+    let got = program
+        .run(&|n| inputs.get(n), threads)
+        .expect("the JIT runs it");
     assert_eq!(got.len(), want.len());
     for (name, w) in &want {
         let x = &got[name];
@@ -373,5 +380,34 @@ fn scans_run_their_compiled_body_forward_and_backward() {
              %4: f32[2] = get %3 index=0\n  %5: f32[4, 2] = get %3 index=1\n  \
              output \"h\" = %4\n  output \"ys\" = %5\n}}"
         ));
+    }
+}
+
+#[test]
+fn kernels_and_products_split_between_threads_match() {
+    // Large enough to be split: elementwise with a vector tail in each part, reductions whose
+    // outer axis is kept (split) or folded (not split), a pooling window, iota, a batch of
+    // products (whole products per thread) and one product (split by gemm).
+    let graphs = [
+        "%0: f32[3, 65539] = input \"a\" data\n  %1: f32[3, 65539] = exp %0\n  \
+         %2: f32[3, 65539] = add %1, %0\n  output \"y\" = %2",
+        "%0: f32[517, 300] = input \"a\" data\n  %1: f32[517] = sum %0 axes=[1]\n  \
+         output \"y\" = %1",
+        "%0: f32[300, 517] = input \"a\" data\n  %1: f32[517] = reduce_max %0 axes=[0]\n  \
+         output \"y\" = %1",
+        "%0: f32[64, 32, 13, 2, 13, 2] = input \"a\" data\n  \
+         %1: f32[64, 32, 13, 13] = reduce_max %0 axes=[3,5]\n  output \"y\" = %1",
+        "%0: i32[401, 333] = iota axis=1\n  %1: i32[401, 333] = iota axis=0\n  \
+         %2: i32[401, 333] = add %0, %1\n  output \"y\" = %2",
+        "%0: f32[9, 70, 64] = input \"a\" data\n  %1: f32[64, 50] = input \"bb\" data\n  \
+         %2: f32[9, 64, 50] = broadcast %1\n  %3: f32[9, 70, 50] = matmul %0, %2\n  \
+         output \"y\" = %3",
+        "%0: f32[130, 70] = input \"a\" data\n  %1: f32[70, 90] = input \"bb\" data\n  \
+         %2: f32[130, 90] = matmul %0, %1\n  output \"y\" = %2",
+    ];
+    for body in graphs {
+        for threads in [2, 3] {
+            same_on(&format!("graph t {{\n  {body}\n}}"), threads);
+        }
     }
 }
