@@ -41,7 +41,7 @@ pub struct Program {
 
 /// The number of multiply-adds below which a product runs on one thread: waking the others
 /// costs more than they save.
-const PARALLEL_MATMUL_WORK: usize = 1 << 18;
+const PARALLEL_MATMUL_WORK: usize = 1 << 22;
 
 /// The number of elements below which a kernel runs on one thread, for the same reason.
 const PARALLEL_KERNEL_ELEMENTS: usize = 1 << 17;
