@@ -17,7 +17,7 @@ pub enum BackendKind {
 #[derive(clap::Args)]
 pub struct Common {
     pub file: String,
-    /// Threads for matrix products (default: every core)
+    /// Threads for matrix products and, on the JIT, large loops (default: every core)
     #[arg(long)]
     pub threads: Option<usize>,
     /// Where graphs run

@@ -63,7 +63,7 @@ impl Executable for Interpreted {
 /// The Cranelift JIT (`src/jit`). It cannot name the op that made a NaN, so the interpreter
 /// runs the graph when asked to locate one.
 pub struct Jit {
-    /// Threads for matrix products.
+    /// Threads for matrix products and large loops.
     pub threads: usize,
 }
 
