@@ -549,8 +549,11 @@ impl<'a, 'm> Emitter<'a, 'm> {
             Some((begin, end)) if d == 0 => (Some(begin), Limit::Until(end)),
             _ => (None, Limit::Fixed(n)),
         };
-        let zero = self.b.ins().iconst(types::I64, 0);
-        self.b.def_var(counter, first.unwrap_or(zero));
+        let first_index = match first {
+            Some(begin) => begin,
+            None => self.b.ins().iconst(types::I64, 0),
+        };
+        self.b.def_var(counter, first_index);
         self.index.push(counter);
         let offsets: Vec<(Variable, i64)> = start
             .iter()
@@ -629,16 +632,17 @@ impl<'a, 'm> Emitter<'a, 'm> {
         let nan = self.b.ins().fcmp(FloatCC::Unordered, a, a);
         let take_a = self.b.ins().bor(wins, nan);
         if vector {
-            let mask = self.mask_as_float(take_a);
+            let mask = self.as_f32x4(take_a);
             self.b.ins().bitselect(mask, a, b)
         } else {
             self.b.ins().select(take_a, a, b)
         }
     }
 
-    fn mask_as_float(&mut self, mask: Value) -> Value {
+    /// The same 128 bits as four f32 lanes: a comparison's mask, or built exponent bits.
+    fn as_f32x4(&mut self, bits: Value) -> Value {
         let flags = MemFlagsData::new().with_endianness(Endianness::Little);
-        self.b.ins().bitcast(types::F32X4, flags, mask)
+        self.b.ins().bitcast(types::F32X4, flags, bits)
     }
 
     fn constant(&mut self, value: f64, dtype: DType) -> Value {
@@ -751,11 +755,11 @@ impl<'a, 'm> Emitter<'a, 'm> {
         };
         let low = splat(self, math::EXP_LOW);
         let below = self.b.ins().fcmp(FloatCC::LessThan, x, low);
-        let below = self.mask_as_float(below);
+        let below = self.as_f32x4(below);
         let clamped = self.b.ins().bitselect(below, low, x);
         let high = splat(self, math::EXP_HIGH);
         let above = self.b.ins().fcmp(FloatCC::GreaterThan, clamped, high);
-        let above = self.mask_as_float(above);
+        let above = self.as_f32x4(above);
         let clamped = self.b.ins().bitselect(above, high, clamped);
 
         let log2_e = splat(self, math::LOG2_E);
@@ -789,11 +793,11 @@ impl<'a, 'm> Emitter<'a, 'm> {
         for k in [half, rest] {
             let exponent = self.b.ins().iadd(k, bias);
             let bits = self.b.ins().ishl_imm_u(exponent, 23);
-            let power = self.mask_as_float(bits);
+            let power = self.as_f32x4(bits);
             y = self.b.ins().fmul(y, power);
         }
         let nan = self.b.ins().fcmp(FloatCC::Unordered, x, x);
-        let nan = self.mask_as_float(nan);
+        let nan = self.as_f32x4(nan);
         self.b.ins().bitselect(nan, x, y)
     }
 
@@ -944,7 +948,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
         let zero = self.b.ins().iconst(types::I32, 0);
         let zeros = self.b.ins().splat(types::I32X4, zero);
         let mask = self.b.ins().icmp(IntCC::NotEqual, wide, zeros);
-        self.mask_as_float(mask)
+        self.as_f32x4(mask)
     }
 
     /// Stores a lane mask as four bools (bytes 0 or 1).
@@ -1023,7 +1027,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
             Op::Min => self.float_pick(FloatCC::LessThan, arg(0), arg(1), true),
             Op::Cmp(c) => {
                 let mask = self.b.ins().fcmp(float_cc(*c), arg(0), arg(1));
-                self.mask_as_float(mask)
+                self.as_f32x4(mask)
             }
             Op::And => self.b.ins().band(arg(0), arg(1)),
             Op::Or => self.b.ins().bor(arg(0), arg(1)),
@@ -1039,7 +1043,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
                     let zero = self.constant(0.0, DType::F32);
                     let zeros = self.b.ins().splat(v4, zero);
                     let mask = self.b.ins().fcmp(FloatCC::NotEqual, arg(0), zeros);
-                    self.mask_as_float(mask)
+                    self.as_f32x4(mask)
                 }
                 _ => arg(0),
             },
