@@ -611,7 +611,8 @@ pub fn read_inputs(path: &Path) -> Result<Tensor, DataError> {
         values.extend_into(0..shape.iter().product(), &mut all);
         (shape, all)
     } else if name.ends_with(".csv") {
-        let first_line = bytes.split(|&b| b == b'\n').next().unwrap_or(&[]);
+        let text = bytes.strip_prefix(formats::UTF8_BOM).unwrap_or(&bytes);
+        let first_line = text.split(|&b| b == b'\n').next().unwrap_or(&[]);
         let header = String::from_utf8_lossy(first_line)
             .split(',')
             .any(|c| !formats::is_missing(c) && c.trim().parse::<f64>().is_err());
