@@ -423,6 +423,14 @@ pub fn write_safetensors(
 /// temporary file and renaming it: how the tests simulate a crash at the worst moment.
 pub const ABORT_BEFORE_RENAME: &str = "NNL_TEST_ABORT_BEFORE_RENAME";
 
+/// Whether a file name is one of [`write_atomically`]'s temporary files (`.NAME.tmpPID`).
+pub fn is_temporary(name: &str) -> bool {
+    name.starts_with('.')
+        && name
+            .rsplit_once(".tmp")
+            .is_some_and(|(_, pid)| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// Writes `bytes` to `path` so that `path` is always either the old file or the whole new one.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
     let dir = path

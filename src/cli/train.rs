@@ -1,5 +1,6 @@
 //! `nnlc run`, `nnlc eval` and `nnlc predict`: training and using a trained model.
 
+use super::{Allow, err, err_raw, out, positive};
 use nnl::runtime::{self, Console, Interpreter, Jit, RunOptions, Session, Trainer, checkpoint};
 use nnl::syntax::overrides::{self, Override};
 use std::path::{Path, PathBuf};
@@ -18,7 +19,7 @@ pub enum BackendKind {
 pub struct Common {
     pub file: String,
     /// Threads for matrix products and, on the JIT, large loops (default: every core)
-    #[arg(long)]
+    #[arg(long, value_parser = positive)]
     pub threads: Option<usize>,
     /// Where graphs run
     #[arg(long, value_enum, default_value = "jit")]
@@ -28,30 +29,38 @@ pub struct Common {
     /// argument (`early_stop.patience=5`); repeatable
     #[arg(long = "set", value_name = "NAME=VALUE")]
     pub overrides: Vec<Override>,
+    #[command(flatten)]
+    pub allow: Allow,
 }
 
 #[derive(clap::Args)]
 pub struct RunArgs {
     #[command(flatten)]
     pub common: Common,
-    /// The seed of initialization, shuffling, augmentation and dropout (default: the file's)
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Train for this many epochs (default: the file's `epochs`)
-    #[arg(long)]
-    pub epochs: Option<usize>,
-    /// The batch size (default: the file's `batch`)
-    #[arg(long)]
-    pub batch: Option<usize>,
+    /// The seed of initialization, shuffling, augmentation and dropout (default: the file's);
+    /// checked like the file's `seed`
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub seed: Option<String>,
+    /// Train for this many epochs (default: the file's `epochs`); checked like the file's
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub epochs: Option<String>,
+    /// The batch size (default: the file's `batch`); checked like the file's
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub batch: Option<String>,
     /// Train on at most N batches per epoch (a quick look at a long run)
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = positive)]
     pub steps_per_epoch: Option<usize>,
     /// Where to keep checkpoints (default: the train block's `checkpoint`, relative to the file)
     #[arg(long, conflicts_with = "resume")]
     pub checkpoint_dir: Option<PathBuf>,
-    /// Continue the run whose checkpoints are in DIR, from its last epoch
+    /// Continue the run whose checkpoints are in DIR, from its last checkpoint (an interrupted
+    /// epoch resumes at the step where it stopped)
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
+    /// Start afresh in a checkpoint directory that holds an earlier run's checkpoints, replacing
+    /// them (without it such a run is refused)
+    #[arg(long, conflicts_with = "resume")]
+    pub overwrite: bool,
     /// Write a JSON report: configuration, metrics per epoch, test metrics, timings
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
@@ -84,14 +93,18 @@ pub struct PredictArgs {
     pub output: PathBuf,
 }
 
-/// A file read, its `--set` overrides applied, and checked; diagnostics are printed, and `Err`
-/// means there were errors.
-fn checked(common: &Common) -> Result<(nnl::CheckOutput, nnl::resolve::Program), String> {
+/// A file read, its `--set` overrides (and `extra`, from flags such as `--epochs`) applied, and
+/// checked in its project; diagnostics are printed, and `Err` means there were errors.
+fn checked(
+    common: &Common,
+    extra: &[Override],
+) -> Result<(nnl::CheckOutput, nnl::resolve::Program), String> {
     let path = common.file.as_str();
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read `{path}`: {e}"))?;
-    let text = overrides::apply(&text, &common.overrides)?;
-    let (check, program) = nnl::check_program(path, &text, &nnl::fs::DiskLoader);
-    eprint!(
+    let text = crate::read_source(path).ok_or("nothing was run")?;
+    let all: Vec<Override> = common.overrides.iter().chain(extra).cloned().collect();
+    let text = overrides::apply(&text, &all)?;
+    let (check, program) = super::check_in_project(path, &text, &common.allow);
+    err_raw!(
         "{}",
         nnl::diag::render(&check.sources, &check.diagnostics, crate::color())
     );
@@ -113,12 +126,49 @@ fn backend(common: &Common) -> (Box<dyn runtime::Backend>, usize) {
     }
 }
 
+/// `--batch`, `--epochs` and `--seed` as `--set` overrides, so that the checker checks them
+/// exactly as it checks the file's own settings.
+fn flag_overrides(args: &RunArgs) -> Vec<Override> {
+    [
+        ("batch", &args.batch),
+        ("epochs", &args.epochs),
+        ("seed", &args.seed),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| {
+        value.as_ref().map(|v| Override {
+            name: name.to_string(),
+            value: v.trim().to_string(),
+        })
+    })
+    .collect()
+}
+
 pub fn run(args: &RunArgs) -> Result<(), String> {
     let path = args.common.file.as_str();
-    let (check, program) = checked(&args.common)?;
+    let (check, program) = checked(&args.common, &flag_overrides(args))?;
     let (backend, threads) = backend(&args.common);
-    let mut session = Session::new(&program, &check.sources, args.batch, backend)?;
+    let mut session = Session::new(&program, &check.sources, None, backend)?;
     let config = session.config().clone();
+    let checkpoint_dir = args
+        .resume
+        .clone()
+        .or_else(|| args.checkpoint_dir.clone())
+        .or_else(|| runtime::checkpoint_dir_of(Path::new(path), &config));
+    // Claimed before the data are loaded, so that a refused run fails at once; held to the end.
+    let _lock = match &checkpoint_dir {
+        Some(dir) => Some(checkpoint::claim(
+            dir,
+            if args.resume.is_some() {
+                checkpoint::Claim::Resume
+            } else if args.overwrite {
+                checkpoint::Claim::Overwrite
+            } else {
+                checkpoint::Claim::Fresh
+            },
+        )?),
+        None => None,
+    };
     let resumed = match &args.resume {
         Some(dir) => Some(
             checkpoint::load(&dir.join(checkpoint::LAST))
@@ -129,17 +179,21 @@ pub fn run(args: &RunArgs) -> Result<(), String> {
         ),
         None => None,
     };
-    let seed = args
-        .seed
-        .or(resumed.as_ref().map(|s| s.seed))
-        .or(config.seed)
-        .unwrap_or(0);
+    // `--seed` is in the config (as an override); without it a resumed run keeps its own.
+    let seed = if args.seed.is_some() {
+        config.seed
+    } else {
+        None
+    }
+    .or(resumed.as_ref().map(|s| s.seed))
+    .or(config.seed)
+    .unwrap_or(0);
     let data_start = Instant::now();
     let mut data = runtime::load_data(&program, Path::new(path), seed)?;
     let data_seconds = data_start.elapsed().as_secs_f64();
     let splits = data.splits();
     let sizes: Vec<String> = splits.iter().map(|(n, k)| format!("{n} {k}")).collect();
-    eprintln!(
+    err!(
         "training {} on `{}`: {} parameters; {} samples; batch {}, seed {seed}, backend {}, {threads} thread{}",
         session.lowered().train,
         path,
@@ -151,11 +205,8 @@ pub fn run(args: &RunArgs) -> Result<(), String> {
     );
     let opts = RunOptions {
         seed: Some(seed),
-        epochs: args.epochs,
-        checkpoint_dir: args
-            .checkpoint_dir
-            .clone()
-            .or_else(|| runtime::checkpoint_dir_of(Path::new(path), &config)),
+        epochs: config.epochs,
+        checkpoint_dir,
         resume: args.resume.clone(),
         steps_per_epoch: args.steps_per_epoch,
     };
@@ -181,7 +232,7 @@ pub fn run(args: &RunArgs) -> Result<(), String> {
 
 fn print_summary(r: &runtime::report::Report) {
     let t = &r.timings;
-    println!(
+    out!(
         "trained {} for {} epoch{}{} in {:.1}s ({:.0} samples/s, {:.3} ms per step; compile {:.2}s, data {:.2}s)",
         r.train,
         r.epochs.len(),
@@ -198,7 +249,7 @@ fn print_summary(r: &runtime::report::Report) {
         t.data_seconds
     );
     if let Some(b) = &r.best {
-        println!(
+        out!(
             "best epoch {}: {} {:.4}{}",
             b.epoch,
             b.monitor,
@@ -211,15 +262,17 @@ fn print_summary(r: &runtime::report::Report) {
         );
     }
     if let Some(test) = &r.test {
-        println!("test: {}", runtime::console::format_metrics(test));
+        out!("test: {}", runtime::console::format_metrics(test));
     }
-    if let Some(dir) = &r.config.checkpoint {
+    if let Some(dir) = &r.config.checkpoint
+        && Path::new(dir).join(checkpoint::LAST).exists()
+    {
         let best = if r.best.is_some() {
             format!(", best: {dir}/{}", checkpoint::BEST)
         } else {
             String::new()
         };
-        println!("checkpoints: last: {dir}/{}{best}", checkpoint::LAST);
+        out!("checkpoints: last: {dir}/{}{best}", checkpoint::LAST);
     }
 }
 
@@ -237,7 +290,7 @@ fn checkpoint_file(path: &Path) -> PathBuf {
 
 pub fn eval(args: &EvalArgs) -> Result<(), String> {
     let path = args.common.file.as_str();
-    let (check, program) = checked(&args.common)?;
+    let (check, program) = checked(&args.common, &[])?;
     let (backend, _) = backend(&args.common);
     let file = checkpoint_file(&args.checkpoint);
     let saved = checkpoint::load(&file)?;
@@ -247,7 +300,7 @@ pub fn eval(args: &EvalArgs) -> Result<(), String> {
     data.restore_stats(&saved.data_stats)
         .map_err(|e| e.to_string())?;
     let metrics = session.evaluate(&data, &args.split, &saved.values, saved.state.seed)?;
-    println!(
+    out!(
         "{} (epoch {}): {}",
         args.split,
         saved.state.epochs_done,
@@ -257,7 +310,7 @@ pub fn eval(args: &EvalArgs) -> Result<(), String> {
 }
 
 pub fn predict(args: &PredictArgs) -> Result<(), String> {
-    let (check, program) = checked(&args.common)?;
+    let (check, program) = checked(&args.common, &[])?;
     let (backend, _) = backend(&args.common);
     let file = checkpoint_file(&args.checkpoint);
     let saved = checkpoint::load(&file)?;
@@ -265,7 +318,7 @@ pub fn predict(args: &PredictArgs) -> Result<(), String> {
     let outputs =
         runtime::predict::predict(&program, &check.sources, backend.as_ref(), &saved, &raw)?;
     runtime::predict::write_outputs(&args.output, &outputs)?;
-    eprintln!(
+    err!(
         "{} predictions written to {}",
         outputs.shape().first().copied().unwrap_or(0),
         args.output.display()
