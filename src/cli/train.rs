@@ -4,6 +4,8 @@ use super::{Allow, err, err_raw, out, positive};
 use nnl::runtime::{self, Console, Interpreter, Jit, RunOptions, Session, Trainer, checkpoint};
 use nnl::syntax::overrides::{self, Override};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -188,9 +190,13 @@ pub fn run(args: &RunArgs) -> Result<(), String> {
     .or(resumed.as_ref().map(|s| s.seed))
     .or(config.seed)
     .unwrap_or(0);
+    let stop = stop_on_signals()?;
     let data_start = Instant::now();
     let mut data = runtime::load_data(&program, Path::new(path), seed)?;
     let data_seconds = data_start.elapsed().as_secs_f64();
+    if stop.load(Ordering::SeqCst) {
+        return Err("interrupted before training began; nothing was trained".into());
+    }
     let splits = data.splits();
     let sizes: Vec<String> = splits.iter().map(|(n, k)| format!("{n} {k}")).collect();
     err!(
@@ -209,6 +215,7 @@ pub fn run(args: &RunArgs) -> Result<(), String> {
         checkpoint_dir,
         resume: args.resume.clone(),
         steps_per_epoch: args.steps_per_epoch,
+        stop: Some(stop),
     };
     let trainer = Trainer::new(&mut session, &mut data, &opts)?;
     let result = trainer.run(&mut Console::default())?;
@@ -222,12 +229,64 @@ pub fn run(args: &RunArgs) -> Result<(), String> {
         resumed_after,
         data_seconds,
     );
-    print_summary(&report);
+    if result.interrupted.is_none() {
+        print_summary(&report);
+    }
     if let Some(file) = &args.report {
         let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
         nnl::store::write_atomically(file, format!("{json}\n").as_bytes())?;
     }
-    Ok(())
+    match &result.interrupted {
+        None => Ok(()),
+        Some(at) => Err(interrupted_message(
+            at,
+            path,
+            result.checkpoint_dir.as_deref(),
+        )),
+    }
+}
+
+/// A flag that SIGINT (Ctrl-C) and SIGTERM set, so that the run stops at the next step
+/// boundary and saves; a second signal ends the process at once (exit status 1).
+fn stop_on_signals() -> Result<Arc<AtomicBool>, String> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [SIGINT, SIGTERM] {
+        // The shutdown is registered first, so it sees the flag as the first signal left it.
+        signal_hook::flag::register_conditional_shutdown(signal, 1, Arc::clone(&stop))
+            .and_then(|_| signal_hook::flag::register(signal, Arc::clone(&stop)))
+            .map_err(|e| format!("cannot handle signals: {e}"))?;
+    }
+    // Says at once that the signal was heard; the step in progress may take a while.
+    let watched = Arc::clone(&stop);
+    std::thread::spawn(move || {
+        while !watched.load(Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        err!("stopping after the current step to save the run (interrupt again to quit at once)");
+    });
+    Ok(stop)
+}
+
+fn interrupted_message(at: &runtime::Interruption, file: &str, dir: Option<&Path>) -> String {
+    let place = match at.steps_done {
+        Some(steps) => format!(
+            "in epoch {} after {steps} step{}",
+            at.epoch,
+            if steps == 1 { "" } else { "s" }
+        ),
+        None => format!("after epoch {}", at.epoch),
+    };
+    match dir {
+        Some(dir) => format!(
+            "interrupted {place}; `{}` holds the run as it stopped: continue it exactly with `nnlc run {file} --resume {}`",
+            dir.join(checkpoint::LAST).display(),
+            dir.display()
+        ),
+        None => format!(
+            "interrupted {place}; the file names no `checkpoint` directory, so nothing was saved"
+        ),
+    }
 }
 
 fn print_summary(r: &runtime::report::Report) {

@@ -590,6 +590,15 @@ impl Iterator for Batches<'_> {
         Some(self.data.batch(self.set, indices, self.epoch))
     }
 
+    /// Skips `n` batches without gathering them (a resumed epoch skips those it trained on).
+    fn nth(&mut self, n: usize) -> Option<Batch> {
+        self.next = n
+            .saturating_mul(self.size)
+            .saturating_add(self.next)
+            .min(self.order.len());
+        self.next()
+    }
+
     fn size_hint(&self) -> (usize, Option<usize>) {
         let n = (self.order.len() - self.next).div_ceil(self.size);
         (n, Some(n))

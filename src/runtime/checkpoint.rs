@@ -2,9 +2,10 @@
 //! parameters, layer state and optimizer state (named as in the graphs), the data transforms'
 //! fitted statistics (under `data.`), and in the metadata the run's progress: epochs and steps
 //! done, the seed (every random stream is a function of the seed and these counters), the
-//! early-stopping record and the metric history. Files are written atomically.
+//! early-stopping record and the metric history — and for an epoch interrupted part way, how many
+//! of its batches were trained and their metric sums. Files are written atomically.
 
-use super::metrics::Metrics;
+use super::metrics::{Metrics, SplitMetrics};
 use crate::interp::Tensor;
 use crate::store;
 use serde::{Deserialize, Serialize};
@@ -54,6 +55,21 @@ pub struct RunState {
     pub best: Option<Best>,
     pub epochs_without_improvement: usize,
     pub history: Vec<EpochRecord>,
+    /// The epoch after `epochs_done` when it was stopped part way (Ctrl-C): resuming skips
+    /// the batches it trained on and carries on with its sums.
+    #[serde(default)]
+    pub partial: Option<PartialEpoch>,
+}
+
+/// How far an interrupted epoch got.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartialEpoch {
+    /// Training batches (steps) done in this epoch.
+    pub batches_done: usize,
+    pub samples: usize,
+    pub train_seconds: f64,
+    /// The training split's sums so far.
+    pub sums: SplitMetrics,
 }
 
 pub struct Checkpoint {

@@ -6,12 +6,14 @@
 //! not a mean of anything per batch: it is computed from sums of the model's output and target.
 
 use crate::interp::Tensor;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Metric values by name (`loss`, `accuracy`, `r2`), in name order.
 pub type Metrics = BTreeMap<String, f64>;
 
-#[derive(Debug, Default)]
+/// Running sums over a split (saved in a checkpoint of an interrupted epoch).
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SplitMetrics {
     /// name → (Σ n·value, Σ n·value², Σ n)
     sums: BTreeMap<String, (f64, f64, f64)>,
@@ -19,7 +21,7 @@ pub struct SplitMetrics {
 }
 
 /// Running sums for R² = 1 − Σ(y − ŷ)² / Σ(y − ȳ)².
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 struct Regression {
     squared_error: f64,
     sum: f64,
