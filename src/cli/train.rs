@@ -354,10 +354,12 @@ pub fn eval(args: &EvalArgs) -> Result<(), String> {
     let file = checkpoint_file(&args.checkpoint);
     let saved = checkpoint::load(&file)?;
     let mut session = Session::new(&program, &check.sources, Some(saved.state.batch), backend)?;
+    session.check_memory()?;
     session.check_values(&saved.values, &format!("`{}`", file.display()))?;
     let mut data = runtime::load_data(&program, Path::new(path), saved.state.seed)?;
     data.restore_stats(&saved.data_stats)
         .map_err(|e| e.to_string())?;
+    session.check_classes(&data)?;
     let metrics = session.evaluate(&data, &args.split, &saved.values, saved.state.seed)?;
     out!(
         "{} (epoch {}): {}",

@@ -246,6 +246,16 @@ pub struct Dataset {
     augment_seed: u64,
 }
 
+/// A field that a model reads as class indices (`sparse_cross_entropy`, `accuracy`): each value
+/// must be a whole number in `0..classes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassField {
+    pub field: String,
+    pub classes: usize,
+    /// Where the model reads it (`model.nnl:17:10`), for the message; may be empty.
+    pub used_at: String,
+}
+
 /// One batch: the split's sample indices it holds, and one tensor per field with the batch
 /// axis first, keyed by field name.
 #[derive(Debug, Clone, PartialEq)]
@@ -477,6 +487,54 @@ impl Dataset {
             .iter()
             .find(|s| s.name == split)
             .map(|s| s.rows.len())
+    }
+
+    /// Checks that every sample of every split holds a class index in range in each field of
+    /// `fields`, so that no batch with a label the model cannot represent is ever trained on or
+    /// scored. The error names the split, the sample (file, line and column for CSV) and the
+    /// value.
+    pub fn check_classes(&self, fields: &[ClassField]) -> Result<(), DataError> {
+        let mut buf = Vec::new();
+        for c in fields {
+            let Some(fi) = self.pipeline.fields.iter().position(|f| f.name == c.field) else {
+                continue;
+            };
+            let field = &self.pipeline.fields[fi];
+            for set in &self.sets {
+                let src = &self.sources[set.source];
+                let shapes = &src.inputs[fi].1;
+                for &row in &set.rows {
+                    src.read(fi, row, &mut buf);
+                    field
+                        .evaluate(&mut buf, shapes, None)
+                        .map_err(|f| src.error_at(fi, row, f.elem, &f.message))?;
+                    let bad = buf
+                        .iter()
+                        .position(|&v| !(v >= 0.0 && v < c.classes as f64 && v.fract() == 0.0));
+                    if let Some(elem) = bad {
+                        let at = if c.used_at.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" at {}", c.used_at)
+                        };
+                        return Err(src.error_at(
+                            fi,
+                            row,
+                            elem,
+                            &format!(
+                                "class {} is out of range in split `{}`: the model reads `{}` as a class index{at}, one of {} classes (0 to {}); nothing was trained",
+                                buf[elem],
+                                set.name,
+                                c.field,
+                                c.classes,
+                                c.classes.saturating_sub(1)
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// See [`Pipeline::fitted_stats`].

@@ -147,10 +147,28 @@ pub enum Claim {
     Overwrite,
 }
 
-/// A checkpoint directory claimed by this run; the claim ends when this is dropped.
+/// A checkpoint directory claimed by this run; the claim ends when this is dropped, and a
+/// directory the claim created is removed again if the run wrote nothing there.
 #[derive(Debug)]
 pub struct DirLock {
     _file: std::fs::File,
+    dir: std::path::PathBuf,
+    created: bool,
+}
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        if !self.created {
+            return;
+        }
+        let only_lock = std::fs::read_dir(&self.dir)
+            .map(|entries| entries.flatten().all(|e| e.file_name() == LOCK))
+            .unwrap_or(false);
+        if only_lock {
+            let _ = std::fs::remove_file(self.dir.join(LOCK));
+            let _ = std::fs::remove_dir(&self.dir);
+        }
+    }
 }
 
 /// Claims `dir` for a run: creates it, takes its lock (refused while another run holds it),
@@ -159,6 +177,7 @@ pub struct DirLock {
 pub fn claim(dir: &Path, claim: Claim) -> Result<DirLock, String> {
     use std::io::{Read, Seek, Write};
     let shown = dir.display();
+    let created = !dir.exists();
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create `{shown}`: {e}"))?;
     let mut file = std::fs::OpenOptions::new()
         .read(true)
@@ -212,9 +231,17 @@ pub fn claim(dir: &Path, claim: Claim) -> Result<DirLock, String> {
                 std::fs::remove_file(dir.join(f))
                     .map_err(|e| format!("cannot remove `{}`: {e}", dir.join(f).display()))?;
             }
-            Ok(DirLock { _file: file })
+            Ok(DirLock {
+                _file: file,
+                dir: dir.to_path_buf(),
+                created,
+            })
         }
-        Claim::Fresh | Claim::Resume => Ok(DirLock { _file: file }),
+        Claim::Fresh | Claim::Resume => Ok(DirLock {
+            _file: file,
+            dir: dir.to_path_buf(),
+            created,
+        }),
     }
 }
 

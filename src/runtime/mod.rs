@@ -10,6 +10,8 @@
 mod backend;
 pub mod checkpoint;
 pub mod console;
+pub mod labels;
+pub mod memory;
 pub mod metrics;
 pub mod predict;
 pub mod report;
@@ -86,13 +88,35 @@ impl<'p> Session<'p> {
         self.backend.name()
     }
 
-    /// The number of trainable scalars.
+    /// The number of trainable scalars (saturating: a model too large to count is refused by
+    /// [`Session::check_memory`] anyway).
     pub fn parameter_count(&self) -> usize {
         self.lowered
             .params
             .iter()
-            .map(|(_, t)| t.shape.iter().product::<usize>())
-            .sum()
+            .map(|(_, t)| t.shape.iter().fold(1usize, |n, &d| n.saturating_mul(d)))
+            .fold(0, usize::saturating_add)
+    }
+
+    /// Refuses data whose class labels are out of the range the graphs read them in (see
+    /// [`labels`]).
+    pub fn check_classes(&self, data: &Dataset) -> Result<(), String> {
+        let mut fields = Vec::new();
+        let graphs = self.lowered.phases.iter().map(|p| &p.forward);
+        for g in graphs.chain([&self.lowered.eval]) {
+            for c in labels::class_fields(g) {
+                if !fields.contains(&c) {
+                    fields.push(c);
+                }
+            }
+        }
+        data.check_classes(&fields).map_err(|e| e.to_string())
+    }
+
+    /// Refuses, with the sizes, a run that needs more memory than the machine has (see
+    /// [`memory`]), before anything of that size is allocated.
+    pub fn check_memory(&self) -> Result<(), String> {
+        memory::check_fits(&memory::estimate(&self.lowered), memory::available())
     }
 
     fn graphs(&mut self, batch: usize) -> Result<Rc<Graphs>, String> {
@@ -326,6 +350,7 @@ impl<'s, 'p> Trainer<'s, 'p> {
         let config = session.config().clone();
         let seed = opts.seed.or(config.seed).unwrap_or(0);
         let epochs = opts.epochs.or(config.epochs).unwrap_or(1);
+        session.check_memory()?;
         let checkpoint_dir = opts.resume.clone().or_else(|| opts.checkpoint_dir.clone());
         let (values, best_values, state) = match &opts.resume {
             Some(dir) => {
@@ -383,6 +408,8 @@ impl<'s, 'p> Trainer<'s, 'p> {
                 (values, None, state)
             }
         };
+        // After a resume's statistics are restored: labels are checked as the steps see them.
+        session.check_classes(data)?;
         Ok(Trainer {
             session,
             data,

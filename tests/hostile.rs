@@ -1,0 +1,222 @@
+//! Hostile and mistaken input, as a new user or a hostile tester would give it (issue 13): the
+//! real binary runs under a 4 GiB address-space limit and must exit 0 or 1 with a message that
+//! says what to do, never by a signal, a panic, an allocation failure or a hang. One test (or
+//! more) per class of failure.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The address-space limit every run here is held to (`ulimit -v`, in KiB).
+const ADDRESS_SPACE_KIB: u64 = 4 << 20;
+
+/// `nnlc ARGS` in `dir` under the 4 GiB address-space limit.
+fn nnlc_in(dir: &Path, args: &[&str]) -> Output {
+    limited(dir, args).output().expect("nnlc runs")
+}
+
+fn limited(dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!(
+            "ulimit -v {ADDRESS_SPACE_KIB} && exec \"$0\" \"$@\""
+        ))
+        .arg(env!("CARGO_BIN_EXE_nnlc"))
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env_remove(nnl::fs::ALLOW_ENV);
+    cmd
+}
+
+/// A fresh directory for one test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("nnl-hostile-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn write(dir: &Path, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+    let path = dir.join(name);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The run ended by itself with exit code 1 and none of the ways a crash shows.
+fn assert_refused(o: &Output) -> String {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    for crash in [
+        "panicked",
+        "memory allocation",
+        "internal error",
+        "RUST_BACKTRACE",
+    ] {
+        assert!(!err.contains(crash), "{crash}:\n{err}");
+    }
+    err
+}
+
+fn assert_contains(text: &str, expected: &[&str]) {
+    for e in expected {
+        assert!(text.contains(e), "`{e}` not in:\n{text}");
+    }
+}
+
+fn example(name: &str) -> String {
+    std::fs::read_to_string(common::root().join("examples").join(name)).expect("example")
+}
+
+// ---------------------------------------------------------------- class labels
+
+/// Iris with the file's labels shifted to 1–3 (as many CSV files number classes).
+fn iris_labelled_from_one(dir: &Path) {
+    let csv = std::fs::read_to_string(common::root().join("examples/data/tabular/iris.csv"))
+        .expect("iris data");
+    let mut shifted = String::new();
+    for (i, line) in csv.lines().enumerate() {
+        if i == 0 {
+            shifted.push_str(line);
+        } else {
+            let (features, label) = line.rsplit_once(',').expect("a labelled row");
+            let label: u32 = label.parse().expect("a class index");
+            shifted.push_str(&format!("{features},{}", label + 1));
+        }
+        shifted.push('\n');
+    }
+    write(dir, "data/iris.csv", shifted);
+    let model = example("iris.nnl").replace("data/tabular/iris.csv", "data/iris.csv");
+    write(dir, "iris.nnl", model);
+}
+
+#[test]
+fn class_labels_out_of_range_stop_the_run_before_anything_is_trained() {
+    let dir = scratch("iris-1-3");
+    iris_labelled_from_one(&dir);
+    let out = nnlc_in(&dir, &["run", "iris.nnl", "--checkpoint-dir", "ckpt"]);
+    let err = assert_refused(&out);
+    // The first bad sample of the training split, with its line and column in the file.
+    assert_contains(
+        &err,
+        &[
+            "data/iris.csv:",
+            "class 3 is out of range in split `train`",
+            "the model reads `y` as a class index at iris.nnl:",
+            "one of 3 classes (0 to 2)",
+            "nothing was trained",
+        ],
+    );
+    assert!(!dir.join("ckpt").exists(), "a checkpoint was written");
+
+    // `eval` of the same data with a model trained on good labels refuses the same way.
+    let good = scratch("iris-good");
+    write(&good, "iris.nnl", example("iris.nnl"));
+    let iris = common::root().join("examples/data/tabular/iris.csv");
+    write(&good, "data/tabular/iris.csv", std::fs::read(iris).unwrap());
+    let out = nnlc_in(
+        &good,
+        &[
+            "run",
+            "iris.nnl",
+            "--epochs",
+            "1",
+            "--checkpoint-dir",
+            "ckpt",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ckpt = good.join("ckpt");
+    let out = nnlc_in(
+        &dir,
+        &["eval", "iris.nnl", "--checkpoint", ckpt.to_str().unwrap()],
+    );
+    assert_contains(&assert_refused(&out), &["class 3 is out of range"]);
+}
+
+#[test]
+fn class_labels_out_of_range_in_an_npz_name_the_sample() {
+    use ndarray::{ArrayD, IxDyn};
+    use ndarray_npy::NpzWriter;
+    let dir = scratch("npz-labels");
+    let n = 40;
+    let x = ArrayD::from_shape_vec(IxDyn(&[n, 2]), (0..2 * n).map(|v| (v % 7) as f32).collect())
+        .unwrap();
+    // Classes 0, 1, 2, and one sample labelled 5 (sample 33).
+    let y = ArrayD::from_shape_vec(
+        IxDyn(&[n]),
+        (0..n as i64)
+            .map(|i| if i == 33 { 5 } else { i % 3 })
+            .collect(),
+    )
+    .unwrap();
+    let mut npz = NpzWriter::new(std::fs::File::create(dir.join("d.npz")).unwrap());
+    npz.add_array("x", &x).unwrap();
+    npz.add_array("y", &y).unwrap();
+    npz.finish().unwrap();
+    write(
+        &dir,
+        "model.nnl",
+        r#"use std.nn.{Dense}
+
+data d {
+  train = npz("d.npz")
+  x: f32[2] = array("x")
+  y: i32 = array("y")
+}
+
+model Net()(x: f32[B, 2]) -> f32[B, 3] {
+  x |> Dense(3)
+}
+
+train Net on d {
+  loss      = sparse_cross_entropy(logits: out, target: y)
+  optimizer = sgd(lr: 0.1)
+  batch 8
+  epochs 1
+  metrics accuracy
+}
+"#,
+    );
+    let out = nnlc_in(&dir, &["run", "model.nnl", "--checkpoint-dir", "ckpt"]);
+    let err = assert_refused(&out);
+    assert_contains(
+        &err,
+        &[
+            "d.npz: sample 33: class 5 is out of range in split `train`",
+            "one of 3 classes",
+        ],
+    );
+    assert!(!dir.join("ckpt").exists(), "a checkpoint was written");
+}
+
+// ---------------------------------------------------------------- memory
+
+#[test]
+fn a_model_larger_than_the_machine_is_refused_before_allocating() {
+    let dir = scratch("huge-model");
+    let iris = common::root().join("examples/data/tabular/iris.csv");
+    write(&dir, "data/tabular/iris.csv", std::fs::read(iris).unwrap());
+    let model = example("iris.nnl").replace("Dense(hidden)", "Dense(1000000000000)");
+    write(&dir, "iris.nnl", model);
+    let out = nnlc_in(&dir, &["run", "iris.nnl", "--checkpoint-dir", "ckpt"]);
+    let err = assert_refused(&out);
+    assert_contains(
+        &err,
+        &[
+            "this run needs about",
+            "TiB of memory",
+            "the largest `IrisMlp.dense_1.w` with 14.6 TiB",
+            "make the model or the batch smaller",
+        ],
+    );
+    assert!(!dir.join("ckpt").exists(), "a checkpoint was written");
+}
