@@ -94,9 +94,13 @@ enum Stage {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run(args) => report(cli::train::run(&args)),
-        Command::Eval(args) => report(cli::train::eval(&args)),
-        Command::Predict(args) => report(cli::train::predict(&args)),
+        Command::Run(args) => report(cli::train::in_pool(&args.common, || cli::train::run(&args))),
+        Command::Eval(args) => report(cli::train::in_pool(&args.common, || {
+            cli::train::eval(&args)
+        })),
+        Command::Predict(args) => report(cli::train::in_pool(&args.common, || {
+            cli::train::predict(&args)
+        })),
         Command::Check {
             files,
             summary,

@@ -101,12 +101,24 @@ fn checked(common: &Common) -> Result<(nnl::CheckOutput, nnl::resolve::Program),
     Ok((check, program))
 }
 
-fn backend(common: &Common) -> (Box<dyn runtime::Backend>, usize) {
-    let threads = common.threads.unwrap_or_else(|| {
+fn threads(common: &Common) -> usize {
+    common.threads.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
-    });
+    })
+}
+
+/// Runs a command on the pool of threads it asks for.
+pub fn in_pool(
+    common: &Common,
+    command: impl FnOnce() -> Result<(), String> + Send,
+) -> Result<(), String> {
+    runtime::with_threads(threads(common), command)?
+}
+
+fn backend(common: &Common) -> (Box<dyn runtime::Backend>, usize) {
+    let threads = threads(common);
     match common.backend {
         BackendKind::Jit => (Box::new(Jit { threads }), threads),
         BackendKind::Interp => (Box::new(Interpreter { threads }), threads),

@@ -630,6 +630,19 @@ impl<'s, 'p> Trainer<'s, 'p> {
     }
 }
 
+/// Runs `work` on a pool of `threads` rayon threads. Everything a run does belongs inside it: the
+/// parallel parts of a step (gemm, split kernels) are then forked from a thread of the pool and
+/// joined by work stealing, instead of being injected from outside and waited for on a latch at
+/// every call.
+pub fn with_threads<T: Send>(threads: usize, work: impl FnOnce() -> T + Send) -> Result<T, String> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .thread_name(|i| format!("nnl-{i}"))
+        .build()
+        .map_err(|e| format!("cannot start {threads} threads: {e}"))?;
+    Ok(pool.install(work))
+}
+
 /// The checkpoint directory of a file: the train block's, relative to the file's directory.
 pub fn checkpoint_dir_of(file: &Path, config: &TrainConfig) -> Option<PathBuf> {
     let base = file.parent().unwrap_or(Path::new(""));
