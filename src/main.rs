@@ -51,8 +51,9 @@ enum Command {
     Ir {
         file: String,
         /// Which graph: the forward pass (`ir`), the training step with its backward pass and
-        /// updates (`grad`), that step optimized (`opt`), parameter initialization (`init`),
-        /// evaluation (`eval`)
+        /// updates (`grad`), that step optimized (`opt`), the JIT's plan of the optimized step
+        /// (`plan`: its buffers and loop nests, what each reads and writes, vector widths,
+        /// library calls), parameter initialization (`init`), evaluation (`eval`)
         #[arg(long, value_enum, default_value = "ir")]
         stage: Stage,
         /// The phase, for training blocks with phases (default: the first)
@@ -87,6 +88,7 @@ enum Stage {
     Ir,
     Grad,
     Opt,
+    Plan,
     Init,
     Eval,
 }
@@ -250,7 +252,20 @@ fn ir(
         Stage::Ir => phase.forward.clone(),
         Stage::Init => lowered.init.clone(),
         Stage::Eval => lowered.eval.clone(),
-        Stage::Grad | Stage::Opt => match nnl::step::train_step(&lowered, phase) {
+        Stage::Grad | Stage::Opt | Stage::Plan => match nnl::step::train_step(&lowered, phase) {
+            Ok(g) if matches!(stage, Stage::Plan) => {
+                let (g, _) = nnl::opt::optimize(&g);
+                return match nnl::jit::compile(&g) {
+                    Ok(program) => {
+                        print!("{}", program.describe());
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        ExitCode::FAILURE
+                    }
+                };
+            }
             Ok(g) if matches!(stage, Stage::Opt) => {
                 let (g, s) = nnl::opt::optimize(&g);
                 if stats {

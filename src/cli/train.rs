@@ -55,6 +55,9 @@ pub struct RunArgs {
     /// Write a JSON report: configuration, metrics per epoch, test metrics, timings
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Time every step of the compiled training step and print where the time went
+    #[arg(long)]
+    pub profile: bool,
 }
 
 #[derive(clap::Args)]
@@ -117,10 +120,10 @@ pub fn in_pool(
     runtime::with_threads(threads(common), command)?
 }
 
-fn backend(common: &Common) -> (Box<dyn runtime::Backend>, usize) {
+fn backend(common: &Common, profile: bool) -> (Box<dyn runtime::Backend>, usize) {
     let threads = threads(common);
     match common.backend {
-        BackendKind::Jit => (Box::new(Jit { threads }), threads),
+        BackendKind::Jit => (Box::new(Jit { threads, profile }), threads),
         BackendKind::Interp => (Box::new(Interpreter { threads }), threads),
     }
 }
@@ -128,7 +131,7 @@ fn backend(common: &Common) -> (Box<dyn runtime::Backend>, usize) {
 pub fn run(args: &RunArgs) -> Result<(), String> {
     let path = args.common.file.as_str();
     let (check, program) = checked(&args.common)?;
-    let (backend, threads) = backend(&args.common);
+    let (backend, threads) = backend(&args.common, args.profile);
     let mut session = Session::new(&program, &check.sources, args.batch, backend)?;
     let config = session.config().clone();
     let resumed = match &args.resume {
@@ -184,6 +187,16 @@ pub fn run(args: &RunArgs) -> Result<(), String> {
         data_seconds,
     );
     print_summary(&report);
+    if args.profile {
+        eprint!(
+            "{}",
+            runtime::profile::report(
+                &session,
+                result.steps_this_run,
+                report.timings.mean_step_ms * result.steps_this_run as f64 / 1e3
+            )
+        );
+    }
     if let Some(file) = &args.report {
         let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
         nnl::store::write_atomically(file, format!("{json}\n").as_bytes())?;
@@ -250,7 +263,7 @@ fn checkpoint_file(path: &Path) -> PathBuf {
 pub fn eval(args: &EvalArgs) -> Result<(), String> {
     let path = args.common.file.as_str();
     let (check, program) = checked(&args.common)?;
-    let (backend, _) = backend(&args.common);
+    let (backend, _) = backend(&args.common, false);
     let file = checkpoint_file(&args.checkpoint);
     let saved = checkpoint::load(&file)?;
     let mut session = Session::new(&program, &check.sources, Some(saved.state.batch), backend)?;
@@ -270,7 +283,7 @@ pub fn eval(args: &EvalArgs) -> Result<(), String> {
 
 pub fn predict(args: &PredictArgs) -> Result<(), String> {
     let (check, program) = checked(&args.common)?;
-    let (backend, _) = backend(&args.common);
+    let (backend, _) = backend(&args.common, false);
     let file = checkpoint_file(&args.checkpoint);
     let saved = checkpoint::load(&file)?;
     let raw = nnl::data::read_inputs(&args.input).map_err(|e| e.to_string())?;

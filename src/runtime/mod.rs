@@ -12,6 +12,7 @@ pub mod checkpoint;
 pub mod console;
 pub mod metrics;
 pub mod predict;
+pub mod profile;
 pub mod report;
 
 pub use backend::{Backend, Executable, Interpreter, Jit};
@@ -50,6 +51,8 @@ pub struct Session<'p> {
     graphs: HashMap<usize, Rc<Graphs>>,
     /// Seconds spent lowering, optimizing and preparing graphs.
     pub compile_seconds: f64,
+    /// Seconds spent running training steps (their graphs, not the loop around them).
+    pub step_seconds: f64,
 }
 
 impl<'p> Session<'p> {
@@ -69,6 +72,7 @@ impl<'p> Session<'p> {
             backend,
             graphs: HashMap::new(),
             compile_seconds: start.elapsed().as_secs_f64(),
+            step_seconds: 0.0,
         })
     }
 
@@ -119,6 +123,20 @@ impl<'p> Session<'p> {
         Ok(g)
     }
 
+    /// Where the training steps' time went, step by step of each phase's plan at the file's
+    /// batch size (empty unless the backend profiles).
+    pub fn training_profile(&self) -> Vec<(String, Vec<crate::jit::ProfileRow>)> {
+        let Some(graphs) = self.graphs.get(&self.lowered.config.batch) else {
+            return Vec::new();
+        };
+        self.lowered
+            .phases
+            .iter()
+            .zip(&graphs.steps)
+            .map(|(phase, step)| (phase.name.clone(), step.profile()))
+            .collect()
+    }
+
     /// The initial parameters, layer state and optimizer state for a seed.
     pub fn initial_values(&self, seed: u64) -> Result<HashMap<String, Tensor>, String> {
         crate::exec::initial_values(&self.lowered, seed)
@@ -149,10 +167,10 @@ impl<'p> Session<'p> {
             .map_err(|e| e.to_string())?;
         for batch in batches {
             let graphs = self.graphs(batch.indices.len())?;
-            let inputs = Inputs::new(&batch, values, None, rng_key(seed, 0));
+            let inputs = Inputs::new(&batch, None, rng_key(seed, 0));
             let out = graphs
                 .eval
-                .run(&|n| inputs.get(n), false)
+                .run(&|n| inputs.get(n).or_else(|| values.get(n)), false)
                 .map_err(|e| e.to_string())?;
             self.add_outputs(&mut sums, &batch, &out, "loss");
         }
@@ -206,39 +224,26 @@ fn lower_at(
     lower::lower(program, sources, &opts).map_err(|d| d.message.clone())
 }
 
-/// The inputs of a graph where they already are, so that no step copies the parameters: the
-/// batch's fields, the current values, and the counters and random key made for this step.
+/// The inputs of a graph besides the trained values: the batch's fields, and the counters and
+/// random key made for this step.
 struct Inputs<'a> {
     batch: &'a Batch,
-    values: &'a HashMap<String, Tensor>,
     made: HashMap<&'static str, Tensor>,
 }
 
 impl<'a> Inputs<'a> {
-    fn new(
-        batch: &'a Batch,
-        values: &'a HashMap<String, Tensor>,
-        counters: Option<(u64, usize)>,
-        rng: Tensor,
-    ) -> Inputs<'a> {
+    fn new(batch: &'a Batch, counters: Option<(u64, usize)>, rng: Tensor) -> Inputs<'a> {
         let mut made = HashMap::from([("rng", rng)]);
         if let Some((step, epoch)) = counters {
             // `step` is 1-based (the update being made), `epoch` the number of epochs completed.
             made.insert("step", scalar((step + 1) as f64));
             made.insert("epoch", scalar(epoch as f64));
         }
-        Inputs {
-            batch,
-            values,
-            made,
-        }
+        Inputs { batch, made }
     }
 
     fn get(&self, name: &str) -> Option<&Tensor> {
-        self.made
-            .get(name)
-            .or_else(|| self.batch.tensors.get(name))
-            .or_else(|| self.values.get(name))
+        self.made.get(name).or_else(|| self.batch.tensors.get(name))
     }
 }
 
@@ -355,6 +360,7 @@ impl<'s, 'p> Trainer<'s, 'p> {
                 (values, None, state)
             }
         };
+        data.prepare();
         Ok(Trainer {
             session,
             data,
@@ -489,13 +495,14 @@ impl<'s, 'p> Trainer<'s, 'p> {
                 let counter = 1 + self.state.steps_done * graphs.steps.len() as u64 + p as u64;
                 let inputs = Inputs::new(
                     &batch,
-                    &self.values,
                     Some((self.state.steps_done, epoch)),
                     rng_key(self.seed, counter),
                 );
+                let started = Instant::now();
                 let out = step_graph
-                    .run(&|n| inputs.get(n), false)
+                    .run_step(&|n| inputs.get(n), &mut self.values)
                     .map_err(|e| self.failure(epoch, &e.to_string()))?;
+                self.session.step_seconds += started.elapsed().as_secs_f64();
                 let loss = out.get("loss").and_then(Tensor::scalar).unwrap_or(f64::NAN);
                 if !loss.is_finite() {
                     return Err(self.nonfinite(epoch, step_graph.as_ref(), &inputs, loss));
@@ -508,11 +515,6 @@ impl<'s, 'p> Trainer<'s, 'p> {
                 };
                 self.session
                     .add_outputs(&mut sums, &batch, &out, &loss_name);
-                for (name, value) in out {
-                    if let Some(slot) = self.values.get_mut(&name) {
-                        *slot = value;
-                    }
-                }
             }
             self.state.steps_done += 1;
             samples += batch.indices.len();
@@ -555,7 +557,8 @@ impl<'s, 'p> Trainer<'s, 'p> {
         inputs: &Inputs,
         loss: f64,
     ) -> String {
-        let origin = match graph.run(&|n| inputs.get(n), true) {
+        let values = &self.values;
+        let origin = match graph.run(&|n| inputs.get(n).or_else(|| values.get(n)), true) {
             Err(e) => format!("; the first non-finite value: {e}"),
             Ok(_) => String::new(),
         };
