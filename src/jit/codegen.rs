@@ -253,8 +253,11 @@ struct Layout {
     /// Per group: loads that repeat each element `period` times along the innermost loop
     /// (`period`, and the bytes between the elements); their stride there is the average,
     /// which is exact at multiples of the period only.
-    repeat: Vec<Option<(usize, i64)>>,
+    repeat: Vec<Repeat>,
 }
+
+/// How a load repeats along the innermost loop: its period and the bytes between its elements.
+type Repeat = Option<(usize, i64)>;
 
 /// The most elements a kernel body folds unrolled.
 const UNROLLED_WINDOW: usize = 16;
@@ -344,7 +347,7 @@ fn layout(
             }
         }
     }
-    let mut repeat: Vec<Option<(usize, i64)>> = vec![None; accesses.len()];
+    let mut repeat: Vec<Repeat> = vec![None; accesses.len()];
     if repeats && fold.is_none() && !has_index && dims.len() >= 2 {
         let (o, i) = (dims.len() - 2, dims.len() - 1);
         let period = dims[i];
@@ -354,7 +357,7 @@ fn layout(
         };
         let all_fit = (0..accesses.len()).all(|a| regular(a) || repeated(a));
         let is_regular: Vec<bool> = (0..accesses.len()).map(regular).collect();
-        if period > 1 && LANES % period == 0 && all_fit && is_regular.contains(&false) {
+        if period > 1 && LANES.is_multiple_of(period) && all_fit && is_regular.contains(&false) {
             for (a, s) in strides.iter_mut().enumerate() {
                 let inner = s.pop().expect("two levels");
                 let outer = s.last_mut().expect("two levels");
@@ -398,7 +401,7 @@ fn layout(
         let looped = (0..s.len()).filter(|d| !unrolled.contains(d)).map(|d| s[d]);
         (looped.collect(), unrolled.iter().map(|&d| s[d]).collect())
     };
-    let mut groups: Vec<(Vec<i64>, Option<(usize, i64)>)> = Vec::new();
+    let mut groups: Vec<(Vec<i64>, Repeat)> = Vec::new();
     let group = strides
         .into_iter()
         .zip(&repeat)
