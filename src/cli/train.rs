@@ -76,17 +76,33 @@ pub struct PredictArgs {
     /// A checkpoint file, or a checkpoint directory (its best checkpoint)
     #[arg(long)]
     pub checkpoint: PathBuf,
-    /// Inputs as the data source gives them: .npy (samples first) or .csv (a row per sample)
+    /// The model to apply, for a file that trains several (a GAN's Generator, a Decoder)
     #[arg(long)]
-    pub input: PathBuf,
-    /// Where to write the model's outputs: .npy or .csv
-    #[arg(short = 'o', long = "output")]
-    pub output: PathBuf,
+    pub model: Option<String>,
+    /// Inputs as the data source gives them: .npy (samples first) or .csv (a row per sample;
+    /// columns of the training file that the input does not read, such as the label, are
+    /// ignored). `NAME=FILE` for each input of a model with several; repeatable
+    #[arg(long, value_name = "[NAME=]FILE", required = true)]
+    pub input: Vec<String>,
+    /// What to write per sample: the model's outputs, probabilities (softmax, or the sigmoid of
+    /// a single logit) or the class (argmax, or logit > 0)
+    #[arg(long, value_enum, default_value = "logits")]
+    pub output: OutputArg,
+    /// Where to write: .npy or .csv, or `-` for CSV on stdout
+    #[arg(short = 'o', value_name = "FILE", required = true)]
+    pub output_file: PathBuf,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum OutputArg {
+    Logits,
+    Probabilities,
+    Class,
 }
 
 /// A file read, its `--set` overrides applied, and checked; diagnostics are printed, and `Err`
 /// means there were errors.
-fn checked(common: &Common) -> Result<(nnl::CheckOutput, nnl::resolve::Program), String> {
+pub(crate) fn checked(common: &Common) -> Result<(nnl::CheckOutput, nnl::resolve::Program), String> {
     let path = common.file.as_str();
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read `{path}`: {e}"))?;
     let text = overrides::apply(&text, &common.overrides)?;
@@ -224,7 +240,7 @@ fn print_summary(r: &runtime::report::Report) {
 }
 
 /// A checkpoint file, or a directory's best one (its last when it has no best).
-fn checkpoint_file(path: &Path) -> PathBuf {
+pub(crate) fn checkpoint_file(path: &Path) -> PathBuf {
     if path.is_dir() {
         let best = path.join(checkpoint::BEST);
         if best.exists() {
@@ -261,14 +277,41 @@ pub fn predict(args: &PredictArgs) -> Result<(), String> {
     let (backend, _) = backend(&args.common);
     let file = checkpoint_file(&args.checkpoint);
     let saved = checkpoint::load(&file)?;
-    let raw = nnl::data::read_inputs(&args.input).map_err(|e| e.to_string())?;
-    let outputs =
-        runtime::predict::predict(&program, &check.sources, backend.as_ref(), &saved, &raw)?;
-    runtime::predict::write_outputs(&args.output, &outputs)?;
-    eprintln!(
-        "{} predictions written to {}",
-        outputs.shape().first().copied().unwrap_or(0),
-        args.output.display()
-    );
+    let mut raw = Vec::new();
+    for spec in &args.input {
+        let (name, path) = match spec.split_once('=') {
+            Some((n, p)) if !n.is_empty() && !n.contains(['/', '.']) => (Some(n.to_string()), p),
+            _ => (None, spec.as_str()),
+        };
+        let t = nnl::data::read_inputs(Path::new(path)).map_err(|e| e.to_string())?;
+        raw.push((name, t));
+    }
+    let kind = match args.output {
+        OutputArg::Logits => runtime::predict::OutputKind::Logits,
+        OutputArg::Probabilities => runtime::predict::OutputKind::Probabilities,
+        OutputArg::Class => runtime::predict::OutputKind::Class,
+    };
+    let prediction = runtime::predict::predict(
+        &program,
+        &check.sources,
+        backend.as_ref(),
+        &saved,
+        args.model.as_deref(),
+        &raw,
+        kind,
+    )?;
+    for note in &prediction.notes {
+        eprintln!("note: {note}");
+    }
+    let to_stdout = args.output_file.as_os_str() == "-";
+    let out = (!to_stdout).then_some(args.output_file.as_path());
+    runtime::predict::write_outputs(out, &prediction.outputs)?;
+    if !to_stdout {
+        eprintln!(
+            "{} predictions written to {}",
+            prediction.outputs.shape().first().copied().unwrap_or(0),
+            args.output_file.display()
+        );
+    }
     Ok(())
 }

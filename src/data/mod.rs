@@ -128,7 +128,7 @@ mod spec;
 #[cfg(test)]
 mod tests;
 
-pub use pipeline::Pipeline;
+pub use pipeline::{Pipeline, PrepStep, Preparation};
 
 use crate::interp::Tensor;
 use crate::ir::{DType, TensorType};
