@@ -315,15 +315,13 @@ fn model_name(program: &Program) -> Result<String, String> {
 
 /// Samples `start..end` of a tensor (samples first).
 fn slice_samples(t: &Tensor, start: usize, end: usize) -> Tensor {
-    let shape = t.shape();
-    let per: usize = shape[1..].iter().product();
-    let mut sub = shape.to_vec();
-    sub[0] = end - start;
-    let values = t.to_f64();
-    Tensor::from_f64(
-        &TensorType::new(t.dtype(), sub),
-        values[start * per..end * per].to_vec(),
-    )
+    let rows = ndarray::Slice::from(start..end);
+    match t {
+        Tensor::F32(a) => Tensor::F32(a.slice_axis(Axis(0), rows).to_owned()),
+        Tensor::F64(a) => Tensor::F64(a.slice_axis(Axis(0), rows).to_owned()),
+        Tensor::I32(a) => Tensor::I32(a.slice_axis(Axis(0), rows).to_owned()),
+        Tensor::Bool(a) => Tensor::Bool(a.slice_axis(Axis(0), rows).to_owned()),
+    }
 }
 
 fn join_samples(parts: &[Tensor]) -> Result<Tensor, String> {

@@ -7,6 +7,7 @@
 pub mod ast;
 mod errors;
 mod lint;
+pub mod finetune;
 pub mod overrides;
 mod parse;
 
