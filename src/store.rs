@@ -180,7 +180,9 @@ pub fn read_safetensors(path: &Path) -> Result<TensorFile, String> {
             Dtype::I64 => {
                 let wide = from_le(shape, data, i64::from_le_bytes)?;
                 if let Some(v) = wide.iter().find(|v| i32::try_from(**v).is_err()) {
-                    return Err(format!("tensor `{name}`: the integer {v} does not fit in i32"));
+                    return Err(format!(
+                        "tensor `{name}`: the integer {v} does not fit in i32"
+                    ));
                 }
                 Tensor::I32(wide.mapv(|v| v as i32))
             }

@@ -43,7 +43,9 @@ pub fn python() -> PathBuf {
     if let Some(p) = std::env::var_os("NNL_PYTHON") {
         return PathBuf::from(p);
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
     let venv = home.join(".cache/nnl/venv/bin/python");
     assert!(
         venv.exists(),
@@ -182,18 +184,18 @@ fn dataset(example: &str) -> nnl::data::Dataset {
     let rel = format!("examples/{example}.nnl");
     let path = root().join(&rel);
     let text = std::fs::read_to_string(&path).unwrap();
-    let (check, program) = nnl::check_program(
-        &rel,
-        &text,
-        &nnl::fs::DiskLoader,
-    );
+    let (check, program) = nnl::check_program(&rel, &text, &nnl::fs::DiskLoader);
     assert!(!check.has_errors());
     nnl::runtime::load_data(&program, &path, 1).expect("the example's data load")
 }
 
 /// The split the comparison runs on: `test`, or `train` for a data block without one.
 fn split(ds: &nnl::data::Dataset) -> &'static str {
-    if ds.size("test").is_some() { "test" } else { "train" }
+    if ds.size("test").is_some() {
+        "test"
+    } else {
+        "train"
+    }
 }
 
 /// A split's samples; of a training split (for data without a test split), the first 2000.
@@ -254,7 +256,11 @@ fn every_example_exports_and_onnx_runtime_agrees_with_predict() {
     let mut trained = std::collections::HashMap::new();
     let mut report = Vec::new();
     for case in CASES {
-        let name = format!("{}{}", case.example, case.model.map_or(String::new(), |m| format!(".{m}")));
+        let name = format!(
+            "{}{}",
+            case.example,
+            case.model.map_or(String::new(), |m| format!(".{m}"))
+        );
         let ckpt = trained
             .entry(case.example)
             .or_insert_with(|| train(case.example, &dir.join(case.example)))
@@ -313,12 +319,17 @@ fn every_example_exports_and_onnx_runtime_agrees_with_predict() {
             .map(|o| o.as_str().unwrap())
             .collect();
         for op in case.ops {
-            assert!(ops.contains(op), "{name}: the exported graph has no {op}: {ops:?}");
+            assert!(
+                ops.contains(op),
+                "{name}: the exported graph has no {op}: {ops:?}"
+            );
         }
         report.push(format!(
             "{name}: {} samples, max |ONNX − predict| = {:.3e} (scaled {:.3e}), {} nodes",
-            result["samples"], result["max_abs_diff"].as_f64().unwrap(),
-            result["max_scaled_diff"].as_f64().unwrap(), result["nodes"]
+            result["samples"],
+            result["max_abs_diff"].as_f64().unwrap(),
+            result["max_scaled_diff"].as_f64().unwrap(),
+            result["nodes"]
         ));
     }
     eprintln!("{}", report.join("\n"));
@@ -348,7 +359,10 @@ fn with_preprocessing_the_model_takes_raw_csv_columns() {
     let xs = x.to_f64();
     let mut csv = String::new();
     for (r, label) in y.iter().enumerate() {
-        let row: Vec<String> = xs[r * 30..(r + 1) * 30].iter().map(|v| v.to_string()).collect();
+        let row: Vec<String> = xs[r * 30..(r + 1) * 30]
+            .iter()
+            .map(|v| v.to_string())
+            .collect();
         csv += &format!("{},{label}\n", row.join(","));
     }
     let rows = dir.join("rows.csv");

@@ -8,7 +8,8 @@ use std::path::Path;
 #[test]
 fn committed_onnx_code_is_generated_from_the_proto() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/export/proto");
-    let descriptors = protox::compile([dir.join("onnx.proto")], [&dir]).expect("onnx.proto compiles");
+    let descriptors =
+        protox::compile([dir.join("onnx.proto")], [&dir]).expect("onnx.proto compiles");
     let out = tempdir();
     prost_build::Config::new()
         .out_dir(&out)

@@ -638,7 +638,11 @@ impl Checker<'_> {
             ("init" | "freeze" | "frozen_bn", _) => {
                 use crate::syntax::finetune;
                 let err = match name {
-                    "init" if phase.is_some() => Some((set.span, "`init` loads weights once, before training: put it outside the phases".to_string())),
+                    "init" if phase.is_some() => Some((
+                        set.span,
+                        "`init` loads weights once, before training: put it outside the phases"
+                            .to_string(),
+                    )),
                     "init" => finetune::init(set).err(),
                     "freeze" => finetune::freeze(set).err(),
                     _ => finetune::frozen_bn(set).err(),

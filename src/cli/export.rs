@@ -31,7 +31,8 @@ pub fn export(args: &ExportArgs) -> Result<(), String> {
     let pipeline = if args.with_preprocessing {
         let mut p = Pipeline::from_decl(&program, runtime::train_data(&program)?)
             .map_err(|e| e.to_string())?;
-        p.restore_stats(&saved.data_stats).map_err(|e| e.to_string())?;
+        p.restore_stats(&saved.data_stats)
+            .map_err(|e| e.to_string())?;
         Some(p)
     } else {
         None
@@ -45,7 +46,13 @@ pub fn export(args: &ExportArgs) -> Result<(), String> {
     let ops: Vec<String> = exported
         .ops
         .iter()
-        .map(|(op, n)| if *n == 1 { op.clone() } else { format!("{op} ×{n}") })
+        .map(|(op, n)| {
+            if *n == 1 {
+                op.clone()
+            } else {
+                format!("{op} ×{n}")
+            }
+        })
         .collect();
     eprintln!(
         "{} exported to {} (ONNX opset {}): inputs {}, outputs {}; {} initializers; {}",

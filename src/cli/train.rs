@@ -55,15 +55,23 @@ pub struct RunArgs {
     /// Write a JSON report: configuration, metrics per epoch, test metrics, timings
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Start from these weights (safetensors or .npz; nnl's or PyTorch's names), instead of
+    /// the train block's `init`
+    #[arg(long, value_name = "FILE", conflicts_with = "resume")]
+    pub init: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
 pub struct EvalArgs {
     #[command(flatten)]
     pub common: Common,
-    /// A checkpoint file, or a checkpoint directory (its best checkpoint)
+    /// A checkpoint file, or a checkpoint directory (its best checkpoint); without it, the
+    /// weights of `init` or `--init`
     #[arg(long)]
-    pub checkpoint: PathBuf,
+    pub checkpoint: Option<PathBuf>,
+    /// Evaluate these weights (safetensors or .npz; nnl's or PyTorch's names)
+    #[arg(long, value_name = "FILE", conflicts_with = "checkpoint")]
+    pub init: Option<PathBuf>,
     /// The split to evaluate
     #[arg(long, default_value = "test")]
     pub split: String,
@@ -102,7 +110,9 @@ pub enum OutputArg {
 
 /// A file read, its `--set` overrides applied, and checked; diagnostics are printed, and `Err`
 /// means there were errors.
-pub(crate) fn checked(common: &Common) -> Result<(nnl::CheckOutput, nnl::resolve::Program), String> {
+pub(crate) fn checked(
+    common: &Common,
+) -> Result<(nnl::CheckOutput, nnl::resolve::Program), String> {
     let path = common.file.as_str();
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read `{path}`: {e}"))?;
     let text = overrides::apply(&text, &common.overrides)?;
@@ -175,7 +185,13 @@ pub fn run(args: &RunArgs) -> Result<(), String> {
         resume: args.resume.clone(),
         steps_per_epoch: args.steps_per_epoch,
     };
-    let trainer = Trainer::new(&mut session, &mut data, &opts)?;
+    let loaded = init_weights(path, args.init.as_deref(), &session, &check)?;
+    let mut trainer = Trainer::new(&mut session, &mut data, &opts)?;
+    if let Some(w) = loaded
+        && args.resume.is_none()
+    {
+        trainer.start_from(w);
+    }
     let result = trainer.run(&mut Console::default())?;
     let resumed_after = resumed.map(|s| s.epochs_done);
     let report = runtime::report::Report::new(
@@ -251,11 +267,93 @@ pub(crate) fn checkpoint_file(path: &Path) -> PathBuf {
     path.to_path_buf()
 }
 
+/// The weights that `init` in the train block, or `--init FILE`, names, loaded for the
+/// session's parameters and layer state; None when there are none. A load that does not fit
+/// prints its diagnostic.
+fn init_weights(
+    path: &str,
+    init: Option<&Path>,
+    session: &Session,
+    check: &nnl::CheckOutput,
+) -> Result<Option<std::collections::HashMap<String, nnl::interp::Tensor>>, String> {
+    let lowered = session.lowered();
+    let declared = lowered.config.init.clone();
+    let (spec, span, base) = match (init, declared) {
+        (Some(file), declared) => {
+            let mut spec = declared.unwrap_or(nnl::syntax::finetune::InitFrom {
+                path: String::new(),
+                strict: true,
+                map: Vec::new(),
+                span: nnl::source::Span::new(nnl::source::FileId(0), 0, 0),
+            });
+            spec.path = file.display().to_string();
+            (spec, None, PathBuf::new())
+        }
+        (None, Some(spec)) => {
+            let base = Path::new(path)
+                .parent()
+                .unwrap_or(Path::new(""))
+                .to_path_buf();
+            let span = Some(spec.span);
+            (spec, span, base)
+        }
+        (None, None) => return Ok(None),
+    };
+    let targets: Vec<(String, nnl::ir::TensorType)> = lowered
+        .params
+        .iter()
+        .chain(&lowered.states)
+        .cloned()
+        .collect();
+    let models: Vec<String> = lowered.train.split(", ").map(str::to_string).collect();
+    match runtime::weights::load(&spec, span, &base, &targets, &models) {
+        Ok(loaded) => {
+            for note in &loaded.notes {
+                eprintln!("note: {note}");
+            }
+            eprintln!(
+                "loaded {} tensors from `{}`",
+                loaded.values.len(),
+                spec.path
+            );
+            Ok(Some(loaded.values))
+        }
+        Err(d) => {
+            eprint!(
+                "{}",
+                nnl::diag::render(&check.sources, &[d], crate::color())
+            );
+            Err(format!(
+                "the weights in `{}` do not fit; nothing was run",
+                spec.path
+            ))
+        }
+    }
+}
+
 pub fn eval(args: &EvalArgs) -> Result<(), String> {
     let path = args.common.file.as_str();
     let (check, program) = checked(&args.common)?;
     let (backend, _) = backend(&args.common);
-    let file = checkpoint_file(&args.checkpoint);
+    let Some(ckpt) = &args.checkpoint else {
+        // The weights of `init` / `--init`, on statistics fitted to the data as in training.
+        let mut session = Session::new(&program, &check.sources, None, backend)?;
+        let seed = session.config().seed.unwrap_or(0);
+        let loaded = init_weights(path, args.init.as_deref(), &session, &check)?.ok_or(
+            "nothing to evaluate: give --checkpoint, or weights with --init or `init` in the train block",
+        )?;
+        let mut values = session.initial_values(seed)?;
+        values.extend(loaded);
+        let data = runtime::load_data(&program, Path::new(path), seed)?;
+        let metrics = session.evaluate(&data, &args.split, &values, seed)?;
+        println!(
+            "{} (loaded weights): {}",
+            args.split,
+            runtime::console::format_metrics(&metrics)
+        );
+        return Ok(());
+    };
+    let file = checkpoint_file(ckpt);
     let saved = checkpoint::load(&file)?;
     let mut session = Session::new(&program, &check.sources, Some(saved.state.batch), backend)?;
     session.check_values(&saved.values, &format!("`{}`", file.display()))?;

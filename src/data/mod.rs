@@ -559,7 +559,10 @@ impl Dataset {
         }
         let mut shape = vec![set.rows.len()];
         shape.extend(per);
-        Ok(Tensor::from_f64(&TensorType::new(DType::F64, shape), values))
+        Ok(Tensor::from_f64(
+            &TensorType::new(DType::F64, shape),
+            values,
+        ))
     }
 
     fn batch(&self, set: usize, indices: Vec<usize>, epoch: Option<u64>) -> Batch {

@@ -693,12 +693,23 @@ pub enum PrepStep {
     Reshape(Vec<usize>),
     Scale(f64),
     /// `(x - mean) / std`, with a zero `std` already replaced by 1.
-    Standardize { mean: Vec<f64>, std: Vec<f64> },
+    Standardize {
+        mean: Vec<f64>,
+        std: Vec<f64>,
+    },
     /// `(x - min) / range`, with a zero range already replaced by 1.
-    MinMax { min: Vec<f64>, range: Vec<f64> },
+    MinMax {
+        min: Vec<f64>,
+        range: Vec<f64>,
+    },
     /// A missing value (NaN) becomes `fill`.
-    Impute { fill: Vec<f64> },
-    Clip { low: Vec<f64>, high: Vec<f64> },
+    Impute {
+        fill: Vec<f64>,
+    },
+    Clip {
+        low: Vec<f64>,
+        high: Vec<f64>,
+    },
     OneHot(usize),
 }
 
@@ -755,19 +766,32 @@ impl Pipeline {
                 Kind::OneHot(k) => PrepStep::OneHot(*k),
                 Kind::Shift(_) | Kind::Flip | Kind::Noise(_) => continue,
             };
-            stat_shapes.push(s.fit.as_ref().map(|fit| fit.shape.clone()).unwrap_or_default());
+            stat_shapes.push(
+                s.fit
+                    .as_ref()
+                    .map(|fit| fit.shape.clone())
+                    .unwrap_or_default(),
+            );
             steps.push(step);
         }
         let raw_shape = raw_shape.or_else(|| {
             let reshapes = steps.iter().any(|s| matches!(s, PrepStep::Reshape(_)));
             (!reshapes).then(|| {
-                let ones = steps.iter().filter(|s| matches!(s, PrepStep::OneHot(_))).count();
+                let ones = steps
+                    .iter()
+                    .filter(|s| matches!(s, PrepStep::OneHot(_)))
+                    .count();
                 f.shape[..f.shape.len() - ones].to_vec()
             })
         });
         // The shape after each reshape: forward from the raw shape when it is known, else
         // `reshape`'s own target, or for `flatten` the shape that follows it.
-        let kept: Vec<&Kind> = f.steps.iter().map(|s| &s.kind).filter(|k| !k.is_augmentation()).collect();
+        let kept: Vec<&Kind> = f
+            .steps
+            .iter()
+            .map(|s| &s.kind)
+            .filter(|k| !k.is_augmentation())
+            .collect();
         let forward = match &raw_shape {
             Some(raw) => {
                 let prepared = Field {
@@ -785,9 +809,9 @@ impl Pipeline {
                     *to = match (&forward, kind) {
                         (Some(shapes), _) => shapes[k + 1].clone(),
                         (None, Kind::Reshape(target)) => target.clone(),
-                        (None, _) => later.clone().ok_or(
-                            "the shape after `flatten` depends on the raw inputs' shape",
-                        )?,
+                        (None, _) => later
+                            .clone()
+                            .ok_or("the shape after `flatten` depends on the raw inputs' shape")?,
                     };
                     later = None;
                 }

@@ -128,7 +128,12 @@ impl Builder {
         out
     }
 
-    fn node1(&mut self, op: &str, inputs: &[&str], attrs: Vec<super::onnx::AttributeProto>) -> String {
+    fn node1(
+        &mut self,
+        op: &str,
+        inputs: &[&str],
+        attrs: Vec<super::onnx::AttributeProto>,
+    ) -> String {
         self.node(op, inputs, attrs, 1).remove(0)
     }
 
@@ -148,8 +153,12 @@ impl Builder {
     /// A named initializer holding a tensor.
     pub fn weight(&mut self, name: &str, t: &Tensor) {
         let dims: Vec<i64> = t.shape().iter().map(|&d| d as i64).collect();
-        self.initializers
-            .push(proto::tensor(name, proto::elem_type(t.dtype()), &dims, raw_bytes(t)));
+        self.initializers.push(proto::tensor(
+            name,
+            proto::elem_type(t.dtype()),
+            &dims,
+            raw_bytes(t),
+        ));
     }
 
     pub fn int64s(&mut self, v: &[i64]) -> String {
@@ -370,7 +379,9 @@ impl Builder {
         };
         let full = |b: &mut Builder, i: usize| b.full(&x[i], &types[i].shape);
         Ok(match f {
-            Fused::Conv { w, bias, window, .. } => {
+            Fused::Conv {
+                w, bias, window, ..
+            } => {
                 let input = full(self, 0)?;
                 let weight = self.conv_weight(&x[1], g, *w, window)?;
                 let mut inputs = vec![input, weight];
@@ -435,13 +446,27 @@ impl Builder {
 
     /// The `unfold` layout's weight `[C·k·k, F]` as ONNX's `[F, C, k, k]`: the transposed
     /// initializer when the weight is a parameter, else `Transpose` and `Reshape` nodes.
-    fn conv_weight(&mut self, w: &Tv, g: &Graph, v: ValueId, window: &Window) -> Result<String, String> {
+    fn conv_weight(
+        &mut self,
+        w: &Tv,
+        g: &Graph,
+        v: ValueId,
+        window: &Window,
+    ) -> Result<String, String> {
         let [ckk, f] = g.ty(v).shape[..] else {
             return Err("internal: a convolution weight that is not a matrix".into());
         };
         let kk = window.kernel * window.kernel;
-        let dims = [f as i64, (ckk / kk) as i64, window.kernel as i64, window.kernel as i64];
-        if let Some(t) = self.initializers.iter_mut().find(|t| t.name.as_deref() == Some(&w.name))
+        let dims = [
+            f as i64,
+            (ckk / kk) as i64,
+            window.kernel as i64,
+            window.kernel as i64,
+        ];
+        if let Some(t) = self
+            .initializers
+            .iter_mut()
+            .find(|t| t.name.as_deref() == Some(&w.name))
             && t.dims == [ckk as i64, f as i64]
         {
             // Only convolutions read a Conv2d's weight, so the initializer changes layout in place.
@@ -497,11 +522,18 @@ impl Builder {
                 let zero = self.constant(proto::INT64, &[], 0i64.to_le_bytes().to_vec());
                 let one = self.constant(proto::INT64, &[], 1i64.to_le_bytes().to_vec());
                 let range = self.node1("Range", &[&zero, &limit, &one], vec![]);
-                let cast = self.node1("Cast", &[&range], vec![proto::int("to", proto::elem_type(dtype) as i64)]);
+                let cast = self.node1(
+                    "Cast",
+                    &[&range],
+                    vec![proto::int("to", proto::elem_type(dtype) as i64)],
+                );
                 // [n, 1, …, 1]: broadcasts along the axes after `axis`, and before it.
                 let mut shape = vec![n];
                 shape.extend(std::iter::repeat_n(Dim::ONE, out.shape.len() - axis - 1));
-                let target: Vec<i64> = shape.iter().map(|d| if d.is_fixed() { d.fixed } else { -1 }).collect();
+                let target: Vec<i64> = shape
+                    .iter()
+                    .map(|d| if d.is_fixed() { d.fixed } else { -1 })
+                    .collect();
                 let t = self.int64s(&target);
                 Tv {
                     name: self.node1("Reshape", &[&cast, &t], vec![]),
@@ -516,7 +548,14 @@ impl Builder {
                 ));
             }
             Op::Detach => x[0].clone(),
-            Op::Neg | Op::Exp | Op::Log | Op::Sqrt | Op::Sin | Op::Cos | Op::Not | Op::Cast { .. } => {
+            Op::Neg
+            | Op::Exp
+            | Op::Log
+            | Op::Sqrt
+            | Op::Sin
+            | Op::Cos
+            | Op::Not
+            | Op::Cast { .. } => {
                 let (name, attrs) = match op {
                     Op::Neg => ("Neg", vec![]),
                     Op::Exp => ("Exp", vec![]),
@@ -525,7 +564,9 @@ impl Builder {
                     Op::Sin => ("Sin", vec![]),
                     Op::Cos => ("Cos", vec![]),
                     Op::Not => ("Not", vec![]),
-                    Op::Cast { to } => ("Cast", vec![proto::int("to", proto::elem_type(*to) as i64)]),
+                    Op::Cast { to } => {
+                        ("Cast", vec![proto::int("to", proto::elem_type(*to) as i64)])
+                    }
                     _ => unreachable!("listed above"),
                 };
                 Tv {
@@ -534,9 +575,16 @@ impl Builder {
                     shape: x[0].shape.clone(),
                 }
             }
-            Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min | Op::Cmp(_) | Op::And | Op::Or | Op::Select => {
-                self.elementwise(op, x, types, out)?
-            }
+            Op::Add
+            | Op::Sub
+            | Op::Mul
+            | Op::Div
+            | Op::Max
+            | Op::Min
+            | Op::Cmp(_)
+            | Op::And
+            | Op::Or
+            | Op::Select => self.elementwise(op, x, types, out)?,
             Op::Sum { axes } | Op::ReduceMax { axes } => {
                 if axes.is_empty() {
                     return Ok(x[0].clone());
@@ -562,7 +610,11 @@ impl Builder {
                     &[&a],
                     vec![proto::int("axis", *axis as i64), proto::int("keepdims", 0)],
                 );
-                whole(self.node1("Cast", &[&am], vec![proto::int("to", proto::elem_type(DType::I32) as i64)]))
+                whole(self.node1(
+                    "Cast",
+                    &[&am],
+                    vec![proto::int("to", proto::elem_type(DType::I32) as i64)],
+                ))
             }
             Op::Reshape { .. } => {
                 if x[0].shape.iter().all(|&d| d == Dim::ONE) {
@@ -604,7 +656,11 @@ impl Builder {
                 let a = full(self, 0)?;
                 if !size.is_fixed() {
                     if *start == 0 && *end as i64 == size.at_first() {
-                        return Ok(Tv { name: a, dtype, shape: out.shape.clone() });
+                        return Ok(Tv {
+                            name: a,
+                            dtype,
+                            shape: out.shape.clone(),
+                        });
                     }
                     return Err("a slice of the batch axis cannot be exported".into());
                 }
@@ -622,7 +678,9 @@ impl Builder {
                 whole(self.node1("Pad", &[&a, &pads], vec![]))
             }
             Op::Concat { axis } => {
-                let parts: Vec<String> = (0..x.len()).map(|i| full(self, i)).collect::<Result<_, _>>()?;
+                let parts: Vec<String> = (0..x.len())
+                    .map(|i| full(self, i))
+                    .collect::<Result<_, _>>()?;
                 let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
                 whole(self.node1("Concat", &refs, vec![proto::int("axis", *axis as i64)]))
             }
@@ -664,7 +722,8 @@ impl Builder {
                         }
                     }
                 }
-                let kernel = self.float_tensor(dtype, &[ckk as i64, c as i64, k as i64, k as i64], &weight);
+                let kernel =
+                    self.float_tensor(dtype, &[ckk as i64, c as i64, k as i64, k as i64], &weight);
                 let conv = self.node1("Conv", &[&a, &kernel], window_attrs(w));
                 whole(self.reshape(&conv, &out.shape)?)
             }
@@ -690,7 +749,8 @@ impl Builder {
                         }
                     }
                 }
-                let kernel = self.float_tensor(dtype, &[ckk as i64, c as i64, k as i64, k as i64], &weight);
+                let kernel =
+                    self.float_tensor(dtype, &[ckk as i64, c as i64, k as i64, k as i64], &weight);
                 let span = |n: usize| (n - 1) * w.stride + w.dilation * (k - 1) + 1;
                 let extra = [
                     (size[0] + 2 * w.padding - span(oh)) as i64,
@@ -708,7 +768,8 @@ impl Builder {
             Op::ScatterAdd { rows } => {
                 let ids = full(self, 0)?;
                 let updates = full(self, 1)?;
-                let ids64 = self.node1("Cast", &[&ids], vec![proto::int("to", proto::INT64 as i64)]);
+                let ids64 =
+                    self.node1("Cast", &[&ids], vec![proto::int("to", proto::INT64 as i64)]);
                 let minus_one = self.int64s(&[-1]);
                 let idx = self.node1("Unsqueeze", &[&ids64, &minus_one], vec![]);
                 let zero = self.scalar(dtype, 0.0);
@@ -724,7 +785,13 @@ impl Builder {
         })
     }
 
-    fn elementwise(&mut self, op: &Op, x: &[Tv], types: &[&SymTensor], out: &SymTensor) -> Result<Tv, String> {
+    fn elementwise(
+        &mut self,
+        op: &Op,
+        x: &[Tv],
+        types: &[&SymTensor],
+        out: &SymTensor,
+    ) -> Result<Tv, String> {
         // Operands that broadcast to each other stay as they are.
         let mut shape: Vec<Dim> = Vec::new();
         let mut lazy = true;
@@ -787,7 +854,10 @@ impl Builder {
     fn float_tensor(&mut self, dtype: DType, dims: &[i64], values: &[f64]) -> String {
         let raw = match dtype {
             DType::F64 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            _ => values.iter().flat_map(|v| (*v as f32).to_le_bytes()).collect(),
+            _ => values
+                .iter()
+                .flat_map(|v| (*v as f32).to_le_bytes())
+                .collect(),
         };
         self.constant(proto::elem_type(dtype), dims, raw)
     }
@@ -817,23 +887,26 @@ impl Builder {
             ..Default::default()
         });
         let mut index = 0usize;
-        let mut bind = |b: &mut Builder, _name: &str, _role: Role, t: &SymTensor| -> Result<Value, String> {
-            let i = index;
-            index += 1;
-            if i < carries + seqs {
-                let name = b.fresh(if i < carries { "carry" } else { "step" });
-                b.graph_mut()
-                    .input
-                    .push(proto::value_info(&name, proto::elem_type(t.dtype), Some(&t.shape)));
-                Ok(Value::Tensor(Tv {
-                    name,
-                    dtype: t.dtype,
-                    shape: t.shape.clone(),
-                }))
-            } else {
-                Ok(Value::Tensor(operands[i].clone()))
-            }
-        };
+        let mut bind =
+            |b: &mut Builder, _name: &str, _role: Role, t: &SymTensor| -> Result<Value, String> {
+                let i = index;
+                index += 1;
+                if i < carries + seqs {
+                    let name = b.fresh(if i < carries { "carry" } else { "step" });
+                    b.graph_mut().input.push(proto::value_info(
+                        &name,
+                        proto::elem_type(t.dtype),
+                        Some(&t.shape),
+                    ));
+                    Ok(Value::Tensor(Tv {
+                        name,
+                        dtype: t.dtype,
+                        shape: t.shape.clone(),
+                    }))
+                } else {
+                    Ok(Value::Tensor(operands[i].clone()))
+                }
+            };
         let values = self.graph(body, sym, &mut bind)?;
         let mut used = std::collections::HashSet::new();
         for (_, v) in &body.outputs {
@@ -846,14 +919,20 @@ impl Builder {
             let mut name = self.full(&t, want)?;
             // Each output a distinct value computed in the body (not an input, an outer value
             // or a constant).
-            let made_here = self.graph_mut().node.iter().any(|n| n.output.contains(&name));
+            let made_here = self
+                .graph_mut()
+                .node
+                .iter()
+                .any(|n| n.output.contains(&name));
             if !made_here || used.contains(&name) {
                 name = self.node1("Identity", &[&name], vec![]);
             }
             used.insert(name.clone());
-            self.graph_mut()
-                .output
-                .push(proto::value_info(&name, proto::elem_type(t.dtype), Some(want)));
+            self.graph_mut().output.push(proto::value_info(
+                &name,
+                proto::elem_type(t.dtype),
+                Some(want),
+            ));
         }
         let body_graph = self.graphs.pop().expect("the scan body");
         self.loc = loc;
@@ -864,7 +943,10 @@ impl Builder {
         ];
         if reverse {
             attrs.push(proto::ints("scan_input_directions", &vec![1; seqs]));
-            attrs.push(proto::ints("scan_output_directions", &vec![1; outputs - carries]));
+            attrs.push(proto::ints(
+                "scan_output_directions",
+                &vec![1; outputs - carries],
+            ));
         }
         let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
         let names = self.node("Scan", &refs, attrs, outputs);

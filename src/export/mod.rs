@@ -93,7 +93,11 @@ pub fn export(
             .flatten();
         let axis = match &prepared {
             Some(_) => Some(0),
-            None => sym.types[v.index()].tensor().shape.iter().position(|&d| d == Dim::BATCH),
+            None => sym.types[v.index()]
+                .tensor()
+                .shape
+                .iter()
+                .position(|&d| d == Dim::BATCH),
         };
         if let Some(axis) = axis
             && b.batch_source.is_none()
@@ -104,7 +108,11 @@ pub fn export(
             });
         }
     }
-    let mut bind = |b: &mut Builder, name: &str, role: Role, t: &SymTensor| -> Result<Value, String> {
+    let mut bind = |b: &mut Builder,
+                    name: &str,
+                    role: Role,
+                    t: &SymTensor|
+     -> Result<Value, String> {
         match role {
             Role::Data => {
                 let prepared = opts
@@ -134,12 +142,18 @@ pub fn export(
                     .get(name)
                     .ok_or_else(|| format!("the checkpoint has no `{name}`"))?;
                 let want: Vec<usize> = t.shape.iter().map(|d| d.fixed as usize).collect();
-                if value.dtype() != t.dtype || value.shape() != want || t.shape.iter().any(|d| !d.is_fixed()) {
+                if value.dtype() != t.dtype
+                    || value.shape() != want
+                    || t.shape.iter().any(|d| !d.is_fixed())
+                {
                     return Err(format!(
                         "the checkpoint's `{name}` is {}, but the model needs {}[{}]",
                         value.ty(),
                         t.dtype.name(),
-                        want.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")
+                        want.iter()
+                            .map(usize::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ));
                 }
                 b.weight(name, value);
@@ -172,9 +186,11 @@ pub fn export(
             ..Default::default()
         });
         *b.op_counts.entry("Identity".into()).or_default() += 1;
-        b.graph_mut()
-            .output
-            .push(proto::value_info(name, proto::elem_type(t.dtype), Some(&want)));
+        b.graph_mut().output.push(proto::value_info(
+            name,
+            proto::elem_type(t.dtype),
+            Some(&want),
+        ));
         outputs.push(name.clone());
     }
     let ops = b.op_counts.clone();
@@ -212,7 +228,9 @@ fn model_name(program: &Program, requested: Option<&str>) -> Result<String, Stri
     if let Some(m) = requested {
         return Ok(m.to_string());
     }
-    let train = program.train().ok_or("the file has no `train` block; name a model with --model")?;
+    let train = program
+        .train()
+        .ok_or("the file has no `train` block; name a model with --model")?;
     match &train.models[..] {
         [m] => Ok(m.name.clone()),
         models => {

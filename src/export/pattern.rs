@@ -177,12 +177,8 @@ fn expand(
             };
             let compiled = &defs[def.name];
             *fresh += 1;
-            let mut subst: HashMap<String, Pat> = def
-                .params
-                .iter()
-                .map(|p| p.to_string())
-                .zip(args)
-                .collect();
+            let mut subst: HashMap<String, Pat> =
+                def.params.iter().map(|p| p.to_string()).zip(args).collect();
             for name in compiled.wheres.keys() {
                 subst.insert(name.clone(), Pat::Var(format!("{name}'{fresh}")));
             }
@@ -248,7 +244,10 @@ fn parse_at(tokens: &[String], pos: &mut usize) -> Pat {
     } else if let Some(v) = t.strip_prefix('#') {
         Pat::AnyNum(v.to_string())
     } else {
-        Pat::Num(t.parse().unwrap_or_else(|_| panic!("bad pattern token `{t}`")))
+        Pat::Num(
+            t.parse()
+                .unwrap_or_else(|_| panic!("bad pattern token `{t}`")),
+        )
     }
 }
 
@@ -298,10 +297,10 @@ impl Matcher<'_> {
                 if let Some(&bound) = self.state.vars.get(name) {
                     return bound == v;
                 }
-                if let Some(def) = self.wheres.get(name) {
-                    if !self.matches(def, v) {
-                        return false;
-                    }
+                if let Some(def) = self.wheres.get(name)
+                    && !self.matches(def, v)
+                {
+                    return false;
                 }
                 self.state.vars.insert(name.clone(), v);
                 true
@@ -374,7 +373,8 @@ impl Matcher<'_> {
             Op::Broadcast { .. } | Op::Detach => true,
             Op::Reshape { shape } => {
                 let from = &self.g.ty(node.args[0]).shape;
-                let strip = |s: &[usize]| -> Vec<usize> { s.iter().copied().filter(|&d| d != 1).collect() };
+                let strip =
+                    |s: &[usize]| -> Vec<usize> { s.iter().copied().filter(|&d| d != 1).collect() };
                 strip(from) == strip(shape)
             }
             _ => false,

@@ -96,7 +96,10 @@ fn shape(g: &Graph, v: ValueId) -> &[usize] {
 
 /// The first pattern that matches at `v` and whose attributes fit.
 fn recognize(g: &Graph, v: ValueId) -> Option<Fused> {
-    if matches!(g.node(v).op, Op::Input { .. } | Op::Scan { .. } | Op::Get { .. }) {
+    if matches!(
+        g.node(v).op,
+        Op::Input { .. } | Op::Scan { .. } | Op::Get { .. }
+    ) {
         return None;
     }
     if !matches!(g.node(v).ty, crate::ir::Type::Tensor(_)) || !g.ty(v).dtype.is_float() {
@@ -116,7 +119,10 @@ fn recognize(g: &Graph, v: ValueId) -> Option<Fused> {
     if let Some(m) = try_("gemm") {
         let (a, w, bias) = (m.var("a"), m.var("w"), m.var("bias"));
         let n = shape(g, w).last().copied();
-        if shape(g, a).len() == 2 && shape(g, w).len() == 2 && n.is_some_and(|n| shape(g, bias) == [n]) {
+        if shape(g, a).len() == 2
+            && shape(g, w).len() == 2
+            && n.is_some_and(|n| shape(g, bias) == [n])
+        {
             return Some(Fused::Gemm { a, w, bias });
         }
     }
@@ -124,9 +130,16 @@ fn recognize(g: &Graph, v: ValueId) -> Option<Fused> {
         let (x, w) = (m.var("x"), m.var("w"));
         let (xs, ws) = (shape(g, x), shape(g, w));
         let lead = &xs[..xs.len().saturating_sub(1)];
-        let flat = [lead.iter().product::<usize>(), xs.last().copied().unwrap_or(0)];
+        let flat = [
+            lead.iter().product::<usize>(),
+            xs.last().copied().unwrap_or(0),
+        ];
         let out: Vec<usize> = lead.iter().copied().chain(ws.last().copied()).collect();
-        if xs.len() >= 3 && ws.len() == 2 && shape(g, m.label("flat")) == flat && shape(g, m.label("out")) == out {
+        if xs.len() >= 3
+            && ws.len() == 2
+            && shape(g, m.label("flat")) == flat
+            && shape(g, m.label("out")) == out
+        {
             return Some(Fused::MatMul { x, w });
         }
     }
@@ -135,7 +148,8 @@ fn recognize(g: &Graph, v: ValueId) -> Option<Fused> {
         let xs = shape(g, x);
         let last = xs.len().checked_sub(1)?;
         let d = xs[last];
-        let reduces_last = |l: &str| matches!(&g.node(m.label(l)).op, Op::Sum { axes } if *axes == [last]);
+        let reduces_last =
+            |l: &str| matches!(&g.node(m.label(l)).op, Op::Sum { axes } if *axes == [last]);
         if reduces_last("sum1")
             && reduces_last("sum2")
             && m.nums["n1"] == d as f64

@@ -163,11 +163,7 @@ fn tensor(
 /// Numpy broadcasting of two symbolic shapes, or None when they do not broadcast.
 pub fn broadcast(a: &[Dim], b: &[Dim]) -> Option<Vec<Dim>> {
     let rank = a.len().max(b.len());
-    let at = |s: &[Dim], i: usize| {
-        (i + s.len())
-            .checked_sub(rank)
-            .map_or(Dim::ONE, |j| s[j])
-    };
+    let at = |s: &[Dim], i: usize| (i + s.len()).checked_sub(rank).map_or(Dim::ONE, |j| s[j]);
     (0..rank)
         .map(|i| match (at(a, i), at(b, i)) {
             (x, y) if x == y => Some(x),

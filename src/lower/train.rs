@@ -86,7 +86,10 @@ pub(crate) fn lower_train(program: &Program, sources: &SourceMap, opts: &Options
         for (path, span) in &frozen {
             if !l.vars.params.iter().any(|(n, _)| owns(path, n)) {
                 let names: Vec<String> = l.vars.params.iter().map(|(n, _)| n.clone()).collect();
-                let layers: Vec<&str> = names.iter().filter_map(|n| n.rsplit_once('.').map(|(l, _)| l)).collect();
+                let layers: Vec<&str> = names
+                    .iter()
+                    .filter_map(|n| n.rsplit_once('.').map(|(l, _)| l))
+                    .collect();
                 let hint = crate::suggest::closest(path, layers.iter().copied())
                     .map_or(String::new(), |s| format!("; did you mean `{s}`?"));
                 return Err(LowerError::new(
@@ -156,7 +159,7 @@ fn frozen_paths(stmts: &[&TrainStmt], models: &[(String, Val)]) -> Vec<(String, 
         }
         for (path, span) in crate::syntax::finetune::freeze(set).unwrap_or_default() {
             let first = path.split('.').next().unwrap_or_default();
-            let full = match &models[..] {
+            let full = match models {
                 [(m, _)] if first != m => format!("{m}.{path}"),
                 _ => path,
             };

@@ -83,12 +83,7 @@ pub fn predict(
         let chunks: Vec<(String, Tensor)> = inputs
             .iter()
             .zip(&prepared_inputs)
-            .map(|((name, _), t)| {
-                (
-                    name.clone(),
-                    slice_samples(t, start, start + n),
-                )
-            })
+            .map(|((name, _), t)| (name.clone(), slice_samples(t, start, start + n)))
             .collect();
         let input = |name: &str| {
             chunks
@@ -115,9 +110,15 @@ fn assign_inputs(
     raw: &[(Option<String>, Tensor)],
 ) -> Result<Vec<(String, Tensor)>, String> {
     let names: Vec<&str> = inputs.iter().map(|(n, _)| n.as_str()).collect();
-    let listed = || names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+    let listed = || {
+        names
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     if let [(None, t)] = raw {
-        return match &inputs[..] {
+        return match inputs {
             [(name, _)] => Ok(vec![(name.clone(), t.clone())]),
             _ => Err(format!(
                 "`{model}` takes {} inputs ({}): give each with --input NAME=FILE",
@@ -132,7 +133,10 @@ fn assign_inputs(
             return Err("with several inputs, name each: --input NAME=FILE".into());
         };
         if !names.contains(&name.as_str()) {
-            return Err(format!("`{model}` has no input `{name}`; its inputs are {}", listed()));
+            return Err(format!(
+                "`{model}` has no input `{name}`; its inputs are {}",
+                listed()
+            ));
         }
         if by_name.insert(name.clone(), t.clone()).is_some() {
             return Err(format!("input `{name}` is given twice"));
@@ -180,12 +184,20 @@ fn prepare_input(
     }
     let mut shape = vec![samples];
     shape.extend_from_slice(per_sample);
-    Ok(Tensor::from_f64(&TensorType::new(ty.dtype, shape), raw.to_f64()))
+    Ok(Tensor::from_f64(
+        &TensorType::new(ty.dtype, shape),
+        raw.to_f64(),
+    ))
 }
 
 /// A table with more columns than a field reads (the training file's layout, label included):
 /// the field's columns, and a note naming the columns left out.
-fn select_columns(pipeline: &Pipeline, field: &str, raw: &Tensor, notes: &mut Vec<String>) -> Tensor {
+fn select_columns(
+    pipeline: &Pipeline,
+    field: &str,
+    raw: &Tensor,
+    notes: &mut Vec<String>,
+) -> Tensor {
     let columns = pipeline.table_columns();
     let Some((_, cols)) = columns.iter().find(|(f, _)| f == field) else {
         return raw.clone();
@@ -222,7 +234,11 @@ fn select_columns(pipeline: &Pipeline, field: &str, raw: &Tensor, notes: &mut Ve
     for r in 0..rows {
         out.extend(cols.iter().map(|&c| values[r * width + c]));
     }
-    let shape = if scalar { vec![rows] } else { vec![rows, cols.len()] };
+    let shape = if scalar {
+        vec![rows]
+    } else {
+        vec![rows, cols.len()]
+    };
     Tensor::from_f64(&TensorType::new(DType::F64, shape), out)
 }
 
@@ -251,7 +267,10 @@ fn present(out: &Tensor, kind: OutputKind) -> Result<Tensor, String> {
         }
         OutputKind::Class if binary => Ok(Tensor::from_f64(
             &TensorType::new(DType::I32, vec![shape[0]]),
-            values.iter().map(|&z| f64::from(u8::from(z > 0.0))).collect(),
+            values
+                .iter()
+                .map(|&z| f64::from(u8::from(z > 0.0)))
+                .collect(),
         )),
         OutputKind::Class => {
             let classes: Vec<f64> = values
@@ -273,15 +292,17 @@ fn present(out: &Tensor, kind: OutputKind) -> Result<Tensor, String> {
     }
 }
 
-/// The model alone in evaluation mode for `batch` samples, and the inputs it reads (names and
-/// batched types).
+/// A model ready to run, and the inputs it reads (names and batched types).
+type Prepared = (Vec<(String, TensorType)>, Box<dyn Executable>);
+
+/// The model alone in evaluation mode for `batch` samples, and the inputs it reads.
 fn prepare(
     program: &Program,
     sources: &SourceMap,
     backend: &dyn Backend,
     model: &str,
     batch: usize,
-) -> Result<(Vec<(String, TensorType)>, Box<dyn Executable>), String> {
+) -> Result<Prepared, String> {
     let opts = lower::Options {
         batch: Some(batch),
         float: DType::F32,

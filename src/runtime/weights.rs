@@ -44,12 +44,27 @@ const RULES: &[(&str, &str, &[&str], Convert)] = &[
     ("conv_transpose2d", "b", &["bias"], Convert::Same),
     ("batch_norm", "gamma", &["weight"], Convert::Same),
     ("batch_norm", "beta", &["bias"], Convert::Same),
-    ("batch_norm", "running_mean", &["running_mean"], Convert::Same),
+    (
+        "batch_norm",
+        "running_mean",
+        &["running_mean"],
+        Convert::Same,
+    ),
     ("batch_norm", "running_var", &["running_var"], Convert::Same),
     ("batch_norm2d", "gamma", &["weight"], Convert::Same),
     ("batch_norm2d", "beta", &["bias"], Convert::Same),
-    ("batch_norm2d", "running_mean", &["running_mean"], Convert::Same),
-    ("batch_norm2d", "running_var", &["running_var"], Convert::Same),
+    (
+        "batch_norm2d",
+        "running_mean",
+        &["running_mean"],
+        Convert::Same,
+    ),
+    (
+        "batch_norm2d",
+        "running_var",
+        &["running_var"],
+        Convert::Same,
+    ),
     ("layer_norm", "gamma", &["weight"], Convert::Same),
     ("layer_norm", "beta", &["bias"], Convert::Same),
     ("embedding", "table", &["weight"], Convert::Same),
@@ -143,7 +158,10 @@ pub fn load(
             )),
         };
         for (name, candidates) in missing.iter().skip(1) {
-            d = d.with_note(format!("no tensor for `{name}` (looked for {})", quoted(candidates)));
+            d = d.with_note(format!(
+                "no tensor for `{name}` (looked for {})",
+                quoted(candidates)
+            ));
         }
         for m in misfits.iter().skip(usize::from(missing.is_empty())) {
             d = d.with_note(m.clone());
@@ -159,9 +177,9 @@ pub fn load(
             .iter()
             .flat_map(|(_, c)| c.iter().map(String::as_str))
             .collect();
-        let hint = unexpected.iter().find_map(|u| {
-            crate::suggest::closest(u, looked.iter().copied()).map(|l| (u, l))
-        });
+        let hint = unexpected
+            .iter()
+            .find_map(|u| crate::suggest::closest(u, looked.iter().copied()).map(|l| (u, l)));
         d = match hint {
             Some((u, l)) => d.with_help(format!("did you mean `{l}` for the file's `{u}`? rename it, or add `map: [(\"…\", \"…\")]` to `init`")),
             None => d.with_help("add `map: [(\"source prefix\", \"layer path\")]` to `init`, or `strict: false` to load what fits"),
@@ -171,7 +189,10 @@ pub fn load(
     let mut notes = Vec::new();
     if !missing.is_empty() {
         let names: Vec<String> = missing.iter().map(|(n, _)| n.clone()).collect();
-        notes.push(format!("not in `{shown}`, left as initialized: {}", quoted(&names)));
+        notes.push(format!(
+            "not in `{shown}`, left as initialized: {}",
+            quoted(&names)
+        ));
     }
     notes.extend(misfits.iter().map(|m| format!("not loaded: {m}")));
     if !unexpected.is_empty() {
@@ -210,7 +231,10 @@ fn find(
     let kind = relative
         .rsplit('.')
         .next()
-        .map(|last| last.trim_end_matches(|c: char| c.is_ascii_digit()).trim_end_matches('_'))
+        .map(|last| {
+            last.trim_end_matches(|c: char| c.is_ascii_digit())
+                .trim_end_matches('_')
+        })
         .unwrap_or_default();
     let Some((_, _, torch, convert)) = RULES.iter().find(|(k, p, _, _)| *k == kind && *p == param)
     else {
@@ -231,7 +255,13 @@ fn find(
     for prefix in prefixes {
         let names: Vec<String> = torch
             .iter()
-            .map(|t| if prefix.is_empty() { t.to_string() } else { format!("{prefix}.{t}") })
+            .map(|t| {
+                if prefix.is_empty() {
+                    t.to_string()
+                } else {
+                    format!("{prefix}.{t}")
+                }
+            })
             .collect();
         if names.iter().all(|n| source.contains_key(n)) {
             return (names.clone(), Some((names, *convert)));
@@ -262,7 +292,9 @@ fn convert_to(parts: &[&Tensor], convert: Convert, ty: &TensorType) -> Result<Te
         (Convert::Same | Convert::Sum, _) => (values, shape.clone()),
         (Convert::Reshape, _) => (values, ty.shape.clone()),
         (Convert::Transpose, &[r, c]) => (transpose(&values, r, c), vec![c, r]),
-        (Convert::ConvWeight, &[f, c, kh, kw]) => (transpose(&values, f, c * kh * kw), vec![c * kh * kw, f]),
+        (Convert::ConvWeight, &[f, c, kh, kw]) => {
+            (transpose(&values, f, c * kh * kw), vec![c * kh * kw, f])
+        }
         _ => return Err(describe()),
     };
     if out_shape != ty.shape || values.len() != ty.numel() {

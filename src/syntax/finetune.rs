@@ -34,8 +34,7 @@ pub enum FrozenBn {
     BatchStats,
 }
 
-pub const INIT_FORM: &str =
-    "init \"weights.safetensors\"  or  init(\"w.safetensors\", strict: false, map: [(\"fc1\", \"dense_1\")])";
+pub const INIT_FORM: &str = "init \"weights.safetensors\"  or  init(\"w.safetensors\", strict: false, map: [(\"fc1\", \"dense_1\")])";
 
 fn string(e: &Expr) -> Option<&str> {
     match &e.kind {
@@ -57,7 +56,9 @@ pub fn init(set: &Setting) -> Result<InitFrom, (Span, String)> {
             }),
             None => Err(bad(v[0].span, "`init` takes the weights file in quotes")),
         },
-        SettingValue::Call(args, span) => init_call(args, *span, set.span).map_err(|(s, w)| bad(s, &w)),
+        SettingValue::Call(args, span) => {
+            init_call(args, *span, set.span).map_err(|(s, w)| bad(s, &w))
+        }
         _ => Err(bad(set.span, "`init` is not written this way")),
     }
 }
@@ -73,7 +74,10 @@ fn init_call(args: &[Arg], span: Span, whole: Span) -> Result<InitFrom, (Span, S
     for a in args {
         match a.name.as_ref().map(|n| n.name.as_str()) {
             None if path.is_none() => {
-                path = Some(string(&a.value).ok_or((a.value.span, "the weights file goes first, in quotes".to_string()))?);
+                path = Some(string(&a.value).ok_or((
+                    a.value.span,
+                    "the weights file goes first, in quotes".to_string(),
+                ))?);
             }
             None => return Err((a.value.span, "one weights file per `init`".into())),
             Some("strict") => match a.value.kind {
@@ -82,7 +86,10 @@ fn init_call(args: &[Arg], span: Span, whole: Span) -> Result<InitFrom, (Span, S
             },
             Some("map") => {
                 let ExprKind::List(items) = &a.value.kind else {
-                    return Err((a.value.span, "`map` is a list of (\"source prefix\", \"layer path\") pairs".into()));
+                    return Err((
+                        a.value.span,
+                        "`map` is a list of (\"source prefix\", \"layer path\") pairs".into(),
+                    ));
                 };
                 for item in items {
                     let pair = match item {
@@ -96,16 +103,24 @@ fn init_call(args: &[Arg], span: Span, whole: Span) -> Result<InitFrom, (Span, S
                         ListItem::Expr(e) => e.span,
                         ListItem::Spread(id) => id.span,
                     };
-                    let (from, to) = pair.ok_or((span, "each `map` entry is a pair of strings: (\"fc1\", \"dense_1\")".to_string()))?;
+                    let (from, to) = pair.ok_or((
+                        span,
+                        "each `map` entry is a pair of strings: (\"fc1\", \"dense_1\")".to_string(),
+                    ))?;
                     spec.map.push((from.to_string(), to.to_string()));
                 }
             }
             Some(other) => {
-                return Err((a.value.span, format!("`init` has no argument `{other}` (it takes strict and map)")));
+                return Err((
+                    a.value.span,
+                    format!("`init` has no argument `{other}` (it takes strict and map)"),
+                ));
             }
         }
     }
-    spec.path = path.ok_or((span, "`init` needs the weights file".to_string()))?.to_string();
+    spec.path = path
+        .ok_or((span, "`init` needs the weights file".to_string()))?
+        .to_string();
     Ok(spec)
 }
 
@@ -122,7 +137,10 @@ fn path(e: &Expr) -> Option<String> {
 /// Reads `freeze`: the paths and where each is written.
 pub fn freeze(set: &Setting) -> Result<Vec<(String, Span)>, (Span, String)> {
     let SettingValue::Values(v) = &set.value else {
-        return Err((set.span, "write `freeze Model.layer, Model.other_layer`".into()));
+        return Err((
+            set.span,
+            "write `freeze Model.layer, Model.other_layer`".into(),
+        ));
     };
     v.iter()
         .map(|e| {
@@ -140,8 +158,14 @@ pub fn frozen_bn(set: &Setting) -> Result<FrozenBn, (Span, String)> {
         SettingValue::Values(v) if v.len() == 1 => match &v[0].kind {
             ExprKind::Name(n) if n.name == "running_stats" => Ok(FrozenBn::RunningStats),
             ExprKind::Name(n) if n.name == "batch_stats" => Ok(FrozenBn::BatchStats),
-            _ => Err((v[0].span, "`frozen_bn` is `running_stats` or `batch_stats`".into())),
+            _ => Err((
+                v[0].span,
+                "`frozen_bn` is `running_stats` or `batch_stats`".into(),
+            )),
         },
-        _ => Err((set.span, "write `frozen_bn running_stats` or `frozen_bn batch_stats`".into())),
+        _ => Err((
+            set.span,
+            "write `frozen_bn running_stats` or `frozen_bn batch_stats`".into(),
+        )),
     }
 }

@@ -6,8 +6,8 @@
 
 pub mod ast;
 mod errors;
-mod lint;
 pub mod finetune;
+mod lint;
 pub mod overrides;
 mod parse;
 
