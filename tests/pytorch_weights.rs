@@ -324,4 +324,20 @@ fn a_misnamed_tensor_is_a_diagnostic_with_both_names() {
     };
     let text = nnl::diag::render(&p.check.sources, &[err], false);
     insta::assert_snapshot!(text);
+
+    // Not strict: what fits is loaded, the rest is listed.
+    let lenient = nnl::syntax::finetune::InitFrom {
+        strict: false,
+        ..spec
+    };
+    let w = weights::load(&lenient, None, Path::new(&dir), &targets, &["Mlp".into()])
+        .unwrap_or_else(|_| panic!("a lenient load loads what fits"));
+    let mut loaded: Vec<&String> = w.values.keys().collect();
+    loaded.sort();
+    assert_eq!(loaded, ["Mlp.dense_1.b", "Mlp.dense_1.w", "Mlp.dense_2.b"]);
+    let notes = w.notes.join("\n");
+    assert!(
+        notes.contains("`Mlp.dense_2.w`") && notes.contains("`dense2.weight`"),
+        "{notes}"
+    );
 }

@@ -648,7 +648,7 @@ impl Builder {
             Op::Slice { axis, start, end } => {
                 let rank = types[0].shape.len();
                 let lazy_axis = (x[0].shape.len() + axis).checked_sub(rank);
-                if lazy_axis.is_none_or(|a| x[0].shape[a] == Dim::ONE) {
+                if end > start && lazy_axis.is_none_or(|a| x[0].shape[a] == Dim::ONE) {
                     // The sliced axis is broadcast: every slice of it is the same.
                     return Ok(x[0].clone());
                 }

@@ -173,3 +173,36 @@ pub fn broadcast(a: &[Dim], b: &[Dim]) -> Option<Vec<Dim>> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broadcasting_aligns_right_and_stretches_ones() {
+        let (b, n) = (Dim::BATCH, Dim::fixed(10));
+        assert_eq!(broadcast(&[n], &[b, n]), Some(vec![b, n]));
+        assert_eq!(broadcast(&[b, Dim::ONE], &[Dim::ONE, n]), Some(vec![b, n]));
+        assert_eq!(broadcast(&[], &[b, n]), Some(vec![b, n]));
+        assert_eq!(broadcast(&[Dim::fixed(3)], &[n]), None);
+    }
+
+    #[test]
+    fn sizes_that_follow_the_batch_are_named_after_it() {
+        assert_eq!(Dim::BATCH.param_name(), "batch");
+        let twelve = Dim {
+            per_batch: 12,
+            fixed: 0,
+        };
+        assert_eq!(twelve.param_name(), "12*batch");
+        assert_eq!(
+            Dim {
+                per_batch: 1,
+                fixed: -1
+            }
+            .param_name(),
+            "batch-1"
+        );
+        assert_eq!(twelve.at_first(), 12 * BATCHES[0] as i64);
+    }
+}
