@@ -276,6 +276,36 @@ fn freezing_removes_the_frozen_part_from_the_backward_pass() {
     assert!(frozen_size < full_size);
 }
 
+/// The layer state a training step updates, for the fixture with an edit.
+fn updated_state(edit: &dyn Fn(String) -> String) -> Vec<String> {
+    let p = program("cnn.nnl", edit);
+    let lowered = nnl::lower::lower(&p.program, &p.check.sources, &Default::default()).unwrap();
+    let forward = &lowered.phases[0].forward;
+    lowered
+        .states
+        .iter()
+        .filter(|(n, _)| forward.output(n).is_some())
+        .map(|(n, _)| n.clone())
+        .collect()
+}
+
+#[test]
+fn frozen_batch_norm_keeps_its_running_statistics_unless_told_otherwise() {
+    // The default, `frozen_bn running_stats`: frozen batch norm runs as in evaluation.
+    assert!(updated_state(&|t| t).is_empty());
+    let batch_stats =
+        |t: String| t.replace("  loss      =", "  frozen_bn batch_stats\n  loss      =");
+    assert_eq!(
+        updated_state(&batch_stats),
+        [
+            "SmallCnn.batch_norm2d_1.running_mean",
+            "SmallCnn.batch_norm2d_1.running_var",
+            "SmallCnn.batch_norm2d_2.running_mean",
+            "SmallCnn.batch_norm2d_2.running_var"
+        ]
+    );
+}
+
 #[test]
 fn a_misnamed_tensor_is_a_diagnostic_with_both_names() {
     let dir = std::env::temp_dir().join(format!("nnl-misnamed-{}", std::process::id()));
