@@ -34,6 +34,8 @@ enum Command {
     Eval(cli::train::EvalArgs),
     /// A trained model's outputs for new inputs, prepared as its training data were
     Predict(cli::train::PredictArgs),
+    /// A trained model as an ONNX file (evaluation mode, symbolic batch, weights included)
+    Export(cli::export::ExportArgs),
     /// Check files for syntax, name, type and shape errors
     Check {
         #[arg(required = true)]
@@ -103,6 +105,7 @@ fn main() -> ExitCode {
         Command::Predict(args) => report(cli::train::in_pool(&args.common, || {
             cli::train::predict(&args)
         })),
+        Command::Export(args) => report(cli::export::export(&args)),
         Command::Check {
             files,
             summary,

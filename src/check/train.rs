@@ -21,6 +21,9 @@ const SETTINGS: &[&str] = &[
     "checkpoint",
     "clip_grad_norm",
     "seed",
+    "init",
+    "freeze",
+    "frozen_bn",
 ];
 const EARLY_STOP: &[(&str, bool)] = &[
     ("monitor", false),
@@ -629,6 +632,25 @@ impl Checker<'_> {
                     self.emit(
                         Diagnostic::error("E0310", "`seed` must be a whole number")
                             .with_primary(v[0].span, "not an integer"),
+                    );
+                }
+            }
+            ("init" | "freeze" | "frozen_bn", _) => {
+                use crate::syntax::finetune;
+                let err = match name {
+                    "init" if phase.is_some() => Some((
+                        set.span,
+                        "`init` loads weights once, before training: put it outside the phases"
+                            .to_string(),
+                    )),
+                    "init" => finetune::init(set).err(),
+                    "freeze" => finetune::freeze(set).err(),
+                    _ => finetune::frozen_bn(set).err(),
+                };
+                if let Some((span, message)) = err {
+                    self.emit(
+                        Diagnostic::error("E0310", format!("`{name}`: {message}"))
+                            .with_primary(span, "here"),
                     );
                 }
             }

@@ -58,15 +58,23 @@ pub struct RunArgs {
     /// Time every step of the compiled training step and print where the time went
     #[arg(long)]
     pub profile: bool,
+    /// Start from these weights (safetensors or .npz; nnl's or PyTorch's names), instead of
+    /// the train block's `init`
+    #[arg(long, value_name = "FILE", conflicts_with = "resume")]
+    pub init: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
 pub struct EvalArgs {
     #[command(flatten)]
     pub common: Common,
-    /// A checkpoint file, or a checkpoint directory (its best checkpoint)
+    /// A checkpoint file, or a checkpoint directory (its best checkpoint); without it, the
+    /// weights of `init` or `--init`
     #[arg(long)]
-    pub checkpoint: PathBuf,
+    pub checkpoint: Option<PathBuf>,
+    /// Evaluate these weights (safetensors or .npz; nnl's or PyTorch's names)
+    #[arg(long, value_name = "FILE", conflicts_with = "checkpoint")]
+    pub init: Option<PathBuf>,
     /// The split to evaluate
     #[arg(long, default_value = "test")]
     pub split: String,
@@ -79,17 +87,35 @@ pub struct PredictArgs {
     /// A checkpoint file, or a checkpoint directory (its best checkpoint)
     #[arg(long)]
     pub checkpoint: PathBuf,
-    /// Inputs as the data source gives them: .npy (samples first) or .csv (a row per sample)
+    /// The model to apply, for a file that trains several (a GAN's Generator, a Decoder)
     #[arg(long)]
-    pub input: PathBuf,
-    /// Where to write the model's outputs: .npy or .csv
-    #[arg(short = 'o', long = "output")]
-    pub output: PathBuf,
+    pub model: Option<String>,
+    /// Inputs as the data source gives them: .npy (samples first) or .csv (a row per sample;
+    /// columns of the training file that the input does not read, such as the label, are
+    /// ignored). `NAME=FILE` for each input of a model with several; repeatable
+    #[arg(long, value_name = "[NAME=]FILE", required = true)]
+    pub input: Vec<String>,
+    /// What to write per sample: the model's outputs, probabilities (softmax, or the sigmoid of
+    /// a single logit) or the class (argmax, or logit > 0)
+    #[arg(long, value_enum, default_value = "logits")]
+    pub output: OutputArg,
+    /// Where to write: .npy or .csv, or `-` for CSV on stdout
+    #[arg(short = 'o', value_name = "FILE", required = true)]
+    pub output_file: PathBuf,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum OutputArg {
+    Logits,
+    Probabilities,
+    Class,
 }
 
 /// A file read, its `--set` overrides applied, and checked; diagnostics are printed, and `Err`
 /// means there were errors.
-fn checked(common: &Common) -> Result<(nnl::CheckOutput, nnl::resolve::Program), String> {
+pub(crate) fn checked(
+    common: &Common,
+) -> Result<(nnl::CheckOutput, nnl::resolve::Program), String> {
     let path = common.file.as_str();
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read `{path}`: {e}"))?;
     let text = overrides::apply(&text, &common.overrides)?;
@@ -174,7 +200,13 @@ pub fn run(args: &RunArgs) -> Result<(), String> {
         resume: args.resume.clone(),
         steps_per_epoch: args.steps_per_epoch,
     };
-    let trainer = Trainer::new(&mut session, &mut data, &opts)?;
+    let loaded = init_weights(path, args.init.as_deref(), &session, &check)?;
+    let mut trainer = Trainer::new(&mut session, &mut data, &opts)?;
+    if let Some(w) = loaded
+        && args.resume.is_none()
+    {
+        trainer.start_from(w);
+    }
     let result = trainer.run(&mut Console::default())?;
     let resumed_after = resumed.map(|s| s.epochs_done);
     let report = runtime::report::Report::new(
@@ -249,7 +281,7 @@ fn print_summary(r: &runtime::report::Report) {
 }
 
 /// A checkpoint file, or a directory's best one (its last when it has no best).
-fn checkpoint_file(path: &Path) -> PathBuf {
+pub(crate) fn checkpoint_file(path: &Path) -> PathBuf {
     if path.is_dir() {
         let best = path.join(checkpoint::BEST);
         if best.exists() {
@@ -260,11 +292,93 @@ fn checkpoint_file(path: &Path) -> PathBuf {
     path.to_path_buf()
 }
 
+/// The weights that `init` in the train block, or `--init FILE`, names, loaded for the
+/// session's parameters and layer state; None when there are none. A load that does not fit
+/// prints its diagnostic.
+fn init_weights(
+    path: &str,
+    init: Option<&Path>,
+    session: &Session,
+    check: &nnl::CheckOutput,
+) -> Result<Option<std::collections::HashMap<String, nnl::interp::Tensor>>, String> {
+    let lowered = session.lowered();
+    let declared = lowered.config.init.clone();
+    let (spec, span, base) = match (init, declared) {
+        (Some(file), declared) => {
+            let mut spec = declared.unwrap_or(nnl::syntax::finetune::InitFrom {
+                path: String::new(),
+                strict: true,
+                map: Vec::new(),
+                span: nnl::source::Span::new(nnl::source::FileId(0), 0, 0),
+            });
+            spec.path = file.display().to_string();
+            (spec, None, PathBuf::new())
+        }
+        (None, Some(spec)) => {
+            let base = Path::new(path)
+                .parent()
+                .unwrap_or(Path::new(""))
+                .to_path_buf();
+            let span = Some(spec.span);
+            (spec, span, base)
+        }
+        (None, None) => return Ok(None),
+    };
+    let targets: Vec<(String, nnl::ir::TensorType)> = lowered
+        .params
+        .iter()
+        .chain(&lowered.states)
+        .cloned()
+        .collect();
+    let models: Vec<String> = lowered.train.split(", ").map(str::to_string).collect();
+    match runtime::weights::load(&spec, span, &base, &targets, &models) {
+        Ok(loaded) => {
+            for note in &loaded.notes {
+                eprintln!("note: {note}");
+            }
+            eprintln!(
+                "loaded {} tensors from `{}`",
+                loaded.values.len(),
+                spec.path
+            );
+            Ok(Some(loaded.values))
+        }
+        Err(d) => {
+            eprint!(
+                "{}",
+                nnl::diag::render(&check.sources, &[d], crate::color())
+            );
+            Err(format!(
+                "the weights in `{}` do not fit; nothing was run",
+                spec.path
+            ))
+        }
+    }
+}
+
 pub fn eval(args: &EvalArgs) -> Result<(), String> {
     let path = args.common.file.as_str();
     let (check, program) = checked(&args.common)?;
     let (backend, _) = backend(&args.common, false);
-    let file = checkpoint_file(&args.checkpoint);
+    let Some(ckpt) = &args.checkpoint else {
+        // The weights of `init` / `--init`, on statistics fitted to the data as in training.
+        let mut session = Session::new(&program, &check.sources, None, backend)?;
+        let seed = session.config().seed.unwrap_or(0);
+        let loaded = init_weights(path, args.init.as_deref(), &session, &check)?.ok_or(
+            "nothing to evaluate: give --checkpoint, or weights with --init or `init` in the train block",
+        )?;
+        let mut values = session.initial_values(seed)?;
+        values.extend(loaded);
+        let data = runtime::load_data(&program, Path::new(path), seed)?;
+        let metrics = session.evaluate(&data, &args.split, &values, seed)?;
+        println!(
+            "{} (loaded weights): {}",
+            args.split,
+            runtime::console::format_metrics(&metrics)
+        );
+        return Ok(());
+    };
+    let file = checkpoint_file(ckpt);
     let saved = checkpoint::load(&file)?;
     let mut session = Session::new(&program, &check.sources, Some(saved.state.batch), backend)?;
     session.check_values(&saved.values, &format!("`{}`", file.display()))?;
@@ -286,14 +400,41 @@ pub fn predict(args: &PredictArgs) -> Result<(), String> {
     let (backend, _) = backend(&args.common, false);
     let file = checkpoint_file(&args.checkpoint);
     let saved = checkpoint::load(&file)?;
-    let raw = nnl::data::read_inputs(&args.input).map_err(|e| e.to_string())?;
-    let outputs =
-        runtime::predict::predict(&program, &check.sources, backend.as_ref(), &saved, &raw)?;
-    runtime::predict::write_outputs(&args.output, &outputs)?;
-    eprintln!(
-        "{} predictions written to {}",
-        outputs.shape().first().copied().unwrap_or(0),
-        args.output.display()
-    );
+    let mut raw = Vec::new();
+    for spec in &args.input {
+        let (name, path) = match spec.split_once('=') {
+            Some((n, p)) if !n.is_empty() && !n.contains(['/', '.']) => (Some(n.to_string()), p),
+            _ => (None, spec.as_str()),
+        };
+        let t = nnl::data::read_inputs(Path::new(path)).map_err(|e| e.to_string())?;
+        raw.push((name, t));
+    }
+    let kind = match args.output {
+        OutputArg::Logits => runtime::predict::OutputKind::Logits,
+        OutputArg::Probabilities => runtime::predict::OutputKind::Probabilities,
+        OutputArg::Class => runtime::predict::OutputKind::Class,
+    };
+    let prediction = runtime::predict::predict(
+        &program,
+        &check.sources,
+        backend.as_ref(),
+        &saved,
+        args.model.as_deref(),
+        &raw,
+        kind,
+    )?;
+    for note in &prediction.notes {
+        eprintln!("note: {note}");
+    }
+    let to_stdout = args.output_file.as_os_str() == "-";
+    let out = (!to_stdout).then_some(args.output_file.as_path());
+    runtime::predict::write_outputs(out, &prediction.outputs)?;
+    if !to_stdout {
+        eprintln!(
+            "{} predictions written to {}",
+            prediction.outputs.shape().first().copied().unwrap_or(0),
+            args.output_file.display()
+        );
+    }
     Ok(())
 }

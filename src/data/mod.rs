@@ -128,7 +128,7 @@ mod spec;
 #[cfg(test)]
 mod tests;
 
-pub use pipeline::Pipeline;
+pub use pipeline::{Pipeline, PrepStep, Preparation};
 
 use crate::interp::Tensor;
 use crate::ir::{DType, TensorType};
@@ -598,6 +598,37 @@ impl Dataset {
             next: 0,
             epoch: training.then_some(epoch),
         })
+    }
+
+    /// A field's values in a split before any transform, as `nnlc predict` takes them
+    /// (`[N, …raw per-sample shape]`, f64, NaN for a missing value), in the split's order.
+    pub fn raw_inputs(&self, split: &str, field: &str) -> Result<Tensor, DataError> {
+        let err = |m: String| DataError::in_file(&self.pipeline.file, m);
+        let set = self
+            .sets
+            .iter()
+            .find(|s| s.name == split)
+            .ok_or_else(|| err(format!("no split `{split}`")))?;
+        let fi = self
+            .pipeline
+            .fields
+            .iter()
+            .position(|f| f.name == field)
+            .ok_or_else(|| err(format!("no field `{field}`")))?;
+        let src = &self.sources[set.source];
+        let per = src.inputs[fi].1[0].clone();
+        let mut values = Vec::with_capacity(set.rows.len() * per.iter().product::<usize>());
+        let mut buf = Vec::new();
+        for &row in &set.rows {
+            src.read(fi, row, &mut buf);
+            values.extend_from_slice(&buf);
+        }
+        let mut shape = vec![set.rows.len()];
+        shape.extend(per);
+        Ok(Tensor::from_f64(
+            &TensorType::new(DType::F64, shape),
+            values,
+        ))
     }
 
     fn batch(&self, set: usize, indices: Vec<usize>, epoch: Option<u64>) -> Batch {

@@ -192,6 +192,10 @@ const EXPLANATIONS: &[(&str, &str)] = &[
         "A trained model has an attribute without a default value.\n\nThe model a `train` block trains is built with its default attributes, so every attribute needs one: write `model Mlp(hidden: int = 128)(x: …)`. A `search` block then tries other values for the attributes it names.",
     ),
     (
+        "E0314",
+        "Weights loaded with `init` (or `--init`) do not fit the model.\n\nEvery parameter must find its tensor and every tensor of the file must be used, with matching shapes. A tensor named exactly like the parameter (`LeNet.dense_1.w`, as `nnlc check --summary` lists them) is taken as it is; otherwise PyTorch's names are expected, `<layer path>.<tensor>` with the layer path as nnl names it without the model (`dense_1.weight`), converted to nnl's layout by the layer's kind (a Linear's weight is transposed, a Conv2d's flattened). Rename the layers, map PyTorch's names onto nnl's with `init(\"w.safetensors\", map: [(\"fc1\", \"dense_1\")])`, or load what fits with `strict: false`.",
+    ),
+    (
         "E0400",
         "The program passed every check, but the compiler could not lower a construct to the graph IR (for example an `if` whose condition is a tensor rather than a value known when compiling, or a model input whose sizes no data field gives). The label points at the construct. This is a limit of the compiler, not a mistake in the program: rewrite the construct (`select` for tensor conditions) and report it.",
     ),

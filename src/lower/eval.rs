@@ -590,12 +590,16 @@ impl Lowerer<'_> {
         env.vars = layer.attrs.clone();
         let env = self.bind_params(layer.def, &def.params, args, env, span)?;
         let path = self.instance_path(layer);
+        let frozen = self.eval_paths.iter().any(|f| super::train::owns(f, &path));
+        let saved_training = self.training;
+        self.training &= !frozen;
         self.scopes.push(Scope {
             path,
             counters: HashMap::new(),
         });
         let v = self.inline_body(layer.def, env, span);
         self.scopes.pop();
+        self.training = saved_training;
         v
     }
 

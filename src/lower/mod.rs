@@ -57,6 +57,10 @@ pub struct TrainConfig {
     pub early_stop: Option<EarlyStop>,
     /// The checkpoint directory, as written (relative to the `.nnl` file).
     pub checkpoint: Option<String>,
+    /// `init …`: weights to load before training.
+    pub init: Option<crate::syntax::finetune::InitFrom>,
+    /// How frozen layers run in training steps.
+    pub frozen_bn: crate::syntax::finetune::FrozenBn,
 }
 
 /// `early_stop(monitor: split.metric, mode, patience, min_delta, restore_best)`.
@@ -256,6 +260,8 @@ pub(crate) struct Lowerer<'p> {
     rule_env: Vec<(String, Val)>,
     /// One slot per scan body being lowered, for its `yield`.
     yields: Vec<Option<Vec<Val>>>,
+    /// Layer paths that run in evaluation mode inside training graphs (frozen layers).
+    eval_paths: Vec<String>,
 }
 
 impl<'p> Lowerer<'p> {
@@ -279,6 +285,7 @@ impl<'p> Lowerer<'p> {
             rule_param: None,
             rule_env: Vec::new(),
             yields: Vec::new(),
+            eval_paths: Vec::new(),
         }
     }
 

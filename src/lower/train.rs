@@ -10,6 +10,7 @@ use crate::ir::{Graph, Role, TensorType};
 use crate::resolve::{ItemRef, Program};
 use crate::source::{SourceMap, Span};
 use crate::syntax::ast::*;
+use crate::syntax::finetune::FrozenBn;
 use std::rc::Rc;
 
 /// One phase as written: its name and statements (the whole block when there are no phases).
@@ -74,10 +75,35 @@ pub(crate) fn lower_train(program: &Program, sources: &SourceMap, opts: &Options
     let mut phases = Vec::new();
     for p in &phases_src {
         let graph_name = format!("forward.{}", p.name);
-        let (forward, rules) = l.forward(&ctx, &graph_name, &p.stmts, true, "loss")?;
+        let frozen = frozen_paths(&p.stmts, &model_layers);
+        l.eval_paths = match config.frozen_bn {
+            FrozenBn::RunningStats => frozen.iter().map(|(f, _)| f.clone()).collect(),
+            FrozenBn::BatchStats => Vec::new(),
+        };
+        let lowered_forward = l.forward(&ctx, &graph_name, &p.stmts, true, "loss");
+        l.eval_paths.clear();
+        let (forward, rules) = lowered_forward?;
+        for (path, span) in &frozen {
+            if !l.vars.params.iter().any(|(n, _)| owns(path, n)) {
+                let names: Vec<String> = l.vars.params.iter().map(|(n, _)| n.clone()).collect();
+                let layers: Vec<&str> = names
+                    .iter()
+                    .filter_map(|n| n.rsplit_once('.').map(|(l, _)| l))
+                    .collect();
+                let hint = crate::suggest::closest(path, layers.iter().copied())
+                    .map_or(String::new(), |s| format!("; did you mean `{s}`?"));
+                return Err(LowerError::new(
+                    format!("`freeze {path}`: no layer with parameters has this path{hint}"),
+                    *span,
+                ));
+            }
+        }
         let mut updates = Vec::new();
         for rule in &rules.updates {
             for (param, ty) in l.params_of(&rule.targets, &forward) {
+                if frozen.iter().any(|(f, _)| owns(f, &param)) {
+                    continue;
+                }
                 let constraints: Vec<&Val> = rules
                     .constraints
                     .iter()
@@ -118,8 +144,29 @@ pub(crate) fn lower_train(program: &Program, sources: &SourceMap, opts: &Options
     })
 }
 
-fn owns(target: &str, param: &str) -> bool {
+pub(super) fn owns(target: &str, param: &str) -> bool {
     param == target || param.starts_with(&format!("{target}."))
+}
+
+/// The paths `freeze` names in a phase's statements (the block's and the phase's own), made
+/// absolute: a path without a model's name belongs to the only model.
+fn frozen_paths(stmts: &[&TrainStmt], models: &[(String, Val)]) -> Vec<(String, Span)> {
+    let mut out = Vec::new();
+    for s in stmts {
+        let TrainStmt::Setting(set) = s else { continue };
+        if set.name.name != "freeze" {
+            continue;
+        }
+        for (path, span) in crate::syntax::finetune::freeze(set).unwrap_or_default() {
+            let first = path.split('.').next().unwrap_or_default();
+            let full = match models {
+                [(m, _)] if first != m => format!("{m}.{path}"),
+                _ => path,
+            };
+            out.push((full, span));
+        }
+    }
+    out
 }
 
 struct BlockCtx<'a> {
@@ -183,6 +230,10 @@ impl Lowerer<'_> {
                     if let SettingValue::Call(args, _) = &set.value {
                         c.early_stop = self.early_stop(&mut env, args)?;
                     }
+                }
+                "init" => c.init = crate::syntax::finetune::init(set).ok(),
+                "frozen_bn" => {
+                    c.frozen_bn = crate::syntax::finetune::frozen_bn(set).unwrap_or_default()
                 }
                 _ => {}
             }

@@ -544,7 +544,8 @@ impl Walker<'_> {
     fn setting(&mut self, s: &Setting) {
         // A checkpoint is a path, not an expression: unquoted words there are not names, and
         // the checker asks for the quotes.
-        if s.name.name == "checkpoint" {
+        // `freeze` and `frozen_bn` take layer paths and words (read by `syntax::finetune`).
+        if matches!(s.name.name.as_str(), "checkpoint" | "freeze" | "frozen_bn") {
             return;
         }
         self.in_metrics = s.name.name == "metrics";

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod predict;
 pub mod profile;
 pub mod report;
+pub mod weights;
 
 pub use backend::{Backend, Executable, Interpreter, Jit};
 pub use checkpoint::{Best, EpochRecord, RunState};
@@ -372,6 +373,14 @@ impl<'s, 'p> Trainer<'s, 'p> {
             best_values,
             state,
         })
+    }
+
+    /// Replaces initial values with loaded ones (`init …`): for a run that starts afresh; a
+    /// resumed run keeps its checkpoint's values.
+    pub fn start_from(&mut self, loaded: HashMap<String, Tensor>) {
+        if self.state.epochs_done == 0 && self.state.steps_done == 0 {
+            self.values.extend(loaded);
+        }
     }
 
     /// The early-stopping rule, or else `val.loss` (`train.loss` without a validation split)
