@@ -5,7 +5,7 @@ mod common;
 #[path = "common/lowering.rs"]
 mod lowering;
 
-use nnl::ir::{Graph, text, verify};
+use nnl::ir::{Aggregation, Graph, OutputRole, Role, text, verify};
 
 /// Examples whose graphs are snapshotted, with the phase to show.
 const EXAMPLES: &[(&str, &str)] = &[
@@ -150,5 +150,67 @@ fn a_model_alone_takes_the_inputs_it_declares() {
         let ty = |name: &str| g.ty(g.find_input(name).expect("an input")).shape.clone();
         assert_eq!(ty(input), input_shape, "{model}'s input `{input}`");
         assert_eq!(ty(param), param_shape, "{model}'s `{param}`");
+    }
+}
+
+/// Outputs carry the role later stages read: the loss, each metric with the aggregation its
+/// definition declares (`std.metrics` and a user's own), the prediction, and in a step the next
+/// value of every parameter and optimizer state. `early_stop` without a `mode` follows the
+/// metric's declared direction.
+#[test]
+fn outputs_carry_their_roles_and_metrics_their_declared_aggregation() {
+    let user_metric = |text: String| {
+        text.replace(
+            "metrics rmse, mae, r2",
+            "metrics rmse, mae, r2, within\n  early_stop(monitor: val.within, patience: 25)",
+        )
+        .replace(
+            "  early_stop(monitor: val.loss, mode: min, patience: 25, restore_best: true)\n",
+            "",
+        ) + "\nfn within(pred: f32[B, 1], target: f32[B, 1], higher_is_better: bool = true, aggregate: str = \"root_mean_square\") -> f32 {\n  mean(cast(abs(pred - target) < 0.5, f32))\n}\n"
+    };
+    let lowered = lowering::lower_example("diabetes", BATCH, &user_metric);
+    let role = |g: &Graph, name: &str| {
+        g.outputs
+            .iter()
+            .find(|o| o.name == name)
+            .unwrap_or_else(|| panic!("no output `{name}` in {}", g.name))
+            .role
+    };
+    for g in [&lowered.eval, &lowered.phases[0].forward] {
+        assert_eq!(role(g, "loss"), OutputRole::Loss);
+        assert_eq!(role(g, "out"), OutputRole::Prediction);
+        assert_eq!(
+            role(g, "rmse"),
+            OutputRole::Metric(Aggregation::RootMeanSquare)
+        );
+        assert_eq!(role(g, "mae"), OutputRole::Metric(Aggregation::Mean));
+        assert_eq!(role(g, "r2"), OutputRole::Metric(Aggregation::R2));
+        assert_eq!(
+            role(g, "within"),
+            OutputRole::Metric(Aggregation::RootMeanSquare)
+        );
+    }
+    let early_stop = lowered.config.early_stop.as_ref().expect("early_stop");
+    assert!(!early_stop.minimize, "`within` declares higher_is_better");
+    let step = nnl::step::train_step(&lowered, &lowered.phases[0]).expect("a step");
+    for (v, name, input_role) in step.inputs() {
+        if matches!(input_role, Role::Param | Role::OptState) {
+            assert_eq!(role(&step, name), OutputRole::Update(input_role), "{name}");
+            assert_ne!(step.output(name), Some(v), "{name} is updated");
+        }
+    }
+    for (_, name, input_role) in lowered.init.inputs() {
+        assert_eq!(input_role, Role::Rng, "the init graph reads `{name}`");
+    }
+    for o in &lowered.init.outputs {
+        assert!(
+            matches!(
+                o.role,
+                OutputRole::Update(Role::Param | Role::State | Role::OptState)
+            ),
+            "{}",
+            o.name
+        );
     }
 }

@@ -10,7 +10,7 @@
 
 use nnl::exec::{initial_values, rng_key};
 use nnl::interp::{self, Tensor};
-use nnl::ir::{DType, Graph, TensorType};
+use nnl::ir::{DType, Graph, Output, OutputRole, TensorType};
 use nnl::lower::{Lowered, Options};
 use std::collections::HashMap;
 
@@ -264,7 +264,7 @@ fn inputs(lowered: &Lowered, case: &Case, rng: &mut Lcg) -> Result<Values, Strin
 /// its outputs, named like the fields.
 fn data_gradient_graph(forward: &Graph, names: &[&str]) -> Result<Graph, String> {
     let mut g = forward.clone();
-    let loss = g.output("loss").ok_or("no loss")?;
+    let loss = g.loss().ok_or("no loss")?;
     let wrt = names
         .iter()
         .map(|n| g.find_input(n).ok_or(format!("`{n}` is not an input")))
@@ -273,7 +273,7 @@ fn data_gradient_graph(forward: &Graph, names: &[&str]) -> Result<Graph, String>
     g.outputs = names
         .iter()
         .zip(grads)
-        .map(|(n, d)| (n.to_string(), d))
+        .map(|(n, d)| Output::new(*n, d, OutputRole::Gradient))
         .collect();
     Ok(g)
 }

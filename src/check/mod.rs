@@ -7,6 +7,7 @@
 mod builtins;
 mod data;
 pub mod dim;
+pub mod metric;
 mod summary;
 mod train;
 pub mod ty;

@@ -325,6 +325,7 @@ impl Checker<'_> {
             return;
         };
         for v in values {
+            self.metric_declaration(f.module, v);
             match &v.kind {
                 ExprKind::Name(n) => {
                     seen.metrics.push(n.name.clone());
@@ -359,6 +360,27 @@ impl Checker<'_> {
                         .with_primary(v.span, "not a metric"),
                 ),
             }
+        }
+    }
+
+    /// Reports a metric whose `aggregate` or `higher_is_better` default cannot be read.
+    fn metric_declaration(&mut self, module: usize, entry: &Expr) {
+        let callee = match &entry.kind {
+            ExprKind::Call { callee, .. } => callee,
+            _ => entry,
+        };
+        let ExprKind::Name(n) = &callee.kind else {
+            return;
+        };
+        let Some(r) = self.program.lookup(module, &n.name) else {
+            return;
+        };
+        if let Err(e) = super::metric::declaration(self.program, r) {
+            self.emit(
+                Diagnostic::error("E0314", e.message)
+                    .with_primary(e.span, "not a metric declaration")
+                    .with_secondary(entry.span, format!("`{}` is used as a metric here", n.name)),
+            );
         }
     }
 

@@ -192,6 +192,10 @@ const EXPLANATIONS: &[(&str, &str)] = &[
         "A trained model has an attribute without a default value.\n\nThe model a `train` block trains is built with its default attributes, so every attribute needs one: write `model Mlp(hidden: int = 128)(x: …)`. A `search` block then tries other values for the attributes it names.",
     ),
     (
+        "E0314",
+        "A metric's declaration cannot be read.\n\nA metric declares how `nnlc run` treats it with parameters read only for their defaults: `aggregate: str` is \"mean\" (the default: batch values weighted by batch size), \"root_mean_square\" (the root of the weighted mean square, as for `rmse`) or \"r2\" (from the whole split's sums of the model's output and the target); `higher_is_better: bool` is `true` or `false` and sets the direction `early_stop` watches without a `mode`. Write `fn f1(pred: f32[B], target: f32[B], higher_is_better: bool = true) -> f32`.",
+    ),
+    (
         "E0400",
         "The program passed every check, but the compiler could not lower a construct to the graph IR (for example an `if` whose condition is a tensor rather than a value known when compiling, or a model input whose sizes no data field gives). The label points at the construct. This is a limit of the compiler, not a mistake in the program: rewrite the construct (`select` for tensor conditions) and report it.",
     ),

@@ -273,9 +273,9 @@ pub fn plan(graph: &Graph) -> Result<Plan, String> {
             sole_reader[a.index()] = Some(i);
         }
     }
-    for (_, v) in &graph.outputs {
-        uses[v.index()] += 1;
-        sole_reader[v.index()] = None;
+    for o in &graph.outputs {
+        uses[o.value.index()] += 1;
+        sole_reader[o.value.index()] = None;
     }
     for (u, r) in uses.iter().zip(sole_reader.iter_mut()) {
         if *u != 1 {
@@ -300,7 +300,7 @@ pub fn plan(graph: &Graph) -> Result<Plan, String> {
     let outputs = graph
         .outputs
         .iter()
-        .map(|(name, v)| Ok((name.clone(), p.output(*v)?)))
+        .map(|o| Ok((o.name.clone(), p.output(o.value)?)))
         .collect::<Result<Vec<_>, String>>()?;
     let arena_bytes = assign_memory(&mut p.buffers, &p.steps);
     Ok(Plan {
