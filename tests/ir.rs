@@ -4,6 +4,8 @@
 mod common;
 #[path = "common/lowering.rs"]
 mod lowering;
+#[path = "common/summary.rs"]
+mod summary;
 
 use nnl::ir::{Aggregation, Graph, OutputRole, Role, text, verify};
 
@@ -69,6 +71,8 @@ fn every_example_lowers_and_its_steps_verify() {
             "{name} does not check clean"
         );
         let lowered = lowering::lower_example(&name, BATCH, &|t| t);
+        summary::summary_matches_graph(&checked, &lowered)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         round_trips(&lowered.init);
         round_trips(&lowered.eval);
         for phase in &lowered.phases {

@@ -8,6 +8,9 @@
 //! Metrics: their value on a hand-made batch. Optimizers, schedules and constraints: one training
 //! step (`step::train_step`) against the formula.
 
+#[path = "common/summary.rs"]
+mod summary;
+
 use nnl::exec::{initial_values, rng_key};
 use nnl::interp::{self, Tensor};
 use nnl::ir::{DType, Graph, Output, OutputRole, TensorType};
@@ -215,12 +218,14 @@ fn lower(name: &str, text: &str) -> Result<Lowered, String> {
         float: DType::F64,
     };
     let out = nnl::lower_source(&format!("{name}.nnl"), text, &NoFiles, &opts);
-    out.lowered.ok_or_else(|| {
+    let lowered = out.lowered.ok_or_else(|| {
         format!(
             "does not lower:\n{}\n{text}",
             nnl::diag::render(&out.check.sources, &out.check.diagnostics, false)
         )
-    })
+    })?;
+    summary::summary_matches_graph(&out.check, &lowered)?;
+    Ok(lowered)
 }
 
 fn run(graph: &Graph, inputs: &Values) -> Result<Values, String> {

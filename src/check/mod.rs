@@ -942,7 +942,13 @@ impl<'p> Checker<'p> {
                     .with_help("`if` chooses code (on `training` or a `bool` attribute); to choose elementwise between tensors use `select(cond, a, b)`"),
             ),
         }
-        let t = self.block(f, then);
+        // With the condition known (an expansion with concrete attributes), only the branch
+        // taken has layers and parameters; the other is still checked.
+        let known = match &c {
+            Ty::Bool(Some(b)) => Some(*b),
+            _ => None,
+        };
+        let t = self.branch(known != Some(false), |c| c.block(f, then));
         let Some(o) = otherwise else {
             self.emit(
                 Diagnostic::error("E0219", "an `if` used as a value needs an `else`")
@@ -951,7 +957,7 @@ impl<'p> Checker<'p> {
             );
             return t;
         };
-        let e = self.expr(f, o);
+        let e = self.branch(known != Some(true), |c| c.expr(f, o));
         if !same_type(&t, &e) {
             let then_span = then.tail.as_ref().map_or(then.span, |x| x.span);
             let else_span = match &o.kind {
@@ -1488,6 +1494,18 @@ impl<'p> Checker<'p> {
         let mut node = self.trace.pop().expect("pushed");
         node.output = Some(t.clone());
         self.trace.last_mut().expect("parent").children.push(node);
+        t
+    }
+
+    /// Checks a branch of an `if`; one that is not taken records no layer instance or
+    /// parameter in the model's summary.
+    fn branch(&mut self, taken: bool, check: impl FnOnce(&mut Self) -> Ty) -> Ty {
+        if taken {
+            return check(self);
+        }
+        let saved = std::mem::take(&mut self.trace);
+        let t = check(self);
+        self.trace = saved;
         t
     }
 
