@@ -218,3 +218,29 @@ fn outputs_carry_their_roles_and_metrics_their_declared_aggregation() {
         );
     }
 }
+
+/// The checker and lowering agree on `transpose` of a vector: an error in both (lowering used
+/// to return the vector unchanged).
+#[test]
+fn transpose_of_a_vector_is_an_error_in_check_and_lowering() {
+    let text = "use std.nn.{Dense}\n\ndata d {\n  train = blobs(n: 10, features: 3, seed: 1)\n  \
+                x: f32[3] = x\n  y: f32[3] = x\n}\n\n\
+                model M()(x: f32[B, 3]) -> f32[B, 3] {\n  x |> Dense(3)\n}\n\n\
+                train M on d {\n  loss = mse(out, y) + sum(transpose(reshape(out, [B * 3])))\n  \
+                optimizer = sgd(lr: 0.1)\n}\n";
+    let loader = common::CwdLoader {
+        base: common::root(),
+    };
+    let (check, program) = nnl::check_program("t.nnl", text, &loader);
+    assert!(
+        check.diagnostics.iter().any(|d| d.code == "E0202"),
+        "{:?}",
+        check.diagnostics
+    );
+    let opts = nnl::lower::Options {
+        batch: Some(BATCH),
+        ..Default::default()
+    };
+    let lowered = nnl::lower::lower(&program, &check.sources, &opts);
+    assert!(lowered.is_err(), "lowering accepted a vector's transpose");
+}
