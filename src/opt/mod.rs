@@ -23,13 +23,27 @@ pub fn optimize(graph: &Graph) -> (Graph, Stats) {
     let mut g = graph.clone();
     loop {
         let size = g.size();
-        g = dce(&cse(&simplify(&g)));
+        g = verified(
+            "dce",
+            dce(&verified("cse", cse(&verified("simplify", simplify(&g))))),
+        );
         if g.size() == size {
             break;
         }
     }
     let after = g.size();
     (g, Stats { before, after })
+}
+
+/// In debug builds, the verifier runs after every pass: a pass that breaks a graph is named at
+/// once instead of failing in a backend.
+fn verified(pass: &str, g: Graph) -> Graph {
+    if cfg!(debug_assertions)
+        && let Err(e) = crate::ir::verify(&g)
+    {
+        panic!("internal error: `{pass}` made an ill-formed graph: {e}");
+    }
+    g
 }
 
 /// Rebuilds a graph node by node; `rewrite` sees the graph built so far (a kept node gets the id
