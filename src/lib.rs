@@ -9,6 +9,7 @@ pub mod check;
 pub mod data;
 pub mod diag;
 pub mod exec;
+pub mod export;
 pub mod fmt;
 pub mod fs;
 pub mod grad;

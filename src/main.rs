@@ -35,6 +35,8 @@ enum Command {
     Eval(cli::train::EvalArgs),
     /// A trained model's outputs for new inputs, prepared as its training data were
     Predict(cli::train::PredictArgs),
+    /// A trained model as an ONNX file (evaluation mode, symbolic batch, weights included)
+    Export(cli::export::ExportArgs),
     /// Check files for syntax, name, type and shape errors
     Check {
         #[arg(required = true)]
@@ -54,8 +56,9 @@ enum Command {
     Ir {
         file: String,
         /// Which graph: the forward pass (`ir`), the training step with its backward pass and
-        /// updates (`grad`), that step optimized (`opt`), parameter initialization (`init`),
-        /// evaluation (`eval`)
+        /// updates (`grad`), that step optimized (`opt`), the JIT's plan of the optimized step
+        /// (`plan`: its buffers and loop nests, what each reads and writes, vector widths,
+        /// library calls), parameter initialization (`init`), evaluation (`eval`)
         #[arg(long, value_enum, default_value = "ir")]
         stage: Stage,
         /// The phase, for training blocks with phases (default: the first)
@@ -92,6 +95,7 @@ enum Stage {
     Ir,
     Grad,
     Opt,
+    Plan,
     Init,
     Eval,
 }
@@ -110,9 +114,14 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Run(args) => report(cli::train::run(&args)),
-        Command::Eval(args) => report(cli::train::eval(&args)),
-        Command::Predict(args) => report(cli::train::predict(&args)),
+        Command::Run(args) => report(cli::train::in_pool(&args.common, || cli::train::run(&args))),
+        Command::Eval(args) => report(cli::train::in_pool(&args.common, || {
+            cli::train::eval(&args)
+        })),
+        Command::Predict(args) => report(cli::train::in_pool(&args.common, || {
+            cli::train::predict(&args)
+        })),
+        Command::Export(args) => report(cli::export::export(&args)),
         Command::Check {
             files,
             summary,
@@ -306,7 +315,20 @@ fn ir(l: &Lowering, stage: Stage, phase: Option<&str>, stats: bool) -> ExitCode 
         Stage::Ir => phase.forward.clone(),
         Stage::Init => lowered.init.clone(),
         Stage::Eval => lowered.eval.clone(),
-        Stage::Grad | Stage::Opt => match nnl::step::train_step(&lowered, phase) {
+        Stage::Grad | Stage::Opt | Stage::Plan => match nnl::step::train_step(&lowered, phase) {
+            Ok(g) if matches!(stage, Stage::Plan) => {
+                let (g, _) = nnl::opt::optimize(&g);
+                return match nnl::jit::compile(&g) {
+                    Ok(program) => {
+                        out_raw!("{}", program.describe());
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        err!("error: {e}");
+                        ExitCode::FAILURE
+                    }
+                };
+            }
             Ok(g) if matches!(stage, Stage::Opt) => {
                 let (g, s) = nnl::opt::optimize(&g);
                 if stats {

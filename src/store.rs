@@ -465,7 +465,8 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
     })
 }
 
-/// Every tensor of a safetensors file, sorted by name, and its metadata.
+/// Every tensor of a safetensors file, sorted by name, and its metadata. F16 and BF16 are
+/// widened to f32, I64 narrowed to i32 (an error when a value does not fit).
 pub fn read_safetensors(path: &Path) -> Result<TensorFile, String> {
     let bytes = read_bytes(path)?;
     let st = SafeTensors::deserialize(&bytes)
@@ -483,6 +484,21 @@ pub fn read_safetensors(path: &Path) -> Result<TensorFile, String> {
         let t = match view.dtype() {
             Dtype::F32 => Tensor::F32(from_le(shape, data, f32::from_le_bytes)?),
             Dtype::F64 => Tensor::F64(from_le(shape, data, f64::from_le_bytes)?),
+            // Half precision widens to f32 exactly.
+            Dtype::F16 => Tensor::F32(from_le(shape, data, |b| f16_to_f32(u16::from_le_bytes(b)))?),
+            Dtype::BF16 => Tensor::F32(from_le(shape, data, |b| {
+                f32::from_bits(u32::from(u16::from_le_bytes(b)) << 16)
+            })?),
+            // PyTorch's counters (`num_batches_tracked`) are int64.
+            Dtype::I64 => {
+                let wide = from_le(shape, data, i64::from_le_bytes)?;
+                if let Some(v) = wide.iter().find(|v| i32::try_from(**v).is_err()) {
+                    return Err(format!(
+                        "tensor `{name}`: the integer {v} does not fit in i32"
+                    ));
+                }
+                Tensor::I32(wide.mapv(|v| v as i32))
+            }
             Dtype::I32 => Tensor::I32(from_le(shape, data, i32::from_le_bytes)?),
             Dtype::BOOL => Tensor::Bool(
                 ArrayD::from_shape_vec(shape, data.iter().map(|&b| b != 0).collect())
@@ -494,6 +510,19 @@ pub fn read_safetensors(path: &Path) -> Result<TensorFile, String> {
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok((out, metadata))
+}
+
+/// An IEEE half-precision number, exactly, as f32.
+fn f16_to_f32(h: u16) -> f32 {
+    let sign = if h >> 15 == 1 { -1.0f32 } else { 1.0 };
+    let exp = i32::from((h >> 10) & 0x1f);
+    let frac = f32::from(h & 0x3ff);
+    match exp {
+        0 => sign * frac * 2f32.powi(-24),
+        31 if frac == 0.0 => sign * f32::INFINITY,
+        31 => f32::NAN,
+        e => sign * (1.0 + frac / 1024.0) * 2f32.powi(e - 15),
+    }
 }
 
 fn from_le<T, const N: usize>(

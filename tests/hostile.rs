@@ -3,10 +3,12 @@
 //! says what to do, never by a signal, a panic, an allocation failure or a hang. One test (or
 //! more) per class of failure.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
 
 /// The address-space limit every run here is held to (`ulimit -v`, in KiB).
 const ADDRESS_SPACE_KIB: u64 = 4 << 20;
@@ -73,14 +75,14 @@ fn assert_contains(text: &str, expected: &[&str]) {
 }
 
 fn example(name: &str) -> String {
-    std::fs::read_to_string(common::root().join("examples").join(name)).expect("example")
+    std::fs::read_to_string(root().join("examples").join(name)).expect("example")
 }
 
 // ---------------------------------------------------------------- class labels
 
 /// Iris with the file's labels shifted to 1–3 (as many CSV files number classes).
 fn iris_labelled_from_one(dir: &Path) {
-    let csv = std::fs::read_to_string(common::root().join("examples/data/tabular/iris.csv"))
+    let csv = std::fs::read_to_string(root().join("examples/data/tabular/iris.csv"))
         .expect("iris data");
     let mut shifted = String::new();
     for (i, line) in csv.lines().enumerate() {
@@ -120,7 +122,7 @@ fn class_labels_out_of_range_stop_the_run_before_anything_is_trained() {
     // `eval` of the same data with a model trained on good labels refuses the same way.
     let good = scratch("iris-good");
     write(&good, "iris.nnl", example("iris.nnl"));
-    let iris = common::root().join("examples/data/tabular/iris.csv");
+    let iris = root().join("examples/data/tabular/iris.csv");
     write(&good, "data/tabular/iris.csv", std::fs::read(iris).unwrap());
     let out = nnlc_in(
         &good,
@@ -203,7 +205,7 @@ train Net on d {
 #[test]
 fn a_model_larger_than_the_machine_is_refused_before_allocating() {
     let dir = scratch("huge-model");
-    let iris = common::root().join("examples/data/tabular/iris.csv");
+    let iris = root().join("examples/data/tabular/iris.csv");
     write(&dir, "data/tabular/iris.csv", std::fs::read(iris).unwrap());
     let model = example("iris.nnl").replace("Dense(hidden)", "Dense(1000000000000)");
     write(&dir, "iris.nnl", model);

@@ -25,7 +25,10 @@ use std::time::Instant;
 
 /// The backend under test.
 fn candidate() -> Box<dyn Backend> {
-    Box::new(Jit { threads: 1 })
+    Box::new(Jit {
+        threads: 1,
+        profile: false,
+    })
 }
 
 /// Float outputs match when |candidate − reference| <= ATOL + RTOL·|reference|, element by

@@ -66,15 +66,26 @@ pub struct RunArgs {
     /// Write a JSON report: configuration, metrics per epoch, test metrics, timings
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Time every step of the compiled training step and print where the time went
+    #[arg(long)]
+    pub profile: bool,
+    /// Start from these weights (safetensors or .npz; nnl's or PyTorch's names), instead of
+    /// the train block's `init`
+    #[arg(long, value_name = "FILE", conflicts_with = "resume")]
+    pub init: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
 pub struct EvalArgs {
     #[command(flatten)]
     pub common: Common,
-    /// A checkpoint file, or a checkpoint directory (its best checkpoint)
+    /// A checkpoint file, or a checkpoint directory (its best checkpoint); without it, the
+    /// weights of `init` or `--init`
     #[arg(long)]
-    pub checkpoint: PathBuf,
+    pub checkpoint: Option<PathBuf>,
+    /// Evaluate these weights (safetensors or .npz; nnl's or PyTorch's names)
+    #[arg(long, value_name = "FILE", conflicts_with = "checkpoint")]
+    pub init: Option<PathBuf>,
     /// The split to evaluate
     #[arg(long, default_value = "test")]
     pub split: String,
@@ -87,17 +98,33 @@ pub struct PredictArgs {
     /// A checkpoint file, or a checkpoint directory (its best checkpoint)
     #[arg(long)]
     pub checkpoint: PathBuf,
-    /// Inputs as the data source gives them: .npy (samples first) or .csv (a row per sample)
+    /// The model to apply, for a file that trains several (a GAN's Generator, a Decoder)
     #[arg(long)]
-    pub input: PathBuf,
-    /// Where to write the model's outputs: .npy or .csv
-    #[arg(short = 'o', long = "output")]
-    pub output: PathBuf,
+    pub model: Option<String>,
+    /// Inputs as the data source gives them: .npy (samples first) or .csv (a row per sample;
+    /// columns of the training file that the input does not read, such as the label, are
+    /// ignored). `NAME=FILE` for each input of a model with several; repeatable
+    #[arg(long, value_name = "[NAME=]FILE", required = true)]
+    pub input: Vec<String>,
+    /// What to write per sample: the model's outputs, probabilities (softmax, or the sigmoid of
+    /// a single logit) or the class (argmax, or logit > 0)
+    #[arg(long, value_enum, default_value = "logits")]
+    pub output: OutputArg,
+    /// Where to write: .npy or .csv, or `-` for CSV on stdout
+    #[arg(short = 'o', value_name = "FILE", required = true)]
+    pub output_file: PathBuf,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum OutputArg {
+    Logits,
+    Probabilities,
+    Class,
 }
 
 /// A file read, its `--set` overrides (and `extra`, from flags such as `--epochs`) applied, and
 /// checked in its project; diagnostics are printed, and `Err` means there were errors.
-fn checked(
+pub(crate) fn checked(
     common: &Common,
     extra: &[Override],
 ) -> Result<(nnl::CheckOutput, nnl::resolve::Program), String> {
@@ -116,14 +143,26 @@ fn checked(
     Ok((check, program))
 }
 
-fn backend(common: &Common) -> (Box<dyn runtime::Backend>, usize) {
-    let threads = common.threads.unwrap_or_else(|| {
+fn threads(common: &Common) -> usize {
+    common.threads.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
-    });
+    })
+}
+
+/// Runs a command on the pool of threads it asks for.
+pub fn in_pool(
+    common: &Common,
+    command: impl FnOnce() -> Result<(), String> + Send,
+) -> Result<(), String> {
+    runtime::with_threads(threads(common), command)?
+}
+
+fn backend(common: &Common, profile: bool) -> (Box<dyn runtime::Backend>, usize) {
+    let threads = threads(common);
     match common.backend {
-        BackendKind::Jit => (Box::new(Jit { threads }), threads),
+        BackendKind::Jit => (Box::new(Jit { threads, profile }), threads),
         BackendKind::Interp => (Box::new(Interpreter { threads }), threads),
     }
 }
@@ -149,7 +188,7 @@ fn flag_overrides(args: &RunArgs) -> Vec<Override> {
 pub fn run(args: &RunArgs) -> Result<(), String> {
     let path = args.common.file.as_str();
     let (check, program) = checked(&args.common, &flag_overrides(args))?;
-    let (backend, threads) = backend(&args.common);
+    let (backend, threads) = backend(&args.common, args.profile);
     let mut session = Session::new(&program, &check.sources, None, backend)?;
     let config = session.config().clone();
     let checkpoint_dir = args
@@ -217,7 +256,13 @@ pub fn run(args: &RunArgs) -> Result<(), String> {
         steps_per_epoch: args.steps_per_epoch,
         stop: Some(stop),
     };
-    let trainer = Trainer::new(&mut session, &mut data, &opts)?;
+    let loaded = init_weights(path, args.init.as_deref(), &session, &check)?;
+    let mut trainer = Trainer::new(&mut session, &mut data, &opts)?;
+    if let Some(w) = loaded
+        && args.resume.is_none()
+    {
+        trainer.start_from(w);
+    }
     let result = trainer.run(&mut Console::default())?;
     let resumed_after = resumed.map(|s| s.epochs_done);
     let report = runtime::report::Report::new(
@@ -231,6 +276,16 @@ pub fn run(args: &RunArgs) -> Result<(), String> {
     );
     if result.interrupted.is_none() {
         print_summary(&report);
+    }
+    if args.profile {
+        err_raw!(
+            "{}",
+            runtime::profile::report(
+                &session,
+                result.steps_this_run,
+                report.timings.mean_step_ms * result.steps_this_run as f64 / 1e3
+            )
+        );
     }
     if let Some(file) = &args.report {
         let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
@@ -336,7 +391,7 @@ fn print_summary(r: &runtime::report::Report) {
 }
 
 /// A checkpoint file, or a directory's best one (its last when it has no best).
-fn checkpoint_file(path: &Path) -> PathBuf {
+pub(crate) fn checkpoint_file(path: &Path) -> PathBuf {
     if path.is_dir() {
         let best = path.join(checkpoint::BEST);
         if best.exists() {
@@ -347,11 +402,95 @@ fn checkpoint_file(path: &Path) -> PathBuf {
     path.to_path_buf()
 }
 
+/// The weights that `init` in the train block, or `--init FILE`, names, loaded for the
+/// session's parameters and layer state; None when there are none. A load that does not fit
+/// prints its diagnostic.
+fn init_weights(
+    path: &str,
+    init: Option<&Path>,
+    session: &Session,
+    check: &nnl::CheckOutput,
+) -> Result<Option<std::collections::HashMap<String, nnl::interp::Tensor>>, String> {
+    let lowered = session.lowered();
+    let declared = lowered.config.init.clone();
+    let (spec, span, base) = match (init, declared) {
+        (Some(file), declared) => {
+            let mut spec = declared.unwrap_or(nnl::syntax::finetune::InitFrom {
+                path: String::new(),
+                strict: true,
+                map: Vec::new(),
+                span: nnl::source::Span::new(nnl::source::FileId(0), 0, 0),
+            });
+            spec.path = file.display().to_string();
+            (spec, None, PathBuf::new())
+        }
+        (None, Some(spec)) => {
+            let base = Path::new(path)
+                .parent()
+                .unwrap_or(Path::new(""))
+                .to_path_buf();
+            let span = Some(spec.span);
+            (spec, span, base)
+        }
+        (None, None) => return Ok(None),
+    };
+    let targets: Vec<(String, nnl::ir::TensorType)> = lowered
+        .params
+        .iter()
+        .chain(&lowered.states)
+        .cloned()
+        .collect();
+    let models: Vec<String> = lowered.train.split(", ").map(str::to_string).collect();
+    match runtime::weights::load(&spec, span, &base, &targets, &models) {
+        Ok(loaded) => {
+            for note in &loaded.notes {
+                err!("note: {note}");
+            }
+            err!(
+                "loaded {} tensors from `{}`",
+                loaded.values.len(),
+                spec.path
+            );
+            Ok(Some(loaded.values))
+        }
+        Err(d) => {
+            err_raw!(
+                "{}",
+                nnl::diag::render(&check.sources, &[d], crate::color())
+            );
+            Err(format!(
+                "the weights in `{}` do not fit; nothing was run",
+                spec.path
+            ))
+        }
+    }
+}
+
 pub fn eval(args: &EvalArgs) -> Result<(), String> {
     let path = args.common.file.as_str();
     let (check, program) = checked(&args.common, &[])?;
-    let (backend, _) = backend(&args.common);
-    let file = checkpoint_file(&args.checkpoint);
+    let (backend, _) = backend(&args.common, false);
+    let Some(ckpt) = &args.checkpoint else {
+        // The weights of `init` / `--init`, on statistics fitted to the data as in training.
+        let mut session = Session::new(&program, &check.sources, None, backend)?;
+        let seed = session.config().seed.unwrap_or(0);
+        session.check_memory()?;
+        let loaded = init_weights(path, args.init.as_deref(), &session, &check)?.ok_or(
+            "nothing to evaluate: give --checkpoint, or weights with --init or `init` in the train block",
+        )?;
+        let mut values = session.initial_values(seed)?;
+        values.extend(loaded);
+        let data = runtime::load_data(&program, Path::new(path), seed)?;
+        session.check_classes(&data)?;
+        let metrics = session.evaluate(&data, &args.split, &values, seed)?;
+        out!(
+            "{} (loaded weights): {}",
+            args.split,
+            runtime::console::format_metrics(&metrics)
+        );
+        return Ok(());
+    };
+    let file = checkpoint_file(ckpt);
     let saved = checkpoint::load(&file)?;
     let mut session = Session::new(&program, &check.sources, Some(saved.state.batch), backend)?;
     session.check_memory()?;
@@ -372,17 +511,44 @@ pub fn eval(args: &EvalArgs) -> Result<(), String> {
 
 pub fn predict(args: &PredictArgs) -> Result<(), String> {
     let (check, program) = checked(&args.common, &[])?;
-    let (backend, _) = backend(&args.common);
+    let (backend, _) = backend(&args.common, false);
     let file = checkpoint_file(&args.checkpoint);
     let saved = checkpoint::load(&file)?;
-    let raw = nnl::data::read_inputs(&args.input).map_err(|e| e.to_string())?;
-    let outputs =
-        runtime::predict::predict(&program, &check.sources, backend.as_ref(), &saved, &raw)?;
-    runtime::predict::write_outputs(&args.output, &outputs)?;
-    err!(
-        "{} predictions written to {}",
-        outputs.shape().first().copied().unwrap_or(0),
-        args.output.display()
-    );
+    let mut raw = Vec::new();
+    for spec in &args.input {
+        let (name, path) = match spec.split_once('=') {
+            Some((n, p)) if !n.is_empty() && !n.contains(['/', '.']) => (Some(n.to_string()), p),
+            _ => (None, spec.as_str()),
+        };
+        let t = nnl::data::read_inputs(Path::new(path)).map_err(|e| e.to_string())?;
+        raw.push((name, t));
+    }
+    let kind = match args.output {
+        OutputArg::Logits => runtime::predict::OutputKind::Logits,
+        OutputArg::Probabilities => runtime::predict::OutputKind::Probabilities,
+        OutputArg::Class => runtime::predict::OutputKind::Class,
+    };
+    let prediction = runtime::predict::predict(
+        &program,
+        &check.sources,
+        backend.as_ref(),
+        &saved,
+        args.model.as_deref(),
+        &raw,
+        kind,
+    )?;
+    for note in &prediction.notes {
+        err!("note: {note}");
+    }
+    let to_stdout = args.output_file.as_os_str() == "-";
+    let out = (!to_stdout).then_some(args.output_file.as_path());
+    runtime::predict::write_outputs(out, &prediction.outputs)?;
+    if !to_stdout {
+        err!(
+            "{} predictions written to {}",
+            prediction.outputs.shape().first().copied().unwrap_or(0),
+            args.output_file.display()
+        );
+    }
     Ok(())
 }

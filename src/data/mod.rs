@@ -128,7 +128,7 @@ mod spec;
 #[cfg(test)]
 mod tests;
 
-pub use pipeline::Pipeline;
+pub use pipeline::{Pipeline, PrepStep, Preparation};
 
 use crate::interp::Tensor;
 use crate::ir::{DType, TensorType};
@@ -141,6 +141,7 @@ use spec::Spec;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
+use std::sync::OnceLock;
 
 /// A problem with the data: the file, the 1-based line and column when the file is text (a
 /// CSV cell), and what is wrong. Displayed as `file:line:column: message` (or `file: message`).
@@ -244,6 +245,24 @@ pub struct Dataset {
     sets: Vec<Set>,
     shuffle_seed: u64,
     augment_seed: u64,
+    /// Each source's fields transformed once, for batches to gather from; made on first use
+    /// (after the statistics are fitted or restored).
+    prepared: OnceLock<Vec<Vec<Column>>>,
+}
+
+/// A field's values for every sample of a source, a sample after another, transformed by the
+/// steps before the field's first augmentation.
+#[derive(Debug, Clone)]
+enum Column {
+    /// Every step done: the values in the field's dtype, `[samples, values per sample]`.
+    Done(Tensor),
+    /// The steps from `from` on (augmentations, and what follows them) remain, done per batch;
+    /// `len` values per sample, in f64.
+    Pending {
+        values: Vec<f64>,
+        len: usize,
+        from: usize,
+    },
 }
 
 /// A field that a model reads as class indices (`sparse_cross_entropy`, `accuracy`): each value
@@ -297,6 +316,7 @@ pub fn load(
         sets,
         shuffle_seed: spec.shuffle.flatten().unwrap_or(seed),
         augment_seed: seed,
+        prepared: OnceLock::new(),
     })
 }
 
@@ -544,7 +564,53 @@ impl Dataset {
 
     /// See [`Pipeline::restore_stats`].
     pub fn restore_stats(&mut self, stats: &[(String, Tensor)]) -> Result<(), DataError> {
+        self.prepared = OnceLock::new();
         self.pipeline.restore_stats(stats)
+    }
+
+    /// Transforms every source's fields as far as they can be before batching (done on first
+    /// use otherwise; a run calls it before its first epoch so that epochs time only batches).
+    pub fn prepare(&self) {
+        self.prepared();
+    }
+
+    /// Every source's fields, transformed as far as they can be before batching.
+    fn prepared(&self) -> &[Vec<Column>] {
+        self.prepared.get_or_init(|| {
+            self.sources
+                .iter()
+                .map(|src| {
+                    let mut buf = Vec::new();
+                    self.pipeline
+                        .fields
+                        .iter()
+                        .enumerate()
+                        .map(|(fi, f)| {
+                            let shapes = &src.inputs[fi].1;
+                            let from = f
+                                .steps
+                                .iter()
+                                .position(|s| s.kind.is_augmentation())
+                                .unwrap_or(f.steps.len());
+                            let mut values = Vec::new();
+                            for row in 0..src.rows {
+                                src.read(fi, row, &mut buf);
+                                f.apply(&mut buf, shapes, 0..from, None)
+                                    .expect("every sample was evaluated when the data were loaded");
+                                values.extend_from_slice(&buf);
+                            }
+                            let len = values.len().checked_div(src.rows).unwrap_or(0);
+                            if from == f.steps.len() {
+                                let ty = TensorType::new(f.dtype, vec![src.rows, len]);
+                                Column::Done(Tensor::from_f64(&ty, values))
+                            } else {
+                                Column::Pending { values, len, from }
+                            }
+                        })
+                        .collect()
+                })
+                .collect()
+        })
     }
 
     /// See [`Pipeline::transform_inputs`].
@@ -592,34 +658,95 @@ impl Dataset {
         })
     }
 
+    /// A field's values in a split before any transform, as `nnlc predict` takes them
+    /// (`[N, …raw per-sample shape]`, f64, NaN for a missing value), in the split's order.
+    pub fn raw_inputs(&self, split: &str, field: &str) -> Result<Tensor, DataError> {
+        let err = |m: String| DataError::in_file(&self.pipeline.file, m);
+        let set = self
+            .sets
+            .iter()
+            .find(|s| s.name == split)
+            .ok_or_else(|| err(format!("no split `{split}`")))?;
+        let fi = self
+            .pipeline
+            .fields
+            .iter()
+            .position(|f| f.name == field)
+            .ok_or_else(|| err(format!("no field `{field}`")))?;
+        let src = &self.sources[set.source];
+        let per = src.inputs[fi].1[0].clone();
+        let mut values = Vec::with_capacity(set.rows.len() * per.iter().product::<usize>());
+        let mut buf = Vec::new();
+        for &row in &set.rows {
+            src.read(fi, row, &mut buf);
+            values.extend_from_slice(&buf);
+        }
+        let mut shape = vec![set.rows.len()];
+        shape.extend(per);
+        Ok(Tensor::from_f64(
+            &TensorType::new(DType::F64, shape),
+            values,
+        ))
+    }
+
     fn batch(&self, set: usize, indices: Vec<usize>, epoch: Option<u64>) -> Batch {
         let set = &self.sets[set];
         let src = &self.sources[set.source];
+        let columns = &self.prepared()[set.source];
+        let rows: Vec<usize> = indices.iter().map(|&i| set.rows[i]).collect();
         let mut tensors = HashMap::new();
-        let mut buf = Vec::new();
         for (fi, f) in self.pipeline.fields.iter().enumerate() {
-            let shapes = &src.inputs[fi].1;
-            let mut values = Vec::with_capacity(indices.len() * f.shape.iter().product::<usize>());
-            for &i in &indices {
-                src.read(fi, set.rows[i], &mut buf);
-                let aug = epoch.map(|epoch| Augment {
-                    seed: self.augment_seed,
-                    epoch,
-                    field: fi,
-                    sample: i,
-                });
-                f.apply(&mut buf, shapes, 0..f.steps.len(), aug.as_ref())
-                    .expect("every sample was evaluated when the data were loaded");
-                values.extend_from_slice(&buf);
-            }
             let mut shape = vec![indices.len()];
             shape.extend(&f.shape);
-            tensors.insert(
-                f.name.clone(),
-                Tensor::from_f64(&TensorType::new(f.dtype, shape), values),
-            );
+            let tensor = match &columns[fi] {
+                Column::Done(all) => gather_rows(all, &rows, &shape),
+                Column::Pending { values, len, from } => {
+                    let shapes = &src.inputs[fi].1;
+                    let mut out =
+                        Vec::with_capacity(indices.len() * f.shape.iter().product::<usize>());
+                    let mut buf = Vec::new();
+                    for (&i, &row) in indices.iter().zip(&rows) {
+                        buf.clear();
+                        buf.extend_from_slice(&values[row * len..(row + 1) * len]);
+                        let aug = epoch.map(|epoch| Augment {
+                            seed: self.augment_seed,
+                            epoch,
+                            field: fi,
+                            sample: i,
+                        });
+                        f.apply(&mut buf, shapes, *from..f.steps.len(), aug.as_ref())
+                            .expect("every sample was evaluated when the data were loaded");
+                        out.extend_from_slice(&buf);
+                    }
+                    Tensor::from_f64(&TensorType::new(f.dtype, shape), out)
+                }
+            };
+            tensors.insert(f.name.clone(), tensor);
         }
         Batch { indices, tensors }
+    }
+}
+
+/// Rows of a `[samples, values]` tensor, shaped `shape`.
+fn gather_rows(all: &Tensor, rows: &[usize], shape: &[usize]) -> Tensor {
+    fn rows_of<T: Copy>(
+        a: &ndarray::ArrayD<T>,
+        rows: &[usize],
+        shape: &[usize],
+    ) -> ndarray::ArrayD<T> {
+        let len = a.shape()[1];
+        let flat = a.as_slice().expect("prepared columns are row-major");
+        let mut out = Vec::with_capacity(rows.len() * len);
+        for &r in rows {
+            out.extend_from_slice(&flat[r * len..(r + 1) * len]);
+        }
+        ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(shape), out).expect("one field per row")
+    }
+    match all {
+        Tensor::F32(a) => Tensor::F32(rows_of(a, rows, shape)),
+        Tensor::F64(a) => Tensor::F64(rows_of(a, rows, shape)),
+        Tensor::I32(a) => Tensor::I32(rows_of(a, rows, shape)),
+        Tensor::Bool(a) => Tensor::Bool(rows_of(a, rows, shape)),
     }
 }
 

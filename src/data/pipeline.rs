@@ -684,3 +684,172 @@ impl Pipeline {
         Ok(Tensor::from_f64(&TensorType::new(f.dtype, shape), out))
     }
 }
+
+/// One step of a field's preparation for prediction, with its fitted statistics (each with the
+/// per-sample shape at that step); augmentations, which prediction skips, are left out.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PrepStep {
+    /// `flatten` or `reshape`: the per-sample shape after it.
+    Reshape(Vec<usize>),
+    Scale(f64),
+    /// `(x - mean) / std`, with a zero `std` already replaced by 1.
+    Standardize {
+        mean: Vec<f64>,
+        std: Vec<f64>,
+    },
+    /// `(x - min) / range`, with a zero range already replaced by 1.
+    MinMax {
+        min: Vec<f64>,
+        range: Vec<f64>,
+    },
+    /// A missing value (NaN) becomes `fill`.
+    Impute {
+        fill: Vec<f64>,
+    },
+    Clip {
+        low: Vec<f64>,
+        high: Vec<f64>,
+    },
+    OneHot(usize),
+}
+
+/// How a field turns raw inputs into model inputs ([`Pipeline::transform_inputs`] as data).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preparation {
+    /// The raw per-sample shape, when the source fixes it without reading data (CSV columns).
+    pub raw_shape: Option<Vec<usize>>,
+    /// The per-sample shape each statistic has, step by step.
+    pub stat_shapes: Vec<Vec<usize>>,
+    pub steps: Vec<PrepStep>,
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+}
+
+impl Pipeline {
+    /// The preparation of a field for prediction, or None when the block has no such field.
+    /// The statistics must be fitted or restored.
+    pub fn preparation(&self, field: &str) -> Result<Option<Preparation>, String> {
+        let Some(f) = self.fields.iter().find(|f| f.name == field) else {
+            return Ok(None);
+        };
+        let raw_shape = match &f.column {
+            Column::Table { scalar: true, .. } => Some(Vec::new()),
+            Column::Table { refs, .. } => Some(vec![refs.len()]),
+            Column::Named(_) => None,
+        };
+        let mut steps = Vec::new();
+        let mut stat_shapes = Vec::new();
+        for s in &f.steps {
+            let stat = |i: usize| -> Result<Vec<f64>, String> {
+                s.fit
+                    .as_ref()
+                    .map(|fit| fit.values[i].clone())
+                    .ok_or_else(|| format!("the statistics of `{}` are not fitted", s.kind.name()))
+            };
+            let step = match &s.kind {
+                Kind::Flatten | Kind::Reshape(_) => PrepStep::Reshape(Vec::new()),
+                Kind::Scale(f) => PrepStep::Scale(*f),
+                Kind::Standardize => PrepStep::Standardize {
+                    mean: stat(0)?,
+                    std: stat(1)?.into_iter().map(nonzero).collect(),
+                },
+                Kind::MinMax => {
+                    let (lo, hi) = (stat(0)?, stat(1)?);
+                    let range = lo.iter().zip(&hi).map(|(l, h)| nonzero(h - l)).collect();
+                    PrepStep::MinMax { min: lo, range }
+                }
+                Kind::Impute(_) => PrepStep::Impute { fill: stat(0)? },
+                Kind::Clip(_) => PrepStep::Clip {
+                    low: stat(0)?,
+                    high: stat(1)?,
+                },
+                Kind::OneHot(k) => PrepStep::OneHot(*k),
+                Kind::Shift(_) | Kind::Flip | Kind::Noise(_) => continue,
+            };
+            stat_shapes.push(
+                s.fit
+                    .as_ref()
+                    .map(|fit| fit.shape.clone())
+                    .unwrap_or_default(),
+            );
+            steps.push(step);
+        }
+        let raw_shape = raw_shape.or_else(|| {
+            let reshapes = steps.iter().any(|s| matches!(s, PrepStep::Reshape(_)));
+            (!reshapes).then(|| {
+                let ones = steps
+                    .iter()
+                    .filter(|s| matches!(s, PrepStep::OneHot(_)))
+                    .count();
+                f.shape[..f.shape.len() - ones].to_vec()
+            })
+        });
+        // The shape after each reshape: forward from the raw shape when it is known, else
+        // `reshape`'s own target, or for `flatten` the shape that follows it.
+        let kept: Vec<&Kind> = f
+            .steps
+            .iter()
+            .map(|s| &s.kind)
+            .filter(|k| !k.is_augmentation())
+            .collect();
+        let forward = match &raw_shape {
+            Some(raw) => {
+                let prepared = Field {
+                    steps: kept.iter().map(|k| Step::new((*k).clone())).collect(),
+                    ..f.clone()
+                };
+                Some(prepared.shapes(raw)?)
+            }
+            None => None,
+        };
+        let mut later = Some(f.shape.clone());
+        for k in (0..steps.len()).rev() {
+            match (&mut steps[k], kept[k]) {
+                (PrepStep::Reshape(to), kind) => {
+                    *to = match (&forward, kind) {
+                        (Some(shapes), _) => shapes[k + 1].clone(),
+                        (None, Kind::Reshape(target)) => target.clone(),
+                        (None, _) => later
+                            .clone()
+                            .ok_or("the shape after `flatten` depends on the raw inputs' shape")?,
+                    };
+                    later = None;
+                }
+                (PrepStep::OneHot(_), _) => {
+                    if let Some(l) = &mut later {
+                        l.pop();
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(Some(Preparation {
+            raw_shape,
+            stat_shapes,
+            steps,
+            dtype: f.dtype,
+            shape: f.shape.clone(),
+        }))
+    }
+}
+
+impl Pipeline {
+    /// The table columns each field reads, by position, for the fields that select columns by
+    /// index (`cols(0..30)`, `col(30)`).
+    pub fn table_columns(&self) -> Vec<(String, Vec<usize>)> {
+        self.fields
+            .iter()
+            .filter_map(|f| match &f.column {
+                Column::Table { refs, .. } => refs
+                    .iter()
+                    .map(|r| match r {
+                        TableRef::Index(i) => Some(*i),
+                        TableRef::Name(_) => None,
+                    })
+                    .collect::<Option<Vec<usize>>>()
+                    .map(|cols| (f.name.clone(), cols)),
+                Column::Named(_) => None,
+            })
+            .collect()
+    }
+}

@@ -269,25 +269,67 @@ fn compare<T: Elem>(c: CmpOp, a: &ArrayD<T>, b: &ArrayD<T>) -> Result<ArrayD<boo
     }
 }
 
-/// Folds `f` over `axes` (which are dropped), starting from `init`, in index order.
+/// Folds `f` over `axes` (which are dropped), starting from `init`, in the order every backend
+/// follows (so that they agree bit for bit while a vectorizing one keeps several partial results
+/// in flight). Axes of length 1 are ignored. When the last remaining axis is reduced, each run of
+/// the trailing reduced axes (their elements in row-major order, element `t` of the run into
+/// partial result `t mod 8`, each starting at `init`) is combined as
+/// ((p0·p4)·(p1·p5))·((p2·p6)·(p3·p7)), and the runs fold into the result in row-major order of
+/// the other reduced axes. When the last axis is kept, the elements fold in row-major order.
 fn reduce<T: Num>(
     x: &ArrayD<T>,
     axes: &[usize],
     init: T,
     f: fn(T, T) -> T,
 ) -> Result<ArrayD<T>, String> {
-    let mut sorted = axes.to_vec();
-    sorted.sort_unstable_by(|a, b| b.cmp(a));
-    let mut out: Option<ArrayD<T>> = None;
-    for (i, &axis) in sorted.iter().enumerate() {
-        if sorted[..i].contains(&axis) {
+    for (i, &axis) in axes.iter().enumerate() {
+        if axes[..i].contains(&axis) {
             return Err(format!("axis {axis} reduced twice"));
         }
-        let from = out.as_ref().unwrap_or(x);
-        check_axis(axis, from.ndim())?;
-        out = Some(from.fold_axis(Axis(axis), init, |&acc, &v| f(acc, v)));
+        check_axis(axis, x.ndim())?;
     }
-    Ok(out.unwrap_or_else(|| x.clone()))
+    let shape = x.shape();
+    let kept: Vec<usize> = (0..x.ndim()).filter(|a| !axes.contains(a)).collect();
+    let reduced: Vec<usize> = (0..x.ndim()).filter(|a| axes.contains(a)).collect();
+    let out_shape: Vec<usize> = kept.iter().map(|&a| shape[a]).collect();
+    // The trailing run: the reduced axes after the last kept axis of length > 1.
+    let last_kept = kept.iter().rev().find(|&&a| shape[a] > 1).copied();
+    let run: usize = reduced
+        .iter()
+        .filter(|&&a| last_kept.is_none_or(|k| a > k))
+        .map(|&a| shape[a])
+        .product();
+    let order: Vec<usize> = kept.iter().chain(&reduced).copied().collect();
+    let permuted = x.view().permuted_axes(IxDyn(&order));
+    let values: Vec<T> = permuted.iter().copied().collect();
+    let row: usize = reduced.iter().map(|&a| shape[a]).product();
+    if row == 0 {
+        return Ok(ArrayD::from_elem(IxDyn(&out_shape), init));
+    }
+    let mut out = Vec::with_capacity(out_shape.iter().product());
+    const PARTIALS: usize = 8;
+    for chunk in values.chunks(row) {
+        let mut acc = init;
+        if run <= 1 {
+            for &v in chunk {
+                acc = f(acc, v);
+            }
+        } else {
+            for elements in chunk.chunks(run) {
+                let mut p = [init; PARTIALS];
+                for (t, &v) in elements.iter().enumerate() {
+                    p[t % PARTIALS] = f(p[t % PARTIALS], v);
+                }
+                let tree = f(
+                    f(f(p[0], p[4]), f(p[1], p[5])),
+                    f(f(p[2], p[6]), f(p[3], p[7])),
+                );
+                acc = f(acc, tree);
+            }
+        }
+        out.push(acc);
+    }
+    ArrayD::from_shape_vec(IxDyn(&out_shape), out).map_err(|e| e.to_string())
 }
 
 /// The index of the first maximum of a lane; a NaN counts as larger than any number.

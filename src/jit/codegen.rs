@@ -8,7 +8,7 @@
 //! fused multiply-add, folds in index order, `log`/`sin`/`cos` through the same library calls, and
 //! the interpreter's own f32 `exp` inlined on vectors), so kernels agree with it bit for bit.
 
-use super::plan::{ExprNode, ExprOp, Fold, Kernel, dtype_size};
+use super::plan::{ExprNode, ExprOp, Fold, Kernel, KernelOut, dtype_size};
 use crate::interp::math;
 use crate::ir::{CmpOp, DType, Op};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
@@ -33,6 +33,8 @@ pub type KernelFn = unsafe extern "C" fn(table: *const *mut u8, begin: i64, end:
 pub struct Compiled {
     pub run: KernelFn,
     pub outer: usize,
+    /// The lanes its innermost loop computes at once (1: element by element).
+    pub lanes: usize,
 }
 
 /// The machine code of a plan's kernels; freed on drop.
@@ -163,8 +165,9 @@ fn int_cc(c: CmpOp, signed: bool) -> IntCC {
     }
 }
 
-/// Compiles every kernel into one module.
-pub fn compile(kernels: &[&Kernel]) -> Result<Code, String> {
+/// Compiles every kernel into one module; `name` prefixes the functions' symbols (which
+/// profilers show).
+pub fn compile(kernels: &[&Kernel], name: &str) -> Result<Code, String> {
     let mut flags = settings::builder();
     flags.set("opt_level", "speed").map_err(|e| e.to_string())?;
     let isa = cranelift_native::builder()
@@ -197,17 +200,17 @@ pub fn compile(kernels: &[&Kernel]) -> Result<Code, String> {
     let mut ctx = module.make_context();
     let mut builder_ctx = FunctionBuilderContext::new();
     let mut ids = Vec::new();
-    let mut outers = Vec::new();
+    let mut shapes = Vec::new();
     for (n, kernel) in kernels.iter().enumerate() {
         ctx.func.signature.params.push(AbiParam::new(pointer));
         ctx.func.signature.params.push(AbiParam::new(types::I64));
         ctx.func.signature.params.push(AbiParam::new(types::I64));
         let id = module
-            .declare_function(&format!("kernel{n}"), Linkage::Local, &ctx.func.signature)
+            .declare_function(&format!("{name}.k{n}"), Linkage::Local, &ctx.func.signature)
             .map_err(|e| e.to_string())?;
         ctx.func.name = UserFuncName::user(0, id.as_u32());
         let builder = FunctionBuilder::new(&mut ctx.func, &mut builder_ctx);
-        outers.push(Emitter::new(builder, &mut module, &math, kernel, pointer).emit());
+        shapes.push(Emitter::new(builder, &mut module, &math, kernel, pointer)?.emit());
         module
             .define_function(id, &mut ctx)
             .map_err(|e| format!("compiling kernel {n}: {e:?}"))?;
@@ -217,13 +220,13 @@ pub fn compile(kernels: &[&Kernel]) -> Result<Code, String> {
     module.finalize_definitions().map_err(|e| e.to_string())?;
     let kernels = ids
         .iter()
-        .zip(outers)
-        .map(|(&id, outer)| {
+        .zip(shapes)
+        .map(|(&id, (outer, lanes))| {
             let code = module.get_finalized_function(id);
             // SAFETY: `code` is a finalized function compiled with the signature
             // `fn(pointer, i64, i64)`, the platform's C calling convention, which `KernelFn` is.
             let run = unsafe { std::mem::transmute::<*const u8, KernelFn>(code) };
-            Compiled { run, outer }
+            Compiled { run, outer, lanes }
         })
         .collect();
     Ok(Code {
@@ -232,36 +235,92 @@ pub fn compile(kernels: &[&Kernel]) -> Result<Code, String> {
     })
 }
 
-/// A kernel's iteration space after merging axes: the extents, and the strides in bytes of
-/// each group of accesses that walk it alike (they share one offset per loop level).
+/// A kernel's loops after merging axes: the extents, and the strides in bytes of each group of
+/// accesses that walk them alike (they share one offset per loop level).
 struct Layout {
     dims: Vec<usize>,
     strides: Vec<Vec<i64>>,
-    /// The group of each access (the loads, then the output).
+    /// The group of each access (the loads, then the outputs).
     group: Vec<usize>,
     /// Short reduced axes taken out of the loop nest and unrolled in its body (a pooling
     /// window): their extents, and each group's strides along them.
     unrolled: Vec<usize>,
     unrolled_strides: Vec<Vec<i64>>,
+    /// How many of the innermost unrolled axes make up the trailing run of the fold.
+    run_unrolled: usize,
+    /// The first looped dimension of the fold's trailing run, when the run is looped.
+    run_start: Option<usize>,
+    /// Per group: loads that repeat each element `period` times along the innermost loop
+    /// (`period`, and the bytes between the elements); their stride there is the average,
+    /// which is exact at multiples of the period only.
+    repeat: Vec<Repeat>,
 }
+
+/// How a load repeats along the innermost loop: its period and the bytes between its elements.
+type Repeat = Option<(usize, i64)>;
 
 /// The most elements a kernel body folds unrolled.
 const UNROLLED_WINDOW: usize = 16;
 
-fn layout(k: &Kernel, sizes: &[usize]) -> Layout {
+/// The dtype of every access of a kernel: its loads (as the expression reads them), then its
+/// outputs.
+fn access_dtypes(k: &Kernel) -> Vec<DType> {
+    let mut dtypes = vec![DType::F32; k.loads.len()];
+    for node in &k.expr {
+        if let ExprOp::Load(i) = node.op {
+            dtypes[i] = node.dtype;
+        }
+    }
+    dtypes.extend(k.outs.iter().map(|o| k.expr[o.value].dtype));
+    dtypes
+}
+
+/// The kernel's fold output, if any (a kernel folds at most one value).
+fn fold_out(k: &Kernel) -> Result<Option<usize>, String> {
+    let mut folds = k.outs.iter().enumerate().filter(|(_, o)| o.fold.is_some());
+    match (folds.next(), folds.next()) {
+        (None, _) => Ok(None),
+        (Some((i, _)), None) => Ok(Some(k.loads.len() + i)),
+        _ => Err("internal error: a kernel with two folds".into()),
+    }
+}
+
+/// The layout, and how its innermost loop runs on vectors. A loop nest whose innermost axis is
+/// short (2 or 4) and broadcast in some f32 loads (a pooling window's gradient, read once per
+/// window element) is merged with the axis outside it when that makes a vector loop: those
+/// loads then repeat each element along the merged axis.
+fn plan_layout(k: &Kernel, dtypes: &[DType], fold: Option<usize>) -> (Layout, Vectors) {
+    let sizes: Vec<usize> = dtypes.iter().map(|&d| dtype_size(d)).collect();
+    let merged = layout(k, &sizes, dtypes, fold, true);
+    let v = vectors(k, &merged, dtypes, fold);
+    if merged.repeat.iter().all(Option::is_none) || v == Vectors::Lanes {
+        return (merged, v);
+    }
+    let plain = layout(k, &sizes, dtypes, fold, false);
+    let v = vectors(k, &plain, dtypes, fold);
+    (plain, v)
+}
+
+fn layout(
+    k: &Kernel,
+    sizes: &[usize],
+    dtypes: &[DType],
+    fold: Option<usize>,
+    repeats: bool,
+) -> Layout {
     let accesses: Vec<&[isize]> = k
         .loads
         .iter()
         .map(|v| v.strides.as_slice())
-        .chain([k.out.strides.as_slice()])
+        .chain(k.outs.iter().map(|o| o.view.strides.as_slice()))
         .collect();
     let bytes = |a: usize, d: usize| accesses[a][d] as i64 * sizes[a] as i64;
-    let has_iota = k.expr.iter().any(|n| matches!(n.op, ExprOp::Iota(_)));
+    let has_index = k.expr.iter().any(|n| matches!(n.op, ExprOp::Index(_)));
     let mut dims: Vec<usize> = Vec::new();
     let mut strides: Vec<Vec<i64>> = vec![Vec::new(); accesses.len()];
     for (d, &n) in k.space.iter().enumerate() {
-        // `iota` reads each axis's own index, so its kernels keep their axes as they are.
-        if has_iota {
+        // An index reads each axis's own position, so its kernels keep their axes as they are.
+        if has_index {
             dims.push(n);
             for (a, s) in strides.iter_mut().enumerate() {
                 s.push(bytes(a, d));
@@ -288,39 +347,78 @@ fn layout(k: &Kernel, sizes: &[usize]) -> Layout {
             }
         }
     }
-    // When the innermost axis is a short reduced one (stride 0 in the output), it and the other
-    // short reduced axes leave the loop nest, so that a pooling window is folded in straight-line
-    // code rather than by loops of two iterations.
+    let mut repeat: Vec<Repeat> = vec![None; accesses.len()];
+    if repeats && fold.is_none() && !has_index && dims.len() >= 2 {
+        let (o, i) = (dims.len() - 2, dims.len() - 1);
+        let period = dims[i];
+        let regular = |a: usize| strides[a][o] == strides[a][i] * period as i64;
+        let repeated = |a: usize| {
+            a < k.loads.len() && dtypes[a] == DType::F32 && strides[a][i] == 0 && strides[a][o] != 0
+        };
+        let all_fit = (0..accesses.len()).all(|a| regular(a) || repeated(a));
+        let is_regular: Vec<bool> = (0..accesses.len()).map(regular).collect();
+        if period > 1 && LANES.is_multiple_of(period) && all_fit && is_regular.contains(&false) {
+            for (a, s) in strides.iter_mut().enumerate() {
+                let inner = s.pop().expect("two levels");
+                let outer = s.last_mut().expect("two levels");
+                if is_regular[a] {
+                    *outer = inner;
+                } else {
+                    repeat[a] = Some((period, *outer));
+                    *outer /= period as i64;
+                }
+            }
+            dims.pop();
+            *dims.last_mut().expect("two levels") *= period;
+        }
+    }
+    // The fold's trailing run: the innermost dimensions it reduces. A short one leaves the loop
+    // nest with the short reduced dimensions around it (a pooling window), to be folded in
+    // straight-line code.
+    let reduced = |d: usize| fold.is_some_and(|f| strides[f][d] == 0);
+    let run = (0..dims.len()).rev().take_while(|&d| reduced(d)).count();
     let mut unrolled = Vec::new();
-    let out = accesses.len() - 1;
-    let short_reduced_inside =
-        strides[out].last() == Some(&0) && dims.last().is_some_and(|&n| n <= UNROLLED_WINDOW);
-    if k.reduce.is_some() && !has_iota && short_reduced_inside {
-        let mut window = 1;
-        for d in (0..dims.len()).rev() {
-            if strides[out][d] == 0 && window * dims[d] <= UNROLLED_WINDOW {
+    let mut run_start = None;
+    if run > 0 {
+        let run_len: usize = dims[dims.len() - run..].iter().product();
+        if run_len <= UNROLLED_WINDOW && !has_index {
+            let mut window = 1;
+            for d in (0..dims.len()).rev() {
+                if !reduced(d) {
+                    continue;
+                }
+                if window * dims[d] > UNROLLED_WINDOW {
+                    break;
+                }
                 window *= dims[d];
                 unrolled.insert(0, d);
             }
+        } else {
+            run_start = Some(dims.len() - run);
         }
     }
     let split = |s: Vec<i64>| -> (Vec<i64>, Vec<i64>) {
         let looped = (0..s.len()).filter(|d| !unrolled.contains(d)).map(|d| s[d]);
         (looped.collect(), unrolled.iter().map(|&d| s[d]).collect())
     };
-    let mut groups: Vec<Vec<i64>> = Vec::new();
+    let mut groups: Vec<(Vec<i64>, Repeat)> = Vec::new();
     let group = strides
         .into_iter()
-        .map(|s| match groups.iter().position(|g| *g == s) {
-            Some(g) => g,
-            None => {
-                groups.push(s);
-                groups.len() - 1
-            }
-        })
+        .zip(&repeat)
+        .map(
+            |(s, &r)| match groups.iter().position(|g| g.0 == s && g.1 == r) {
+                Some(g) => g,
+                None => {
+                    groups.push((s, r));
+                    groups.len() - 1
+                }
+            },
+        )
         .collect();
-    let (strides, unrolled_strides) = groups.into_iter().map(split).unzip();
-    let extents = unrolled.iter().map(|&d| dims[d]).collect();
+    let repeat = groups.iter().map(|g| g.1).collect();
+    let (strides, unrolled_strides) = groups.into_iter().map(|g| split(g.0)).unzip();
+    let extents: Vec<usize> = unrolled.iter().map(|&d| dims[d]).collect();
+    let extents_empty = extents.is_empty();
     let dims = (0..dims.len())
         .filter(|d| !unrolled.contains(d))
         .map(|d| dims[d])
@@ -331,6 +429,98 @@ fn layout(k: &Kernel, sizes: &[usize]) -> Layout {
         group,
         unrolled: extents,
         unrolled_strides,
+        run_unrolled: if extents_empty { 0 } else { run },
+        run_start,
+        repeat,
+    }
+}
+
+/// How a kernel's innermost loop runs on vectors.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Vectors {
+    /// Element by element.
+    None,
+    /// Four independent positions at a time.
+    Lanes,
+    /// The fold's trailing run, eight partial results at a time (two vectors).
+    Run,
+}
+
+/// The lanes a kernel's innermost loop computes at once (for the planner's merge decisions and
+/// listings): 4, or 1 when it runs element by element.
+pub fn vector_lanes(k: &Kernel) -> usize {
+    let dtypes = access_dtypes(k);
+    let Ok(fold) = fold_out(k) else {
+        return 1;
+    };
+    match plan_layout(k, &dtypes, fold).1 {
+        Vectors::None => 1,
+        Vectors::Lanes | Vectors::Run => LANES,
+    }
+}
+
+/// Whether and how the innermost loop runs on vectors: every access is an f32 (or a bool,
+/// contiguous) and contiguous, broadcast or (f32) strided along it, and every node has a vector
+/// form.
+fn vectors(k: &Kernel, lay: &Layout, dtypes: &[DType], fold: Option<usize>) -> Vectors {
+    let Some(last) = lay.dims.len().checked_sub(1) else {
+        return Vectors::None;
+    };
+    let stride = |a: usize| lay.strides[lay.group[a]][last];
+    let lanes_fit = |a: usize, is_load: bool| {
+        let s = stride(a);
+        if lay.repeat[lay.group[a]].is_some() {
+            return true;
+        }
+        match dtypes[a] {
+            DType::F32 => s != 0 || is_load,
+            DType::Bool => s == 1 || is_load && s == 0,
+            _ => false,
+        }
+    };
+    let nodes_ok = k.expr.iter().all(|n| match (&n.op, n.dtype) {
+        (ExprOp::Load(_), DType::F32 | DType::Bool) | (ExprOp::Const(_), DType::F32) => true,
+        (ExprOp::Op(Op::Cmp(_)), DType::Bool) => k.expr[n.args[0]].dtype == DType::F32,
+        (ExprOp::Op(Op::And | Op::Or | Op::Not), DType::Bool) => true,
+        (ExprOp::Op(Op::Cast { .. }), DType::F32 | DType::Bool) => {
+            matches!(k.expr[n.args[0]].dtype, DType::F32 | DType::Bool)
+        }
+        (ExprOp::Op(op), DType::F32) => matches!(
+            op,
+            Op::Neg
+                | Op::Exp
+                | Op::Log
+                | Op::Sqrt
+                | Op::Sin
+                | Op::Cos
+                | Op::Detach
+                | Op::Add
+                | Op::Sub
+                | Op::Mul
+                | Op::Div
+                | Op::Max
+                | Op::Min
+                | Op::Select
+        ),
+        _ => false,
+    });
+    let loads_ok = (0..k.loads.len()).all(|a| lanes_fit(a, true));
+    let plain_ok = (k.loads.len()..dtypes.len())
+        .filter(|&a| Some(a) != fold)
+        .all(|a| lanes_fit(a, false));
+    if !(nodes_ok && loads_ok && plain_ok) {
+        return Vectors::None;
+    }
+    match fold {
+        None => Vectors::Lanes,
+        Some(f) if dtypes[f] != DType::F32 => Vectors::None,
+        Some(f) => match lay.run_start {
+            Some(start) if start == last => Vectors::Run,
+            Some(_) => Vectors::None,
+            // Lanes of independent results: the fold's output is contiguous along the loop.
+            None if stride(f) == 4 => Vectors::Lanes,
+            None => Vectors::None,
+        },
     }
 }
 
@@ -343,9 +533,12 @@ struct Emitter<'a, 'm> {
     lanes_slot: Option<StackSlot>,
     k: &'m Kernel,
     pointer: Type,
-    /// The dtype of each access (the loads, then the output).
+    /// The dtype of each access (the loads, then the outputs).
     dtypes: Vec<DType>,
+    /// The access that folds, if any.
+    fold: Option<usize>,
     lay: Layout,
+    vectors: Vectors,
     /// Each access's base address.
     bases: Vec<Value>,
     /// The index variable of each loop level.
@@ -363,6 +556,8 @@ enum Limit {
 
 const FLAGS: MemFlagsData = MemFlagsData::new().with_notrap();
 const LANES: usize = 4;
+/// The partial results of a fold's run (see `plan::KernelOut`).
+const PARTIALS: usize = 8;
 
 impl<'a, 'm> Emitter<'a, 'm> {
     fn new(
@@ -371,17 +566,11 @@ impl<'a, 'm> Emitter<'a, 'm> {
         math: &'m HashMap<&'static str, FuncId>,
         k: &'m Kernel,
         pointer: Type,
-    ) -> Self {
-        let mut dtypes = vec![DType::F32; k.loads.len()];
-        for node in &k.expr {
-            if let ExprOp::Load(i) = node.op {
-                dtypes[i] = node.dtype;
-            }
-        }
-        dtypes.push(k.expr.last().expect("an expression has a result").dtype);
-        let sizes: Vec<usize> = dtypes.iter().map(|&d| dtype_size(d)).collect();
-        let lay = layout(k, &sizes);
-        Emitter {
+    ) -> Result<Self, String> {
+        let dtypes = access_dtypes(k);
+        let fold = fold_out(k)?;
+        let (lay, vectors) = plan_layout(k, &dtypes, fold);
+        Ok(Emitter {
             b,
             module,
             math,
@@ -390,25 +579,37 @@ impl<'a, 'm> Emitter<'a, 'm> {
             k,
             pointer,
             dtypes,
+            fold,
             lay,
+            vectors,
             bases: Vec::new(),
             index: Vec::new(),
             range: None,
-        }
+        })
     }
 
-    fn out(&self) -> usize {
-        self.dtypes.len() - 1
+    /// The output of access `a` (an access past the loads).
+    fn output(&self, a: usize) -> &KernelOut {
+        &self.k.outs[a - self.k.loads.len()]
+    }
+
+    fn fold_kind(&self) -> Fold {
+        let f = self.fold.expect("a fold");
+        self.output(f).fold.expect("a fold")
     }
 
     /// Whether the outermost loop's iterations write disjoint outputs: not when it runs along
-    /// an axis a reduction folds.
+    /// an axis the fold reduces.
     fn splittable(&self) -> bool {
-        !self.lay.dims.is_empty() && (self.k.reduce.is_none() || self.stride(self.out(), 0) != 0)
+        let repeats = self.lay.repeat.iter().any(Option::is_some);
+        !self.lay.dims.is_empty()
+            && self.fold.is_none_or(|f| self.stride(f, 0) != 0)
+            && !(repeats && self.lay.dims.len() == 1)
     }
 
-    /// Emits the kernel; the extent of its outermost loop if it can be split, else 0.
-    fn emit(mut self) -> usize {
+    /// Emits the kernel; the extent of its outermost loop if it can be split (else 0), and its
+    /// vector width.
+    fn emit(mut self) -> (usize, usize) {
         let entry = self.b.create_block();
         self.b.append_block_params_for_function_params(entry);
         self.b.switch_to_block(entry);
@@ -420,7 +621,11 @@ impl<'a, 'm> Emitter<'a, 'm> {
         } else {
             0
         };
-        let views = self.k.loads.iter().chain([&self.k.out]);
+        let views = self
+            .k
+            .loads
+            .iter()
+            .chain(self.k.outs.iter().map(|o| &o.view));
         let mut bases = Vec::new();
         for (view, &dtype) in views.zip(&self.dtypes) {
             let slot = (view.buf * self.pointer.bytes() as usize) as i32;
@@ -430,8 +635,8 @@ impl<'a, 'm> Emitter<'a, 'm> {
         }
         self.bases = bases;
         if !self.k.space.contains(&0) {
-            if let Some(fold) = self.k.reduce {
-                self.fill_fold_start(fold);
+            if self.fold.is_some() {
+                self.fill_fold_start();
             }
             let zero = self.b.ins().iconst(types::I64, 0);
             let start = vec![zero; self.lay.strides.len()];
@@ -441,32 +646,43 @@ impl<'a, 'm> Emitter<'a, 'm> {
         self.b.seal_all_blocks();
         let config = self.module.target_config();
         self.b.finalize(config);
-        outer
+        let lanes = match self.vectors {
+            Vectors::None => 1,
+            Vectors::Lanes | Vectors::Run => LANES,
+        };
+        (outer, lanes)
     }
 
-    /// Sets every element of a reduction's (fresh, row-major) output to the fold's start: the
-    /// rows of this run's range of the outermost loop, which is then the output's first axis.
-    fn fill_fold_start(&mut self, fold: Fold) {
-        let numel: usize = self
-            .k
-            .space
-            .iter()
-            .zip(&self.k.out.strides)
-            .filter(|&(_, &s)| s != 0)
-            .map(|(&n, _)| n)
-            .product();
-        let dtype = self.dtypes[self.out()];
-        let size = dtype_size(dtype) as i64;
-        let start = match (fold, dtype) {
+    /// The fold's start: 0 for sums, the smallest value for maxima.
+    fn identity(&mut self, dtype: DType) -> Value {
+        let start = match (self.fold_kind(), dtype) {
             (Fold::Sum, _) => 0.0,
             (Fold::Max, DType::I32) => f64::from(i32::MIN),
             (Fold::Max, _) => f64::NEG_INFINITY,
         };
+        self.constant(start, dtype)
+    }
+
+    /// Sets every element of the fold's (fresh, row-major) output to the fold's start: the
+    /// rows of this run's range of the outermost loop, which is then the output's first axis.
+    fn fill_fold_start(&mut self) {
+        let f = self.fold.expect("a fold");
+        let view = &self.output(f).view;
+        let numel: usize = self
+            .k
+            .space
+            .iter()
+            .zip(&view.strides)
+            .filter(|&(_, &s)| s != 0)
+            .map(|(&n, _)| n)
+            .product();
+        let dtype = self.dtypes[f];
+        let size = dtype_size(dtype) as i64;
         let counter = self.b.declare_var(types::I64);
         let offset = self.b.declare_var(types::I64);
         let limit = match self.range {
             Some((begin, end)) => {
-                let row = self.stride(self.out(), 0) / size;
+                let row = self.stride(f, 0) / size;
                 let first = self.b.ins().imul_imm_s(begin, row);
                 let last = self.b.ins().imul_imm_s(end, row);
                 let bytes = self.b.ins().imul_imm_s(first, size);
@@ -482,8 +698,8 @@ impl<'a, 'm> Emitter<'a, 'm> {
             }
         };
         self.counted_loop(counter, &[(offset, size)], 1, limit, &mut |e, offs| {
-            let value = e.constant(start, dtype);
-            let base = e.bases[e.out()];
+            let value = e.identity(dtype);
+            let base = e.bases[f];
             let address = e.b.ins().iadd(base, offs[0]);
             e.b.ins().store(FLAGS, value, address, 0);
         });
@@ -535,14 +751,10 @@ impl<'a, 'm> Emitter<'a, 'm> {
         self.b.switch_to_block(exit);
     }
 
-    /// The loops from level `d` inward, each group of accesses starting at `start` (bytes).
-    fn level(&mut self, d: usize, start: &[Value]) {
-        if d == self.lay.dims.len() {
-            self.scalar_body(start);
-            return;
-        }
+    /// A loop counter and one offset per group for level `d`, starting at `start` (shifted to
+    /// the range's beginning for the split outermost loop); the loop's limit.
+    fn loop_vars(&mut self, d: usize, start: &[Value]) -> (Variable, Vec<(Variable, i64)>, Limit) {
         let n = self.lay.dims[d];
-        let inner = d + 1 == self.lay.dims.len();
         let counter = self.b.declare_var(types::I64);
         // The outermost loop of a split kernel runs over its range; every other loop over all.
         let (first, limit) = match self.range {
@@ -554,13 +766,12 @@ impl<'a, 'm> Emitter<'a, 'm> {
             None => self.b.ins().iconst(types::I64, 0),
         };
         self.b.def_var(counter, first_index);
-        self.index.push(counter);
-        let offsets: Vec<(Variable, i64)> = start
+        let offsets = start
             .iter()
             .enumerate()
-            .map(|(a, &s)| {
+            .map(|(g, &s)| {
                 let var = self.b.declare_var(types::I64);
-                let stride = self.lay.strides[a][d];
+                let stride = self.lay.strides[g][d];
                 let s = match first {
                     Some(begin) => {
                         let skipped = self.b.ins().imul_imm_s(begin, stride);
@@ -572,18 +783,42 @@ impl<'a, 'm> Emitter<'a, 'm> {
                 (var, stride)
             })
             .collect();
-        let out = self.out();
-        if inner && self.k.reduce.is_some() && self.stride(out, d) == 0 {
-            self.register_fold(counter, &offsets, limit, start);
-        } else if inner {
-            if self.vectorizable() {
+        (counter, offsets, limit)
+    }
+
+    /// The loops from level `d` inward, each group of accesses starting at `start` (bytes).
+    fn level(&mut self, d: usize, start: &[Value]) {
+        if d == self.lay.dims.len() {
+            self.scalar_body(start);
+            return;
+        }
+        if self.lay.run_start == Some(d) {
+            self.run(d, start);
+            return;
+        }
+        let inner = d + 1 == self.lay.dims.len();
+        let (counter, offsets, limit) = self.loop_vars(d, start);
+        self.index.push(counter);
+        if inner {
+            if self.vectors == Vectors::Lanes {
                 self.counted_loop(counter, &offsets, LANES, limit, &mut |e, offs| {
                     e.vector_body(offs)
                 });
             }
-            self.counted_loop(counter, &offsets, 1, limit, &mut |e, offs| {
-                e.scalar_body(offs)
-            });
+            if self.lay.repeat.iter().any(Option::is_some) {
+                // Repeating loads have no per-element stride: the tail (fewer than four
+                // elements, the extent being fixed) is unrolled at known offsets.
+                let n = self.lay.dims[d];
+                let at: Vec<Value> = offsets.iter().map(|&(v, _)| self.b.use_var(v)).collect();
+                for r in 0..n % LANES {
+                    let here = self.tail_offsets(&at, d, r);
+                    self.scalar_body(&here);
+                }
+            } else {
+                self.counted_loop(counter, &offsets, 1, limit, &mut |e, offs| {
+                    e.scalar_body(offs)
+                });
+            }
         } else {
             self.counted_loop(counter, &offsets, 1, limit, &mut |e, offs| {
                 e.level(d + 1, offs)
@@ -592,33 +827,202 @@ impl<'a, 'm> Emitter<'a, 'm> {
         self.index.pop();
     }
 
-    /// A reduction along the innermost axis: the running value stays in a register.
-    fn register_fold(
-        &mut self,
-        counter: Variable,
-        offsets: &[(Variable, i64)],
-        limit: Limit,
-        start: &[Value],
-    ) {
-        let out = self.out();
-        let dtype = self.dtypes[out];
-        let ty = clif_type(dtype);
-        let address = self.address(out, start);
-        let acc = self.b.declare_var(ty);
-        let first = self.b.ins().load(ty, FLAGS, address, 0);
-        self.b.def_var(acc, first);
-        self.counted_loop(counter, offsets, 1, limit, &mut |e, offs| {
-            let old = e.b.use_var(acc);
-            let new = e.fold_window(offs, old, dtype);
-            e.b.def_var(acc, new);
+    /// The fold's trailing run, looped from level `d` to the innermost: eight partial results
+    /// (two vectors, or a stack slot element by element), combined by the tree, folded into the
+    /// output.
+    fn run(&mut self, d: usize, start: &[Value]) {
+        let f = self.fold.expect("a run belongs to a fold");
+        let dtype = self.dtypes[f];
+        let total = if self.vectors == Vectors::Run {
+            self.vector_run(d, start)
+        } else {
+            self.scalar_run(d, start)
+        };
+        let address = self.address(f, start);
+        let old = self.b.ins().load(clif_type(dtype), FLAGS, address, 0);
+        let new = self.fold(old, total, dtype, false);
+        self.b.ins().store(FLAGS, new, address, 0);
+    }
+
+    /// The run on two vectors of partial results; returns the combined value.
+    fn vector_run(&mut self, d: usize, start: &[Value]) -> Value {
+        let f = self.fold.expect("a fold");
+        let n = self.lay.dims[d];
+        let (counter, offsets, _) = self.loop_vars(d, start);
+        self.index.push(counter);
+        let identity = self.identity(DType::F32);
+        let identity = self.b.ins().splat(types::F32X4, identity);
+        let accs = [
+            self.b.declare_var(types::F32X4),
+            self.b.declare_var(types::F32X4),
+        ];
+        for acc in accs {
+            self.b.def_var(acc, identity);
+        }
+        let value = self.output(f).value;
+        let limit = Limit::Fixed(n - n % PARTIALS);
+        self.counted_loop(counter, &offsets, PARTIALS, limit, &mut |e, offs| {
+            for (half, acc) in accs.into_iter().enumerate() {
+                let at = e.shifted(offs, d, half * LANES);
+                let values = e.vector_values(&at);
+                e.store_vector_outputs(&values, &at);
+                let old = e.b.use_var(acc);
+                let new = e.fold(old, values[value], DType::F32, true);
+                e.b.def_var(acc, new);
+            }
         });
-        let result = self.b.use_var(acc);
-        self.b.ins().store(FLAGS, result, address, 0);
+        let at: Vec<Value> = offsets.iter().map(|&(v, _)| self.b.use_var(v)).collect();
+        let mut rest = n % PARTIALS;
+        let mut lane_base = 0;
+        let mut target = accs[0];
+        if rest >= LANES {
+            let values = self.vector_values(&at);
+            self.store_vector_outputs(&values, &at);
+            let old = self.b.use_var(accs[0]);
+            let new = self.fold(old, values[value], DType::F32, true);
+            self.b.def_var(accs[0], new);
+            rest -= LANES;
+            lane_base = LANES;
+            target = accs[1];
+        }
+        for i in 0..rest {
+            let here = self.shifted(&at, d, lane_base + i);
+            let values = self.scalar_values(&here);
+            self.store_scalar_outputs(&values, &here);
+            let acc = self.b.use_var(target);
+            let lane = self.b.ins().extractlane(acc, i as u8);
+            let lane = self.fold(lane, values[value], DType::F32, false);
+            let acc = self.b.ins().insertlane(acc, lane, i as u8);
+            self.b.def_var(target, acc);
+        }
+        self.index.pop();
+        let (a, b) = (self.b.use_var(accs[0]), self.b.use_var(accs[1]));
+        let pairs = self.fold(a, b, DType::F32, true);
+        let lanes: Vec<Value> = (0..LANES as u8)
+            .map(|l| self.b.ins().extractlane(pairs, l))
+            .collect();
+        let low = self.fold(lanes[0], lanes[1], DType::F32, false);
+        let high = self.fold(lanes[2], lanes[3], DType::F32, false);
+        self.fold(low, high, DType::F32, false)
+    }
+
+    /// The run element by element, its partial results in a stack slot indexed by the
+    /// position in the run modulo eight; returns the combined value.
+    fn scalar_run(&mut self, d: usize, start: &[Value]) -> Value {
+        let f = self.fold.expect("a fold");
+        let dtype = self.dtypes[f];
+        let size = dtype_size(dtype) as u32;
+        let data = StackSlotData::new(StackSlotKind::ExplicitSlot, size * PARTIALS as u32, 3);
+        let slot = self.b.create_sized_stack_slot(data);
+        let identity = self.identity(dtype);
+        for p in 0..PARTIALS {
+            self.b
+                .ins()
+                .stack_store(self.pointer, identity, slot, (p as u32 * size) as i32);
+        }
+        let position = self.b.declare_var(types::I64);
+        let zero = self.b.ins().iconst(types::I64, 0);
+        self.b.def_var(position, zero);
+        self.run_level(d, start, slot, position);
+        let partials: Vec<Value> = (0..PARTIALS)
+            .map(|p| {
+                self.b.ins().stack_load(
+                    self.pointer,
+                    clif_type(dtype),
+                    slot,
+                    (p as u32 * size) as i32,
+                )
+            })
+            .collect();
+        self.tree(
+            &partials.into_iter().map(Some).collect::<Vec<_>>(),
+            dtype,
+            false,
+        )
+        .expect("eight partial results")
+    }
+
+    fn run_level(&mut self, d: usize, start: &[Value], slot: StackSlot, position: Variable) {
+        let (counter, offsets, limit) = self.loop_vars(d, start);
+        self.index.push(counter);
+        let inner = d + 1 == self.lay.dims.len();
+        self.counted_loop(counter, &offsets, 1, limit, &mut |e, offs| {
+            if inner {
+                let f = e.fold.expect("a fold");
+                let dtype = e.dtypes[f];
+                let values = e.scalar_values(offs);
+                e.store_scalar_outputs(&values, offs);
+                let p = e.b.use_var(position);
+                let lane = e.b.ins().band_imm_s(p, (PARTIALS - 1) as i64);
+                let bytes = e.b.ins().imul_imm_s(lane, dtype_size(dtype) as i64);
+                let base = e.b.ins().stack_addr(e.pointer, slot, 0);
+                let address = e.b.ins().iadd(base, bytes);
+                let old = e.b.ins().load(clif_type(dtype), FLAGS, address, 0);
+                let x = values[e.output(f).value];
+                let new = e.fold(old, x, dtype, false);
+                e.b.ins().store(FLAGS, new, address, 0);
+                let next = e.b.ins().iadd_imm_s(p, 1);
+                e.b.def_var(position, next);
+            } else {
+                e.run_level(d + 1, offs, slot, position);
+            }
+        });
+        self.index.pop();
+    }
+
+    /// Combines partial results as ((p0·p4)·(p1·p5))·((p2·p6)·(p3·p7)); an absent one is the
+    /// fold's start, which changes nothing it is combined with.
+    fn tree(&mut self, p: &[Option<Value>], dtype: DType, vector: bool) -> Option<Value> {
+        let combine = |e: &mut Self, a: Option<Value>, b: Option<Value>| match (a, b) {
+            (Some(a), Some(b)) => Some(e.fold(a, b, dtype, vector)),
+            (a, b) => a.or(b),
+        };
+        let at = |i: usize| p.get(i).copied().flatten();
+        let q: Vec<Option<Value>> = (0..LANES)
+            .map(|l| combine(self, at(l), at(l + LANES)))
+            .collect();
+        let low = combine(self, q[0], q[1]);
+        let high = combine(self, q[2], q[3]);
+        combine(self, low, high)
+    }
+
+    /// The offsets of element `r` after a whole number of vectors along level `d` (a repeating
+    /// load's offset moves once per period).
+    fn tail_offsets(&mut self, at: &[Value], d: usize, r: usize) -> Vec<Value> {
+        at.iter()
+            .enumerate()
+            .map(|(g, &o)| {
+                let delta = match self.lay.repeat[g] {
+                    Some((period, bytes)) => (r / period) as i64 * bytes,
+                    None => self.lay.strides[g][d] * r as i64,
+                };
+                if delta == 0 {
+                    o
+                } else {
+                    self.b.ins().iadd_imm_s(o, delta)
+                }
+            })
+            .collect()
+    }
+
+    /// Offsets moved `steps` positions along level `d`.
+    fn shifted(&mut self, offsets: &[Value], d: usize, steps: usize) -> Vec<Value> {
+        offsets
+            .iter()
+            .enumerate()
+            .map(|(g, &o)| {
+                let delta = self.lay.strides[g][d] * steps as i64;
+                if delta == 0 {
+                    o
+                } else {
+                    self.b.ins().iadd_imm_s(o, delta)
+                }
+            })
+            .collect()
     }
 
     fn fold(&mut self, acc: Value, x: Value, dtype: DType, vector: bool) -> Value {
-        let fold = self.k.reduce.expect("a reduction");
-        match (fold, dtype) {
+        match (self.fold_kind(), dtype) {
             (Fold::Sum, DType::I32) => self.b.ins().iadd(acc, x),
             (Fold::Sum, _) => self.b.ins().fadd(acc, x),
             (Fold::Max, DType::I32) => self.b.ins().smax(acc, x),
@@ -665,32 +1069,60 @@ impl<'a, 'm> Emitter<'a, 'm> {
         self.lay.strides[self.lay.group[access]][d]
     }
 
-    fn scalar_expr(&mut self, offsets: &[Value]) -> Value {
+    /// Every expression node's value at one position.
+    fn scalar_values(&mut self, offsets: &[Value]) -> Vec<Value> {
         let mut values: Vec<Value> = Vec::with_capacity(self.k.expr.len());
         for node in &self.k.expr {
             let v = self.scalar_node(node, &values, offsets);
             values.push(v);
         }
-        *values.last().expect("an expression has a result")
+        values
     }
 
+    /// Stores the plain (not folded) outputs at one position.
+    fn store_scalar_outputs(&mut self, values: &[Value], offsets: &[Value]) {
+        for a in self.k.loads.len()..self.dtypes.len() {
+            if Some(a) == self.fold {
+                continue;
+            }
+            let address = self.address(a, offsets);
+            let v = values[self.output(a).value];
+            self.b.ins().store(FLAGS, v, address, 0);
+        }
+    }
+
+    /// One position of the loop nest: the plain outputs stored, the fold's value (at every
+    /// unrolled position, run by run) folded into its output.
     fn scalar_body(&mut self, offsets: &[Value]) {
-        let out = self.out();
-        let address = self.address(out, offsets);
-        let value = if self.k.reduce.is_some() {
-            let dtype = self.dtypes[out];
-            let old = self.b.ins().load(clif_type(dtype), FLAGS, address, 0);
-            self.fold_window(offsets, old, dtype)
-        } else {
-            self.scalar_expr(offsets)
+        let Some(f) = self.fold else {
+            let values = self.scalar_values(offsets);
+            self.store_scalar_outputs(&values, offsets);
+            return;
         };
-        self.b.ins().store(FLAGS, value, address, 0);
+        let dtype = self.dtypes[f];
+        let address = self.address(f, offsets);
+        let old = self.b.ins().load(clif_type(dtype), FLAGS, address, 0);
+        let new = self.fold_window(offsets, old, dtype, false);
+        self.b.ins().store(FLAGS, new, address, 0);
     }
 
-    /// Folds the expression at every position of the unrolled axes (just the current one when
-    /// there are none) into `acc`, in index order.
-    fn fold_window(&mut self, offsets: &[Value], mut acc: Value, dtype: DType) -> Value {
+    /// Folds the expression at every unrolled position (just the current one when there are
+    /// none) into `acc`: the positions of each run of the unrolled trailing axes combined by the
+    /// tree, the runs in order. Plain outputs are stored at every position.
+    fn fold_window(
+        &mut self,
+        offsets: &[Value],
+        mut acc: Value,
+        dtype: DType,
+        vector: bool,
+    ) -> Value {
+        let f = self.fold.expect("a fold");
+        let value = self.output(f).value;
         let positions: usize = self.lay.unrolled.iter().product();
+        let run_len: usize = self.lay.unrolled[self.lay.unrolled.len() - self.lay.run_unrolled..]
+            .iter()
+            .product();
+        let mut partials: Vec<Option<Value>> = vec![None; PARTIALS];
         for p in 0..positions {
             let mut rest = p;
             let mut index = vec![0; self.lay.unrolled.len()];
@@ -710,8 +1142,32 @@ impl<'a, 'm> Emitter<'a, 'm> {
                     }
                 })
                 .collect();
-            let x = self.scalar_expr(&shifted);
-            acc = self.fold(acc, x, dtype, false);
+            let x = if vector {
+                let values = self.vector_values(&shifted);
+                self.store_vector_outputs(&values, &shifted);
+                values[value]
+            } else {
+                let values = self.scalar_values(&shifted);
+                self.store_scalar_outputs(&values, &shifted);
+                values[value]
+            };
+            if self.lay.run_unrolled == 0 {
+                acc = self.fold(acc, x, dtype, vector);
+                continue;
+            }
+            let t = p % run_len;
+            let slot = &mut partials[t % PARTIALS];
+            *slot = Some(match *slot {
+                Some(old) => self.fold(old, x, dtype, vector),
+                None => x,
+            });
+            if t + 1 == run_len {
+                let run = self
+                    .tree(&partials, dtype, vector)
+                    .expect("a run has elements");
+                acc = self.fold(acc, run, dtype, vector);
+                partials = vec![None; PARTIALS];
+            }
         }
         acc
     }
@@ -819,8 +1275,14 @@ impl<'a, 'm> Emitter<'a, 'm> {
                 return self.b.ins().load(ty, FLAGS, address, 0);
             }
             ExprOp::Const(c) => return self.constant(*c, node.dtype),
-            ExprOp::Iota(axis) => {
-                let i = self.b.use_var(self.index[*axis]);
+            ExprOp::Index(terms) => {
+                // Kernels with an index keep every axis as a loop level.
+                let mut i = self.b.ins().iconst(types::I64, 0);
+                for &(axis, weight) in terms {
+                    let at = self.b.use_var(self.index[axis]);
+                    let term = self.b.ins().imul_imm_s(at, weight);
+                    i = self.b.ins().iadd(i, term);
+                }
                 return match node.dtype {
                     DType::F32 | DType::F64 => self.b.ins().fcvt_from_uint(ty, i),
                     DType::I32 => self.b.ins().ireduce(types::I32, i),
@@ -886,51 +1348,6 @@ impl<'a, 'm> Emitter<'a, 'm> {
         }
     }
 
-    /// Whether the innermost loop can run four f32 lanes at a time.
-    fn vectorizable(&self) -> bool {
-        let Some(last) = self.lay.dims.len().checked_sub(1) else {
-            return false;
-        };
-        // f32 and bool accesses, each contiguous (or, for loads, broadcast) along the last axis.
-        let lanes_fit = |a: usize, broadcast_ok: bool| {
-            let dtype = self.dtypes[a];
-            let stride = self.stride(a, last);
-            matches!(dtype, DType::F32 | DType::Bool)
-                && (stride == dtype_size(dtype) as i64 || broadcast_ok && stride == 0)
-        };
-        let out = self.out();
-        let loads_ok = (0..self.k.loads.len()).all(|a| lanes_fit(a, true));
-        let nodes_ok = self.k.expr.iter().all(|n| match (&n.op, n.dtype) {
-            (ExprOp::Load(_), DType::F32 | DType::Bool) | (ExprOp::Const(_), DType::F32) => true,
-            (ExprOp::Op(Op::Cmp(_)), DType::Bool) => self.k.expr[n.args[0]].dtype == DType::F32,
-            (ExprOp::Op(Op::And | Op::Or | Op::Not), DType::Bool) => true,
-            (ExprOp::Op(Op::Cast { .. }), DType::F32 | DType::Bool) => {
-                matches!(self.k.expr[n.args[0]].dtype, DType::F32 | DType::Bool)
-            }
-            (ExprOp::Op(op), DType::F32) => matches!(
-                op,
-                Op::Neg
-                    | Op::Exp
-                    | Op::Log
-                    | Op::Sqrt
-                    | Op::Sin
-                    | Op::Cos
-                    | Op::Detach
-                    | Op::Add
-                    | Op::Sub
-                    | Op::Mul
-                    | Op::Div
-                    | Op::Max
-                    | Op::Min
-                    | Op::Select
-            ),
-            _ => false,
-        });
-        let reduce_ok = self.k.reduce.is_none()
-            || self.dtypes[out] == DType::F32 && self.lay.unrolled.is_empty();
-        lanes_fit(out, false) && loads_ok && nodes_ok && reduce_ok
-    }
-
     /// Four bools (bytes 0 or 1) at `address` as a lane mask; one bool (stride 0) in every lane.
     fn load_mask(&mut self, address: Value, broadcast: bool) -> Value {
         let little = MemFlagsData::new().with_endianness(Endianness::Little);
@@ -965,27 +1382,54 @@ impl<'a, 'm> Emitter<'a, 'm> {
         self.b.ins().store(FLAGS, four, address, 0);
     }
 
-    /// Four lanes of the expression; bools are lane masks (all ones or zeros) typed as f32x4.
-    fn vector_body(&mut self, offsets: &[Value]) {
+    /// Four lanes of every expression node; bools are lane masks (all ones or zeros) typed as
+    /// f32x4.
+    fn vector_values(&mut self, offsets: &[Value]) -> Vec<Value> {
         let mut values: Vec<Value> = Vec::with_capacity(self.k.expr.len());
         for node in &self.k.expr {
             let v = self.vector_node(node, &values, offsets);
             values.push(v);
         }
-        let x = *values.last().expect("an expression has a result");
-        let out = self.out();
-        let address = self.address(out, offsets);
-        if self.dtypes[out] == DType::Bool {
-            self.store_mask(x, address);
-            return;
+        values
+    }
+
+    /// Stores the plain outputs' four lanes: contiguous, or lane by lane along a stride.
+    fn store_vector_outputs(&mut self, values: &[Value], offsets: &[Value]) {
+        let last = self.lay.dims.len() - 1;
+        for a in self.k.loads.len()..self.dtypes.len() {
+            if Some(a) == self.fold {
+                continue;
+            }
+            let address = self.address(a, offsets);
+            let x = values[self.output(a).value];
+            let stride = self.stride(a, last);
+            if self.dtypes[a] == DType::Bool {
+                self.store_mask(x, address);
+            } else if stride == dtype_size(DType::F32) as i64 {
+                self.b.ins().store(FLAGS, x, address, 0);
+            } else {
+                for l in 0..LANES {
+                    let lane = self.b.ins().extractlane(x, l as u8);
+                    self.b
+                        .ins()
+                        .store(FLAGS, lane, address, (stride * l as i64) as i32);
+                }
+            }
         }
-        let value = if self.k.reduce.is_some() {
-            let old = self.b.ins().load(types::F32X4, FLAGS, address, 0);
-            self.fold(old, x, DType::F32, true)
-        } else {
-            x
+    }
+
+    /// Four positions of the loop nest: plain outputs stored, the fold's four independent
+    /// results (at every unrolled position) folded into its output.
+    fn vector_body(&mut self, offsets: &[Value]) {
+        let Some(f) = self.fold else {
+            let values = self.vector_values(offsets);
+            self.store_vector_outputs(&values, offsets);
+            return;
         };
-        self.b.ins().store(FLAGS, value, address, 0);
+        let address = self.address(f, offsets);
+        let old = self.b.ins().load(types::F32X4, FLAGS, address, 0);
+        let new = self.fold_window(offsets, old, DType::F32, true);
+        self.b.ins().store(FLAGS, new, address, 0);
     }
 
     fn vector_node(&mut self, node: &ExprNode, values: &[Value], offsets: &[Value]) -> Value {
@@ -995,22 +1439,47 @@ impl<'a, 'm> Emitter<'a, 'm> {
             ExprOp::Load(i) => {
                 let address = self.address(*i, offsets);
                 let last = self.lay.dims.len() - 1;
-                let broadcast = self.stride(*i, last) == 0;
+                let stride = self.stride(*i, last);
                 if node.dtype == DType::Bool {
-                    return self.load_mask(address, broadcast);
+                    return self.load_mask(address, stride == 0);
                 }
-                return if broadcast {
+                if let Some((period, bytes)) = self.lay.repeat[self.lay.group[*i]] {
+                    // Lanes (x0, x0, x1, x1) or (x0, x0, x0, x0).
                     let x = self.b.ins().load(types::F32, FLAGS, address, 0);
-                    self.b.ins().splat(v4, x)
-                } else {
-                    self.b.ins().load(v4, FLAGS, address, 0)
+                    let mut v = self.b.ins().splat(v4, x);
+                    for first in (period..LANES).step_by(period) {
+                        let offset = (bytes * (first / period) as i64) as i32;
+                        let x = self.b.ins().load(types::F32, FLAGS, address, offset);
+                        for l in first..first + period {
+                            v = self.b.ins().insertlane(v, x, l as u8);
+                        }
+                    }
+                    return v;
+                }
+                return match stride {
+                    0 => {
+                        let x = self.b.ins().load(types::F32, FLAGS, address, 0);
+                        self.b.ins().splat(v4, x)
+                    }
+                    4 => self.b.ins().load(v4, FLAGS, address, 0),
+                    _ => {
+                        // A strided view: the four lanes one by one.
+                        let x = self.b.ins().load(types::F32, FLAGS, address, 0);
+                        let mut v = self.b.ins().scalar_to_vector(v4, x);
+                        for l in 1..LANES {
+                            let offset = (stride * l as i64) as i32;
+                            let x = self.b.ins().load(types::F32, FLAGS, address, offset);
+                            v = self.b.ins().insertlane(v, x, l as u8);
+                        }
+                        v
+                    }
                 };
             }
             ExprOp::Const(c) => {
                 let x = self.constant(*c, DType::F32);
                 return self.b.ins().splat(v4, x);
             }
-            ExprOp::Iota(_) => unreachable!("kernels with iota are not vectorized"),
+            ExprOp::Index(_) => unreachable!("kernels with an index are not vectorized"),
             ExprOp::Op(op) => op,
         };
         match op {

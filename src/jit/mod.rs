@@ -12,6 +12,7 @@
 
 mod codegen;
 mod plan;
+mod show;
 #[cfg(test)]
 mod tests;
 
@@ -23,6 +24,9 @@ use ndarray::{ArrayD, IxDyn};
 use plan::{BufId, Plan, Step, Storage, View, dtype_size};
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Instant;
+
+pub use show::{ProfileRow, StepKind};
 
 /// A graph compiled for this machine.
 pub struct Program {
@@ -37,6 +41,8 @@ pub struct Program {
     inputs: Vec<BufId>,
     /// Scratch memory, kept between runs (u64 for alignment).
     arena: Mutex<Vec<u64>>,
+    /// Calls and nanoseconds of each step, when profiling.
+    profile: Option<Mutex<Vec<(u64, u64)>>>,
 }
 
 /// The number of multiply-adds below which a product runs on one thread: waking the others
@@ -69,7 +75,7 @@ pub fn compile(graph: &Graph) -> Result<Program, String> {
             _ => None,
         });
     }
-    let code = codegen::compile(&kernels)?;
+    let code = codegen::compile(&kernels, &graph.name)?;
     let inputs = graph
         .inputs()
         .map(|(_, name, _)| {
@@ -87,6 +93,7 @@ pub fn compile(graph: &Graph) -> Result<Program, String> {
         body_of_step,
         inputs,
         arena: Mutex::new(Vec::new()),
+        profile: None,
     })
 }
 
@@ -141,6 +148,23 @@ fn tensor_address(t: &Tensor) -> Option<*mut u8> {
     Some(p.cast_mut())
 }
 
+/// The address of a tensor's elements, to be written; the tensor must be row-major.
+fn tensor_address_mut(t: &mut Tensor) -> Option<*mut u8> {
+    Some(match t {
+        Tensor::F32(a) => a.as_slice_mut()?.as_mut_ptr().cast(),
+        Tensor::F64(a) => a.as_slice_mut()?.as_mut_ptr().cast(),
+        Tensor::I32(a) => a.as_slice_mut()?.as_mut_ptr().cast(),
+        Tensor::Bool(a) => a.as_slice_mut()?.as_mut_ptr().cast(),
+    })
+}
+
+/// Makes a tensor row-major in place, copying it if it is not.
+fn make_row_major(t: &mut Tensor) {
+    if tensor_address(t).is_none() {
+        *t = row_major_copy(t);
+    }
+}
+
 fn row_major_copy(t: &Tensor) -> Tensor {
     match t {
         Tensor::F32(a) => Tensor::F32(a.as_standard_layout().into_owned()),
@@ -156,14 +180,79 @@ impl Program {
         &self.graph
     }
 
-    /// Runs the program on the inputs `input` finds by name; returns every output.
+    /// Records the time of every step of later runs (see [`Program::profile`]).
+    pub fn set_profiling(&mut self, on: bool) {
+        self.profile = on.then(|| Mutex::new(vec![(0, 0); self.plan.steps.len()]));
+        for body in self.body_of_step.iter_mut().flatten() {
+            body.set_profiling(on);
+        }
+    }
+
+    /// Runs the program on the inputs `input` finds by name; returns every output. Inputs that
+    /// outputs replace are copied first, so nothing the caller holds changes.
     pub fn run<'a>(
         &self,
         input: &dyn Fn(&str) -> Option<&'a Tensor>,
         threads: usize,
     ) -> Result<HashMap<String, Tensor>, InterpError> {
+        let mut state = HashMap::new();
+        for out in self.plan.outputs.iter().filter(|o| o.replaces_input) {
+            let t = input(&out.name).ok_or_else(|| self.missing(&out.name))?;
+            state.insert(out.name.clone(), row_major_copy(t));
+        }
+        let (mut result, _) = self.execute_with(input, &mut state, threads, false)?;
+        result.extend(state);
+        Ok(result)
+    }
+
+    /// Runs a training step: the values in `state` that outputs replace are updated in place
+    /// (unless the output `loss` is not finite: then none is, and the step stops before any
+    /// would be); returns the other outputs. Inputs are looked up in `input`, then in `state`.
+    pub fn run_step<'a>(
+        &self,
+        input: &dyn Fn(&str) -> Option<&'a Tensor>,
+        state: &mut HashMap<String, Tensor>,
+        threads: usize,
+    ) -> Result<HashMap<String, Tensor>, InterpError> {
+        Ok(self.execute_with(input, state, threads, true)?.0)
+    }
+
+    fn missing(&self, name: &str) -> InterpError {
+        InterpError {
+            message: format!("missing input `{name}`"),
+            node: self.graph.find_input(name).map(|v| v.index()),
+            op: Some("input"),
+            loc: None,
+        }
+    }
+
+    /// Binds the inputs (those that outputs replace from `state`, written in place), runs every
+    /// step, and returns the outputs that replace nothing, and whether the run went to the end
+    /// (a `guarded` run stops at a guard whose loss is not finite).
+    fn execute_with<'a>(
+        &self,
+        input: &dyn Fn(&str) -> Option<&'a Tensor>,
+        state: &mut HashMap<String, Tensor>,
+        threads: usize,
+        guarded: bool,
+    ) -> Result<(HashMap<String, Tensor>, bool), InterpError> {
         let buffers = &self.plan.buffers;
         let mut table: Vec<*mut u8> = vec![std::ptr::null_mut(); buffers.len()];
+        let replaced: Vec<&str> = self
+            .plan
+            .outputs
+            .iter()
+            .filter(|o| o.replaces_input)
+            .map(|o| o.name.as_str())
+            .collect();
+        let mut written: HashMap<String, *mut u8> = HashMap::new();
+        for (name, tensor) in state.iter_mut() {
+            if replaced.contains(&name.as_str()) {
+                make_row_major(tensor);
+                written.insert(name.clone(), tensor_address_mut(tensor).expect("row-major"));
+            }
+        }
+        let state: &HashMap<String, Tensor> = state;
         let mut copies = Vec::new();
         for (&buf, (v, name, _)) in self.inputs.iter().zip(self.graph.inputs()) {
             let want = self.graph.ty(v);
@@ -173,51 +262,67 @@ impl Program {
                 op: Some("input"),
                 loc: None,
             };
-            let tensor =
-                input(name).ok_or_else(|| fail(format!("missing input `{name}` ({want})")))?;
+            let tensor = match written.get(name) {
+                Some(_) => state.get(name),
+                None => input(name).or_else(|| state.get(name)),
+            }
+            .ok_or_else(|| fail(format!("missing input `{name}` ({want})")))?;
             let got = tensor.ty();
             if got != *want {
                 return Err(fail(format!(
                     "input `{name}` is {got} but the graph expects {want}"
                 )));
             }
-            table[buf] = match tensor_address(tensor) {
-                Some(p) => p,
-                None => {
-                    copies.push(row_major_copy(tensor));
-                    tensor_address(copies.last().expect("just pushed")).expect("row-major")
-                }
+            table[buf] = match written.get(name) {
+                Some(&p) => p,
+                None => match tensor_address(tensor) {
+                    Some(p) => p,
+                    None => {
+                        copies.push(row_major_copy(tensor));
+                        tensor_address(copies.last().expect("just pushed")).expect("row-major")
+                    }
+                },
             };
         }
         let mut owned: Vec<Option<Owned>> = buffers.iter().map(|_| None).collect();
-        for (_, buf) in &self.plan.outputs {
-            let mut o = Owned::zeros(buffers[*buf].dtype, buffers[*buf].numel);
-            table[*buf] = o.address();
-            owned[*buf] = Some(o);
+        for out in self.plan.outputs.iter().filter(|o| !o.replaces_input) {
+            let b = &buffers[out.buf];
+            let mut o = Owned::zeros(b.dtype, b.numel);
+            table[out.buf] = o.address();
+            owned[out.buf] = Some(o);
         }
         // SAFETY: every input and output address in the table points to a live buffer of the
-        // planned dtype and size (checked against the graph's types just above).
-        unsafe { self.execute(&mut table, threads)? };
+        // planned dtype and size (checked against the graph's types just above); the inputs
+        // written in place are the caller's own (`state`), not aliased by any other input.
+        let finished = unsafe { self.execute(&mut table, threads, guarded)? };
         let mut result = HashMap::new();
-        for (name, buf) in &self.plan.outputs {
-            let v = self.graph.output(name).expect("a planned output");
+        for out in self.plan.outputs.iter().filter(|o| !o.replaces_input) {
+            let v = self.graph.output(&out.name).expect("a planned output");
             let shape = &self.graph.ty(v).shape;
-            let o = owned[*buf].take().expect("every output has its own buffer");
+            let Some(o) = owned[out.buf].take() else {
+                continue;
+            };
             let tensor = o
                 .into_tensor(shape)
                 .map_err(|e| library_error(&self.graph, v.index(), e))?;
-            result.insert(name.clone(), tensor);
+            result.insert(out.name.clone(), tensor);
         }
-        Ok(result)
+        Ok((result, finished))
     }
 
     /// Runs every step. The caller has put the address of every input and output buffer in
-    /// `table`; the scratch buffers' are filled in here.
+    /// `table`; the scratch buffers' are filled in here. Returns false when a guard stopped the
+    /// run (only when `guarded`).
     ///
     /// # Safety
     /// Those addresses point to live buffers of the planned dtypes and sizes, and the output
     /// buffers overlap nothing else.
-    unsafe fn execute(&self, table: &mut [*mut u8], threads: usize) -> Result<(), InterpError> {
+    unsafe fn execute(
+        &self,
+        table: &mut [*mut u8],
+        threads: usize,
+        guarded: bool,
+    ) -> Result<bool, InterpError> {
         let buffers = &self.plan.buffers;
         let mut arena = self.arena.lock().unwrap_or_else(|e| e.into_inner());
         let words = self.plan.arena_bytes.div_ceil(8);
@@ -232,7 +337,12 @@ impl Program {
                 *address = unsafe { arena_base.add(offset) };
             }
         }
+        let mut times = self
+            .profile
+            .as_ref()
+            .map(|p| p.lock().unwrap_or_else(|e| e.into_inner()));
         for (s, step) in self.plan.steps.iter().enumerate() {
+            let started = times.as_ref().map(|_| Instant::now());
             match step {
                 Step::Kernel(k) => {
                     let kernel = self.code.kernels[self.kernel_of_step[s].expect("a kernel")];
@@ -241,7 +351,7 @@ impl Program {
                     // buffers the table holds, within the extents of their views.
                     unsafe { run_kernel(kernel, table, elements, threads) };
                 }
-                Step::MatMul { a, b, out } => {
+                Step::MatMul { a, b, out, .. } => {
                     let dtype = buffers[out.buf].dtype;
                     // SAFETY: the views lie within their buffers, and the output is a fresh
                     // buffer that no operand view reaches.
@@ -268,9 +378,25 @@ impl Program {
                     // SAFETY: as for the other steps; `args` are row-major.
                     unsafe { self.scan(body, table, &scan, threads)? }
                 }
+                Step::Guard { loss } => {
+                    // SAFETY: the loss is a scalar of its buffer's dtype.
+                    let finite = unsafe {
+                        match buffers[*loss].dtype {
+                            DType::F64 => table[*loss].cast::<f64>().read().is_finite(),
+                            _ => table[*loss].cast::<f32>().read().is_finite(),
+                        }
+                    };
+                    if guarded && !finite {
+                        return Ok(false);
+                    }
+                }
+            }
+            if let (Some(times), Some(started)) = (times.as_mut(), started) {
+                times[s].0 += 1;
+                times[s].1 += started.elapsed().as_nanos() as u64;
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// # Safety
@@ -417,8 +543,8 @@ impl Program {
                     address(&scan.args[i])
                 };
             }
-            for (j, (_, buf)) in body.plan.outputs.iter().enumerate() {
-                body_table[*buf] = if j < carries {
+            for (j, out) in body.plan.outputs.iter().enumerate() {
+                body_table[out.buf] = if j < carries {
                     table[scan.carries[j][1 - current[j]]]
                 } else {
                     let out = scan.outs[j];
@@ -429,7 +555,7 @@ impl Program {
             }
             // SAFETY: every address is a live buffer of the body's planned types: the carry
             // buffers and slots hold exactly one step's values, and outputs overlap nothing.
-            unsafe { body.execute(&mut body_table, threads) }.map_err(|mut e| {
+            unsafe { body.execute(&mut body_table, threads, false) }.map_err(|mut e| {
                 e.message = format!("{} (at step {t} of the scan %{})", e.message, scan.node);
                 e
             })?;

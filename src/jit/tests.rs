@@ -274,15 +274,38 @@ fn single_axis_reductions_fold_in_the_interpreters_order() {
 }
 
 #[test]
-fn reductions_over_several_axes_agree_within_rounding() {
-    // The interpreter folds one axis at a time; the JIT folds in one pass, which groups float
-    // sums differently (integer sums and maxima are exact either way).
+fn reductions_over_several_axes_fold_in_the_interpreters_order() {
+    // Runs of the trailing reduced axes, in eight partial results; the runs in order.
     same(
         "graph t {\n  %0: i32[4, 5, 6] = input \"x\" data\n  %1: i32[5] = sum %0 axes=[0,2]\n  \
          %2: i32[] = sum %0 axes=[0,1,2]\n  %3: f32[4, 5, 6] = input \"f\" data\n  \
-         %4: f32[4] = reduce_max %3 axes=[1,2]\n  output \"a\" = %1\n  output \"b\" = %2\n  \
-         output \"c\" = %4\n}",
+         %4: f32[4] = reduce_max %3 axes=[1,2]\n  %5: f32[5] = sum %3 axes=[0,2]\n  \
+         %6: f32[] = sum %3 axes=[0,1,2]\n  %7: f32[4, 1, 6] = input \"u\" data\n  \
+         %8: f32[1] = sum %7 axes=[0,2]\n  %9: f64[4, 5, 6] = input \"d\" data\n  \
+         %10: f64[5] = sum %9 axes=[0,2]\n  %11: f32[3, 4, 26, 26] = input \"g\" data\n  \
+         %12: f32[4] = sum %11 axes=[0,2,3]\n  \
+         output \"a\" = %1\n  output \"b\" = %2\n  output \"c\" = %4\n  output \"e\" = %5\n  \
+         output \"s\" = %6\n  output \"unit\" = %8\n  output \"f64\" = %10\n  output \"bias\" = %12\n}",
     );
+}
+
+#[test]
+fn inner_runs_fold_eight_partial_results_at_every_length() {
+    // Vector runs (f32: two vectors, a vector and lanes of tail) and element-by-element runs
+    // (f64, i32) of every length around the vector widths, NaN, ±∞ and −0 included.
+    for n in 1..=19 {
+        for (ty, op) in [
+            ("f32", "sum"),
+            ("f32", "reduce_max"),
+            ("f64", "sum"),
+            ("i32", "sum"),
+        ] {
+            same(&format!(
+                "graph t {{\n  %0: {ty}[3, {n}] = input \"x\" data\n  %1: {ty}[3] = {op} %0 axes=[1]\n  \
+                 %2: {ty}[] = {op} %0 axes=[0,1]\n  output \"rows\" = %1\n  output \"all\" = %2\n}}"
+            ));
+        }
+    }
 }
 
 #[test]
@@ -410,4 +433,139 @@ fn kernels_and_products_split_between_threads_match() {
             same_on(&format!("graph t {{\n  {body}\n}}"), threads);
         }
     }
+}
+
+/// The number of steps of the plan of `text` that are kernels, and the plan's listing.
+fn kernel_count(text: &str) -> (usize, String) {
+    let g = text::parse(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let program = compile(&g).expect("compiles");
+    let kernels = program
+        .plan
+        .steps
+        .iter()
+        .filter(|s| matches!(s, super::plan::Step::Kernel(_)))
+        .count();
+    (kernels, program.describe())
+}
+
+#[test]
+fn expressions_through_reshapes_broadcasts_and_slices_are_not_stored() {
+    // Max pooling's gradient: the tie mask is recomputed where it is read (by the count and the
+    // product), the product reshaped to the input's shape by refining its loop space, and the
+    // ReLU's gradient and the bias gradient computed in the same loop.
+    let pool_backward = "graph t {\n  %0: f32[2, 3, 4, 2, 6, 2] = input \"x\" data\n  \
+         %1: f32[2, 3, 4, 6] = reduce_max %0 axes=[3,5]\n  %2: f32[2, 3, 4, 1, 6, 1] = reshape %1\n  \
+         %3: f32[2, 3, 4, 2, 6, 2] = broadcast %2\n  %4: bool[2, 3, 4, 2, 6, 2] = eq %0, %3\n  \
+         %5: f32[2, 3, 4, 2, 6, 2] = cast %4\n  %6: f32[2, 3, 4, 6] = sum %5 axes=[3,5]\n  \
+         %7: f32[2, 3, 4, 6] = input \"ct\" data\n  %8: f32[2, 3, 4, 6] = div %7, %6\n  \
+         %9: f32[2, 3, 4, 1, 6, 1] = reshape %8\n  %10: f32[2, 3, 4, 2, 6, 2] = broadcast %9\n  \
+         %11: f32[2, 3, 4, 2, 6, 2] = mul %10, %5\n  %12: f32[2, 3, 8, 12] = reshape %11\n  \
+         %13: f32[2, 3, 8, 12] = input \"z\" data\n  %14: f32[2, 3, 8, 12] = const 0.0\n  \
+         %15: bool[2, 3, 8, 12] = gt %13, %14\n  %16: f32[2, 3, 8, 12] = cast %15\n  \
+         %17: f32[2, 3, 8, 12] = mul %12, %16\n  %18: f32[3] = sum %17 axes=[0,2,3]\n  \
+         %19: f32[2, 3, 96] = reshape %17\n  %20: f32[2, 96, 3] = permute %19 perm=[0,2,1]\n  \
+         %21: f32[2, 3, 3] = matmul %19, %20\n  \
+         output \"pooled\" = %1\n  output \"bias\" = %18\n  output \"w\" = %21\n}";
+    same(pool_backward);
+    // The pooled max, the count, the quotient, one loop for the product and the ReLU gradient,
+    // and the bias gradient (a vector loop of its own over the stored gradient: merged into the
+    // loop before, whose space splits the gradient's last axes, it would run element by
+    // element).
+    let (kernels, plan) = kernel_count(pool_backward);
+    assert_eq!(kernels, 5, "{plan}");
+    // The gates of an LSTM step: slices of one sum, each computed where it is read.
+    let gates = "graph t {\n  %0: f32[4, 16] = input \"x\" data\n  %1: f32[4, 16] = input \"h\" data\n  \
+         %2: f32[4, 16] = add %0, %1\n  %3: f32[4, 8] = slice %2 axis=1 start=0 end=8\n  \
+         %4: f32[4, 8] = slice %2 axis=1 start=8 end=16\n  %5: f32[4, 8] = exp %3\n  \
+         %6: f32[4, 8] = mul %5, %4\n  output \"y\" = %6\n}";
+    same(gates);
+    let (kernels, plan) = kernel_count(gates);
+    assert_eq!(kernels, 1, "{plan}");
+}
+
+#[test]
+fn loads_repeated_along_a_short_inner_axis_match() {
+    // A value broadcast over a window of 2 or 4 along the innermost axis: the loop runs over the
+    // merged axis, that load repeating each element (tails of 0 and 2 elements).
+    for (rows, period) in [(5, 2), (6, 2), (3, 4)] {
+        let n = rows * period;
+        same(&format!(
+            "graph t {{\n  %0: f32[3, {rows}, 1] = input \"g\" data\n  \
+             %1: f32[3, {rows}, {period}] = broadcast %0\n  %2: f32[3, {rows}, {period}] = input \"x\" data\n  \
+             %3: f32[3, {rows}, {period}] = mul %1, %2\n  %4: f32[3, {n}] = reshape %3\n  \
+             %5: f32[3, {n}] = exp %4\n  output \"y\" = %5\n}}"
+        ));
+    }
+}
+
+#[test]
+fn kernels_that_feed_the_next_are_merged() {
+    // Adam: the new moments feed the new parameter; one loop stores all three.
+    let adam = "graph t {\n  %0: f32[37] = input \"g\" data\n  %1: f32[37] = input \"m\" data\n  \
+         %2: f32[37] = input \"v\" data\n  %3: f32[37] = input \"p\" data\n  \
+         %4: f32[37] = const 0.9\n  %5: f32[37] = mul %4, %1\n  %6: f32[37] = const 0.1\n  \
+         %7: f32[37] = mul %6, %0\n  %8: f32[37] = add %5, %7\n  %9: f32[37] = mul %0, %0\n  \
+         %10: f32[37] = add %2, %9\n  %11: f32[37] = sqrt %10\n  %12: f32[37] = div %8, %11\n  \
+         %13: f32[37] = sub %3, %12\n  output \"m2\" = %8\n  output \"v2\" = %10\n  \
+         output \"p2\" = %13\n}";
+    same(adam);
+    let (kernels, plan) = kernel_count(adam);
+    assert_eq!(kernels, 1, "{plan}");
+}
+
+/// A training step's graph: `loss = sum(x · p)`, `p ← p − 0.5·x`, `m ← m + x`.
+const STEP: &str = "graph step {\n  %0: f32[6] = input \"x\" data\n  %1: f32[6] = input \"p\" param\n  \
+     %2: f32[6] = input \"m\" opt_state\n  %3: f32[6] = mul %0, %1\n  %4: f32[] = sum %3 axes=[0]\n  \
+     %5: f32[6] = const 0.5\n  %6: f32[6] = mul %5, %0\n  %7: f32[6] = sub %1, %6\n  \
+     %8: f32[6] = add %2, %0\n  output \"loss\" loss = %4\n  output \"p\" new param = %7\n  \
+     output \"m\" new opt_state = %8\n}";
+
+fn f32s(values: &[f32]) -> Tensor {
+    Tensor::F32(ArrayD::from_shape_vec(IxDyn(&[values.len()]), values.to_vec()).expect("sized"))
+}
+
+#[test]
+fn a_step_updates_its_state_in_place_unless_the_loss_is_not_finite() {
+    let g = text::parse(STEP).expect("parses");
+    let program = compile(&g).expect("compiles");
+    let x = f32s(&[1.0, 2.0, 3.0, -1.0, 0.5, 0.0]);
+    let mut state = HashMap::from([
+        ("p".to_string(), f32s(&[1.0; 6])),
+        ("m".to_string(), f32s(&[0.25; 6])),
+    ]);
+    // The pure run returns the new values and leaves the inputs alone.
+    let inputs: HashMap<String, Tensor> = state
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .chain([("x".to_string(), x.clone())])
+        .collect();
+    let want = interp::run(&g, &inputs, &Options::default()).expect("runs");
+    let pure = program.run(&|n| inputs.get(n), 1).expect("runs");
+    for name in ["loss", "p", "m"] {
+        assert_eq!(bits(&pure[name]), bits(&want[name]), "{name}");
+    }
+    assert_eq!(bits(&inputs["p"]), bits(&f32s(&[1.0; 6])));
+    // The step writes the new values into the tensors it was given.
+    let address = |t: &Tensor| match t {
+        Tensor::F32(a) => a.as_ptr() as usize,
+        _ => 0,
+    };
+    let before = address(&state["p"]);
+    let batch = HashMap::from([("x".to_string(), x)]);
+    let out = program
+        .run_step(&|n| batch.get(n), &mut state, 1)
+        .expect("runs");
+    assert_eq!(out.keys().collect::<Vec<_>>(), vec!["loss"]);
+    assert_eq!(bits(&out["loss"]), bits(&want["loss"]));
+    assert_eq!(bits(&state["p"]), bits(&want["p"]));
+    assert_eq!(bits(&state["m"]), bits(&want["m"]));
+    assert_eq!(address(&state["p"]), before, "updated in place");
+    // A NaN in the batch makes the loss NaN: nothing is written.
+    let kept = (bits(&state["p"]), bits(&state["m"]));
+    let bad = HashMap::from([("x".to_string(), f32s(&[1.0, f32::NAN, 0.0, 0.0, 0.0, 0.0]))]);
+    let out = program
+        .run_step(&|n| bad.get(n), &mut state, 1)
+        .expect("runs");
+    assert!(out["loss"].scalar().is_some_and(f64::is_nan));
+    assert_eq!((bits(&state["p"]), bits(&state["m"])), kept);
 }

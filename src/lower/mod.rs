@@ -21,6 +21,7 @@ mod eval;
 mod train;
 
 use crate::diag::Diagnostic;
+use crate::diag::codes;
 use crate::ir::{DType, Graph, Loc, Role, TensorType, ValueId};
 use crate::resolve::{ItemRef, Program};
 use crate::source::{SourceMap, Span};
@@ -57,6 +58,10 @@ pub struct TrainConfig {
     pub early_stop: Option<EarlyStop>,
     /// The checkpoint directory, as written (relative to the `.nnl` file).
     pub checkpoint: Option<String>,
+    /// `init …`: weights to load before training.
+    pub init: Option<crate::syntax::finetune::InitFrom>,
+    /// How frozen layers run in training steps.
+    pub frozen_bn: crate::syntax::finetune::FrozenBn,
 }
 
 /// `early_stop(monitor: split.metric, mode, patience, min_delta, restore_best)`.
@@ -119,8 +124,11 @@ impl LowerError {
     }
 
     pub fn into_diagnostic(self) -> Diagnostic {
-        let d = Diagnostic::error("E0400", format!("cannot compile this: {}", self.message))
-            .with_note("the program passed the checks; this is a limit of the compiler");
+        let d = Diagnostic::error(
+            codes::LOWERING_LIMIT,
+            format!("cannot compile this: {}", self.message),
+        )
+        .with_note("the program passed the checks; this is a limit of the compiler");
         match self.span {
             Some(s) => d.with_primary(s, "here"),
             None => d,
@@ -256,6 +264,8 @@ pub(crate) struct Lowerer<'p> {
     rule_env: Vec<(String, Val)>,
     /// One slot per scan body being lowered, for its `yield`.
     yields: Vec<Option<Vec<Val>>>,
+    /// Layer paths that run in evaluation mode inside training graphs (frozen layers).
+    eval_paths: Vec<String>,
 }
 
 impl<'p> Lowerer<'p> {
@@ -279,6 +289,7 @@ impl<'p> Lowerer<'p> {
             rule_param: None,
             rule_env: Vec::new(),
             yields: Vec::new(),
+            eval_paths: Vec::new(),
         }
     }
 

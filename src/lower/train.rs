@@ -6,10 +6,12 @@ use super::{
     EarlyStop, Env, LowerError, Lowered, Lowerer, Options, ParamUpdate, Phase, Res, TrainConfig,
     Tv, Val,
 };
-use crate::ir::{Graph, Role, TensorType};
+use crate::check::metric;
+use crate::ir::{Graph, OutputRole, Role, TensorType};
 use crate::resolve::{ItemRef, Program};
 use crate::source::{SourceMap, Span};
 use crate::syntax::ast::*;
+use crate::syntax::finetune::FrozenBn;
 use std::rc::Rc;
 
 /// One phase as written: its name and statements (the whole block when there are no phases).
@@ -74,10 +76,35 @@ pub(crate) fn lower_train(program: &Program, sources: &SourceMap, opts: &Options
     let mut phases = Vec::new();
     for p in &phases_src {
         let graph_name = format!("forward.{}", p.name);
-        let (forward, rules) = l.forward(&ctx, &graph_name, &p.stmts, true, "loss")?;
+        let frozen = frozen_paths(&p.stmts, &model_layers);
+        l.eval_paths = match config.frozen_bn {
+            FrozenBn::RunningStats => frozen.iter().map(|(f, _)| f.clone()).collect(),
+            FrozenBn::BatchStats => Vec::new(),
+        };
+        let lowered_forward = l.forward(&ctx, &graph_name, &p.stmts, true, "loss");
+        l.eval_paths.clear();
+        let (forward, rules) = lowered_forward?;
+        for (path, span) in &frozen {
+            if !l.vars.params.iter().any(|(n, _)| owns(path, n)) {
+                let names: Vec<String> = l.vars.params.iter().map(|(n, _)| n.clone()).collect();
+                let layers: Vec<&str> = names
+                    .iter()
+                    .filter_map(|n| n.rsplit_once('.').map(|(l, _)| l))
+                    .collect();
+                let hint = crate::suggest::closest(path, layers.iter().copied())
+                    .map_or(String::new(), |s| format!("; did you mean `{s}`?"));
+                return Err(LowerError::new(
+                    format!("`freeze {path}`: no layer with parameters has this path{hint}"),
+                    *span,
+                ));
+            }
+        }
         let mut updates = Vec::new();
         for rule in &rules.updates {
             for (param, ty) in l.params_of(&rule.targets, &forward) {
+                if frozen.iter().any(|(f, _)| owns(f, &param)) {
+                    continue;
+                }
                 let constraints: Vec<&Val> = rules
                     .constraints
                     .iter()
@@ -118,8 +145,29 @@ pub(crate) fn lower_train(program: &Program, sources: &SourceMap, opts: &Options
     })
 }
 
-fn owns(target: &str, param: &str) -> bool {
+pub(super) fn owns(target: &str, param: &str) -> bool {
     param == target || param.starts_with(&format!("{target}."))
+}
+
+/// The paths `freeze` names in a phase's statements (the block's and the phase's own), made
+/// absolute: a path without a model's name belongs to the only model.
+fn frozen_paths(stmts: &[&TrainStmt], models: &[(String, Val)]) -> Vec<(String, Span)> {
+    let mut out = Vec::new();
+    for s in stmts {
+        let TrainStmt::Setting(set) = s else { continue };
+        if set.name.name != "freeze" {
+            continue;
+        }
+        for (path, span) in crate::syntax::finetune::freeze(set).unwrap_or_default() {
+            let first = path.split('.').next().unwrap_or_default();
+            let full = match models {
+                [(m, _)] if first != m => format!("{m}.{path}"),
+                _ => path,
+            };
+            out.push((full, span));
+        }
+    }
+    out
 }
 
 struct BlockCtx<'a> {
@@ -184,6 +232,10 @@ impl Lowerer<'_> {
                         c.early_stop = self.early_stop(&mut env, args)?;
                     }
                 }
+                "init" => c.init = crate::syntax::finetune::init(set).ok(),
+                "frozen_bn" => {
+                    c.frozen_bn = crate::syntax::finetune::frozen_bn(set).unwrap_or_default()
+                }
                 _ => {}
             }
         }
@@ -214,7 +266,7 @@ impl Lowerer<'_> {
         };
         let minimize = match named("mode").map(|e| &e.kind) {
             Some(ExprKind::Name(m)) => m.name == "min",
-            _ => !higher_is_better(&field.name),
+            _ => !self.higher_is_better(env.module, &field.name),
         };
         let mut number = |l: &mut Self, n: &str| -> Res<Option<f64>> {
             match named(n) {
@@ -236,6 +288,15 @@ impl Lowerer<'_> {
             min_delta,
             restore_best,
         }))
+    }
+
+    /// Whether a larger value of a monitored metric is better, as the metric declares (never
+    /// for the loss), for `early_stop` without a `mode`.
+    fn higher_is_better(&self, module: usize, metric: &str) -> bool {
+        self.program
+            .lookup(module, metric)
+            .and_then(|r| metric::declaration(self.program, r).ok())
+            .is_some_and(|d| d.higher_is_better)
     }
 
     /// The data block's fields with the batch axis in front.
@@ -309,15 +370,12 @@ impl Lowerer<'_> {
             message: "this training block has no loss".into(),
             span: Some(ctx.span),
         })?;
-        self.output(loss_name, loss);
+        self.output(loss_name, loss, OutputRole::Loss);
         self.metrics(&mut env, ctx, stmts)?;
         if training {
             let updates = std::mem::take(&mut self.vars.state_updates);
             for (state, t) in updates {
-                let id = self.use_tv(t);
-                let g = self.g();
-                g.outputs.retain(|(n, _)| *n != state);
-                g.outputs.push((state, id));
+                self.output(&state, t, OutputRole::Update(Role::State));
             }
         }
         Ok((self.finish_graph(), rules))
@@ -333,7 +391,7 @@ impl Lowerer<'_> {
                 self.train_stmt(&mut env, s, &mut Rules::default(), &mut loss, ctx)?;
             }
             if let Some(l) = loss {
-                self.output(&format!("loss.{}", p.name), l);
+                self.output(&format!("loss.{}", p.name), l, OutputRole::Loss);
             }
         }
         Ok(self.finish_graph())
@@ -354,11 +412,9 @@ impl Lowerer<'_> {
         env
     }
 
-    fn output(&mut self, name: &str, t: Tv) {
+    fn output(&mut self, name: &str, t: Tv, role: OutputRole) {
         let id = self.use_tv(t);
-        let g = self.g();
-        g.outputs.retain(|(n, _)| n != name);
-        g.outputs.push((name.to_string(), id));
+        self.g().set_output(name, id, role);
     }
 
     /// `out`: the single model applied to the fields named like its inputs.
@@ -384,7 +440,7 @@ impl Lowerer<'_> {
         self.at(def.name.span);
         let out = self.call(Val::Layer(layer.clone()), args, def.name.span)?;
         if let Val::Tensor(t) = &out {
-            self.output("out", *t);
+            self.output("out", *t, OutputRole::Prediction);
         }
         env.bind("out", out.clone());
         Ok(Some(out))
@@ -524,7 +580,8 @@ impl Lowerer<'_> {
                     _ => self.expr(env, v)?,
                 };
                 let t = self.tensor_of(&value, self.float, v.span)?;
-                self.output(&name, t);
+                let decl = metric::of_entry(self.program, ctx.module, v);
+                self.output(&name, t, OutputRole::Metric(decl.aggregation));
             }
         }
         Ok(())
@@ -585,9 +642,9 @@ impl Lowerer<'_> {
             self.rule_env[0].1 = Val::Tensor(p);
             p = self.run_rule(c, span)?.0;
         }
-        self.output(param, p);
+        self.output(param, p, OutputRole::Update(Role::Param));
         for (name, t) in states {
-            self.output(&name, t);
+            self.output(&name, t, OutputRole::Update(Role::OptState));
         }
         Ok(())
     }
@@ -655,11 +712,6 @@ fn target_name(e: &Expr) -> Option<String> {
         }
         _ => None,
     }
-}
-
-/// Whether a larger value of the metric is better, for `early_stop` without a `mode`.
-fn higher_is_better(metric: &str) -> bool {
-    metric.contains("accuracy") || metric == "r2"
 }
 
 fn metric_name(e: &Expr) -> Option<String> {
@@ -751,10 +803,10 @@ pub(crate) fn lower_model(
     l.at(def.name.span);
     let out = l.call(layer.clone(), args, def.name.span)?;
     let t = l.tensor_of(&out, l.float, def.name.span)?;
-    l.output("out", t);
+    l.output("out", t, OutputRole::Prediction);
     for (state, t) in std::mem::take(&mut l.vars.state_updates) {
         if training {
-            l.output(&state, t);
+            l.output(&state, t, OutputRole::Update(Role::State));
         }
     }
     Ok(l.finish_graph())

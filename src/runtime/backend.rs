@@ -14,6 +14,39 @@ pub trait Executable {
         input: &dyn Fn(&str) -> Option<&'a Tensor>,
         locate_nonfinite: bool,
     ) -> Result<HashMap<String, Tensor>, InterpError>;
+
+    /// Runs a training step: every output named like a value of `state` (a parameter, layer
+    /// state, optimizer state) replaces that value, unless the output `loss` is not finite,
+    /// when `state` is left as it was; returns the other outputs. Inputs are looked up in
+    /// `input`, then in `state`.
+    fn run_step<'a>(
+        &self,
+        input: &dyn Fn(&str) -> Option<&'a Tensor>,
+        state: &mut HashMap<String, Tensor>,
+    ) -> Result<HashMap<String, Tensor>, InterpError> {
+        let mut out = {
+            let state: &HashMap<String, Tensor> = state;
+            self.run(&|n| input(n).or_else(|| state.get(n)), false)?
+        };
+        let finite = out
+            .get("loss")
+            .and_then(Tensor::scalar)
+            .is_none_or(f64::is_finite);
+        if finite {
+            for (name, slot) in state.iter_mut() {
+                if let Some(value) = out.remove(name) {
+                    *slot = value;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Where the time of the runs since the backend was asked to profile went, step by step
+    /// (empty when the backend does not profile).
+    fn profile(&self) -> Vec<crate::jit::ProfileRow> {
+        Vec::new()
+    }
 }
 
 pub trait Backend {
@@ -65,6 +98,8 @@ impl Executable for Interpreted {
 pub struct Jit {
     /// Threads for matrix products and large loops.
     pub threads: usize,
+    /// Time every step of every run (`nnlc run --profile`).
+    pub profile: bool,
 }
 
 struct Jitted {
@@ -78,8 +113,10 @@ impl Backend for Jit {
     }
 
     fn prepare(&self, graph: Graph) -> Result<Box<dyn Executable>, String> {
+        let mut program = crate::jit::compile(&graph)?;
+        program.set_profiling(self.profile);
         Ok(Box::new(Jitted {
-            program: crate::jit::compile(&graph)?,
+            program,
             threads: self.threads,
         }))
     }
@@ -99,5 +136,17 @@ impl Executable for Jitted {
             return interp::run_with(self.program.graph(), input, &opts);
         }
         self.program.run(input, self.threads)
+    }
+
+    fn run_step<'a>(
+        &self,
+        input: &dyn Fn(&str) -> Option<&'a Tensor>,
+        state: &mut HashMap<String, Tensor>,
+    ) -> Result<HashMap<String, Tensor>, InterpError> {
+        self.program.run_step(input, state, self.threads)
+    }
+
+    fn profile(&self) -> Vec<crate::jit::ProfileRow> {
+        self.program.profile()
     }
 }

@@ -62,11 +62,11 @@ fn graph_bytes(g: &Graph) -> u128 {
 pub fn estimate(lowered: &Lowered) -> Estimate {
     let mut persistent = 0u128;
     let mut largest: Option<(String, u128)> = None;
-    for (name, v) in &lowered.init.outputs {
-        let bytes = type_bytes(&lowered.init.node(*v).ty);
+    for out in &lowered.init.outputs {
+        let bytes = type_bytes(&lowered.init.node(out.value).ty);
         persistent = persistent.saturating_add(bytes);
         if largest.as_ref().is_none_or(|(_, b)| bytes > *b) {
-            largest = Some((name.clone(), bytes));
+            largest = Some((out.name.clone(), bytes));
         }
     }
     let activations = lowered

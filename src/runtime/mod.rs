@@ -14,7 +14,9 @@ pub mod labels;
 pub mod memory;
 pub mod metrics;
 pub mod predict;
+pub mod profile;
 pub mod report;
+pub mod weights;
 
 pub use backend::{Backend, Executable, Interpreter, Jit};
 pub use checkpoint::{Best, EpochRecord, PartialEpoch, RunState};
@@ -24,7 +26,7 @@ pub use metrics::Metrics;
 use crate::data::{Batch, Dataset};
 use crate::exec::rng_key;
 use crate::interp::Tensor;
-use crate::ir::{DType, Role};
+use crate::ir::{Aggregation, DType, Graph, OutputRole, Role};
 use crate::lower::{self, EarlyStop, Lowered, TrainConfig};
 use crate::resolve::Program;
 use crate::source::SourceMap;
@@ -40,8 +42,39 @@ use std::time::Instant;
 /// The prepared graphs for one batch size.
 struct Graphs {
     /// One training step per phase, in order.
-    steps: Vec<Box<dyn Executable>>,
-    eval: Box<dyn Executable>,
+    steps: Vec<Prepared>,
+    eval: Prepared,
+}
+
+/// A graph made ready by the backend, and what each of its outputs is.
+struct Prepared {
+    exe: Box<dyn Executable>,
+    roles: HashMap<String, OutputRole>,
+}
+
+impl Prepared {
+    fn new(backend: &dyn Backend, graph: Graph) -> Result<Prepared, String> {
+        let roles = graph
+            .outputs
+            .iter()
+            .map(|o| (o.name.clone(), o.role))
+            .collect();
+        Ok(Prepared {
+            exe: backend.prepare(graph)?,
+            roles,
+        })
+    }
+
+    fn role(&self, output: &str) -> OutputRole {
+        self.roles.get(output).copied().unwrap_or(OutputRole::Value)
+    }
+
+    /// The value of the step's loss output.
+    fn loss(&self, out: &HashMap<String, Tensor>) -> Option<f64> {
+        out.iter()
+            .find(|(name, _)| self.role(name) == OutputRole::Loss)
+            .and_then(|(_, t)| t.scalar())
+    }
 }
 
 /// A checked program's graphs, lowered and prepared per batch size on demand.
@@ -54,6 +87,8 @@ pub struct Session<'p> {
     graphs: HashMap<usize, Rc<Graphs>>,
     /// Seconds spent lowering, optimizing and preparing graphs.
     pub compile_seconds: f64,
+    /// Seconds spent running training steps (their graphs, not the loop around them).
+    pub step_seconds: f64,
 }
 
 impl<'p> Session<'p> {
@@ -73,6 +108,7 @@ impl<'p> Session<'p> {
             backend,
             graphs: HashMap::new(),
             compile_seconds: start.elapsed().as_secs_f64(),
+            step_seconds: 0.0,
         })
     }
 
@@ -131,18 +167,31 @@ impl<'p> Session<'p> {
             fresh = lower_at(self.program, self.sources, Some(batch))?;
             &fresh
         };
+        let backend = self.backend.as_ref();
         let mut steps = Vec::new();
         for phase in &lowered.phases {
             let step = crate::step::train_step(lowered, phase)?;
-            steps.push(self.backend.prepare(crate::opt::optimize(&step).0)?);
+            steps.push(Prepared::new(backend, crate::opt::optimize(&step).0)?);
         }
-        let eval = self
-            .backend
-            .prepare(crate::opt::optimize(&lowered.eval).0)?;
+        let eval = Prepared::new(backend, crate::opt::optimize(&lowered.eval).0)?;
         let g = Rc::new(Graphs { steps, eval });
         self.graphs.insert(batch, g.clone());
         self.compile_seconds += start.elapsed().as_secs_f64();
         Ok(g)
+    }
+
+    /// Where the training steps' time went, step by step of each phase's plan at the file's
+    /// batch size (empty unless the backend profiles).
+    pub fn training_profile(&self) -> Vec<(String, Vec<crate::jit::ProfileRow>)> {
+        let Some(graphs) = self.graphs.get(&self.lowered.config.batch) else {
+            return Vec::new();
+        };
+        self.lowered
+            .phases
+            .iter()
+            .zip(&graphs.steps)
+            .map(|(phase, step)| (phase.name.clone(), step.exe.profile()))
+            .collect()
     }
 
     /// The initial parameters, layer state and optimizer state for a seed.
@@ -175,47 +224,64 @@ impl<'p> Session<'p> {
             .map_err(|e| e.to_string())?;
         for batch in batches {
             let graphs = self.graphs(batch.indices.len())?;
-            let inputs = Inputs::new(&batch, values, None, rng_key(seed, 0));
+            let inputs = Inputs::new(&batch, None, rng_key(seed, 0));
             let out = graphs
                 .eval
-                .run(&|n| inputs.get(n), false)
+                .exe
+                .run(&|n| inputs.get(n).or_else(|| values.get(n)), false)
                 .map_err(|e| e.to_string())?;
-            self.add_outputs(&mut sums, &batch, &out, "loss");
+            self.add_outputs(&mut sums, &batch, &graphs.eval, &out, None);
         }
         Ok(sums.finish())
     }
 
-    /// Adds a batch's loss (named `loss_name`) and metrics to the split's sums.
+    /// Adds a batch's losses and metrics to the split's sums; a step's loss is reported as
+    /// `loss_name` when given (`loss.<phase>` in a run of several phases).
     fn add_outputs(
         &self,
         sums: &mut SplitMetrics,
         batch: &Batch,
+        graph: &Prepared,
         out: &HashMap<String, Tensor>,
-        loss_name: &str,
+        loss_name: Option<&str>,
     ) {
-        let config = &self.lowered.config;
-        let mut values: Vec<(String, f64)> = out
-            .iter()
-            .filter(|(name, _)| {
-                name.as_str() == "loss"
-                    || name.starts_with("loss.")
-                    || config.metrics.contains(name)
-            })
-            .filter_map(|(name, t)| {
-                let name = if name == "loss" { loss_name } else { name };
-                t.scalar().map(|v| (name.to_string(), v))
-            })
-            .collect();
-        values.sort_by(|a, b| a.0.cmp(&b.0));
-        sums.add_batch(batch.indices.len(), &values);
-        if config.metrics.iter().any(|m| m == "r2")
-            && let (Some(prediction), Some(target)) = (
-                out.get("out"),
-                config.target.as_ref().and_then(|t| batch.tensors.get(t)),
-            )
-            && target.dtype().is_float()
-        {
-            sums.add_regression(prediction, target);
+        let samples = batch.indices.len();
+        let mut names: Vec<&String> = out.keys().collect();
+        names.sort();
+        for name in names {
+            let t = &out[name];
+            match graph.role(name) {
+                OutputRole::Loss => {
+                    if let Some(v) = t.scalar() {
+                        sums.add_batch(samples, loss_name.unwrap_or(name), Aggregation::Mean, v);
+                    }
+                }
+                OutputRole::Metric(Aggregation::R2) => {
+                    let prediction = out
+                        .iter()
+                        .find(|(n, _)| graph.role(n) == OutputRole::Prediction);
+                    let target = self
+                        .lowered
+                        .config
+                        .target
+                        .as_ref()
+                        .and_then(|t| batch.tensors.get(t));
+                    if let (Some((_, prediction)), Some(target)) = (prediction, target)
+                        && target.dtype().is_float()
+                    {
+                        sums.add_regression(name, prediction, target);
+                    }
+                }
+                OutputRole::Metric(aggregation) => {
+                    if let Some(v) = t.scalar() {
+                        sums.add_batch(samples, name, aggregation, v);
+                    }
+                }
+                OutputRole::Value
+                | OutputRole::Prediction
+                | OutputRole::Update(_)
+                | OutputRole::Gradient => {}
+            }
         }
     }
 }
@@ -232,39 +298,26 @@ fn lower_at(
     lower::lower(program, sources, &opts).map_err(|d| d.message.clone())
 }
 
-/// The inputs of a graph where they already are, so that no step copies the parameters: the
-/// batch's fields, the current values, and the counters and random key made for this step.
+/// The inputs of a graph besides the trained values: the batch's fields, and the counters and
+/// random key made for this step.
 struct Inputs<'a> {
     batch: &'a Batch,
-    values: &'a HashMap<String, Tensor>,
     made: HashMap<&'static str, Tensor>,
 }
 
 impl<'a> Inputs<'a> {
-    fn new(
-        batch: &'a Batch,
-        values: &'a HashMap<String, Tensor>,
-        counters: Option<(u64, usize)>,
-        rng: Tensor,
-    ) -> Inputs<'a> {
+    fn new(batch: &'a Batch, counters: Option<(u64, usize)>, rng: Tensor) -> Inputs<'a> {
         let mut made = HashMap::from([("rng", rng)]);
         if let Some((step, epoch)) = counters {
             // `step` is 1-based (the update being made), `epoch` the number of epochs completed.
             made.insert("step", scalar((step + 1) as f64));
             made.insert("epoch", scalar(epoch as f64));
         }
-        Inputs {
-            batch,
-            values,
-            made,
-        }
+        Inputs { batch, made }
     }
 
     fn get(&self, name: &str) -> Option<&Tensor> {
-        self.made
-            .get(name)
-            .or_else(|| self.batch.tensors.get(name))
-            .or_else(|| self.values.get(name))
+        self.made.get(name).or_else(|| self.batch.tensors.get(name))
     }
 }
 
@@ -410,6 +463,7 @@ impl<'s, 'p> Trainer<'s, 'p> {
         };
         // After a resume's statistics are restored: labels are checked as the steps see them.
         session.check_classes(data)?;
+        data.prepare();
         Ok(Trainer {
             session,
             data,
@@ -422,6 +476,14 @@ impl<'s, 'p> Trainer<'s, 'p> {
             state,
             stop: opts.stop.clone(),
         })
+    }
+
+    /// Replaces initial values with loaded ones (`init …`): for a run that starts afresh; a
+    /// resumed run keeps its checkpoint's values.
+    pub fn start_from(&mut self, loaded: HashMap<String, Tensor>) {
+        if self.state.epochs_done == 0 && self.state.steps_done == 0 {
+            self.values.extend(loaded);
+        }
     }
 
     fn stop_requested(&self) -> bool {
@@ -584,30 +646,23 @@ impl<'s, 'p> Trainer<'s, 'p> {
                 let counter = 1 + self.state.steps_done * graphs.steps.len() as u64 + p as u64;
                 let inputs = Inputs::new(
                     &batch,
-                    &self.values,
                     Some((self.state.steps_done, epoch)),
                     rng_key(self.seed, counter),
                 );
+                let started = Instant::now();
                 let out = step_graph
-                    .run(&|n| inputs.get(n), false)
+                    .exe
+                    .run_step(&|n| inputs.get(n), &mut self.values)
                     .map_err(|e| self.failure(epoch, &e.to_string()))?;
-                let loss = out.get("loss").and_then(Tensor::scalar).unwrap_or(f64::NAN);
+                self.session.step_seconds += started.elapsed().as_secs_f64();
+                let loss = step_graph.loss(&out).unwrap_or(f64::NAN);
                 if !loss.is_finite() {
-                    return Err(self.nonfinite(epoch, step_graph.as_ref(), &inputs, loss));
+                    return Err(self.nonfinite(epoch, step_graph.exe.as_ref(), &inputs, loss));
                 }
                 last_loss = loss;
-                let loss_name = if multi_phase {
-                    format!("loss.{}", phase_names[p])
-                } else {
-                    "loss".to_string()
-                };
+                let loss_name = multi_phase.then(|| format!("loss.{}", phase_names[p]));
                 self.session
-                    .add_outputs(&mut sums, &batch, &out, &loss_name);
-                for (name, value) in out {
-                    if let Some(slot) = self.values.get_mut(&name) {
-                        *slot = value;
-                    }
-                }
+                    .add_outputs(&mut sums, &batch, step_graph, &out, loss_name.as_deref());
             }
             self.state.steps_done += 1;
             samples += batch.indices.len();
@@ -650,7 +705,8 @@ impl<'s, 'p> Trainer<'s, 'p> {
         inputs: &Inputs,
         loss: f64,
     ) -> String {
-        let origin = match graph.run(&|n| inputs.get(n), true) {
+        let values = &self.values;
+        let origin = match graph.run(&|n| inputs.get(n).or_else(|| values.get(n)), true) {
             Err(e) => format!("; the first non-finite value: {e}"),
             Ok(_) => String::new(),
         };
@@ -723,6 +779,19 @@ impl<'s, 'p> Trainer<'s, 'p> {
         }
         Ok(())
     }
+}
+
+/// Runs `work` on a pool of `threads` rayon threads. Everything a run does belongs inside it: the
+/// parallel parts of a step (gemm, split kernels) are then forked from a thread of the pool and
+/// joined by work stealing, instead of being injected from outside and waited for on a latch at
+/// every call.
+pub fn with_threads<T: Send>(threads: usize, work: impl FnOnce() -> T + Send) -> Result<T, String> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .thread_name(|i| format!("nnl-{i}"))
+        .build()
+        .map_err(|e| format!("cannot start {threads} threads: {e}"))?;
+    Ok(pool.install(work))
 }
 
 /// The checkpoint directory of a file: the train block's, relative to the file's directory.

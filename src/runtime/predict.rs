@@ -5,7 +5,7 @@ use super::checkpoint::Checkpoint;
 use super::{Backend, Executable};
 use crate::data::Pipeline;
 use crate::interp::Tensor;
-use crate::ir::{DType, Role};
+use crate::ir::{DType, Role, TensorType};
 use crate::lower;
 use crate::resolve::Program;
 use crate::source::SourceMap;
@@ -14,80 +14,309 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::path::Path;
 
-/// The model's outputs for raw inputs (samples first): the inputs go through the transforms of
-/// the field named like the model's input, then through the model in evaluation mode, a batch
-/// at a time.
+/// What `predict` writes for each sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputKind {
+    /// The model's output as it is.
+    Logits,
+    /// A softmax over the last axis; for one logit per sample, the sigmoid.
+    Probabilities,
+    /// The index of the largest output (i32); for one logit per sample, 1 when it is positive.
+    Class,
+}
+
+/// Outputs, and notes on how the inputs were read (columns ignored).
+pub struct Prediction {
+    pub outputs: Tensor,
+    pub notes: Vec<String>,
+}
+
+/// The model's outputs for raw inputs (samples first), `raw` naming the model's input each
+/// array is for (None: the model's only input). An input named like a data field of the same
+/// per-sample type goes through that field's transforms, fitted when the model was trained;
+/// other inputs (a decoder's code, a generator's noise) are taken as they are. The model runs
+/// alone in evaluation mode, a batch at a time.
 pub fn predict(
     program: &Program,
     sources: &SourceMap,
     backend: &dyn Backend,
     saved: &Checkpoint,
-    raw: &Tensor,
-) -> Result<Tensor, String> {
-    let model = model_name(program)?;
+    model: Option<&str>,
+    raw: &[(Option<String>, Tensor)],
+    kind: OutputKind,
+) -> Result<Prediction, String> {
+    let model = match model {
+        Some(m) => m.to_string(),
+        None => model_name(program)?,
+    };
     let mut pipeline =
         Pipeline::from_decl(program, super::train_data(program)?).map_err(|e| e.to_string())?;
     pipeline
         .restore_stats(&saved.data_stats)
         .map_err(|e| e.to_string())?;
-    let samples = raw.shape()[0];
-    let values = raw.to_f64();
     let batch = saved.state.batch.max(1);
     let mut graphs = HashMap::new();
+    // The model's inputs, from a graph of one batch.
+    let (inputs, _) = prepare(program, sources, backend, &model, 1)?;
+    let mut notes = Vec::new();
+    let assigned = assign_inputs(&model, &inputs, raw)?;
+    let samples = assigned[0].1.shape()[0];
+    if let Some((name, t)) = assigned.iter().find(|(_, t)| t.shape()[0] != samples) {
+        return Err(format!(
+            "`{name}` has {} samples, but `{}` has {samples}",
+            t.shape()[0],
+            assigned[0].0
+        ));
+    }
+    let mut prepared_inputs = Vec::new();
+    for ((name, ty), (_, t)) in inputs.iter().zip(&assigned) {
+        prepared_inputs.push(prepare_input(&pipeline, name, ty, t, &mut notes)?);
+    }
     let mut outputs = Vec::new();
     let mut start = 0;
     while start < samples {
         let n = batch.min(samples - start);
-        let (field, exe) = match graphs.entry(n) {
+        let (_, exe) = match graphs.entry(n) {
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(e) => e.insert(prepare(program, sources, backend, &model, n)?),
         };
-        let chunk = slice_samples(&values, raw.shape(), start, start + n);
-        let prepared = pipeline
-            .transform_inputs(field, &chunk)
-            .map_err(|e| e.to_string())?;
+        let chunks: Vec<(String, Tensor)> = inputs
+            .iter()
+            .zip(&prepared_inputs)
+            .map(|((name, _), t)| (name.clone(), slice_samples(t, start, start + n)))
+            .collect();
         let input = |name: &str| {
-            if name == field {
-                Some(&prepared)
-            } else {
-                saved.values.get(name)
-            }
+            chunks
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, t)| t)
+                .or_else(|| saved.values.get(name))
         };
         let out = exe.run(&input, false).map_err(|e| e.to_string())?;
         outputs.push(out.get("out").cloned().ok_or("the model gave no output")?);
         start += n;
     }
-    join_samples(&outputs)
+    let joined = join_samples(&outputs)?;
+    Ok(Prediction {
+        outputs: present(&joined, kind)?,
+        notes,
+    })
 }
 
-/// The model alone in evaluation mode for `batch` samples, and the field it reads.
+/// Pairs the model's inputs with the arrays given for them.
+fn assign_inputs(
+    model: &str,
+    inputs: &[(String, TensorType)],
+    raw: &[(Option<String>, Tensor)],
+) -> Result<Vec<(String, Tensor)>, String> {
+    let names: Vec<&str> = inputs.iter().map(|(n, _)| n.as_str()).collect();
+    let listed = || {
+        names
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if let [(None, t)] = raw {
+        return match inputs {
+            [(name, _)] => Ok(vec![(name.clone(), t.clone())]),
+            _ => Err(format!(
+                "`{model}` takes {} inputs ({}): give each with --input NAME=FILE",
+                inputs.len(),
+                listed()
+            )),
+        };
+    }
+    let mut by_name = HashMap::new();
+    for (name, t) in raw {
+        let Some(name) = name else {
+            return Err("with several inputs, name each: --input NAME=FILE".into());
+        };
+        if !names.contains(&name.as_str()) {
+            return Err(format!(
+                "`{model}` has no input `{name}`; its inputs are {}",
+                listed()
+            ));
+        }
+        if by_name.insert(name.clone(), t.clone()).is_some() {
+            return Err(format!("input `{name}` is given twice"));
+        }
+    }
+    names
+        .iter()
+        .map(|n| {
+            by_name
+                .remove(*n)
+                .map(|t| (n.to_string(), t))
+                .ok_or_else(|| format!("no --input {n}=FILE for `{model}`'s input `{n}`"))
+        })
+        .collect()
+}
+
+/// One input for the model: a data field's transforms when the input is that field, else the
+/// values as they are, in the input's dtype and per-sample shape.
+fn prepare_input(
+    pipeline: &Pipeline,
+    name: &str,
+    ty: &TensorType,
+    raw: &Tensor,
+    notes: &mut Vec<String>,
+) -> Result<Tensor, String> {
+    let per_sample = &ty.shape[1..];
+    let is_field = pipeline
+        .fields()
+        .iter()
+        .any(|(f, t)| f == name && t.dtype == ty.dtype && t.shape == per_sample);
+    let samples = raw.shape()[0];
+    if is_field {
+        let raw = select_columns(pipeline, name, raw, notes);
+        return pipeline
+            .transform_inputs(name, &raw)
+            .map_err(|e| e.to_string());
+    }
+    let have: usize = raw.shape()[1..].iter().product();
+    let want: usize = per_sample.iter().product();
+    if have != want {
+        return Err(format!(
+            "input `{name}` needs {want} values per sample ({}), but the file has {have}",
+            TensorType::new(ty.dtype, per_sample.to_vec())
+        ));
+    }
+    let mut shape = vec![samples];
+    shape.extend_from_slice(per_sample);
+    Ok(Tensor::from_f64(
+        &TensorType::new(ty.dtype, shape),
+        raw.to_f64(),
+    ))
+}
+
+/// A table with more columns than a field reads (the training file's layout, label included):
+/// the field's columns, and a note naming the columns left out.
+fn select_columns(
+    pipeline: &Pipeline,
+    field: &str,
+    raw: &Tensor,
+    notes: &mut Vec<String>,
+) -> Tensor {
+    let columns = pipeline.table_columns();
+    let Some((_, cols)) = columns.iter().find(|(f, _)| f == field) else {
+        return raw.clone();
+    };
+    let &[rows, width] = raw.shape() else {
+        return raw.clone();
+    };
+    let scalar = pipeline
+        .fields()
+        .iter()
+        .any(|(f, t)| f == field && t.shape.is_empty() && cols.len() == 1);
+    if width <= cols.len() && !(scalar && width == 1) || cols.iter().any(|&c| c >= width) {
+        return raw.clone();
+    }
+    if width == cols.len() {
+        return raw.clone();
+    }
+    let ignored: Vec<String> = (0..width)
+        .filter(|c| !cols.contains(c))
+        .map(|c| match columns.iter().find(|(_, cs)| cs.contains(&c)) {
+            Some((f, _)) => format!("{c} (field `{f}`)"),
+            None => c.to_string(),
+        })
+        .collect();
+    notes.push(format!(
+        "the inputs have {width} columns; field `{field}` reads {}, so column{} {} {} ignored",
+        cols.len(),
+        if ignored.len() == 1 { "" } else { "s" },
+        ignored.join(", "),
+        if ignored.len() == 1 { "is" } else { "are" }
+    ));
+    let values = raw.to_f64();
+    let mut out = Vec::with_capacity(rows * cols.len());
+    for r in 0..rows {
+        out.extend(cols.iter().map(|&c| values[r * width + c]));
+    }
+    let shape = if scalar {
+        vec![rows]
+    } else {
+        vec![rows, cols.len()]
+    };
+    Tensor::from_f64(&TensorType::new(DType::F64, shape), out)
+}
+
+/// The model's outputs as logits, probabilities or classes.
+fn present(out: &Tensor, kind: OutputKind) -> Result<Tensor, String> {
+    let shape = out.shape().to_vec();
+    let values = out.to_f64();
+    let last = shape.last().copied().unwrap_or(1);
+    // One logit per sample: [N] or [N, 1].
+    let binary = shape.len() == 1 || (shape.len() == 2 && last == 1);
+    match kind {
+        OutputKind::Logits => Ok(out.clone()),
+        OutputKind::Probabilities if binary => Ok(Tensor::from_f64(
+            &TensorType::new(DType::F64, shape),
+            values.iter().map(|&z| 1.0 / (1.0 + (-z).exp())).collect(),
+        )),
+        OutputKind::Probabilities => {
+            let mut p = Vec::with_capacity(values.len());
+            for row in values.chunks(last.max(1)) {
+                let m = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let e: Vec<f64> = row.iter().map(|&z| (z - m).exp()).collect();
+                let s: f64 = e.iter().sum();
+                p.extend(e.iter().map(|v| v / s));
+            }
+            Ok(Tensor::from_f64(&TensorType::new(DType::F64, shape), p))
+        }
+        OutputKind::Class if binary => Ok(Tensor::from_f64(
+            &TensorType::new(DType::I32, vec![shape[0]]),
+            values
+                .iter()
+                .map(|&z| f64::from(u8::from(z > 0.0)))
+                .collect(),
+        )),
+        OutputKind::Class => {
+            let classes: Vec<f64> = values
+                .chunks(last.max(1))
+                .map(|row| {
+                    let mut best = 0;
+                    for (i, v) in row.iter().enumerate() {
+                        if *v > row[best] {
+                            best = i;
+                        }
+                    }
+                    best as f64
+                })
+                .collect();
+            let mut s = shape.clone();
+            s.pop();
+            Ok(Tensor::from_f64(&TensorType::new(DType::I32, s), classes))
+        }
+    }
+}
+
+/// A model ready to run, and the inputs it reads (names and batched types).
+type Prepared = (Vec<(String, TensorType)>, Box<dyn Executable>);
+
+/// The model alone in evaluation mode for `batch` samples, and the inputs it reads.
 fn prepare(
     program: &Program,
     sources: &SourceMap,
     backend: &dyn Backend,
     model: &str,
     batch: usize,
-) -> Result<(String, Box<dyn Executable>), String> {
+) -> Result<Prepared, String> {
     let opts = lower::Options {
         batch: Some(batch),
         float: DType::F32,
     };
     let graph = lower::lower_model(program, sources, &opts, model, false).map_err(|d| d.message)?;
-    let fields: Vec<String> = graph
+    let inputs: Vec<(String, TensorType)> = graph
         .inputs()
         .filter(|(_, _, role)| *role == Role::Data)
-        .map(|(_, name, _)| name.to_string())
+        .map(|(v, name, _)| (name.to_string(), graph.ty(v).clone()))
         .collect();
-    let [field] = &fields[..] else {
-        return Err(format!(
-            "`{model}` takes {} inputs; predict feeds models of one input",
-            fields.len()
-        ));
-    };
-    Ok((
-        field.clone(),
-        backend.prepare(crate::opt::optimize(&graph).0)?,
-    ))
+    if inputs.is_empty() {
+        return Err(format!("`{model}` reads no inputs"));
+    }
+    Ok((inputs, backend.prepare(crate::opt::optimize(&graph).0)?))
 }
 
 /// The only model of the root file's train block.
@@ -95,19 +324,25 @@ fn model_name(program: &Program) -> Result<String, String> {
     let models = &program.train().ok_or("the file has no `train` block")?;
     match &models.models[..] {
         [m] => Ok(m.name.clone()),
-        _ => Err("predict applies one model; this train block trains several".into()),
+        ms => {
+            let names: Vec<&str> = ms.iter().map(|m| m.name.as_str()).collect();
+            Err(format!(
+                "this train block trains {}: pick one with --model",
+                names.join(", ")
+            ))
+        }
     }
 }
 
-/// Samples `start..end` of row-major `values` of `shape` (samples first).
-fn slice_samples(values: &[f64], shape: &[usize], start: usize, end: usize) -> Tensor {
-    let per: usize = shape[1..].iter().product();
-    let mut shape = shape.to_vec();
-    shape[0] = end - start;
-    Tensor::from_f64(
-        &crate::ir::TensorType::new(DType::F64, shape),
-        values[start * per..end * per].to_vec(),
-    )
+/// Samples `start..end` of a tensor (samples first).
+fn slice_samples(t: &Tensor, start: usize, end: usize) -> Tensor {
+    let rows = ndarray::Slice::from(start..end);
+    match t {
+        Tensor::F32(a) => Tensor::F32(a.slice_axis(Axis(0), rows).to_owned()),
+        Tensor::F64(a) => Tensor::F64(a.slice_axis(Axis(0), rows).to_owned()),
+        Tensor::I32(a) => Tensor::I32(a.slice_axis(Axis(0), rows).to_owned()),
+        Tensor::Bool(a) => Tensor::Bool(a.slice_axis(Axis(0), rows).to_owned()),
+    }
 }
 
 fn join_samples(parts: &[Tensor]) -> Result<Tensor, String> {
@@ -123,21 +358,11 @@ fn join_samples(parts: &[Tensor]) -> Result<Tensor, String> {
     Ok(Tensor::F64(joined))
 }
 
-/// Writes outputs as `.npy` (float32) or `.csv` (a row per sample, values flattened).
-pub fn write_outputs(path: &Path, out: &Tensor) -> Result<(), String> {
-    let shown = path.display();
+/// Writes outputs as `.npy` (float32, or int32 for classes) or `.csv` (a row per sample,
+/// values flattened); `None` writes CSV to stdout.
+pub fn write_outputs(path: Option<&Path>, out: &Tensor) -> Result<(), String> {
     let values = out.to_f64();
-    let bytes = if path.extension().is_some_and(|e| e == "npy") {
-        use ndarray_npy::WriteNpyExt;
-        let a = ndarray::ArrayD::from_shape_vec(
-            out.shape().to_vec(),
-            values.iter().map(|&v| v as f32).collect(),
-        )
-        .map_err(|e| e.to_string())?;
-        let mut bytes = Vec::new();
-        a.write_npy(&mut bytes).map_err(|e| e.to_string())?;
-        bytes
-    } else if path.extension().is_some_and(|e| e == "csv") {
+    let csv = || {
         let per = out.shape()[1..].iter().product::<usize>().max(1);
         let mut text = String::new();
         for row in values.chunks(per) {
@@ -146,8 +371,35 @@ pub fn write_outputs(path: &Path, out: &Tensor) -> Result<(), String> {
             text.push('\n');
         }
         text.into_bytes()
+    };
+    let Some(path) = path else {
+        use std::io::Write;
+        return std::io::stdout()
+            .write_all(&csv())
+            .map_err(|e| format!("cannot write to stdout: {e}"));
+    };
+    let bytes = if path.extension().is_some_and(|e| e == "npy") {
+        use ndarray_npy::WriteNpyExt;
+        let mut bytes = Vec::new();
+        let shape = out.shape().to_vec();
+        let written = if out.dtype() == DType::I32 {
+            ndarray::ArrayD::from_shape_vec(shape, values.iter().map(|&v| v as i32).collect())
+                .map_err(|e| e.to_string())?
+                .write_npy(&mut bytes)
+        } else {
+            ndarray::ArrayD::from_shape_vec(shape, values.iter().map(|&v| v as f32).collect())
+                .map_err(|e| e.to_string())?
+                .write_npy(&mut bytes)
+        };
+        written.map_err(|e| e.to_string())?;
+        bytes
+    } else if path.extension().is_some_and(|e| e == "csv") {
+        csv()
     } else {
-        return Err(format!("`{shown}`: outputs are written as .npy or .csv"));
+        return Err(format!(
+            "`{}`: outputs are written as .npy or .csv (or `-o -` for CSV on stdout)",
+            path.display()
+        ));
     };
     crate::store::write_atomically(path, &bytes)
 }

@@ -6,6 +6,7 @@
 
 pub mod ast;
 mod errors;
+pub mod finetune;
 mod lint;
 pub mod overrides;
 mod parse;
