@@ -169,7 +169,7 @@ pub fn check_paths(program: &Program, root_file: &Path, project: &Project) -> Ve
         if let Err(r) = project.check(&base.join(written)) {
             diags.push(
                 Diagnostic::error(
-                    "E0108",
+                    crate::diag::codes::PATH_OUTSIDE_PROJECT,
                     format!("{what} `{written}` is outside the project"),
                 )
                 .with_primary(span, r.reason)
@@ -203,6 +203,12 @@ pub fn check_paths(program: &Program, root_file: &Path, project: &Project) -> Ve
                         {
                             check(dir, *span, "the checkpoint directory");
                         }
+                        if let TrainStmt::Setting(s) = stmt
+                            && s.name.name == "init"
+                            && let Some((file, span)) = init_path(&s.value)
+                        {
+                            check(file, span, "the weights file");
+                        }
                     }
                 }
                 _ => {}
@@ -210,6 +216,19 @@ pub fn check_paths(program: &Program, root_file: &Path, project: &Project) -> Ve
         }
     }
     diags
+}
+
+/// The weights file of `init "w.safetensors"` or `init("w.safetensors", …)`.
+fn init_path(value: &SettingValue) -> Option<(&str, Span)> {
+    let e = match value {
+        SettingValue::Values(v) if v.len() == 1 => &v[0],
+        SettingValue::Call(args, _) => &args.iter().find(|a| a.name.is_none())?.value,
+        _ => return None,
+    };
+    match &e.kind {
+        ExprKind::Str(file) => Some((file, e.span)),
+        _ => None,
+    }
 }
 
 /// The file paths of a data source expression: the path arguments of `csv`, `idx`, `npy` and

@@ -82,8 +82,8 @@ fn example(name: &str) -> String {
 
 /// Iris with the file's labels shifted to 1–3 (as many CSV files number classes).
 fn iris_labelled_from_one(dir: &Path) {
-    let csv = std::fs::read_to_string(root().join("examples/data/tabular/iris.csv"))
-        .expect("iris data");
+    let csv =
+        std::fs::read_to_string(root().join("examples/data/tabular/iris.csv")).expect("iris data");
     let mut shifted = String::new();
     for (i, line) in csv.lines().enumerate() {
         if i == 0 {
@@ -221,4 +221,104 @@ fn a_model_larger_than_the_machine_is_refused_before_allocating() {
         ],
     );
     assert!(!dir.join("ckpt").exists(), "a checkpoint was written");
+}
+
+// ---------------------------------------------------------------- sizes
+
+/// `nnlc check` of `source` in a fresh directory: exit 1, with each of `expected` in the output.
+fn check_refuses(name: &str, source: &str, expected: &[&str]) {
+    let dir = scratch(name);
+    write(&dir, "model.nnl", source);
+    let out = nnlc_in(&dir, &["check", "model.nnl"]);
+    assert_contains(&assert_refused(&out), expected);
+}
+
+#[test]
+fn sizes_past_64_bits_are_errors_at_their_span() {
+    check_refuses(
+        "param-shape",
+        "model M()(x: f32[B, 4]) -> f32[B, 4] {\n  param w: f32[4294967296, 4294967296] = zeros\n  x + sum(w)\n}\n",
+        &[
+            "[E0233]",
+            "model.nnl:2:15",
+            "would hold 18446744073709551616 elements",
+        ],
+    );
+    // A parameter count past 2^63 (it printed as negative).
+    check_refuses(
+        "hidden",
+        "use std.nn.{Dense}\nmodel M(hidden: int = 2^62)(x: f32[B, 4]) -> f32[B, 3] {\n  x |> Dense(hidden) |> relu |> Dense(3)\n}\n",
+        &["[E0225]", "too large", "[4, 4611686018427387904]"],
+    );
+    check_refuses(
+        "power",
+        "fn f(x: f32[B, 4]) -> f32[B, 4] {\n  x * (2 ^ 64)\n}\n",
+        &["[E0233]", "model.nnl:2:7", "does not fit in 64 bits"],
+    );
+    // A reshape whose element count wraps past 2^64 (it passed and failed in lowering).
+    check_refuses(
+        "reshape",
+        "fn f(x: f32[B, 4]) -> f32[B, 4] {\n  let y = reshape(x, [B, 4, 4294967296, 4294967296])\n  x\n}\n",
+        &["[E0216]", "beyond 64 bits"],
+    );
+    check_refuses(
+        "min-div",
+        "fn f(x: f32[B, 4]) -> f32[B, 4] {\n  x * ((-9223372036854775807 - 1) // -1)\n}\n",
+        &["[E0233]", "does not fit in 64 bits"],
+    );
+    check_refuses(
+        "range",
+        "fn f(x: f32[B, 4]) -> f32[B, 4] {\n  let s = 0..4000000000\n  x\n}\n",
+        &["[E0233]", "a range holds at most"],
+    );
+}
+
+// ---------------------------------------------------------------- the data block
+
+#[test]
+fn the_checker_sees_field_shapes_that_the_data_block_fixes() {
+    let dir = scratch("field-shapes");
+    let mut csv = String::from("a,b,c,d,price\n");
+    for i in 0..8 {
+        csv.push_str(&format!("{i},1,2,3,{}.5\n", i * 2));
+    }
+    write(&dir, "t.csv", csv);
+    let model = r#"use std.nn.{Dense}
+data d {
+  source = csv("t.csv", header: true)
+  x: f32[1, 2, 2] = cols(0..4)
+  y: f32[1] = col("price")
+  split test = 0.25 of source
+}
+model Net()(x: f32[B, 1, 2, 2]) -> f32[B, 1] {
+  x |> flatten |> Dense(1)
+}
+train Net on d {
+  loss = mse(pred: out, target: y)
+  optimizer = sgd(lr: 0.1)
+  batch 2
+  epochs 1
+}
+"#;
+    write(&dir, "model.nnl", model);
+    for command in ["check", "run"] {
+        let out = nnlc_in(&dir, &[command, "model.nnl"]);
+        assert_contains(
+            &assert_refused(&out),
+            &[
+                "model.nnl:4:21",
+                "this gives f32[4] per sample, but the field is declared f32[1, 2, 2]",
+                "`cols(0..4) |> reshape([1, 2, 2])`",
+                "model.nnl:5:15",
+                "one value per sample, but the field is declared f32[1]",
+            ],
+        );
+    }
+    // As suggested, it runs.
+    let fixed = model
+        .replace("cols(0..4)", "cols(0..4) |> reshape([1, 2, 2])")
+        .replace("y: f32[1]", "y: f32");
+    write(&dir, "model.nnl", fixed);
+    let out = nnlc_in(&dir, &["run", "model.nnl", "--checkpoint-dir", "ckpt"]);
+    assert!(out.status.success(), "{}", stderr(&out));
 }

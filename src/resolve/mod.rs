@@ -233,9 +233,12 @@ impl Resolver<'_> {
                 }
                 if let Err(r) = self.loader.permit(&path) {
                     self.diags.push(
-                        Diagnostic::error("E0108", format!("`use \"{rel}\"` is not read"))
-                            .with_primary(u.target_span, r.reason)
-                            .with_help(r.help),
+                        Diagnostic::error(
+                            codes::PATH_OUTSIDE_PROJECT,
+                            format!("`use \"{rel}\"` is not read"),
+                        )
+                        .with_primary(u.target_span, r.reason)
+                        .with_help(r.help),
                     );
                     continue;
                 }

@@ -178,7 +178,7 @@ pub(super) fn too_deep_bracket(chunk: &str) -> Option<usize> {
 pub(super) fn too_deep(file: FileId, at: usize) -> Diagnostic {
     let limit = super::MAX_NESTING;
     Diagnostic::error(
-        "E0006",
+        codes::NESTING_TOO_DEEP,
         format!("expression nested deeper than {limit} levels"),
     )
     .with_primary(
