@@ -394,7 +394,7 @@ impl Checker<'_> {
                     for v in &vals {
                         match &v.ty {
                             Ty::Shape(s) => count += s.0.len(),
-                            Ty::Int(_) => count += 1,
+                            Ty::Int(_) | Ty::Str(_) => count += 1,
                             _ => {}
                         }
                     }
@@ -656,10 +656,16 @@ impl Checker<'_> {
                 );
             }
             ("seed", SettingValue::Values(v)) if v.len() == 1 => {
-                if !matches!(self.expr(f, &v[0]), Ty::Int(_)) {
+                let t = self.expr(f, &v[0]);
+                if !matches!(&t, Ty::Int(d) if d.as_const().is_some_and(|c| c >= 0))
+                    && !t.is_unknown()
+                {
                     self.emit(
-                        Diagnostic::error(codes::SETTING_VALUE, "`seed` must be an integer")
-                            .with_primary(v[0].span, "not an integer"),
+                        Diagnostic::error(
+                            codes::SETTING_VALUE,
+                            "`seed` must be a non-negative whole number",
+                        )
+                        .with_primary(v[0].span, "not a non-negative integer"),
                     );
                 }
             }

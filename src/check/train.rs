@@ -674,10 +674,21 @@ impl Checker<'_> {
                 }
             }
             ("seed", SettingValue::Values(v)) if v.len() == 1 => {
-                if !matches!(self.expr(f, &v[0]), Ty::Int(_)) {
+                let t = self.expr(f, &v[0]);
+                let ok = matches!(&t, Ty::Int(d) if d.as_const().is_some_and(|c| c >= 0));
+                if !ok && !t.is_unknown() {
                     self.emit(
-                        Diagnostic::error(codes::SETTING_VALUE, "`seed` must be a whole number")
-                            .with_primary(v[0].span, "not an integer"),
+                        Diagnostic::error(
+                            codes::SETTING_VALUE,
+                            format!(
+                                "`seed` must be a non-negative whole number, found {}",
+                                self.sources.text(v[0].span)
+                            ),
+                        )
+                        .with_primary(v[0].span, "not a non-negative integer")
+                        .with_help(
+                            "write a number such as `seed 1`; the same seed repeats a run exactly",
+                        ),
                     );
                 }
             }
