@@ -1064,3 +1064,23 @@ train Net on d {{
         assert_contains(&assert_refused(&out), &[expected]);
     }
 }
+
+/// A source too large to check in the memory there is is refused before it is parsed (checking
+/// takes about 75 bytes per byte of source; the allocator would abort the process).
+#[test]
+fn a_source_too_large_for_the_memory_is_refused_before_checking() {
+    let dir = scratch("large-source");
+    let item = "fn f(x: f32[B, 4]) -> f32[B, 4] {\n  x * 2 + 1\n}\n\n";
+    let mut text = String::new();
+    let mut i = 0;
+    while text.len() < 60 << 20 {
+        text.push_str(&item.replace("fn f(", &format!("fn f{i}(")));
+        i += 1;
+    }
+    write(&dir, "large.nnl", text);
+    let out = nnlc_in(&dir, &["check", "large.nnl"]);
+    assert_contains(
+        &assert_refused(&out),
+        &["cannot read `large.nnl`", "MiB of memory", "split the file"],
+    );
+}

@@ -301,6 +301,16 @@ impl Server {
     /// The diagnostics of a document's current version.
     fn publish(&self, uri: Url) -> Notification {
         let version = self.docs.get(&uri).and_then(|d| d.version);
+        let size = self.docs.get(&uri).map_or(0, |d| d.text.len());
+        if let Err(message) = crate::fs::check_fits_in_memory(size) {
+            let whole_file = lsp_types::Diagnostic {
+                severity: Some(lsp_types::DiagnosticSeverity::ERROR),
+                source: Some("nnlc".into()),
+                message,
+                ..Default::default()
+            };
+            return publish(uri, version, vec![whole_file]);
+        }
         let diagnostics = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             self.analyze(&uri)
                 .map(|a| a.diagnostics(&self.stdlib))
@@ -316,6 +326,8 @@ impl Server {
             return Some(Rc::clone(a));
         }
         let text = &self.docs.get(uri)?.text;
+        // Too large to check in the memory there is (its diagnostic says so).
+        crate::fs::check_fits_in_memory(text.len()).ok()?;
         let name = file_name(uri);
         let project = self.project(uri);
         let loader = Buffers {
