@@ -21,6 +21,7 @@
 //!   read it, else copied over it at the end; either way only after a guard has checked that
 //!   the loss is finite, so a step that fails leaves its inputs as they were.
 
+use crate::ir::composite::{self, Operand};
 use crate::ir::{DType, Graph, Op, OutputRole, Role, TensorType, Type, ValueId};
 use std::ops::Range;
 
@@ -425,6 +426,49 @@ impl Fused {
         }
     }
 
+    /// Appends the steps of a composite op on expression node `x`; the last step is its value.
+    fn push_recipe(&mut self, steps: &[composite::Step], x: usize) {
+        let dtype = self.expr[x].dtype;
+        let mut constants = Vec::new();
+        for step in steps {
+            for a in &step.args {
+                if let Operand::Const(c) = a
+                    && !constants.iter().any(|(k, _)| k == c)
+                {
+                    self.expr.push(ExprNode {
+                        op: ExprOp::Const(*c),
+                        args: Vec::new(),
+                        dtype,
+                    });
+                    constants.push((*c, self.expr.len() - 1));
+                }
+            }
+        }
+        let base = self.expr.len();
+        for step in steps {
+            let args = step
+                .args
+                .iter()
+                .map(|a| match a {
+                    Operand::X => x,
+                    Operand::Step(k) => base + k,
+                    Operand::Const(c) => {
+                        constants
+                            .iter()
+                            .find(|(k, _)| k == c)
+                            .expect("pushed above")
+                            .1
+                    }
+                })
+                .collect();
+            self.expr.push(ExprNode {
+                op: ExprOp::Op(step.op.clone()),
+                args,
+                dtype: step.dtype(dtype),
+            });
+        }
+    }
+
     /// A constant or an index, cheaper to recompute at every use than to store.
     fn is_free(&self) -> bool {
         self.loads.is_empty() && self.expr.len() == 1
@@ -733,6 +777,7 @@ fn fusible(op: &Op, dtype: DType) -> bool {
     match op {
         Op::Neg | Op::Add | Op::Sub | Op::Mul | Op::Max | Op::Min => num,
         Op::Exp | Op::Log | Op::Sqrt | Op::Sin | Op::Cos | Op::Div => dtype.is_float(),
+        Op::Tanh | Op::Sigmoid => dtype.is_float(),
         Op::Not | Op::And | Op::Or => dtype == DType::Bool,
         Op::Cast { .. } | Op::Cmp(_) | Op::Select => true,
         _ => false,
@@ -923,11 +968,14 @@ impl Planner<'_> {
                     nodes: Vec::new(),
                 };
                 let refs: Vec<usize> = operands.into_iter().map(|o| f.absorb(o)).collect();
-                f.expr.push(ExprNode {
-                    op: ExprOp::Op(op.clone()),
-                    args: refs,
-                    dtype: ty.dtype,
-                });
+                match composite::recipe(op) {
+                    Some(steps) => f.push_recipe(&steps, refs[0]),
+                    None => f.expr.push(ExprNode {
+                        op: ExprOp::Op(op.clone()),
+                        args: refs,
+                        dtype: ty.dtype,
+                    }),
+                }
                 f.nodes.push(i);
                 Val::Fused(f)
             }
