@@ -152,6 +152,25 @@ pub struct Kernel {
 }
 
 impl Kernel {
+    /// Roughly how many simple operations the loop nest performs, for deciding whether it is
+    /// worth splitting between threads: per position one per load, store and op, a division or
+    /// square root counting 4 and an exponential, logarithm, sine or cosine 20.
+    pub fn work(&self) -> usize {
+        let per_position: usize = self.loads.len()
+            + self.outs.len()
+            + self
+                .expr
+                .iter()
+                .map(|n| match &n.op {
+                    ExprOp::Op(Op::Exp | Op::Log | Op::Sin | Op::Cos) => 20,
+                    ExprOp::Op(Op::Div | Op::Sqrt) => 4,
+                    ExprOp::Op(_) | ExprOp::Index(_) => 1,
+                    ExprOp::Load(_) | ExprOp::Const(_) => 0,
+                })
+                .sum::<usize>();
+        self.space.iter().product::<usize>() * per_position
+    }
+
     /// The same loop nest over a finer space (`space` must refine the kernel's).
     fn refined(&self, space: &[usize]) -> Option<Kernel> {
         if space == self.space.as_slice() {
