@@ -203,8 +203,9 @@ impl OutputRole {
 }
 
 /// How a metric's batch values combine into its value over a split. A metric declares it in its
-/// definition (`std.metrics`); the runtime reads it from the metric's output role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// definition (`std.metrics`); the runtime reads it from the metric's output role. Serialized
+/// in the running sums of an interrupted epoch's checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Aggregation {
     /// The mean of the batch values, each weighted by its batch's size.
     Mean,

@@ -3,7 +3,7 @@
 
 use super::{EpochRecord, Metrics, Observer};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::time::Instant;
 
 pub struct Console {
@@ -76,11 +76,12 @@ impl Observer for Console {
             "  | {:.1}s, {:.0} samples/s",
             record.seconds, record.samples_per_second
         );
-        eprintln!("{line}");
+        // A closed stderr (`2>&-`, a pipe whose reader left) must not stop a run.
+        let _ = writeln!(std::io::stderr(), "{line}");
     }
 
     fn note(&mut self, text: &str) {
-        eprintln!("{text}");
+        let _ = writeln!(std::io::stderr(), "{text}");
     }
 }
 

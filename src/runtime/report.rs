@@ -1,6 +1,6 @@
 //! The JSON report of `nnlc run --report FILE` (documented in the README).
 
-use super::{EpochRecord, Metrics, RunResult, Session};
+use super::{EpochRecord, Interruption, Metrics, RunResult, Session};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -23,8 +23,11 @@ pub struct Report {
     pub stopped_early: bool,
     /// Whether the weights were set back to the best epoch's before testing.
     pub restored_best: bool,
-    /// Metrics on the test split, when there is one.
+    /// Metrics on the test split, when there is one (and the run was not interrupted).
     pub test: Option<Metrics>,
+    /// Where the run stopped when it was interrupted (Ctrl-C, SIGTERM); None when it ran to
+    /// its end.
+    pub interrupted: Option<Interruption>,
     pub timings: Timings,
 }
 
@@ -116,6 +119,7 @@ impl Report {
             stopped_early: result.stopped_early,
             restored_best: result.restored_best,
             test: result.test.clone(),
+            interrupted: result.interrupted.clone(),
             timings: Timings {
                 compile_seconds: session.compile_seconds,
                 data_seconds,
