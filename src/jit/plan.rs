@@ -799,7 +799,28 @@ fn fusible(op: &Op, dtype: DType) -> bool {
         Op::Tanh | Op::Sigmoid => dtype.is_float(),
         Op::Not | Op::And | Op::Or => dtype == DType::Bool,
         Op::Cast { .. } | Op::Cmp(_) | Op::Select => true,
-        _ => false,
+        // Leaves, views, reductions, products, library ops and control flow: planned otherwise.
+        Op::Input { .. }
+        | Op::Const { .. }
+        | Op::Iota { .. }
+        | Op::Rand { .. }
+        | Op::Detach
+        | Op::Sum { .. }
+        | Op::ReduceMax { .. }
+        | Op::Argmax { .. }
+        | Op::Reshape { .. }
+        | Op::Permute { .. }
+        | Op::Broadcast { .. }
+        | Op::Slice { .. }
+        | Op::Pad { .. }
+        | Op::Concat { .. }
+        | Op::MatMul
+        | Op::Unfold(_)
+        | Op::Fold { .. }
+        | Op::Gather
+        | Op::ScatterAdd { .. }
+        | Op::Scan { .. }
+        | Op::Get { .. } => false,
     }
 }
 
