@@ -600,9 +600,13 @@ pub(super) fn call(
     let req = |i: usize| bound[i].as_ref().expect("required slots are bound");
     let _ = callee_span;
     match b {
-        Builtin::Exp | Builtin::Log | Builtin::Sqrt | Builtin::Sin | Builtin::Cos => {
-            float_elementwise(c, info.name, req(0))
-        }
+        Builtin::Exp
+        | Builtin::Log
+        | Builtin::Sqrt
+        | Builtin::Sin
+        | Builtin::Cos
+        | Builtin::Tanh
+        | Builtin::Sigmoid => float_elementwise(c, info.name, req(0)),
         Builtin::Detach => req(0).ty.clone(),
         Builtin::Maximum | Builtin::Minimum => binary(
             c,

@@ -9,6 +9,7 @@
 //! - `matmul` contracts `[..S, M, K] @ [..S, K, N]` with equal batch axes;
 //! - a `scan` is one node holding its body graph: a loop, never unrolled.
 
+pub mod composite;
 mod infer;
 pub mod text;
 mod verify;
@@ -328,6 +329,10 @@ pub enum Op {
     Sqrt,
     Sin,
     Cos,
+    /// The hyperbolic tangent; the backends compute it as [`composite::recipe`] says.
+    Tanh,
+    /// The logistic function 1 / (1 + e^−x); computed as [`composite::recipe`] says.
+    Sigmoid,
     Not,
     Cast {
         to: DType,
@@ -429,6 +434,8 @@ impl Op {
             Op::Sqrt => "sqrt",
             Op::Sin => "sin",
             Op::Cos => "cos",
+            Op::Tanh => "tanh",
+            Op::Sigmoid => "sigmoid",
             Op::Not => "not",
             Op::Cast { .. } => "cast",
             Op::Detach => "detach",
@@ -465,7 +472,16 @@ impl Op {
     pub fn is_unary_elementwise(&self) -> bool {
         matches!(
             self,
-            Op::Neg | Op::Exp | Op::Log | Op::Sqrt | Op::Sin | Op::Cos | Op::Not | Op::Detach
+            Op::Neg
+                | Op::Exp
+                | Op::Log
+                | Op::Sqrt
+                | Op::Sin
+                | Op::Cos
+                | Op::Tanh
+                | Op::Sigmoid
+                | Op::Not
+                | Op::Detach
         )
     }
 

@@ -125,7 +125,7 @@ fn same_on(text: &str, threads: usize) {
 #[test]
 fn unary_float_ops_match_on_every_awkward_value() {
     for ty in ["f32[7]", "f64[3, 5]", "f32[2, 9]"] {
-        for op in ["neg", "exp", "log", "sqrt", "sin", "cos"] {
+        for op in ["neg", "exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid"] {
             same(&format!(
                 "graph t {{\n  %0: {ty} = input \"x\" data\n  %1: {ty} = {op} %0\n  output \"y\" = %1\n}}"
             ));

@@ -117,13 +117,21 @@ impl Lowerer<'_> {
         let a = Args { slots, span };
         let fl = self.float;
         match b {
-            Builtin::Exp | Builtin::Log | Builtin::Sqrt | Builtin::Sin | Builtin::Cos => {
+            Builtin::Exp
+            | Builtin::Log
+            | Builtin::Sqrt
+            | Builtin::Sin
+            | Builtin::Cos
+            | Builtin::Tanh
+            | Builtin::Sigmoid => {
                 let (op, f): (Op, fn(f64) -> f64) = match b {
                     Builtin::Exp => (Op::Exp, f64::exp),
                     Builtin::Log => (Op::Log, f64::ln),
                     Builtin::Sqrt => (Op::Sqrt, f64::sqrt),
                     Builtin::Sin => (Op::Sin, f64::sin),
-                    _ => (Op::Cos, f64::cos),
+                    Builtin::Cos => (Op::Cos, f64::cos),
+                    Builtin::Tanh => (Op::Tanh, f64::tanh),
+                    _ => (Op::Sigmoid, |x| 1.0 / (1.0 + (-x).exp())),
                 };
                 match a.val(0)? {
                     Val::Int(i) => Ok(Val::Float(f(*i as f64))),
