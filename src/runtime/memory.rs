@@ -6,7 +6,9 @@
 //! optimizer state (the outputs of the `init` graph), their new values (a step's outputs), and
 //! the values of every node of the largest phase's forward graph (reverse mode keeps the
 //! activations for the backward pass; fusion keeps fewer, so this errs on the safe side only
-//! for the activations). Sizes are added in `u128`, so no shape can wrap them.
+//! for the activations). Sizes are added in `u128`, so no shape can wrap them. A training run
+//! loads its data set first (every reader bounds what it allocates by the file's real size), so
+//! the memory the data set holds is already taken out of what the machine has left.
 //! What the machine has is the available memory (`MemAvailable`) and, under an address-space
 //! limit (`ulimit -v`), what is left of it.
 
