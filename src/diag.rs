@@ -1,6 +1,7 @@
 //! The one diagnostic type of the compiler, and its renderers: ariadne for terminals, JSON for
 //! tools. Every stage reports problems as `Diagnostic` values; none prints.
 
+pub mod codes;
 mod explain;
 
 use crate::source::{FileId, SourceMap, Span};
@@ -8,7 +9,7 @@ use ariadne::{Color, Config, IndexType, Label, Report, ReportKind};
 use serde::Serialize;
 use std::io::Write;
 
-pub use explain::{codes, explain};
+pub use explain::explain;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -68,10 +68,26 @@ fn json_output_has_codes_positions_and_messages() {
     );
 }
 
+/// Every code of `diag::codes` has a long explanation and a row in the language guide's table,
+/// and the table lists no other code.
 #[test]
-fn every_code_is_explained_at_length() {
-    for code in nnl::diag::codes() {
-        let text = nnl::diag::explain(code).expect("listed");
+fn every_code_is_explained_at_length_and_listed_in_the_docs() {
+    let docs = std::fs::read_to_string(common::root().join("docs/language.md")).expect("docs");
+    let rows: BTreeSet<&str> = docs
+        .lines()
+        .filter_map(|l| l.strip_prefix("| "))
+        .filter_map(|l| l.split(' ').next())
+        .filter(|c| c.len() == 5 && (c.starts_with('E') || c.starts_with('W')))
+        .collect();
+    for code in nnl::diag::codes::ALL {
+        let text = nnl::diag::explain(code).unwrap_or_else(|| panic!("{code} is not explained"));
         assert!(text.len() > 30, "{code}: explanation too short");
+        assert!(rows.contains(code), "{code} has no row in docs/language.md");
     }
+    let all: BTreeSet<&str> = nnl::diag::codes::ALL.iter().copied().collect();
+    assert!(
+        rows.is_subset(&all),
+        "docs/language.md lists unknown codes: {:?}",
+        rows.difference(&all).collect::<Vec<_>>()
+    );
 }

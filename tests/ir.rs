@@ -4,8 +4,10 @@
 mod common;
 #[path = "common/lowering.rs"]
 mod lowering;
+#[path = "common/summary.rs"]
+mod summary;
 
-use nnl::ir::{Graph, text, verify};
+use nnl::ir::{Aggregation, Graph, OutputRole, Role, text, verify};
 
 /// Examples whose graphs are snapshotted, with the phase to show.
 const EXAMPLES: &[(&str, &str)] = &[
@@ -69,6 +71,8 @@ fn every_example_lowers_and_its_steps_verify() {
             "{name} does not check clean"
         );
         let lowered = lowering::lower_example(&name, BATCH, &|t| t);
+        summary::summary_matches_graph(&checked, &lowered)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         round_trips(&lowered.init);
         round_trips(&lowered.eval);
         for phase in &lowered.phases {
@@ -151,4 +155,92 @@ fn a_model_alone_takes_the_inputs_it_declares() {
         assert_eq!(ty(input), input_shape, "{model}'s input `{input}`");
         assert_eq!(ty(param), param_shape, "{model}'s `{param}`");
     }
+}
+
+/// Outputs carry the role later stages read: the loss, each metric with the aggregation its
+/// definition declares (`std.metrics` and a user's own), the prediction, and in a step the next
+/// value of every parameter and optimizer state. `early_stop` without a `mode` follows the
+/// metric's declared direction.
+#[test]
+fn outputs_carry_their_roles_and_metrics_their_declared_aggregation() {
+    let user_metric = |text: String| {
+        text.replace(
+            "metrics rmse, mae, r2",
+            "metrics rmse, mae, r2, within\n  early_stop(monitor: val.within, patience: 25)",
+        )
+        .replace(
+            "  early_stop(monitor: val.loss, mode: min, patience: 25, restore_best: true)\n",
+            "",
+        ) + "\nfn within(pred: f32[B, 1], target: f32[B, 1], higher_is_better: bool = true, aggregate: str = \"root_mean_square\") -> f32 {\n  mean(cast(abs(pred - target) < 0.5, f32))\n}\n"
+    };
+    let lowered = lowering::lower_example("diabetes", BATCH, &user_metric);
+    let role = |g: &Graph, name: &str| {
+        g.outputs
+            .iter()
+            .find(|o| o.name == name)
+            .unwrap_or_else(|| panic!("no output `{name}` in {}", g.name))
+            .role
+    };
+    for g in [&lowered.eval, &lowered.phases[0].forward] {
+        assert_eq!(role(g, "loss"), OutputRole::Loss);
+        assert_eq!(role(g, "out"), OutputRole::Prediction);
+        assert_eq!(
+            role(g, "rmse"),
+            OutputRole::Metric(Aggregation::RootMeanSquare)
+        );
+        assert_eq!(role(g, "mae"), OutputRole::Metric(Aggregation::Mean));
+        assert_eq!(role(g, "r2"), OutputRole::Metric(Aggregation::R2));
+        assert_eq!(
+            role(g, "within"),
+            OutputRole::Metric(Aggregation::RootMeanSquare)
+        );
+    }
+    let early_stop = lowered.config.early_stop.as_ref().expect("early_stop");
+    assert!(!early_stop.minimize, "`within` declares higher_is_better");
+    let step = nnl::step::train_step(&lowered, &lowered.phases[0]).expect("a step");
+    for (v, name, input_role) in step.inputs() {
+        if matches!(input_role, Role::Param | Role::OptState) {
+            assert_eq!(role(&step, name), OutputRole::Update(input_role), "{name}");
+            assert_ne!(step.output(name), Some(v), "{name} is updated");
+        }
+    }
+    for (_, name, input_role) in lowered.init.inputs() {
+        assert_eq!(input_role, Role::Rng, "the init graph reads `{name}`");
+    }
+    for o in &lowered.init.outputs {
+        assert!(
+            matches!(
+                o.role,
+                OutputRole::Update(Role::Param | Role::State | Role::OptState)
+            ),
+            "{}",
+            o.name
+        );
+    }
+}
+
+/// The checker and lowering agree on `transpose` of a vector: an error in both (lowering used
+/// to return the vector unchanged).
+#[test]
+fn transpose_of_a_vector_is_an_error_in_check_and_lowering() {
+    let text = "use std.nn.{Dense}\n\ndata d {\n  train = blobs(n: 10, features: 3, seed: 1)\n  \
+                x: f32[3] = x\n  y: f32[3] = x\n}\n\n\
+                model M()(x: f32[B, 3]) -> f32[B, 3] {\n  x |> Dense(3)\n}\n\n\
+                train M on d {\n  loss = mse(out, y) + sum(transpose(reshape(out, [B * 3])))\n  \
+                optimizer = sgd(lr: 0.1)\n}\n";
+    let loader = common::CwdLoader {
+        base: common::root(),
+    };
+    let (check, program) = nnl::check_program("t.nnl", text, &loader);
+    assert!(
+        check.diagnostics.iter().any(|d| d.code == "E0202"),
+        "{:?}",
+        check.diagnostics
+    );
+    let opts = nnl::lower::Options {
+        batch: Some(BATCH),
+        ..Default::default()
+    };
+    let lowered = nnl::lower::lower(&program, &check.sources, &opts);
+    assert!(lowered.is_err(), "lowering accepted a vector's transpose");
 }

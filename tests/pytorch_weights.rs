@@ -80,7 +80,10 @@ fn agrees_with_pytorch(file: &str, model: &str) {
         &p.program,
         &p.check.sources,
         None,
-        Box::new(Jit { threads: 2 }),
+        Box::new(Jit {
+            threads: 2,
+            profile: false,
+        }),
     )
     .unwrap();
     let values = loaded(&p, &session);

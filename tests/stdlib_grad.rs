@@ -8,9 +8,12 @@
 //! Metrics: their value on a hand-made batch. Optimizers, schedules and constraints: one training
 //! step (`step::train_step`) against the formula.
 
+#[path = "common/summary.rs"]
+mod summary;
+
 use nnl::exec::{initial_values, rng_key};
 use nnl::interp::{self, Tensor};
-use nnl::ir::{DType, Graph, TensorType};
+use nnl::ir::{DType, Graph, Output, OutputRole, TensorType};
 use nnl::lower::{Lowered, Options};
 use std::collections::HashMap;
 
@@ -215,12 +218,14 @@ fn lower(name: &str, text: &str) -> Result<Lowered, String> {
         float: DType::F64,
     };
     let out = nnl::lower_source(&format!("{name}.nnl"), text, &NoFiles, &opts);
-    out.lowered.ok_or_else(|| {
+    let lowered = out.lowered.ok_or_else(|| {
         format!(
             "does not lower:\n{}\n{text}",
             nnl::diag::render(&out.check.sources, &out.check.diagnostics, false)
         )
-    })
+    })?;
+    summary::summary_matches_graph(&out.check, &lowered)?;
+    Ok(lowered)
 }
 
 fn run(graph: &Graph, inputs: &Values) -> Result<Values, String> {
@@ -264,7 +269,7 @@ fn inputs(lowered: &Lowered, case: &Case, rng: &mut Lcg) -> Result<Values, Strin
 /// its outputs, named like the fields.
 fn data_gradient_graph(forward: &Graph, names: &[&str]) -> Result<Graph, String> {
     let mut g = forward.clone();
-    let loss = g.output("loss").ok_or("no loss")?;
+    let loss = g.loss().ok_or("no loss")?;
     let wrt = names
         .iter()
         .map(|n| g.find_input(n).ok_or(format!("`{n}` is not an input")))
@@ -273,7 +278,7 @@ fn data_gradient_graph(forward: &Graph, names: &[&str]) -> Result<Graph, String>
     g.outputs = names
         .iter()
         .zip(grads)
-        .map(|(n, d)| (n.to_string(), d))
+        .map(|(n, d)| Output::new(*n, d, OutputRole::Gradient))
         .collect();
     Ok(g)
 }

@@ -5,6 +5,7 @@ use super::dim::Dim;
 use super::ty::{Callable, Shape, ShapeElem, Ty, same_type};
 use super::{ArgVal, Checker, Frame, Slot};
 use crate::diag::Diagnostic;
+use crate::diag::codes;
 use crate::prim::Builtin;
 use crate::source::Span;
 use crate::syntax::ast::{BinOp, Dtype, UnOp};
@@ -71,7 +72,7 @@ fn join_dtypes(c: &mut Checker, l: (&Ty, Span), r: (&Ty, Span), op_span: Span) -
         (Some(a), Some(b)) => {
             c.emit(
                 err(
-                    "E0208",
+                    codes::DTYPE_MISMATCH,
                     format!(
                         "cannot combine {} and {} with `{}`",
                         a.name(),
@@ -92,7 +93,7 @@ fn join_dtypes(c: &mut Checker, l: (&Ty, Span), r: (&Ty, Span), op_span: Span) -
             if d == Dtype::I32 && matches!(other, Ty::Float(_)) {
                 c.emit(
                     err(
-                        "E0208",
+                        codes::DTYPE_MISMATCH,
                         "an i32 tensor cannot be combined with a float",
                         op_span,
                         "i32 with a fractional number",
@@ -130,7 +131,7 @@ pub(super) fn binary(
                 BinOp::Ne => Bool(a.zip(*b).map(|(x, y)| x != y)),
                 _ => {
                     c.emit(err(
-                        "E0208",
+                        codes::DTYPE_MISMATCH,
                         format!("`{}` does not apply to booleans", op.symbol()),
                         op_span,
                         "on bool values",
@@ -144,7 +145,7 @@ pub(super) fn binary(
     let (Some(ls), Some(rs)) = (l.0.shape(), r.0.shape()) else {
         let bad = if l.0.shape().is_none() { l } else { r };
         c.emit(
-            err("E0214", format!("`{}` needs numbers or tensors, found {}", op.symbol(), bad.0), bad.1, format!("this is {}", bad.0))
+            err(codes::NOT_A_TENSOR, format!("`{}` needs numbers or tensors, found {}", op.symbol(), bad.0), bad.1, format!("this is {}", bad.0))
                 .with_help("arithmetic applies to tensors and scalars; layers must be applied to an input first"),
         );
         return Unknown;
@@ -159,7 +160,7 @@ pub(super) fn binary(
         Ok(s) => s,
         Err((i, x, y)) => {
             c.emit(
-                err("E0200", format!("cannot broadcast {} with {} in `{}`", show_ty_shape(l.0), show_ty_shape(r.0), op.symbol()), op_span, format!("{x} vs {y}, {} from the right", ordinal(i + 1)))
+                err(codes::BROADCAST, format!("cannot broadcast {} with {} in `{}`", show_ty_shape(l.0), show_ty_shape(r.0), op.symbol()), op_span, format!("{x} vs {y}, {} from the right", ordinal(i + 1)))
                     .with_secondary(l.1, format!("this is {}", l.0))
                     .with_secondary(r.1, format!("this is {}", r.0))
                     .with_note("two dimensions broadcast when they are equal or one of them is 1; shapes are aligned from the right")
@@ -176,7 +177,7 @@ pub(super) fn binary(
             if dt != Dtype::Bool {
                 c.emit(
                     err(
-                        "E0208",
+                        codes::DTYPE_MISMATCH,
                         format!("`{}` needs bool values, found {}", op.symbol(), dt.name()),
                         op_span,
                         "not bool",
@@ -190,7 +191,7 @@ pub(super) fn binary(
         _ if dt == Dtype::Bool => {
             c.emit(
                 err(
-                    "E0208",
+                    codes::DTYPE_MISMATCH,
                     format!("arithmetic `{}` on bool tensors", op.symbol()),
                     op_span,
                     "bool values",
@@ -259,7 +260,12 @@ fn int_op(c: &mut Checker, op: BinOp, op_span: Span, a: &Dim, b: &Dim, rhs_span:
         BinOp::Div if a.as_const().is_some() && b.as_const().is_some() => {
             let (x, y) = (a.as_const().expect("const"), b.as_const().expect("const"));
             if y == 0 {
-                c.emit(err("E0214", "division by zero", rhs_span, "this is 0"));
+                c.emit(err(
+                    codes::ZERO_DIVISOR,
+                    "division by zero",
+                    rhs_span,
+                    "this is 0",
+                ));
                 return Ty::Unknown;
             }
             if x % y == 0 {
@@ -273,7 +279,12 @@ fn int_op(c: &mut Checker, op: BinOp, op_span: Span, a: &Dim, b: &Dim, rhs_span:
             match r {
                 Some(d) => Ty::Int(d),
                 None => {
-                    c.emit(err("E0214", "division by zero", rhs_span, "this is 0"));
+                    c.emit(err(
+                        codes::ZERO_DIVISOR,
+                        "division by zero",
+                        rhs_span,
+                        "this is 0",
+                    ));
                     Ty::Unknown
                 }
             }
@@ -296,7 +307,7 @@ fn int_op(c: &mut Checker, op: BinOp, op_span: Span, a: &Dim, b: &Dim, rhs_span:
         BinOp::Ge => decided(diff.map(|d| d >= 0)),
         BinOp::MatMul | BinOp::And | BinOp::Or => {
             c.emit(err(
-                "E0214",
+                codes::OPERATOR_KIND,
                 format!("`{}` does not apply to integers", op.symbol()),
                 op_span,
                 "on integers",
@@ -317,7 +328,7 @@ pub(super) fn unary(c: &mut Checker, op: UnOp, t: &Ty, span: Span) -> Ty {
         _ => {
             let sym = if op == UnOp::Neg { "-" } else { "not" };
             c.emit(err(
-                "E0214",
+                codes::OPERATOR_KIND,
                 format!("`{sym}` does not apply to {t}"),
                 span,
                 format!("this is {t}"),
@@ -330,15 +341,20 @@ pub(super) fn unary(c: &mut Checker, op: UnOp, t: &Ty, span: Span) -> Ty {
 fn matmul(c: &mut Checker, l: (&Ty, Span), r: (&Ty, Span), op_span: Span) -> Ty {
     let (Ty::Tensor(da, a), Ty::Tensor(db, b)) = (l.0, r.0) else {
         c.emit(
-            err("E0214", "`@` multiplies tensors", op_span, "a scalar here")
-                .with_help("use `*` to scale by a number"),
+            err(
+                codes::NOT_A_TENSOR,
+                "`@` multiplies tensors",
+                op_span,
+                "a scalar here",
+            )
+            .with_help("use `*` to scale by a number"),
         );
         return Ty::Unknown;
     };
     if da != db || !da.is_float() {
         c.emit(
             err(
-                "E0208",
+                codes::DTYPE_MISMATCH,
                 format!(
                     "`@` needs two float tensors of one dtype, found {} and {}",
                     da.name(),
@@ -355,7 +371,7 @@ fn matmul(c: &mut Checker, l: (&Ty, Span), r: (&Ty, Span), op_span: Span) -> Ty 
     if na == 0 || nb == 0 {
         c.emit(
             err(
-                "E0202",
+                codes::RANK,
                 "`@` needs tensors of rank 1 or more",
                 op_span,
                 "a scalar here",
@@ -368,7 +384,7 @@ fn matmul(c: &mut Checker, l: (&Ty, Span), r: (&Ty, Span), op_span: Span) -> Ty 
     let k_b = if nb == 1 { &b.0[0] } else { &b.0[nb - 2] };
     if k_a != k_b {
         c.emit(
-            err("E0201", format!("matrix product of {} and {}: inner dimensions {} and {} differ", show_ty_shape(l.0), show_ty_shape(r.0), show_elem(k_a), show_elem(k_b)), op_span, "inner dimensions must be equal")
+            err(codes::MATMUL_INNER_DIM, format!("matrix product of {} and {}: inner dimensions {} and {} differ", show_ty_shape(l.0), show_ty_shape(r.0), show_elem(k_a), show_elem(k_b)), op_span, "inner dimensions must be equal")
                 .with_secondary(l.1, format!("the last dimension of this is {}", show_elem(k_a)))
                 .with_secondary(r.1, format!("the {} dimension of this is {}", if nb == 1 { "only" } else { "second-to-last" }, show_elem(k_b)))
                 .with_help("in `a @ b` the last dimension of `a` must equal the second-to-last of `b`; check the layer widths or transpose one side"),
@@ -392,7 +408,7 @@ fn matmul(c: &mut Checker, l: (&Ty, Span), r: (&Ty, Span), op_span: Span) -> Ty 
             Ok(s) => s,
             Err((_, x, y)) => {
                 c.emit(err(
-                    "E0200",
+                    codes::BROADCAST,
                     format!("the batch dimensions of `@` do not broadcast: {x} vs {y}"),
                     op_span,
                     "batch dimensions differ",
@@ -426,7 +442,7 @@ pub(super) fn normalize_axis(
     if idx < 0 || idx >= n || hidden {
         c.emit(
             err(
-                "E0215",
+                codes::OUT_OF_BOUNDS,
                 format!("axis {axis} is out of range for a tensor of shape {shape}"),
                 span,
                 format!(
@@ -455,7 +471,7 @@ fn int_arg(c: &mut Checker, a: Option<&ArgVal>, default: i64, what: &str) -> Opt
         Some(ArgVal { ty: Ty::Int(d), .. }) => Some(d.clone()),
         Some(a) => {
             c.emit(err(
-                "E0214",
+                codes::NOT_A_CONSTANT,
                 format!("`{what}` must be an integer, found {}", a.ty),
                 a.span,
                 "not an integer",
@@ -472,7 +488,7 @@ fn const_arg(c: &mut Checker, a: Option<&ArgVal>, default: i64, what: &str) -> O
         None => {
             let span = a.map_or(Span::new(crate::source::FileId(0), 0, 0), |a| a.span);
             c.emit(err(
-                "E0214",
+                codes::NOT_A_CONSTANT,
                 format!("`{what}` must be a constant, found {d}"),
                 span,
                 "not known when the program is compiled",
@@ -487,7 +503,7 @@ fn tensor_arg<'a>(c: &mut Checker, a: &'a ArgVal, what: &str) -> Option<(Dtype, 
         Ty::Tensor(d, s) => Some((*d, s)),
         other => {
             c.emit(err(
-                "E0214",
+                codes::NOT_A_TENSOR,
                 format!("`{what}` must be a tensor, found {other}"),
                 a.span,
                 "not a tensor",
@@ -504,7 +520,7 @@ fn shape_arg(c: &mut Checker, a: &ArgVal, what: &str) -> Option<Shape> {
         Ty::Tuple(_) => {
             c.emit(
                 err(
-                    "E0214",
+                    codes::NOT_A_CONSTANT,
                     format!("`{what}` is a list in square brackets, not a tuple"),
                     a.span,
                     "write `[…]` instead of `(…)`",
@@ -523,7 +539,7 @@ fn shape_arg(c: &mut Checker, a: &ArgVal, what: &str) -> Option<Shape> {
         }
         other => {
             c.emit(err(
-                "E0214",
+                codes::NOT_A_CONSTANT,
                 format!("`{what}` must be a list of dimensions like `[B, 10]`, found {other}"),
                 a.span,
                 "not a shape",
@@ -540,7 +556,7 @@ fn float_elementwise(c: &mut Checker, name: &str, x: &ArgVal) -> Ty {
         other => {
             c.emit(
                 err(
-                    "E0208",
+                    codes::DTYPE_MISMATCH,
                     format!("`{name}` needs a float tensor, found {other}"),
                     x.span,
                     "not a float",
@@ -596,7 +612,7 @@ pub(super) fn call(
                 other => {
                     c.emit(
                         err(
-                            "E0208",
+                            codes::DTYPE_MISMATCH,
                             format!("`select` needs a bool condition, found {other}"),
                             cond.span,
                             "not bool",
@@ -617,7 +633,7 @@ pub(super) fn call(
                 Ty::Tensor(dt, s) => match broadcast(&s, &cshape) {
                     Ok(s) => Ty::Tensor(dt, s),
                     Err((_, x, y)) => {
-                        c.emit(err("E0200", format!("the condition of `select` does not broadcast with its values: {x} vs {y}"), cond.span, format!("this is {}", cond.ty)));
+                        c.emit(err(codes::BROADCAST, format!("the condition of `select` does not broadcast with its values: {x} vs {y}"), cond.span, format!("this is {}", cond.ty)));
                         Ty::Unknown
                     }
                 },
@@ -630,7 +646,7 @@ pub(super) fn call(
                 Ty::Dtype(d) => *d,
                 other => {
                     c.emit(err(
-                        "E0214",
+                        codes::NOT_A_CONSTANT,
                         format!("`cast` needs a dtype (f32, f64, i32, bool), found {other}"),
                         req(1).span,
                         "not a dtype",
@@ -663,7 +679,7 @@ pub(super) fn call(
             if let Some(v) = negative {
                 c.emit(
                     err(
-                        "E0216",
+                        codes::RESHAPE_SIZE,
                         format!("`reshape` sizes must be positive, found {v}"),
                         req(1).span,
                         format!("{v} is not a size"),
@@ -678,7 +694,7 @@ pub(super) fn call(
             if from_n != to_n && from_n.is_polynomial() && to_n.is_polynomial() {
                 c.emit(
                     err(
-                        "E0216",
+                        codes::RESHAPE_SIZE,
                         format!("cannot reshape {from_n} elements into {to} ({to_n} elements)"),
                         req(1).span,
                         format!("{to} holds {to_n} elements"),
@@ -733,7 +749,7 @@ pub(super) fn call(
             if s.has_pack() || sorted != (0..n as i64).collect::<Vec<_>>() {
                 c.emit(
                     err(
-                        "E0217",
+                        codes::NOT_A_PERMUTATION,
                         format!("{perm} is not a permutation of the {n} axes of {s}"),
                         req(1).span,
                         "invalid permutation",
@@ -757,7 +773,7 @@ pub(super) fn call(
                 || matches!(s.0[n - 2], ShapeElem::Pack(_))
             {
                 c.emit(err(
-                    "E0202",
+                    codes::RANK,
                     format!("`transpose` needs at least two axes, found {s}"),
                     req(0).span,
                     "rank too small",
@@ -780,7 +796,7 @@ pub(super) fn call(
                 _ => {
                     c.emit(
                         err(
-                            "E0200",
+                            codes::BROADCAST,
                             format!("cannot broadcast {s} to {to}"),
                             req(0).span,
                             format!("this is {}", req(0).ty),
@@ -811,7 +827,7 @@ pub(super) fn call(
             if let (Some(l), ShapeElem::Dim(full)) = (len.as_const(), &s.0[ax]) {
                 let past_end = end.sub(full).as_const().is_some_and(|d| d > 0);
                 if l <= 0 || past_end || start.as_const().is_some_and(|v| v < 0) {
-                    c.emit(err("E0215", format!("slice {start}..{end} is empty or outside axis {axis} of size {full}"), req(2).span.to(req(3).span), "bad range").with_help("use 0 ≤ start < end ≤ the axis size"));
+                    c.emit(err(codes::OUT_OF_BOUNDS, format!("slice {start}..{end} is empty or outside axis {axis} of size {full}"), req(2).span.to(req(3).span), "bad range").with_help("use 0 ≤ start < end ≤ the axis size"));
                     return Ty::Unknown;
                 }
             }
@@ -866,7 +882,7 @@ pub(super) fn call(
             {
                 c.emit(
                     err(
-                        "E0226",
+                        codes::SPLIT_NOT_DIVISIBLE,
                         format!("cannot split a dimension of size {d} into {parts} equal parts"),
                         req(1).span,
                         "does not divide",
@@ -916,7 +932,7 @@ pub(super) fn call(
             if it != Dtype::I32 {
                 c.emit(
                     err(
-                        "E0208",
+                        codes::DTYPE_MISMATCH,
                         format!("`gather` needs i32 indices, found {}", it.name()),
                         req(1).span,
                         "not i32",
@@ -927,7 +943,7 @@ pub(super) fn call(
             }
             if table.0.len() != 2 {
                 c.emit(err(
-                    "E0202",
+                    codes::RANK,
                     format!("`gather` needs a [rows, width] table, found {table}"),
                     req(0).span,
                     "not rank 2",
@@ -948,7 +964,7 @@ pub(super) fn call(
             if it != Dtype::I32 {
                 c.emit(
                     err(
-                        "E0208",
+                        codes::DTYPE_MISMATCH,
                         format!("`pick` needs i32 indices, found {}", it.name()),
                         req(1).span,
                         "not i32",
@@ -960,7 +976,7 @@ pub(super) fn call(
             let lead = Shape(x.0[..x.0.len().saturating_sub(1)].to_vec());
             if x.0.is_empty() || lead != *idx {
                 c.emit(
-                    err("E0202", format!("`pick` needs indices shaped like x without its last axis: x is {x}, so indices {lead}, found {idx}"), req(1).span, format!("this is {}", req(1).ty))
+                    err(codes::RANK, format!("`pick` needs indices shaped like x without its last axis: x is {x}, so indices {lead}, found {idx}"), req(1).span, format!("this is {}", req(1).ty))
                         .with_secondary(req(0).span, format!("this is {}", req(0).ty)),
                 );
                 return Ty::Unknown;
@@ -973,7 +989,7 @@ pub(super) fn call(
             };
             if it != Dtype::I32 {
                 c.emit(err(
-                    "E0208",
+                    codes::DTYPE_MISMATCH,
                     format!("`one_hot` needs i32 class indices, found {}", it.name()),
                     req(0).span,
                     "not i32",
@@ -1017,7 +1033,7 @@ pub(super) fn call(
             Ty::Int(_) | Ty::Float(_) => Ty::Float(Some(0.0)),
             other => {
                 c.emit(err(
-                    "E0214",
+                    codes::NOT_A_TENSOR,
                     format!("`{}` needs a tensor, found {other}", info.name),
                     req(0).span,
                     "not a tensor",
@@ -1033,7 +1049,7 @@ pub(super) fn call(
             Ty::Tensor(_, s) => Ty::Shape(s.clone()),
             other => {
                 c.emit(err(
-                    "E0214",
+                    codes::NOT_A_TENSOR,
                     format!("`shape` needs a tensor, found {other}"),
                     req(0).span,
                     "not a tensor",
@@ -1046,7 +1062,7 @@ pub(super) fn call(
             other => {
                 c.emit(
                     err(
-                        "E0214",
+                        codes::NOT_A_PARAMETER_SET,
                         format!("`params` needs a model, found {other}"),
                         req(0).span,
                         "not a model",
@@ -1059,7 +1075,7 @@ pub(super) fn call(
         Builtin::SumOver => {
             if !matches!(req(0).ty, Ty::ParamSet) {
                 c.emit(err(
-                    "E0214",
+                    codes::NOT_A_PARAMETER_SET,
                     format!("`sum_over` needs a parameter set, found {}", req(0).ty),
                     req(0).span,
                     "not `params(…)`",
@@ -1080,7 +1096,7 @@ pub(super) fn call(
             if !t.is_scalar() && !t.is_unknown() {
                 c.emit(
                     err(
-                        "E0207",
+                        codes::NOT_SCALAR,
                         format!("the function given to `sum_over` must return a scalar, found {t}"),
                         req(1).span,
                         "not a scalar",
@@ -1100,7 +1116,7 @@ fn check_positive(c: &mut Checker, s: &Shape, span: Span) {
     }) {
         c.emit(
             err(
-                "E0205",
+                codes::NONPOSITIVE_DIM,
                 format!("a tensor cannot have a dimension of size {d}"),
                 span,
                 format!("the shape {s}"),
@@ -1129,7 +1145,7 @@ fn reduce(
         Ty::Int(_) | Ty::Float(_) => return Ty::Float(None),
         other => {
             c.emit(err(
-                "E0214",
+                codes::NOT_A_TENSOR,
                 format!("reductions need a tensor, found {other}"),
                 x.span,
                 "not a tensor",
@@ -1142,7 +1158,7 @@ fn reduce(
         Some(Ty::Bool(Some(v))) => *v,
         Some(other) => {
             c.emit(err(
-                "E0214",
+                codes::NOT_A_CONSTANT,
                 format!("`keep` must be true or false, found {other}"),
                 keep.expect("some").span,
                 "not a bool",
@@ -1164,7 +1180,7 @@ fn reduce(
                 },
                 other => {
                     c.emit(err(
-                        "E0214",
+                        codes::NOT_A_CONSTANT,
                         format!("`axis` must be an integer or a list of integers, found {other}"),
                         a.span,
                         "not an axis",
@@ -1200,7 +1216,7 @@ fn reduce(
     if matches!(b, Builtin::Mean) && !dt.is_float() {
         c.emit(
             err(
-                "E0208",
+                codes::DTYPE_MISMATCH,
                 format!("`mean` needs a float tensor, found {}", dt.name()),
                 x.span,
                 "not float",
@@ -1215,9 +1231,11 @@ fn reduce(
 fn concat(c: &mut Checker, b: Builtin, xs: &ArgVal, axis: Option<&ArgVal>) -> Ty {
     let items = match &xs.ty {
         Ty::List(items) | Ty::Tuple(items) => items.clone(),
+        // `[]` reads as an empty list of dimensions.
+        Ty::Shape(s) if s.0.is_empty() => Vec::new(),
         other => {
             c.emit(err(
-                "E0214",
+                codes::NOT_A_TENSOR,
                 format!(
                     "`{}` needs a list of tensors like `[a, b]`, found {other}",
                     if b == Builtin::Concat {
@@ -1234,7 +1252,7 @@ fn concat(c: &mut Checker, b: Builtin, xs: &ArgVal, axis: Option<&ArgVal>) -> Ty
     };
     let Some(first) = items.first() else {
         c.emit(err(
-            "E0214",
+            codes::EMPTY_LIST,
             "nothing to join: the list is empty",
             xs.span,
             "empty list",
@@ -1252,7 +1270,7 @@ fn concat(c: &mut Checker, b: Builtin, xs: &ArgVal, axis: Option<&ArgVal>) -> Ty
         for t in &items[1..] {
             if !same_type(first, t) {
                 c.emit(err(
-                    "E0220",
+                    codes::DECLARATION_MISMATCH,
                     format!("`stack` needs tensors of one shape, found {first} and {t}"),
                     xs.span,
                     "shapes differ",
@@ -1265,7 +1283,7 @@ fn concat(c: &mut Checker, b: Builtin, xs: &ArgVal, axis: Option<&ArgVal>) -> Ty
         let at = if axis < 0 { n + axis } else { axis };
         if !(0..n).contains(&at) {
             c.emit(err(
-                "E0215",
+                codes::OUT_OF_BOUNDS,
                 format!("axis {axis} is out of range for stacking"),
                 xs.span,
                 "bad axis",
@@ -1294,7 +1312,7 @@ fn concat(c: &mut Checker, b: Builtin, xs: &ArgVal, axis: Option<&ArgVal>) -> Ty
                 .all(|(i, (a, b))| i == ax || a == b);
         if d != dt || !same_elsewhere {
             c.emit(
-                err("E0220", format!("`concat` along axis {axis} needs the other dimensions equal, but {first} and {t} differ"), xs.span, format!("{first} and {t}"))
+                err(codes::DECLARATION_MISMATCH, format!("`concat` along axis {axis} needs the other dimensions equal, but {first} and {t} differ"), xs.span, format!("{first} and {t}"))
                     .with_help(format!(
                         "the tensors must agree in every dimension but the one they are joined along{}",
                         if ax + 1 == s0.0.len() { "" } else { "; to join features, use `axis: -1`" }
@@ -1326,7 +1344,7 @@ fn unfold(
     let Some(dims) = s.dims().filter(|d| d.len() == 4) else {
         c.emit(
             err(
-                "E0202",
+                codes::RANK,
                 format!("`unfold` needs an image batch [B, C, H, W], found {s}"),
                 x.span,
                 "not rank 4",
@@ -1354,7 +1372,7 @@ fn unfold(
     };
     let (Some(oh), Some(ow)) = (out_size(&dims[2]), out_size(&dims[3])) else {
         c.emit(err(
-            "E0214",
+            codes::ZERO_DIVISOR,
             "`unfold` stride must not be zero",
             span,
             "stride 0",
@@ -1364,7 +1382,7 @@ fn unfold(
     for (name, o, n) in [("height", &oh, &dims[2]), ("width", &ow, &dims[3])] {
         if let Some(v) = o.as_const().filter(|v| *v <= 0) {
             c.emit(
-                err("E0205", format!("the window does not fit: the output {name} would be {v}"), span, format!("a {k}×{k} window (dilation {dl}, stride {st}, padding {p}) over {name} {n}"))
+                err(codes::NONPOSITIVE_DIM, format!("the window does not fit: the output {name} would be {v}"), span, format!("a {k}×{k} window (dilation {dl}, stride {st}, padding {p}) over {name} {n}"))
                     .with_note(format!("output size = (size + 2·padding − dilation·(kernel − 1) − 1) / stride + 1 = ({n} + 2·{p} − {dl}·({k} − 1) − 1) / {st} + 1 = {v}"))
                     .with_help("use a smaller kernel or stride, add padding, or remove a pooling layer before this one"),
             );

@@ -4,6 +4,7 @@
 use super::ty::{Shape, Ty};
 use super::{ArgVal, Checker, Frame, Slot};
 use crate::diag::Diagnostic;
+use crate::diag::codes;
 use crate::source::Span;
 use crate::syntax::ast::*;
 
@@ -191,7 +192,7 @@ impl Checker<'_> {
                             .map(String::as_str)
                             .collect();
                         let mut diag = Diagnostic::error(
-                            "E0309",
+                            codes::UNKNOWN_DATA_VOCABULARY,
                             format!(
                                 "cannot split `{}`: no source or split has that name",
                                 of.name
@@ -216,7 +217,7 @@ impl Checker<'_> {
                             let total: f64 = taken.iter().filter(|(p, _, _)| *p == of.name).map(|(_, v, _)| v).sum();
                             if total >= 1.0 - 1e-9 {
                                 let mut diag = Diagnostic::error(
-                                    "E0306",
+                                    codes::SPLIT_FRACTIONS,
                                     format!("the splits of `{}` take {:.0}% of it, leaving nothing to train on", of.name, total * 100.0),
                                 )
                                 .with_primary(fraction.span, format!("this brings the total to {total}"));
@@ -229,7 +230,7 @@ impl Checker<'_> {
                             }
                         }
                         _ => self.emit(
-                            Diagnostic::error("E0306", "a split fraction must be a number between 0 and 1")
+                            Diagnostic::error(codes::SPLIT_FRACTIONS, "a split fraction must be a number between 0 and 1")
                                 .with_primary(fraction.span, "not in (0, 1)")
                                 .with_help("write the share of the source to split off, e.g. `split val = 0.1 of train`"),
                         ),
@@ -260,7 +261,7 @@ impl Checker<'_> {
             }
             _ => {
                 self.emit(
-                    Diagnostic::error("E0214", "a data field needs a tensor type")
+                    Diagnostic::error(codes::FIELD_NOT_TENSOR, "a data field needs a tensor type")
                         .with_primary(t.span, "not a tensor type")
                         .with_help(
                             "declare the shape of one sample, like `x: f32[784]` or `y: i32`",
@@ -281,7 +282,7 @@ impl Checker<'_> {
                     {
                         if args.len() != 1 {
                             self.emit(
-                                Diagnostic::error("E0210", "`join` takes one source")
+                                Diagnostic::error(codes::ARGUMENT_COUNT, "`join` takes one source")
                                     .with_primary(rhs.span, "write `|> join(csv(…))`"),
                             );
                             return None;
@@ -293,7 +294,7 @@ impl Checker<'_> {
                     }
                     _ => {
                         self.emit(
-                            Diagnostic::error("E0309", "only `join(…)` can follow a source")
+                            Diagnostic::error(codes::UNKNOWN_DATA_VOCABULARY, "only `join(…)` can follow a source")
                                 .with_primary(rhs.span, "not a source operation")
                                 .with_help("transforms belong to fields: `x: f32[4] = cols(0..4) |> standardize`"),
                         );
@@ -323,7 +324,7 @@ impl Checker<'_> {
                     if is_path && !matches!(v.ty, Ty::Str(_)) {
                         self.emit(
                             Diagnostic::error(
-                                "E0214",
+                                codes::PATH_NOT_STRING,
                                 format!("a file path must be a string, found {}", v.ty),
                             )
                             .with_primary(v.span, "not a string"),
@@ -341,8 +342,11 @@ impl Checker<'_> {
 
     fn unknown_source(&mut self, span: Span, name: &str) {
         let names: Vec<&str> = SOURCES.iter().map(|(n, _, _)| *n).collect();
-        let mut d = Diagnostic::error("E0309", format!("`{name}` is not a data source"))
-            .with_primary(span, "unknown source");
+        let mut d = Diagnostic::error(
+            codes::UNKNOWN_DATA_VOCABULARY,
+            format!("`{name}` is not a data source"),
+        )
+        .with_primary(span, "unknown source");
         d = match crate::suggest::closest(name, names.iter().copied()) {
             Some(s) => d.with_help(format!("did you mean `{s}`?")),
             None => d.with_help(format!("the sources are {}", names.join(", "))),
@@ -403,7 +407,7 @@ impl Checker<'_> {
                     && !table_like
                 {
                     self.emit(
-                        Diagnostic::error("E0309", format!("`{}` selects columns of a table, but this data's sources have named columns", n.name))
+                        Diagnostic::error(codes::UNKNOWN_DATA_VOCABULARY, format!("`{}` selects columns of a table, but this data's sources have named columns", n.name))
                             .with_primary(callee.span, "not a table source")
                             .with_help(format!("use one of: {}", columns.join(", "))),
                     );
@@ -416,9 +420,11 @@ impl Checker<'_> {
                 if table_like {
                     cands.extend(["col", "cols"]);
                 }
-                let mut d =
-                    Diagnostic::error("E0309", format!("`{name}` is not a column of this data"))
-                        .with_primary(head.span, "unknown column");
+                let mut d = Diagnostic::error(
+                    codes::UNKNOWN_DATA_VOCABULARY,
+                    format!("`{name}` is not a column of this data"),
+                )
+                .with_primary(head.span, "unknown column");
                 d = match crate::suggest::closest(&name, cands.iter().copied()) {
                     Some(s) => d.with_help(format!("did you mean `{s}`?")),
                     None if table_like => d.with_help(
@@ -446,9 +452,11 @@ impl Checker<'_> {
             };
             let Some((_, params)) = TRANSFORMS.iter().find(|(n, _)| *n == name.name) else {
                 let names: Vec<&str> = TRANSFORMS.iter().map(|(n, _)| *n).collect();
-                let mut d =
-                    Diagnostic::error("E0309", format!("`{}` is not a data transform", name.name))
-                        .with_primary(name.span, "unknown transform");
+                let mut d = Diagnostic::error(
+                    codes::UNKNOWN_DATA_VOCABULARY,
+                    format!("`{}` is not a data transform", name.name),
+                )
+                .with_primary(name.span, "unknown transform");
                 d = match crate::suggest::closest(&name.name, names.iter().copied()) {
                     Some(s) => d.with_help(format!("did you mean `{s}`?")),
                     None => d.with_help(format!("the transforms are {}", names.join(", "))),
@@ -483,7 +491,7 @@ impl Checker<'_> {
             let want = Shape::of_dims([super::dim::Dim::constant(n)]);
             if *shape != want || !dtype.is_float() {
                 self.emit(
-                    Diagnostic::error("E0304", format!("`one_hot({n})` gives f32[{n}] per sample, but the field is declared {}{shape}", dtype.name()))
+                    Diagnostic::error(codes::DATA_MODEL_MISMATCH, format!("`one_hot({n})` gives f32[{n}] per sample, but the field is declared {}{shape}", dtype.name()))
                         .with_primary(span, format!("f32[{n}] per sample"))
                         .with_secondary(decl_span, "declared here")
                         .with_help(format!("declare the field as `f32[{n}]`")),
@@ -516,7 +524,7 @@ impl Checker<'_> {
                     )
                 };
                 self.emit(
-                    Diagnostic::error("E0304", message)
+                    Diagnostic::error(codes::DATA_MODEL_MISMATCH, message)
                         .with_primary(head.span, format!("{count} column{s}"))
                         .with_secondary(decl_span, "declared here")
                         .with_help(help),
@@ -544,7 +552,7 @@ impl Checker<'_> {
                 );
             }
             _ => self.emit(
-                Diagnostic::error("E0305", "unknown split option")
+                Diagnostic::error(codes::SETTING, "unknown split option")
                     .with_primary(o.span, "not a split option")
                     .with_help("a split takes `shuffle(seed: 42)`"),
             ),
@@ -568,14 +576,15 @@ impl Checker<'_> {
             ("seed", SettingValue::Values(v)) if v.len() == 1 => {
                 if !matches!(self.expr(f, &v[0]), Ty::Int(_)) {
                     self.emit(
-                        Diagnostic::error("E0310", "`seed` must be an integer")
+                        Diagnostic::error(codes::SETTING_VALUE, "`seed` must be an integer")
                             .with_primary(v[0].span, "not an integer"),
                     );
                 }
             }
             (name, _) => {
-                let mut d = Diagnostic::error("E0305", format!("`{name}` is not a data setting"))
-                    .with_primary(s.name.span, "unknown setting");
+                let mut d =
+                    Diagnostic::error(codes::SETTING, format!("`{name}` is not a data setting"))
+                        .with_primary(s.name.span, "unknown setting");
                 d = match crate::suggest::closest(name, SETTINGS.iter().copied()) {
                     Some(sugg) => d.with_help(format!("did you mean `{sugg}`?")),
                     None => d.with_help("a data block holds sources (`train = idx(…)`), fields (`x: f32[4] = …`), splits, `shuffle(seed: …)` and `seed N`"),

@@ -7,11 +7,13 @@
 mod builtins;
 mod data;
 pub mod dim;
+pub mod metric;
 mod summary;
 mod train;
 pub mod ty;
 
 use crate::diag::Diagnostic;
+use crate::diag::codes;
 use crate::resolve::{ItemRef, Program};
 use crate::source::{SourceMap, Span};
 use crate::syntax::ast::*;
@@ -214,9 +216,12 @@ impl<'p> Checker<'p> {
             let t = self.expr(&mut f, &w.cond);
             if !matches!(t, Ty::Bool(_) | Ty::Unknown) {
                 self.emit(
-                    Diagnostic::error("E0214", "a `where` constraint must be a condition")
-                        .with_primary(w.cond.span, format!("this is {t}"))
-                        .with_help("write a comparison, such as `D % heads == 0`"),
+                    Diagnostic::error(
+                        codes::WHERE_NOT_CONDITION,
+                        "a `where` constraint must be a condition",
+                    )
+                    .with_primary(w.cond.span, format!("this is {t}"))
+                    .with_help("write a comparison, such as `D % heads == 0`"),
                 );
             }
         }
@@ -228,7 +233,7 @@ impl<'p> Checker<'p> {
                 let at = d.body.tail.as_ref().map_or(d.body.span, |t| t.span);
                 self.emit(
                     Diagnostic::error(
-                        "E0206",
+                        codes::RETURN_TYPE,
                         format!(
                             "`{}` returns {body}, but its declared type is {declared}",
                             d.name.name
@@ -249,7 +254,7 @@ impl<'p> Checker<'p> {
             for v in &f.vars[vars_before.min(f.vars.len())..] {
                 if v.kind == VarKind::Param && !v.used {
                     self.emit(
-                        Diagnostic::warning("W0001", format!("parameter `{}` is never used", v.name))
+                        Diagnostic::warning(codes::UNUSED_PARAM, format!("parameter `{}` is never used", v.name))
                             .with_primary(v.span, "declared here, but the body never reads it")
                             .with_help("remove it: an unused parameter is trained for nothing and bloats checkpoints"),
                     );
@@ -271,7 +276,7 @@ impl<'p> Checker<'p> {
         if !assigns_p && f.peek("p").is_some() {
             self.emit(
                 Diagnostic::error(
-                    "E0224",
+                    codes::OPTIMIZER_WITHOUT_P,
                     format!("optimizer `{}` never assigns `p`", d.name.name),
                 )
                 .with_primary(d.name.span, "this optimizer leaves the parameter unchanged")
@@ -355,8 +360,9 @@ impl<'p> Checker<'p> {
                 "params" => Ty::ParamSet,
                 other => {
                     let known = ["int", "str", "init", "params", "f32", "f64", "i32", "bool"];
-                    let mut d = Diagnostic::error("E0100", format!("unknown type `{other}`"))
-                        .with_primary(n.span, "not a type");
+                    let mut d =
+                        Diagnostic::error(codes::UNKNOWN_NAME, format!("unknown type `{other}`"))
+                            .with_primary(n.span, "not a type");
                     d = match crate::suggest::closest(other, known) {
                         Some(s) => d.with_help(format!("did you mean `{s}`?")),
                         None => d.with_help("types are dtypes with shapes (`f32[B, 784]`) or `int`, `f32`, `bool`, `str`, `init`, `params`"),
@@ -409,7 +415,7 @@ impl<'p> Checker<'p> {
                     other => {
                         ok = false;
                         self.emit(
-                            Diagnostic::error("E0214", format!("a dimension must be an integer, found {other}"))
+                            Diagnostic::error(codes::NOT_A_CONSTANT, format!("a dimension must be an integer, found {other}"))
                                 .with_primary(e.span, "not an integer")
                                 .with_help("dimensions are integers: numbers, `int` attributes, or symbols like `B`; `a / b` of integers that do not divide is a fraction, write `a // b` to round down"),
                         );
@@ -457,7 +463,7 @@ impl<'p> Checker<'p> {
             if v.kind == VarKind::LayerOutput && !v.used && !v.name.starts_with('_') {
                 self.emit(
                     Diagnostic::warning(
-                        "W0002",
+                        codes::UNUSED_LAYER,
                         format!("the layer output `{}` is never used", v.name),
                     )
                     .with_primary(v.span, "computed here, then never read")
@@ -503,7 +509,7 @@ impl<'p> Checker<'p> {
                     (None, None) => {
                         self.emit(
                             Diagnostic::error(
-                                "E0223",
+                                codes::STATE_WITHOUT_TYPE,
                                 "a `state` needs a type or an initial value",
                             )
                             .with_primary(s.span, "cannot tell this state's shape")
@@ -526,7 +532,7 @@ impl<'p> Checker<'p> {
                 };
                 if var.kind != VarKind::State {
                     self.emit(
-                        Diagnostic::error("E0222", format!("cannot assign to `{}`", target.name))
+                        Diagnostic::error(codes::ASSIGN_NON_STATE, format!("cannot assign to `{}`", target.name))
                             .with_primary(target.span, "not a `state`")
                             .with_secondary(var.span, "declared here")
                             .with_help("only `state` values (and `p` in an optimizer) can be updated; to name a new value, write `let`"),
@@ -535,7 +541,7 @@ impl<'p> Checker<'p> {
                 {
                     self.emit(
                         Diagnostic::error(
-                            "E0220",
+                            codes::DECLARATION_MISMATCH,
                             format!("`{}` is {}, but this assigns {vty}", target.name, var.ty),
                         )
                         .with_primary(value.span, format!("this is {vty}"))
@@ -555,13 +561,13 @@ impl<'p> Checker<'p> {
                         // The body does yield: only the count is wrong.
                         *slot = Some((Ty::Unknown, Ty::Unknown, s.span));
                         self.emit(
-                        Diagnostic::error("E0221", format!("`yield` takes the output and the new carry, found {} value{}", tys.len(), if tys.len() == 1 { "" } else { "s" }))
+                        Diagnostic::error(codes::MISPLACED_STATEMENT, format!("`yield` takes the output and the new carry, found {} value{}", tys.len(), if tys.len() == 1 { "" } else { "s" }))
                             .with_primary(s.span, "expected `yield output, carry`")
                             .with_help("yield a tuple as the output or the carry to return several values: `yield (a, b), (h, c)`"),
                     );
                     }
                     None => self.emit(
-                        Diagnostic::error("E0221", "`yield` outside a `scan` body")
+                        Diagnostic::error(codes::MISPLACED_STATEMENT, "`yield` outside a `scan` body")
                             .with_primary(s.span, "nothing to yield to")
                             .with_help("`yield` ends the body of `scan(xs, axis: 1, init: c) |x, c| { … }`; elsewhere a block's value is its last expression"),
                     ),
@@ -572,9 +578,12 @@ impl<'p> Checker<'p> {
                 self.expr(f, e);
                 if is_layer && f.warn {
                     self.emit(
-                        Diagnostic::warning("W0002", "the output of this layer is never used")
-                            .with_primary(e.span, "computed, then dropped")
-                            .with_help("bind it with `let`, pipe it on with `|>`, or remove it"),
+                        Diagnostic::warning(
+                            codes::UNUSED_LAYER,
+                            "the output of this layer is never used",
+                        )
+                        .with_primary(e.span, "computed, then dropped")
+                        .with_help("bind it with `let`, pipe it on with `|>`, or remove it"),
                     );
                 }
             }
@@ -620,9 +629,12 @@ impl<'p> Checker<'p> {
     ) {
         if !matches!(f.kind, Some(DefKind::Layer | DefKind::Model)) {
             self.emit(
-                Diagnostic::error("E0221", "`param` outside a layer or model")
-                    .with_primary(span, "parameters belong to layers")
-                    .with_help("declare trainable parameters inside `layer` or `model` bodies"),
+                Diagnostic::error(
+                    codes::MISPLACED_STATEMENT,
+                    "`param` outside a layer or model",
+                )
+                .with_primary(span, "parameters belong to layers")
+                .with_help("declare trainable parameters inside `layer` or `model` bodies"),
             );
         }
         let pty = self.eval_type(f, ty, false);
@@ -635,7 +647,7 @@ impl<'p> Checker<'p> {
         {
             self.emit(
                 Diagnostic::error(
-                    "E0208",
+                    codes::DTYPE_MISMATCH,
                     format!("a parameter must be a float tensor, not {}", dt.name()),
                 )
                 .with_primary(ty.span, "not trainable")
@@ -665,7 +677,7 @@ impl<'p> Checker<'p> {
             _ => false,
         };
         if !ok {
-            let d = Diagnostic::error("E0220", format!("this initial value is {init}, but the declaration is {declared}"))
+            let d = Diagnostic::error(codes::DECLARATION_MISMATCH, format!("this initial value is {init}, but the declaration is {declared}"))
                 .with_primary(span, format!("this is {init}"))
                 .with_help("use an initializer (`zeros`, `glorot_uniform`, `normal(0.02)`, …) or a tensor of the declared shape");
             self.emit(d);
@@ -686,7 +698,7 @@ impl<'p> Checker<'p> {
                         };
                         self.emit(
                             Diagnostic::error(
-                                "E0218",
+                                codes::DESTRUCTURE_COUNT,
                                 format!("cannot destructure {what} into {} names", ps.len()),
                             )
                             .with_primary(*span, format!("{} names here", ps.len()))
@@ -735,7 +747,7 @@ impl<'p> Checker<'p> {
                     (Ty::Unknown, _) => Ty::Unknown,
                     _ => {
                         self.emit(
-                            Diagnostic::error("E0213", format!("{b} has no field `{}`", field.name))
+                            Diagnostic::error(codes::NOT_CALLABLE, format!("{b} has no field `{}`", field.name))
                                 .with_primary(field.span, "no such field")
                                 .with_help("fields exist only on tuples (`t.0`, `t.1`); destructure with `let a, b = t`"),
                         );
@@ -781,7 +793,7 @@ impl<'p> Checker<'p> {
                         _ => {
                             self.emit(
                                 Diagnostic::error(
-                                    "E0214",
+                                    codes::NOT_A_CONSTANT,
                                     "a range needs constant bounds with start ≤ end",
                                 )
                                 .with_primary(e.span, "not a constant range")
@@ -936,21 +948,27 @@ impl<'p> Checker<'p> {
         match &c {
             Ty::Bool(_) | Ty::Unknown => {}
             other => self.emit(
-                Diagnostic::error("E0219", format!("an `if` condition must be known when the step is compiled, found {other}"))
+                Diagnostic::error(codes::IF_FORM, format!("an `if` condition must be known when the step is compiled, found {other}"))
                     .with_primary(cond.span, "not a compile-time condition")
                     .with_help("`if` chooses code (on `training` or a `bool` attribute); to choose elementwise between tensors use `select(cond, a, b)`"),
             ),
         }
-        let t = self.block(f, then);
+        // With the condition known (an expansion with concrete attributes), only the branch
+        // taken has layers and parameters; the other is still checked.
+        let known = match &c {
+            Ty::Bool(Some(b)) => Some(*b),
+            _ => None,
+        };
+        let t = self.branch(known != Some(false), |c| c.block(f, then));
         let Some(o) = otherwise else {
             self.emit(
-                Diagnostic::error("E0219", "an `if` used as a value needs an `else`")
+                Diagnostic::error(codes::IF_FORM, "an `if` used as a value needs an `else`")
                     .with_primary(span, "no `else` branch")
                     .with_help("add `else { … }` giving the value when the condition is false"),
             );
             return t;
         };
-        let e = self.expr(f, o);
+        let e = self.branch(known != Some(true), |c| c.expr(f, o));
         if !same_type(&t, &e) {
             let then_span = then.tail.as_ref().map_or(then.span, |x| x.span);
             let else_span = match &o.kind {
@@ -959,7 +977,7 @@ impl<'p> Checker<'p> {
             };
             self.emit(
                 Diagnostic::error(
-                    "E0219",
+                    codes::IF_FORM,
                     format!("the branches of this `if` differ: {t} and {e}"),
                 )
                 .with_primary(else_span, format!("this is {e}"))
@@ -1011,7 +1029,7 @@ impl<'p> Checker<'p> {
             if !xs.ty.is_unknown() {
                 self.emit(
                     Diagnostic::error(
-                        "E0220",
+                        codes::DECLARATION_MISMATCH,
                         format!("`scan` runs over a tensor, found {}", xs.ty),
                     )
                     .with_primary(xs.span, "not a tensor")
@@ -1032,7 +1050,7 @@ impl<'p> Checker<'p> {
         };
         if params.len() != 2 {
             self.emit(
-                Diagnostic::error("E0218", format!("a scan body takes two parameters (the step's input and the carry), found {}", params.len()))
+                Diagnostic::error(codes::DESTRUCTURE_COUNT, format!("a scan body takes two parameters (the step's input and the carry), found {}", params.len()))
                     .with_primary(span, "write `|x, carry| { … }`")
                     .with_help("the first is one slice of the sequence, the second the value carried between steps"),
             );
@@ -1052,7 +1070,7 @@ impl<'p> Checker<'p> {
         f.vars.truncate(mark);
         let Some((out, carry, yspan)) = yielded else {
             self.emit(
-                Diagnostic::error("E0221", "this `scan` body never yields")
+                Diagnostic::error(codes::MISPLACED_STATEMENT, "this `scan` body never yields")
                     .with_primary(body.span, "no `yield` at the end")
                     .with_help("end the body with `yield output, new_carry`"),
             );
@@ -1064,7 +1082,7 @@ impl<'p> Checker<'p> {
         if !same_type(&carry, &init.ty) {
             self.emit(
                 Diagnostic::error(
-                    "E0221",
+                    codes::MISPLACED_STATEMENT,
                     format!(
                         "the scan carry changes type: it starts as {} but is yielded as {carry}",
                         init.ty
@@ -1151,7 +1169,7 @@ impl<'p> Checker<'p> {
             Ty::Layer(inst) => self.apply_instance(&inst, args, span),
             other => {
                 self.emit(
-                    Diagnostic::error("E0213", format!("{other} cannot be called"))
+                    Diagnostic::error(codes::NOT_CALLABLE, format!("{other} cannot be called"))
                         .with_primary(callee.span, "not a function or layer")
                         .with_help(
                             "only functions, layers, optimizers and closures take arguments",
@@ -1166,7 +1184,7 @@ impl<'p> Checker<'p> {
         if args.len() != c.params.len() || args.iter().any(|a| a.name.is_some()) {
             self.emit(
                 Diagnostic::error(
-                    "E0210",
+                    codes::ARGUMENT_COUNT,
                     format!(
                         "this closure takes {} arguments, found {}",
                         c.params.len(),
@@ -1208,7 +1226,7 @@ impl<'p> Checker<'p> {
                         let names: Vec<&str> = slots.iter().map(|s| s.name).collect();
                         self.emit(
                             Diagnostic::error(
-                                "E0210",
+                                codes::ARGUMENT_COUNT,
                                 format!(
                                     "`{what}` takes {} argument{}, but {} were given",
                                     slots.len(),
@@ -1229,7 +1247,7 @@ impl<'p> Checker<'p> {
                     Some(i) if out[i].is_some() => {
                         self.emit(
                             Diagnostic::error(
-                                "E0212",
+                                codes::ARGUMENT_TWICE,
                                 format!("argument `{}` is given twice", n.name),
                             )
                             .with_primary(n.span, "given again here")
@@ -1244,7 +1262,7 @@ impl<'p> Checker<'p> {
                     Some(i) => out[i] = Some(a.clone()),
                     None => {
                         let mut d = Diagnostic::error(
-                            "E0211",
+                            codes::UNKNOWN_ARGUMENT,
                             format!("`{what}` has no argument named `{}`", n.name),
                         )
                         .with_primary(n.span, "unknown argument");
@@ -1276,7 +1294,7 @@ impl<'p> Checker<'p> {
                 .join(", ");
             self.emit(
                 Diagnostic::error(
-                    "E0210",
+                    codes::ARGUMENT_COUNT,
                     format!(
                         "`{what}` is missing {} {list}",
                         if missing.len() == 1 {
@@ -1426,7 +1444,7 @@ impl<'p> Checker<'p> {
             return Ty::Unknown;
         } else if let Some(first) = first_inner {
             let mut d = Diagnostic::error(
-                "E0225",
+                codes::EXPANSION_FAILED,
                 format!(
                     "`{}` cannot be applied to these inputs: {}",
                     def.name.name, first.message
@@ -1490,6 +1508,18 @@ impl<'p> Checker<'p> {
         t
     }
 
+    /// Checks a branch of an `if`; one that is not taken records no layer instance or
+    /// parameter in the model's summary.
+    fn branch(&mut self, taken: bool, check: impl FnOnce(&mut Self) -> Ty) -> Ty {
+        if taken {
+            return check(self);
+        }
+        let saved = std::mem::take(&mut self.trace);
+        let t = check(self);
+        self.trace = saved;
+        t
+    }
+
     fn record_param(&mut self, name: &str, shape: &Shape) {
         if let Some(node) = self.trace.last_mut() {
             node.params.push((name.to_string(), shape.clone()));
@@ -1514,7 +1544,7 @@ impl<'p> Checker<'p> {
                     })
                     .collect();
                 self.emit(
-                        Diagnostic::error("E0205", format!("the output of `{}` would have size {c} in dimension {i}", def.name.name))
+                        Diagnostic::error(codes::NONPOSITIVE_DIM, format!("the output of `{}` would have size {c} in dimension {i}", def.name.name))
                             .with_primary(span, format!("this gives {shape}"))
                             .with_note(format!("computed from {}", inputs.join(", ")))
                             .with_help("the input is too small for this window: use a smaller kernel or stride, more padding, or fewer pooling layers"),

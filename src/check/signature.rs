@@ -4,6 +4,7 @@
 use super::ty::{Shape, ShapeElem, Ty};
 use super::{ArgVal, Bindings, Checker, Slot};
 use crate::diag::Diagnostic;
+use crate::diag::codes;
 use crate::resolve::ItemRef;
 use crate::source::Span;
 use crate::syntax::ast::*;
@@ -84,7 +85,7 @@ impl Checker<'_> {
         let (pi, pj) = (&params[*i].name.name, &params[*j].name.name);
         let (ti, tj) = (self.sources.text(a.span), self.sources.text(b.span));
         self.emit(
-            Diagnostic::error("E0208", format!("the arguments of `{what}` look swapped"))
+            Diagnostic::error(codes::DTYPE_MISMATCH, format!("the arguments of `{what}` look swapped"))
                 .with_primary(a.span, format!("this is {}, given as `{pi}`", a.ty))
                 .with_secondary(b.span, format!("this is {}, given as `{pj}`", b.ty))
                 .with_help(format!(
@@ -126,7 +127,7 @@ impl Checker<'_> {
                     .iter()
                     .filter_map(|n| b.get(n).map(|t| format!("{n} = {}", show_value(t))))
                     .collect();
-                let mut d = Diagnostic::error("E0204", message)
+                let mut d = Diagnostic::error(codes::WHERE_FAILED, message)
                     .with_primary(
                         span,
                         format!("the `where` condition of `{}` fails here", def.name.name),
@@ -166,7 +167,7 @@ impl Checker<'_> {
         let def_name = self.def_name(r);
         let mismatch = |this: &mut Self, expected: String, extra: Option<String>| {
             let mut d = Diagnostic::error(
-                "E0220",
+                codes::DECLARATION_MISMATCH,
                 format!("`{def_name}` expects `{param}` to be {expected}, found {actual}"),
             )
             .with_primary(arg_span, format!("this is {actual}"))
@@ -206,7 +207,7 @@ impl Checker<'_> {
                     None => {
                         self.emit(
                             Diagnostic::error(
-                                "E0202",
+                                codes::RANK,
                                 format!(
                                     "`{def_name}` expects `{param}` to be a scalar, found {actual}"
                                 ),
@@ -302,7 +303,7 @@ impl Checker<'_> {
                 || class_axis.is_some());
         if got.is_float() && want == Dtype::I32 && param == "target" {
             self.emit(
-                Diagnostic::error("E0209", format!("`{def_name}` wants class indices, but `{param}` gets {actual}"))
+                Diagnostic::error(codes::LABEL_ENCODING, format!("`{def_name}` wants class indices, but `{param}` gets {actual}"))
                     .with_primary(arg_span, format!("this is {actual}: one-hot or probabilities"))
                     .with_secondary(t.span, format!("`{param}` is declared as {}", describe_type_expr(self, t)))
                     .with_help("use `cross_entropy` for one-hot targets, or keep the labels as indices in the data block (`y: i32 = label`)"),
@@ -311,7 +312,7 @@ impl Checker<'_> {
         }
         if got == Dtype::I32 && want.is_float() && param == "target" && !looks_like_labels {
             self.emit(
-                Diagnostic::error("E0208", format!("`{def_name}` wants float targets, but `{param}` gets {actual}"))
+                Diagnostic::error(codes::DTYPE_MISMATCH, format!("`{def_name}` wants float targets, but `{param}` gets {actual}"))
                     .with_primary(arg_span, format!("this is {actual}"))
                     .with_secondary(t.span, format!("`{param}` is declared as {}", describe_type_expr(self, t)))
                     .with_help(format!("if these are class labels, use a classification loss such as `sparse_cross_entropy`; if they are numbers, declare the data field as f32 or convert with `cast(…, {})`", want.name())),
@@ -320,7 +321,7 @@ impl Checker<'_> {
         }
         if looks_like_labels {
             self.emit(
-                Diagnostic::error("E0209", format!("`{def_name}` wants one-hot or probability targets, but `{param}` gets integer class labels"))
+                Diagnostic::error(codes::LABEL_ENCODING, format!("`{def_name}` wants one-hot or probability targets, but `{param}` gets integer class labels"))
                     .with_primary(arg_span, format!("this is {actual}: one class index per sample"))
                     .with_secondary(t.span, format!("`{param}` is declared as {}", describe_type_expr(self, t)))
                     .with_help("use `sparse_cross_entropy` for integer labels, or convert them with `one_hot(y, C)` (in the data block: `y: f32[C] = label |> one_hot(C)`)"),
@@ -329,7 +330,7 @@ impl Checker<'_> {
         }
         self.emit(
             Diagnostic::error(
-                "E0208",
+                codes::DTYPE_MISMATCH,
                 format!(
                     "`{def_name}` expects `{param}` to have dtype {}, found {}",
                     want.name(),
@@ -377,7 +378,7 @@ impl Checker<'_> {
                 None => "a shape of unknown rank".into(),
             };
             this.emit(
-                Diagnostic::error("E0202", format!("`{def_name}` expects `{param}` with {expected} ({written}), found {found}: {actual}"))
+                Diagnostic::error(codes::RANK, format!("`{def_name}` expects `{param}` with {expected} ({written}), found {found}: {actual}"))
                     .with_primary(arg_span, format!("this is {actual}"))
                     .with_secondary(s.span, format!("`{param}` is declared as {written}"))
                     .with_help("add or remove axes with `reshape`, `flatten` or a layer that changes rank"),
@@ -412,7 +413,7 @@ impl Checker<'_> {
                 Some(Ty::Shape(prev)) if prev != bound => {
                     self.emit(
                         Diagnostic::error(
-                            "E0203",
+                            codes::SYMBOL_CONFLICT,
                             format!("`..{}` stands for {prev} and for {bound}", id.name),
                         )
                         .with_primary(arg_span, format!("here `..{}` would be {bound}", id.name))
@@ -447,7 +448,7 @@ impl Checker<'_> {
                     }
                     Some(Ty::Int(prev)) if prev != *actual_dim => {
                         let mut d = Diagnostic::error(
-                            "E0203",
+                            codes::SYMBOL_CONFLICT,
                             format!(
                                 "dimension `{}` of `{def_name}` is bound to both {prev} and {actual_dim}",
                                 id.name
@@ -499,7 +500,7 @@ impl Checker<'_> {
                 && want != *actual_dim
             {
                 self.emit(
-                        Diagnostic::error("E0220", format!("`{def_name}` expects `{param}` with size {want} in dimension {ai}, found {actual_dim}"))
+                        Diagnostic::error(codes::DECLARATION_MISMATCH, format!("`{def_name}` expects `{param}` with size {want} in dimension {ai}, found {actual_dim}"))
                             .with_primary(arg_span, format!("this is {actual}"))
                             .with_secondary(e.span, format!("`{}` = {want} here", self.sources.text(e.span)))
                             .with_help("reshape the input, or change the attributes that determine this size"),

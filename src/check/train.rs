@@ -7,6 +7,7 @@ use super::dim::Dim;
 use super::ty::{Shape, ShapeElem, Ty, VarKind};
 use super::{ArgVal, Checker, Frame, Slot};
 use crate::diag::Diagnostic;
+use crate::diag::codes;
 use crate::resolve::ItemRef;
 use crate::source::Span;
 use crate::syntax::ast::*;
@@ -53,7 +54,7 @@ impl Checker<'_> {
                     for a in d.attrs.iter().filter(|a| a.default.is_none()) {
                         self.emit(
                             Diagnostic::error(
-                                "E0313",
+                                codes::ATTRIBUTE_WITHOUT_DEFAULT,
                                 format!(
                                     "`{}` is trained with its default attributes, but `{}` has no default",
                                     m.name, a.name.name
@@ -70,7 +71,7 @@ impl Checker<'_> {
                 }
                 Some(d) => self.emit(
                     Diagnostic::error(
-                        "E0302",
+                        codes::TRAIN_TARGETS,
                         format!(
                             "`{}` is a {}, but `train` takes models",
                             m.name,
@@ -86,7 +87,7 @@ impl Checker<'_> {
                 ),
                 None => self.emit(
                     Diagnostic::error(
-                        "E0302",
+                        codes::TRAIN_TARGETS,
                         format!("`{}` is a data block, not a model", m.name),
                     )
                     .with_primary(m.span, "not a model"),
@@ -104,8 +105,11 @@ impl Checker<'_> {
             }
             Some(_) => {
                 self.emit(
-                    Diagnostic::error("E0302", format!("`{}` is not a data block", t.data.name))
-                        .with_primary(t.data.span, "expected the name of a `data` block"),
+                    Diagnostic::error(
+                        codes::TRAIN_TARGETS,
+                        format!("`{}` is not a data block", t.data.name),
+                    )
+                    .with_primary(t.data.span, "expected the name of a `data` block"),
                 );
                 DataInfo::default()
             }
@@ -172,7 +176,7 @@ impl Checker<'_> {
                 };
                 self.emit(
                     Diagnostic::error(
-                        "E0303",
+                        codes::MISSING_LOSS_OR_OPTIMIZER,
                         format!("this training block has no {}", missing.join(" and no ")),
                     )
                     .with_primary(header, label)
@@ -238,7 +242,7 @@ impl Checker<'_> {
                 let field_names: Vec<&str> =
                     data.fields.iter().map(|(n, _, _)| n.as_str()).collect();
                 self.emit(
-                    Diagnostic::error("E0304", format!("the data has no field for the input `{}` of `{}`", missing.join("`, `"), def.name.name))
+                    Diagnostic::error(codes::DATA_MODEL_MISMATCH, format!("the data has no field for the input `{}` of `{}`", missing.join("`, `"), def.name.name))
                         .with_primary(def.params.first().map_or(def.name.span, |p| p.name.span), "this input gets no data")
                         .with_note(format!("the data fields are {}", field_names.join(", ")))
                         .with_help("name the data field like the model's input (e.g. `x: f32[784] = …`), or rename the input"),
@@ -278,7 +282,7 @@ impl Checker<'_> {
                 .and_then(|p| p.ty.as_ref());
             let declared_text = declared.map_or("?", |t| self.sources.text(t.span));
             let mut e = Diagnostic::error(
-                "E0304",
+                codes::DATA_MODEL_MISMATCH,
                 format!(
                     "the data field `{name}` does not fit the input `{name}` of `{}`: {ty} vs {declared_text}",
                     model.name.name
@@ -321,13 +325,19 @@ impl Checker<'_> {
                 _ => "accuracy".to_string(),
             };
             self.emit(
-                Diagnostic::error("E0305", "`metrics` takes names, without `=` or brackets")
-                    .with_primary(set.span, format!("write `metrics {listed}`"))
-                    .with_help("list the metrics after the word, separated by commas: `metrics accuracy, mae`"),
+                Diagnostic::error(
+                    codes::SETTING,
+                    "`metrics` takes names, without `=` or brackets",
+                )
+                .with_primary(set.span, format!("write `metrics {listed}`"))
+                .with_help(
+                    "list the metrics after the word, separated by commas: `metrics accuracy, mae`",
+                ),
             );
             return;
         };
         for v in values {
+            self.metric_declaration(f.module, v);
             match &v.kind {
                 ExprKind::Name(n) => {
                     seen.metrics.push(n.name.clone());
@@ -358,10 +368,31 @@ impl Checker<'_> {
                     self.require_scalar(&r, v.span, "this metric");
                 }
                 _ => self.emit(
-                    Diagnostic::error("E0305", "a metric is a function name or a call")
+                    Diagnostic::error(codes::SETTING, "a metric is a function name or a call")
                         .with_primary(v.span, "not a metric"),
                 ),
             }
+        }
+    }
+
+    /// Reports a metric whose `aggregate` or `higher_is_better` default cannot be read.
+    fn metric_declaration(&mut self, module: usize, entry: &Expr) {
+        let callee = match &entry.kind {
+            ExprKind::Call { callee, .. } => callee,
+            _ => entry,
+        };
+        let ExprKind::Name(n) = &callee.kind else {
+            return;
+        };
+        let Some(r) = self.program.lookup(module, &n.name) else {
+            return;
+        };
+        if let Err(e) = super::metric::declaration(self.program, r) {
+            self.emit(
+                Diagnostic::error(codes::METRIC_DECLARATION, e.message)
+                    .with_primary(e.span, "not a metric declaration")
+                    .with_secondary(entry.span, format!("`{}` is used as a metric here", n.name)),
+            );
         }
     }
 
@@ -369,8 +400,11 @@ impl Checker<'_> {
         if t.is_unknown() || (t.is_scalar() && !matches!(t, Ty::Bool(_))) {
             return true;
         }
-        let mut d = Diagnostic::error("E0207", format!("{what} must be a scalar, but it is {t}"))
-            .with_primary(span, format!("this is {t}"));
+        let mut d = Diagnostic::error(
+            codes::NOT_SCALAR,
+            format!("{what} must be a scalar, but it is {t}"),
+        )
+        .with_primary(span, format!("this is {t}"));
         d = match t {
             Ty::Tensor(_, s) if !s.0.is_empty() => d
                 .with_note("training minimizes one number per step")
@@ -396,7 +430,7 @@ impl Checker<'_> {
                 TrainStmt::Phase { name, stmts, span } => {
                     if phase.is_some() {
                         self.emit(
-                            Diagnostic::error("E0305", "phases cannot be nested")
+                            Diagnostic::error(codes::SETTING, "phases cannot be nested")
                                 .with_primary(name.span, "inside another phase"),
                         );
                         continue;
@@ -419,7 +453,7 @@ impl Checker<'_> {
                             _ => "`update … with …`",
                         };
                         self.emit(
-                            Diagnostic::error("E0303", format!("phase `{}` has no {what}", name.name))
+                            Diagnostic::error(codes::MISSING_LOSS_OR_OPTIMIZER, format!("phase `{}` has no {what}", name.name))
                                 .with_primary(*span, "incomplete phase")
                                 .with_help("each phase computes its own `loss` and says which model it trains: `update Critic with adam(lr: 2e-4)`"),
                         );
@@ -447,7 +481,7 @@ impl Checker<'_> {
                                 models.iter().map(|r| self.def_name(*r)).collect();
                             self.emit(
                                 Diagnostic::error(
-                                    "E0308",
+                                    codes::UPDATE_TARGET,
                                     format!(
                                         "`{}` is not one of the models being trained",
                                         self.sources.text(tgt.span)
@@ -484,7 +518,7 @@ impl Checker<'_> {
                         if let Some(first) = required.first() {
                             self.emit(
                                 Diagnostic::error(
-                                    "E0210",
+                                    codes::ARGUMENT_COUNT,
                                     format!("`{}` needs `{}`", n.name, required.join("`, `")),
                                 )
                                 .with_primary(e.span, "named without its arguments")
@@ -510,14 +544,14 @@ impl Checker<'_> {
                 let name = self.def_name(r);
                 let d = if want == DefKind::Optimizer {
                     Diagnostic::error(
-                        "E0308",
+                        codes::UPDATE_TARGET,
                         format!("`{name}` is a constraint, but `update … with` takes an optimizer"),
                     )
                     .with_primary(e.span, "a constraint, not an optimizer")
                     .with_help("update with an optimizer such as `adam(lr: 1e-3)`; constraints go in `constrain Model with …`")
                 } else {
                     Diagnostic::error(
-                        "E0308",
+                        codes::UPDATE_TARGET,
                         format!("`{name}` is an optimizer, but `constrain … with` takes a constraint"),
                     )
                     .with_primary(e.span, "an optimizer, not a constraint")
@@ -537,7 +571,7 @@ impl Checker<'_> {
                     "`max_norm(3)`"
                 };
                 self.emit(
-                    Diagnostic::error("E0308", format!("expected {noun}, found {other}"))
+                    Diagnostic::error(codes::UPDATE_TARGET, format!("expected {noun}, found {other}"))
                         .with_primary(e.span, format!("not {noun}"))
                         .with_help(format!("use one from the standard library, such as {examples}, or define one with `{}`", want.keyword())),
                 );
@@ -563,7 +597,7 @@ impl Checker<'_> {
                 } else {
                     self.emit(
                         Diagnostic::error(
-                            "E0207",
+                            codes::NOT_SCALAR,
                             format!("the loss must be a float scalar, found {t}"),
                         )
                         .with_primary(e.span, "not a float"),
@@ -576,7 +610,7 @@ impl Checker<'_> {
             }
             ("optimizer", _) => self.emit(
                 Diagnostic::error(
-                    "E0305",
+                    codes::SETTING,
                     "inside a phase, say which model the optimizer trains",
                 )
                 .with_primary(set.span, "`optimizer =` is for single-phase training")
@@ -588,7 +622,7 @@ impl Checker<'_> {
                 if !ok && !t.is_unknown() {
                     self.emit(
                         Diagnostic::error(
-                            "E0310",
+                            codes::SETTING_VALUE,
                             format!(
                                 "`{name}` must be a positive whole number, found {}",
                                 self.sources.text(v[0].span)
@@ -611,9 +645,12 @@ impl Checker<'_> {
             ("checkpoint", SettingValue::Values(v)) if v.len() == 1 => {
                 if !matches!(self.expr(f, &v[0]), Ty::Str(_)) {
                     self.emit(
-                        Diagnostic::error("E0310", "`checkpoint` takes a directory path in quotes")
-                            .with_primary(v[0].span, "not a string")
-                            .with_help("write `checkpoint \"runs/my_model\"`"),
+                        Diagnostic::error(
+                            codes::SETTING_VALUE,
+                            "`checkpoint` takes a directory path in quotes",
+                        )
+                        .with_primary(v[0].span, "not a string")
+                        .with_help("write `checkpoint \"runs/my_model\"`"),
                     );
                 }
             }
@@ -624,13 +661,22 @@ impl Checker<'_> {
                     _ => false,
                 };
                 if !ok {
-                    self.emit(Diagnostic::error("E0310", "`clip_grad_norm` must be a positive number").with_primary(v[0].span, "not positive").with_help("write the largest allowed gradient norm, e.g. `clip_grad_norm 1.0`"));
+                    self.emit(
+                        Diagnostic::error(
+                            codes::SETTING_VALUE,
+                            "`clip_grad_norm` must be a positive number",
+                        )
+                        .with_primary(v[0].span, "not positive")
+                        .with_help(
+                            "write the largest allowed gradient norm, e.g. `clip_grad_norm 1.0`",
+                        ),
+                    );
                 }
             }
             ("seed", SettingValue::Values(v)) if v.len() == 1 => {
                 if !matches!(self.expr(f, &v[0]), Ty::Int(_)) {
                     self.emit(
-                        Diagnostic::error("E0310", "`seed` must be a whole number")
+                        Diagnostic::error(codes::SETTING_VALUE, "`seed` must be a whole number")
                             .with_primary(v[0].span, "not an integer"),
                     );
                 }
@@ -665,15 +711,17 @@ impl Checker<'_> {
                     _ => "seed 1",
                 };
                 self.emit(
-                    Diagnostic::error("E0305", format!("`{known}` is not written this way"))
+                    Diagnostic::error(codes::SETTING, format!("`{known}` is not written this way"))
                         .with_primary(set.span, format!("write `{form}`"))
                         .with_help("only `loss` and `optimizer` take `=`; the other settings are a word and a value"),
                 );
             }
             (other, _) => {
-                let mut d =
-                    Diagnostic::error("E0305", format!("`{other}` is not a training setting"))
-                        .with_primary(set.name.span, "unknown setting");
+                let mut d = Diagnostic::error(
+                    codes::SETTING,
+                    format!("`{other}` is not a training setting"),
+                )
+                .with_primary(set.name.span, "unknown setting");
                 d = match crate::suggest::closest(other, SETTINGS.iter().copied()) {
                     Some(s) => d.with_help(format!("did you mean `{s}`?")),
                     None => d.with_help(format!("the settings are {}", SETTINGS.join(", "))),
@@ -736,7 +784,7 @@ impl Checker<'_> {
                 matches!(&mode.value.kind, ExprKind::Name(n) if n.name == "min" || n.name == "max");
             if !ok {
                 self.emit(
-                    Diagnostic::error("E0310", "`mode` is `min` or `max`")
+                    Diagnostic::error(codes::SETTING_VALUE, "`mode` is `min` or `max`")
                         .with_primary(mode.value.span, "not a mode")
                         .with_help("`min` for losses and errors, `max` for accuracies"),
                 );
@@ -746,8 +794,11 @@ impl Checker<'_> {
             && !matches!(&p.ty, Ty::Int(d) if d.as_const().is_some_and(|c| c >= 0))
         {
             self.emit(
-                Diagnostic::error("E0310", "`patience` must be a whole number of epochs")
-                    .with_primary(p.span, "not a non-negative integer"),
+                Diagnostic::error(
+                    codes::SETTING_VALUE,
+                    "`patience` must be a whole number of epochs",
+                )
+                .with_primary(p.span, "not a non-negative integer"),
             );
         }
     }
@@ -755,9 +806,12 @@ impl Checker<'_> {
     fn monitor(&mut self, m: &Expr, data: &DataInfo, seen: &Seen) {
         let ExprKind::Member { base, field } = &m.kind else {
             self.emit(
-                Diagnostic::error("E0307", "a monitored value names a split and a metric")
-                    .with_primary(m.span, "expected `split.metric`")
-                    .with_help("write `val.loss`, `val.accuracy` or `train.loss`"),
+                Diagnostic::error(
+                    codes::MONITOR,
+                    "a monitored value names a split and a metric",
+                )
+                .with_primary(m.span, "expected `split.metric`")
+                .with_help("write `val.loss`, `val.accuracy` or `train.loss`"),
             );
             return;
         };
@@ -769,7 +823,7 @@ impl Checker<'_> {
             && !data.splits.contains(&split.name)
         {
             self.emit(
-                Diagnostic::error("E0307", format!("`{}` is not a split", split.name))
+                Diagnostic::error(codes::MONITOR, format!("`{}` is not a split", split.name))
                     .with_primary(split.span, "unknown split")
                     .with_help("monitor `train.…` or `val.…`"),
             );
@@ -778,7 +832,7 @@ impl Checker<'_> {
         if split.name == "val" && !data.splits.iter().any(|s| s == "val") {
             self.emit(
                 Diagnostic::error(
-                    "E0312",
+                    codes::NO_VALIDATION_SPLIT,
                     "`val` is monitored, but the data has no validation split",
                 )
                 .with_primary(split.span, "no `val` split")
@@ -793,7 +847,7 @@ impl Checker<'_> {
             let mut cands: Vec<&str> = seen.metrics.iter().map(String::as_str).collect();
             cands.push("loss");
             let mut d = Diagnostic::error(
-                "E0307",
+                codes::MONITOR,
                 format!(
                     "`{}.{metric}` is monitored, but `{metric}` is never computed",
                     split.name
@@ -819,7 +873,7 @@ impl Checker<'_> {
         if !strategy_ok {
             self.emit(
                 Diagnostic::error(
-                    "E0305",
+                    codes::SETTING,
                     "a search strategy is `random(trials: N, seed: S)` or `grid()`",
                 )
                 .with_primary(s.strategy.span, "unknown strategy"),
@@ -849,7 +903,7 @@ impl Checker<'_> {
         for (name, values) in &s.space {
             if !hyper.contains(&name.name) {
                 let mut d = Diagnostic::error(
-                    "E0211",
+                    codes::UNKNOWN_ARGUMENT,
                     format!("`{}` is not a hyperparameter of this training", name.name),
                 )
                 .with_primary(name.span, "unknown hyperparameter");
@@ -871,9 +925,12 @@ impl Checker<'_> {
             };
             if !ok {
                 self.emit(
-                    Diagnostic::error("E0310", "a search dimension is a list or a distribution")
-                        .with_primary(values.span, "not a search space")
-                        .with_help("write `[64, 128, 256]` or `log_uniform(1e-4, 1e-2)`"),
+                    Diagnostic::error(
+                        codes::SETTING_VALUE,
+                        "a search dimension is a list or a distribution",
+                    )
+                    .with_primary(values.span, "not a search space")
+                    .with_help("write `[64, 128, 256]` or `log_uniform(1e-4, 1e-2)`"),
                 );
             } else if let ExprKind::List(_) = values.kind {
                 self.expr(&mut f, values);

@@ -909,7 +909,8 @@ impl Builder {
             };
         let values = self.graph(body, sym, &mut bind)?;
         let mut used = std::collections::HashSet::new();
-        for (_, v) in &body.outputs {
+        for out in &body.outputs {
+            let v = &out.value;
             let t = values[v.index()]
                 .as_ref()
                 .ok_or("internal: a scan body output was not exported")?

@@ -171,7 +171,8 @@ pub fn export(
     };
     let values_out = b.graph(g, &sym, &mut bind)?;
     let mut outputs = Vec::new();
-    for (name, v) in &g.outputs {
+    for out in &g.outputs {
+        let (name, v) = (&out.name, &out.value);
         let t = match &values_out[v.index()] {
             Some(Value::Tensor(t)) => t.clone(),
             _ => return Err(format!("internal: output `{name}` was not exported")),

@@ -67,8 +67,8 @@ pub fn plan(g: &Graph) -> Plan {
     let n = g.nodes.len();
     let mut needed = vec![false; n];
     let mut fused: Vec<Option<Fused>> = vec![None; n];
-    for (_, v) in &g.outputs {
-        needed[v.index()] = true;
+    for out in &g.outputs {
+        needed[out.value.index()] = true;
     }
     for i in (0..n).rev() {
         if !needed[i] {

@@ -11,7 +11,7 @@
 //! - per-step outputs: the cotangents of the sequence slices, stacked into the sequences' gradients.
 
 use super::{backprop, zeros};
-use crate::ir::{Graph, Node, Op, Role, Type, ValueId, infer};
+use crate::ir::{Graph, Node, Op, OutputRole, Role, Type, ValueId, infer};
 
 /// One cotangent per operand of the scan `id` (where `need` says the operand is active), given the
 /// cotangents `cts` of its tuple elements.
@@ -34,12 +34,12 @@ pub(super) fn vjp(
     let loc = node.loc;
     let args = node.args;
     let inputs: Vec<ValueId> = body.inputs().map(|(v, _, _)| v).collect();
-    let outputs: Vec<ValueId> = body.outputs.iter().map(|(_, v)| *v).collect();
+    let outputs: Vec<ValueId> = body.outputs.iter().map(|o| o.value).collect();
 
     let mut saving = (*body).clone();
     for &c in &inputs[..nc] {
         let name = fresh_output_name(&saving, "saved_carry");
-        saving.outputs.push((name, c));
+        saving.add_output(name, c, OutputRole::Value);
     }
     let op = Op::Scan {
         body: Box::new(saving),
@@ -125,19 +125,19 @@ pub(super) fn vjp(
     for &i in &float_carries {
         let d = res.next().flatten();
         let d = d.unwrap_or_else(|| zeros(&mut rb, replay[i], loc.clone()));
-        rb.outputs.push((format!("ct_carry{i}"), d));
+        rb.add_output(format!("ct_carry{i}"), d, OutputRole::Value);
     }
     for (&j, &acc) in grad_consts.iter().zip(&acc) {
         let sum = match res.next().flatten() {
             Some(d) => rb.add(Op::Add, vec![acc, d], loc.clone()),
             None => acc,
         };
-        rb.outputs.push((format!("grad_const{j}"), sum));
+        rb.add_output(format!("grad_const{j}"), sum, OutputRole::Value);
     }
     for &j in &grad_seqs {
         let d = res.next().flatten();
         let d = d.unwrap_or_else(|| zeros(&mut rb, replay[j], loc.clone()));
-        rb.outputs.push((format!("grad_seq{j}"), d));
+        rb.add_output(format!("grad_seq{j}"), d, OutputRole::Value);
     }
 
     let mut rargs: Vec<ValueId> = float_carries
@@ -175,6 +175,6 @@ pub(super) fn vjp(
 fn fresh_output_name(body: &Graph, base: &str) -> String {
     (0..)
         .map(|k| format!("{base}{k}"))
-        .find(|name| body.outputs.iter().all(|(n, _)| n != name))
+        .find(|name| body.outputs.iter().all(|o| o.name != *name))
         .expect("some suffix is free")
 }

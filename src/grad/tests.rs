@@ -4,7 +4,10 @@
 
 use super::grad;
 use crate::interp::{self, Options, Tensor};
-use crate::ir::{CmpOp, DType, Graph, Loc, Op, Role, TensorType, ValueId, Window, text, verify};
+use crate::ir::{
+    CmpOp, DType, Graph, Loc, Op, Output, OutputRole, Role, TensorType, ValueId, Window, text,
+    verify,
+};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -159,7 +162,7 @@ fn analytic(p: &Problem) -> Vec<Vec<f64>> {
     g.outputs = grads
         .iter()
         .enumerate()
-        .map(|(i, &d)| (format!("grad{i}"), d))
+        .map(|(i, &d)| Output::new(format!("grad{i}"), d, OutputRole::Value))
         .collect();
     let out = run(&g, &p.feeds);
     (0..grads.len())
@@ -175,7 +178,7 @@ fn run(g: &Graph, feeds: &HashMap<String, Tensor>) -> HashMap<String, Tensor> {
 /// Central differences of the loss wrt every float input.
 fn numeric(p: &Problem) -> Vec<Vec<f64>> {
     let mut g = p.graph.clone();
-    g.outputs = vec![("loss".into(), p.loss)];
+    g.outputs = vec![Output::new("loss", p.loss, OutputRole::Value)];
     let mut feeds = p.feeds.clone();
     let mut loss_at = |name: &str, ty: &TensorType, values: &[f64]| {
         feeds.insert(name.to_string(), Tensor::from_f64(ty, values.to_vec()));
@@ -492,7 +495,11 @@ fn rnn_body(b: usize, i: usize, h: usize) -> Graph {
     let one = fill(&mut g, 1.0, TensorType::scalar(DType::I32));
     let k1 = op(&mut g, Op::Add, &[k, one]);
     let y = op(&mut g, Op::Mul, &[next, next]);
-    g.outputs = vec![("h".into(), next), ("k".into(), k1), ("y".into(), y)];
+    g.outputs = vec![
+        Output::new("h", next, OutputRole::Value),
+        Output::new("k", k1, OutputRole::Value),
+        Output::new("y", y, OutputRole::Value),
+    ];
     g
 }
 
@@ -595,7 +602,10 @@ fn max_ties_split_the_cotangent() {
         let loss = sum_all(&mut g, mw);
         let d = grad(&mut g, loss, &[x, y]);
         verify(&g).unwrap();
-        g.outputs = vec![("da".into(), d[0]), ("db".into(), d[1])];
+        g.outputs = vec![
+            Output::new("da", d[0], OutputRole::Value),
+            Output::new("db", d[1], OutputRole::Value),
+        ];
         let feeds = HashMap::from([
             ("a".to_string(), Tensor::from_f64(&ty, a.to_vec())),
             ("b".to_string(), Tensor::from_f64(&ty, b.to_vec())),
@@ -623,7 +633,7 @@ fn reduce_max_ties_share_the_cotangent() {
     let loss = sum_all(&mut g, mw);
     let d = grad(&mut g, loss, &[xv]);
     verify(&g).unwrap();
-    g.outputs = vec![("dx".into(), d[0])];
+    g.outputs = vec![Output::new("dx", d[0], OutputRole::Value)];
     let feeds = HashMap::from([
         ("x".to_string(), Tensor::from_f64(&ty, x.to_vec())),
         ("w".to_string(), Tensor::from_f64(&f64t(&[3]), w.to_vec())),
@@ -653,7 +663,10 @@ fn detach_blocks_the_gradient() {
     let loss = sum_all(&mut g, s);
     let d = grad(&mut g, loss, &[x, z]);
     verify(&g).unwrap();
-    g.outputs = vec![("dx".into(), d[0]), ("dz".into(), d[1])];
+    g.outputs = vec![
+        Output::new("dx", d[0], OutputRole::Value),
+        Output::new("dz", d[1], OutputRole::Value),
+    ];
     let feeds = HashMap::from([
         ("x".to_string(), Tensor::from_f64(&ty, xs.clone())),
         ("z".to_string(), Tensor::from_f64(&ty, zs)),
@@ -729,7 +742,10 @@ fn nested_scan() {
     let pre = op(&mut inner, Op::Add, &[cw, row]);
     let next = op(&mut inner, Op::Sin, &[pre]);
     let y = op(&mut inner, Op::Mul, &[next, row]);
-    inner.outputs = vec![("c".into(), next), ("y".into(), y)];
+    inner.outputs = vec![
+        Output::new("c", next, OutputRole::Value),
+        Output::new("y", y, OutputRole::Value),
+    ];
 
     let mut outer = Graph::new("block_step");
     let h = outer.input("h", Role::Arg, f64t(&[i]));
@@ -745,7 +761,10 @@ fn nested_scan() {
     let next = op(&mut outer, Op::Get { index: 0 }, &[s]);
     let ys = op(&mut outer, Op::Get { index: 1 }, &[s]);
     let y = op(&mut outer, Op::Sum { axes: vec![0] }, &[ys]);
-    outer.outputs = vec![("h".into(), next), ("y".into(), y)];
+    outer.outputs = vec![
+        Output::new("h", next, OutputRole::Value),
+        Output::new("y", y, OutputRole::Value),
+    ];
 
     let mut rng = Lcg(17);
     let feeds = [
@@ -780,7 +799,9 @@ fn scan_differentiated_twice() {
     let second = grad(&mut g, p.loss, &p.inputs);
     verify(&g).unwrap();
     let outs = first.iter().chain(&second).enumerate();
-    g.outputs = outs.map(|(k, &d)| (format!("d{k}"), d)).collect();
+    g.outputs = outs
+        .map(|(k, &d)| Output::new(format!("d{k}"), d, OutputRole::Value))
+        .collect();
     let out = run(&g, &p.feeds);
     let n = first.len();
     for k in 0..n {
@@ -811,7 +832,7 @@ fn cast_through_f32() {
     let d = grad(&mut g, loss, &[x]);
     verify(&g).unwrap();
     assert_eq!(g.ty(d[0]), &ty);
-    g.outputs = vec![("dx".into(), d[0])];
+    g.outputs = vec![Output::new("dx", d[0], OutputRole::Value)];
     let feeds = HashMap::from([
         ("x".to_string(), Tensor::from_f64(&ty, xs.clone())),
         ("w".to_string(), Tensor::from_f64(&ty, ws.clone())),

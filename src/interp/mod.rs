@@ -148,7 +148,7 @@ pub fn run_with<'a>(
         .outputs
         .iter()
         .zip(outputs)
-        .map(|((name, _), t)| (name.clone(), Rc::unwrap_or_clone(t)))
+        .map(|(o, t)| (o.name.clone(), Rc::unwrap_or_clone(t)))
         .collect())
 }
 
@@ -229,8 +229,8 @@ impl Interp<'_> {
                 last[a.index()] = i;
             }
         }
-        for (_, v) in &graph.outputs {
-            last[v.index()] = usize::MAX;
+        for o in &graph.outputs {
+            last[o.value.index()] = usize::MAX;
         }
         let mut inputs = inputs.into_iter();
         let mut values: Vec<Option<Value>> = graph.nodes.iter().map(|_| None).collect();
@@ -301,12 +301,12 @@ impl Interp<'_> {
         graph
             .outputs
             .iter()
-            .map(|(name, v)| match &values[v.index()] {
+            .map(|o| match &values[o.value.index()] {
                 Some(Value::Tensor(t)) => Ok(Rc::clone(t)),
                 _ => Err(InterpError::at(
-                    v.index(),
-                    graph.node(*v),
-                    format!("output `{name}` is not a tensor"),
+                    o.value.index(),
+                    graph.node(o.value),
+                    format!("output `{}` is not a tensor", o.name),
                 )),
             })
             .collect()

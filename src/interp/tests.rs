@@ -1,6 +1,6 @@
 use super::random;
 use super::*;
-use crate::ir::{CmpOp, DType, Dist, Role, TensorType, ValueId, Window};
+use crate::ir::{CmpOp, DType, Dist, Output, OutputRole, Role, TensorType, ValueId, Window};
 
 fn ty(dtype: DType, shape: &[usize]) -> TensorType {
     TensorType::new(dtype, shape.to_vec())
@@ -42,7 +42,7 @@ fn try_apply(op: Op, args: &[Tensor], opts: &Options) -> Result<Tensor, InterpEr
         inputs.insert(name, t.clone());
     }
     let out = g.add(op, ids, loc(1));
-    g.outputs.push(("out".into(), out));
+    g.add_output("out", out, OutputRole::Value);
     run(&g, &inputs, opts).map(|mut outs| outs.remove("out").expect("the output"))
 }
 
@@ -604,7 +604,11 @@ fn scan_graph(reverse: bool, steps: usize) -> Graph {
     let xs = body.add(Op::Mul, vec![x, s], loc(2));
     let next = body.add(Op::Add, vec![c, xs], loc(2));
     let diff = body.add(Op::Sub, vec![w, x], loc(3));
-    body.outputs = vec![("c".into(), next), ("y".into(), next), ("d".into(), diff)];
+    body.outputs = vec![
+        Output::new("c", next, OutputRole::Value),
+        Output::new("y", next, OutputRole::Value),
+        Output::new("d", diff, OutputRole::Value),
+    ];
 
     let mut g = Graph::new("outer");
     let c0 = g.input("c0", Role::Arg, v2.clone());
@@ -620,7 +624,7 @@ fn scan_graph(reverse: bool, steps: usize) -> Graph {
     let r = g.add(scan, vec![c0, xs, ws, s], loc(1));
     for (i, name) in ["final", "ys", "ds"].into_iter().enumerate() {
         let part = g.add(Op::Get { index: i }, vec![r], loc(1));
-        g.outputs.push((name.into(), part));
+        g.add_output(name, part, OutputRole::Value);
     }
     g
 }
@@ -683,7 +687,7 @@ fn rand_graph(dist: Dist, dtype: DType, n: usize, stream: u32) -> Graph {
         vec![key],
         loc(1),
     );
-    g.outputs.push(("r".into(), r));
+    g.add_output("r", r, OutputRole::Value);
     g
 }
 
@@ -764,7 +768,7 @@ fn log_graph() -> Graph {
     let n = g.add(Op::Neg, vec![x], loc(10));
     let l = g.add(Op::Log, vec![n], loc(11));
     let e = g.add(Op::Exp, vec![l], loc(12));
-    g.outputs.push(("out".into(), e));
+    g.add_output("out", e, OutputRole::Value);
     g
 }
 
@@ -810,7 +814,7 @@ fn check_finite_exempts_constants_and_follows_them() {
     );
     let m = g.add(Op::Max, vec![x, c], loc(2));
     let big = g.add(Op::Exp, vec![m], loc(3));
-    g.outputs.push(("out".into(), big));
+    g.add_output("out", big, OutputRole::Value);
     let small = HashMap::from([("x".into(), f64s(&[2], &[1.0, 2.0]))]);
     assert!(run(&g, &small, &checked()).is_ok());
     let huge = HashMap::from([("x".into(), f64s(&[2], &[1.0, 1000.0]))]);
@@ -827,7 +831,7 @@ fn check_finite_looks_inside_scan_bodies() {
     let x = body.input("x", Role::Arg, v.clone());
     let l = body.add(Op::Log, vec![x], loc(21));
     let next = body.add(Op::Add, vec![c, l], loc(22));
-    body.outputs = vec![("c".into(), next)];
+    body.outputs = vec![Output::new("c", next, OutputRole::Value)];
     let mut g = Graph::new("outer");
     let c0 = g.input("c0", Role::Arg, v);
     let xs = g.input("xs", Role::Arg, ty(DType::F32, &[4]));
@@ -839,7 +843,7 @@ fn check_finite_looks_inside_scan_bodies() {
     };
     let r = g.add(scan, vec![c0, xs], loc(20));
     let last = g.add(Op::Get { index: 0 }, vec![r], loc(20));
-    g.outputs.push(("c".into(), last));
+    g.add_output("c", last, OutputRole::Value);
     let inputs = HashMap::from([
         ("c0".into(), f32s(&[], &[0.0])),
         ("xs".into(), f32s(&[4], &[1.0, 2.0, -3.0, 4.0])),
@@ -872,7 +876,7 @@ fn inputs_are_checked() {
 #[test]
 fn invalid_graphs_are_errors() {
     let mut g = log_graph();
-    g.outputs.push(("dangling".into(), ValueId(99)));
+    g.add_output("dangling", ValueId(99), OutputRole::Value);
     let err = run(&g, &HashMap::new(), &Options::default()).unwrap_err();
     assert!(err.message.starts_with("invalid graph"), "{err}");
 }
@@ -882,9 +886,9 @@ fn every_output_is_returned() {
     let mut g = Graph::new("two");
     let x = g.input("x", Role::Data, ty(DType::F64, &[2]));
     let n = g.add(Op::Neg, vec![x], loc(1));
-    g.outputs.push(("x".into(), x));
-    g.outputs.push(("neg".into(), n));
-    g.outputs.push(("neg again".into(), n));
+    g.add_output("x", x, OutputRole::Value);
+    g.add_output("neg", n, OutputRole::Value);
+    g.add_output("neg again", n, OutputRole::Value);
     let inputs = HashMap::from([
         ("x".into(), f64s(&[2], &[1.0, -2.0])),
         ("unused".into(), f64s(&[], &[0.0])),

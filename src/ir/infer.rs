@@ -369,8 +369,8 @@ fn infer_scan(
         return Err("the scan body returns fewer values than it has carries".into());
     }
     let mut parts = Vec::new();
-    for (i, (_, v)) in body.outputs.iter().enumerate() {
-        let out = body_tensor(body, *v)?;
+    for (i, o) in body.outputs.iter().enumerate() {
+        let out = body_tensor(body, o.value)?;
         if i < carries {
             if out != args[i] {
                 return Err(format!(

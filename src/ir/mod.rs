@@ -166,6 +166,75 @@ impl Role {
     }
 }
 
+/// What a graph output is. Later stages find outputs by role (the step's loss, the metrics, the
+/// values that replace inputs), never by spelling out names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutputRole {
+    /// A value the caller reads by name: a scan body's carries and slices, a spliced graph's
+    /// results, a test's outputs.
+    Value,
+    /// The model's output `out`, which evaluation, prediction and whole-split metrics read.
+    Prediction,
+    /// The loss a training step minimizes; in an evaluation graph of several phases, each
+    /// phase's loss (`loss.<phase>`).
+    Loss,
+    /// A metric's value on the batch, and how batch values combine over a split.
+    Metric(Aggregation),
+    /// The next value of the input named like this output (in the init graph, its first value):
+    /// a parameter, layer state or optimizer state.
+    Update(Role),
+    /// `grad.<input>`: the gradient of the loss with respect to that input.
+    Gradient,
+}
+
+impl OutputRole {
+    /// The words after an output's name in the text form (empty for `Value`).
+    pub fn words(self) -> String {
+        match self {
+            OutputRole::Value => String::new(),
+            OutputRole::Prediction => "prediction".into(),
+            OutputRole::Loss => "loss".into(),
+            OutputRole::Metric(a) => format!("metric {}", a.name()),
+            OutputRole::Update(r) => format!("new {}", r.name()),
+            OutputRole::Gradient => "grad".into(),
+        }
+    }
+}
+
+/// How a metric's batch values combine into its value over a split. A metric declares it in its
+/// definition (`std.metrics`); the runtime reads it from the metric's output role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Aggregation {
+    /// The mean of the batch values, each weighted by its batch's size.
+    Mean,
+    /// The root of the weighted mean of the squared batch values (the split's exact RMSE when
+    /// each batch value is a batch's RMSE).
+    RootMeanSquare,
+    /// R² = 1 − Σ(y − ŷ)² / Σ(y − ȳ)², from sums of the prediction and the target over the
+    /// whole split (not a mean of anything per batch).
+    R2,
+}
+
+impl Aggregation {
+    pub const ALL: [Aggregation; 3] = [
+        Aggregation::Mean,
+        Aggregation::RootMeanSquare,
+        Aggregation::R2,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Aggregation::Mean => "mean",
+            Aggregation::RootMeanSquare => "root_mean_square",
+            Aggregation::R2 => "r2",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Aggregation> {
+        Aggregation::ALL.into_iter().find(|a| a.name() == s)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CmpOp {
     Eq,
@@ -439,13 +508,31 @@ pub struct Node {
     pub loc: Loc,
 }
 
-/// A graph: nodes in topological order (a node's operands come before it), named outputs.
-/// Inputs are `input` nodes. Node `i` defines value `%i`.
+/// One result of a graph: its name, value and what it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    pub name: String,
+    pub value: ValueId,
+    pub role: OutputRole,
+}
+
+impl Output {
+    pub fn new(name: impl Into<String>, value: ValueId, role: OutputRole) -> Output {
+        Output {
+            name: name.into(),
+            value,
+            role,
+        }
+    }
+}
+
+/// A graph: nodes in topological order (a node's operands come before it), named outputs with
+/// roles. Inputs are `input` nodes. Node `i` defines value `%i`.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Graph {
     pub name: String,
     pub nodes: Vec<Node>,
-    pub outputs: Vec<(String, ValueId)>,
+    pub outputs: Vec<Output>,
 }
 
 impl Graph {
@@ -523,8 +610,28 @@ impl Graph {
     pub fn output(&self, name: &str) -> Option<ValueId> {
         self.outputs
             .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| *v)
+            .find(|o| o.name == name)
+            .map(|o| o.value)
+    }
+
+    /// Adds an output, or replaces the one of the same name.
+    pub fn set_output(&mut self, name: impl Into<String>, value: ValueId, role: OutputRole) {
+        let name = name.into();
+        self.outputs.retain(|o| o.name != name);
+        self.outputs.push(Output { name, value, role });
+    }
+
+    /// Appends an output (the verifier rejects a name used twice).
+    pub fn add_output(&mut self, name: impl Into<String>, value: ValueId, role: OutputRole) {
+        self.outputs.push(Output::new(name, value, role));
+    }
+
+    /// The value of the loss output (the first one, in a graph of several phases' losses).
+    pub fn loss(&self) -> Option<ValueId> {
+        self.outputs
+            .iter()
+            .find(|o| o.role == OutputRole::Loss)
+            .map(|o| o.value)
     }
 
     /// The number of nodes, counting scan bodies.
@@ -546,7 +653,7 @@ impl Graph {
         &mut self,
         src: &Graph,
         inputs: &dyn Fn(&str) -> Option<ValueId>,
-    ) -> Result<Vec<(String, ValueId)>, String> {
+    ) -> Result<Vec<Output>, String> {
         let mut map: Vec<ValueId> = Vec::with_capacity(src.nodes.len());
         for node in &src.nodes {
             let v = match &node.op {
@@ -563,7 +670,10 @@ impl Graph {
         Ok(src
             .outputs
             .iter()
-            .map(|(n, v)| (n.clone(), map[v.index()]))
+            .map(|o| Output {
+                value: map[o.value.index()],
+                ..o.clone()
+            })
             .collect())
     }
 }

@@ -5,7 +5,7 @@
 //!   %0: f32[64, 784] = input "x" data
 //!   %1: f32[784, 128] = input "Mlp.dense_1.w" param
 //!   %2: f32[64, 128] = matmul %0, %1    ; Mlp.dense_1 @ examples/mnist_mlp.nnl:30:8
-//!   output "out" = %2
+//!   output "out" prediction = %2
 //! }
 //! ```
 //!
@@ -22,7 +22,8 @@
 //!   }                                                       ; Rnn @ examples/rnn.nnl:12:5
 //! ```
 //!
-//! A location's scope and file are quoted when they are not a single plain word. `parse` reads
+//! An output line names the output's role after its name (`loss`, `metric mean`, `new param`,
+//! `grad`, `prediction`; nothing for a plain value). A location's scope and file are quoted when they are not a single plain word. `parse` reads
 //! the form back into the same graph.
 
 mod parse;
@@ -46,10 +47,19 @@ fn print_graph(graph: &Graph, depth: usize, out: &mut String) {
     for (i, node) in graph.nodes.iter().enumerate() {
         print_node(ValueId(i as u32), node, depth + 1, out);
     }
-    for (name, v) in &graph.outputs {
-        let _ = writeln!(out, "{pad}  output {} = {v}", quote(name));
-    }
+    print_outputs(graph, &pad, out);
     let _ = writeln!(out, "{pad}}}");
+}
+
+/// `output "name" role = %v`; a plain value has no role words.
+fn print_outputs(graph: &Graph, pad: &str, out: &mut String) {
+    for o in &graph.outputs {
+        let mut words = o.role.words();
+        if !words.is_empty() {
+            words.push(' ');
+        }
+        let _ = writeln!(out, "{pad}  output {} {words}= {}", quote(&o.name), o.value);
+    }
 }
 
 fn print_node(v: ValueId, node: &Node, depth: usize, out: &mut String) {
@@ -69,9 +79,7 @@ fn print_node(v: ValueId, node: &Node, depth: usize, out: &mut String) {
         for (i, n) in body.nodes.iter().enumerate() {
             print_node(ValueId(i as u32), n, depth + 1, out);
         }
-        for (name, v) in &body.outputs {
-            let _ = writeln!(out, "{pad}  output {} = {v}", quote(name));
-        }
+        print_outputs(body, &pad, out);
         line = format!("{pad}}}");
     }
     if node.loc.is_known() {

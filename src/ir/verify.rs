@@ -44,7 +44,8 @@ pub fn verify(graph: &Graph) -> Result<(), String> {
         }
     }
     let mut outs = HashSet::new();
-    for (name, v) in &graph.outputs {
+    for o in &graph.outputs {
+        let (name, v) = (&o.name, o.value);
         if v.index() >= graph.nodes.len() {
             return Err(format!("output `{name}` refers to undefined {v}"));
         }

@@ -21,7 +21,7 @@
 //!   read it, else copied over it at the end; either way only after a guard has checked that
 //!   the loss is finite, so a step that fails leaves its inputs as they were.
 
-use crate::ir::{DType, Graph, Op, Role, TensorType, Type, ValueId};
+use crate::ir::{DType, Graph, Op, OutputRole, Role, TensorType, Type, ValueId};
 use std::ops::Range;
 
 pub type BufId = usize;
@@ -683,9 +683,9 @@ pub fn plan(graph: &Graph) -> Result<Plan, String> {
             readers[a.index()].push(i);
         }
     }
-    for (_, v) in &graph.outputs {
-        uses[v.index()] += 1;
-        is_output[v.index()] = true;
+    for o in &graph.outputs {
+        uses[o.value.index()] += 1;
+        is_output[o.value.index()] = true;
     }
     let mut p = Planner {
         graph,
@@ -706,10 +706,10 @@ pub fn plan(graph: &Graph) -> Result<Plan, String> {
     }
     let replaced = p.replaced_inputs();
     let mut outputs = Vec::new();
-    for (name, v) in &graph.outputs {
-        let buf = p.output(*v, replaced.contains(name))?;
+    for o in &graph.outputs {
+        let buf = p.output(o.value, replaced.contains(&o.name))?;
         outputs.push(PlanOutput {
-            name: name.clone(),
+            name: o.name.clone(),
             buf,
             replaces_input: false,
         });
@@ -1135,20 +1135,22 @@ impl Planner<'_> {
         }))
     }
 
-    /// The outputs that replace an input of the same name and type (a step's new parameters,
-    /// layer state and optimizer state).
+    /// The outputs that replace an input of the same name and type: a step's new parameters,
+    /// layer state and optimizer state.
     fn replaced_inputs(&self) -> Vec<String> {
         self.graph
             .outputs
             .iter()
-            .filter(|(name, v)| {
-                self.graph.inputs().any(|(input, n, role)| {
-                    n == name
-                        && matches!(role, Role::Param | Role::State | Role::OptState)
-                        && self.graph.ty(input) == self.graph.ty(*v)
-                })
+            .filter(|o| {
+                matches!(
+                    o.role,
+                    OutputRole::Update(Role::Param | Role::State | Role::OptState)
+                ) && self
+                    .graph
+                    .find_input(&o.name)
+                    .is_some_and(|input| self.graph.ty(input) == self.graph.ty(o.value))
             })
-            .map(|(name, _)| name.clone())
+            .map(|o| o.name.clone())
             .collect()
     }
 
@@ -1203,10 +1205,14 @@ impl Planner<'_> {
                 .iter()
                 .position(|b| b.storage == Storage::Input(name.to_string()))
         };
-        let loss_step = outputs
+        let loss = self
+            .graph
+            .outputs
             .iter()
-            .find(|o| o.name == "loss")
-            .and_then(|o| last_writer(&self.steps, o.buf));
+            .zip(outputs.iter())
+            .find(|(o, _)| o.role == OutputRole::Loss)
+            .map(|(_, planned)| planned.buf);
+        let loss_step = loss.and_then(|b| last_writer(&self.steps, b));
         let mut copies = Vec::new();
         for out in outputs.iter_mut().filter(|o| replaced.contains(&o.name)) {
             let input = input_buf(&out.name, &self.buffers)
@@ -1237,7 +1243,7 @@ impl Planner<'_> {
                 .iter()
                 .any(|&b| matches!(self.buffers[b].storage, Storage::Input(_)))
         };
-        if let Some(loss) = outputs.iter().find(|o| o.name == "loss").map(|o| o.buf)
+        if let Some(loss) = loss
             && let Some(first) = self.steps.iter().position(writes_input)
         {
             self.steps.insert(first, Step::Guard { loss });

@@ -3,7 +3,7 @@
 
 use super::emit::describe;
 use super::{Closure, Env, GraphCtx, LowerError, Lowerer, Res, Scope, Tv, Val};
-use crate::ir::{DType, Op, Role, TensorType};
+use crate::ir::{DType, Op, OutputRole, Role, TensorType};
 use crate::resolve::ItemRef;
 use crate::source::Span;
 use crate::syntax::ast::*;
@@ -304,7 +304,7 @@ impl Lowerer<'_> {
         {
             init_env.bind("p", Val::Tensor(Tv { level: 0, id: v }));
         }
-        let tty = self.initialize(&mut init_env, &full, declared, init, name.span)?;
+        let tty = self.initialize(&mut init_env, &full, role, declared, init, name.span)?;
         let id = self.graphs[0].g.input(full.clone(), role, tty.clone());
         self.vars.values.insert(full.clone(), id);
         let list = match role {
@@ -325,6 +325,7 @@ impl Lowerer<'_> {
         &mut self,
         env: &mut Env,
         name: &str,
+        role: Role,
         declared: Option<TensorType>,
         init: Option<&Expr>,
         span: Span,
@@ -351,7 +352,7 @@ impl Lowerer<'_> {
         self.init = ctx.pop().expect("the init graph").g;
         let t = result?;
         let ty = self.init.ty(t.id).clone();
-        self.init.outputs.push((name.to_string(), t.id));
+        self.init.add_output(name, t.id, OutputRole::Update(role));
         Ok(ty)
     }
 
@@ -801,11 +802,12 @@ impl Lowerer<'_> {
             flatten_tensors(&out, &mut outs, span)?;
             for (i, c) in new_carries.iter().enumerate() {
                 let v = self.use_tv(*c);
-                self.g().outputs.push((format!("carry.{i}"), v));
+                self.g()
+                    .add_output(format!("carry.{i}"), v, OutputRole::Value);
             }
             for (i, o) in outs.iter().enumerate() {
                 let v = self.use_tv(*o);
-                self.g().outputs.push((format!("y.{i}"), v));
+                self.g().add_output(format!("y.{i}"), v, OutputRole::Value);
             }
             Ok(out)
         });

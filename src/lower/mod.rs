@@ -21,6 +21,7 @@ mod eval;
 mod train;
 
 use crate::diag::Diagnostic;
+use crate::diag::codes;
 use crate::ir::{DType, Graph, Loc, Role, TensorType, ValueId};
 use crate::resolve::{ItemRef, Program};
 use crate::source::{SourceMap, Span};
@@ -123,8 +124,11 @@ impl LowerError {
     }
 
     pub fn into_diagnostic(self) -> Diagnostic {
-        let d = Diagnostic::error("E0400", format!("cannot compile this: {}", self.message))
-            .with_note("the program passed the checks; this is a limit of the compiler");
+        let d = Diagnostic::error(
+            codes::LOWERING_LIMIT,
+            format!("cannot compile this: {}", self.message),
+        )
+        .with_note("the program passed the checks; this is a limit of the compiler");
         match self.span {
             Some(s) => d.with_primary(s, "here"),
             None => d,

@@ -6,7 +6,8 @@ use super::{
     EarlyStop, Env, LowerError, Lowered, Lowerer, Options, ParamUpdate, Phase, Res, TrainConfig,
     Tv, Val,
 };
-use crate::ir::{Graph, Role, TensorType};
+use crate::check::metric;
+use crate::ir::{Graph, OutputRole, Role, TensorType};
 use crate::resolve::{ItemRef, Program};
 use crate::source::{SourceMap, Span};
 use crate::syntax::ast::*;
@@ -265,7 +266,7 @@ impl Lowerer<'_> {
         };
         let minimize = match named("mode").map(|e| &e.kind) {
             Some(ExprKind::Name(m)) => m.name == "min",
-            _ => !higher_is_better(&field.name),
+            _ => !self.higher_is_better(env.module, &field.name),
         };
         let mut number = |l: &mut Self, n: &str| -> Res<Option<f64>> {
             match named(n) {
@@ -287,6 +288,15 @@ impl Lowerer<'_> {
             min_delta,
             restore_best,
         }))
+    }
+
+    /// Whether a larger value of a monitored metric is better, as the metric declares (never
+    /// for the loss), for `early_stop` without a `mode`.
+    fn higher_is_better(&self, module: usize, metric: &str) -> bool {
+        self.program
+            .lookup(module, metric)
+            .and_then(|r| metric::declaration(self.program, r).ok())
+            .is_some_and(|d| d.higher_is_better)
     }
 
     /// The data block's fields with the batch axis in front.
@@ -360,15 +370,12 @@ impl Lowerer<'_> {
             message: "this training block has no loss".into(),
             span: Some(ctx.span),
         })?;
-        self.output(loss_name, loss);
+        self.output(loss_name, loss, OutputRole::Loss);
         self.metrics(&mut env, ctx, stmts)?;
         if training {
             let updates = std::mem::take(&mut self.vars.state_updates);
             for (state, t) in updates {
-                let id = self.use_tv(t);
-                let g = self.g();
-                g.outputs.retain(|(n, _)| *n != state);
-                g.outputs.push((state, id));
+                self.output(&state, t, OutputRole::Update(Role::State));
             }
         }
         Ok((self.finish_graph(), rules))
@@ -384,7 +391,7 @@ impl Lowerer<'_> {
                 self.train_stmt(&mut env, s, &mut Rules::default(), &mut loss, ctx)?;
             }
             if let Some(l) = loss {
-                self.output(&format!("loss.{}", p.name), l);
+                self.output(&format!("loss.{}", p.name), l, OutputRole::Loss);
             }
         }
         Ok(self.finish_graph())
@@ -405,11 +412,9 @@ impl Lowerer<'_> {
         env
     }
 
-    fn output(&mut self, name: &str, t: Tv) {
+    fn output(&mut self, name: &str, t: Tv, role: OutputRole) {
         let id = self.use_tv(t);
-        let g = self.g();
-        g.outputs.retain(|(n, _)| n != name);
-        g.outputs.push((name.to_string(), id));
+        self.g().set_output(name, id, role);
     }
 
     /// `out`: the single model applied to the fields named like its inputs.
@@ -435,7 +440,7 @@ impl Lowerer<'_> {
         self.at(def.name.span);
         let out = self.call(Val::Layer(layer.clone()), args, def.name.span)?;
         if let Val::Tensor(t) = &out {
-            self.output("out", *t);
+            self.output("out", *t, OutputRole::Prediction);
         }
         env.bind("out", out.clone());
         Ok(Some(out))
@@ -575,7 +580,8 @@ impl Lowerer<'_> {
                     _ => self.expr(env, v)?,
                 };
                 let t = self.tensor_of(&value, self.float, v.span)?;
-                self.output(&name, t);
+                let decl = metric::of_entry(self.program, ctx.module, v);
+                self.output(&name, t, OutputRole::Metric(decl.aggregation));
             }
         }
         Ok(())
@@ -636,9 +642,9 @@ impl Lowerer<'_> {
             self.rule_env[0].1 = Val::Tensor(p);
             p = self.run_rule(c, span)?.0;
         }
-        self.output(param, p);
+        self.output(param, p, OutputRole::Update(Role::Param));
         for (name, t) in states {
-            self.output(&name, t);
+            self.output(&name, t, OutputRole::Update(Role::OptState));
         }
         Ok(())
     }
@@ -706,11 +712,6 @@ fn target_name(e: &Expr) -> Option<String> {
         }
         _ => None,
     }
-}
-
-/// Whether a larger value of the metric is better, for `early_stop` without a `mode`.
-fn higher_is_better(metric: &str) -> bool {
-    metric.contains("accuracy") || metric == "r2"
 }
 
 fn metric_name(e: &Expr) -> Option<String> {
@@ -802,10 +803,10 @@ pub(crate) fn lower_model(
     l.at(def.name.span);
     let out = l.call(layer.clone(), args, def.name.span)?;
     let t = l.tensor_of(&out, l.float, def.name.span)?;
-    l.output("out", t);
+    l.output("out", t, OutputRole::Prediction);
     for (state, t) in std::mem::take(&mut l.vars.state_updates) {
         if training {
-            l.output(&state, t);
+            l.output(&state, t, OutputRole::Update(Role::State));
         }
     }
     Ok(l.finish_graph())

@@ -8,7 +8,7 @@
 //! `optimize` runs them to a fixed point, inside scan bodies too. It is meant for graphs that are
 //! already differentiated: it drops `detach`, which only the differentiation looks at.
 
-use crate::ir::{DType, Graph, Node, Op, TensorType, Type, ValueId};
+use crate::ir::{DType, Graph, Node, Op, Output, TensorType, Type, ValueId};
 use std::collections::HashMap;
 
 /// Node counts before and after, for `nnlc ir --stats`.
@@ -23,13 +23,27 @@ pub fn optimize(graph: &Graph) -> (Graph, Stats) {
     let mut g = graph.clone();
     loop {
         let size = g.size();
-        g = dce(&cse(&simplify(&g)));
+        g = verified(
+            "dce",
+            dce(&verified("cse", cse(&verified("simplify", simplify(&g))))),
+        );
         if g.size() == size {
             break;
         }
     }
     let after = g.size();
     (g, Stats { before, after })
+}
+
+/// In debug builds, the verifier runs after every pass: a pass that breaks a graph is named at
+/// once instead of failing in a backend.
+fn verified(pass: &str, g: Graph) -> Graph {
+    if cfg!(debug_assertions)
+        && let Err(e) = crate::ir::verify(&g)
+    {
+        panic!("internal error: `{pass}` made an ill-formed graph: {e}");
+    }
+    g
 }
 
 /// Rebuilds a graph node by node; `rewrite` sees the graph built so far (a kept node gets the id
@@ -59,7 +73,10 @@ fn rebuild(graph: &Graph, rewrite: &mut dyn FnMut(&Graph, &Node) -> Rewrite) -> 
     out.outputs = graph
         .outputs
         .iter()
-        .map(|(n, v)| (n.clone(), map[v.index()]))
+        .map(|o| Output {
+            value: map[o.value.index()],
+            ..o.clone()
+        })
         .collect();
     out
 }
@@ -280,8 +297,8 @@ pub fn cse(graph: &Graph) -> Graph {
 /// Dead-code elimination: keeps inputs and what the outputs need.
 pub fn dce(graph: &Graph) -> Graph {
     let mut live = vec![false; graph.nodes.len()];
-    for (_, v) in &graph.outputs {
-        live[v.index()] = true;
+    for o in &graph.outputs {
+        live[o.value.index()] = true;
     }
     for (i, node) in graph.nodes.iter().enumerate().rev() {
         if matches!(node.op, Op::Input { .. }) {
@@ -310,7 +327,10 @@ pub fn dce(graph: &Graph) -> Graph {
     out.outputs = graph
         .outputs
         .iter()
-        .map(|(n, v)| (n.clone(), map[v.index()].expect("outputs are live")))
+        .map(|o| Output {
+            value: map[o.value.index()].expect("outputs are live"),
+            ..o.clone()
+        })
         .collect();
     out
 }

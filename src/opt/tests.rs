@@ -1,7 +1,7 @@
 //! Each rule on a small graph: what it removes, and that the result still verifies.
 
 use super::*;
-use crate::ir::{CmpOp, Loc, Role, verify};
+use crate::ir::{CmpOp, Loc, OutputRole, Role, verify};
 
 fn f32s(shape: &[usize]) -> TensorType {
     TensorType::new(DType::F32, shape.to_vec())
@@ -48,10 +48,10 @@ fn multiplying_by_one_and_adding_zero_disappear() {
     let b = op(&mut g, Op::Add, vec![zero, a]);
     let c = op(&mut g, Op::Sub, vec![b, zero]);
     let d = op(&mut g, Op::Div, vec![c, one]);
-    g.outputs.push(("y".into(), d));
+    g.add_output("y", d, OutputRole::Value);
     assert!(ops_after(&g).is_empty());
     let (o, _) = optimize(&g);
-    assert_eq!(o.outputs[0].1, o.find_input("x").unwrap());
+    assert_eq!(o.outputs[0].value, o.find_input("x").unwrap());
 }
 
 #[test]
@@ -61,7 +61,7 @@ fn a_term_multiplied_by_zero_disappears() {
     let zero = konst(&mut g, 0.0, &[3]);
     let decay = op(&mut g, Op::Mul, vec![zero, p]);
     let y = op(&mut g, Op::Add, vec![x, decay]);
-    g.outputs.push(("y".into(), y));
+    g.add_output("y", y, OutputRole::Value);
     assert!(ops_after(&g).is_empty());
 }
 
@@ -72,7 +72,7 @@ fn double_negation_and_log_of_exp_cancel() {
     let n2 = op(&mut g, Op::Neg, vec![n1]);
     let e = op(&mut g, Op::Exp, vec![n2]);
     let l = op(&mut g, Op::Log, vec![e]);
-    g.outputs.push(("y".into(), l));
+    g.add_output("y", l, OutputRole::Value);
     assert!(ops_after(&g).is_empty());
 }
 
@@ -102,8 +102,8 @@ fn reshape_of_reshape_and_transpose_of_transpose_collapse() {
         },
         vec![p2],
     );
-    g.outputs.push(("r".into(), r2));
-    g.outputs.push(("p".into(), p3));
+    g.add_output("r", r2, OutputRole::Value);
+    g.add_output("p", p3, OutputRole::Value);
     assert_eq!(ops_after(&g), vec!["reshape", "permute"]);
 }
 
@@ -116,8 +116,8 @@ fn constants_fold_through_elementwise_ops_and_reductions() {
     let s = op(&mut g, Op::Sum { axes: vec![0] }, vec![p]);
     let c = op(&mut g, Op::Cmp(CmpOp::Gt), vec![two, three]);
     let sel = op(&mut g, Op::Select, vec![c, two, three]);
-    g.outputs.push(("s".into(), s));
-    g.outputs.push(("sel".into(), sel));
+    g.add_output("s", s, OutputRole::Value);
+    g.add_output("sel", sel, OutputRole::Value);
     let (o, _) = optimize(&g);
     let value = |name: &str| match &o.node(o.output(name).unwrap()).op {
         Op::Const { value, .. } => *value,
@@ -142,8 +142,8 @@ fn common_subexpressions_merge_but_random_draws_do_not() {
     let r1 = op(&mut g, draw(0), vec![key]);
     let r2 = op(&mut g, draw(1), vec![key]);
     let t = op(&mut g, Op::Add, vec![r1, r2]);
-    g.outputs.push(("s".into(), s));
-    g.outputs.push(("t".into(), t));
+    g.add_output("s", s, OutputRole::Value);
+    g.add_output("t", t, OutputRole::Value);
     assert_eq!(
         ops_after(&g),
         vec!["exp", "add", "rand_uniform", "rand_uniform", "add"]
@@ -156,7 +156,7 @@ fn dead_code_goes_and_inputs_stay() {
     let unused = g.input("unused", Role::Param, f32s(&[5]));
     op(&mut g, Op::Exp, vec![unused]);
     let y = op(&mut g, Op::Sqrt, vec![x]);
-    g.outputs.push(("y".into(), y));
+    g.add_output("y", y, OutputRole::Value);
     let (o, stats) = optimize(&g);
     assert_eq!(
         stats,
@@ -183,6 +183,6 @@ fn detach_and_identity_movement_disappear_after_differentiation() {
         },
         vec![p],
     );
-    g.outputs.push(("y".into(), s));
+    g.add_output("y", s, OutputRole::Value);
     assert!(ops_after(&g).is_empty());
 }

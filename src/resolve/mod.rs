@@ -8,6 +8,7 @@
 mod walk;
 
 use crate::diag::Diagnostic;
+use crate::diag::codes;
 use crate::source::{FileId, SourceMap, Span};
 use crate::syntax::ast::{self, Item, UseNames, UseTarget};
 use std::collections::{HashMap, HashSet};
@@ -206,7 +207,7 @@ impl Resolver<'_> {
                     let chain: Vec<&str> = self.loading[pos..].iter().map(String::as_str).collect();
                     self.diags.push(
                         Diagnostic::error(
-                            "E0104",
+                            codes::IMPORT_CYCLE,
                             format!("`use` cycle: `{path}` is already being loaded"),
                         )
                         .with_primary(u.target_span, "this `use` closes the cycle")
@@ -224,7 +225,7 @@ impl Resolver<'_> {
                         self.load_file_module(path, f);
                     }
                     Err(why) => self.diags.push(
-                        Diagnostic::error("E0102", format!("cannot read `{rel}`"))
+                        Diagnostic::error(codes::UNKNOWN_MODULE, format!("cannot read `{rel}`"))
                             .with_primary(u.target_span, format!("{path}: {why}"))
                             .with_help("paths in `use \"…\"` are relative to the file that contains the `use`"),
                     ),
@@ -286,10 +287,13 @@ fn build_scopes(program: &mut Program, diags: &mut Vec<Diagnostic>) {
         for (name, span, i) in &own {
             if let Some(first) = origin.get(name) {
                 diags.push(
-                    Diagnostic::error("E0101", format!("`{name}` is defined twice"))
-                        .with_primary(*span, "second definition")
-                        .with_secondary(*first, "first defined here")
-                        .with_help("rename one of them; names in a file must be unique"),
+                    Diagnostic::error(
+                        codes::DUPLICATE_DEFINITION,
+                        format!("`{name}` is defined twice"),
+                    )
+                    .with_primary(*span, "second definition")
+                    .with_secondary(*first, "first defined here")
+                    .with_help("rename one of them; names in a file must be unique"),
                 );
                 continue;
             }
@@ -335,9 +339,11 @@ fn build_scopes(program: &mut Program, diags: &mut Vec<Diagnostic>) {
                         .filter(|mm| mm.is_std)
                         .map(|mm| mm.name.as_str())
                         .collect();
-                    let mut d =
-                        Diagnostic::error("E0102", format!("there is no module `{target_name}`"))
-                            .with_primary(u.target_span, "unknown module");
+                    let mut d = Diagnostic::error(
+                        codes::UNKNOWN_MODULE,
+                        format!("there is no module `{target_name}`"),
+                    )
+                    .with_primary(u.target_span, "unknown module");
                     d = match crate::suggest::closest(&target_name, names.iter().copied()) {
                         Some(s) => d.with_help(format!("did you mean `{s}`?")),
                         None => {
@@ -361,7 +367,7 @@ fn build_scopes(program: &mut Program, diags: &mut Vec<Diagnostic>) {
                         .failed_imports
                         .extend(exported.iter().map(|(n, _)| n.clone()));
                     diags.push(
-                        Diagnostic::error("E0107", format!("`use {target_name}` does not say which names to import"))
+                        Diagnostic::error(codes::USE_WITHOUT_NAMES, format!("`use {target_name}` does not say which names to import"))
                             .with_primary(u.span, "no names listed")
                             .with_help(format!(
                                 "list them, as in `use {target_name}.{{Dense, Dropout}}`, or import all with `use {target_name}.*`"
@@ -375,7 +381,7 @@ fn build_scopes(program: &mut Program, diags: &mut Vec<Diagnostic>) {
             for (name, span) in wanted {
                 let Some((_, idx)) = exported.iter().find(|(n, _)| *n == name) else {
                     let mut d = Diagnostic::error(
-                        "E0103",
+                        codes::UNKNOWN_IMPORT,
                         format!("`{target_name}` has no item named `{name}`"),
                     )
                     .with_primary(span, "not found in that module");
@@ -403,7 +409,7 @@ fn build_scopes(program: &mut Program, diags: &mut Vec<Diagnostic>) {
                     {
                         diags.push(
                             Diagnostic::error(
-                                "E0101",
+                                codes::DUPLICATE_DEFINITION,
                                 format!("`{name}` is imported but also defined here"),
                             )
                             .with_primary(span, "imported here")

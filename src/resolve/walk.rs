@@ -3,6 +3,7 @@
 
 use super::{ItemRef, Program};
 use crate::diag::Diagnostic;
+use crate::diag::codes;
 use crate::source::Span;
 use crate::syntax::ast::*;
 use std::collections::{HashMap, HashSet};
@@ -126,10 +127,13 @@ impl Walker<'_> {
             .find(|(n, _)| *n == id.name)
         {
             self.diags.push(
-                Diagnostic::error("E0106", format!("{what} `{}` is declared twice", id.name))
-                    .with_primary(id.span, "declared again here")
-                    .with_secondary(*first, "first declared here")
-                    .with_help("give each one its own name"),
+                Diagnostic::error(
+                    codes::DUPLICATE_BINDING,
+                    format!("{what} `{}` is declared twice", id.name),
+                )
+                .with_primary(id.span, "declared again here")
+                .with_secondary(*first, "first declared here")
+                .with_help("give each one its own name"),
             );
             return;
         }
@@ -176,7 +180,7 @@ impl Walker<'_> {
             let names = self.trained.join("`, `");
             self.diags.push(
                 Diagnostic::error(
-                    "E0311",
+                    codes::OUT_AMBIGUOUS,
                     format!("`out` is not defined: this block trains `{names}`"),
                 )
                 .with_primary(id.span, "which model's output?")
@@ -201,7 +205,7 @@ impl Walker<'_> {
         );
         candidates.extend(crate::prim::BUILTINS.iter().map(|b| b.name));
         candidates.extend(crate::prim::INITIALIZERS.iter().map(|(n, _)| *n));
-        let mut d = Diagnostic::error("E0100", format!("unknown name `{}`", id.name))
+        let mut d = Diagnostic::error(codes::UNKNOWN_NAME, format!("unknown name `{}`", id.name))
             .with_primary(id.span, "not found in this scope");
         if let Some(home) = self.program.std_home_of(&id.name) {
             d = d.with_help(format!(
@@ -495,8 +499,11 @@ impl Walker<'_> {
                 _ => None,
             })
             .collect();
-        let d = Diagnostic::error("E0100", format!("there is no data block `{}`", id.name))
-            .with_primary(id.span, "not a data block of this file");
+        let d = Diagnostic::error(
+            codes::UNKNOWN_NAME,
+            format!("there is no data block `{}`", id.name),
+        )
+        .with_primary(id.span, "not a data block of this file");
         let d = match (
             crate::suggest::closest(&id.name, blocks.iter().copied()),
             blocks.as_slice(),
@@ -615,7 +622,7 @@ fn report_recursion(
                 .map(|d| d.name.name.clone())
                 .collect();
             let mut d = Diagnostic::error(
-                "E0105",
+                codes::RECURSIVE_DEFINITION,
                 format!(
                     "`{}` uses itself: recursive {}s cannot be expanded",
                     def.name.name,

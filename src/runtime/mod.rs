@@ -24,7 +24,7 @@ pub use metrics::Metrics;
 use crate::data::{Batch, Dataset};
 use crate::exec::rng_key;
 use crate::interp::Tensor;
-use crate::ir::{DType, Role};
+use crate::ir::{Aggregation, DType, Graph, OutputRole, Role};
 use crate::lower::{self, EarlyStop, Lowered, TrainConfig};
 use crate::resolve::Program;
 use crate::source::SourceMap;
@@ -38,8 +38,39 @@ use std::time::Instant;
 /// The prepared graphs for one batch size.
 struct Graphs {
     /// One training step per phase, in order.
-    steps: Vec<Box<dyn Executable>>,
-    eval: Box<dyn Executable>,
+    steps: Vec<Prepared>,
+    eval: Prepared,
+}
+
+/// A graph made ready by the backend, and what each of its outputs is.
+struct Prepared {
+    exe: Box<dyn Executable>,
+    roles: HashMap<String, OutputRole>,
+}
+
+impl Prepared {
+    fn new(backend: &dyn Backend, graph: Graph) -> Result<Prepared, String> {
+        let roles = graph
+            .outputs
+            .iter()
+            .map(|o| (o.name.clone(), o.role))
+            .collect();
+        Ok(Prepared {
+            exe: backend.prepare(graph)?,
+            roles,
+        })
+    }
+
+    fn role(&self, output: &str) -> OutputRole {
+        self.roles.get(output).copied().unwrap_or(OutputRole::Value)
+    }
+
+    /// The value of the step's loss output.
+    fn loss(&self, out: &HashMap<String, Tensor>) -> Option<f64> {
+        out.iter()
+            .find(|(name, _)| self.role(name) == OutputRole::Loss)
+            .and_then(|(_, t)| t.scalar())
+    }
 }
 
 /// A checked program's graphs, lowered and prepared per batch size on demand.
@@ -110,14 +141,13 @@ impl<'p> Session<'p> {
             fresh = lower_at(self.program, self.sources, Some(batch))?;
             &fresh
         };
+        let backend = self.backend.as_ref();
         let mut steps = Vec::new();
         for phase in &lowered.phases {
             let step = crate::step::train_step(lowered, phase)?;
-            steps.push(self.backend.prepare(crate::opt::optimize(&step).0)?);
+            steps.push(Prepared::new(backend, crate::opt::optimize(&step).0)?);
         }
-        let eval = self
-            .backend
-            .prepare(crate::opt::optimize(&lowered.eval).0)?;
+        let eval = Prepared::new(backend, crate::opt::optimize(&lowered.eval).0)?;
         let g = Rc::new(Graphs { steps, eval });
         self.graphs.insert(batch, g.clone());
         self.compile_seconds += start.elapsed().as_secs_f64();
@@ -134,7 +164,7 @@ impl<'p> Session<'p> {
             .phases
             .iter()
             .zip(&graphs.steps)
-            .map(|(phase, step)| (phase.name.clone(), step.profile()))
+            .map(|(phase, step)| (phase.name.clone(), step.exe.profile()))
             .collect()
     }
 
@@ -171,44 +201,61 @@ impl<'p> Session<'p> {
             let inputs = Inputs::new(&batch, None, rng_key(seed, 0));
             let out = graphs
                 .eval
+                .exe
                 .run(&|n| inputs.get(n).or_else(|| values.get(n)), false)
                 .map_err(|e| e.to_string())?;
-            self.add_outputs(&mut sums, &batch, &out, "loss");
+            self.add_outputs(&mut sums, &batch, &graphs.eval, &out, None);
         }
         Ok(sums.finish())
     }
 
-    /// Adds a batch's loss (named `loss_name`) and metrics to the split's sums.
+    /// Adds a batch's losses and metrics to the split's sums; a step's loss is reported as
+    /// `loss_name` when given (`loss.<phase>` in a run of several phases).
     fn add_outputs(
         &self,
         sums: &mut SplitMetrics,
         batch: &Batch,
+        graph: &Prepared,
         out: &HashMap<String, Tensor>,
-        loss_name: &str,
+        loss_name: Option<&str>,
     ) {
-        let config = &self.lowered.config;
-        let mut values: Vec<(String, f64)> = out
-            .iter()
-            .filter(|(name, _)| {
-                name.as_str() == "loss"
-                    || name.starts_with("loss.")
-                    || config.metrics.contains(name)
-            })
-            .filter_map(|(name, t)| {
-                let name = if name == "loss" { loss_name } else { name };
-                t.scalar().map(|v| (name.to_string(), v))
-            })
-            .collect();
-        values.sort_by(|a, b| a.0.cmp(&b.0));
-        sums.add_batch(batch.indices.len(), &values);
-        if config.metrics.iter().any(|m| m == "r2")
-            && let (Some(prediction), Some(target)) = (
-                out.get("out"),
-                config.target.as_ref().and_then(|t| batch.tensors.get(t)),
-            )
-            && target.dtype().is_float()
-        {
-            sums.add_regression(prediction, target);
+        let samples = batch.indices.len();
+        let mut names: Vec<&String> = out.keys().collect();
+        names.sort();
+        for name in names {
+            let t = &out[name];
+            match graph.role(name) {
+                OutputRole::Loss => {
+                    if let Some(v) = t.scalar() {
+                        sums.add_batch(samples, loss_name.unwrap_or(name), Aggregation::Mean, v);
+                    }
+                }
+                OutputRole::Metric(Aggregation::R2) => {
+                    let prediction = out
+                        .iter()
+                        .find(|(n, _)| graph.role(n) == OutputRole::Prediction);
+                    let target = self
+                        .lowered
+                        .config
+                        .target
+                        .as_ref()
+                        .and_then(|t| batch.tensors.get(t));
+                    if let (Some((_, prediction)), Some(target)) = (prediction, target)
+                        && target.dtype().is_float()
+                    {
+                        sums.add_regression(name, prediction, target);
+                    }
+                }
+                OutputRole::Metric(aggregation) => {
+                    if let Some(v) = t.scalar() {
+                        sums.add_batch(samples, name, aggregation, v);
+                    }
+                }
+                OutputRole::Value
+                | OutputRole::Prediction
+                | OutputRole::Update(_)
+                | OutputRole::Gradient => {}
+            }
         }
     }
 }
@@ -509,21 +556,18 @@ impl<'s, 'p> Trainer<'s, 'p> {
                 );
                 let started = Instant::now();
                 let out = step_graph
+                    .exe
                     .run_step(&|n| inputs.get(n), &mut self.values)
                     .map_err(|e| self.failure(epoch, &e.to_string()))?;
                 self.session.step_seconds += started.elapsed().as_secs_f64();
-                let loss = out.get("loss").and_then(Tensor::scalar).unwrap_or(f64::NAN);
+                let loss = step_graph.loss(&out).unwrap_or(f64::NAN);
                 if !loss.is_finite() {
-                    return Err(self.nonfinite(epoch, step_graph.as_ref(), &inputs, loss));
+                    return Err(self.nonfinite(epoch, step_graph.exe.as_ref(), &inputs, loss));
                 }
                 last_loss = loss;
-                let loss_name = if multi_phase {
-                    format!("loss.{}", phase_names[p])
-                } else {
-                    "loss".to_string()
-                };
+                let loss_name = multi_phase.then(|| format!("loss.{}", phase_names[p]));
                 self.session
-                    .add_outputs(&mut sums, &batch, &out, &loss_name);
+                    .add_outputs(&mut sums, &batch, step_graph, &out, loss_name.as_deref());
             }
             self.state.steps_done += 1;
             samples += batch.indices.len();

@@ -101,7 +101,7 @@ pub fn load(
     let path = base.join(&spec.path);
     let shown = spec.path.as_str();
     let fail = |message: String| {
-        let d = Diagnostic::error("E0314", message);
+        let d = Diagnostic::error(crate::diag::codes::WEIGHTS_MISMATCH, message);
         match span {
             Some(s) => d.with_primary(s, "loading these weights"),
             None => d,

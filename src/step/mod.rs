@@ -7,7 +7,7 @@
 //! the input it replaces, next to `loss` and the metrics.
 
 use crate::grad::grad;
-use crate::ir::{DType, Graph, Loc, Op, Role, TensorType, ValueId};
+use crate::ir::{DType, Graph, Loc, Op, OutputRole, Role, TensorType, ValueId};
 use crate::lower::{Lowered, Phase};
 
 /// The prefix of gradient outputs: `grad.Mlp.dense_1.w`.
@@ -18,7 +18,7 @@ pub const GRAD_PREFIX: &str = "grad.";
 pub fn gradient_graph(lowered: &Lowered, phase: &Phase) -> Graph {
     let mut g = phase.forward.clone();
     g.name = format!("grad.{}", phase.name);
-    let loss = g.output("loss").expect("forward graphs output a loss");
+    let loss = g.loss().expect("forward graphs output a loss");
     let params: Vec<(String, ValueId)> = lowered
         .params
         .iter()
@@ -27,7 +27,7 @@ pub fn gradient_graph(lowered: &Lowered, phase: &Phase) -> Graph {
     let wrt: Vec<ValueId> = params.iter().map(|(_, v)| *v).collect();
     let grads = grad(&mut g, loss, &wrt);
     for ((name, _), d) in params.iter().zip(grads) {
-        g.outputs.push((format!("{GRAD_PREFIX}{name}"), d));
+        g.add_output(format!("{GRAD_PREFIX}{name}"), d, OutputRole::Gradient);
     }
     g
 }
@@ -36,7 +36,7 @@ pub fn gradient_graph(lowered: &Lowered, phase: &Phase) -> Graph {
 pub fn train_step(lowered: &Lowered, phase: &Phase) -> Result<Graph, String> {
     let mut g = phase.forward.clone();
     g.name = format!("step.{}", phase.name);
-    let loss = g.output("loss").ok_or("the forward graph has no loss")?;
+    let loss = g.loss().ok_or("the forward graph has no loss")?;
     let float = g.ty(loss).dtype;
     let params: Vec<ValueId> = phase
         .updates

@@ -3,6 +3,7 @@
 
 use super::Rule;
 use crate::diag::Diagnostic;
+use crate::diag::codes;
 use crate::source::{FileId, Span};
 use pest::error::{Error, ErrorVariant, InputLocation};
 
@@ -32,7 +33,7 @@ pub(super) fn describe(file: FileId, text: &str, offset: usize, err: &Error<Rule
         && positives_mention_shape(positives)
     {
         return Diagnostic::error(
-            "E0003",
+            codes::DTYPE_WITHOUT_SHAPE,
             format!("expected a shape like `[B, 784]` after `{dtype}`"),
         )
         .with_primary(span, "a shape in square brackets was expected here")
@@ -54,7 +55,7 @@ pub(super) fn describe(file: FileId, text: &str, offset: usize, err: &Error<Rule
     }
     if is_reserved(&found) && positives.contains(&Rule::ident) {
         return Diagnostic::error(
-            "E0005",
+            codes::RESERVED_WORD,
             format!("`{found}` is a reserved word and cannot be used as a name"),
         )
         .with_primary(span, "a name was expected here")
@@ -72,11 +73,12 @@ pub(super) fn describe(file: FileId, text: &str, offset: usize, err: &Error<Rule
         format!("`{found}`")
     };
     let mut d = match expected {
-        Some(expected) => {
-            Diagnostic::error("E0001", format!("expected {expected}, found {found_words}"))
-                .with_primary(span, format!("expected {expected} here"))
-        }
-        None => Diagnostic::error("E0001", format!("unexpected {found_words}"))
+        Some(expected) => Diagnostic::error(
+            codes::SYNTAX,
+            format!("expected {expected}, found {found_words}"),
+        )
+        .with_primary(span, format!("expected {expected} here")),
+        None => Diagnostic::error(codes::SYNTAX, format!("unexpected {found_words}"))
             .with_primary(span, "not expected here"),
     };
     if let Some(h) = hint_for(&found, positives) {
@@ -111,7 +113,7 @@ fn let_with_type(file: FileId, text: &str, pos: usize) -> Option<Diagnostic> {
     let annotation = &text[start..start + annotation_len];
     let name = &after_name[..name_len];
     Some(
-        Diagnostic::error("E0001", "`let` takes no type annotation")
+        Diagnostic::error(codes::SYNTAX, "`let` takes no type annotation")
             .with_primary(
                 Span::new(file, start, start + annotation.trim_end().len()),
                 "remove this type",
@@ -187,12 +189,15 @@ fn misplaced_equals(
             .take_while(|c| !matches!(c, ',' | ')' | '\n'))
             .collect();
         return Some(
-            Diagnostic::error("E0001", format!("`{name}=` is not how arguments are named"))
-                .with_primary(span, "write `:` instead of `=`")
-                .with_help(format!(
-                    "named arguments use `:`: `{name}: {}`",
-                    value.trim()
-                )),
+            Diagnostic::error(
+                codes::SYNTAX,
+                format!("`{name}=` is not how arguments are named"),
+            )
+            .with_primary(span, "write `:` instead of `=`")
+            .with_help(format!(
+                "named arguments use `:`: `{name}: {}`",
+                value.trim()
+            )),
         );
     }
     let line_start = text[..pos].rfind('\n').map_or(0, |i| i + 1);
@@ -200,9 +205,12 @@ fn misplaced_equals(
         .split(|c: char| !(c.is_alphanumeric() || c == '_'))
         .any(|w| w == "where");
     in_where.then(|| {
-        Diagnostic::error("E0001", "a `where` condition compares with `==`, not `=`")
-            .with_primary(span, "write `==` here")
-            .with_help("`=` only binds names (`let x = …`) and assigns states")
+        Diagnostic::error(
+            codes::SYNTAX,
+            "a `where` condition compares with `==`, not `=`",
+        )
+        .with_primary(span, "write `==` here")
+        .with_help("`=` only binds names (`let x = …`) and assigns states")
     })
 }
 
@@ -231,7 +239,7 @@ fn missing_comma(
     }
     let span = Span::new(file, pos, pos + found.len().max(1));
     Some(
-        Diagnostic::error("E0001", format!("a `,` is missing before `{found}`"))
+        Diagnostic::error(codes::SYNTAX, format!("a `,` is missing before `{found}`"))
             .with_primary(span, "separate this from what comes before with `,`")
             .with_help("arguments and list items are separated by commas: `adam(lr: 1e-3, weight_decay: 1e-4)`"),
     )
@@ -339,7 +347,7 @@ fn unterminated_string(file: FileId, text: &str, pos: usize) -> Option<Diagnosti
     }
     open.map(|i| {
         let start = line_start + i;
-        Diagnostic::error("E0004", "this string is never closed")
+        Diagnostic::error(codes::UNTERMINATED_STRING, "this string is never closed")
             .with_primary(Span::new(file, start, line_end), "the string starts here")
             .with_help("add the closing `\"` on the same line; strings cannot span lines")
     })
@@ -368,7 +376,7 @@ fn unclosed_delimiter(
                         let close_at = offset + i;
                         return Some(
                             Diagnostic::error(
-                                "E0002",
+                                codes::UNBALANCED_DELIMITER,
                                 format!("`{c}` does not match the `{open}` it closes"),
                             )
                             .with_primary(
@@ -386,7 +394,7 @@ fn unclosed_delimiter(
                         let close_at = offset + i;
                         return Some(
                             Diagnostic::error(
-                                "E0002",
+                                codes::UNBALANCED_DELIMITER,
                                 format!("`{c}` has no matching opening `{want}`"),
                             )
                             .with_primary(
@@ -403,9 +411,12 @@ fn unclosed_delimiter(
     let at_end = text[pos.min(chunk_end)..chunk_end].trim().is_empty();
     match stack.last() {
         Some(&(open, at)) if at_end => Some(
-            Diagnostic::error("E0002", format!("this `{open}` is never closed"))
-                .with_primary(Span::new(file, at, at + 1), "opened here")
-                .with_help(format!("add the matching `{}`", closer(open))),
+            Diagnostic::error(
+                codes::UNBALANCED_DELIMITER,
+                format!("this `{open}` is never closed"),
+            )
+            .with_primary(Span::new(file, at, at + 1), "opened here")
+            .with_help(format!("add the matching `{}`", closer(open))),
         ),
         _ => None,
     }
@@ -521,7 +532,7 @@ fn foreign_keyword(span: Span, found: &str) -> Option<Diagnostic> {
     let keyword = if kind == "functions" { "fn" } else { "layer" };
     Some(
         Diagnostic::error(
-            "E0001",
+            codes::SYNTAX,
             format!("nnl declares {kind} with `{keyword}`, not `{found}`"),
         )
         .with_primary(span, format!("write `{keyword}` here"))

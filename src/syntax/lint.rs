@@ -6,6 +6,7 @@
 
 use super::ast::*;
 use crate::diag::Diagnostic;
+use crate::diag::codes;
 use crate::source::Span;
 
 /// The first such mistake in a definition's body, if any.
@@ -43,7 +44,7 @@ fn juxtaposed(e: &Expr, next: Span, text: &str) -> Option<Diagnostic> {
     let following = text.get(next.start as usize..next.end as usize)?;
     if same_line && matches!(&e.kind, ExprKind::Name(n) if n.name == "return") {
         return Some(
-            Diagnostic::error("E0001", "nnl has no `return`")
+            Diagnostic::error(codes::SYNTAX, "nnl has no `return`")
                 .with_primary(e.span, "remove `return`")
                 .with_help(
                     "a block's value is its last expression: end the body with the value itself",
@@ -55,7 +56,7 @@ fn juxtaposed(e: &Expr, next: Span, text: &str) -> Option<Diagnostic> {
             .map_or(next, |end| Span::new(next.file, next.start as usize, end));
         let base = text.get(e.span.range()).unwrap_or("x");
         return Some(
-            Diagnostic::error("E0001", "nnl has no `[…]` indexing")
+            Diagnostic::error(codes::SYNTAX, "nnl has no `[…]` indexing")
                 .with_primary(brackets, "indexing is not part of the language")
                 .with_help(format!(
                     "take part of a tensor with a function: `slice({base}, axis: 0, start: 0, end: 1)`, `pick` (one entry per row) or `gather` (rows of a table)"
@@ -70,7 +71,7 @@ fn juxtaposed(e: &Expr, next: Span, text: &str) -> Option<Diagnostic> {
         let args_text = text.get(args.range()).unwrap_or("(…)");
         return Some(
             Diagnostic::error(
-                "E0001",
+                codes::SYNTAX,
                 format!("the arguments of `{callee_text}` must start on its line"),
             )
             .with_primary(args, "these arguments start a new statement")

@@ -3,7 +3,10 @@
 //! leaves out are taken from the printed type and the op name.
 
 use super::type_text;
-use crate::ir::{CmpOp, DType, Dist, Graph, Loc, Op, Role, TensorType, Type, ValueId, Window};
+use crate::ir::{
+    Aggregation, CmpOp, DType, Dist, Graph, Loc, Op, OutputRole, Role, TensorType, Type, ValueId,
+    Window,
+};
 use std::fmt::Display;
 use std::str::FromStr;
 
@@ -280,9 +283,10 @@ fn add(
     Ok(())
 }
 
-/// `output "name" = %v`, after the keyword.
+/// `output "name" role = %v`, after the keyword.
 fn output(graph: &mut Graph, cur: &mut Cursor) -> Result<(), String> {
     let name = cur.string()?;
+    let role = output_role(cur)?;
     cur.expect("=")?;
     let v = cur.value()?;
     cur.end()?;
@@ -293,11 +297,36 @@ fn output(graph: &mut Graph, cur: &mut Cursor) -> Result<(), String> {
             format!("output {name:?} is defined twice")
         }
         Some(Type::Tensor(_)) => {
-            graph.outputs.push((name, v));
+            graph.add_output(name, v, role);
             return Ok(());
         }
     };
     Err(cur.err(problem))
+}
+
+/// The words of an output's role before its `=` (none for a plain value).
+fn output_role(cur: &mut Cursor) -> Result<OutputRole, String> {
+    if cur.peek() == Some('=') {
+        return Ok(OutputRole::Value);
+    }
+    Ok(match cur.word() {
+        "prediction" => OutputRole::Prediction,
+        "loss" => OutputRole::Loss,
+        "grad" => OutputRole::Gradient,
+        "metric" => {
+            let name = cur.word();
+            OutputRole::Metric(
+                Aggregation::from_name(name).ok_or_else(|| {
+                    cur.expected("an aggregation (`mean`, `root_mean_square`, `r2`)")
+                })?,
+            )
+        }
+        "new" => {
+            let name = cur.word();
+            OutputRole::Update(Role::from_name(name).ok_or_else(|| cur.expected("a role"))?)
+        }
+        _ => return Err(cur.expected("an output role or `=`")),
+    })
 }
 
 fn at(line: usize, msg: impl Display) -> String {

@@ -1,6 +1,7 @@
 use super::{parse, print};
 use crate::ir::{
-    CmpOp, DType, Dist, Graph, Loc, Op, Role, TensorType, Type, ValueId, Window, verify,
+    Aggregation, CmpOp, DType, Dist, Graph, Loc, Op, OutputRole, Role, TensorType, Type, ValueId,
+    Window, verify,
 };
 use std::collections::BTreeSet;
 
@@ -54,7 +55,7 @@ fn cell() -> Graph {
     let mut inner = Graph::new("");
     let e = inner.input("e", Role::Arg, TensorType::scalar(DType::F32));
     let n = inner.add(Op::Neg, vec![e], at(44));
-    inner.outputs.push(("n".into(), n));
+    inner.add_output("n", n, OutputRole::Value);
     let scan = Op::Scan {
         body: Box::new(inner),
         carries: 0,
@@ -63,9 +64,9 @@ fn cell() -> Graph {
     };
     let negs = b.add(scan, vec![x], at(45));
     let negs = b.add(Op::Get { index: 0 }, vec![negs], Loc::default());
-    b.outputs.push(("h".into(), h2));
-    b.outputs.push(("y".into(), y));
-    b.outputs.push(("negs".into(), negs));
+    b.add_output("h", h2, OutputRole::Value);
+    b.add_output("y", y, OutputRole::Value);
+    b.add_output("negs", negs, OutputRole::Value);
     b
 }
 
@@ -270,12 +271,19 @@ fn every_op() -> Graph {
     let scan = g.add(backward, vec![last, x, w], Loc::default());
     let negs = g.add(Op::Get { index: 2 }, vec![scan], Loc::default());
 
-    g.outputs.push(("loss".into(), h));
-    g.outputs.push(("ys".into(), ys));
-    g.outputs.push(("negs".into(), negs));
-    g.outputs.push(("step".into(), step));
-    g.outputs.push(("normal".into(), rn));
-    g.outputs.push(("grad \"x\"".into(), dy));
+    // Every output role, so that each reads back.
+    g.add_output("loss", h, OutputRole::Loss);
+    g.add_output("ys", ys, OutputRole::Prediction);
+    g.add_output("negs", negs, OutputRole::Value);
+    g.add_output("step", step, OutputRole::Update(Role::Counter));
+    g.add_output(
+        "normal",
+        rn,
+        OutputRole::Metric(Aggregation::RootMeanSquare),
+    );
+    g.add_output("mean", rn, OutputRole::Metric(Aggregation::Mean));
+    g.add_output("r2", h, OutputRole::Metric(Aggregation::R2));
+    g.add_output("grad \"x\"", dy, OutputRole::Gradient);
     g
 }
 
@@ -331,7 +339,7 @@ fn small_graph_prints_as_documented() {
         vec![x, w],
         loc("Mlp.dense_1", "examples/mnist_mlp.nnl", 30, 8),
     );
-    g.outputs.push(("out".into(), y));
+    g.add_output("out", y, OutputRole::Value);
     let text = round_trip(&g);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "graph eval {");
@@ -365,7 +373,7 @@ fn empty_graph_and_empty_tuple_round_trip() {
 fn nan_reads_back_as_nan() {
     let mut g = Graph::new("g");
     let v = constant(&mut g, f64::NAN, f32t(&[2]));
-    g.outputs.push(("nan".into(), v));
+    g.add_output("nan", v, OutputRole::Value);
     let text = print(&g);
     let back = parse(&text).unwrap();
     let Op::Const { value, ty } = &back.nodes[0].op else {
@@ -434,6 +442,12 @@ fn malformed_texts_are_errors() {
         ("; S @", "S @", 3),
         ("output \"y\" = %1", "output \"y\" = %7", 4),
         ("output \"y\" = %1", "output y = %1", 4),
+        ("output \"y\" = %1", "output \"y\" los = %1", 4),
+        ("output \"y\" = %1", "output \"y\" metric = %1", 4),
+        ("output \"y\" = %1", "output \"y\" metric median = %1", 4),
+        ("output \"y\" = %1", "output \"y\" new = %1", 4),
+        ("output \"y\" = %1", "output \"y\" new weights = %1", 4),
+        ("output \"y\" = %1", "output \"y\" loss %1", 4),
         (
             "output \"y\" = %1",
             "output \"y\" = %1\n  output \"y\" = %0",
@@ -512,7 +526,7 @@ fn scan_bodies_are_checked() {
     let xs = g.input("xs", Role::Data, f32t(&[3, 2]));
     let mut body = Graph::new("b");
     let x = body.input("x", Role::Arg, f32t(&[2]));
-    body.outputs.push(("y".into(), x));
+    body.add_output("y", x, OutputRole::Value);
     let scan = Op::Scan {
         body: Box::new(body),
         carries: 0,
