@@ -27,6 +27,7 @@ pub mod step;
 pub mod store;
 mod suggest;
 pub mod syntax;
+pub mod tensorboard;
 
 use diag::Diagnostic;
 use source::SourceMap;
