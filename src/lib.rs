@@ -19,6 +19,7 @@ pub mod jit;
 pub mod lower;
 pub mod lsp;
 pub mod opt;
+pub mod plot;
 pub mod prim;
 pub mod resolve;
 pub mod runtime;

@@ -1,2 +1,3 @@
 pub mod export;
+pub mod plot;
 pub mod train;

@@ -1,6 +1,10 @@
 //! `nnlc run`, `nnlc eval` and `nnlc predict`: training and using a trained model.
 
-use nnl::runtime::{self, Console, Interpreter, Jit, RunOptions, Session, Trainer, checkpoint};
+use nnl::runtime::tensorboard::TensorBoardLog;
+use nnl::runtime::{
+    self, Both, Console, Interpreter, Jit, RunOptions, Session, Trainer, checkpoint,
+};
+use nnl::step::Watch;
 use nnl::syntax::overrides::{self, Override};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -62,6 +66,20 @@ pub struct RunArgs {
     /// the train block's `init`
     #[arg(long, value_name = "FILE", conflicts_with = "resume")]
     pub init: Option<PathBuf>,
+    /// Write TensorBoard event files into DIR (runs `train`, `val`, `test`); default: the train
+    /// block's `log`, relative to the file
+    #[arg(long, value_name = "DIR")]
+    pub logdir: Option<PathBuf>,
+    /// Log the loss and learning rate of every N-th step (to TensorBoard and the report)
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub log_every: u64,
+    /// Log histograms of the weights and gradients every M epochs (0: never)
+    #[arg(long, value_name = "M", default_value_t = 1)]
+    pub histograms_every: usize,
+    /// Do not compute the gradient-health statistics (per-layer norms, ReLU activity) nor warn
+    /// about vanishing or exploding gradients, dead ReLUs or the learning rate
+    #[arg(long)]
+    pub no_health: bool,
 }
 
 #[derive(clap::Args)]
@@ -190,6 +208,10 @@ pub fn run(args: &RunArgs) -> Result<(), String> {
         session.backend_name(),
         if threads == 1 { "" } else { "s" }
     );
+    let logdir = args
+        .logdir
+        .clone()
+        .or_else(|| runtime::log_dir_of(Path::new(path), &config));
     let opts = RunOptions {
         seed: Some(seed),
         epochs: args.epochs,
@@ -199,6 +221,17 @@ pub fn run(args: &RunArgs) -> Result<(), String> {
             .or_else(|| runtime::checkpoint_dir_of(Path::new(path), &config)),
         resume: args.resume.clone(),
         steps_per_epoch: args.steps_per_epoch,
+        log_every: Some(args.log_every as usize),
+    };
+    if args.no_health {
+        session.set_watch(Watch {
+            health: false,
+            learning_rate: logdir.is_some(),
+        });
+    }
+    let mut log = match &logdir {
+        Some(dir) => Some(TensorBoardLog::create(dir, args.histograms_every)?),
+        None => None,
     };
     let loaded = init_weights(path, args.init.as_deref(), &session, &check)?;
     let mut trainer = Trainer::new(&mut session, &mut data, &opts)?;
@@ -207,7 +240,11 @@ pub fn run(args: &RunArgs) -> Result<(), String> {
     {
         trainer.start_from(w);
     }
-    let result = trainer.run(&mut Console::default())?;
+    let mut console = Console::default();
+    let result = match &mut log {
+        Some(log) => trainer.run(&mut Both(&mut console, log))?,
+        None => trainer.run(&mut console)?,
+    };
     let resumed_after = resumed.map(|s| s.epochs_done);
     let report = runtime::report::Report::new(
         path,
@@ -219,6 +256,24 @@ pub fn run(args: &RunArgs) -> Result<(), String> {
         data_seconds,
     );
     print_summary(&report);
+    if let Some(mut log) = log {
+        if let Some(test) = &result.test {
+            log.test(result.state.epochs_done, test);
+        }
+        let dir = log.dir().display().to_string();
+        match log.finish() {
+            Ok(()) => println!("TensorBoard logs: {dir} (`tensorboard --logdir {dir}`)"),
+            Err(e) => eprintln!("warning: the TensorBoard logs are incomplete: {e}"),
+        }
+    }
+    if let Some(dir) = &result.checkpoint_dir {
+        let curves = dir.join("curves.svg");
+        let run = nnl::plot::Run::of_report(&report, &dir.display().to_string());
+        match nnl::plot::write(&curves, &[run]) {
+            Ok(()) => println!("curves: {}", curves.display()),
+            Err(e) => eprintln!("warning: cannot draw the curves: {e}"),
+        }
+    }
     if args.profile {
         eprint!(
             "{}",

@@ -7,7 +7,7 @@ use super::{
     Tv, Val,
 };
 use crate::check::metric;
-use crate::ir::{Graph, OutputRole, Role, TensorType};
+use crate::ir::{Graph, Health, OutputRole, Role, TensorType};
 use crate::resolve::{ItemRef, Program};
 use crate::source::{SourceMap, Span};
 use crate::syntax::ast::*;
@@ -218,13 +218,18 @@ impl Lowerer<'_> {
                         c.metrics = vs.iter().filter_map(metric_name).collect();
                     }
                 }
-                "checkpoint" => {
+                "checkpoint" | "log" => {
                     if let Some(Expr {
                         kind: ExprKind::Str(dir),
                         ..
                     }) = first
                     {
-                        c.checkpoint = Some(dir.clone());
+                        let slot = if set.name.name == "log" {
+                            &mut c.log
+                        } else {
+                            &mut c.checkpoint
+                        };
+                        *slot = Some(dir.clone());
                     }
                 }
                 "early_stop" => {
@@ -636,7 +641,7 @@ impl Lowerer<'_> {
         constraints: &[&Val],
         span: Span,
     ) -> Res<()> {
-        let (p, states) = self.run_rule(rule, span)?;
+        let (p, states, lr) = self.run_rule(rule, span)?;
         let mut p = p;
         for c in constraints {
             self.rule_env[0].1 = Val::Tensor(p);
@@ -646,12 +651,20 @@ impl Lowerer<'_> {
         for (name, t) in states {
             self.output(&name, t, OutputRole::Update(Role::OptState));
         }
+        if let Some(lr) = lr {
+            self.output(
+                super::LEARNING_RATE,
+                lr,
+                OutputRole::Health(Health::LearningRate),
+            );
+        }
         Ok(())
     }
 
-    /// Runs an optimizer or constraint body: the new `p` (assigned, or the body's value) and
-    /// the final value of each optimizer state.
-    fn run_rule(&mut self, rule: &Val, span: Span) -> Res<(Tv, Vec<(String, Tv)>)> {
+    /// Runs an optimizer or constraint body: the new `p` (assigned, or the body's value), the
+    /// final value of each optimizer state, and the learning rate `lr` of this step when the
+    /// rule takes one.
+    fn run_rule(&mut self, rule: &Val, span: Span) -> Res<(Tv, Vec<(String, Tv)>, Option<Tv>)> {
         let Val::Rule(r, args) = rule else {
             return Err(LowerError::new(
                 "expected an optimizer or a constraint",
@@ -700,7 +713,11 @@ impl Lowerer<'_> {
                 _ => None,
             })
             .collect();
-        Ok((p, states))
+        let lr = match env.get("lr").cloned() {
+            Some(v) => Some(self.tensor_of(&v, self.float, span)?),
+            None => None,
+        };
+        Ok((p, states, lr))
     }
 }
 

@@ -33,6 +33,9 @@ pub struct EpochRecord {
     /// Training samples seen.
     pub samples: usize,
     pub samples_per_second: f64,
+    /// Gradient-health statistics per layer (absent with `--no-health`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<super::health::EpochHealth>,
 }
 
 /// The best monitored value so far.
@@ -54,6 +57,9 @@ pub struct RunState {
     pub best: Option<Best>,
     pub epochs_without_improvement: usize,
     pub history: Vec<EpochRecord>,
+    /// The gradient-health warnings given so far.
+    #[serde(default)]
+    pub warnings: Vec<super::health::Warning>,
 }
 
 pub struct Checkpoint {

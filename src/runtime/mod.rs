@@ -10,15 +10,18 @@
 mod backend;
 pub mod checkpoint;
 pub mod console;
+pub mod health;
 pub mod metrics;
 pub mod predict;
 pub mod profile;
 pub mod report;
+pub mod tensorboard;
 pub mod weights;
 
 pub use backend::{Backend, Executable, Interpreter, Jit};
 pub use checkpoint::{Best, EpochRecord, RunState};
 pub use console::Console;
+pub use health::Warning;
 pub use metrics::Metrics;
 
 use crate::data::{Batch, Dataset};
@@ -28,6 +31,7 @@ use crate::ir::{Aggregation, DType, Graph, OutputRole, Role};
 use crate::lower::{self, EarlyStop, Lowered, TrainConfig};
 use crate::resolve::Program;
 use crate::source::SourceMap;
+use crate::step::Watch;
 use crate::syntax::ast::{DataDecl, Item};
 use metrics::SplitMetrics;
 use std::collections::HashMap;
@@ -46,6 +50,8 @@ struct Graphs {
 struct Prepared {
     exe: Box<dyn Executable>,
     roles: HashMap<String, OutputRole>,
+    /// Its gradient-health outputs.
+    watched: health::Watched,
 }
 
 impl Prepared {
@@ -55,9 +61,11 @@ impl Prepared {
             .iter()
             .map(|o| (o.name.clone(), o.role))
             .collect();
+        let watched = health::Watched::of(&graph);
         Ok(Prepared {
             exe: backend.prepare(graph)?,
             roles,
+            watched,
         })
     }
 
@@ -81,6 +89,8 @@ pub struct Session<'p> {
     lowered: Lowered,
     backend: Box<dyn Backend>,
     graphs: HashMap<usize, Rc<Graphs>>,
+    /// What the training steps compute besides their work.
+    watch: Watch,
     /// Seconds spent lowering, optimizing and preparing graphs.
     pub compile_seconds: f64,
     /// Seconds spent running training steps (their graphs, not the loop around them).
@@ -103,6 +113,10 @@ impl<'p> Session<'p> {
             lowered,
             backend,
             graphs: HashMap::new(),
+            watch: Watch {
+                health: true,
+                learning_rate: true,
+            },
             compile_seconds: start.elapsed().as_secs_f64(),
             step_seconds: 0.0,
         })
@@ -118,6 +132,19 @@ impl<'p> Session<'p> {
 
     pub fn backend_name(&self) -> &'static str {
         self.backend.name()
+    }
+
+    /// What the training steps compute besides their work: by default the gradient-health
+    /// statistics and the learning rate (`nnlc run --no-health` turns both off).
+    pub fn set_watch(&mut self, watch: Watch) {
+        if watch != self.watch {
+            self.watch = watch;
+            self.graphs.clear();
+        }
+    }
+
+    pub fn watch(&self) -> Watch {
+        self.watch
     }
 
     /// The number of trainable scalars.
@@ -144,7 +171,7 @@ impl<'p> Session<'p> {
         let backend = self.backend.as_ref();
         let mut steps = Vec::new();
         for phase in &lowered.phases {
-            let step = crate::step::train_step(lowered, phase)?;
+            let step = crate::step::train_step_watched(lowered, phase, self.watch)?;
             steps.push(Prepared::new(backend, crate::opt::optimize(&step).0)?);
         }
         let eval = Prepared::new(backend, crate::opt::optimize(&lowered.eval).0)?;
@@ -166,6 +193,54 @@ impl<'p> Session<'p> {
             .zip(&graphs.steps)
             .map(|(phase, step)| (phase.name.clone(), step.exe.profile()))
             .collect()
+    }
+
+    /// The gradient of every parameter each phase updates, on one batch (for histograms), by
+    /// the reference interpreter: `grad.<param>` of the phase's forward pass in training mode.
+    pub fn gradients(
+        &self,
+        batch: &Batch,
+        values: &HashMap<String, Tensor>,
+        rng: Tensor,
+    ) -> Result<HashMap<String, Tensor>, String> {
+        let lowered = if batch.indices.len() == self.lowered.config.batch {
+            None
+        } else {
+            Some(lower_at(
+                self.program,
+                self.sources,
+                Some(batch.indices.len()),
+            )?)
+        };
+        let lowered = lowered.as_ref().unwrap_or(&self.lowered);
+        let inputs = Inputs::new(batch, Some((0, 0)), rng);
+        let mut grads = HashMap::new();
+        for phase in &lowered.phases {
+            let graph = crate::step::gradient_graph(lowered, phase);
+            let opts = crate::interp::Options {
+                check_finite: false,
+                threads: rayon::current_num_threads(),
+            };
+            let out = crate::interp::run_with(
+                &graph,
+                &|n| inputs.get(n).or_else(|| values.get(n)),
+                &opts,
+            )
+            .map_err(|e| e.to_string())?;
+            for u in &phase.updates {
+                let name = format!("{}{}", crate::step::GRAD_PREFIX, u.param);
+                if let Some(g) = out.get(&name) {
+                    grads.insert(u.param.clone(), g.clone());
+                }
+            }
+        }
+        Ok(grads)
+    }
+
+    /// What the forward passes call, for gradient-health advice.
+    fn facts(&self) -> health::Facts {
+        let forward: Vec<&Graph> = self.lowered.phases.iter().map(|p| &p.forward).collect();
+        health::Facts::of(&forward, self.sources)
     }
 
     /// The initial parameters, layer state and optimizer state for a seed.
@@ -254,7 +329,8 @@ impl<'p> Session<'p> {
                 OutputRole::Value
                 | OutputRole::Prediction
                 | OutputRole::Update(_)
-                | OutputRole::Gradient => {}
+                | OutputRole::Gradient
+                | OutputRole::Health(_) => {}
             }
         }
     }
@@ -299,12 +375,83 @@ fn scalar(v: f64) -> Tensor {
     Tensor::from_f64(&crate::ir::TensorType::scalar(DType::F32), vec![v])
 }
 
-/// What happens during a run, for a progress display.
+/// What happens during a run, for a progress display and logs.
 pub trait Observer {
     fn epoch_started(&mut self, _epoch: usize, _epochs: usize, _batches: usize) {}
     fn batch_done(&mut self, _samples: usize, _loss: f64) {}
+    /// A step logged (every `RunOptions::log_every` steps).
+    fn step_logged(&mut self, _record: &StepRecord) {}
     fn epoch_done(&mut self, _record: &EpochRecord, _epochs: usize) {}
+    /// A gradient-health warning, as soon as it is found.
+    fn warning(&mut self, _warning: &Warning) {}
+    /// Whether the observer wants the weights and gradients after this epoch (1-based).
+    fn wants_tensors(&self, _epoch: usize) -> bool {
+        false
+    }
+    /// The parameters after an epoch, and their gradients on the epoch's first batch.
+    fn tensors(
+        &mut self,
+        _epoch: usize,
+        _weights: &HashMap<String, Tensor>,
+        _grads: &HashMap<String, Tensor>,
+    ) {
+    }
     fn note(&mut self, _text: &str) {}
+}
+
+/// Two observers, told the same things in turn.
+pub struct Both<'a>(pub &'a mut dyn Observer, pub &'a mut dyn Observer);
+
+impl Observer for Both<'_> {
+    fn epoch_started(&mut self, epoch: usize, epochs: usize, batches: usize) {
+        self.0.epoch_started(epoch, epochs, batches);
+        self.1.epoch_started(epoch, epochs, batches);
+    }
+    fn batch_done(&mut self, samples: usize, loss: f64) {
+        self.0.batch_done(samples, loss);
+        self.1.batch_done(samples, loss);
+    }
+    fn step_logged(&mut self, record: &StepRecord) {
+        self.0.step_logged(record);
+        self.1.step_logged(record);
+    }
+    fn epoch_done(&mut self, record: &EpochRecord, epochs: usize) {
+        self.0.epoch_done(record, epochs);
+        self.1.epoch_done(record, epochs);
+    }
+    fn warning(&mut self, warning: &Warning) {
+        self.0.warning(warning);
+        self.1.warning(warning);
+    }
+    fn wants_tensors(&self, epoch: usize) -> bool {
+        self.0.wants_tensors(epoch) || self.1.wants_tensors(epoch)
+    }
+    fn tensors(
+        &mut self,
+        epoch: usize,
+        weights: &HashMap<String, Tensor>,
+        grads: &HashMap<String, Tensor>,
+    ) {
+        self.0.tensors(epoch, weights, grads);
+        self.1.tensors(epoch, weights, grads);
+    }
+    fn note(&mut self, text: &str) {
+        self.0.note(text);
+        self.1.note(text);
+    }
+}
+
+/// One logged training step: its loss and learning rate, per phase.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct StepRecord {
+    /// 1-based, counted over the run.
+    pub step: u64,
+    /// 1-based.
+    pub epoch: usize,
+    /// The batch's loss: `loss`, or `loss.<phase>` for each phase of a run of several.
+    pub loss: std::collections::BTreeMap<String, f64>,
+    /// The learning rate the step used: `learning_rate`, or `learning_rate.<phase>`.
+    pub learning_rate: std::collections::BTreeMap<String, f64>,
 }
 
 /// How a run is configured beyond the file.
@@ -318,6 +465,8 @@ pub struct RunOptions {
     pub resume: Option<PathBuf>,
     /// Train on at most this many batches per epoch (each epoch still shuffles all samples).
     pub steps_per_epoch: Option<usize>,
+    /// Log every N-th step's loss and learning rate (`Observer::step_logged`, the report).
+    pub log_every: Option<usize>,
 }
 
 /// What a finished run reports.
@@ -336,6 +485,8 @@ pub struct RunResult {
     pub steps_this_run: u64,
     pub samples_this_run: usize,
     pub checkpoint_dir: Option<PathBuf>,
+    /// The steps logged in this invocation.
+    pub steps: Vec<StepRecord>,
 }
 
 /// A training run over a data set.
@@ -349,6 +500,10 @@ pub struct Trainer<'s, 'p> {
     values: HashMap<String, Tensor>,
     best_values: Option<HashMap<String, Tensor>>,
     state: RunState,
+    log_every: Option<usize>,
+    steps: Vec<StepRecord>,
+    /// Watches the gradient-health statistics (when the steps compute them).
+    monitor: Option<health::Monitor>,
 }
 
 impl<'s, 'p> Trainer<'s, 'p> {
@@ -404,11 +559,16 @@ impl<'s, 'p> Trainer<'s, 'p> {
                     best: None,
                     epochs_without_improvement: 0,
                     history: Vec::new(),
+                    warnings: Vec::new(),
                 };
                 (values, None, state)
             }
         };
         data.prepare();
+        let monitor = session
+            .watch
+            .health
+            .then(|| health::Monitor::new(session.facts(), &state.history, &state.warnings));
         Ok(Trainer {
             session,
             data,
@@ -419,6 +579,9 @@ impl<'s, 'p> Trainer<'s, 'p> {
             values,
             best_values,
             state,
+            log_every: opts.log_every.filter(|&n| n > 0),
+            steps: Vec::new(),
+            monitor,
         })
     }
 
@@ -520,6 +683,7 @@ impl<'s, 'p> Trainer<'s, 'p> {
             train_seconds,
             samples_this_run: samples,
             checkpoint_dir: self.checkpoint_dir,
+            steps: self.steps,
         })
     }
 
@@ -547,6 +711,14 @@ impl<'s, 'p> Trainer<'s, 'p> {
         for batch in batches {
             let graphs = self.session.graphs(batch.indices.len())?;
             let mut last_loss = 0.0;
+            let step_number = self.state.steps_done + 1;
+            let logged = self.log_every.is_some_and(|n| step_number % n as u64 == 0);
+            let mut record = StepRecord {
+                step: step_number,
+                epoch: epoch + 1,
+                loss: Default::default(),
+                learning_rate: Default::default(),
+            };
             for (p, step_graph) in graphs.steps.iter().enumerate() {
                 let counter = 1 + self.state.steps_done * graphs.steps.len() as u64 + p as u64;
                 let inputs = Inputs::new(
@@ -561,6 +733,25 @@ impl<'s, 'p> Trainer<'s, 'p> {
                     .map_err(|e| self.failure(epoch, &e.to_string()))?;
                 self.session.step_seconds += started.elapsed().as_secs_f64();
                 let loss = step_graph.loss(&out).unwrap_or(f64::NAN);
+                let phase = multi_phase.then(|| phase_names[p].as_str());
+                let stats = step_graph.watched.read(&out);
+                if let Some(monitor) = &mut self.monitor {
+                    monitor.know(&step_graph.watched);
+                    let at = (epoch + 1, step_number);
+                    for w in monitor.step(&stats, batch.indices.len(), at) {
+                        observer.warning(&w);
+                        self.state.warnings.push(w);
+                    }
+                }
+                if logged {
+                    let key = phase.map_or("loss".to_string(), |p| format!("loss.{p}"));
+                    record.loss.insert(key, loss);
+                    if let Some(lr) = stats.learning_rate {
+                        record
+                            .learning_rate
+                            .insert(health::learning_rate_key(phase), lr);
+                    }
+                }
                 if !loss.is_finite() {
                     return Err(self.nonfinite(epoch, step_graph.exe.as_ref(), &inputs, loss));
                 }
@@ -572,6 +763,10 @@ impl<'s, 'p> Trainer<'s, 'p> {
             self.state.steps_done += 1;
             samples += batch.indices.len();
             observer.batch_done(batch.indices.len(), last_loss);
+            if logged {
+                observer.step_logged(&record);
+                self.steps.push(record);
+            }
         }
         self.state.epochs_done += 1;
         let train_seconds = start.elapsed().as_secs_f64();
@@ -582,6 +777,20 @@ impl<'s, 'p> Trainer<'s, 'p> {
                 .evaluate(self.data, "val", &self.values, self.seed)?,
             None => Metrics::new(),
         };
+        let health = match &mut self.monitor {
+            Some(monitor) => {
+                let (health, warnings) = monitor.epoch_done(epoch + 1, self.state.steps_done);
+                for w in warnings {
+                    observer.warning(&w);
+                    self.state.warnings.push(w);
+                }
+                Some(health)
+            }
+            None => None,
+        };
+        if observer.wants_tensors(epoch + 1) {
+            self.send_tensors(epoch, observer)?;
+        }
         Ok(EpochRecord {
             epoch: epoch + 1,
             train,
@@ -590,7 +799,32 @@ impl<'s, 'p> Trainer<'s, 'p> {
             train_seconds,
             samples,
             samples_per_second: samples as f64 / train_seconds.max(1e-9),
+            health,
         })
+    }
+
+    /// Hands the observer the parameters and their gradients on the first batch of the epoch.
+    fn send_tensors(&mut self, epoch: usize, observer: &mut dyn Observer) -> Result<(), String> {
+        let batch_size = self.session.config().batch;
+        let mut batches = self
+            .data
+            .batches("train", batch_size, epoch as u64)
+            .map_err(|e| e.to_string())?;
+        let Some(batch) = batches.next() else {
+            return Ok(());
+        };
+        let grads = self
+            .session
+            .gradients(&batch, &self.values, rng_key(self.seed, 0))?;
+        let params: HashMap<String, Tensor> = self
+            .session
+            .lowered
+            .params
+            .iter()
+            .filter_map(|(n, _)| self.values.get(n).map(|t| (n.clone(), t.clone())))
+            .collect();
+        observer.tensors(epoch + 1, &params, &grads);
+        Ok(())
     }
 
     fn failure(&self, epoch: usize, message: &str) -> String {
@@ -703,6 +937,13 @@ pub fn with_threads<T: Send>(threads: usize, work: impl FnOnce() -> T + Send) ->
 pub fn checkpoint_dir_of(file: &Path, config: &TrainConfig) -> Option<PathBuf> {
     let base = file.parent().unwrap_or(Path::new(""));
     config.checkpoint.as_ref().map(|c| base.join(c))
+}
+
+/// The TensorBoard log directory of a file: the train block's `log`, relative to the file's
+/// directory.
+pub fn log_dir_of(file: &Path, config: &TrainConfig) -> Option<PathBuf> {
+    let base = file.parent().unwrap_or(Path::new(""));
+    config.log.as_ref().map(|c| base.join(c))
 }
 
 /// The data block the root file's `train` block reads.

@@ -1,6 +1,6 @@
 //! The JSON report of `nnlc run --report FILE` (documented in the README).
 
-use super::{EpochRecord, Metrics, RunResult, Session};
+use super::{EpochRecord, Metrics, RunResult, Session, StepRecord, Warning};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -25,6 +25,11 @@ pub struct Report {
     pub restored_best: bool,
     /// Metrics on the test split, when there is one.
     pub test: Option<Metrics>,
+    /// The logged steps of this invocation (every `--log-every` steps): loss and learning rate.
+    pub steps: Vec<StepRecord>,
+    /// The gradient-health warnings of the run (each epoch's per-layer statistics are in
+    /// `epochs[].health`).
+    pub warnings: Vec<Warning>,
     pub timings: Timings,
 }
 
@@ -41,6 +46,8 @@ pub struct Config {
     pub mode: Option<&'static str>,
     pub patience: Option<usize>,
     pub checkpoint: Option<String>,
+    /// Whether the steps computed the gradient-health statistics (not `--no-health`).
+    pub health: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -98,6 +105,7 @@ impl Report {
                     .checkpoint_dir
                     .as_ref()
                     .map(|d| d.display().to_string()),
+                health: session.watch().health,
             },
             parameters: session.parameter_count(),
             data: splits.into_iter().collect(),
@@ -116,6 +124,8 @@ impl Report {
             stopped_early: result.stopped_early,
             restored_best: result.restored_best,
             test: result.test.clone(),
+            steps: result.steps.clone(),
+            warnings: result.state.warnings.clone(),
             timings: Timings {
                 compile_seconds: session.compile_seconds,
                 data_seconds,
