@@ -1,8 +1,9 @@
 //! Gradient health: the runtime's reading of the statistics a watched training step outputs
 //! (`step::health`), and the warnings it draws from them.
 //!
-//! Each warning is given once per run and subject, with the layer (its instance path and the
-//! source line of its call), the numbers behind it and what usually helps:
+//! Each kind of warning is given once per run (dead units once per ReLU), naming the layer (its
+//! instance path and the source line of its call), with the numbers behind it and what usually
+//! helps:
 //!
 //! - **vanishing gradients**: an early layer's gradient norm stays below [`VANISHING`] times the
 //!   last layer's for [`VANISHING_EPOCHS`] epochs in a row;
@@ -13,7 +14,9 @@
 //!   [`DEAD_UNIT`] of an epoch's values;
 //! - **a learning rate too high or too low**: a layer's update/weight ratio ‖Δp‖ / ‖p‖, which is
 //!   about 1e-3 in healthy training, averaged over an epoch, is more than [`RATIO_FAR`] times
-//!   above or below 1e-3; or a single step moves a layer's weights by more than their own norm.
+//!   above or below 1e-3 (too low only for a layer whose gradient is not tiny next to the
+//!   others', which is vanishing or dead units, not the learning rate); or a single step moves a
+//!   layer's weights by more than their own norm (not for a layer that starts at zero).
 //!
 //! The thresholds are round numbers chosen from those rules of thumb, not fitted to any run.
 
@@ -337,6 +340,9 @@ pub struct Monitor {
     epoch_norms: Vec<f64>,
     /// The warnings given, so each is given once.
     given: Vec<(WarningKind, String)>,
+    /// Each layer's weight norm when first seen: a layer that starts at zero has no scale to
+    /// compare single steps with.
+    initial_weight: HashMap<String, f64>,
 }
 
 impl Monitor {
@@ -358,6 +364,7 @@ impl Monitor {
             vanishing_streak: 0,
             epoch_norms,
             given: given.iter().map(|w| (w.kind, w.subject.clone())).collect(),
+            initial_weight: HashMap::new(),
         }
     }
 
@@ -393,7 +400,11 @@ impl Monitor {
         message: String,
         help: String,
     ) {
-        if self.given.iter().any(|(k, s)| *k == kind && s == subject) {
+        // Once per run, and for dead units once per ReLU.
+        let given = |(k, s): &(WarningKind, String)| {
+            *k == kind && (kind != WarningKind::DeadRelu || s == subject)
+        };
+        if self.given.iter().any(given) {
             return;
         }
         self.given.push((kind, subject.to_string()));
@@ -430,6 +441,7 @@ impl Monitor {
                 s.ratio_steps += 1;
             }
             total += grad * grad;
+            let initial = *self.initial_weight.entry(layer.clone()).or_insert(*weight);
             if !grad.is_finite() {
                 self.warn(
                     &mut out,
@@ -439,7 +451,7 @@ impl Monitor {
                     format!("its gradient norm is {grad}"),
                     EXPLODING_HELP.into(),
                 );
-            } else if *weight > 0.0 && ratio > 1.0 {
+            } else if initial > 0.0 && *weight > 0.0 && ratio > 1.0 {
                 self.warn(
                     &mut out,
                     at,
@@ -531,8 +543,16 @@ impl Monitor {
         let mut out = Vec::new();
         self.vanishing(&health, at, &mut out);
         self.growth(&health, at, &mut out);
+        // A layer whose gradient is tiny next to the others' (vanishing, or behind dead units)
+        // moves little whatever the learning rate.
+        let largest = health
+            .layers
+            .iter()
+            .map(|l| l.grad_norm)
+            .fold(0.0, f64::max);
         for l in &health.layers {
             let r = l.update_ratio;
+            let starved = l.grad_norm < VANISHING * largest;
             if r > RATIO_TYPICAL * RATIO_FAR {
                 self.warn(
                     &mut out,
@@ -544,7 +564,7 @@ impl Monitor {
                     ),
                     too_high_help(None),
                 );
-            } else if r < RATIO_TYPICAL / RATIO_FAR && l.grad_norm.is_finite() {
+            } else if r < RATIO_TYPICAL / RATIO_FAR && l.grad_norm.is_finite() && !starved {
                 self.warn(
                     &mut out,
                     at,
@@ -553,7 +573,7 @@ impl Monitor {
                     format!(
                         "its updates averaged {r:.3e} of its weights over the epoch (about {RATIO_TYPICAL:.0e} is typical): it barely learns"
                     ),
-                    "raise the learning rate (e.g. `--set lr=…` 10 times larger), or, if its gradients vanish, see that warning".into(),
+                    "raise the learning rate (e.g. 10 times)".into(),
                 );
             }
         }
