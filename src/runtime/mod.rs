@@ -196,41 +196,26 @@ impl<'p> Session<'p> {
     }
 
     /// The gradient of every parameter each phase updates, on one batch (for histograms), by
-    /// the reference interpreter: `grad.<param>` of the phase's forward pass in training mode.
+    /// the reference interpreter.
     pub fn gradients(
         &self,
         batch: &Batch,
         values: &HashMap<String, Tensor>,
-        rng: Tensor,
+        seed: u64,
     ) -> Result<HashMap<String, Tensor>, String> {
+        let fresh;
         let lowered = if batch.indices.len() == self.lowered.config.batch {
-            None
+            &self.lowered
         } else {
-            Some(lower_at(
-                self.program,
-                self.sources,
-                Some(batch.indices.len()),
-            )?)
+            fresh = lower_at(self.program, self.sources, Some(batch.indices.len()))?;
+            &fresh
         };
-        let lowered = lowered.as_ref().unwrap_or(&self.lowered);
-        let inputs = Inputs::new(batch, Some((0, 0)), rng);
         let mut grads = HashMap::new();
         for phase in &lowered.phases {
-            let graph = crate::step::gradient_graph(lowered, phase);
-            let opts = crate::interp::Options {
-                check_finite: false,
-                threads: rayon::current_num_threads(),
-            };
-            let out = crate::interp::run_with(
-                &graph,
-                &|n| inputs.get(n).or_else(|| values.get(n)),
-                &opts,
-            )
-            .map_err(|e| e.to_string())?;
-            for u in &phase.updates {
-                let name = format!("{}{}", crate::step::GRAD_PREFIX, u.param);
-                if let Some(g) = out.get(&name) {
-                    grads.insert(u.param.clone(), g.clone());
+            let all = crate::exec::batch_gradients(lowered, phase, &batch.tensors, values, seed)?;
+            for (name, g) in all {
+                if phase.updates.iter().any(|u| u.param == name) {
+                    grads.insert(name, g);
                 }
             }
         }
@@ -813,9 +798,16 @@ impl<'s, 'p> Trainer<'s, 'p> {
         let Some(batch) = batches.next() else {
             return Ok(());
         };
-        let grads = self
-            .session
-            .gradients(&batch, &self.values, rng_key(self.seed, 0))?;
+        let grads = match self.session.gradients(&batch, &self.values, self.seed) {
+            Ok(g) => g,
+            Err(e) => {
+                observer.note(&format!(
+                    "no gradient histograms for epoch {}: {e}",
+                    epoch + 1
+                ));
+                HashMap::new()
+            }
+        };
         let params: HashMap<String, Tensor> = self
             .session
             .lowered
