@@ -192,6 +192,8 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, runs: &[Run]) -> Resu
         if x1 - x0 < 1.0 {
             (x0, x1) = (x0 - 0.5, x1 + 0.5);
         }
+        // Room for the best epoch's marker at either end.
+        let (x0, x1) = (x0 - 0.02 * (x1 - x0), x1 + 0.02 * (x1 - x0));
         let (y0, y1) = bounds(points.iter().map(|p| p.1));
         let pad = if y1 > y0 {
             0.06 * (y1 - y0)
@@ -205,7 +207,7 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, runs: &[Run]) -> Resu
             .y_label_area_size(70)
             .build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad))
             .map_err(fail)?;
-        let epochs = (x1 - x0).round() as usize + 1;
+        let epochs = (x1 - x0).floor() as usize + 1;
         chart
             .configure_mesh()
             .x_desc("epoch")

@@ -177,7 +177,7 @@ fn no_health_computes_no_statistics() {
         &["--no-health", "--epochs", "3", "--threads", "1"],
         &dir,
     );
-    assert_eq!(report["config"]["health"], false);
+    assert_eq!(report["config"]["health_every"], Value::Null);
     assert!(report["warnings"].as_array().unwrap().is_empty());
     for e in report["epochs"].as_array().unwrap() {
         assert!(e.get("health").is_none(), "{e:#}");
@@ -187,7 +187,7 @@ fn no_health_computes_no_statistics() {
         &["--epochs", "3", "--threads", "1"],
         &dir,
     );
-    assert_eq!(report["config"]["health"], true);
+    assert_eq!(report["config"]["health_every"], 10);
     assert!(report["epochs"][0]["health"]["layers"].is_array());
     std::fs::remove_dir_all(&dir).ok();
 }

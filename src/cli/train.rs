@@ -4,7 +4,6 @@ use nnl::runtime::tensorboard::TensorBoardLog;
 use nnl::runtime::{
     self, Both, Console, Interpreter, Jit, RunOptions, Session, Trainer, checkpoint,
 };
-use nnl::step::Watch;
 use nnl::syntax::overrides::{self, Override};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -76,9 +75,13 @@ pub struct RunArgs {
     /// Log histograms of the weights and gradients every M epochs (0: never)
     #[arg(long, value_name = "M", default_value_t = 1)]
     pub histograms_every: usize,
-    /// Do not compute the gradient-health statistics (per-layer norms, ReLU activity) nor warn
-    /// about vanishing or exploding gradients, dead ReLUs or the learning rate
-    #[arg(long)]
+    /// Compute the gradient-health statistics (per-layer norms, ReLU activity) at every K-th
+    /// step, the first included
+    #[arg(long, value_name = "K", default_value_t = runtime::DEFAULT_HEALTH_EVERY as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub health_every: u64,
+    /// Do not compute the gradient-health statistics nor warn about vanishing or exploding
+    /// gradients, dead ReLUs or the learning rate
+    #[arg(long, conflicts_with = "health_every")]
     pub no_health: bool,
 }
 
@@ -223,12 +226,7 @@ pub fn run(args: &RunArgs) -> Result<(), String> {
         steps_per_epoch: args.steps_per_epoch,
         log_every: Some(args.log_every as usize),
     };
-    if args.no_health {
-        session.set_watch(Watch {
-            health: false,
-            learning_rate: logdir.is_some(),
-        });
-    }
+    session.set_health_every((!args.no_health).then_some(args.health_every as usize));
     let mut log = match &logdir {
         Some(dir) => Some(TensorBoardLog::create(dir, args.histograms_every)?),
         None => None,

@@ -43,6 +43,8 @@ use std::time::Instant;
 struct Graphs {
     /// One training step per phase, in order.
     steps: Vec<Prepared>,
+    /// The same steps with the gradient-health statistics (none when they are off).
+    watched: Vec<Prepared>,
     eval: Prepared,
 }
 
@@ -89,8 +91,8 @@ pub struct Session<'p> {
     lowered: Lowered,
     backend: Box<dyn Backend>,
     graphs: HashMap<usize, Rc<Graphs>>,
-    /// What the training steps compute besides their work.
-    watch: Watch,
+    /// Every how many steps the gradient-health statistics are computed; None: never.
+    health_every: Option<usize>,
     /// Seconds spent lowering, optimizing and preparing graphs.
     pub compile_seconds: f64,
     /// Seconds spent running training steps (their graphs, not the loop around them).
@@ -113,10 +115,7 @@ impl<'p> Session<'p> {
             lowered,
             backend,
             graphs: HashMap::new(),
-            watch: Watch {
-                health: true,
-                learning_rate: true,
-            },
+            health_every: Some(DEFAULT_HEALTH_EVERY),
             compile_seconds: start.elapsed().as_secs_f64(),
             step_seconds: 0.0,
         })
@@ -134,17 +133,19 @@ impl<'p> Session<'p> {
         self.backend.name()
     }
 
-    /// What the training steps compute besides their work: by default the gradient-health
-    /// statistics and the learning rate (`nnlc run --no-health` turns both off).
-    pub fn set_watch(&mut self, watch: Watch) {
-        if watch != self.watch {
-            self.watch = watch;
+    /// Every how many steps (the first of the run included) a step also computes the
+    /// gradient-health statistics (`step::health`), which the run watches; None: never
+    /// (`nnlc run --no-health`).
+    pub fn set_health_every(&mut self, every: Option<usize>) {
+        let every = every.filter(|&k| k > 0);
+        if every.is_some() != self.health_every.is_some() {
             self.graphs.clear();
         }
+        self.health_every = every;
     }
 
-    pub fn watch(&self) -> Watch {
-        self.watch
+    pub fn health_every(&self) -> Option<usize> {
+        self.health_every
     }
 
     /// The number of trainable scalars.
@@ -169,30 +170,53 @@ impl<'p> Session<'p> {
             &fresh
         };
         let backend = self.backend.as_ref();
-        let mut steps = Vec::new();
-        for phase in &lowered.phases {
-            let step = crate::step::train_step_watched(lowered, phase, self.watch)?;
-            steps.push(Prepared::new(backend, crate::opt::optimize(&step).0)?);
-        }
+        let prepare = |health: bool| -> Result<Vec<Prepared>, String> {
+            let watch = Watch {
+                health,
+                learning_rate: true,
+            };
+            lowered
+                .phases
+                .iter()
+                .map(|phase| {
+                    let step = crate::step::train_step_watched(lowered, phase, watch)?;
+                    Prepared::new(backend, crate::opt::optimize(&step).0)
+                })
+                .collect()
+        };
+        let steps = prepare(false)?;
+        let watched = match self.health_every {
+            Some(_) => prepare(true)?,
+            None => Vec::new(),
+        };
         let eval = Prepared::new(backend, crate::opt::optimize(&lowered.eval).0)?;
-        let g = Rc::new(Graphs { steps, eval });
+        let g = Rc::new(Graphs {
+            steps,
+            watched,
+            eval,
+        });
         self.graphs.insert(batch, g.clone());
         self.compile_seconds += start.elapsed().as_secs_f64();
         Ok(g)
     }
 
     /// Where the training steps' time went, step by step of each phase's plan at the file's
-    /// batch size (empty unless the backend profiles).
+    /// batch size, the steps that computed the gradient-health statistics apart (empty unless
+    /// the backend profiles).
     pub fn training_profile(&self) -> Vec<(String, Vec<crate::jit::ProfileRow>)> {
         let Some(graphs) = self.graphs.get(&self.lowered.config.batch) else {
             return Vec::new();
         };
-        self.lowered
-            .phases
+        let phases = &self.lowered.phases;
+        let plain = phases
             .iter()
             .zip(&graphs.steps)
-            .map(|(phase, step)| (phase.name.clone(), step.exe.profile()))
-            .collect()
+            .map(|(phase, step)| (phase.name.clone(), step.exe.profile()));
+        let watched = phases
+            .iter()
+            .zip(&graphs.watched)
+            .map(|(phase, step)| (format!("{} (health)", phase.name), step.exe.profile()));
+        plain.chain(watched).collect()
     }
 
     /// The gradient of every parameter each phase updates, on one batch (for histograms), by
@@ -332,6 +356,9 @@ fn lower_at(
     };
     lower::lower(program, sources, &opts).map_err(|d| d.message.clone())
 }
+
+/// By default, every how many steps the gradient-health statistics are computed.
+pub const DEFAULT_HEALTH_EVERY: usize = 10;
 
 /// The inputs of a graph besides the trained values: the batch's fields, and the counters and
 /// random key made for this step.
@@ -551,9 +578,8 @@ impl<'s, 'p> Trainer<'s, 'p> {
         };
         data.prepare();
         let monitor = session
-            .watch
-            .health
-            .then(|| health::Monitor::new(session.facts(), &state.history, &state.warnings));
+            .health_every
+            .map(|_| health::Monitor::new(session.facts(), &state.history, &state.warnings));
         Ok(Trainer {
             session,
             data,
@@ -698,14 +724,23 @@ impl<'s, 'p> Trainer<'s, 'p> {
             let mut last_loss = 0.0;
             let step_number = self.state.steps_done + 1;
             let logged = self.log_every.is_some_and(|n| step_number % n as u64 == 0);
+            let watched = self
+                .session
+                .health_every
+                .is_some_and(|k| (step_number - 1) % k as u64 == 0);
+            let steps = if watched && !graphs.watched.is_empty() {
+                &graphs.watched
+            } else {
+                &graphs.steps
+            };
             let mut record = StepRecord {
                 step: step_number,
                 epoch: epoch + 1,
                 loss: Default::default(),
                 learning_rate: Default::default(),
             };
-            for (p, step_graph) in graphs.steps.iter().enumerate() {
-                let counter = 1 + self.state.steps_done * graphs.steps.len() as u64 + p as u64;
+            for (p, step_graph) in steps.iter().enumerate() {
+                let counter = 1 + self.state.steps_done * steps.len() as u64 + p as u64;
                 let inputs = Inputs::new(
                     &batch,
                     Some((self.state.steps_done, epoch)),

@@ -46,8 +46,9 @@ pub struct Config {
     pub mode: Option<&'static str>,
     pub patience: Option<usize>,
     pub checkpoint: Option<String>,
-    /// Whether the steps computed the gradient-health statistics (not `--no-health`).
-    pub health: bool,
+    /// Every how many steps the gradient-health statistics were computed (None with
+    /// `--no-health`).
+    pub health_every: Option<usize>,
 }
 
 #[derive(Debug, Serialize)]
@@ -105,7 +106,7 @@ impl Report {
                     .checkpoint_dir
                     .as_ref()
                     .map(|d| d.display().to_string()),
-                health: session.watch().health,
+                health_every: session.health_every(),
             },
             parameters: session.parameter_count(),
             data: splits.into_iter().collect(),
