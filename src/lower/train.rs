@@ -641,11 +641,11 @@ impl Lowerer<'_> {
         constraints: &[&Val],
         span: Span,
     ) -> Res<()> {
-        let (p, states, lr) = self.run_rule(rule, span)?;
+        let RuleOut { p, states, lr } = self.run_rule(rule, span)?;
         let mut p = p;
         for c in constraints {
             self.rule_env[0].1 = Val::Tensor(p);
-            p = self.run_rule(c, span)?.0;
+            p = self.run_rule(c, span)?.p;
         }
         self.output(param, p, OutputRole::Update(Role::Param));
         for (name, t) in states {
@@ -664,7 +664,7 @@ impl Lowerer<'_> {
     /// Runs an optimizer or constraint body: the new `p` (assigned, or the body's value), the
     /// final value of each optimizer state, and the learning rate `lr` of this step when the
     /// rule takes one.
-    fn run_rule(&mut self, rule: &Val, span: Span) -> Res<(Tv, Vec<(String, Tv)>, Option<Tv>)> {
+    fn run_rule(&mut self, rule: &Val, span: Span) -> Res<RuleOut> {
         let Val::Rule(r, args) = rule else {
             return Err(LowerError::new(
                 "expected an optimizer or a constraint",
@@ -717,8 +717,18 @@ impl Lowerer<'_> {
             Some(v) => Some(self.tensor_of(&v, self.float, span)?),
             None => None,
         };
-        Ok((p, states, lr))
+        Ok(RuleOut { p, states, lr })
     }
+}
+
+/// What an optimizer or constraint body gives.
+struct RuleOut {
+    /// The new parameter.
+    p: Tv,
+    /// The final value of each optimizer state, by its full name.
+    states: Vec<(String, Tv)>,
+    /// The learning rate of the step, when the rule takes one.
+    lr: Option<Tv>,
 }
 
 fn target_name(e: &Expr) -> Option<String> {

@@ -6,7 +6,7 @@
 //! helps:
 //!
 //! - **vanishing gradients**: an early layer's gradient norm stays below [`VANISHING`] times the
-//!   last layer's for [`VANISHING_EPOCHS`] epochs in a row;
+//!   last layer's (of the same model) for [`VANISHING_EPOCHS`] epochs in a row;
 //! - **exploding gradients**: a gradient norm that is not finite, a step whose total gradient
 //!   norm is [`EXPLODING`] times the median of the run's first steps, or a total norm that grew
 //!   in each of the last [`GROWTH_EPOCHS`] epochs, [`GROWTH`] times in all;
@@ -598,15 +598,28 @@ impl Monitor {
 
     /// Early layers' gradients a small fraction of the last layer's, epoch after epoch.
     fn vanishing(&mut self, health: &EpochHealth, at: (usize, u64), out: &mut Vec<Warning>) {
-        let layers = &health.layers;
-        let Some(last) = layers.last().filter(|l| l.grad_norm > 0.0) else {
-            return;
-        };
-        // The earliest layer below the threshold, among the first half.
-        let early = layers[..layers.len() / 2]
-            .iter()
-            .find(|l| l.grad_norm < VANISHING * last.grad_norm);
-        let Some(first) = early else {
+        // Each model's layers apart (a GAN's generator and critic are two chains).
+        let mut models: Vec<Vec<&LayerHealth>> = Vec::new();
+        for l in &health.layers {
+            let model = |x: &LayerHealth| x.layer.split('.').next().map(str::to_string);
+            match models.iter_mut().find(|m| model(m[0]) == model(l)) {
+                Some(m) => m.push(l),
+                None => models.push(vec![l]),
+            }
+        }
+        let found = models.iter().find_map(|layers| {
+            let last = layers.last().filter(|l| l.grad_norm > 0.0)?;
+            // The earliest layer below the threshold, among the first half.
+            let first = layers[..layers.len() / 2]
+                .iter()
+                .find(|l| l.grad_norm < VANISHING * last.grad_norm)?;
+            let below = layers
+                .iter()
+                .filter(|l| l.grad_norm < VANISHING * last.grad_norm)
+                .count();
+            Some((*first, *last, below, layers.len()))
+        });
+        let Some((first, last, below, count)) = found else {
             self.vanishing_streak = 0;
             return;
         };
@@ -614,18 +627,12 @@ impl Monitor {
         if self.vanishing_streak < VANISHING_EPOCHS {
             return;
         }
-        let below = layers
-            .iter()
-            .filter(|l| l.grad_norm < VANISHING * last.grad_norm)
-            .count();
         let message = format!(
-            "its gradient norm {:.3e} is {:.1e} of the last layer `{}`'s {:.3e} ({} of {} layers below {VANISHING:.0e} of it), for {} epochs",
+            "its gradient norm {:.3e} is {:.1e} of the last layer `{}`'s {:.3e} ({below} of {count} layers below {VANISHING:.0e} of it), for {} epochs",
             first.grad_norm,
             first.grad_norm / last.grad_norm,
             last.layer,
             last.grad_norm,
-            below,
-            layers.len(),
             self.vanishing_streak
         );
         let help = self.vanishing_help(&first.layer);

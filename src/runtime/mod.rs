@@ -723,11 +723,13 @@ impl<'s, 'p> Trainer<'s, 'p> {
             let graphs = self.session.graphs(batch.indices.len())?;
             let mut last_loss = 0.0;
             let step_number = self.state.steps_done + 1;
-            let logged = self.log_every.is_some_and(|n| step_number % n as u64 == 0);
+            let logged = self
+                .log_every
+                .is_some_and(|n| step_number.is_multiple_of(n as u64));
             let watched = self
                 .session
                 .health_every
-                .is_some_and(|k| (step_number - 1) % k as u64 == 0);
+                .is_some_and(|k| (step_number - 1).is_multiple_of(k as u64));
             let steps = if watched && !graphs.watched.is_empty() {
                 &graphs.watched
             } else {
