@@ -4,6 +4,7 @@
 mod cli;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use cli::{Allow, err, err_raw, out, out_raw};
 use nnl::diag;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -48,6 +49,8 @@ enum Command {
         /// How to print diagnostics
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
+        #[command(flatten)]
+        allow: Allow,
     },
     /// Explain an error code at length, e.g. `nnlc explain E0201`
     Explain { code: String },
@@ -67,11 +70,13 @@ enum Command {
         #[arg(long, conflicts_with = "phase")]
         model: Option<String>,
         /// The batch size that fixes `B` (default: the train block's `batch`)
-        #[arg(long)]
+        #[arg(long, value_parser = cli::positive)]
         batch: Option<usize>,
         /// Print node counts instead of the graph
         #[arg(long)]
         stats: bool,
+        #[command(flatten)]
+        allow: Allow,
     },
     /// Compute the loss and every parameter's gradient for one batch, on the reference interpreter
     Grad(GradArgs),
@@ -98,7 +103,18 @@ enum Stage {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Usage errors exit with 1 like every other error (clap's own code is 2); `--help` with 0.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     match cli.command {
         Command::Run(args) => report(cli::train::in_pool(&args.common, || cli::train::run(&args))),
         Command::Eval(args) => report(cli::train::in_pool(&args.common, || {
@@ -113,7 +129,8 @@ fn main() -> ExitCode {
             files,
             summary,
             format,
-        } => check(&files, summary, format),
+            allow,
+        } => check(&files, summary, format, &allow),
         Command::Ir {
             file,
             stage,
@@ -121,20 +138,28 @@ fn main() -> ExitCode {
             model,
             batch,
             stats,
-        } => match model {
-            Some(m) => ir_model(&file, &m, stage, batch, stats),
-            None => ir(&file, stage, phase.as_deref(), batch, stats),
-        },
+            allow,
+        } => {
+            let lowering = Lowering {
+                path: &file,
+                batch,
+                allow: &allow,
+            };
+            match model {
+                Some(m) => ir_model(&lowering, &m, stage, stats),
+                None => ir(&lowering, stage, phase.as_deref(), stats),
+            }
+        }
         Command::Grad(args) => report(grad(&args)),
         Command::Fmt { files, check } => fmt(&files, check),
         Command::Lsp => report(nnl::lsp::run_stdio()),
         Command::Explain { code } => match diag::explain(&code.to_uppercase()) {
             Some(text) => {
-                println!("{text}");
+                out!("{text}");
                 ExitCode::SUCCESS
             }
             None => {
-                eprintln!("error: no error code `{code}`; codes look like E0201 or W0001");
+                err!("error: no error code `{code}`; codes look like E0201 or W0001");
                 ExitCode::FAILURE
             }
         },
@@ -146,7 +171,7 @@ fn report(result: Result<(), String>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            err!("error: {e}");
             ExitCode::FAILURE
         }
     }
@@ -157,14 +182,38 @@ fn color() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
-/// A file's text, or None after printing why it cannot be read.
+/// A source file's text, or None after printing why it cannot be read: a regular file of at most
+/// [`MAX_SOURCE_BYTES`] (not a device or a FIFO, which have no end), in UTF-8.
 fn read_source(path: &str) -> Option<String> {
-    std::fs::read_to_string(path)
-        .map_err(|e| eprintln!("error: cannot read `{path}`: {e}"))
+    let text = (|| {
+        let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+        if !meta.is_file() {
+            return Err("it is not a regular file".to_string());
+        }
+        if meta.len() > MAX_SOURCE_BYTES {
+            return Err(format!(
+                "it is {} MiB; source files may have at most {} MiB",
+                meta.len() >> 20,
+                MAX_SOURCE_BYTES >> 20
+            ));
+        }
+        let bytes = nnl::store::read_bytes(std::path::Path::new(path))?;
+        String::from_utf8(bytes).map_err(|e| {
+            format!(
+                "it is not UTF-8 text (byte {} is not)",
+                e.utf8_error().valid_up_to()
+            )
+        })
+    })();
+    text.map_err(|e| err!("error: cannot read `{path}`: {e}"))
         .ok()
 }
 
-fn check(files: &[String], summary: bool, format: Format) -> ExitCode {
+/// The largest source file read: checking takes about a second and 60 bytes of memory per byte
+/// of source, so this keeps a run within a few minutes and a few GiB.
+const MAX_SOURCE_BYTES: u64 = 64 << 20;
+
+fn check(files: &[String], summary: bool, format: Format, allow: &Allow) -> ExitCode {
     let color = color();
     let mut failed = false;
     for path in files {
@@ -172,15 +221,15 @@ fn check(files: &[String], summary: bool, format: Format) -> ExitCode {
             failed = true;
             continue;
         };
-        let out = nnl::check_source(path, &text, &nnl::fs::DiskLoader);
+        let (out, _) = cli::check_in_project(path, &text, allow);
         match format {
-            Format::Human => eprint!("{}", diag::render(&out.sources, &out.diagnostics, color)),
-            Format::Json => print!("{}", diag::render_json(&out.sources, &out.diagnostics)),
+            Format::Human => err_raw!("{}", diag::render(&out.sources, &out.diagnostics, color)),
+            Format::Json => out_raw!("{}", diag::render_json(&out.sources, &out.diagnostics)),
         }
         failed |= out.has_errors();
         if summary && !out.has_errors() {
             for s in &out.summaries {
-                println!("{}", nnl::check::render_summary(s));
+                out!("{}", nnl::check::render_summary(s));
             }
         }
     }
@@ -191,45 +240,62 @@ fn check(files: &[String], summary: bool, format: Format) -> ExitCode {
     }
 }
 
+/// A file to check and lower, within its project.
+struct Lowering<'a> {
+    path: &'a str,
+    batch: Option<usize>,
+    allow: &'a Allow,
+}
+
 /// Reads, checks and lowers a file, printing diagnostics; None when it does not compile.
-fn lower_file(path: &str, batch: Option<usize>) -> Option<nnl::lower::Lowered> {
-    lower_with(path, batch, &|text, opts| {
-        nnl::lower_source(path, text, &nnl::fs::DiskLoader, opts)
+fn lower_file(l: &Lowering) -> Option<nnl::lower::Lowered> {
+    lower_with(l, &|program, sources, opts| {
+        nnl::lower::lower(program, sources, opts)
     })
 }
 
 fn lower_with<T>(
-    path: &str,
-    batch: Option<usize>,
-    lower: &dyn Fn(&str, &nnl::lower::Options) -> nnl::LowerOutput<T>,
+    l: &Lowering,
+    lower: &dyn Fn(
+        &nnl::resolve::Program,
+        &nnl::source::SourceMap,
+        &nnl::lower::Options,
+    ) -> Result<T, diag::Diagnostic>,
 ) -> Option<T> {
     let color = color();
-    let text = read_source(path)?;
+    let text = read_source(l.path)?;
     let opts = nnl::lower::Options {
-        batch,
+        batch: l.batch,
         ..Default::default()
     };
-    let out = lower(&text, &opts);
-    eprint!(
+    let (mut check, program) = cli::check_in_project(l.path, &text, l.allow);
+    let lowered = if check.has_errors() {
+        None
+    } else {
+        lower(&program, &check.sources, &opts)
+            .map_err(|d| check.diagnostics.push(d))
+            .ok()
+    };
+    err_raw!(
         "{}",
-        diag::render(&out.check.sources, &out.check.diagnostics, color)
+        diag::render(&check.sources, &check.diagnostics, color)
     );
-    out.lowered
+    lowered
 }
 
-fn ir_model(path: &str, model: &str, stage: Stage, batch: Option<usize>, stats: bool) -> ExitCode {
+fn ir_model(l: &Lowering, model: &str, stage: Stage, stats: bool) -> ExitCode {
     let training = match stage {
         Stage::Ir => true,
         Stage::Eval => false,
         _ => {
-            eprintln!(
+            err!(
                 "error: `--model` shows a model's forward pass: use `--stage ir` or `--stage eval`"
             );
             return ExitCode::FAILURE;
         }
     };
-    let lowered = lower_with(path, batch, &|text, opts| {
-        nnl::lower_model_source(path, text, &nnl::fs::DiskLoader, opts, model, training)
+    let lowered = lower_with(l, &|program, sources, opts| {
+        nnl::lower::lower_model(program, sources, opts, model, training)
     });
     let Some(graph) = lowered else {
         return ExitCode::FAILURE;
@@ -237,20 +303,14 @@ fn ir_model(path: &str, model: &str, stage: Stage, batch: Option<usize>, stats: 
     print_graph(&graph, stats)
 }
 
-fn ir(
-    path: &str,
-    stage: Stage,
-    phase: Option<&str>,
-    batch: Option<usize>,
-    stats: bool,
-) -> ExitCode {
-    let Some(lowered) = lower_file(path, batch) else {
+fn ir(l: &Lowering, stage: Stage, phase: Option<&str>, stats: bool) -> ExitCode {
+    let Some(lowered) = lower_file(l) else {
         return ExitCode::FAILURE;
     };
     let phase = match find_phase(&lowered, phase) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("error: {e}");
+            err!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -263,11 +323,11 @@ fn ir(
                 let (g, _) = nnl::opt::optimize(&g);
                 return match nnl::jit::compile(&g) {
                     Ok(program) => {
-                        print!("{}", program.describe());
+                        out_raw!("{}", program.describe());
                         ExitCode::SUCCESS
                     }
                     Err(e) => {
-                        eprintln!("error: {e}");
+                        err!("error: {e}");
                         ExitCode::FAILURE
                     }
                 };
@@ -275,9 +335,11 @@ fn ir(
             Ok(g) if matches!(stage, Stage::Opt) => {
                 let (g, s) = nnl::opt::optimize(&g);
                 if stats {
-                    println!(
+                    out!(
                         "{}: {} nodes before optimization, {} after",
-                        g.name, s.before, s.after
+                        g.name,
+                        s.before,
+                        s.after
                     );
                     return ExitCode::SUCCESS;
                 }
@@ -285,7 +347,7 @@ fn ir(
             }
             Ok(g) => g,
             Err(e) => {
-                eprintln!("error: internal: {e}");
+                err!("error: internal: {e}");
                 return ExitCode::FAILURE;
             }
         },
@@ -332,6 +394,8 @@ struct GradArgs {
     /// Where to write `loss` and the gradients (safetensors, named like the parameters)
     #[arg(short = 'o', long = "output")]
     output: PathBuf,
+    #[command(flatten)]
+    allow: Allow,
 }
 
 fn grad(args: &GradArgs) -> Result<(), String> {
@@ -342,7 +406,12 @@ fn grad(args: &GradArgs) -> Result<(), String> {
         .values()
         .find_map(|t| t.ty().shape.first().copied())
         .ok_or_else(|| format!("`{}` holds no batched array", args.inputs.display()))?;
-    let lowered = lower_file(path, Some(batch_size)).ok_or("the file does not compile")?;
+    let lowered = lower_file(&Lowering {
+        path,
+        batch: Some(batch_size),
+        allow: &args.allow,
+    })
+    .ok_or("the file does not compile")?;
     let phase = find_phase(&lowered, args.phase.as_deref())?;
     let mut values = nnl::exec::initial_values(&lowered, args.seed)?;
     if let Some(p) = &args.params {
@@ -368,7 +437,7 @@ fn grad(args: &GradArgs) -> Result<(), String> {
     let result = nnl::exec::batch_gradients(&lowered, phase, &batch, &values, args.seed)?;
     nnl::store::write_safetensors(&args.output, &result, None)?;
     if let Some(loss) = result[0].1.scalar() {
-        eprintln!(
+        err!(
             "loss {loss:.6}; {} gradients written to {}",
             result.len() - 1,
             args.output.display()
@@ -380,9 +449,9 @@ fn grad(args: &GradArgs) -> Result<(), String> {
 /// A graph as text, or its node count with `--stats`.
 fn print_graph(graph: &nnl::ir::Graph, stats: bool) -> ExitCode {
     if stats {
-        println!("{}: {} nodes", graph.name, graph.size());
+        out!("{}: {} nodes", graph.name, graph.size());
     } else {
-        print!("{}", nnl::ir::text::print(graph));
+        out_raw!("{}", nnl::ir::text::print(graph));
     }
     ExitCode::SUCCESS
 }
@@ -401,8 +470,8 @@ fn fmt(files: &[String], check: bool) -> ExitCode {
             Err(diags) => {
                 let mut sources = nnl::source::SourceMap::new();
                 sources.add(path.as_str(), text, false);
-                eprint!("{}", diag::render(&sources, &diags, color));
-                eprintln!("error: `{path}` has syntax errors; not formatted");
+                err_raw!("{}", diag::render(&sources, &diags, color));
+                err!("error: `{path}` has syntax errors; not formatted");
                 failed = true;
                 continue;
             }
@@ -411,12 +480,12 @@ fn fmt(files: &[String], check: bool) -> ExitCode {
             continue;
         }
         if check {
-            println!("{path}");
+            out!("{path}");
             failed = true;
         } else if let Err(e) =
             nnl::store::write_atomically(std::path::Path::new(path), formatted.as_bytes())
         {
-            eprintln!("error: {e}");
+            err!("error: {e}");
             failed = true;
         }
     }

@@ -9,6 +9,8 @@ pub enum Builtin {
     Sqrt,
     Sin,
     Cos,
+    Tanh,
+    Sigmoid,
     Maximum,
     Minimum,
     Select,
@@ -117,6 +119,18 @@ pub const BUILTINS: &[BuiltinInfo] = &[
         name: "cos",
         params: X,
         doc: "cosine, elementwise",
+    },
+    BuiltinInfo {
+        builtin: Builtin::Tanh,
+        name: "tanh",
+        params: X,
+        doc: "hyperbolic tangent, elementwise; its gradient is 1 − tanh²",
+    },
+    BuiltinInfo {
+        builtin: Builtin::Sigmoid,
+        name: "sigmoid",
+        params: X,
+        doc: "logistic function 1 / (1 + e^−x), elementwise; its gradient is σ (1 − σ)",
     },
     BuiltinInfo {
         builtin: Builtin::Maximum,

@@ -1,65 +1,371 @@
-//! Tensor files: NumPy `.npz` batches in, safetensors out (and back in). Layouts are plain:
+//! Tensor files: NumPy `.npy`/`.npz` arrays in, safetensors out (and back in). Layouts are plain:
 //! row-major, little-endian, the IR's dtypes (f32, f64, i32, bool). Files are written atomically
 //! (a temporary file in the same directory, fsync, rename) so a crash never leaves half a file.
+//!
+//! Reading never trusts a header: sizes are computed with checked arithmetic and compared with
+//! the bytes the file really has before anything is allocated for them; memory is reserved
+//! fallibly, so a file too large for the machine is an error, not an abort; a device or FIFO
+//! (which has no size) is read up to [`MAX_STREAM_BYTES`].
 
 use crate::interp::Tensor;
-use ndarray::{ArrayD, IxDyn};
-use ndarray_npy::NpzReader;
+use ndarray::{ArrayD, IxDyn, ShapeBuilder};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 
-/// Every array of an `.npz` file (compressed or not), by name. NumPy's default integer
-/// (int64) is narrowed to i32 when it fits; float16, complex and object arrays are refused.
+/// The most bytes read from a file that is not a regular file (a device such as `/dev/zero`, a
+/// FIFO): such files have no size to check, so they are cut off here.
+pub const MAX_STREAM_BYTES: u64 = 256 << 20;
+
+/// A `Vec` with room for `n` elements, or an error when the memory cannot be had.
+pub fn vec_with_capacity<T>(n: usize, what: &str) -> Result<Vec<T>, String> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| {
+        format!(
+            "{what} needs {} bytes of memory, more than this machine can give",
+            n.saturating_mul(std::mem::size_of::<T>())
+        )
+    })?;
+    Ok(v)
+}
+
+/// A whole file's bytes: a regular file by its size, anything else (a device, a FIFO) up to
+/// [`MAX_STREAM_BYTES`].
+pub fn read_bytes(path: &Path) -> Result<Vec<u8>, String> {
+    let shown = path.display();
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read `{shown}`: {e}"))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot read `{shown}`: {e}"))?;
+    if meta.is_dir() {
+        return Err(format!("cannot read `{shown}`: it is a directory"));
+    }
+    let (limit, regular) = if meta.is_file() {
+        (meta.len(), true)
+    } else {
+        (MAX_STREAM_BYTES, false)
+    };
+    read_limited(file, limit, &format!("`{shown}`")).map_err(|e| match e {
+        Limited::TooLong if regular => format!("`{shown}` grew while it was being read"),
+        Limited::TooLong => format!(
+            "`{shown}` is not a regular file and gives more than {} MiB; save the data to a file",
+            MAX_STREAM_BYTES >> 20
+        ),
+        Limited::Failed(m) => m,
+    })
+}
+
+/// Why [`read_limited`] stopped.
+pub enum Limited {
+    /// The reader had more than the limit.
+    TooLong,
+    Failed(String),
+}
+
+/// Everything `reader` gives, at most `limit` bytes (more is [`Limited::TooLong`]), in memory
+/// reserved fallibly as it arrives.
+pub fn read_limited(mut reader: impl Read, limit: u64, what: &str) -> Result<Vec<u8>, Limited> {
+    const CHUNK: usize = 1 << 16;
+    let first = usize::try_from(limit.min(CHUNK as u64 * 16)).unwrap_or(CHUNK);
+    let mut buf = vec_with_capacity::<u8>(first, what).map_err(Limited::Failed)?;
+    loop {
+        if buf.len() as u64 > limit {
+            return Err(Limited::TooLong);
+        }
+        if buf.capacity() - buf.len() < CHUNK {
+            let grow = buf.capacity().max(CHUNK);
+            buf.try_reserve(grow).map_err(|_| {
+                Limited::Failed(format!(
+                    "{what} needs more than {} bytes of memory, more than this machine can give",
+                    buf.len()
+                ))
+            })?;
+        }
+        let len = buf.len();
+        let room = (buf.capacity() - len).min(CHUNK);
+        buf.resize(len + room, 0);
+        match reader.read(&mut buf[len..]) {
+            Ok(0) => {
+                buf.truncate(len);
+                return Ok(buf);
+            }
+            Ok(n) => buf.truncate(len + n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => buf.truncate(len),
+            Err(e) => return Err(Limited::Failed(format!("cannot read {what}: {e}"))),
+        }
+    }
+}
+
+/// The element types of `.npy` arrays that nnl reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NpyDtype {
+    F32,
+    F64,
+    I32,
+    I64,
+    U8,
+    Bool,
+}
+
+impl NpyDtype {
+    fn size(self) -> usize {
+        match self {
+            NpyDtype::F64 | NpyDtype::I64 => 8,
+            NpyDtype::F32 | NpyDtype::I32 => 4,
+            NpyDtype::U8 | NpyDtype::Bool => 1,
+        }
+    }
+}
+
+/// An array of a `.npy` file: its dtype, shape, and values in row-major order (int32 widened
+/// to i64, bool as bytes 0 and 1).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NpyArray {
+    pub dtype: NpyDtype,
+    pub shape: Vec<usize>,
+    pub values: NpyValues,
+}
+
+/// The values of an [`NpyArray`], in the type the file stores them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NpyValues {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+    I64(Vec<i64>),
+    U8(Vec<u8>),
+}
+
+/// Parses a `.npy` file (format versions 1 to 3): float32, float64, int32, int64, uint8 or bool,
+/// either byte order, C or Fortran order. The header's shape is checked against the bytes that
+/// follow it before anything is allocated.
+pub fn parse_npy(b: &[u8]) -> Result<NpyArray, String> {
+    const MAGIC: &[u8] = b"\x93NUMPY";
+    if !b.starts_with(MAGIC) || b.len() < 10 {
+        return Err("not a .npy file (it does not start with `\\x93NUMPY`)".into());
+    }
+    let (header_len, header_start) = match b[6] {
+        1 => (usize::from(u16::from_le_bytes([b[8], b[9]])), 10usize),
+        2 | 3 if b.len() >= 12 => (u32::from_le_bytes([b[8], b[9], b[10], b[11]]) as usize, 12),
+        v => return Err(format!("unknown .npy format version {v}")),
+    };
+    let data_start = header_start
+        .checked_add(header_len)
+        .filter(|&end| end <= b.len())
+        .ok_or_else(|| {
+            format!(
+                "truncated: the header says it is {header_len} bytes long, the file has {}",
+                b.len().saturating_sub(header_start)
+            )
+        })?;
+    let header = std::str::from_utf8(&b[header_start..data_start])
+        .map_err(|_| "the .npy header is not text".to_string())?;
+    let (descr, fortran, shape) = npy_header(header)?;
+    let (dtype, big_endian) = npy_dtype(&descr)?;
+    let count = shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .filter(|n| n.checked_mul(dtype.size()).is_some())
+        .ok_or_else(|| format!("the header's shape {shape:?} has more elements than can exist"))?;
+    let data = &b[data_start..];
+    let want = count * dtype.size();
+    if data.len() != want {
+        let what = if data.len() < want {
+            "truncated"
+        } else {
+            "extra bytes"
+        };
+        return Err(format!(
+            "{what}: the header declares shape {shape:?} of {descr}, {want} bytes, but {} follow it",
+            data.len()
+        ));
+    }
+    let what = "this array";
+    fn decode<T, const N: usize>(
+        data: &[u8],
+        count: usize,
+        what: &str,
+        f: impl Fn([u8; N]) -> T,
+    ) -> Result<Vec<T>, String> {
+        let mut v = vec_with_capacity(count, what)?;
+        v.extend(
+            data.chunks_exact(N)
+                .map(|c| f(c.try_into().expect("chunks are N bytes"))),
+        );
+        Ok(v)
+    }
+    let values = match (dtype, big_endian) {
+        (NpyDtype::F32, false) => NpyValues::F32(decode(data, count, what, f32::from_le_bytes)?),
+        (NpyDtype::F32, true) => NpyValues::F32(decode(data, count, what, f32::from_be_bytes)?),
+        (NpyDtype::F64, false) => NpyValues::F64(decode(data, count, what, f64::from_le_bytes)?),
+        (NpyDtype::F64, true) => NpyValues::F64(decode(data, count, what, f64::from_be_bytes)?),
+        (NpyDtype::I32, false) => NpyValues::I64(decode(data, count, what, |c| {
+            i64::from(i32::from_le_bytes(c))
+        })?),
+        (NpyDtype::I32, true) => NpyValues::I64(decode(data, count, what, |c| {
+            i64::from(i32::from_be_bytes(c))
+        })?),
+        (NpyDtype::I64, false) => NpyValues::I64(decode(data, count, what, i64::from_le_bytes)?),
+        (NpyDtype::I64, true) => NpyValues::I64(decode(data, count, what, i64::from_be_bytes)?),
+        (NpyDtype::U8, _) => NpyValues::U8(decode(data, count, what, |[c]: [u8; 1]| c)?),
+        (NpyDtype::Bool, _) => {
+            NpyValues::U8(decode(data, count, what, |[c]: [u8; 1]| u8::from(c != 0))?)
+        }
+    };
+    let values = if fortran && shape.len() > 1 {
+        to_c_order(values, &shape)
+    } else {
+        values
+    };
+    Ok(NpyArray {
+        dtype,
+        shape,
+        values,
+    })
+}
+
+/// Values stored in Fortran (column-major) order, reordered row-major.
+fn to_c_order(values: NpyValues, shape: &[usize]) -> NpyValues {
+    fn reorder<T: Clone>(v: Vec<T>, shape: &[usize]) -> Vec<T> {
+        let a = ArrayD::from_shape_vec(IxDyn(shape).f(), v).expect("the length is the shape's");
+        a.as_standard_layout().iter().cloned().collect()
+    }
+    match values {
+        NpyValues::F32(v) => NpyValues::F32(reorder(v, shape)),
+        NpyValues::F64(v) => NpyValues::F64(reorder(v, shape)),
+        NpyValues::I64(v) => NpyValues::I64(reorder(v, shape)),
+        NpyValues::U8(v) => NpyValues::U8(reorder(v, shape)),
+    }
+}
+
+/// `'<f4'` → (float32, little-endian).
+fn npy_dtype(descr: &str) -> Result<(NpyDtype, bool), String> {
+    let (order, code) = descr.split_at(descr.len().min(1));
+    let big = match order {
+        "<" | "|" | "=" => false,
+        ">" => true,
+        _ => return Err(format!("unsupported dtype `{descr}`")),
+    };
+    let dtype = match code {
+        "f4" => NpyDtype::F32,
+        "f8" => NpyDtype::F64,
+        "i4" => NpyDtype::I32,
+        "i8" => NpyDtype::I64,
+        "u1" => NpyDtype::U8,
+        "b1" => NpyDtype::Bool,
+        _ => {
+            return Err(format!(
+                "unsupported dtype `{descr}`: use float32, float64, int32, int64, uint8 or bool"
+            ));
+        }
+    };
+    Ok((dtype, big))
+}
+
+/// The `descr`, `fortran_order` and `shape` of a `.npy` header, a Python dict literal such as
+/// `{'descr': '<f4', 'fortran_order': False, 'shape': (10, 4), }`.
+fn npy_header(h: &str) -> Result<(String, bool, Vec<usize>), String> {
+    let bad = || format!("unreadable .npy header `{}`", h.trim());
+    let value_of = |key: &str| -> Option<&str> {
+        let at = h
+            .find(&format!("'{key}'"))
+            .or_else(|| h.find(&format!("\"{key}\"")))?;
+        let rest = h[at + key.len() + 2..].trim_start().strip_prefix(':')?;
+        Some(rest.trim_start())
+    };
+    let descr = value_of("descr").ok_or_else(bad)?;
+    let quote = descr
+        .chars()
+        .next()
+        .filter(|c| *c == '\'' || *c == '"')
+        .ok_or_else(|| {
+            "unsupported dtype: structured arrays are not read (one plain dtype per array)"
+                .to_string()
+        })?;
+    let descr = descr[1..].split(quote).next().ok_or_else(bad)?.to_string();
+    let fortran = value_of("fortran_order")
+        .ok_or_else(bad)?
+        .starts_with("True");
+    let shape = value_of("shape").ok_or_else(bad)?;
+    let inside = shape
+        .strip_prefix('(')
+        .and_then(|s| s.split(')').next())
+        .ok_or_else(bad)?;
+    let shape = inside
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(|d| d.trim_end_matches('L').parse::<usize>().map_err(|_| bad()))
+        .collect::<Result<Vec<usize>, String>>()?;
+    Ok((descr, fortran, shape))
+}
+
+/// Every array of an `.npz` file (compressed or not), by name, in the file's order. int64 and
+/// uint8 arrays become i32 (an int64 value must fit); float16, complex and object arrays are
+/// refused. Each member's declared size is checked against the archive before it is read, and
+/// one that inflates beyond it is refused.
 pub fn read_npz(path: &Path) -> Result<Vec<(String, Tensor)>, String> {
-    let file =
-        std::fs::File::open(path).map_err(|e| format!("cannot open `{}`: {e}", path.display()))?;
-    let mut npz = NpzReader::new(file)
-        .map_err(|e| format!("`{}` is not an .npz file: {e}", path.display()))?;
-    let names = npz
-        .names()
-        .map_err(|e| format!("cannot list `{}`: {e}", path.display()))?;
+    let shown = path.display();
+    let bytes = read_bytes(path)?;
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(&bytes[..]))
+        .map_err(|e| format!("`{shown}` is not an .npz file: {e}"))?;
     let mut out = Vec::new();
-    for raw in names {
+    for i in 0..zip.len() {
+        let member = zip
+            .by_index(i)
+            .map_err(|e| format!("cannot read `{shown}`: {e}"))?;
+        let raw = member.name().to_string();
         let name = raw.strip_suffix(".npy").unwrap_or(&raw).to_string();
-        let t = read_array(&mut npz, &raw)
-            .map_err(|e| format!("array `{name}` in `{}`: {e}", path.display()))?;
-        out.push((name, t));
+        let fail = |e: String| format!("array `{name}` in `{shown}`: {e}");
+        let declared = member.size();
+        // A compressed member may claim any size; it cannot honestly claim more than deflate's
+        // best ratio (about 1032:1) allows, nor more than the reading limit.
+        let plausible = member.compressed_size().saturating_mul(1032).max(1 << 16);
+        if declared > plausible {
+            return Err(fail(format!(
+                "it claims {declared} bytes from {} compressed ones",
+                member.compressed_size()
+            )));
+        }
+        let data = read_limited(member, declared, &format!("array `{name}` in `{shown}`"))
+            .map_err(|e| match e {
+                Limited::TooLong => fail(format!(
+                    "it inflates beyond the {declared} bytes it declares"
+                )),
+                Limited::Failed(m) => m,
+            })?;
+        let array = parse_npy(&data).map_err(fail)?;
+        let tensor = npy_tensor(array).map_err(fail)?;
+        out.push((name, tensor));
     }
     Ok(out)
 }
 
-fn read_array<R: std::io::Read + std::io::Seek>(
-    npz: &mut NpzReader<R>,
-    name: &str,
-) -> Result<Tensor, String> {
-    if let Ok(a) = npz.by_name::<ndarray::OwnedRepr<f32>, IxDyn>(name) {
-        return Ok(Tensor::F32(a));
-    }
-    if let Ok(a) = npz.by_name::<ndarray::OwnedRepr<f64>, IxDyn>(name) {
-        return Ok(Tensor::F64(a));
-    }
-    if let Ok(a) = npz.by_name::<ndarray::OwnedRepr<i32>, IxDyn>(name) {
-        return Ok(Tensor::I32(a));
-    }
-    if let Ok(a) = npz.by_name::<ndarray::OwnedRepr<i64>, IxDyn>(name) {
-        let mut bad = None;
-        let narrowed = a.mapv(|v| {
-            i32::try_from(v).unwrap_or_else(|_| {
-                bad.get_or_insert(v);
-                0
-            })
-        });
-        return match bad {
-            Some(v) => Err(format!("the integer {v} does not fit in i32")),
-            None => Ok(Tensor::I32(narrowed)),
-        };
-    }
-    if let Ok(a) = npz.by_name::<ndarray::OwnedRepr<bool>, IxDyn>(name) {
-        return Ok(Tensor::Bool(a));
-    }
-    Err("unsupported dtype: use float32, float64, int32, int64 or bool".into())
+/// An `.npy` array as a tensor of the IR's dtypes.
+fn npy_tensor(a: NpyArray) -> Result<Tensor, String> {
+    let shape = IxDyn(&a.shape);
+    let shaped = |e: ndarray::ShapeError| e.to_string();
+    Ok(match a.values {
+        NpyValues::F32(v) => Tensor::F32(ArrayD::from_shape_vec(shape, v).map_err(shaped)?),
+        NpyValues::F64(v) => Tensor::F64(ArrayD::from_shape_vec(shape, v).map_err(shaped)?),
+        NpyValues::I64(v) => {
+            let narrowed = v
+                .iter()
+                .map(|&x| {
+                    i32::try_from(x).map_err(|_| format!("the integer {x} does not fit in i32"))
+                })
+                .collect::<Result<Vec<i32>, String>>()?;
+            Tensor::I32(ArrayD::from_shape_vec(shape, narrowed).map_err(shaped)?)
+        }
+        NpyValues::U8(v) if a.dtype == NpyDtype::Bool => Tensor::Bool(
+            ArrayD::from_shape_vec(shape, v.into_iter().map(|x| x != 0).collect())
+                .map_err(shaped)?,
+        ),
+        NpyValues::U8(v) => Tensor::I32(
+            ArrayD::from_shape_vec(shape, v.into_iter().map(i32::from).collect())
+                .map_err(shaped)?,
+        ),
+    })
 }
 
 /// A tensor as safetensors stores it: dtype, shape, little-endian bytes.
@@ -117,6 +423,14 @@ pub fn write_safetensors(
 /// temporary file and renaming it: how the tests simulate a crash at the worst moment.
 pub const ABORT_BEFORE_RENAME: &str = "NNL_TEST_ABORT_BEFORE_RENAME";
 
+/// Whether a file name is one of [`write_atomically`]'s temporary files (`.NAME.tmpPID`).
+pub fn is_temporary(name: &str) -> bool {
+    name.starts_with('.')
+        && name
+            .rsplit_once(".tmp")
+            .is_some_and(|(_, pid)| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// Writes `bytes` to `path` so that `path` is always either the old file or the whole new one.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
     let dir = path
@@ -154,8 +468,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
 /// Every tensor of a safetensors file, sorted by name, and its metadata. F16 and BF16 are
 /// widened to f32, I64 narrowed to i32 (an error when a value does not fit).
 pub fn read_safetensors(path: &Path) -> Result<TensorFile, String> {
-    let bytes =
-        std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let bytes = read_bytes(path)?;
     let st = SafeTensors::deserialize(&bytes)
         .map_err(|e| format!("`{}` is not a safetensors file: {e}", path.display()))?;
     let (_, meta) =

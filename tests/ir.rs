@@ -105,6 +105,46 @@ fn lstm_step_size_does_not_grow_with_sequence_length() {
     assert_eq!(sizes[0], sizes[1]);
 }
 
+/// The LSTM's backward scan reads the gate activations its forward scan saved instead of
+/// recomputing them (no exponential, `tanh` or `sigmoid` in its body, no recurrent product
+/// h·U), and the recurrent weight's gradient is one product after it, not an accumulator
+/// carried through it.
+#[test]
+fn lstm_backward_scan_reads_saved_activations_and_hoists_the_weight_gradient() {
+    use nnl::ir::{Graph, Op};
+    let lowered = lowering::lower_example("lstm_sine", BATCH, &|t| t);
+    let step = nnl::step::train_step(&lowered, &lowered.phases[0]).expect("a step");
+    let scans: Vec<(&Graph, usize, bool)> = step
+        .nodes
+        .iter()
+        .filter_map(|n| match &n.op {
+            Op::Scan {
+                body,
+                carries,
+                reverse,
+                ..
+            } => Some((body.as_ref(), *carries, *reverse)),
+            _ => None,
+        })
+        .collect();
+    let (backward, carries, _) = scans
+        .iter()
+        .find(|(_, _, reverse)| *reverse)
+        .expect("a reverse scan");
+    let names: Vec<&str> = backward.nodes.iter().map(|n| n.op.name()).collect();
+    for recomputed in ["exp", "tanh", "sigmoid"] {
+        assert!(!names.contains(&recomputed), "{recomputed} in {names:?}");
+    }
+    // Only the products of the cotangent with Uᵀ remain: one per step.
+    assert_eq!(
+        names.iter().filter(|&&n| n == "matmul").count(),
+        1,
+        "{names:?}"
+    );
+    // The carries are the cotangents of h and c alone: no [hidden, 4·hidden] accumulator.
+    assert_eq!(*carries, 2);
+}
+
 /// `nnlc ir --model M` (and `predict`) lower one model alone: its inputs take the types it
 /// declares, with its attributes' defaults, even where a data field shares an input's name
 /// (the GAN's generator reads noise `x: f32[B, 64]`, not the 784 pixels of the field `x`).

@@ -106,6 +106,7 @@ fn agrees_with_pytorch(file: &str, model: &str) {
             epochs_without_improvement: 0,
             history: Vec::new(),
             warnings: Vec::new(),
+            partial: None,
         },
     };
     let raw = data.raw_inputs("test", "x").unwrap();

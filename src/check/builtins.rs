@@ -268,8 +268,9 @@ fn int_op(c: &mut Checker, op: BinOp, op_span: Span, a: &Dim, b: &Dim, rhs_span:
                 ));
                 return Ty::Unknown;
             }
-            if x % y == 0 {
-                Ty::Int(Dim::constant(x / y))
+            // `i64::MIN / -1` does not fit: an overflowed integer, reported by the caller.
+            if x.checked_rem(y).is_none_or(|r| r == 0) {
+                Ty::Int(Dim::constant(x).div(&Dim::constant(y)).expect("y != 0"))
             } else {
                 Ty::Float(Some(x as f64 / y as f64))
             }
@@ -290,6 +291,12 @@ fn int_op(c: &mut Checker, op: BinOp, op_span: Span, a: &Dim, b: &Dim, rhs_span:
             }
         }
         BinOp::Pow => match b.as_const() {
+            // A number to a whole power is a whole number, or too large (reported by the caller).
+            Some(k) if k >= 0 && a.as_const().is_some() => {
+                let x = a.as_const().expect("const");
+                let power = u32::try_from(k).ok().and_then(|k| x.checked_pow(k));
+                Ty::Int(power.map_or_else(Dim::overflowed, Dim::constant))
+            }
             Some(k) if (0..=16).contains(&k) => {
                 Ty::Int((0..k).fold(Dim::constant(1), |acc, _| acc.mul(a)))
             }
@@ -593,9 +600,13 @@ pub(super) fn call(
     let req = |i: usize| bound[i].as_ref().expect("required slots are bound");
     let _ = callee_span;
     match b {
-        Builtin::Exp | Builtin::Log | Builtin::Sqrt | Builtin::Sin | Builtin::Cos => {
-            float_elementwise(c, info.name, req(0))
-        }
+        Builtin::Exp
+        | Builtin::Log
+        | Builtin::Sqrt
+        | Builtin::Sin
+        | Builtin::Cos
+        | Builtin::Tanh
+        | Builtin::Sigmoid => float_elementwise(c, info.name, req(0)),
         Builtin::Detach => req(0).ty.clone(),
         Builtin::Maximum | Builtin::Minimum => binary(
             c,

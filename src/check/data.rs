@@ -437,6 +437,13 @@ impl Checker<'_> {
         }
         let mut one_hot: Option<(i64, Span)> = None;
         let mut reshaped = false;
+        // The per-sample shape as the selection gives it (`cols` a vector, `col` one value) and
+        // the transforms make it, while it is known.
+        let mut per_sample: Option<Vec<i64>> = match selected {
+            Some(n) if is_cols(head) => Some(vec![n as i64]),
+            Some(_) => Some(Vec::new()),
+            None => None,
+        };
         for t in transforms {
             let (name, args, span) = match &t.kind {
                 ExprKind::Name(n) => (n, &[][..], t.span),
@@ -479,8 +486,36 @@ impl Checker<'_> {
                     {
                         one_hot = d.as_const().map(|n| (n, *span));
                     }
+                    per_sample = None;
                 }
-                "reshape" | "flatten" => reshaped = true,
+                "flatten" => {
+                    reshaped = true;
+                    per_sample = per_sample.and_then(|s| Some(vec![numel(&s)?]));
+                }
+                "reshape" => {
+                    reshaped = true;
+                    let to = match vals.first().map(|v| &v.ty) {
+                        Some(Ty::Shape(to)) => to.concrete(),
+                        _ => None,
+                    };
+                    if let (Some(from), Some(to)) = (&per_sample, &to) {
+                        let (have, want) = (numel(from), numel(to));
+                        if have != want {
+                            let count = |n: Option<i64>| {
+                                n.map_or("more than 2^63".into(), |n| n.to_string())
+                            };
+                            let (have, want) = (count(have), count(want));
+                            self.emit(
+                                Diagnostic::error(codes::DATA_MODEL_MISMATCH, format!("`reshape` to {} needs {want} values per sample, but it is given {have} ({})", dims(to), dims(from)))
+                                    .with_primary(span, format!("{want} values"))
+                                    .with_secondary(decl_span, "declared here")
+                                    .with_help("the number of values per sample must stay the same"),
+                            );
+                            return;
+                        }
+                    }
+                    per_sample = to;
+                }
                 _ => {}
             }
         }
@@ -497,6 +532,53 @@ impl Checker<'_> {
                         .with_help(format!("declare the field as `f32[{n}]`")),
                 );
             }
+        }
+        if let (Some(got), Some(want), None) = (&per_sample, shape.concrete(), one_hot)
+            && *got != want
+            && numel(got).is_some()
+            && numel(got) == numel(&want)
+        {
+            // The right number of values in the wrong shape: the checker sees it, the data
+            // loader would refuse it only at run time.
+            let declared_as = format!("{}{shape}", dtype.name());
+            let source = self.sources.text(e.span).to_string();
+            let (message, help) = if got.is_empty() {
+                (
+                    format!(
+                        "this gives one value per sample, but the field is declared {declared_as}"
+                    ),
+                    format!(
+                        "declare the field as `{}` for one value per sample, or write `{source} |> reshape({})`",
+                        dtype.name(),
+                        dims(&want)
+                    ),
+                )
+            } else {
+                (
+                    format!(
+                        "this gives {}{} per sample, but the field is declared {declared_as}",
+                        dtype.name(),
+                        dims(got)
+                    ),
+                    format!(
+                        "the number of values matches: reshape them, `{source} |> reshape({})`",
+                        dims(&want)
+                    ),
+                )
+            };
+            self.emit(
+                Diagnostic::error(codes::DATA_MODEL_MISMATCH, message)
+                    .with_primary(
+                        e.span,
+                        match got.len() {
+                            0 => "one value per sample".to_string(),
+                            _ => format!("{} per sample", dims(got)),
+                        },
+                    )
+                    .with_secondary(decl_span, "declared here")
+                    .with_help(help),
+            );
+            return;
         }
         if let (Some(count), false) = (selected, reshaped) {
             // `one_hot` turns the one label column into the declared vector.
@@ -593,4 +675,20 @@ impl Checker<'_> {
             }
         }
     }
+}
+
+/// Whether a field's selection is `cols(…)` (a vector per sample) rather than `col(…)`.
+fn is_cols(head: &Expr) -> bool {
+    matches!(&head.kind, ExprKind::Call { callee, .. } if matches!(&callee.kind, ExprKind::Name(n) if n.name == "cols"))
+}
+
+/// The number of values of a per-sample shape; None beyond 64 bits.
+fn numel(d: &[i64]) -> Option<i64> {
+    d.iter().try_fold(1i64, |n, &x| n.checked_mul(x))
+}
+
+/// `[1, 8, 8]`.
+fn dims(d: &[i64]) -> String {
+    let d: Vec<String> = d.iter().map(i64::to_string).collect();
+    format!("[{}]", d.join(", "))
 }

@@ -1,6 +1,10 @@
 //! Symbolic dimensions: integer polynomials over dimension symbols, kept in a normal form so
 //! that equal dimensions compare equal (`2 * (N + 1)` == `2 * N + 2`). Division and remainder
 //! that do not simplify become opaque atoms.
+//!
+//! Coefficients are 64-bit and every operation on them is checked: a result that does not fit
+//! is marked as overflowed (and stays so through later operations), and the checker reports it
+//! at the expression that produced it instead of computing with a wrapped number.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -28,6 +32,8 @@ type Monomial = Vec<(Atom, u32)>;
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Dim {
     terms: BTreeMap<Monomial, i64>,
+    /// Some coefficient did not fit in 64 bits; the terms are then meaningless.
+    overflow: bool,
 }
 
 impl Dim {
@@ -36,13 +42,32 @@ impl Dim {
         if c != 0 {
             terms.insert(Vec::new(), c);
         }
-        Dim { terms }
+        Dim {
+            terms,
+            overflow: false,
+        }
+    }
+
+    /// A dimension whose value does not fit in 64 bits.
+    pub fn overflowed() -> Dim {
+        Dim {
+            terms: BTreeMap::new(),
+            overflow: true,
+        }
+    }
+
+    /// True when computing this dimension overflowed 64-bit integers.
+    pub fn is_overflow(&self) -> bool {
+        self.overflow
     }
 
     fn atom(a: Atom) -> Dim {
         let mut terms = BTreeMap::new();
         terms.insert(vec![(a, 1)], 1);
-        Dim { terms }
+        Dim {
+            terms,
+            overflow: false,
+        }
     }
 
     pub fn sym(s: Sym) -> Dim {
@@ -54,6 +79,9 @@ impl Dim {
     }
 
     pub fn as_const(&self) -> Option<i64> {
+        if self.overflow {
+            return None;
+        }
         match self.terms.len() {
             0 => Some(0),
             1 => self.terms.get(&Vec::new()).copied(),
@@ -80,20 +108,38 @@ impl Dim {
     }
 
     pub fn add(&self, other: &Dim) -> Dim {
+        if self.overflow || other.overflow {
+            return Dim::overflowed();
+        }
         let mut terms = self.terms.clone();
         for (m, c) in &other.terms {
             let e = terms.entry(m.clone()).or_insert(0);
-            *e += c;
+            let Some(sum) = e.checked_add(*c) else {
+                return Dim::overflowed();
+            };
+            *e = sum;
             if *e == 0 {
                 terms.remove(m);
             }
         }
-        Dim { terms }
+        Dim {
+            terms,
+            overflow: false,
+        }
     }
 
     pub fn neg(&self) -> Dim {
-        Dim {
-            terms: self.terms.iter().map(|(m, c)| (m.clone(), -c)).collect(),
+        let terms: Option<BTreeMap<Monomial, i64>> = self
+            .terms
+            .iter()
+            .map(|(m, c)| Some((m.clone(), c.checked_neg()?)))
+            .collect();
+        match terms {
+            Some(terms) if !self.overflow => Dim {
+                terms,
+                overflow: false,
+            },
+            _ => Dim::overflowed(),
         }
     }
 
@@ -102,11 +148,17 @@ impl Dim {
     }
 
     pub fn mul(&self, other: &Dim) -> Dim {
+        if self.overflow || other.overflow {
+            return Dim::overflowed();
+        }
         let mut out = Dim::default();
         for (m1, c1) in &self.terms {
             for (m2, c2) in &other.terms {
+                let Some(c) = c1.checked_mul(*c2) else {
+                    return Dim::overflowed();
+                };
                 let mut t = Dim::default();
-                t.terms.insert(mul_monomials(m1, m2), c1 * c2);
+                t.terms.insert(mul_monomials(m1, m2), c);
                 out = out.add(&t);
             }
         }
@@ -115,8 +167,15 @@ impl Dim {
 
     /// Floor division. Exact divisions by a constant or a monomial simplify; others stay atoms.
     pub fn div(&self, other: &Dim) -> Option<Dim> {
+        if self.overflow || other.overflow {
+            return Some(Dim::overflowed());
+        }
         if let (Some(a), Some(b)) = (self.as_const(), other.as_const()) {
-            return (b != 0).then(|| Dim::constant(a.div_euclid(b)));
+            // Only `i64::MIN / -1` fails besides a zero divisor.
+            return (b != 0).then(|| {
+                a.checked_div_euclid(b)
+                    .map_or_else(Dim::overflowed, Dim::constant)
+            });
         }
         if other.as_const() == Some(0) {
             return None;
@@ -131,8 +190,14 @@ impl Dim {
     }
 
     pub fn rem(&self, other: &Dim) -> Option<Dim> {
+        if self.overflow || other.overflow {
+            return Some(Dim::overflowed());
+        }
         if let (Some(a), Some(b)) = (self.as_const(), other.as_const()) {
-            return (b != 0).then(|| Dim::constant(a.rem_euclid(b)));
+            return (b != 0).then(|| {
+                a.checked_rem_euclid(b)
+                    .map_or_else(Dim::overflowed, Dim::constant)
+            });
         }
         if other.as_const() == Some(0) {
             return None;
@@ -158,16 +223,22 @@ impl Dim {
         let (dm, dc) = other.terms.iter().next()?;
         let mut out = BTreeMap::new();
         for (m, c) in &self.terms {
-            if c % dc != 0 {
+            if c.checked_rem(*dc)? != 0 {
                 return None;
             }
-            out.insert(div_monomial(m, dm)?, c / dc);
+            out.insert(div_monomial(m, dm)?, c.checked_div(*dc)?);
         }
-        Some(Dim { terms: out })
+        Some(Dim {
+            terms: out,
+            overflow: false,
+        })
     }
 
     /// Substitutes symbols (by id) with dimensions.
     pub fn subst(&self, f: &dyn Fn(&Sym) -> Option<Dim>) -> Dim {
+        if self.overflow {
+            return Dim::overflowed();
+        }
         let mut out = Dim::default();
         for (m, c) in &self.terms {
             let mut t = Dim::constant(*c);
@@ -197,7 +268,8 @@ impl Dim {
 fn mul_monomials(a: &Monomial, b: &Monomial) -> Monomial {
     let mut map: BTreeMap<Atom, u32> = a.iter().cloned().collect();
     for (atom, p) in b {
-        *map.entry(atom.clone()).or_insert(0) += p;
+        let e = map.entry(atom.clone()).or_insert(0);
+        *e = e.saturating_add(*p);
     }
     map.into_iter().collect()
 }
@@ -247,6 +319,9 @@ impl fmt::Display for Operand<'_> {
 
 impl fmt::Display for Dim {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.overflow {
+            return write!(f, "(a number beyond 64 bits)");
+        }
         if self.terms.is_empty() {
             return write!(f, "0");
         }
@@ -255,7 +330,11 @@ impl fmt::Display for Dim {
         terms.sort_by_key(|(m, _)| m.is_empty());
         let single_term = terms.len() == 1;
         for (i, (m, c)) in terms.into_iter().enumerate() {
-            let (sign, mag) = if *c < 0 { ("-", -c) } else { ("+", *c) };
+            let (sign, mag) = if *c < 0 {
+                ("-", c.unsigned_abs())
+            } else {
+                ("+", c.unsigned_abs())
+            };
             if i == 0 {
                 if sign == "-" {
                     write!(f, "-")?;
@@ -331,6 +410,30 @@ mod tests {
             Some(Dim::constant(3))
         );
         assert_eq!(Dim::constant(7).rem(&Dim::constant(0)), None);
+    }
+
+    #[test]
+    fn arithmetic_that_does_not_fit_in_64_bits_is_marked_and_stays_marked() {
+        let n = s(0, "N");
+        let max = Dim::constant(i64::MAX);
+        assert!(max.add(&Dim::constant(1)).is_overflow());
+        assert!(
+            Dim::constant(1 << 32)
+                .mul(&Dim::constant(1 << 32))
+                .is_overflow()
+        );
+        let min = Dim::constant(i64::MIN);
+        assert!(min.neg().is_overflow());
+        assert!(min.div(&Dim::constant(-1)).unwrap().is_overflow());
+        assert!(min.rem(&Dim::constant(-1)).unwrap().is_overflow());
+        // Symbolic coefficients too, and everything computed from an overflow.
+        let big = max.mul(&n);
+        assert!(!big.is_overflow());
+        let wrapped = big.add(&big);
+        assert!(wrapped.is_overflow() && wrapped.as_const().is_none());
+        assert!(wrapped.sub(&big).is_overflow());
+        assert!(wrapped.subst(&|_| Some(Dim::constant(0))).is_overflow());
+        assert_eq!(min.to_string(), "-9223372036854775808");
     }
 
     #[test]

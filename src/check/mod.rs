@@ -423,7 +423,12 @@ impl<'p> Checker<'p> {
                 },
             }
         }
-        ok.then_some(Shape(out))
+        let shape = Shape(out);
+        if let Some(why) = shape.too_large() {
+            self.emit(too_large(s.span, why));
+            return None;
+        }
+        ok.then_some(shape)
     }
 
     // ------------------------------------------------------------------ blocks
@@ -721,6 +726,10 @@ impl<'p> Checker<'p> {
     /// Checks an expression, and records its type when it is in the root file.
     pub(crate) fn expr(&mut self, f: &mut Frame, e: &Expr) -> Ty {
         let t = self.expr_type(f, e);
+        if let Some(why) = t.too_large() {
+            self.emit(too_large(e.span, why));
+            return Ty::Unknown;
+        }
         if f.module == self.program.root && !t.is_unknown() {
             self.types.entry(e.span).or_insert_with(|| t.to_string());
         }
@@ -787,6 +796,16 @@ impl<'p> Checker<'p> {
                 let h = self.expr(f, hi);
                 match (l, h) {
                     (Ty::Int(a), Ty::Int(b)) => match (a.as_const(), b.as_const()) {
+                        (Some(a), Some(b)) if a <= b && (b as i128 - a as i128) > MAX_RANGE => {
+                            self.emit(too_large(
+                                e.span,
+                                format!(
+                                    "this range holds {} numbers; a range holds at most {MAX_RANGE}",
+                                    b as i128 - a as i128
+                                ),
+                            ));
+                            Ty::Unknown
+                        }
                         (Some(a), Some(b)) if a <= b => {
                             Ty::Shape(Shape::of_dims((a..b).map(Dim::constant)))
                         }
@@ -1589,3 +1608,14 @@ fn stack_along(out: &Ty, axis: usize, len: &Dim) -> Ty {
 }
 
 mod signature;
+
+/// The most numbers a range `a..b` may hold: it is a list known at compile time (column
+/// selections of the widest tables stay far below).
+const MAX_RANGE: i128 = 1 << 20;
+
+/// The error for a value too large to exist (see [`Ty::too_large`]).
+fn too_large(span: Span, why: String) -> Diagnostic {
+    Diagnostic::error(codes::TOO_LARGE, "too large to compute with")
+        .with_primary(span, why)
+        .with_help("dimensions and sizes are 64-bit integers, and a tensor holds at most 2^60 elements: check the numbers (a `^` or a `*` too many?)")
+}

@@ -81,14 +81,24 @@ pub struct ModelSummary {
     pub total: Option<i64>,
 }
 
+/// A parameter's element count; None when symbolic or beyond 64 bits (the checker reported a
+/// tensor that large where it was declared).
 fn count(shape: &Shape) -> Option<i64> {
-    shape.concrete().map(|d| d.iter().product())
+    shape
+        .concrete()?
+        .iter()
+        .try_fold(1i64, |n, &d| n.checked_mul(d))
 }
 
 fn node_total(n: &TraceNode) -> Option<i64> {
-    let own: Option<i64> = n.params.iter().map(|(_, s)| count(s)).sum();
-    let kids: Option<i64> = n.children.iter().map(node_total).sum();
-    Some(own? + kids?)
+    let mut total = 0i64;
+    for (_, s) in &n.params {
+        total = total.checked_add(count(s)?)?;
+    }
+    for kid in &n.children {
+        total = total.checked_add(node_total(kid)?)?;
+    }
+    Some(total)
 }
 
 fn flatten_rows(

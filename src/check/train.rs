@@ -708,7 +708,7 @@ impl Checker<'_> {
                 };
                 if let Some((span, message)) = err {
                     self.emit(
-                        Diagnostic::error("E0310", format!("`{name}`: {message}"))
+                        Diagnostic::error(codes::SETTING_VALUE, format!("`{name}`: {message}"))
                             .with_primary(span, "here"),
                     );
                 }

@@ -9,6 +9,10 @@ use crate::syntax::ast::{Dtype, Expr, Pattern};
 use std::fmt;
 use std::rc::Rc;
 
+/// The most elements a tensor may have: its size in bytes (at most 8 per element) then fits in
+/// 63 bits, so that no later stage's size arithmetic can overflow. No machine comes near it.
+pub const MAX_ELEMENTS: i64 = 1 << 60;
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ShapeElem {
     Dim(Dim),
@@ -52,6 +56,29 @@ impl Shape {
         self.0.iter().fold(Dim::constant(1), |acc, e| match e {
             ShapeElem::Dim(d) => acc.mul(d),
             ShapeElem::Pack(s) => acc.mul(&Dim::prod_of_pack(s.clone())),
+        })
+    }
+
+    /// Why no tensor can have this shape, if none can: a dimension whose arithmetic overflowed
+    /// 64 bits, or more elements than [`MAX_ELEMENTS`] (counting a symbol as at least 1).
+    pub fn too_large(&self) -> Option<String> {
+        let mut known: u128 = 1;
+        for e in &self.0 {
+            let ShapeElem::Dim(d) = e else { continue };
+            if d.is_overflow() {
+                return Some("a dimension of this shape does not fit in 64 bits".into());
+            }
+            if let Some(c) = d.as_const().filter(|c| *c > 0) {
+                known = known.saturating_mul(c as u128);
+            }
+        }
+        (known > MAX_ELEMENTS as u128).then(|| {
+            let about = if known == u128::MAX {
+                "more than 2^128".to_string()
+            } else {
+                format!("{known}")
+            };
+            format!("a tensor of shape {self} would hold {about} elements; the most a tensor can hold is 2^60")
         })
     }
 
@@ -154,6 +181,25 @@ impl Ty {
 
     pub fn is_unknown(&self) -> bool {
         matches!(self, Ty::Unknown)
+    }
+
+    /// Why this value cannot exist, if it cannot: an integer beyond 64 bits or a tensor too
+    /// large for any machine (see [`Shape::too_large`]).
+    pub fn too_large(&self) -> Option<String> {
+        match self {
+            Ty::Int(d) if d.is_overflow() => Some(format!(
+                "this integer does not fit in 64 bits (the largest is {})",
+                i64::MAX
+            )),
+            Ty::Tensor(_, s) => s.too_large(),
+            Ty::Shape(s) => {
+                s.0.iter()
+                    .any(|e| matches!(e, ShapeElem::Dim(d) if d.is_overflow()))
+                    .then(|| "a number in this list does not fit in 64 bits".into())
+            }
+            Ty::List(ts) | Ty::Tuple(ts) => ts.iter().find_map(Ty::too_large),
+            _ => None,
+        }
     }
 
     /// Scalar values that adapt to a tensor's dtype (weak scalars, like JAX's).

@@ -25,7 +25,7 @@ pub struct ExportArgs {
 }
 
 pub fn export(args: &ExportArgs) -> Result<(), String> {
-    let (check, program) = checked(&args.common)?;
+    let (check, program) = checked(&args.common, &[])?;
     let file = checkpoint_file(&args.checkpoint);
     let saved = checkpoint::load(&file)?;
     let pipeline = if args.with_preprocessing {
@@ -54,7 +54,7 @@ pub fn export(args: &ExportArgs) -> Result<(), String> {
             }
         })
         .collect();
-    eprintln!(
+    super::err!(
         "{} exported to {} (ONNX opset {}): inputs {}, outputs {}; {} initializers; {}",
         exported.model,
         args.output.display(),

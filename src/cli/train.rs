@@ -1,11 +1,14 @@
 //! `nnlc run`, `nnlc eval` and `nnlc predict`: training and using a trained model.
 
+use super::{Allow, err, err_raw, out, positive};
 use nnl::runtime::tensorboard::TensorBoardLog;
 use nnl::runtime::{
     self, Both, Console, Interpreter, Jit, RunOptions, Session, Trainer, checkpoint,
 };
 use nnl::syntax::overrides::{self, Override};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -21,7 +24,7 @@ pub enum BackendKind {
 pub struct Common {
     pub file: String,
     /// Threads for matrix products and, on the JIT, large loops (default: every core)
-    #[arg(long)]
+    #[arg(long, value_parser = positive)]
     pub threads: Option<usize>,
     /// Where graphs run
     #[arg(long, value_enum, default_value = "jit")]
@@ -31,30 +34,38 @@ pub struct Common {
     /// argument (`early_stop.patience=5`); repeatable
     #[arg(long = "set", value_name = "NAME=VALUE")]
     pub overrides: Vec<Override>,
+    #[command(flatten)]
+    pub allow: Allow,
 }
 
 #[derive(clap::Args)]
 pub struct RunArgs {
     #[command(flatten)]
     pub common: Common,
-    /// The seed of initialization, shuffling, augmentation and dropout (default: the file's)
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Train for this many epochs (default: the file's `epochs`)
-    #[arg(long)]
-    pub epochs: Option<usize>,
-    /// The batch size (default: the file's `batch`)
-    #[arg(long)]
-    pub batch: Option<usize>,
+    /// The seed of initialization, shuffling, augmentation and dropout (default: the file's);
+    /// checked like the file's `seed`
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub seed: Option<String>,
+    /// Train for this many epochs (default: the file's `epochs`); checked like the file's
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub epochs: Option<String>,
+    /// The batch size (default: the file's `batch`); checked like the file's
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub batch: Option<String>,
     /// Train on at most N batches per epoch (a quick look at a long run)
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = positive)]
     pub steps_per_epoch: Option<usize>,
     /// Where to keep checkpoints (default: the train block's `checkpoint`, relative to the file)
     #[arg(long, conflicts_with = "resume")]
     pub checkpoint_dir: Option<PathBuf>,
-    /// Continue the run whose checkpoints are in DIR, from its last epoch
+    /// Continue the run whose checkpoints are in DIR, from its last checkpoint (an interrupted
+    /// epoch resumes at the step where it stopped)
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
+    /// Start afresh in a checkpoint directory that holds an earlier run's checkpoints, replacing
+    /// them (without it such a run is refused)
+    #[arg(long, conflicts_with = "resume")]
+    pub overwrite: bool,
     /// Write a JSON report: configuration, metrics per epoch, test metrics, timings
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
@@ -70,15 +81,15 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub logdir: Option<PathBuf>,
     /// Log the loss and learning rate of every N-th step (to TensorBoard and the report)
-    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
-    pub log_every: u64,
+    #[arg(long, value_name = "N", default_value = "10", value_parser = positive)]
+    pub log_every: usize,
     /// Log histograms of the weights and gradients every M epochs (0: never)
     #[arg(long, value_name = "M", default_value_t = 1)]
     pub histograms_every: usize,
     /// Compute the gradient-health statistics (per-layer norms, ReLU activity) at every K-th
     /// step, the first included
-    #[arg(long, value_name = "K", default_value_t = runtime::DEFAULT_HEALTH_EVERY as u64, value_parser = clap::value_parser!(u64).range(1..))]
-    pub health_every: u64,
+    #[arg(long, value_name = "K", default_value_t = runtime::DEFAULT_HEALTH_EVERY, value_parser = positive)]
+    pub health_every: usize,
     /// Do not compute the gradient-health statistics nor warn about vanishing or exploding
     /// gradients, dead ReLUs or the learning rate
     #[arg(long, conflicts_with = "health_every")]
@@ -132,16 +143,18 @@ pub enum OutputArg {
     Class,
 }
 
-/// A file read, its `--set` overrides applied, and checked; diagnostics are printed, and `Err`
-/// means there were errors.
+/// A file read, its `--set` overrides (and `extra`, from flags such as `--epochs`) applied, and
+/// checked in its project; diagnostics are printed, and `Err` means there were errors.
 pub(crate) fn checked(
     common: &Common,
+    extra: &[Override],
 ) -> Result<(nnl::CheckOutput, nnl::resolve::Program), String> {
     let path = common.file.as_str();
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read `{path}`: {e}"))?;
-    let text = overrides::apply(&text, &common.overrides)?;
-    let (check, program) = nnl::check_program(path, &text, &nnl::fs::DiskLoader);
-    eprint!(
+    let text = crate::read_source(path).ok_or("nothing was run")?;
+    let all: Vec<Override> = common.overrides.iter().chain(extra).cloned().collect();
+    let text = overrides::apply(&text, &all)?;
+    let (check, program) = super::check_in_project(path, &text, &common.allow);
+    err_raw!(
         "{}",
         nnl::diag::render(&check.sources, &check.diagnostics, crate::color())
     );
@@ -175,12 +188,49 @@ fn backend(common: &Common, profile: bool) -> (Box<dyn runtime::Backend>, usize)
     }
 }
 
+/// `--batch`, `--epochs` and `--seed` as `--set` overrides, so that the checker checks them
+/// exactly as it checks the file's own settings.
+fn flag_overrides(args: &RunArgs) -> Vec<Override> {
+    [
+        ("batch", &args.batch),
+        ("epochs", &args.epochs),
+        ("seed", &args.seed),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| {
+        value.as_ref().map(|v| Override {
+            name: name.to_string(),
+            value: v.trim().to_string(),
+        })
+    })
+    .collect()
+}
+
 pub fn run(args: &RunArgs) -> Result<(), String> {
     let path = args.common.file.as_str();
-    let (check, program) = checked(&args.common)?;
+    let (check, program) = checked(&args.common, &flag_overrides(args))?;
     let (backend, threads) = backend(&args.common, args.profile);
-    let mut session = Session::new(&program, &check.sources, args.batch, backend)?;
+    let mut session = Session::new(&program, &check.sources, None, backend)?;
     let config = session.config().clone();
+    let checkpoint_dir = args
+        .resume
+        .clone()
+        .or_else(|| args.checkpoint_dir.clone())
+        .or_else(|| runtime::checkpoint_dir_of(Path::new(path), &config));
+    // Claimed before the data are loaded, so that a refused run fails at once; held to the end.
+    let _lock = match &checkpoint_dir {
+        Some(dir) => Some(checkpoint::claim(
+            dir,
+            if args.resume.is_some() {
+                checkpoint::Claim::Resume
+            } else if args.overwrite {
+                checkpoint::Claim::Overwrite
+            } else {
+                checkpoint::Claim::Fresh
+            },
+        )?),
+        None => None,
+    };
     let resumed = match &args.resume {
         Some(dir) => Some(
             checkpoint::load(&dir.join(checkpoint::LAST))
@@ -191,17 +241,25 @@ pub fn run(args: &RunArgs) -> Result<(), String> {
         ),
         None => None,
     };
-    let seed = args
-        .seed
-        .or(resumed.as_ref().map(|s| s.seed))
-        .or(config.seed)
-        .unwrap_or(0);
+    // `--seed` is in the config (as an override); without it a resumed run keeps its own.
+    let seed = if args.seed.is_some() {
+        config.seed
+    } else {
+        None
+    }
+    .or(resumed.as_ref().map(|s| s.seed))
+    .or(config.seed)
+    .unwrap_or(0);
+    let stop = stop_on_signals()?;
     let data_start = Instant::now();
     let mut data = runtime::load_data(&program, Path::new(path), seed)?;
     let data_seconds = data_start.elapsed().as_secs_f64();
+    if stop.load(Ordering::SeqCst) {
+        return Err("interrupted before training began; nothing was trained".into());
+    }
     let splits = data.splits();
     let sizes: Vec<String> = splits.iter().map(|(n, k)| format!("{n} {k}")).collect();
-    eprintln!(
+    err!(
         "training {} on `{}`: {} parameters; {} samples; batch {}, seed {seed}, backend {}, {threads} thread{}",
         session.lowered().train,
         path,
@@ -217,16 +275,14 @@ pub fn run(args: &RunArgs) -> Result<(), String> {
         .or_else(|| runtime::log_dir_of(Path::new(path), &config));
     let opts = RunOptions {
         seed: Some(seed),
-        epochs: args.epochs,
-        checkpoint_dir: args
-            .checkpoint_dir
-            .clone()
-            .or_else(|| runtime::checkpoint_dir_of(Path::new(path), &config)),
+        epochs: config.epochs,
+        checkpoint_dir,
         resume: args.resume.clone(),
         steps_per_epoch: args.steps_per_epoch,
-        log_every: Some(args.log_every as usize),
+        log_every: Some(args.log_every),
+        stop: Some(stop),
     };
-    session.set_health_every((!args.no_health).then_some(args.health_every as usize));
+    session.set_health_every((!args.no_health).then_some(args.health_every));
     let mut log = match &logdir {
         Some(dir) => Some(TensorBoardLog::create(dir, args.histograms_every)?),
         None => None,
@@ -253,27 +309,29 @@ pub fn run(args: &RunArgs) -> Result<(), String> {
         resumed_after,
         data_seconds,
     );
-    print_summary(&report);
+    if result.interrupted.is_none() {
+        print_summary(&report);
+    }
     if let Some(mut log) = log {
         if let Some(test) = &result.test {
             log.test(result.state.epochs_done, test);
         }
         let dir = log.dir().display().to_string();
         match log.finish() {
-            Ok(()) => println!("TensorBoard logs: {dir} (`tensorboard --logdir {dir}`)"),
-            Err(e) => eprintln!("warning: the TensorBoard logs are incomplete: {e}"),
+            Ok(()) => out!("TensorBoard logs: {dir} (`tensorboard --logdir {dir}`)"),
+            Err(e) => err!("warning: the TensorBoard logs are incomplete: {e}"),
         }
     }
     if let Some(dir) = &result.checkpoint_dir {
         let curves = dir.join("curves.svg");
         let run = nnl::plot::Run::of_report(&report, &dir.display().to_string());
         match nnl::plot::write(&curves, &[run]) {
-            Ok(()) => println!("curves: {}", curves.display()),
-            Err(e) => eprintln!("warning: cannot draw the curves: {e}"),
+            Ok(()) => out!("curves: {}", curves.display()),
+            Err(e) => err!("warning: cannot draw the curves: {e}"),
         }
     }
     if args.profile {
-        eprint!(
+        err_raw!(
             "{}",
             runtime::profile::report(
                 &session,
@@ -286,12 +344,62 @@ pub fn run(args: &RunArgs) -> Result<(), String> {
         let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
         nnl::store::write_atomically(file, format!("{json}\n").as_bytes())?;
     }
-    Ok(())
+    match &result.interrupted {
+        None => Ok(()),
+        Some(at) => Err(interrupted_message(
+            at,
+            path,
+            result.checkpoint_dir.as_deref(),
+        )),
+    }
+}
+
+/// A flag that SIGINT (Ctrl-C) and SIGTERM set, so that the run stops at the next step
+/// boundary and saves; a second signal ends the process at once (exit status 1).
+fn stop_on_signals() -> Result<Arc<AtomicBool>, String> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [SIGINT, SIGTERM] {
+        // The shutdown is registered first, so it sees the flag as the first signal left it.
+        signal_hook::flag::register_conditional_shutdown(signal, 1, Arc::clone(&stop))
+            .and_then(|_| signal_hook::flag::register(signal, Arc::clone(&stop)))
+            .map_err(|e| format!("cannot handle signals: {e}"))?;
+    }
+    // Says at once that the signal was heard; the step in progress may take a while.
+    let watched = Arc::clone(&stop);
+    std::thread::spawn(move || {
+        while !watched.load(Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        err!("stopping after the current step to save the run (interrupt again to quit at once)");
+    });
+    Ok(stop)
+}
+
+fn interrupted_message(at: &runtime::Interruption, file: &str, dir: Option<&Path>) -> String {
+    let place = match at.steps_done {
+        Some(steps) => format!(
+            "in epoch {} after {steps} step{}",
+            at.epoch,
+            if steps == 1 { "" } else { "s" }
+        ),
+        None => format!("after epoch {}", at.epoch),
+    };
+    match dir {
+        Some(dir) => format!(
+            "interrupted {place}; `{}` holds the run as it stopped: continue it exactly with `nnlc run {file} --resume {}`",
+            dir.join(checkpoint::LAST).display(),
+            dir.display()
+        ),
+        None => format!(
+            "interrupted {place}; the file names no `checkpoint` directory, so nothing was saved"
+        ),
+    }
 }
 
 fn print_summary(r: &runtime::report::Report) {
     let t = &r.timings;
-    println!(
+    out!(
         "trained {} for {} epoch{}{} in {:.1}s ({:.0} samples/s, {:.3} ms per step; compile {:.2}s, data {:.2}s)",
         r.train,
         r.epochs.len(),
@@ -308,7 +416,7 @@ fn print_summary(r: &runtime::report::Report) {
         t.data_seconds
     );
     if let Some(b) = &r.best {
-        println!(
+        out!(
             "best epoch {}: {} {:.4}{}",
             b.epoch,
             b.monitor,
@@ -321,15 +429,17 @@ fn print_summary(r: &runtime::report::Report) {
         );
     }
     if let Some(test) = &r.test {
-        println!("test: {}", runtime::console::format_metrics(test));
+        out!("test: {}", runtime::console::format_metrics(test));
     }
-    if let Some(dir) = &r.config.checkpoint {
+    if let Some(dir) = &r.config.checkpoint
+        && Path::new(dir).join(checkpoint::LAST).exists()
+    {
         let best = if r.best.is_some() {
             format!(", best: {dir}/{}", checkpoint::BEST)
         } else {
             String::new()
         };
-        println!("checkpoints: last: {dir}/{}{best}", checkpoint::LAST);
+        out!("checkpoints: last: {dir}/{}{best}", checkpoint::LAST);
     }
 }
 
@@ -387,9 +497,9 @@ fn init_weights(
     match runtime::weights::load(&spec, span, &base, &targets, &models) {
         Ok(loaded) => {
             for note in &loaded.notes {
-                eprintln!("note: {note}");
+                err!("note: {note}");
             }
-            eprintln!(
+            err!(
                 "loaded {} tensors from `{}`",
                 loaded.values.len(),
                 spec.path
@@ -397,7 +507,7 @@ fn init_weights(
             Ok(Some(loaded.values))
         }
         Err(d) => {
-            eprint!(
+            err_raw!(
                 "{}",
                 nnl::diag::render(&check.sources, &[d], crate::color())
             );
@@ -411,20 +521,22 @@ fn init_weights(
 
 pub fn eval(args: &EvalArgs) -> Result<(), String> {
     let path = args.common.file.as_str();
-    let (check, program) = checked(&args.common)?;
+    let (check, program) = checked(&args.common, &[])?;
     let (backend, _) = backend(&args.common, false);
     let Some(ckpt) = &args.checkpoint else {
         // The weights of `init` / `--init`, on statistics fitted to the data as in training.
         let mut session = Session::new(&program, &check.sources, None, backend)?;
         let seed = session.config().seed.unwrap_or(0);
+        session.check_memory()?;
         let loaded = init_weights(path, args.init.as_deref(), &session, &check)?.ok_or(
             "nothing to evaluate: give --checkpoint, or weights with --init or `init` in the train block",
         )?;
         let mut values = session.initial_values(seed)?;
         values.extend(loaded);
         let data = runtime::load_data(&program, Path::new(path), seed)?;
+        session.check_classes(&data)?;
         let metrics = session.evaluate(&data, &args.split, &values, seed)?;
-        println!(
+        out!(
             "{} (loaded weights): {}",
             args.split,
             runtime::console::format_metrics(&metrics)
@@ -434,12 +546,14 @@ pub fn eval(args: &EvalArgs) -> Result<(), String> {
     let file = checkpoint_file(ckpt);
     let saved = checkpoint::load(&file)?;
     let mut session = Session::new(&program, &check.sources, Some(saved.state.batch), backend)?;
+    session.check_memory()?;
     session.check_values(&saved.values, &format!("`{}`", file.display()))?;
     let mut data = runtime::load_data(&program, Path::new(path), saved.state.seed)?;
     data.restore_stats(&saved.data_stats)
         .map_err(|e| e.to_string())?;
+    session.check_classes(&data)?;
     let metrics = session.evaluate(&data, &args.split, &saved.values, saved.state.seed)?;
-    println!(
+    out!(
         "{} (epoch {}): {}",
         args.split,
         saved.state.epochs_done,
@@ -449,7 +563,7 @@ pub fn eval(args: &EvalArgs) -> Result<(), String> {
 }
 
 pub fn predict(args: &PredictArgs) -> Result<(), String> {
-    let (check, program) = checked(&args.common)?;
+    let (check, program) = checked(&args.common, &[])?;
     let (backend, _) = backend(&args.common, false);
     let file = checkpoint_file(&args.checkpoint);
     let saved = checkpoint::load(&file)?;
@@ -477,13 +591,13 @@ pub fn predict(args: &PredictArgs) -> Result<(), String> {
         kind,
     )?;
     for note in &prediction.notes {
-        eprintln!("note: {note}");
+        err!("note: {note}");
     }
     let to_stdout = args.output_file.as_os_str() == "-";
     let out = (!to_stdout).then_some(args.output_file.as_path());
     runtime::predict::write_outputs(out, &prediction.outputs)?;
     if !to_stdout {
-        eprintln!(
+        err!(
             "{} predictions written to {}",
             prediction.outputs.shape().first().copied().unwrap_or(0),
             args.output_file.display()

@@ -4,21 +4,43 @@
 use super::DataError;
 use super::source::Values;
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::Path;
 
 /// A file's bytes, decompressed when they start with the gzip magic `1f 8b`.
 pub(super) fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
     let shown = path.display().to_string();
-    let bytes =
-        std::fs::read(path).map_err(|e| DataError::in_file(&shown, format!("cannot read: {e}")))?;
+    let bytes = crate::store::read_bytes(path).map_err(|e| DataError::in_file(&shown, e))?;
     if !bytes.starts_with(&[0x1f, 0x8b]) {
         return Ok(bytes);
     }
-    let mut out = Vec::new();
-    flate2::read::MultiGzDecoder::new(&bytes[..])
-        .read_to_end(&mut out)
-        .map_err(|e| DataError::in_file(&shown, format!("corrupt gzip data: {e}")))?;
+    gunzip(&bytes).map_err(|e| DataError::in_file(&shown, e))
+}
+
+/// A gzip stream's contents. The size it declares (its trailer's last four bytes: the size mod
+/// 2³², exact up to 4 GiB) bounds the output, so a stream that inflates beyond it is refused
+/// before it can take the machine's memory; several members joined (`cat a.gz b.gz`) declare
+/// only the last one's size and are refused the same way.
+fn gunzip(bytes: &[u8]) -> Result<Vec<u8>, String> {
+    if bytes.len() < 18 {
+        return Err("corrupt gzip data: shorter than a gzip header and trailer".into());
+    }
+    let tail: [u8; 4] = bytes[bytes.len() - 4..].try_into().expect("4 bytes");
+    let declared = u64::from(u32::from_le_bytes(tail));
+    let decoder = flate2::read::MultiGzDecoder::new(bytes);
+    let out = crate::store::read_limited(decoder, declared, "the decompressed data").map_err(
+        |e| match e {
+            crate::store::Limited::TooLong => format!(
+                "the gzip data inflate beyond the {declared} bytes their trailer declares (several gzip files joined into one are not read: decompress it first)"
+            ),
+            crate::store::Limited::Failed(m) => format!("corrupt gzip data: {m}"),
+        },
+    )?;
+    if out.len() as u64 != declared {
+        return Err(format!(
+            "the gzip data inflate to {} bytes, but their trailer declares {declared} (several gzip files joined into one are not read: decompress it first)",
+            out.len()
+        ));
+    }
     Ok(out)
 }
 
@@ -186,6 +208,9 @@ fn record(
     }
 }
 
+/// The UTF-8 byte-order mark.
+pub(super) const UTF8_BOM: &[u8] = b"\xef\xbb\xbf";
+
 /// Parses CSV text: `skip` lines are dropped first, then (with `header`) the first record names
 /// the columns. Blank lines are ignored; cells may be quoted (`"a, b"`, `""` for a quote);
 /// every row must have as many cells as the first.
@@ -196,9 +221,15 @@ pub(super) fn parse_csv(
     delimiter: u8,
     skip: usize,
 ) -> Result<Table, DataError> {
+    // A byte-order mark (Windows tools write one) is not part of the first cell.
+    let start = if bytes.starts_with(UTF8_BOM) {
+        UTF8_BOM.len()
+    } else {
+        0
+    };
     let mut s = Scanner {
         bytes,
-        pos: 0,
+        pos: start,
         line: 1,
         col: 1,
     };
@@ -384,38 +415,20 @@ pub(super) fn parse_idx(file: &str, b: &[u8]) -> Result<(Vec<usize>, Values), Da
 /// A NumPy `.npy` array of float32, float64, int32, int64 (narrowed to i32), uint8 or bool:
 /// its shape and values in row-major order.
 pub(super) fn parse_npy(file: &str, b: &[u8]) -> Result<(Vec<usize>, Values), DataError> {
-    use ndarray::ArrayD;
-    use ndarray_npy::ReadNpyExt;
+    use crate::store::NpyValues;
     let err = |m: String| DataError::in_file(file, m);
-    let shaped = |shape: &[usize], v: Values| Ok((shape.to_vec(), v));
-    if let Ok(a) = ArrayD::<f32>::read_npy(b) {
-        return shaped(a.shape(), Values::F32(a.iter().copied().collect()));
-    }
-    if let Ok(a) = ArrayD::<f64>::read_npy(b) {
-        return shaped(a.shape(), Values::F64(a.iter().copied().collect()));
-    }
-    if let Ok(a) = ArrayD::<i32>::read_npy(b) {
-        return shaped(a.shape(), Values::I32(a.iter().copied().collect()));
-    }
-    if let Ok(a) = ArrayD::<u8>::read_npy(b) {
-        return shaped(a.shape(), Values::U8(a.iter().copied().collect()));
-    }
-    if let Ok(a) = ArrayD::<bool>::read_npy(b) {
-        return shaped(
-            a.shape(),
-            Values::U8(a.iter().map(|&x| u8::from(x)).collect()),
-        );
-    }
-    match ArrayD::<i64>::read_npy(b) {
-        Ok(a) => {
-            let narrowed: Result<Vec<i32>, _> = a.iter().map(|&v| i32::try_from(v)).collect();
-            match narrowed {
-                Ok(v) => shaped(a.shape(), Values::I32(v)),
-                Err(_) => Err(err("an int64 value does not fit in i32".into())),
-            }
-        }
-        Err(e) => Err(err(format!(
-            "not a .npy array of float32, float64, int32, int64, uint8 or bool: {e}"
-        ))),
-    }
+    let a = crate::store::parse_npy(b).map_err(err)?;
+    let values = match a.values {
+        NpyValues::F32(v) => Values::F32(v),
+        NpyValues::F64(v) => Values::F64(v),
+        NpyValues::U8(v) => Values::U8(v),
+        // int32 values always fit; int64 ones must.
+        NpyValues::I64(v) => Values::I32(
+            v.iter()
+                .map(|&x| i32::try_from(x))
+                .collect::<Result<_, _>>()
+                .map_err(|_| err("an int64 value does not fit in i32".into()))?,
+        ),
+    };
+    Ok((a.shape, values))
 }

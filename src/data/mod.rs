@@ -265,6 +265,16 @@ enum Column {
     },
 }
 
+/// A field that a model reads as class indices (`sparse_cross_entropy`, `accuracy`): each value
+/// must be a whole number in `0..classes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassField {
+    pub field: String,
+    pub classes: usize,
+    /// Where the model reads it (`model.nnl:17:10`), for the message; may be empty.
+    pub used_at: String,
+}
+
 /// One batch: the split's sample indices it holds, and one tensor per field with the batch
 /// axis first, keyed by field name.
 #[derive(Debug, Clone, PartialEq)]
@@ -499,6 +509,54 @@ impl Dataset {
             .map(|s| s.rows.len())
     }
 
+    /// Checks that every sample of every split holds a class index in range in each field of
+    /// `fields`, so that no batch with a label the model cannot represent is ever trained on or
+    /// scored. The error names the split, the sample (file, line and column for CSV) and the
+    /// value.
+    pub fn check_classes(&self, fields: &[ClassField]) -> Result<(), DataError> {
+        let mut buf = Vec::new();
+        for c in fields {
+            let Some(fi) = self.pipeline.fields.iter().position(|f| f.name == c.field) else {
+                continue;
+            };
+            let field = &self.pipeline.fields[fi];
+            for set in &self.sets {
+                let src = &self.sources[set.source];
+                let shapes = &src.inputs[fi].1;
+                for &row in &set.rows {
+                    src.read(fi, row, &mut buf);
+                    field
+                        .evaluate(&mut buf, shapes, None)
+                        .map_err(|f| src.error_at(fi, row, f.elem, &f.message))?;
+                    let bad = buf
+                        .iter()
+                        .position(|&v| !(v >= 0.0 && v < c.classes as f64 && v.fract() == 0.0));
+                    if let Some(elem) = bad {
+                        let at = if c.used_at.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" at {}", c.used_at)
+                        };
+                        return Err(src.error_at(
+                            fi,
+                            row,
+                            elem,
+                            &format!(
+                                "class {} is out of range in split `{}`: the model reads `{}` as a class index{at}, one of {} classes (0 to {}); nothing was trained",
+                                buf[elem],
+                                set.name,
+                                c.field,
+                                c.classes,
+                                c.classes.saturating_sub(1)
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// See [`Pipeline::fitted_stats`].
     pub fn fitted_stats(&self) -> Vec<(String, Tensor)> {
         self.pipeline.fitted_stats()
@@ -717,6 +775,15 @@ impl Iterator for Batches<'_> {
         Some(self.data.batch(self.set, indices, self.epoch))
     }
 
+    /// Skips `n` batches without gathering them (a resumed epoch skips those it trained on).
+    fn nth(&mut self, n: usize) -> Option<Batch> {
+        self.next = n
+            .saturating_mul(self.size)
+            .saturating_add(self.next)
+            .min(self.order.len());
+        self.next()
+    }
+
     fn size_hint(&self) -> (usize, Option<usize>) {
         let n = (self.order.len() - self.next).div_ceil(self.size);
         (n, Some(n))
@@ -738,7 +805,8 @@ pub fn read_inputs(path: &Path) -> Result<Tensor, DataError> {
         values.extend_into(0..shape.iter().product(), &mut all);
         (shape, all)
     } else if name.ends_with(".csv") {
-        let first_line = bytes.split(|&b| b == b'\n').next().unwrap_or(&[]);
+        let text = bytes.strip_prefix(formats::UTF8_BOM).unwrap_or(&bytes);
+        let first_line = text.split(|&b| b == b'\n').next().unwrap_or(&[]);
         let header = String::from_utf8_lossy(first_line)
             .split(',')
             .any(|c| !formats::is_missing(c) && c.trim().parse::<f64>().is_err());

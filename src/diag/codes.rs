@@ -13,6 +13,8 @@ pub const DTYPE_WITHOUT_SHAPE: &str = "E0003";
 pub const UNTERMINATED_STRING: &str = "E0004";
 /// A reserved word used as a name.
 pub const RESERVED_WORD: &str = "E0005";
+/// Brackets, blocks or operator chains nested deeper than the limit.
+pub const NESTING_TOO_DEEP: &str = "E0006";
 
 // Names.
 /// Unknown name or type.
@@ -31,6 +33,8 @@ pub const RECURSIVE_DEFINITION: &str = "E0105";
 pub const DUPLICATE_BINDING: &str = "E0106";
 /// A `use` without names.
 pub const USE_WITHOUT_NAMES: &str = "E0107";
+/// A path written in a file that leads outside its project.
+pub const PATH_OUTSIDE_PROJECT: &str = "E0108";
 
 // Types and shapes.
 /// Shapes do not broadcast.
@@ -99,6 +103,8 @@ pub const WHERE_NOT_CONDITION: &str = "E0230";
 pub const NOT_A_PARAMETER_SET: &str = "E0231";
 /// Nothing to join.
 pub const EMPTY_LIST: &str = "E0232";
+/// An integer, a tensor or a range too large to compute with.
+pub const TOO_LARGE: &str = "E0233";
 
 // Data and training blocks.
 /// `train` of something that is not a model, or `on` something that is not a data block.
@@ -151,6 +157,7 @@ pub const ALL: &[&str] = &[
     DTYPE_WITHOUT_SHAPE,
     UNTERMINATED_STRING,
     RESERVED_WORD,
+    NESTING_TOO_DEEP,
     UNKNOWN_NAME,
     DUPLICATE_DEFINITION,
     UNKNOWN_MODULE,
@@ -159,6 +166,7 @@ pub const ALL: &[&str] = &[
     RECURSIVE_DEFINITION,
     DUPLICATE_BINDING,
     USE_WITHOUT_NAMES,
+    PATH_OUTSIDE_PROJECT,
     BROADCAST,
     MATMUL_INNER_DIM,
     RANK,
@@ -192,6 +200,7 @@ pub const ALL: &[&str] = &[
     WHERE_NOT_CONDITION,
     NOT_A_PARAMETER_SET,
     EMPTY_LIST,
+    TOO_LARGE,
     TRAIN_TARGETS,
     MISSING_LOSS_OR_OPTIMIZER,
     DATA_MODEL_MISMATCH,

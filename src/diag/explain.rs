@@ -24,6 +24,10 @@ const EXPLANATIONS: &[(&str, &str)] = &[
         "A reserved word used as a name.\n\nWords such as `fn`, `let`, `param`, `state`, `if`, `else`, `scan`, `yield`, `where`, `training` have a meaning in the language and cannot name values.",
     ),
     (
+        codes::NESTING_TOO_DEEP,
+        "Nested deeper than 256 levels.\n\nEach bracket, block, `if`, closure and operator of a chain is a level (`a + b + c` nests two deep). Every stage of the compiler walks the program recursively, so nesting is limited to keep them within their stack, whatever the input. Name the inner parts with `let` and combine the names.",
+    ),
+    (
         codes::UNKNOWN_NAME,
         "Unknown name.\n\nThe name is not a local value, a definition in this file, an import, a standard-library function or a builtin. Check the spelling (the help suggests the closest name). Layers from the standard library must be imported: `use std.nn.{Dense}`.",
     ),
@@ -54,6 +58,10 @@ const EXPLANATIONS: &[(&str, &str)] = &[
     (
         codes::USE_WITHOUT_NAMES,
         "A `use` without names.\n\nWrite `use std.nn.{Dense, Dropout}` for some names or `use std.nn.*` for all of them.",
+    ),
+    (
+        codes::PATH_OUTSIDE_PROJECT,
+        "A path written in the file leads outside its project.\n\nPaths written in a `.nnl` file (`use \"…\"`, data files, the `checkpoint` directory, `init` weights) must stay inside the directory of the file being run or the current directory, so that a shared model file cannot read or write anything else the user can. Absolute paths, `..` that climbs out, and symbolic links that point out are refused. Paths given on the command line are the user's own choice and are not restricted. To allow a directory, pass `--allow-path DIR` (repeatable) or list it in NNL_ALLOW_PATH (separated by `:`).",
     ),
     (
         codes::BROADCAST,
@@ -138,6 +146,10 @@ const EXPLANATIONS: &[(&str, &str)] = &[
     (
         codes::EMPTY_LIST,
         "Nothing to join: `concat` and `stack` need at least one tensor in their list.",
+    ),
+    (
+        codes::TOO_LARGE,
+        "Too large to compute with.\n\nDimensions, sizes and compile-time integers are 64-bit integers; arithmetic that leaves that range (`2 ^ 64`, a product of large dimensions) is an error where it happens instead of a wrapped number. A tensor may hold at most 2^60 elements (its size in bytes must fit in 63 bits), and a range `a..b` at most 2^20 numbers. Whether a model fits in memory is decided before training starts, with its sizes in the message.",
     ),
     (
         codes::OUT_OF_BOUNDS,

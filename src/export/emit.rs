@@ -554,6 +554,8 @@ impl Builder {
             | Op::Sqrt
             | Op::Sin
             | Op::Cos
+            | Op::Tanh
+            | Op::Sigmoid
             | Op::Not
             | Op::Cast { .. } => {
                 let (name, attrs) = match op {
@@ -563,6 +565,8 @@ impl Builder {
                     Op::Sqrt => ("Sqrt", vec![]),
                     Op::Sin => ("Sin", vec![]),
                     Op::Cos => ("Cos", vec![]),
+                    Op::Tanh => ("Tanh", vec![]),
+                    Op::Sigmoid => ("Sigmoid", vec![]),
                     Op::Not => ("Not", vec![]),
                     Op::Cast { to } => {
                         ("Cast", vec![proto::int("to", proto::elem_type(*to) as i64)])

@@ -27,31 +27,6 @@ struct Def {
 /// readability: the primitives are exported as they are.
 const DEFS: &[Def] = &[
     Def {
-        name: "abs",
-        params: &["a"],
-        body: "(select (lt $a 0) (neg $a) $a)",
-        wheres: &[],
-    },
-    Def {
-        name: "sigmoid",
-        params: &["x"],
-        body: "(select (ge $x 0) (div 1 (add 1 $e)) (div $e (add 1 $e)))",
-        wheres: &[("e", "(exp (neg (abs $x)))")],
-    },
-    Def {
-        name: "tanh",
-        params: &["x"],
-        body: "(select (lt (abs $x) 0.1) \
-                 (mul $s (add 1 (mul $s2 (add -0.3333333333333333 (mul $s2 0.13333333333333333))))) \
-                 (select (lt $x 0) (neg $r) $r))",
-        wheres: &[
-            ("s", "(min (max $x -0.1) 0.1)"),
-            ("s2", "(mul $s $s)"),
-            ("r", "(div (sub 1 $t) (add 1 $t))"),
-            ("t", "(exp (mul -2 (abs $x)))"),
-        ],
-    },
-    Def {
         name: "relu",
         params: &["x"],
         body: "(max $x 0)",
@@ -413,8 +388,11 @@ mod tests {
         for def in DEFS {
             assert!(compiled().contains_key(def.name), "{}", def.name);
         }
-        // sigmoid inlines abs: its `e` is defined through the inlined body.
-        let sigmoid = &compiled()["sigmoid"];
-        assert!(sigmoid.wheres.contains_key("e"));
+        // conv_bias inlines conv: its first operand is conv's reshape.
+        let conv_bias = &compiled()["conv_bias"];
+        assert!(matches!(
+            &conv_bias.body,
+            Pat::Op { args, .. } if matches!(&args[0], Pat::Op { op, .. } if op == "reshape")
+        ));
     }
 }

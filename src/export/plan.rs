@@ -29,7 +29,8 @@ pub enum Fused {
         beta: ValueId,
         eps: f64,
     },
-    /// An ONNX operator of one operand: Softmax (last axis), Sigmoid, Tanh, Relu, LeakyRelu.
+    /// An ONNX operator of one operand: Softmax (last axis), Relu, LeakyRelu (Sigmoid and Tanh
+    /// are primitives, exported directly).
     Unary {
         x: ValueId,
         op: &'static str,
@@ -180,14 +181,12 @@ fn recognize(g: &Graph, v: ValueId) -> Option<Fused> {
             });
         }
     }
-    for (name, op) in [("sigmoid", "Sigmoid"), ("tanh", "Tanh"), ("relu", "Relu")] {
-        if let Some(m) = try_(name) {
-            return Some(Fused::Unary {
-                x: m.var("x"),
-                op,
-                alpha: None,
-            });
-        }
+    if let Some(m) = try_("relu") {
+        return Some(Fused::Unary {
+            x: m.var("x"),
+            op: "Relu",
+            alpha: None,
+        });
     }
     if let Some(m) = try_("leaky_relu") {
         let alpha = m.nums["alpha"];

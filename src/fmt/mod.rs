@@ -52,7 +52,12 @@ pub fn format(text: &str) -> Result<String, Vec<Diagnostic>> {
         return Err(diags);
     }
     let comments = comments(text);
-    Ok(print::module(text, &comments, &module))
+    let formatted = print::module(text, &comments, &module);
+    // A byte-order mark stays: the editor that wrote it expects it back.
+    Ok(match text.strip_prefix(crate::syntax::BOM) {
+        Some(_) => format!("{}{formatted}", crate::syntax::BOM),
+        None => formatted,
+    })
 }
 
 /// A definition's header as the formatter prints it, on one logical line and without its body:

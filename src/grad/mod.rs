@@ -250,6 +250,19 @@ fn vjp(e: &mut Emit, node: &Node, y: ValueId, g: ValueId, need: &[bool]) -> Vec<
             let gs = e.bin(Op::Mul, g, s);
             one(e.op(Op::Neg, vec![gs]))
         }
+        // From the output, as PyTorch does: g (1 − y²) and g y (1 − y).
+        Op::Tanh => {
+            let ones = e.fill(1.0, e.ty(g));
+            let y2 = e.bin(Op::Mul, y, y);
+            let slope = e.bin(Op::Sub, ones, y2);
+            one(e.bin(Op::Mul, g, slope))
+        }
+        Op::Sigmoid => {
+            let ones = e.fill(1.0, e.ty(g));
+            let rest = e.bin(Op::Sub, ones, y);
+            let gy = e.bin(Op::Mul, g, y);
+            one(e.bin(Op::Mul, gy, rest))
+        }
         Op::Cast { to } => {
             let from = e.ty(x[0]).dtype;
             if from == *to {

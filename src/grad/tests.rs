@@ -249,6 +249,8 @@ fn unary_elementwise() {
         (Op::Sqrt, true),
         (Op::Sin, false),
         (Op::Cos, false),
+        (Op::Tanh, false),
+        (Op::Sigmoid, false),
     ] {
         let rank = rng.int(0, 3);
         let shape = rng.shape(rank);

@@ -4,6 +4,7 @@
 use super::linalg;
 use super::random;
 use super::tensor::{Elem, Float, Num, Tensor, by_dtype, by_float, by_num, from_fn, row_major};
+use crate::ir::composite::{self, Operand};
 use crate::ir::{CmpOp, DType, Op};
 use ndarray::{ArrayD, ArrayView1, Axis, IxDyn, Slice, Zip};
 
@@ -53,6 +54,10 @@ pub(super) fn apply(op: &Op, args: &[&Tensor], threads: usize) -> Result<Tensor,
                     _ => x.mapv(T::cos),
                 })
             })
+        }
+        Op::Tanh | Op::Sigmoid => {
+            let [x] = operands(args)?;
+            composite(op, x, threads)?
         }
         Op::Not => {
             let [x] = operands(args)?;
@@ -373,4 +378,34 @@ fn pad<T: Elem>(x: &ArrayD<T>, axis: usize, lo: usize, hi: usize) -> Result<Arra
     out.slice_axis_mut(Axis(axis), Slice::from(lo..lo + n))
         .assign(x);
     Ok(out)
+}
+
+/// An op the backends compute by [`composite::recipe`], step by step on whole tensors.
+fn composite(op: &Op, x: &Tensor, threads: usize) -> Result<Tensor, String> {
+    let steps = composite::recipe(op)
+        .ok_or_else(|| format!("internal error: `{}` has no recipe", op.name()))?;
+    let mut results: Vec<Tensor> = Vec::with_capacity(steps.len());
+    for step in &steps {
+        let mut constants = Vec::new();
+        for a in &step.args {
+            if let Operand::Const(c) = a {
+                constants.push(by_float!(x.dtype(), op.name(), T => {
+                    T::wrap(ArrayD::from_elem(IxDyn(x.shape()), T::from_f64(*c)))
+                }));
+            }
+        }
+        let mut constants = constants.iter();
+        let operands: Vec<&Tensor> = step
+            .args
+            .iter()
+            .map(|a| match a {
+                Operand::X => x,
+                Operand::Step(i) => &results[*i],
+                Operand::Const(_) => constants.next().expect("one tensor per constant"),
+            })
+            .collect();
+        let value = apply(&step.op, &operands, threads)?;
+        results.push(value);
+    }
+    Ok(results.pop().expect("a recipe has steps"))
 }

@@ -143,6 +143,30 @@ fn unary_ops() {
 }
 
 #[test]
+fn tanh_and_sigmoid_are_accurate_and_finite_everywhere() {
+    let xs: Vec<f64> = (-2000..=2000)
+        .map(|i| f64::from(i) * 0.01)
+        .chain([
+            -1e30, -100.0, -0.1, -1e-30, 0.0, 1e-30, 0.09999, 0.1, 100.0, 1e30,
+        ])
+        .collect();
+    let x32 = f32s(&[xs.len()], &xs);
+    let sigmoid: fn(f64) -> f64 = |v| 1.0 / (1.0 + (-v).exp());
+    let tanh: fn(f64) -> f64 = f64::tanh;
+    for (op, f, tolerance) in [(Op::Tanh, tanh, 3e-7), (Op::Sigmoid, sigmoid, 2e-7)] {
+        let got = values(op.clone(), std::slice::from_ref(&x32));
+        for (g, v) in got.iter().zip(&xs) {
+            let want = f(f64::from(*v as f32));
+            assert!(
+                (g - want).abs() <= tolerance * want.abs().max(1e-30) + 1e-45,
+                "{}({v}) = {g}, want {want}",
+                op.name()
+            );
+        }
+    }
+}
+
+#[test]
 fn f32_stays_f32() {
     let x = f32s(&[], &[16_777_216.0]);
     let one = f32s(&[], &[1.0]);

@@ -9,6 +9,7 @@
 //! - `matmul` contracts `[..S, M, K] @ [..S, K, N]` with equal batch axes;
 //! - a `scan` is one node holding its body graph: a loop, never unrolled.
 
+pub mod composite;
 mod infer;
 pub mod text;
 mod verify;
@@ -247,8 +248,9 @@ impl Health {
 }
 
 /// How a metric's batch values combine into its value over a split. A metric declares it in its
-/// definition (`std.metrics`); the runtime reads it from the metric's output role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// definition (`std.metrics`); the runtime reads it from the metric's output role. Serialized
+/// in the running sums of an interrupted epoch's checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Aggregation {
     /// The mean of the batch values, each weighted by its batch's size.
     Mean,
@@ -372,6 +374,10 @@ pub enum Op {
     Sqrt,
     Sin,
     Cos,
+    /// The hyperbolic tangent; the backends compute it as [`composite::recipe`] says.
+    Tanh,
+    /// The logistic function 1 / (1 + e^−x); computed as [`composite::recipe`] says.
+    Sigmoid,
     Not,
     Cast {
         to: DType,
@@ -473,6 +479,8 @@ impl Op {
             Op::Sqrt => "sqrt",
             Op::Sin => "sin",
             Op::Cos => "cos",
+            Op::Tanh => "tanh",
+            Op::Sigmoid => "sigmoid",
             Op::Not => "not",
             Op::Cast { .. } => "cast",
             Op::Detach => "detach",
@@ -509,7 +517,16 @@ impl Op {
     pub fn is_unary_elementwise(&self) -> bool {
         matches!(
             self,
-            Op::Neg | Op::Exp | Op::Log | Op::Sqrt | Op::Sin | Op::Cos | Op::Not | Op::Detach
+            Op::Neg
+                | Op::Exp
+                | Op::Log
+                | Op::Sqrt
+                | Op::Sin
+                | Op::Cos
+                | Op::Tanh
+                | Op::Sigmoid
+                | Op::Not
+                | Op::Detach
         )
     }
 

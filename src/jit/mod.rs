@@ -47,10 +47,10 @@ pub struct Program {
 
 /// The number of multiply-adds below which a product runs on one thread: waking the others
 /// costs more than they save.
-const PARALLEL_MATMUL_WORK: usize = 1 << 22;
+const PARALLEL_MATMUL_WORK: usize = 1 << 20;
 
-/// The number of elements below which a kernel runs on one thread, for the same reason.
-const PARALLEL_KERNEL_ELEMENTS: usize = 1 << 17;
+/// The work (`plan::Kernel::work`) below which a kernel runs on one thread, for the same reason.
+const PARALLEL_KERNEL_WORK: usize = 1 << 19;
 
 /// Compiles `graph`.
 pub fn compile(graph: &Graph) -> Result<Program, String> {
@@ -346,10 +346,9 @@ impl Program {
             match step {
                 Step::Kernel(k) => {
                     let kernel = self.code.kernels[self.kernel_of_step[s].expect("a kernel")];
-                    let elements: usize = k.space.iter().product();
                     // SAFETY: the kernel was generated for this plan: it touches only the
                     // buffers the table holds, within the extents of their views.
-                    unsafe { run_kernel(kernel, table, elements, threads) };
+                    unsafe { run_kernel(kernel, table, k.work(), threads) };
                 }
                 Step::MatMul { a, b, out, .. } => {
                     let dtype = buffers[out.buf].dtype;
@@ -701,9 +700,9 @@ unsafe impl Sync for SharedTable {}
 ///
 /// # Safety
 /// The kernel was compiled for the plan whose buffers `table` holds.
-unsafe fn run_kernel(kernel: Compiled, table: &[*mut u8], elements: usize, threads: usize) {
+unsafe fn run_kernel(kernel: Compiled, table: &[*mut u8], work: usize, threads: usize) {
     let parts = threads.min(kernel.outer);
-    if parts < 2 || elements < PARALLEL_KERNEL_ELEMENTS {
+    if parts < 2 || work < PARALLEL_KERNEL_WORK {
         // SAFETY: the caller's guarantee; a kernel that can't be split ignores the bounds.
         unsafe { (kernel.run)(table.as_ptr(), 0, kernel.outer as i64) };
         return;

@@ -21,6 +21,7 @@
 //!   read it, else copied over it at the end; either way only after a guard has checked that
 //!   the loss is finite, so a step that fails leaves its inputs as they were.
 
+use crate::ir::composite::{self, Operand};
 use crate::ir::{DType, Graph, Op, OutputRole, Role, TensorType, Type, ValueId};
 use std::ops::Range;
 
@@ -151,6 +152,25 @@ pub struct Kernel {
 }
 
 impl Kernel {
+    /// Roughly how many simple operations the loop nest performs, for deciding whether it is
+    /// worth splitting between threads: per position one per load, store and op, a division or
+    /// square root counting 4 and an exponential, logarithm, sine or cosine 20.
+    pub fn work(&self) -> usize {
+        let per_position: usize = self.loads.len()
+            + self.outs.len()
+            + self
+                .expr
+                .iter()
+                .map(|n| match &n.op {
+                    ExprOp::Op(Op::Exp | Op::Log | Op::Sin | Op::Cos) => 20,
+                    ExprOp::Op(Op::Div | Op::Sqrt) => 4,
+                    ExprOp::Op(_) | ExprOp::Index(_) => 1,
+                    ExprOp::Load(_) | ExprOp::Const(_) => 0,
+                })
+                .sum::<usize>();
+        self.space.iter().product::<usize>() * per_position
+    }
+
     /// The same loop nest over a finer space (`space` must refine the kernel's).
     fn refined(&self, space: &[usize]) -> Option<Kernel> {
         if space == self.space.as_slice() {
@@ -422,6 +442,49 @@ impl Fused {
             offset: view.offset,
             shape: self.space.clone(),
             strides,
+        }
+    }
+
+    /// Appends the steps of a composite op on expression node `x`; the last step is its value.
+    fn push_recipe(&mut self, steps: &[composite::Step], x: usize) {
+        let dtype = self.expr[x].dtype;
+        let mut constants = Vec::new();
+        for step in steps {
+            for a in &step.args {
+                if let Operand::Const(c) = a
+                    && !constants.iter().any(|(k, _)| k == c)
+                {
+                    self.expr.push(ExprNode {
+                        op: ExprOp::Const(*c),
+                        args: Vec::new(),
+                        dtype,
+                    });
+                    constants.push((*c, self.expr.len() - 1));
+                }
+            }
+        }
+        let base = self.expr.len();
+        for step in steps {
+            let args = step
+                .args
+                .iter()
+                .map(|a| match a {
+                    Operand::X => x,
+                    Operand::Step(k) => base + k,
+                    Operand::Const(c) => {
+                        constants
+                            .iter()
+                            .find(|(k, _)| k == c)
+                            .expect("pushed above")
+                            .1
+                    }
+                })
+                .collect();
+            self.expr.push(ExprNode {
+                op: ExprOp::Op(step.op.clone()),
+                args,
+                dtype: step.dtype(dtype),
+            });
         }
     }
 
@@ -733,9 +796,31 @@ fn fusible(op: &Op, dtype: DType) -> bool {
     match op {
         Op::Neg | Op::Add | Op::Sub | Op::Mul | Op::Max | Op::Min => num,
         Op::Exp | Op::Log | Op::Sqrt | Op::Sin | Op::Cos | Op::Div => dtype.is_float(),
+        Op::Tanh | Op::Sigmoid => dtype.is_float(),
         Op::Not | Op::And | Op::Or => dtype == DType::Bool,
         Op::Cast { .. } | Op::Cmp(_) | Op::Select => true,
-        _ => false,
+        // Leaves, views, reductions, products, library ops and control flow: planned otherwise.
+        Op::Input { .. }
+        | Op::Const { .. }
+        | Op::Iota { .. }
+        | Op::Rand { .. }
+        | Op::Detach
+        | Op::Sum { .. }
+        | Op::ReduceMax { .. }
+        | Op::Argmax { .. }
+        | Op::Reshape { .. }
+        | Op::Permute { .. }
+        | Op::Broadcast { .. }
+        | Op::Slice { .. }
+        | Op::Pad { .. }
+        | Op::Concat { .. }
+        | Op::MatMul
+        | Op::Unfold(_)
+        | Op::Fold { .. }
+        | Op::Gather
+        | Op::ScatterAdd { .. }
+        | Op::Scan { .. }
+        | Op::Get { .. } => false,
     }
 }
 
@@ -923,11 +1008,14 @@ impl Planner<'_> {
                     nodes: Vec::new(),
                 };
                 let refs: Vec<usize> = operands.into_iter().map(|o| f.absorb(o)).collect();
-                f.expr.push(ExprNode {
-                    op: ExprOp::Op(op.clone()),
-                    args: refs,
-                    dtype: ty.dtype,
-                });
+                match composite::recipe(op) {
+                    Some(steps) => f.push_recipe(&steps, refs[0]),
+                    None => f.expr.push(ExprNode {
+                        op: ExprOp::Op(op.clone()),
+                        args: refs,
+                        dtype: ty.dtype,
+                    }),
+                }
                 f.nodes.push(i);
                 Val::Fused(f)
             }

@@ -125,7 +125,7 @@ fn same_on(text: &str, threads: usize) {
 #[test]
 fn unary_float_ops_match_on_every_awkward_value() {
     for ty in ["f32[7]", "f64[3, 5]", "f32[2, 9]"] {
-        for op in ["neg", "exp", "log", "sqrt", "sin", "cos"] {
+        for op in ["neg", "exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid"] {
             same(&format!(
                 "graph t {{\n  %0: {ty} = input \"x\" data\n  %1: {ty} = {op} %0\n  output \"y\" = %1\n}}"
             ));
@@ -517,7 +517,8 @@ fn kernels_that_feed_the_next_are_merged() {
 const STEP: &str = "graph step {\n  %0: f32[6] = input \"x\" data\n  %1: f32[6] = input \"p\" param\n  \
      %2: f32[6] = input \"m\" opt_state\n  %3: f32[6] = mul %0, %1\n  %4: f32[] = sum %3 axes=[0]\n  \
      %5: f32[6] = const 0.5\n  %6: f32[6] = mul %5, %0\n  %7: f32[6] = sub %1, %6\n  \
-     %8: f32[6] = add %2, %0\n  output \"loss\" = %4\n  output \"p\" = %7\n  output \"m\" = %8\n}";
+     %8: f32[6] = add %2, %0\n  output \"loss\" loss = %4\n  output \"p\" new param = %7\n  \
+     output \"m\" new opt_state = %8\n}";
 
 fn f32s(values: &[f32]) -> Tensor {
     Tensor::F32(ArrayD::from_shape_vec(IxDyn(&[values.len()]), values.to_vec()).expect("sized"))

@@ -11,6 +11,15 @@ use crate::syntax::ast::BinOp;
 
 impl Lowerer<'_> {
     pub(super) fn binary(&mut self, op: BinOp, l: Val, r: Val, span: Span) -> Res<Val> {
+        if let (Val::Int(a), Val::Int(b)) = (&l, &r)
+            && int_overflows(op, *a, *b)
+        {
+            // The checker saw these numbers as symbols; with the values given, they overflow.
+            return Err(LowerError::new(
+                format!("`{a} {} {b}` does not fit in 64 bits", op.symbol()),
+                span,
+            ));
+        }
         if let Some(v) = fold_numbers(op, &l, &r) {
             return Ok(v);
         }
@@ -108,13 +117,21 @@ impl Lowerer<'_> {
         let a = Args { slots, span };
         let fl = self.float;
         match b {
-            Builtin::Exp | Builtin::Log | Builtin::Sqrt | Builtin::Sin | Builtin::Cos => {
+            Builtin::Exp
+            | Builtin::Log
+            | Builtin::Sqrt
+            | Builtin::Sin
+            | Builtin::Cos
+            | Builtin::Tanh
+            | Builtin::Sigmoid => {
                 let (op, f): (Op, fn(f64) -> f64) = match b {
                     Builtin::Exp => (Op::Exp, f64::exp),
                     Builtin::Log => (Op::Log, f64::ln),
                     Builtin::Sqrt => (Op::Sqrt, f64::sqrt),
                     Builtin::Sin => (Op::Sin, f64::sin),
-                    _ => (Op::Cos, f64::cos),
+                    Builtin::Cos => (Op::Cos, f64::cos),
+                    Builtin::Tanh => (Op::Tanh, f64::tanh),
+                    _ => (Op::Sigmoid, |x| 1.0 / (1.0 + (-x).exp())),
                 };
                 match a.val(0)? {
                     Val::Int(i) => Ok(Val::Float(f(*i as f64))),
@@ -517,6 +534,24 @@ pub(super) fn number(v: &Val) -> Option<f64> {
 
 /// Arithmetic on numbers known at compile time, with the checker's rules: `/` of integers is an
 /// integer when it divides exactly, `//` rounds down.
+/// Whether integer arithmetic on `a` and `b` leaves 64 bits.
+fn int_overflows(op: BinOp, a: i64, b: i64) -> bool {
+    match op {
+        BinOp::Add => a.checked_add(b).is_none(),
+        BinOp::Sub => a.checked_sub(b).is_none(),
+        BinOp::Mul => a.checked_mul(b).is_none(),
+        BinOp::Div | BinOp::FloorDiv | BinOp::Rem => b != 0 && a.checked_rem_euclid(b).is_none(),
+        BinOp::Pow => {
+            b >= 0
+                && u32::try_from(b)
+                    .ok()
+                    .and_then(|e| a.checked_pow(e))
+                    .is_none()
+        }
+        _ => false,
+    }
+}
+
 fn fold_numbers(op: BinOp, l: &Val, r: &Val) -> Option<Val> {
     if let (Val::Bool(a), Val::Bool(b)) = (l, r) {
         return match op {
@@ -530,14 +565,15 @@ fn fold_numbers(op: BinOp, l: &Val, r: &Val) -> Option<Val> {
     if let (Val::Int(a), Val::Int(b)) = (l, r) {
         let (a, b) = (*a, *b);
         return Some(match op {
-            BinOp::Add => Val::Int(a + b),
-            BinOp::Sub => Val::Int(a - b),
-            BinOp::Mul => Val::Int(a * b),
-            BinOp::Div if b != 0 && a % b == 0 => Val::Int(a / b),
+            // Overflow was ruled out by `int_overflows`; checked all the same.
+            BinOp::Add => Val::Int(a.checked_add(b)?),
+            BinOp::Sub => Val::Int(a.checked_sub(b)?),
+            BinOp::Mul => Val::Int(a.checked_mul(b)?),
+            BinOp::Div if b != 0 && a.checked_rem(b)? == 0 => Val::Int(a.checked_div(b)?),
             BinOp::Div => Val::Float(a as f64 / b as f64),
-            BinOp::FloorDiv if b != 0 => Val::Int(a.div_euclid(b)),
-            BinOp::Rem if b != 0 => Val::Int(a.rem_euclid(b)),
-            BinOp::Pow if b >= 0 => Val::Int(a.checked_pow(b as u32)?),
+            BinOp::FloorDiv if b != 0 => Val::Int(a.checked_div_euclid(b)?),
+            BinOp::Rem if b != 0 => Val::Int(a.checked_rem_euclid(b)?),
+            BinOp::Pow if b >= 0 => Val::Int(a.checked_pow(u32::try_from(b).ok()?)?),
             BinOp::Pow => Val::Float((a as f64).powf(b as f64)),
             _ => return fold_numbers(op, &Val::Float(a as f64), &Val::Float(b as f64)),
         });

@@ -60,7 +60,9 @@ impl Lowerer<'_> {
                 let v = self.expr(env, expr)?;
                 self.at(e.span);
                 match (op, v) {
-                    (UnOp::Neg, Val::Int(i)) => Ok(Val::Int(-i)),
+                    (UnOp::Neg, Val::Int(i)) => i.checked_neg().map(Val::Int).ok_or_else(|| {
+                        LowerError::new(format!("`-({i})` does not fit in 64 bits"), e.span)
+                    }),
                     (UnOp::Neg, Val::Float(x)) => Ok(Val::Float(-x)),
                     (UnOp::Neg, Val::Tensor(t)) => Ok(Val::Tensor(self.emit(Op::Neg, &[t]))),
                     (UnOp::Not, Val::Bool(b)) => Ok(Val::Bool(!b)),

@@ -230,6 +230,8 @@ fn fold(op: &Op, x: &[f64], g: &Graph, args: &[ValueId]) -> Option<f64> {
         (Op::Sqrt, [a]) => a.sqrt(),
         (Op::Sin, [a]) => a.sin(),
         (Op::Cos, [a]) => a.cos(),
+        (Op::Tanh, [a]) => a.tanh(),
+        (Op::Sigmoid, [a]) => 1.0 / (1.0 + (-a).exp()),
         (Op::Not, [a]) => f64::from(u8::from(*a == 0.0)),
         (Op::Cast { .. } | Op::Detach | Op::Reshape { .. } | Op::Broadcast { .. }, [a]) => *a,
         (Op::Permute { .. } | Op::Slice { .. }, [a]) => *a,

@@ -57,6 +57,18 @@ fn in_prelude(module_name: &str) -> bool {
 /// may serve files from memory.
 pub trait Loader {
     fn load(&self, path: &str) -> Result<String, String>;
+
+    /// Whether `path` may be read at all (see `crate::fs::Project`); asked before `load`.
+    fn permit(&self, _path: &str) -> Result<(), Refusal> {
+        Ok(())
+    }
+}
+
+/// Why a loader will not read a path: where it leads, and how the user can allow it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    pub reason: String,
+    pub help: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -217,6 +229,17 @@ impl Resolver<'_> {
                     continue;
                 }
                 if self.modules.iter().any(|m| m.name == path) {
+                    continue;
+                }
+                if let Err(r) = self.loader.permit(&path) {
+                    self.diags.push(
+                        Diagnostic::error(
+                            codes::PATH_OUTSIDE_PROJECT,
+                            format!("`use \"{rel}\"` is not read"),
+                        )
+                        .with_primary(u.target_span, r.reason)
+                        .with_help(r.help),
+                    );
                     continue;
                 }
                 match self.loader.load(&path) {

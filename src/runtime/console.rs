@@ -3,7 +3,7 @@
 
 use super::{EpochRecord, Metrics, Observer, Warning};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::time::Instant;
 
 pub struct Console {
@@ -76,7 +76,8 @@ impl Observer for Console {
             "  | {:.1}s, {:.0} samples/s",
             record.seconds, record.samples_per_second
         );
-        eprintln!("{line}");
+        // A closed stderr (`2>&-`, a pipe whose reader left) must not stop a run.
+        let _ = writeln!(std::io::stderr(), "{line}");
     }
 
     fn warning(&mut self, warning: &Warning) {
@@ -88,7 +89,7 @@ impl Observer for Console {
     }
 
     fn note(&mut self, text: &str) {
-        eprintln!("{text}");
+        let _ = writeln!(std::io::stderr(), "{text}");
     }
 }
 

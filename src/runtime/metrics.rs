@@ -9,17 +9,19 @@
 
 use crate::interp::Tensor;
 use crate::ir::Aggregation;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Metric values by name (`loss`, `accuracy`, `r2`), in name order.
 pub type Metrics = BTreeMap<String, f64>;
 
-#[derive(Debug, Default)]
+/// Running sums over a split (saved in a checkpoint of an interrupted epoch).
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SplitMetrics {
     sums: BTreeMap<String, Sums>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 enum Sums {
     /// Σ n·value and Σ n for a mean, Σ n·value² and Σ n for a root mean square.
     Weighted {

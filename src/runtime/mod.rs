@@ -11,6 +11,8 @@ mod backend;
 pub mod checkpoint;
 pub mod console;
 pub mod health;
+pub mod labels;
+pub mod memory;
 pub mod metrics;
 pub mod predict;
 pub mod profile;
@@ -19,7 +21,7 @@ pub mod tensorboard;
 pub mod weights;
 
 pub use backend::{Backend, Executable, Interpreter, Jit};
-pub use checkpoint::{Best, EpochRecord, RunState};
+pub use checkpoint::{Best, EpochRecord, PartialEpoch, RunState};
 pub use console::Console;
 pub use health::Warning;
 pub use metrics::Metrics;
@@ -37,6 +39,8 @@ use metrics::SplitMetrics;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// The prepared graphs for one batch size.
@@ -148,13 +152,35 @@ impl<'p> Session<'p> {
         self.health_every
     }
 
-    /// The number of trainable scalars.
+    /// The number of trainable scalars (saturating: a model too large to count is refused by
+    /// [`Session::check_memory`] anyway).
     pub fn parameter_count(&self) -> usize {
         self.lowered
             .params
             .iter()
-            .map(|(_, t)| t.shape.iter().product::<usize>())
-            .sum()
+            .map(|(_, t)| t.shape.iter().fold(1usize, |n, &d| n.saturating_mul(d)))
+            .fold(0, usize::saturating_add)
+    }
+
+    /// Refuses data whose class labels are out of the range the graphs read them in (see
+    /// [`labels`]).
+    pub fn check_classes(&self, data: &Dataset) -> Result<(), String> {
+        let mut fields = Vec::new();
+        let graphs = self.lowered.phases.iter().map(|p| &p.forward);
+        for g in graphs.chain([&self.lowered.eval]) {
+            for c in labels::class_fields(g) {
+                if !fields.contains(&c) {
+                    fields.push(c);
+                }
+            }
+        }
+        data.check_classes(&fields).map_err(|e| e.to_string())
+    }
+
+    /// Refuses, with the sizes, a run that needs more memory than the machine has (see
+    /// [`memory`]), before anything of that size is allocated.
+    pub fn check_memory(&self) -> Result<(), String> {
+        memory::check_fits(&memory::estimate(&self.lowered), memory::available())
     }
 
     fn graphs(&mut self, batch: usize) -> Result<Rc<Graphs>, String> {
@@ -479,6 +505,9 @@ pub struct RunOptions {
     pub steps_per_epoch: Option<usize>,
     /// Log every N-th step's loss and learning rate (`Observer::step_logged`, the report).
     pub log_every: Option<usize>,
+    /// Set (by a signal handler) to stop at the next step boundary: the run saves where it
+    /// stopped, part way through an epoch if need be, and returns.
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 /// What a finished run reports.
@@ -499,6 +528,18 @@ pub struct RunResult {
     pub checkpoint_dir: Option<PathBuf>,
     /// The steps logged in this invocation.
     pub steps: Vec<StepRecord>,
+    /// Where the run stopped when asked to (`RunOptions::stop`); the last checkpoint holds
+    /// that point.
+    pub interrupted: Option<Interruption>,
+}
+
+/// Where a run stopped when asked to.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Interruption {
+    /// The epoch it was in (1-based).
+    pub epoch: usize,
+    /// Training steps done in that epoch; None when it stopped once the epoch had ended.
+    pub steps_done: Option<usize>,
 }
 
 /// A training run over a data set.
@@ -516,6 +557,7 @@ pub struct Trainer<'s, 'p> {
     steps: Vec<StepRecord>,
     /// Watches the gradient-health statistics (when the steps compute them).
     monitor: Option<health::Monitor>,
+    stop: Option<Arc<AtomicBool>>,
 }
 
 impl<'s, 'p> Trainer<'s, 'p> {
@@ -528,6 +570,7 @@ impl<'s, 'p> Trainer<'s, 'p> {
         let config = session.config().clone();
         let seed = opts.seed.or(config.seed).unwrap_or(0);
         let epochs = opts.epochs.or(config.epochs).unwrap_or(1);
+        session.check_memory()?;
         let checkpoint_dir = opts.resume.clone().or_else(|| opts.checkpoint_dir.clone());
         let (values, best_values, state) = match &opts.resume {
             Some(dir) => {
@@ -548,6 +591,15 @@ impl<'s, 'p> Trainer<'s, 'p> {
                         last.state.batch,
                         last.state.seed,
                         last.state.batch
+                    ));
+                }
+                if last.state.partial.is_none() && last.state.epochs_done >= epochs {
+                    return Err(format!(
+                        "the run in `{}` has trained {} epoch{} already: ask for more to continue it (`--epochs {}`)",
+                        dir.display(),
+                        last.state.epochs_done,
+                        if last.state.epochs_done == 1 { "" } else { "s" },
+                        last.state.epochs_done + 1
                     ));
                 }
                 session.check_values(&last.values, "the checkpoint")?;
@@ -572,10 +624,13 @@ impl<'s, 'p> Trainer<'s, 'p> {
                     epochs_without_improvement: 0,
                     history: Vec::new(),
                     warnings: Vec::new(),
+                    partial: None,
                 };
                 (values, None, state)
             }
         };
+        // After a resume's statistics are restored: labels are checked as the steps see them.
+        session.check_classes(data)?;
         data.prepare();
         let monitor = session
             .health_every
@@ -593,6 +648,7 @@ impl<'s, 'p> Trainer<'s, 'p> {
             log_every: opts.log_every.filter(|&n| n > 0),
             steps: Vec::new(),
             monitor,
+            stop: opts.stop.clone(),
         })
     }
 
@@ -602,6 +658,10 @@ impl<'s, 'p> Trainer<'s, 'p> {
         if self.state.epochs_done == 0 && self.state.steps_done == 0 {
             self.values.extend(loaded);
         }
+    }
+
+    fn stop_requested(&self) -> bool {
+        self.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst))
     }
 
     /// The early-stopping rule, or else `val.loss` (`train.loss` without a validation split)
@@ -638,12 +698,21 @@ impl<'s, 'p> Trainer<'s, 'p> {
         let start = Instant::now();
         let (steps_before, mut samples) = (self.state.steps_done, 0);
         let mut stopped_early = false;
+        let mut interrupted = None;
         if let Some(dir) = &self.checkpoint_dir {
             std::fs::create_dir_all(dir)
                 .map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
         }
         while self.state.epochs_done < self.epochs {
-            let record = self.epoch(observer)?;
+            let Some(record) = self.epoch(observer)? else {
+                // Stopped part way: the checkpoint holds the partial epoch.
+                self.save(false)?;
+                interrupted = Some(Interruption {
+                    epoch: self.state.epochs_done + 1,
+                    steps_done: self.state.partial.as_ref().map(|p| p.batches_done),
+                });
+                break;
+            };
             samples += record.samples;
             let improved = match &monitor {
                 Some(m) => self.track_best(&record, m)?,
@@ -662,9 +731,17 @@ impl<'s, 'p> Trainer<'s, 'p> {
                 stopped_early = true;
                 break;
             }
+            if self.stop_requested() && self.state.epochs_done < self.epochs {
+                interrupted = Some(Interruption {
+                    epoch: record.epoch,
+                    steps_done: None,
+                });
+                break;
+            }
         }
         let train_seconds = start.elapsed().as_secs_f64();
-        let restored_best = monitor.as_ref().is_some_and(|m| m.restore_best)
+        let restored_best = interrupted.is_none()
+            && monitor.as_ref().is_some_and(|m| m.restore_best)
             && self.best_values.is_some()
             && self.state.best.as_ref().map(|b| b.epoch) != Some(self.state.epochs_done);
         if restored_best && let Some(best) = self.best_values.take() {
@@ -677,11 +754,13 @@ impl<'s, 'p> Trainer<'s, 'p> {
             }
         }
         let test = match self.data.size("test") {
-            Some(_) => Some(
-                self.session
-                    .evaluate(self.data, "test", &self.values, self.seed)?,
-            ),
-            None => None,
+            Some(_) if interrupted.is_none() => {
+                Some(
+                    self.session
+                        .evaluate(self.data, "test", &self.values, self.seed)?,
+                )
+            }
+            _ => None,
         };
         Ok(RunResult {
             steps_this_run: self.state.steps_done - steps_before,
@@ -695,11 +774,14 @@ impl<'s, 'p> Trainer<'s, 'p> {
             samples_this_run: samples,
             checkpoint_dir: self.checkpoint_dir,
             steps: self.steps,
+            interrupted,
         })
     }
 
-    /// One epoch over the training split, then the validation split.
-    fn epoch(&mut self, observer: &mut dyn Observer) -> Result<EpochRecord, String> {
+    /// One epoch over the training split, then the validation split; None when a stop was
+    /// requested part way (`state.partial` then says how far it got). An epoch that was
+    /// interrupted before carries on after the batches it trained on.
+    fn epoch(&mut self, observer: &mut dyn Observer) -> Result<Option<EpochRecord>, String> {
         let epoch = self.state.epochs_done;
         let start = Instant::now();
         let batch_size = self.session.config().batch;
@@ -707,7 +789,9 @@ impl<'s, 'p> Trainer<'s, 'p> {
             .data
             .batches("train", batch_size, epoch as u64)
             .map_err(|e| e.to_string())?;
-        let batches = batches.take(self.steps_per_epoch);
+        let resumed = self.state.partial.take();
+        let done_before = resumed.as_ref().map_or(0, |p| p.batches_done);
+        let batches = batches.take(self.steps_per_epoch).skip(done_before);
         observer.epoch_started(epoch + 1, self.epochs, batches.len());
         let multi_phase = self.session.lowered.phases.len() > 1;
         let phase_names: Vec<String> = self
@@ -717,9 +801,20 @@ impl<'s, 'p> Trainer<'s, 'p> {
             .iter()
             .map(|p| p.name.clone())
             .collect();
-        let mut sums = SplitMetrics::default();
-        let mut samples = 0;
-        for batch in batches {
+        let (mut sums, mut samples, seconds_before) = match resumed {
+            Some(p) => (p.sums, p.samples, p.train_seconds),
+            None => (SplitMetrics::default(), 0, 0.0),
+        };
+        for (done, batch) in batches.enumerate() {
+            if self.stop_requested() {
+                self.state.partial = Some(PartialEpoch {
+                    batches_done: done_before + done,
+                    samples,
+                    train_seconds: seconds_before + start.elapsed().as_secs_f64(),
+                    sums,
+                });
+                return Ok(None);
+            }
             let graphs = self.session.graphs(batch.indices.len())?;
             let mut last_loss = 0.0;
             let step_number = self.state.steps_done + 1;
@@ -791,7 +886,7 @@ impl<'s, 'p> Trainer<'s, 'p> {
             }
         }
         self.state.epochs_done += 1;
-        let train_seconds = start.elapsed().as_secs_f64();
+        let train_seconds = seconds_before + start.elapsed().as_secs_f64();
         let train = sums.finish();
         let val = match self.data.size("val") {
             Some(_) => self
@@ -813,16 +908,16 @@ impl<'s, 'p> Trainer<'s, 'p> {
         if observer.wants_tensors(epoch + 1) {
             self.send_tensors(epoch, observer)?;
         }
-        Ok(EpochRecord {
+        Ok(Some(EpochRecord {
             epoch: epoch + 1,
             train,
             val,
-            seconds: start.elapsed().as_secs_f64(),
+            seconds: seconds_before + start.elapsed().as_secs_f64(),
             train_seconds,
             samples,
             samples_per_second: samples as f64 / train_seconds.max(1e-9),
             health,
-        })
+        }))
     }
 
     /// Hands the observer the parameters and their gradients on the first batch of the epoch.

@@ -1,6 +1,6 @@
 //! The JSON report of `nnlc run --report FILE` (documented in the README).
 
-use super::{EpochRecord, Metrics, RunResult, Session, StepRecord, Warning};
+use super::{EpochRecord, Interruption, Metrics, RunResult, Session, StepRecord, Warning};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -23,13 +23,16 @@ pub struct Report {
     pub stopped_early: bool,
     /// Whether the weights were set back to the best epoch's before testing.
     pub restored_best: bool,
-    /// Metrics on the test split, when there is one.
+    /// Metrics on the test split, when there is one (and the run was not interrupted).
     pub test: Option<Metrics>,
     /// The logged steps of this invocation (every `--log-every` steps): loss and learning rate.
     pub steps: Vec<StepRecord>,
     /// The gradient-health warnings of the run (each epoch's per-layer statistics are in
     /// `epochs[].health`).
     pub warnings: Vec<Warning>,
+    /// Where the run stopped when it was interrupted (Ctrl-C, SIGTERM); None when it ran to
+    /// its end.
+    pub interrupted: Option<Interruption>,
     pub timings: Timings,
 }
 
@@ -127,6 +130,7 @@ impl Report {
             test: result.test.clone(),
             steps: result.steps.clone(),
             warnings: result.state.warnings.clone(),
+            interrupted: result.interrupted.clone(),
             timings: Timings {
                 compile_seconds: session.compile_seconds,
                 data_seconds,

@@ -18,6 +18,11 @@ pub(super) fn describe(file: FileId, text: &str, offset: usize, err: &Error<Rule
         ErrorVariant::ParsingError { positives, .. } => positives,
         ErrorVariant::CustomError { .. } => &[],
     };
+    if let ErrorVariant::CustomError { .. } = err.variant {
+        // pest's own guard: the input nests deeper than the stack allows (closures or `if`
+        // conditions, which need no brackets to nest).
+        return too_deep(file, pos.min(text.len().saturating_sub(1)));
+    }
     let chunk_end = chunk_end(text, offset);
     if let Some(d) = unterminated_string(file, text, pos) {
         return d;
@@ -127,14 +132,22 @@ fn let_with_type(file: FileId, text: &str, pos: usize) -> Option<Diagnostic> {
 /// The brackets of `chunk` outside strings and comments, with their byte index in it.
 fn brackets(chunk: &str) -> impl Iterator<Item = (usize, char)> + '_ {
     let mut in_string = false;
+    let mut escaped = false;
     let mut in_comment = false;
     chunk.char_indices().filter(move |&(_, c)| {
         if in_comment {
             in_comment = c != '\n';
             return false;
         }
+        if escaped {
+            escaped = false;
+            return false;
+        }
         match c {
             '"' => in_string = !in_string,
+            '\\' if in_string => escaped = true,
+            // A string ends at the end of its line (the unterminated-string error says so).
+            '\n' => in_string = false,
             _ if in_string => {}
             '#' => in_comment = true,
             '(' | '[' | '{' | ')' | ']' | '}' => return true,
@@ -142,6 +155,38 @@ fn brackets(chunk: &str) -> impl Iterator<Item = (usize, char)> + '_ {
         }
         false
     })
+}
+
+/// The byte index of the first bracket in `chunk` that opens a level deeper than
+/// [`super::MAX_NESTING`], found before parsing so that the parser never recurses that deep.
+pub(super) fn too_deep_bracket(chunk: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    for (i, c) in brackets(chunk) {
+        if matches!(c, '(' | '[' | '{') {
+            depth += 1;
+            if depth > super::MAX_NESTING {
+                return Some(i);
+            }
+        } else {
+            depth = depth.saturating_sub(1);
+        }
+    }
+    None
+}
+
+/// The error for a construct that nests deeper than [`super::MAX_NESTING`], at offset `at`.
+pub(super) fn too_deep(file: FileId, at: usize) -> Diagnostic {
+    let limit = super::MAX_NESTING;
+    Diagnostic::error(
+        codes::NESTING_TOO_DEEP,
+        format!("expression nested deeper than {limit} levels"),
+    )
+    .with_primary(
+        Span::new(file, at, at + 1),
+        format!("this is more than {limit} levels deep"),
+    )
+    .with_note("each bracket, block, `if`, closure and operator of a chain is a level: `a + b + c` nests two deep")
+    .with_help("name the inner parts with `let` and combine the names")
 }
 
 /// The innermost bracket still open at `pos` in the chunk starting at `offset`.

@@ -19,15 +19,149 @@ use pest::Parser;
 #[grammar = "../grammar/nnl.pest"]
 pub(crate) struct NnlParser;
 
+/// How deeply constructs may nest: brackets, blocks, and the operators of a chain (`a + b + c`
+/// nests two deep). Every stage walks the syntax tree recursively, so this bounds their stack:
+/// at this depth, parsing, checking, lowering and formatting together use well under 2 MiB in
+/// a release build (`tests/hostile.rs` runs them on a thread of that size).
+pub const MAX_NESTING: usize = 256;
+
+/// The UTF-8 byte-order mark that Windows tools put at the start of text files.
+pub const BOM: char = '\u{feff}';
+
 /// Parses one file. Always returns a module (possibly partial) and the syntax errors found.
+/// A byte-order mark at the start is skipped; spans stay offsets into `text`.
+///
+/// The file is parsed item by item (cut at the lines that start an item), so that pest's
+/// token queue — tens of bytes per rule matched — holds one item at a time, never the whole
+/// file. A piece that ends inside an item (a line of a body that happens to start with `data `)
+/// is joined to the next piece and parsed again.
 pub fn parse(file: FileId, text: &str) -> (ast::Module, Vec<Diagnostic>) {
-    match NnlParser::parse(Rule::file, text) {
-        Ok(mut pairs) => {
-            let file_pair = pairs.next().expect("the file rule always yields one pair");
-            set_aside_misparsed(parse::module(file, 0, file_pair), text, Vec::new())
+    let start = if text.starts_with(BOM) {
+        BOM.len_utf8()
+    } else {
+        0
+    };
+    let starts = item_starts(text, start);
+    let piece = |i: usize| {
+        let (from, to) = (starts[i], starts[i + 1]);
+        let chunk = &text[from..to];
+        if let Some(at) = errors::too_deep_bracket(chunk) {
+            return Piece::TooDeep(from + at);
         }
-        Err(_) => parse_items_separately(file, text),
+        match NnlParser::parse(Rule::file, chunk) {
+            Ok(mut pairs) => {
+                Piece::Parsed(parse::module(file, from, pairs.next().expect("file pair")))
+            }
+            Err(e) => Piece::Failed(Box::new(e)),
+        }
+    };
+    // Large files are parsed a piece per thread (the pieces are independent).
+    let pieces: Vec<Piece> = if text.len() > PARALLEL_FROM {
+        use rayon::prelude::*;
+        (0..starts.len() - 1).into_par_iter().map(piece).collect()
+    } else {
+        (0..starts.len() - 1).map(piece).collect()
+    };
+    let mut items = Vec::new();
+    let mut diags = Vec::new();
+    let mut broken = Vec::new();
+    let mut pieces = pieces.into_iter().enumerate();
+    while let Some((i, p)) = pieces.next() {
+        let (from, to) = (starts[i], starts[i + 1]);
+        let (module, d) = match p {
+            Piece::Parsed(parsed) => parsed,
+            Piece::TooDeep(at) => {
+                diags.push(errors::too_deep(file, at));
+                broken.extend(item_name(&text[from..to]));
+                continue;
+            }
+            Piece::Failed(error) => match join_cut_item(file, text, &starts, i + 1, &error) {
+                Some((joined, end)) => {
+                    // The pieces joined to this one are parsed already.
+                    pieces.nth(end - i - 2);
+                    joined
+                }
+                None => {
+                    diags.push(errors::describe(file, text, from, &error));
+                    broken.extend(item_name(&text[from..to]));
+                    continue;
+                }
+            },
+        };
+        items.extend(module.items);
+        broken.extend(module.broken);
+        diags.extend(d);
     }
+    set_aside_misparsed(ast::Module { items, broken }, text, diags)
+}
+
+/// Files larger than this are parsed on several threads.
+const PARALLEL_FROM: usize = 64 * 1024;
+
+/// One piece of a file, parsed alone.
+/// A piece's items and the errors of those nested too deeply.
+type Parsed = (ast::Module, Vec<Diagnostic>);
+
+enum Piece {
+    Parsed(Parsed),
+    /// Nested deeper than [`MAX_NESTING`] at this offset: not given to pest at all.
+    TooDeep(usize),
+    Failed(Box<pest::error::Error<Rule>>),
+}
+
+/// Where the pieces of `text[start..]` begin (each at a line that starts an item), and its end.
+fn item_starts(text: &str, start: usize) -> Vec<usize> {
+    let mut starts = vec![start];
+    let mut offset = start;
+    for line in text[start..].split_inclusive('\n') {
+        if offset > start && starts_item(line) {
+            starts.push(offset);
+        }
+        offset += line.len();
+    }
+    starts.push(text.len());
+    starts
+}
+
+/// How many following pieces a piece that fails at its very end may be joined with.
+const MAX_JOINED: usize = 8;
+
+/// When the piece ending at `starts[next]` failed only because its text ended (an item cut at
+/// a line inside it), the items of that piece joined with the following ones, and the index of
+/// the first piece after them.
+fn join_cut_item(
+    file: FileId,
+    text: &str,
+    starts: &[usize],
+    next: usize,
+    error: &pest::error::Error<Rule>,
+) -> Option<(Parsed, usize)> {
+    let from = starts[next - 1];
+    let at_end = |e: &pest::error::Error<Rule>, to: usize| {
+        let pos = match e.location {
+            pest::error::InputLocation::Pos(p) => p,
+            pest::error::InputLocation::Span((p, _)) => p,
+        };
+        text[from + pos.min(to - from)..to].trim().is_empty()
+    };
+    if !at_end(error, starts[next]) {
+        return None;
+    }
+    for end in next + 1..starts.len().min(next + 1 + MAX_JOINED) {
+        let chunk = &text[from..starts[end]];
+        if errors::too_deep_bracket(chunk).is_some() {
+            return None;
+        }
+        match NnlParser::parse(Rule::file, chunk) {
+            Ok(mut pairs) => {
+                let parsed = parse::module(file, from, pairs.next().expect("file pair"));
+                return Some((parsed, end));
+            }
+            Err(e) if at_end(&e, starts[end]) => {}
+            Err(_) => return None,
+        }
+    }
+    None
 }
 
 const ITEM_KEYWORDS: &[&str] = &[
@@ -76,35 +210,6 @@ fn item_name(chunk: &str) -> Option<String> {
         .contains(&kw)
         .then(|| words.next().map(str::to_string))
         .flatten()
-}
-
-fn parse_items_separately(file: FileId, text: &str) -> (ast::Module, Vec<Diagnostic>) {
-    let mut starts = vec![0];
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        if offset > 0 && starts_item(line) {
-            starts.push(offset);
-        }
-        offset += line.len();
-    }
-    starts.push(text.len());
-    let mut items = Vec::new();
-    let mut diags = Vec::new();
-    let mut broken = Vec::new();
-    for w in starts.windows(2) {
-        let chunk = &text[w[0]..w[1]];
-        match NnlParser::parse(Rule::file, chunk) {
-            Ok(mut pairs) => {
-                let m = parse::module(file, w[0], pairs.next().expect("file pair"));
-                items.extend(m.items);
-            }
-            Err(e) => {
-                diags.push(errors::describe(file, text, w[0], &e));
-                broken.extend(item_name(chunk));
-            }
-        }
-    }
-    set_aside_misparsed(ast::Module { items, broken }, text, diags)
 }
 
 /// Reports the definitions that parsed only by accident (see `lint`) and treats them like

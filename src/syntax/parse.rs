@@ -1,14 +1,24 @@
 //! Builds the AST from pest's parse tree. The grammar guarantees the structure, so the
 //! `expect`s here state grammar invariants, not input properties.
+//!
+//! Nesting is counted on the way down (see [`super::MAX_NESTING`]): an item whose tree would
+//! be deeper is reported and set aside, without building the deep part, so that neither this
+//! builder nor any later stage recurses without bound.
 
 use super::Rule;
 use super::ast::*;
+use crate::diag::Diagnostic;
 use crate::source::{FileId, Span};
-use pest::iterators::{Pair, Pairs};
+use pest::iterators::Pair;
+use std::cell::Cell;
 
 struct Ctx {
     file: FileId,
     offset: usize,
+    /// The nesting depth of the node being built.
+    depth: Cell<usize>,
+    /// Where the current item first went deeper than the limit.
+    too_deep: Cell<Option<usize>>,
 }
 
 impl Ctx {
@@ -59,16 +69,81 @@ fn inner(p: Pair<Rule>) -> impl Iterator<Item = Pair<Rule>> {
     p.into_inner().filter(|c| !is_keyword_token(c.as_rule()))
 }
 
-pub(super) fn module(file: FileId, offset: usize, p: Pair<Rule>) -> Module {
-    let cx = Ctx { file, offset };
-    let items = inner(p).map(|item| cx.item(item)).collect();
-    Module {
-        items,
+/// The items of a file (or of a chunk of one starting at `offset`), and an error for each item
+/// that nests too deeply (set aside, its name kept in `broken`).
+pub(super) fn module(file: FileId, offset: usize, p: Pair<Rule>) -> (Module, Vec<Diagnostic>) {
+    let cx = Ctx {
+        file,
+        offset,
+        depth: Cell::new(0),
+        too_deep: Cell::new(None),
+    };
+    let mut module = Module {
+        items: Vec::new(),
         broken: Vec::new(),
+    };
+    let mut diags = Vec::new();
+    for pair in inner(p) {
+        let item = cx.item(pair);
+        match cx.too_deep.take() {
+            None => module.items.push(item),
+            Some(at) => {
+                diags.push(super::errors::too_deep(file, at));
+                if let Item::Def(d) = &item {
+                    module.broken.push(d.name.name.clone());
+                }
+                if let Item::Data(d) = &item {
+                    module.broken.push(d.name.name.clone());
+                }
+            }
+        }
     }
+    (module, diags)
 }
 
 impl Ctx {
+    /// Goes `levels` deeper for the node `p`; false (and the place noted) past the limit, where
+    /// the caller builds a placeholder instead of the node's children.
+    fn descend(&self, p: &Pair<Rule>, levels: usize) -> bool {
+        let depth = self.depth.get() + levels;
+        if depth > super::MAX_NESTING {
+            if self.too_deep.get().is_none() {
+                self.too_deep.set(Some(p.as_span().start() + self.offset));
+            }
+            return false;
+        }
+        self.depth.set(depth);
+        true
+    }
+
+    fn ascend(&self, levels: usize) {
+        self.depth.set(self.depth.get() - levels);
+    }
+
+    /// Builds with `build` `levels` deeper, or gives `placeholder` past the limit.
+    fn nested<T>(
+        &self,
+        p: &Pair<Rule>,
+        levels: usize,
+        placeholder: impl FnOnce() -> T,
+        build: impl FnOnce() -> T,
+    ) -> T {
+        if !self.descend(p, levels) {
+            return placeholder();
+        }
+        let out = build();
+        self.ascend(levels);
+        out
+    }
+
+    /// What stands for an expression too deep to build (its item is set aside anyway).
+    fn hole(&self, p: &Pair<Rule>) -> Expr {
+        Expr {
+            kind: ExprKind::Bool(false),
+            span: self.span(p),
+        }
+    }
+
     fn item(&self, p: Pair<Rule>) -> Item {
         match p.as_rule() {
             Rule::use_decl => Item::Use(self.use_decl(p)),
@@ -206,7 +281,12 @@ impl Ctx {
             p
         };
         let kind = match t.as_rule() {
-            Rule::tuple_type => TypeKind::Tuple(inner(t).map(|c| self.type_expr(c)).collect()),
+            Rule::tuple_type => self.nested(
+                &t,
+                1,
+                || TypeKind::Tuple(Vec::new()),
+                || TypeKind::Tuple(inner(t.clone()).map(|c| self.type_expr(c)).collect()),
+            ),
             Rule::dtype_type => {
                 let mut it = t.into_inner();
                 let dtype = match it.next().expect("dtype").as_str() {
@@ -243,7 +323,15 @@ impl Ctx {
 
     fn block(&self, p: Pair<Rule>) -> Block {
         let span = self.span(&p);
+        if !self.descend(&p, 1) {
+            return Block {
+                stmts: Vec::new(),
+                tail: None,
+                span,
+            };
+        }
         let mut stmts: Vec<Stmt> = inner(p).map(|s| self.stmt(s)).collect();
+        self.ascend(1);
         let tail = match stmts.last() {
             Some(Stmt {
                 kind: StmtKind::Expr(_),
@@ -309,139 +397,116 @@ impl Ctx {
 
     fn pattern(&self, p: Pair<Rule>) -> Pattern {
         let span = self.span(&p);
-        let children: Vec<Pair<Rule>> = inner(p).collect();
+        let children: Vec<Pair<Rule>> = inner(p.clone()).collect();
         if children.len() == 1 && children[0].as_rule() == Rule::ident {
             Pattern::Name(self.ident(children.into_iter().next().expect("one")))
         } else {
-            Pattern::Tuple(
-                children.into_iter().map(|c| self.pattern(c)).collect(),
-                span,
+            self.nested(
+                &p,
+                1,
+                || Pattern::Tuple(Vec::new(), span),
+                || {
+                    Pattern::Tuple(
+                        children.into_iter().map(|c| self.pattern(c)).collect(),
+                        span,
+                    )
+                },
             )
         }
     }
 
     fn expr(&self, p: Pair<Rule>) -> Expr {
+        let p = skip_single(p);
         let span = self.span(&p);
         match p.as_rule() {
-            Rule::expr | Rule::shape_item | Rule::list_item => {
-                self.expr(inner(p).next().expect("expr child"))
-            }
             Rule::pipe => {
-                let mut it = inner(p).filter(|c| c.as_rule() != Rule::pipe_op);
-                let mut acc = self.expr(it.next().expect("pipe head"));
-                for rhs in it {
-                    let rhs = self.expr(rhs);
-                    let span = acc.span.to(rhs.span);
-                    acc = Expr {
-                        kind: ExprKind::Pipe {
-                            lhs: Box::new(acc),
-                            rhs: Box::new(rhs),
-                        },
-                        span,
-                    };
-                }
-                acc
+                let parts: Vec<Pair<Rule>> = inner(p.clone())
+                    .filter(|c| c.as_rule() != Rule::pipe_op)
+                    .collect();
+                self.nested(
+                    &p,
+                    parts.len() - 1,
+                    || self.hole(&p),
+                    || {
+                        let mut it = parts.into_iter();
+                        let mut acc = self.expr(it.next().expect("pipe head"));
+                        for rhs in it {
+                            let rhs = self.expr(rhs);
+                            let span = acc.span.to(rhs.span);
+                            acc = Expr {
+                                kind: ExprKind::Pipe {
+                                    lhs: Box::new(acc),
+                                    rhs: Box::new(rhs),
+                                },
+                                span,
+                            };
+                        }
+                        acc
+                    },
+                )
             }
             Rule::or_expr | Rule::and_expr | Rule::cmp_expr | Rule::add_expr | Rule::mul_expr => {
-                self.binary_chain(p.into_inner())
+                self.binary_chain(p)
             }
             Rule::range_expr => {
-                let mut it = inner(p).filter(|c| c.as_rule() != Rule::range_op);
-                let lo = self.expr(it.next().expect("range lo"));
-                match it.next() {
-                    None => lo,
-                    Some(hi) => Expr {
-                        kind: ExprKind::Range {
-                            lo: Box::new(lo),
-                            hi: Box::new(self.expr(hi)),
-                        },
-                        span,
+                let parts: Vec<Pair<Rule>> = inner(p.clone())
+                    .filter(|c| c.as_rule() != Rule::range_op)
+                    .collect();
+                self.nested(
+                    &p,
+                    1,
+                    || self.hole(&p),
+                    || {
+                        let mut it = parts.into_iter();
+                        let lo = self.expr(it.next().expect("range lo"));
+                        let hi = self.expr(it.next().expect("range hi"));
+                        Expr {
+                            kind: ExprKind::Range {
+                                lo: Box::new(lo),
+                                hi: Box::new(hi),
+                            },
+                            span,
+                        }
                     },
-                }
+                )
             }
             Rule::unary => {
                 let mut ops = Vec::new();
                 let mut operand = None;
-                for c in inner(p) {
+                for c in inner(p.clone()) {
                     match c.as_rule() {
-                        Rule::unary_op => {
-                            let op = if c.as_str() == "-" {
-                                UnOp::Neg
-                            } else {
-                                UnOp::Not
-                            };
-                            ops.push((op, self.span(&c)));
-                        }
-                        _ => operand = Some(self.expr(c)),
+                        Rule::unary_op => ops.push((unary_op(&c), self.span(&c))),
+                        _ => operand = Some(c),
                     }
                 }
-                let mut e = operand.expect("unary operand");
-                for (op, op_span) in ops.into_iter().rev() {
-                    let span = op_span.to(e.span);
-                    e = Expr {
-                        kind: ExprKind::Unary {
-                            op,
-                            expr: Box::new(e),
-                        },
-                        span,
-                    };
-                }
-                e
+                self.nested(
+                    &p,
+                    ops.len(),
+                    || self.hole(&p),
+                    || {
+                        let operand = self.expr(operand.expect("unary operand"));
+                        apply_unary(operand, ops)
+                    },
+                )
             }
-            Rule::power => {
-                let mut it = inner(p);
-                let base = self.expr(it.next().expect("power base"));
-                match (it.next(), it.next()) {
-                    (Some(op), Some(exp)) => {
-                        let op_span = self.span(&op);
-                        Expr {
-                            kind: ExprKind::Binary {
-                                op: BinOp::Pow,
-                                op_span,
-                                lhs: Box::new(base),
-                                rhs: Box::new(self.expr(exp)),
-                            },
-                            span,
-                        }
-                    }
-                    _ => base,
-                }
-            }
+            Rule::power => self.power(p),
             Rule::postfix => {
-                let mut it = p.into_inner();
-                let mut e = self.expr(it.next().expect("postfix primary"));
-                for post in it {
-                    let post_span = self.span(&post);
-                    let span = e.span.to(post_span);
-                    e = match post.as_rule() {
-                        Rule::call_args => Expr {
-                            kind: ExprKind::Call {
-                                callee: Box::new(e),
-                                args: self.args(post),
-                                args_span: post_span,
-                            },
-                            span,
-                        },
-                        Rule::member => {
-                            let f = inner(post).next().expect("member name");
-                            let field = Ident {
-                                name: f.as_str().to_string(),
-                                span: self.span(&f),
-                            };
-                            Expr {
-                                kind: ExprKind::Member {
-                                    base: Box::new(e),
-                                    field,
-                                },
-                                span,
-                            }
+                let mut it = p.clone().into_inner();
+                let primary = it.next().expect("postfix primary");
+                let posts: Vec<Pair<Rule>> = it.collect();
+                self.nested(
+                    &p,
+                    posts.len(),
+                    || self.hole(&p),
+                    || {
+                        let mut e = self.expr(primary);
+                        for post in posts {
+                            e = self.postfix_op(e, post);
                         }
-                        r => unreachable!("postfix {r:?}"),
-                    };
-                }
-                e
+                        e
+                    },
+                )
             }
-            Rule::primary => self.expr(inner(p).next().expect("primary child")),
             Rule::number => {
                 let text = p.as_str();
                 let is_int = !text.contains(['.', 'e', 'E']);
@@ -469,97 +534,70 @@ impl Ctx {
                 kind: ExprKind::Name(self.ident(p)),
                 span,
             },
-            Rule::paren => {
-                let mut trailing = false;
-                let mut items = Vec::new();
-                for c in inner(p) {
-                    if c.as_rule() == Rule::trailing_comma {
-                        trailing = true;
-                    } else {
-                        items.push(self.expr(c));
-                    }
-                }
-                if items.len() == 1 && !trailing {
-                    let mut e = items.pop().expect("one");
-                    e.span = span;
-                    e
-                } else {
+            Rule::paren => self.nested(&p, 1, || self.hole(&p), || self.paren(p.clone())),
+            Rule::list => self.nested(
+                &p,
+                1,
+                || self.hole(&p),
+                || {
+                    let items = inner(p.clone())
+                        .map(|item| {
+                            let c = inner(item).next().expect("list item");
+                            match c.as_rule() {
+                                Rule::pack => ListItem::Spread(
+                                    self.ident(c.into_inner().next().expect("pack")),
+                                ),
+                                _ => ListItem::Expr(self.expr(c)),
+                            }
+                        })
+                        .collect();
                     Expr {
-                        kind: ExprKind::Tuple(items),
+                        kind: ExprKind::List(items),
                         span,
                     }
-                }
-            }
-            Rule::list => {
-                let items = inner(p)
-                    .map(|item| {
-                        let c = inner(item).next().expect("list item");
-                        match c.as_rule() {
-                            Rule::pack => {
-                                ListItem::Spread(self.ident(c.into_inner().next().expect("pack")))
-                            }
-                            _ => ListItem::Expr(self.expr(c)),
-                        }
-                    })
-                    .collect();
-                Expr {
-                    kind: ExprKind::List(items),
-                    span,
-                }
-            }
-            Rule::closure => {
-                let mut parts: Vec<Pair<Rule>> = inner(p).collect();
-                let body = self.expr(parts.pop().expect("closure body"));
-                let params = parts.into_iter().map(|c| self.pattern(c)).collect();
-                Expr {
-                    kind: ExprKind::Closure {
-                        params,
-                        body: Box::new(body),
-                    },
-                    span,
-                }
-            }
-            Rule::if_expr => {
-                let mut it = inner(p);
-                let cond = self.expr(it.next().expect("if cond"));
-                let then = self.block(it.next().expect("then block"));
-                let otherwise = it.next().map(|e| {
-                    let espan = self.span(&e);
-                    Box::new(match e.as_rule() {
-                        Rule::block => Expr {
-                            kind: ExprKind::Block(self.block(e)),
-                            span: espan,
+                },
+            ),
+            Rule::closure => self.nested(
+                &p,
+                1,
+                || self.hole(&p),
+                || {
+                    let mut parts: Vec<Pair<Rule>> = inner(p.clone()).collect();
+                    let body = self.expr(parts.pop().expect("closure body"));
+                    let params = parts.into_iter().map(|c| self.pattern(c)).collect();
+                    Expr {
+                        kind: ExprKind::Closure {
+                            params,
+                            body: Box::new(body),
                         },
-                        _ => self.expr(e),
-                    })
-                });
-                Expr {
-                    kind: ExprKind::If {
-                        cond: Box::new(cond),
-                        then,
-                        otherwise,
-                    },
-                    span,
-                }
-            }
-            Rule::scan_expr => {
-                let mut parts: Vec<Pair<Rule>> = inner(p).collect();
-                let body = self.block(parts.pop().expect("scan body"));
-                let mut it = parts.into_iter();
-                let args_pair = it.next().expect("scan args");
-                let args_span = self.span(&args_pair);
-                let args = self.args(args_pair);
-                let params = it.map(|c| self.pattern(c)).collect();
-                Expr {
-                    kind: ExprKind::Scan {
-                        args,
-                        args_span,
-                        params,
-                        body,
-                    },
-                    span,
-                }
-            }
+                        span,
+                    }
+                },
+            ),
+            Rule::if_expr => self.if_chain(p),
+            Rule::scan_expr => self.nested(
+                &p,
+                1,
+                || self.hole(&p),
+                || {
+                    let mut parts: Vec<Pair<Rule>> = inner(p.clone()).collect();
+                    let body = self.block(parts.pop().expect("scan body"));
+                    let mut it = parts.into_iter();
+                    let args_pair = it.next().expect("scan args");
+                    let args_span = self.span(&args_pair);
+                    let args = self.args(args_pair);
+                    let params = it.map(|c| self.pattern(c)).collect();
+                    Expr {
+                        kind: ExprKind::Scan {
+                            args,
+                            args_span,
+                            params,
+                            body,
+                        },
+                        span,
+                    }
+                },
+            ),
             Rule::block => Expr {
                 kind: ExprKind::Block(self.block(p)),
                 span,
@@ -568,41 +606,212 @@ impl Ctx {
         }
     }
 
-    fn binary_chain(&self, pairs: Pairs<Rule>) -> Expr {
-        let mut it = pairs.filter(|c| !is_keyword_token(c.as_rule()));
-        let mut acc = self.expr(it.next().expect("chain head"));
-        while let Some(op_pair) = it.next() {
-            let op_span = self.span(&op_pair);
-            let op = match op_pair.as_str() {
-                "+" => BinOp::Add,
-                "-" => BinOp::Sub,
-                "*" => BinOp::Mul,
-                "/" => BinOp::Div,
-                "//" => BinOp::FloorDiv,
-                "%" => BinOp::Rem,
-                "@" => BinOp::MatMul,
-                "==" => BinOp::Eq,
-                "!=" => BinOp::Ne,
-                "<=" => BinOp::Le,
-                ">=" => BinOp::Ge,
-                "<" => BinOp::Lt,
-                ">" => BinOp::Gt,
-                "and" => BinOp::And,
-                _ => BinOp::Or,
-            };
-            let rhs = self.expr(it.next().expect("chain rhs"));
-            let span = acc.span.to(rhs.span);
-            acc = Expr {
-                kind: ExprKind::Binary {
-                    op,
-                    op_span,
-                    lhs: Box::new(acc),
-                    rhs: Box::new(rhs),
+    /// `( e )` is `e` with the parentheses in its span; `(a, b)` and `(a,)` are tuples.
+    fn paren(&self, p: Pair<Rule>) -> Expr {
+        let span = self.span(&p);
+        let mut trailing = false;
+        let mut items = Vec::new();
+        for c in inner(p) {
+            if c.as_rule() == Rule::trailing_comma {
+                trailing = true;
+            } else {
+                items.push(self.expr(c));
+            }
+        }
+        if items.len() == 1 && !trailing {
+            let mut e = items.pop().expect("one");
+            e.span = span;
+            e
+        } else {
+            Expr {
+                kind: ExprKind::Tuple(items),
+                span,
+            }
+        }
+    }
+
+    /// A call's arguments or a member access applied to `e`.
+    fn postfix_op(&self, e: Expr, post: Pair<Rule>) -> Expr {
+        let post_span = self.span(&post);
+        let span = e.span.to(post_span);
+        match post.as_rule() {
+            Rule::call_args => Expr {
+                kind: ExprKind::Call {
+                    callee: Box::new(e),
+                    args: self.args(post),
+                    args_span: post_span,
                 },
                 span,
-            };
+            },
+            Rule::member => {
+                let f = inner(post).next().expect("member name");
+                let field = Ident {
+                    name: f.as_str().to_string(),
+                    span: self.span(&f),
+                };
+                Expr {
+                    kind: ExprKind::Member {
+                        base: Box::new(e),
+                        field,
+                    },
+                    span,
+                }
+            }
+            r => unreachable!("postfix {r:?}"),
         }
-        acc
+    }
+
+    /// `a ^ b ^ -c`: right-associative, each exponent with its own unary operators, so
+    /// `a ^ -b ^ c` is `a ^ (-(b ^ c))`. The grammar lists the operands flat; the tree is built
+    /// from the right.
+    fn power(&self, p: Pair<Rule>) -> Expr {
+        let mut it = inner(p.clone());
+        let base = it.next().expect("power base");
+        // (operator span, unary operators, operand) per `^`.
+        let mut rest: Vec<(Span, UnaryOps, Pair<Rule>)> = Vec::new();
+        let mut ops = Vec::new();
+        let mut op_span = None;
+        let mut levels = 0;
+        for c in it {
+            match c.as_rule() {
+                Rule::pow_op => op_span = Some(self.span(&c)),
+                Rule::unary_op => ops.push((unary_op(&c), self.span(&c))),
+                _ => {
+                    levels += 1 + ops.len();
+                    rest.push((
+                        op_span.take().expect("an operand follows `^`"),
+                        std::mem::take(&mut ops),
+                        c,
+                    ));
+                }
+            }
+        }
+        self.nested(
+            &p,
+            levels,
+            || self.hole(&p),
+            || {
+                let mut bases = vec![base];
+                let mut tail = Vec::new();
+                for (op_span, ops, operand) in rest {
+                    bases.push(operand);
+                    tail.push((op_span, ops));
+                }
+                let mut acc = self.expr(bases.pop().expect("an operand"));
+                while let Some((op_span, ops)) = tail.pop() {
+                    let exponent = apply_unary(acc, ops);
+                    let lhs = self.expr(bases.pop().expect("one base per `^`"));
+                    let span = lhs.span.to(exponent.span);
+                    acc = Expr {
+                        kind: ExprKind::Binary {
+                            op: BinOp::Pow,
+                            op_span,
+                            lhs: Box::new(lhs),
+                            rhs: Box::new(exponent),
+                        },
+                        span,
+                    };
+                }
+                acc
+            },
+        )
+    }
+
+    /// `if c1 { } else if c2 { } else { }`: the grammar lists the branches flat; each
+    /// `else if` becomes an `if` in the previous one's `otherwise`, spanning to the chain's end.
+    fn if_chain(&self, p: Pair<Rule>) -> Expr {
+        let end = self.span(&p).end as usize;
+        let mut branches: Vec<(usize, Pair<Rule>, Pair<Rule>)> = Vec::new();
+        let mut otherwise = None;
+        let mut if_start = None;
+        let mut cond = None;
+        for c in p.clone().into_inner() {
+            match c.as_rule() {
+                Rule::kw_if => if_start = Some(self.span(&c).start as usize),
+                Rule::kw_else => {}
+                Rule::block if cond.is_none() => otherwise = Some(c),
+                Rule::block => {
+                    let start = if_start.take().expect("`if` before its condition");
+                    branches.push((start, cond.take().expect("condition"), c));
+                }
+                _ => cond = Some(c),
+            }
+        }
+        self.nested(
+            &p,
+            branches.len(),
+            || self.hole(&p),
+            || {
+                let mut acc = otherwise.map(|e| {
+                    let span = self.span(&e);
+                    Box::new(Expr {
+                        kind: ExprKind::Block(self.block(e)),
+                        span,
+                    })
+                });
+                while let Some((start, cond, then)) = branches.pop() {
+                    let e = Expr {
+                        kind: ExprKind::If {
+                            cond: Box::new(self.expr(cond)),
+                            then: self.block(then),
+                            otherwise: acc,
+                        },
+                        span: Span::new(self.file, start, end),
+                    };
+                    acc = Some(Box::new(e));
+                }
+                *acc.expect("an `if` has one branch at least")
+            },
+        )
+    }
+
+    fn binary_chain(&self, p: Pair<Rule>) -> Expr {
+        let parts: Vec<Pair<Rule>> = p
+            .clone()
+            .into_inner()
+            .filter(|c| !is_keyword_token(c.as_rule()))
+            .collect();
+        self.nested(
+            &p,
+            parts.len() / 2,
+            || self.hole(&p),
+            || {
+                let mut it = parts.into_iter();
+                let mut acc = self.expr(it.next().expect("chain head"));
+                while let Some(op_pair) = it.next() {
+                    let op_span = self.span(&op_pair);
+                    let op = match op_pair.as_str() {
+                        "+" => BinOp::Add,
+                        "-" => BinOp::Sub,
+                        "*" => BinOp::Mul,
+                        "/" => BinOp::Div,
+                        "//" => BinOp::FloorDiv,
+                        "%" => BinOp::Rem,
+                        "@" => BinOp::MatMul,
+                        "==" => BinOp::Eq,
+                        "!=" => BinOp::Ne,
+                        "<=" => BinOp::Le,
+                        ">=" => BinOp::Ge,
+                        "<" => BinOp::Lt,
+                        ">" => BinOp::Gt,
+                        "and" => BinOp::And,
+                        _ => BinOp::Or,
+                    };
+                    let rhs = self.expr(it.next().expect("chain rhs"));
+                    let span = acc.span.to(rhs.span);
+                    acc = Expr {
+                        kind: ExprKind::Binary {
+                            op,
+                            op_span,
+                            lhs: Box::new(acc),
+                            rhs: Box::new(rhs),
+                        },
+                        span,
+                    };
+                }
+                acc
+            },
+        )
     }
 
     fn args(&self, p: Pair<Rule>) -> Vec<Arg> {
@@ -797,6 +1006,64 @@ impl Ctx {
             span,
         }
     }
+}
+
+/// Rules that only pass their one child on (an operator chain without operators, a primary)
+/// add no level: the builder skips them in a loop rather than a recursion per rule.
+fn skip_single(mut p: Pair<Rule>) -> Pair<Rule> {
+    loop {
+        let chain = matches!(
+            p.as_rule(),
+            Rule::expr
+                | Rule::shape_item
+                | Rule::list_item
+                | Rule::primary
+                | Rule::pipe
+                | Rule::or_expr
+                | Rule::and_expr
+                | Rule::cmp_expr
+                | Rule::range_expr
+                | Rule::add_expr
+                | Rule::mul_expr
+                | Rule::unary
+                | Rule::power
+                | Rule::postfix
+        );
+        if !chain {
+            return p;
+        }
+        let mut children = p.clone().into_inner();
+        match (children.next(), children.next()) {
+            (Some(only), None) => p = only,
+            _ => return p,
+        }
+    }
+}
+
+fn unary_op(p: &Pair<Rule>) -> UnOp {
+    if p.as_str() == "-" {
+        UnOp::Neg
+    } else {
+        UnOp::Not
+    }
+}
+
+/// Prefix operators in source order, with their spans.
+type UnaryOps = Vec<(UnOp, Span)>;
+
+/// `ops` (in source order) applied to `e`, the last one innermost.
+fn apply_unary(mut e: Expr, ops: UnaryOps) -> Expr {
+    for (op, op_span) in ops.into_iter().rev() {
+        let span = op_span.to(e.span);
+        e = Expr {
+            kind: ExprKind::Unary {
+                op,
+                expr: Box::new(e),
+            },
+            span,
+        };
+    }
+    e
 }
 
 fn unescape(raw: &str) -> String {

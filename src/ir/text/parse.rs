@@ -233,6 +233,8 @@ fn plain_op(name: &str) -> Option<Op> {
         "log" => Op::Log,
         "sqrt" => Op::Sqrt,
         "sin" => Op::Sin,
+        "tanh" => Op::Tanh,
+        "sigmoid" => Op::Sigmoid,
         "cos" => Op::Cos,
         "not" => Op::Not,
         "detach" => Op::Detach,
