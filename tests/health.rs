@@ -32,6 +32,7 @@ fn scratch(name: &str) -> PathBuf {
 
 /// Runs `nnlc run FILE ARGS… --report`, which must succeed; its stderr and report.
 fn run(file: &str, args: &[&str], dir: &Path) -> (String, Value) {
+    std::fs::create_dir_all(dir).unwrap();
     let report = dir.join("report.json");
     let ckpt = dir.join("ckpt");
     let mut all = vec![
@@ -175,7 +176,7 @@ fn no_health_computes_no_statistics() {
     let (_, report) = run(
         "examples/iris.nnl",
         &["--no-health", "--epochs", "3", "--threads", "1"],
-        &dir,
+        &dir.join("without"),
     );
     assert_eq!(report["config"]["health_every"], Value::Null);
     assert!(report["warnings"].as_array().unwrap().is_empty());
@@ -185,7 +186,7 @@ fn no_health_computes_no_statistics() {
     let (_, report) = run(
         "examples/iris.nnl",
         &["--epochs", "3", "--threads", "1"],
-        &dir,
+        &dir.join("with"),
     );
     assert_eq!(report["config"]["health_every"], 10);
     assert!(report["epochs"][0]["health"]["layers"].is_array());
