@@ -277,7 +277,7 @@ pub fn check_paths(program: &Program, root_file: &Path, project: &Project) -> Ve
                 Item::Train(t) => {
                     for stmt in &t.stmts {
                         if let TrainStmt::Setting(s) = stmt
-                            && s.name.name == "checkpoint"
+                            && matches!(s.name.name.as_str(), "checkpoint" | "log")
                             && let SettingValue::Values(v) = &s.value
                             && let [
                                 Expr {
@@ -286,7 +286,12 @@ pub fn check_paths(program: &Program, root_file: &Path, project: &Project) -> Ve
                                 },
                             ] = &v[..]
                         {
-                            check(dir, *span, "the checkpoint directory");
+                            let what = if s.name.name == "log" {
+                                "the log directory"
+                            } else {
+                                "the checkpoint directory"
+                            };
+                            check(dir, *span, what);
                         }
                         if let TrainStmt::Setting(s) = stmt
                             && s.name.name == "init"

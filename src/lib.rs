@@ -19,6 +19,7 @@ pub mod jit;
 pub mod lower;
 pub mod lsp;
 pub mod opt;
+pub mod plot;
 pub mod prim;
 pub mod resolve;
 pub mod runtime;
@@ -27,6 +28,7 @@ pub mod step;
 pub mod store;
 mod suggest;
 pub mod syntax;
+pub mod tensorboard;
 
 use diag::Diagnostic;
 use source::SourceMap;

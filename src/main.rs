@@ -37,6 +37,8 @@ enum Command {
     Predict(cli::train::PredictArgs),
     /// A trained model as an ONNX file (evaluation mode, symbolic batch, weights included)
     Export(cli::export::ExportArgs),
+    /// Draw runs' loss and metric curves (train solid, validation dashed, best epoch marked)
+    Plot(cli::plot::PlotArgs),
     /// Check files for syntax, name, type and shape errors
     Check {
         #[arg(required = true)]
@@ -122,6 +124,7 @@ fn main() -> ExitCode {
             cli::train::predict(&args)
         })),
         Command::Export(args) => report(cli::export::export(&args)),
+        Command::Plot(args) => report(cli::plot::plot(&args)),
         Command::Check {
             files,
             summary,

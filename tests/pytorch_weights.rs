@@ -105,6 +105,7 @@ fn agrees_with_pytorch(file: &str, model: &str) {
             best: None,
             epochs_without_improvement: 0,
             history: Vec::new(),
+            warnings: Vec::new(),
             partial: None,
         },
     };

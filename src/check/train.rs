@@ -20,6 +20,7 @@ const SETTINGS: &[&str] = &[
     "metrics",
     "early_stop",
     "checkpoint",
+    "log",
     "clip_grad_norm",
     "seed",
     "init",
@@ -735,6 +736,18 @@ impl Checker<'_> {
                     );
                 }
             }
+            ("log", SettingValue::Values(v)) if v.len() == 1 => {
+                if !matches!(self.expr(f, &v[0]), Ty::Str(_)) {
+                    self.emit(
+                        Diagnostic::error(
+                            codes::SETTING_VALUE,
+                            "`log` takes a directory path in quotes, where TensorBoard's event files go",
+                        )
+                        .with_primary(v[0].span, "not a string")
+                        .with_help("write `log \"runs/my_model/logs\"`"),
+                    );
+                }
+            }
             ("clip_grad_norm", SettingValue::Values(v)) if v.len() == 1 => {
                 let ok = match self.expr(f, &v[0]) {
                     Ty::Float(Some(x)) => x > 0.0,
@@ -797,6 +810,7 @@ impl Checker<'_> {
                     "loss" => "loss = sparse_cross_entropy(out, y)",
                     "early_stop" => "early_stop(monitor: val.loss, patience: 3)",
                     "checkpoint" => "checkpoint \"runs/name\"",
+                    "log" => "log \"runs/name/logs\"",
                     "batch" => "batch 64",
                     "epochs" => "epochs 5",
                     "clip_grad_norm" => "clip_grad_norm 1.0",

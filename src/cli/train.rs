@@ -1,7 +1,10 @@
 //! `nnlc run`, `nnlc eval` and `nnlc predict`: training and using a trained model.
 
 use super::{Allow, err, err_raw, out, positive};
-use nnl::runtime::{self, Console, Interpreter, Jit, RunOptions, Session, Trainer, checkpoint};
+use nnl::runtime::tensorboard::TensorBoardLog;
+use nnl::runtime::{
+    self, Both, Console, Interpreter, Jit, RunOptions, Session, Trainer, checkpoint,
+};
 use nnl::syntax::overrides::{self, Override};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -73,6 +76,24 @@ pub struct RunArgs {
     /// the train block's `init`
     #[arg(long, value_name = "FILE", conflicts_with = "resume")]
     pub init: Option<PathBuf>,
+    /// Write TensorBoard event files into DIR (runs `train`, `val`, `test`); default: the train
+    /// block's `log`, relative to the file
+    #[arg(long, value_name = "DIR")]
+    pub logdir: Option<PathBuf>,
+    /// Log the loss and learning rate of every N-th step (to TensorBoard and the report)
+    #[arg(long, value_name = "N", default_value = "10", value_parser = positive)]
+    pub log_every: usize,
+    /// Log histograms of the weights and gradients every M epochs (0: never)
+    #[arg(long, value_name = "M", default_value_t = 1)]
+    pub histograms_every: usize,
+    /// Compute the gradient-health statistics (per-layer norms, ReLU activity) at every K-th
+    /// step, the first included
+    #[arg(long, value_name = "K", default_value_t = runtime::DEFAULT_HEALTH_EVERY, value_parser = positive)]
+    pub health_every: usize,
+    /// Do not compute the gradient-health statistics nor warn about vanishing or exploding
+    /// gradients, dead ReLUs or the learning rate
+    #[arg(long, conflicts_with = "health_every")]
+    pub no_health: bool,
 }
 
 #[derive(clap::Args)]
@@ -248,13 +269,23 @@ pub fn run(args: &RunArgs) -> Result<(), String> {
         session.backend_name(),
         if threads == 1 { "" } else { "s" }
     );
+    let logdir = args
+        .logdir
+        .clone()
+        .or_else(|| runtime::log_dir_of(Path::new(path), &config));
     let opts = RunOptions {
         seed: Some(seed),
         epochs: config.epochs,
         checkpoint_dir,
         resume: args.resume.clone(),
         steps_per_epoch: args.steps_per_epoch,
+        log_every: Some(args.log_every),
         stop: Some(stop),
+    };
+    session.set_health_every((!args.no_health).then_some(args.health_every));
+    let mut log = match &logdir {
+        Some(dir) => Some(TensorBoardLog::create(dir, args.histograms_every)?),
+        None => None,
     };
     let loaded = init_weights(path, args.init.as_deref(), &session, &check)?;
     let mut trainer = Trainer::new(&mut session, &mut data, &opts)?;
@@ -263,7 +294,11 @@ pub fn run(args: &RunArgs) -> Result<(), String> {
     {
         trainer.start_from(w);
     }
-    let result = trainer.run(&mut Console::default())?;
+    let mut console = Console::default();
+    let result = match &mut log {
+        Some(log) => trainer.run(&mut Both(&mut console, log))?,
+        None => trainer.run(&mut console)?,
+    };
     let resumed_after = resumed.map(|s| s.epochs_done);
     let report = runtime::report::Report::new(
         path,
@@ -276,6 +311,24 @@ pub fn run(args: &RunArgs) -> Result<(), String> {
     );
     if result.interrupted.is_none() {
         print_summary(&report);
+    }
+    if let Some(mut log) = log {
+        if let Some(test) = &result.test {
+            log.test(result.state.epochs_done, test);
+        }
+        let dir = log.dir().display().to_string();
+        match log.finish() {
+            Ok(()) => out!("TensorBoard logs: {dir} (`tensorboard --logdir {dir}`)"),
+            Err(e) => err!("warning: the TensorBoard logs are incomplete: {e}"),
+        }
+    }
+    if let Some(dir) = &result.checkpoint_dir {
+        let curves = dir.join("curves.svg");
+        let run = nnl::plot::Run::of_report(&report, &dir.display().to_string());
+        match nnl::plot::write(&curves, &[run]) {
+            Ok(()) => out!("curves: {}", curves.display()),
+            Err(e) => err!("warning: cannot draw the curves: {e}"),
+        }
     }
     if args.profile {
         err_raw!(

@@ -186,6 +186,9 @@ pub enum OutputRole {
     Update(Role),
     /// `grad.<input>`: the gradient of the loss with respect to that input.
     Gradient,
+    /// A statistic of a training step that the runtime watches (gradient health, the learning
+    /// rate), named `health.<subject>.<statistic>`; a step computes them only when asked.
+    Health(Health),
 }
 
 impl OutputRole {
@@ -198,7 +201,49 @@ impl OutputRole {
             OutputRole::Metric(a) => format!("metric {}", a.name()),
             OutputRole::Update(r) => format!("new {}", r.name()),
             OutputRole::Gradient => "grad".into(),
+            OutputRole::Health(h) => format!("health {}", h.name()),
         }
+    }
+}
+
+/// What a watched statistic of a training step measures. The norms are over all parameters of
+/// one layer together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Health {
+    /// ‖∂loss/∂p‖, before any clipping.
+    GradNorm,
+    /// ‖p‖ before the update.
+    WeightNorm,
+    /// ‖p_new − p‖: how far the step moved the parameters.
+    UpdateNorm,
+    /// Per unit of a ReLU's output (a feature; a channel of an image), the fraction of the
+    /// batch's values that are positive.
+    Active,
+    /// The learning rate of the step, as its schedule computed it.
+    LearningRate,
+}
+
+impl Health {
+    pub const ALL: [Health; 5] = [
+        Health::GradNorm,
+        Health::WeightNorm,
+        Health::UpdateNorm,
+        Health::Active,
+        Health::LearningRate,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Health::GradNorm => "grad_norm",
+            Health::WeightNorm => "weight_norm",
+            Health::UpdateNorm => "update_norm",
+            Health::Active => "active",
+            Health::LearningRate => "learning_rate",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Health> {
+        Health::ALL.into_iter().find(|h| h.name() == s)
     }
 }
 
@@ -664,6 +709,65 @@ impl Graph {
 }
 
 impl Graph {
+    /// The graph without the outputs `drop` selects, nor the nodes that only they needed (nodes
+    /// that no output needed stay, so that the rest of the graph is exactly as it was).
+    pub fn without_outputs(&self, drop: &dyn Fn(&Output) -> bool) -> Graph {
+        let needed = |outputs: &mut dyn Iterator<Item = &Output>| {
+            let mut live = vec![false; self.nodes.len()];
+            for o in outputs {
+                live[o.value.index()] = true;
+            }
+            for (i, node) in self.nodes.iter().enumerate().rev() {
+                if live[i] {
+                    for a in &node.args {
+                        live[a.index()] = true;
+                    }
+                }
+            }
+            live
+        };
+        let before = needed(&mut self.outputs.iter());
+        let after = needed(&mut self.outputs.iter().filter(|o| !drop(o)));
+        let mut keep: Vec<bool> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| !before[i] || after[i] || matches!(n.op, Op::Input { .. }))
+            .collect();
+        for (i, node) in self.nodes.iter().enumerate().rev() {
+            if keep[i] {
+                for a in &node.args {
+                    keep[a.index()] = true;
+                }
+            }
+        }
+        let mut out = Graph::new(self.name.clone());
+        let mut map: Vec<Option<ValueId>> = vec![None; self.nodes.len()];
+        for (i, node) in self.nodes.iter().enumerate() {
+            if !keep[i] {
+                continue;
+            }
+            let mut n = node.clone();
+            n.args = node
+                .args
+                .iter()
+                .map(|a| map[a.index()].expect("a kept node's operands are kept"))
+                .collect();
+            out.nodes.push(n);
+            map[i] = Some(ValueId(out.nodes.len() as u32 - 1));
+        }
+        out.outputs = self
+            .outputs
+            .iter()
+            .filter(|o| !drop(o))
+            .map(|o| Output {
+                value: map[o.value.index()].expect("kept outputs are kept"),
+                ..o.clone()
+            })
+            .collect();
+        out
+    }
+
     /// Copies `src`'s computation into this graph: each `input` of `src` is replaced by the value
     /// `inputs` gives for its name. Returns `src`'s outputs as values of this graph.
     pub fn splice(

@@ -58,6 +58,8 @@ pub struct TrainConfig {
     pub early_stop: Option<EarlyStop>,
     /// The checkpoint directory, as written (relative to the `.nnl` file).
     pub checkpoint: Option<String>,
+    /// Where TensorBoard's event files go, as written (relative to the `.nnl` file).
+    pub log: Option<String>,
     /// `init …`: weights to load before training.
     pub init: Option<crate::syntax::finetune::InitFrom>,
     /// How frozen layers run in training steps.
@@ -76,10 +78,15 @@ pub struct EarlyStop {
     pub restore_best: bool,
 }
 
+/// The output of an update graph that holds the learning rate of the step (its schedule
+/// evaluated), which the training step outputs when it is watched.
+pub const LEARNING_RATE: &str = "lr";
+
 /// The optimizer code for one parameter: inputs are the parameter (`Role::Param`, named like
 /// it), its gradient (`Role::Arg`, named `grad`), `step` and `epoch` (`Role::Counter`) and the
 /// optimizer state (`Role::OptState`); outputs are the new parameter and state, named like the
-/// inputs they replace.
+/// inputs they replace, and the step's learning rate ([`LEARNING_RATE`], role
+/// `Health(LearningRate)`) when the optimizer takes one.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParamUpdate {
     pub param: String,

@@ -7,7 +7,7 @@ use super::{
     Tv, Val,
 };
 use crate::check::metric;
-use crate::ir::{Graph, OutputRole, Role, TensorType};
+use crate::ir::{Graph, Health, OutputRole, Role, TensorType};
 use crate::resolve::{ItemRef, Program};
 use crate::source::{SourceMap, Span};
 use crate::syntax::ast::*;
@@ -227,13 +227,18 @@ impl Lowerer<'_> {
                         c.metrics = vs.iter().filter_map(metric_name).collect();
                     }
                 }
-                "checkpoint" => {
+                "checkpoint" | "log" => {
                     if let Some(Expr {
                         kind: ExprKind::Str(dir),
                         ..
                     }) = first
                     {
-                        c.checkpoint = Some(dir.clone());
+                        let slot = if set.name.name == "log" {
+                            &mut c.log
+                        } else {
+                            &mut c.checkpoint
+                        };
+                        *slot = Some(dir.clone());
                     }
                 }
                 "early_stop" => {
@@ -645,22 +650,30 @@ impl Lowerer<'_> {
         constraints: &[&Val],
         span: Span,
     ) -> Res<()> {
-        let (p, states) = self.run_rule(rule, span)?;
+        let RuleOut { p, states, lr } = self.run_rule(rule, span)?;
         let mut p = p;
         for c in constraints {
             self.rule_env[0].1 = Val::Tensor(p);
-            p = self.run_rule(c, span)?.0;
+            p = self.run_rule(c, span)?.p;
         }
         self.output(param, p, OutputRole::Update(Role::Param));
         for (name, t) in states {
             self.output(&name, t, OutputRole::Update(Role::OptState));
         }
+        if let Some(lr) = lr {
+            self.output(
+                super::LEARNING_RATE,
+                lr,
+                OutputRole::Health(Health::LearningRate),
+            );
+        }
         Ok(())
     }
 
-    /// Runs an optimizer or constraint body: the new `p` (assigned, or the body's value) and
-    /// the final value of each optimizer state.
-    fn run_rule(&mut self, rule: &Val, span: Span) -> Res<(Tv, Vec<(String, Tv)>)> {
+    /// Runs an optimizer or constraint body: the new `p` (assigned, or the body's value), the
+    /// final value of each optimizer state, and the learning rate `lr` of this step when the
+    /// rule takes one.
+    fn run_rule(&mut self, rule: &Val, span: Span) -> Res<RuleOut> {
         let Val::Rule(r, args) = rule else {
             return Err(LowerError::new(
                 "expected an optimizer or a constraint",
@@ -709,8 +722,22 @@ impl Lowerer<'_> {
                 _ => None,
             })
             .collect();
-        Ok((p, states))
+        let lr = match env.get("lr").cloned() {
+            Some(v) => Some(self.tensor_of(&v, self.float, span)?),
+            None => None,
+        };
+        Ok(RuleOut { p, states, lr })
     }
+}
+
+/// What an optimizer or constraint body gives.
+struct RuleOut {
+    /// The new parameter.
+    p: Tv,
+    /// The final value of each optimizer state, by its full name.
+    states: Vec<(String, Tv)>,
+    /// The learning rate of the step, when the rule takes one.
+    lr: Option<Tv>,
 }
 
 fn target_name(e: &Expr) -> Option<String> {

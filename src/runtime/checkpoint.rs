@@ -34,6 +34,9 @@ pub struct EpochRecord {
     /// Training samples seen.
     pub samples: usize,
     pub samples_per_second: f64,
+    /// Gradient-health statistics per layer (absent with `--no-health`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<super::health::EpochHealth>,
 }
 
 /// The best monitored value so far.
@@ -55,6 +58,9 @@ pub struct RunState {
     pub best: Option<Best>,
     pub epochs_without_improvement: usize,
     pub history: Vec<EpochRecord>,
+    /// The gradient-health warnings given so far.
+    #[serde(default)]
+    pub warnings: Vec<super::health::Warning>,
     /// The epoch after `epochs_done` when it was stopped part way (Ctrl-C): resuming skips
     /// the batches it trained on and carries on with its sums.
     #[serde(default)]

@@ -1,7 +1,7 @@
 //! Progress on stderr: a bar per epoch on a terminal (samples/s, running loss, ETA), one plain
 //! line per epoch otherwise.
 
-use super::{EpochRecord, Metrics, Observer};
+use super::{EpochRecord, Metrics, Observer, Warning};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::{IsTerminal, Write};
 use std::time::Instant;
@@ -78,6 +78,14 @@ impl Observer for Console {
         );
         // A closed stderr (`2>&-`, a pipe whose reader left) must not stop a run.
         let _ = writeln!(std::io::stderr(), "{line}");
+    }
+
+    fn warning(&mut self, warning: &Warning) {
+        let text = format!("warning: {}", warning.text());
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => eprintln!("{text}"),
+        }
     }
 
     fn note(&mut self, text: &str) {

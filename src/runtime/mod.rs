@@ -10,17 +10,20 @@
 mod backend;
 pub mod checkpoint;
 pub mod console;
+pub mod health;
 pub mod labels;
 pub mod memory;
 pub mod metrics;
 pub mod predict;
 pub mod profile;
 pub mod report;
+pub mod tensorboard;
 pub mod weights;
 
 pub use backend::{Backend, Executable, Interpreter, Jit};
 pub use checkpoint::{Best, EpochRecord, PartialEpoch, RunState};
 pub use console::Console;
+pub use health::Warning;
 pub use metrics::Metrics;
 
 use crate::data::{Batch, Dataset};
@@ -30,6 +33,7 @@ use crate::ir::{Aggregation, DType, Graph, OutputRole, Role};
 use crate::lower::{self, EarlyStop, Lowered, TrainConfig};
 use crate::resolve::Program;
 use crate::source::SourceMap;
+use crate::step::Watch;
 use crate::syntax::ast::{DataDecl, Item};
 use metrics::SplitMetrics;
 use std::collections::HashMap;
@@ -43,6 +47,8 @@ use std::time::Instant;
 struct Graphs {
     /// One training step per phase, in order.
     steps: Vec<Prepared>,
+    /// The same steps with the gradient-health statistics (none when they are off).
+    watched: Vec<Prepared>,
     eval: Prepared,
 }
 
@@ -50,6 +56,8 @@ struct Graphs {
 struct Prepared {
     exe: Box<dyn Executable>,
     roles: HashMap<String, OutputRole>,
+    /// Its gradient-health outputs.
+    watched: health::Watched,
 }
 
 impl Prepared {
@@ -59,9 +67,11 @@ impl Prepared {
             .iter()
             .map(|o| (o.name.clone(), o.role))
             .collect();
+        let watched = health::Watched::of(&graph);
         Ok(Prepared {
             exe: backend.prepare(graph)?,
             roles,
+            watched,
         })
     }
 
@@ -85,6 +95,8 @@ pub struct Session<'p> {
     lowered: Lowered,
     backend: Box<dyn Backend>,
     graphs: HashMap<usize, Rc<Graphs>>,
+    /// Every how many steps the gradient-health statistics are computed; None: never.
+    health_every: Option<usize>,
     /// Seconds spent lowering, optimizing and preparing graphs.
     pub compile_seconds: f64,
     /// Seconds spent running training steps (their graphs, not the loop around them).
@@ -107,6 +119,7 @@ impl<'p> Session<'p> {
             lowered,
             backend,
             graphs: HashMap::new(),
+            health_every: Some(DEFAULT_HEALTH_EVERY),
             compile_seconds: start.elapsed().as_secs_f64(),
             step_seconds: 0.0,
         })
@@ -122,6 +135,21 @@ impl<'p> Session<'p> {
 
     pub fn backend_name(&self) -> &'static str {
         self.backend.name()
+    }
+
+    /// Every how many steps (the first of the run included) a step also computes the
+    /// gradient-health statistics (`step::health`), which the run watches; None: never
+    /// (`nnlc run --no-health`).
+    pub fn set_health_every(&mut self, every: Option<usize>) {
+        let every = every.filter(|&k| k > 0);
+        if every.is_some() != self.health_every.is_some() {
+            self.graphs.clear();
+        }
+        self.health_every = every;
+    }
+
+    pub fn health_every(&self) -> Option<usize> {
+        self.health_every
     }
 
     /// The number of trainable scalars (saturating: a model too large to count is refused by
@@ -168,30 +196,86 @@ impl<'p> Session<'p> {
             &fresh
         };
         let backend = self.backend.as_ref();
-        let mut steps = Vec::new();
-        for phase in &lowered.phases {
-            let step = crate::step::train_step(lowered, phase)?;
-            steps.push(Prepared::new(backend, crate::opt::optimize(&step).0)?);
-        }
+        let prepare = |health: bool| -> Result<Vec<Prepared>, String> {
+            let watch = Watch {
+                health,
+                learning_rate: true,
+            };
+            lowered
+                .phases
+                .iter()
+                .map(|phase| {
+                    let step = crate::step::train_step_watched(lowered, phase, watch)?;
+                    Prepared::new(backend, crate::opt::optimize(&step).0)
+                })
+                .collect()
+        };
+        let steps = prepare(false)?;
+        let watched = match self.health_every {
+            Some(_) => prepare(true)?,
+            None => Vec::new(),
+        };
         let eval = Prepared::new(backend, crate::opt::optimize(&lowered.eval).0)?;
-        let g = Rc::new(Graphs { steps, eval });
+        let g = Rc::new(Graphs {
+            steps,
+            watched,
+            eval,
+        });
         self.graphs.insert(batch, g.clone());
         self.compile_seconds += start.elapsed().as_secs_f64();
         Ok(g)
     }
 
     /// Where the training steps' time went, step by step of each phase's plan at the file's
-    /// batch size (empty unless the backend profiles).
+    /// batch size, the steps that computed the gradient-health statistics apart (empty unless
+    /// the backend profiles).
     pub fn training_profile(&self) -> Vec<(String, Vec<crate::jit::ProfileRow>)> {
         let Some(graphs) = self.graphs.get(&self.lowered.config.batch) else {
             return Vec::new();
         };
-        self.lowered
-            .phases
+        let phases = &self.lowered.phases;
+        let plain = phases
             .iter()
             .zip(&graphs.steps)
-            .map(|(phase, step)| (phase.name.clone(), step.exe.profile()))
-            .collect()
+            .map(|(phase, step)| (phase.name.clone(), step.exe.profile()));
+        let watched = phases
+            .iter()
+            .zip(&graphs.watched)
+            .map(|(phase, step)| (format!("{} (health)", phase.name), step.exe.profile()));
+        plain.chain(watched).collect()
+    }
+
+    /// The gradient of every parameter each phase updates, on one batch (for histograms), by
+    /// the reference interpreter.
+    pub fn gradients(
+        &self,
+        batch: &Batch,
+        values: &HashMap<String, Tensor>,
+        seed: u64,
+    ) -> Result<HashMap<String, Tensor>, String> {
+        let fresh;
+        let lowered = if batch.indices.len() == self.lowered.config.batch {
+            &self.lowered
+        } else {
+            fresh = lower_at(self.program, self.sources, Some(batch.indices.len()))?;
+            &fresh
+        };
+        let mut grads = HashMap::new();
+        for phase in &lowered.phases {
+            let all = crate::exec::batch_gradients(lowered, phase, &batch.tensors, values, seed)?;
+            for (name, g) in all {
+                if phase.updates.iter().any(|u| u.param == name) {
+                    grads.insert(name, g);
+                }
+            }
+        }
+        Ok(grads)
+    }
+
+    /// What the forward passes call, for gradient-health advice.
+    fn facts(&self) -> health::Facts {
+        let forward: Vec<&Graph> = self.lowered.phases.iter().map(|p| &p.forward).collect();
+        health::Facts::of(&forward, self.sources)
     }
 
     /// The initial parameters, layer state and optimizer state for a seed.
@@ -280,7 +364,8 @@ impl<'p> Session<'p> {
                 OutputRole::Value
                 | OutputRole::Prediction
                 | OutputRole::Update(_)
-                | OutputRole::Gradient => {}
+                | OutputRole::Gradient
+                | OutputRole::Health(_) => {}
             }
         }
     }
@@ -297,6 +382,9 @@ fn lower_at(
     };
     lower::lower(program, sources, &opts).map_err(|d| d.message.clone())
 }
+
+/// By default, every how many steps the gradient-health statistics are computed.
+pub const DEFAULT_HEALTH_EVERY: usize = 10;
 
 /// The inputs of a graph besides the trained values: the batch's fields, and the counters and
 /// random key made for this step.
@@ -325,12 +413,85 @@ fn scalar(v: f64) -> Tensor {
     Tensor::from_f64(&crate::ir::TensorType::scalar(DType::F32), vec![v])
 }
 
-/// What happens during a run, for a progress display.
+/// What happens during a run, for a progress display and logs.
 pub trait Observer {
     fn epoch_started(&mut self, _epoch: usize, _epochs: usize, _batches: usize) {}
     fn batch_done(&mut self, _samples: usize, _loss: f64) {}
+    /// A step logged (every `RunOptions::log_every` steps).
+    fn step_logged(&mut self, _record: &StepRecord) {}
     fn epoch_done(&mut self, _record: &EpochRecord, _epochs: usize) {}
+    /// A gradient-health warning, as soon as it is found.
+    fn warning(&mut self, _warning: &Warning) {}
+    /// Whether the observer wants the weights and gradients after this epoch (1-based).
+    fn wants_tensors(&self, _epoch: usize) -> bool {
+        false
+    }
+    /// The parameters after an epoch, and their gradients on the epoch's first batch.
+    fn tensors(
+        &mut self,
+        _epoch: usize,
+        _weights: &HashMap<String, Tensor>,
+        _grads: &HashMap<String, Tensor>,
+    ) {
+    }
     fn note(&mut self, _text: &str) {}
+}
+
+/// Two observers, told the same things in turn.
+pub struct Both<'a>(pub &'a mut dyn Observer, pub &'a mut dyn Observer);
+
+impl Observer for Both<'_> {
+    fn epoch_started(&mut self, epoch: usize, epochs: usize, batches: usize) {
+        self.0.epoch_started(epoch, epochs, batches);
+        self.1.epoch_started(epoch, epochs, batches);
+    }
+    fn batch_done(&mut self, samples: usize, loss: f64) {
+        self.0.batch_done(samples, loss);
+        self.1.batch_done(samples, loss);
+    }
+    fn step_logged(&mut self, record: &StepRecord) {
+        self.0.step_logged(record);
+        self.1.step_logged(record);
+    }
+    fn epoch_done(&mut self, record: &EpochRecord, epochs: usize) {
+        self.0.epoch_done(record, epochs);
+        self.1.epoch_done(record, epochs);
+    }
+    fn warning(&mut self, warning: &Warning) {
+        self.0.warning(warning);
+        self.1.warning(warning);
+    }
+    fn wants_tensors(&self, epoch: usize) -> bool {
+        self.0.wants_tensors(epoch) || self.1.wants_tensors(epoch)
+    }
+    fn tensors(
+        &mut self,
+        epoch: usize,
+        weights: &HashMap<String, Tensor>,
+        grads: &HashMap<String, Tensor>,
+    ) {
+        self.0.tensors(epoch, weights, grads);
+        self.1.tensors(epoch, weights, grads);
+    }
+    fn note(&mut self, text: &str) {
+        self.0.note(text);
+        self.1.note(text);
+    }
+}
+
+/// One logged training step: its loss, metrics and learning rate, per phase.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct StepRecord {
+    /// 1-based, counted over the run.
+    pub step: u64,
+    /// 1-based.
+    pub epoch: usize,
+    /// The batch's loss: `loss`, or `loss.<phase>` for each phase of a run of several.
+    pub loss: std::collections::BTreeMap<String, f64>,
+    /// The batch's value of each metric (as the step computes it on the batch).
+    pub metrics: std::collections::BTreeMap<String, f64>,
+    /// The learning rate the step used: `learning_rate`, or `learning_rate.<phase>`.
+    pub learning_rate: std::collections::BTreeMap<String, f64>,
 }
 
 /// How a run is configured beyond the file.
@@ -344,6 +505,8 @@ pub struct RunOptions {
     pub resume: Option<PathBuf>,
     /// Train on at most this many batches per epoch (each epoch still shuffles all samples).
     pub steps_per_epoch: Option<usize>,
+    /// Log every N-th step's loss and learning rate (`Observer::step_logged`, the report).
+    pub log_every: Option<usize>,
     /// Set (by a signal handler) to stop at the next step boundary: the run saves where it
     /// stopped, part way through an epoch if need be, and returns.
     pub stop: Option<Arc<AtomicBool>>,
@@ -365,6 +528,8 @@ pub struct RunResult {
     pub steps_this_run: u64,
     pub samples_this_run: usize,
     pub checkpoint_dir: Option<PathBuf>,
+    /// The steps logged in this invocation.
+    pub steps: Vec<StepRecord>,
     /// Where the run stopped when asked to (`RunOptions::stop`); the last checkpoint holds
     /// that point.
     pub interrupted: Option<Interruption>,
@@ -390,6 +555,10 @@ pub struct Trainer<'s, 'p> {
     values: HashMap<String, Tensor>,
     best_values: Option<HashMap<String, Tensor>>,
     state: RunState,
+    log_every: Option<usize>,
+    steps: Vec<StepRecord>,
+    /// Watches the gradient-health statistics (when the steps compute them).
+    monitor: Option<health::Monitor>,
     stop: Option<Arc<AtomicBool>>,
 }
 
@@ -456,6 +625,7 @@ impl<'s, 'p> Trainer<'s, 'p> {
                     best: None,
                     epochs_without_improvement: 0,
                     history: Vec::new(),
+                    warnings: Vec::new(),
                     partial: None,
                 };
                 (values, None, state)
@@ -464,6 +634,9 @@ impl<'s, 'p> Trainer<'s, 'p> {
         // After a resume's statistics are restored: labels are checked as the steps see them.
         session.check_classes(data)?;
         data.prepare();
+        let monitor = session
+            .health_every
+            .map(|_| health::Monitor::new(session.facts(), &state.history, &state.warnings));
         Ok(Trainer {
             session,
             data,
@@ -474,6 +647,9 @@ impl<'s, 'p> Trainer<'s, 'p> {
             values,
             best_values,
             state,
+            log_every: opts.log_every.filter(|&n| n > 0),
+            steps: Vec::new(),
+            monitor,
             stop: opts.stop.clone(),
         })
     }
@@ -599,6 +775,7 @@ impl<'s, 'p> Trainer<'s, 'p> {
             train_seconds,
             samples_this_run: samples,
             checkpoint_dir: self.checkpoint_dir,
+            steps: self.steps,
             interrupted,
         })
     }
@@ -642,8 +819,28 @@ impl<'s, 'p> Trainer<'s, 'p> {
             }
             let graphs = self.session.graphs(batch.indices.len())?;
             let mut last_loss = 0.0;
-            for (p, step_graph) in graphs.steps.iter().enumerate() {
-                let counter = 1 + self.state.steps_done * graphs.steps.len() as u64 + p as u64;
+            let step_number = self.state.steps_done + 1;
+            let logged = self
+                .log_every
+                .is_some_and(|n| step_number.is_multiple_of(n as u64));
+            let watched = self
+                .session
+                .health_every
+                .is_some_and(|k| (step_number - 1).is_multiple_of(k as u64));
+            let steps = if watched && !graphs.watched.is_empty() {
+                &graphs.watched
+            } else {
+                &graphs.steps
+            };
+            let mut record = StepRecord {
+                step: step_number,
+                epoch: epoch + 1,
+                loss: Default::default(),
+                metrics: Default::default(),
+                learning_rate: Default::default(),
+            };
+            for (p, step_graph) in steps.iter().enumerate() {
+                let counter = 1 + self.state.steps_done * steps.len() as u64 + p as u64;
                 let inputs = Inputs::new(
                     &batch,
                     Some((self.state.steps_done, epoch)),
@@ -656,6 +853,32 @@ impl<'s, 'p> Trainer<'s, 'p> {
                     .map_err(|e| self.failure(epoch, &e.to_string()))?;
                 self.session.step_seconds += started.elapsed().as_secs_f64();
                 let loss = step_graph.loss(&out).unwrap_or(f64::NAN);
+                let phase = multi_phase.then(|| phase_names[p].as_str());
+                let stats = step_graph.watched.read(&out);
+                if let Some(monitor) = &mut self.monitor {
+                    monitor.know(&step_graph.watched);
+                    let at = (epoch + 1, step_number);
+                    for w in monitor.step(&stats, batch.indices.len(), at) {
+                        observer.warning(&w);
+                        self.state.warnings.push(w);
+                    }
+                }
+                if logged {
+                    let key = phase.map_or("loss".to_string(), |p| format!("loss.{p}"));
+                    record.loss.insert(key, loss);
+                    for (name, t) in &out {
+                        if let (OutputRole::Metric(_), Some(v)) =
+                            (step_graph.role(name), t.scalar())
+                        {
+                            record.metrics.insert(name.clone(), v);
+                        }
+                    }
+                    if let Some(lr) = stats.learning_rate {
+                        record
+                            .learning_rate
+                            .insert(health::learning_rate_key(phase), lr);
+                    }
+                }
                 if !loss.is_finite() {
                     return Err(self.nonfinite(epoch, step_graph.exe.as_ref(), &inputs, loss));
                 }
@@ -667,6 +890,10 @@ impl<'s, 'p> Trainer<'s, 'p> {
             self.state.steps_done += 1;
             samples += batch.indices.len();
             observer.batch_done(batch.indices.len(), last_loss);
+            if logged {
+                observer.step_logged(&record);
+                self.steps.push(record);
+            }
         }
         self.state.epochs_done += 1;
         let train_seconds = seconds_before + start.elapsed().as_secs_f64();
@@ -677,6 +904,20 @@ impl<'s, 'p> Trainer<'s, 'p> {
                 .evaluate(self.data, "val", &self.values, self.seed)?,
             None => Metrics::new(),
         };
+        let health = match &mut self.monitor {
+            Some(monitor) => {
+                let (health, warnings) = monitor.epoch_done(epoch + 1, self.state.steps_done);
+                for w in warnings {
+                    observer.warning(&w);
+                    self.state.warnings.push(w);
+                }
+                Some(health)
+            }
+            None => None,
+        };
+        if observer.wants_tensors(epoch + 1) {
+            self.send_tensors(epoch, observer)?;
+        }
         Ok(Some(EpochRecord {
             epoch: epoch + 1,
             train,
@@ -685,7 +926,39 @@ impl<'s, 'p> Trainer<'s, 'p> {
             train_seconds,
             samples,
             samples_per_second: samples as f64 / train_seconds.max(1e-9),
+            health,
         }))
+    }
+
+    /// Hands the observer the parameters and their gradients on the first batch of the epoch.
+    fn send_tensors(&mut self, epoch: usize, observer: &mut dyn Observer) -> Result<(), String> {
+        let batch_size = self.session.config().batch;
+        let mut batches = self
+            .data
+            .batches("train", batch_size, epoch as u64)
+            .map_err(|e| e.to_string())?;
+        let Some(batch) = batches.next() else {
+            return Ok(());
+        };
+        let grads = match self.session.gradients(&batch, &self.values, self.seed) {
+            Ok(g) => g,
+            Err(e) => {
+                observer.note(&format!(
+                    "no gradient histograms for epoch {}: {e}",
+                    epoch + 1
+                ));
+                HashMap::new()
+            }
+        };
+        let params: HashMap<String, Tensor> = self
+            .session
+            .lowered
+            .params
+            .iter()
+            .filter_map(|(n, _)| self.values.get(n).map(|t| (n.clone(), t.clone())))
+            .collect();
+        observer.tensors(epoch + 1, &params, &grads);
+        Ok(())
     }
 
     fn failure(&self, epoch: usize, message: &str) -> String {
@@ -798,6 +1071,13 @@ pub fn with_threads<T: Send>(threads: usize, work: impl FnOnce() -> T + Send) ->
 pub fn checkpoint_dir_of(file: &Path, config: &TrainConfig) -> Option<PathBuf> {
     let base = file.parent().unwrap_or(Path::new(""));
     config.checkpoint.as_ref().map(|c| base.join(c))
+}
+
+/// The TensorBoard log directory of a file: the train block's `log`, relative to the file's
+/// directory.
+pub fn log_dir_of(file: &Path, config: &TrainConfig) -> Option<PathBuf> {
+    let base = file.parent().unwrap_or(Path::new(""));
+    config.log.as_ref().map(|c| base.join(c))
 }
 
 /// The data block the root file's `train` block reads.

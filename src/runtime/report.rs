@@ -1,6 +1,6 @@
 //! The JSON report of `nnlc run --report FILE` (documented in the README).
 
-use super::{EpochRecord, Interruption, Metrics, RunResult, Session};
+use super::{EpochRecord, Interruption, Metrics, RunResult, Session, StepRecord, Warning};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -25,6 +25,11 @@ pub struct Report {
     pub restored_best: bool,
     /// Metrics on the test split, when there is one (and the run was not interrupted).
     pub test: Option<Metrics>,
+    /// The logged steps of this invocation (every `--log-every` steps): loss and learning rate.
+    pub steps: Vec<StepRecord>,
+    /// The gradient-health warnings of the run (each epoch's per-layer statistics are in
+    /// `epochs[].health`).
+    pub warnings: Vec<Warning>,
     /// Where the run stopped when it was interrupted (Ctrl-C, SIGTERM); None when it ran to
     /// its end.
     pub interrupted: Option<Interruption>,
@@ -44,6 +49,9 @@ pub struct Config {
     pub mode: Option<&'static str>,
     pub patience: Option<usize>,
     pub checkpoint: Option<String>,
+    /// Every how many steps the gradient-health statistics were computed (None with
+    /// `--no-health`).
+    pub health_every: Option<usize>,
 }
 
 #[derive(Debug, Serialize)]
@@ -101,6 +109,7 @@ impl Report {
                     .checkpoint_dir
                     .as_ref()
                     .map(|d| d.display().to_string()),
+                health_every: session.health_every(),
             },
             parameters: session.parameter_count(),
             data: splits.into_iter().collect(),
@@ -119,6 +128,8 @@ impl Report {
             stopped_early: result.stopped_early,
             restored_best: result.restored_best,
             test: result.test.clone(),
+            steps: result.steps.clone(),
+            warnings: result.state.warnings.clone(),
             interrupted: result.interrupted.clone(),
             timings: Timings {
                 compile_seconds: session.compile_seconds,

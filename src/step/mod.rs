@@ -6,9 +6,25 @@
 //! output the new value of every parameter, layer state and optimizer state under the name of
 //! the input it replaces, next to `loss` and the metrics.
 
+pub mod health;
+
 use crate::grad::grad;
-use crate::ir::{DType, Graph, Loc, Op, OutputRole, Role, TensorType, ValueId};
+use crate::ir::{DType, Graph, Health, Loc, Op, OutputRole, Role, TensorType, ValueId};
 use crate::lower::{Lowered, Phase};
+
+/// What a training step computes besides its work, for the runtime to watch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Watch {
+    /// Per-layer gradient, weight and update norms and the activity of ReLU units
+    /// ([`health`]).
+    pub health: bool,
+    /// The learning rate of the step (`health.learning_rate`), as the first parameter's
+    /// optimizer computed it.
+    pub learning_rate: bool,
+}
+
+/// The name of the learning-rate output of a watched step.
+pub const LEARNING_RATE_OUTPUT: &str = "health.learning_rate";
 
 /// The prefix of gradient outputs: `grad.Mlp.dense_1.w`.
 pub const GRAD_PREFIX: &str = "grad.";
@@ -34,8 +50,15 @@ pub fn gradient_graph(lowered: &Lowered, phase: &Phase) -> Graph {
 
 /// The whole training step of a phase.
 pub fn train_step(lowered: &Lowered, phase: &Phase) -> Result<Graph, String> {
+    train_step_watched(lowered, phase, Watch::default())
+}
+
+/// The whole training step of a phase, with the statistics `watch` asks for as outputs of role
+/// `Health`.
+pub fn train_step_watched(lowered: &Lowered, phase: &Phase, watch: Watch) -> Result<Graph, String> {
     let mut g = phase.forward.clone();
     g.name = format!("step.{}", phase.name);
+    let forward_nodes = g.nodes.len();
     let loss = g.loss().ok_or("the forward graph has no loss")?;
     let float = g.ty(loss).dtype;
     let params: Vec<ValueId> = phase
@@ -47,12 +70,15 @@ pub fn train_step(lowered: &Lowered, phase: &Phase) -> Result<Graph, String> {
         })
         .collect::<Result<_, _>>()?;
     let mut grads = grad(&mut g, loss, &params);
+    let raw_grads = grads.clone();
     if let Some(max_norm) = lowered.config.clip_grad_norm {
         grads = clip_by_global_norm(&mut g, &grads, max_norm, float);
     }
     let scalar = TensorType::scalar(float);
     let step = g.input("step", Role::Counter, scalar.clone());
     let epoch = g.input("epoch", Role::Counter, scalar);
+    let mut learning_rate = None;
+    let mut new_params = Vec::new();
     for (u, d) in phase.updates.iter().zip(&grads) {
         let opt_types: Vec<(String, TensorType)> = u
             .graph
@@ -75,8 +101,46 @@ pub fn train_step(lowered: &Lowered, phase: &Phase) -> Result<Graph, String> {
             n if n == u.param => Some(p),
             n => opt_inputs.iter().find(|(o, _)| o == n).map(|(_, v)| *v),
         };
-        let outs = g.splice(&u.graph, &bind)?;
-        g.outputs.extend(outs);
+        let is_lr = |o: &crate::ir::Output| o.role == OutputRole::Health(Health::LearningRate);
+        let wants_lr = watch.learning_rate && learning_rate.is_none();
+        let update = if wants_lr {
+            u.graph.clone()
+        } else {
+            u.graph.without_outputs(&is_lr)
+        };
+        for o in g.splice(&update, &bind)? {
+            if is_lr(&o) {
+                learning_rate = Some(o.value);
+                continue;
+            }
+            if o.name == u.param {
+                new_params.push(o.value);
+            }
+            g.outputs.push(o);
+        }
+    }
+    if let Some(lr) = learning_rate {
+        g.add_output(
+            LEARNING_RATE_OUTPUT,
+            lr,
+            OutputRole::Health(Health::LearningRate),
+        );
+    }
+    if watch.health {
+        let updated: Vec<health::Updated> = phase
+            .updates
+            .iter()
+            .zip(&params)
+            .zip(&raw_grads)
+            .zip(&new_params)
+            .map(|(((u, &value), &grad), &new)| health::Updated {
+                param: &u.param,
+                value,
+                grad,
+                new,
+            })
+            .collect();
+        health::add(&mut g, forward_nodes, &updated);
     }
     crate::ir::verify(&g)?;
     Ok(g)

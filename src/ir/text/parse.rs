@@ -4,8 +4,8 @@
 
 use super::type_text;
 use crate::ir::{
-    Aggregation, CmpOp, DType, Dist, Graph, Loc, Op, OutputRole, Role, TensorType, Type, ValueId,
-    Window,
+    Aggregation, CmpOp, DType, Dist, Graph, Health, Loc, Op, OutputRole, Role, TensorType, Type,
+    ValueId, Window,
 };
 use std::fmt::Display;
 use std::str::FromStr;
@@ -321,6 +321,12 @@ fn output_role(cur: &mut Cursor) -> Result<OutputRole, String> {
                 Aggregation::from_name(name).ok_or_else(|| {
                     cur.expected("an aggregation (`mean`, `root_mean_square`, `r2`)")
                 })?,
+            )
+        }
+        "health" => {
+            let name = cur.word();
+            OutputRole::Health(
+                Health::from_name(name).ok_or_else(|| cur.expected("a watched statistic"))?,
             )
         }
         "new" => {

@@ -284,6 +284,13 @@ fn every_op() -> Graph {
     g.add_output("mean", rn, OutputRole::Metric(Aggregation::Mean));
     g.add_output("r2", h, OutputRole::Metric(Aggregation::R2));
     g.add_output("grad \"x\"", dy, OutputRole::Gradient);
+    for health in crate::ir::Health::ALL {
+        g.add_output(
+            format!("health.x.{}", health.name()),
+            h,
+            OutputRole::Health(health),
+        );
+    }
     g
 }
 
