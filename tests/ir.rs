@@ -145,6 +145,37 @@ fn lstm_backward_scan_reads_saved_activations_and_hoists_the_weight_gradient() {
     assert_eq!(*carries, 2);
 }
 
+/// After optimization, the backward scan's product with Uᵀ reads Uᵀ as a scan operand, laid
+/// out once per step, instead of permuting U inside the body at every step.
+#[test]
+fn optimized_lstm_backward_scan_reads_the_transposed_weight_as_an_operand() {
+    use nnl::ir::Op;
+    let lowered = lowering::lower_example("lstm_sine", BATCH, &|t| t);
+    let step = nnl::step::train_step(&lowered, &lowered.phases[0]).expect("a step");
+    let (optimized, _) = nnl::opt::optimize(&step);
+    nnl::ir::verify(&optimized).expect("a well-formed graph");
+    let (backward, operands) = optimized
+        .nodes
+        .iter()
+        .find_map(|n| match &n.op {
+            Op::Scan {
+                body,
+                reverse: true,
+                ..
+            } => Some((body.as_ref(), &n.args)),
+            _ => None,
+        })
+        .expect("a reverse scan");
+    let names: Vec<&str> = backward.nodes.iter().map(|n| n.op.name()).collect();
+    assert!(!names.contains(&"permute"), "{names:?}");
+    let last = operands.last().expect("operands");
+    assert!(
+        matches!(optimized.nodes[last.index()].op, Op::Permute { .. }),
+        "the last operand is {:?}",
+        optimized.nodes[last.index()].op
+    );
+}
+
 /// `nnlc ir --model M` (and `predict`) lower one model alone: its inputs take the types it
 /// declares, with its attributes' defaults, even where a data field shares an input's name
 /// (the GAN's generator reads noise `x: f32[B, 64]`, not the 784 pixels of the field `x`).

@@ -3,12 +3,15 @@
 //!   −(−x), log(exp(x)), reshape of reshape, permute of permute, identity reshapes, permutes,
 //!   broadcasts and slices, detach after differentiation);
 //! - `cse`: common-subexpression elimination;
-//! - `dce`: dead-code elimination (inputs are kept: they are the graph's signature).
+//! - `dce`: dead-code elimination (inputs are kept: they are the graph's signature);
+//! - `hoist_scan_permutes`: a scan body's product with a permuted constant (the backward pass's
+//!   `g · Uᵀ`) reads the permuted constant as an operand of the scan instead, so the backend
+//!   makes it row-major once rather than reading it strided at every step.
 //!
 //! `optimize` runs them to a fixed point, inside scan bodies too. It is meant for graphs that are
 //! already differentiated: it drops `detach`, which only the differentiation looks at.
 
-use crate::ir::{DType, Graph, Node, Op, Output, TensorType, Type, ValueId};
+use crate::ir::{DType, Graph, Node, Op, Output, Role, TensorType, Type, ValueId};
 use std::collections::HashMap;
 
 /// Node counts before and after, for `nnlc ir --stats`.
@@ -31,6 +34,7 @@ pub fn optimize(graph: &Graph) -> (Graph, Stats) {
             break;
         }
     }
+    let g = verified("hoist_scan_permutes", dce(&hoist_scan_permutes(&g)));
     let after = g.size();
     (g, Stats { before, after })
 }
@@ -339,3 +343,139 @@ pub fn dce(graph: &Graph) -> Graph {
 
 #[cfg(test)]
 mod tests;
+
+/// Moves `permute`s of a scan's constant operands that feed a product out of the body: the
+/// permuted value becomes a new constant operand (a body input after the others), read by the
+/// body where the permute was. Inside the body, the permute is a strided view every step reads
+/// again; outside, it is laid out once.
+pub fn hoist_scan_permutes(graph: &Graph) -> Graph {
+    let mut out = Graph::new(graph.name.clone());
+    let mut map: Vec<ValueId> = Vec::with_capacity(graph.nodes.len());
+    for node in &graph.nodes {
+        let mut n = node.clone();
+        n.args = node.args.iter().map(|a| map[a.index()]).collect();
+        if let Op::Scan {
+            body,
+            carries,
+            seqs,
+            reverse,
+        } = &n.op
+        {
+            let hoisted = hoistable_permutes(body, carries + seqs);
+            if !hoisted.is_empty() {
+                let mut args = n.args.clone();
+                let outer: Vec<ValueId> = hoisted
+                    .iter()
+                    .map(|&(p, operand)| {
+                        let permute = &body.nodes[p];
+                        push(
+                            &mut out,
+                            Node {
+                                op: permute.op.clone(),
+                                args: vec![args[operand]],
+                                ty: permute.ty.clone(),
+                                loc: permute.loc.clone(),
+                            },
+                        )
+                    })
+                    .collect();
+                args.extend(outer);
+                n = Node {
+                    op: Op::Scan {
+                        body: Box::new(dce(&with_permutes_as_inputs(body, &hoisted))),
+                        carries: *carries,
+                        seqs: *seqs,
+                        reverse: *reverse,
+                    },
+                    args,
+                    ..n
+                };
+            }
+        }
+        map.push(push(&mut out, n));
+    }
+    out.outputs = graph
+        .outputs
+        .iter()
+        .map(|o| Output {
+            value: map[o.value.index()],
+            ..o.clone()
+        })
+        .collect();
+    out
+}
+
+/// The body's permutes of a constant input (operand index `constants` or later) read by a
+/// product: (node, operand index).
+fn hoistable_permutes(body: &Graph, constants: usize) -> Vec<(usize, usize)> {
+    let operand_of: HashMap<usize, usize> = body
+        .inputs()
+        .enumerate()
+        .map(|(operand, (v, _, _))| (v.index(), operand))
+        .collect();
+    body.nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| matches!(n.op, Op::Permute { .. }))
+        .filter_map(|(p, n)| {
+            let operand = *operand_of.get(&n.args[0].index())?;
+            let feeds_product = body
+                .nodes
+                .iter()
+                .any(|r| matches!(r.op, Op::MatMul) && r.args.iter().any(|a| a.index() == p));
+            (operand >= constants && feeds_product).then_some((p, operand))
+        })
+        .collect()
+}
+
+/// The body with each hoisted permute replaced by a new input, after the existing ones (inputs
+/// come first, so every node still follows its operands).
+fn with_permutes_as_inputs(body: &Graph, hoisted: &[(usize, usize)]) -> Graph {
+    let mut out = Graph::new(body.name.clone());
+    let mut map: Vec<Option<ValueId>> = vec![None; body.nodes.len()];
+    for (i, node) in body.nodes.iter().enumerate() {
+        if matches!(node.op, Op::Input { .. }) {
+            map[i] = Some(push(&mut out, node.clone()));
+        }
+    }
+    let inputs: Vec<(&str, Role)> = body.inputs().map(|(_, name, role)| (name, role)).collect();
+    for &(p, operand) in hoisted {
+        let permute = &body.nodes[p];
+        let (name, role) = inputs[operand];
+        let Type::Tensor(ty) = permute.ty.clone() else {
+            unreachable!("a permute is a tensor")
+        };
+        let input = Node {
+            op: Op::Input {
+                name: format!("{name}.permuted{p}"),
+                role,
+                ty,
+            },
+            args: Vec::new(),
+            ty: permute.ty.clone(),
+            loc: permute.loc.clone(),
+        };
+        map[p] = Some(push(&mut out, input));
+    }
+    for (i, node) in body.nodes.iter().enumerate() {
+        if map[i].is_some() {
+            continue;
+        }
+        let mut n = node.clone();
+        n.args = node
+            .args
+            .iter()
+            .map(|a| map[a.index()].expect("operands come first"))
+            .collect();
+        map[i] = Some(push(&mut out, n));
+    }
+    out.outputs = body
+        .outputs
+        .iter()
+        .map(|o| Output {
+            value: map[o.value.index()].expect("every node is mapped"),
+            ..o.clone()
+        })
+        .collect();
+    out
+}
