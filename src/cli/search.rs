@@ -863,9 +863,14 @@ impl Table {
         };
         let rung = job
             .rung
-            .map_or(String::new(), |(b, r)| format!(" (bracket {}, rung {})", b + 1, r + 1));
+            .map_or(String::new(), |(b, r)| format!("(bracket {}, rung {})", b + 1, r + 1));
+        let status = [status, rung]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
         line += &format!(
-            "  {:>6}  {goal:>w$}  {:>7.1}s  {status}{rung}",
+            "  {:>6}  {goal:>w$}  {:>7.1}s  {status}",
             t.epochs,
             t.seconds,
             w = self.goal.len().max(8)
