@@ -1013,6 +1013,8 @@ impl Checker<'_> {
         let spec = crate::search::strategy_args(name);
         let keys: Vec<&str> = spec.iter().map(|(k, _)| *k).collect();
         let mut given: Vec<&str> = Vec::new();
+        // Required arguments an unknown one looks like a misspelling of (reported as that).
+        let mut misspelled: Vec<&str> = Vec::new();
         for a in args {
             let Some(key) = &a.name else {
                 self.emit(
@@ -1036,7 +1038,10 @@ impl Checker<'_> {
                 )
                 .with_primary(key.span, "unknown argument");
                 d = match crate::suggest::closest(&key.name, keys.iter().copied()) {
-                    Some(sugg) => d.with_help(format!("did you mean `{sugg}`?")),
+                    Some(sugg) => {
+                        misspelled.push(sugg);
+                        d.with_help(format!("did you mean `{sugg}`?"))
+                    }
                     None if keys.is_empty() => {
                         d.with_help("`grid()` takes no arguments: the lists of the block are its points")
                     }
@@ -1063,24 +1068,27 @@ impl Checker<'_> {
             };
             let ok = crate::search::whole(&a.value).is_some_and(|v| v >= least);
             if !ok {
-                let what = match key.name.as_str() {
-                    "seed" => "a whole number, 0 or more",
-                    "factor" => "a whole number, 2 or more (each rung keeps 1/factor of the trials)",
-                    "max_epochs" => "a whole number of epochs, 1 or more",
-                    _ => "a whole number, 1 or more",
+                let (what, help) = match key.name.as_str() {
+                    "seed" => ("a whole number, 0 or more", "any whole number from 0 picks a sequence of trials"),
+                    "factor" => ("a whole number, 2 or more", "each rung keeps the best 1/factor of its trials; 3 is usual"),
+                    "max_epochs" => ("a whole number of epochs, 1 or more", "the epochs of the longest-trained trials"),
+                    _ => ("a whole number, 1 or more", "the number of trials to train"),
                 };
                 self.emit(
                     Diagnostic::error(
                         codes::SETTING_VALUE,
                         format!("`{}` of `{name}` must be {what}", key.name),
                     )
-                    .with_primary(a.value.span, format!("not {what}")),
+                    .with_primary(a.value.span, format!("not {what}"))
+                    .with_help(help),
                 );
             }
         }
         let missing: Vec<&str> = spec
             .iter()
-            .filter(|(k, default)| default.is_none() && !given.contains(k))
+            .filter(|(k, default)| {
+                default.is_none() && !given.contains(k) && !misspelled.contains(k)
+            })
             .map(|(k, _)| *k)
             .collect();
         if !missing.is_empty() {
@@ -1203,16 +1211,23 @@ impl Checker<'_> {
         let problem = match name {
             "int_range" if !(lo.1 && hi.1) => Some("whole-number bounds".to_string()),
             "int_range" if lo.0 > hi.0 => Some(format!("lo ≤ hi, but {} > {}", lo.0, hi.0)),
-            "log_uniform" if lo.0 <= 0.0 => Some(format!("positive bounds (its logarithm is uniform), but lo is {}", lo.0)),
+            "log_uniform" if lo.0 <= 0.0 => Some(format!("positive bounds (its logarithm is uniform), but the lower one is {}", lo.0)),
             "uniform" | "log_uniform" if lo.0 >= hi.0 => Some(format!("lo < hi, but {} ≥ {}", lo.0, hi.0)),
             _ => None,
         };
         if let Some(p) = problem {
-            self.emit(bad(
-                format!("`{name}` needs {p}"),
-                "empty or invalid range",
-                "give the smallest value first, then the largest",
-            ));
+            let (label, help) = if name == "log_uniform" && lo.0 <= 0.0 {
+                (
+                    "a bound of 0 or less",
+                    "a log-uniform range lies above 0, as `log_uniform(1e-5, 1e-1)`",
+                )
+            } else {
+                (
+                    "an empty range",
+                    "give the smallest value first, then the largest",
+                )
+            };
+            self.emit(bad(format!("`{name}` needs {p}"), label, help));
         }
     }
 
