@@ -43,7 +43,14 @@ fn json(path: &Path) -> Value {
 fn search(file: &str, dir: &Path, args: &[&str]) -> (Value, String) {
     let d = dir.to_str().unwrap();
     let report = dir.with_extension("json");
-    let mut all = vec!["search", file, "--dir", d, "--report", report.to_str().unwrap()];
+    let mut all = vec![
+        "search",
+        file,
+        "--dir",
+        d,
+        "--report",
+        report.to_str().unwrap(),
+    ];
     all.extend(args);
     let out = ok(nnlc(&all));
     (json(&report), text(&out.stdout))
@@ -110,9 +117,8 @@ fn grid_search_on_iris_finds_the_best_of_nine_separate_runs() {
         // The trial's own report, in its checkpoint directory, is the run's.
         let own = json(&dir.join(format!("s/trial-{n:03}/report.json")));
         assert_eq!(best_val_loss(&own["epochs"]), alone);
-        let command = format!(
-            "nnlc run examples/search_iris.nnl --set hidden={hidden} --set lr={lr}"
-        );
+        let command =
+            format!("nnlc run examples/search_iris.nnl --set hidden={hidden} --set lr={lr}");
         assert_eq!(t["command"].as_str(), Some(command.as_str()));
         if best.as_ref().is_none_or(|b| alone < b.0) {
             best = Some((alone, n, command));
@@ -125,7 +131,10 @@ fn grid_search_on_iris_finds_the_best_of_nine_separate_runs() {
         stdout.contains(&format!("best: trial {n}, val.loss {value:.4}")),
         "{stdout}"
     );
-    assert!(stdout.contains(&format!("reproduce: {command}")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("reproduce: {command}")),
+        "{stdout}"
+    );
     // Every grid point once, the last list varying fastest.
     let points: Vec<(String, String)> = trials
         .iter()
@@ -145,10 +154,18 @@ fn a_search_refuses_a_directory_holding_another_and_overwrite_replaces_it() {
     let dir = scratch("again");
     let s = dir.join("s");
     search("tests/search/diverge.nnl", &s, &[]);
-    let out = nnlc(&["search", "tests/search/diverge.nnl", "--dir", s.to_str().unwrap()]);
+    let out = nnlc(&[
+        "search",
+        "tests/search/diverge.nnl",
+        "--dir",
+        s.to_str().unwrap(),
+    ]);
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    assert!(err.contains("holds an earlier search") && err.contains("--resume"), "{err}");
+    assert!(
+        err.contains("holds an earlier search") && err.contains("--resume"),
+        "{err}"
+    );
     search("tests/search/diverge.nnl", &s, &["--overwrite"]);
 }
 
@@ -241,12 +258,19 @@ fn hyperband_continues_promoted_trials_from_their_checkpoints() {
     let trials = report["trials"].as_array().unwrap();
     assert_eq!(trials.len(), 17, "{stdout}");
     let epochs: u64 = trials.iter().map(|t| t["epochs"].as_u64().unwrap()).sum();
-    assert_eq!(epochs, 69, "9 + 6 + 6, 15 + 6 and 27 epochs of the three brackets");
+    assert_eq!(
+        epochs, 69,
+        "9 + 6 + 6, 15 + 6 and 27 epochs of the three brackets"
+    );
     let promoted: Vec<&Value> = trials
         .iter()
         .filter(|t| t["jobs"].as_array().unwrap().len() > 1)
         .collect();
-    assert_eq!(promoted.len(), 4, "3 + 1 in the first bracket, 1 in the second");
+    assert_eq!(
+        promoted.len(),
+        4,
+        "3 + 1 in the first bracket, 1 in the second"
+    );
     // A trial trained to 9 epochs in three jobs has the history of one run of 9 epochs.
     let t = promoted
         .iter()
@@ -276,7 +300,12 @@ fn hyperband_continues_promoted_trials_from_their_checkpoints() {
         run_report.to_str().unwrap(),
     ]));
     let alone = json(&run_report);
-    for (a, b) in alone["epochs"].as_array().unwrap().iter().zip(t["history"].as_array().unwrap()) {
+    for (a, b) in alone["epochs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(t["history"].as_array().unwrap())
+    {
         assert_eq!(a["val"], b["val"], "trial {n}");
         assert_eq!(a["train"], b["train"], "trial {n}");
     }
@@ -294,8 +323,14 @@ fn a_value_the_file_cannot_take_stops_the_search_at_the_search_block() {
     ]);
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    assert!(err.contains("Dense needs a positive number of units, got 0"), "{err}");
-    assert!(err.contains("[E0310] Error: the file does not compile with `hidden = 0`"), "{err}");
+    assert!(
+        err.contains("Dense needs a positive number of units, got 0"),
+        "{err}"
+    );
+    assert!(
+        err.contains("[E0310] Error: the file does not compile with `hidden = 0`"),
+        "{err}"
+    );
     assert!(err.contains("bad_value.nnl:28:14"), "{err}");
     assert!(!dir.join("s/trial-001").exists());
 }

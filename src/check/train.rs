@@ -1024,7 +1024,8 @@ impl Checker<'_> {
                     )
                     .with_primary(a.span, "an unnamed argument")
                     .with_help(if keys.is_empty() {
-                        "`grid()` takes no arguments: the lists of the block are its points".to_string()
+                        "`grid()` takes no arguments: the lists of the block are its points"
+                            .to_string()
                     } else {
                         format!("write `{}: …`", keys[0])
                     }),
@@ -1042,9 +1043,9 @@ impl Checker<'_> {
                         misspelled.push(sugg);
                         d.with_help(format!("did you mean `{sugg}`?"))
                     }
-                    None if keys.is_empty() => {
-                        d.with_help("`grid()` takes no arguments: the lists of the block are its points")
-                    }
+                    None if keys.is_empty() => d.with_help(
+                        "`grid()` takes no arguments: the lists of the block are its points",
+                    ),
                     None => d.with_help(format!("`{name}` takes {}", keys.join(", "))),
                 };
                 self.emit(d);
@@ -1069,9 +1070,18 @@ impl Checker<'_> {
             let ok = crate::search::whole(&a.value).is_some_and(|v| v >= least);
             if !ok {
                 let (what, help) = match key.name.as_str() {
-                    "seed" => ("a whole number, 0 or more", "any whole number from 0 picks a sequence of trials"),
-                    "factor" => ("a whole number, 2 or more", "each rung keeps the best 1/factor of its trials; 3 is usual"),
-                    "max_epochs" => ("a whole number of epochs, 1 or more", "the epochs of the longest-trained trials"),
+                    "seed" => (
+                        "a whole number, 0 or more",
+                        "any whole number from 0 picks a sequence of trials",
+                    ),
+                    "factor" => (
+                        "a whole number, 2 or more",
+                        "each rung keeps the best 1/factor of its trials; 3 is usual",
+                    ),
+                    "max_epochs" => (
+                        "a whole number of epochs, 1 or more",
+                        "the epochs of the longest-trained trials",
+                    ),
                     _ => ("a whole number, 1 or more", "the number of trials to train"),
                 };
                 self.emit(
@@ -1195,8 +1205,10 @@ impl Checker<'_> {
             ));
             return;
         }
-        let bounds: Vec<Option<(f64, bool)>> =
-            args.iter().map(|a| crate::search::number(&a.value)).collect();
+        let bounds: Vec<Option<(f64, bool)>> = args
+            .iter()
+            .map(|a| crate::search::number(&a.value))
+            .collect();
         let (lo, hi) = match bounds.as_slice() {
             [Some(lo), Some(hi)] if args.iter().all(|a| a.name.is_none()) => (*lo, *hi),
             _ => {
@@ -1211,8 +1223,13 @@ impl Checker<'_> {
         let problem = match name {
             "int_range" if !(lo.1 && hi.1) => Some("whole-number bounds".to_string()),
             "int_range" if lo.0 > hi.0 => Some(format!("lo ≤ hi, but {} > {}", lo.0, hi.0)),
-            "log_uniform" if lo.0 <= 0.0 => Some(format!("positive bounds (its logarithm is uniform), but the lower one is {}", lo.0)),
-            "uniform" | "log_uniform" if lo.0 >= hi.0 => Some(format!("lo < hi, but {} ≥ {}", lo.0, hi.0)),
+            "log_uniform" if lo.0 <= 0.0 => Some(format!(
+                "positive bounds (its logarithm is uniform), but the lower one is {}",
+                lo.0
+            )),
+            "uniform" | "log_uniform" if lo.0 >= hi.0 => {
+                Some(format!("lo < hi, but {} ≥ {}", lo.0, hi.0))
+            }
             _ => None,
         };
         if let Some(p) = problem {

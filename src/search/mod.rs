@@ -320,10 +320,7 @@ mod tests {
             panic!()
         };
         assert_eq!((v[1].text.as_str(), v[1].number), ("16", Some(16.0)));
-        assert_eq!(
-            plan.dims[1].space,
-            Space::LogUniform { lo: 1e-4, hi: 1e-1 }
-        );
+        assert_eq!(plan.dims[1].space, Space::LogUniform { lo: 1e-4, hi: 1e-1 });
         let Space::Values(v) = &plan.dims[2].space else {
             panic!()
         };

@@ -85,10 +85,7 @@ impl Scheduler {
             Strategy::Random { trials, .. } | Strategy::Tpe { trials, .. } => trials,
             Strategy::Hyperband {
                 max_epochs, factor, ..
-            } => brackets(max_epochs, factor)
-                .iter()
-                .map(|b| b.configs)
-                .sum(),
+            } => brackets(max_epochs, factor).iter().map(|b| b.configs).sum(),
         }
     }
 
@@ -260,7 +257,13 @@ mod tests {
         assert_eq!(b[1].rungs, vec![(12, 3), (4, 9), (1, 27)]);
         assert_eq!(b[2].rungs, vec![(6, 9), (2, 27)]);
         assert_eq!(b[3].rungs, vec![(4, 27)]);
-        assert_eq!(brackets(1, 3), vec![Bracket { configs: 1, rungs: vec![(1, 1)] }]);
+        assert_eq!(
+            brackets(1, 3),
+            vec![Bracket {
+                configs: 1,
+                rungs: vec![(1, 1)]
+            }]
+        );
     }
 
     /// Drives a scheduler with a goal computed from each configuration (lower is better here).
@@ -324,10 +327,7 @@ mod tests {
 
     #[test]
     fn random_and_grid_are_one_wave() {
-        let p = plan(Strategy::Random {
-            trials: 5,
-            seed: 3,
-        });
+        let p = plan(Strategy::Random { trials: 5, seed: 3 });
         let mut s = Scheduler::new(&p);
         assert_eq!(s.next(&[]).unwrap().len(), 5);
         assert!(s.next(&[Some(1.0); 5]).is_none());

@@ -180,12 +180,8 @@ impl SearchState {
     pub fn load(dir: &Path) -> Result<SearchState, String> {
         let path = dir.join(FILE);
         let bytes = crate::store::read_bytes(&path)?;
-        let state: SearchState = serde_json::from_slice(&bytes).map_err(|e| {
-            format!(
-                "`{}` is not a search's state: {e}",
-                path.display()
-            )
-        })?;
+        let state: SearchState = serde_json::from_slice(&bytes)
+            .map_err(|e| format!("`{}` is not a search's state: {e}", path.display()))?;
         if state.format != FORMAT {
             return Err(format!(
                 "`{}` has format `{}`; this nnlc reads `{FORMAT}`",

@@ -107,7 +107,11 @@ impl Parzen {
         let range = hi - lo;
         let points = (0..xs.len())
             .map(|i| {
-                let left = if i == 0 { xs[i] - lo } else { xs[i] - xs[i - 1] };
+                let left = if i == 0 {
+                    xs[i] - lo
+                } else {
+                    xs[i] - xs[i - 1]
+                };
                 let right = if i + 1 == xs.len() {
                     hi - xs[i]
                 } else {
@@ -262,6 +266,9 @@ mod tests {
             .map(|seed| best_of(Strategy::Random { trials: 30, seed }, seed))
             .collect();
         let (t, r) = (median(tpe.clone()), median(random.clone()));
-        assert!(t < r, "tpe {tpe:?} (median {t}) vs random {random:?} (median {r})");
+        assert!(
+            t < r,
+            "tpe {tpe:?} (median {t}) vs random {random:?} (median {r})"
+        );
     }
 }
