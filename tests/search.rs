@@ -188,6 +188,54 @@ fn random_search_gives_the_same_trials_with_one_or_two_jobs() {
 }
 
 #[test]
+fn tpe_draws_from_earlier_results_and_gives_the_same_trials_with_any_jobs() {
+    let dir = scratch("tpe");
+    let (one, _) = search(
+        "tests/search/tpe_iris.nnl",
+        &dir.join("one"),
+        &["--jobs", "1"],
+    );
+    let (two, _) = search(
+        "tests/search/tpe_iris.nnl",
+        &dir.join("two"),
+        &["--jobs", "2", "--threads", "2"],
+    );
+    assert_eq!(trials(&one).len(), 8);
+    assert_eq!(trials(&one), trials(&two));
+    // The start-up trials are random search's draws with the same seed; the rest are not.
+    let random = std::fs::read_to_string("tests/search/tpe_iris.nnl")
+        .unwrap()
+        .replace(
+            "tpe(trials: 8, startup: 4, seed: 5)",
+            "random(trials: 8, seed: 5)",
+        );
+    let file = dir.join("random.nnl");
+    std::fs::write(
+        &file,
+        random.replace(
+            "../../examples",
+            &format!("{}/examples", env!("CARGO_MANIFEST_DIR")),
+        ),
+    )
+    .unwrap();
+    let (random, _) = search(
+        file.to_str().unwrap(),
+        &dir.join("random"),
+        &["--allow-path", env!("CARGO_MANIFEST_DIR")],
+    );
+    let configs = |r: &Value| -> Vec<Value> {
+        r["trials"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["config"].clone())
+            .collect()
+    };
+    assert_eq!(configs(&one)[..4], configs(&random)[..4]);
+    assert_ne!(configs(&one)[4..], configs(&random)[4..]);
+}
+
+#[test]
 fn a_search_killed_with_sigkill_resumes_to_the_same_trials_and_best() {
     let dir = scratch("kill");
     let (whole, _) = search("tests/search/random_iris.nnl", &dir.join("whole"), &[]);
