@@ -19,8 +19,93 @@ pub struct DiskLoader;
 
 impl Loader for DiskLoader {
     fn load(&self, path: &str) -> Result<String, String> {
-        std::fs::read_to_string(path).map_err(|e| e.to_string())
+        read_source(Path::new(path))
     }
+}
+
+/// The largest source file read: checking takes about a second and under 100 bytes of memory
+/// per byte of source, so this keeps a check within a minute or two and a few GiB.
+pub const MAX_SOURCE_BYTES: u64 = 64 << 20;
+
+/// The memory `nnlc check` takes per byte of source, rounded up from what
+/// `tools/check_scaling.py` measures (74–81 bytes at 1 to 50 MB).
+pub const CHECK_BYTES_PER_SOURCE_BYTE: u128 = 100;
+
+/// Refuses a source of `len` bytes whose check would need more memory than there is: the
+/// allocator would abort the process, so this says so first.
+pub fn check_fits_in_memory(len: usize) -> Result<(), String> {
+    let needed = len as u128 * CHECK_BYTES_PER_SOURCE_BYTE;
+    match available_memory() {
+        Some(available) if needed > available => Err(format!(
+            "checking {} MiB of source takes about {} MiB of memory, and only {} MiB is available: split the file",
+            len >> 20,
+            needed >> 20,
+            available >> 20
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The bytes this process can still get, when the system says: the memory available
+/// (`MemAvailable`), and under an address-space limit (`ulimit -v`) what is left of it.
+pub fn available_memory() -> Option<u128> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok();
+    let free = meminfo
+        .as_deref()
+        .and_then(|m| kib_field(m, "MemAvailable:"));
+    let status = std::fs::read_to_string("/proc/self/status").ok();
+    let used = status.as_deref().and_then(|s| kib_field(s, "VmSize:"));
+    let limit = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|l| address_space_limit(&l));
+    let left_in_limit = limit.zip(used).map(|(l, u)| l.saturating_sub(u));
+    match (free, left_in_limit) {
+        (Some(f), Some(l)) => Some(f.min(l)),
+        (f, l) => f.or(l),
+    }
+}
+
+/// A `/proc` field given in kB (`MemAvailable:   1234 kB`), in bytes.
+fn kib_field(text: &str, name: &str) -> Option<u128> {
+    let line = text.lines().find(|l| l.starts_with(name))?;
+    let kib: u128 = line[name.len()..].split_whitespace().next()?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// The soft address-space limit of `/proc/self/limits`, None when unlimited.
+fn address_space_limit(limits: &str) -> Option<u128> {
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max address space"))?;
+    line["Max address space".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// A source file's text: a regular file (not a device or a FIFO, which may have no end) of at
+/// most [`MAX_SOURCE_BYTES`], in UTF-8. The error says why not.
+pub fn read_source(path: &Path) -> Result<String, String> {
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("it is not a regular file".to_string());
+    }
+    if meta.len() > MAX_SOURCE_BYTES {
+        return Err(format!(
+            "it is {} MiB; source files may have at most {} MiB",
+            meta.len() >> 20,
+            MAX_SOURCE_BYTES >> 20
+        ));
+    }
+    check_fits_in_memory(meta.len() as usize)?;
+    let bytes = crate::store::read_bytes(path)?;
+    String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "it is not UTF-8 text (byte {} is not)",
+            e.utf8_error().valid_up_to()
+        )
+    })
 }
 
 /// Directories (`:`-separated, like `PATH`) that paths written in `.nnl` files may reach, in
@@ -138,7 +223,7 @@ pub struct ProjectLoader<'a> {
 
 impl Loader for ProjectLoader<'_> {
     fn load(&self, path: &str) -> Result<String, String> {
-        std::fs::read_to_string(path).map_err(|e| e.to_string())
+        read_source(Path::new(path))
     }
 
     fn permit(&self, path: &str) -> Result<(), Refusal> {
@@ -271,4 +356,20 @@ fn source_paths(e: &Expr) -> Vec<(&str, Span)> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_fields_are_read_in_bytes() {
+        let meminfo = "MemTotal:       24000000 kB\nMemAvailable:   2048 kB\n";
+        assert_eq!(kib_field(meminfo, "MemAvailable:"), Some(2048 * 1024));
+        let limits = "Limit                     Soft Limit           Hard Limit           Units\nMax address space         4294967296           unlimited            bytes\n";
+        assert_eq!(address_space_limit(limits), Some(4294967296));
+        let unlimited =
+            "Max address space         unlimited            unlimited            bytes\n";
+        assert_eq!(address_space_limit(unlimited), None);
+    }
 }

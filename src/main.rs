@@ -185,36 +185,13 @@ fn color() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
-/// A source file's text, or None after printing why it cannot be read: a regular file of at most
-/// [`MAX_SOURCE_BYTES`] (not a device or a FIFO, which have no end), in UTF-8.
+/// A source file's text, or None after printing why it cannot be read (see
+/// [`nnl::fs::read_source`]).
 fn read_source(path: &str) -> Option<String> {
-    let text = (|| {
-        let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
-        if !meta.is_file() {
-            return Err("it is not a regular file".to_string());
-        }
-        if meta.len() > MAX_SOURCE_BYTES {
-            return Err(format!(
-                "it is {} MiB; source files may have at most {} MiB",
-                meta.len() >> 20,
-                MAX_SOURCE_BYTES >> 20
-            ));
-        }
-        let bytes = nnl::store::read_bytes(std::path::Path::new(path))?;
-        String::from_utf8(bytes).map_err(|e| {
-            format!(
-                "it is not UTF-8 text (byte {} is not)",
-                e.utf8_error().valid_up_to()
-            )
-        })
-    })();
-    text.map_err(|e| err!("error: cannot read `{path}`: {e}"))
+    nnl::fs::read_source(std::path::Path::new(path))
+        .map_err(|e| err!("error: cannot read `{path}`: {e}"))
         .ok()
 }
-
-/// The largest source file read: checking takes about a second and 60 bytes of memory per byte
-/// of source, so this keeps a run within a few minutes and a few GiB.
-const MAX_SOURCE_BYTES: u64 = 64 << 20;
 
 fn check(files: &[String], summary: bool, format: Format, allow: &Allow) -> ExitCode {
     let color = color();

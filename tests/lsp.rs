@@ -309,3 +309,143 @@ fn over_stdio() {
     let status = client.child.wait().expect("nnlc lsp exits");
     assert!(status.success(), "{status}");
 }
+
+impl StdioClient {
+    fn spawn(dir: &std::path::Path) -> StdioClient {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_nnlc"))
+            .arg("lsp")
+            .env("XDG_CACHE_HOME", dir.join("cache"))
+            .env_remove("NNL_ALLOW_PATH")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("nnlc lsp starts");
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        StdioClient {
+            child,
+            stdin,
+            stdout,
+        }
+    }
+
+    /// Bytes as they are, framed or not.
+    fn send_raw(&mut self, bytes: &[u8]) {
+        self.stdin.write_all(bytes).expect("write");
+        self.stdin.flush().expect("flush");
+    }
+}
+
+/// Messages until `done` accepts one; all of them.
+fn recv_until(client: &mut dyn Client, done: impl Fn(&Value) -> bool) -> Vec<Value> {
+    let mut seen = Vec::new();
+    loop {
+        let msg = client.recv();
+        let last = done(&msg);
+        seen.push(msg);
+        if last {
+            return seen;
+        }
+    }
+}
+
+/// What the issue asks the server to survive, over the real binary's stdio: invalid JSON, a
+/// message of the wrong form, an oversized frame, 600 nested parentheses, a burst of changes;
+/// paths that leave the workspace; and `exit` without `shutdown`.
+#[test]
+fn survives_hostile_input_over_stdio() {
+    let dir = temp_dir("hostile");
+    let workspace = dir.join("workspace");
+    std::fs::create_dir_all(&workspace).unwrap();
+    std::fs::write(
+        dir.join("outside.nnl"),
+        "fn twice(x: f32[4]) -> f32[4] { x * 2 }\n",
+    )
+    .unwrap();
+    let mut client = StdioClient::spawn(&dir);
+    let root = format!("file://{}", workspace.display());
+    let init = Session {
+        client: &mut client,
+        next_id: 0,
+    }
+    .request(
+        "initialize",
+        json!({"processId": null, "rootUri": root, "capabilities": {}}),
+    );
+    assert!(init["result"]["capabilities"].is_object(), "{init}");
+    client.send(json!({"jsonrpc": "2.0", "method": "initialized", "params": {}}));
+
+    // Invalid JSON: a parse error, and the server goes on.
+    client.send_raw(b"Content-Length: 9\r\n\r\n{not json");
+    let error = client.recv();
+    assert_eq!(error["error"]["code"], -32700, "{error}");
+    assert_eq!(error["id"], Value::Null);
+    // JSON that is not a message.
+    client.send(json!({"jsonrpc": "2.0", "id": 41, "params": []}));
+    let error = client.recv();
+    assert_eq!(error["error"]["code"], -32600, "{error}");
+    assert_eq!(error["id"], 41);
+    // A frame that claims a terabyte: refused without reading it, and the next frame is read.
+    client.send_raw(b"Content-Length: 1000000000000\r\n\r\n{\"jsonrpc\": \"2.0\"}");
+    let error = client.recv();
+    assert_eq!(error["error"]["code"], -32600, "{error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1000000000000 bytes"),
+        "{error}"
+    );
+
+    let mut s = Session {
+        client: &mut client,
+        next_id: 100,
+    };
+    // 600 nested parentheses: a diagnostic, and hover still answers.
+    let uri = format!("file://{}", workspace.join("deep.nnl").display());
+    let deep = format!(
+        "fn f(x: f32[4]) -> f32[4] {{\n  {}x{}\n}}\n",
+        "(".repeat(600),
+        ")".repeat(600)
+    );
+    let diags = s.open(&uri, &deep);
+    assert!(diags.iter().any(|d| d["code"] == "E0006"), "{diags:?}");
+    let hover = s.at("textDocument/hover", &uri, 1, 300);
+    assert!(hover.get("error").is_none(), "{hover}");
+
+    // Paths that leave the workspace, as `nnlc run` refuses them.
+    let paths_uri = format!("file://{}", workspace.join("paths.nnl").display());
+    let paths = "use \"../outside.nnl\".{twice}\ndata d {\n  source = csv(\"/etc/hostname\", header: false)\n  x: f32 = col(0)\n}\n";
+    let diags = s.open(&paths_uri, paths);
+    let refused: Vec<&Value> = diags.iter().filter(|d| d["code"] == "E0108").collect();
+    assert_eq!(refused.len(), 2, "{diags:?}");
+
+    // A burst of changes is checked once, for the last version.
+    let fixed = "fn f(x: f32[4]) -> f32[4] { x }\n";
+    for version in 2..=40 {
+        let text = if version == 40 { fixed } else { deep.as_str() };
+        s.notify(
+            "textDocument/didChange",
+            json!({"textDocument": {"uri": uri, "version": version},
+                   "contentChanges": [{"text": text}]}),
+        );
+    }
+    let published = recv_until(s.client, |m| {
+        m["method"] == "textDocument/publishDiagnostics"
+    });
+    let last = published.last().unwrap();
+    assert_eq!(last["params"]["version"], 40, "{last}");
+    assert_eq!(last["params"]["diagnostics"], json!([]));
+    s.client.send(
+        json!({"jsonrpc": "2.0", "id": 999, "method": "textDocument/documentSymbol",
+                         "params": {"textDocument": {"uri": uri}}}),
+    );
+    let after = recv_until(s.client, |m| m["id"] == 999);
+    assert_eq!(after.len(), 1, "published again: {after:?}");
+    assert!(after[0].get("error").is_none(), "{after:?}");
+
+    // `exit` before `shutdown` ends the server with 1.
+    s.notify("exit", Value::Null);
+    let status = client.child.wait().expect("nnlc lsp exits");
+    assert_eq!(status.code(), Some(1), "{status}");
+}

@@ -1,5 +1,6 @@
-//! No input makes the front end panic: every example is mutated thousands of times (tokens
-//! deleted, duplicated, swapped; the file truncated) and each mutant must be checked to the end.
+//! No input makes the pipeline panic: every example is mutated thousands of times (tokens
+//! deleted, duplicated, swapped; the file truncated) and each mutant must be checked to the end;
+//! a mutant that checks clean is also lowered, differentiated, optimized and verified.
 
 mod common;
 
@@ -84,6 +85,7 @@ fn mutated_examples_never_panic() {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut checked = 0;
     let mut with_diagnostics = 0;
+    let mut lowered = 0;
     for path in common::nnl_files(&common::root().join("examples")) {
         let original = std::fs::read_to_string(&path).expect("example");
         assert!(
@@ -91,29 +93,72 @@ fn mutated_examples_never_panic() {
             "{} must start clean",
             path.display()
         );
+        // Named as the example, so that its data paths resolve as they do for it.
+        let name = path.to_string_lossy().into_owned();
         for round in 0..300 {
             let mut text = original.clone();
             for _ in 0..1 + round % 3 {
                 text = mutate(&text, &mut rng);
             }
-            let result =
-                std::panic::catch_unwind(|| nnl::check_source("mutant.nnl", &text, &loader));
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let (out, program) = nnl::check_program(&name, &text, &loader);
+                if !out.has_errors() {
+                    lowered += usize::from(through_the_back_end(&out, &program));
+                }
+                out
+            }));
             match result {
                 Ok(out) => {
                     checked += 1;
                     with_diagnostics += usize::from(!out.diagnostics.is_empty());
                 }
                 Err(_) => panic!(
-                    "the front end panicked on this mutant of {}:\n{text}",
+                    "the pipeline panicked on this mutant of {}:\n{text}",
                     path.display()
                 ),
             }
         }
     }
+    eprintln!(
+        "{checked} mutants, {with_diagnostics} with diagnostics, {lowered} through the back end"
+    );
     assert!(checked >= 3000, "only {checked} mutants");
+    assert!(
+        lowered >= 100,
+        "only {lowered} mutants went through the back end"
+    );
     // Most mutants are broken; the checker must notice (a sanity bound, not an exact count).
     assert!(
         with_diagnostics * 2 > checked,
         "only {with_diagnostics} of {checked} mutants got a diagnostic"
     );
+}
+
+/// Lowers a program that checked clean, builds and optimizes each phase's training step, and
+/// verifies every graph; whether lowering accepted it (it may refuse with E0400, never panic).
+fn through_the_back_end(out: &nnl::CheckOutput, program: &nnl::resolve::Program) -> bool {
+    if !program.modules[program.root]
+        .ast
+        .items
+        .iter()
+        .any(|i| matches!(i, nnl::syntax::ast::Item::Train(_)))
+    {
+        return false;
+    }
+    let opts = nnl::lower::Options {
+        batch: Some(4),
+        ..Default::default()
+    };
+    let Ok(lowered) = nnl::lower::lower(program, &out.sources, &opts) else {
+        return false;
+    };
+    nnl::ir::verify(&lowered.init).expect("the init graph verifies");
+    nnl::ir::verify(&lowered.eval).expect("the eval graph verifies");
+    for phase in &lowered.phases {
+        let step = nnl::step::train_step(&lowered, phase).expect("a step is built");
+        nnl::ir::verify(&step).expect("the step verifies");
+        let (step, _) = nnl::opt::optimize(&step);
+        nnl::ir::verify(&step).expect("the optimized step verifies");
+    }
+    true
 }

@@ -178,10 +178,9 @@ fn iris_event_files_hold_every_scalar_of_the_report_and_the_histograms() {
     for st in steps {
         let step = st["step"].as_u64().unwrap();
         assert_eq!(step % 5, 0);
-        for (key, value) in metrics(&st["loss"])
-            .into_iter()
-            .chain(metrics(&st["learning_rate"]))
-        {
+        assert!(st["metrics"]["accuracy"].is_number(), "{st}");
+        let logged = [&st["loss"], &st["metrics"], &st["learning_rate"]];
+        for (key, value) in logged.into_iter().flat_map(metrics) {
             s.expect("train", &format!("step/{key}"), step, value);
         }
     }

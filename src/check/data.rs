@@ -124,6 +124,9 @@ pub(crate) struct DataInfo {
     pub fields: Vec<(String, Ty, Span)>,
     pub splits: Vec<String>,
     pub sources: Vec<String>,
+    /// Integer fields whose values the sources fix: a generator's labels (`spirals(classes:
+    /// 5)` makes 0 to 4), with the number of classes and the source that says so.
+    pub classes: Vec<(String, i64, String)>,
 }
 
 fn slots<'a>(params: &'a [(&'a str, bool)]) -> Vec<Slot<'a>> {
@@ -157,6 +160,27 @@ impl Checker<'_> {
         }
         // A source that failed was reported; its columns are unknown, not missing.
         let columns = sources_known.then_some(columns.as_slice());
+        // The generators' labels, when every source is a generator that says how many.
+        let label_counts: Vec<Option<(i64, String)>> = d
+            .stmts
+            .iter()
+            .filter_map(|s| match s {
+                DataStmt::Source { value, .. } => {
+                    Some(generator_classes(self.sources.text(value.span), value))
+                }
+                _ => None,
+            })
+            .collect();
+        let labels = label_counts
+            .iter()
+            .try_fold(None::<(i64, String)>, |most, c| {
+                let c = c.clone()?;
+                Some(Some(match most {
+                    Some(m) if m.0 >= c.0 => m,
+                    _ => c,
+                }))
+            })
+            .flatten();
         let mut taken: Vec<(String, f64, Span)> = Vec::new();
         for s in &d.stmts {
             match s {
@@ -170,6 +194,16 @@ impl Checker<'_> {
                     // A field that does not fit its own declaration has no reliable type: later
                     // uses of it would only repeat the error.
                     let fits = !self.diags[mark..].iter().any(Diagnostic::is_error);
+                    // `y: i32 = y`: the generator's labels as they are.
+                    if let (Some((k, source)), ExprKind::Name(column), Ty::Tensor(dt, shape)) =
+                        (&labels, &value.kind, &declared)
+                        && column.name == "y"
+                        && !dt.is_float()
+                        && fits
+                        && shape.0.is_empty()
+                    {
+                        info.classes.push((name.name.clone(), *k, source.clone()));
+                    }
                     let ty_known = if fits { declared } else { Ty::Unknown };
                     info.fields
                         .push((name.name.clone(), ty_known, name.span.to(ty.span)));
@@ -394,7 +428,7 @@ impl Checker<'_> {
                     for v in &vals {
                         match &v.ty {
                             Ty::Shape(s) => count += s.0.len(),
-                            Ty::Int(_) => count += 1,
+                            Ty::Int(_) | Ty::Str(_) => count += 1,
                             _ => {}
                         }
                     }
@@ -656,10 +690,16 @@ impl Checker<'_> {
                 );
             }
             ("seed", SettingValue::Values(v)) if v.len() == 1 => {
-                if !matches!(self.expr(f, &v[0]), Ty::Int(_)) {
+                let t = self.expr(f, &v[0]);
+                if !matches!(&t, Ty::Int(d) if d.as_const().is_some_and(|c| c >= 0))
+                    && !t.is_unknown()
+                {
                     self.emit(
-                        Diagnostic::error(codes::SETTING_VALUE, "`seed` must be an integer")
-                            .with_primary(v[0].span, "not an integer"),
+                        Diagnostic::error(
+                            codes::SETTING_VALUE,
+                            "`seed` must be a non-negative whole number",
+                        )
+                        .with_primary(v[0].span, "not a non-negative integer"),
                     );
                 }
             }
@@ -691,4 +731,35 @@ fn numel(d: &[i64]) -> Option<i64> {
 fn dims(d: &[i64]) -> String {
     let d: Vec<String> = d.iter().map(i64::to_string).collect();
     format!("[{}]", d.join(", "))
+}
+
+/// How many classes a generator's `y` holds (0 to n - 1), and how the source was written; None
+/// for other sources, regression targets, or counts that are not written as numbers.
+fn generator_classes(written: &str, e: &Expr) -> Option<(i64, String)> {
+    let ExprKind::Call { callee, args, .. } = &e.kind else {
+        return None;
+    };
+    let ExprKind::Name(n) = &callee.kind else {
+        return None;
+    };
+    let (param, position, default) = match n.name.as_str() {
+        "xor" => return Some((2, written.to_string())),
+        "spirals" => ("classes", 1, Some(2)),
+        "blobs" => ("centers", 1, Some(3)),
+        "copy_task" | "reverse_task" | "sort_task" => ("vocab", 2, None),
+        _ => return None,
+    };
+    let named = args
+        .iter()
+        .find(|a| a.name.as_ref().is_some_and(|x| x.name == param));
+    let arg = named.or_else(|| args.iter().filter(|a| a.name.is_none()).nth(position));
+    let count = match arg.map(|a| &a.value.kind) {
+        Some(ExprKind::Number {
+            value,
+            is_int: true,
+        }) if *value >= 1.0 && *value <= i64::MAX as f64 => *value as i64,
+        Some(_) => return None,
+        None => default?,
+    };
+    Some((count, written.to_string()))
 }

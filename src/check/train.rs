@@ -586,6 +586,86 @@ impl Checker<'_> {
         }
     }
 
+    /// A loss that reads a field as class indices (`sparse_cross_entropy(out, y)`) against the
+    /// model's classes, when the data block fixes how many labels that field holds: more labels
+    /// than classes is an error here, not a silent zero loss at run time.
+    fn label_range(&mut self, f: &mut Frame, loss: &Expr, data: &DataInfo) {
+        const BY_INDEX: &[&str] = &[
+            "sparse_cross_entropy",
+            "sparse_categorical_cross_entropy",
+            "accuracy",
+        ];
+        let mut stack = vec![loss];
+        while let Some(e) = stack.pop() {
+            let ExprKind::Call { callee, args, .. } = &e.kind else {
+                match &e.kind {
+                    ExprKind::Binary { lhs, rhs, .. } => stack.extend([&**lhs, &**rhs]),
+                    ExprKind::Unary { expr, .. } => stack.push(expr),
+                    _ => {}
+                }
+                continue;
+            };
+            stack.extend(args.iter().map(|a| &a.value));
+            let ExprKind::Name(name) = &callee.kind else {
+                continue;
+            };
+            if !BY_INDEX.contains(&name.name.as_str()) {
+                continue;
+            }
+            let arg = |named: &[&str], position: usize| {
+                args.iter()
+                    .find(|a| {
+                        a.name
+                            .as_ref()
+                            .is_some_and(|n| named.contains(&n.name.as_str()))
+                    })
+                    .or_else(|| args.iter().filter(|a| a.name.is_none()).nth(position))
+            };
+            let (Some(scores), Some(target)) = (arg(&["logits", "pred"], 0), arg(&["target"], 1))
+            else {
+                continue;
+            };
+            let (ExprKind::Name(scores_name), ExprKind::Name(field)) =
+                (&scores.value.kind, &target.value.kind)
+            else {
+                continue;
+            };
+            let Some((_, labels, source)) = data.classes.iter().find(|c| c.0 == field.name) else {
+                continue;
+            };
+            let classes = match f.lookup(&scores_name.name) {
+                Some(Ty::Tensor(_, shape)) => match shape.0.last() {
+                    Some(ShapeElem::Dim(d)) => d.as_const(),
+                    _ => None,
+                },
+                _ => None,
+            };
+            if let Some(classes) = classes.filter(|c| labels > c) {
+                self.emit(
+                    Diagnostic::error(
+                        codes::DATA_MODEL_MISMATCH,
+                        format!(
+                            "`{}` holds labels 0 to {}, but `{}` scores {classes} class{}",
+                            field.name,
+                            labels - 1,
+                            scores_name.name,
+                            if classes == 1 { "" } else { "es" }
+                        ),
+                    )
+                    .with_primary(target.value.span, format!("{labels} classes in the data"))
+                    .with_secondary(
+                        scores.value.span,
+                        format!("{classes} class{}", if classes == 1 { "" } else { "es" }),
+                    )
+                    .with_note(format!("`{source}` makes the labels of `{}`", field.name))
+                    .with_help(format!(
+                        "give the model {labels} outputs, or make the data with {classes} classes: a label the model has no class for trains to a loss of 0 and is never right"
+                    )),
+                );
+            }
+        }
+    }
+
     fn train_setting(
         &mut self,
         f: &mut Frame,
@@ -599,6 +679,7 @@ impl Checker<'_> {
             ("loss", SettingValue::Assign(e)) => {
                 seen.loss = true;
                 let t = self.expr(f, e);
+                self.label_range(f, e, data);
                 if !matches!(t, Ty::Tensor(d, _) if !d.is_float()) {
                     self.require_scalar(&t, e.span, "the loss");
                 } else {
@@ -693,10 +774,21 @@ impl Checker<'_> {
                 }
             }
             ("seed", SettingValue::Values(v)) if v.len() == 1 => {
-                if !matches!(self.expr(f, &v[0]), Ty::Int(_)) {
+                let t = self.expr(f, &v[0]);
+                let ok = matches!(&t, Ty::Int(d) if d.as_const().is_some_and(|c| c >= 0));
+                if !ok && !t.is_unknown() {
                     self.emit(
-                        Diagnostic::error(codes::SETTING_VALUE, "`seed` must be a whole number")
-                            .with_primary(v[0].span, "not an integer"),
+                        Diagnostic::error(
+                            codes::SETTING_VALUE,
+                            format!(
+                                "`seed` must be a non-negative whole number, found {}",
+                                self.sources.text(v[0].span)
+                            ),
+                        )
+                        .with_primary(v[0].span, "not a non-negative integer")
+                        .with_help(
+                            "write a number such as `seed 1`; the same seed repeats a run exactly",
+                        ),
                     );
                 }
             }

@@ -14,7 +14,7 @@
 //! - float `max(a, b)` is `a` if `a > b` or `a` is NaN, else `b` (so NaN propagates), `min`
 //!   likewise with `<`; `reduce_max` folds that `max` from −∞ (i32: `i32::MIN`), `sum` folds `+`
 //!   from 0, both in index order of the reduced axes (innermost axis last);
-//! - f32 `exp` is [`math::exp_f32`] (within 1.03 ulp, so that the JIT can compute it on vectors
+//! - f32 `exp` is [`math::exp_f32`] (within 1.072 ulp, so that the JIT can compute it on vectors
 //!   and agree bit for bit); f64 `exp`, `log`, `sin`, `cos` and `sqrt` are the standard library's;
 //! - comparisons are IEEE (any comparison with NaN is false, except `ne`); bool orders
 //!   `false < true`;

@@ -92,11 +92,29 @@ macro_rules! four_lanes {
         }
     )*};
 }
-four_lanes!(log4_f32 = log_f32, sin4_f32 = sin_f32, cos4_f32 = cos_f32);
+four_lanes!(
+    exp4_f32 = exp_f32,
+    log4_f32 = log_f32,
+    sin4_f32 = sin_f32,
+    cos4_f32 = cos_f32
+);
+
+/// Whether the processor fuses multiply-adds on vectors: [`math::exp_f32`]'s steps are then
+/// emitted inline, else (x86 before Haswell) its four lanes are one call.
+fn vector_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        true
+    }
+}
 
 /// The functions kernels call: symbol, address, and the type of the argument and result (a
 /// pointer, with no result, for the four-lane ones).
-fn math_functions() -> [(&'static str, *const u8, Option<Type>); 11] {
+fn math_functions() -> [(&'static str, *const u8, Option<Type>); 12] {
     let f32 = Some(types::F32);
     let f64 = Some(types::F64);
     [
@@ -108,6 +126,7 @@ fn math_functions() -> [(&'static str, *const u8, Option<Type>); 11] {
         ("nnl_log_f64", log_f64 as *const u8, f64),
         ("nnl_sin_f64", sin_f64 as *const u8, f64),
         ("nnl_cos_f64", cos_f64 as *const u8, f64),
+        ("nnl_exp4_f32", exp4_f32 as *const u8, None),
         ("nnl_log4_f32", log4_f32 as *const u8, None),
         ("nnl_sin4_f32", sin4_f32 as *const u8, None),
         ("nnl_cos4_f32", cos4_f32 as *const u8, None),
@@ -116,6 +135,7 @@ fn math_functions() -> [(&'static str, *const u8, Option<Type>); 11] {
 
 fn math_symbol(op: &Op, dtype: DType, four_lanes: bool) -> &'static str {
     match (op, dtype) {
+        (Op::Exp, _) if four_lanes => "nnl_exp4_f32",
         (Op::Log, _) if four_lanes => "nnl_log4_f32",
         (Op::Sin, _) if four_lanes => "nnl_sin4_f32",
         (Op::Cos, _) if four_lanes => "nnl_cos4_f32",
@@ -1221,22 +1241,19 @@ impl<'a, 'm> Emitter<'a, 'm> {
         let log2_e = splat(self, math::LOG2_E);
         let n = self.b.ins().fmul(clamped, log2_e);
         let n = self.b.ins().nearest(n);
-        let ln2_hi = splat(self, math::LN2_HI);
-        let ln2_lo = splat(self, math::LN2_LO);
-        let n_hi = self.b.ins().fmul(n, ln2_hi);
-        let r = self.b.ins().fsub(clamped, n_hi);
-        let n_lo = self.b.ins().fmul(n, ln2_lo);
-        let r = self.b.ins().fsub(r, n_lo);
+        let minus_ln2_hi = splat(self, -math::LN2_HI);
+        let minus_ln2_lo = splat(self, -math::LN2_LO);
+        let r = self.b.ins().fma(n, minus_ln2_hi, clamped);
+        let r = self.b.ins().fma(n, minus_ln2_lo, r);
 
-        let mut p = splat(self, math::EXP_TAYLOR[0]);
-        for &c in &math::EXP_TAYLOR[1..] {
-            let c = splat(self, c);
-            let pr = self.b.ins().fmul(p, r);
-            p = self.b.ins().fadd(pr, c);
-        }
         let r2 = self.b.ins().fmul(r, r);
-        let tail = self.b.ins().fmul(r2, p);
-        let tail = self.b.ins().fadd(r, tail);
+        let [c7, c6, c5, c4, c3, c2] = math::EXP_TAYLOR.map(|c| splat(self, c));
+        let high = self.b.ins().fma(c7, r, c6);
+        let middle = self.b.ins().fma(c5, r, c4);
+        let low = self.b.ins().fma(c3, r, c2);
+        let p = self.b.ins().fma(high, r2, middle);
+        let p = self.b.ins().fma(p, r2, low);
+        let tail = self.b.ins().fma(r2, p, r);
         let one = splat(self, 1.0);
         let p = self.b.ins().fadd(one, tail);
 
@@ -1485,8 +1502,8 @@ impl<'a, 'm> Emitter<'a, 'm> {
         match op {
             Op::Neg => self.b.ins().fneg(arg(0)),
             Op::Sqrt => self.b.ins().sqrt(arg(0)),
-            Op::Exp => self.vector_exp(arg(0)),
-            Op::Log | Op::Sin | Op::Cos => self.call_math4(op, arg(0)),
+            Op::Exp if vector_fma() => self.vector_exp(arg(0)),
+            Op::Exp | Op::Log | Op::Sin | Op::Cos => self.call_math4(op, arg(0)),
             Op::Detach => arg(0),
             Op::Add => self.b.ins().fadd(arg(0), arg(1)),
             Op::Sub => self.b.ins().fsub(arg(0), arg(1)),

@@ -211,7 +211,16 @@ impl Lowerer<'_> {
             match set.name.name.as_str() {
                 "batch" => c.batch = num(self, &mut env)?.unwrap_or(32.0) as usize,
                 "epochs" => c.epochs = num(self, &mut env)?.map(|x| x as usize),
-                "seed" => c.seed = num(self, &mut env)?.map(|x| x as u64),
+                // Exactly, not through f64: a seed may be any non-negative 64-bit integer.
+                "seed" => {
+                    c.seed = match first {
+                        Some(e) => match self.expr(&mut env, e)? {
+                            Val::Int(i) => u64::try_from(i).ok(),
+                            _ => None,
+                        },
+                        None => None,
+                    }
+                }
                 "clip_grad_norm" => c.clip_grad_norm = num(self, &mut env)?,
                 "metrics" => {
                     if let SettingValue::Values(vs) = &set.value {

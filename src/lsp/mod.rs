@@ -6,10 +6,19 @@
 //! definition and builtin names with their signatures.
 //!
 //! `use "./file.nnl"` resolves against the document's directory; open documents are read from
-//! the editor's buffers rather than the disk.
+//! the editor's buffers rather than the disk. Paths written in a document (`use`, data files,
+//! `checkpoint`) must stay inside the workspace (its folders, else the document's directory),
+//! as `nnlc run` requires of a project (see [`crate::fs`]).
+//!
+//! No input ends the server: the transport answers frames that are not messages
+//! ([`transport`]); a burst of changes is checked once, for its last version (diagnostics are
+//! published when no message has come for [`DEBOUNCE`]); a document's analysis is kept until
+//! a document changes, so requests on a large one do not check it again. `exit` before
+//! `shutdown` ends the server with exit code 1, as the protocol says.
 
 mod analysis;
 mod text;
+mod transport;
 
 use analysis::{Analysis, Locate};
 use lsp_server::{Connection, ErrorCode, Message, Notification, Request, RequestId, Response};
@@ -20,17 +29,25 @@ use lsp_types::{
     TextDocumentSyncCapability, TextDocumentSyncKind, Url,
 };
 use serde_json::Value;
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::Duration;
 
 use crate::CheckOutput;
 use crate::source::FileId;
 
+/// How long the server waits after a change for another before it checks the document.
+pub const DEBOUNCE: Duration = Duration::from_millis(100);
+
 /// Serves the editor on stdin and stdout until it says `exit`.
 pub fn run_stdio() -> Result<(), String> {
-    let (connection, io_threads) = Connection::stdio();
-    serve(connection, None)?;
-    io_threads.join().map_err(|e| e.to_string())
+    let (connection, writer) = transport::stdio();
+    let served = serve(connection, None);
+    // Everything the server sent is written before the process ends.
+    let _ = writer.join();
+    served
 }
 
 pub fn capabilities() -> ServerCapabilities {
@@ -49,15 +66,44 @@ pub fn capabilities() -> ServerCapabilities {
 /// `cache_dir` (default: `$XDG_CACHE_HOME`, else `~/.cache`).
 pub fn serve(connection: Connection, cache_dir: Option<PathBuf>) -> Result<(), String> {
     let caps = serde_json::to_value(capabilities()).map_err(|e| e.to_string())?;
-    connection.initialize(caps).map_err(|e| e.to_string())?;
+    let (id, params) = connection.initialize_start().map_err(|e| e.to_string())?;
+    let workspace = workspace_roots(&params);
+    let result = serde_json::json!({
+        "capabilities": caps,
+        "serverInfo": {"name": "nnlc", "version": env!("CARGO_PKG_VERSION")},
+    });
+    connection
+        .initialize_finish(id, result)
+        .map_err(|e| e.to_string())?;
     let mut server = Server {
         docs: HashMap::new(),
+        analyses: RefCell::new(HashMap::new()),
+        workspace,
         stdlib: StdlibFiles {
             cache: cache_dir,
             dir: std::sync::OnceLock::new(),
         },
     };
-    for msg in &connection.receiver {
+    // Documents changed since their diagnostics were last published.
+    let mut unchecked: Vec<Url> = Vec::new();
+    loop {
+        let msg = if unchecked.is_empty() {
+            match connection.receiver.recv() {
+                Ok(msg) => msg,
+                Err(_) => return Ok(()),
+            }
+        } else {
+            match connection.receiver.recv_timeout(DEBOUNCE) {
+                Ok(msg) => msg,
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    for uri in std::mem::take(&mut unchecked) {
+                        send(&connection, Message::Notification(server.publish(uri)))?;
+                    }
+                    continue;
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+        };
         match msg {
             Message::Request(req) => {
                 if connection
@@ -69,23 +115,72 @@ pub fn serve(connection: Connection, cache_dir: Option<PathBuf>) -> Result<(), S
                 let response = server.request(req);
                 send(&connection, Message::Response(response))?;
             }
-            Message::Notification(n) => {
-                for out in server.notification(n) {
-                    send(&connection, Message::Notification(out))?;
-                }
+            Message::Notification(n) if n.method == "exit" => {
+                return Err("the client sent `exit` before `shutdown`".into());
             }
+            Message::Notification(n) => match server.notification(n) {
+                Changed::Document(uri) => {
+                    if !unchecked.contains(&uri) {
+                        unchecked.push(uri);
+                    }
+                }
+                Changed::Closed(uri) => {
+                    unchecked.retain(|u| *u != uri);
+                    send(
+                        &connection,
+                        Message::Notification(publish(uri, None, Vec::new())),
+                    )?;
+                }
+                Changed::Nothing => {}
+            },
             Message::Response(_) => {}
         }
     }
-    Ok(())
+}
+
+/// The folders of the workspace the editor opened, from `initialize`'s parameters.
+fn workspace_roots(params: &Value) -> Vec<PathBuf> {
+    let folders = params["workspaceFolders"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f["uri"].as_str());
+    let root = params["rootUri"].as_str();
+    let mut roots: Vec<PathBuf> = folders
+        .chain(root)
+        .filter_map(|u| Url::parse(u).ok()?.to_file_path().ok())
+        .collect();
+    if roots.is_empty()
+        && let Some(path) = params["rootPath"].as_str()
+    {
+        roots.push(PathBuf::from(path));
+    }
+    roots
+}
+
+/// What a notification changed.
+enum Changed {
+    Document(Url),
+    Closed(Url),
+    Nothing,
 }
 
 fn send(connection: &Connection, msg: Message) -> Result<(), String> {
     connection.sender.send(msg).map_err(|e| e.to_string())
 }
 
+struct Document {
+    text: String,
+    version: Option<i32>,
+}
+
 struct Server {
-    docs: HashMap<Url, String>,
+    docs: HashMap<Url, Document>,
+    /// Each document's analysis, until any document changes (a `use`d buffer changes what the
+    /// documents that use it mean).
+    analyses: RefCell<HashMap<Url, Rc<Analysis>>>,
+    /// Where paths written in documents may lead; empty: each document's own directory.
+    workspace: Vec<PathBuf>,
     stdlib: StdlibFiles,
 }
 
@@ -161,65 +256,130 @@ impl Server {
         }
     }
 
-    fn notification(&mut self, n: Notification) -> Vec<Notification> {
-        let uri = match n.method.as_str() {
+    fn notification(&mut self, n: Notification) -> Changed {
+        match n.method.as_str() {
             "textDocument/didOpen" => {
                 let Ok(p) = params::<lsp_types::DidOpenTextDocumentParams>(n.params) else {
-                    return Vec::new();
+                    return Changed::Nothing;
                 };
-                self.docs
-                    .insert(p.text_document.uri.clone(), p.text_document.text);
-                p.text_document.uri
+                let doc = Document {
+                    text: p.text_document.text,
+                    version: Some(p.text_document.version),
+                };
+                self.docs.insert(p.text_document.uri.clone(), doc);
+                self.analyses.borrow_mut().clear();
+                Changed::Document(p.text_document.uri)
             }
             "textDocument/didChange" => {
                 let Ok(p) = params::<lsp_types::DidChangeTextDocumentParams>(n.params) else {
-                    return Vec::new();
+                    return Changed::Nothing;
                 };
                 // Full sync: the last change holds the whole text.
                 let Some(change) = p.content_changes.into_iter().last() else {
-                    return Vec::new();
+                    return Changed::Nothing;
                 };
-                self.docs.insert(p.text_document.uri.clone(), change.text);
-                p.text_document.uri
+                let doc = Document {
+                    text: change.text,
+                    version: Some(p.text_document.version),
+                };
+                self.docs.insert(p.text_document.uri.clone(), doc);
+                self.analyses.borrow_mut().clear();
+                Changed::Document(p.text_document.uri)
             }
             "textDocument/didClose" => {
                 let Ok(p) = params::<lsp_types::DidCloseTextDocumentParams>(n.params) else {
-                    return Vec::new();
+                    return Changed::Nothing;
                 };
                 self.docs.remove(&p.text_document.uri);
-                return vec![publish(p.text_document.uri, Vec::new())];
+                self.analyses.borrow_mut().clear();
+                Changed::Closed(p.text_document.uri)
             }
-            _ => return Vec::new(),
-        };
+            _ => Changed::Nothing,
+        }
+    }
+
+    /// The diagnostics of a document's current version.
+    fn publish(&self, uri: Url) -> Notification {
+        let version = self.docs.get(&uri).and_then(|d| d.version);
+        let size = self.docs.get(&uri).map_or(0, |d| d.text.len());
+        if let Err(message) = crate::fs::check_fits_in_memory(size) {
+            let whole_file = lsp_types::Diagnostic {
+                severity: Some(lsp_types::DiagnosticSeverity::ERROR),
+                source: Some("nnlc".into()),
+                message,
+                ..Default::default()
+            };
+            return publish(uri, version, vec![whole_file]);
+        }
         let diagnostics = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             self.analyze(&uri)
                 .map(|a| a.diagnostics(&self.stdlib))
                 .unwrap_or_default()
         }))
         .unwrap_or_default();
-        vec![publish(uri, diagnostics)]
+        publish(uri, version, diagnostics)
     }
 
-    fn analyze(&self, uri: &Url) -> Option<Analysis> {
-        let text = self.docs.get(uri)?;
-        let loader = Buffers { docs: &self.docs };
-        Some(Analysis::new(&file_name(uri), text, &loader))
+    /// The analysis of an open document, computed once per version of the documents.
+    fn analyze(&self, uri: &Url) -> Option<Rc<Analysis>> {
+        if let Some(a) = self.analyses.borrow().get(uri) {
+            return Some(Rc::clone(a));
+        }
+        let text = &self.docs.get(uri)?.text;
+        // Too large to check in the memory there is (its diagnostic says so).
+        crate::fs::check_fits_in_memory(text.len()).ok()?;
+        let name = file_name(uri);
+        let project = self.project(uri);
+        let loader = Buffers {
+            docs: &self.docs,
+            project: &project,
+        };
+        let mut analysis = Analysis::new(&name, text, &loader);
+        if uri.scheme() == "file" {
+            analysis.out.diagnostics.extend(crate::fs::check_paths(
+                &analysis.program,
+                Path::new(&name),
+                &project,
+            ));
+            crate::diag::sort_and_dedup(&mut analysis.out.diagnostics);
+        }
+        let analysis = Rc::new(analysis);
+        self.analyses
+            .borrow_mut()
+            .insert(uri.clone(), Rc::clone(&analysis));
+        Some(analysis)
     }
 
-    fn at(&self, p: &TextDocumentPositionParams) -> Option<(Analysis, usize)> {
+    /// Where a document's paths may lead: the workspace, else the document's directory.
+    fn project(&self, uri: &Url) -> crate::fs::Project {
+        if !self.workspace.is_empty() {
+            return crate::fs::Project::new(self.workspace.iter().cloned(), &[]);
+        }
+        let dir = uri
+            .to_file_path()
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf));
+        crate::fs::Project::new(dir, &[])
+    }
+
+    fn at(&self, p: &TextDocumentPositionParams) -> Option<(Rc<Analysis>, usize)> {
         let a = self.analyze(&p.text_document.uri)?;
-        let text = self.docs.get(&p.text_document.uri)?;
+        let text = &self.docs.get(&p.text_document.uri)?.text;
         Some((a, text::offset(text, p.position)))
     }
 }
 
-fn publish(uri: Url, diagnostics: Vec<lsp_types::Diagnostic>) -> Notification {
+fn publish(
+    uri: Url,
+    version: Option<i32>,
+    diagnostics: Vec<lsp_types::Diagnostic>,
+) -> Notification {
     Notification::new(
         "textDocument/publishDiagnostics".to_string(),
         PublishDiagnosticsParams {
             uri,
             diagnostics,
-            version: None,
+            version,
         },
     )
 }
@@ -233,9 +393,10 @@ fn file_name(uri: &Url) -> String {
     }
 }
 
-/// Serves `use`d files from the editor's open buffers, then from the disk.
+/// Serves `use`d files from the editor's open buffers, then from the disk, inside the project.
 struct Buffers<'a> {
-    docs: &'a HashMap<Url, String>,
+    docs: &'a HashMap<Url, Document>,
+    project: &'a crate::fs::Project,
 }
 
 impl crate::resolve::Loader for Buffers<'_> {
@@ -245,9 +406,14 @@ impl crate::resolve::Loader for Buffers<'_> {
             .iter()
             .find(|(uri, _)| uri.to_file_path().is_ok_and(|p| p == Path::new(path)));
         match open {
-            Some((_, text)) => Ok(text.clone()),
-            None => std::fs::read_to_string(path).map_err(|e| e.to_string()),
+            Some((_, doc)) => Ok(doc.text.clone()),
+            None => crate::fs::read_source(Path::new(path)),
         }
+    }
+
+    fn permit(&self, path: &str) -> Result<(), crate::resolve::Refusal> {
+        self.project.check(Path::new(path))?;
+        crate::fs::nnl_source(Path::new(path))
     }
 }
 

@@ -260,19 +260,26 @@ impl Resolver<'_> {
     }
 }
 
-/// `dir/a.nnl` + `./b.nnl` → `dir/b.nnl`.
+/// `dir/a.nnl` + `./b.nnl` → `dir/b.nnl`; an absolute `rel` stays absolute.
 fn join_relative(base: &str, rel: &str) -> String {
     let dir = std::path::Path::new(base)
         .parent()
         .unwrap_or(std::path::Path::new(""));
-    let mut out: Vec<String> = dir
-        .components()
-        .map(|c| c.as_os_str().to_string_lossy().into_owned())
-        .collect();
+    let mut out: Vec<String> = if rel.starts_with('/') {
+        // Joined below into `/…`.
+        vec![String::new()]
+    } else {
+        dir.components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect()
+    };
     for part in rel.split('/') {
         match part {
             "." | "" => {}
-            ".." if out.last().is_some_and(|p| p != "..") => {
+            ".." if out
+                .last()
+                .is_some_and(|p| p != ".." && !p.is_empty() && p != "/") =>
+            {
                 out.pop();
             }
             p => out.push(p.to_string()),

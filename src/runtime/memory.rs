@@ -6,7 +6,9 @@
 //! optimizer state (the outputs of the `init` graph), their new values (a step's outputs), and
 //! the values of every node of the largest phase's forward graph (reverse mode keeps the
 //! activations for the backward pass; fusion keeps fewer, so this errs on the safe side only
-//! for the activations). Sizes are added in `u128`, so no shape can wrap them.
+//! for the activations). Sizes are added in `u128`, so no shape can wrap them. A training run
+//! loads its data set first (every reader bounds what it allocates by the file's real size), so
+//! the memory the data set holds is already taken out of what the machine has left.
 //! What the machine has is the available memory (`MemAvailable`) and, under an address-space
 //! limit (`ulimit -v`), what is left of it.
 
@@ -83,41 +85,10 @@ pub fn estimate(lowered: &Lowered) -> Estimate {
     }
 }
 
-/// The bytes this process can still get, when the system says.
+/// The bytes this process can still get, when the system says (see
+/// [`crate::fs::available_memory`]).
 pub fn available() -> Option<u128> {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").ok();
-    let free = meminfo
-        .as_deref()
-        .and_then(|m| kib_field(m, "MemAvailable:"));
-    let status = std::fs::read_to_string("/proc/self/status").ok();
-    let used = status.as_deref().and_then(|s| kib_field(s, "VmSize:"));
-    let limit = std::fs::read_to_string("/proc/self/limits")
-        .ok()
-        .and_then(|l| address_space_limit(&l));
-    let left_in_limit = limit.zip(used).map(|(l, u)| l.saturating_sub(u));
-    match (free, left_in_limit) {
-        (Some(f), Some(l)) => Some(f.min(l)),
-        (f, l) => f.or(l),
-    }
-}
-
-/// A `/proc` field given in kB (`MemAvailable:   1234 kB`), in bytes.
-fn kib_field(text: &str, name: &str) -> Option<u128> {
-    let line = text.lines().find(|l| l.starts_with(name))?;
-    let kib: u128 = line[name.len()..].split_whitespace().next()?.parse().ok()?;
-    Some(kib * 1024)
-}
-
-/// The soft address-space limit of `/proc/self/limits`, None when unlimited.
-fn address_space_limit(limits: &str) -> Option<u128> {
-    let line = limits
-        .lines()
-        .find(|l| l.starts_with("Max address space"))?;
-    line["Max address space".len()..]
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
+    crate::fs::available_memory()
 }
 
 /// `1.5 GiB`.
@@ -160,17 +131,6 @@ pub fn check_fits(e: &Estimate, available: Option<u128>) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn proc_fields_are_read_in_bytes() {
-        let meminfo = "MemTotal:       24000000 kB\nMemAvailable:   2048 kB\n";
-        assert_eq!(kib_field(meminfo, "MemAvailable:"), Some(2048 * 1024));
-        let limits = "Limit                     Soft Limit           Hard Limit           Units\nMax address space         4294967296           unlimited            bytes\n";
-        assert_eq!(address_space_limit(limits), Some(4294967296));
-        let unlimited =
-            "Max address space         unlimited            unlimited            bytes\n";
-        assert_eq!(address_space_limit(unlimited), None);
-    }
 
     #[test]
     fn a_run_larger_than_the_machine_is_refused_with_its_sizes() {

@@ -479,7 +479,7 @@ impl Observer for Both<'_> {
     }
 }
 
-/// One logged training step: its loss and learning rate, per phase.
+/// One logged training step: its loss, metrics and learning rate, per phase.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct StepRecord {
     /// 1-based, counted over the run.
@@ -488,6 +488,8 @@ pub struct StepRecord {
     pub epoch: usize,
     /// The batch's loss: `loss`, or `loss.<phase>` for each phase of a run of several.
     pub loss: std::collections::BTreeMap<String, f64>,
+    /// The batch's value of each metric (as the step computes it on the batch).
+    pub metrics: std::collections::BTreeMap<String, f64>,
     /// The learning rate the step used: `learning_rate`, or `learning_rate.<phase>`.
     pub learning_rate: std::collections::BTreeMap<String, f64>,
 }
@@ -834,6 +836,7 @@ impl<'s, 'p> Trainer<'s, 'p> {
                 step: step_number,
                 epoch: epoch + 1,
                 loss: Default::default(),
+                metrics: Default::default(),
                 learning_rate: Default::default(),
             };
             for (p, step_graph) in steps.iter().enumerate() {
@@ -863,6 +866,13 @@ impl<'s, 'p> Trainer<'s, 'p> {
                 if logged {
                     let key = phase.map_or("loss".to_string(), |p| format!("loss.{p}"));
                     record.loss.insert(key, loss);
+                    for (name, t) in &out {
+                        if let (OutputRole::Metric(_), Some(v)) =
+                            (step_graph.role(name), t.scalar())
+                        {
+                            record.metrics.insert(name.clone(), v);
+                        }
+                    }
                     if let Some(lr) = stats.learning_rate {
                         record
                             .learning_rate

@@ -3,8 +3,9 @@
 //!
 //! Runs (sibling directories, so TensorBoard overlays the curves of one tag): `train`, `val`,
 //! `test`. Tags:
-//! - `step/loss` (`step/loss.<phase>`) and `step/learning_rate` (`step/learning_rate.<phase>`)
-//!   in `train`, every N steps at the global step;
+//! - `step/loss` (`step/loss.<phase>`), `step/<metric>` (the batch's value) and
+//!   `step/learning_rate` (`step/learning_rate.<phase>`) in `train`, every N steps at the global
+//!   step;
 //! - `epoch/<metric>` (`epoch/loss`, `epoch/accuracy`, …) in `train` and `val` at each epoch,
 //!   and in `test` at the last epoch; `epoch/samples_per_second` in `train`;
 //! - `health/<layer>/grad_norm`, `…/weight_norm`, `…/update_ratio` and
@@ -121,7 +122,7 @@ impl Observer for TensorBoardLog {
     fn step_logged(&mut self, r: &StepRecord) {
         self.last_step = r.step;
         self.write("train", |w| {
-            for (key, value) in r.loss.iter().chain(&r.learning_rate) {
+            for (key, value) in r.loss.iter().chain(&r.metrics).chain(&r.learning_rate) {
                 w.scalar(&format!("step/{key}"), r.step, *value)?;
             }
             Ok(())
