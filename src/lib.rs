@@ -23,6 +23,7 @@ pub mod plot;
 pub mod prim;
 pub mod resolve;
 pub mod runtime;
+pub mod search;
 pub mod source;
 pub mod step;
 pub mod store;

@@ -31,6 +31,8 @@ enum Format {
 enum Command {
     /// Train the model a file declares: progress per epoch, checkpoints, test metrics
     Run(cli::train::RunArgs),
+    /// Run the file's `search` block: trials, a live table, the best trial and how to reproduce it
+    Search(cli::search::SearchArgs),
     /// Metrics of a trained model on a split of the file's data
     Eval(cli::train::EvalArgs),
     /// A trained model's outputs for new inputs, prepared as its training data were
@@ -117,6 +119,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Run(args) => report(cli::train::in_pool(&args.common, || cli::train::run(&args))),
+        Command::Search(args) => report(cli::search::search(&args)),
         Command::Eval(args) => report(cli::train::in_pool(&args.common, || {
             cli::train::eval(&args)
         })),

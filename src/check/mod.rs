@@ -44,6 +44,7 @@ pub fn check(program: &Program, sources: &SourceMap) -> (Checked, Vec<Diagnostic
         trace: Vec::new(),
         expanding: Vec::new(),
         types: HashMap::new(),
+        trainings: Vec::new(),
     };
     for (m, module) in program.modules.iter().enumerate() {
         for (i, item) in module.ast.items.iter().enumerate() {
@@ -75,8 +76,13 @@ pub fn check(program: &Program, sources: &SourceMap) -> (Checked, Vec<Diagnostic
                 }));
             }
             Item::Train(t) => c.check_train(root, t),
-            Item::Search(s) => c.check_search(root, s),
-            Item::Use(_) | Item::Def(_) => {}
+            Item::Use(_) | Item::Def(_) | Item::Search(_) => {}
+        }
+    }
+    // After every train block, wherever they are: a search's goal names their metrics.
+    for item in &program.modules[root].ast.items {
+        if let Item::Search(s) = item {
+            c.check_search(root, s);
         }
     }
     (
@@ -100,6 +106,8 @@ pub(crate) struct Checker<'p> {
     /// Definitions being expanded, to stop runaway expansion.
     expanding: Vec<ItemRef>,
     types: HashMap<Span, String>,
+    /// What each checked train block computes, for the search blocks over its models.
+    trainings: Vec<train::Training>,
 }
 
 /// The scope of one body being checked.

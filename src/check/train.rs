@@ -150,6 +150,12 @@ impl Checker<'_> {
         }
         let has_phases = t.stmts.iter().any(|s| matches!(s, TrainStmt::Phase { .. }));
         self.train_stmts(&mut f, &t.stmts, &models, &data, &mut seen, None);
+        self.trainings.push(Training {
+            models: t.models.iter().map(|m| m.name.clone()).collect(),
+            data: t.data.name.clone(),
+            metrics: seen.metrics.clone(),
+            splits: data.splits.clone(),
+        });
         if !has_phases {
             let missing: Vec<&str> = [("loss", seen.loss), ("optimizer", seen.optimizer)]
                 .iter()
@@ -975,16 +981,7 @@ impl Checker<'_> {
 
     pub(super) fn check_search(&mut self, module: usize, s: &SearchDecl) {
         let mut f = Frame::new(module, None);
-        let strategy_ok = matches!(&s.strategy.kind, ExprKind::Call { callee, .. } if matches!(&callee.kind, ExprKind::Name(n) if n.name == "random" || n.name == "grid"));
-        if !strategy_ok {
-            self.emit(
-                Diagnostic::error(
-                    codes::SETTING,
-                    "a search strategy is `random(trials: N, seed: S)` or `grid()`",
-                )
-                .with_primary(s.strategy.span, "unknown strategy"),
-            );
-        }
+        let strategy = self.search_strategy(s);
         let mut hyper: Vec<String> = Vec::new();
         for m in &s.models {
             if let Some(d) = self
@@ -996,17 +993,32 @@ impl Checker<'_> {
             }
         }
         // Optimizer arguments of the training block over the same models are hyperparameters too.
+        let same_models = |t: &TrainDecl| {
+            t.models
+                .iter()
+                .map(|m| &m.name)
+                .eq(s.models.iter().map(|m| &m.name))
+        };
         for item in &self.program.modules[module].ast.items {
             if let Item::Train(t) = item
-                && t.models
-                    .iter()
-                    .map(|m| &m.name)
-                    .eq(s.models.iter().map(|m| &m.name))
+                && same_models(t)
             {
                 collect_optimizer_args(&t.stmts, &mut hyper);
             }
         }
+        let mut seen: Vec<&str> = Vec::new();
         for (name, values) in &s.space {
+            if seen.contains(&name.name.as_str()) {
+                self.emit(
+                    Diagnostic::error(
+                        codes::ARGUMENT_TWICE,
+                        format!("`{}` is searched twice", name.name),
+                    )
+                    .with_primary(name.span, "searched again here")
+                    .with_help("give each hyperparameter one space"),
+                );
+            }
+            seen.push(&name.name);
             if !hyper.contains(&name.name) {
                 let mut d = Diagnostic::error(
                     codes::UNKNOWN_ARGUMENT,
@@ -1022,27 +1034,379 @@ impl Checker<'_> {
                 };
                 self.emit(d);
             }
-            let ok = match &values.kind {
-                ExprKind::List(_) => true,
-                ExprKind::Call { callee, .. } => {
-                    matches!(&callee.kind, ExprKind::Name(n) if crate::prim::SEARCH_DISTRIBUTIONS.contains(&n.name.as_str()))
-                }
-                _ => false,
+            self.search_space(&mut f, values, strategy.as_deref());
+        }
+        let training = self
+            .trainings
+            .iter()
+            .find(|t| t.models.iter().eq(s.models.iter().map(|m| &m.name)))
+            .cloned();
+        let Some(training) = training else {
+            let names: Vec<&str> = s.models.iter().map(|m| m.name.as_str()).collect();
+            let header = Span {
+                end: s.data.span.end,
+                ..s.span
             };
-            if !ok {
+            self.emit(
+                Diagnostic::error(
+                    codes::TRAIN_TARGETS,
+                    format!("no `train` block trains {}", names.join(", ")),
+                )
+                .with_primary(header, "nothing to search over")
+                .with_help(format!(
+                    "a search varies the training of `train {} on {} {{ … }}`: write that block",
+                    names.join(", "),
+                    s.data.name
+                )),
+            );
+            return;
+        };
+        if training.data != s.data.name {
+            self.emit(
+                Diagnostic::error(
+                    codes::TRAIN_TARGETS,
+                    format!(
+                        "the search is on `{}`, but the train block trains on `{}`",
+                        s.data.name, training.data
+                    ),
+                )
+                .with_primary(s.data.span, "not the training's data")
+                .with_help(format!("write `on {}`", training.data)),
+            );
+        }
+        self.search_goal(&s.metric, &training);
+    }
+
+    /// The strategy's name when it is one, after checking its arguments.
+    fn search_strategy(&mut self, s: &SearchDecl) -> Option<String> {
+        let e = &s.strategy;
+        let Some((name, args)) = crate::search::call(e) else {
+            self.emit(
+                Diagnostic::error(codes::SETTING, "a search strategy is a call")
+                    .with_primary(e.span, "not a strategy")
+                    .with_help("write `grid()`, `random(trials: 20, seed: 1)`, `hyperband(max_epochs: 27)` or `tpe(trials: 30)`"),
+            );
+            return None;
+        };
+        if !crate::search::STRATEGIES.contains(&name) {
+            let callee = match &e.kind {
+                ExprKind::Call { callee, .. } => callee.span,
+                _ => e.span,
+            };
+            let mut d = Diagnostic::error(codes::SETTING, format!("no search strategy `{name}`"))
+                .with_primary(callee, "unknown strategy");
+            d = match crate::suggest::closest(name, crate::search::STRATEGIES.iter().copied()) {
+                Some(sugg) => d.with_help(format!("did you mean `{sugg}`?")),
+                None => d.with_help("the strategies are `grid()`, `random(trials:, seed:)`, `hyperband(max_epochs:, factor:, seed:)` and `tpe(trials:, startup:, seed:)`"),
+            };
+            self.emit(d);
+            return None;
+        }
+        let spec = crate::search::strategy_args(name);
+        let keys: Vec<&str> = spec.iter().map(|(k, _)| *k).collect();
+        let mut given: Vec<&str> = Vec::new();
+        // Required arguments an unknown one looks like a misspelling of (reported as that).
+        let mut misspelled: Vec<&str> = Vec::new();
+        for a in args {
+            let Some(key) = &a.name else {
                 self.emit(
                     Diagnostic::error(
                         codes::SETTING_VALUE,
-                        "a search dimension is a list or a distribution",
+                        format!("the arguments of `{name}` are named"),
                     )
-                    .with_primary(values.span, "not a search space")
-                    .with_help("write `[64, 128, 256]` or `log_uniform(1e-4, 1e-2)`"),
+                    .with_primary(a.span, "an unnamed argument")
+                    .with_help(if keys.is_empty() {
+                        "`grid()` takes no arguments: the lists of the block are its points"
+                            .to_string()
+                    } else {
+                        format!("write `{}: …`", keys[0])
+                    }),
                 );
-            } else if let ExprKind::List(_) = values.kind {
-                self.expr(&mut f, values);
+                continue;
+            };
+            if !keys.contains(&key.name.as_str()) {
+                let mut d = Diagnostic::error(
+                    codes::UNKNOWN_ARGUMENT,
+                    format!("`{name}` has no argument `{}`", key.name),
+                )
+                .with_primary(key.span, "unknown argument");
+                d = match crate::suggest::closest(&key.name, keys.iter().copied()) {
+                    Some(sugg) => {
+                        misspelled.push(sugg);
+                        d.with_help(format!("did you mean `{sugg}`?"))
+                    }
+                    None if keys.is_empty() => d.with_help(
+                        "`grid()` takes no arguments: the lists of the block are its points",
+                    ),
+                    None => d.with_help(format!("`{name}` takes {}", keys.join(", "))),
+                };
+                self.emit(d);
+                continue;
+            }
+            if given.contains(&key.name.as_str()) {
+                self.emit(
+                    Diagnostic::error(
+                        codes::ARGUMENT_TWICE,
+                        format!("`{}` is given twice", key.name),
+                    )
+                    .with_primary(key.span, "given again here"),
+                );
+                continue;
+            }
+            given.push(&key.name);
+            let least = match key.name.as_str() {
+                "seed" => 0,
+                "factor" => 2,
+                _ => 1,
+            };
+            let ok = crate::search::whole(&a.value).is_some_and(|v| v >= least);
+            if !ok {
+                let (what, help) = match key.name.as_str() {
+                    "seed" => (
+                        "a whole number, 0 or more",
+                        "any whole number from 0 picks a sequence of trials",
+                    ),
+                    "factor" => (
+                        "a whole number, 2 or more",
+                        "each rung keeps the best 1/factor of its trials; 3 is usual",
+                    ),
+                    "max_epochs" => (
+                        "a whole number of epochs, 1 or more",
+                        "the epochs of the longest-trained trials",
+                    ),
+                    _ => ("a whole number, 1 or more", "the number of trials to train"),
+                };
+                self.emit(
+                    Diagnostic::error(
+                        codes::SETTING_VALUE,
+                        format!("`{}` of `{name}` must be {what}", key.name),
+                    )
+                    .with_primary(a.value.span, format!("not {what}"))
+                    .with_help(help),
+                );
             }
         }
+        let missing: Vec<&str> = spec
+            .iter()
+            .filter(|(k, default)| {
+                default.is_none() && !given.contains(k) && !misspelled.contains(k)
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        if !missing.is_empty() {
+            self.emit(
+                Diagnostic::error(
+                    codes::SETTING_VALUE,
+                    format!("`{name}` needs `{}`", missing.join("` and `")),
+                )
+                .with_primary(e.span, format!("no `{}`", missing.join("`, `")))
+                .with_help(format!(
+                    "e.g. `{name}({})`",
+                    missing
+                        .iter()
+                        .map(|k| format!("{k}: {}", if *k == "max_epochs" { 27 } else { 20 }))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            );
+        }
+        if let (Some(t), Some(st)) = (
+            args.iter()
+                .find(|a| a.name.as_ref().is_some_and(|n| n.name == "trials"))
+                .and_then(|a| crate::search::whole(&a.value)),
+            args.iter()
+                .find(|a| a.name.as_ref().is_some_and(|n| n.name == "startup")),
+        ) && crate::search::whole(&st.value).is_some_and(|v| v > t)
+        {
+            self.emit(
+                Diagnostic::error(
+                    codes::SETTING_VALUE,
+                    format!("`startup` is more than the {t} trials"),
+                )
+                .with_primary(st.value.span, "more random start-up trials than trials")
+                .with_help("the start-up trials are the first of `trials`; TPE draws the rest"),
+            );
+        }
+        Some(name.to_string())
     }
+
+    /// One dimension's space: a list, or a distribution with valid bounds; a grid takes lists.
+    fn search_space(&mut self, f: &mut Frame, values: &Expr, strategy: Option<&str>) {
+        let bad = |message: String, label: &str, help: &str| {
+            Diagnostic::error(codes::SETTING_VALUE, message)
+                .with_primary(values.span, label.to_string())
+                .with_help(help.to_string())
+        };
+        match &values.kind {
+            ExprKind::List(items) => {
+                if items.is_empty() {
+                    self.emit(bad(
+                        "a search list needs a value".into(),
+                        "empty",
+                        "write the values to try: `[64, 128, 256]`",
+                    ));
+                } else {
+                    self.expr(f, values);
+                }
+                return;
+            }
+            ExprKind::Call { .. } => {}
+            _ => {
+                self.emit(bad(
+                    "a search dimension is a list or a distribution".into(),
+                    "not a search space",
+                    "write `[64, 128, 256]` or `log_uniform(1e-4, 1e-2)`",
+                ));
+                return;
+            }
+        }
+        let Some((name, args)) = crate::search::call(values) else {
+            return;
+        };
+        if !crate::prim::SEARCH_DISTRIBUTIONS.contains(&name) {
+            let mut d = Diagnostic::error(
+                codes::SETTING_VALUE,
+                format!("`{name}` is not a search distribution"),
+            )
+            .with_primary(values.span, "not a search space");
+            d = match crate::suggest::closest(name, crate::prim::SEARCH_DISTRIBUTIONS.iter().copied()) {
+                Some(sugg) => d.with_help(format!("did you mean `{sugg}`?")),
+                None => d.with_help("write a list, `uniform(lo, hi)`, `log_uniform(lo, hi)`, `int_range(lo, hi)` or `choice(a, b, …)`"),
+            };
+            self.emit(d);
+            return;
+        }
+        if name == "choice" {
+            if args.is_empty() {
+                self.emit(bad(
+                    "`choice` needs a value".into(),
+                    "no values",
+                    "write the values to try: `choice(\"relu\", \"tanh\")`",
+                ));
+            }
+            for a in args {
+                self.expr(f, &a.value);
+            }
+            return;
+        }
+        if strategy == Some("grid") {
+            self.emit(bad(
+                format!("a grid takes lists of values, not a distribution like `{name}`"),
+                "a distribution in a grid",
+                "list the values to try, as `[1e-3, 3e-3, 1e-2]`, or draw from the distribution with `random(trials: N)`",
+            ));
+            return;
+        }
+        let bounds: Vec<Option<(f64, bool)>> = args
+            .iter()
+            .map(|a| crate::search::number(&a.value))
+            .collect();
+        let (lo, hi) = match bounds.as_slice() {
+            [Some(lo), Some(hi)] if args.iter().all(|a| a.name.is_none()) => (*lo, *hi),
+            _ => {
+                self.emit(bad(
+                    format!("`{name}` takes two numbers, its bounds"),
+                    "not two numbers",
+                    &format!("write `{name}(lo, hi)` with number literals"),
+                ));
+                return;
+            }
+        };
+        let problem = match name {
+            "int_range" if !(lo.1 && hi.1) => Some("whole-number bounds".to_string()),
+            "int_range" if lo.0 > hi.0 => Some(format!("lo ≤ hi, but {} > {}", lo.0, hi.0)),
+            "log_uniform" if lo.0 <= 0.0 => Some(format!(
+                "positive bounds (its logarithm is uniform), but the lower one is {}",
+                lo.0
+            )),
+            "uniform" | "log_uniform" if lo.0 >= hi.0 => {
+                Some(format!("lo < hi, but {} ≥ {}", lo.0, hi.0))
+            }
+            _ => None,
+        };
+        if let Some(p) = problem {
+            let (label, help) = if name == "log_uniform" && lo.0 <= 0.0 {
+                (
+                    "a bound of 0 or less",
+                    "a log-uniform range lies above 0, as `log_uniform(1e-5, 1e-1)`",
+                )
+            } else {
+                (
+                    "an empty range",
+                    "give the smallest value first, then the largest",
+                )
+            };
+            self.emit(bad(format!("`{name}` needs {p}"), label, help));
+        }
+    }
+
+    /// The goal: `train.M` or `val.M`, M the loss or a metric of the train block.
+    fn search_goal(&mut self, m: &Expr, training: &Training) {
+        let Some((split, metric)) = crate::search::goal_metric(m) else {
+            self.emit(
+                Diagnostic::error(codes::MONITOR, "a search's goal names a split and a metric")
+                    .with_primary(m.span, "expected `split.metric`")
+                    .with_help("write `maximize val.accuracy` or `minimize val.loss`"),
+            );
+            return;
+        };
+        let ExprKind::Member { base, field } = &m.kind else {
+            return;
+        };
+        if split != "train" && split != "val" {
+            let help = if split == "test" || training.splits.contains(&split) {
+                "choose by `val.…`: the test split then measures the chosen trial without having chosen it"
+            } else {
+                "the goal is measured on `val` (or `train`) at every epoch"
+            };
+            self.emit(
+                Diagnostic::error(
+                    codes::MONITOR,
+                    format!("a search's goal is measured on `train` or `val`, not `{split}`"),
+                )
+                .with_primary(base.span, "not `train` or `val`")
+                .with_help(help),
+            );
+            return;
+        }
+        if split == "val" && !training.splits.iter().any(|s| s == "val") {
+            self.emit(
+                Diagnostic::error(
+                    codes::NO_VALIDATION_SPLIT,
+                    "the goal is on `val`, but the data has no validation split",
+                )
+                .with_primary(base.span, "no `val` split")
+                .with_help("add `split val = 0.1 of train` to the data block"),
+            );
+            return;
+        }
+        if metric != "loss" && !training.metrics.contains(&metric) {
+            let mut cands: Vec<&str> = training.metrics.iter().map(String::as_str).collect();
+            cands.push("loss");
+            let mut d = Diagnostic::error(
+                codes::MONITOR,
+                format!("the goal is `{split}.{metric}`, but the train block does not compute `{metric}`"),
+            )
+            .with_primary(field.span, "not among the computed metrics");
+            d = match crate::suggest::closest(&metric, cands.iter().copied()) {
+                Some(sugg) => d.with_help(format!("did you mean `{sugg}`?")),
+                None => d.with_help(format!(
+                    "add `metrics {metric}` to the train block, or choose one of: {}",
+                    cands.join(", ")
+                )),
+            };
+            self.emit(d);
+        }
+    }
+}
+
+/// What a train block computes, for the search blocks over its models.
+#[derive(Debug, Clone)]
+pub(super) struct Training {
+    models: Vec<String>,
+    data: String,
+    metrics: Vec<String>,
+    splits: Vec<String>,
 }
 
 fn collect_optimizer_args(stmts: &[TrainStmt], out: &mut Vec<String>) {

@@ -2,6 +2,7 @@
 
 pub mod export;
 pub mod plot;
+pub mod search;
 pub mod train;
 
 /// `println!` that never panics: when stdout is closed (`nnlc run … | head -1`), what cannot be

@@ -209,6 +209,16 @@ fn flag_overrides(args: &RunArgs) -> Vec<Override> {
 pub fn run(args: &RunArgs) -> Result<(), String> {
     let path = args.common.file.as_str();
     let (check, program) = checked(&args.common, &flag_overrides(args))?;
+    let root = &program.modules[program.root].ast;
+    if root
+        .items
+        .iter()
+        .any(|i| matches!(i, nnl::syntax::ast::Item::Search(_)))
+    {
+        err!(
+            "note: `{path}` has a search block; `nnlc run` trains the file as written, `nnlc search {path}` runs the search"
+        );
+    }
     let (backend, threads) = backend(&args.common, args.profile);
     let mut session = Session::new(&program, &check.sources, None, backend)?;
     let config = session.config().clone();
@@ -356,7 +366,7 @@ pub fn run(args: &RunArgs) -> Result<(), String> {
 
 /// A flag that SIGINT (Ctrl-C) and SIGTERM set, so that the run stops at the next step
 /// boundary and saves; a second signal ends the process at once (exit status 1).
-fn stop_on_signals() -> Result<Arc<AtomicBool>, String> {
+pub(crate) fn stop_on_signals() -> Result<Arc<AtomicBool>, String> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [SIGINT, SIGTERM] {
@@ -458,7 +468,7 @@ pub(crate) fn checkpoint_file(path: &Path) -> PathBuf {
 /// The weights that `init` in the train block, or `--init FILE`, names, loaded for the
 /// session's parameters and layer state; None when there are none. A load that does not fit
 /// prints its diagnostic.
-fn init_weights(
+pub(crate) fn init_weights(
     path: &str,
     init: Option<&Path>,
     session: &Session,
