@@ -3,6 +3,7 @@
 //! a missing value is NaN until an `impute` fills it.
 
 use super::DataError;
+use super::categories::{Encoder, Vocab};
 use super::random::Rng;
 use crate::interp::Tensor;
 use crate::ir::{DType, TensorType};
@@ -48,7 +49,11 @@ pub(super) enum Kind {
     Standardize,
     Impute(Strategy),
     Clip(Clip),
+    /// `one_hot(k)` of class indices 0..k−1.
     OneHot(usize),
+    /// `label` or `one_hot` of category names, with a vocabulary fitted on the training split
+    /// ([`super::categories`]); the field's first step.
+    Categories(Encoder),
     /// `random_shift(pixels)`.
     Shift(usize),
     /// `random_flip`.
@@ -68,6 +73,8 @@ impl Kind {
             Kind::Impute(_) => "impute",
             Kind::Clip(_) => "clip_outliers",
             Kind::OneHot(_) => "one_hot",
+            Kind::Categories(e) if e.one_hot => "one_hot",
+            Kind::Categories(_) => "label",
             Kind::Shift(_) => "random_shift",
             Kind::Flip => "random_flip",
             Kind::Noise(_) => "gaussian_noise",
@@ -82,6 +89,7 @@ impl Kind {
     pub fn makes_floats(&self) -> bool {
         match self {
             Kind::Flatten | Kind::Reshape(_) | Kind::Shift(_) | Kind::Flip => false,
+            Kind::Categories(e) => e.one_hot,
             Kind::Impute(Strategy::Constant(c)) => c.fract() != 0.0,
             _ => true,
         }
@@ -111,6 +119,8 @@ impl Kind {
                 dims(shape)
             )),
             Kind::OneHot(k) => Ok(shape.iter().copied().chain([*k]).collect()),
+            Kind::Categories(e) if e.one_hot => Ok(vec![e.width]),
+            Kind::Categories(_) => Ok(shape.to_vec()),
             Kind::Shift(_) | Kind::Flip if shape.len() < 2 => Err(format!(
                 "`{}` needs images, with height and width as the last two axes, but a sample is {}: reshape it first",
                 self.name(),
@@ -196,6 +206,10 @@ pub(super) struct Field {
     pub shape: Vec<usize>,
     pub column: Column,
     pub steps: Vec<Step>,
+    /// The fitted categories of each column a `Categories` step encodes; empty until fitted.
+    pub vocab: Vec<Vocab>,
+    /// Where the field's name is in the `.nnl` file (a byte offset), for errors at its line.
+    pub at: usize,
 }
 
 fn nonzero(x: f64) -> f64 {
@@ -205,6 +219,65 @@ fn nonzero(x: f64) -> f64 {
 impl Field {
     pub fn ty(&self) -> TensorType {
         TensorType::new(self.dtype, self.shape.clone())
+    }
+
+    /// The encoder of category names, when the field starts with one.
+    pub fn encoder(&self) -> Option<&Encoder> {
+        match self.steps.first().map(|s| &s.kind) {
+            Some(Kind::Categories(e)) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Checks fitted (or restored) vocabularies, one per column, against the declaration: the
+    /// number of classes `classes:` states, and the values a `one_hot` gives per sample.
+    pub fn check_vocab(&self, columns: &[String]) -> Result<(), String> {
+        let Some(e) = self.encoder() else {
+            return Ok(());
+        };
+        if self.vocab.len() != columns.len() {
+            return Err(format!(
+                "{} vocabularies for {} columns",
+                self.vocab.len(),
+                columns.len()
+            ));
+        }
+        let what = if e.one_hot { "one_hot" } else { "label" };
+        for (v, c) in self.vocab.iter().zip(columns) {
+            if let Some(k) = e.classes
+                && v.names.len() != k
+            {
+                return Err(format!(
+                    "`{what}(classes: {k})`, but the training split has {} categories in {c}: {}",
+                    v.names.len(),
+                    v.listed()
+                ));
+            }
+        }
+        let width: usize = self.vocab.iter().map(|v| v.width(e)).sum();
+        if e.one_hot && width != e.width {
+            let parts: Vec<String> = self
+                .vocab
+                .iter()
+                .zip(columns)
+                .map(|(v, c)| {
+                    let extra = v.width(e) - v.names.len();
+                    let extra = if extra > 0 {
+                        format!(" + {extra} for missing or unknown")
+                    } else {
+                        String::new()
+                    };
+                    format!("{} in {c} ({}){extra}", v.names.len(), v.listed())
+                })
+                .collect();
+            return Err(format!(
+                "declared {}{}, but `one_hot` gives {width} values per sample: the training split has {}",
+                self.dtype.name(),
+                dims(&self.shape),
+                parts.join(", ")
+            ));
+        }
+        Ok(())
     }
 
     fn has_impute(&self) -> bool {
@@ -337,6 +410,18 @@ impl Field {
                     }
                     *buf = out;
                 }
+                Kind::Categories(e) if e.one_hot => {
+                    // The codes are class indices already (the source encoded the names); each
+                    // column's one-hot block follows the previous one.
+                    let mut out = vec![0.0; e.width];
+                    let mut offset = 0;
+                    for (&code, v) in buf.iter().zip(&self.vocab) {
+                        out[offset + code as usize] = 1.0;
+                        offset += v.width(e);
+                    }
+                    *buf = out;
+                }
+                Kind::Categories(_) => {}
                 Kind::Shift(pixels) => {
                     if let Some(a) = aug {
                         let mut rng = a.rng(k);
@@ -551,6 +636,14 @@ fn quantile(v: &mut [f64], q: f64) -> f64 {
     v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
 }
 
+/// A table column as the declaration names it: `` `island` `` or `column 3`.
+pub(super) fn table_ref_name(r: &TableRef) -> String {
+    match r {
+        TableRef::Index(i) => format!("column {i}"),
+        TableRef::Name(n) => format!("`{n}`"),
+    }
+}
+
 /// The fields of a data block with their transforms: what a checkpoint needs to prepare new
 /// inputs the way the training data was prepared. [`super::load`] fits the statistics on the
 /// training split; [`Pipeline::from_decl`] reads the block alone, and
@@ -650,6 +743,96 @@ impl Pipeline {
             self.fields[fi].steps[k].fit = Some(fit);
         }
         Ok(())
+    }
+
+    /// The fitted vocabularies as text, for a checkpoint's metadata: the key
+    /// `data.FIELD.categories`, the value a JSON list with one vocabulary per column the field
+    /// encodes, `{"names": [...], "most_frequent": i}`.
+    pub fn fitted_text(&self) -> Vec<(String, String)> {
+        self.fields
+            .iter()
+            .filter(|f| f.encoder().is_some() && !f.vocab.is_empty())
+            .map(|f| {
+                let json = serde_json::to_string(&f.vocab).expect("names serialize");
+                (format!("data.{}.categories", f.name), json)
+            })
+            .collect()
+    }
+
+    /// Puts back the vocabularies saved by [`Pipeline::fitted_text`] (other keys are ignored),
+    /// checked against the declaration as the fitted ones are.
+    pub fn restore_text(&mut self, text: &[(String, String)]) -> Result<(), DataError> {
+        let mut restored = Vec::new();
+        for (fi, f) in self.fields.iter().enumerate() {
+            if f.encoder().is_none() {
+                continue;
+            }
+            let key = format!("data.{}.categories", f.name);
+            let err = |m: String| self.field_error(f, m);
+            let (_, json) = text
+                .iter()
+                .find(|(k, _)| *k == key)
+                .ok_or_else(|| err(format!("`{key}` is not among the saved vocabularies")))?;
+            let vocab: Vec<Vocab> = serde_json::from_str(json)
+                .map_err(|e| err(format!("`{key}` is not a list of vocabularies: {e}")))?;
+            if vocab
+                .iter()
+                .any(|v| v.names.is_empty() || v.most_frequent >= v.names.len())
+            {
+                return Err(err(format!("`{key}` holds an empty vocabulary")));
+            }
+            let columns: Vec<String> = match &f.column {
+                Column::Table { refs, .. } => refs.iter().map(table_ref_name).collect(),
+                Column::Named(n) => (0..vocab.len())
+                    .map(|i| format!("`{n}` (value {i})"))
+                    .collect(),
+            };
+            let field = Field {
+                vocab,
+                ..f.clone()
+            };
+            field
+                .check_vocab(&columns)
+                .map_err(|m| err(format!("the saved vocabulary does not fit: {m}")))?;
+            restored.push((fi, field.vocab));
+        }
+        for (fi, v) in restored {
+            self.fields[fi].vocab = v;
+        }
+        Ok(())
+    }
+
+    /// The class names of a field that `label` encodes from one column, once fitted.
+    pub fn class_names(&self, field: &str) -> Option<Vec<String>> {
+        let f = self.fields.iter().find(|f| f.name == field)?;
+        match (f.encoder(), &f.vocab[..]) {
+            (Some(e), [v]) if !e.one_hot => Some(v.class_names(e)),
+            _ => None,
+        }
+    }
+
+    /// The fields that `label` encodes from one column, with their class names.
+    pub fn labels(&self) -> Vec<(String, Vec<String>)> {
+        self.fields
+            .iter()
+            .filter_map(|f| Some((f.name.clone(), self.class_names(&f.name)?)))
+            .collect()
+    }
+
+    /// An error about a field's declaration: at its line in the `.nnl` file when the file can
+    /// be read, else naming the file.
+    pub(super) fn field_error(&self, f: &Field, message: String) -> DataError {
+        let message = format!("data `{}`, field `{}`: {message}", self.name, f.name);
+        match std::fs::read(&self.file) {
+            Ok(text) if f.at <= text.len() => {
+                let before = &text[..f.at];
+                let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+                let start = before.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+                let column = String::from_utf8_lossy(&before[start..]).chars().count() + 1;
+                DataError::at(&self.file, line, column, message)
+            }
+            _ => DataError::in_file(&self.file, message),
+        }
     }
 
     /// Prepares new inputs for a field as its training data were prepared, without
@@ -764,6 +947,12 @@ impl Pipeline {
                     high: stat(1)?,
                 },
                 Kind::OneHot(k) => PrepStep::OneHot(*k),
+                Kind::Categories(_) => {
+                    return Err(format!(
+                        "field `{}` encodes category names, which a numeric input cannot carry: export without preprocessing and encode the categories before the model",
+                        f.name
+                    ));
+                }
                 Kind::Shift(_) | Kind::Flip | Kind::Noise(_) => continue,
             };
             stat_shapes.push(
