@@ -377,6 +377,9 @@ fn print_summary(r: &runtime::report::Report) {
     }
     if let Some(test) = &r.test {
         out!("test: {}", runtime::console::format_metrics(test));
+        if let Some(c) = &r.confusion {
+            out!("{}", c.table().trim_end());
+        }
     }
     if let Some(dir) = &r.config.checkpoint
         && Path::new(dir).join(checkpoint::LAST).exists()

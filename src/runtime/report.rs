@@ -25,6 +25,8 @@ pub struct Report {
     pub restored_best: bool,
     /// Metrics on the test split, when there is one (and the run was not interrupted).
     pub test: Option<Metrics>,
+    /// For a classifier, the test split's confusion matrix with per-class precision and recall.
+    pub confusion: Option<super::confusion::Confusion>,
     /// Where the run stopped when it was interrupted (Ctrl-C, SIGTERM); None when it ran to
     /// its end.
     pub interrupted: Option<Interruption>,
@@ -119,6 +121,7 @@ impl Report {
             stopped_early: result.stopped_early,
             restored_best: result.restored_best,
             test: result.test.clone(),
+            confusion: result.confusion.clone(),
             interrupted: result.interrupted.clone(),
             timings: Timings {
                 compile_seconds: session.compile_seconds,
