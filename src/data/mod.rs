@@ -62,6 +62,7 @@
 //! | `impute(mean)`, `impute(median)`, `impute(constant: c)`, `impute()` = mean | fills missing values |
 //! | `clip_outliers(z: 3)` (the default), `clip_outliers(iqr: k)` | clamps to `mean ± z·std`, or to `[q1 − k·(q3 − q1), q3 + k·(q3 − q1)]` |
 //! | `one_hot(k)` | appends an axis of k: a class index 0..k−1 becomes a one-hot vector |
+//! | `label`, `one_hot` of names | see "Category names" |
 //! | `random_shift(p)` | moves each image by whole pixels dy, dx uniform in −p..p, zero fill |
 //! | `random_flip` | reverses the last axis (width) with probability ½ |
 //! | `gaussian_noise(s)` | adds normal noise of standard deviation s to each value |
@@ -73,6 +74,23 @@
 //! least two axes), identity everywhere else — when fitting statistics too; `one_hot` may not
 //! follow one. The statistics are exported as f64 tensors named
 //! `DATA.FIELD.STEP.TRANSFORM.STAT` ([`Pipeline::fitted_stats`]).
+//!
+//! # Category names
+//!
+//! `label(classes:, unknown:, missing:)`, and `one_hot` without `classes` or with `unknown:` or
+//! `missing:`, must be a field's first transform. The category of a cell is its trimmed text, or
+//! for a number [`categories::number_name`] (`2007`, `0.5`); a missing cell has none. Each
+//! column read gets a vocabulary fitted on the training split: its names sorted (numerically
+//! when every name parses as a number, else by bytes), and the most frequent name (the first
+//! in that order among ties). A name's class is its index; `missing: category` adds a class
+//! after the names, `unknown: bucket` one after that; `missing: most_frequent` gives a missing
+//! cell the most frequent name's class. Otherwise a missing cell or an unseen name is an error
+//! at its cell. `classes: n` must equal each vocabulary's size, and a `one_hot`'s blocks (one
+//! per column, side by side) must fill the declared size: both are checked when the data are
+//! loaded, at the field's line. Every source's names are encoded once, at load, into class
+//! indices that the following steps treat as numbers ([`Pipeline::fitted_text`] saves the
+//! vocabularies, [`Pipeline::restore_text`] puts them back, [`Pipeline::transform_raw`] encodes
+//! new rows).
 //!
 //! # Splits
 //!
