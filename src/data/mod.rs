@@ -60,6 +60,7 @@
 //! | `minmax` | `(v − min) / (max − min)`; a zero range divides by 1 |
 //! | `standardize` | `(v − mean) / std`, population std (÷ n); a zero std divides by 1 |
 //! | `impute(mean)`, `impute(median)`, `impute(constant: c)`, `impute()` = mean | fills missing values |
+//! | `impute(knn(k: 5))` | fills each missing value with the mean of the k nearest training samples that have it: scikit-learn's `KNNImputer` (uniform weights) on values standardized by the training mean and population std; distance `sqrt(d / m · Σ (a − b)²)` over the m of d positions both samples have; ties by sample order; no common position with any donor: the training mean. Its statistics are `mean`, `std` and `donors` (the training samples, `[n, …]`); `tests/fixtures/knn_impute/make.py` computed the expected values with scikit-learn |
 //! | `clip_outliers(z: 3)` (the default), `clip_outliers(iqr: k)` | clamps to `mean ± z·std`, or to `[q1 − k·(q3 − q1), q3 + k·(q3 − q1)]` |
 //! | `one_hot(k)` | appends an axis of k: a class index 0..k−1 becomes a one-hot vector |
 //! | `label`, `one_hot` of names | see "Category names" |

@@ -30,6 +30,9 @@ pub(super) enum Strategy {
     Mean,
     Median,
     Constant(f64),
+    /// The mean of the `k` nearest training samples that have the value (scikit-learn's
+    /// `KNNImputer`), by distance on standardized values.
+    Knn(usize),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -101,6 +104,7 @@ impl Kind {
         match self {
             Kind::MinMax => &["min", "max"],
             Kind::Standardize => &["mean", "std"],
+            Kind::Impute(Strategy::Knn(_)) => &["mean", "std", "donors"],
             Kind::Impute(_) => &["fill"],
             Kind::Clip(_) => &["low", "high"],
             _ => &[],
@@ -370,6 +374,9 @@ impl Field {
                         *v = (*v - lo) / nonzero(hi - lo);
                     }
                 }
+                Kind::Impute(Strategy::Knn(k)) => {
+                    knn_impute(buf, stat(0), stat(1), stat(2), *k);
+                }
                 Kind::Impute(_) => {
                     for (v, fill) in buf.iter_mut().zip(stat(0)) {
                         if v.is_nan() {
@@ -494,6 +501,64 @@ impl Field {
     }
 }
 
+/// Fills the missing values of one sample from its `k` nearest training samples (`donors`,
+/// row-major, one sample a row), as scikit-learn's `KNNImputer` with uniform weights does, on
+/// values standardized by the training `mean` and `std`: the distance to a donor is the
+/// NaN-Euclidean `sqrt(d / m · Σ (a − b)²)` over the `m` of `d` positions both have; for a
+/// missing position, the donors are the training samples that have it, the `k` nearest (ties
+/// by sample order; donors without a common position come last and count for nothing) give
+/// their mean; with no common position with any of them, the training mean fills it.
+fn knn_impute(buf: &mut [f64], mean: &[f64], std: &[f64], donors: &[f64], k: usize) {
+    let d = buf.len();
+    if d == 0 || !buf.iter().any(|v| v.is_nan()) {
+        return;
+    }
+    let z = |v: f64, p: usize| (v - mean[p]) / nonzero(std[p]);
+    let distances: Vec<f64> = donors
+        .chunks(d)
+        .map(|row| {
+            let (mut sum, mut common) = (0.0, 0usize);
+            for (p, (&a, &b)) in buf.iter().zip(row).enumerate() {
+                if !a.is_nan() && !b.is_nan() {
+                    let diff = z(a, p) - z(b, p);
+                    sum += diff * diff;
+                    common += 1;
+                }
+            }
+            if common == 0 {
+                f64::NAN
+            } else {
+                (d as f64 / common as f64 * sum).sqrt()
+            }
+        })
+        .collect();
+    let missing: Vec<usize> = (0..d).filter(|&p| buf[p].is_nan()).collect();
+    for p in missing {
+        let mut candidates: Vec<(f64, usize)> = donors
+            .chunks(d)
+            .enumerate()
+            .filter(|(_, row)| !row[p].is_nan())
+            .map(|(i, _)| (distances[i], i))
+            .collect();
+        if candidates.iter().all(|(dist, _)| dist.is_nan()) {
+            buf[p] = mean[p];
+            continue;
+        }
+        candidates.sort_by(|a, b| match (a.0.is_nan(), b.0.is_nan()) {
+            (false, false) => a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)),
+            (x, y) => x.cmp(&y).then(a.1.cmp(&b.1)),
+        });
+        let (mut sum, mut n) = (0.0, 0usize);
+        for &(dist, i) in candidates.iter().take(k) {
+            if !dist.is_nan() {
+                sum += donors[i * d + p];
+                n += 1;
+            }
+        }
+        buf[p] = sum / n as f64;
+    }
+}
+
 /// Moves the content of each `[H, W]` plane (the last two axes) down by `dy` and right by `dx`,
 /// filling with zeros: `out[i][j] = in[i − dy][j − dx]`.
 fn shift(buf: &mut [f64], shape: &[usize], dy: isize, dx: isize) {
@@ -528,6 +593,8 @@ pub(super) struct Accumulator {
     max: Vec<f64>,
     /// Every value, for medians and quartiles.
     values: Vec<Vec<f64>>,
+    /// Every sample, missing values included, for `impute(knn)`.
+    samples: Option<Vec<f64>>,
 }
 
 impl Accumulator {
@@ -548,10 +615,14 @@ impl Accumulator {
             } else {
                 Vec::new()
             },
+            samples: matches!(kind, Kind::Impute(Strategy::Knn(_))).then(Vec::new),
         }
     }
 
     pub fn add(&mut self, sample: &[f64]) {
+        if let Some(all) = &mut self.samples {
+            all.extend_from_slice(sample);
+        }
         for (p, &v) in sample.iter().enumerate() {
             if v.is_nan() {
                 continue;
@@ -592,6 +663,13 @@ impl Accumulator {
                 self.max.into_iter().map(seen).collect(),
             ],
             Kind::Impute(Strategy::Constant(c)) => vec![vec![c; len]],
+            Kind::Impute(Strategy::Knn(_)) => {
+                if let Some(p) = self.count.iter().position(|&n| n == 0) {
+                    return Err(empty(p));
+                }
+                let donors = self.samples.take().unwrap_or_default();
+                vec![self.mean, std, donors]
+            }
             Kind::Impute(Strategy::Mean) => {
                 if let Some(p) = self.count.iter().position(|&n| n == 0) {
                     return Err(empty(p));
@@ -634,6 +712,19 @@ fn quantile(v: &mut [f64], q: f64) -> f64 {
     let pos = q * (v.len() - 1) as f64;
     let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
     v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
+}
+
+/// The statistic of `impute(knn)` that holds the training samples, `[n, …sample]`.
+const DONORS: &str = "donors";
+
+/// A statistic's shape: the sample's, or for the donors of `impute(knn)` one per sample.
+fn stat_shape(stat: &str, sample: &[usize], values: &[f64]) -> Vec<usize> {
+    if stat == DONORS {
+        let n = values.len().checked_div(sample.iter().product()).unwrap_or(0);
+        std::iter::once(n).chain(sample.iter().copied()).collect()
+    } else {
+        sample.to_vec()
+    }
 }
 
 /// A table column as the declaration names it: `` `island` `` or `column 3`.
@@ -689,7 +780,7 @@ impl Pipeline {
             for (k, s) in f.steps.iter().enumerate() {
                 let Some(fit) = &s.fit else { continue };
                 for (stat, values) in s.kind.stat_names().iter().zip(&fit.values) {
-                    let ty = TensorType::new(DType::F64, fit.shape.clone());
+                    let ty = TensorType::new(DType::F64, stat_shape(stat, &fit.shape, values));
                     out.push((
                         self.stat_name(f, k, stat),
                         Tensor::from_f64(&ty, values.clone()),
@@ -725,7 +816,12 @@ impl Pipeline {
                     if !t.dtype().is_float() {
                         return Err(err(format!("expected f64, found {}", t.ty())));
                     }
-                    if i > 0 && t.shape() != fit.shape {
+                    let sample_shape = if *stat == DONORS {
+                        t.shape().get(1..).unwrap_or_default()
+                    } else {
+                        t.shape()
+                    };
+                    if i > 0 && sample_shape != fit.shape {
                         return Err(err(format!(
                             "its shape {} differs from `{}`'s {}",
                             dims(t.shape()),
@@ -733,7 +829,9 @@ impl Pipeline {
                             dims(&fit.shape)
                         )));
                     }
-                    fit.shape = t.shape().to_vec();
+                    if i == 0 {
+                        fit.shape = t.shape().to_vec();
+                    }
                     fit.values.push(t.to_f64());
                 }
                 restored.push((fi, k, fit));
@@ -940,6 +1038,12 @@ impl Pipeline {
                     let (lo, hi) = (stat(0)?, stat(1)?);
                     let range = lo.iter().zip(&hi).map(|(l, h)| nonzero(h - l)).collect();
                     PrepStep::MinMax { min: lo, range }
+                }
+                Kind::Impute(Strategy::Knn(_)) => {
+                    return Err(format!(
+                        "field `{}`: `impute(knn)` fills values from the training samples, which an exported graph does not hold: export without preprocessing",
+                        f.name
+                    ));
                 }
                 Kind::Impute(_) => PrepStep::Impute { fill: stat(0)? },
                 Kind::Clip(_) => PrepStep::Clip {

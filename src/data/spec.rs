@@ -671,13 +671,23 @@ fn transform(name: &str, args: &[Arg]) -> Result<Kind, String> {
             }
         }
         "impute" => {
+            if let Some(knn) = args.iter().find_map(|a| match &a.value.kind {
+                ExprKind::Call { callee, args, .. } if matches!(&callee.kind, ExprKind::Name(n) if n.name == "knn") => Some(args),
+                _ => None,
+            }) {
+                if args.len() != 1 {
+                    return Err("`impute(knn(k: N))` takes nothing else".into());
+                }
+                let b = bind("knn", &["k"], knn)?;
+                return Ok(Kind::Impute(Strategy::Knn(b.positive("k", Some(5))?)));
+            }
             let b = bind(name, &["strategy", "constant"], args)?;
             let strategy = match b.get("strategy") {
                 None => None,
                 Some(Const::Sym(s) | Const::Str(s)) => Some(s.as_str()),
                 Some(c) => {
                     return Err(format!(
-                        "the strategy of `impute` is mean, median or constant, found {}",
+                        "the strategy of `impute` is mean, median, knn(k: N) or constant, found {}",
                         c.describe()
                     ));
                 }

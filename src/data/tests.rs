@@ -1177,3 +1177,55 @@ fn unseen_and_missing_categories_and_wrong_counts_are_errors() {
     );
     assert!(e.contains("train.csv:2:1: `cat` is not a number (field `k`): to encode category names, write `one_hot` without `classes`"), "{e}");
 }
+
+/// Rows of a committed fixture CSV of numbers.
+fn fixture_rows(name: &str) -> Vec<f64> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/knn_impute")
+        .join(name);
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .flat_map(|l| l.split(',').map(|c| c.parse::<f64>().unwrap()).collect::<Vec<_>>())
+        .collect()
+}
+
+#[test]
+fn knn_imputation_matches_scikit_learn() {
+    // tests/fixtures/knn_impute/make.py wrote the tables and scikit-learn's KNNImputer(5)
+    // values, on values standardized by the training split.
+    let d = dir("knn");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/knn_impute");
+    for f in ["train.csv", "test.csv"] {
+        std::fs::copy(fixtures.join(f), d.join(f)).unwrap();
+    }
+    let block = r#"data t {
+        train = csv("train.csv")
+        test = csv("test.csv")
+        x: f64[4] = cols(0..4) |> impute(knn(k: 5))
+    }"#;
+    let ds = load_ok(&d, block);
+    for split in ["train", "test"] {
+        let got = values(&ds, split, "x");
+        let want = fixture_rows(&format!("expected_{split}.csv"));
+        assert_eq!(got.len(), want.len());
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                (g - w).abs() <= 1e-9 * w.abs().max(1.0),
+                "{split} value {i}: {g} but scikit-learn gives {w}"
+            );
+        }
+    }
+    // The statistics (mean, std, the training samples) go to a checkpoint and back.
+    let stats = ds.fitted_stats();
+    let donors = stats
+        .iter()
+        .find(|(n, _)| n == "t.x.0.impute.donors")
+        .unwrap();
+    assert_eq!(donors.1.shape(), [40, 4]);
+    let mut p = with_block(block, |p, decl| Pipeline::from_decl(p, decl)).unwrap();
+    p.restore_stats(&stats).unwrap();
+    let raw = ds.raw_inputs("test", "x").unwrap();
+    let again = p.transform_inputs("x", &raw).unwrap().to_f64();
+    assert_eq!(again, values(&ds, "test", "x"));
+}
