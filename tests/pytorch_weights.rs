@@ -116,7 +116,7 @@ fn agrees_with_pytorch(file: &str, model: &str) {
         &Interpreter { threads: 2 },
         &saved,
         None,
-        &[(None, raw)],
+        &[(None, nnl::data::RawInputs::from_values(raw))],
         nnl::runtime::predict::OutputKind::Logits,
     )
     .unwrap()

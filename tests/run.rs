@@ -443,7 +443,10 @@ fn penguins_train_from_the_raw_csv_and_predict_species_names() {
     assert!(acc >= 0.97, "test accuracy {acc}");
     // The confusion matrix names the species; its counts add up to the test split.
     let c = &r["confusion"];
-    assert_eq!(c["classes"], serde_json::json!(["Adelie", "Chinstrap", "Gentoo"]));
+    assert_eq!(
+        c["classes"],
+        serde_json::json!(["Adelie", "Chinstrap", "Gentoo"])
+    );
     let total: u64 = c["matrix"]
         .as_array()
         .unwrap()

@@ -490,34 +490,48 @@ impl Checker<'_> {
             if name.name == "one_hot" || name.name == "label" {
                 let names = self.categorical_options(args);
                 // The options are bare names, not expressions: only `classes` is evaluated.
-                let vals: Vec<ArgVal> = args
-                    .iter()
-                    .map(|a| {
-                        let option = a.name.as_ref().is_some_and(|n| {
-                            CATEGORICAL_OPTIONS.iter().any(|(o, _)| *o == n.name)
-                        });
-                        ArgVal {
-                            name: a.name.clone(),
-                            ty: if option { Ty::Unknown } else { self.expr(f, &a.value) },
-                            span: a.value.span,
-                        }
-                    })
-                    .collect();
+                let vals: Vec<ArgVal> =
+                    args.iter()
+                        .map(|a| {
+                            let option = a.name.as_ref().is_some_and(|n| {
+                                CATEGORICAL_OPTIONS.iter().any(|(o, _)| *o == n.name)
+                            });
+                            ArgVal {
+                                name: a.name.clone(),
+                                ty: if option {
+                                    Ty::Unknown
+                                } else {
+                                    self.expr(f, &a.value)
+                                },
+                                span: a.value.span,
+                            }
+                        })
+                        .collect();
                 let bound = self.bind_slots(&slots(params), &vals, &name.name, span);
                 let classes = bound.and_then(|b| b.into_iter().next().flatten());
                 if let Some(c) = &classes
                     && !matches!(c.ty, Ty::Int(_) | Ty::Unknown)
                 {
                     self.emit(
-                        Diagnostic::error(codes::SETTING_VALUE, format!("`classes` of `{}` must be an integer, found {}", name.name, c.ty))
-                            .with_primary(c.span, "not an integer"),
+                        Diagnostic::error(
+                            codes::SETTING_VALUE,
+                            format!(
+                                "`classes` of `{}` must be an integer, found {}",
+                                name.name, c.ty
+                            ),
+                        )
+                        .with_primary(c.span, "not an integer"),
                     );
                 }
                 if name.name == "label" {
                     continue;
                 }
                 match classes {
-                    Some(ArgVal { ty: Ty::Int(d), span, .. }) if !names => {
+                    Some(ArgVal {
+                        ty: Ty::Int(d),
+                        span,
+                        ..
+                    }) if !names => {
                         one_hot = d.as_const().map(|n| (n, span));
                     }
                     _ => one_hot_names = true,
@@ -686,9 +700,16 @@ impl Checker<'_> {
             };
             if !value.is_some_and(|v| allowed.contains(&v)) {
                 self.emit(
-                    Diagnostic::error(codes::SETTING_VALUE, format!("`{}` takes {}", n.name, allowed.join(", ")))
-                        .with_primary(a.value.span, "not one of these names")
-                        .with_help(format!("write `{}: {}`", n.name, allowed[allowed.len() - 1])),
+                    Diagnostic::error(
+                        codes::SETTING_VALUE,
+                        format!("`{}` takes {}", n.name, allowed.join(", ")),
+                    )
+                    .with_primary(a.value.span, "not one of these names")
+                    .with_help(format!(
+                        "write `{}: {}`",
+                        n.name,
+                        allowed[allowed.len() - 1]
+                    )),
                 );
             }
         }

@@ -547,11 +547,7 @@ pub fn predict(args: &PredictArgs) -> Result<(), String> {
     }
     let to_stdout = args.output_file.as_os_str() == "-";
     let out = (!to_stdout).then_some(args.output_file.as_path());
-    runtime::predict::write_outputs(
-        out,
-        &prediction.outputs,
-        prediction.class_names.as_deref(),
-    )?;
+    runtime::predict::write_outputs(out, &prediction.outputs, prediction.class_names.as_deref())?;
     if !to_stdout {
         err!(
             "{} predictions written to {}",

@@ -70,7 +70,10 @@ impl Vocab {
         let numbers: Option<Vec<f64>> = names.iter().map(|n| n.parse::<f64>().ok()).collect();
         match numbers {
             Some(_) => names.sort_by(|a, b| {
-                let (x, y) = (a.parse::<f64>().unwrap_or(0.0), b.parse::<f64>().unwrap_or(0.0));
+                let (x, y) = (
+                    a.parse::<f64>().unwrap_or(0.0),
+                    b.parse::<f64>().unwrap_or(0.0),
+                );
                 x.total_cmp(&y).then_with(|| a.cmp(b))
             }),
             None => names.sort(),
@@ -90,7 +93,9 @@ impl Vocab {
     /// The classes of this column: the names, then the missing category and the unknown bucket
     /// when the encoder has them.
     pub fn width(&self, e: &Encoder) -> usize {
-        self.names.len() + usize::from(e.missing == Missing::Category) + usize::from(e.unknown_bucket)
+        self.names.len()
+            + usize::from(e.missing == Missing::Category)
+            + usize::from(e.unknown_bucket)
     }
 
     /// Every class's name, in class order.

@@ -148,8 +148,8 @@ mod spec;
 #[cfg(test)]
 mod tests;
 
-pub use pipeline::{Pipeline, PrepStep, Preparation};
 pub use categories::{MISSING_NAME, UNKNOWN_NAME};
+pub use pipeline::{Pipeline, PrepStep, Preparation};
 
 use crate::interp::Tensor;
 use crate::ir::{DType, TensorType};
@@ -473,7 +473,9 @@ fn column_names(src: &Source, fi: usize) -> Vec<String> {
             if n == 1 {
                 vec![format!("`{}`", a.name)]
             } else {
-                (0..n).map(|i| format!("`{}` (value {i})", a.name)).collect()
+                (0..n)
+                    .map(|i| format!("`{}` (value {i})", a.name))
+                    .collect()
             }
         }
     }
@@ -512,9 +514,9 @@ fn encode_categories(pipeline: &Pipeline, src: &mut Source) -> Result<(), DataEr
         for row in 0..src.rows {
             for (elem, (v, index)) in f.vocab.iter().zip(&indices).enumerate() {
                 let key = src.category(fi, row, elem);
-                let code = v
-                    .code(e, index, key.as_deref())
-                    .map_err(|m| src.error_at(fi, row, elem, &format!("field `{}`: {m}", f.name)))?;
+                let code = v.code(e, index, key.as_deref()).map_err(|m| {
+                    src.error_at(fi, row, elem, &format!("field `{}`: {m}", f.name))
+                })?;
                 codes.push(code as f64);
             }
         }
@@ -1030,7 +1032,9 @@ impl Pipeline {
         let &[rows, width] = raw.values.shape() else {
             return Err(err("a table has rows and columns".into()));
         };
-        let by_index = refs.iter().all(|r| matches!(r, pipeline::TableRef::Index(_)));
+        let by_index = refs
+            .iter()
+            .all(|r| matches!(r, pipeline::TableRef::Index(_)));
         let cols: Vec<usize> = if by_index && width == refs.len() {
             // The file holds the field's columns alone.
             (0..width).collect()
@@ -1078,7 +1082,12 @@ impl Pipeline {
                             .code(e, &indices[elem], key.as_deref())
                             .map_err(|m| {
                                 let (line, column) = t.cells.place(r, c);
-                                DataError::at(&t.file, line, column, format!("field `{field}`: {m}"))
+                                DataError::at(
+                                    &t.file,
+                                    line,
+                                    column,
+                                    format!("field `{field}`: {m}"),
+                                )
                             })?;
                         out.push(code as f64);
                     }
@@ -1091,7 +1100,14 @@ impl Pipeline {
                 }
             }
         }
-        let shape = if *scalar { vec![rows] } else { vec![rows, cols.len()] };
-        self.transform_inputs(field, &Tensor::from_f64(&TensorType::new(DType::F64, shape), out))
+        let shape = if *scalar {
+            vec![rows]
+        } else {
+            vec![rows, cols.len()]
+        };
+        self.transform_inputs(
+            field,
+            &Tensor::from_f64(&TensorType::new(DType::F64, shape), out),
+        )
     }
 }

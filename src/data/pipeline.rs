@@ -720,7 +720,10 @@ const DONORS: &str = "donors";
 /// A statistic's shape: the sample's, or for the donors of `impute(knn)` one per sample.
 fn stat_shape(stat: &str, sample: &[usize], values: &[f64]) -> Vec<usize> {
     if stat == DONORS {
-        let n = values.len().checked_div(sample.iter().product()).unwrap_or(0);
+        let n = values
+            .len()
+            .checked_div(sample.iter().product())
+            .unwrap_or(0);
         std::iter::once(n).chain(sample.iter().copied()).collect()
     } else {
         sample.to_vec()
@@ -885,10 +888,7 @@ impl Pipeline {
                     .map(|i| format!("`{n}` (value {i})"))
                     .collect(),
             };
-            let field = Field {
-                vocab,
-                ..f.clone()
-            };
+            let field = Field { vocab, ..f.clone() };
             field
                 .check_vocab(&columns)
                 .map_err(|m| err(format!("the saved vocabulary does not fit: {m}")))?;
@@ -925,7 +925,10 @@ impl Pipeline {
             Ok(text) if f.at <= text.len() => {
                 let before = &text[..f.at];
                 let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-                let start = before.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+                let start = before
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |p| p + 1);
                 let column = String::from_utf8_lossy(&before[start..]).chars().count() + 1;
                 DataError::at(&self.file, line, column, message)
             }

@@ -2,8 +2,8 @@
 //! generators), where each came from, and how each field reads one sample of it.
 
 use super::DataError;
-use super::formats::{self, CellMap};
 use super::categories::number_name;
+use super::formats::{self, CellMap};
 use super::pipeline::{Column, Field, Kind, TableRef};
 use super::random::{Rng, fnv1a};
 use super::spec::SourceSpec;

@@ -606,7 +606,11 @@ fn option<'a>(b: &'a Bound, name: &str) -> Result<Option<&'a str>, String> {
     match b.get(name) {
         None => Ok(None),
         Some(Const::Sym(s) | Const::Str(s)) => Ok(Some(s)),
-        Some(c) => Err(format!("{} must be a name, found {}", b.what(name), c.describe())),
+        Some(c) => Err(format!(
+            "{} must be a name, found {}",
+            b.what(name),
+            c.describe()
+        )),
     }
 }
 
@@ -632,17 +636,28 @@ fn transform(name: &str, args: &[Arg]) -> Result<Kind, String> {
         }
         "one_hot" | "label" => {
             let b = bind(name, &["classes", "unknown", "missing"], args)?;
-            let classes = b.get("classes").map(|_| b.positive("classes", None)).transpose()?;
+            let classes = b
+                .get("classes")
+                .map(|_| b.positive("classes", None))
+                .transpose()?;
             let unknown_bucket = match option(&b, "unknown")? {
                 None | Some("error") => false,
                 Some("bucket") => true,
-                Some(o) => return Err(format!("`unknown: {o}`: write `unknown: error` (the default) or `unknown: bucket`")),
+                Some(o) => {
+                    return Err(format!(
+                        "`unknown: {o}`: write `unknown: error` (the default) or `unknown: bucket`"
+                    ));
+                }
             };
             let missing = match option(&b, "missing")? {
                 None | Some("error") => Missing::Error,
                 Some("category") => Missing::Category,
                 Some("most_frequent") => Missing::MostFrequent,
-                Some(o) => return Err(format!("`missing: {o}`: write `missing: error` (the default), `missing: category` or `missing: most_frequent`")),
+                Some(o) => {
+                    return Err(format!(
+                        "`missing: {o}`: write `missing: error` (the default), `missing: category` or `missing: most_frequent`"
+                    ));
+                }
             };
             let names = b.get("unknown").is_some() || b.get("missing").is_some();
             match (name, classes) {

@@ -1086,7 +1086,11 @@ fn category_names_are_encoded_with_a_vocabulary_fitted_on_training() {
     let keys: Vec<&str> = text.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(
         keys,
-        ["data.kind.categories", "data.both.categories", "data.colour.categories"]
+        [
+            "data.kind.categories",
+            "data.both.categories",
+            "data.colour.categories"
+        ]
     );
     assert_eq!(
         text[0].1,
@@ -1100,9 +1104,13 @@ fn category_names_are_encoded_with_a_vocabulary_fitted_on_training() {
         colour: f32[3] = col("colour") |> one_hot(unknown: bucket, missing: most_frequent)
     }"#;
     let trained = load_ok(&d, block);
-    let mut p = with_block(block, |p, decl| Pipeline::from_decl(p, decl)).unwrap();
+    let mut p = with_block(block, Pipeline::from_decl).unwrap();
     p.restore_text(&trained.pipeline().fitted_text()).unwrap();
-    write(&d, "new.csv", b"size,colour,kind\n7,green,dog\n8,black,bird\n");
+    write(
+        &d,
+        "new.csv",
+        b"size,colour,kind\n7,green,dog\n8,black,bird\n",
+    );
     let raw = read_inputs(&d.join("new.csv")).unwrap();
     assert_eq!(p.transform_raw("kind", &raw).unwrap().to_f64(), [2.0, 0.0]);
     assert_eq!(
@@ -1116,14 +1124,21 @@ fn category_names_are_encoded_with_a_vocabulary_fitted_on_training() {
         .to_string();
     assert!(e.ends_with("bad.csv:3:1: field `kind`: `fish` is not one of the categories seen in training (bird, cat, dog): declare `unknown: bucket` to give unseen names a class of their own"), "{e}");
     let e = p.restore_text(&[]).unwrap_err().to_string();
-    assert!(e.contains("`data.kind.categories` is not among the saved vocabularies"), "{e}");
+    assert!(
+        e.contains("`data.kind.categories` is not among the saved vocabularies"),
+        "{e}"
+    );
 }
 
 #[test]
 fn unseen_and_missing_categories_and_wrong_counts_are_errors() {
     let d = dir("categories-errors");
     write(&d, "train.csv", ANIMALS);
-    write(&d, "test.csv", b"kind,colour,size\ndog,black,1\nfish,white,2\n");
+    write(
+        &d,
+        "test.csv",
+        b"kind,colour,size\ndog,black,1\nfish,white,2\n",
+    );
     let e = load_err(
         &d,
         r#"data t {
@@ -1186,7 +1201,11 @@ fn fixture_rows(name: &str) -> Vec<f64> {
     std::fs::read_to_string(path)
         .unwrap()
         .lines()
-        .flat_map(|l| l.split(',').map(|c| c.parse::<f64>().unwrap()).collect::<Vec<_>>())
+        .flat_map(|l| {
+            l.split(',')
+                .map(|c| c.parse::<f64>().unwrap())
+                .collect::<Vec<_>>()
+        })
         .collect()
 }
 
@@ -1223,7 +1242,7 @@ fn knn_imputation_matches_scikit_learn() {
         .find(|(n, _)| n == "t.x.0.impute.donors")
         .unwrap();
     assert_eq!(donors.1.shape(), [40, 4]);
-    let mut p = with_block(block, |p, decl| Pipeline::from_decl(p, decl)).unwrap();
+    let mut p = with_block(block, Pipeline::from_decl).unwrap();
     p.restore_stats(&stats).unwrap();
     let raw = ds.raw_inputs("test", "x").unwrap();
     let again = p.transform_inputs("x", &raw).unwrap().to_f64();

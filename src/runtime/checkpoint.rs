@@ -103,7 +103,10 @@ pub fn save(
         ("run".to_string(), state),
     ]);
     for (key, text) in data_text {
-        debug_assert!(key.starts_with(STATS_PREFIX), "fitted text is keyed `data.…`");
+        debug_assert!(
+            key.starts_with(STATS_PREFIX),
+            "fitted text is keyed `data.…`"
+        );
         metadata.insert(key.clone(), text.clone());
     }
     store::write_safetensors(path, &tensors, Some(metadata))
