@@ -640,7 +640,7 @@ impl Checker<'_> {
         if one_hot_names {
             if shape.0.len() != 1 || !dtype.is_float() {
                 self.emit(
-                    Diagnostic::error(codes::DATA_MODEL_MISMATCH, format!("`one_hot` of category names gives one f32 vector per sample, but the field is declared {}{shape}", dtype.name()))
+                    Diagnostic::error(codes::DATA_MODEL_MISMATCH, format!("`one_hot` of category names gives one f32 vector per sample, but the field is declared {}", if shape.0.is_empty() { dtype.name().to_string() } else { format!("{}{shape}", dtype.name()) }))
                         .with_primary(e.span, "a vector per sample")
                         .with_secondary(decl_span, "declared here")
                         .with_help("declare the field as `f32[N]`, N the number of categories (of every column selected, together)"),
@@ -702,7 +702,7 @@ impl Checker<'_> {
                 self.emit(
                     Diagnostic::error(
                         codes::SETTING_VALUE,
-                        format!("`{}` takes {}", n.name, allowed.join(", ")),
+                        format!("`{}` takes {}", n.name, allowed.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(" or ")),
                     )
                     .with_primary(a.value.span, "not one of these names")
                     .with_help(format!(
