@@ -702,7 +702,15 @@ impl Checker<'_> {
                 self.emit(
                     Diagnostic::error(
                         codes::SETTING_VALUE,
-                        format!("`{}` takes {}", n.name, allowed.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(" or ")),
+                        format!(
+                            "`{}` takes {}",
+                            n.name,
+                            allowed
+                                .iter()
+                                .map(|a| format!("`{a}`"))
+                                .collect::<Vec<_>>()
+                                .join(" or ")
+                        ),
                     )
                     .with_primary(a.value.span, "not one of these names")
                     .with_help(format!(
