@@ -96,6 +96,7 @@ fn agrees_with_pytorch(file: &str, model: &str) {
     let saved = checkpoint::Checkpoint {
         values: values.clone(),
         data_stats: data.fitted_stats(),
+        data_text: data.pipeline().fitted_text(),
         state: checkpoint::RunState {
             train: session.lowered().train.clone(),
             seed: 0,
@@ -116,7 +117,7 @@ fn agrees_with_pytorch(file: &str, model: &str) {
         &Interpreter { threads: 2 },
         &saved,
         None,
-        &[(None, raw)],
+        &[(None, nnl::data::RawInputs::from_values(raw))],
         nnl::runtime::predict::OutputKind::Logits,
     )
     .unwrap()

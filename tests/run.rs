@@ -434,3 +434,97 @@ fn set_overrides_hyperparameters_and_rejects_unknown_ones() {
     assert_eq!(out.status.code(), Some(1));
     assert!(err.contains("IrisMlp.hidden"), "{err}");
 }
+
+#[test]
+fn penguins_train_from_the_raw_csv_and_predict_species_names() {
+    let dir = scratch("penguins");
+    let r = train("examples/penguins.nnl", &dir, &[]);
+    let acc = test_metric(&r, "accuracy");
+    assert!(acc >= 0.97, "test accuracy {acc}");
+    // The confusion matrix names the species; its counts add up to the test split.
+    let c = &r["confusion"];
+    assert_eq!(
+        c["classes"],
+        serde_json::json!(["Adelie", "Chinstrap", "Gentoo"])
+    );
+    let total: u64 = c["matrix"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|row| row.as_array().unwrap().iter().map(|v| v.as_u64().unwrap()))
+        .sum();
+    assert_eq!(total, r["data"]["test"].as_u64().unwrap());
+
+    // The checkpoint holds the vocabularies (metadata) and the imputation statistics.
+    let ckpt = dir.join("ckpt/best.safetensors");
+    let (tensors, metadata) = store::read_safetensors(&ckpt).unwrap();
+    assert_eq!(
+        metadata["data.species.categories"],
+        r#"[{"names":["Adelie","Chinstrap","Gentoo"],"most_frequent":0}]"#
+    );
+    assert_eq!(
+        metadata["data.island.categories"],
+        r#"[{"names":["Biscoe","Dream","Torgersen"],"most_frequent":0}]"#
+    );
+    assert!(metadata["data.sex.categories"].contains(r#""names":["female","male"]"#));
+    let donors = tensors
+        .iter()
+        .find(|(n, _)| n == "data.penguins.size.0.impute.donors")
+        .map(|(_, t)| t.shape().to_vec())
+        .expect("the training samples of impute(knn) are saved");
+    assert_eq!(donors, [r["data"]["train"].as_u64().unwrap() as usize, 4]);
+
+    // `predict` on raw rows (strings, NAs, the columns in another order) writes names.
+    let rows = dir.join("rows.csv");
+    std::fs::write(
+        &rows,
+        "sex,island,bill_length_mm,bill_depth_mm,flipper_length_mm,body_mass_g\n\
+         male,Torgersen,39.1,18.7,181,3750\n\
+         NA,Biscoe,NA,NA,NA,NA\n\
+         female,Biscoe,46.1,13.2,211,4500\n\
+         male,Dream,50.0,19.5,196,3900\n",
+    )
+    .unwrap();
+    let predict = |input: &Path| {
+        nnlc(&[
+            "predict",
+            "examples/penguins.nnl",
+            "--checkpoint",
+            ckpt.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            "class",
+            "-o",
+            "-",
+        ])
+    };
+    let out = predict(&rows);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(names.len(), 4);
+    assert_eq!(names[0], "Adelie");
+    assert_eq!(names[2], "Gentoo");
+    assert_eq!(names[3], "Chinstrap");
+    assert!(["Adelie", "Chinstrap", "Gentoo"].contains(&names[1].as_str()));
+
+    // An island not seen in training is an error at its cell.
+    let unseen = dir.join("unseen.csv");
+    std::fs::write(
+        &unseen,
+        "island,sex,bill_length_mm,bill_depth_mm,flipper_length_mm,body_mass_g\n\
+         Dream,male,39.1,18.7,181,3750\n\
+         Anvers,male,39.1,18.7,181,3750\n",
+    )
+    .unwrap();
+    let out = predict(&unseen);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("unseen.csv:3:1: field `island`: `Anvers` is not one of the categories seen in training (Biscoe, Dream, Torgersen)"),
+        "{}",
+        stderr(&out)
+    );
+}

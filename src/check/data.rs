@@ -100,13 +100,24 @@ const SELECTORS: &[(&str, &[(&str, bool)])] = &[
     ("array", &[("name", false)]),
 ];
 
+/// The parameters of `one_hot` and `label`: without `classes`, or with `unknown` or `missing`,
+/// they encode category names with a vocabulary fitted on the training split.
+const CATEGORICAL: &[(&str, bool)] = &[("classes", true), ("unknown", true), ("missing", true)];
+
+/// The values the categorical options take, as bare names.
+const CATEGORICAL_OPTIONS: &[(&str, &[&str])] = &[
+    ("unknown", &["error", "bucket"]),
+    ("missing", &["error", "category", "most_frequent"]),
+];
+
 /// Transforms applied with `|>` to a column: name and parameters.
 const TRANSFORMS: &[(&str, &[(&str, bool)])] = &[
     ("flatten", &[]),
     ("scale", &[("factor", false)]),
     ("minmax", &[]),
     ("standardize", &[]),
-    ("one_hot", &[("classes", false)]),
+    ("one_hot", CATEGORICAL),
+    ("label", CATEGORICAL),
     ("reshape", &[("shape", false)]),
     ("impute", &[("strategy", true), ("constant", true)]),
     ("clip_outliers", &[("z", true), ("iqr", true)]),
@@ -424,15 +435,17 @@ impl Checker<'_> {
                     .unwrap_or(&[]);
                 let vals: Vec<ArgVal> = self.eval_args(f, args);
                 if n.name == "cols" {
-                    let mut count = 0usize;
+                    // Indices, ranges and names count; anything else leaves the count unknown.
+                    let mut count = Some(0usize);
                     for v in &vals {
-                        match &v.ty {
-                            Ty::Shape(s) => count += s.0.len(),
-                            Ty::Int(_) | Ty::Str(_) => count += 1,
-                            _ => {}
-                        }
+                        let n = match &v.ty {
+                            Ty::Shape(s) => Some(s.0.len()),
+                            Ty::Int(_) | Ty::Str(_) => Some(1),
+                            _ => None,
+                        };
+                        count = count.zip(n).map(|(c, n)| c + n);
                     }
-                    selected = Some(count);
+                    selected = count;
                 } else {
                     self.bind_slots(&slots(params), &vals, &n.name, *args_span);
                     selected = (n.name == "col").then_some(1);
@@ -470,6 +483,9 @@ impl Checker<'_> {
             }
         }
         let mut one_hot: Option<(i64, Span)> = None;
+        // `one_hot` of category names: a vector of the declared size, checked when the
+        // vocabulary is fitted.
+        let mut one_hot_names = false;
         let mut reshaped = false;
         // The per-sample shape as the selection gives it (`cols` a vector, `col` one value) and
         // the transforms make it, while it is known.
@@ -505,23 +521,64 @@ impl Checker<'_> {
                 self.emit(d);
                 continue;
             };
+            if name.name == "one_hot" || name.name == "label" {
+                let names = self.categorical_options(args);
+                // The options are bare names, not expressions: only `classes` is evaluated.
+                let vals: Vec<ArgVal> =
+                    args.iter()
+                        .map(|a| {
+                            let option = a.name.as_ref().is_some_and(|n| {
+                                CATEGORICAL_OPTIONS.iter().any(|(o, _)| *o == n.name)
+                            });
+                            ArgVal {
+                                name: a.name.clone(),
+                                ty: if option {
+                                    Ty::Unknown
+                                } else {
+                                    self.expr(f, &a.value)
+                                },
+                                span: a.value.span,
+                            }
+                        })
+                        .collect();
+                let bound = self.bind_slots(&slots(params), &vals, &name.name, span);
+                let classes = bound.and_then(|b| b.into_iter().next().flatten());
+                if let Some(c) = &classes
+                    && !matches!(c.ty, Ty::Int(_) | Ty::Unknown)
+                {
+                    self.emit(
+                        Diagnostic::error(
+                            codes::SETTING_VALUE,
+                            format!(
+                                "`classes` of `{}` must be an integer, found {}",
+                                name.name, c.ty
+                            ),
+                        )
+                        .with_primary(c.span, "not an integer"),
+                    );
+                }
+                if name.name == "label" {
+                    continue;
+                }
+                match classes {
+                    Some(ArgVal {
+                        ty: Ty::Int(d),
+                        span,
+                        ..
+                    }) if !names => {
+                        one_hot = d.as_const().map(|n| (n, span));
+                    }
+                    _ => one_hot_names = true,
+                }
+                per_sample = None;
+                continue;
+            }
             let vals: Vec<ArgVal> = self.eval_args(f, args);
             if name.name == "impute" {
                 continue;
             }
             self.bind_slots(&slots(params), &vals, &name.name, span);
             match name.name.as_str() {
-                "one_hot" => {
-                    if let Some(ArgVal {
-                        ty: Ty::Int(d),
-                        span,
-                        ..
-                    }) = vals.first()
-                    {
-                        one_hot = d.as_const().map(|n| (n, *span));
-                    }
-                    per_sample = None;
-                }
                 "flatten" => {
                     reshaped = true;
                     per_sample = per_sample.and_then(|s| Some(vec![numel(&s)?]));
@@ -614,6 +671,17 @@ impl Checker<'_> {
             );
             return;
         }
+        if one_hot_names {
+            if shape.0.len() != 1 || !dtype.is_float() {
+                self.emit(
+                    Diagnostic::error(codes::DATA_MODEL_MISMATCH, format!("`one_hot` of category names gives one f32 vector per sample, but the field is declared {}", if shape.0.is_empty() { dtype.name().to_string() } else { format!("{}{shape}", dtype.name()) }))
+                        .with_primary(e.span, "a vector per sample")
+                        .with_secondary(decl_span, "declared here")
+                        .with_help("declare the field as `f32[N]`, N the number of categories (of every column selected, together)"),
+                );
+            }
+            return;
+        }
         if let (Some(count), false) = (selected, reshaped) {
             // `one_hot` turns the one label column into the declared vector.
             let declared_n = if one_hot.is_some() {
@@ -647,6 +715,47 @@ impl Checker<'_> {
                 );
             }
         }
+    }
+
+    /// Checks the bare-name options of `one_hot` and `label` (`unknown: bucket`); returns
+    /// whether any is given, which makes the encoder one of category names.
+    fn categorical_options(&mut self, args: &[Arg]) -> bool {
+        let mut given = false;
+        for a in args {
+            let Some(n) = &a.name else { continue };
+            let Some((_, allowed)) = CATEGORICAL_OPTIONS.iter().find(|(o, _)| *o == n.name) else {
+                continue;
+            };
+            given = true;
+            let value = match &a.value.kind {
+                ExprKind::Name(v) => Some(v.name.as_str()),
+                ExprKind::Str(s) => Some(s.as_str()),
+                _ => None,
+            };
+            if !value.is_some_and(|v| allowed.contains(&v)) {
+                self.emit(
+                    Diagnostic::error(
+                        codes::SETTING_VALUE,
+                        format!(
+                            "`{}` takes {}",
+                            n.name,
+                            allowed
+                                .iter()
+                                .map(|a| format!("`{a}`"))
+                                .collect::<Vec<_>>()
+                                .join(" or ")
+                        ),
+                    )
+                    .with_primary(a.value.span, "not one of these names")
+                    .with_help(format!(
+                        "write `{}: {}`",
+                        n.name,
+                        allowed[allowed.len() - 1]
+                    )),
+                );
+            }
+        }
+        given
     }
 
     fn data_option(&mut self, f: &mut Frame, o: &Expr) {

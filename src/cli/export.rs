@@ -31,6 +31,8 @@ pub fn export(args: &ExportArgs) -> Result<(), String> {
     let pipeline = if args.with_preprocessing {
         let mut p = Pipeline::from_decl(&program, runtime::train_data(&program)?)
             .map_err(|e| e.to_string())?;
+        p.restore_text(&saved.data_text)
+            .map_err(|e| e.to_string())?;
         p.restore_stats(&saved.data_stats)
             .map_err(|e| e.to_string())?;
         Some(p)

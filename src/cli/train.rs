@@ -440,6 +440,9 @@ fn print_summary(r: &runtime::report::Report) {
     }
     if let Some(test) = &r.test {
         out!("test: {}", runtime::console::format_metrics(test));
+        if let Some(c) = &r.confusion {
+            out!("{}", c.table().trim_end());
+        }
     }
     if let Some(dir) = &r.config.checkpoint
         && Path::new(dir).join(checkpoint::LAST).exists()
@@ -559,6 +562,8 @@ pub fn eval(args: &EvalArgs) -> Result<(), String> {
     session.check_memory()?;
     session.check_values(&saved.values, &format!("`{}`", file.display()))?;
     let mut data = runtime::load_data(&program, Path::new(path), saved.state.seed)?;
+    data.restore_text(&saved.data_text)
+        .map_err(|e| e.to_string())?;
     data.restore_stats(&saved.data_stats)
         .map_err(|e| e.to_string())?;
     session.check_classes(&data)?;
@@ -605,7 +610,7 @@ pub fn predict(args: &PredictArgs) -> Result<(), String> {
     }
     let to_stdout = args.output_file.as_os_str() == "-";
     let out = (!to_stdout).then_some(args.output_file.as_path());
-    runtime::predict::write_outputs(out, &prediction.outputs)?;
+    runtime::predict::write_outputs(out, &prediction.outputs, prediction.class_names.as_deref())?;
     if !to_stdout {
         err!(
             "{} predictions written to {}",

@@ -60,8 +60,10 @@
 //! | `minmax` | `(v − min) / (max − min)`; a zero range divides by 1 |
 //! | `standardize` | `(v − mean) / std`, population std (÷ n); a zero std divides by 1 |
 //! | `impute(mean)`, `impute(median)`, `impute(constant: c)`, `impute()` = mean | fills missing values |
+//! | `impute(knn(k: 5))` | fills each missing value with the mean of the k nearest training samples that have it: scikit-learn's `KNNImputer` (uniform weights) on values standardized by the training mean and population std; distance `sqrt(d / m · Σ (a − b)²)` over the m of d positions both samples have; ties by sample order; no common position with any donor: the training mean. Its statistics are `mean`, `std` and `donors` (the training samples, `[n, …]`); `tests/fixtures/knn_impute/make.py` computed the expected values with scikit-learn |
 //! | `clip_outliers(z: 3)` (the default), `clip_outliers(iqr: k)` | clamps to `mean ± z·std`, or to `[q1 − k·(q3 − q1), q3 + k·(q3 − q1)]` |
 //! | `one_hot(k)` | appends an axis of k: a class index 0..k−1 becomes a one-hot vector |
+//! | `label`, `one_hot` of names | see "Category names" |
 //! | `random_shift(p)` | moves each image by whole pixels dy, dx uniform in −p..p, zero fill |
 //! | `random_flip` | reverses the last axis (width) with probability ½ |
 //! | `gaussian_noise(s)` | adds normal noise of standard deviation s to each value |
@@ -73,6 +75,23 @@
 //! least two axes), identity everywhere else — when fitting statistics too; `one_hot` may not
 //! follow one. The statistics are exported as f64 tensors named
 //! `DATA.FIELD.STEP.TRANSFORM.STAT` ([`Pipeline::fitted_stats`]).
+//!
+//! # Category names
+//!
+//! `label(classes:, unknown:, missing:)`, and `one_hot` without `classes` or with `unknown:` or
+//! `missing:`, must be a field's first transform. The category of a cell is its trimmed text, or
+//! for a number [`categories::number_name`] (`2007`, `0.5`); a missing cell has none. Each
+//! column read gets a vocabulary fitted on the training split: its names sorted (numerically
+//! when every name parses as a number, else by bytes), and the most frequent name (the first
+//! in that order among ties). A name's class is its index; `missing: category` adds a class
+//! after the names, `unknown: bucket` one after that; `missing: most_frequent` gives a missing
+//! cell the most frequent name's class. Otherwise a missing cell or an unseen name is an error
+//! at its cell. `classes: n` must equal each vocabulary's size, and a `one_hot`'s blocks (one
+//! per column, side by side) must fill the declared size: both are checked when the data are
+//! loaded, at the field's line. Every source's names are encoded once, at load, into class
+//! indices that the following steps treat as numbers ([`Pipeline::fitted_text`] saves the
+//! vocabularies, [`Pipeline::restore_text`] puts them back, [`Pipeline::transform_raw`] encodes
+//! new rows).
 //!
 //! # Splits
 //!
@@ -119,6 +138,7 @@
 //!
 //! A generator's column may hold at most 2²⁸ values.
 
+mod categories;
 mod formats;
 mod generate;
 mod pipeline;
@@ -128,6 +148,7 @@ mod spec;
 #[cfg(test)]
 mod tests;
 
+pub use categories::{MISSING_NAME, UNKNOWN_NAME};
 pub use pipeline::{Pipeline, PrepStep, Preparation};
 
 use crate::interp::Tensor;
@@ -306,6 +327,10 @@ pub fn load(
         .iter()
         .find(|s| s.name == "train")
         .expect("make_sets makes a training set");
+    fit_categories(&mut pipeline, &sources[train.source], &train.rows)?;
+    for src in &mut sources {
+        encode_categories(&pipeline, src)?;
+    }
     fit(&mut pipeline, &sources[train.source], &train.rows)?;
     for src in &sources {
         validate(&pipeline, src)?;
@@ -427,6 +452,77 @@ fn make_sets(
         )));
     }
     Ok(sets)
+}
+
+/// The names of the columns a field reads, for messages: `` `island` `` or `column 3`.
+fn column_names(src: &Source, fi: usize) -> Vec<String> {
+    match &src.inputs[fi].0 {
+        source::Input::Cols { cols, .. } => cols
+            .iter()
+            .map(|&c| {
+                let col = &src.columns[c];
+                match &col.header {
+                    Some(h) => format!("`{h}`"),
+                    None => format!("column {c}"),
+                }
+            })
+            .collect(),
+        source::Input::Array(a) => {
+            let a = &src.arrays[*a];
+            let n: usize = a.shape.iter().product();
+            if n == 1 {
+                vec![format!("`{}`", a.name)]
+            } else {
+                (0..n)
+                    .map(|i| format!("`{}` (value {i})", a.name))
+                    .collect()
+            }
+        }
+    }
+}
+
+/// Fits the vocabulary of every column that a field encodes as category names, on the
+/// training samples, and checks it against the declaration.
+fn fit_categories(pipeline: &mut Pipeline, src: &Source, rows: &[usize]) -> Result<(), DataError> {
+    for fi in 0..pipeline.fields.len() {
+        if pipeline.fields[fi].encoder().is_none() {
+            continue;
+        }
+        let columns = column_names(src, fi);
+        let mut vocab = Vec::new();
+        for (elem, c) in columns.iter().enumerate() {
+            let v = categories::Vocab::fit(rows.iter().map(|&r| src.category(fi, r, elem)))
+                .map_err(|m| pipeline.field_error(&pipeline.fields[fi], format!("{c}: {m}")))?;
+            vocab.push(v);
+        }
+        pipeline.fields[fi].vocab = vocab;
+        pipeline.fields[fi]
+            .check_vocab(&columns)
+            .map_err(|m| pipeline.field_error(&pipeline.fields[fi], m))?;
+    }
+    Ok(())
+}
+
+/// Encodes the category names of a source into class indices with the fitted vocabularies:
+/// a name not seen in training or a missing cell is an error at its cell unless the encoder
+/// says what it means.
+fn encode_categories(pipeline: &Pipeline, src: &mut Source) -> Result<(), DataError> {
+    for (fi, f) in pipeline.fields.iter().enumerate() {
+        let Some(e) = f.encoder() else { continue };
+        let indices: Vec<_> = f.vocab.iter().map(categories::Vocab::index).collect();
+        let mut codes = Vec::with_capacity(src.rows * f.vocab.len());
+        for row in 0..src.rows {
+            for (elem, (v, index)) in f.vocab.iter().zip(&indices).enumerate() {
+                let key = src.category(fi, row, elem);
+                let code = v.code(e, index, key.as_deref()).map_err(|m| {
+                    src.error_at(fi, row, elem, &format!("field `{}`: {m}", f.name))
+                })?;
+                codes.push(code as f64);
+            }
+        }
+        src.codes[fi] = Some(codes);
+    }
+    Ok(())
 }
 
 /// Fits the statistics of every field's steps, in order, on the training samples.
@@ -560,6 +656,17 @@ impl Dataset {
     /// See [`Pipeline::fitted_stats`].
     pub fn fitted_stats(&self) -> Vec<(String, Tensor)> {
         self.pipeline.fitted_stats()
+    }
+
+    /// See [`Pipeline::restore_text`]; every source's category names are encoded again with
+    /// the restored vocabularies.
+    pub fn restore_text(&mut self, text: &[(String, String)]) -> Result<(), DataError> {
+        self.prepared = OnceLock::new();
+        self.pipeline.restore_text(text)?;
+        for src in &mut self.sources {
+            encode_categories(&self.pipeline, src)?;
+        }
+        Ok(())
     }
 
     /// See [`Pipeline::restore_stats`].
@@ -792,18 +899,73 @@ impl Iterator for Batches<'_> {
 
 impl ExactSizeIterator for Batches<'_> {}
 
-/// New inputs for `nnlc predict`, as the data source would give them, samples first: a `.npy`
-/// array, or a `.csv` file (optionally gzipped) with one row per sample, comma-separated, with a
-/// header row when its first row is not all numbers. Missing cells are NaN.
-pub fn read_inputs(path: &Path) -> Result<Tensor, DataError> {
+/// New inputs for `nnlc predict`, as read from a file: the values (samples first, f64, NaN
+/// where a cell is missing or not a number) and, for a CSV file, its header and the text and
+/// place of every cell that is not a number (category names, for the fields that encode them).
+#[derive(Debug, Clone)]
+pub struct RawInputs {
+    pub values: Tensor,
+    table: Option<RawTable>,
+}
+
+#[derive(Debug, Clone)]
+struct RawTable {
+    file: String,
+    header: Option<Vec<String>>,
+    cells: formats::CellMap,
+}
+
+impl RawInputs {
+    /// Values read from elsewhere (no table, no category names).
+    pub fn from_values(values: Tensor) -> RawInputs {
+        RawInputs {
+            values,
+            table: None,
+        }
+    }
+
+    /// Whether these are a table with a header row, from which fields select their columns by
+    /// name.
+    pub fn has_header(&self) -> bool {
+        self.table.as_ref().is_some_and(|t| t.header.is_some())
+    }
+
+    /// The first cell of the given columns (all when None) that is neither a number nor
+    /// missing, as an error: such a cell can only be a category name.
+    pub fn first_text(&self, columns: Option<&[usize]>) -> Result<(), DataError> {
+        let Some(t) = &self.table else { return Ok(()) };
+        let bad = t.cells.texts.iter().find(|((_, c), text)| {
+            !formats::is_missing(text) && columns.is_none_or(|cols| cols.contains(c))
+        });
+        match bad {
+            Some((&(row, col), text)) => {
+                let (line, column) = t.cells.place(row, col);
+                Err(DataError::at(
+                    &t.file,
+                    line,
+                    column,
+                    format!("`{}` is not a number", text.trim()),
+                ))
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+/// Reads new inputs for `nnlc predict`, as the data source would give them, samples first: a
+/// `.npy` array, or a `.csv` file (optionally gzipped) with one row per sample,
+/// comma-separated, with a header row when its first row is not all numbers. Missing cells are
+/// NaN, and so are cells that are not numbers (their text is kept for the fields that encode
+/// category names; any other field refuses them, [`RawInputs::first_text`]).
+pub fn read_inputs(path: &Path) -> Result<RawInputs, DataError> {
     let shown = path.display().to_string();
     let bytes = formats::read_file(path)?;
     let name = shown.trim_end_matches(".gz");
-    let (shape, all) = if name.ends_with(".npy") {
+    let (shape, all, table) = if name.ends_with(".npy") {
         let (shape, values) = formats::parse_npy(&shown, &bytes)?;
         let mut all = Vec::new();
         values.extend_into(0..shape.iter().product(), &mut all);
-        (shape, all)
+        (shape, all, None)
     } else if name.ends_with(".csv") {
         let text = bytes.strip_prefix(formats::UTF8_BOM).unwrap_or(&bytes);
         let first_line = text.split(|&b| b == b'\n').next().unwrap_or(&[]);
@@ -811,25 +973,16 @@ pub fn read_inputs(path: &Path) -> Result<Tensor, DataError> {
             .split(',')
             .any(|c| !formats::is_missing(c) && c.trim().parse::<f64>().is_err());
         let table = formats::parse_csv(&shown, &bytes, header, b',', 0)?;
-        if let Some((&(row, col), text)) = table
-            .cells
-            .texts
-            .iter()
-            .find(|(_, t)| !formats::is_missing(t))
-        {
-            let (line, column) = table.cells.place(row, col);
-            return Err(DataError::at(
-                &shown,
-                line,
-                column,
-                format!("`{text}` is not a number"),
-            ));
-        }
         let mut all = Vec::with_capacity(table.rows * table.columns.len());
         for r in 0..table.rows {
             all.extend(table.columns.iter().map(|c| c[r]));
         }
-        (vec![table.rows, table.columns.len()], all)
+        let raw = RawTable {
+            file: shown.clone(),
+            header: table.header,
+            cells: table.cells,
+        };
+        (vec![table.rows, table.columns.len()], all, Some(raw))
     } else {
         return Err(DataError::in_file(
             &shown,
@@ -839,5 +992,122 @@ pub fn read_inputs(path: &Path) -> Result<Tensor, DataError> {
     if shape.is_empty() {
         return Err(DataError::in_file(&shown, "the inputs need a sample axis"));
     }
-    Ok(Tensor::from_f64(&TensorType::new(DType::F64, shape), all))
+    Ok(RawInputs {
+        values: Tensor::from_f64(&TensorType::new(DType::F64, shape), all),
+        table,
+    })
+}
+
+impl Pipeline {
+    /// Whether a field's new inputs must come through [`Pipeline::transform_raw`]: it selects
+    /// table columns by name, or encodes category names.
+    pub fn reads_raw_table(&self, field: &str) -> bool {
+        self.fields.iter().any(|f| {
+            f.name == field
+                && (f.encoder().is_some()
+                    || matches!(&f.column, pipeline::Column::Table { refs, .. }
+                        if refs.iter().any(|r| matches!(r, pipeline::TableRef::Name(_)))))
+        })
+    }
+
+    /// Prepares new inputs for a field from a table as its training data were prepared: the
+    /// field's columns are found by header name (or index), its category names encoded with the
+    /// fitted vocabularies (a name not seen in training is an error at its cell unless the
+    /// field has `unknown: bucket`), then [`Pipeline::transform_inputs`].
+    pub fn transform_raw(&self, field: &str, raw: &RawInputs) -> Result<Tensor, DataError> {
+        let err = |m: String| DataError::in_file(&self.file, format!("field `{field}`: {m}"));
+        let f = self
+            .fields
+            .iter()
+            .find(|f| f.name == field)
+            .ok_or_else(|| err("no such field in this data block".into()))?;
+        let (Some(t), pipeline::Column::Table { refs, scalar }) = (&raw.table, &f.column) else {
+            return match f.encoder() {
+                Some(_) => Err(err(
+                    "its category names are read from a CSV file: give the inputs as .csv".into(),
+                )),
+                None => self.transform_inputs(field, &raw.values),
+            };
+        };
+        let &[rows, width] = raw.values.shape() else {
+            return Err(err("a table has rows and columns".into()));
+        };
+        let by_index = refs
+            .iter()
+            .all(|r| matches!(r, pipeline::TableRef::Index(_)));
+        let cols: Vec<usize> = if by_index && width == refs.len() {
+            // The file holds the field's columns alone.
+            (0..width).collect()
+        } else {
+            refs.iter()
+                .map(|r| match r {
+                    pipeline::TableRef::Index(i) if *i < width => Ok(*i),
+                    pipeline::TableRef::Index(i) => Err(DataError::in_file(
+                        &t.file,
+                        format!("field `{field}` reads column {i}, but the inputs have {width} columns"),
+                    )),
+                    pipeline::TableRef::Name(n) => {
+                        let Some(h) = &t.header else {
+                            return Err(DataError::in_file(
+                                &t.file,
+                                format!("field `{field}` reads the column `{n}` by name, but the inputs have no header row"),
+                            ));
+                        };
+                        h.iter().position(|c| c.trim() == n).ok_or_else(|| {
+                            DataError::in_file(
+                                &t.file,
+                                format!("field `{field}` reads the column `{n}`, which the header does not name"),
+                            )
+                        })
+                    }
+                })
+                .collect::<Result<_, _>>()?
+        };
+        let values = raw.values.to_f64();
+        let mut out = Vec::with_capacity(rows * cols.len());
+        match f.encoder() {
+            Some(e) => {
+                let indices: Vec<_> = f.vocab.iter().map(categories::Vocab::index).collect();
+                if f.vocab.len() != cols.len() {
+                    return Err(err("its vocabularies are not fitted or restored".into()));
+                }
+                for r in 0..rows {
+                    for (elem, &c) in cols.iter().enumerate() {
+                        let key = match t.cells.texts.get(&(r, c)) {
+                            Some(text) if formats::is_missing(text) => None,
+                            Some(text) => Some(text.trim().to_string()),
+                            None => Some(categories::number_name(values[r * width + c])),
+                        };
+                        let code = f.vocab[elem]
+                            .code(e, &indices[elem], key.as_deref())
+                            .map_err(|m| {
+                                let (line, column) = t.cells.place(r, c);
+                                DataError::at(
+                                    &t.file,
+                                    line,
+                                    column,
+                                    format!("field `{field}`: {m}"),
+                                )
+                            })?;
+                        out.push(code as f64);
+                    }
+                }
+            }
+            None => {
+                raw.first_text(Some(&cols))?;
+                for r in 0..rows {
+                    out.extend(cols.iter().map(|&c| values[r * width + c]));
+                }
+            }
+        }
+        let shape = if *scalar {
+            vec![rows]
+        } else {
+            vec![rows, cols.len()]
+        };
+        self.transform_inputs(
+            field,
+            &Tensor::from_f64(&TensorType::new(DType::F64, shape), out),
+        )
+    }
 }

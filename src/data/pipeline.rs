@@ -3,6 +3,7 @@
 //! a missing value is NaN until an `impute` fills it.
 
 use super::DataError;
+use super::categories::{Encoder, Vocab};
 use super::random::Rng;
 use crate::interp::Tensor;
 use crate::ir::{DType, TensorType};
@@ -29,6 +30,9 @@ pub(super) enum Strategy {
     Mean,
     Median,
     Constant(f64),
+    /// The mean of the `k` nearest training samples that have the value (scikit-learn's
+    /// `KNNImputer`), by distance on standardized values.
+    Knn(usize),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -48,7 +52,11 @@ pub(super) enum Kind {
     Standardize,
     Impute(Strategy),
     Clip(Clip),
+    /// `one_hot(k)` of class indices 0..k−1.
     OneHot(usize),
+    /// `label` or `one_hot` of category names, with a vocabulary fitted on the training split
+    /// ([`super::categories`]); the field's first step.
+    Categories(Encoder),
     /// `random_shift(pixels)`.
     Shift(usize),
     /// `random_flip`.
@@ -68,6 +76,8 @@ impl Kind {
             Kind::Impute(_) => "impute",
             Kind::Clip(_) => "clip_outliers",
             Kind::OneHot(_) => "one_hot",
+            Kind::Categories(e) if e.one_hot => "one_hot",
+            Kind::Categories(_) => "label",
             Kind::Shift(_) => "random_shift",
             Kind::Flip => "random_flip",
             Kind::Noise(_) => "gaussian_noise",
@@ -82,6 +92,7 @@ impl Kind {
     pub fn makes_floats(&self) -> bool {
         match self {
             Kind::Flatten | Kind::Reshape(_) | Kind::Shift(_) | Kind::Flip => false,
+            Kind::Categories(e) => e.one_hot,
             Kind::Impute(Strategy::Constant(c)) => c.fract() != 0.0,
             _ => true,
         }
@@ -93,6 +104,7 @@ impl Kind {
         match self {
             Kind::MinMax => &["min", "max"],
             Kind::Standardize => &["mean", "std"],
+            Kind::Impute(Strategy::Knn(_)) => &["mean", "std", "donors"],
             Kind::Impute(_) => &["fill"],
             Kind::Clip(_) => &["low", "high"],
             _ => &[],
@@ -111,6 +123,8 @@ impl Kind {
                 dims(shape)
             )),
             Kind::OneHot(k) => Ok(shape.iter().copied().chain([*k]).collect()),
+            Kind::Categories(e) if e.one_hot => Ok(vec![e.width]),
+            Kind::Categories(_) => Ok(shape.to_vec()),
             Kind::Shift(_) | Kind::Flip if shape.len() < 2 => Err(format!(
                 "`{}` needs images, with height and width as the last two axes, but a sample is {}: reshape it first",
                 self.name(),
@@ -196,6 +210,10 @@ pub(super) struct Field {
     pub shape: Vec<usize>,
     pub column: Column,
     pub steps: Vec<Step>,
+    /// The fitted categories of each column a `Categories` step encodes; empty until fitted.
+    pub vocab: Vec<Vocab>,
+    /// Where the field's name is in the `.nnl` file (a byte offset), for errors at its line.
+    pub at: usize,
 }
 
 fn nonzero(x: f64) -> f64 {
@@ -205,6 +223,65 @@ fn nonzero(x: f64) -> f64 {
 impl Field {
     pub fn ty(&self) -> TensorType {
         TensorType::new(self.dtype, self.shape.clone())
+    }
+
+    /// The encoder of category names, when the field starts with one.
+    pub fn encoder(&self) -> Option<&Encoder> {
+        match self.steps.first().map(|s| &s.kind) {
+            Some(Kind::Categories(e)) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Checks fitted (or restored) vocabularies, one per column, against the declaration: the
+    /// number of classes `classes:` states, and the values a `one_hot` gives per sample.
+    pub fn check_vocab(&self, columns: &[String]) -> Result<(), String> {
+        let Some(e) = self.encoder() else {
+            return Ok(());
+        };
+        if self.vocab.len() != columns.len() {
+            return Err(format!(
+                "{} vocabularies for {} columns",
+                self.vocab.len(),
+                columns.len()
+            ));
+        }
+        let what = if e.one_hot { "one_hot" } else { "label" };
+        for (v, c) in self.vocab.iter().zip(columns) {
+            if let Some(k) = e.classes
+                && v.names.len() != k
+            {
+                return Err(format!(
+                    "`{what}(classes: {k})`, but the training split has {} categories in {c}: {}",
+                    v.names.len(),
+                    v.listed()
+                ));
+            }
+        }
+        let width: usize = self.vocab.iter().map(|v| v.width(e)).sum();
+        if e.one_hot && width != e.width {
+            let parts: Vec<String> = self
+                .vocab
+                .iter()
+                .zip(columns)
+                .map(|(v, c)| {
+                    let extra = v.width(e) - v.names.len();
+                    let extra = if extra > 0 {
+                        format!(" + {extra} for missing or unknown")
+                    } else {
+                        String::new()
+                    };
+                    format!("{} in {c} ({}){extra}", v.names.len(), v.listed())
+                })
+                .collect();
+            return Err(format!(
+                "declared {}{}, but `one_hot` gives {width} values per sample: the training split has {}",
+                self.dtype.name(),
+                dims(&self.shape),
+                parts.join(", ")
+            ));
+        }
+        Ok(())
     }
 
     fn has_impute(&self) -> bool {
@@ -297,6 +374,9 @@ impl Field {
                         *v = (*v - lo) / nonzero(hi - lo);
                     }
                 }
+                Kind::Impute(Strategy::Knn(k)) => {
+                    knn_impute(buf, stat(0), stat(1), stat(2), *k);
+                }
                 Kind::Impute(_) => {
                     for (v, fill) in buf.iter_mut().zip(stat(0)) {
                         if v.is_nan() {
@@ -337,6 +417,18 @@ impl Field {
                     }
                     *buf = out;
                 }
+                Kind::Categories(e) if e.one_hot => {
+                    // The codes are class indices already (the source encoded the names); each
+                    // column's one-hot block follows the previous one.
+                    let mut out = vec![0.0; e.width];
+                    let mut offset = 0;
+                    for (&code, v) in buf.iter().zip(&self.vocab) {
+                        out[offset + code as usize] = 1.0;
+                        offset += v.width(e);
+                    }
+                    *buf = out;
+                }
+                Kind::Categories(_) => {}
                 Kind::Shift(pixels) => {
                     if let Some(a) = aug {
                         let mut rng = a.rng(k);
@@ -409,6 +501,64 @@ impl Field {
     }
 }
 
+/// Fills the missing values of one sample from its `k` nearest training samples (`donors`,
+/// row-major, one sample a row), as scikit-learn's `KNNImputer` with uniform weights does, on
+/// values standardized by the training `mean` and `std`: the distance to a donor is the
+/// NaN-Euclidean `sqrt(d / m · Σ (a − b)²)` over the `m` of `d` positions both have; for a
+/// missing position, the donors are the training samples that have it, the `k` nearest (ties
+/// by sample order; donors without a common position come last and count for nothing) give
+/// their mean; with no common position with any of them, the training mean fills it.
+fn knn_impute(buf: &mut [f64], mean: &[f64], std: &[f64], donors: &[f64], k: usize) {
+    let d = buf.len();
+    if d == 0 || !buf.iter().any(|v| v.is_nan()) {
+        return;
+    }
+    let z = |v: f64, p: usize| (v - mean[p]) / nonzero(std[p]);
+    let distances: Vec<f64> = donors
+        .chunks(d)
+        .map(|row| {
+            let (mut sum, mut common) = (0.0, 0usize);
+            for (p, (&a, &b)) in buf.iter().zip(row).enumerate() {
+                if !a.is_nan() && !b.is_nan() {
+                    let diff = z(a, p) - z(b, p);
+                    sum += diff * diff;
+                    common += 1;
+                }
+            }
+            if common == 0 {
+                f64::NAN
+            } else {
+                (d as f64 / common as f64 * sum).sqrt()
+            }
+        })
+        .collect();
+    let missing: Vec<usize> = (0..d).filter(|&p| buf[p].is_nan()).collect();
+    for p in missing {
+        let mut candidates: Vec<(f64, usize)> = donors
+            .chunks(d)
+            .enumerate()
+            .filter(|(_, row)| !row[p].is_nan())
+            .map(|(i, _)| (distances[i], i))
+            .collect();
+        if candidates.iter().all(|(dist, _)| dist.is_nan()) {
+            buf[p] = mean[p];
+            continue;
+        }
+        candidates.sort_by(|a, b| match (a.0.is_nan(), b.0.is_nan()) {
+            (false, false) => a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)),
+            (x, y) => x.cmp(&y).then(a.1.cmp(&b.1)),
+        });
+        let (mut sum, mut n) = (0.0, 0usize);
+        for &(dist, i) in candidates.iter().take(k) {
+            if !dist.is_nan() {
+                sum += donors[i * d + p];
+                n += 1;
+            }
+        }
+        buf[p] = sum / n as f64;
+    }
+}
+
 /// Moves the content of each `[H, W]` plane (the last two axes) down by `dy` and right by `dx`,
 /// filling with zeros: `out[i][j] = in[i − dy][j − dx]`.
 fn shift(buf: &mut [f64], shape: &[usize], dy: isize, dx: isize) {
@@ -443,6 +593,8 @@ pub(super) struct Accumulator {
     max: Vec<f64>,
     /// Every value, for medians and quartiles.
     values: Vec<Vec<f64>>,
+    /// Every sample, missing values included, for `impute(knn)`.
+    samples: Option<Vec<f64>>,
 }
 
 impl Accumulator {
@@ -463,10 +615,14 @@ impl Accumulator {
             } else {
                 Vec::new()
             },
+            samples: matches!(kind, Kind::Impute(Strategy::Knn(_))).then(Vec::new),
         }
     }
 
     pub fn add(&mut self, sample: &[f64]) {
+        if let Some(all) = &mut self.samples {
+            all.extend_from_slice(sample);
+        }
         for (p, &v) in sample.iter().enumerate() {
             if v.is_nan() {
                 continue;
@@ -507,6 +663,13 @@ impl Accumulator {
                 self.max.into_iter().map(seen).collect(),
             ],
             Kind::Impute(Strategy::Constant(c)) => vec![vec![c; len]],
+            Kind::Impute(Strategy::Knn(_)) => {
+                if let Some(p) = self.count.iter().position(|&n| n == 0) {
+                    return Err(empty(p));
+                }
+                let donors = self.samples.take().unwrap_or_default();
+                vec![self.mean, std, donors]
+            }
             Kind::Impute(Strategy::Mean) => {
                 if let Some(p) = self.count.iter().position(|&n| n == 0) {
                     return Err(empty(p));
@@ -549,6 +712,30 @@ fn quantile(v: &mut [f64], q: f64) -> f64 {
     let pos = q * (v.len() - 1) as f64;
     let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
     v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
+}
+
+/// The statistic of `impute(knn)` that holds the training samples, `[n, …sample]`.
+const DONORS: &str = "donors";
+
+/// A statistic's shape: the sample's, or for the donors of `impute(knn)` one per sample.
+fn stat_shape(stat: &str, sample: &[usize], values: &[f64]) -> Vec<usize> {
+    if stat == DONORS {
+        let n = values
+            .len()
+            .checked_div(sample.iter().product())
+            .unwrap_or(0);
+        std::iter::once(n).chain(sample.iter().copied()).collect()
+    } else {
+        sample.to_vec()
+    }
+}
+
+/// A table column as the declaration names it: `` `island` `` or `column 3`.
+pub(super) fn table_ref_name(r: &TableRef) -> String {
+    match r {
+        TableRef::Index(i) => format!("column {i}"),
+        TableRef::Name(n) => format!("`{n}`"),
+    }
 }
 
 /// The fields of a data block with their transforms: what a checkpoint needs to prepare new
@@ -596,7 +783,7 @@ impl Pipeline {
             for (k, s) in f.steps.iter().enumerate() {
                 let Some(fit) = &s.fit else { continue };
                 for (stat, values) in s.kind.stat_names().iter().zip(&fit.values) {
-                    let ty = TensorType::new(DType::F64, fit.shape.clone());
+                    let ty = TensorType::new(DType::F64, stat_shape(stat, &fit.shape, values));
                     out.push((
                         self.stat_name(f, k, stat),
                         Tensor::from_f64(&ty, values.clone()),
@@ -632,7 +819,12 @@ impl Pipeline {
                     if !t.dtype().is_float() {
                         return Err(err(format!("expected f64, found {}", t.ty())));
                     }
-                    if i > 0 && t.shape() != fit.shape {
+                    let sample_shape = if *stat == DONORS {
+                        t.shape().get(1..).unwrap_or_default()
+                    } else {
+                        t.shape()
+                    };
+                    if i > 0 && sample_shape != fit.shape {
                         return Err(err(format!(
                             "its shape {} differs from `{}`'s {}",
                             dims(t.shape()),
@@ -640,7 +832,9 @@ impl Pipeline {
                             dims(&fit.shape)
                         )));
                     }
-                    fit.shape = t.shape().to_vec();
+                    if i == 0 {
+                        fit.shape = t.shape().to_vec();
+                    }
                     fit.values.push(t.to_f64());
                 }
                 restored.push((fi, k, fit));
@@ -650,6 +844,96 @@ impl Pipeline {
             self.fields[fi].steps[k].fit = Some(fit);
         }
         Ok(())
+    }
+
+    /// The fitted vocabularies as text, for a checkpoint's metadata: the key
+    /// `data.FIELD.categories`, the value a JSON list with one vocabulary per column the field
+    /// encodes, `{"names": [...], "most_frequent": i}`.
+    pub fn fitted_text(&self) -> Vec<(String, String)> {
+        self.fields
+            .iter()
+            .filter(|f| f.encoder().is_some() && !f.vocab.is_empty())
+            .map(|f| {
+                let json = serde_json::to_string(&f.vocab).expect("names serialize");
+                (format!("data.{}.categories", f.name), json)
+            })
+            .collect()
+    }
+
+    /// Puts back the vocabularies saved by [`Pipeline::fitted_text`] (other keys are ignored),
+    /// checked against the declaration as the fitted ones are.
+    pub fn restore_text(&mut self, text: &[(String, String)]) -> Result<(), DataError> {
+        let mut restored = Vec::new();
+        for (fi, f) in self.fields.iter().enumerate() {
+            if f.encoder().is_none() {
+                continue;
+            }
+            let key = format!("data.{}.categories", f.name);
+            let err = |m: String| self.field_error(f, m);
+            let (_, json) = text
+                .iter()
+                .find(|(k, _)| *k == key)
+                .ok_or_else(|| err(format!("`{key}` is not among the saved vocabularies")))?;
+            let vocab: Vec<Vocab> = serde_json::from_str(json)
+                .map_err(|e| err(format!("`{key}` is not a list of vocabularies: {e}")))?;
+            if vocab
+                .iter()
+                .any(|v| v.names.is_empty() || v.most_frequent >= v.names.len())
+            {
+                return Err(err(format!("`{key}` holds an empty vocabulary")));
+            }
+            let columns: Vec<String> = match &f.column {
+                Column::Table { refs, .. } => refs.iter().map(table_ref_name).collect(),
+                Column::Named(n) => (0..vocab.len())
+                    .map(|i| format!("`{n}` (value {i})"))
+                    .collect(),
+            };
+            let field = Field { vocab, ..f.clone() };
+            field
+                .check_vocab(&columns)
+                .map_err(|m| err(format!("the saved vocabulary does not fit: {m}")))?;
+            restored.push((fi, field.vocab));
+        }
+        for (fi, v) in restored {
+            self.fields[fi].vocab = v;
+        }
+        Ok(())
+    }
+
+    /// The class names of a field that `label` encodes from one column, once fitted.
+    pub fn class_names(&self, field: &str) -> Option<Vec<String>> {
+        let f = self.fields.iter().find(|f| f.name == field)?;
+        match (f.encoder(), &f.vocab[..]) {
+            (Some(e), [v]) if !e.one_hot => Some(v.class_names(e)),
+            _ => None,
+        }
+    }
+
+    /// The fields that `label` encodes from one column, with their class names.
+    pub fn labels(&self) -> Vec<(String, Vec<String>)> {
+        self.fields
+            .iter()
+            .filter_map(|f| Some((f.name.clone(), self.class_names(&f.name)?)))
+            .collect()
+    }
+
+    /// An error about a field's declaration: at its line in the `.nnl` file when the file can
+    /// be read, else naming the file.
+    pub(super) fn field_error(&self, f: &Field, message: String) -> DataError {
+        let message = format!("data `{}`, field `{}`: {message}", self.name, f.name);
+        match std::fs::read(&self.file) {
+            Ok(text) if f.at <= text.len() => {
+                let before = &text[..f.at];
+                let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+                let start = before
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |p| p + 1);
+                let column = String::from_utf8_lossy(&before[start..]).chars().count() + 1;
+                DataError::at(&self.file, line, column, message)
+            }
+            _ => DataError::in_file(&self.file, message),
+        }
     }
 
     /// Prepares new inputs for a field as its training data were prepared, without
@@ -758,12 +1042,24 @@ impl Pipeline {
                     let range = lo.iter().zip(&hi).map(|(l, h)| nonzero(h - l)).collect();
                     PrepStep::MinMax { min: lo, range }
                 }
+                Kind::Impute(Strategy::Knn(_)) => {
+                    return Err(format!(
+                        "field `{}`: `impute(knn)` fills values from the training samples, which an exported graph does not hold: export without preprocessing",
+                        f.name
+                    ));
+                }
                 Kind::Impute(_) => PrepStep::Impute { fill: stat(0)? },
                 Kind::Clip(_) => PrepStep::Clip {
                     low: stat(0)?,
                     high: stat(1)?,
                 },
                 Kind::OneHot(k) => PrepStep::OneHot(*k),
+                Kind::Categories(_) => {
+                    return Err(format!(
+                        "field `{}` encodes category names, which a numeric input cannot carry: export without preprocessing and encode the categories before the model",
+                        f.name
+                    ));
+                }
                 Kind::Shift(_) | Kind::Flip | Kind::Noise(_) => continue,
             };
             stat_shapes.push(

@@ -2,8 +2,9 @@
 //! generators), where each came from, and how each field reads one sample of it.
 
 use super::DataError;
+use super::categories::number_name;
 use super::formats::{self, CellMap};
-use super::pipeline::{Column, Field, TableRef};
+use super::pipeline::{Column, Field, Kind, TableRef};
 use super::random::{Rng, fnv1a};
 use super::spec::SourceSpec;
 use crate::interp::Tensor;
@@ -79,6 +80,9 @@ pub(super) struct Source {
     pub rows: usize,
     /// Per field: how it reads a sample, and the per-sample shape before each of its steps.
     pub inputs: Vec<(Input, Vec<Vec<usize>>)>,
+    /// Per field that encodes category names: every sample's classes, once encoded
+    /// ([`super::encode_categories`]); read instead of the raw values.
+    pub codes: Vec<Option<Vec<f64>>>,
 }
 
 /// Reads the source of statement `name = spec`. Paths are relative to `base`; `nnl` names the
@@ -98,6 +102,7 @@ pub(super) fn open(
         arrays: Vec::new(),
         rows: 0,
         inputs: Vec::new(),
+        codes: Vec::new(),
     };
     s.add(spec, base, nnl, seed)?;
     Ok(s)
@@ -370,6 +375,7 @@ impl Source {
             inputs.push((input, shapes));
         }
         self.rows = first.map_or(0, |(_, n, _)| n);
+        self.codes = vec![None; inputs.len()];
         self.inputs = inputs;
         Ok(())
     }
@@ -377,6 +383,11 @@ impl Source {
     /// One raw sample of field `field`: its values in row-major order.
     pub fn read(&self, field: usize, row: usize, out: &mut Vec<f64>) {
         out.clear();
+        if let Some(codes) = &self.codes[field] {
+            let len = codes.len() / self.rows.max(1);
+            out.extend_from_slice(&codes[row * len..(row + 1) * len]);
+            return;
+        }
         match &self.inputs[field].0 {
             Input::Cols { cols, .. } => {
                 out.extend(cols.iter().map(|&c| self.columns[c].values[row]))
@@ -385,6 +396,36 @@ impl Source {
                 let a = &self.arrays[*a];
                 let len: usize = a.shape.iter().product();
                 a.values.extend_into(row * len..(row + 1) * len, out);
+            }
+        }
+    }
+
+    /// The category name of value `elem` of sample `row` of field `field`: a CSV cell's text
+    /// (trimmed), a number's [`number_name`]; None when it is missing.
+    pub fn category(&self, field: usize, row: usize, elem: usize) -> Option<String> {
+        match &self.inputs[field].0 {
+            Input::Cols { cols, .. } => {
+                let col = &self.columns[cols[elem]];
+                let text = self.origins[col.origin]
+                    .cells
+                    .as_ref()
+                    .and_then(|c| c.texts.get(&(row, col.index)));
+                match text {
+                    Some(t) if formats::is_missing(t) => None,
+                    Some(t) => Some(t.trim().to_string()),
+                    None => {
+                        let v = col.values[row];
+                        (!v.is_nan()).then(|| number_name(v))
+                    }
+                }
+            }
+            Input::Array(a) => {
+                let a = &self.arrays[*a];
+                let len: usize = a.shape.iter().product();
+                let mut v = Vec::with_capacity(1);
+                a.values
+                    .extend_into(row * len + elem..row * len + elem + 1, &mut v);
+                (!v[0].is_nan()).then(|| number_name(v[0]))
             }
         }
     }
@@ -428,17 +469,26 @@ impl Source {
                 if formats::is_missing(text) {
                     continue;
                 }
-                let user = self.inputs.iter().zip(fields).find(|((input, _), _)| {
-                    matches!(input, Input::Cols { cols, .. }
+                let user = self.inputs.iter().zip(fields).find(|((input, _), f)| {
+                    f.encoder().is_none() && matches!(input, Input::Cols { cols, .. }
                         if cols.iter().any(|&k| self.columns[k].origin == o && self.columns[k].index == c))
                 });
                 if let Some((_, f)) = user {
                     let (line, column) = cells.place(row, c);
+                    let help = if f.steps.iter().any(|s| matches!(s.kind, Kind::OneHot(_))) {
+                        ": to encode category names, write `one_hot` without `classes` (its categories are fitted on the training split)"
+                    } else {
+                        ""
+                    };
                     return Err(DataError::at(
                         &origin.path,
                         line,
                         column,
-                        format!("`{}` is not a number (field `{}`)", text.trim(), f.name),
+                        format!(
+                            "`{}` is not a number (field `{}`){help}",
+                            text.trim(),
+                            f.name
+                        ),
                     ));
                 }
             }

@@ -3,6 +3,7 @@
 //! what it cannot see (a two-character delimiter, a negative count, `one_hot` after an
 //! augmentation) is reported here.
 
+use super::categories::{Encoder, Missing};
 use super::generate::{Generator, Task};
 use super::pipeline::{Clip, Column, Field, Kind, Step, Strategy, TableRef};
 use crate::ir::DType;
@@ -263,7 +264,7 @@ pub(super) fn read(d: &DataDecl) -> Result<Spec, String> {
             DataStmt::Field {
                 name, ty, value, ..
             } => {
-                let f = field(&name.name, ty, value)
+                let f = field(&name.name, name.span.start as usize, ty, value)
                     .map_err(|e| format!("field `{}`: {e}", name.name))?;
                 spec.fields.push(f);
             }
@@ -460,7 +461,7 @@ fn dtype(d: Dtype) -> DType {
     }
 }
 
-fn field(name: &str, ty: &TypeExpr, value: &Expr) -> Result<Field, String> {
+fn field(name: &str, at: usize, ty: &TypeExpr, value: &Expr) -> Result<Field, String> {
     let TypeKind::Tensor { dtype: dt, shape } = &ty.kind else {
         return Err("a field needs a tensor type such as `f32[784]`".into());
     };
@@ -485,8 +486,30 @@ fn field(name: &str, ty: &TypeExpr, value: &Expr) -> Result<Field, String> {
         let Some((tname, args)) = callee(t) else {
             return Err("a transform must be a name or a call, as in `|> scale(1 / 255)`".into());
         };
-        let kind = transform(tname, args)?;
-        if let Kind::OneHot(_) = kind
+        let mut kind = transform(tname, args)?;
+        if let Kind::Categories(e) = &mut kind {
+            if !steps.is_empty() {
+                return Err(format!(
+                    "`{tname}` of category names must come first, right after the column"
+                ));
+            }
+            if e.one_hot {
+                // The block of every column's classes: the declaration says how many values.
+                e.width = dims.iter().product();
+            }
+        }
+        if let Some(Step {
+            kind: Kind::Categories(e),
+            ..
+        }) = steps.first()
+            && e.one_hot
+            && matches!(kind, Kind::Flatten | Kind::Reshape(_) | Kind::OneHot(_))
+        {
+            return Err(format!(
+                "`{tname}` cannot follow a `one_hot` of category names, which gives one vector per sample"
+            ));
+        }
+        if let Kind::OneHot(_) | Kind::Categories(_) = kind
             && let Some(a) = steps.iter().find(|s| s.kind.is_augmentation())
         {
             return Err(format!(
@@ -512,6 +535,8 @@ fn field(name: &str, ty: &TypeExpr, value: &Expr) -> Result<Field, String> {
         shape: dims,
         column,
         steps,
+        vocab: Vec::new(),
+        at,
     })
 }
 
@@ -576,6 +601,19 @@ fn table_refs(c: &Const, out: &mut Vec<TableRef>) -> Result<(), String> {
     Ok(())
 }
 
+/// A categorical option given as a bare name or a string (`unknown: bucket`).
+fn option<'a>(b: &'a Bound, name: &str) -> Result<Option<&'a str>, String> {
+    match b.get(name) {
+        None => Ok(None),
+        Some(Const::Sym(s) | Const::Str(s)) => Ok(Some(s)),
+        Some(c) => Err(format!(
+            "{} must be a name, found {}",
+            b.what(name),
+            c.describe()
+        )),
+    }
+}
+
 fn transform(name: &str, args: &[Arg]) -> Result<Kind, String> {
     let no_args = |kind: Kind| {
         if args.is_empty() {
@@ -596,9 +634,42 @@ fn transform(name: &str, args: &[Arg]) -> Result<Kind, String> {
                 "`factor` of `scale`",
             )?))
         }
-        "one_hot" => {
-            let b = bind(name, &["classes"], args)?;
-            Ok(Kind::OneHot(b.positive("classes", None)?))
+        "one_hot" | "label" => {
+            let b = bind(name, &["classes", "unknown", "missing"], args)?;
+            let classes = b
+                .get("classes")
+                .map(|_| b.positive("classes", None))
+                .transpose()?;
+            let unknown_bucket = match option(&b, "unknown")? {
+                None | Some("error") => false,
+                Some("bucket") => true,
+                Some(o) => {
+                    return Err(format!(
+                        "`unknown: {o}`: write `unknown: error` (the default) or `unknown: bucket`"
+                    ));
+                }
+            };
+            let missing = match option(&b, "missing")? {
+                None | Some("error") => Missing::Error,
+                Some("category") => Missing::Category,
+                Some("most_frequent") => Missing::MostFrequent,
+                Some(o) => {
+                    return Err(format!(
+                        "`missing: {o}`: write `missing: error` (the default), `missing: category` or `missing: most_frequent`"
+                    ));
+                }
+            };
+            let names = b.get("unknown").is_some() || b.get("missing").is_some();
+            match (name, classes) {
+                ("one_hot", Some(k)) if !names => Ok(Kind::OneHot(k)),
+                _ => Ok(Kind::Categories(Encoder {
+                    one_hot: name == "one_hot",
+                    classes,
+                    unknown_bucket,
+                    missing,
+                    width: 0,
+                })),
+            }
         }
         "reshape" => {
             let b = bind(name, &["shape"], args)?;
@@ -615,13 +686,23 @@ fn transform(name: &str, args: &[Arg]) -> Result<Kind, String> {
             }
         }
         "impute" => {
+            if let Some(knn) = args.iter().find_map(|a| match &a.value.kind {
+                ExprKind::Call { callee, args, .. } if matches!(&callee.kind, ExprKind::Name(n) if n.name == "knn") => Some(args),
+                _ => None,
+            }) {
+                if args.len() != 1 {
+                    return Err("`impute(knn(k: N))` takes nothing else".into());
+                }
+                let b = bind("knn", &["k"], knn)?;
+                return Ok(Kind::Impute(Strategy::Knn(b.positive("k", Some(5))?)));
+            }
             let b = bind(name, &["strategy", "constant"], args)?;
             let strategy = match b.get("strategy") {
                 None => None,
                 Some(Const::Sym(s) | Const::Str(s)) => Some(s.as_str()),
                 Some(c) => {
                     return Err(format!(
-                        "the strategy of `impute` is mean, median or constant, found {}",
+                        "the strategy of `impute` is mean, median, knn(k: N) or constant, found {}",
                         c.describe()
                     ));
                 }

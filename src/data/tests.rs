@@ -1039,3 +1039,212 @@ fn whole_constants_impute_int_fields_and_huge_samples_are_refused() {
         "{e}"
     );
 }
+
+const ANIMALS: &[u8] = b"kind,colour,size\n\
+cat,black,1\n\
+dog,white,2\n\
+cat,NA,3\n\
+bird,white,4\n\
+dog,white,5\n\
+cat,black,6\n";
+
+#[test]
+fn category_names_are_encoded_with_a_vocabulary_fitted_on_training() {
+    let d = dir("categories");
+    write(&d, "train.csv", ANIMALS);
+    write(&d, "test.csv", b"kind,colour,size\ndog,black,1\ncat,,2\n");
+    let ds = load_ok(
+        &d,
+        r#"data t {
+            train = csv("train.csv", header: true)
+            test = csv("test.csv", header: true)
+            kind: i32 = col("kind") |> label(classes: 3)
+            both: f32[7] = cols("kind", "colour") |> one_hot(missing: category)
+            colour: f32[2] = col("colour") |> one_hot(missing: most_frequent)
+        }"#,
+    );
+    // Sorted names: bird 0, cat 1, dog 2.
+    assert_eq!(values(&ds, "train", "kind"), [1.0, 2.0, 1.0, 0.0, 2.0, 1.0]);
+    assert_eq!(values(&ds, "test", "kind"), [2.0, 1.0]);
+    // Blocks of bird, cat, dog, (missing), then black, white, (missing).
+    assert_eq!(
+        values(&ds, "test", "both"),
+        [0., 0., 1., 0., 1., 0., 0., 0., 1., 0., 0., 0., 0., 1.]
+    );
+    // The missing colour of `cat,NA` is white, the most frequent.
+    assert_eq!(
+        values(&ds, "train", "colour")[4..6],
+        [0.0, 1.0],
+        "{:?}",
+        values(&ds, "train", "colour")
+    );
+    assert_eq!(
+        ds.pipeline().class_names("kind").unwrap(),
+        ["bird", "cat", "dog"]
+    );
+    let text = ds.pipeline().fitted_text();
+    let keys: Vec<&str> = text.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "data.kind.categories",
+            "data.both.categories",
+            "data.colour.categories"
+        ]
+    );
+    assert_eq!(
+        text[0].1,
+        r#"[{"names":["bird","cat","dog"],"most_frequent":1}]"#
+    );
+
+    // Restored into a pipeline read from the block alone, the vocabularies encode new rows.
+    let block = r#"data t {
+        train = csv("train.csv", header: true)
+        kind: i32 = col("kind") |> label(classes: 3)
+        colour: f32[3] = col("colour") |> one_hot(unknown: bucket, missing: most_frequent)
+    }"#;
+    let trained = load_ok(&d, block);
+    let mut p = with_block(block, Pipeline::from_decl).unwrap();
+    p.restore_text(&trained.pipeline().fitted_text()).unwrap();
+    write(
+        &d,
+        "new.csv",
+        b"size,colour,kind\n7,green,dog\n8,black,bird\n",
+    );
+    let raw = read_inputs(&d.join("new.csv")).unwrap();
+    assert_eq!(p.transform_raw("kind", &raw).unwrap().to_f64(), [2.0, 0.0]);
+    assert_eq!(
+        p.transform_raw("colour", &raw).unwrap().to_f64(),
+        [0., 0., 1., 1., 0., 0.]
+    );
+    write(&d, "bad.csv", b"kind\ncat\nfish\n");
+    let e = p
+        .transform_raw("kind", &read_inputs(&d.join("bad.csv")).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(e.ends_with("bad.csv:3:1: field `kind`: `fish` is not one of the categories seen in training (bird, cat, dog): declare `unknown: bucket` to give unseen names a class of their own"), "{e}");
+    let e = p.restore_text(&[]).unwrap_err().to_string();
+    assert!(
+        e.contains("`data.kind.categories` is not among the saved vocabularies"),
+        "{e}"
+    );
+}
+
+#[test]
+fn unseen_and_missing_categories_and_wrong_counts_are_errors() {
+    let d = dir("categories-errors");
+    write(&d, "train.csv", ANIMALS);
+    write(
+        &d,
+        "test.csv",
+        b"kind,colour,size\ndog,black,1\nfish,white,2\n",
+    );
+    let e = load_err(
+        &d,
+        r#"data t {
+            train = csv("train.csv", header: true)
+            test = csv("test.csv", header: true)
+            kind: i32 = col("kind") |> label
+        }"#,
+    );
+    assert!(
+        e.ends_with("test.csv:3:1: field `kind`: `fish` is not one of the categories seen in training (bird, cat, dog): declare `unknown: bucket` to give unseen names a class of their own"),
+        "{e}"
+    );
+    let ds = load_ok(
+        &d,
+        r#"data t {
+            train = csv("train.csv", header: true)
+            test = csv("test.csv", header: true)
+            kind: i32 = col("kind") |> label(unknown: bucket)
+        }"#,
+    );
+    assert_eq!(values(&ds, "test", "kind"), [2.0, 3.0]);
+    assert_eq!(
+        ds.pipeline().class_names("kind").unwrap(),
+        ["bird", "cat", "dog", UNKNOWN_NAME]
+    );
+    let e = load_err(
+        &d,
+        r#"data t { train = csv("train.csv", header: true)  c: i32 = col("colour") |> label }"#,
+    );
+    assert!(e.ends_with("train.csv:4:5: field `c`: a missing category: declare what it means, `missing: category` (a class of its own) or `missing: most_frequent`"), "{e}");
+    let e = load_err(
+        &d,
+        r#"data t { train = csv("train.csv", header: true)  k: i32 = col("kind") |> label(classes: 2) }"#,
+    );
+    assert!(e.ends_with("data `t`, field `k`: `label(classes: 2)`, but the training split has 3 categories in `kind`: bird, cat, dog"), "{e}");
+    let e = load_err(
+        &d,
+        r#"data t { train = csv("train.csv", header: true)  k: f32[4] = col("kind") |> one_hot }"#,
+    );
+    assert!(e.ends_with("data `t`, field `k`: declared f32[4], but `one_hot` gives 3 values per sample: the training split has 3 in `kind` (bird, cat, dog)"), "{e}");
+    // Numbers are names too, sorted as numbers.
+    let ds = load_ok(
+        &d,
+        r#"data t { train = csv("train.csv", header: true)  s: i32 = col("size") |> label }"#,
+    );
+    assert_eq!(values(&ds, "train", "s"), [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+    // Text in a field of numbers keeps its error, with a hint for `one_hot(k)`.
+    let e = load_err(
+        &d,
+        r#"data t { train = csv("train.csv", header: true)  k: f32[3] = col("kind") |> one_hot(3) }"#,
+    );
+    assert!(e.contains("train.csv:2:1: `cat` is not a number (field `k`): to encode category names, write `one_hot` without `classes`"), "{e}");
+}
+
+/// Rows of a committed fixture CSV of numbers.
+fn fixture_rows(name: &str) -> Vec<f64> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/knn_impute")
+        .join(name);
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .flat_map(|l| {
+            l.split(',')
+                .map(|c| c.parse::<f64>().unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn knn_imputation_matches_scikit_learn() {
+    // tests/fixtures/knn_impute/make.py wrote the tables and scikit-learn's KNNImputer(5)
+    // values, on values standardized by the training split.
+    let d = dir("knn");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/knn_impute");
+    for f in ["train.csv", "test.csv"] {
+        std::fs::copy(fixtures.join(f), d.join(f)).unwrap();
+    }
+    let block = r#"data t {
+        train = csv("train.csv")
+        test = csv("test.csv")
+        x: f64[4] = cols(0..4) |> impute(knn(k: 5))
+    }"#;
+    let ds = load_ok(&d, block);
+    for split in ["train", "test"] {
+        let got = values(&ds, split, "x");
+        let want = fixture_rows(&format!("expected_{split}.csv"));
+        assert_eq!(got.len(), want.len());
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                (g - w).abs() <= 1e-9 * w.abs().max(1.0),
+                "{split} value {i}: {g} but scikit-learn gives {w}"
+            );
+        }
+    }
+    // The statistics (mean, std, the training samples) go to a checkpoint and back.
+    let stats = ds.fitted_stats();
+    let donors = stats
+        .iter()
+        .find(|(n, _)| n == "t.x.0.impute.donors")
+        .unwrap();
+    assert_eq!(donors.1.shape(), [40, 4]);
+    let mut p = with_block(block, Pipeline::from_decl).unwrap();
+    p.restore_stats(&stats).unwrap();
+    let raw = ds.raw_inputs("test", "x").unwrap();
+    let again = p.transform_inputs("x", &raw).unwrap().to_f64();
+    assert_eq!(again, values(&ds, "test", "x"));
+}

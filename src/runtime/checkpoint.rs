@@ -81,6 +81,8 @@ pub struct PartialEpoch {
 pub struct Checkpoint {
     pub values: HashMap<String, Tensor>,
     pub data_stats: Vec<(String, Tensor)>,
+    /// The data transforms' fitted text (vocabularies), from the metadata keys `data.…`.
+    pub data_text: Vec<(String, String)>,
     pub state: RunState,
 }
 
@@ -88,6 +90,7 @@ pub fn save(
     path: &Path,
     values: &HashMap<String, Tensor>,
     data_stats: &[(String, Tensor)],
+    data_text: &[(String, String)],
     state: &RunState,
 ) -> Result<(), String> {
     let mut tensors: Vec<(String, Tensor)> = values
@@ -101,10 +104,17 @@ pub fn save(
         .collect();
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
     let state = serde_json::to_string(state).map_err(|e| e.to_string())?;
-    let metadata = HashMap::from([
+    let mut metadata = HashMap::from([
         ("format".to_string(), FORMAT.to_string()),
         ("run".to_string(), state),
     ]);
+    for (key, text) in data_text {
+        debug_assert!(
+            key.starts_with(STATS_PREFIX),
+            "fitted text is keyed `data.…`"
+        );
+        metadata.insert(key.clone(), text.clone());
+    }
     store::write_safetensors(path, &tensors, Some(metadata))
 }
 
@@ -131,9 +141,15 @@ pub fn load(path: &Path) -> Result<Checkpoint, String> {
             }
         }
     }
+    let mut data_text: Vec<(String, String)> = metadata
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(STATS_PREFIX))
+        .collect();
+    data_text.sort();
     Ok(Checkpoint {
         values,
         data_stats,
+        data_text,
         state,
     })
 }

@@ -9,6 +9,7 @@
 
 mod backend;
 pub mod checkpoint;
+pub mod confusion;
 pub mod console;
 pub mod health;
 pub mod labels;
@@ -319,6 +320,87 @@ impl<'p> Session<'p> {
         Ok(sums.finish())
     }
 
+    /// The confusion matrix of a classifier on a split: when the metrics compare one class
+    /// index per sample (an i32 target) with a logit per class, or, with `binary_accuracy`, one
+    /// 0/1 target with one logit. None for other models (regression, sequences).
+    pub fn confusion(
+        &mut self,
+        data: &Dataset,
+        split: &str,
+        values: &HashMap<String, Tensor>,
+        seed: u64,
+    ) -> Result<Option<confusion::Confusion>, String> {
+        let Some(target) = self.lowered.config.target.clone() else {
+            return Ok(None);
+        };
+        let binary_metric = self
+            .lowered
+            .config
+            .metrics
+            .iter()
+            .any(|m| m == "binary_accuracy");
+        let mut matrix: Option<confusion::Confusion> = None;
+        let batches = data
+            .batches(split, self.lowered.config.batch, 0)
+            .map_err(|e| e.to_string())?;
+        for batch in batches {
+            let n = batch.indices.len();
+            let graphs = self.graphs(n)?;
+            let inputs = Inputs::new(&batch, None, rng_key(seed, 0));
+            let out = graphs
+                .eval
+                .exe
+                .run(&|name| inputs.get(name).or_else(|| values.get(name)), false)
+                .map_err(|e| e.to_string())?;
+            let Some((_, prediction)) = out
+                .iter()
+                .find(|(name, _)| graphs.eval.role(name) == OutputRole::Prediction)
+            else {
+                return Ok(None);
+            };
+            let Some(truth) = batch.tensors.get(&target) else {
+                return Ok(None);
+            };
+            let (p, t) = (prediction.to_f64(), truth.to_f64());
+            let per = p.len() / n.max(1);
+            let k = match (truth.dtype(), truth.shape().len(), per) {
+                (DType::I32, 1, k) if k >= 2 => k,
+                (_, _, 1) if binary_metric && t.len() == n => 2,
+                _ => return Ok(None),
+            };
+            let m = matrix.get_or_insert_with(|| {
+                let names = data
+                    .pipeline()
+                    .class_names(&target)
+                    .filter(|names| names.len() == k)
+                    .unwrap_or_else(|| (0..k).map(|c| c.to_string()).collect());
+                confusion::Confusion::new(split, names)
+            });
+            for (i, row) in p.chunks(per).enumerate() {
+                let predicted = if k == 2 && per == 1 {
+                    usize::from(row[0] > 0.0)
+                } else {
+                    let mut best = 0;
+                    for (c, v) in row.iter().enumerate() {
+                        if *v > row[best] {
+                            best = c;
+                        }
+                    }
+                    best
+                };
+                let truth = t[i];
+                if truth.fract() != 0.0 || truth < 0.0 || truth >= k as f64 {
+                    return Ok(None);
+                }
+                m.add(truth as usize, predicted);
+            }
+        }
+        Ok(matrix.map(|mut m| {
+            m.finish();
+            m
+        }))
+    }
+
     /// Adds a batch's losses and metrics to the split's sums; a step's loss is reported as
     /// `loss_name` when given (`loss.<phase>` in a run of several phases).
     fn add_outputs(
@@ -524,6 +606,8 @@ pub struct RunResult {
     pub restored_best: bool,
     /// Metrics on the test split, with the weights the run ended with.
     pub test: Option<Metrics>,
+    /// The test split's confusion matrix, for a classifier.
+    pub confusion: Option<confusion::Confusion>,
     pub train_seconds: f64,
     pub steps_this_run: u64,
     pub samples_this_run: usize,
@@ -605,6 +689,8 @@ impl<'s, 'p> Trainer<'s, 'p> {
                     ));
                 }
                 session.check_values(&last.values, "the checkpoint")?;
+                data.restore_text(&last.data_text)
+                    .map_err(|e| e.to_string())?;
                 data.restore_stats(&last.data_stats)
                     .map_err(|e| e.to_string())?;
                 let best = match checkpoint::load(&dir.join(checkpoint::BEST)) {
@@ -764,6 +850,12 @@ impl<'s, 'p> Trainer<'s, 'p> {
             }
             _ => None,
         };
+        let confusion = match test {
+            Some(_) => self
+                .session
+                .confusion(self.data, "test", &self.values, self.seed)?,
+            None => None,
+        };
         Ok(RunResult {
             steps_this_run: self.state.steps_done - steps_before,
             epochs: self.epochs,
@@ -772,6 +864,7 @@ impl<'s, 'p> Trainer<'s, 'p> {
             stopped_early,
             restored_best,
             test,
+            confusion,
             train_seconds,
             samples_this_run: samples,
             checkpoint_dir: self.checkpoint_dir,
@@ -1036,10 +1129,12 @@ impl<'s, 'p> Trainer<'s, 'p> {
             return Ok(());
         };
         let stats = self.data.fitted_stats();
+        let text = self.data.pipeline().fitted_text();
         checkpoint::save(
             &dir.join(checkpoint::LAST),
             &self.values,
             &stats,
+            &text,
             &self.state,
         )?;
         if improved {
@@ -1047,6 +1142,7 @@ impl<'s, 'p> Trainer<'s, 'p> {
                 &dir.join(checkpoint::BEST),
                 &self.values,
                 &stats,
+                &text,
                 &self.state,
             )?;
         }

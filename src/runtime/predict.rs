@@ -3,7 +3,7 @@
 
 use super::checkpoint::Checkpoint;
 use super::{Backend, Executable};
-use crate::data::Pipeline;
+use crate::data::{Pipeline, RawInputs};
 use crate::interp::Tensor;
 use crate::ir::{DType, Role, TensorType};
 use crate::lower;
@@ -28,6 +28,8 @@ pub enum OutputKind {
 /// Outputs, and notes on how the inputs were read (columns ignored).
 pub struct Prediction {
     pub outputs: Tensor,
+    /// For classes: their names, when the data block's target field has them (`label`).
+    pub class_names: Option<Vec<String>>,
     pub notes: Vec<String>,
 }
 
@@ -42,7 +44,7 @@ pub fn predict(
     backend: &dyn Backend,
     saved: &Checkpoint,
     model: Option<&str>,
-    raw: &[(Option<String>, Tensor)],
+    raw: &[(Option<String>, RawInputs)],
     kind: OutputKind,
 ) -> Result<Prediction, String> {
     let model = match model {
@@ -52,6 +54,9 @@ pub fn predict(
     let mut pipeline =
         Pipeline::from_decl(program, super::train_data(program)?).map_err(|e| e.to_string())?;
     pipeline
+        .restore_text(&saved.data_text)
+        .map_err(|e| e.to_string())?;
+    pipeline
         .restore_stats(&saved.data_stats)
         .map_err(|e| e.to_string())?;
     let batch = saved.state.batch.max(1);
@@ -59,12 +64,15 @@ pub fn predict(
     // The model's inputs, from a graph of one batch.
     let (inputs, _) = prepare(program, sources, backend, &model, 1)?;
     let mut notes = Vec::new();
-    let assigned = assign_inputs(&model, &inputs, raw)?;
-    let samples = assigned[0].1.shape()[0];
-    if let Some((name, t)) = assigned.iter().find(|(_, t)| t.shape()[0] != samples) {
+    let assigned = assign_inputs(&model, &inputs, raw, &pipeline)?;
+    let samples = assigned[0].1.values.shape()[0];
+    if let Some((name, t)) = assigned
+        .iter()
+        .find(|(_, t)| t.values.shape()[0] != samples)
+    {
         return Err(format!(
             "`{name}` has {} samples, but `{}` has {samples}",
-            t.shape()[0],
+            t.values.shape()[0],
             assigned[0].0
         ));
     }
@@ -97,18 +105,43 @@ pub fn predict(
         start += n;
     }
     let joined = join_samples(&outputs)?;
+    let class_names = match kind {
+        OutputKind::Class => target_names(&pipeline, joined.shape()),
+        _ => None,
+    };
     Ok(Prediction {
         outputs: present(&joined, kind)?,
+        class_names,
         notes,
     })
 }
 
-/// Pairs the model's inputs with the arrays given for them.
+/// The class names of the field the model's classes are for: the one field that `label`
+/// encodes with as many classes as the output has (two for one logit per sample).
+fn target_names(pipeline: &Pipeline, out_shape: &[usize]) -> Option<Vec<String>> {
+    let classes = match out_shape {
+        [_] | [_, 1] => 2,
+        [_, .., k] => *k,
+        [] => return None,
+    };
+    let mut found = pipeline
+        .labels()
+        .into_iter()
+        .filter(|(_, names)| names.len() == classes);
+    match (found.next(), found.next()) {
+        (Some((_, names)), None) => Some(names),
+        _ => None,
+    }
+}
+
+/// Pairs the model's inputs with the arrays given for them. One table with a header feeds
+/// every input that is a data field selecting its columns by name (the training file's layout).
 fn assign_inputs(
     model: &str,
     inputs: &[(String, TensorType)],
-    raw: &[(Option<String>, Tensor)],
-) -> Result<Vec<(String, Tensor)>, String> {
+    raw: &[(Option<String>, RawInputs)],
+    pipeline: &Pipeline,
+) -> Result<Vec<(String, RawInputs)>, String> {
     let names: Vec<&str> = inputs.iter().map(|(n, _)| n.as_str()).collect();
     let listed = || {
         names
@@ -118,8 +151,16 @@ fn assign_inputs(
             .join(", ")
     };
     if let [(None, t)] = raw {
+        let from_table = t.has_header()
+            && inputs
+                .iter()
+                .all(|(name, _)| pipeline.reads_raw_table(name));
         return match inputs {
             [(name, _)] => Ok(vec![(name.clone(), t.clone())]),
+            _ if from_table => Ok(inputs
+                .iter()
+                .map(|(name, _)| (name.clone(), t.clone()))
+                .collect()),
             _ => Err(format!(
                 "`{model}` takes {} inputs ({}): give each with --input NAME=FILE",
                 inputs.len(),
@@ -159,7 +200,7 @@ fn prepare_input(
     pipeline: &Pipeline,
     name: &str,
     ty: &TensorType,
-    raw: &Tensor,
+    inputs: &RawInputs,
     notes: &mut Vec<String>,
 ) -> Result<Tensor, String> {
     let per_sample = &ty.shape[1..];
@@ -167,13 +208,23 @@ fn prepare_input(
         .fields()
         .iter()
         .any(|(f, t)| f == name && t.dtype == ty.dtype && t.shape == per_sample);
+    let raw = &inputs.values;
     let samples = raw.shape()[0];
+    if is_field && pipeline.reads_raw_table(name) {
+        return pipeline
+            .transform_raw(name, inputs)
+            .map_err(|e| e.to_string());
+    }
     if is_field {
-        let raw = select_columns(pipeline, name, raw, notes);
+        let (raw, columns) = select_columns(pipeline, name, raw, notes);
+        inputs
+            .first_text(columns.as_deref())
+            .map_err(|e| e.to_string())?;
         return pipeline
             .transform_inputs(name, &raw)
             .map_err(|e| e.to_string());
     }
+    inputs.first_text(None).map_err(|e| e.to_string())?;
     let have: usize = raw.shape()[1..].iter().product();
     let want: usize = per_sample.iter().product();
     if have != want {
@@ -191,29 +242,30 @@ fn prepare_input(
 }
 
 /// A table with more columns than a field reads (the training file's layout, label included):
-/// the field's columns, and a note naming the columns left out.
+/// the field's columns, and a note naming the columns left out; with the columns of the table
+/// that were kept (None: all of them).
 fn select_columns(
     pipeline: &Pipeline,
     field: &str,
     raw: &Tensor,
     notes: &mut Vec<String>,
-) -> Tensor {
+) -> (Tensor, Option<Vec<usize>>) {
     let columns = pipeline.table_columns();
     let Some((_, cols)) = columns.iter().find(|(f, _)| f == field) else {
-        return raw.clone();
+        return (raw.clone(), None);
     };
     let &[rows, width] = raw.shape() else {
-        return raw.clone();
+        return (raw.clone(), None);
     };
     let scalar = pipeline
         .fields()
         .iter()
         .any(|(f, t)| f == field && t.shape.is_empty() && cols.len() == 1);
     if width <= cols.len() && !(scalar && width == 1) || cols.iter().any(|&c| c >= width) {
-        return raw.clone();
+        return (raw.clone(), None);
     }
     if width == cols.len() {
-        return raw.clone();
+        return (raw.clone(), None);
     }
     let ignored: Vec<String> = (0..width)
         .filter(|c| !cols.contains(c))
@@ -239,7 +291,10 @@ fn select_columns(
     } else {
         vec![rows, cols.len()]
     };
-    Tensor::from_f64(&TensorType::new(DType::F64, shape), out)
+    (
+        Tensor::from_f64(&TensorType::new(DType::F64, shape), out),
+        Some(cols.clone()),
+    )
 }
 
 /// The model's outputs as logits, probabilities or classes.
@@ -289,6 +344,15 @@ fn present(out: &Tensor, kind: OutputKind) -> Result<Tensor, String> {
             s.pop();
             Ok(Tensor::from_f64(&TensorType::new(DType::I32, s), classes))
         }
+    }
+}
+
+/// A name as a CSV cell: quoted when it holds a comma, a quote or a line break.
+fn csv_cell(name: &str) -> String {
+    if name.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    } else {
+        name.to_string()
     }
 }
 
@@ -359,14 +423,24 @@ fn join_samples(parts: &[Tensor]) -> Result<Tensor, String> {
 }
 
 /// Writes outputs as `.npy` (float32, or int32 for classes) or `.csv` (a row per sample,
-/// values flattened); `None` writes CSV to stdout.
-pub fn write_outputs(path: Option<&Path>, out: &Tensor) -> Result<(), String> {
+/// values flattened; classes by name when `class_names` has them); `None` writes CSV to stdout.
+pub fn write_outputs(
+    path: Option<&Path>,
+    out: &Tensor,
+    class_names: Option<&[String]>,
+) -> Result<(), String> {
     let values = out.to_f64();
+    let cell = |v: f64| match class_names {
+        Some(names) if out.dtype() == DType::I32 => names
+            .get(v as usize)
+            .map_or_else(|| format!("{v}"), |n| csv_cell(n)),
+        _ => format!("{}", v as f32),
+    };
     let csv = || {
         let per = out.shape()[1..].iter().product::<usize>().max(1);
         let mut text = String::new();
         for row in values.chunks(per) {
-            let cells: Vec<String> = row.iter().map(|v| format!("{}", *v as f32)).collect();
+            let cells: Vec<String> = row.iter().map(|&v| cell(v)).collect();
             text += &cells.join(",");
             text.push('\n');
         }

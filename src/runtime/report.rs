@@ -30,6 +30,8 @@ pub struct Report {
     /// The gradient-health warnings of the run (each epoch's per-layer statistics are in
     /// `epochs[].health`).
     pub warnings: Vec<Warning>,
+    /// For a classifier, the test split's confusion matrix with per-class precision and recall.
+    pub confusion: Option<super::confusion::Confusion>,
     /// Where the run stopped when it was interrupted (Ctrl-C, SIGTERM); None when it ran to
     /// its end.
     pub interrupted: Option<Interruption>,
@@ -130,6 +132,7 @@ impl Report {
             test: result.test.clone(),
             steps: result.steps.clone(),
             warnings: result.state.warnings.clone(),
+            confusion: result.confusion.clone(),
             interrupted: result.interrupted.clone(),
             timings: Timings {
                 compile_seconds: session.compile_seconds,
