@@ -96,6 +96,7 @@ fn agrees_with_pytorch(file: &str, model: &str) {
     let saved = checkpoint::Checkpoint {
         values: values.clone(),
         data_stats: data.fitted_stats(),
+        data_text: data.fitted_text(),
         state: checkpoint::RunState {
             train: session.lowered().train.clone(),
             seed: 0,

@@ -498,6 +498,8 @@ pub fn eval(args: &EvalArgs) -> Result<(), String> {
     let mut data = runtime::load_data(&program, Path::new(path), saved.state.seed)?;
     data.restore_stats(&saved.data_stats)
         .map_err(|e| e.to_string())?;
+    data.restore_text(&saved.data_text)
+        .map_err(|e| e.to_string())?;
     session.check_classes(&data)?;
     let metrics = session.evaluate(&data, &args.split, &saved.values, saved.state.seed)?;
     out!(

@@ -5,6 +5,7 @@
 use super::DataError;
 use super::random::Rng;
 use crate::interp::Tensor;
+use super::text::{Tokenizer, TokenizerSpec};
 use crate::ir::{DType, TensorType};
 use std::ops::Range;
 
@@ -562,9 +563,79 @@ pub struct Pipeline {
     /// The `.nnl` file, for errors.
     pub(super) file: String,
     pub(super) fields: Vec<Field>,
+    /// The tokenizer of a block with a `text` source.
+    pub(super) text: Option<TextFields>,
+}
+
+/// The fields read from a `text` source's windows and their tokenizer (fitted on the training
+/// split, or restored from a checkpoint).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextFields {
+    pub(super) spec: TokenizerSpec,
+    pub(super) fields: Vec<String>,
+    pub(super) tokenizer: Option<Tokenizer>,
 }
 
 impl Pipeline {
+    /// The fitted text state, as `(DATA.FIELD.WHAT, JSON)` pairs for a checkpoint's metadata:
+    /// `DATA.FIELD.tokenizer` for each field read from a `text` source. Empty before fitting.
+    pub fn fitted_text(&self) -> Vec<(String, String)> {
+        let Some(TextFields {
+            fields,
+            tokenizer: Some(t),
+            ..
+        }) = &self.text
+        else {
+            return Vec::new();
+        };
+        let json = t.to_json();
+        fields
+            .iter()
+            .map(|f| (format!("{}.{f}.tokenizer", self.name), json.clone()))
+            .collect()
+    }
+
+    /// Puts back the text state saved by [`Pipeline::fitted_text`] (other entries are ignored).
+    /// Each text field must find its tokenizer, all the same, with the vocabulary size the
+    /// `.nnl` file declares (`chars(vocab: N)`), if it declares one.
+    pub fn restore_text(&mut self, saved: &[(String, String)]) -> Result<(), DataError> {
+        let Some(text) = &mut self.text else {
+            return Ok(());
+        };
+        let mut restored: Option<Tokenizer> = None;
+        for f in &text.fields {
+            let key = format!("{}.{f}.tokenizer", self.name);
+            let err = |m: String| DataError::in_file(&self.file, format!("`{key}`: {m}"));
+            let (_, json) = saved
+                .iter()
+                .find(|(k, _)| *k == key)
+                .ok_or_else(|| err("not among the checkpoint's text state".into()))?;
+            let t = Tokenizer::from_json(json).map_err(err)?;
+            if let Some(v) = text.spec.declared_vocab()
+                && v != t.vocab_size()
+            {
+                return Err(err(format!(
+                    "the saved tokenizer has {} ids, but the file declares `vocab: {v}`",
+                    t.vocab_size()
+                )));
+            }
+            if restored.as_ref().is_some_and(|r| *r != t) {
+                return Err(err("differs from another field's tokenizer".into()));
+            }
+            restored = Some(t);
+        }
+        text.tokenizer = restored;
+        Ok(())
+    }
+
+    /// The fitted tokenizer of a field read from a `text` source.
+    pub fn tokenizer(&self, field: &str) -> Option<&Tokenizer> {
+        self.text
+            .as_ref()
+            .filter(|t| t.fields.iter().any(|f| f == field))
+            .and_then(|t| t.tokenizer.as_ref())
+    }
+
     /// The data block's name.
     pub fn name(&self) -> &str {
         &self.name

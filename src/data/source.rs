@@ -6,6 +6,7 @@ use super::formats::{self, CellMap};
 use super::pipeline::{Column, Field, TableRef};
 use super::random::{Rng, fnv1a};
 use super::spec::SourceSpec;
+use super::text::TokenizerSpec;
 use crate::interp::Tensor;
 use std::path::Path;
 
@@ -79,6 +80,18 @@ pub(super) struct Source {
     pub rows: usize,
     /// Per field: how it reads a sample, and the per-sample shape before each of its steps.
     pub inputs: Vec<(Input, Vec<Vec<usize>>)>,
+    /// A `text` source before the splits: its documents are its samples, and its fields are
+    /// read from the windows made afterwards ([`super::text`]).
+    pub text: Option<TextSource>,
+}
+
+/// The documents of a `text` file and how to cut them into windows.
+#[derive(Debug, Clone)]
+pub(super) struct TextSource {
+    pub documents: Vec<String>,
+    pub tokenizer: TokenizerSpec,
+    pub context: usize,
+    pub stride: usize,
 }
 
 /// Reads the source of statement `name = spec`. Paths are relative to `base`; `nnl` names the
@@ -98,6 +111,7 @@ pub(super) fn open(
         arrays: Vec::new(),
         rows: 0,
         inputs: Vec::new(),
+        text: None,
     };
     s.add(spec, base, nnl, seed)?;
     Ok(s)
@@ -255,12 +269,61 @@ impl Source {
                     self.add_array(a)?;
                 }
             }
+            SourceSpec::Text {
+                path,
+                tokenizer,
+                context,
+                stride,
+            } => {
+                let p = base.join(path);
+                let shown = p.display().to_string();
+                let documents = super::text::documents(&shown, &formats::read_file(&p)?)?;
+                if documents.is_empty() {
+                    return Err(DataError::in_file(&shown, "the text holds no non-blank line"));
+                }
+                self.origin(shown, None);
+                self.rows = documents.len();
+                self.text = Some(TextSource {
+                    documents,
+                    tokenizer: tokenizer.clone(),
+                    context: *context,
+                    stride: *stride,
+                });
+            }
             SourceSpec::Join(left, right) => {
                 self.add(left, base, nnl, seed)?;
                 self.add(right, base, nnl, seed)?;
             }
         }
         Ok(())
+    }
+
+    /// The windows of some of this text source's documents (`rows`, in order) as a source of
+    /// two named columns, `x` (`[context]` ids) and `y` (the ids that follow each).
+    pub fn windowed(
+        &self,
+        tokenizer: &super::text::Tokenizer,
+        rows: &[usize],
+    ) -> Result<Source, String> {
+        let text = self.text.as_ref().expect("a text source");
+        let docs: Vec<&str> = rows.iter().map(|&r| text.documents[r].as_str()).collect();
+        let (x, y, n) = super::text::windows(tokenizer, &docs, text.context, text.stride)?;
+        let column = |name: &str, values: Vec<i32>| NamedArray {
+            name: name.into(),
+            rows: n,
+            shape: vec![text.context],
+            values: Values::I32(values),
+            origin: 0,
+        };
+        Ok(Source {
+            name: self.name.clone(),
+            origins: self.origins.clone(),
+            columns: Vec::new(),
+            arrays: vec![column("x", x), column("y", y)],
+            rows: 0,
+            inputs: Vec::new(),
+            text: None,
+        })
     }
 
     /// The file a field's input comes from (its first column's, for several).

@@ -1,6 +1,7 @@
 //! Checkpoints: one safetensors file holds everything a run needs to continue exactly — the
 //! parameters, layer state and optimizer state (named as in the graphs), the data transforms'
-//! fitted statistics (under `data.`), and in the metadata the run's progress: epochs and steps
+//! fitted statistics (under `data.`), in the metadata the fitted text state (a tokenizer's JSON
+//! under `data.DATA.FIELD.tokenizer`) and the run's progress: epochs and steps
 //! done, the seed (every random stream is a function of the seed and these counters), the
 //! early-stopping record and the metric history — and for an epoch interrupted part way, how many
 //! of its batches were trained and their metric sums. Files are written atomically.
@@ -75,6 +76,8 @@ pub struct PartialEpoch {
 pub struct Checkpoint {
     pub values: HashMap<String, Tensor>,
     pub data_stats: Vec<(String, Tensor)>,
+    /// [`crate::data::Pipeline::fitted_text`], without the `data.` prefix of its metadata keys.
+    pub data_text: Vec<(String, String)>,
     pub state: RunState,
 }
 
@@ -82,6 +85,7 @@ pub fn save(
     path: &Path,
     values: &HashMap<String, Tensor>,
     data_stats: &[(String, Tensor)],
+    data_text: &[(String, String)],
     state: &RunState,
 ) -> Result<(), String> {
     let mut tensors: Vec<(String, Tensor)> = values
@@ -95,10 +99,13 @@ pub fn save(
         .collect();
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
     let state = serde_json::to_string(state).map_err(|e| e.to_string())?;
-    let metadata = HashMap::from([
+    let mut metadata = HashMap::from([
         ("format".to_string(), FORMAT.to_string()),
         ("run".to_string(), state),
     ]);
+    for (k, v) in data_text {
+        metadata.insert(format!("{STATS_PREFIX}{k}"), v.clone());
+    }
     store::write_safetensors(path, &tensors, Some(metadata))
 }
 
@@ -125,9 +132,15 @@ pub fn load(path: &Path) -> Result<Checkpoint, String> {
             }
         }
     }
+    let mut data_text: Vec<(String, String)> = metadata
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix(STATS_PREFIX)?.to_string(), v.clone())))
+        .collect();
+    data_text.sort();
     Ok(Checkpoint {
         values,
         data_stats,
+        data_text,
         state,
     })
 }

@@ -438,6 +438,8 @@ impl<'s, 'p> Trainer<'s, 'p> {
                 session.check_values(&last.values, "the checkpoint")?;
                 data.restore_stats(&last.data_stats)
                     .map_err(|e| e.to_string())?;
+                data.restore_text(&last.data_text)
+                    .map_err(|e| e.to_string())?;
                 let best = match checkpoint::load(&dir.join(checkpoint::BEST)) {
                     Ok(b) => Some(b.values),
                     Err(_) if last.state.best.is_none() => None,
@@ -763,10 +765,12 @@ impl<'s, 'p> Trainer<'s, 'p> {
             return Ok(());
         };
         let stats = self.data.fitted_stats();
+        let text = self.data.fitted_text();
         checkpoint::save(
             &dir.join(checkpoint::LAST),
             &self.values,
             &stats,
+            &text,
             &self.state,
         )?;
         if improved {
@@ -774,6 +778,7 @@ impl<'s, 'p> Trainer<'s, 'p> {
                 &dir.join(checkpoint::BEST),
                 &self.values,
                 &stats,
+                &text,
                 &self.state,
             )?;
         }

@@ -54,6 +54,9 @@ pub fn predict(
     pipeline
         .restore_stats(&saved.data_stats)
         .map_err(|e| e.to_string())?;
+    pipeline
+        .restore_text(&saved.data_text)
+        .map_err(|e| e.to_string())?;
     let batch = saved.state.batch.max(1);
     let mut graphs = HashMap::new();
     // The model's inputs, from a graph of one batch.

@@ -319,7 +319,7 @@ fn output_role(cur: &mut Cursor) -> Result<OutputRole, String> {
             let name = cur.word();
             OutputRole::Metric(
                 Aggregation::from_name(name).ok_or_else(|| {
-                    cur.expected("an aggregation (`mean`, `root_mean_square`, `r2`)")
+                    cur.expected("an aggregation (`mean`, `root_mean_square`, `r2`, `geometric_mean`)")
                 })?,
             )
         }
