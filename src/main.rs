@@ -35,6 +35,8 @@ enum Command {
     Eval(cli::train::EvalArgs),
     /// A trained model's outputs for new inputs, prepared as its training data were
     Predict(cli::train::PredictArgs),
+    /// Samples from a trained causal language model, streamed as they are drawn
+    Generate(cli::generate::GenerateArgs),
     /// A trained model as an ONNX file (evaluation mode, symbolic batch, weights included)
     Export(cli::export::ExportArgs),
     /// Check files for syntax, name, type and shape errors
@@ -120,6 +122,9 @@ fn main() -> ExitCode {
         })),
         Command::Predict(args) => report(cli::train::in_pool(&args.common, || {
             cli::train::predict(&args)
+        })),
+        Command::Generate(args) => report(cli::train::in_pool(&args.common, || {
+            cli::generate::generate(&args)
         })),
         Command::Export(args) => report(cli::export::export(&args)),
         Command::Check {

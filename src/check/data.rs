@@ -35,6 +35,7 @@ const SOURCES: &[(&str, Params, &[&str])] = &[
             ("tokenizer", false),
             ("context", false),
             ("stride", true),
+            ("shuffle", true),
         ],
         &["x", "y"],
     ),

@@ -1,6 +1,7 @@
 //! The commands' argument handling and output, shared by `main.rs` and the training commands.
 
 pub mod export;
+pub mod generate;
 pub mod train;
 
 /// `println!` that never panics: when stdout is closed (`nnlc run … | head -1`), what cannot be

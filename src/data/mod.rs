@@ -30,6 +30,15 @@
 //!   int32, int64 (must fit in i32), uint8 or bool.
 //! - `npz(path)`: every array is a column, selected with `array("name")`; the dtypes of
 //!   [`crate::store::read_npz`].
+//! - `text(path, tokenizer: chars(vocab: N), context: N, stride: context, shuffle: false)`: a
+//!   UTF-8 text whose non-blank lines are documents. The splits take whole documents; then the
+//!   tokenizer is fitted on the training split's documents and each split becomes the windows
+//!   of its token stream, columns `x` (`[context]` ids) and `y` (the next id at each position),
+//!   one window every `stride` ids (section "Text" of [`text`]). With `shuffle: true` a split's
+//!   documents are streamed in the order of a shuffle by `Rng::new(seed, [6, FNV-1a(split)])`
+//!   instead of file order (a sorted word list would otherwise put similar words side by side).
+//!   A `text` source cannot be joined; another source of the block must be text too if the
+//!   training split is.
 //! - `A |> join(B)`: row by row; B's table columns are numbered after A's, and the tables must
 //!   have the same number of rows. Named columns must not repeat.
 //! - the generators below.
@@ -319,7 +328,7 @@ pub fn load(
         sources.push(src);
     }
     let mut sets = make_sets(&spec, &sources, seed, &pipeline.file)?;
-    let sources = window_text(&mut pipeline, sources, &mut sets)?;
+    let sources = window_text(&mut pipeline, sources, &mut sets, seed)?;
     let train = sets
         .iter()
         .find(|s| s.name == "train")
@@ -454,6 +463,7 @@ fn window_text(
     pipeline: &mut Pipeline,
     sources: Vec<Source>,
     sets: &mut [Set],
+    seed: u64,
 ) -> Result<Vec<Source>, DataError> {
     if sources.iter().all(|s| s.text.is_none()) {
         return Ok(sources);
@@ -497,8 +507,12 @@ fn window_text(
     let mut kept: HashMap<usize, usize> = HashMap::new();
     for set in sets.iter_mut() {
         let src = &sources[set.source];
-        if src.text.is_some() {
-            let mut w = src.windowed(&tokenizer, &set.rows).map_err(|m| {
+        if let Some(text) = &src.text {
+            let mut docs = set.rows.clone();
+            if text.shuffle {
+                Rng::new(seed, &[6, random::fnv1a(&set.name)]).shuffle(&mut docs);
+            }
+            let mut w = src.windowed(&tokenizer, &docs).map_err(|m| {
                 DataError::in_file(&src.origins[0].path, format!("split `{}`: {m}", set.name))
             })?;
             w.resolve(&pipeline.fields)?;

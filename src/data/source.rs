@@ -92,6 +92,8 @@ pub(super) struct TextSource {
     pub tokenizer: TokenizerSpec,
     pub context: usize,
     pub stride: usize,
+    /// Each split's documents are streamed in a random order instead of file order.
+    pub shuffle: bool,
 }
 
 /// Reads the source of statement `name = spec`. Paths are relative to `base`; `nnl` names the
@@ -274,6 +276,7 @@ impl Source {
                 tokenizer,
                 context,
                 stride,
+                shuffle,
             } => {
                 let p = base.join(path);
                 let shown = p.display().to_string();
@@ -288,6 +291,7 @@ impl Source {
                     tokenizer: tokenizer.clone(),
                     context: *context,
                     stride: *stride,
+                    shuffle: *shuffle,
                 });
             }
             SourceSpec::Join(left, right) => {

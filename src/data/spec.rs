@@ -226,6 +226,7 @@ pub(super) enum SourceSpec {
         tokenizer: TokenizerSpec,
         context: usize,
         stride: usize,
+        shuffle: bool,
     },
     /// Row by row: the right side's table columns are numbered after the left's.
     Join(Box<SourceSpec>, Box<SourceSpec>),
@@ -467,14 +468,14 @@ fn source(e: &Expr) -> Result<SourceSpec, String> {
     }
 }
 
-/// `text(path, tokenizer: chars(vocab: N), context: N, stride: S)`; the tokenizer is a call, so
+/// `text(path, tokenizer: chars(vocab: N), context: N, stride: S, shuffle: B)`; the tokenizer is a call, so
 /// it is read before the other arguments are bound.
 fn text_source(args: &[Arg]) -> Result<SourceSpec, String> {
     let (tok, rest): (Vec<&Arg>, Vec<&Arg>) = args
         .iter()
         .partition(|a| a.name.as_ref().is_some_and(|n| n.name == "tokenizer"));
     let rest: Vec<Arg> = rest.into_iter().cloned().collect();
-    let b = bind("text", &["path", "context", "stride"], &rest)?;
+    let b = bind("text", &["path", "context", "stride", "shuffle"], &rest)?;
     let tokenizer = match tok[..] {
         [t] => tokenizer(&t.value)?,
         [] => return Err("`text` needs `tokenizer:`, such as `tokenizer: chars()`".into()),
@@ -486,6 +487,16 @@ fn text_source(args: &[Arg]) -> Result<SourceSpec, String> {
         tokenizer,
         context,
         stride: b.positive("stride", Some(context))?,
+        shuffle: match b.get("shuffle") {
+            None => false,
+            Some(Const::Bool(v)) => *v,
+            Some(c) => {
+                return Err(format!(
+                    "`shuffle` of `text` must be true or false, found {}",
+                    c.describe()
+                ));
+            }
+        },
     })
 }
 

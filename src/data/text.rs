@@ -1,6 +1,8 @@
 //! Text for language models: tokenizers, and the windows the `text` source cuts from the token
 //! stream of each split.
 //!
+//! # Text
+//!
 //! A `text` file's documents are its lines (a `\r` before a line break dropped, blank lines
 //! skipped); splits take whole documents, so a validation split holds text the training split
 //! never saw. The tokenizer is fitted on the training split's documents once the splits are

@@ -10,6 +10,7 @@
 mod backend;
 pub mod checkpoint;
 pub mod console;
+pub mod generate;
 pub mod labels;
 pub mod memory;
 pub mod metrics;
