@@ -53,9 +53,15 @@ fn char_gpt_trains_saves_its_tokenizer_and_generates() {
     let file = "examples/char_gpt.nnl";
     let (ckpt, report) = train(file, &dir, &["--epochs", "1", "--steps-per-epoch", "40"]);
     let val = &report["epochs"][0]["val"];
-    let (loss, ppl) = (val["loss"].as_f64().unwrap(), val["perplexity"].as_f64().unwrap());
+    let (loss, ppl) = (
+        val["loss"].as_f64().unwrap(),
+        val["perplexity"].as_f64().unwrap(),
+    );
     // Every window holds 32 targets, so the split's perplexity is exactly exp(mean loss).
-    assert!((ppl - loss.exp()).abs() < 1e-6 * ppl, "{ppl} vs exp({loss})");
+    assert!(
+        (ppl - loss.exp()).abs() < 1e-6 * ppl,
+        "{ppl} vs exp({loss})"
+    );
     assert!(ppl < 30.0, "40 steps should learn something: {ppl}");
 
     let ckpt = ckpt.to_str().unwrap();
@@ -68,8 +74,16 @@ fn char_gpt_trains_saves_its_tokenizer_and_generates() {
     let greedy = |prompt: &str| {
         ok(
             nnlc(&[
-                "generate", file, "--checkpoint", ckpt, "--temperature", "0", "--tokens", "40",
-                "--prompt", prompt,
+                "generate",
+                file,
+                "--checkpoint",
+                ckpt,
+                "--temperature",
+                "0",
+                "--tokens",
+                "40",
+                "--prompt",
+                prompt,
             ]),
             "greedy generate",
         )
@@ -81,8 +95,21 @@ fn char_gpt_trains_saves_its_tokenizer_and_generates() {
     let sample = |seed: &str| {
         ok(
             nnlc(&[
-                "generate", file, "--checkpoint", ckpt, "--samples", "5", "--stop-at-end",
-                "--tokens", "30", "--top-k", "10", "--top-p", "0.95", "--seed", seed,
+                "generate",
+                file,
+                "--checkpoint",
+                ckpt,
+                "--samples",
+                "5",
+                "--stop-at-end",
+                "--tokens",
+                "30",
+                "--top-k",
+                "10",
+                "--top-p",
+                "0.95",
+                "--seed",
+                seed,
             ]),
             "sampling",
         )

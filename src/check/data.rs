@@ -391,7 +391,10 @@ impl Checker<'_> {
                     format!("`{}` is not a tokenizer", self.sources.text(e.span)),
                 )
                 .with_primary(e.span, "unknown tokenizer")
-                .with_help(format!("the tokenizers are {}: `tokenizer: chars()`", names.join(", "))),
+                .with_help(format!(
+                    "the tokenizers are {}: `tokenizer: chars()`",
+                    names.join(", ")
+                )),
             );
             return;
         };

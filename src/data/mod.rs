@@ -491,10 +491,11 @@ fn window_text(
         .tokenizer
         .fit(&docs)
         .map_err(|m| DataError::in_file(&train_src.origins[0].path, m))?;
-    if let Some(other) = sources
-        .iter()
-        .find(|s| s.text.as_ref().is_some_and(|t| t.tokenizer != text.tokenizer))
-    {
+    if let Some(other) = sources.iter().find(|s| {
+        s.text
+            .as_ref()
+            .is_some_and(|t| t.tokenizer != text.tokenizer)
+    }) {
         return Err(DataError::in_file(
             &other.origins[0].path,
             format!(
@@ -675,9 +676,17 @@ impl Dataset {
     /// data, so a saved tokenizer that differs from it means the text changed since the
     /// checkpoint was written: an error, not a silent re-encoding.
     pub fn restore_text(&mut self, text: &[(String, String)]) -> Result<(), DataError> {
-        let fitted = self.pipeline.text.as_ref().and_then(|t| t.tokenizer.clone());
+        let fitted = self
+            .pipeline
+            .text
+            .as_ref()
+            .and_then(|t| t.tokenizer.clone());
         self.pipeline.restore_text(text)?;
-        let restored = self.pipeline.text.as_ref().and_then(|t| t.tokenizer.as_ref());
+        let restored = self
+            .pipeline
+            .text
+            .as_ref()
+            .and_then(|t| t.tokenizer.as_ref());
         if fitted.is_some() && restored != fitted.as_ref() {
             return Err(DataError::in_file(
                 &self.pipeline.file,

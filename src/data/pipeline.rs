@@ -4,8 +4,8 @@
 
 use super::DataError;
 use super::random::Rng;
-use crate::interp::Tensor;
 use super::text::{Tokenizer, TokenizerSpec};
+use crate::interp::Tensor;
 use crate::ir::{DType, TensorType};
 use std::ops::Range;
 

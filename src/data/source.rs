@@ -282,7 +282,10 @@ impl Source {
                 let shown = p.display().to_string();
                 let documents = super::text::documents(&shown, &formats::read_file(&p)?)?;
                 if documents.is_empty() {
-                    return Err(DataError::in_file(&shown, "the text holds no non-blank line"));
+                    return Err(DataError::in_file(
+                        &shown,
+                        "the text holds no non-blank line",
+                    ));
                 }
                 self.origin(shown, None);
                 self.rows = documents.len();

@@ -350,7 +350,10 @@ fn source(e: &Expr) -> Result<SourceSpec, String> {
                     .iter()
                     .any(|s| matches!(s, SourceSpec::Text { .. }))
                 {
-                    return Err("a `text` source cannot be joined: its samples are windows of its text".into());
+                    return Err(
+                        "a `text` source cannot be joined: its samples are windows of its text"
+                            .into(),
+                    );
                 }
                 Ok(SourceSpec::Join(Box::new(left), Box::new(right)))
             }

@@ -1044,10 +1044,18 @@ fn whole_constants_impute_int_fields_and_huge_samples_are_refused() {
 fn text_windows_split_by_document_with_the_training_splits_characters() {
     let d = dir("text_windows");
     // ten documents; the last two (the validation split) hold a `z` the training split lacks.
-    write(&d, "w.txt", b"ab\nba\r\n\naab\nbb\nab\nba\naa\nbab\nzab\nbz\n");
+    write(
+        &d,
+        "w.txt",
+        b"ab\nba\r\n\naab\nbb\nab\nba\naa\nbab\nzab\nbz\n",
+    );
     let block = "data t {\n  source = text(\"w.txt\", tokenizer: chars(), context: 3)\n  x: i32[3] = x\n  y: i32[3] = y\n  split val = 0.2 of source\n}\n";
     let data = load_ok(&d, block);
-    let tok = data.pipeline().tokenizer("x").expect("a fitted tokenizer").clone();
+    let tok = data
+        .pipeline()
+        .tokenizer("x")
+        .expect("a fitted tokenizer")
+        .clone();
     assert_eq!(tok.vocab_size(), 4, "<unk>, end, a, b");
     // training stream ⏎ab⏎ba⏎aab⏎bb⏎ab⏎ba⏎aa⏎bab⏎: 25 ids, windows every 3 ids.
     assert_eq!(data.size("train"), Some(8));
@@ -1082,8 +1090,16 @@ fn text_windows_split_by_document_with_the_training_splits_characters() {
 
     let e = load_err(&d, &block.replace("chars()", "chars(vocab: 3)"));
     assert!(e.contains("at least 4"), "{e}");
-    let e = load_err(&d, &block.replace("context: 3", "context: 8").replace("i32[3]", "i32[8]"));
-    assert!(e.contains("split `val`") && e.contains("fewer than one window"), "{e}");
+    let e = load_err(
+        &d,
+        &block
+            .replace("context: 3", "context: 8")
+            .replace("i32[3]", "i32[8]"),
+    );
+    assert!(
+        e.contains("split `val`") && e.contains("fewer than one window"),
+        "{e}"
+    );
     let e = load_err(&d, &block.replace("x: i32[3]", "x: i32[4]"));
     assert!(e.contains("field `x`"), "{e}");
     write(&d, "bad.txt", b"ok\n\xff\n");

@@ -150,11 +150,16 @@ impl Tokenizer {
 
 /// A text file's documents: its non-blank lines, without line breaks.
 pub(super) fn documents(shown: &str, bytes: &[u8]) -> Result<Vec<String>, DataError> {
-    let bytes = bytes.strip_prefix(super::formats::UTF8_BOM).unwrap_or(bytes);
+    let bytes = bytes
+        .strip_prefix(super::formats::UTF8_BOM)
+        .unwrap_or(bytes);
     let text = std::str::from_utf8(bytes).map_err(|e| {
         let before = &bytes[..e.valid_up_to()];
         let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-        let start = before.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+        let start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |p| p + 1);
         let column = String::from_utf8_lossy(&before[start..]).chars().count() + 1;
         DataError::at(shown, line, column, "the text is not valid UTF-8")
     })?;

@@ -98,8 +98,8 @@ impl<'a> Generator<'a> {
             Some(m) => m.to_string(),
             None => model_name(program)?,
         };
-        let mut pipeline = Pipeline::from_decl(program, super::train_data(program)?)
-            .map_err(|e| e.to_string())?;
+        let mut pipeline =
+            Pipeline::from_decl(program, super::train_data(program)?).map_err(|e| e.to_string())?;
         pipeline
             .restore_text(&saved.data_text)
             .map_err(|e| e.to_string())?;
@@ -193,10 +193,7 @@ impl<'a> Generator<'a> {
                 false,
             )
             .map_err(|e| e.to_string())?;
-        Ok(out
-            .get("out")
-            .ok_or("the model gave no output")?
-            .to_f64())
+        Ok(out.get("out").ok_or("the model gave no output")?.to_f64())
     }
 
     /// The logits for the id that follows `ids`.
