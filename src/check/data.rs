@@ -105,7 +105,10 @@ const SOURCES: &[(&str, Params, &[&str])] = &[
 ];
 
 /// Tokenizers of a `text` source (its `tokenizer:` argument): name and parameters.
-const TOKENIZERS: &[(&str, &[(&str, bool)])] = &[("chars", &[("vocab", true)])];
+const TOKENIZERS: &[(&str, &[(&str, bool)])] = &[
+    ("chars", &[("vocab", true)]),
+    ("bpe", &[("vocab", true), ("file", true)]),
+];
 
 /// Column selectors for table-like sources.
 const SELECTORS: &[(&str, &[(&str, bool)])] = &[
@@ -401,7 +404,8 @@ impl Checker<'_> {
         let vals = self.eval_args(f, args);
         self.bind_slots(&slots(params), &vals, name, args_span);
         for v in &vals {
-            if !matches!(v.ty, Ty::Int(_) | Ty::Unknown) {
+            let is_vocab = v.name.as_ref().is_none_or(|n| n.name == "vocab");
+            if is_vocab && !matches!(v.ty, Ty::Int(_) | Ty::Unknown) {
                 self.emit(
                     Diagnostic::error(
                         codes::UNKNOWN_DATA_VOCABULARY,

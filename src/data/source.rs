@@ -289,9 +289,17 @@ impl Source {
                 }
                 self.origin(shown, None);
                 self.rows = documents.len();
+                let mut tokenizer = tokenizer.clone();
+                if let TokenizerSpec::File { path, json, .. } = &mut tokenizer {
+                    let p = base.join(&*path);
+                    let bytes = formats::read_file(&p)?;
+                    *json = Some(String::from_utf8(bytes).map_err(|_| {
+                        DataError::in_file(&p.display().to_string(), "not UTF-8 text")
+                    })?);
+                }
                 self.text = Some(TextSource {
                     documents,
-                    tokenizer: tokenizer.clone(),
+                    tokenizer,
                     context: *context,
                     stride: *stride,
                     shuffle: *shuffle,

@@ -503,7 +503,7 @@ fn text_source(args: &[Arg]) -> Result<SourceSpec, String> {
     })
 }
 
-/// A tokenizer: `chars()` or `chars(vocab: N)`.
+/// A tokenizer: `chars()`, `chars(vocab: N)`, `bpe(vocab: N)`, `bpe(file: "tokenizer.json")`.
 fn tokenizer(e: &Expr) -> Result<TokenizerSpec, String> {
     match callee(e) {
         Some(("chars", args)) => {
@@ -517,7 +517,31 @@ fn tokenizer(e: &Expr) -> Result<TokenizerSpec, String> {
             }
             Ok(TokenizerSpec::Chars { vocab })
         }
-        Some((other, _)) => Err(format!("`{other}` is not a tokenizer: use `chars()`")),
+        Some(("bpe", args)) => {
+            let b = bind("bpe", &["vocab", "file"], args)?;
+            let vocab = match b.get("vocab") {
+                None => None,
+                Some(_) => Some(b.positive("vocab", None)?),
+            };
+            if vocab.is_some_and(|v| v > i32::MAX as usize) {
+                return Err("`vocab` of `bpe` must fit in i32".into());
+            }
+            match (b.get("file"), vocab) {
+                (Some(_), vocab) => Ok(TokenizerSpec::File {
+                    path: b.text("file")?,
+                    vocab,
+                    json: None,
+                }),
+                (None, Some(vocab)) => Ok(TokenizerSpec::Bpe { vocab }),
+                (None, None) => Err(
+                    "`bpe` needs `vocab: N` to train one, or `file: \"tokenizer.json\"` to load one"
+                        .into(),
+                ),
+            }
+        }
+        Some((other, _)) => Err(format!(
+            "`{other}` is not a tokenizer: use `chars()` or `bpe(vocab: N)`"
+        )),
         None => Err("a tokenizer is a call, such as `chars()`".into()),
     }
 }

@@ -5,6 +5,7 @@ use crate::resolve::{Loader, resolve};
 use crate::source::SourceMap;
 use std::io::Write;
 use std::path::PathBuf;
+use text::Tokenizer;
 
 struct NoFiles;
 
@@ -1116,4 +1117,32 @@ fn text_windows_follow_a_declared_stride() {
     // 11 ids: windows start at 0..=6.
     assert_eq!(data.size("train"), Some(7));
     assert_eq!(data.pipeline().tokenizer("x").unwrap().vocab_size(), 16);
+}
+
+#[test]
+fn text_with_a_bpe_trained_on_the_training_split_or_loaded_from_a_file() {
+    let d = dir("text_bpe");
+    let words: String = (0..400).map(|i| format!("word{}ing\n", i % 37)).collect();
+    write(&d, "w.txt", words.as_bytes());
+    let block = "data t {\n  source = text(\"w.txt\", tokenizer: bpe(vocab: 300), context: 4)\n  x: i32[4] = x\n  y: i32[4] = y\n  split val = 0.1 of source\n}\n";
+    let data = load_ok(&d, block);
+    let tok = data.pipeline().tokenizer("x").unwrap().clone();
+    assert_eq!(tok.vocab_size(), 300);
+    let x = values(&data, "train", "x");
+    assert!(x.iter().all(|&v| (0.0..300.0).contains(&v)));
+    // The saved tokenizer is the Hugging Face JSON; it loads back as a file too.
+    let saved = data.fitted_text();
+    let mut fresh = with_block(block, |p, decl| Pipeline::from_decl(p, decl).unwrap());
+    fresh.restore_text(&saved).unwrap();
+    assert_eq!(fresh.tokenizer("x"), Some(&tok));
+    let Tokenizer::Bpe(_) = &tok else {
+        panic!("a BPE")
+    };
+    let e = load_err(&d, &block.replace("bpe(vocab: 300)", "bpe()"));
+    assert!(e.contains("needs `vocab: N`"), "{e}");
+    let e = load_err(
+        &d,
+        &block.replace("bpe(vocab: 300)", "bpe(file: \"none.json\")"),
+    );
+    assert!(e.contains("none.json"), "{e}");
 }

@@ -22,13 +22,23 @@ use std::collections::BTreeSet;
 pub enum TokenizerSpec {
     /// `chars(vocab: N)`: one id per character of the training split.
     Chars { vocab: Option<usize> },
+    /// `bpe(vocab: N)`: a byte-level BPE of `N` ids trained on the training split.
+    Bpe { vocab: usize },
+    /// `bpe(file: "tokenizer.json")`: a Hugging Face tokenizer file, with an optional declared
+    /// vocabulary; `json` is filled in when the source is opened.
+    File {
+        path: String,
+        vocab: Option<usize>,
+        json: Option<String>,
+    },
 }
 
 impl TokenizerSpec {
     /// The vocabulary size the file declares, if it does.
     pub fn declared_vocab(&self) -> Option<usize> {
         match self {
-            TokenizerSpec::Chars { vocab } => *vocab,
+            TokenizerSpec::Chars { vocab } | TokenizerSpec::File { vocab, .. } => *vocab,
+            TokenizerSpec::Bpe { vocab } => Some(*vocab),
         }
     }
 
@@ -50,7 +60,124 @@ impl TokenizerSpec {
                     chars: chars.into_iter().collect(),
                 }))
             }
+            TokenizerSpec::Bpe { vocab } => Bpe::train(*vocab, documents).map(Tokenizer::Bpe),
+            TokenizerSpec::File { path, vocab, json } => {
+                let json = json.as_deref().ok_or("the tokenizer file was not read")?;
+                let bpe = Bpe::load(json).map_err(|e| format!("`{path}`: {e}"))?;
+                match vocab {
+                    Some(v) if *v < bpe.vocab => Err(format!(
+                        "`{path}` has {} ids, more than the declared `vocab: {v}`",
+                        bpe.vocab
+                    )),
+                    Some(v) => Ok(Tokenizer::Bpe(Bpe { vocab: *v, ..bpe })),
+                    None => Ok(Tokenizer::Bpe(bpe)),
+                }
+            }
         }
+    }
+}
+
+/// The token that ends a document in a BPE vocabulary (GPT-2's).
+pub const END_OF_TEXT: &str = "<|endoftext|>";
+
+/// A Hugging Face tokenizer (its own JSON) whose `<|endoftext|>` token ends a document. A line
+/// break in a text is that token; each line is encoded alone.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Bpe {
+    vocab: usize,
+    end: u32,
+    json: String,
+    #[serde(skip)]
+    hf: Option<Box<tokenizers::Tokenizer>>,
+}
+
+impl std::fmt::Debug for Bpe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Bpe {{ vocab: {}, end: {} }}", self.vocab, self.end)
+    }
+}
+
+impl PartialEq for Bpe {
+    fn eq(&self, other: &Bpe) -> bool {
+        (self.vocab, self.end, &self.json) == (other.vocab, other.end, &other.json)
+    }
+}
+
+impl Bpe {
+    /// Trains a byte-level BPE (GPT-2's pre-tokenizer and decoder, so every text round-trips)
+    /// of `vocab` ids, `<|endoftext|>` first, on the documents.
+    fn train(vocab: usize, documents: &[&str]) -> Result<Bpe, String> {
+        use tokenizers::models::TrainerWrapper;
+        use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
+        use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+        let alphabet = ByteLevel::alphabet();
+        if vocab < alphabet.len() + 1 {
+            return Err(format!(
+                "a byte-level BPE needs at least {} ids (256 bytes and `{END_OF_TEXT}`), but `bpe` declares `vocab: {vocab}`",
+                alphabet.len() + 1
+            ));
+        }
+        let mut trainer: TrainerWrapper = BpeTrainerBuilder::new()
+            .show_progress(false)
+            .vocab_size(vocab)
+            .min_frequency(0)
+            .special_tokens(vec![tokenizers::AddedToken::from(END_OF_TEXT, true)])
+            .initial_alphabet(alphabet.into_iter().collect())
+            .build()
+            .into();
+        let mut hf = tokenizers::Tokenizer::new(BPE::default());
+        hf.with_pre_tokenizer(Some(ByteLevel::new(false, true, true)));
+        hf.with_decoder(Some(ByteLevel::default()));
+        hf.train(&mut trainer, documents.iter())
+            .map_err(|e| format!("training the BPE failed: {e}"))?;
+        let json = hf.to_string(false).map_err(|e| e.to_string())?;
+        let mut bpe = Bpe::load(&json)?;
+        bpe.vocab = vocab;
+        Ok(bpe)
+    }
+
+    /// A tokenizer from its JSON (`tokenizer.json`, or a checkpoint's copy).
+    fn load(json: &str) -> Result<Bpe, String> {
+        let hf: tokenizers::Tokenizer = json
+            .parse()
+            .map_err(|e| format!("not a tokenizer file: {e}"))?;
+        let end = hf.token_to_id(END_OF_TEXT).ok_or_else(|| {
+            format!("the tokenizer has no `{END_OF_TEXT}` token to end a document")
+        })?;
+        Ok(Bpe {
+            vocab: hf.get_vocab_size(true),
+            end,
+            json: json.to_string(),
+            hf: Some(Box::new(hf)),
+        })
+    }
+
+    fn hf(&self) -> &tokenizers::Tokenizer {
+        self.hf.as_deref().expect("a BPE is made by `load`")
+    }
+
+    fn encode(&self, text: &str) -> Vec<i32> {
+        let mut ids = Vec::new();
+        for (i, line) in text.split('\n').enumerate() {
+            if i > 0 {
+                ids.push(self.end as i32);
+            }
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            if let Ok(e) = self.hf().encode(line, false) {
+                ids.extend(e.get_ids().iter().map(|&i| i as i32));
+            }
+        }
+        ids
+    }
+
+    fn decode(&self, ids: &[i32]) -> String {
+        ids.split(|&i| i == self.end as i32)
+            .map(|part| {
+                let part: Vec<u32> = part.iter().filter_map(|&i| u32::try_from(i).ok()).collect();
+                self.hf().decode(&part, false).unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
@@ -59,6 +186,7 @@ impl TokenizerSpec {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Tokenizer {
     Chars(Chars),
+    Bpe(Bpe),
 }
 
 /// Character ids: `<unk>` is 0, the end of a document 1, then the training split's characters
@@ -81,6 +209,7 @@ impl Tokenizer {
     pub fn vocab_size(&self) -> usize {
         match self {
             Tokenizer::Chars(c) => c.vocab,
+            Tokenizer::Bpe(b) => b.vocab,
         }
     }
 
@@ -88,6 +217,7 @@ impl Tokenizer {
     pub fn end_of_document(&self) -> i32 {
         match self {
             Tokenizer::Chars(_) => Chars::END,
+            Tokenizer::Bpe(b) => b.end as i32,
         }
     }
 
@@ -106,6 +236,7 @@ impl Tokenizer {
                         .map_or(Chars::UNKNOWN, |i| i as i32 + Chars::FIRST),
                 })
                 .collect(),
+            Tokenizer::Bpe(b) => b.encode(text),
         }
     }
 
@@ -121,12 +252,16 @@ impl Tokenizer {
                     .map_or('\u{fffd}', |&ch| ch)
                     .to_string(),
             },
+            Tokenizer::Bpe(b) => b.decode(&[id]),
         }
     }
 
     /// The text of a sequence of ids.
     pub fn decode(&self, ids: &[i32]) -> String {
-        ids.iter().map(|&id| self.decode_one(id)).collect()
+        match self {
+            Tokenizer::Chars(_) => ids.iter().map(|&id| self.decode_one(id)).collect(),
+            Tokenizer::Bpe(b) => b.decode(ids),
+        }
     }
 
     pub fn to_json(&self) -> String {
@@ -134,7 +269,17 @@ impl Tokenizer {
     }
 
     pub fn from_json(s: &str) -> Result<Tokenizer, String> {
-        let t: Tokenizer = serde_json::from_str(s).map_err(|e| format!("unreadable: {e}"))?;
+        let mut t: Tokenizer = serde_json::from_str(s).map_err(|e| format!("unreadable: {e}"))?;
+        if let Tokenizer::Bpe(b) = &t {
+            let loaded = Bpe::load(&b.json)?;
+            if loaded.end != b.end || loaded.vocab > b.vocab {
+                return Err("its ids do not match its tokenizer".into());
+            }
+            t = Tokenizer::Bpe(Bpe {
+                vocab: b.vocab,
+                ..loaded
+            });
+        }
         match &t {
             Tokenizer::Chars(c) => {
                 if c.vocab < c.chars.len() + Chars::FIRST as usize
@@ -143,6 +288,7 @@ impl Tokenizer {
                     return Err("its characters are not sorted or do not fit its vocabulary".into());
                 }
             }
+            Tokenizer::Bpe(_) => {}
         }
         Ok(t)
     }
