@@ -37,6 +37,8 @@ enum Command {
     Eval(cli::train::EvalArgs),
     /// A trained model's outputs for new inputs, prepared as its training data were
     Predict(cli::train::PredictArgs),
+    /// Samples from a trained causal language model, streamed as they are drawn
+    Generate(cli::generate::GenerateArgs),
     /// A trained model as an ONNX file (evaluation mode, symbolic batch, weights included)
     Export(cli::export::ExportArgs),
     /// Draw runs' loss and metric curves (train solid, validation dashed, best epoch marked)
@@ -125,6 +127,9 @@ fn main() -> ExitCode {
         })),
         Command::Predict(args) => report(cli::train::in_pool(&args.common, || {
             cli::train::predict(&args)
+        })),
+        Command::Generate(args) => report(cli::train::in_pool(&args.common, || {
+            cli::generate::generate(&args)
         })),
         Command::Export(args) => report(cli::export::export(&args)),
         Command::Plot(args) => report(cli::plot::plot(&args)),

@@ -192,3 +192,29 @@ fn loading_twice_gives_the_same_batches() {
     assert_eq!(batches(&a), batches(&b));
     assert_eq!(a.fitted_stats(), b.fitted_stats());
 }
+
+#[test]
+fn the_word_list_splits_by_word_into_next_character_windows() {
+    let d = load("char_gpt", 1);
+    // 104,334 words; `split val = 0.1 of source` takes 10,433 of them whole. The windows (32 ids,
+    // one every 32) are those tools/char_bigram.py counts for its baseline.
+    assert_eq!(sizes(&d), split(&[("train", 27_698), ("val", 3_076)]));
+    check_batches(&d, 500);
+    let tok = d.pipeline().tokenizer("x").expect("fitted").clone();
+    assert_eq!(
+        tok.vocab_size(),
+        80,
+        "chars(vocab: 80) holds the list's 69 characters"
+    );
+    let b = d.batches("val", 4, 0).unwrap().next().unwrap();
+    let (x, y) = (b.tensors["x"].to_f64(), b.tensors["y"].to_f64());
+    for (xs, ys) in x.chunks(32).zip(y.chunks(32)) {
+        assert_eq!(&xs[1..], &ys[..31], "y is x shifted by one id");
+    }
+    let ids: Vec<i32> = x.iter().map(|&v| v as i32).collect();
+    let text = tok.decode(&ids);
+    assert!(
+        text.lines().filter(|l| !l.is_empty()).count() >= 10,
+        "{text:?}"
+    );
+}

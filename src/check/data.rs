@@ -28,6 +28,17 @@ const SOURCES: &[(&str, Params, &[&str])] = &[
         ],
         &[],
     ),
+    (
+        "text",
+        &[
+            ("path", false),
+            ("tokenizer", false),
+            ("context", false),
+            ("stride", true),
+            ("shuffle", true),
+        ],
+        &["x", "y"],
+    ),
     ("npy", &[("path", false)], &["x"]),
     ("npz", &[("path", false)], &[]),
     (
@@ -91,6 +102,12 @@ const SOURCES: &[(&str, Params, &[&str])] = &[
         ],
         &["x", "y"],
     ),
+];
+
+/// Tokenizers of a `text` source (its `tokenizer:` argument): name and parameters.
+const TOKENIZERS: &[(&str, &[(&str, bool)])] = &[
+    ("chars", &[("vocab", true)]),
+    ("bpe", &[("vocab", true), ("file", true)]),
 ];
 
 /// Column selectors for table-like sources.
@@ -360,7 +377,22 @@ impl Checker<'_> {
                     self.unknown_source(n.span, &n.name);
                     return None;
                 };
-                let vals: Vec<ArgVal> = self.eval_args(f, args);
+                let vals: Vec<ArgVal> = args
+                    .iter()
+                    .map(|a| {
+                        let tokenizer = a.name.as_ref().is_some_and(|n| n.name == "tokenizer");
+                        ArgVal {
+                            name: a.name.clone(),
+                            ty: if tokenizer {
+                                self.tokenizer(f, &a.value);
+                                Ty::Unknown
+                            } else {
+                                self.expr(f, &a.value)
+                            },
+                            span: a.value.span,
+                        }
+                    })
+                    .collect();
                 self.bind_slots(&slots(params), &vals, &n.name, *args_span)?;
                 for (a, v) in args.iter().zip(&vals) {
                     let is_path = a.name.as_ref().map_or(matches!(v.ty, Ty::Str(_)), |n| {
@@ -381,6 +413,51 @@ impl Checker<'_> {
             _ => {
                 self.unknown_source(e.span, self.sources.text(e.span).to_string().as_str());
                 None
+            }
+        }
+    }
+
+    /// A `text` source's tokenizer: `chars()`, `chars(vocab: 512)`.
+    fn tokenizer(&mut self, f: &mut Frame, e: &Expr) {
+        let (name, args, args_span) = match &e.kind {
+            ExprKind::Call {
+                callee,
+                args,
+                args_span,
+            } => match &callee.kind {
+                ExprKind::Name(n) => (n.name.as_str(), args.as_slice(), *args_span),
+                _ => ("", args.as_slice(), *args_span),
+            },
+            ExprKind::Name(n) => (n.name.as_str(), &[][..], n.span),
+            _ => ("", &[][..], e.span),
+        };
+        let Some((_, params)) = TOKENIZERS.iter().find(|(t, _)| *t == name) else {
+            let names: Vec<&str> = TOKENIZERS.iter().map(|(n, _)| *n).collect();
+            self.emit(
+                Diagnostic::error(
+                    codes::UNKNOWN_DATA_VOCABULARY,
+                    format!("`{}` is not a tokenizer", self.sources.text(e.span)),
+                )
+                .with_primary(e.span, "unknown tokenizer")
+                .with_help(format!(
+                    "the tokenizers are {}: `tokenizer: chars()`",
+                    names.join(", ")
+                )),
+            );
+            return;
+        };
+        let vals = self.eval_args(f, args);
+        self.bind_slots(&slots(params), &vals, name, args_span);
+        for v in &vals {
+            let is_vocab = v.name.as_ref().is_none_or(|n| n.name == "vocab");
+            if is_vocab && !matches!(v.ty, Ty::Int(_) | Ty::Unknown) {
+                self.emit(
+                    Diagnostic::error(
+                        codes::UNKNOWN_DATA_VOCABULARY,
+                        format!("a vocabulary size is a whole number, found {}", v.ty),
+                    )
+                    .with_primary(v.span, "not an integer"),
+                );
             }
         }
     }

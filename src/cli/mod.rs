@@ -1,6 +1,7 @@
 //! The commands' argument handling and output, shared by `main.rs` and the training commands.
 
 pub mod export;
+pub mod generate;
 pub mod plot;
 pub mod search;
 pub mod train;

@@ -180,7 +180,7 @@ pub fn in_pool(
     runtime::with_threads(threads(common), command)?
 }
 
-fn backend(common: &Common, profile: bool) -> (Box<dyn runtime::Backend>, usize) {
+pub(crate) fn backend(common: &Common, profile: bool) -> (Box<dyn runtime::Backend>, usize) {
     let threads = threads(common);
     match common.backend {
         BackendKind::Jit => (Box::new(Jit { threads, profile }), threads),

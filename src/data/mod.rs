@@ -30,6 +30,15 @@
 //!   int32, int64 (must fit in i32), uint8 or bool.
 //! - `npz(path)`: every array is a column, selected with `array("name")`; the dtypes of
 //!   [`crate::store::read_npz`].
+//! - `text(path, tokenizer: chars(vocab: N), context: N, stride: context, shuffle: false)`: a
+//!   UTF-8 text whose non-blank lines are documents. The splits take whole documents; then the
+//!   tokenizer is fitted on the training split's documents and each split becomes the windows
+//!   of its token stream, columns `x` (`[context]` ids) and `y` (the next id at each position),
+//!   one window every `stride` ids (section "Text" of [`text`]). With `shuffle: true` a split's
+//!   documents are streamed in the order of a shuffle by `Rng::new(seed, [6, FNV-1a(split)])`
+//!   instead of file order (a sorted word list would otherwise put similar words side by side).
+//!   A `text` source cannot be joined; another source of the block must be text too if the
+//!   training split is.
 //! - `A |> join(B)`: row by row; B's table columns are numbered after A's, and the tables must
 //!   have the same number of rows. Named columns must not repeat.
 //! - the generators below.
@@ -147,9 +156,10 @@ mod source;
 mod spec;
 #[cfg(test)]
 mod tests;
+pub mod text;
 
 pub use categories::{MISSING_NAME, UNKNOWN_NAME};
-pub use pipeline::{Pipeline, PrepStep, Preparation};
+pub use pipeline::{Pipeline, PrepStep, Preparation, TextFields};
 
 use crate::interp::Tensor;
 use crate::ir::{DType, TensorType};
@@ -229,10 +239,24 @@ fn read_spec(program: &Program, data: &DataDecl) -> Result<(Spec, Pipeline), Dat
     let file = nnl_file(program, data);
     let mut spec = spec::read(data)
         .map_err(|m| DataError::in_file(&file, format!("data `{}`: {m}", data.name.name)))?;
+    let text = spec.sources.iter().find_map(|(_, s)| match s {
+        spec::SourceSpec::Text { tokenizer, .. } => Some(TextFields {
+            spec: tokenizer.clone(),
+            fields: spec
+                .fields
+                .iter()
+                .filter(|f| matches!(f.column, pipeline::Column::Named(_)))
+                .map(|f| f.name.clone())
+                .collect(),
+            tokenizer: None,
+        }),
+        _ => None,
+    });
     let pipeline = Pipeline {
         name: data.name.name.clone(),
         file,
         fields: std::mem::take(&mut spec.fields),
+        text,
     };
     Ok((spec, pipeline))
 }
@@ -318,11 +342,14 @@ pub fn load(
     let mut sources = Vec::new();
     for (name, s) in &spec.sources {
         let mut src = source::open(name, s, base_dir, &pipeline.file, seed)?;
-        src.resolve(&pipeline.fields)?;
-        src.first_bad_cell(&pipeline.fields)?;
+        if src.text.is_none() {
+            src.resolve(&pipeline.fields)?;
+            src.first_bad_cell(&pipeline.fields)?;
+        }
         sources.push(src);
     }
-    let sets = make_sets(&spec, &sources, seed, &pipeline.file)?;
+    let mut sets = make_sets(&spec, &sources, seed, &pipeline.file)?;
+    let mut sources = window_text(&mut pipeline, sources, &mut sets, seed)?;
     let train = sets
         .iter()
         .find(|s| s.name == "train")
@@ -525,6 +552,84 @@ fn encode_categories(pipeline: &Pipeline, src: &mut Source) -> Result<(), DataEr
     Ok(())
 }
 
+/// Fits the tokenizer of the text sources on the training split's documents and replaces each
+/// set of documents by its windows (a source of its own), so that the splits keep whole
+/// documents apart. Other sources are kept as they are.
+fn window_text(
+    pipeline: &mut Pipeline,
+    sources: Vec<Source>,
+    sets: &mut [Set],
+    seed: u64,
+) -> Result<Vec<Source>, DataError> {
+    if sources.iter().all(|s| s.text.is_none()) {
+        return Ok(sources);
+    }
+    let train = sets
+        .iter()
+        .find(|s| s.name == "train")
+        .expect("make_sets makes a training set");
+    let train_src = &sources[train.source];
+    let Some(text) = &train_src.text else {
+        return Err(DataError::in_file(
+            &pipeline.file,
+            format!(
+                "data `{}`: the training split must be text too when another source is `text`: the tokenizer is fitted on it",
+                pipeline.name
+            ),
+        ));
+    };
+    let docs: Vec<&str> = train
+        .rows
+        .iter()
+        .map(|&r| text.documents[r].as_str())
+        .collect();
+    let tokenizer = text
+        .tokenizer
+        .fit(&docs)
+        .map_err(|m| DataError::in_file(&train_src.origins[0].path, m))?;
+    if let Some(other) = sources.iter().find(|s| {
+        s.text
+            .as_ref()
+            .is_some_and(|t| t.tokenizer != text.tokenizer)
+    }) {
+        return Err(DataError::in_file(
+            &other.origins[0].path,
+            format!(
+                "source `{}` declares another tokenizer than the training split's: a data block has one tokenizer",
+                other.name
+            ),
+        ));
+    }
+    let mut out: Vec<Source> = Vec::new();
+    let mut kept: HashMap<usize, usize> = HashMap::new();
+    for set in sets.iter_mut() {
+        let src = &sources[set.source];
+        if let Some(text) = &src.text {
+            let mut docs = set.rows.clone();
+            if text.shuffle {
+                Rng::new(seed, &[6, random::fnv1a(&set.name)]).shuffle(&mut docs);
+            }
+            let mut w = src.windowed(&tokenizer, &docs).map_err(|m| {
+                DataError::in_file(&src.origins[0].path, format!("split `{}`: {m}", set.name))
+            })?;
+            w.resolve(&pipeline.fields)?;
+            set.rows = (0..w.rows).collect();
+            set.base = w.rows;
+            set.source = out.len();
+            out.push(w);
+        } else {
+            set.source = *kept.entry(set.source).or_insert_with(|| {
+                out.push(src.clone());
+                out.len() - 1
+            });
+        }
+    }
+    if let Some(t) = &mut pipeline.text {
+        t.tokenizer = Some(tokenizer);
+    }
+    Ok(out)
+}
+
 /// Fits the statistics of every field's steps, in order, on the training samples.
 fn fit(pipeline: &mut Pipeline, src: &Source, rows: &[usize]) -> Result<(), DataError> {
     let mut buf = Vec::new();
@@ -658,11 +763,37 @@ impl Dataset {
         self.pipeline.fitted_stats()
     }
 
-    /// See [`Pipeline::restore_text`]; every source's category names are encoded again with
-    /// the restored vocabularies.
+    /// See [`Pipeline::fitted_text`].
+    pub fn fitted_text(&self) -> Vec<(String, String)> {
+        self.pipeline.fitted_text()
+    }
+
+    /// See [`Pipeline::restore_text`]. The windows were cut with the tokenizer fitted on this
+    /// data, so a saved tokenizer that differs from it means the text changed since the
+    /// checkpoint was written: an error, not a silent re-encoding. Every source's category
+    /// names are encoded again with the restored vocabularies.
     pub fn restore_text(&mut self, text: &[(String, String)]) -> Result<(), DataError> {
         self.prepared = OnceLock::new();
+        let fitted = self
+            .pipeline
+            .text
+            .as_ref()
+            .and_then(|t| t.tokenizer.clone());
         self.pipeline.restore_text(text)?;
+        let restored = self
+            .pipeline
+            .text
+            .as_ref()
+            .and_then(|t| t.tokenizer.as_ref());
+        if fitted.is_some() && restored != fitted.as_ref() {
+            return Err(DataError::in_file(
+                &self.pipeline.file,
+                format!(
+                    "data `{}`: the checkpoint's tokenizer differs from the one fitted on the training split now: the text changed since the checkpoint was written",
+                    self.pipeline.name
+                ),
+            ));
+        }
         for src in &mut self.sources {
             encode_categories(&self.pipeline, src)?;
         }

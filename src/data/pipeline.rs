@@ -5,6 +5,7 @@
 use super::DataError;
 use super::categories::{Encoder, Vocab};
 use super::random::Rng;
+use super::text::{Tokenizer, TokenizerSpec};
 use crate::interp::Tensor;
 use crate::ir::{DType, TensorType};
 use std::ops::Range;
@@ -749,9 +750,84 @@ pub struct Pipeline {
     /// The `.nnl` file, for errors.
     pub(super) file: String,
     pub(super) fields: Vec<Field>,
+    /// The tokenizer of a block with a `text` source.
+    pub(super) text: Option<TextFields>,
+}
+
+/// The checkpoint metadata key of the tokenizer of field `field` of data block `data`.
+fn tokenizer_key(data: &str, field: &str) -> String {
+    format!("data.{data}.{field}.tokenizer")
+}
+
+/// The fields read from a `text` source's windows and their tokenizer (fitted on the training
+/// split, or restored from a checkpoint).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextFields {
+    pub(super) spec: TokenizerSpec,
+    pub(super) fields: Vec<String>,
+    pub(super) tokenizer: Option<Tokenizer>,
 }
 
 impl Pipeline {
+    /// The fitted tokenizer as `(data.DATA.FIELD.tokenizer, JSON)` pairs, one for each field read
+    /// from a `text` source. Empty before fitting.
+    fn fitted_tokenizer(&self) -> Vec<(String, String)> {
+        let Some(TextFields {
+            fields,
+            tokenizer: Some(t),
+            ..
+        }) = &self.text
+        else {
+            return Vec::new();
+        };
+        let json = t.to_json();
+        fields
+            .iter()
+            .map(|f| (tokenizer_key(&self.name, f), json.clone()))
+            .collect()
+    }
+
+    /// Puts back the tokenizer saved by [`Pipeline::fitted_tokenizer`] (other entries are
+    /// ignored). Each text field must find its tokenizer, all the same, with the vocabulary size
+    /// the `.nnl` file declares (`chars(vocab: N)`), if it declares one.
+    fn restore_tokenizer(&mut self, saved: &[(String, String)]) -> Result<(), DataError> {
+        let Some(text) = &mut self.text else {
+            return Ok(());
+        };
+        let mut restored: Option<Tokenizer> = None;
+        for f in &text.fields {
+            let key = tokenizer_key(&self.name, f);
+            let err = |m: String| DataError::in_file(&self.file, format!("`{key}`: {m}"));
+            let (_, json) = saved
+                .iter()
+                .find(|(k, _)| *k == key)
+                .ok_or_else(|| err("not among the checkpoint's text state".into()))?;
+            let t = Tokenizer::from_json(json).map_err(err)?;
+            if let Some(v) = text.spec.declared_vocab()
+                && v != t.vocab_size()
+            {
+                return Err(err(format!(
+                    "the saved tokenizer has {} ids, but the file declares `vocab: {v}`",
+                    t.vocab_size()
+                )));
+            }
+            if restored.as_ref().is_some_and(|r| *r != t) {
+                return Err(err("differs from another field's tokenizer".into()));
+            }
+            restored = Some(t);
+        }
+        text.tokenizer = restored;
+        Ok(())
+    }
+
+    /// The fitted tokenizer of a field read from a `text` source.
+    pub fn tokenizer(&self, field: &str) -> Option<&Tokenizer> {
+        self.text
+            .as_ref()
+            .filter(|t| t.fields.iter().any(|f| f == field))
+            .and_then(|t| t.tokenizer.as_ref())
+    }
+
     /// The data block's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -846,23 +922,28 @@ impl Pipeline {
         Ok(())
     }
 
-    /// The fitted vocabularies as text, for a checkpoint's metadata: the key
+    /// The fitted text state, for a checkpoint's metadata: the vocabularies, key
     /// `data.FIELD.categories`, the value a JSON list with one vocabulary per column the field
-    /// encodes, `{"names": [...], "most_frequent": i}`.
+    /// encodes, `{"names": [...], "most_frequent": i}`; and the tokenizer of a `text` source,
+    /// key `data.DATA.FIELD.tokenizer`.
     pub fn fitted_text(&self) -> Vec<(String, String)> {
-        self.fields
+        let mut text: Vec<(String, String)> = self
+            .fields
             .iter()
             .filter(|f| f.encoder().is_some() && !f.vocab.is_empty())
             .map(|f| {
                 let json = serde_json::to_string(&f.vocab).expect("names serialize");
                 (format!("data.{}.categories", f.name), json)
             })
-            .collect()
+            .collect();
+        text.extend(self.fitted_tokenizer());
+        text
     }
 
-    /// Puts back the vocabularies saved by [`Pipeline::fitted_text`] (other keys are ignored),
-    /// checked against the declaration as the fitted ones are.
+    /// Puts back the vocabularies and the tokenizer saved by [`Pipeline::fitted_text`] (other
+    /// keys are ignored), checked against the declaration as the fitted ones are.
     pub fn restore_text(&mut self, text: &[(String, String)]) -> Result<(), DataError> {
+        self.restore_tokenizer(text)?;
         let mut restored = Vec::new();
         for (fi, f) in self.fields.iter().enumerate() {
             if f.encoder().is_none() {

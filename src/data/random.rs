@@ -2,7 +2,8 @@
 //! ("Randomness"). The paths in use: `[0, i]` sample `i` of a generator, `[1]` the centres of
 //! `blobs`, `[2]` a split's shuffle, `[3, epoch]` the order of an epoch, `[4, epoch, field, step,
 //! i]` an augmentation of training sample `i`, `[5, h]` the default seed of a generator whose
-//! source name hashes (FNV-1a, 64 bits) to `h`.
+//! source name hashes (FNV-1a, 64 bits) to `h`, `[6, h]` the order in which a `text` source with
+//! `shuffle: true` streams the documents of the split whose name hashes to `h`.
 
 use crate::interp::random::bits;
 

@@ -7,6 +7,7 @@ use super::formats::{self, CellMap};
 use super::pipeline::{Column, Field, Kind, TableRef};
 use super::random::{Rng, fnv1a};
 use super::spec::SourceSpec;
+use super::text::TokenizerSpec;
 use crate::interp::Tensor;
 use std::path::Path;
 
@@ -83,6 +84,20 @@ pub(super) struct Source {
     /// Per field that encodes category names: every sample's classes, once encoded
     /// ([`super::encode_categories`]); read instead of the raw values.
     pub codes: Vec<Option<Vec<f64>>>,
+    /// A `text` source before the splits: its documents are its samples, and its fields are
+    /// read from the windows made afterwards ([`super::text`]).
+    pub text: Option<TextSource>,
+}
+
+/// The documents of a `text` file and how to cut them into windows.
+#[derive(Debug, Clone)]
+pub(super) struct TextSource {
+    pub documents: Vec<String>,
+    pub tokenizer: TokenizerSpec,
+    pub context: usize,
+    pub stride: usize,
+    /// Each split's documents are streamed in a random order instead of file order.
+    pub shuffle: bool,
 }
 
 /// Reads the source of statement `name = spec`. Paths are relative to `base`; `nnl` names the
@@ -103,6 +118,7 @@ pub(super) fn open(
         rows: 0,
         inputs: Vec::new(),
         codes: Vec::new(),
+        text: None,
     };
     s.add(spec, base, nnl, seed)?;
     Ok(s)
@@ -260,12 +276,75 @@ impl Source {
                     self.add_array(a)?;
                 }
             }
+            SourceSpec::Text {
+                path,
+                tokenizer,
+                context,
+                stride,
+                shuffle,
+            } => {
+                let p = base.join(path);
+                let shown = p.display().to_string();
+                let documents = super::text::documents(&shown, &formats::read_file(&p)?)?;
+                if documents.is_empty() {
+                    return Err(DataError::in_file(
+                        &shown,
+                        "the text holds no non-blank line",
+                    ));
+                }
+                self.origin(shown, None);
+                self.rows = documents.len();
+                let mut tokenizer = tokenizer.clone();
+                if let TokenizerSpec::File { path, json, .. } = &mut tokenizer {
+                    let p = base.join(&*path);
+                    let bytes = formats::read_file(&p)?;
+                    *json = Some(String::from_utf8(bytes).map_err(|_| {
+                        DataError::in_file(&p.display().to_string(), "not UTF-8 text")
+                    })?);
+                }
+                self.text = Some(TextSource {
+                    documents,
+                    tokenizer,
+                    context: *context,
+                    stride: *stride,
+                    shuffle: *shuffle,
+                });
+            }
             SourceSpec::Join(left, right) => {
                 self.add(left, base, nnl, seed)?;
                 self.add(right, base, nnl, seed)?;
             }
         }
         Ok(())
+    }
+
+    /// The windows of some of this text source's documents (`rows`, in order) as a source of
+    /// two named columns, `x` (`[context]` ids) and `y` (the ids that follow each).
+    pub fn windowed(
+        &self,
+        tokenizer: &super::text::Tokenizer,
+        rows: &[usize],
+    ) -> Result<Source, String> {
+        let text = self.text.as_ref().expect("a text source");
+        let docs: Vec<&str> = rows.iter().map(|&r| text.documents[r].as_str()).collect();
+        let (x, y, n) = super::text::windows(tokenizer, &docs, text.context, text.stride)?;
+        let column = |name: &str, values: Vec<i32>| NamedArray {
+            name: name.into(),
+            rows: n,
+            shape: vec![text.context],
+            values: Values::I32(values),
+            origin: 0,
+        };
+        Ok(Source {
+            name: self.name.clone(),
+            origins: self.origins.clone(),
+            columns: Vec::new(),
+            arrays: vec![column("x", x), column("y", y)],
+            rows: 0,
+            inputs: Vec::new(),
+            codes: Vec::new(),
+            text: None,
+        })
     }
 
     /// The file a field's input comes from (its first column's, for several).

@@ -6,6 +6,7 @@
 use super::categories::{Encoder, Missing};
 use super::generate::{Generator, Task};
 use super::pipeline::{Clip, Column, Field, Kind, Step, Strategy, TableRef};
+use super::text::TokenizerSpec;
 use crate::ir::DType;
 use crate::syntax::ast::*;
 
@@ -219,6 +220,15 @@ pub(super) enum SourceSpec {
         generator: Generator,
         seed: Option<u64>,
     },
+    /// `text(path, tokenizer: chars(), context: N, stride: S)`: documents (lines), windowed
+    /// after the splits.
+    Text {
+        path: String,
+        tokenizer: TokenizerSpec,
+        context: usize,
+        stride: usize,
+        shuffle: bool,
+    },
     /// Row by row: the right side's table columns are numbered after the left's.
     Join(Box<SourceSpec>, Box<SourceSpec>),
 }
@@ -335,10 +345,19 @@ fn source(e: &Expr) -> Result<SourceSpec, String> {
     if let ExprKind::Pipe { lhs, rhs } = &e.kind {
         let left = source(lhs)?;
         return match callee(rhs) {
-            Some(("join", [arg])) if arg.name.is_none() => Ok(SourceSpec::Join(
-                Box::new(left),
-                Box::new(source(&arg.value)?),
-            )),
+            Some(("join", [arg])) if arg.name.is_none() => {
+                let right = source(&arg.value)?;
+                if [&left, &right]
+                    .iter()
+                    .any(|s| matches!(s, SourceSpec::Text { .. }))
+                {
+                    return Err(
+                        "a `text` source cannot be joined: its samples are windows of its text"
+                            .into(),
+                    );
+                }
+                Ok(SourceSpec::Join(Box::new(left), Box::new(right)))
+            }
             _ => Err("only `|> join(SOURCE)` may follow a source".into()),
         };
     }
@@ -362,6 +381,7 @@ fn source(e: &Expr) -> Result<SourceSpec, String> {
         })
     };
     match name {
+        "text" => text_source(args),
         "csv" => {
             let b = bind(name, &["path", "header", "delimiter", "skip"], args)?;
             let header = match b.get("header") {
@@ -449,6 +469,81 @@ fn source(e: &Expr) -> Result<SourceSpec, String> {
         "reverse_task" => tokens(Task::Reverse),
         "sort_task" => tokens(Task::Sort),
         other => Err(format!("`{other}` is not a data source")),
+    }
+}
+
+/// `text(path, tokenizer: chars(vocab: N), context: N, stride: S, shuffle: B)`; the tokenizer is a call, so
+/// it is read before the other arguments are bound.
+fn text_source(args: &[Arg]) -> Result<SourceSpec, String> {
+    let (tok, rest): (Vec<&Arg>, Vec<&Arg>) = args
+        .iter()
+        .partition(|a| a.name.as_ref().is_some_and(|n| n.name == "tokenizer"));
+    let rest: Vec<Arg> = rest.into_iter().cloned().collect();
+    let b = bind("text", &["path", "context", "stride", "shuffle"], &rest)?;
+    let tokenizer = match tok[..] {
+        [t] => tokenizer(&t.value)?,
+        [] => return Err("`text` needs `tokenizer:`, such as `tokenizer: chars()`".into()),
+        _ => return Err("`text`: `tokenizer` is given twice".into()),
+    };
+    let context = b.positive("context", None)?;
+    Ok(SourceSpec::Text {
+        path: b.text("path")?,
+        tokenizer,
+        context,
+        stride: b.positive("stride", Some(context))?,
+        shuffle: match b.get("shuffle") {
+            None => false,
+            Some(Const::Bool(v)) => *v,
+            Some(c) => {
+                return Err(format!(
+                    "`shuffle` of `text` must be true or false, found {}",
+                    c.describe()
+                ));
+            }
+        },
+    })
+}
+
+/// A tokenizer: `chars()`, `chars(vocab: N)`, `bpe(vocab: N)`, `bpe(file: "tokenizer.json")`.
+fn tokenizer(e: &Expr) -> Result<TokenizerSpec, String> {
+    match callee(e) {
+        Some(("chars", args)) => {
+            let b = bind("chars", &["vocab"], args)?;
+            let vocab = match b.get("vocab") {
+                None => None,
+                Some(_) => Some(b.positive("vocab", None)?),
+            };
+            if vocab.is_some_and(|v| v > i32::MAX as usize) {
+                return Err("`vocab` of `chars` must fit in i32".into());
+            }
+            Ok(TokenizerSpec::Chars { vocab })
+        }
+        Some(("bpe", args)) => {
+            let b = bind("bpe", &["vocab", "file"], args)?;
+            let vocab = match b.get("vocab") {
+                None => None,
+                Some(_) => Some(b.positive("vocab", None)?),
+            };
+            if vocab.is_some_and(|v| v > i32::MAX as usize) {
+                return Err("`vocab` of `bpe` must fit in i32".into());
+            }
+            match (b.get("file"), vocab) {
+                (Some(_), vocab) => Ok(TokenizerSpec::File {
+                    path: b.text("file")?,
+                    vocab,
+                    json: None,
+                }),
+                (None, Some(vocab)) => Ok(TokenizerSpec::Bpe { vocab }),
+                (None, None) => Err(
+                    "`bpe` needs `vocab: N` to train one, or `file: \"tokenizer.json\"` to load one"
+                        .into(),
+                ),
+            }
+        }
+        Some((other, _)) => Err(format!(
+            "`{other}` is not a tokenizer: use `chars()` or `bpe(vocab: N)`"
+        )),
+        None => Err("a tokenizer is a call, such as `chars()`".into()),
     }
 }
 

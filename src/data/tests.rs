@@ -5,6 +5,7 @@ use crate::resolve::{Loader, resolve};
 use crate::source::SourceMap;
 use std::io::Write;
 use std::path::PathBuf;
+use text::Tokenizer;
 
 struct NoFiles;
 
@@ -1247,4 +1248,110 @@ fn knn_imputation_matches_scikit_learn() {
     let raw = ds.raw_inputs("test", "x").unwrap();
     let again = p.transform_inputs("x", &raw).unwrap().to_f64();
     assert_eq!(again, values(&ds, "test", "x"));
+}
+
+#[test]
+fn text_windows_split_by_document_with_the_training_splits_characters() {
+    let d = dir("text_windows");
+    // ten documents; the last two (the validation split) hold a `z` the training split lacks.
+    write(
+        &d,
+        "w.txt",
+        b"ab\nba\r\n\naab\nbb\nab\nba\naa\nbab\nzab\nbz\n",
+    );
+    let block = "data t {\n  source = text(\"w.txt\", tokenizer: chars(), context: 3)\n  x: i32[3] = x\n  y: i32[3] = y\n  split val = 0.2 of source\n}\n";
+    let data = load_ok(&d, block);
+    let tok = data
+        .pipeline()
+        .tokenizer("x")
+        .expect("a fitted tokenizer")
+        .clone();
+    assert_eq!(tok.vocab_size(), 4, "<unk>, end, a, b");
+    // training stream ⏎ab⏎ba⏎aab⏎bb⏎ab⏎ba⏎aa⏎bab⏎: 25 ids, windows every 3 ids.
+    assert_eq!(data.size("train"), Some(8));
+    let x = values(&data, "train", "x");
+    let y = values(&data, "train", "y");
+    let stream: Vec<f64> = tok
+        .encode("\nab\nba\naab\nbb\nab\nba\naa\nbab\n")
+        .iter()
+        .map(|&i| f64::from(i))
+        .collect();
+    assert_eq!(x, stream[..24]);
+    assert_eq!(y, stream[1..25]);
+    // validation: ⏎zab⏎bz⏎ with z unknown (0); 8 ids make 2 windows.
+    assert_eq!(values(&data, "val", "x"), vec![1., 0., 2., 3., 1., 3.]);
+    assert_eq!(values(&data, "val", "y"), vec![0., 2., 3., 1., 3., 0.]);
+
+    // The tokenizer travels as text and must match the declared vocabulary.
+    let saved = data.fitted_text();
+    assert_eq!(saved.len(), 2);
+    assert_eq!(saved[0].0, "data.t.x.tokenizer");
+    let mut again = load_ok(&d, block);
+    again.restore_text(&saved).unwrap();
+    with_block(&block.replace("chars()", "chars(vocab: 9)"), |p, decl| {
+        let mut fresh = Pipeline::from_decl(p, decl).unwrap();
+        let e = fresh.restore_text(&saved).unwrap_err().to_string();
+        assert!(e.contains("declares `vocab: 9`"), "{e}");
+    });
+    let mut fresh = with_block(block, |p, decl| Pipeline::from_decl(p, decl).unwrap());
+    assert!(fresh.tokenizer("x").is_none());
+    fresh.restore_text(&saved).unwrap();
+    assert_eq!(fresh.tokenizer("y"), Some(&tok));
+
+    let e = load_err(&d, &block.replace("chars()", "chars(vocab: 3)"));
+    assert!(e.contains("at least 4"), "{e}");
+    let e = load_err(
+        &d,
+        &block
+            .replace("context: 3", "context: 8")
+            .replace("i32[3]", "i32[8]"),
+    );
+    assert!(
+        e.contains("split `val`") && e.contains("fewer than one window"),
+        "{e}"
+    );
+    let e = load_err(&d, &block.replace("x: i32[3]", "x: i32[4]"));
+    assert!(e.contains("field `x`"), "{e}");
+    write(&d, "bad.txt", b"ok\n\xff\n");
+    let e = load_err(&d, &block.replace("w.txt", "bad.txt"));
+    assert!(e.contains("bad.txt:2:1") && e.contains("UTF-8"), "{e}");
+}
+
+#[test]
+fn text_windows_follow_a_declared_stride() {
+    let d = dir("text_stride");
+    write(&d, "w.txt", b"abcd\nefgh\n");
+    let block = "data t {\n  train = text(\"w.txt\", tokenizer: chars(vocab: 16), context: 4, stride: 1)\n  x: i32[4] = x\n  y: i32[4] = y\n}\n";
+    let data = load_ok(&d, block);
+    // 11 ids: windows start at 0..=6.
+    assert_eq!(data.size("train"), Some(7));
+    assert_eq!(data.pipeline().tokenizer("x").unwrap().vocab_size(), 16);
+}
+
+#[test]
+fn text_with_a_bpe_trained_on_the_training_split_or_loaded_from_a_file() {
+    let d = dir("text_bpe");
+    let words: String = (0..400).map(|i| format!("word{}ing\n", i % 37)).collect();
+    write(&d, "w.txt", words.as_bytes());
+    let block = "data t {\n  source = text(\"w.txt\", tokenizer: bpe(vocab: 300), context: 4)\n  x: i32[4] = x\n  y: i32[4] = y\n  split val = 0.1 of source\n}\n";
+    let data = load_ok(&d, block);
+    let tok = data.pipeline().tokenizer("x").unwrap().clone();
+    assert_eq!(tok.vocab_size(), 300);
+    let x = values(&data, "train", "x");
+    assert!(x.iter().all(|&v| (0.0..300.0).contains(&v)));
+    // The saved tokenizer is the Hugging Face JSON; it loads back as a file too.
+    let saved = data.fitted_text();
+    let mut fresh = with_block(block, |p, decl| Pipeline::from_decl(p, decl).unwrap());
+    fresh.restore_text(&saved).unwrap();
+    assert_eq!(fresh.tokenizer("x"), Some(&tok));
+    let Tokenizer::Bpe(_) = &tok else {
+        panic!("a BPE")
+    };
+    let e = load_err(&d, &block.replace("bpe(vocab: 300)", "bpe()"));
+    assert!(e.contains("needs `vocab: N`"), "{e}");
+    let e = load_err(
+        &d,
+        &block.replace("bpe(vocab: 300)", "bpe(file: \"none.json\")"),
+    );
+    assert!(e.contains("none.json"), "{e}");
 }

@@ -249,7 +249,7 @@ const EXPLANATIONS: &[(&str, &str)] = &[
     ),
     (
         codes::METRIC_DECLARATION,
-        "A metric's declaration cannot be read.\n\nA metric declares how `nnlc run` treats it with parameters read only for their defaults: `aggregate: str` is \"mean\" (the default: batch values weighted by batch size), \"root_mean_square\" (the root of the weighted mean square, as for `rmse`) or \"r2\" (from the whole split's sums of the model's output and the target); `higher_is_better: bool` is `true` or `false` and sets the direction `early_stop` watches without a `mode`. Write `fn f1(pred: f32[B], target: f32[B], higher_is_better: bool = true) -> f32`.",
+        "A metric's declaration cannot be read.\n\nA metric declares how `nnlc run` treats it with parameters read only for their defaults: `aggregate: str` is \"mean\" (the default: batch values weighted by batch size), \"root_mean_square\" (the root of the weighted mean square, as for `rmse`), \"geometric_mean\" (the exponential of the weighted mean of the logarithms, as for `perplexity`) or \"r2\" (from the whole split's sums of the model's output and the target); `higher_is_better: bool` is `true` or `false` and sets the direction `early_stop` watches without a `mode`. Write `fn f1(pred: f32[B], target: f32[B], higher_is_better: bool = true) -> f32`.",
     ),
     (
         codes::FIELD_NOT_TENSOR,

@@ -260,13 +260,18 @@ pub enum Aggregation {
     /// R² = 1 − Σ(y − ŷ)² / Σ(y − ȳ)², from sums of the prediction and the target over the
     /// whole split (not a mean of anything per batch).
     R2,
+    /// The exponential of the weighted mean of the logarithms of the batch values (a weighted
+    /// geometric mean): a split's exact perplexity when each batch value is the exponential of
+    /// the batch's mean cross-entropy and every sample holds the same number of tokens.
+    GeometricMean,
 }
 
 impl Aggregation {
-    pub const ALL: [Aggregation; 3] = [
+    pub const ALL: [Aggregation; 4] = [
         Aggregation::Mean,
         Aggregation::RootMeanSquare,
         Aggregation::R2,
+        Aggregation::GeometricMean,
     ];
 
     pub fn name(self) -> &'static str {
@@ -274,6 +279,7 @@ impl Aggregation {
             Aggregation::Mean => "mean",
             Aggregation::RootMeanSquare => "root_mean_square",
             Aggregation::R2 => "r2",
+            Aggregation::GeometricMean => "geometric_mean",
         }
     }
 

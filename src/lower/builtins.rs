@@ -210,6 +210,19 @@ impl Lowerer<'_> {
             Builtin::Reshape | Builtin::BroadcastTo => {
                 let x = self.tensor_of(a.val(0)?, fl, span)?;
                 let shape = a.sizes(1)?;
+                let from = self.ty(x).shape;
+                // A definition's reshape of packs (`[B, ..T]` to `[B, ..S]`) is only known to
+                // fit once its sizes are: a call whose sizes do not fit is an error here.
+                if b == Builtin::Reshape
+                    && from.iter().product::<usize>() != shape.iter().product::<usize>()
+                {
+                    return Err(LowerError::new(
+                        format!(
+                            "cannot reshape {from:?} into {shape:?}: the number of elements must stay the same"
+                        ),
+                        span,
+                    ));
+                }
                 Ok(Val::Tensor(if b == Builtin::Reshape {
                     self.reshape(x, shape)
                 } else {

@@ -1,6 +1,7 @@
 //! Checkpoints: one safetensors file holds everything a run needs to continue exactly — the
 //! parameters, layer state and optimizer state (named as in the graphs), the data transforms'
-//! fitted statistics (under `data.`), and in the metadata the run's progress: epochs and steps
+//! fitted statistics (under `data.`), in the metadata the fitted text state (a tokenizer's JSON
+//! under `data.DATA.FIELD.tokenizer`) and the run's progress: epochs and steps
 //! done, the seed (every random stream is a function of the seed and these counters), the
 //! early-stopping record and the metric history — and for an epoch interrupted part way, how many
 //! of its batches were trained and their metric sums. Files are written atomically.

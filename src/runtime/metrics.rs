@@ -5,7 +5,9 @@
 //! weighted by batch size, so a smaller last batch counts for what it holds; a root mean square
 //! is the root of the weighted mean square, which is a split's exact RMSE when each batch value
 //! is the batch's RMSE. R² is not a mean of anything per batch: it is computed from sums of the
-//! model's output and the target over the split.
+//! model's output and the target over the split. A geometric mean (perplexity) is the
+//! exponential of the weighted mean of the logarithms, so that the split's perplexity is the
+//! exponential of its mean cross-entropy, not a mean of batch perplexities.
 
 use crate::interp::Tensor;
 use crate::ir::Aggregation;
@@ -23,7 +25,8 @@ pub struct SplitMetrics {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 enum Sums {
-    /// Σ n·value and Σ n for a mean, Σ n·value² and Σ n for a root mean square.
+    /// Σ n·value and Σ n for a mean, Σ n·value² and Σ n for a root mean square, Σ n·ln(value)
+    /// and Σ n for a geometric mean.
     Weighted {
         aggregation: Aggregation,
         total: f64,
@@ -50,6 +53,7 @@ impl SplitMetrics {
         if let Sums::Weighted { total, samples, .. } = s {
             *total += match aggregation {
                 Aggregation::RootMeanSquare => n * value * value,
+                Aggregation::GeometricMean => n * value.ln(),
                 Aggregation::Mean | Aggregation::R2 => n * value,
             };
             *samples += n;
@@ -97,6 +101,11 @@ impl SplitMetrics {
                         total,
                         samples,
                     } => (total / samples).sqrt(),
+                    Sums::Weighted {
+                        aggregation: Aggregation::GeometricMean,
+                        total,
+                        samples,
+                    } => (total / samples).exp(),
                     Sums::Weighted { total, samples, .. } => total / samples,
                     Sums::Regression {
                         squared_error,
@@ -132,6 +141,16 @@ mod tests {
         let out = m.finish();
         assert_eq!(out["loss"], 2.0);
         assert!((out["rmse"] - ((3.0 * 4.0 + 16.0) / 4.0f64).sqrt()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn perplexity_is_the_exponential_of_the_mean_cross_entropy_over_the_split() {
+        let mut m = SplitMetrics::default();
+        // batches of 3 and 1 samples with mean cross-entropies 1 and 2: the split's is 5/4.
+        m.add_batch(3, "perplexity", Aggregation::GeometricMean, 1f64.exp());
+        m.add_batch(1, "perplexity", Aggregation::GeometricMean, 2f64.exp());
+        let out = m.finish();
+        assert!((out["perplexity"] - 1.25f64.exp()).abs() < 1e-12);
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod backend;
 pub mod checkpoint;
 pub mod confusion;
 pub mod console;
+pub mod generate;
 pub mod health;
 pub mod labels;
 pub mod memory;

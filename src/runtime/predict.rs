@@ -360,7 +360,7 @@ fn csv_cell(name: &str) -> String {
 type Prepared = (Vec<(String, TensorType)>, Box<dyn Executable>);
 
 /// The model alone in evaluation mode for `batch` samples, and the inputs it reads.
-fn prepare(
+pub(super) fn prepare(
     program: &Program,
     sources: &SourceMap,
     backend: &dyn Backend,
@@ -384,7 +384,7 @@ fn prepare(
 }
 
 /// The only model of the root file's train block.
-fn model_name(program: &Program) -> Result<String, String> {
+pub(super) fn model_name(program: &Program) -> Result<String, String> {
     let models = &program.train().ok_or("the file has no `train` block")?;
     match &models.models[..] {
         [m] => Ok(m.name.clone()),

@@ -317,11 +317,9 @@ fn output_role(cur: &mut Cursor) -> Result<OutputRole, String> {
         "grad" => OutputRole::Gradient,
         "metric" => {
             let name = cur.word();
-            OutputRole::Metric(
-                Aggregation::from_name(name).ok_or_else(|| {
-                    cur.expected("an aggregation (`mean`, `root_mean_square`, `r2`)")
-                })?,
-            )
+            OutputRole::Metric(Aggregation::from_name(name).ok_or_else(|| {
+                cur.expected("an aggregation (`mean`, `root_mean_square`, `r2`, `geometric_mean`)")
+            })?)
         }
         "health" => {
             let name = cur.word();
