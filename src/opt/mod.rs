@@ -322,23 +322,33 @@ pub fn dce(graph: &Graph) -> Graph {
         if !live[i] {
             continue;
         }
-        let mut n = node.clone();
-        n.args = node
-            .args
-            .iter()
-            .map(|a| map[a.index()].expect("operands of live nodes are live"))
-            .collect();
-        map[i] = Some(push(&mut out, n));
+        map[i] = Some(copy_node(&mut out, node, &map));
     }
-    out.outputs = graph
+    out.outputs = mapped_outputs(graph, &map);
+    out
+}
+
+/// `node` pushed onto `out` with its operands mapped (every operand already copied).
+fn copy_node(out: &mut Graph, node: &Node, map: &[Option<ValueId>]) -> ValueId {
+    let mut n = node.clone();
+    n.args = node
+        .args
+        .iter()
+        .map(|a| map[a.index()].expect("operands are copied before their readers"))
+        .collect();
+    push(out, n)
+}
+
+/// `graph`'s outputs with their values mapped (every output's value copied).
+fn mapped_outputs(graph: &Graph, map: &[Option<ValueId>]) -> Vec<Output> {
+    graph
         .outputs
         .iter()
         .map(|o| Output {
-            value: map[o.value.index()].expect("outputs are live"),
+            value: map[o.value.index()].expect("outputs are copied"),
             ..o.clone()
         })
-        .collect();
-    out
+        .collect()
 }
 
 #[cfg(test)]
@@ -350,10 +360,14 @@ mod tests;
 /// again; outside, it is laid out once.
 pub fn hoist_scan_permutes(graph: &Graph) -> Graph {
     let mut out = Graph::new(graph.name.clone());
-    let mut map: Vec<ValueId> = Vec::with_capacity(graph.nodes.len());
+    let mut map: Vec<Option<ValueId>> = Vec::with_capacity(graph.nodes.len());
     for node in &graph.nodes {
         let mut n = node.clone();
-        n.args = node.args.iter().map(|a| map[a.index()]).collect();
+        n.args = node
+            .args
+            .iter()
+            .map(|a| map[a.index()].expect("operands come first"))
+            .collect();
         if let Op::Scan {
             body,
             carries,
@@ -392,16 +406,9 @@ pub fn hoist_scan_permutes(graph: &Graph) -> Graph {
                 };
             }
         }
-        map.push(push(&mut out, n));
+        map.push(Some(push(&mut out, n)));
     }
-    out.outputs = graph
-        .outputs
-        .iter()
-        .map(|o| Output {
-            value: map[o.value.index()],
-            ..o.clone()
-        })
-        .collect();
+    out.outputs = mapped_outputs(graph, &map);
     out
 }
 
@@ -461,21 +468,8 @@ fn with_permutes_as_inputs(body: &Graph, hoisted: &[(usize, usize)]) -> Graph {
         if map[i].is_some() {
             continue;
         }
-        let mut n = node.clone();
-        n.args = node
-            .args
-            .iter()
-            .map(|a| map[a.index()].expect("operands come first"))
-            .collect();
-        map[i] = Some(push(&mut out, n));
+        map[i] = Some(copy_node(&mut out, node, &map));
     }
-    out.outputs = body
-        .outputs
-        .iter()
-        .map(|o| Output {
-            value: map[o.value.index()].expect("every node is mapped"),
-            ..o.clone()
-        })
-        .collect();
+    out.outputs = mapped_outputs(body, &map);
     out
 }
