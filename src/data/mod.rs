@@ -147,9 +147,11 @@
 //!
 //! A generator's column may hold at most 2²⁸ values.
 
+mod augment;
 mod categories;
 mod formats;
 mod generate;
+mod images;
 mod pipeline;
 mod random;
 mod source;
@@ -159,6 +161,7 @@ mod tests;
 pub mod text;
 
 pub use categories::{MISSING_NAME, UNKNOWN_NAME};
+pub use images::Progress;
 pub use pipeline::{Pipeline, PrepStep, Preparation, TextFields};
 
 use crate::interp::Tensor;
@@ -337,17 +340,29 @@ pub fn load(
     base_dir: &Path,
     seed: u64,
 ) -> Result<Dataset, DataError> {
+    load_with(program, data, base_dir, seed, &|_, _, _| {})
+}
+
+/// [`load`], telling `progress` how the decoding of image folders advances.
+pub fn load_with(
+    program: &Program,
+    data: &DataDecl,
+    base_dir: &Path,
+    seed: u64,
+    progress: Progress<'_>,
+) -> Result<Dataset, DataError> {
     let (spec, mut pipeline) = read_spec(program, data)?;
     let seed = spec.seed.unwrap_or(seed);
     let mut sources = Vec::new();
     for (name, s) in &spec.sources {
-        let mut src = source::open(name, s, base_dir, &pipeline.file, seed)?;
+        let mut src = source::open(name, s, base_dir, &pipeline.file, seed, progress)?;
         if src.text.is_none() {
             src.resolve(&pipeline.fields)?;
             src.first_bad_cell(&pipeline.fields)?;
         }
         sources.push(src);
     }
+    folder_classes(&mut pipeline, &sources)?;
     let mut sets = make_sets(&spec, &sources, seed, &pipeline.file)?;
     let mut sources = window_text(&mut pipeline, sources, &mut sets, seed)?;
     let train = sets
@@ -370,6 +385,37 @@ pub fn load(
         augment_seed: seed,
         prepared: OnceLock::new(),
     })
+}
+
+/// Gives the fields that read an `images` source's `label` the class folders' names, which must
+/// be the same in every such source (a class index means one class everywhere).
+fn folder_classes(pipeline: &mut Pipeline, sources: &[Source]) -> Result<(), DataError> {
+    let mut first: Option<(&Source, &[String])> = None;
+    for src in sources {
+        let Some(images) = &src.images else { continue };
+        match first {
+            Some((other, classes)) if classes != images.classes.as_slice() => {
+                return Err(DataError::in_file(
+                    &src.origins[0].path,
+                    format!(
+                        "source `{}` has the class folders {}, but source `{}` has {}: every folder needs the same classes, so that a class index means the same class",
+                        src.name,
+                        images.classes.join(", "),
+                        other.name,
+                        classes.join(", ")
+                    ),
+                ));
+            }
+            Some(_) => {}
+            None => first = Some((src, &images.classes)),
+        }
+        for (fi, (input, _)) in src.inputs.iter().enumerate() {
+            if matches!(input, source::Input::Array(a) if src.arrays[*a].name == "label") {
+                pipeline.fields[fi].source_classes = images.classes.clone();
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The sets: one per source, then the splits, in the order of section "Splits".
@@ -694,6 +740,16 @@ impl Dataset {
         self.pipeline.fields()
     }
 
+    /// The files of `images` sources that did not decode and were left out (`skip_bad: true`),
+    /// with why.
+    pub fn skipped(&self) -> Vec<(String, String)> {
+        self.sources
+            .iter()
+            .filter_map(|s| s.images.as_ref())
+            .flat_map(|i| i.skipped.iter().cloned())
+            .collect()
+    }
+
     /// The splits' names and sizes: `train`, `test` if any, then the `split`s.
     pub fn splits(&self) -> Vec<(String, usize)> {
         self.sets
@@ -774,6 +830,12 @@ impl Dataset {
     /// names are encoded again with the restored vocabularies.
     pub fn restore_text(&mut self, text: &[(String, String)]) -> Result<(), DataError> {
         self.prepared = OnceLock::new();
+        let folders: Vec<Vec<String>> = self
+            .pipeline
+            .fields
+            .iter()
+            .map(|f| f.source_classes.clone())
+            .collect();
         let fitted = self
             .pipeline
             .text
@@ -791,6 +853,24 @@ impl Dataset {
                 format!(
                     "data `{}`: the checkpoint's tokenizer differs from the one fitted on the training split now: the text changed since the checkpoint was written",
                     self.pipeline.name
+                ),
+            ));
+        }
+        if let Some(f) = self
+            .pipeline
+            .fields
+            .iter()
+            .zip(&folders)
+            .find(|(f, folder)| !folder.is_empty() && f.source_classes != **folder)
+            .map(|(f, _)| f)
+        {
+            return Err(DataError::in_file(
+                &self.pipeline.file,
+                format!(
+                    "data `{}`: the checkpoint's classes of `{}` ({}) differ from the class folders now: the folders changed since the checkpoint was written",
+                    self.pipeline.name,
+                    f.name,
+                    f.source_classes.join(", ")
                 ),
             ));
         }
