@@ -175,6 +175,17 @@ pub(crate) struct DataInfo {
     pub unstated_classes: Vec<(String, Span)>,
 }
 
+/// What a data block's sources give its fields.
+#[derive(Clone, Copy)]
+struct Given<'a> {
+    /// The named columns, None when a source failed (its columns are unknown, not missing).
+    columns: Option<&'a [&'a str]>,
+    /// Whether columns are chosen by selectors (`col`, `cols`).
+    table_like: bool,
+    /// The per-sample shape of the `image` column of `images` sources, when known.
+    image_shape: Option<&'a (Vec<i64>, Span)>,
+}
+
 /// The per-sample shape `[C, H, W]` an `images(…)` source gives, when its `size` and `channels`
 /// are written as numbers, with the span of its arguments.
 fn images_shape(e: &Expr) -> Option<(Vec<i64>, Span)> {
@@ -202,7 +213,7 @@ fn images_shape(e: &Expr) -> Option<(Vec<i64>, Span)> {
         ExprKind::Number {
             value,
             is_int: true,
-        } if value >= 1.0 && value < 1e15 => Some(value as i64),
+        } if (1.0..1e15).contains(&value) => Some(value as i64),
         _ => None,
     };
     let size: Vec<i64> = match &arg("size", 1)?.value.kind {
@@ -242,13 +253,29 @@ fn label_classes(value: &Expr) -> Option<(Option<i64>, Span)> {
                     ExprKind::Number {
                         value,
                         is_int: true,
-                    } if value >= 1.0 && value < 1e15 => Some(value as i64),
+                    } if (1.0..1e15).contains(&value) => Some(value as i64),
                     _ => None,
                 });
+            // `unknown: bucket` and `missing: category` add a class each, after the names.
+            let extra = args
+                .iter()
+                .filter(|a| {
+                    let option = a.name.as_ref().map(|n| n.name.as_str());
+                    let value = match &a.value.kind {
+                        ExprKind::Name(v) => Some(v.name.as_str()),
+                        ExprKind::Str(v) => Some(v.as_str()),
+                        _ => None,
+                    };
+                    matches!(
+                        (option, value),
+                        (Some("unknown"), Some("bucket")) | (Some("missing"), Some("category"))
+                    )
+                })
+                .count() as i64;
             return match classes {
                 // Written, but not as a number: nothing to compare with, and nothing missing.
                 Some(None) => None,
-                Some(Some(k)) => Some((Some(k), rhs.span)),
+                Some(Some(k)) => Some((Some(k + extra), rhs.span)),
                 None => Some((None, rhs.span)),
             };
         }
@@ -337,15 +364,12 @@ impl Checker<'_> {
                 } => {
                     let declared = self.sample_type(&mut f, ty);
                     let mark = self.diags.len();
-                    self.data_field(
-                        &mut f,
-                        value,
-                        &declared,
-                        ty.span,
+                    let given = Given {
                         columns,
                         table_like,
-                        image_shape.as_ref(),
-                    );
+                        image_shape: image_shape.as_ref(),
+                    };
+                    self.data_field(&mut f, value, &declared, ty.span, &given);
                     // A field that does not fit its own declaration has no reliable type: later
                     // uses of it would only repeat the error.
                     let fits = !self.diags[mark..].iter().any(Diagnostic::is_error);
@@ -614,19 +638,20 @@ impl Checker<'_> {
         self.emit(d);
     }
 
-    /// A field's expression: a column (or selector) piped through transforms. `image_shape`
-    /// is the per-sample shape of the `image` column of `images` sources, when known.
-    #[allow(clippy::too_many_arguments)]
+    /// A field's expression: a column (or selector) piped through transforms.
     fn data_field(
         &mut self,
         f: &mut Frame,
         e: &Expr,
         declared: &Ty,
         decl_span: Span,
-        columns: Option<&[&str]>,
-        table_like: bool,
-        image_shape: Option<&(Vec<i64>, Span)>,
+        given: &Given,
     ) {
+        let Given {
+            columns,
+            table_like,
+            image_shape,
+        } = *given;
         let mut transforms = Vec::new();
         let mut head = e;
         while let ExprKind::Pipe { lhs, rhs } = &head.kind {

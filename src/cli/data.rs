@@ -60,7 +60,7 @@ pub fn data(args: &DataArgs) -> Result<(), String> {
     let skipped = data.skipped();
     if let Some((file, why)) = skipped.first() {
         err!(
-            "left out {} file{} that do not decode (skip_bad: true); the first: {file}: {why}",
+            "left out {} image file{} that do not decode (skip_bad: true); the first: {file}: {why}",
             skipped.len(),
             if skipped.len() == 1 { "" } else { "s" }
         );

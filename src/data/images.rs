@@ -24,6 +24,10 @@ use image::imageops::FilterType;
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
+/// The most values (`C·H·W`) one image may become, so that a typo in `size` cannot exhaust
+/// memory.
+pub(super) const MAX_VALUES: usize = 1 << 24;
+
 /// The extensions of the files read, in lower case.
 const EXTENSIONS: &[&str] = &["png", "jpg", "jpeg"];
 
@@ -101,6 +105,17 @@ pub(super) fn read(
         files.extend(found.into_iter().map(|f| (f, class as i32)));
     }
     let total = files.len();
+    let per = layout.channels * layout.height * layout.width;
+    let needed = total as u128 * per as u128;
+    if let Some(available) = crate::fs::available_memory()
+        && needed > available / 2
+    {
+        return Err(err(format!(
+            "its {total} images of {per} bytes need {} MiB, and only {} MiB of memory is available: read them smaller (`size`)",
+            needed >> 20,
+            available >> 20
+        )));
+    }
     let done = std::sync::atomic::AtomicUsize::new(0);
     let decoded: Vec<(String, Result<Vec<u8>, String>)> = files
         .par_iter()
@@ -112,7 +127,6 @@ pub(super) fn read(
             (name, pixels)
         })
         .collect();
-    let per = layout.channels * layout.height * layout.width;
     let mut folder = Folder {
         classes: classes.into_iter().map(|(n, _)| n).collect(),
         pixels: Vec::with_capacity(total * per),

@@ -39,6 +39,11 @@
 //!   instead of file order (a sorted word list would otherwise put similar words side by side).
 //!   A `text` source cannot be joined; another source of the block must be text too if the
 //!   training split is.
+//! - `images(path, size: [H, W], channels: 3, skip_bad: false)`: a folder of class folders of
+//!   PNG and JPEG files, as TorchVision's `ImageFolder` (module [`images`]); the columns `image`
+//!   (`[channels, H, W]` bytes) and `label` (the class index), whose field keeps the class
+//!   folders' names. Every `images` source of a block must have the same class folders. Cannot
+//!   be joined.
 //! - `A |> join(B)`: row by row; B's table columns are numbered after A's, and the tables must
 //!   have the same number of rows. Named columns must not repeat.
 //! - the generators below.
@@ -54,7 +59,7 @@
 //! `impute(constant: c)` with a whole `c`, and its values must be whole numbers in range (0 or
 //! 1 for bool); an f32 value must be finite. A sample may hold at most 2²⁸ values. All
 //! fields of a source have the same number of samples. A batch holds one tensor per field with
-//! the batch axis first.
+//! the batch axis first. An error about a sample of an `images` source names its file.
 //!
 //! # Transforms
 //!
@@ -74,14 +79,17 @@
 //! | `one_hot(k)` | appends an axis of k: a class index 0..k−1 becomes a one-hot vector |
 //! | `label`, `one_hot` of names | see "Category names" |
 //! | `random_shift(p)` | moves each image by whole pixels dy, dx uniform in −p..p, zero fill |
-//! | `random_flip` | reverses the last axis (width) with probability ½ |
+//! | `random_flip(axis)` | `horizontal` (the default) reverses the last axis (width) with probability ½, `vertical` the one before (height), `both` each: one draw per axis, horizontal first, the top bit deciding |
+//! | `random_rotation(d)` | turns each image by an angle uniform in [−d, d] degrees, counter-clockwise about its centre, bilinear, zero fill |
+//! | `random_resized_crop(scale: [a, b], ratio: [r, s])` | TorchVision's `RandomResizedCrop` box (module [`augment`]) resized back to the image's size, bilinear; defaults `[0.08, 1]`, `[3/4, 4/3]` |
+//! | `color_jitter(brightness: b, contrast: c)` | on `[…, 3, H, W]`: `v · B`, then `C · v + (1 − C) · m` with `m` the mean of `0.299 R + 0.587 G + 0.114 B`, `B ~ U(max(0, 1 − b), 1 + b)` then `C ~ U(max(0, 1 − c), 1 + c)`; not clipped |
 //! | `gaussian_noise(s)` | adds normal noise of standard deviation s to each value |
 //!
 //! A missing value is an error unless the field has an `impute`, which fills it (transforms
 //! before the `impute` keep it missing). Quantiles (median, quartiles) interpolate linearly
-//! between the closest ranks, like NumPy. The last three are augmentations: applied only to
-//! training batches, on the images' last two axes (`random_shift`, `random_flip` need at
-//! least two axes), identity everywhere else — when fitting statistics too; `one_hot` may not
+//! between the closest ranks, like NumPy. The last six are augmentations: applied only to
+//! training batches, on the images' last two axes (all but `gaussian_noise` need at least two
+//! axes, `color_jitter` three channels before them), identity everywhere else — when fitting statistics too; `one_hot` may not
 //! follow one. The statistics are exported as f64 tensors named
 //! `DATA.FIELD.STEP.TRANSFORM.STAT` ([`Pipeline::fitted_stats`]).
 //!

@@ -516,6 +516,14 @@ fn images_source(args: &[Arg]) -> Result<SourceSpec, String> {
             "`channels` of `images` is 1 (grey) or 3 (RGB), found {channels}"
         ));
     }
+    if channels * size[0] * size[1] > super::images::MAX_VALUES {
+        return Err(format!(
+            "`images` of {channels} × {} × {} values per sample: at most {} are read",
+            size[0],
+            size[1],
+            super::images::MAX_VALUES
+        ));
+    }
     let skip_bad = match b.get("skip_bad") {
         None => false,
         Some(Const::Bool(v)) => *v,
