@@ -321,8 +321,9 @@ fn init_path(value: &SettingValue) -> Option<(&str, Span)> {
     }
 }
 
-/// The file paths of a data source expression: the path arguments of `csv`, `idx`, `npy` and
-/// `npz` calls written as strings, through `|> join(…)`.
+/// The file paths of a data source expression: the path arguments of `csv`, `idx`, `npy`,
+/// `npz` and `text` calls and the `file` of a `bpe` tokenizer, written as strings, through
+/// `|> join(…)`.
 fn source_paths(e: &Expr) -> Vec<(&str, Span)> {
     let mut out = Vec::new();
     let mut stack = vec![e];
@@ -333,18 +334,22 @@ fn source_paths(e: &Expr) -> Vec<(&str, Span)> {
                 stack.push(rhs);
             }
             ExprKind::Call { callee, args, .. } => {
-                // The parameters that name files, in order.
-                let paths: &[&str] = match &callee.kind {
-                    ExprKind::Name(n) if n.name == "idx" => &["images", "labels"],
-                    ExprKind::Name(n) if ["csv", "npy", "npz"].contains(&n.name.as_str()) => {
-                        &["path"]
+                // The parameters that name files, and how many of them come first (may be
+                // given by position).
+                let (paths, positional): (&[&str], usize) = match &callee.kind {
+                    ExprKind::Name(n) if n.name == "idx" => (&["images", "labels"], 2),
+                    ExprKind::Name(n)
+                        if ["csv", "npy", "npz", "text"].contains(&n.name.as_str()) =>
+                    {
+                        (&["path"], 1)
                     }
-                    _ => &[],
+                    ExprKind::Name(n) if n.name == "bpe" => (&["file"], 0),
+                    _ => (&[], 0),
                 };
                 for (i, a) in args.iter().enumerate() {
                     let is_path = match &a.name {
                         Some(n) => paths.contains(&n.name.as_str()),
-                        None => i < paths.len(),
+                        None => i < positional,
                     };
                     match &a.value.kind {
                         ExprKind::Str(s) if is_path => out.push((s.as_str(), a.value.span)),
