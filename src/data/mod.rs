@@ -355,8 +355,10 @@ pub fn load(
         .find(|s| s.name == "train")
         .expect("make_sets makes a training set");
     fit_categories(&mut pipeline, &sources[train.source], &train.rows)?;
+    fit_tokens(&mut pipeline, &sources[train.source], &train.rows)?;
     for src in &mut sources {
         encode_categories(&pipeline, src)?;
+        encode_tokens(&pipeline, src)?;
     }
     fit(&mut pipeline, &sources[train.source], &train.rows)?;
     for src in &sources {
@@ -546,6 +548,50 @@ fn encode_categories(pipeline: &Pipeline, src: &mut Source) -> Result<(), DataEr
                 })?;
                 codes.push(code as f64);
             }
+        }
+        src.codes[fi] = Some(codes);
+    }
+    Ok(())
+}
+
+/// Fits the tokenizer of every field that tokenizes a text column on the training samples'
+/// cells (a missing cell is an empty text).
+fn fit_tokens(pipeline: &mut Pipeline, src: &Source, rows: &[usize]) -> Result<(), DataError> {
+    for fi in 0..pipeline.fields.len() {
+        let Some(t) = pipeline.fields[fi].tokens() else {
+            continue;
+        };
+        let texts: Vec<String> = rows
+            .iter()
+            .map(|&r| src.category(fi, r, 0).unwrap_or_default())
+            .collect();
+        let documents: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let tokenizer = t
+            .spec
+            .fit(&documents)
+            .map_err(|m| pipeline.field_error(&pipeline.fields[fi], m))?;
+        pipeline.fields[fi].tokenizer = Some(tokenizer);
+    }
+    Ok(())
+}
+
+/// Tokenizes the text cells of a source with the fitted tokenizers: `length` ids per cell, cut
+/// or padded with the end-of-document id (or the mask of the ids that are not padding).
+fn encode_tokens(pipeline: &Pipeline, src: &mut Source) -> Result<(), DataError> {
+    for (fi, f) in pipeline.fields.iter().enumerate() {
+        let (Some(t), Some(tokenizer)) = (f.tokens(), &f.tokenizer) else {
+            continue;
+        };
+        let pad = tokenizer.end_of_document();
+        let mut codes = Vec::with_capacity(src.rows * t.length);
+        for row in 0..src.rows {
+            let ids = tokenizer.encode(&src.category(fi, row, 0).unwrap_or_default());
+            codes.extend((0..t.length).map(|i| match (ids.get(i), t.mask) {
+                (Some(_), true) => 1.0,
+                (None, true) => 0.0,
+                (Some(&id), false) => f64::from(id),
+                (None, false) => f64::from(pad),
+            }));
         }
         src.codes[fi] = Some(codes);
     }
@@ -796,6 +842,7 @@ impl Dataset {
         }
         for src in &mut self.sources {
             encode_categories(&self.pipeline, src)?;
+            encode_tokens(&self.pipeline, src)?;
         }
         Ok(())
     }
@@ -1135,7 +1182,7 @@ impl Pipeline {
     pub fn reads_raw_table(&self, field: &str) -> bool {
         self.fields.iter().any(|f| {
             f.name == field
-                && (f.encoder().is_some()
+                && (f.reads_text()
                     || matches!(&f.column, pipeline::Column::Table { refs, .. }
                         if refs.iter().any(|r| matches!(r, pipeline::TableRef::Name(_)))))
         })
@@ -1152,6 +1199,11 @@ impl Pipeline {
             .iter()
             .find(|f| f.name == field)
             .ok_or_else(|| err("no such field in this data block".into()))?;
+        if f.tokens().is_some() {
+            return Err(err(
+                "it tokenizes text, which `predict` does not read yet: tokenize the text and give the ids".into(),
+            ));
+        }
         let (Some(t), pipeline::Column::Table { refs, scalar }) = (&raw.table, &f.column) else {
             return match f.encoder() {
                 Some(_) => Err(err(
