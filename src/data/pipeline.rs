@@ -852,12 +852,14 @@ impl Pipeline {
         Ok(())
     }
 
-    /// The fitted tokenizer of a field read from a `text` source.
+    /// The fitted tokenizer of a field read from a `text` source, or of a field that
+    /// tokenizes a text column.
     pub fn tokenizer(&self, field: &str) -> Option<&Tokenizer> {
         self.text
             .as_ref()
             .filter(|t| t.fields.iter().any(|f| f == field))
             .and_then(|t| t.tokenizer.as_ref())
+            .or_else(|| self.fields.iter().find(|f| f.name == field)?.tokenizer.as_ref())
     }
 
     /// The data block's name.
