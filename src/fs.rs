@@ -268,8 +268,8 @@ pub fn check_paths(program: &Program, root_file: &Path, project: &Project) -> Ve
                 Item::Data(d) => {
                     for stmt in &d.stmts {
                         if let DataStmt::Source { value, .. } = stmt {
-                            for (path, span) in source_paths(value) {
-                                check(path, span, "the data file");
+                            for (path, span, what) in source_paths(value) {
+                                check(path, span, what);
                             }
                         }
                     }
@@ -324,7 +324,7 @@ fn init_path(value: &SettingValue) -> Option<(&str, Span)> {
 /// The file paths of a data source expression: the path arguments of `csv`, `idx`, `npy`,
 /// `npz` and `text` calls and the `file` of a `bpe` tokenizer, written as strings, through
 /// `|> join(…)`.
-fn source_paths(e: &Expr) -> Vec<(&str, Span)> {
+fn source_paths(e: &Expr) -> Vec<(&str, Span, &'static str)> {
     let mut out = Vec::new();
     let mut stack = vec![e];
     while let Some(e) = stack.pop() {
@@ -336,6 +336,12 @@ fn source_paths(e: &Expr) -> Vec<(&str, Span)> {
             ExprKind::Call { callee, args, .. } => {
                 // The parameters that name files, and how many of them come first (may be
                 // given by position).
+                let is_tokenizer = matches!(&callee.kind, ExprKind::Name(n) if n.name == "bpe");
+                let what = if is_tokenizer {
+                    "the tokenizer file"
+                } else {
+                    "the data file"
+                };
                 let (paths, positional): (&[&str], usize) = match &callee.kind {
                     ExprKind::Name(n) if n.name == "idx" => (&["images", "labels"], 2),
                     ExprKind::Name(n)
@@ -352,7 +358,7 @@ fn source_paths(e: &Expr) -> Vec<(&str, Span)> {
                         None => i < positional,
                     };
                     match &a.value.kind {
-                        ExprKind::Str(s) if is_path => out.push((s.as_str(), a.value.span)),
+                        ExprKind::Str(s) if is_path => out.push((s.as_str(), a.value.span, what)),
                         _ => stack.push(&a.value),
                     }
                 }

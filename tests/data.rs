@@ -216,7 +216,10 @@ fn a_csv_text_column_becomes_padded_ids_and_a_mask() {
         // Test sample k is CSV row 1600 + k; its text starts with what the ids spell (all of
         // it unless cut after 24 ids).
         let row = &rows[1600 + k];
-        assert!(row.trim_start_matches('"').starts_with(&text), "{text:?} vs {row:?}");
+        assert!(
+            row.trim_start_matches('"').starts_with(&text),
+            "{text:?} vs {row:?}"
+        );
     }
 }
 

@@ -859,7 +859,13 @@ impl Pipeline {
             .as_ref()
             .filter(|t| t.fields.iter().any(|f| f == field))
             .and_then(|t| t.tokenizer.as_ref())
-            .or_else(|| self.fields.iter().find(|f| f.name == field)?.tokenizer.as_ref())
+            .or_else(|| {
+                self.fields
+                    .iter()
+                    .find(|f| f.name == field)?
+                    .tokenizer
+                    .as_ref()
+            })
     }
 
     /// The data block's name.
