@@ -267,7 +267,10 @@ pub fn check_paths(program: &Program, root_file: &Path, project: &Project) -> Ve
             match item {
                 Item::Data(d) => {
                     for stmt in &d.stmts {
-                        if let DataStmt::Source { value, .. } = stmt {
+                        // Sources name data files; a field's `tokenize(bpe(file: …))` a
+                        // tokenizer file.
+                        if let DataStmt::Source { value, .. } | DataStmt::Field { value, .. } = stmt
+                        {
                             for (path, span, what) in source_paths(value) {
                                 check(path, span, what);
                             }

@@ -355,6 +355,7 @@ pub fn load(
         .find(|s| s.name == "train")
         .expect("make_sets makes a training set");
     fit_categories(&mut pipeline, &sources[train.source], &train.rows)?;
+    read_tokenizer_files(&mut pipeline, base_dir)?;
     fit_tokens(&mut pipeline, &sources[train.source], &train.rows)?;
     for src in &mut sources {
         encode_categories(&pipeline, src)?;
@@ -550,6 +551,31 @@ fn encode_categories(pipeline: &Pipeline, src: &mut Source) -> Result<(), DataEr
             }
         }
         src.codes[fi] = Some(codes);
+    }
+    Ok(())
+}
+
+/// Reads the `tokenizer.json` of every field that tokenizes with `bpe(file: …)` (relative to
+/// the `.nnl` file's directory `base`).
+fn read_tokenizer_files(pipeline: &mut Pipeline, base: &Path) -> Result<(), DataError> {
+    for f in &mut pipeline.fields {
+        let Some(pipeline::Step {
+            kind:
+                pipeline::Kind::Tokens(pipeline::Tokens {
+                    spec: text::TokenizerSpec::File { path, json, .. },
+                    ..
+                }),
+            ..
+        }) = f.steps.first_mut()
+        else {
+            continue;
+        };
+        let p = base.join(&*path);
+        let bytes = formats::read_file(&p)?;
+        *json = Some(
+            String::from_utf8(bytes)
+                .map_err(|_| DataError::in_file(&p.display().to_string(), "not UTF-8 text"))?,
+        );
     }
     Ok(())
 }
@@ -959,7 +985,11 @@ impl Dataset {
             .position(|f| f.name == field)
             .ok_or_else(|| err(format!("no field `{field}`")))?;
         let src = &self.sources[set.source];
-        let per = src.inputs[fi].1[0].clone();
+        // A tokenized text arrives as its ids already (the source encoded the cells).
+        let per = match self.pipeline.fields[fi].tokens() {
+            Some(t) => vec![t.length],
+            None => src.inputs[fi].1[0].clone(),
+        };
         let mut values = Vec::with_capacity(set.rows.len() * per.iter().product::<usize>());
         let mut buf = Vec::new();
         for &row in &set.rows {
