@@ -1555,10 +1555,8 @@ fn indexed_tables<'a>(body: &'a Block, input: &str) -> Vec<&'a Expr> {
                             out.extend(param_rows(&t.name));
                         }
                     }
-                    ExprKind::Call { .. } => {
-                        if args.first().is_some_and(|a| is_input(&a.value)) {
-                            out.extend(embedding_rows(callee));
-                        }
+                    ExprKind::Call { .. } if args.first().is_some_and(|a| is_input(&a.value)) => {
+                        out.extend(embedding_rows(callee));
                     }
                     _ => {}
                 }

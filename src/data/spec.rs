@@ -796,16 +796,19 @@ fn transform(name: &str, args: &[Arg]) -> Result<Kind, String> {
             // The tokenizer is a call (`chars()`), not a constant: it is read apart.
             let is_tokenizer =
                 |i: usize, a: &Arg| a.name.as_ref().map_or(i == 0, |n| n.name == "tokenizer");
-            let (tok, rest): (Vec<(usize, &Arg)>, Vec<(usize, &Arg)>) = args
-                .iter()
-                .enumerate()
-                .partition(|(i, a)| is_tokenizer(*i, a));
-            let [(_, t)] = tok[..] else {
+            let tok: Vec<&Arg> = (args.iter().enumerate())
+                .filter(|(i, a)| is_tokenizer(*i, a))
+                .map(|(_, a)| a)
+                .collect();
+            let [t] = tok[..] else {
                 return Err(
                     "`tokenize` needs one tokenizer, as in `tokenize(chars(), length: 32)`".into(),
                 );
             };
-            let rest: Vec<Arg> = rest.into_iter().map(|(_, a)| a.clone()).collect();
+            let rest: Vec<Arg> = (args.iter().enumerate())
+                .filter(|(i, a)| !is_tokenizer(*i, a))
+                .map(|(_, a)| a.clone())
+                .collect();
             let b = bind(name, &["length"], &rest)?;
             Ok(Kind::Tokens(Tokens {
                 spec: tokenizer(&t.value)?,
