@@ -267,9 +267,12 @@ pub fn check_paths(program: &Program, root_file: &Path, project: &Project) -> Ve
             match item {
                 Item::Data(d) => {
                     for stmt in &d.stmts {
-                        if let DataStmt::Source { value, .. } = stmt {
-                            for (path, span) in source_paths(value) {
-                                check(path, span, "the data file");
+                        // Sources name data files; a field's `tokenize(bpe(file: …))` a
+                        // tokenizer file.
+                        if let DataStmt::Source { value, .. } | DataStmt::Field { value, .. } = stmt
+                        {
+                            for (path, span, what) in source_paths(value) {
+                                check(path, span, what);
                             }
                         }
                     }
@@ -322,9 +325,9 @@ fn init_path(value: &SettingValue) -> Option<(&str, Span)> {
 }
 
 /// The file paths of a data source expression: the path arguments of `csv`, `idx`, `npy`,
-/// `npz`, `text` and `images` calls written as strings (an `images` folder's files must stay
-/// inside it, [`crate::data`]), through `|> join(…)`.
-fn source_paths(e: &Expr) -> Vec<(&str, Span)> {
+/// `npz`, `text` and `images` calls and the `file` of a `bpe` tokenizer, written as strings,
+/// through `|> join(…)` (an `images` folder's files must stay inside it, [`crate::data`]).
+fn source_paths(e: &Expr) -> Vec<(&str, Span, &'static str)> {
     let mut out = Vec::new();
     let mut stack = vec![e];
     while let Some(e) = stack.pop() {
@@ -334,23 +337,31 @@ fn source_paths(e: &Expr) -> Vec<(&str, Span)> {
                 stack.push(rhs);
             }
             ExprKind::Call { callee, args, .. } => {
-                // The parameters that name files, in order.
-                let paths: &[&str] = match &callee.kind {
-                    ExprKind::Name(n) if n.name == "idx" => &["images", "labels"],
+                // The parameters that name files, and how many of them come first (may be
+                // given by position).
+                let is_tokenizer = matches!(&callee.kind, ExprKind::Name(n) if n.name == "bpe");
+                let what = if is_tokenizer {
+                    "the tokenizer file"
+                } else {
+                    "the data file"
+                };
+                let (paths, positional): (&[&str], usize) = match &callee.kind {
+                    ExprKind::Name(n) if n.name == "idx" => (&["images", "labels"], 2),
                     ExprKind::Name(n)
                         if ["csv", "npy", "npz", "images", "text"].contains(&n.name.as_str()) =>
                     {
-                        &["path"]
+                        (&["path"], 1)
                     }
-                    _ => &[],
+                    ExprKind::Name(n) if n.name == "bpe" => (&["file"], 0),
+                    _ => (&[], 0),
                 };
                 for (i, a) in args.iter().enumerate() {
                     let is_path = match &a.name {
                         Some(n) => paths.contains(&n.name.as_str()),
-                        None => i < paths.len(),
+                        None => i < positional,
                     };
                     match &a.value.kind {
-                        ExprKind::Str(s) if is_path => out.push((s.as_str(), a.value.span)),
+                        ExprKind::Str(s) if is_path => out.push((s.as_str(), a.value.span, what)),
                         _ => stack.push(&a.value),
                     }
                 }

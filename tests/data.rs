@@ -210,6 +210,44 @@ fn generated_examples_load() {
 }
 
 #[test]
+fn a_csv_text_column_becomes_padded_ids_and_a_mask() {
+    let d = load("text_classify", 1);
+    // 2,000 rows; test the last 400, val the last 320 of the rest (no shuffle), as
+    // tools/text_classify_baseline.py splits them.
+    assert_eq!(
+        sizes(&d),
+        split(&[("train", 1_280), ("val", 320), ("test", 400)])
+    );
+    check_batches(&d, 64);
+    let tok = d.pipeline().tokenizer("x").expect("fitted").clone();
+    assert_eq!(tok.vocab_size(), 2000);
+    let rows: Vec<String> = std::fs::read_to_string("examples/data/debian/descriptions.csv")
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(String::from)
+        .collect();
+    let b = d.batches("test", 5, 0).unwrap().next().unwrap();
+    let (x, mask) = (b.tensors["x"].to_f64(), b.tensors["mask"].to_f64());
+    for (k, (xs, ms)) in x.chunks(24).zip(mask.chunks(24)).enumerate() {
+        // The mask marks a prefix: the text's ids, then padding with the end-of-text id.
+        let n = ms.iter().take_while(|&&m| m == 1.0).count();
+        assert!(ms[n..].iter().all(|&m| m == 0.0), "{ms:?}");
+        assert!(xs[n..].iter().all(|&i| i as i32 == tok.end_of_document()));
+        let ids: Vec<i32> = xs[..n].iter().map(|&v| v as i32).collect();
+        let text = tok.decode(&ids);
+        assert!(!text.is_empty());
+        // Test sample k is CSV row 1600 + k; its text starts with what the ids spell (all of
+        // it unless cut after 24 ids).
+        let row = &rows[1600 + k];
+        assert!(
+            row.trim_start_matches('"').starts_with(&text),
+            "{text:?} vs {row:?}"
+        );
+    }
+}
+
+#[test]
 fn loading_twice_gives_the_same_batches() {
     let (a, b) = (load("iris", 5), load("iris", 5));
     let batches = |d: &Dataset| -> Vec<_> { d.batches("train", 10, 2).unwrap().collect() };

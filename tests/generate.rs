@@ -92,6 +92,36 @@ fn char_gpt_trains_saves_its_tokenizer_and_generates() {
     assert!(g.starts_with("re") && g.chars().count() >= 40, "{g:?}");
     assert_eq!(g, greedy("re"), "greedy decoding is deterministic");
 
+    // The key/value cache gives the same ids as recomputing the window, token for token: 45
+    // ids from the start of a document and "re" (3 ids) run past the context of 32, so both
+    // the cached positions and the sliding window after them are compared.
+    let generate = |extra: &[&str]| {
+        let mut args = vec![
+            "generate",
+            file,
+            "--checkpoint",
+            ckpt,
+            "--tokens",
+            "45",
+            "--prompt",
+            "re",
+        ];
+        args.extend(extra);
+        let out = nnlc(&args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        (ok(out, "generate"), err)
+    };
+    for how in [
+        &["--temperature", "0"][..],
+        &["--seed", "5", "--samples", "3"][..],
+    ] {
+        let (cached, err) = generate(how);
+        assert!(err.contains("key/value cache"), "{err}");
+        let (recomputed, err) = generate(&[how, &["--no-cache"]].concat());
+        assert!(err.contains("no cache"), "{err}");
+        assert_eq!(cached, recomputed, "{how:?}: with and without the cache");
+    }
+
     let sample = |seed: &str| {
         ok(
             nnlc(&[
@@ -186,4 +216,51 @@ fn generate_needs_a_model_trained_on_text() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("has no tokenizer"), "{err}");
+}
+
+#[test]
+fn a_causal_model_the_cache_cannot_serve_generates_without_it() {
+    // An LSTM is causal but carries its state through the sequence, not through `cached`
+    // keys and values: its one-position graph disagrees with the whole sequence, so generation
+    // says so and recomputes the window, with the same ids as `--no-cache`.
+    let dir = scratch("lstm");
+    let words: String = ["apple", "banana", "cherry", "date", "elder", "fig", "grape"]
+        .iter()
+        .cycle()
+        .take(200)
+        .map(|w| format!("{w}\n"))
+        .collect();
+    std::fs::write(dir.join("words.txt"), words).unwrap();
+    let file = dir.join("lstm.nnl");
+    std::fs::write(
+        &file,
+        "use std.nn.{Embedding, LSTM, Dense}\n\
+         data w {\n  source = text(\"words.txt\", tokenizer: chars(), context: 8)\n  x: i32[8] = x\n  y: i32[8] = y\n  split val = 0.1 of source\n}\n\
+         model Lm(vocab: int = 17)(x: i32[B, T]) -> f32[B, T, vocab] {\n  x |> Embedding(vocab, 8) |> LSTM(16) |> Dense(vocab)\n}\n\
+         train Lm on w {\n  loss = sparse_cross_entropy(out, y)\n  optimizer = adam(lr: 1e-2)\n  batch 16\n  epochs 1\n  seed 1\n}\n",
+    )
+    .unwrap();
+    let (ckpt, _) = train(file.to_str().unwrap(), &dir, &[]);
+    let generate = |extra: &[&str]| {
+        let mut args = vec![
+            "generate",
+            file.to_str().unwrap(),
+            "--checkpoint",
+            ckpt.to_str().unwrap(),
+            "--temperature",
+            "0",
+            "--tokens",
+            "12",
+        ];
+        args.extend(extra);
+        let out = nnlc(&args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        (ok(out, "generate"), err)
+    };
+    let (with, err) = generate(&[]);
+    assert!(
+        err.contains("generating without the key/value cache") && err.contains("no cache"),
+        "{err}"
+    );
+    assert_eq!(with, generate(&["--no-cache"]).0);
 }

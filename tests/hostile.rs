@@ -611,6 +611,31 @@ train Net on d {{
     );
 }
 
+#[test]
+fn a_tokenizer_file_stays_in_the_project_and_the_error_points_at_its_path() {
+    let root = scratch("tokenizer_path");
+    let project = root.join("project");
+    write(&root, "tokenizer.json", "{}");
+    write(&project, "words.txt", "apple\nbanana\ncherry\n");
+    write(
+        &project,
+        "lm.nnl",
+        r#"data words {
+  source = text("words.txt", tokenizer: bpe(file: "../tokenizer.json"), context: 4)
+  x: i32[4] = x
+  y: i32[4] = y
+}
+"#,
+    );
+    let out = nnlc_in(&project, &["check", "lm.nnl"]);
+    let err = assert_refused(&out);
+    let real_root = root.canonicalize().unwrap();
+    insta::assert_snapshot!(err.replace(real_root.to_str().unwrap(), "[TMP]"));
+    let allow = root.to_str().unwrap();
+    let out = nnlc_in(&project, &["check", "lm.nnl", "--allow-path", allow]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
 // ---------------------------------------------------------------- byte-order marks
 
 #[test]

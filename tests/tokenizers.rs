@@ -92,3 +92,63 @@ fn a_python_tokenizer_json_gives_pythons_ids() {
     .unwrap_err();
     assert!(e.contains("not a tokenizer file"), "{e}");
 }
+
+#[test]
+fn a_csv_column_tokenized_by_a_tokenizer_file_gives_its_ids() {
+    // `tokenize(bpe(file: …), length: N)` reads the file (relative to the `.nnl` file) when the
+    // data are loaded: each cell gets Python's ids, padded with `<|endoftext|>`.
+    let expected: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string("tests/fixtures/bpe/expected.json").unwrap())
+            .unwrap();
+    let cases: Vec<(&str, Vec<i32>)> = expected
+        .iter()
+        .take(20)
+        .map(|c| {
+            let ids = c["ids"].as_array().unwrap();
+            (
+                c["text"].as_str().unwrap(),
+                ids.iter().map(|v| v.as_i64().unwrap() as i32).collect(),
+            )
+        })
+        .collect();
+    let csv: String = std::iter::once("text,label\n".to_string())
+        .chain(
+            cases
+                .iter()
+                .enumerate()
+                .map(|(i, (t, _))| format!("\"{}\",{}\n", t.replace('"', "\"\""), i % 2)),
+        )
+        .collect();
+    let dir = std::env::temp_dir().join(format!("nnl-tokenizers-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("texts.csv"), csv).unwrap();
+    std::fs::copy(
+        "tests/fixtures/bpe/tokenizer.json",
+        dir.join("tokenizer.json"),
+    )
+    .unwrap();
+    let source = "data d {\n  source = csv(\"texts.csv\", header: true)\n  x: i32[16] = col(\"text\") |> tokenize(bpe(file: \"tokenizer.json\"), length: 16)\n  y: i32 = col(1)\n}\n";
+    let mut sources = nnl::source::SourceMap::new();
+    let root = sources.add("d.nnl", source, false);
+    let (program, diags) = nnl::resolve::resolve(&mut sources, root, &nnl::fs::DiskLoader);
+    assert!(diags.is_empty(), "{diags:?}");
+    let decl = program.modules[program.root]
+        .ast
+        .items
+        .iter()
+        .find_map(|i| match i {
+            nnl::syntax::ast::Item::Data(d) => Some(d),
+            _ => None,
+        })
+        .unwrap();
+    let d = nnl::data::load(&program, decl, &dir, 1).unwrap_or_else(|e| panic!("{e}"));
+    let x = d.raw_inputs("train", "x").unwrap();
+    let x = d.transform_inputs("x", &x).unwrap().to_f64();
+    let end = d.pipeline().tokenizer("x").unwrap().end_of_document();
+    for ((text, want), got) in cases.iter().zip(x.chunks(16)) {
+        let got: Vec<i32> = got.iter().map(|&v| v as i32).collect();
+        let n = want.len().min(16);
+        assert_eq!(&got[..n], &want[..n], "{text:?}");
+        assert!(got[n..].iter().all(|&i| i == end), "{text:?}: {got:?}");
+    }
+}

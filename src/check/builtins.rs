@@ -1056,6 +1056,41 @@ pub(super) fn call(
             Some(n) => Ty::Tensor(Dtype::F32, Shape::of_dims([n])),
             None => Ty::Unknown,
         },
+        Builtin::Positions => match int_arg(c, Some(req(0)), 1, "n") {
+            Some(n) => Ty::Tensor(Dtype::I32, Shape::of_dims([n])),
+            None => Ty::Unknown,
+        },
+        Builtin::Cached => {
+            let Some((_, s)) = tensor_arg(c, req(0), "x") else {
+                return Ty::Unknown;
+            };
+            let Some(axis) = const_arg(c, Some(req(1)), 0, "axis") else {
+                return Ty::Unknown;
+            };
+            match normalize_axis(c, s, axis, req(1).span) {
+                Some(_) => req(0).ty.clone(),
+                None => Ty::Unknown,
+            }
+        }
+        Builtin::CausalMask => {
+            let Some((_, s)) = tensor_arg(c, req(0), "scores") else {
+                return Ty::Unknown;
+            };
+            let n = s.0.len();
+            if n < 2
+                || matches!(s.0[n - 1], ShapeElem::Pack(_))
+                || matches!(s.0[n - 2], ShapeElem::Pack(_))
+            {
+                c.emit(err(
+                    codes::RANK,
+                    format!("`causal_mask` needs scores [..S, queries, keys], found {s}"),
+                    req(0).span,
+                    "rank too small",
+                ));
+                return Ty::Unknown;
+            }
+            req(0).ty.clone()
+        }
         Builtin::Shape => match &req(0).ty {
             Ty::Tensor(_, s) => Ty::Shape(s.clone()),
             other => {

@@ -148,6 +148,8 @@ const TRANSFORMS: &[(&str, &[(&str, bool)])] = &[
     ("reshape", &[("shape", false)]),
     ("impute", &[("strategy", true), ("constant", true)]),
     ("clip_outliers", &[("z", true), ("iqr", true)]),
+    ("tokenize", &[("tokenizer", false), ("length", false)]),
+    ("mask", &[]),
     ("random_shift", &[("pixels", false)]),
     ("random_flip", &[("axis", true)]),
     ("random_rotation", &[("degrees", false)]),
@@ -355,6 +357,14 @@ impl Checker<'_> {
                 }))
             })
             .flatten();
+        // The ids of a `text` source whose tokenizer declares its vocabulary (`x` and `y`
+        // hold 0 to vocab - 1).
+        let text_ids: Option<(i64, String)> = d.stmts.iter().find_map(|s| match s {
+            DataStmt::Source { value, .. } => {
+                text_vocab(value).map(|(v, span)| (v, self.sources.text(span).to_string()))
+            }
+            _ => None,
+        });
         let mut taken: Vec<(String, f64, Span)> = Vec::new();
         for s in &d.stmts {
             match s {
@@ -393,6 +403,23 @@ impl Checker<'_> {
                             info.unstated_classes.push((name.name.clone(), span));
                         }
                         _ => {}
+                    }
+                    if let (Some((v, tokenizer)), ExprKind::Name(column), Ty::Tensor(dt, _)) =
+                        (&text_ids, &value.kind, &declared)
+                        && ["x", "y"].contains(&column.name.as_str())
+                        && !dt.is_float()
+                        && fits
+                    {
+                        info.classes
+                            .push((name.name.clone(), *v, tokenizer.clone()));
+                    }
+                    if let (Some((v, span)), Ty::Tensor(dt, _)) =
+                        (tokenized_vocab(value), &declared)
+                        && !dt.is_float()
+                        && fits
+                    {
+                        let tokenizer = self.sources.text(span).to_string();
+                        info.classes.push((name.name.clone(), v, tokenizer));
                     }
                     let ty_known = if fits { declared } else { Ty::Unknown };
                     info.fields
@@ -822,6 +849,45 @@ impl Checker<'_> {
                 per_sample = None;
                 continue;
             }
+            if name.name == "tokenize" {
+                // The tokenizer is a call such as `chars()`, checked as a text source's is.
+                let vals: Vec<ArgVal> = args
+                    .iter()
+                    .enumerate()
+                    .map(|(i, a)| {
+                        let tokenizer = a.name.as_ref().map_or(i == 0, |n| n.name == "tokenizer");
+                        ArgVal {
+                            name: a.name.clone(),
+                            ty: if tokenizer {
+                                self.tokenizer(f, &a.value);
+                                Ty::Unknown
+                            } else {
+                                self.expr(f, &a.value)
+                            },
+                            span: a.value.span,
+                        }
+                    })
+                    .collect();
+                let bound = self.bind_slots(&slots(params), &vals, &name.name, span);
+                let length = bound.and_then(|b| b.into_iter().nth(1).flatten());
+                // One text becomes `length` ids: the selection's count is not the field's.
+                reshaped = true;
+                per_sample = match length {
+                    Some(ArgVal { ty: Ty::Int(d), .. }) => d.as_const().map(|n| vec![n]),
+                    Some(ArgVal { ty, span, .. }) if !ty.is_unknown() => {
+                        self.emit(
+                            Diagnostic::error(
+                                codes::SETTING_VALUE,
+                                format!("`length` of `tokenize` must be an integer, found {ty}"),
+                            )
+                            .with_primary(span, "not an integer"),
+                        );
+                        None
+                    }
+                    _ => None,
+                };
+                continue;
+            }
             let vals: Vec<ArgVal> = self.eval_args(f, args);
             if name.name == "impute" {
                 continue;
@@ -1204,4 +1270,73 @@ fn generator_classes(written: &str, e: &Expr) -> Option<(i64, String)> {
         None => default?,
     };
     Some((count, written.to_string()))
+}
+
+/// The vocabulary a `text` source's tokenizer declares as a number (`chars(vocab: 80)`,
+/// `bpe(512)`, `bpe(file: "t.json", vocab: 512)`), with the tokenizer's span.
+fn text_vocab(e: &Expr) -> Option<(i64, Span)> {
+    let (source, args) = call(e)?;
+    if source != "text" {
+        return None;
+    }
+    let tokenizer = &args
+        .iter()
+        .find(|a| a.name.as_ref().is_some_and(|n| n.name == "tokenizer"))?
+        .value;
+    Some((declared_vocab(tokenizer)?, tokenizer.span))
+}
+
+/// The ids of a field that tokenizes a column (`col("t") |> tokenize(bpe(vocab: 512), …)`,
+/// not followed by `mask`): the vocabulary its tokenizer declares, with the tokenizer's span.
+fn tokenized_vocab(value: &Expr) -> Option<(i64, Span)> {
+    let mut transforms = Vec::new();
+    let mut head = value;
+    while let ExprKind::Pipe { lhs, rhs } = &head.kind {
+        transforms.push(&**rhs);
+        head = lhs;
+    }
+    let (first, later) = transforms.split_last()?;
+    if later
+        .iter()
+        .any(|t| matches!(&t.kind, ExprKind::Name(n) if n.name == "mask"))
+    {
+        return None;
+    }
+    let (name, args) = call(first)?;
+    if name != "tokenize" {
+        return None;
+    }
+    let tokenizer = &args
+        .iter()
+        .enumerate()
+        .find(|(i, a)| a.name.as_ref().map_or(*i == 0, |n| n.name == "tokenizer"))?
+        .1
+        .value;
+    Some((declared_vocab(tokenizer)?, tokenizer.span))
+}
+
+fn call(e: &Expr) -> Option<(&str, &[Arg])> {
+    match &e.kind {
+        ExprKind::Call { callee, args, .. } => match &callee.kind {
+            ExprKind::Name(n) => Some((n.name.as_str(), args.as_slice())),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The `vocab` a tokenizer call declares as a number (named, or its first positional argument).
+fn declared_vocab(tokenizer: &Expr) -> Option<i64> {
+    let (_, args) = call(tokenizer)?;
+    let vocab = args
+        .iter()
+        .find(|a| a.name.as_ref().is_some_and(|n| n.name == "vocab"))
+        .or_else(|| args.iter().find(|a| a.name.is_none()))?;
+    match &vocab.value.kind {
+        ExprKind::Number {
+            value,
+            is_int: true,
+        } if *value >= 1.0 && *value <= i64::MAX as f64 => Some(*value as i64),
+        _ => None,
+    }
 }

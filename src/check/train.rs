@@ -235,6 +235,7 @@ impl Checker<'_> {
                 let mark = self.diags.len();
                 let t = self.apply_instance(&inst, args, def.name.span);
                 self.report_misfits(mark, def, &given);
+                self.vocabulary_fit(def, &inst.attrs, &given, data);
                 inputs.extend(names.iter().map(|n| n.to_string()));
                 if models.len() == 1 {
                     out = Some(t);
@@ -306,6 +307,65 @@ impl Checker<'_> {
                 e.with_note(d.message)
                     .with_help("make the input and the field agree"),
             );
+        }
+    }
+
+    /// An input read from a field whose ids the data block bounds (a text source's declared
+    /// vocabulary) must index tables of exactly that many rows: fewer, and an id has no row;
+    /// more, and rows no id reaches (logits for ids that never occur, when the table is tied
+    /// to the output). The tables are those the input indexes directly — `gather(w, x)` with
+    /// `param w: [ROWS, …]`, `x |> Embedding(ROWS, …)` — whose rows are a number or an
+    /// attribute of the model.
+    fn vocabulary_fit(
+        &mut self,
+        model: &Def,
+        attrs: &[(String, Ty)],
+        inputs: &[(String, Ty, Span)],
+        data: &DataInfo,
+    ) {
+        for (name, _, field_span) in inputs {
+            let Some((_, ids, source)) = data.classes.iter().find(|c| c.0 == *name) else {
+                continue;
+            };
+            for rows_expr in indexed_tables(&model.body, name) {
+                let rows = match &rows_expr.kind {
+                    ExprKind::Number {
+                        value,
+                        is_int: true,
+                    } => Some(*value as i64),
+                    ExprKind::Name(n) => {
+                        attrs
+                            .iter()
+                            .find(|(a, _)| *a == n.name)
+                            .and_then(|(_, t)| match t {
+                                Ty::Int(d) => d.as_const(),
+                                _ => None,
+                            })
+                    }
+                    _ => None,
+                };
+                let Some(rows) = rows.filter(|r| r != ids) else {
+                    continue;
+                };
+                self.emit(
+                    Diagnostic::error(
+                        codes::DATA_MODEL_MISMATCH,
+                        format!(
+                            "`{name}` holds ids 0 to {}, but `{}` looks them up in a table of {rows} rows",
+                            ids - 1,
+                            model.name.name
+                        ),
+                    )
+                    .with_primary(rows_expr.span, format!("{rows} rows"))
+                    .with_secondary(*field_span, format!("{ids} ids"))
+                    .with_note(format!("`{source}` declares the vocabulary of `{name}`"))
+                    .with_help(if rows < *ids {
+                        format!("give the table {ids} rows: an id beyond its last row has nothing to look up")
+                    } else {
+                        format!("give the table {ids} rows, or declare `vocab: {rows}`: rows no id reaches are never trained")
+                    }),
+                );
+            }
         }
     }
 
@@ -1453,4 +1513,115 @@ fn call_arg_names(e: &Expr, out: &mut Vec<String>) {
                 .filter_map(|a| a.name.as_ref().map(|n| n.name.clone())),
         );
     }
+}
+
+/// The expressions that give the rows of each table `input` indexes directly in `body`:
+/// `gather(w, input)` with `param w: [ROWS, …]` declared in `body`, and
+/// `input |> Embedding(ROWS, …)` or `Embedding(ROWS, …)(input)`.
+fn indexed_tables<'a>(body: &'a Block, input: &str) -> Vec<&'a Expr> {
+    let is_input = |e: &Expr| matches!(&e.kind, ExprKind::Name(n) if n.name == input);
+    let embedding_rows = |layer: &'a Expr| -> Option<&'a Expr> {
+        let ExprKind::Call { callee, args, .. } = &layer.kind else {
+            return None;
+        };
+        if !matches!(&callee.kind, ExprKind::Name(n) if n.name == "Embedding") {
+            return None;
+        }
+        args.iter()
+            .find(|a| a.name.as_ref().is_some_and(|n| n.name == "vocab"))
+            .or_else(|| args.iter().find(|a| a.name.is_none()))
+            .map(|a| &a.value)
+    };
+    let param_rows = |table: &str| -> Option<&'a Expr> {
+        body.stmts.iter().find_map(|s| match &s.kind {
+            StmtKind::Param { names, ty, .. } if names.iter().any(|n| n.name == table) => {
+                match &ty.kind {
+                    TypeKind::Shape(shape)
+                    | TypeKind::Tensor {
+                        shape: Some(shape), ..
+                    } => match shape.items.first() {
+                        Some(ShapeItem::Dim(e)) => Some(e),
+                        _ => None,
+                    },
+                    _ => None,
+                }
+            }
+            _ => None,
+        })
+    };
+    let mut stack: Vec<&Expr> = Vec::new();
+    let push_block = |stack: &mut Vec<&'a Expr>, b: &'a Block| {
+        for s in &b.stmts {
+            match &s.kind {
+                StmtKind::Let { value, .. } | StmtKind::Assign { value, .. } => stack.push(value),
+                StmtKind::Param { init, .. } | StmtKind::State { init, .. } => {
+                    stack.extend(init.iter())
+                }
+                StmtKind::Yield(es) => stack.extend(es.iter()),
+                StmtKind::Expr(e) => stack.push(e),
+            }
+        }
+        stack.extend(b.tail.as_deref());
+    };
+    push_block(&mut stack, body);
+    let mut out = Vec::new();
+    while let Some(e) = stack.pop() {
+        match &e.kind {
+            ExprKind::Call { callee, args, .. } => {
+                match &callee.kind {
+                    ExprKind::Name(n) if n.name == "gather" => {
+                        if let [table, ids, ..] = &args[..]
+                            && is_input(&ids.value)
+                            && let ExprKind::Name(t) = &table.value.kind
+                        {
+                            out.extend(param_rows(&t.name));
+                        }
+                    }
+                    ExprKind::Call { .. } if args.first().is_some_and(|a| is_input(&a.value)) => {
+                        out.extend(embedding_rows(callee));
+                    }
+                    _ => {}
+                }
+                stack.push(callee);
+                stack.extend(args.iter().map(|a| &a.value));
+            }
+            ExprKind::Pipe { lhs, rhs } => {
+                if is_input(lhs) {
+                    out.extend(embedding_rows(rhs));
+                }
+                stack.extend([&**lhs, &**rhs]);
+            }
+            ExprKind::Binary { lhs, rhs, .. } | ExprKind::Range { lo: lhs, hi: rhs } => {
+                stack.extend([&**lhs, &**rhs])
+            }
+            ExprKind::Unary { expr, .. } => stack.push(expr),
+            ExprKind::Member { base, .. } => stack.push(base),
+            ExprKind::Tuple(es) => stack.extend(es.iter()),
+            ExprKind::List(items) => stack.extend(items.iter().filter_map(|i| match i {
+                ListItem::Expr(e) => Some(e),
+                ListItem::Spread(_) => None,
+            })),
+            ExprKind::Closure { body, .. } => stack.push(body),
+            ExprKind::If {
+                cond,
+                then,
+                otherwise,
+            } => {
+                stack.push(cond);
+                push_block(&mut stack, then);
+                stack.extend(otherwise.as_deref());
+            }
+            ExprKind::Scan { args, body, .. } => {
+                stack.extend(args.iter().map(|a| &a.value));
+                push_block(&mut stack, body);
+            }
+            ExprKind::Block(b) => push_block(&mut stack, b),
+            ExprKind::Number { .. }
+            | ExprKind::Str(_)
+            | ExprKind::Bool(_)
+            | ExprKind::Training
+            | ExprKind::Name(_) => {}
+        }
+    }
+    out
 }

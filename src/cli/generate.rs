@@ -41,6 +41,9 @@ pub struct GenerateArgs {
     /// End a sample when the model ends the document (a line, for a `text` source)
     #[arg(long = "stop-at-end")]
     pub stop_at_end: bool,
+    /// Recompute the whole context for every new id instead of using the key/value cache
+    #[arg(long = "no-cache")]
+    pub no_cache: bool,
 }
 
 pub fn generate(args: &GenerateArgs) -> Result<(), String> {
@@ -53,7 +56,11 @@ pub fn generate(args: &GenerateArgs) -> Result<(), String> {
         backend.as_ref(),
         &saved,
         args.model.as_deref(),
+        !args.no_cache,
     )?;
+    for note in generator.notes() {
+        err!("note: {note}");
+    }
     let sampling = Sampling {
         tokens: args.tokens,
         temperature: args.temperature,
@@ -86,9 +93,14 @@ pub fn generate(args: &GenerateArgs) -> Result<(), String> {
     })?;
     let seconds = started.elapsed().as_secs_f64();
     err!(
-        "{made} ids in {seconds:.2} s ({:.1} ids/s, context {})",
+        "{made} ids in {seconds:.2} s ({:.1} ids/s, context {}, {})",
         made as f64 / seconds.max(1e-9),
-        generator.context()
+        generator.context(),
+        if generator.uses_cache() {
+            "key/value cache"
+        } else {
+            "no cache"
+        }
     );
     Ok(())
 }

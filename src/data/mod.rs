@@ -378,8 +378,11 @@ pub fn load_with(
         .find(|s| s.name == "train")
         .expect("make_sets makes a training set");
     fit_categories(&mut pipeline, &sources[train.source], &train.rows)?;
+    read_tokenizer_files(&mut pipeline, base_dir)?;
+    fit_tokens(&mut pipeline, &sources[train.source], &train.rows)?;
     for src in &mut sources {
         encode_categories(&pipeline, src)?;
+        encode_tokens(&pipeline, src)?;
     }
     fit(&mut pipeline, &sources[train.source], &train.rows)?;
     for src in &sources {
@@ -600,6 +603,75 @@ fn encode_categories(pipeline: &Pipeline, src: &mut Source) -> Result<(), DataEr
                 })?;
                 codes.push(code as f64);
             }
+        }
+        src.codes[fi] = Some(codes);
+    }
+    Ok(())
+}
+
+/// Reads the `tokenizer.json` of every field that tokenizes with `bpe(file: …)` (relative to
+/// the `.nnl` file's directory `base`).
+fn read_tokenizer_files(pipeline: &mut Pipeline, base: &Path) -> Result<(), DataError> {
+    for f in &mut pipeline.fields {
+        let Some(pipeline::Step {
+            kind:
+                pipeline::Kind::Tokens(pipeline::Tokens {
+                    spec: text::TokenizerSpec::File { path, json, .. },
+                    ..
+                }),
+            ..
+        }) = f.steps.first_mut()
+        else {
+            continue;
+        };
+        let p = base.join(&*path);
+        let bytes = formats::read_file(&p)?;
+        *json = Some(
+            String::from_utf8(bytes)
+                .map_err(|_| DataError::in_file(&p.display().to_string(), "not UTF-8 text"))?,
+        );
+    }
+    Ok(())
+}
+
+/// Fits the tokenizer of every field that tokenizes a text column on the training samples'
+/// cells (a missing cell is an empty text).
+fn fit_tokens(pipeline: &mut Pipeline, src: &Source, rows: &[usize]) -> Result<(), DataError> {
+    for fi in 0..pipeline.fields.len() {
+        let Some(t) = pipeline.fields[fi].tokens() else {
+            continue;
+        };
+        let texts: Vec<String> = rows
+            .iter()
+            .map(|&r| src.category(fi, r, 0).unwrap_or_default())
+            .collect();
+        let documents: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let tokenizer = t
+            .spec
+            .fit(&documents)
+            .map_err(|m| pipeline.field_error(&pipeline.fields[fi], m))?;
+        pipeline.fields[fi].tokenizer = Some(tokenizer);
+    }
+    Ok(())
+}
+
+/// Tokenizes the text cells of a source with the fitted tokenizers: `length` ids per cell, cut
+/// or padded with the end-of-document id (or the mask of the ids that are not padding).
+fn encode_tokens(pipeline: &Pipeline, src: &mut Source) -> Result<(), DataError> {
+    for (fi, f) in pipeline.fields.iter().enumerate() {
+        let (Some(t), Some(tokenizer)) = (f.tokens(), &f.tokenizer) else {
+            continue;
+        };
+        let pad = tokenizer.end_of_document();
+        let mut codes = Vec::with_capacity(src.rows * t.length);
+        for row in 0..src.rows {
+            let ids = tokenizer.encode(&src.category(fi, row, 0).unwrap_or_default());
+            codes.extend((0..t.length).map(|i| match (ids.get(i), t.mask) {
+                (Some(_), true) => 1.0,
+                (None, true) => 0.0,
+                (Some(&id), false) => f64::from(id),
+                (None, false) => f64::from(pad),
+            }));
         }
         src.codes[fi] = Some(codes);
     }
@@ -884,6 +956,7 @@ impl Dataset {
         }
         for src in &mut self.sources {
             encode_categories(&self.pipeline, src)?;
+            encode_tokens(&self.pipeline, src)?;
         }
         Ok(())
     }
@@ -1000,7 +1073,11 @@ impl Dataset {
             .position(|f| f.name == field)
             .ok_or_else(|| err(format!("no field `{field}`")))?;
         let src = &self.sources[set.source];
-        let per = src.inputs[fi].1[0].clone();
+        // A tokenized text arrives as its ids already (the source encoded the cells).
+        let per = match self.pipeline.fields[fi].tokens() {
+            Some(t) => vec![t.length],
+            None => src.inputs[fi].1[0].clone(),
+        };
         let mut values = Vec::with_capacity(set.rows.len() * per.iter().product::<usize>());
         let mut buf = Vec::new();
         for &row in &set.rows {
@@ -1223,7 +1300,7 @@ impl Pipeline {
     pub fn reads_raw_table(&self, field: &str) -> bool {
         self.fields.iter().any(|f| {
             f.name == field
-                && (f.encoder().is_some()
+                && (f.reads_text()
                     || matches!(&f.column, pipeline::Column::Table { refs, .. }
                         if refs.iter().any(|r| matches!(r, pipeline::TableRef::Name(_)))))
         })
@@ -1240,6 +1317,11 @@ impl Pipeline {
             .iter()
             .find(|f| f.name == field)
             .ok_or_else(|| err("no such field in this data block".into()))?;
+        if f.tokens().is_some() {
+            return Err(err(
+                "it tokenizes text, which `predict` does not read yet: tokenize the text and give the ids".into(),
+            ));
+        }
         let (Some(t), pipeline::Column::Table { refs, scalar }) = (&raw.table, &f.column) else {
             return match f.encoder() {
                 Some(_) => Err(err(

@@ -75,6 +75,19 @@ pub(super) enum Kind {
     },
     /// `gaussian_noise(std)`.
     Noise(f64),
+    /// `tokenize(TOKENIZER, length: N)`, optionally followed by `mask`; the field's first step.
+    Tokens(Tokens),
+}
+
+/// A text column's cell as `length` ids — the ids of its text by a tokenizer fitted on the
+/// training split, cut after `length` or padded with the end-of-document id — or, with `mask`,
+/// 1 for each id of the text and 0 for each padding id. The source encodes the cells (as it
+/// does category names), so the step itself changes nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Tokens {
+    pub spec: TokenizerSpec,
+    pub length: usize,
+    pub mask: bool,
 }
 
 impl Kind {
@@ -96,6 +109,8 @@ impl Kind {
             Kind::Crop(_) => "random_resized_crop",
             Kind::Jitter { .. } => "color_jitter",
             Kind::Noise(_) => "gaussian_noise",
+            Kind::Tokens(t) if t.mask => "mask",
+            Kind::Tokens(_) => "tokenize",
         }
     }
 
@@ -115,7 +130,8 @@ impl Kind {
             | Kind::Impute(_)
             | Kind::Clip(_)
             | Kind::OneHot(_)
-            | Kind::Categories(_) => false,
+            | Kind::Categories(_)
+            | Kind::Tokens(_) => false,
         }
     }
 
@@ -124,6 +140,7 @@ impl Kind {
         match self {
             Kind::Flatten | Kind::Reshape(_) | Kind::Shift(_) | Kind::Flip(_) => false,
             Kind::Categories(e) => e.one_hot,
+            Kind::Tokens(t) => t.mask,
             Kind::Impute(Strategy::Constant(c)) => c.fract() != 0.0,
             _ => true,
         }
@@ -156,6 +173,7 @@ impl Kind {
             Kind::OneHot(k) => Ok(shape.iter().copied().chain([*k]).collect()),
             Kind::Categories(e) if e.one_hot => Ok(vec![e.width]),
             Kind::Categories(_) => Ok(shape.to_vec()),
+            Kind::Tokens(t) => Ok(vec![t.length]),
             Kind::Shift(_) | Kind::Flip(_) | Kind::Rotate(_) | Kind::Crop(_) if shape.len() < 2 => {
                 Err(format!(
                     "`{}` needs images, with height and width as the last two axes, but a sample is {}: reshape it first",
@@ -251,6 +269,8 @@ pub(super) struct Field {
     pub vocab: Vec<Vocab>,
     /// The class names its source gives (the class folders of an `images` source's `label`).
     pub source_classes: Vec<String>,
+    /// The tokenizer of a `Tokens` step; None until fitted.
+    pub tokenizer: Option<Tokenizer>,
     /// Where the field's name is in the `.nnl` file (a byte offset), for errors at its line.
     pub at: usize,
 }
@@ -270,6 +290,19 @@ impl Field {
             Some(Kind::Categories(e)) => Some(e),
             _ => None,
         }
+    }
+
+    /// The tokenization of a text column, when the field starts with one.
+    pub fn tokens(&self) -> Option<&Tokens> {
+        match self.steps.first().map(|s| &s.kind) {
+            Some(Kind::Tokens(t)) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// Whether the field reads text cells (category names or text to tokenize).
+    pub fn reads_text(&self) -> bool {
+        self.encoder().is_some() || self.tokens().is_some()
     }
 
     /// Checks fitted (or restored) vocabularies, one per column, against the declaration: the
@@ -467,7 +500,7 @@ impl Field {
                     }
                     *buf = out;
                 }
-                Kind::Categories(_) => {}
+                Kind::Categories(_) | Kind::Tokens(_) => {}
                 Kind::Shift(pixels) => {
                     if let Some(a) = aug {
                         let mut rng = a.rng(k);
@@ -884,12 +917,20 @@ impl Pipeline {
         Ok(())
     }
 
-    /// The fitted tokenizer of a field read from a `text` source.
+    /// The fitted tokenizer of a field read from a `text` source, or of a field that
+    /// tokenizes a text column.
     pub fn tokenizer(&self, field: &str) -> Option<&Tokenizer> {
         self.text
             .as_ref()
             .filter(|t| t.fields.iter().any(|f| f == field))
             .and_then(|t| t.tokenizer.as_ref())
+            .or_else(|| {
+                self.fields
+                    .iter()
+                    .find(|f| f.name == field)?
+                    .tokenizer
+                    .as_ref()
+            })
     }
 
     /// The data block's name.
@@ -1005,6 +1046,12 @@ impl Pipeline {
             text.push((format!("data.{}.classes", f.name), json));
         }
         text.extend(self.fitted_tokenizer());
+        text.extend(self.fields.iter().filter_map(|f| {
+            Some((
+                tokenizer_key(&self.name, &f.name),
+                f.tokenizer.as_ref()?.to_json(),
+            ))
+        }));
         text
     }
 
@@ -1019,6 +1066,29 @@ impl Pipeline {
                     DataError::in_file(&self.file, format!("`{key}` is not a list of names: {e}"))
                 })?;
             }
+        }
+        let mut tokenizers = Vec::new();
+        for (fi, f) in self.fields.iter().enumerate() {
+            let Some(t) = f.tokens() else { continue };
+            let key = tokenizer_key(&self.name, &f.name);
+            let err = |m: String| self.field_error(f, format!("`{key}`: {m}"));
+            let (_, json) = text
+                .iter()
+                .find(|(k, _)| *k == key)
+                .ok_or_else(|| err("not among the checkpoint's text state".into()))?;
+            let tokenizer = Tokenizer::from_json(json).map_err(err)?;
+            if let Some(v) = t.spec.declared_vocab()
+                && v != tokenizer.vocab_size()
+            {
+                return Err(err(format!(
+                    "the saved tokenizer has {} ids, but the file declares `vocab: {v}`",
+                    tokenizer.vocab_size()
+                )));
+            }
+            tokenizers.push((fi, tokenizer));
+        }
+        for (fi, t) in tokenizers {
+            self.fields[fi].tokenizer = Some(t);
         }
         let mut restored = Vec::new();
         for (fi, f) in self.fields.iter().enumerate() {
@@ -1216,6 +1286,12 @@ impl Pipeline {
                 Kind::Categories(_) => {
                     return Err(format!(
                         "field `{}` encodes category names, which a numeric input cannot carry: export without preprocessing and encode the categories before the model",
+                        f.name
+                    ));
+                }
+                Kind::Tokens(_) => {
+                    return Err(format!(
+                        "field `{}` tokenizes text, which a numeric input cannot carry: export without preprocessing and tokenize the text before the model",
                         f.name
                     ));
                 }

@@ -601,7 +601,7 @@ impl Source {
                     continue;
                 }
                 let user = self.inputs.iter().zip(fields).find(|((input, _), f)| {
-                    f.encoder().is_none() && matches!(input, Input::Cols { cols, .. }
+                    !f.reads_text() && matches!(input, Input::Cols { cols, .. }
                         if cols.iter().any(|&k| self.columns[k].origin == o && self.columns[k].index == c))
                 });
                 if let Some((_, f)) = user {

@@ -6,7 +6,7 @@
 use super::augment::{CropSpec, FlipAxes};
 use super::categories::{Encoder, Missing};
 use super::generate::{Generator, Task};
-use super::pipeline::{Clip, Column, Field, Kind, Step, Strategy, TableRef};
+use super::pipeline::{Clip, Column, Field, Kind, Step, Strategy, TableRef, Tokens};
 use super::text::TokenizerSpec;
 use crate::ir::DType;
 use crate::syntax::ast::*;
@@ -654,7 +654,32 @@ fn field(name: &str, at: usize, ty: &TypeExpr, value: &Expr) -> Result<Field, St
         let Some((tname, args)) = callee(t) else {
             return Err("a transform must be a name or a call, as in `|> scale(1 / 255)`".into());
         };
+        if tname == "mask" {
+            if !args.is_empty() {
+                return Err("`mask` takes no arguments".into());
+            }
+            match steps.last_mut().map(|s| &mut s.kind) {
+                Some(Kind::Tokens(t)) if !t.mask => {
+                    t.mask = true;
+                    continue;
+                }
+                _ => {
+                    return Err(
+                        "`mask` follows `tokenize(…)`: it marks the ids of the text (1) and the padding (0)"
+                            .into(),
+                    );
+                }
+            }
+        }
         let mut kind = transform(tname, args)?;
+        if let Kind::Tokens(_) = &kind {
+            if !steps.is_empty() {
+                return Err("`tokenize` must come first, right after the column".into());
+            }
+            if !matches!(column, Column::Table { scalar: true, .. }) {
+                return Err("`tokenize` reads the text of one column: `col(\"text\")`".into());
+            }
+        }
         if let Kind::Categories(e) = &mut kind {
             if !steps.is_empty() {
                 return Err(format!(
@@ -705,6 +730,7 @@ fn field(name: &str, at: usize, ty: &TypeExpr, value: &Expr) -> Result<Field, St
         steps,
         vocab: Vec::new(),
         source_classes: Vec::new(),
+        tokenizer: None,
         at,
     })
 }
@@ -895,6 +921,30 @@ fn transform(name: &str, args: &[Arg]) -> Result<Kind, String> {
                     width: 0,
                 })),
             }
+        }
+        "tokenize" => {
+            // The tokenizer is a call (`chars()`), not a constant: it is read apart.
+            let is_tokenizer =
+                |i: usize, a: &Arg| a.name.as_ref().map_or(i == 0, |n| n.name == "tokenizer");
+            let tok: Vec<&Arg> = (args.iter().enumerate())
+                .filter(|(i, a)| is_tokenizer(*i, a))
+                .map(|(_, a)| a)
+                .collect();
+            let [t] = tok[..] else {
+                return Err(
+                    "`tokenize` needs one tokenizer, as in `tokenize(chars(), length: 32)`".into(),
+                );
+            };
+            let rest: Vec<Arg> = (args.iter().enumerate())
+                .filter(|(i, a)| !is_tokenizer(*i, a))
+                .map(|(_, a)| a.clone())
+                .collect();
+            let b = bind(name, &["length"], &rest)?;
+            Ok(Kind::Tokens(Tokens {
+                spec: tokenizer(&t.value)?,
+                length: b.positive("length", None)?,
+                mask: false,
+            }))
         }
         "reshape" => {
             let b = bind(name, &["shape"], args)?;

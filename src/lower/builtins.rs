@@ -416,6 +416,16 @@ impl Lowerer<'_> {
                 let ty = TensorType::new(fl, vec![n]);
                 Ok(Val::Tensor(self.emit(Op::Iota { axis: 0, ty }, &[])))
             }
+            Builtin::Positions => Ok(Val::Tensor(self.positions(a.size(0)?))),
+            Builtin::Cached => {
+                let x = self.tensor_of(a.val(0)?, fl, span)?;
+                let axis = normalize_axis(a.int(1)?, self.ty(x).rank(), span)?;
+                self.cached(x, axis, span).map(Val::Tensor)
+            }
+            Builtin::CausalMask => {
+                let s = self.tensor_of(a.val(0)?, fl, span)?;
+                self.causal_mask(s, span).map(Val::Tensor)
+            }
             Builtin::RandUniform | Builtin::RandNormal => {
                 let shape = a.sizes(0)?;
                 let dist = if b == Builtin::RandUniform {

@@ -18,6 +18,7 @@
 mod builtins;
 mod emit;
 mod eval;
+mod step;
 mod train;
 
 use crate::diag::Diagnostic;
@@ -273,6 +274,22 @@ pub(crate) struct Lowerer<'p> {
     yields: Vec<Option<Vec<Val>>>,
     /// Layer paths that run in evaluation mode inside training graphs (frozen layers).
     eval_paths: Vec<String>,
+    /// Lowering one new position of a causal model with its key/value cache.
+    step: Option<StepMode>,
+}
+
+/// One new position of a causal model, for generation with a key/value cache: the inputs'
+/// sequence axis holds one id at the position the `position` input gives; `positions` counts
+/// from there; each `cached` value reads the earlier positions from a cache input (state, named
+/// `cache.<layer path>.<n>`) and outputs the cache with this position written in; `causal_mask`
+/// hides the cache slots after the position.
+struct StepMode {
+    /// The positions a cache holds: the model's context length.
+    context: usize,
+    /// The `position` input (i32 scalar), made on first use.
+    position: Option<ValueId>,
+    /// Each cache's name and its new value.
+    caches: Vec<(String, Tv)>,
 }
 
 impl<'p> Lowerer<'p> {
@@ -297,6 +314,7 @@ impl<'p> Lowerer<'p> {
             rule_env: Vec::new(),
             yields: Vec::new(),
             eval_paths: Vec::new(),
+            step: None,
         }
     }
 
@@ -458,5 +476,21 @@ pub fn lower_model(
     name: &str,
     training: bool,
 ) -> Result<Graph, Diagnostic> {
-    train::lower_model(program, sources, opts, name, training).map_err(LowerError::into_diagnostic)
+    train::lower_model(program, sources, opts, name, training, false)
+        .map_err(LowerError::into_diagnostic)
+}
+
+/// One model of the root file at one new position, in evaluation mode, for generation with a
+/// key/value cache (see `StepMode`): each input's sequence axis (axis 1) holds one id, and the
+/// sequence length the data field gives is the length of the caches. Inputs: the model's
+/// inputs, `position` (i32 scalar) and the caches (role `State`); outputs: `out` for the one
+/// position and the caches with it written in (`Update(State)`, named like their inputs).
+pub fn lower_model_step(
+    program: &Program,
+    sources: &SourceMap,
+    opts: &Options,
+    name: &str,
+) -> Result<Graph, Diagnostic> {
+    train::lower_model(program, sources, opts, name, false, true)
+        .map_err(LowerError::into_diagnostic)
 }

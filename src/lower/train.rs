@@ -766,6 +766,7 @@ pub(crate) fn lower_model(
     opts: &Options,
     name: &str,
     training: bool,
+    one_position: bool,
 ) -> Res<Graph> {
     let module = program.root;
     let no_model = || LowerError {
@@ -829,6 +830,11 @@ pub(crate) fn lower_model(
             }
             (None, None) => return Err(LowerError::new("an input without a type", p.span)),
         };
+        let tt = if one_position {
+            l.one_position(tt, p.span)?
+        } else {
+            tt
+        };
         let id = l.g().input(p.name.name.clone(), Role::Data, tt);
         args.push(ArgV {
             name: None,
@@ -843,6 +849,11 @@ pub(crate) fn lower_model(
     for (state, t) in std::mem::take(&mut l.vars.state_updates) {
         if training {
             l.output(&state, t, OutputRole::Update(Role::State));
+        }
+    }
+    if let Some(step) = l.step.take() {
+        for (cache, t) in step.caches {
+            l.output(&cache, t, OutputRole::Update(Role::State));
         }
     }
     Ok(l.finish_graph())

@@ -5,7 +5,18 @@
 //! prompt's ids; while it is shorter than `C` its ids sit at positions `0..n` (the rest is
 //! padding, which a causal model cannot see) and the next id is drawn from the logits at
 //! position `n − 1`; after that the last `C` ids are the window and the prediction at `C − 1`
-//! is used. Each step recomputes the whole window.
+//! is used. Without the cache, each step recomputes the whole window.
+//!
+//! With the key/value cache (the default), the model is also compiled for one new position
+//! (`lower::lower_model_step`: each attention's keys and values for the earlier positions come
+//! from cache inputs, and the step outputs the caches with the new position written in), so a
+//! new id costs one position instead of `C`. While a sample is at most `C` ids long, its ids
+//! are fed one at a time at positions `0, 1, …`; once it is longer, the window slides, every
+//! position moves, the cached keys no longer hold, and each further id recomputes the window as
+//! without the cache — so greedy decoding gives the same ids either way. Before it is used, the
+//! one-position graph must reproduce the full graph's logits at every position of a probe
+//! sequence; a model it does not (a layer that mixes positions without `cached`, such as a
+//! recurrent one) generates without the cache, with a note saying why.
 //!
 //! Sampling: logits divided by the temperature, then only the `top_k` most likely ids, then the
 //! smallest set of most likely ids whose probabilities reach `top_p` (nucleus), renormalized;
@@ -25,9 +36,11 @@ use crate::data::Pipeline;
 use crate::data::text::Tokenizer;
 use crate::interp::Tensor;
 use crate::interp::random::bits;
-use crate::ir::{DType, TensorType};
+use crate::ir::{DType, Role, TensorType};
+use crate::lower;
 use crate::resolve::Program;
 use crate::source::SourceMap;
+use std::collections::HashMap;
 
 /// How to sample.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,17 +95,34 @@ pub struct Generator<'a> {
     vocab: usize,
     tokenizer: Tokenizer,
     saved: &'a Checkpoint,
+    /// The model at one new position with its key/value cache, when it is used.
+    step: Option<Step>,
+    /// Why the cache is not used, when it was asked for.
+    notes: Vec<String>,
+}
+
+/// The one-position graph and the caches it reads.
+struct Step {
+    exe: Box<dyn Executable>,
+    caches: Vec<(String, TensorType)>,
+}
+
+/// One sample's caches and how many of its ids they hold.
+struct CacheState {
+    caches: HashMap<String, Tensor>,
+    fed: usize,
 }
 
 impl<'a> Generator<'a> {
     /// Prepares `model` (the train block's only model if None) with the tokenizer saved in
-    /// `saved`, and checks that it is causal.
+    /// `saved`, checks that it is causal and, with `use_cache`, prepares its one-position graph.
     pub fn new(
         program: &Program,
         sources: &SourceMap,
         backend: &dyn Backend,
         saved: &'a Checkpoint,
         model: Option<&str>,
+        use_cache: bool,
     ) -> Result<Generator<'a>, String> {
         let model = match model {
             Some(m) => m.to_string(),
@@ -133,6 +163,8 @@ impl<'a> Generator<'a> {
             vocab: 0,
             tokenizer,
             saved,
+            step: None,
+            notes: Vec::new(),
         };
         let probe: Vec<i32> = (0..context)
             .map(|i| (i % g.tokenizer.vocab_size()) as i32)
@@ -164,7 +196,115 @@ impl<'a> Generator<'a> {
                 context - 1
             ));
         }
+        if use_cache {
+            match g.step_graph(program, sources, backend, &model, &probe, &before) {
+                Ok(step) => g.step = Some(step),
+                Err(why) => g
+                    .notes
+                    .push(format!("generating without the key/value cache: {why}")),
+            }
+        }
         Ok(g)
+    }
+
+    /// The one-position graph, checked to give the full graph's logits `full` at every position
+    /// of `probe`.
+    fn step_graph(
+        &self,
+        program: &Program,
+        sources: &SourceMap,
+        backend: &dyn Backend,
+        model: &str,
+        probe: &[i32],
+        full: &[f64],
+    ) -> Result<Step, String> {
+        let opts = lower::Options {
+            batch: Some(1),
+            float: DType::F32,
+        };
+        let graph = lower::lower_model_step(program, sources, &opts, model).map_err(|d| {
+            format!(
+                "`{model}` cannot be compiled for one position: {}",
+                d.message
+            )
+        })?;
+        let caches: Vec<(String, TensorType)> = graph
+            .inputs()
+            .filter(|(_, _, role)| *role == Role::State)
+            .map(|(v, name, _)| (name.to_string(), graph.ty(v).clone()))
+            .collect();
+        let step = Step {
+            exe: backend.prepare(crate::opt::optimize(&graph).0)?,
+            caches,
+        };
+        let mut state = self.fresh_cache(&step);
+        let scale = full.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+        for (t, want) in full.chunks(self.vocab).enumerate() {
+            let got = self.cached_logits(&step, &mut state, &probe[..=t])?;
+            if let Some(i) = (0..self.vocab).find(|&i| (got[i] - want[i]).abs() > 1e-4 * scale) {
+                return Err(format!(
+                    "at position {t}, its one-position graph gives logit {} for id {i} where the whole sequence gives {} (a layer that mixes positions without `cached`?)",
+                    got[i], want[i]
+                ));
+            }
+        }
+        Ok(step)
+    }
+
+    fn fresh_cache(&self, step: &Step) -> CacheState {
+        CacheState {
+            caches: step
+                .caches
+                .iter()
+                .map(|(name, ty)| (name.clone(), Tensor::zeros(ty)))
+                .collect(),
+            fed: 0,
+        }
+    }
+
+    /// The logits for the id that follows `ids` (at most `context` of them, extending the ids
+    /// `state` holds), feeding the new ones one position at a time.
+    fn cached_logits(
+        &self,
+        step: &Step,
+        state: &mut CacheState,
+        ids: &[i32],
+    ) -> Result<Vec<f64>, String> {
+        let one = TensorType::new(DType::I32, vec![1, 1]);
+        let mut logits = None;
+        while state.fed < ids.len() {
+            let x = Tensor::from_f64(&one, vec![f64::from(ids[state.fed])]);
+            let position =
+                Tensor::from_f64(&TensorType::scalar(DType::I32), vec![state.fed as f64]);
+            let out = step
+                .exe
+                .run_step(
+                    &|n| {
+                        if n == self.input {
+                            Some(&x)
+                        } else if n == "position" {
+                            Some(&position)
+                        } else {
+                            self.saved.values.get(n)
+                        }
+                    },
+                    &mut state.caches,
+                )
+                .map_err(|e| e.to_string())?;
+            logits = Some(out.get("out").ok_or("the model gave no output")?.to_f64());
+            state.fed += 1;
+        }
+        logits.ok_or_else(|| "no new id to feed".to_string())
+    }
+
+    /// Whether each new id costs one position (the key/value cache is used).
+    pub fn uses_cache(&self) -> bool {
+        self.step.is_some()
+    }
+
+    /// Why the cache is not used, when it was asked for.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
     }
 
     /// The model's context length.
@@ -227,8 +367,14 @@ impl<'a> Generator<'a> {
             let key = bits(sampling.seed, s as u64);
             let mut ids = start.clone();
             let mut made = Vec::new();
+            let mut cache = self.step.as_ref().map(|st| (st, self.fresh_cache(st)));
             for j in 0..sampling.tokens {
-                let logits = self.next_logits(&ids)?;
+                let logits = match &mut cache {
+                    Some((st, state)) if ids.len() <= self.context => {
+                        self.cached_logits(st, state, &ids)?
+                    }
+                    _ => self.next_logits(&ids)?,
+                };
                 let u = (bits(key, j as u64) >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
                 let id = choose(&logits, sampling, u);
                 ids.push(id);
