@@ -259,6 +259,46 @@ mod mpi {
         assert_identical(&whole, &one_then_two);
     }
 
+    /// One sample overflows the loss: the rank whose shard holds it fails, says why, and
+    /// `MPI_Abort` ends the other, which was waiting for its gradients.
+    #[test]
+    fn a_rank_that_fails_ends_the_job_with_its_message() {
+        let dir = scratch("fail");
+        let model = r#"
+use std.nn.{Dense}
+
+data table {
+  train = csv("table.csv", header: true)
+  x: f32[1] = col(0) |> reshape([1])
+  y: f32[1] = col(1) |> reshape([1])
+}
+
+model Line()(x: f32[B, 1]) -> f32[B, 1] {
+  x |> Dense(1)
+}
+
+train Line on table {
+  loss      = mse(out, y)
+  optimizer = sgd(lr: 0.1)
+  batch 4
+  epochs 1
+}
+"#;
+        std::fs::write(dir.join("model.nnl"), model).unwrap();
+        std::fs::write(dir.join("table.csv"), "x,y\n1,2\n2,4\n3,6\n1e30,8\n").unwrap();
+        let file = dir.join("model.nnl").display().to_string();
+        let started = Instant::now();
+        let out = mpirun(2, &file, &dir, &["--threads", "1"])
+            .output()
+            .expect("mpirun runs");
+        assert!(started.elapsed() < Duration::from_secs(60));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert_eq!(stderr.matches("error on rank").count(), 1, "{stderr}");
+        assert!(stderr.contains("epoch 1, step 1: the loss is inf"), "{stderr}");
+        assert!(!dir.join("ckpt/last.safetensors").exists());
+    }
+
     /// The pid of the rank `rank` among the children of `parent`.
     fn rank_pid(parent: u32, rank: usize) -> Option<u32> {
         for entry in std::fs::read_dir("/proc").ok()?.flatten() {
