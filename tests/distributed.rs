@@ -58,15 +58,6 @@ fn last(dir: &Path) -> Vec<(String, nnl::interp::Tensor)> {
         .0
 }
 
-fn assert_identical(a: &Path, b: &Path) {
-    let (a, b) = (last(a), last(b));
-    assert_eq!(a.len(), b.len());
-    for ((na, ta), (nb, tb)) in a.iter().zip(&b) {
-        assert_eq!(na, nb);
-        assert!(ta == tb, "`{na}` differs");
-    }
-}
-
 /// √(Σ(a − b)² / Σb²) of two runs' parameters, the largest over tensors.
 fn largest_relative_difference(a: &Path, b: &Path) -> f64 {
     let (a, b) = (last(a), last(b));
@@ -135,6 +126,15 @@ fn a_shard_count_of_zero_is_refused() {
 mod mpi {
     use super::*;
     use std::time::{Duration, Instant};
+
+    fn assert_identical(a: &Path, b: &Path) {
+        let (a, b) = (last(a), last(b));
+        assert_eq!(a.len(), b.len());
+        for ((na, ta), (nb, tb)) in a.iter().zip(&b) {
+            assert_eq!(na, nb);
+            assert!(ta == tb, "`{na}` differs");
+        }
+    }
 
     /// `mpirun -np N nnlc run …`; as root in a container Open MPI needs to be told that is
     /// fine, and two ranks may share a core.
@@ -295,7 +295,10 @@ train Line on table {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{stderr}");
         assert_eq!(stderr.matches("error on rank").count(), 1, "{stderr}");
-        assert!(stderr.contains("epoch 1, step 1: the loss is inf"), "{stderr}");
+        assert!(
+            stderr.contains("epoch 1, step 1: the loss is inf"),
+            "{stderr}"
+        );
         assert!(!dir.join("ckpt/last.safetensors").exists());
     }
 

@@ -56,6 +56,7 @@ pub fn quiet() -> bool {
     QUIET.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+#[cfg(feature = "mpi")]
 pub fn set_quiet() {
     QUIET.store(true, std::sync::atomic::Ordering::Relaxed);
 }
