@@ -12,7 +12,9 @@ pub mod train;
 macro_rules! out {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
+        if !$crate::cli::quiet() {
+            let _ = writeln!(std::io::stdout(), $($arg)*);
+        }
     }};
 }
 
@@ -20,7 +22,9 @@ macro_rules! out {
 macro_rules! out_raw {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = write!(std::io::stdout(), $($arg)*);
+        if !$crate::cli::quiet() {
+            let _ = write!(std::io::stdout(), $($arg)*);
+        }
     }};
 }
 
@@ -28,7 +32,9 @@ macro_rules! out_raw {
 macro_rules! err {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
+        if !$crate::cli::quiet() {
+            let _ = writeln!(std::io::stderr(), $($arg)*);
+        }
     }};
 }
 
@@ -36,11 +42,25 @@ macro_rules! err {
 macro_rules! err_raw {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = write!(std::io::stderr(), $($arg)*);
+        if !$crate::cli::quiet() {
+            let _ = write!(std::io::stderr(), $($arg)*);
+        }
     }};
 }
 
 pub(crate) use {err, err_raw, out, out_raw};
+
+/// Set in the processes of a data-parallel job other than rank 0, which print nothing.
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn quiet() -> bool {
+    QUIET.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+#[cfg(feature = "mpi")]
+pub fn set_quiet() {
+    QUIET.store(true, std::sync::atomic::Ordering::Relaxed);
+}
 
 /// A count given on the command line (`--threads`, `--steps-per-epoch`, `--batch` of `nnlc ir`):
 /// the check and the message of a count written in a file (`batch 0`: "must be a positive whole

@@ -1,12 +1,14 @@
 //! `nnlc run`, `nnlc eval` and `nnlc predict`: training and using a trained model.
 
 use super::{Allow, err, err_raw, out, positive};
+use nnl::runtime::distributed::{Collective, Local, Sharding};
 use nnl::runtime::tensorboard::TensorBoardLog;
 use nnl::runtime::{
     self, Both, Console, Interpreter, Jit, RunOptions, Session, Trainer, checkpoint,
 };
 use nnl::syntax::overrides::{self, Override};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -94,6 +96,11 @@ pub struct RunArgs {
     /// gradients, dead ReLUs or the learning rate
     #[arg(long, conflicts_with = "health_every")]
     pub no_health: bool,
+    /// Train data-parallel: cut every batch into N shards whose gradient sums are added in shard
+    /// order before one update (default: 1, or the number of processes under `mpirun`). In one
+    /// process this computes exactly what `mpirun -np N` does
+    #[arg(long, value_name = "N", value_parser = positive)]
+    pub shards: Option<usize>,
 }
 
 #[derive(clap::Args)]
@@ -206,7 +213,52 @@ fn flag_overrides(args: &RunArgs) -> Vec<Override> {
     .collect()
 }
 
+/// `nnlc run`, as one process or as a rank of a data-parallel MPI job: the ranks other than 0
+/// print nothing, and a rank that fails ends the whole job (`MPI_Abort`) with its message.
+#[cfg(feature = "mpi")]
 pub fn run(args: &RunArgs) -> Result<(), String> {
+    let Some(world) = runtime::mpi::World::init()? else {
+        return finish(train(args, None));
+    };
+    let world = Rc::new(world);
+    if world.rank() != 0 {
+        super::set_quiet();
+    }
+    match train(args, Some(world.clone())) {
+        Ok(interrupted) => finish(Ok(interrupted)),
+        Err(e) => {
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "error on rank {}: {e}", world.rank());
+            world.abort(1)
+        }
+    }
+}
+
+/// `nnlc run` in one process; started by an MPI launcher, it refuses to train N copies alone.
+#[cfg(not(feature = "mpi"))]
+pub fn run(args: &RunArgs) -> Result<(), String> {
+    if let Some(n) = runtime::distributed::launcher_size()
+        && n > 1
+    {
+        return Err(format!(
+            "an MPI launcher started {n} processes, but this nnlc was built without MPI, so each would train alone: build it with `cargo build --release --features mpi`"
+        ));
+    }
+    finish(train(args, None))
+}
+
+/// A run's end: an interruption is reported as an error (exit status 1).
+fn finish(result: Result<Option<String>, String>) -> Result<(), String> {
+    match result? {
+        None => Ok(()),
+        Some(interrupted) => Err(interrupted),
+    }
+}
+
+/// Trains; `Some` says where an interrupted run stopped and how to continue it.
+fn train(args: &RunArgs, comm: Option<Rc<dyn Collective>>) -> Result<Option<String>, String> {
+    let rank = comm.as_ref().map_or(0, |c| c.rank());
+    let leader = rank == 0;
     let path = args.common.file.as_str();
     let (check, program) = checked(&args.common, &flag_overrides(args))?;
     let root = &program.modules[program.root].ast;
@@ -229,7 +281,7 @@ pub fn run(args: &RunArgs) -> Result<(), String> {
         .or_else(|| runtime::checkpoint_dir_of(Path::new(path), &config));
     // Claimed before the data are loaded, so that a refused run fails at once; held to the end.
     let _lock = match &checkpoint_dir {
-        Some(dir) => Some(checkpoint::claim(
+        Some(dir) if leader => Some(checkpoint::claim(
             dir,
             if args.resume.is_some() {
                 checkpoint::Claim::Resume
@@ -239,7 +291,7 @@ pub fn run(args: &RunArgs) -> Result<(), String> {
                 checkpoint::Claim::Fresh
             },
         )?),
-        None => None,
+        _ => None,
     };
     let resumed = match &args.resume {
         Some(dir) => Some(
@@ -267,6 +319,13 @@ pub fn run(args: &RunArgs) -> Result<(), String> {
     if stop.load(Ordering::SeqCst) {
         return Err("interrupted before training began; nothing was trained".into());
     }
+    let processes = comm.as_ref().map_or(1, |c| c.size());
+    let shards = args.shards.unwrap_or(processes);
+    let sharding = match (comm, shards) {
+        (None, 1) => None,
+        (None, n) => Some(Sharding::new(Rc::new(Local), n)?),
+        (Some(comm), n) => Some(Sharding::new(comm, n)?),
+    };
     let splits = data.splits();
     let sizes: Vec<String> = splits.iter().map(|(n, k)| format!("{n} {k}")).collect();
     err!(
@@ -279,6 +338,14 @@ pub fn run(args: &RunArgs) -> Result<(), String> {
         session.backend_name(),
         if threads == 1 { "" } else { "s" }
     );
+    if let Some(sh) = &sharding {
+        err!(
+            "data-parallel: {} shards of every batch on {} process{}",
+            sh.shards(),
+            sh.processes(),
+            if sh.processes() == 1 { "" } else { "es" }
+        );
+    }
     let skipped = data.skipped();
     if let Some((file, why)) = skipped.first() {
         err!(
@@ -302,8 +369,8 @@ pub fn run(args: &RunArgs) -> Result<(), String> {
     };
     session.set_health_every((!args.no_health).then_some(args.health_every));
     let mut log = match &logdir {
-        Some(dir) => Some(TensorBoardLog::create(dir, args.histograms_every)?),
-        None => None,
+        Some(dir) if leader => Some(TensorBoardLog::create(dir, args.histograms_every)?),
+        _ => None,
     };
     let loaded = init_weights(path, args.init.as_deref(), &session, &check)?;
     let mut trainer = Trainer::new(&mut session, &mut data, &opts)?;
@@ -312,11 +379,18 @@ pub fn run(args: &RunArgs) -> Result<(), String> {
     {
         trainer.start_from(w);
     }
+    if let Some(sharding) = sharding {
+        trainer.distribute(sharding)?;
+    }
     let mut console = Console::default();
     let result = match &mut log {
         Some(log) => trainer.run(&mut Both(&mut console, log))?,
-        None => trainer.run(&mut console)?,
+        None if leader => trainer.run(&mut console)?,
+        None => trainer.run(&mut Quiet)?,
     };
+    if !leader {
+        return Ok(None);
+    }
     let resumed_after = resumed.map(|s| s.epochs_done);
     let report = runtime::report::Report::new(
         path,
@@ -362,15 +436,15 @@ pub fn run(args: &RunArgs) -> Result<(), String> {
         let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
         nnl::store::write_atomically(file, format!("{json}\n").as_bytes())?;
     }
-    match &result.interrupted {
-        None => Ok(()),
-        Some(at) => Err(interrupted_message(
-            at,
-            path,
-            result.checkpoint_dir.as_deref(),
-        )),
-    }
+    Ok(result
+        .interrupted
+        .map(|at| interrupted_message(&at, path, result.checkpoint_dir.as_deref())))
 }
+
+/// The observer of the ranks other than 0.
+struct Quiet;
+
+impl runtime::Observer for Quiet {}
 
 /// A flag that SIGINT (Ctrl-C) and SIGTERM set, so that the run stops at the next step
 /// boundary and saves; a second signal ends the process at once (exit status 1).

@@ -339,6 +339,36 @@ pub struct Batch {
     pub tensors: HashMap<String, Tensor>,
 }
 
+impl Batch {
+    /// The samples at positions `rows` of the batch (a data-parallel shard of it).
+    pub fn rows(&self, rows: std::ops::Range<usize>) -> Batch {
+        fn cut<T: Clone>(
+            a: &ndarray::ArrayD<T>,
+            rows: &std::ops::Range<usize>,
+        ) -> ndarray::ArrayD<T> {
+            a.slice_axis(ndarray::Axis(0), ndarray::Slice::from(rows.clone()))
+                .to_owned()
+        }
+        let tensors = self
+            .tensors
+            .iter()
+            .map(|(name, t)| {
+                let part = match t {
+                    Tensor::F32(a) => Tensor::F32(cut(a, &rows)),
+                    Tensor::F64(a) => Tensor::F64(cut(a, &rows)),
+                    Tensor::I32(a) => Tensor::I32(cut(a, &rows)),
+                    Tensor::Bool(a) => Tensor::Bool(cut(a, &rows)),
+                };
+                (name.clone(), part)
+            })
+            .collect();
+        Batch {
+            indices: self.indices[rows].to_vec(),
+            tensors,
+        }
+    }
+}
+
 /// Loads the data block `data` of `program`: reads its sources (paths relative to `base_dir`,
 /// the directory of the `.nnl` file), makes its splits, fits its statistics on the training
 /// split and checks every sample of every split, so that batches cannot fail.

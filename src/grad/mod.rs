@@ -17,13 +17,19 @@ use std::collections::HashMap;
 /// value of `graph`) and returns those gradient values, in order (an all-zero `const` when loss
 /// does not depend on v).
 pub fn grad(graph: &mut Graph, loss: ValueId, wrt: &[ValueId]) -> Vec<ValueId> {
+    grad_scaled(graph, loss, 1.0, wrt)
+}
+
+/// The gradients of `scale · loss`: with the batch size as `scale`, a loss that is a mean over
+/// the batch yields the sum of the per-sample gradients (what data-parallel shards add up).
+pub fn grad_scaled(graph: &mut Graph, loss: ValueId, scale: f64, wrt: &[ValueId]) -> Vec<ValueId> {
     let ty = graph.ty(loss).clone();
     assert!(
         ty.rank() == 0 && ty.dtype.is_float(),
         "the loss must be a float scalar, got {ty}"
     );
     let loc = graph.node(loss).loc.clone();
-    let seed = graph.add(Op::Const { value: 1.0, ty }, Vec::new(), loc);
+    let seed = graph.add(Op::Const { value: scale, ty }, Vec::new(), loc);
     let grads = backprop(graph, &[(loss, seed)], wrt);
     wrt.iter()
         .zip(grads)

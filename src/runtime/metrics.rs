@@ -62,10 +62,13 @@ impl SplitMetrics {
 
     /// Adds one batch's outputs and targets to the sums of an R² metric, element by element.
     pub fn add_regression(&mut self, name: &str, out: &Tensor, target: &Tensor) {
-        let (out, target) = (out.to_f64(), target.to_f64());
-        if out.len() != target.len() {
-            return;
+        if let Some(sums) = regression_sums(out, target) {
+            self.add_regression_sums(name, sums);
         }
+    }
+
+    /// Adds the sums [`regression_sums`] made of one batch (or shard) to an R² metric.
+    pub fn add_regression_sums(&mut self, name: &str, batch: [f64; 4]) {
         let s = self
             .sums
             .entry(name.to_string())
@@ -82,12 +85,10 @@ impl SplitMetrics {
             count,
         } = s
         {
-            for (o, t) in out.iter().zip(&target) {
-                *squared_error += (o - t) * (o - t);
-                *sum += t;
-                *sum_of_squares += t * t;
-                *count += 1.0;
-            }
+            *squared_error += batch[0];
+            *sum += batch[1];
+            *sum_of_squares += batch[2];
+            *count += batch[3];
         }
     }
 
@@ -124,6 +125,23 @@ impl SplitMetrics {
             })
             .collect()
     }
+}
+
+/// Σ(y − ŷ)², Σy, Σy² and the count of a batch's outputs `out` and targets, element by element
+/// (None when their sizes differ).
+pub fn regression_sums(out: &Tensor, target: &Tensor) -> Option<[f64; 4]> {
+    let (out, target) = (out.to_f64(), target.to_f64());
+    if out.len() != target.len() {
+        return None;
+    }
+    let mut sums = [0.0; 4];
+    for (o, t) in out.iter().zip(&target) {
+        sums[0] += (o - t) * (o - t);
+        sums[1] += t;
+        sums[2] += t * t;
+        sums[3] += 1.0;
+    }
+    Some(sums)
 }
 
 #[cfg(test)]

@@ -11,11 +11,14 @@ mod backend;
 pub mod checkpoint;
 pub mod confusion;
 pub mod console;
+pub mod distributed;
 pub mod generate;
 pub mod health;
 pub mod labels;
 pub mod memory;
 pub mod metrics;
+#[cfg(feature = "mpi")]
+pub mod mpi;
 pub mod predict;
 pub mod profile;
 pub mod report;
@@ -97,6 +100,9 @@ pub struct Session<'p> {
     lowered: Lowered,
     backend: Box<dyn Backend>,
     graphs: HashMap<usize, Rc<Graphs>>,
+    /// The data-parallel path's shard steps, by shard size, and its update steps.
+    shard_graphs: HashMap<usize, Rc<distributed::ShardGraphs>>,
+    update_graphs: Option<Rc<distributed::UpdateGraphs>>,
     /// Every how many steps the gradient-health statistics are computed; None: never.
     health_every: Option<usize>,
     /// Seconds spent lowering, optimizing and preparing graphs.
@@ -121,6 +127,8 @@ impl<'p> Session<'p> {
             lowered,
             backend,
             graphs: HashMap::new(),
+            shard_graphs: HashMap::new(),
+            update_graphs: None,
             health_every: Some(DEFAULT_HEALTH_EVERY),
             compile_seconds: start.elapsed().as_secs_f64(),
             step_seconds: 0.0,
@@ -146,6 +154,8 @@ impl<'p> Session<'p> {
         let every = every.filter(|&k| k > 0);
         if every.is_some() != self.health_every.is_some() {
             self.graphs.clear();
+            self.shard_graphs.clear();
+            self.update_graphs = None;
         }
         self.health_every = every;
     }
@@ -645,6 +655,10 @@ pub struct Trainer<'s, 'p> {
     /// Watches the gradient-health statistics (when the steps compute them).
     monitor: Option<health::Monitor>,
     stop: Option<Arc<AtomicBool>>,
+    /// How batches are shared out among data-parallel shards (None: one step per batch).
+    sharding: Option<distributed::Sharding>,
+    /// Whether a process of a data-parallel job was asked to stop: all stop at the same step.
+    stop_agreed: bool,
 }
 
 impl<'s, 'p> Trainer<'s, 'p> {
@@ -738,6 +752,8 @@ impl<'s, 'p> Trainer<'s, 'p> {
             steps: Vec::new(),
             monitor,
             stop: opts.stop.clone(),
+            sharding: None,
+            stop_agreed: false,
         })
     }
 
@@ -751,6 +767,15 @@ impl<'s, 'p> Trainer<'s, 'p> {
 
     fn stop_requested(&self) -> bool {
         self.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst))
+    }
+
+    /// Whether to stop at this step boundary: this process's own request, or in a data-parallel
+    /// run the request of any process as the last step's exchange told every process.
+    fn should_stop(&self) -> bool {
+        match self.sharding {
+            Some(_) => self.stop_agreed,
+            None => self.stop_requested(),
+        }
     }
 
     /// The early-stopping rule, or else `val.loss` (`train.loss` without a validation split)
@@ -820,7 +845,7 @@ impl<'s, 'p> Trainer<'s, 'p> {
                 stopped_early = true;
                 break;
             }
-            if self.stop_requested() && self.state.epochs_done < self.epochs {
+            if self.should_stop() && self.state.epochs_done < self.epochs {
                 interrupted = Some(Interruption {
                     epoch: record.epoch,
                     steps_done: None,
@@ -902,7 +927,7 @@ impl<'s, 'p> Trainer<'s, 'p> {
             None => (SplitMetrics::default(), 0, 0.0),
         };
         for (done, batch) in batches.enumerate() {
-            if self.stop_requested() {
+            if self.should_stop() {
                 self.state.partial = Some(PartialEpoch {
                     batches_done: done_before + done,
                     samples,
@@ -911,7 +936,6 @@ impl<'s, 'p> Trainer<'s, 'p> {
                 });
                 return Ok(None);
             }
-            let graphs = self.session.graphs(batch.indices.len())?;
             let mut last_loss = 0.0;
             let step_number = self.state.steps_done + 1;
             let logged = self
@@ -921,11 +945,6 @@ impl<'s, 'p> Trainer<'s, 'p> {
                 .session
                 .health_every
                 .is_some_and(|k| (step_number - 1).is_multiple_of(k as u64));
-            let steps = if watched && !graphs.watched.is_empty() {
-                &graphs.watched
-            } else {
-                &graphs.steps
-            };
             let mut record = StepRecord {
                 step: step_number,
                 epoch: epoch + 1,
@@ -933,53 +952,78 @@ impl<'s, 'p> Trainer<'s, 'p> {
                 metrics: Default::default(),
                 learning_rate: Default::default(),
             };
-            for (p, step_graph) in steps.iter().enumerate() {
-                let counter = 1 + self.state.steps_done * steps.len() as u64 + p as u64;
-                let inputs = Inputs::new(
+            if let Some(sharding) = self.sharding.clone() {
+                let done = self.sharded_step(
+                    &sharding,
                     &batch,
-                    Some((self.state.steps_done, epoch)),
-                    rng_key(self.seed, counter),
-                );
-                let started = Instant::now();
-                let out = step_graph
-                    .exe
-                    .run_step(&|n| inputs.get(n), &mut self.values)
-                    .map_err(|e| self.failure(epoch, &e.to_string()))?;
-                self.session.step_seconds += started.elapsed().as_secs_f64();
-                let loss = step_graph.loss(&out).unwrap_or(f64::NAN);
-                let phase = multi_phase.then(|| phase_names[p].as_str());
-                let stats = step_graph.watched.read(&out);
-                if let Some(monitor) = &mut self.monitor {
-                    monitor.know(&step_graph.watched);
-                    let at = (epoch + 1, step_number);
-                    for w in monitor.step(&stats, batch.indices.len(), at) {
-                        observer.warning(&w);
-                        self.state.warnings.push(w);
-                    }
-                }
-                if logged {
-                    let key = phase.map_or("loss".to_string(), |p| format!("loss.{p}"));
-                    record.loss.insert(key, loss);
-                    for (name, t) in &out {
-                        if let (OutputRole::Metric(_), Some(v)) =
-                            (step_graph.role(name), t.scalar())
-                        {
-                            record.metrics.insert(name.clone(), v);
+                    epoch,
+                    watched,
+                    &mut record,
+                    &mut sums,
+                    observer,
+                )?;
+                last_loss = done.loss;
+                self.stop_agreed |= done.stop;
+            } else {
+                let graphs = self.session.graphs(batch.indices.len())?;
+                let steps = if watched && !graphs.watched.is_empty() {
+                    &graphs.watched
+                } else {
+                    &graphs.steps
+                };
+                for (p, step_graph) in steps.iter().enumerate() {
+                    let counter = 1 + self.state.steps_done * steps.len() as u64 + p as u64;
+                    let inputs = Inputs::new(
+                        &batch,
+                        Some((self.state.steps_done, epoch)),
+                        rng_key(self.seed, counter),
+                    );
+                    let started = Instant::now();
+                    let out = step_graph
+                        .exe
+                        .run_step(&|n| inputs.get(n), &mut self.values)
+                        .map_err(|e| self.failure(epoch, &e.to_string()))?;
+                    self.session.step_seconds += started.elapsed().as_secs_f64();
+                    let loss = step_graph.loss(&out).unwrap_or(f64::NAN);
+                    let phase = multi_phase.then(|| phase_names[p].as_str());
+                    let stats = step_graph.watched.read(&out);
+                    if let Some(monitor) = &mut self.monitor {
+                        monitor.know(&step_graph.watched);
+                        let at = (epoch + 1, step_number);
+                        for w in monitor.step(&stats, batch.indices.len(), at) {
+                            observer.warning(&w);
+                            self.state.warnings.push(w);
                         }
                     }
-                    if let Some(lr) = stats.learning_rate {
-                        record
-                            .learning_rate
-                            .insert(health::learning_rate_key(phase), lr);
+                    if logged {
+                        let key = phase.map_or("loss".to_string(), |p| format!("loss.{p}"));
+                        record.loss.insert(key, loss);
+                        for (name, t) in &out {
+                            if let (OutputRole::Metric(_), Some(v)) =
+                                (step_graph.role(name), t.scalar())
+                            {
+                                record.metrics.insert(name.clone(), v);
+                            }
+                        }
+                        if let Some(lr) = stats.learning_rate {
+                            record
+                                .learning_rate
+                                .insert(health::learning_rate_key(phase), lr);
+                        }
                     }
+                    if !loss.is_finite() {
+                        return Err(self.nonfinite(epoch, step_graph.exe.as_ref(), &inputs, loss));
+                    }
+                    last_loss = loss;
+                    let loss_name = multi_phase.then(|| format!("loss.{}", phase_names[p]));
+                    self.session.add_outputs(
+                        &mut sums,
+                        &batch,
+                        step_graph,
+                        &out,
+                        loss_name.as_deref(),
+                    );
                 }
-                if !loss.is_finite() {
-                    return Err(self.nonfinite(epoch, step_graph.exe.as_ref(), &inputs, loss));
-                }
-                last_loss = loss;
-                let loss_name = multi_phase.then(|| format!("loss.{}", phase_names[p]));
-                self.session
-                    .add_outputs(&mut sums, &batch, step_graph, &out, loss_name.as_deref());
             }
             self.state.steps_done += 1;
             samples += batch.indices.len();

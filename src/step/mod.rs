@@ -61,19 +61,114 @@ pub fn train_step_watched(lowered: &Lowered, phase: &Phase, watch: Watch) -> Res
     let forward_nodes = g.nodes.len();
     let loss = g.loss().ok_or("the forward graph has no loss")?;
     let float = g.ty(loss).dtype;
-    let params: Vec<ValueId> = phase
+    let params = updated_params(&g, phase)?;
+    let grads = grad(&mut g, loss, &params);
+    let updated = append_updates(&mut g, lowered, phase, &grads, float, watch)?;
+    if watch.health {
+        health::add(&mut g, forward_nodes, &updated);
+    }
+    crate::ir::verify(&g)?;
+    Ok(g)
+}
+
+/// The value of every parameter `phase` updates among the inputs of `g`.
+fn updated_params(g: &Graph, phase: &Phase) -> Result<Vec<ValueId>, String> {
+    phase
         .updates
         .iter()
         .map(|u| {
             g.find_input(&u.param)
                 .ok_or_else(|| format!("`{}` is not an input of the forward pass", u.param))
         })
-        .collect::<Result<_, _>>()?;
-    let mut grads = grad(&mut g, loss, &params);
-    let raw_grads = grads.clone();
-    if let Some(max_norm) = lowered.config.clip_grad_norm {
-        grads = clip_by_global_norm(&mut g, &grads, max_norm, float);
+        .collect()
+}
+
+/// The input and output names of a data-parallel step's gradient sums: `grad.Mlp.dense_1.w`.
+pub fn grad_name(param: &str) -> String {
+    format!("{GRAD_PREFIX}{param}")
+}
+
+/// The input of a data-parallel update step that holds the number of samples of the global
+/// batch, by which it divides the gradient sums.
+pub const SAMPLES_INPUT: &str = "samples";
+
+/// One shard's part of a data-parallel training step: the forward pass of `phase` on a shard of
+/// `samples` samples and the gradients of `samples · loss`, that is the sums of the per-sample
+/// gradients (a loss that is a batch mean, plus any term that does not depend on the batch, sums
+/// over shards to the global batch's loss times its size), output as `grad.<param>` next to the
+/// loss, the metrics and the new layer state. With `watch.health`, the ReLUs' unit activity.
+pub fn shard_gradient_step(phase: &Phase, samples: usize, watch: Watch) -> Result<Graph, String> {
+    let mut g = phase.forward.clone();
+    g.name = format!("shard.{}", phase.name);
+    let forward_nodes = g.nodes.len();
+    let loss = g.loss().ok_or("the forward graph has no loss")?;
+    let params = updated_params(&g, phase)?;
+    let grads = crate::grad::grad_scaled(&mut g, loss, samples as f64, &params);
+    for (u, d) in phase.updates.iter().zip(grads) {
+        g.add_output(grad_name(&u.param), d, OutputRole::Gradient);
     }
+    if watch.health {
+        health::add(&mut g, forward_nodes, &[]);
+    }
+    crate::ir::verify(&g)?;
+    Ok(g)
+}
+
+/// The other part of a data-parallel training step: from the gradient sums of the global batch
+/// (inputs `grad.<param>`, added up over the shards) and its number of samples (input
+/// [`SAMPLES_INPUT`]), the mean gradients, their clipping and the optimizer's update of every
+/// parameter of `phase`, as [`train_step_watched`] makes them. With `watch.health`, the
+/// per-layer norms (the ReLUs' activity is the shards').
+pub fn update_step(lowered: &Lowered, phase: &Phase, watch: Watch) -> Result<Graph, String> {
+    let mut g = Graph::new(format!("update.{}", phase.name));
+    let float = phase
+        .forward
+        .loss()
+        .map(|l| phase.forward.ty(l).dtype)
+        .ok_or("the forward graph has no loss")?;
+    let samples = g.input(SAMPLES_INPUT, Role::Counter, TensorType::scalar(float));
+    let mut grads = Vec::new();
+    for u in &phase.updates {
+        let p = phase
+            .forward
+            .find_input(&u.param)
+            .ok_or_else(|| format!("`{}` is not an input of the forward pass", u.param))?;
+        let ty = phase.forward.ty(p).clone();
+        g.input(u.param.clone(), Role::Param, ty.clone());
+        let sum = g.input(grad_name(&u.param), Role::Arg, ty.clone());
+        let n = g.add(
+            Op::Broadcast { shape: ty.shape },
+            vec![samples],
+            Loc::default(),
+        );
+        grads.push(g.add(Op::Div, vec![sum, n], Loc::default()));
+    }
+    let updated = append_updates(&mut g, lowered, phase, &grads, float, watch)?;
+    if watch.health {
+        health::add(&mut g, 0, &updated);
+    }
+    crate::ir::verify(&g)?;
+    Ok(g)
+}
+
+/// Appends to `g` (which reads every parameter `phase` updates) the clipping of `grads` and
+/// the optimizer's update of each parameter: outputs the new parameters and optimizer state
+/// (named like their inputs) and, when `watch.learning_rate`, the learning rate. Returns each
+/// parameter with its gradient before clipping and its new value.
+fn append_updates<'p>(
+    g: &mut Graph,
+    lowered: &Lowered,
+    phase: &'p Phase,
+    grads: &[ValueId],
+    float: DType,
+    watch: Watch,
+) -> Result<Vec<health::Updated<'p>>, String> {
+    let params = updated_params(g, phase)?;
+    let raw_grads = grads.to_vec();
+    let grads = match lowered.config.clip_grad_norm {
+        Some(max_norm) => clip_by_global_norm(g, grads, max_norm, float),
+        None => raw_grads.clone(),
+    };
     let scalar = TensorType::scalar(float);
     let step = g.input("step", Role::Counter, scalar.clone());
     let epoch = g.input("epoch", Role::Counter, scalar);
@@ -126,24 +221,19 @@ pub fn train_step_watched(lowered: &Lowered, phase: &Phase, watch: Watch) -> Res
             OutputRole::Health(Health::LearningRate),
         );
     }
-    if watch.health {
-        let updated: Vec<health::Updated> = phase
-            .updates
-            .iter()
-            .zip(&params)
-            .zip(&raw_grads)
-            .zip(&new_params)
-            .map(|(((u, &value), &grad), &new)| health::Updated {
-                param: &u.param,
-                value,
-                grad,
-                new,
-            })
-            .collect();
-        health::add(&mut g, forward_nodes, &updated);
-    }
-    crate::ir::verify(&g)?;
-    Ok(g)
+    Ok(phase
+        .updates
+        .iter()
+        .zip(params)
+        .zip(raw_grads)
+        .zip(new_params)
+        .map(|(((u, value), grad), new)| health::Updated {
+            param: &u.param,
+            value,
+            grad,
+            new,
+        })
+        .collect())
 }
 
 /// g · min(1, max_norm / ‖g‖) with ‖g‖ the norm of all gradients together (as PyTorch's
