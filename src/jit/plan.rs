@@ -22,7 +22,8 @@
 //!   the loss is finite, so a step that fails leaves its inputs as they were.
 
 use crate::ir::composite::{self, Operand};
-use crate::ir::{DType, Graph, Op, OutputRole, Role, TensorType, Type, ValueId};
+use crate::ir::primitive::Cost;
+use crate::ir::{Class, DType, Graph, Op, OutputRole, Role, TensorType, Type, ValueId};
 use std::ops::Range;
 
 pub type BufId = usize;
@@ -153,8 +154,8 @@ pub struct Kernel {
 
 impl Kernel {
     /// Roughly how many simple operations the loop nest performs, for deciding whether it is
-    /// worth splitting between threads: per position one per load, store and op, a division or
-    /// square root counting 4 and an exponential, logarithm, sine or cosine 20.
+    /// worth splitting between threads: per position one per load, store and op, each op
+    /// weighted by its cost in the primitive table (a division or square root 4, a math call 20).
     pub fn work(&self) -> usize {
         let per_position: usize = self.loads.len()
             + self.outs.len()
@@ -162,9 +163,8 @@ impl Kernel {
                 .expr
                 .iter()
                 .map(|n| match &n.op {
-                    ExprOp::Op(Op::Exp | Op::Log | Op::Sin | Op::Cos) => 20,
-                    ExprOp::Op(Op::Div | Op::Sqrt) => 4,
-                    ExprOp::Op(_) | ExprOp::Index(_) => 1,
+                    ExprOp::Op(op) => op.primitive().cost.weight(),
+                    ExprOp::Index(_) => 1,
                     ExprOp::Load(_) | ExprOp::Const(_) => 0,
                 })
                 .sum::<usize>();
@@ -504,23 +504,8 @@ impl Fused {
         self.loads.len() <= 2
             && ops <= 2
             && self.expr.iter().all(|n| match &n.op {
-                ExprOp::Op(op) => matches!(
-                    op,
-                    Op::Neg
-                        | Op::Not
-                        | Op::Cast { .. }
-                        | Op::Detach
-                        | Op::Add
-                        | Op::Sub
-                        | Op::Mul
-                        | Op::Max
-                        | Op::Min
-                        | Op::Cmp(_)
-                        | Op::And
-                        | Op::Or
-                        | Op::Select
-                ),
-                _ => true,
+                ExprOp::Op(op) => op.primitive().cost == Cost::Cheap,
+                ExprOp::Load(_) | ExprOp::Const(_) | ExprOp::Index(_) => true,
             })
     }
 
@@ -792,35 +777,13 @@ pub fn plan(graph: &Graph) -> Result<Plan, String> {
 /// does; everything else goes to the library, which also reports the errors (an integer
 /// division by zero, `neg` of a bool).
 fn fusible(op: &Op, dtype: DType) -> bool {
-    let num = matches!(dtype, DType::F32 | DType::F64 | DType::I32);
+    let p = op.primitive();
     match op {
-        Op::Neg | Op::Add | Op::Sub | Op::Mul | Op::Max | Op::Min => num,
-        Op::Exp | Op::Log | Op::Sqrt | Op::Sin | Op::Cos | Op::Div => dtype.is_float(),
-        Op::Tanh | Op::Sigmoid => dtype.is_float(),
-        Op::Not | Op::And | Op::Or => dtype == DType::Bool,
-        Op::Cast { .. } | Op::Cmp(_) | Op::Select => true,
-        // Leaves, views, reductions, products, library ops and control flow: planned otherwise.
-        Op::Input { .. }
-        | Op::Const { .. }
-        | Op::Iota { .. }
-        | Op::Rand { .. }
-        | Op::Detach
-        | Op::Sum { .. }
-        | Op::ReduceMax { .. }
-        | Op::Argmax { .. }
-        | Op::Reshape { .. }
-        | Op::Permute { .. }
-        | Op::Broadcast { .. }
-        | Op::Slice { .. }
-        | Op::Pad { .. }
-        | Op::Concat { .. }
-        | Op::MatMul
-        | Op::Unfold(_)
-        | Op::Fold { .. }
-        | Op::Gather
-        | Op::ScatterAdd { .. }
-        | Op::Scan { .. }
-        | Op::Get { .. } => false,
+        // `detach` is planned as its operand.
+        Op::Detach => false,
+        // Integer division goes to the library, which reports a zero divisor.
+        Op::Div => dtype.is_float(),
+        _ => p.class == Class::Elementwise && p.operands.admit(dtype),
     }
 }
 
