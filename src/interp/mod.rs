@@ -1,7 +1,8 @@
-//! The reference interpreter: executes any graph on ndarray, in f32 or f64, deterministically for
-//! a given random key. It is the oracle every faster backend is tested against.
+//! The reference interpreter: executes any graph on the shared kernels (`crate::tensor`), in f32
+//! or f64, deterministically for a given random key. It is the oracle every faster backend is
+//! tested against.
 //!
-//! [`run`] verifies the graph, checks that every `input` node is fed a tensor of exactly its type
+//! [`run`] verifies the graph ([`run_verified`] takes one verified before), checks that every `input` node is fed a tensor of exactly its type
 //! (inputs the graph does not name are ignored), then evaluates the nodes in order, dropping each
 //! value after its last use, and returns the named outputs. A graph computes in the dtypes it
 //! states: f32 nodes in f32, f64 nodes in f64, nothing is upcast. No input makes it panic: bad
@@ -14,7 +15,7 @@
 //! - float `max(a, b)` is `a` if `a > b` or `a` is NaN, else `b` (so NaN propagates), `min`
 //!   likewise with `<`; `reduce_max` folds that `max` from −∞ (i32: `i32::MIN`), `sum` folds `+`
 //!   from 0, both in index order of the reduced axes (innermost axis last);
-//! - f32 `exp` is [`math::exp_f32`] (within 1.072 ulp, so that the JIT can compute it on vectors
+//! - f32 `exp` is [`crate::tensor::math::exp_f32`] (within 1.072 ulp, so that the JIT can compute it on vectors
 //!   and agree bit for bit); f64 `exp`, `log`, `sin`, `cos` and `sqrt` are the standard library's;
 //! - comparisons are IEEE (any comparison with NaN is false, except `ne`); bool orders
 //!   `false < true`;
@@ -27,7 +28,7 @@
 //!   more than 1; `unfold`/`fold` follow [`crate::ir::Op::Unfold`]: row `c·k·k + ki·k + kj`,
 //!   column `oh·OW + ow` reads `x[b, c, oh·stride − padding + ki·dilation, ow·stride − padding +
 //!   kj·dilation]`, zero outside the image, and `fold` sums into exactly those places;
-//! - random numbers: see [`random`] for the exact, backend-independent formula;
+//! - random numbers: see [`crate::tensor::random`] for the exact, backend-independent formula;
 //! - `scan`: the step `t` output is stored at position `t` of the stacked result whether the
 //!   loop runs forward or in `reverse` (`t = T−1` down to 0); with no steps the carries come out
 //!   unchanged and the stacked outputs are empty.

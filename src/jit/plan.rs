@@ -15,7 +15,8 @@
 //!   into it: one loop nest then stores several results (an optimizer's new state and
 //!   parameter; an activation's gradient and the bias gradient summed from it).
 //! - `matmul` calls gemm on the operands' views. Everything else, and any op on a dtype the
-//!   generated code does not handle, is a library call into the reference interpreter.
+//!   generated code does not handle, is a library call into the shared kernels
+//!   (`tensor::kernels`), which the interpreter runs.
 //! - An output that replaces an input of the same name (a training step's new parameters and
 //!   optimizer state) is written over that input when the kernel computing it is the last to
 //!   read it, else copied over it at the end; either way only after a guard has checked that
@@ -132,7 +133,7 @@ pub enum Fold {
 /// A value a kernel writes: expression node `value` at every position, stored through `view`,
 /// or folded into it when `fold` is set (`view` then has stride 0 along the reduced axes, and
 /// its buffer is filled with the fold's start first). A fold follows the interpreter's order
-/// (`interp::kernels::reduce`): each run of the trailing reduced axes folds into eight partial
+/// (`tensor::kernels::reduce`): each run of the trailing reduced axes folds into eight partial
 /// results, combined as a fixed tree; the runs fold in order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KernelOut {
@@ -212,7 +213,7 @@ pub enum Step {
         b: View,
         out: View,
     },
-    /// Node `node` of the graph, run by the reference interpreter on copies of `args` (row-major
+    /// Node `node` of the graph, run by the shared kernels (`tensor::kernels`) on copies of `args` (row-major
     /// views); its result is copied into `out`.
     Library {
         node: usize,
