@@ -4,11 +4,12 @@
 //! the loop of their consumer; scratch buffers share one arena by lifetime), [`codegen`] turns
 //! each loop nest into a Cranelift function, and [`Program::run`] calls them in order. `matmul`
 //! is handed to gemm, a `scan` runs its own compiled body step by step in place, `unfold` and
-//! `fold` run the shared slice kernels (`tensor::linalg`) on the buffers, and the few remaining ops (`gather`,
-//! `scatter_add`, random numbers, `argmax`, and any op on a dtype the generated code does not
-//! handle) are library calls to the kernels the interpreter runs too (`tensor::kernels`). The generated code computes every
-//! element with the interpreter's operations in its order, so the two agree bit for bit except
-//! where a reduction over several axes groups its sums differently.
+//! `fold` run the shared slice kernels (`tensor::linalg`) on the buffers, and the few remaining
+//! ops (`gather`, `scatter_add`, random numbers, `argmax`, and any op on a dtype the generated
+//! code does not handle) are library calls to the kernels the interpreter runs too
+//! (`tensor::kernels`). The generated code computes every element with the interpreter's
+//! operations in its order, so the two agree bit for bit except where a reduction over several
+//! axes groups its sums differently.
 
 mod codegen;
 mod plan;
