@@ -29,6 +29,7 @@ pub mod step;
 pub mod store;
 mod suggest;
 pub mod syntax;
+pub mod tensor;
 pub mod tensorboard;
 
 use diag::Diagnostic;

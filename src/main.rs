@@ -388,7 +388,7 @@ struct GradArgs {
 
 fn grad(args: &GradArgs) -> Result<(), String> {
     let path = args.file.as_str();
-    let batch: std::collections::HashMap<String, nnl::interp::Tensor> =
+    let batch: std::collections::HashMap<String, nnl::tensor::Tensor> =
         nnl::store::read_npz(&args.inputs)?.into_iter().collect();
     let batch_size = batch
         .values()
@@ -415,7 +415,7 @@ fn grad(args: &GradArgs) -> Result<(), String> {
         }
     }
     if let Some(w) = &args.write_params {
-        let params: Vec<(String, nnl::interp::Tensor)> = lowered
+        let params: Vec<(String, nnl::tensor::Tensor)> = lowered
             .params
             .iter()
             .map(|(n, _)| (n.clone(), values[n].clone()))

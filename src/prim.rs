@@ -9,6 +9,7 @@ pub enum Builtin {
     Sqrt,
     Sin,
     Cos,
+    Erf,
     Tanh,
     Sigmoid,
     Maximum,
@@ -122,6 +123,12 @@ pub const BUILTINS: &[BuiltinInfo] = &[
         name: "cos",
         params: X,
         doc: "cosine, elementwise",
+    },
+    BuiltinInfo {
+        builtin: Builtin::Erf,
+        name: "erf",
+        params: X,
+        doc: "the error function 2/√π ∫₀ˣ e^(−t²) dt, elementwise",
     },
     BuiltinInfo {
         builtin: Builtin::Tanh,

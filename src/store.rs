@@ -7,7 +7,7 @@
 //! fallibly, so a file too large for the machine is an error, not an abort; a device or FIFO
 //! (which has no size) is read up to [`MAX_STREAM_BYTES`].
 
-use crate::interp::Tensor;
+use crate::tensor::Tensor;
 use ndarray::{ArrayD, IxDyn, ShapeBuilder};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::HashMap;

@@ -2,10 +2,10 @@
 //! split sizes its comments promise, and batches have the declared types.
 
 use nnl::data::{self, Dataset};
-use nnl::interp::Tensor;
 use nnl::ir::DType;
 use nnl::source::SourceMap;
 use nnl::syntax::ast::Item;
+use nnl::tensor::Tensor;
 use std::collections::HashSet;
 use std::path::Path;
 

@@ -3,7 +3,7 @@
 //! differences of the loss the same command reports.
 
 use ndarray::{ArrayD, IxDyn};
-use nnl::interp::Tensor;
+use nnl::tensor::Tensor;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -4,8 +4,8 @@
 //! step's statistics are the norms of the gradients, weights and updates and the ReLU activity;
 //! `--no-health` computes none.
 
-use nnl::interp::Tensor;
 use nnl::ir::{Health, OutputRole, TensorType};
+use nnl::tensor::Tensor;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

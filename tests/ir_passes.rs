@@ -2,7 +2,9 @@
 //! the pass (`# pass: simplify`) and what the case shows, the input graph in the IR's text form,
 //! then `# expect:` and the graph the pass must give. `NNL_BLESS=1 cargo test --test ir_passes`
 //! rewrites the expected part from what the pass gives (review the diff before committing).
-//! Every rule of `simplify` has its file; the input and the output must both verify.
+//! Every rule of `simplify` has its file; the input and the output must both verify. The pass
+//! `plan` is the JIT's plan of the graph, as `nnlc ir --stage plan` prints it (its buffers, and
+//! each step with what it reads and writes).
 
 use nnl::ir::{Graph, text, verify};
 use std::path::{Path, PathBuf};
@@ -34,14 +36,19 @@ const SIMPLIFY_RULES: &[&str] = &[
 
 const EXPECT: &str = "# expect:";
 
-fn run_pass(pass: &str, g: &Graph) -> Result<Graph, String> {
-    Ok(match pass {
+/// What the pass makes of `g`, as text: the graph it gives (which must verify), or the plan.
+fn run_pass(pass: &str, g: &Graph) -> Result<String, String> {
+    let out = match pass {
         "simplify" => nnl::opt::simplify(g),
         "cse" => nnl::opt::cse(g),
         "dce" => nnl::opt::dce(g),
+        "hoist_scan_permutes" => nnl::opt::hoist_scan_permutes(g),
         "optimize" => nnl::opt::optimize(g).0,
+        "plan" => return Ok(nnl::jit::compile(g)?.describe()),
         other => return Err(format!("unknown pass `{other}`")),
-    })
+    };
+    verify(&out).map_err(|e| format!("the output does not verify: {e}"))?;
+    Ok(text::print(&out))
 }
 
 /// Runs one file; returns its text with the expected part replaced by what the pass gave, and
@@ -63,9 +70,7 @@ fn run_file(path: &Path) -> Result<(String, bool), String> {
         .collect();
     let g = text::parse(&graph_text).map_err(|e| format!("the input does not parse: {e}"))?;
     verify(&g).map_err(|e| format!("the input does not verify: {e}"))?;
-    let out = run_pass(pass, &g)?;
-    verify(&out).map_err(|e| format!("the output does not verify: {e}"))?;
-    let printed = text::print(&out);
+    let printed = run_pass(pass, &g)?;
     let differs = printed != expected;
     Ok((format!("{input}{EXPECT}\n{printed}"), differs))
 }
@@ -113,13 +118,13 @@ fn pass_files_give_their_expected_graphs() {
 }
 
 #[test]
-fn every_simplification_rule_cse_and_dce_have_a_file() {
+fn every_simplification_rule_cse_dce_and_the_plan_have_a_file() {
     let dir = tests_ir();
     for rule in SIMPLIFY_RULES {
         let path = dir.join(format!("simplify/{rule}.nnlir"));
         assert!(path.exists(), "no file test for the rule `{rule}`");
     }
-    for pass in ["cse", "dce", "optimize"] {
+    for pass in ["cse", "dce", "hoist_scan_permutes", "optimize", "plan"] {
         let files = std::fs::read_dir(dir.join(pass)).map_or(0, |d| d.count());
         assert!(files > 0, "no file test for `{pass}`");
     }

@@ -11,11 +11,11 @@
 //! Two more tests check the harness itself: a candidate with a wrong loss is rejected, and one
 //! that computes in f64 (more accurately than the f32 reference) is accepted.
 
-use nnl::interp::{InterpError, Tensor};
 use nnl::ir::{DType, Graph};
 use nnl::runtime::{
     self, Backend, Executable, Interpreter, Jit, Observer, RunOptions, Session, Trainer, checkpoint,
 };
+use nnl::tensor::{RunError, Tensor};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -164,12 +164,12 @@ impl Executable for Compared {
         &self,
         input: &dyn Fn(&str) -> Option<&'a Tensor>,
         locate_nonfinite: bool,
-    ) -> Result<HashMap<String, Tensor>, InterpError> {
+    ) -> Result<HashMap<String, Tensor>, RunError> {
         self.runs.set(self.runs.get() + 1);
         let expected = self.reference.run(input, locate_nonfinite);
         let got = self.candidate.run(input, locate_nonfinite);
         let at = format!("`{}` (run {})", self.graph, self.runs.get());
-        let fail = |message: String| InterpError {
+        let fail = |message: String| RunError {
             message: format!("mismatch in {at}: {message}"),
             node: None,
             op: None,
@@ -511,7 +511,7 @@ impl Executable for SkewedLossExecutable {
         &self,
         input: &dyn Fn(&str) -> Option<&'a Tensor>,
         locate_nonfinite: bool,
-    ) -> Result<HashMap<String, Tensor>, InterpError> {
+    ) -> Result<HashMap<String, Tensor>, RunError> {
         let mut out = self.0.run(input, locate_nonfinite)?;
         if let Some(Tensor::F32(loss)) = out.get_mut("loss") {
             loss.mapv_inplace(|x| x + 1e-2);
@@ -603,7 +603,7 @@ impl Executable for WidenedExecutable {
         &self,
         input: &dyn Fn(&str) -> Option<&'a Tensor>,
         locate_nonfinite: bool,
-    ) -> Result<HashMap<String, Tensor>, InterpError> {
+    ) -> Result<HashMap<String, Tensor>, RunError> {
         let wide: HashMap<&str, Tensor> = self
             .inputs
             .iter()

@@ -8,7 +8,7 @@
 //! installs `tests/python/requirements.txt` into a virtual environment and sets `NNL_PYTHON`;
 //! without it the test looks for `~/.cache/nnl/venv/bin/python`.
 
-use nnl::interp::Tensor;
+use nnl::tensor::Tensor;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

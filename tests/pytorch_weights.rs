@@ -5,8 +5,8 @@
 //! bit-identical, trains the head, and the step graph has no gradient nodes for the frozen part;
 //! a strict load of a misnamed tensor is a diagnostic naming both sides.
 
-use nnl::interp::Tensor;
 use nnl::runtime::{Interpreter, Jit, Session, checkpoint, weights};
+use nnl::tensor::Tensor;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -174,7 +174,7 @@ fn gan_phases_train_in_turn_and_neither_side_collapses() {
 }
 
 /// The tensors of a checkpoint, by name.
-fn tensors(path: &Path) -> Vec<(String, nnl::interp::Tensor)> {
+fn tensors(path: &Path) -> Vec<(String, nnl::tensor::Tensor)> {
     store::read_safetensors(path).expect("a checkpoint").0
 }
 

@@ -443,6 +443,7 @@ fn activations_and_helpers_match_central_differences() {
         activation("softsign", "softsign(x)", 8.0),
         activation("hard_sigmoid", "hard_sigmoid(x)", 8.0),
         activation("gelu", "gelu(x)", 6.0),
+        activation("gelu (exact)", "gelu(x, exact: true)", 6.0),
         activation("silu", "silu(x)", 8.0),
         activation("mish", "mish(x)", 8.0),
         activation("softmax", "softmax(x)", 8.0),

@@ -605,6 +605,7 @@ pub(super) fn call(
         | Builtin::Sqrt
         | Builtin::Sin
         | Builtin::Cos
+        | Builtin::Erf
         | Builtin::Tanh
         | Builtin::Sigmoid => float_elementwise(c, info.name, req(0)),
         Builtin::Detach => req(0).ty.clone(),

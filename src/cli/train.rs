@@ -558,7 +558,7 @@ pub(crate) fn init_weights(
     init: Option<&Path>,
     session: &Session,
     check: &nnl::CheckOutput,
-) -> Result<Option<std::collections::HashMap<String, nnl::interp::Tensor>>, String> {
+) -> Result<Option<std::collections::HashMap<String, nnl::tensor::Tensor>>, String> {
     let lowered = session.lowered();
     let declared = lowered.config.init.clone();
     let (spec, span, base) = match (init, declared) {

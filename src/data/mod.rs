@@ -123,7 +123,7 @@
 //! # Randomness
 //!
 //! Every random choice is a stream `Rng::new(seed, path)`: splitmix64 (the generator of
-//! [`crate::interp::random`]) from the key `bits(…bits(bits(seed, p₁), p₂)…, pₖ)` for the path
+//! [`crate::tensor::random`]) from the key `bits(…bits(bits(seed, p₁), p₂)…, pₖ)` for the path
 //! `[p₁, …, pₖ]`; draw `j` is `bits(key, j)`. A uniform is `(draw >> 11) · 2⁻⁵³` in [0, 1),
 //! `below(n)` is `(draw · n) >> 64` in 0..n, a normal is `sqrt(−2·ln(1 − u₁))·cos(2π·u₂)` from
 //! two uniforms, and a shuffle is Fisher–Yates (for `i` from `len − 1` down to 1, swap `i` with
@@ -172,10 +172,10 @@ pub use categories::{MISSING_NAME, UNKNOWN_NAME};
 pub use images::Progress;
 pub use pipeline::{Pipeline, PrepStep, Preparation, TextFields};
 
-use crate::interp::Tensor;
 use crate::ir::{DType, TensorType};
 use crate::resolve::Program;
 use crate::syntax::ast::{DataDecl, Item};
+use crate::tensor::Tensor;
 use pipeline::{Accumulator, Augment, Fit};
 use random::Rng;
 use source::Source;

@@ -7,8 +7,8 @@ use super::augment::{self, CropSpec, FlipAxes};
 use super::categories::{Encoder, Vocab};
 use super::random::Rng;
 use super::text::{Tokenizer, TokenizerSpec};
-use crate::interp::Tensor;
 use crate::ir::{DType, TensorType};
+use crate::tensor::Tensor;
 use std::ops::Range;
 
 /// A column of a table, by index or by header name.

@@ -5,7 +5,7 @@
 //! source name hashes (FNV-1a, 64 bits) to `h`, `[6, h]` the order in which a `text` source with
 //! `shuffle: true` streams the documents of the split whose name hashes to `h`.
 
-use crate::interp::random::bits;
+use crate::tensor::random::bits;
 
 pub(super) struct Rng {
     key: u64,

@@ -9,7 +9,7 @@ use super::pipeline::{Column, Field, Kind, TableRef};
 use super::random::{Rng, fnv1a};
 use super::spec::SourceSpec;
 use super::text::TokenizerSpec;
-use crate::interp::Tensor;
+use crate::tensor::Tensor;
 use std::path::Path;
 
 /// An array's values in row-major order, in the type the file stores them.

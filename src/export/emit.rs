@@ -7,8 +7,8 @@ use super::onnx::{GraphProto, NodeProto, TensorProto};
 use super::plan::{self, Fused};
 use super::proto;
 use super::sym::{self, Dim, SymGraph, SymTensor, SymType};
-use crate::interp::Tensor;
 use crate::ir::{CmpOp, DType, Graph, Loc, Op, Role, ValueId, Window};
+use crate::tensor::Tensor;
 use std::collections::HashMap;
 
 /// An ONNX value standing for an IR tensor: its shape broadcasts to the IR tensor's.
@@ -554,6 +554,7 @@ impl Builder {
             | Op::Sqrt
             | Op::Sin
             | Op::Cos
+            | Op::Erf
             | Op::Tanh
             | Op::Sigmoid
             | Op::Not
@@ -565,6 +566,7 @@ impl Builder {
                     Op::Sqrt => ("Sqrt", vec![]),
                     Op::Sin => ("Sin", vec![]),
                     Op::Cos => ("Cos", vec![]),
+                    Op::Erf => ("Erf", vec![]),
                     Op::Tanh => ("Tanh", vec![]),
                     Op::Sigmoid => ("Sigmoid", vec![]),
                     Op::Not => ("Not", vec![]),

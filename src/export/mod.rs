@@ -26,11 +26,11 @@ pub mod onnx {
 }
 
 use crate::data::Pipeline;
-use crate::interp::Tensor;
 use crate::ir::{Graph, Role};
 use crate::lower;
 use crate::resolve::Program;
 use crate::source::SourceMap;
+use crate::tensor::Tensor;
 use emit::{BatchSource, Builder, Tv, Value};
 use prost::Message;
 use std::collections::{BTreeMap, HashMap};

@@ -136,20 +136,10 @@ fn carries_float(node: &Node) -> bool {
     }
 }
 
+/// Whether a gradient flows through `op` (the primitive table says; `scan` and `get` are
+/// differentiated here, apart from the tensor VJPs).
 fn has_vjp(op: &Op) -> bool {
-    !matches!(
-        op,
-        Op::Input { .. }
-            | Op::Const { .. }
-            | Op::Iota { .. }
-            | Op::Rand { .. }
-            | Op::Not
-            | Op::Detach
-            | Op::Cmp(_)
-            | Op::And
-            | Op::Or
-            | Op::Argmax { .. }
-    )
+    op.primitive().differentiable
 }
 
 /// Cotangents accumulated so far, per value and tuple element (0 for a tensor).
@@ -250,6 +240,15 @@ fn vjp(e: &mut Emit, node: &Node, y: ValueId, g: ValueId, need: &[bool]) -> Vec<
         Op::Sin => {
             let c = e.op(Op::Cos, vec![x[0]]);
             one(e.bin(Op::Mul, g, c))
+        }
+        Op::Erf => {
+            // d erf(x) / dx = 2/√π · e^(−x²)
+            let x2 = e.bin(Op::Mul, x[0], x[0]);
+            let minus_x2 = e.op(Op::Neg, vec![x2]);
+            let bell = e.op(Op::Exp, vec![minus_x2]);
+            let scale = e.fill(std::f64::consts::FRAC_2_SQRT_PI, e.ty(g));
+            let slope = e.bin(Op::Mul, bell, scale);
+            one(e.bin(Op::Mul, g, slope))
         }
         Op::Cos => {
             let s = e.op(Op::Sin, vec![x[0]]);

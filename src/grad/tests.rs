@@ -843,3 +843,76 @@ fn cast_through_f32() {
     let want: Vec<f64> = xs.iter().zip(&ws).map(|(x, w)| w * x.exp()).collect();
     assert!(rel_error(&got, &want) < 1e-6, "{got:?} vs {want:?}");
 }
+
+/// The sample graph of a primitive (`ir::samples`) as a problem: its inputs fed by their names'
+/// conventions, its output `y` weighted into the loss.
+fn check_sample(what: &str, rng: &mut Lcg, sample: &Graph) -> Problem {
+    let names: Vec<String> = sample.inputs().map(|(_, n, _)| n.to_string()).collect();
+    let feeds: Vec<Feed> = sample
+        .inputs()
+        .map(|(v, name, _)| {
+            let shape = sample.ty(v).shape.clone();
+            let n = shape.iter().product();
+            let fixed = |rng: &mut Lcg, dtype: DType, values: &dyn Fn(&mut Lcg) -> f64| {
+                let values = (0..n).map(|_| values(rng)).collect();
+                feed(TensorType::new(dtype, shape.clone()), values)
+            };
+            if name.starts_with("pos") {
+                positive(rng, &shape)
+            } else if name.starts_with("ids") {
+                ids(rng, &shape, 3)
+            } else if name.starts_with("cond") {
+                fixed(rng, DType::Bool, &|r| f64::from(u8::from(r.next() < 0.5)))
+            } else if name == "key" {
+                fixed(rng, DType::I32, &|r| r.int(0, 1000) as f64)
+            } else {
+                random(rng, &shape)
+            }
+        })
+        .collect();
+    problem(rng, &feeds, |g, xs| {
+        let outs = g
+            .splice(sample, &|name| {
+                names.iter().position(|n| n == name).map(|i| xs[i])
+            })
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        outs[0].value
+    })
+}
+
+/// Every differentiable primitive of the table, on its sample graph, against central
+/// differences; through the others no gradient flows.
+#[test]
+fn every_differentiable_primitive_has_a_checked_vjp() {
+    let mut rng = Lcg(12);
+    for &prim in crate::ir::Prim::ALL {
+        let info = prim.info();
+        let sample = crate::ir::samples::sample(prim, DType::F64);
+        let y = sample.output("y").expect("a sample's output");
+        if !sample.ty(y).dtype.is_float() {
+            assert!(!info.differentiable, "`{}` gives no float", info.name);
+            continue;
+        }
+        let p = check_sample(info.name, &mut rng, &sample);
+        let got = analytic(&p);
+        // An input's gradient is its cotangent: it ends the chain rather than blocking it.
+        if !info.differentiable {
+            assert!(
+                prim == crate::ir::Prim::Input || got.iter().flatten().all(|&d| d == 0.0),
+                "a gradient flows through `{}`",
+                info.name
+            );
+            continue;
+        }
+        let want = numeric(&p);
+        for (i, (a, n)) in got.iter().zip(&want).enumerate() {
+            let err = rel_error(a, n);
+            assert!(
+                err < 1e-6,
+                "{}: gradient {i} off by {err:e}\nanalytic {a:?}\nnumeric  {n:?}\n{}",
+                info.name,
+                text::print(&p.graph)
+            );
+        }
+    }
+}

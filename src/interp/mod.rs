@@ -1,12 +1,13 @@
-//! The reference interpreter: executes any graph on ndarray, in f32 or f64, deterministically for
-//! a given random key. It is the oracle every faster backend is tested against.
+//! The reference interpreter: executes any graph on the shared kernels (`crate::tensor`), in f32
+//! or f64, deterministically for a given random key. It is the oracle every faster backend is
+//! tested against.
 //!
-//! [`run`] verifies the graph, checks that every `input` node is fed a tensor of exactly its type
+//! [`run`] verifies the graph ([`run_verified`] takes one verified before), checks that every `input` node is fed a tensor of exactly its type
 //! (inputs the graph does not name are ignored), then evaluates the nodes in order, dropping each
 //! value after its last use, and returns the named outputs. A graph computes in the dtypes it
 //! states: f32 nodes in f32, f64 nodes in f64, nothing is upcast. No input makes it panic: bad
 //! data (an id out of range, an integer division by zero, a malformed graph) is an
-//! [`InterpError`] naming the node, its op and its source location.
+//! [`RunError`] naming the node, its op and its source location.
 //!
 //! Semantics, where the IR leaves a choice:
 //! - integer `add`/`sub`/`mul`/`neg` wrap on overflow; integer `div` rounds toward −∞ and fails
@@ -14,7 +15,7 @@
 //! - float `max(a, b)` is `a` if `a > b` or `a` is NaN, else `b` (so NaN propagates), `min`
 //!   likewise with `<`; `reduce_max` folds that `max` from −∞ (i32: `i32::MIN`), `sum` folds `+`
 //!   from 0, both in index order of the reduced axes (innermost axis last);
-//! - f32 `exp` is [`math::exp_f32`] (within 1.072 ulp, so that the JIT can compute it on vectors
+//! - f32 `exp` is [`crate::tensor::math::exp_f32`] (within 1.072 ulp, so that the JIT can compute it on vectors
 //!   and agree bit for bit); f64 `exp`, `log`, `sin`, `cos` and `sqrt` are the standard library's;
 //! - comparisons are IEEE (any comparison with NaN is false, except `ne`); bool orders
 //!   `false < true`;
@@ -27,7 +28,7 @@
 //!   more than 1; `unfold`/`fold` follow [`crate::ir::Op::Unfold`]: row `c·k·k + ki·k + kj`,
 //!   column `oh·OW + ow` reads `x[b, c, oh·stride − padding + ki·dilation, ow·stride − padding +
 //!   kj·dilation]`, zero outside the image, and `fold` sums into exactly those places;
-//! - random numbers: see [`random`] for the exact, backend-independent formula;
+//! - random numbers: see [`crate::tensor::random`] for the exact, backend-independent formula;
 //! - `scan`: the step `t` output is stored at position `t` of the stacked result whether the
 //!   loop runs forward or in `reverse` (`t = T−1` down to 0); with no steps the carries come out
 //!   unchanged and the stacked outputs are empty.
@@ -38,67 +39,15 @@
 //! deliberate), as are the inputs of a scan body (they hold values made outside it or at an
 //! earlier step); a graph input holding a non-finite value is reported.
 
-mod kernels;
-mod linalg;
-pub mod math;
-pub mod random;
-mod tensor;
 #[cfg(test)]
 mod tests;
 
-pub use linalg::{fold_into, unfold_into};
-pub use tensor::Tensor;
+pub use crate::tensor::{RunError, Tensor};
 
-use crate::ir::{Graph, Loc, Node, Op, Type, verify};
+use crate::ir::{Graph, Node, Op, Type, Verified, verify};
+use crate::tensor::{self, kernels};
 use std::collections::HashMap;
-use std::fmt;
 use std::rc::Rc;
-
-/// Why a run failed, and where: the node (its index in the graph that holds it, which for a node
-/// of a scan body is the body), its op and its source location.
-#[derive(Debug, Clone, PartialEq)]
-pub struct InterpError {
-    pub message: String,
-    pub node: Option<usize>,
-    pub op: Option<&'static str>,
-    pub loc: Option<Loc>,
-}
-
-impl InterpError {
-    fn at(index: usize, node: &Node, message: String) -> InterpError {
-        InterpError {
-            message,
-            node: Some(index),
-            op: Some(node.op.name()),
-            loc: Some(node.loc.clone()),
-        }
-    }
-}
-
-impl fmt::Display for InterpError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.node, self.op) {
-            (Some(n), Some(op)) => write!(f, "%{n} = {op}")?,
-            (Some(n), None) => write!(f, "%{n}")?,
-            (None, Some(op)) => write!(f, "{op}")?,
-            (None, None) => {}
-        }
-        if let Some(loc) = self.loc.as_ref().filter(|l| l.is_known()) {
-            let scope = if loc.scope.is_empty() {
-                String::new()
-            } else {
-                format!("{} ", loc.scope)
-            };
-            write!(f, " ({scope}@ {}:{}:{})", loc.file, loc.line, loc.col)?;
-        }
-        if self.node.is_some() || self.op.is_some() {
-            write!(f, ": ")?;
-        }
-        write!(f, "{}", self.message)
-    }
-}
-
-impl std::error::Error for InterpError {}
 
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -113,7 +62,7 @@ pub fn run(
     graph: &Graph,
     inputs: &HashMap<String, Tensor>,
     opts: &Options,
-) -> Result<HashMap<String, Tensor>, InterpError> {
+) -> Result<HashMap<String, Tensor>, RunError> {
     run_with(graph, &|name| inputs.get(name), opts)
 }
 
@@ -123,17 +72,34 @@ pub fn run_with<'a>(
     graph: &Graph,
     input: &dyn Fn(&str) -> Option<&'a Tensor>,
     opts: &Options,
-) -> Result<HashMap<String, Tensor>, InterpError> {
-    verify(graph).map_err(|e| InterpError {
+) -> Result<HashMap<String, Tensor>, RunError> {
+    verify(graph).map_err(|e| RunError {
         message: format!("invalid graph: {e}"),
         node: None,
         op: None,
         loc: None,
     })?;
+    evaluate(graph, input, opts)
+}
+
+/// [`run_with`] on a graph verified before (a backend verifies a graph once, when it prepares it).
+pub fn run_verified<'a>(
+    graph: &Verified,
+    input: &dyn Fn(&str) -> Option<&'a Tensor>,
+    opts: &Options,
+) -> Result<HashMap<String, Tensor>, RunError> {
+    evaluate(graph, input, opts)
+}
+
+fn evaluate<'a>(
+    graph: &Graph,
+    input: &dyn Fn(&str) -> Option<&'a Tensor>,
+    opts: &Options,
+) -> Result<HashMap<String, Tensor>, RunError> {
     let mut fed = Vec::new();
     for (v, name, _) in graph.inputs() {
         let want = graph.ty(v);
-        let fail = |message| InterpError::at(v.index(), graph.node(v), message);
+        let fail = |message| RunError::at(v.index(), graph.node(v), message);
         let tensor = input(name).ok_or_else(|| fail(format!("missing input `{name}` ({want})")))?;
         let got = tensor.ty();
         if got != *want {
@@ -150,32 +116,6 @@ pub fn run_with<'a>(
         .zip(outputs)
         .map(|(o, t)| (o.name.clone(), Rc::unwrap_or_clone(t)))
         .collect())
-}
-
-/// Evaluates one node of a verified graph on its operands, as [`run`] would: a kernel, or a
-/// whole `scan` (whose parts come back in order). `index` names the node in errors. For backends
-/// that run most ops themselves and hand the rest to the reference implementation.
-pub fn eval_node(
-    index: usize,
-    node: &Node,
-    args: Vec<Tensor>,
-    opts: &Options,
-) -> Result<Vec<Tensor>, InterpError> {
-    let fail = |message| InterpError::at(index, node, message);
-    let args: Vec<Rc<Tensor>> = args.into_iter().map(Rc::new).collect();
-    let parts = match &node.op {
-        Op::Scan { .. } => Interp { opts }.scan_node(index, node, args)?,
-        Op::Input { .. } | Op::Get { .. } => {
-            return Err(fail(format!("`{}` is not computed", node.op.name())));
-        }
-        op => {
-            let operands: Vec<&Tensor> = args.iter().map(|t| &**t).collect();
-            vec![Rc::new(
-                kernels::apply(op, &operands, opts.threads).map_err(fail)?,
-            )]
-        }
-    };
-    Ok(parts.into_iter().map(Rc::unwrap_or_clone).collect())
 }
 
 /// A node's value: a tensor, or the parts of a `scan` result. Shared, so that forwarding a value
@@ -221,7 +161,7 @@ impl Interp<'_> {
         graph: &Graph,
         inputs: Vec<Rc<Tensor>>,
         in_body: bool,
-    ) -> Result<Vec<Rc<Tensor>>, InterpError> {
+    ) -> Result<Vec<Rc<Tensor>>, RunError> {
         // The last node that reads each value (itself if none does); outputs live to the end.
         let mut last: Vec<usize> = (0..graph.nodes.len()).collect();
         for (i, node) in graph.nodes.iter().enumerate() {
@@ -235,7 +175,7 @@ impl Interp<'_> {
         let mut inputs = inputs.into_iter();
         let mut values: Vec<Option<Value>> = graph.nodes.iter().map(|_| None).collect();
         for (i, node) in graph.nodes.iter().enumerate() {
-            let fail = |message| InterpError::at(i, node, message);
+            let fail = |message| RunError::at(i, node, message);
             let args = node
                 .args
                 .iter()
@@ -303,7 +243,7 @@ impl Interp<'_> {
             .iter()
             .map(|o| match &values[o.value.index()] {
                 Some(Value::Tensor(t)) => Ok(Rc::clone(t)),
-                _ => Err(InterpError::at(
+                _ => Err(RunError::at(
                     o.value.index(),
                     graph.node(o.value),
                     format!("output `{}` is not a tensor", o.name),
@@ -318,7 +258,7 @@ impl Interp<'_> {
         index: usize,
         node: &Node,
         operands: Vec<Rc<Tensor>>,
-    ) -> Result<Vec<Rc<Tensor>>, InterpError> {
+    ) -> Result<Vec<Rc<Tensor>>, RunError> {
         let Op::Scan {
             body,
             carries,
@@ -326,7 +266,7 @@ impl Interp<'_> {
             reverse,
         } = &node.op
         else {
-            return Err(InterpError::at(index, node, "not a scan".into()));
+            return Err(RunError::at(index, node, "not a scan".into()));
         };
         let scan = Scan {
             index,
@@ -339,12 +279,8 @@ impl Interp<'_> {
         self.scan(&scan, operands)
     }
 
-    fn scan(
-        &self,
-        s: &Scan<'_>,
-        operands: Vec<Rc<Tensor>>,
-    ) -> Result<Vec<Rc<Tensor>>, InterpError> {
-        let fail = |message| InterpError::at(s.index, s.node, message);
+    fn scan(&self, s: &Scan<'_>, operands: Vec<Rc<Tensor>>) -> Result<Vec<Rc<Tensor>>, RunError> {
+        let fail = |message| RunError::at(s.index, s.node, message);
         let Type::Tuple(parts) = &s.node.ty else {
             return Err(fail("a scan's type must be a tuple".into()));
         };

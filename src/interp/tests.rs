@@ -1,6 +1,6 @@
-use super::random;
 use super::*;
-use crate::ir::{CmpOp, DType, Dist, Output, OutputRole, Role, TensorType, ValueId, Window};
+use crate::ir::{CmpOp, DType, Dist, Loc, Output, OutputRole, Role, TensorType, ValueId, Window};
+use crate::tensor::random;
 
 fn ty(dtype: DType, shape: &[usize]) -> TensorType {
     TensorType::new(dtype, shape.to_vec())
@@ -32,7 +32,7 @@ fn loc(line: u32) -> Loc {
 }
 
 /// Feeds `args` to a graph `out = op(x0, x1, ..)`.
-fn try_apply(op: Op, args: &[Tensor], opts: &Options) -> Result<Tensor, InterpError> {
+fn try_apply(op: Op, args: &[Tensor], opts: &Options) -> Result<Tensor, RunError> {
     let mut g = Graph::new("test");
     let mut inputs = HashMap::new();
     let mut ids = Vec::new();

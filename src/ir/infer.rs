@@ -63,7 +63,7 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
             arity(1)?;
             t(tensors[0].clone())
         }
-        Op::Exp | Op::Log | Op::Sqrt | Op::Sin | Op::Cos | Op::Tanh | Op::Sigmoid => {
+        Op::Exp | Op::Log | Op::Sqrt | Op::Sin | Op::Cos | Op::Erf | Op::Tanh | Op::Sigmoid => {
             arity(1)?;
             expect_float(tensors[0])?;
             t(tensors[0].clone())

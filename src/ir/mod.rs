@@ -11,11 +11,15 @@
 
 pub mod composite;
 mod infer;
+pub mod primitive;
+#[cfg(test)]
+pub(crate) mod samples;
 pub mod text;
 mod verify;
 
 pub use infer::infer;
-pub use verify::verify;
+pub use primitive::{Class, Prim, Primitive};
+pub use verify::{Verified, verify};
 
 use std::fmt;
 use std::sync::Arc;
@@ -380,6 +384,8 @@ pub enum Op {
     Sqrt,
     Sin,
     Cos,
+    /// The error function 2/√π ∫₀ˣ e^(−t²) dt (exact GELU is x·(1 + erf(x/√2))/2).
+    Erf,
     /// The hyperbolic tangent; the backends compute it as [`composite::recipe`] says.
     Tanh,
     /// The logistic function 1 / (1 + e^−x); computed as [`composite::recipe`] says.
@@ -464,93 +470,6 @@ pub enum Op {
     Get {
         index: usize,
     },
-}
-
-impl Op {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Op::Input { .. } => "input",
-            Op::Const { .. } => "const",
-            Op::Iota { .. } => "iota",
-            Op::Rand {
-                dist: Dist::Uniform,
-                ..
-            } => "rand_uniform",
-            Op::Rand {
-                dist: Dist::Normal, ..
-            } => "rand_normal",
-            Op::Neg => "neg",
-            Op::Exp => "exp",
-            Op::Log => "log",
-            Op::Sqrt => "sqrt",
-            Op::Sin => "sin",
-            Op::Cos => "cos",
-            Op::Tanh => "tanh",
-            Op::Sigmoid => "sigmoid",
-            Op::Not => "not",
-            Op::Cast { .. } => "cast",
-            Op::Detach => "detach",
-            Op::Add => "add",
-            Op::Sub => "sub",
-            Op::Mul => "mul",
-            Op::Div => "div",
-            Op::Max => "max",
-            Op::Min => "min",
-            Op::Cmp(c) => c.name(),
-            Op::And => "and",
-            Op::Or => "or",
-            Op::Select => "select",
-            Op::Sum { .. } => "sum",
-            Op::ReduceMax { .. } => "reduce_max",
-            Op::Argmax { .. } => "argmax",
-            Op::Reshape { .. } => "reshape",
-            Op::Permute { .. } => "permute",
-            Op::Broadcast { .. } => "broadcast",
-            Op::Slice { .. } => "slice",
-            Op::Pad { .. } => "pad",
-            Op::Concat { .. } => "concat",
-            Op::MatMul => "matmul",
-            Op::Unfold(_) => "unfold",
-            Op::Fold { .. } => "fold",
-            Op::Gather => "gather",
-            Op::ScatterAdd { .. } => "scatter_add",
-            Op::Scan { .. } => "scan",
-            Op::Get { .. } => "get",
-        }
-    }
-
-    /// Elementwise ops of one operand whose result has the operand's type.
-    pub fn is_unary_elementwise(&self) -> bool {
-        matches!(
-            self,
-            Op::Neg
-                | Op::Exp
-                | Op::Log
-                | Op::Sqrt
-                | Op::Sin
-                | Op::Cos
-                | Op::Tanh
-                | Op::Sigmoid
-                | Op::Not
-                | Op::Detach
-        )
-    }
-
-    /// Elementwise ops of two same-shaped operands.
-    pub fn is_binary_elementwise(&self) -> bool {
-        matches!(
-            self,
-            Op::Add
-                | Op::Sub
-                | Op::Mul
-                | Op::Div
-                | Op::Max
-                | Op::Min
-                | Op::Cmp(_)
-                | Op::And
-                | Op::Or
-        )
-    }
 }
 
 /// Where a node came from: the layer instance (`Mlp.dense_1`) and the source position.

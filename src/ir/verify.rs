@@ -58,3 +58,23 @@ pub fn verify(graph: &Graph) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// A graph the verifier accepted. Backends keep one for each prepared graph, so that a graph is
+/// verified once, when it is prepared, and never again per run.
+#[derive(Debug, Clone)]
+pub struct Verified(Graph);
+
+impl Verified {
+    pub fn new(graph: Graph) -> Result<Verified, String> {
+        verify(&graph)?;
+        Ok(Verified(graph))
+    }
+}
+
+impl std::ops::Deref for Verified {
+    type Target = Graph;
+
+    fn deref(&self) -> &Graph {
+        &self.0
+    }
+}

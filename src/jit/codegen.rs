@@ -9,8 +9,8 @@
 //! the interpreter's own f32 `exp` inlined on vectors), so kernels agree with it bit for bit.
 
 use super::plan::{ExprNode, ExprOp, Fold, Kernel, KernelOut, dtype_size};
-use crate::interp::math;
-use crate::ir::{CmpOp, DType, Op};
+use crate::ir::{CmpOp, DType, Op, Prim};
+use crate::tensor::math::{self, Math};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{
     AbiParam, Endianness, FuncRef, InstBuilder, MemFlagsData, StackSlot, StackSlotData,
@@ -53,52 +53,6 @@ impl Drop for Code {
     }
 }
 
-extern "C" fn exp_f32(x: f32) -> f32 {
-    math::exp_f32(x)
-}
-extern "C" fn log_f32(x: f32) -> f32 {
-    x.ln()
-}
-extern "C" fn sin_f32(x: f32) -> f32 {
-    x.sin()
-}
-extern "C" fn cos_f32(x: f32) -> f32 {
-    x.cos()
-}
-extern "C" fn exp_f64(x: f64) -> f64 {
-    x.exp()
-}
-extern "C" fn log_f64(x: f64) -> f64 {
-    x.ln()
-}
-extern "C" fn sin_f64(x: f64) -> f64 {
-    x.sin()
-}
-extern "C" fn cos_f64(x: f64) -> f64 {
-    x.cos()
-}
-
-/// Four lanes at a time, in place: one call per vector instead of four keeps the live vector
-/// registers from being spilled around every lane.
-macro_rules! four_lanes {
-    ($($name:ident = $f:ident),*) => {$(
-        /// # Safety
-        /// `lanes` points to four writable f32s.
-        unsafe extern "C" fn $name(lanes: *mut f32) {
-            for i in 0..4 {
-                // SAFETY: the caller passes the address of a 16-byte stack slot.
-                unsafe { *lanes.add(i) = $f(*lanes.add(i)) };
-            }
-        }
-    )*};
-}
-four_lanes!(
-    exp4_f32 = exp_f32,
-    log4_f32 = log_f32,
-    sin4_f32 = sin_f32,
-    cos4_f32 = cos_f32
-);
-
 /// Whether the processor fuses multiply-adds on vectors: [`math::exp_f32`]'s steps are then
 /// emitted inline, else (x86 before Haswell) its four lanes are one call.
 fn vector_fma() -> bool {
@@ -112,42 +66,20 @@ fn vector_fma() -> bool {
     }
 }
 
-/// The functions kernels call: symbol, address, and the type of the argument and result (a
-/// pointer, with no result, for the four-lane ones).
-fn math_functions() -> [(&'static str, *const u8, Option<Type>); 12] {
-    let f32 = Some(types::F32);
-    let f64 = Some(types::F64);
-    [
-        ("nnl_exp_f32", exp_f32 as *const u8, f32),
-        ("nnl_log_f32", log_f32 as *const u8, f32),
-        ("nnl_sin_f32", sin_f32 as *const u8, f32),
-        ("nnl_cos_f32", cos_f32 as *const u8, f32),
-        ("nnl_exp_f64", exp_f64 as *const u8, f64),
-        ("nnl_log_f64", log_f64 as *const u8, f64),
-        ("nnl_sin_f64", sin_f64 as *const u8, f64),
-        ("nnl_cos_f64", cos_f64 as *const u8, f64),
-        ("nnl_exp4_f32", exp4_f32 as *const u8, None),
-        ("nnl_log4_f32", log4_f32 as *const u8, None),
-        ("nnl_sin4_f32", sin4_f32 as *const u8, None),
-        ("nnl_cos4_f32", cos4_f32 as *const u8, None),
-    ]
-}
-
-fn math_symbol(op: &Op, dtype: DType, four_lanes: bool) -> &'static str {
-    match (op, dtype) {
-        (Op::Exp, _) if four_lanes => "nnl_exp4_f32",
-        (Op::Log, _) if four_lanes => "nnl_log4_f32",
-        (Op::Sin, _) if four_lanes => "nnl_sin4_f32",
-        (Op::Cos, _) if four_lanes => "nnl_cos4_f32",
-        (Op::Exp, DType::F32) => "nnl_exp_f32",
-        (Op::Log, DType::F32) => "nnl_log_f32",
-        (Op::Sin, DType::F32) => "nnl_sin_f32",
-        (Op::Cos, DType::F32) => "nnl_cos_f32",
-        (Op::Exp, _) => "nnl_exp_f64",
-        (Op::Log, _) => "nnl_log_f64",
-        (Op::Sin, _) => "nnl_sin_f64",
-        _ => "nnl_cos_f64",
-    }
+/// The functions kernels call, those of the primitive table's math primitives: symbol, address,
+/// and the type of the argument and result (a pointer, with no result, for the four-lane ones).
+fn math_functions() -> Vec<(&'static str, *const u8, Option<Type>)> {
+    Prim::ALL
+        .iter()
+        .filter_map(|p| p.info().math)
+        .flat_map(|m| {
+            [
+                (m.symbol_f32, m.f32 as *const u8, Some(types::F32)),
+                (m.symbol_f64, m.f64 as *const u8, Some(types::F64)),
+                (m.symbol_f32x4, m.f32x4 as *const u8, None),
+            ]
+        })
+        .collect()
 }
 
 fn clif_type(d: DType) -> Type {
@@ -505,23 +437,22 @@ fn vectors(k: &Kernel, lay: &Layout, dtypes: &[DType], fold: Option<usize>) -> V
         (ExprOp::Op(Op::Cast { .. }), DType::F32 | DType::Bool) => {
             matches!(k.expr[n.args[0]].dtype, DType::F32 | DType::Bool)
         }
-        (ExprOp::Op(op), DType::F32) => matches!(
-            op,
-            Op::Neg
-                | Op::Exp
-                | Op::Log
-                | Op::Sqrt
-                | Op::Sin
-                | Op::Cos
-                | Op::Detach
-                | Op::Add
-                | Op::Sub
-                | Op::Mul
-                | Op::Div
-                | Op::Max
-                | Op::Min
-                | Op::Select
-        ),
+        (ExprOp::Op(op), DType::F32) => {
+            op.primitive().math.is_some()
+                || matches!(
+                    op,
+                    Op::Neg
+                        | Op::Sqrt
+                        | Op::Detach
+                        | Op::Add
+                        | Op::Sub
+                        | Op::Mul
+                        | Op::Div
+                        | Op::Max
+                        | Op::Min
+                        | Op::Select
+                )
+        }
         _ => false,
     });
     let loads_ok = (0..k.loads.len()).all(|a| lanes_fit(a, true));
@@ -1206,7 +1137,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
     }
 
     /// `op` on each lane of an f32x4, through a 16-byte stack slot.
-    fn call_math4(&mut self, op: &Op, x: Value) -> Value {
+    fn call_math4(&mut self, math: Math, x: Value) -> Value {
         let slot = match self.lanes_slot {
             Some(slot) => slot,
             None => {
@@ -1216,7 +1147,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
                 slot
             }
         };
-        let func = self.math_ref(math_symbol(op, DType::F32, true));
+        let func = self.math_ref(math.symbol_f32x4);
         self.b.ins().stack_store(self.pointer, x, slot, 0);
         let address = self.b.ins().stack_addr(self.pointer, slot, 0);
         self.b.ins().call(func, &[address]);
@@ -1274,8 +1205,11 @@ impl<'a, 'm> Emitter<'a, 'm> {
         self.b.ins().bitselect(nan, x, y)
     }
 
-    fn call_math(&mut self, op: &Op, dtype: DType, x: Value) -> Value {
-        let symbol = math_symbol(op, dtype, false);
+    fn call_math(&mut self, math: Math, dtype: DType, x: Value) -> Value {
+        let symbol = match dtype {
+            DType::F32 => math.symbol_f32,
+            _ => math.symbol_f64,
+        };
         let func = self.math_ref(symbol);
         let call = self.b.ins().call(func, &[x]);
         self.b.inst_results(call)[0]
@@ -1308,12 +1242,14 @@ impl<'a, 'm> Emitter<'a, 'm> {
             }
             ExprOp::Op(op) => op,
         };
+        if let Some(math) = op.primitive().math {
+            return self.call_math(math, node.dtype, arg(0));
+        }
         let ins = self.b.ins();
         match op {
             Op::Neg if float => ins.fneg(arg(0)),
             Op::Neg => ins.ineg(arg(0)),
             Op::Sqrt => ins.sqrt(arg(0)),
-            Op::Exp | Op::Log | Op::Sin | Op::Cos => self.call_math(op, node.dtype, arg(0)),
             Op::Not => ins.bxor_imm_u(arg(0), 1),
             Op::Detach => arg(0),
             Op::Cast { to } => self.cast(arg(0), arg_dtype(0), *to),
@@ -1503,7 +1439,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
             Op::Neg => self.b.ins().fneg(arg(0)),
             Op::Sqrt => self.b.ins().sqrt(arg(0)),
             Op::Exp if vector_fma() => self.vector_exp(arg(0)),
-            Op::Exp | Op::Log | Op::Sin | Op::Cos => self.call_math4(op, arg(0)),
+            op if let Some(math) = op.primitive().math => self.call_math4(math, arg(0)),
             Op::Detach => arg(0),
             Op::Add => self.b.ins().fadd(arg(0), arg(1)),
             Op::Sub => self.b.ins().fsub(arg(0), arg(1)),

@@ -4,11 +4,12 @@
 //! the loop of their consumer; scratch buffers share one arena by lifetime), [`codegen`] turns
 //! each loop nest into a Cranelift function, and [`Program::run`] calls them in order. `matmul`
 //! is handed to gemm, a `scan` runs its own compiled body step by step in place, `unfold` and
-//! `fold` run the interpreter's slice kernels on the buffers, and the few remaining ops (`gather`,
-//! `scatter_add`, random numbers, `argmax`, and any op on a dtype the generated code does not
-//! handle) are library calls to the interpreter's kernels. The generated code computes every
-//! element with the interpreter's operations in its order, so the two agree bit for bit except
-//! where a reduction over several axes groups its sums differently.
+//! `fold` run the shared slice kernels (`tensor::linalg`) on the buffers, and the few remaining
+//! ops (`gather`, `scatter_add`, random numbers, `argmax`, and any op on a dtype the generated
+//! code does not handle) are library calls to the kernels the interpreter runs too
+//! (`tensor::kernels`). The generated code computes every element with the interpreter's
+//! operations in its order, so the two agree bit for bit except where a reduction over several
+//! axes groups its sums differently.
 
 mod codegen;
 mod plan;
@@ -17,8 +18,8 @@ mod show;
 #[cfg(test)]
 mod tests;
 
-use crate::interp::{self, InterpError, Tensor};
-use crate::ir::{DType, Graph, Op, verify};
+use crate::ir::{DType, Graph, Op, Verified};
+use crate::tensor::{RunError, Tensor, kernels, linalg};
 use codegen::Compiled;
 use gemm::Parallelism;
 use ndarray::{ArrayD, IxDyn};
@@ -32,7 +33,7 @@ pub use show::{ProfileRow, StepKind};
 
 /// A graph compiled for this machine.
 pub struct Program {
-    graph: Graph,
+    graph: Verified,
     plan: Plan,
     code: codegen::Code,
     /// The compiled kernel of each step that is one.
@@ -60,7 +61,8 @@ const PARALLEL_KERNEL_WORK: usize = 1 << 19;
 
 /// Compiles `graph`.
 pub fn compile(graph: &Graph) -> Result<Program, String> {
-    verify(graph)?;
+    let graph = Verified::new(graph.clone())?;
+    let graph = &graph;
     let plan = plan::plan(graph)?;
     let mut kernels = Vec::new();
     let mut kernel_of_step = Vec::new();
@@ -188,7 +190,7 @@ fn row_major_copy(t: &Tensor) -> Tensor {
 
 impl Program {
     /// The graph this program computes.
-    pub fn graph(&self) -> &Graph {
+    pub fn graph(&self) -> &Verified {
         &self.graph
     }
 
@@ -206,7 +208,7 @@ impl Program {
         &self,
         input: &dyn Fn(&str) -> Option<&'a Tensor>,
         threads: usize,
-    ) -> Result<HashMap<String, Tensor>, InterpError> {
+    ) -> Result<HashMap<String, Tensor>, RunError> {
         let mut state = HashMap::new();
         for out in self.plan.outputs.iter().filter(|o| o.replaces_input) {
             let t = input(&out.name).ok_or_else(|| self.missing(&out.name))?;
@@ -225,12 +227,12 @@ impl Program {
         input: &dyn Fn(&str) -> Option<&'a Tensor>,
         state: &mut HashMap<String, Tensor>,
         threads: usize,
-    ) -> Result<HashMap<String, Tensor>, InterpError> {
+    ) -> Result<HashMap<String, Tensor>, RunError> {
         Ok(self.execute_with(input, state, threads, true)?.0)
     }
 
-    fn missing(&self, name: &str) -> InterpError {
-        InterpError {
+    fn missing(&self, name: &str) -> RunError {
+        RunError {
             message: format!("missing input `{name}`"),
             node: self.graph.find_input(name).map(|v| v.index()),
             op: Some("input"),
@@ -247,7 +249,7 @@ impl Program {
         state: &mut HashMap<String, Tensor>,
         threads: usize,
         guarded: bool,
-    ) -> Result<(HashMap<String, Tensor>, bool), InterpError> {
+    ) -> Result<(HashMap<String, Tensor>, bool), RunError> {
         let buffers = &self.plan.buffers;
         let mut table: Vec<*mut u8> = vec![std::ptr::null_mut(); buffers.len()];
         let replaced: Vec<&str> = self
@@ -268,7 +270,7 @@ impl Program {
         let mut copies = Vec::new();
         for (&buf, (v, name, _)) in self.inputs.iter().zip(self.graph.inputs()) {
             let want = self.graph.ty(v);
-            let fail = |message| InterpError {
+            let fail = |message| RunError {
                 message,
                 node: Some(v.index()),
                 op: Some("input"),
@@ -334,7 +336,7 @@ impl Program {
         table: &mut [*mut u8],
         threads: usize,
         guarded: bool,
-    ) -> Result<bool, InterpError> {
+    ) -> Result<bool, RunError> {
         let mut arena = self.arena.lock().unwrap_or_else(|e| e.into_inner());
         // SAFETY: forwarded from the caller.
         unsafe { self.execute_in(table, &mut arena, None, threads, guarded) }
@@ -353,7 +355,7 @@ impl Program {
         rows: Option<std::ops::Range<usize>>,
         threads: usize,
         guarded: bool,
-    ) -> Result<bool, InterpError> {
+    ) -> Result<bool, RunError> {
         let buffers = &self.plan.buffers;
         let words = self.plan.arena_bytes.div_ceil(8);
         if arena.len() < words {
@@ -464,7 +466,7 @@ impl Program {
         args: &[View],
         out: BufId,
         threads: usize,
-    ) -> Result<(), InterpError> {
+    ) -> Result<(), RunError> {
         // SAFETY: forwarded from the caller.
         if unsafe { self.window_in_place(table, node, args, out)? } {
             return Ok(());
@@ -476,22 +478,25 @@ impl Program {
             .map(|v| unsafe { read_view(table, v, buffers[v.buf].dtype) })
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| library_error(&self.graph, node, e))?;
-        let opts = interp::Options {
-            check_finite: false,
-            threads,
-        };
-        let parts = interp::eval_node(node, &self.graph.nodes[node], operands, &opts)?;
-        let [result] = parts.as_slice() else {
-            return Err(library_error(&self.graph, node, "not one result".into()));
-        };
-        // SAFETY: the buffer holds the node's type, which the interpreter checked its result
-        // against (and `write_tensor` checks the element count).
-        unsafe { write_tensor(table[out], buffers[out].numel, result) }
+        let operands: Vec<&Tensor> = operands.iter().collect();
+        let result = kernels::apply(&self.graph.nodes[node].op, &operands, threads)
+            .map_err(|e| RunError::at(node, &self.graph.nodes[node], e))?;
+        if result.dtype() != buffers[out].dtype {
+            let message = format!(
+                "a result of {} for a buffer of {}",
+                result.ty(),
+                buffers[out].dtype.name()
+            );
+            return Err(library_error(&self.graph, node, message));
+        }
+        // SAFETY: the buffer holds the result's dtype, just checked (and `write_tensor` checks
+        // the element count).
+        unsafe { write_tensor(table[out], buffers[out].numel, &result) }
             .map_err(|e| library_error(&self.graph, node, e))
     }
 
     /// `unfold` and `fold` of floats, computed straight from and into the buffers (library
-    /// operands are row-major) by the interpreter's slice kernels; false for anything else.
+    /// operands are row-major) by the shared slice kernels; false for anything else.
     ///
     /// # Safety
     /// See [`Program::execute`].
@@ -501,7 +506,7 @@ impl Program {
         node: usize,
         args: &[View],
         out: BufId,
-    ) -> Result<bool, InterpError> {
+    ) -> Result<bool, RunError> {
         let n = &self.graph.nodes[node];
         let Some(arg) = args.first() else {
             return Ok(false);
@@ -538,9 +543,9 @@ impl Program {
                 };
                 y.fill(0.0);
                 if unfold {
-                    interp::unfold_into(x, dims, window, y)
+                    linalg::unfold_into(x, dims, window, y)
                 } else {
-                    interp::fold_into(x, dims, window, y, |a, b| a + b)
+                    linalg::fold_into(x, dims, window, y, |a, b| a + b)
                 }
             }};
         }
@@ -564,7 +569,7 @@ impl Program {
         table: &[*mut u8],
         scan: &ScanStep<'_>,
         threads: usize,
-    ) -> Result<(), InterpError> {
+    ) -> Result<(), RunError> {
         let n = &self.graph.nodes[scan.node];
         let Op::Scan { seqs, reverse, .. } = n.op else {
             return Err(library_error(&self.graph, scan.node, "not a scan".into()));
@@ -600,7 +605,7 @@ impl Program {
             let arenas: Vec<&mut Vec<u64>> = std::iter::once(&mut *arena)
                 .chain(spare.iter_mut())
                 .collect();
-            let results: Vec<Result<(), InterpError>> = arenas
+            let results: Vec<Result<(), RunError>> = arenas
                 .into_par_iter()
                 .enumerate()
                 .map(|(p, arena)| {
@@ -646,7 +651,7 @@ impl Program {
         arena: &mut Vec<u64>,
         rows: Option<std::ops::Range<usize>>,
         threads: usize,
-    ) -> Result<(), InterpError> {
+    ) -> Result<(), RunError> {
         let scan = walk.scan;
         let buffers = &self.plan.buffers;
         let carries = scan.carries.len();
@@ -730,9 +735,9 @@ struct ScanStep<'p> {
     outs: &'p [BufId],
 }
 
-fn library_error(graph: &Graph, node: usize, message: String) -> InterpError {
+fn library_error(graph: &Graph, node: usize, message: String) -> RunError {
     let n = &graph.nodes[node];
-    InterpError {
+    RunError {
         message: format!("internal error: {message}"),
         node: Some(node),
         op: Some(n.op.name()),

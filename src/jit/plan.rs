@@ -15,14 +15,16 @@
 //!   into it: one loop nest then stores several results (an optimizer's new state and
 //!   parameter; an activation's gradient and the bias gradient summed from it).
 //! - `matmul` calls gemm on the operands' views. Everything else, and any op on a dtype the
-//!   generated code does not handle, is a library call into the reference interpreter.
+//!   generated code does not handle, is a library call into the shared kernels
+//!   (`tensor::kernels`), which the interpreter runs.
 //! - An output that replaces an input of the same name (a training step's new parameters and
 //!   optimizer state) is written over that input when the kernel computing it is the last to
 //!   read it, else copied over it at the end; either way only after a guard has checked that
 //!   the loss is finite, so a step that fails leaves its inputs as they were.
 
 use crate::ir::composite::{self, Operand};
-use crate::ir::{DType, Graph, Op, OutputRole, Role, TensorType, Type, ValueId};
+use crate::ir::primitive::Cost;
+use crate::ir::{Class, DType, Graph, Op, OutputRole, Role, TensorType, Type, ValueId};
 use std::ops::Range;
 
 pub type BufId = usize;
@@ -131,7 +133,7 @@ pub enum Fold {
 /// A value a kernel writes: expression node `value` at every position, stored through `view`,
 /// or folded into it when `fold` is set (`view` then has stride 0 along the reduced axes, and
 /// its buffer is filled with the fold's start first). A fold follows the interpreter's order
-/// (`interp::kernels::reduce`): each run of the trailing reduced axes folds into eight partial
+/// (`tensor::kernels::reduce`): each run of the trailing reduced axes folds into eight partial
 /// results, combined as a fixed tree; the runs fold in order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KernelOut {
@@ -153,8 +155,8 @@ pub struct Kernel {
 
 impl Kernel {
     /// Roughly how many simple operations the loop nest performs, for deciding whether it is
-    /// worth splitting between threads: per position one per load, store and op, a division or
-    /// square root counting 4 and an exponential, logarithm, sine or cosine 20.
+    /// worth splitting between threads: per position one per load, store and op, each op
+    /// weighted by its cost in the primitive table (a division or square root 4, a math call 20).
     pub fn work(&self) -> usize {
         let per_position: usize = self.loads.len()
             + self.outs.len()
@@ -162,9 +164,8 @@ impl Kernel {
                 .expr
                 .iter()
                 .map(|n| match &n.op {
-                    ExprOp::Op(Op::Exp | Op::Log | Op::Sin | Op::Cos) => 20,
-                    ExprOp::Op(Op::Div | Op::Sqrt) => 4,
-                    ExprOp::Op(_) | ExprOp::Index(_) => 1,
+                    ExprOp::Op(op) => op.primitive().cost.weight(),
+                    ExprOp::Index(_) => 1,
                     ExprOp::Load(_) | ExprOp::Const(_) => 0,
                 })
                 .sum::<usize>();
@@ -212,7 +213,7 @@ pub enum Step {
         b: View,
         out: View,
     },
-    /// Node `node` of the graph, run by the reference interpreter on copies of `args` (row-major
+    /// Node `node` of the graph, run by the shared kernels (`tensor::kernels`) on copies of `args` (row-major
     /// views); its result is copied into `out`.
     Library {
         node: usize,
@@ -504,23 +505,8 @@ impl Fused {
         self.loads.len() <= 2
             && ops <= 2
             && self.expr.iter().all(|n| match &n.op {
-                ExprOp::Op(op) => matches!(
-                    op,
-                    Op::Neg
-                        | Op::Not
-                        | Op::Cast { .. }
-                        | Op::Detach
-                        | Op::Add
-                        | Op::Sub
-                        | Op::Mul
-                        | Op::Max
-                        | Op::Min
-                        | Op::Cmp(_)
-                        | Op::And
-                        | Op::Or
-                        | Op::Select
-                ),
-                _ => true,
+                ExprOp::Op(op) => op.primitive().cost == Cost::Cheap,
+                ExprOp::Load(_) | ExprOp::Const(_) | ExprOp::Index(_) => true,
             })
     }
 
@@ -792,35 +778,13 @@ pub fn plan(graph: &Graph) -> Result<Plan, String> {
 /// does; everything else goes to the library, which also reports the errors (an integer
 /// division by zero, `neg` of a bool).
 fn fusible(op: &Op, dtype: DType) -> bool {
-    let num = matches!(dtype, DType::F32 | DType::F64 | DType::I32);
+    let p = op.primitive();
     match op {
-        Op::Neg | Op::Add | Op::Sub | Op::Mul | Op::Max | Op::Min => num,
-        Op::Exp | Op::Log | Op::Sqrt | Op::Sin | Op::Cos | Op::Div => dtype.is_float(),
-        Op::Tanh | Op::Sigmoid => dtype.is_float(),
-        Op::Not | Op::And | Op::Or => dtype == DType::Bool,
-        Op::Cast { .. } | Op::Cmp(_) | Op::Select => true,
-        // Leaves, views, reductions, products, library ops and control flow: planned otherwise.
-        Op::Input { .. }
-        | Op::Const { .. }
-        | Op::Iota { .. }
-        | Op::Rand { .. }
-        | Op::Detach
-        | Op::Sum { .. }
-        | Op::ReduceMax { .. }
-        | Op::Argmax { .. }
-        | Op::Reshape { .. }
-        | Op::Permute { .. }
-        | Op::Broadcast { .. }
-        | Op::Slice { .. }
-        | Op::Pad { .. }
-        | Op::Concat { .. }
-        | Op::MatMul
-        | Op::Unfold(_)
-        | Op::Fold { .. }
-        | Op::Gather
-        | Op::ScatterAdd { .. }
-        | Op::Scan { .. }
-        | Op::Get { .. } => false,
+        // `detach` is planned as its operand.
+        Op::Detach => false,
+        // Integer division goes to the library, which reports a zero divisor.
+        Op::Div => dtype.is_float(),
+        _ => p.class == Class::Elementwise && p.operands.admit(dtype),
     }
 }
 

@@ -12,7 +12,7 @@ pub enum StepKind {
     Kernel,
     /// A matrix product (gemm).
     Gemm,
-    /// A node run by the interpreter's kernels.
+    /// A node run by the shared kernels (`tensor::kernels`).
     Library,
     /// A loop over a sequence, its body a program of its own.
     Scan,

@@ -617,3 +617,13 @@ fn a_step_updates_its_state_in_place_unless_the_loss_is_not_finite() {
     assert!(out["loss"].scalar().is_some_and(f64::is_nan));
     assert_eq!((bits(&state["p"]), bits(&state["m"])), kept);
 }
+
+/// Every primitive of the table, on its sample graph, in both float precisions.
+#[test]
+fn every_primitive_matches_the_interpreter() {
+    for &prim in crate::ir::Prim::ALL {
+        for float in [DType::F32, DType::F64] {
+            same(&text::print(&crate::ir::samples::sample(prim, float)));
+        }
+    }
+}

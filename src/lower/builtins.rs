@@ -4,6 +4,7 @@
 use super::emit::describe;
 use super::eval::{ArgV, match_slots, normalize_axis, size_of};
 use super::{LowerError, Lowerer, Res, Tv, Val};
+use crate::ir::primitive::Reference;
 use crate::ir::{CmpOp, DType, Dist, Op, TensorType, Window};
 use crate::prim::Builtin;
 use crate::source::Span;
@@ -122,16 +123,23 @@ impl Lowerer<'_> {
             | Builtin::Sqrt
             | Builtin::Sin
             | Builtin::Cos
+            | Builtin::Erf
             | Builtin::Tanh
             | Builtin::Sigmoid => {
-                let (op, f): (Op, fn(f64) -> f64) = match b {
-                    Builtin::Exp => (Op::Exp, f64::exp),
-                    Builtin::Log => (Op::Log, f64::ln),
-                    Builtin::Sqrt => (Op::Sqrt, f64::sqrt),
-                    Builtin::Sin => (Op::Sin, f64::sin),
-                    Builtin::Cos => (Op::Cos, f64::cos),
-                    Builtin::Tanh => (Op::Tanh, f64::tanh),
-                    _ => (Op::Sigmoid, |x| 1.0 / (1.0 + (-x).exp())),
+                let op = match b {
+                    Builtin::Exp => Op::Exp,
+                    Builtin::Log => Op::Log,
+                    Builtin::Sqrt => Op::Sqrt,
+                    Builtin::Sin => Op::Sin,
+                    Builtin::Cos => Op::Cos,
+                    Builtin::Erf => Op::Erf,
+                    Builtin::Tanh => Op::Tanh,
+                    Builtin::Sigmoid => Op::Sigmoid,
+                    other => unreachable!("`{other:?}` is not a unary math builtin"),
+                };
+                // Compile-time numbers are computed by the primitive's reference function.
+                let Reference::Unary(f) = op.primitive().reference else {
+                    unreachable!("a unary math primitive has a unary reference")
                 };
                 match a.val(0)? {
                     Val::Int(i) => Ok(Val::Float(f(*i as f64))),

@@ -11,6 +11,7 @@
 //! `optimize` runs them to a fixed point, inside scan bodies too. It is meant for graphs that are
 //! already differentiated: it drops `detach`, which only the differentiation looks at.
 
+use crate::ir::primitive::Reference;
 use crate::ir::{DType, Graph, Node, Op, Output, Role, TensorType, Type, ValueId};
 use std::collections::HashMap;
 
@@ -223,62 +224,29 @@ fn simplify_node(g: &Graph, n: &Node) -> Rewrite {
     }
 }
 
-/// The value of an op on splat constants, when the result is a splat too.
+/// The value of an op on splat constants, when the result is a splat too: an elementwise op by
+/// its reference function (`ir::primitive`), a movement or reduction of a splat by its rule.
 fn fold(op: &Op, x: &[f64], g: &Graph, args: &[ValueId]) -> Option<f64> {
     let t = |i: usize| -> &TensorType { g.ty(args[i]) };
-    let int = t(0).dtype == DType::I32;
-    Some(match (op, x) {
-        (Op::Neg, [a]) => -a,
-        (Op::Exp, [a]) => a.exp(),
-        (Op::Log, [a]) => a.ln(),
-        (Op::Sqrt, [a]) => a.sqrt(),
-        (Op::Sin, [a]) => a.sin(),
-        (Op::Cos, [a]) => a.cos(),
-        (Op::Tanh, [a]) => a.tanh(),
-        (Op::Sigmoid, [a]) => 1.0 / (1.0 + (-a).exp()),
-        (Op::Not, [a]) => f64::from(u8::from(*a == 0.0)),
-        (Op::Cast { .. } | Op::Detach | Op::Reshape { .. } | Op::Broadcast { .. }, [a]) => *a,
-        (Op::Permute { .. } | Op::Slice { .. }, [a]) => *a,
-        (Op::ReduceMax { .. }, [a]) => *a,
+    match (op, x) {
+        // Integer division rounds toward −∞, and a zero divisor is the backends' error.
+        (Op::Div, [a, b]) if t(0).dtype == DType::I32 => {
+            return (*b != 0.0).then(|| (a / b).floor());
+        }
+        (Op::Reshape { .. } | Op::Broadcast { .. } | Op::Permute { .. }, [a]) => return Some(*a),
+        (Op::Slice { .. } | Op::ReduceMax { .. }, [a]) => return Some(*a),
         (Op::Sum { axes }, [a]) => {
             let n: usize = axes.iter().map(|&i| t(0).shape[i]).product();
-            a * n as f64
+            return Some(a * n as f64);
         }
-        (Op::Add, [a, b]) => a + b,
-        (Op::Sub, [a, b]) => a - b,
-        (Op::Mul, [a, b]) => a * b,
-        (Op::Div, [a, b]) if int => {
-            if *b == 0.0 {
-                return None;
-            }
-            (a / b).floor()
-        }
-        (Op::Div, [a, b]) => a / b,
-        (Op::Max, [a, b]) => a.max(*b),
-        (Op::Min, [a, b]) => a.min(*b),
-        (Op::Cmp(c), [a, b]) => {
-            use crate::ir::CmpOp::*;
-            let r = match c {
-                Eq => a == b,
-                Ne => a != b,
-                Lt => a < b,
-                Le => a <= b,
-                Gt => a > b,
-                Ge => a >= b,
-            };
-            f64::from(u8::from(r))
-        }
-        (Op::And, [a, b]) => f64::from(u8::from(*a != 0.0 && *b != 0.0)),
-        (Op::Or, [a, b]) => f64::from(u8::from(*a != 0.0 || *b != 0.0)),
-        (Op::Select, [c, a, b]) => {
-            if *c != 0.0 {
-                *a
-            } else {
-                *b
-            }
-        }
-        _ => return None,
-    })
+        _ => {}
+    }
+    match (op.primitive().reference, x) {
+        (Reference::Unary(f), [a]) => Some(f(*a)),
+        (Reference::Binary(f), [a, b]) => Some(f(*a, *b)),
+        (Reference::Ternary(f), [a, b, c]) => Some(f(*a, *b, *c)),
+        _ => None,
+    }
 }
 
 /// Common-subexpression elimination: a node equal to an earlier one (same op, attributes and

@@ -1,8 +1,9 @@
 //! Where graphs run. The runtime asks a backend to prepare each graph once and then runs it per
 //! batch: on the reference interpreter, or compiled to native code by the JIT.
 
-use crate::interp::{self, InterpError, Tensor};
-use crate::ir::Graph;
+use crate::interp;
+use crate::ir::{Graph, Verified};
+use crate::tensor::{RunError, Tensor};
 use std::collections::HashMap;
 
 /// A graph made ready to run by a backend.
@@ -13,7 +14,7 @@ pub trait Executable {
         &self,
         input: &dyn Fn(&str) -> Option<&'a Tensor>,
         locate_nonfinite: bool,
-    ) -> Result<HashMap<String, Tensor>, InterpError>;
+    ) -> Result<HashMap<String, Tensor>, RunError>;
 
     /// Runs a training step: every output named like a value of `state` (a parameter, layer
     /// state, optimizer state) replaces that value, unless the output `loss` is not finite,
@@ -23,7 +24,7 @@ pub trait Executable {
         &self,
         input: &dyn Fn(&str) -> Option<&'a Tensor>,
         state: &mut HashMap<String, Tensor>,
-    ) -> Result<HashMap<String, Tensor>, InterpError> {
+    ) -> Result<HashMap<String, Tensor>, RunError> {
         let mut out = {
             let state: &HashMap<String, Tensor> = state;
             self.run(&|n| input(n).or_else(|| state.get(n)), false)?
@@ -61,7 +62,7 @@ pub struct Interpreter {
 }
 
 struct Interpreted {
-    graph: Graph,
+    graph: Verified,
     threads: usize,
 }
 
@@ -71,9 +72,8 @@ impl Backend for Interpreter {
     }
 
     fn prepare(&self, graph: Graph) -> Result<Box<dyn Executable>, String> {
-        crate::ir::verify(&graph)?;
         Ok(Box::new(Interpreted {
-            graph,
+            graph: Verified::new(graph)?,
             threads: self.threads,
         }))
     }
@@ -84,12 +84,12 @@ impl Executable for Interpreted {
         &self,
         input: &dyn Fn(&str) -> Option<&'a Tensor>,
         locate_nonfinite: bool,
-    ) -> Result<HashMap<String, Tensor>, InterpError> {
+    ) -> Result<HashMap<String, Tensor>, RunError> {
         let opts = interp::Options {
             check_finite: locate_nonfinite,
             threads: self.threads,
         };
-        interp::run_with(&self.graph, input, &opts)
+        interp::run_verified(&self.graph, input, &opts)
     }
 }
 
@@ -127,13 +127,13 @@ impl Executable for Jitted {
         &self,
         input: &dyn Fn(&str) -> Option<&'a Tensor>,
         locate_nonfinite: bool,
-    ) -> Result<HashMap<String, Tensor>, InterpError> {
+    ) -> Result<HashMap<String, Tensor>, RunError> {
         if locate_nonfinite {
             let opts = interp::Options {
                 check_finite: true,
                 threads: self.threads,
             };
-            return interp::run_with(self.program.graph(), input, &opts);
+            return interp::run_verified(self.program.graph(), input, &opts);
         }
         self.program.run(input, self.threads)
     }
@@ -142,7 +142,7 @@ impl Executable for Jitted {
         &self,
         input: &dyn Fn(&str) -> Option<&'a Tensor>,
         state: &mut HashMap<String, Tensor>,
-    ) -> Result<HashMap<String, Tensor>, InterpError> {
+    ) -> Result<HashMap<String, Tensor>, RunError> {
         self.program.run_step(input, state, self.threads)
     }
 

@@ -7,8 +7,8 @@
 //! of its batches were trained and their metric sums. Files are written atomically.
 
 use super::metrics::{Metrics, SplitMetrics};
-use crate::interp::Tensor;
 use crate::store;
+use crate::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;

@@ -18,7 +18,7 @@
 use super::{Inputs, Prepared, Session, StepRecord, Trainer, health, metrics::SplitMetrics};
 use crate::data::Batch;
 use crate::exec::rng_key;
-use crate::interp::Tensor;
+use crate::tensor::Tensor;
 use crate::ir::{Aggregation, OutputRole, TensorType};
 use crate::step::{self, Watch};
 use std::collections::HashMap;

@@ -21,7 +21,7 @@
 //! Sampling: logits divided by the temperature, then only the `top_k` most likely ids, then the
 //! smallest set of most likely ids whose probabilities reach `top_p` (nucleus), renormalized;
 //! temperature 0 is greedy (the lowest id among equal maxima). Draw `j` of sample `s` is
-//! `bits(key, j)` with `key = bits(seed, s)` (`crate::interp::random::bits`), a uniform
+//! `bits(key, j)` with `key = bits(seed, s)` (`crate::tensor::random::bits`), a uniform
 //! `(bits >> 11) · 2⁻⁵³` compared with the cumulative probabilities in id order, so a seed
 //! repeats its samples exactly.
 //!
@@ -34,12 +34,12 @@ use super::predict::{model_name, prepare};
 use super::{Backend, Executable};
 use crate::data::Pipeline;
 use crate::data::text::Tokenizer;
-use crate::interp::Tensor;
-use crate::interp::random::bits;
 use crate::ir::{DType, Role, TensorType};
 use crate::lower;
 use crate::resolve::Program;
 use crate::source::SourceMap;
+use crate::tensor::Tensor;
+use crate::tensor::random::bits;
 use std::collections::HashMap;
 
 /// How to sample.

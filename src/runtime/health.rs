@@ -21,10 +21,10 @@
 //! The thresholds are round numbers chosen from those rules of thumb, not fitted to any run.
 
 use super::checkpoint::EpochRecord;
-use crate::interp::Tensor;
 use crate::ir::{Graph, Health, Loc, OutputRole};
 use crate::source::SourceMap;
 use crate::step::health::PREFIX;
+use crate::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 

@@ -9,8 +9,8 @@
 //! exponential of the weighted mean of the logarithms, so that the split's perplexity is the
 //! exponential of its mean cross-entropy, not a mean of batch perplexities.
 
-use crate::interp::Tensor;
 use crate::ir::Aggregation;
+use crate::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

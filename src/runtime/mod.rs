@@ -33,13 +33,13 @@ pub use metrics::Metrics;
 
 use crate::data::{Batch, Dataset};
 use crate::exec::rng_key;
-use crate::interp::Tensor;
 use crate::ir::{Aggregation, DType, Graph, OutputRole, Role};
 use crate::lower::{self, EarlyStop, Lowered, TrainConfig};
 use crate::resolve::Program;
 use crate::source::SourceMap;
 use crate::step::Watch;
 use crate::syntax::ast::{DataDecl, Item};
+use crate::tensor::Tensor;
 use metrics::SplitMetrics;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -4,11 +4,11 @@
 use super::checkpoint::Checkpoint;
 use super::{Backend, Executable};
 use crate::data::{Pipeline, RawInputs};
-use crate::interp::Tensor;
 use crate::ir::{DType, Role, TensorType};
 use crate::lower;
 use crate::resolve::Program;
 use crate::source::SourceMap;
+use crate::tensor::Tensor;
 use ndarray::{Axis, concatenate};
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;

@@ -17,7 +17,7 @@
 //! nothing more is written.
 
 use super::{EpochRecord, Metrics, Observer, StepRecord, Warning};
-use crate::interp::Tensor;
+use crate::tensor::Tensor;
 use crate::tensorboard::EventWriter;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

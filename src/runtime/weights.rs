@@ -14,10 +14,10 @@
 //! the rest.
 
 use crate::diag::Diagnostic;
-use crate::interp::Tensor;
 use crate::ir::TensorType;
 use crate::source::Span;
 use crate::syntax::finetune::InitFrom;
+use crate::tensor::Tensor;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 

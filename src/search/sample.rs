@@ -2,7 +2,7 @@
 //! trial's number alone (`[seed, stream, trial, dimension]`), whatever ran before it.
 
 use super::{Config, Dim, Space, Value};
-use crate::interp::random::bits;
+use crate::tensor::random::bits;
 
 /// The streams of draws.
 pub const STREAM_CONFIG: u64 = 1;

@@ -4,7 +4,7 @@
 
 use super::type_text;
 use crate::ir::{
-    Aggregation, CmpOp, DType, Dist, Graph, Health, Loc, Op, OutputRole, Role, TensorType, Type,
+    Aggregation, DType, Dist, Graph, Health, Loc, Op, OutputRole, Prim, Role, TensorType, Type,
     ValueId, Window,
 };
 use std::fmt::Display;
@@ -219,38 +219,12 @@ fn node(graph: &Graph, cur: &mut Cursor) -> Result<Line, String> {
             return Ok(Line::Scan(scan, body));
         }
         "" => return Err(cur.expected("an op")),
-        _ => plain_op(name).ok_or_else(|| cur.err(format!("unknown op `{name}`")))?,
+        _ => Prim::by_name(name)
+            .and_then(Prim::plain_op)
+            .ok_or_else(|| cur.err(format!("unknown op `{name}`")))?,
     };
     let loc = cur.loc()?;
     Ok(Line::Node { op, args, ty, loc })
-}
-
-/// The ops without attributes.
-fn plain_op(name: &str) -> Option<Op> {
-    Some(match name {
-        "neg" => Op::Neg,
-        "exp" => Op::Exp,
-        "log" => Op::Log,
-        "sqrt" => Op::Sqrt,
-        "sin" => Op::Sin,
-        "tanh" => Op::Tanh,
-        "sigmoid" => Op::Sigmoid,
-        "cos" => Op::Cos,
-        "not" => Op::Not,
-        "detach" => Op::Detach,
-        "add" => Op::Add,
-        "sub" => Op::Sub,
-        "mul" => Op::Mul,
-        "div" => Op::Div,
-        "max" => Op::Max,
-        "min" => Op::Min,
-        "and" => Op::And,
-        "or" => Op::Or,
-        "select" => Op::Select,
-        "matmul" => Op::MatMul,
-        "gather" => Op::Gather,
-        _ => Op::Cmp(CmpOp::ALL.into_iter().find(|c| c.name() == name)?),
-    })
 }
 
 /// Adds a parsed node, which must have the printed type.

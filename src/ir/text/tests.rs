@@ -613,3 +613,12 @@ fn mutated_texts_never_panic() {
     // Many edits only touch padding or locations, so some texts still read.
     assert!(parsed > 0);
 }
+
+#[test]
+fn every_primitive_round_trips() {
+    for &prim in crate::ir::Prim::ALL {
+        for float in [DType::F32, DType::F64] {
+            round_trip(&crate::ir::samples::sample(prim, float));
+        }
+    }
+}

@@ -3,13 +3,13 @@
 
 use super::linalg;
 use super::random;
-use super::tensor::{Elem, Float, Num, Tensor, by_dtype, by_float, by_num, from_fn, row_major};
+use super::{Elem, Num, Tensor, by_dtype, by_float, by_num, from_fn, row_major};
 use crate::ir::composite::{self, Operand};
 use crate::ir::{CmpOp, DType, Op};
 use ndarray::{ArrayD, ArrayView1, Axis, IxDyn, Slice, Zip};
 
 /// Computes `op` (any op but `input`, `scan` and `get`, which the evaluator runs itself).
-pub(super) fn apply(op: &Op, args: &[&Tensor], threads: usize) -> Result<Tensor, String> {
+pub(crate) fn apply(op: &Op, args: &[&Tensor], threads: usize) -> Result<Tensor, String> {
     let name = op.name();
     Ok(match op {
         Op::Input { .. } | Op::Scan { .. } | Op::Get { .. } => {
@@ -41,19 +41,21 @@ pub(super) fn apply(op: &Op, args: &[&Tensor], threads: usize) -> Result<Tensor,
             let [x] = operands(args)?;
             by_num!(x.dtype(), name, T => T::wrap(T::of(x)?.mapv(T::negate)))
         }
-        Op::Exp | Op::Log | Op::Sqrt | Op::Sin | Op::Cos => {
+        Op::Exp | Op::Log | Op::Sin | Op::Cos | Op::Erf => {
             let [x] = operands(args)?;
-            by_float!(x.dtype(), name, T => {
-                let x = T::of(x)?;
-                // One call per op rather than a function pointer, so each loop is inlined.
-                T::wrap(match op {
-                    Op::Exp => x.mapv(T::exponential),
-                    Op::Log => x.mapv(T::ln),
-                    Op::Sqrt => x.mapv(T::sqrt),
-                    Op::Sin => x.mapv(T::sin),
-                    _ => x.mapv(T::cos),
-                })
-            })
+            let math = op
+                .primitive()
+                .math
+                .ok_or_else(|| format!("internal error: `{name}` has no math function"))?;
+            match x.dtype() {
+                DType::F32 => Tensor::F32(f32::of(x)?.mapv(|v| (math.f32)(v))),
+                DType::F64 => Tensor::F64(f64::of(x)?.mapv(|v| (math.f64)(v))),
+                d => return Err(format!("`{name}` of a {} tensor", d.name())),
+            }
+        }
+        Op::Sqrt => {
+            let [x] = operands(args)?;
+            by_float!(x.dtype(), name, T => T::wrap(T::of(x)?.mapv(T::sqrt)))
         }
         Op::Tanh | Op::Sigmoid => {
             let [x] = operands(args)?;
@@ -247,7 +249,7 @@ fn arithmetic<T: Num>(op: &Op, a: &ArrayD<T>, b: &ArrayD<T>) -> Result<ArrayD<T>
         Op::Mul => zip(a, b, T::times),
         Op::Max => zip(a, b, max),
         Op::Min => zip(a, b, min),
-        _ => {
+        Op::Div => {
             let mut failure = None;
             let out = zip(a, b, |x, y| {
                 x.divide(y).unwrap_or_else(|e| {
@@ -260,6 +262,7 @@ fn arithmetic<T: Num>(op: &Op, a: &ArrayD<T>, b: &ArrayD<T>) -> Result<ArrayD<T>
                 None => out,
             }
         }
+        op => Err(format!("internal error: `{}` is not arithmetic", op.name())),
     }
 }
 

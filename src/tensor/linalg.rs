@@ -1,13 +1,13 @@
 //! The primitives that move data by index: `matmul`, `unfold`/`fold` and `gather`/`scatter_add`.
 
-use super::tensor::{Elem, Float, Num, row_major, unravel};
+use super::{Elem, Float, Num, row_major, unravel};
 use crate::ir::Window;
 use gemm::Parallelism;
 use ndarray::{ArrayD, IxDyn};
 
 /// `[..S, M, K] @ [..S, K, N]`, one `gemm` call per batch index; `threads > 1` lets gemm use
 /// that many rayon threads.
-pub(super) fn matmul<T: Float>(
+pub(crate) fn matmul<T: Float>(
     a: &ArrayD<T>,
     b: &ArrayD<T>,
     threads: usize,
@@ -109,7 +109,7 @@ fn runs(w: &Window, [h, wd]: [usize; 2]) -> Result<(Vec<Run>, usize), String> {
 }
 
 /// im2col: `[B, C, H, W]` → `[B, C·k·k, OH·OW]`, zeros where a window hangs over the border.
-pub(super) fn unfold<T: Elem>(x: &ArrayD<T>, w: &Window) -> Result<ArrayD<T>, String> {
+pub(crate) fn unfold<T: Elem>(x: &ArrayD<T>, w: &Window) -> Result<ArrayD<T>, String> {
     let &[b, c, h, wd] = x.shape() else {
         return Err(format!("unfold needs [B, C, H, W], got {:?}", x.shape()));
     };
@@ -161,7 +161,7 @@ pub fn unfold_into<T: Copy>(
 
 /// col2im, the adjoint of `unfold`: `[B, C·k·k, OH·OW]` → `[B, C, H, W]`, overlaps summed in
 /// the order (ki, kj, oh, ow).
-pub(super) fn fold<T: Num>(
+pub(crate) fn fold<T: Num>(
     y: &ArrayD<T>,
     w: &Window,
     [h, wd]: [usize; 2],
@@ -221,7 +221,7 @@ fn row_of(ids: &ArrayD<i32>, flat: usize, id: i32, rows: usize) -> Result<usize,
 }
 
 /// Rows of a table: `table[V, ..D]`, `ids[..S]` → `[..S, ..D]`.
-pub(super) fn gather<T: Elem>(table: &ArrayD<T>, ids: &ArrayD<i32>) -> Result<ArrayD<T>, String> {
+pub(crate) fn gather<T: Elem>(table: &ArrayD<T>, ids: &ArrayD<i32>) -> Result<ArrayD<T>, String> {
     let Some((&rows, rest)) = table.shape().split_first() else {
         return Err("gather from a scalar".into());
     };
@@ -237,7 +237,7 @@ pub(super) fn gather<T: Elem>(table: &ArrayD<T>, ids: &ArrayD<i32>) -> Result<Ar
 }
 
 /// The adjoint of `gather`: `ids[..S]`, `updates[..S, ..D]` → `[rows, ..D]`, summed per row.
-pub(super) fn scatter_add<T: Num>(
+pub(crate) fn scatter_add<T: Num>(
     ids: &ArrayD<i32>,
     updates: &ArrayD<T>,
     rows: usize,

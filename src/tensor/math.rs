@@ -1,3 +1,7 @@
+//! The scalar math both backends compute with: the functions of the math primitives (`exp`,
+//! `log`, `sin`, `cos`, `erf`) with the C ABI the JIT's generated code calls, named in the
+//! primitive table (`ir::primitive`), and f32 `exp`.
+//!
 //! `exp` in f32, computed with nothing but the operations both backends have: the JIT emits the
 //! same steps on four lanes at a time (`jit::codegen`), so its vector loops agree with the
 //! interpreter bit for bit without calling a scalar library function per element.
@@ -57,6 +61,55 @@ pub fn exp_f32(x: f32) -> f32 {
 fn power_of_two(k: i32) -> f32 {
     f32::from_bits(((k + 127) as u32) << 23)
 }
+
+/// A math primitive's scalar functions: the interpreter maps them over tensors, the JIT's loops
+/// call them by their symbols (the four-lane one from vector loops: one call per vector instead
+/// of four keeps the live vector registers from being spilled around every lane).
+#[derive(Debug, Clone, Copy)]
+pub struct Math {
+    pub f32: extern "C" fn(f32) -> f32,
+    pub f64: extern "C" fn(f64) -> f64,
+    /// The f32 function on the four f32s at the address, in place.
+    pub f32x4: unsafe extern "C" fn(*mut f32),
+    pub symbol_f32: &'static str,
+    pub symbol_f64: &'static str,
+    pub symbol_f32x4: &'static str,
+}
+
+macro_rules! math {
+    ($constant:ident, $name:ident, $f32:expr, $f64:expr) => {
+        pub const $constant: Math = {
+            extern "C" fn f32(x: f32) -> f32 {
+                $f32(x)
+            }
+            extern "C" fn f64(x: f64) -> f64 {
+                $f64(x)
+            }
+            /// # Safety
+            /// `lanes` points to four writable f32s.
+            unsafe extern "C" fn f32x4(lanes: *mut f32) {
+                for i in 0..4 {
+                    // SAFETY: the caller passes the address of four f32s (a 16-byte slot).
+                    unsafe { *lanes.add(i) = f32(*lanes.add(i)) };
+                }
+            }
+            Math {
+                f32,
+                f64,
+                f32x4,
+                symbol_f32: concat!("nnl_", stringify!($name), "_f32"),
+                symbol_f64: concat!("nnl_", stringify!($name), "_f64"),
+                symbol_f32x4: concat!("nnl_", stringify!($name), "4_f32"),
+            }
+        };
+    };
+}
+
+math!(EXP, exp, exp_f32, f64::exp);
+math!(LOG, log, f32::ln, f64::ln);
+math!(SIN, sin, f32::sin, f64::sin);
+math!(COS, cos, f32::cos, f64::cos);
+math!(ERF, erf, libm::erff, libm::erf);
 
 #[cfg(test)]
 mod tests {

@@ -1,8 +1,65 @@
-//! Runtime tensors and the element traits that let one generic kernel serve every dtype.
+//! The tensor and kernel layer both backends share: runtime tensors and the element traits that
+//! let one generic kernel serve every dtype (dtype dispatch), the scalar math every backend calls
+//! (`math`: f32 `exp`, `erf`), the counter-based random numbers (`random`), the kernels of every
+//! primitive on whole tensors (`kernels`; the interpreter runs them all, the JIT the ones it does
+//! not compile) with the slice kernels of windows and gather/scatter (`linalg`), and the one error
+//! type both backends return ([`RunError`]).
 
-use crate::ir::{DType, TensorType};
+pub mod kernels;
+pub mod linalg;
+pub mod math;
+pub mod random;
+
+use crate::ir::{DType, Loc, Node, TensorType};
 use ndarray::{ArrayD, Axis, IxDyn};
 use std::borrow::Cow;
+use std::fmt;
+
+/// Why a run failed, and where: the node (its index in the graph that holds it, which for a node
+/// of a scan body is the body), its op and its source location. Both backends return it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunError {
+    pub message: String,
+    pub node: Option<usize>,
+    pub op: Option<&'static str>,
+    pub loc: Option<Loc>,
+}
+
+impl RunError {
+    pub fn at(index: usize, node: &Node, message: String) -> RunError {
+        RunError {
+            message,
+            node: Some(index),
+            op: Some(node.op.name()),
+            loc: Some(node.loc.clone()),
+        }
+    }
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.node, self.op) {
+            (Some(n), Some(op)) => write!(f, "%{n} = {op}")?,
+            (Some(n), None) => write!(f, "%{n}")?,
+            (None, Some(op)) => write!(f, "{op}")?,
+            (None, None) => {}
+        }
+        if let Some(loc) = self.loc.as_ref().filter(|l| l.is_known()) {
+            let scope = if loc.scope.is_empty() {
+                String::new()
+            } else {
+                format!("{} ", loc.scope)
+            };
+            write!(f, " ({scope}@ {}:{}:{})", loc.file, loc.line, loc.col)?;
+        }
+        if self.node.is_some() || self.op.is_some() {
+            write!(f, ": ")?;
+        }
+        write!(f, "{}", self.message)
+    }
+}
+
+impl std::error::Error for RunError {}
 
 /// Binds the type name `$T` to the element type of `$dtype` and evaluates `$body`.
 macro_rules! by_dtype {
@@ -66,7 +123,7 @@ macro_rules! by_float {
     };
 }
 
-pub(super) use {by_dtype, by_float, by_num};
+pub(crate) use {by_dtype, by_float, by_num};
 
 /// A value at run time: an owned n-dimensional array of one of the IR's dtypes.
 #[derive(Debug, Clone, PartialEq)]
@@ -136,7 +193,7 @@ impl Tensor {
     }
 
     /// The row-major position and value of the first NaN or infinity, if any.
-    pub(super) fn first_non_finite(&self) -> Option<(usize, f64)> {
+    pub(crate) fn first_non_finite(&self) -> Option<(usize, f64)> {
         let find = |it: &mut dyn Iterator<Item = f64>| it.enumerate().find(|(_, x)| !x.is_finite());
         match self {
             Tensor::F32(a) => find(&mut a.iter().map(|&x| f64::from(x))),
@@ -146,7 +203,7 @@ impl Tensor {
     }
 
     /// Element `t` along axis 0.
-    pub(super) fn index0(&self, t: usize) -> Result<Tensor, String> {
+    pub(crate) fn index0(&self, t: usize) -> Result<Tensor, String> {
         if self.shape().first().is_none_or(|&n| t >= n) {
             return Err(format!("step {t} out of range for {}", self.ty()));
         }
@@ -156,7 +213,7 @@ impl Tensor {
     }
 
     /// Stores `part` as element `t` along axis 0.
-    pub(super) fn set_index0(&mut self, t: usize, part: &Tensor) -> Result<(), String> {
+    pub(crate) fn set_index0(&mut self, t: usize, part: &Tensor) -> Result<(), String> {
         let mut want = part.ty();
         want.shape.insert(0, t + 1);
         let mine = self.ty();
@@ -174,7 +231,7 @@ impl Tensor {
 }
 
 /// An element type of the IR.
-pub(super) trait Elem: Copy + PartialOrd + Default + std::fmt::Debug + 'static {
+pub(crate) trait Elem: Copy + PartialOrd + Default + std::fmt::Debug + 'static {
     const DTYPE: DType;
     /// The conversion `cast` and `const` use: float→int truncates toward zero (saturating, NaN
     /// becomes 0), anything→bool is `!= 0`.
@@ -199,7 +256,7 @@ pub(super) trait Elem: Copy + PartialOrd + Default + std::fmt::Debug + 'static {
 }
 
 /// The element types with arithmetic (all but bool). Integer arithmetic wraps on overflow.
-pub(super) trait Num: Elem {
+pub(crate) trait Num: Elem {
     /// The identity of `max`: −∞ for floats.
     const LOWEST: Self;
     fn plus(self, o: Self) -> Self;
@@ -211,10 +268,7 @@ pub(super) trait Num: Elem {
 }
 
 /// f32 and f64, the types `matmul` multiplies.
-pub(super) trait Float: Num {
-    /// e^x: [`super::math::exp_f32`] in f32, which the JIT reproduces exactly; the library's in f64.
-    fn exponential(self) -> Self;
-}
+pub(crate) trait Float: Num {}
 
 macro_rules! elem {
     ($t:ty, $variant:ident, $from:expr, $to:expr) => {
@@ -251,7 +305,7 @@ elem!(bool, Bool, |x: f64| x != 0.0, |b: bool| f64::from(
 ));
 
 macro_rules! float {
-    ($t:ty, $variant:ident, $exp:expr) => {
+    ($t:ty, $variant:ident) => {
         impl Elem for $t {
             const DTYPE: DType = DType::$variant;
             fn from_f64(x: f64) -> Self {
@@ -280,11 +334,7 @@ macro_rules! float {
             }
         }
 
-        impl Float for $t {
-            fn exponential(self) -> Self {
-                $exp(self)
-            }
-        }
+        impl Float for $t {}
 
         impl Num for $t {
             const LOWEST: Self = <$t>::NEG_INFINITY;
@@ -307,8 +357,8 @@ macro_rules! float {
     };
 }
 
-float!(f32, F32, super::math::exp_f32);
-float!(f64, F64, f64::exp);
+float!(f32, F32);
+float!(f64, F64);
 
 impl Num for i32 {
     const LOWEST: Self = i32::MIN;
@@ -339,14 +389,14 @@ impl Num for i32 {
 }
 
 /// An array of `shape` whose element at row-major position `i` is `f(i)`.
-pub(super) fn from_fn<T>(shape: &[usize], f: impl FnMut(usize) -> T) -> ArrayD<T> {
+pub(crate) fn from_fn<T>(shape: &[usize], f: impl FnMut(usize) -> T) -> ArrayD<T> {
     let n = shape.iter().product();
     let data: Vec<T> = (0..n).map(f).collect();
     ArrayD::from_shape_vec(IxDyn(shape), data).expect("the length is the shape's product")
 }
 
 /// The elements of `a` in row-major order, borrowed when `a` is already laid out that way.
-pub(super) fn row_major<T: Clone>(a: &ArrayD<T>) -> Cow<'_, [T]> {
+pub(crate) fn row_major<T: Clone>(a: &ArrayD<T>) -> Cow<'_, [T]> {
     match a.as_slice() {
         Some(s) => Cow::Borrowed(s),
         None => Cow::Owned(a.iter().cloned().collect()),
@@ -354,7 +404,7 @@ pub(super) fn row_major<T: Clone>(a: &ArrayD<T>) -> Cow<'_, [T]> {
 }
 
 /// The multi-index of row-major position `flat` in an array of `shape`.
-pub(super) fn unravel(shape: &[usize], mut flat: usize) -> Vec<usize> {
+pub(crate) fn unravel(shape: &[usize], mut flat: usize) -> Vec<usize> {
     let mut index = vec![0; shape.len()];
     for (i, &d) in shape.iter().enumerate().rev() {
         index[i] = flat % d;
