@@ -5,6 +5,7 @@
 //! `resolve::Loader` (`fs::DiskLoader` reads the disk). `data`, the first part of the runtime,
 //! reads the data files a `data` block names.
 
+pub mod bind;
 pub mod check;
 pub mod data;
 pub mod diag;

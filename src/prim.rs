@@ -380,22 +380,146 @@ pub fn builtin(name: &str) -> Option<&'static BuiltinInfo> {
 }
 
 /// Initializers usable as `param w: [..] = NAME` (with arguments where they take some).
-pub const INITIALIZERS: &[(&str, &[PrimParam])] = &[
-    ("zeros", &[]),
-    ("ones", &[]),
-    ("glorot_uniform", &[]),
-    ("glorot_normal", &[]),
-    ("he_uniform", &[]),
-    ("he_normal", &[]),
-    ("uniform", &[req("limit")]),
-    ("normal", &[req("std")]),
-];
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Initializer {
+    Zeros,
+    Ones,
+    GlorotUniform,
+    GlorotNormal,
+    HeUniform,
+    HeNormal,
+    /// `uniform(limit)`: uniform on [-limit, limit].
+    Uniform,
+    /// `normal(std)`: normal with mean 0.
+    Normal,
+}
 
-pub fn initializer(name: &str) -> Option<&'static [PrimParam]> {
-    INITIALIZERS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, p)| *p)
+impl Initializer {
+    pub const ALL: [Initializer; 8] = [
+        Initializer::Zeros,
+        Initializer::Ones,
+        Initializer::GlorotUniform,
+        Initializer::GlorotNormal,
+        Initializer::HeUniform,
+        Initializer::HeNormal,
+        Initializer::Uniform,
+        Initializer::Normal,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Initializer::Zeros => "zeros",
+            Initializer::Ones => "ones",
+            Initializer::GlorotUniform => "glorot_uniform",
+            Initializer::GlorotNormal => "glorot_normal",
+            Initializer::HeUniform => "he_uniform",
+            Initializer::HeNormal => "he_normal",
+            Initializer::Uniform => "uniform",
+            Initializer::Normal => "normal",
+        }
+    }
+
+    /// The arguments it is called with; one without any is written bare (`= glorot_uniform`).
+    pub fn params(self) -> &'static [PrimParam] {
+        match self {
+            Initializer::Zeros
+            | Initializer::Ones
+            | Initializer::GlorotUniform
+            | Initializer::GlorotNormal
+            | Initializer::HeUniform
+            | Initializer::HeNormal => &[],
+            Initializer::Uniform => {
+                const LIMIT: &[PrimParam] = &[req("limit")];
+                LIMIT
+            }
+            Initializer::Normal => {
+                const STD: &[PrimParam] = &[req("std")];
+                STD
+            }
+        }
+    }
+}
+
+pub fn initializer(name: &str) -> Option<Initializer> {
+    Initializer::ALL.into_iter().find(|i| i.name() == name)
+}
+
+/// The settings of a `train` block: `loss = …`, `optimizer = …`, and a word with its value
+/// (`batch 64`). The checker checks each, lowering evaluates each into the run's configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrainSetting {
+    Loss,
+    Optimizer,
+    Batch,
+    Epochs,
+    Metrics,
+    EarlyStop,
+    Checkpoint,
+    Log,
+    ClipGradNorm,
+    Seed,
+    Init,
+    Freeze,
+    FrozenBn,
+}
+
+impl TrainSetting {
+    pub const ALL: [TrainSetting; 13] = [
+        TrainSetting::Loss,
+        TrainSetting::Optimizer,
+        TrainSetting::Batch,
+        TrainSetting::Epochs,
+        TrainSetting::Metrics,
+        TrainSetting::EarlyStop,
+        TrainSetting::Checkpoint,
+        TrainSetting::Log,
+        TrainSetting::ClipGradNorm,
+        TrainSetting::Seed,
+        TrainSetting::Init,
+        TrainSetting::Freeze,
+        TrainSetting::FrozenBn,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TrainSetting::Loss => "loss",
+            TrainSetting::Optimizer => "optimizer",
+            TrainSetting::Batch => "batch",
+            TrainSetting::Epochs => "epochs",
+            TrainSetting::Metrics => "metrics",
+            TrainSetting::EarlyStop => "early_stop",
+            TrainSetting::Checkpoint => "checkpoint",
+            TrainSetting::Log => "log",
+            TrainSetting::ClipGradNorm => "clip_grad_norm",
+            TrainSetting::Seed => "seed",
+            TrainSetting::Init => "init",
+            TrainSetting::Freeze => "freeze",
+            TrainSetting::FrozenBn => "frozen_bn",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<TrainSetting> {
+        TrainSetting::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// How it is written, for errors that show the form.
+    pub fn example(self) -> &'static str {
+        match self {
+            TrainSetting::Loss => "loss = sparse_cross_entropy(out, y)",
+            TrainSetting::Optimizer => "optimizer = adam(lr: 1e-3)",
+            TrainSetting::Batch => "batch 64",
+            TrainSetting::Epochs => "epochs 5",
+            TrainSetting::Metrics => "metrics accuracy",
+            TrainSetting::EarlyStop => "early_stop(monitor: val.loss, patience: 3)",
+            TrainSetting::Checkpoint => "checkpoint \"runs/name\"",
+            TrainSetting::Log => "log \"runs/name/logs\"",
+            TrainSetting::ClipGradNorm => "clip_grad_norm 1.0",
+            TrainSetting::Seed => "seed 1",
+            TrainSetting::Init => "init \"runs/base/best.safetensors\"",
+            TrainSetting::Freeze => "freeze Model.dense_1",
+            TrainSetting::FrozenBn => "frozen_bn running_stats",
+        }
+    }
 }
 
 pub const DTYPE_NAMES: &[&str] = &["f32", "f64", "i32", "bool"];

@@ -8,25 +8,11 @@ use super::ty::{Shape, ShapeElem, Ty, VarKind};
 use super::{ArgVal, Checker, Frame, Slot};
 use crate::diag::Diagnostic;
 use crate::diag::codes;
+use crate::prim::TrainSetting;
 use crate::resolve::ItemRef;
 use crate::source::Span;
 use crate::syntax::ast::*;
 
-const SETTINGS: &[&str] = &[
-    "loss",
-    "optimizer",
-    "batch",
-    "epochs",
-    "metrics",
-    "early_stop",
-    "checkpoint",
-    "log",
-    "clip_grad_norm",
-    "seed",
-    "init",
-    "freeze",
-    "frozen_bn",
-];
 const EARLY_STOP: &[(&str, bool)] = &[
     ("monitor", false),
     ("mode", true),
@@ -143,7 +129,7 @@ impl Checker<'_> {
         // Metrics first: `early_stop` may monitor them wherever they are declared.
         for s in &t.stmts {
             if let TrainStmt::Setting(set) = s
-                && set.name.name == "metrics"
+                && TrainSetting::from_name(&set.name.name) == Some(TrainSetting::Metrics)
             {
                 self.metrics(&mut f, set, target.as_ref(), &mut seen);
             }
@@ -675,8 +661,8 @@ impl Checker<'_> {
         phase: Option<&Ident>,
     ) {
         let name = set.name.name.as_str();
-        match (name, &set.value) {
-            ("loss", SettingValue::Assign(e)) => {
+        match (TrainSetting::from_name(name), &set.value) {
+            (Some(TrainSetting::Loss), SettingValue::Assign(e)) => {
                 seen.loss = true;
                 let t = self.expr(f, e);
                 self.label_range(f, e, data);
@@ -692,11 +678,11 @@ impl Checker<'_> {
                     );
                 }
             }
-            ("optimizer", SettingValue::Assign(e)) if phase.is_none() => {
+            (Some(TrainSetting::Optimizer), SettingValue::Assign(e)) if phase.is_none() => {
                 seen.optimizer = true;
                 self.rule(f, e, DefKind::Optimizer);
             }
-            ("optimizer", _) => self.emit(
+            (Some(TrainSetting::Optimizer), _) => self.emit(
                 Diagnostic::error(
                     codes::SETTING,
                     "inside a phase, say which model the optimizer trains",
@@ -704,7 +690,10 @@ impl Checker<'_> {
                 .with_primary(set.span, "`optimizer =` is for single-phase training")
                 .with_help("write `update Model with adam(lr: 1e-3)`"),
             ),
-            ("batch" | "epochs", SettingValue::Values(v)) if v.len() == 1 => {
+            (
+                Some(setting @ (TrainSetting::Batch | TrainSetting::Epochs)),
+                SettingValue::Values(v),
+            ) if v.len() == 1 => {
                 let t = self.expr(f, &v[0]);
                 let ok = matches!(&t, Ty::Int(d) if d.as_const().is_some_and(|c| c > 0));
                 if !ok && !t.is_unknown() {
@@ -717,7 +706,7 @@ impl Checker<'_> {
                             ),
                         )
                         .with_primary(v[0].span, "not a positive integer")
-                        .with_help(if name == "batch" {
+                        .with_help(if setting == TrainSetting::Batch {
                             "write the number of samples per step, e.g. `batch 64`"
                         } else {
                             "write the number of passes over the data, e.g. `epochs 5`"
@@ -726,11 +715,11 @@ impl Checker<'_> {
                 }
             }
             // Its form was checked with the other metrics first.
-            ("metrics", _) => {}
-            ("early_stop", SettingValue::Call(args, span)) => {
+            (Some(TrainSetting::Metrics), _) => {}
+            (Some(TrainSetting::EarlyStop), SettingValue::Call(args, span)) => {
                 self.early_stop(f, args, *span, data, seen)
             }
-            ("checkpoint", SettingValue::Values(v)) if v.len() == 1 => {
+            (Some(TrainSetting::Checkpoint), SettingValue::Values(v)) if v.len() == 1 => {
                 if !matches!(self.expr(f, &v[0]), Ty::Str(_)) {
                     self.emit(
                         Diagnostic::error(
@@ -742,7 +731,7 @@ impl Checker<'_> {
                     );
                 }
             }
-            ("log", SettingValue::Values(v)) if v.len() == 1 => {
+            (Some(TrainSetting::Log), SettingValue::Values(v)) if v.len() == 1 => {
                 if !matches!(self.expr(f, &v[0]), Ty::Str(_)) {
                     self.emit(
                         Diagnostic::error(
@@ -754,7 +743,7 @@ impl Checker<'_> {
                     );
                 }
             }
-            ("clip_grad_norm", SettingValue::Values(v)) if v.len() == 1 => {
+            (Some(TrainSetting::ClipGradNorm), SettingValue::Values(v)) if v.len() == 1 => {
                 let ok = match self.expr(f, &v[0]) {
                     Ty::Float(Some(x)) => x > 0.0,
                     Ty::Int(d) => d.as_const().is_some_and(|c| c > 0),
@@ -773,7 +762,7 @@ impl Checker<'_> {
                     );
                 }
             }
-            ("seed", SettingValue::Values(v)) if v.len() == 1 => {
+            (Some(TrainSetting::Seed), SettingValue::Values(v)) if v.len() == 1 => {
                 let t = self.expr(f, &v[0]);
                 let ok = matches!(&t, Ty::Int(d) if d.as_const().is_some_and(|c| c >= 0));
                 if !ok && !t.is_unknown() {
@@ -792,16 +781,21 @@ impl Checker<'_> {
                     );
                 }
             }
-            ("init" | "freeze" | "frozen_bn", _) => {
+            (
+                Some(
+                    setting @ (TrainSetting::Init | TrainSetting::Freeze | TrainSetting::FrozenBn),
+                ),
+                _,
+            ) => {
                 use crate::syntax::finetune;
-                let err = match name {
-                    "init" if phase.is_some() => Some((
+                let err = match setting {
+                    TrainSetting::Init if phase.is_some() => Some((
                         set.span,
                         "`init` loads weights once, before training: put it outside the phases"
                             .to_string(),
                     )),
-                    "init" => finetune::init(set).err(),
-                    "freeze" => finetune::freeze(set).err(),
+                    TrainSetting::Init => finetune::init(set).err(),
+                    TrainSetting::Freeze => finetune::freeze(set).err(),
                     _ => finetune::frozen_bn(set).err(),
                 };
                 if let Some((span, message)) = err {
@@ -811,32 +805,28 @@ impl Checker<'_> {
                     );
                 }
             }
-            (known, _) if SETTINGS.contains(&known) => {
-                let form = match known {
-                    "loss" => "loss = sparse_cross_entropy(out, y)",
-                    "early_stop" => "early_stop(monitor: val.loss, patience: 3)",
-                    "checkpoint" => "checkpoint \"runs/name\"",
-                    "log" => "log \"runs/name/logs\"",
-                    "batch" => "batch 64",
-                    "epochs" => "epochs 5",
-                    "clip_grad_norm" => "clip_grad_norm 1.0",
-                    _ => "seed 1",
-                };
+            (Some(known), _) => {
                 self.emit(
-                    Diagnostic::error(codes::SETTING, format!("`{known}` is not written this way"))
-                        .with_primary(set.span, format!("write `{form}`"))
-                        .with_help("only `loss` and `optimizer` take `=`; the other settings are a word and a value"),
+                    Diagnostic::error(
+                        codes::SETTING,
+                        format!("`{}` is not written this way", known.name()),
+                    )
+                    .with_primary(set.span, format!("write `{}`", known.example()))
+                    .with_help(
+                        "only `loss` and `optimizer` take `=`; the other settings are a word and a value",
+                    ),
                 );
             }
-            (other, _) => {
+            (None, _) => {
+                let names = TrainSetting::ALL.map(TrainSetting::name);
                 let mut d = Diagnostic::error(
                     codes::SETTING,
-                    format!("`{other}` is not a training setting"),
+                    format!("`{name}` is not a training setting"),
                 )
                 .with_primary(set.name.span, "unknown setting");
-                d = match crate::suggest::closest(other, SETTINGS.iter().copied()) {
+                d = match crate::suggest::closest(name, names.iter().copied()) {
                     Some(s) => d.with_help(format!("did you mean `{s}`?")),
-                    None => d.with_help(format!("the settings are {}", SETTINGS.join(", "))),
+                    None => d.with_help(format!("the settings are {}", names.join(", "))),
                 };
                 self.emit(d);
             }

@@ -169,7 +169,7 @@ pub(crate) enum Val {
     Builtin(crate::prim::Builtin),
     Layer(Rc<LayerVal>),
     /// An initializer with its arguments: `glorot_uniform`, `uniform(0.05)`.
-    Init(&'static str, Vec<f64>),
+    Init(crate::prim::Initializer, Vec<f64>),
     /// An optimizer, schedule or constraint with its arguments bound.
     Rule(ItemRef, Vec<(String, Val)>),
     /// `params(Model)`: the names of a model's parameters.
@@ -235,7 +235,7 @@ struct GraphCtx {
 /// A level of the layer-instance tree: `Mlp.dense_1` and how many of each kind it holds.
 struct Scope {
     path: String,
-    counters: HashMap<String, usize>,
+    names: crate::check::InstanceNames,
 }
 
 /// Where parameters and state live while a program is lowered.
@@ -408,16 +408,7 @@ impl<'p> Lowerer<'p> {
         let name = self.def_name(layer.def);
         let scope = self.scopes.last_mut();
         let path = match scope {
-            Some(s) => {
-                let n = s.counters.entry(name.clone()).or_insert(0);
-                *n += 1;
-                let child = format!("{}_{n}", crate::check::snake_case(&name));
-                if s.path.is_empty() {
-                    child
-                } else {
-                    format!("{}.{child}", s.path)
-                }
-            }
+            Some(s) => crate::check::instance_path(&s.path, &s.names.child(&name)),
             None => name,
         };
         self.instance_paths.insert(layer.id, path.clone());

@@ -8,6 +8,7 @@ use super::{
 };
 use crate::check::metric;
 use crate::ir::{Graph, Health, OutputRole, Role, TensorType};
+use crate::prim::TrainSetting;
 use crate::resolve::{ItemRef, Program};
 use crate::source::{SourceMap, Span};
 use crate::syntax::ast::*;
@@ -208,11 +209,17 @@ impl Lowerer<'_> {
                     None => Ok(None),
                 }
             };
-            match set.name.name.as_str() {
-                "batch" => c.batch = num(self, &mut env)?.unwrap_or(32.0) as usize,
-                "epochs" => c.epochs = num(self, &mut env)?.map(|x| x as usize),
+            let Some(setting) = TrainSetting::from_name(&set.name.name) else {
+                return Err(LowerError::new(
+                    format!("unknown setting `{}`", set.name.name),
+                    set.name.span,
+                ));
+            };
+            match setting {
+                TrainSetting::Batch => c.batch = num(self, &mut env)?.unwrap_or(32.0) as usize,
+                TrainSetting::Epochs => c.epochs = num(self, &mut env)?.map(|x| x as usize),
                 // Exactly, not through f64: a seed may be any non-negative 64-bit integer.
-                "seed" => {
+                TrainSetting::Seed => {
                     c.seed = match first {
                         Some(e) => match self.expr(&mut env, e)? {
                             Val::Int(i) => u64::try_from(i).ok(),
@@ -221,19 +228,19 @@ impl Lowerer<'_> {
                         None => None,
                     }
                 }
-                "clip_grad_norm" => c.clip_grad_norm = num(self, &mut env)?,
-                "metrics" => {
+                TrainSetting::ClipGradNorm => c.clip_grad_norm = num(self, &mut env)?,
+                TrainSetting::Metrics => {
                     if let SettingValue::Values(vs) = &set.value {
                         c.metrics = vs.iter().filter_map(metric_name).collect();
                     }
                 }
-                "checkpoint" | "log" => {
+                TrainSetting::Checkpoint | TrainSetting::Log => {
                     if let Some(Expr {
                         kind: ExprKind::Str(dir),
                         ..
                     }) = first
                     {
-                        let slot = if set.name.name == "log" {
+                        let slot = if setting == TrainSetting::Log {
                             &mut c.log
                         } else {
                             &mut c.checkpoint
@@ -241,16 +248,17 @@ impl Lowerer<'_> {
                         *slot = Some(dir.clone());
                     }
                 }
-                "early_stop" => {
+                TrainSetting::EarlyStop => {
                     if let SettingValue::Call(args, _) = &set.value {
                         c.early_stop = self.early_stop(&mut env, args)?;
                     }
                 }
-                "init" => c.init = crate::syntax::finetune::init(set).ok(),
-                "frozen_bn" => {
+                TrainSetting::Init => c.init = crate::syntax::finetune::init(set).ok(),
+                TrainSetting::FrozenBn => {
                     c.frozen_bn = crate::syntax::finetune::frozen_bn(set).unwrap_or_default()
                 }
-                _ => {}
+                // Lowered with the forward graph (`loss`, `optimizer`) and the phases (`freeze`).
+                TrainSetting::Loss | TrainSetting::Optimizer | TrainSetting::Freeze => {}
             }
         }
         if let Some(b) = opts.batch {
@@ -485,12 +493,12 @@ impl Lowerer<'_> {
                 self.bind_pattern(env, &pat, v)
             }
             TrainStmt::Setting(set) => {
-                match (set.name.name.as_str(), &set.value) {
-                    ("loss", SettingValue::Assign(e)) => {
+                match (TrainSetting::from_name(&set.name.name), &set.value) {
+                    (Some(TrainSetting::Loss), SettingValue::Assign(e)) => {
                         let v = self.expr(env, e)?;
                         *loss = Some(self.tensor_of(&v, self.float, e.span)?);
                     }
-                    ("optimizer", SettingValue::Assign(e)) => {
+                    (Some(TrainSetting::Optimizer), SettingValue::Assign(e)) => {
                         let rule = self.rule(env, e)?;
                         let targets = ctx.models.iter().map(|(n, _)| n.clone()).collect();
                         rules.updates.push(Applied {
@@ -499,6 +507,7 @@ impl Lowerer<'_> {
                             span: e.span,
                         });
                     }
+                    // The other settings configure the run (`config`).
                     _ => {}
                 }
                 Ok(())
@@ -570,7 +579,8 @@ impl Lowerer<'_> {
         let target = ctx.config.target.as_ref().and_then(|n| env.get(n).cloned());
         for s in stmts {
             let TrainStmt::Setting(set) = s else { continue };
-            let (true, SettingValue::Values(values)) = (set.name.name == "metrics", &set.value)
+            let (Some(TrainSetting::Metrics), SettingValue::Values(values)) =
+                (TrainSetting::from_name(&set.name.name), &set.value)
             else {
                 continue;
             };
