@@ -522,6 +522,33 @@ impl TrainSetting {
     }
 }
 
+/// The arguments of `early_stop(…)`; `monitor` (`val.loss`) and `mode` (`min`) are words, not
+/// values.
+pub const EARLY_STOP: &[PrimParam] = &[
+    req("monitor"),
+    opt("mode"),
+    opt("patience"),
+    opt("min_delta"),
+    opt("restore_best"),
+];
+
+/// The arguments of an `early_stop(…)` that name things rather than compute values, by the
+/// binding rule: whether each argument is `monitor` or `mode`.
+pub fn early_stop_words<'a>(names: impl IntoIterator<Item = Option<&'a str>>) -> Vec<bool> {
+    let params: Vec<&str> = EARLY_STOP.iter().map(|p| p.name).collect();
+    let matched = crate::bind::match_args(&params, names);
+    let mut words = Vec::new();
+    for (param, arg) in matched.slots.iter().enumerate() {
+        if let Some(arg) = *arg {
+            if words.len() <= arg {
+                words.resize(arg + 1, false);
+            }
+            words[arg] = param < 2;
+        }
+    }
+    words
+}
+
 pub const DTYPE_NAMES: &[&str] = &["f32", "f64", "i32", "bool"];
 
 /// Every name that is predefined in expressions, for lookups and "did you mean".

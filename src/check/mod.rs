@@ -33,6 +33,78 @@ pub struct Checked {
     /// The type of each expression of the root file, by span, as first inferred (with the
     /// definition's own dimension symbols): what an editor shows on hover.
     pub types: HashMap<Span, String>,
+    pub facts: Facts,
+}
+
+/// What the checker established that later stages read instead of deriving it again.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Facts {
+    /// Each `train` block of the root file (by its span) with its settings evaluated.
+    pub trains: Vec<(Span, TrainConfig)>,
+}
+
+impl Facts {
+    pub fn train(&self, block: Span) -> Option<&TrainConfig> {
+        self.trains
+            .iter()
+            .find(|(s, _)| *s == block)
+            .map(|(_, c)| c)
+    }
+}
+
+/// The settings of a train block, evaluated by the checker; lowering adds the target field and
+/// the batch size it lowers for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainConfig {
+    pub batch: usize,
+    pub epochs: Option<usize>,
+    pub seed: Option<u64>,
+    pub clip_grad_norm: Option<f64>,
+    pub metrics: Vec<String>,
+    /// The data field metrics compare the model's output with (`y`).
+    pub target: Option<String>,
+    pub early_stop: Option<EarlyStop>,
+    /// The checkpoint directory, as written (relative to the `.nnl` file).
+    pub checkpoint: Option<String>,
+    /// Where TensorBoard's event files go, as written (relative to the `.nnl` file).
+    pub log: Option<String>,
+    /// `init …`: weights to load before training.
+    pub init: Option<crate::syntax::finetune::InitFrom>,
+    /// How frozen layers run in training steps.
+    pub frozen_bn: crate::syntax::finetune::FrozenBn,
+}
+
+impl Default for TrainConfig {
+    fn default() -> TrainConfig {
+        TrainConfig {
+            batch: DEFAULT_BATCH,
+            epochs: None,
+            seed: None,
+            clip_grad_norm: None,
+            metrics: Vec::new(),
+            target: None,
+            early_stop: None,
+            checkpoint: None,
+            log: None,
+            init: None,
+            frozen_bn: Default::default(),
+        }
+    }
+}
+
+/// The batch size of a train block without `batch`.
+pub const DEFAULT_BATCH: usize = 32;
+
+/// `early_stop(monitor: split.metric, mode, patience, min_delta, restore_best)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EarlyStop {
+    pub split: String,
+    pub metric: String,
+    /// Whether smaller is better (`mode: min`); the default for losses and errors.
+    pub minimize: bool,
+    pub patience: usize,
+    pub min_delta: f64,
+    pub restore_best: bool,
 }
 
 pub fn check(program: &Program, sources: &SourceMap) -> (Checked, Vec<Diagnostic>) {
@@ -46,6 +118,7 @@ pub fn check(program: &Program, sources: &SourceMap) -> (Checked, Vec<Diagnostic
         expanding: Vec::new(),
         types: HashMap::new(),
         trainings: Vec::new(),
+        facts: Facts::default(),
     };
     for (m, module) in program.modules.iter().enumerate() {
         for (i, item) in module.ast.items.iter().enumerate() {
@@ -90,6 +163,7 @@ pub fn check(program: &Program, sources: &SourceMap) -> (Checked, Vec<Diagnostic
         Checked {
             summaries,
             types: c.types,
+            facts: c.facts,
         },
         c.diags,
     )
@@ -109,6 +183,7 @@ pub(crate) struct Checker<'p> {
     types: HashMap<Span, String>,
     /// What each checked train block computes, for the search blocks over its models.
     trainings: Vec<train::Training>,
+    facts: Facts,
 }
 
 /// The scope of one body being checked.

@@ -5,7 +5,7 @@
 use super::data::DataInfo;
 use super::dim::Dim;
 use super::ty::{Shape, ShapeElem, Ty, VarKind};
-use super::{ArgVal, Checker, Frame, Slot};
+use super::{ArgVal, Checker, EarlyStop, Frame, Slot};
 use crate::diag::Diagnostic;
 use crate::diag::codes;
 use crate::prim::TrainSetting;
@@ -13,19 +13,13 @@ use crate::resolve::ItemRef;
 use crate::source::Span;
 use crate::syntax::ast::*;
 
-const EARLY_STOP: &[(&str, bool)] = &[
-    ("monitor", false),
-    ("mode", true),
-    ("patience", true),
-    ("min_delta", true),
-    ("restore_best", true),
-];
-
 #[derive(Default)]
 struct Seen {
     loss: bool,
     optimizer: bool,
     metrics: Vec<String>,
+    /// The block's settings (outside phases) as far as checked, for lowering.
+    config: super::TrainConfig,
 }
 
 impl Checker<'_> {
@@ -136,6 +130,9 @@ impl Checker<'_> {
         }
         let has_phases = t.stmts.iter().any(|s| matches!(s, TrainStmt::Phase { .. }));
         self.train_stmts(&mut f, &t.stmts, &models, &data, &mut seen, None);
+        let mut config = std::mem::take(&mut seen.config);
+        config.metrics = seen.metrics.clone();
+        self.facts.trains.push((t.span, config));
         self.trainings.push(Training {
             models: t.models.iter().map(|m| m.name.clone()).collect(),
             data: t.data.name.clone(),
@@ -695,8 +692,22 @@ impl Checker<'_> {
                 SettingValue::Values(v),
             ) if v.len() == 1 => {
                 let t = self.expr(f, &v[0]);
-                let ok = matches!(&t, Ty::Int(d) if d.as_const().is_some_and(|c| c > 0));
-                if !ok && !t.is_unknown() {
+                let value = match &t {
+                    Ty::Int(d) => d
+                        .as_const()
+                        .filter(|&c| c > 0)
+                        .and_then(|c| usize::try_from(c).ok()),
+                    _ => None,
+                };
+                if phase.is_none()
+                    && let Some(n) = value
+                {
+                    match setting {
+                        TrainSetting::Batch => seen.config.batch = n,
+                        _ => seen.config.epochs = Some(n),
+                    }
+                }
+                if value.is_none() && !t.is_unknown() {
                     self.emit(
                         Diagnostic::error(
                             codes::SETTING_VALUE,
@@ -717,9 +728,15 @@ impl Checker<'_> {
             // Its form was checked with the other metrics first.
             (Some(TrainSetting::Metrics), _) => {}
             (Some(TrainSetting::EarlyStop), SettingValue::Call(args, span)) => {
-                self.early_stop(f, args, *span, data, seen)
+                let early_stop = self.early_stop(f, args, *span, data, seen);
+                if phase.is_none() {
+                    seen.config.early_stop = early_stop;
+                }
             }
             (Some(TrainSetting::Checkpoint), SettingValue::Values(v)) if v.len() == 1 => {
+                if phase.is_none() {
+                    seen.config.checkpoint = string_literal(&v[0]);
+                }
                 if !matches!(self.expr(f, &v[0]), Ty::Str(_)) {
                     self.emit(
                         Diagnostic::error(
@@ -732,6 +749,9 @@ impl Checker<'_> {
                 }
             }
             (Some(TrainSetting::Log), SettingValue::Values(v)) if v.len() == 1 => {
+                if phase.is_none() {
+                    seen.config.log = string_literal(&v[0]);
+                }
                 if !matches!(self.expr(f, &v[0]), Ty::Str(_)) {
                     self.emit(
                         Diagnostic::error(
@@ -744,12 +764,16 @@ impl Checker<'_> {
                 }
             }
             (Some(TrainSetting::ClipGradNorm), SettingValue::Values(v)) if v.len() == 1 => {
-                let ok = match self.expr(f, &v[0]) {
-                    Ty::Float(Some(x)) => x > 0.0,
-                    Ty::Int(d) => d.as_const().is_some_and(|c| c > 0),
-                    _ => false,
-                };
-                if !ok {
+                let value = match self.expr(f, &v[0]) {
+                    Ty::Float(Some(x)) => Some(x),
+                    Ty::Int(d) => d.as_const().map(|c| c as f64),
+                    _ => None,
+                }
+                .filter(|&x| x > 0.0);
+                if phase.is_none() {
+                    seen.config.clip_grad_norm = value;
+                }
+                if value.is_none() {
                     self.emit(
                         Diagnostic::error(
                             codes::SETTING_VALUE,
@@ -764,8 +788,15 @@ impl Checker<'_> {
             }
             (Some(TrainSetting::Seed), SettingValue::Values(v)) if v.len() == 1 => {
                 let t = self.expr(f, &v[0]);
-                let ok = matches!(&t, Ty::Int(d) if d.as_const().is_some_and(|c| c >= 0));
-                if !ok && !t.is_unknown() {
+                // Exactly, not through f64: a seed may be any non-negative 64-bit integer.
+                let value = match &t {
+                    Ty::Int(d) => d.as_const().and_then(|c| u64::try_from(c).ok()),
+                    _ => None,
+                };
+                if phase.is_none() {
+                    seen.config.seed = value;
+                }
+                if value.is_none() && !t.is_unknown() {
                     self.emit(
                         Diagnostic::error(
                             codes::SETTING_VALUE,
@@ -794,9 +825,17 @@ impl Checker<'_> {
                         "`init` loads weights once, before training: put it outside the phases"
                             .to_string(),
                     )),
-                    TrainSetting::Init => finetune::init(set).err(),
+                    TrainSetting::Init => finetune::init(set)
+                        .map(|init| seen.config.init = Some(init))
+                        .err(),
                     TrainSetting::Freeze => finetune::freeze(set).err(),
-                    _ => finetune::frozen_bn(set).err(),
+                    _ => finetune::frozen_bn(set)
+                        .map(|mode| {
+                            if phase.is_none() {
+                                seen.config.frozen_bn = mode;
+                            }
+                        })
+                        .err(),
                 };
                 if let Some((span, message)) = err {
                     self.emit(
@@ -840,61 +879,62 @@ impl Checker<'_> {
         span: Span,
         data: &DataInfo,
         seen: &Seen,
-    ) {
+    ) -> Option<EarlyStop> {
+        let words = crate::prim::early_stop_words(
+            args.iter()
+                .map(|a| a.name.as_ref().map(|n| n.name.as_str())),
+        );
         let vals: Vec<ArgVal> = args
             .iter()
-            .map(|a| {
-                let is_word = a
-                    .name
-                    .as_ref()
-                    .is_some_and(|n| n.name == "monitor" || n.name == "mode");
-                let ty = if is_word {
+            .enumerate()
+            .map(|(i, a)| ArgVal {
+                name: a.name.clone(),
+                ty: if words.get(i).copied().unwrap_or(false) {
                     Ty::Str(String::new())
                 } else {
                     self.expr(f, &a.value)
-                };
-                ArgVal {
-                    name: a.name.clone(),
-                    ty,
-                    span: a.value.span,
-                }
+                },
+                span: a.value.span,
             })
             .collect();
-        let slots: Vec<Slot> = EARLY_STOP
+        let slots: Vec<Slot> = crate::prim::EARLY_STOP
             .iter()
-            .map(|(n, o)| Slot {
-                name: n,
-                optional: *o,
+            .map(|p| Slot {
+                name: p.name,
+                optional: p.optional,
             })
             .collect();
-        let Some(bound) = self.bind_slots(&slots, &vals, "early_stop", span) else {
-            return;
+        let bound = self.bind_slots(&slots, &vals, "early_stop", span)?;
+        // The argument expressions of each parameter, as bound.
+        let expr_of = |i: usize| {
+            let at = bound[i].as_ref()?.span;
+            args.iter().map(|a| &a.value).find(|e| e.span == at)
         };
-        let monitor_expr = args
-            .iter()
-            .find(|a| a.name.as_ref().is_some_and(|n| n.name == "monitor"))
-            .or(args.first())
-            .map(|a| &a.value);
+        let monitor_expr = expr_of(0);
         if let Some(m) = monitor_expr {
             self.monitor(m, data, seen);
         }
-        if let Some(mode) = args
-            .iter()
-            .find(|a| a.name.as_ref().is_some_and(|n| n.name == "mode"))
+        let mode_expr = expr_of(1);
+        let minimize = match mode_expr.map(|e| &e.kind) {
+            Some(ExprKind::Name(n)) if n.name == "min" => Some(true),
+            Some(ExprKind::Name(n)) if n.name == "max" => Some(false),
+            _ => None,
+        };
+        if let Some(e) = mode_expr
+            && minimize.is_none()
         {
-            let ok =
-                matches!(&mode.value.kind, ExprKind::Name(n) if n.name == "min" || n.name == "max");
-            if !ok {
-                self.emit(
-                    Diagnostic::error(codes::SETTING_VALUE, "`mode` is `min` or `max`")
-                        .with_primary(mode.value.span, "not a mode")
-                        .with_help("`min` for losses and errors, `max` for accuracies"),
-                );
-            }
+            self.emit(
+                Diagnostic::error(codes::SETTING_VALUE, "`mode` is `min` or `max`")
+                    .with_primary(e.span, "not a mode")
+                    .with_help("`min` for losses and errors, `max` for accuracies"),
+            );
         }
-        if let Some(p) = &bound[2]
-            && !matches!(&p.ty, Ty::Int(d) if d.as_const().is_some_and(|c| c >= 0))
-        {
+        let patience = match bound[2].as_ref().map(|p| &p.ty) {
+            None => Some(0),
+            Some(Ty::Int(d)) => d.as_const().and_then(|c| usize::try_from(c).ok()),
+            Some(_) => None,
+        };
+        if let (Some(p), None) = (&bound[2], patience) {
             self.emit(
                 Diagnostic::error(
                     codes::SETTING_VALUE,
@@ -903,6 +943,35 @@ impl Checker<'_> {
                 .with_primary(p.span, "not a non-negative integer"),
             );
         }
+        let min_delta = match bound[3].as_ref().map(|a| &a.ty) {
+            None => 0.0,
+            Some(Ty::Float(Some(x))) => *x,
+            Some(Ty::Int(d)) => d.as_const().map_or(0.0, |c| c as f64),
+            Some(_) => 0.0,
+        };
+        let restore_best = matches!(bound[4].as_ref().map(|a| &a.ty), Some(Ty::Bool(Some(true))));
+        let ExprKind::Member { base, field } = &monitor_expr?.kind else {
+            return None;
+        };
+        let ExprKind::Name(split) = &base.kind else {
+            return None;
+        };
+        // Without `mode`, as the metric declares (the loss and errors are minimized).
+        let minimize = minimize.unwrap_or_else(|| {
+            !self
+                .program
+                .lookup(f.module, &field.name)
+                .and_then(|r| super::metric::declaration(self.program, r).ok())
+                .is_some_and(|d| d.higher_is_better)
+        });
+        Some(EarlyStop {
+            split: split.name.clone(),
+            metric: field.name.clone(),
+            minimize,
+            patience: patience?,
+            min_delta,
+            restore_best,
+        })
     }
 
     fn monitor(&mut self, m: &Expr, data: &DataInfo, seen: &Seen) {
@@ -1420,5 +1489,12 @@ fn call_arg_names(e: &Expr, out: &mut Vec<String>) {
             args.iter()
                 .filter_map(|a| a.name.as_ref().map(|n| n.name.clone())),
         );
+    }
+}
+
+fn string_literal(e: &Expr) -> Option<String> {
+    match &e.kind {
+        ExprKind::Str(s) => Some(s.clone()),
+        _ => None,
     }
 }

@@ -45,38 +45,7 @@ impl Default for Options {
     }
 }
 
-/// The settings of a train block the runtime needs, evaluated.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct TrainConfig {
-    pub batch: usize,
-    pub epochs: Option<usize>,
-    pub seed: Option<u64>,
-    pub clip_grad_norm: Option<f64>,
-    pub metrics: Vec<String>,
-    /// The data field metrics compare the model's output with (`y`).
-    pub target: Option<String>,
-    pub early_stop: Option<EarlyStop>,
-    /// The checkpoint directory, as written (relative to the `.nnl` file).
-    pub checkpoint: Option<String>,
-    /// Where TensorBoard's event files go, as written (relative to the `.nnl` file).
-    pub log: Option<String>,
-    /// `init …`: weights to load before training.
-    pub init: Option<crate::syntax::finetune::InitFrom>,
-    /// How frozen layers run in training steps.
-    pub frozen_bn: crate::syntax::finetune::FrozenBn,
-}
-
-/// `early_stop(monitor: split.metric, mode, patience, min_delta, restore_best)`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EarlyStop {
-    pub split: String,
-    pub metric: String,
-    /// Whether smaller is better (`mode: min`); the default for losses and errors.
-    pub minimize: bool,
-    pub patience: usize,
-    pub min_delta: f64,
-    pub restore_best: bool,
-}
+pub use crate::check::{EarlyStop, TrainConfig};
 
 /// The output of an update graph that holds the learning rate of the step (its schedule
 /// evaluated), which the training step outputs when it is watched.

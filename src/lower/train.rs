@@ -3,8 +3,7 @@
 
 use super::eval::ArgV;
 use super::{
-    EarlyStop, Env, LowerError, Lowered, Lowerer, Options, ParamUpdate, Phase, Res, TrainConfig,
-    Tv, Val,
+    Env, LowerError, Lowered, Lowerer, Options, ParamUpdate, Phase, Res, TrainConfig, Tv, Val,
 };
 use crate::check::metric;
 use crate::ir::{Graph, Health, OutputRole, Role, TensorType};
@@ -30,7 +29,7 @@ pub(crate) fn lower_train(program: &Program, sources: &SourceMap, opts: &Options
             span: None,
         })?;
     let mut l = Lowerer::new(program, sources, opts.float);
-    let mut config = l.config(t, module, opts)?;
+    let mut config = l.config(t, opts)?;
     let fields = l.fields(t, module, config.batch)?;
     let models: Vec<ItemRef> = t
         .models
@@ -193,132 +192,21 @@ struct Rules {
 }
 
 impl Lowerer<'_> {
-    fn config(&mut self, t: &TrainDecl, module: usize, opts: &Options) -> Res<TrainConfig> {
-        let mut c = TrainConfig::default();
-        let mut env = Env::new(module);
-        for s in &t.stmts {
-            let TrainStmt::Setting(set) = s else { continue };
-            let first = match &set.value {
-                SettingValue::Values(v) => v.first(),
-                SettingValue::Assign(e) => Some(e),
-                SettingValue::Call(..) => None,
-            };
-            let num = |l: &mut Self, env: &mut Env| -> Res<Option<f64>> {
-                match first {
-                    Some(e) => Ok(super::builtins::number(&l.expr(env, e)?)),
-                    None => Ok(None),
-                }
-            };
-            let Some(setting) = TrainSetting::from_name(&set.name.name) else {
-                return Err(LowerError::new(
-                    format!("unknown setting `{}`", set.name.name),
-                    set.name.span,
-                ));
-            };
-            match setting {
-                TrainSetting::Batch => c.batch = num(self, &mut env)?.unwrap_or(32.0) as usize,
-                TrainSetting::Epochs => c.epochs = num(self, &mut env)?.map(|x| x as usize),
-                // Exactly, not through f64: a seed may be any non-negative 64-bit integer.
-                TrainSetting::Seed => {
-                    c.seed = match first {
-                        Some(e) => match self.expr(&mut env, e)? {
-                            Val::Int(i) => u64::try_from(i).ok(),
-                            _ => None,
-                        },
-                        None => None,
-                    }
-                }
-                TrainSetting::ClipGradNorm => c.clip_grad_norm = num(self, &mut env)?,
-                TrainSetting::Metrics => {
-                    if let SettingValue::Values(vs) = &set.value {
-                        c.metrics = vs.iter().filter_map(metric_name).collect();
-                    }
-                }
-                TrainSetting::Checkpoint | TrainSetting::Log => {
-                    if let Some(Expr {
-                        kind: ExprKind::Str(dir),
-                        ..
-                    }) = first
-                    {
-                        let slot = if setting == TrainSetting::Log {
-                            &mut c.log
-                        } else {
-                            &mut c.checkpoint
-                        };
-                        *slot = Some(dir.clone());
-                    }
-                }
-                TrainSetting::EarlyStop => {
-                    if let SettingValue::Call(args, _) = &set.value {
-                        c.early_stop = self.early_stop(&mut env, args)?;
-                    }
-                }
-                TrainSetting::Init => c.init = crate::syntax::finetune::init(set).ok(),
-                TrainSetting::FrozenBn => {
-                    c.frozen_bn = crate::syntax::finetune::frozen_bn(set).unwrap_or_default()
-                }
-                // Lowered with the forward graph (`loss`, `optimizer`) and the phases (`freeze`).
-                TrainSetting::Loss | TrainSetting::Optimizer | TrainSetting::Freeze => {}
-            }
-        }
+    /// The block's settings as the checker evaluated them, for the batch size asked for.
+    fn config(&self, t: &TrainDecl, opts: &Options) -> Res<TrainConfig> {
+        let mut c = self
+            .program
+            .facts
+            .train(t.span)
+            .cloned()
+            .ok_or_else(|| LowerError {
+                message: "the train block was not checked".into(),
+                span: Some(t.span),
+            })?;
         if let Some(b) = opts.batch {
             c.batch = b;
         }
-        if c.batch == 0 {
-            c.batch = 32;
-        }
         Ok(c)
-    }
-
-    /// The checked `early_stop(...)` arguments, evaluated; `monitor` may be positional.
-    fn early_stop(&mut self, env: &mut Env, args: &[Arg]) -> Res<Option<EarlyStop>> {
-        let named = |n: &str| {
-            args.iter()
-                .find(|a| a.name.as_ref().is_some_and(|id| id.name == n))
-                .map(|a| &a.value)
-        };
-        let Some(ExprKind::Member { base, field }) = named("monitor")
-            .or(args.first().map(|a| &a.value))
-            .map(|e| &e.kind)
-        else {
-            return Ok(None);
-        };
-        let ExprKind::Name(split) = &base.kind else {
-            return Ok(None);
-        };
-        let minimize = match named("mode").map(|e| &e.kind) {
-            Some(ExprKind::Name(m)) => m.name == "min",
-            _ => !self.higher_is_better(env.module, &field.name),
-        };
-        let mut number = |l: &mut Self, n: &str| -> Res<Option<f64>> {
-            match named(n) {
-                Some(e) => Ok(super::builtins::number(&l.expr(env, e)?)),
-                None => Ok(None),
-            }
-        };
-        let patience = number(self, "patience")?.unwrap_or(0.0) as usize;
-        let min_delta = number(self, "min_delta")?.unwrap_or(0.0);
-        let restore_best = matches!(
-            named("restore_best").map(|e| &e.kind),
-            Some(ExprKind::Bool(true))
-        );
-        Ok(Some(EarlyStop {
-            split: split.name.clone(),
-            metric: field.name.clone(),
-            minimize,
-            patience,
-            min_delta,
-            restore_best,
-        }))
-    }
-
-    /// Whether a larger value of a monitored metric is better, as the metric declares (never
-    /// for the loss), for `early_stop` without a `mode`.
-    fn higher_is_better(&self, module: usize, metric: &str) -> bool {
-        self.program
-            .lookup(module, metric)
-            .and_then(|r| metric::declaration(self.program, r).ok())
-            .is_some_and(|d| d.higher_is_better)
     }
 
     /// The data block's fields with the batch axis in front.
@@ -798,7 +686,7 @@ pub(crate) fn lower_model(
         });
     let batch = match (opts.batch, train_batch) {
         (Some(b), _) => b,
-        (None, Some(t)) => l.config(t, module, opts)?.batch,
+        (None, Some(t)) => l.config(t, opts)?.batch,
         (None, None) => 1,
     };
     // The data fields fix sizes the model leaves symbolic (`x: f32[B, T, 1]`).

@@ -566,12 +566,12 @@ impl Walker<'_> {
             SettingValue::Values(es) => es.iter().for_each(|e| self.expr(e)),
             // `monitor: val.loss` and `mode: min` name metrics and modes, not values.
             SettingValue::Call(args, _) => {
-                for a in args {
-                    let is_word = a
-                        .name
-                        .as_ref()
-                        .is_some_and(|n| n.name == "monitor" || n.name == "mode");
-                    if !is_word {
+                let words = crate::prim::early_stop_words(
+                    args.iter()
+                        .map(|a| a.name.as_ref().map(|n| n.name.as_str())),
+                );
+                for (i, a) in args.iter().enumerate() {
+                    if !words.get(i).copied().unwrap_or(false) {
                         self.expr(&a.value);
                     }
                 }
