@@ -12,6 +12,7 @@
 
 mod codegen;
 mod plan;
+mod rows;
 mod show;
 #[cfg(test)]
 mod tests;
@@ -22,6 +23,7 @@ use codegen::Compiled;
 use gemm::Parallelism;
 use ndarray::{ArrayD, IxDyn};
 use plan::{BufId, Plan, Step, Storage, View, dtype_size};
+use rayon::prelude::*;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
@@ -41,6 +43,10 @@ pub struct Program {
     inputs: Vec<BufId>,
     /// Scratch memory, kept between runs (u64 for alignment).
     arena: Mutex<Vec<u64>>,
+    /// For a scan's body that treats batch rows apart: how it runs on a range of rows, and
+    /// the scratch memory of the threads beyond the first.
+    rows: Option<rows::RowSplit>,
+    row_arenas: Mutex<Vec<Vec<u64>>>,
     /// Calls and nanoseconds of each step, when profiling.
     profile: Option<Mutex<Vec<(u64, u64)>>>,
 }
@@ -69,7 +75,11 @@ pub fn compile(graph: &Graph) -> Result<Program, String> {
         });
         body_of_step.push(match step {
             Step::Scan { node, .. } => match &graph.nodes[*node].op {
-                Op::Scan { body, .. } => Some(compile(body)?),
+                Op::Scan { body, carries, .. } => {
+                    let mut body = compile(body)?;
+                    body.rows = rows::row_split(&body, *carries);
+                    Some(body)
+                }
                 _ => return Err(format!("internal error: %{node} is not a scan")),
             },
             _ => None,
@@ -93,6 +103,8 @@ pub fn compile(graph: &Graph) -> Result<Program, String> {
         body_of_step,
         inputs,
         arena: Mutex::new(Vec::new()),
+        rows: None,
+        row_arenas: Mutex::new(Vec::new()),
         profile: None,
     })
 }
@@ -323,8 +335,26 @@ impl Program {
         threads: usize,
         guarded: bool,
     ) -> Result<bool, InterpError> {
-        let buffers = &self.plan.buffers;
         let mut arena = self.arena.lock().unwrap_or_else(|e| e.into_inner());
+        // SAFETY: forwarded from the caller.
+        unsafe { self.execute_in(table, &mut arena, None, threads, guarded) }
+    }
+
+    /// [`Program::execute`] with `arena` as scratch memory, on the batch rows `rows` only when
+    /// given (a scan's body with a [`rows::RowSplit`]; then on this thread alone).
+    ///
+    /// # Safety
+    /// As for [`Program::execute`]; with `rows`, no other run touches those rows of the
+    /// carries and outputs, nor `arena`.
+    unsafe fn execute_in(
+        &self,
+        table: &mut [*mut u8],
+        arena: &mut Vec<u64>,
+        rows: Option<std::ops::Range<usize>>,
+        threads: usize,
+        guarded: bool,
+    ) -> Result<bool, InterpError> {
+        let buffers = &self.plan.buffers;
         let words = self.plan.arena_bytes.div_ceil(8);
         if arena.len() < words {
             arena.resize(words, 0);
@@ -337,24 +367,45 @@ impl Program {
                 *address = unsafe { arena_base.add(offset) };
             }
         }
-        let mut times = self
-            .profile
-            .as_ref()
-            .map(|p| p.lock().unwrap_or_else(|e| e.into_inner()));
+        let split = rows.as_ref().and_then(|r| {
+            let split = self.rows.as_ref()?;
+            Some((split, r.clone()))
+        });
+        // Of a run on rows, the one on the first rows stands for the others.
+        let timed = self.profile.is_some() && rows.as_ref().is_none_or(|r| r.start == 0);
+        let mut times = vec![(0u64, 0u64); if timed { self.plan.steps.len() } else { 0 }];
         for (s, step) in self.plan.steps.iter().enumerate() {
-            let started = times.as_ref().map(|_| Instant::now());
+            let started = timed.then(Instant::now);
+            let part = split.as_ref().map(|(split, r)| (split.steps[s], r.clone()));
             match step {
                 Step::Kernel(k) => {
                     let kernel = self.code.kernels[self.kernel_of_step[s].expect("a kernel")];
-                    // SAFETY: the kernel was generated for this plan: it touches only the
-                    // buffers the table holds, within the extents of their views.
-                    unsafe { run_kernel(kernel, table, k.work(), threads) };
+                    match part {
+                        // SAFETY: the kernel was generated for this plan; its outermost loop
+                        // walks the batch rows, `per_row` iterations each.
+                        Some((rows::RowStep::Rows { per_row }, r)) => unsafe {
+                            (kernel.run)(
+                                table.as_ptr(),
+                                (r.start * per_row) as i64,
+                                (r.end * per_row) as i64,
+                            )
+                        },
+                        // SAFETY: the kernel was generated for this plan: it touches only the
+                        // buffers the table holds, within the extents of their views.
+                        _ => unsafe { run_kernel(kernel, table, k.work(), threads) },
+                    }
                 }
                 Step::MatMul { a, b, out, .. } => {
                     let dtype = buffers[out.buf].dtype;
+                    let (a, out) = match part {
+                        Some((rows::RowStep::Rows { .. }, r)) => {
+                            (rows::rows_of(a, r.clone()), rows::rows_of(out, r))
+                        }
+                        _ => (a.clone(), out.clone()),
+                    };
                     // SAFETY: the views lie within their buffers, and the output is a fresh
                     // buffer that no operand view reaches.
-                    unsafe { matmul(table, a, b, out, dtype, threads) }
+                    unsafe { matmul(table, &a, b, &out, dtype, threads) }
                 }
                 Step::Library { node, args, out } => {
                     // SAFETY: the views lie within their buffers, and `out` holds the node's
@@ -390,9 +441,15 @@ impl Program {
                     }
                 }
             }
-            if let (Some(times), Some(started)) = (times.as_mut(), started) {
+            if let Some(started) = started {
                 times[s].0 += 1;
                 times[s].1 += started.elapsed().as_nanos() as u64;
+            }
+        }
+        if let Some(profile) = self.profile.as_ref().filter(|_| timed) {
+            let mut total = profile.lock().unwrap_or_else(|e| e.into_inner());
+            for (t, (calls, nanos)) in total.iter_mut().zip(times) {
+                *t = (t.0 + calls, t.1 + nanos);
             }
         }
         Ok(true)
@@ -514,6 +571,86 @@ impl Program {
         };
         let buffers = &self.plan.buffers;
         let carries = scan.carries.len();
+        let steps = scan.args[carries].shape[0];
+        let walk = ScanWalk {
+            scan,
+            seqs,
+            reverse,
+            steps,
+        };
+        let parts = match &body.rows {
+            Some(split) if threads >= 2 => threads.min(split.rows / MIN_ROWS_PER_THREAD),
+            _ => 1,
+        };
+        let mut arena = body.arena.lock().unwrap_or_else(|e| e.into_inner());
+        if parts < 2 {
+            // SAFETY: forwarded from the caller.
+            unsafe { self.scan_steps(body, table, &walk, &mut arena, None, threads)? };
+        } else {
+            let rows = body.rows.as_ref().map_or(0, |split| split.rows);
+            let mut spare = body.row_arenas.lock().unwrap_or_else(|e| e.into_inner());
+            spare.resize_with(parts - 1, Vec::new);
+            let shared = SharedScan {
+                outer: self,
+                body,
+                walk: &walk,
+                table: table.as_ptr(),
+                len: table.len(),
+            };
+            let arenas: Vec<&mut Vec<u64>> = std::iter::once(&mut *arena)
+                .chain(spare.iter_mut())
+                .collect();
+            let results: Vec<Result<(), InterpError>> = arenas
+                .into_par_iter()
+                .enumerate()
+                .map(|(p, arena)| {
+                    let s = &shared;
+                    // SAFETY: the table outlives the parallel iterator, which joins its threads.
+                    let table = unsafe { std::slice::from_raw_parts(s.table, s.len) };
+                    let part = rows * p / parts..rows * (p + 1) / parts;
+                    // SAFETY: the body's row split shows that runs on disjoint rows touch
+                    // disjoint parts of the carries and outputs; each has its own arena.
+                    unsafe {
+                        s.outer
+                            .scan_steps(s.body, table, s.walk, arena, Some(part), 1)
+                    }
+                })
+                .collect();
+            results.into_iter().collect::<Result<Vec<()>, _>>()?;
+        }
+        let last = steps % 2;
+        for (c, pair) in scan.carries.iter().enumerate() {
+            let b = &buffers[pair[0]];
+            // SAFETY: both buffers hold one carry (same dtype and size) and are distinct.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    table[pair[last]],
+                    table[scan.outs[c]],
+                    b.numel * dtype_size(b.dtype),
+                )
+            };
+        }
+        Ok(())
+    }
+
+    /// Runs every step of a scan's body, on the batch rows `rows` only when given, with
+    /// `arena` as its scratch memory; the carries end in their buffers of turn `steps % 2`.
+    ///
+    /// # Safety
+    /// See [`Program::execute_in`].
+    unsafe fn scan_steps(
+        &self,
+        body: &Program,
+        table: &[*mut u8],
+        walk: &ScanWalk<'_, '_>,
+        arena: &mut Vec<u64>,
+        rows: Option<std::ops::Range<usize>>,
+        threads: usize,
+    ) -> Result<(), InterpError> {
+        let scan = walk.scan;
+        let buffers = &self.plan.buffers;
+        let carries = scan.carries.len();
+        let steps = walk.steps;
         let address = |v: &View| {
             let size = dtype_size(buffers[v.buf].dtype);
             // SAFETY: the view's offset is inside its buffer.
@@ -522,19 +659,14 @@ impl Program {
         // Bytes per step of a row-major sequence or stacked output: its elements after axis 0.
         let step_bytes =
             |v: &View| v.shape[1..].iter().product::<usize>() * dtype_size(buffers[v.buf].dtype);
-        let steps = scan.args[carries].shape[0];
-        let mut current = vec![0usize; carries];
         let mut body_table = vec![std::ptr::null_mut(); body.plan.buffers.len()];
-        let order: Box<dyn Iterator<Item = usize>> = if reverse {
-            Box::new((0..steps).rev())
-        } else {
-            Box::new(0..steps)
-        };
-        for t in order {
+        for (turn, i) in (0..steps).enumerate() {
+            let t = if walk.reverse { steps - 1 - i } else { i };
+            let current = turn % 2;
             for (i, &buf) in body.inputs.iter().enumerate() {
                 body_table[buf] = if i < carries {
-                    table[scan.carries[i][current[i]]]
-                } else if i < carries + seqs {
+                    table[scan.carries[i][current]]
+                } else if i < carries + walk.seqs {
                     let v = &scan.args[i];
                     // SAFETY: step `t` of a row-major sequence lies inside it.
                     unsafe { address(v).add(t * step_bytes(v)) }
@@ -544,7 +676,7 @@ impl Program {
             }
             for (j, out) in body.plan.outputs.iter().enumerate() {
                 body_table[out.buf] = if j < carries {
-                    table[scan.carries[j][1 - current[j]]]
+                    table[scan.carries[j][1 - current]]
                 } else {
                     let out = scan.outs[j];
                     let whole = buffers[out].numel * dtype_size(buffers[out].dtype);
@@ -554,25 +686,40 @@ impl Program {
             }
             // SAFETY: every address is a live buffer of the body's planned types: the carry
             // buffers and slots hold exactly one step's values, and outputs overlap nothing.
-            unsafe { body.execute(&mut body_table, threads, false) }.map_err(|mut e| {
-                e.message = format!("{} (at step {t} of the scan %{})", e.message, scan.node);
-                e
-            })?;
-            current.iter_mut().for_each(|c| *c = 1 - *c);
-        }
-        for (c, pair) in scan.carries.iter().enumerate() {
-            let b = &buffers[pair[0]];
-            // SAFETY: both buffers hold one carry (same dtype and size) and are distinct.
-            unsafe {
-                std::ptr::copy_nonoverlapping(
-                    table[pair[current[c]]],
-                    table[scan.outs[c]],
-                    b.numel * dtype_size(b.dtype),
-                )
-            };
+            unsafe { body.execute_in(&mut body_table, arena, rows.clone(), threads, false) }
+                .map_err(|mut e| {
+                    e.message = format!("{} (at step {t} of the scan %{})", e.message, scan.node);
+                    e
+                })?;
         }
         Ok(())
     }
+}
+
+/// The rows each thread takes at least when a scan is split by rows: fewer make products too
+/// thin to be worth a thread.
+const MIN_ROWS_PER_THREAD: usize = 8;
+
+/// What the threads of a scan split by rows share.
+struct SharedScan<'a, 's, 'p> {
+    outer: &'a Program,
+    body: &'a Program,
+    walk: &'a ScanWalk<'s, 'p>,
+    table: *const *mut u8,
+    len: usize,
+}
+// SAFETY: the threads only read the programs' plans and call their compiled code (which does
+// not change while they run); they write disjoint rows of the carries and outputs through the
+// table (see `rows`), each into its own arena; the parallel iterator joins them before the
+// table and programs go.
+unsafe impl Sync for SharedScan<'_, '_, '_> {}
+
+/// How a scan walks its steps.
+struct ScanWalk<'s, 'p> {
+    scan: &'s ScanStep<'p>,
+    seqs: usize,
+    reverse: bool,
+    steps: usize,
 }
 
 /// A scan step's operands, as planned.

@@ -406,6 +406,54 @@ fn scans_run_their_compiled_body_forward_and_backward() {
     }
 }
 
+/// A recurrence over 5 steps of a batch of 24 rows: a product with a weight, a kernel with
+/// `exp`, a sum over each row; `batch_sum` adds a sum over the batch to the carry.
+fn batch_scan(batch_sum: bool) -> String {
+    let n = if batch_sum { 10 } else { 7 };
+    let (mix, out) = if batch_sum {
+        (
+            "%7: f32[8] = sum %6 axes=[0]\n    %8: f32[24, 8] = broadcast %7\n    \
+             %9: f32[24, 8] = add %6, %8\n    ",
+            "%9",
+        )
+    } else {
+        ("", "%6")
+    };
+    format!(
+        "graph t {{\n  %0: f32[24, 8] = input \"h\" data\n  %1: f32[5, 24, 8] = input \"xs\" data\n  \
+         %2: f32[8, 8] = input \"w\" data\n  \
+         %3: (f32[24, 8], f32[5, 24]) = scan %0, %1, %2 carries=1 seqs=1 reverse body=body {{\n    \
+         %0: f32[24, 8] = input \"carry.0\" arg\n    %1: f32[24, 8] = input \"x\" arg\n    \
+         %2: f32[8, 8] = input \"capture.0\" arg\n    %3: f32[24, 8] = matmul %0, %2\n    \
+         %4: f32[24, 8] = add %3, %1\n    %5: f32[24, 8] = neg %4\n    \
+         %6: f32[24, 8] = exp %5\n    {mix}%{n}: f32[24] = sum %6 axes=[1]\n    \
+         output \"carry.0\" = {out}\n    output \"y\" = %{n}\n  }}\n  \
+         %4: f32[24, 8] = get %3 index=0\n  %5: f32[5, 24] = get %3 index=1\n  \
+         output \"h\" = %4\n  output \"ys\" = %5\n}}"
+    )
+}
+
+#[test]
+fn scans_over_batch_rows_split_between_threads_and_match() {
+    for batch_sum in [false, true] {
+        let text = batch_scan(batch_sum);
+        let g = text::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let program = compile(&g).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let split = program
+            .body_of_step
+            .iter()
+            .flatten()
+            .any(|b| b.rows.is_some());
+        assert_eq!(
+            split, !batch_sum,
+            "whether the body splits by rows:\n{text}"
+        );
+        for threads in [1, 2, 3] {
+            same_on(&text, threads);
+        }
+    }
+}
+
 #[test]
 fn kernels_and_products_split_between_threads_match() {
     // Large enough to be split: elementwise with a vector tail in each part, reductions whose
