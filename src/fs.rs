@@ -327,8 +327,9 @@ fn init_path(value: &SettingValue) -> Option<(&str, Span)> {
     }
 }
 
-/// The file paths of a data source expression: the path arguments of `csv`, `idx`, `npy` and
-/// `npz` calls written as strings, through `|> join(…)`.
+/// The file paths of a data source expression: the path arguments of `csv`, `idx`, `npy`,
+/// `npz`, `text` and `images` calls written as strings (an `images` folder's files must stay
+/// inside it, [`crate::data`]), through `|> join(…)`.
 fn source_paths(e: &Expr) -> Vec<(&str, Span)> {
     let mut out = Vec::new();
     let mut stack = vec![e];
@@ -342,7 +343,9 @@ fn source_paths(e: &Expr) -> Vec<(&str, Span)> {
                 // The parameters that name files, in order.
                 let paths: &[&str] = match &callee.kind {
                     ExprKind::Name(n) if n.name == "idx" => &["images", "labels"],
-                    ExprKind::Name(n) if ["csv", "npy", "npz"].contains(&n.name.as_str()) => {
+                    ExprKind::Name(n)
+                        if ["csv", "npy", "npz", "images", "text"].contains(&n.name.as_str()) =>
+                    {
                         &["path"]
                     }
                     _ => &[],

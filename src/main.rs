@@ -41,6 +41,8 @@ enum Command {
     Generate(cli::generate::GenerateArgs),
     /// A trained model as an ONNX file (evaluation mode, symbolic batch, weights included)
     Export(cli::export::ExportArgs),
+    /// What a file's data block reads; `--show N -o grid.png` draws augmented training samples
+    Data(cli::data::DataArgs),
     /// Draw runs' loss and metric curves (train solid, validation dashed, best epoch marked)
     Plot(cli::plot::PlotArgs),
     /// Check files for syntax, name, type and shape errors
@@ -133,6 +135,7 @@ fn main() -> ExitCode {
         })),
         Command::Export(args) => report(cli::export::export(&args)),
         Command::Plot(args) => report(cli::plot::plot(&args)),
+        Command::Data(args) => report(cli::train::in_pool(&args.common, || cli::data::data(&args))),
         Command::Check {
             files,
             summary,

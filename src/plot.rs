@@ -9,6 +9,7 @@
 
 use crate::runtime::checkpoint::{self, EpochRecord};
 use crate::runtime::report::Report;
+use image::ImageEncoder;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::Path;
@@ -285,4 +286,180 @@ fn bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
     values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
         (lo.min(v), hi.max(v))
     })
+}
+
+/// One picture of a grid of samples: `channels` planes of `height × width` values (1: grey, 3:
+/// RGB), and the caption under it.
+#[derive(Debug, Clone)]
+pub struct Picture {
+    pub values: Vec<f64>,
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub caption: String,
+}
+
+/// The side of a picture in a grid, in pixels at least (small images are magnified by a whole
+/// factor, nearest neighbour).
+const PICTURE_SIDE: usize = 96;
+/// The height of a caption's line under a picture.
+const CAPTION: usize = 20;
+const GAP: usize = 6;
+
+/// Draws `pictures` as a PNG grid (about square, row by row) with their captions. Values are
+/// mapped linearly from the smallest to the largest of all pictures onto black to white, so the
+/// pictures compare with each other.
+pub fn write_grid(path: &Path, pictures: &[Picture]) -> Result<(), String> {
+    register_font()?;
+    let Some(first) = pictures.first() else {
+        return Err("no samples to draw".into());
+    };
+    let zoom = PICTURE_SIDE.div_ceil(first.height.max(first.width)).max(1);
+    let (ph, pw) = (first.height * zoom, first.width * zoom);
+    let columns = (pictures.len() as f64).sqrt().ceil() as usize;
+    let rows = pictures.len().div_ceil(columns);
+    let cell_w = pw.max(PICTURE_SIDE) + GAP;
+    let cell_h = ph + CAPTION + GAP;
+    let (width, height) = (columns * cell_w + GAP, rows * cell_h + GAP);
+    if width * height > 1 << 28 {
+        return Err(format!(
+            "a grid of {} pictures of {}×{} would be {width}×{height} pixels: show fewer",
+            pictures.len(),
+            first.height,
+            first.width
+        ));
+    }
+    let (lo, hi) = pictures
+        .iter()
+        .flat_map(|p| &p.values)
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        });
+    let range = if hi > lo { hi - lo } else { 1.0 };
+    let byte = |v: f64| {
+        if v.is_finite() {
+            ((v - lo) / range * 255.0).round().clamp(0.0, 255.0) as u8
+        } else {
+            0
+        }
+    };
+    let mut buf = vec![255u8; width * height * 3];
+    for (k, p) in pictures.iter().enumerate() {
+        let (x0, y0) = (GAP + (k % columns) * cell_w, GAP + (k / columns) * cell_h);
+        let plane = p.height * p.width;
+        for y in 0..ph.min(p.height * zoom) {
+            for x in 0..pw.min(p.width * zoom) {
+                let at = (y / zoom) * p.width + x / zoom;
+                let rgb = if p.channels == 3 {
+                    [0, 1, 2].map(|c| byte(p.values[c * plane + at]))
+                } else {
+                    [byte(p.values[at]); 3]
+                };
+                let o = ((y0 + y) * width + x0 + x) * 3;
+                buf[o..o + 3].copy_from_slice(&rgb);
+            }
+        }
+    }
+    {
+        let root =
+            BitMapBackend::with_buffer(&mut buf, (width as u32, height as u32)).into_drawing_area();
+        let style = TextStyle::from((FAMILY, 14).into_font()).color(&BLACK);
+        for (k, p) in pictures.iter().enumerate() {
+            let (x0, y0) = (GAP + (k % columns) * cell_w, GAP + (k / columns) * cell_h);
+            root.draw(&Text::new(
+                p.caption.clone(),
+                (x0 as i32, (y0 + ph + 3) as i32),
+                style.clone(),
+            ))
+            .map_err(|e| e.to_string())?;
+        }
+        root.present().map_err(|e| e.to_string())?;
+    }
+    let mut png = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut png)
+        .write_image(&buf, width as u32, height as u32, image::ColorType::Rgb8)
+        .map_err(|e| format!("cannot encode the picture: {e}"))?;
+    crate::store::write_atomically(path, &png)
+}
+
+/// The first `n` training samples of `epoch` as the model sees them (shuffled and augmented),
+/// as pictures of `field` (default: the first field with at least two axes) captioned with
+/// their labels: the class name of each field that has class names, else the value of each
+/// field of one whole number per sample.
+pub fn training_pictures(
+    data: &crate::data::Dataset,
+    n: usize,
+    epoch: u64,
+    field: Option<&str>,
+) -> Result<Vec<Picture>, String> {
+    let fields = data.fields();
+    let image = match field {
+        Some(name) => fields
+            .iter()
+            .find(|(f, _)| f == name)
+            .ok_or_else(|| format!("the data has no field `{name}`"))?,
+        None => fields.iter().find(|(_, t)| t.shape.len() >= 2).ok_or(
+            "no field holds images (a field with at least two axes): name one with --field",
+        )?,
+    };
+    let shape = &image.1.shape;
+    if shape.len() < 2 {
+        return Err(format!(
+            "field `{}` is {shape:?} per sample: a picture needs height and width",
+            image.0
+        ));
+    }
+    let (height, width) = (shape[shape.len() - 2], shape[shape.len() - 1]);
+    let channels = match shape.len() {
+        2 => 1,
+        _ if shape[shape.len() - 3] == 3 => 3,
+        _ => 1,
+    };
+    let labels = data.pipeline().labels();
+    let captions: Vec<&(String, crate::ir::TensorType)> = fields
+        .iter()
+        .filter(|(f, t)| {
+            f != &image.0
+                && (labels.iter().any(|(l, _)| l == f)
+                    || (t.shape.is_empty() && !t.dtype.is_float()))
+        })
+        .collect();
+    let batch = data
+        .batches("train", n, epoch)
+        .map_err(|e| e.to_string())?
+        .next()
+        .ok_or("the training split is empty")?;
+    let values = batch.tensors[&image.0].to_f64();
+    let per: usize = shape.iter().product();
+    let caption_values: Vec<Vec<f64>> = captions
+        .iter()
+        .map(|(f, _)| batch.tensors[f].to_f64())
+        .collect();
+    Ok(values
+        .chunks(per.max(1))
+        .enumerate()
+        .map(|(i, v)| {
+            let caption: Vec<String> = captions
+                .iter()
+                .zip(&caption_values)
+                .map(|((f, _), vals)| {
+                    let v = vals[i];
+                    let names = labels.iter().find(|(l, _)| l == f).map(|(_, n)| n);
+                    match names.and_then(|n| n.get(v as usize)) {
+                        Some(name) => name.clone(),
+                        None => format!("{v}"),
+                    }
+                })
+                .collect();
+            Picture {
+                // The first plane of images whose channels are not colours.
+                values: v[..channels * height * width].to_vec(),
+                channels,
+                height,
+                width,
+                caption: caption.join(" "),
+            }
+        })
+        .collect())
 }

@@ -100,6 +100,30 @@ fn mnist_cnn_images_are_reshaped_to_one_channel() {
 }
 
 #[test]
+fn the_digits_folder_loads_its_pngs_with_the_class_names() {
+    let d = load("digits_folder", 0);
+    assert_eq!(
+        sizes(&d),
+        split(&[("train", 1_293), ("test", 360), ("val", 144)])
+    );
+    assert_eq!(
+        d.pipeline().class_names("y").unwrap(),
+        (0..10).map(|c| c.to_string()).collect::<Vec<_>>()
+    );
+    // Class by class in the folder's order: the test split starts with the zeros.
+    let b = d.batches("test", 8, 0).unwrap().next().unwrap();
+    assert_eq!(b.tensors["y"].to_f64(), [0.0; 8]);
+    let x = b.tensors["x"].to_f64();
+    assert_eq!(b.tensors["x"].shape(), &[8, 1, 8, 8]);
+    // 15 × the 0–16 intensities, scaled by 1/240: multiples of 1/16 up to 1.
+    assert!(
+        x.iter()
+            .all(|v| (v * 16.0 - (v * 16.0).round()).abs() < 1e-5 && *v <= 1.0)
+    );
+    assert!(d.skipped().is_empty());
+}
+
+#[test]
 fn autoencoder_and_gan_read_only_images() {
     let ae = load("autoencoder", 0);
     assert_eq!(

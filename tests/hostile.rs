@@ -566,6 +566,51 @@ train Net on d {{
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
+#[test]
+fn an_image_folder_outside_the_project_or_linking_out_of_itself_is_refused() {
+    let dir = scratch("images-out");
+    let project = dir.join("project");
+    let png = std::fs::read(root().join("examples/data/digits_folder/train/0/0000.png"))
+        .expect("the digits folder");
+    write(&dir, "outside/a/1.png", &png);
+    write(&project, "pics/a/1.png", &png);
+    let model = |folder: &str| {
+        format!(
+            r#"use std.nn.{{Flatten, Dense}}
+data d {{
+  train = images("{folder}", size: [8, 8], channels: 1)
+  x: f32[1, 8, 8] = image
+  y: i32 = label
+}}
+model Net()(x: f32[B, 1, 8, 8]) -> f32[B, 2] {{ x |> Flatten |> Dense(2) }}
+train Net on d {{
+  loss = sparse_cross_entropy(logits: out, target: y)
+  optimizer = sgd(lr: 0.1)
+  epochs 1
+  checkpoint "runs/a"
+}}
+"#
+        )
+    };
+    write(&project, "img.nnl", model("../outside"));
+    let out = nnlc_in(&project, &["run", "img.nnl"]);
+    assert_contains(
+        &assert_refused(&out),
+        &[
+            "[E0108]",
+            "the data file `../outside` is outside the project",
+        ],
+    );
+    // A class folder inside the project whose link leads out of the image folder.
+    std::os::unix::fs::symlink(dir.join("outside/a"), project.join("pics/b")).unwrap();
+    write(&project, "img.nnl", model("pics"));
+    let out = nnlc_in(&project, &["run", "img.nnl"]);
+    assert_contains(
+        &assert_refused(&out),
+        &["pics/b: leads to", "outside the image folder"],
+    );
+}
+
 // ---------------------------------------------------------------- byte-order marks
 
 #[test]

@@ -39,6 +39,16 @@ const SOURCES: &[(&str, Params, &[&str])] = &[
         ],
         &["x", "y"],
     ),
+    (
+        "images",
+        &[
+            ("path", false),
+            ("size", false),
+            ("channels", true),
+            ("skip_bad", true),
+        ],
+        &["image", "label"],
+    ),
     ("npy", &[("path", false)], &["x"]),
     ("npz", &[("path", false)], &[]),
     (
@@ -139,9 +149,15 @@ const TRANSFORMS: &[(&str, &[(&str, bool)])] = &[
     ("impute", &[("strategy", true), ("constant", true)]),
     ("clip_outliers", &[("z", true), ("iqr", true)]),
     ("random_shift", &[("pixels", false)]),
-    ("random_flip", &[]),
+    ("random_flip", &[("axis", true)]),
+    ("random_rotation", &[("degrees", false)]),
+    ("random_resized_crop", &[("scale", true), ("ratio", true)]),
+    ("color_jitter", &[("brightness", true), ("contrast", true)]),
     ("gaussian_noise", &[("std", false)]),
 ];
+
+/// The axes `random_flip` takes, as bare names.
+const FLIP_AXES: &[&str] = &["horizontal", "vertical", "both"];
 
 const SETTINGS: &[&str] = &["shuffle", "seed"];
 
@@ -155,6 +171,117 @@ pub(crate) struct DataInfo {
     /// Integer fields whose values the sources fix: a generator's labels (`spirals(classes:
     /// 5)` makes 0 to 4), with the number of classes and the source that says so.
     pub classes: Vec<(String, i64, String)>,
+    /// Fields encoded by a `label` without `classes:`, with the `label`'s span.
+    pub unstated_classes: Vec<(String, Span)>,
+}
+
+/// What a data block's sources give its fields.
+#[derive(Clone, Copy)]
+struct Given<'a> {
+    /// The named columns, None when a source failed (its columns are unknown, not missing).
+    columns: Option<&'a [&'a str]>,
+    /// Whether columns are chosen by selectors (`col`, `cols`).
+    table_like: bool,
+    /// The per-sample shape of the `image` column of `images` sources, when known.
+    image_shape: Option<&'a (Vec<i64>, Span)>,
+}
+
+/// The per-sample shape `[C, H, W]` an `images(…)` source gives, when its `size` and `channels`
+/// are written as numbers, with the span of its arguments.
+fn images_shape(e: &Expr) -> Option<(Vec<i64>, Span)> {
+    let ExprKind::Call {
+        callee,
+        args,
+        args_span,
+    } = &e.kind
+    else {
+        return None;
+    };
+    if !matches!(&callee.kind, ExprKind::Name(n) if n.name == "images") {
+        return None;
+    }
+    let arg = |name: &str, position: usize| {
+        args.iter()
+            .find(|a| a.name.as_ref().is_some_and(|n| n.name == name))
+            .or_else(|| {
+                args.get(position).filter(|a| {
+                    a.name.is_none() && args[..position].iter().all(|b| b.name.is_none())
+                })
+            })
+    };
+    let int = |e: &Expr| match e.kind {
+        ExprKind::Number {
+            value,
+            is_int: true,
+        } if (1.0..1e15).contains(&value) => Some(value as i64),
+        _ => None,
+    };
+    let size: Vec<i64> = match &arg("size", 1)?.value.kind {
+        ExprKind::List(items) if items.len() == 2 => items
+            .iter()
+            .map(|i| match i {
+                ListItem::Expr(e) => int(e),
+                ListItem::Spread(_) => None,
+            })
+            .collect::<Option<_>>()?,
+        _ => return None,
+    };
+    let channels = match arg("channels", 2) {
+        Some(a) => int(&a.value)?,
+        None => 3,
+    };
+    Some((vec![channels, size[0], size[1]], *args_span))
+}
+
+/// For a field encoded with `label`: the number of classes it states, None when it states none.
+fn label_classes(value: &Expr) -> Option<(Option<i64>, Span)> {
+    let mut head = value;
+    while let ExprKind::Pipe { lhs, rhs } = &head.kind {
+        let (name, args) = match &rhs.kind {
+            ExprKind::Name(n) => (n, &[][..]),
+            ExprKind::Call { callee, args, .. } => match &callee.kind {
+                ExprKind::Name(n) => (n, args.as_slice()),
+                _ => break,
+            },
+            _ => break,
+        };
+        if name.name == "label" {
+            let classes = args
+                .iter()
+                .find(|a| a.name.as_ref().is_none_or(|n| n.name == "classes"))
+                .map(|a| match a.value.kind {
+                    ExprKind::Number {
+                        value,
+                        is_int: true,
+                    } if (1.0..1e15).contains(&value) => Some(value as i64),
+                    _ => None,
+                });
+            // `unknown: bucket` and `missing: category` add a class each, after the names.
+            let extra = args
+                .iter()
+                .filter(|a| {
+                    let option = a.name.as_ref().map(|n| n.name.as_str());
+                    let value = match &a.value.kind {
+                        ExprKind::Name(v) => Some(v.name.as_str()),
+                        ExprKind::Str(v) => Some(v.as_str()),
+                        _ => None,
+                    };
+                    matches!(
+                        (option, value),
+                        (Some("unknown"), Some("bucket")) | (Some("missing"), Some("category"))
+                    )
+                })
+                .count() as i64;
+            return match classes {
+                // Written, but not as a number: nothing to compare with, and nothing missing.
+                Some(None) => None,
+                Some(Some(k)) => Some((Some(k + extra), rhs.span)),
+                None => Some((None, rhs.span)),
+            };
+        }
+        head = lhs;
+    }
+    None
 }
 
 fn slots<'a>(params: &'a [(&'a str, bool)]) -> Vec<Slot<'a>> {
@@ -188,6 +315,25 @@ impl Checker<'_> {
         }
         // A source that failed was reported; its columns are unknown, not missing.
         let columns = sources_known.then_some(columns.as_slice());
+        // The images' shape, when every `images` source states the same one.
+        let mut images: Vec<Option<(Vec<i64>, Span)>> = Vec::new();
+        for s in &d.stmts {
+            if let DataStmt::Source { value, .. } = s
+                && matches!(&value.kind, ExprKind::Call { callee, .. } if matches!(&callee.kind, ExprKind::Name(n) if n.name == "images"))
+            {
+                images.push(images_shape(value));
+            }
+        }
+        let image_shape = match images.split_first() {
+            Some((Some(first), rest))
+                if rest
+                    .iter()
+                    .all(|r| r.as_ref().is_some_and(|r| r.0 == first.0)) =>
+            {
+                Some(first.clone())
+            }
+            _ => None,
+        };
         // The generators' labels, when every source is a generator that says how many.
         let label_counts: Vec<Option<(i64, String)>> = d
             .stmts
@@ -218,7 +364,12 @@ impl Checker<'_> {
                 } => {
                     let declared = self.sample_type(&mut f, ty);
                     let mark = self.diags.len();
-                    self.data_field(&mut f, value, &declared, ty.span, columns, table_like);
+                    let given = Given {
+                        columns,
+                        table_like,
+                        image_shape: image_shape.as_ref(),
+                    };
+                    self.data_field(&mut f, value, &declared, ty.span, &given);
                     // A field that does not fit its own declaration has no reliable type: later
                     // uses of it would only repeat the error.
                     let fits = !self.diags[mark..].iter().any(Diagnostic::is_error);
@@ -231,6 +382,17 @@ impl Checker<'_> {
                         && shape.0.is_empty()
                     {
                         info.classes.push((name.name.clone(), *k, source.clone()));
+                    }
+                    match label_classes(value) {
+                        Some((Some(k), span)) if fits => info.classes.push((
+                            name.name.clone(),
+                            k,
+                            self.sources.text(span).to_string(),
+                        )),
+                        Some((None, span)) => {
+                            info.unstated_classes.push((name.name.clone(), span));
+                        }
+                        _ => {}
                     }
                     let ty_known = if fits { declared } else { Ty::Unknown };
                     info.fields
@@ -483,9 +645,13 @@ impl Checker<'_> {
         e: &Expr,
         declared: &Ty,
         decl_span: Span,
-        columns: Option<&[&str]>,
-        table_like: bool,
+        given: &Given,
     ) {
+        let Given {
+            columns,
+            table_like,
+            image_shape,
+        } = *given;
         let mut transforms = Vec::new();
         let mut head = e;
         while let ExprKind::Pipe { lhs, rhs } = &head.kind {
@@ -571,6 +737,12 @@ impl Checker<'_> {
             Some(_) => Some(Vec::new()),
             None => None,
         };
+        // The images of an `images` source, `[C, H, W]`.
+        let image =
+            image_shape.filter(|_| matches!(&head.kind, ExprKind::Name(n) if n.name == "image"));
+        if let Some((shape, _)) = image {
+            per_sample = Some(shape.clone());
+        }
         for t in transforms {
             let (name, args, span) = match &t.kind {
                 ExprKind::Name(n) => (n, &[][..], t.span),
@@ -654,6 +826,27 @@ impl Checker<'_> {
             if name.name == "impute" {
                 continue;
             }
+            if name.name == "random_flip" {
+                self.flip_axis(args);
+            }
+            if name.name == "color_jitter"
+                && let Some(s) = &per_sample
+                && (s.len() < 3 || s[s.len() - 3] != 3)
+            {
+                let mut d = Diagnostic::error(
+                    codes::DATA_MODEL_MISMATCH,
+                    format!(
+                        "`color_jitter` changes the colours of RGB images, `[3, height, width]`, but a sample here is {}",
+                        dims(s)
+                    ),
+                )
+                .with_primary(name.span, "needs three colour channels");
+                if let Some((_, src)) = image {
+                    d = d.with_secondary(*src, "the images are read here").with_help("read the images with `channels: 3`, or leave `color_jitter` out for grey images");
+                }
+                self.emit(d);
+                return;
+            }
             self.bind_slots(&slots(params), &vals, &name.name, span);
             match name.name.as_str() {
                 "flatten" => {
@@ -690,6 +883,49 @@ impl Checker<'_> {
         let Ty::Tensor(dtype, shape) = declared else {
             return;
         };
+        if let (Some((given, src)), Some(got), Some(want)) = (image, &per_sample, shape.concrete())
+            && numel(got) != numel(&want)
+        {
+            let (channels, h, w) = (given[0], given[1], given[2]);
+            let suggest = if want.len() == 3 && want[1..] == given[1..] {
+                format!(
+                    "read the images with `channels: {}`, or declare the field `{}[{channels}, {h}, {w}]`",
+                    want[0],
+                    dtype.name()
+                )
+            } else if want.len() == 3 && (want[0] == 1 || want[0] == 3) {
+                format!(
+                    "read the images with `size: [{}, {}], channels: {}`, or declare the field `{}[{channels}, {h}, {w}]`",
+                    want[1],
+                    want[2],
+                    want[0],
+                    dtype.name()
+                )
+            } else {
+                format!("declare the field `{}[{channels}, {h}, {w}]`", dtype.name())
+            };
+            let after = if *got == *given {
+                String::new()
+            } else {
+                format!(", {} after its transforms", dims(got))
+            };
+            self.emit(
+                Diagnostic::error(
+                    codes::DATA_MODEL_MISMATCH,
+                    format!(
+                        "the images are {} per sample ({channels} channel{}, {h}×{w}){after}, but the field is declared {}{shape}",
+                        dims(given),
+                        if channels == 1 { "" } else { "s" },
+                        dtype.name()
+                    ),
+                )
+                .with_primary(e.span, format!("{} values per sample", numel(got).unwrap_or(0)))
+                .with_secondary(*src, format!("{} per sample", dims(given)))
+                .with_secondary(decl_span, "declared here")
+                .with_help(suggest),
+            );
+            return;
+        }
         if let Some((n, span)) = one_hot {
             let want = Shape::of_dims([super::dim::Dim::constant(n)]);
             if *shape != want || !dtype.is_float() {
@@ -791,6 +1027,26 @@ impl Checker<'_> {
                         .with_help(help),
                 );
             }
+        }
+    }
+
+    /// Checks the axis of `random_flip`, a bare name.
+    fn flip_axis(&mut self, args: &[Arg]) {
+        let Some(a) = args.first() else { return };
+        let ok = match &a.value.kind {
+            ExprKind::Name(v) => FLIP_AXES.contains(&v.name.as_str()),
+            ExprKind::Str(s) => FLIP_AXES.contains(&s.as_str()),
+            _ => false,
+        };
+        if !ok {
+            self.emit(
+                Diagnostic::error(
+                    codes::SETTING_VALUE,
+                    "`random_flip` flips `horizontal` (the default), `vertical` or `both`",
+                )
+                .with_primary(a.value.span, "not one of these names")
+                .with_help("write `random_flip(vertical)`"),
+            );
         }
     }
 

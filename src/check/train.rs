@@ -613,15 +613,37 @@ impl Checker<'_> {
             else {
                 continue;
             };
-            let Some((_, labels, source)) = data.classes.iter().find(|c| c.0 == field.name) else {
-                continue;
-            };
             let classes = match f.lookup(&scores_name.name) {
                 Some(Ty::Tensor(_, shape)) => match shape.0.last() {
                     Some(ShapeElem::Dim(d)) => d.as_const(),
                     _ => None,
                 },
                 _ => None,
+            };
+            if let Some((_, label)) = data.unstated_classes.iter().find(|c| c.0 == field.name) {
+                let count = classes.map_or("N".to_string(), |c| c.to_string());
+                let mut d = Diagnostic::error(
+                    codes::CLASSES_NOT_STATED,
+                    format!(
+                        "`{}` reads `{}` as class indices, but its `label` does not say how many classes there are",
+                        name.name, field.name
+                    ),
+                )
+                .with_primary(target.value.span, "class indices of an unstated number of classes")
+                .with_secondary(*label, "fitted on the training split, unknown until the data are loaded");
+                if let Some(c) = classes {
+                    d = d.with_secondary(
+                        scores.value.span,
+                        format!("{c} class{}", if c == 1 { "" } else { "es" }),
+                    );
+                }
+                self.emit(d.with_help(format!(
+                    "state the count, `label(classes: {count})`: it is then checked against the model here and against the categories when the data are loaded"
+                )));
+                continue;
+            }
+            let Some((_, labels, source)) = data.classes.iter().find(|c| c.0 == field.name) else {
+                continue;
             };
             if let Some(classes) = classes.filter(|c| labels > c) {
                 self.emit(

@@ -1,5 +1,6 @@
 //! The commands' argument handling and output, shared by `main.rs` and the training commands.
 
+pub mod data;
 pub mod export;
 pub mod generate;
 pub mod plot;

@@ -279,6 +279,14 @@ pub fn run(args: &RunArgs) -> Result<(), String> {
         session.backend_name(),
         if threads == 1 { "" } else { "s" }
     );
+    let skipped = data.skipped();
+    if let Some((file, why)) = skipped.first() {
+        err!(
+            "left out {} image file{} that do not decode (skip_bad: true); the first: {file}: {why}",
+            skipped.len(),
+            if skipped.len() == 1 { "" } else { "s" }
+        );
+    }
     let logdir = args
         .logdir
         .clone()

@@ -39,6 +39,11 @@
 //!   instead of file order (a sorted word list would otherwise put similar words side by side).
 //!   A `text` source cannot be joined; another source of the block must be text too if the
 //!   training split is.
+//! - `images(path, size: [H, W], channels: 3, skip_bad: false)`: a folder of class folders of
+//!   PNG and JPEG files, as TorchVision's `ImageFolder` (module [`images`]); the columns `image`
+//!   (`[channels, H, W]` bytes) and `label` (the class index), whose field keeps the class
+//!   folders' names. Every `images` source of a block must have the same class folders. Cannot
+//!   be joined.
 //! - `A |> join(B)`: row by row; B's table columns are numbered after A's, and the tables must
 //!   have the same number of rows. Named columns must not repeat.
 //! - the generators below.
@@ -54,7 +59,7 @@
 //! `impute(constant: c)` with a whole `c`, and its values must be whole numbers in range (0 or
 //! 1 for bool); an f32 value must be finite. A sample may hold at most 2²⁸ values. All
 //! fields of a source have the same number of samples. A batch holds one tensor per field with
-//! the batch axis first.
+//! the batch axis first. An error about a sample of an `images` source names its file.
 //!
 //! # Transforms
 //!
@@ -74,14 +79,17 @@
 //! | `one_hot(k)` | appends an axis of k: a class index 0..k−1 becomes a one-hot vector |
 //! | `label`, `one_hot` of names | see "Category names" |
 //! | `random_shift(p)` | moves each image by whole pixels dy, dx uniform in −p..p, zero fill |
-//! | `random_flip` | reverses the last axis (width) with probability ½ |
+//! | `random_flip(axis)` | `horizontal` (the default) reverses the last axis (width) with probability ½, `vertical` the one before (height), `both` each: one draw per axis, horizontal first, the top bit deciding |
+//! | `random_rotation(d)` | turns each image by an angle uniform in [−d, d] degrees, counter-clockwise about its centre, bilinear, zero fill |
+//! | `random_resized_crop(scale: [a, b], ratio: [r, s])` | TorchVision's `RandomResizedCrop` box (module [`augment`]) resized back to the image's size, bilinear; defaults `[0.08, 1]`, `[3/4, 4/3]` |
+//! | `color_jitter(brightness: b, contrast: c)` | on `[…, 3, H, W]`: `v · B`, then `C · v + (1 − C) · m` with `m` the mean of `0.299 R + 0.587 G + 0.114 B`, `B ~ U(max(0, 1 − b), 1 + b)` then `C ~ U(max(0, 1 − c), 1 + c)`; not clipped |
 //! | `gaussian_noise(s)` | adds normal noise of standard deviation s to each value |
 //!
 //! A missing value is an error unless the field has an `impute`, which fills it (transforms
 //! before the `impute` keep it missing). Quantiles (median, quartiles) interpolate linearly
-//! between the closest ranks, like NumPy. The last three are augmentations: applied only to
-//! training batches, on the images' last two axes (`random_shift`, `random_flip` need at
-//! least two axes), identity everywhere else — when fitting statistics too; `one_hot` may not
+//! between the closest ranks, like NumPy. The last six are augmentations: applied only to
+//! training batches, on the images' last two axes (all but `gaussian_noise` need at least two
+//! axes, `color_jitter` three channels before them), identity everywhere else — when fitting statistics too; `one_hot` may not
 //! follow one. The statistics are exported as f64 tensors named
 //! `DATA.FIELD.STEP.TRANSFORM.STAT` ([`Pipeline::fitted_stats`]).
 //!
@@ -147,9 +155,11 @@
 //!
 //! A generator's column may hold at most 2²⁸ values.
 
+mod augment;
 mod categories;
 mod formats;
 mod generate;
+mod images;
 mod pipeline;
 mod random;
 mod source;
@@ -159,6 +169,7 @@ mod tests;
 pub mod text;
 
 pub use categories::{MISSING_NAME, UNKNOWN_NAME};
+pub use images::Progress;
 pub use pipeline::{Pipeline, PrepStep, Preparation, TextFields};
 
 use crate::interp::Tensor;
@@ -337,17 +348,29 @@ pub fn load(
     base_dir: &Path,
     seed: u64,
 ) -> Result<Dataset, DataError> {
+    load_with(program, data, base_dir, seed, &|_, _, _| {})
+}
+
+/// [`load`], telling `progress` how the decoding of image folders advances.
+pub fn load_with(
+    program: &Program,
+    data: &DataDecl,
+    base_dir: &Path,
+    seed: u64,
+    progress: Progress<'_>,
+) -> Result<Dataset, DataError> {
     let (spec, mut pipeline) = read_spec(program, data)?;
     let seed = spec.seed.unwrap_or(seed);
     let mut sources = Vec::new();
     for (name, s) in &spec.sources {
-        let mut src = source::open(name, s, base_dir, &pipeline.file, seed)?;
+        let mut src = source::open(name, s, base_dir, &pipeline.file, seed, progress)?;
         if src.text.is_none() {
             src.resolve(&pipeline.fields)?;
             src.first_bad_cell(&pipeline.fields)?;
         }
         sources.push(src);
     }
+    folder_classes(&mut pipeline, &sources)?;
     let mut sets = make_sets(&spec, &sources, seed, &pipeline.file)?;
     let mut sources = window_text(&mut pipeline, sources, &mut sets, seed)?;
     let train = sets
@@ -370,6 +393,37 @@ pub fn load(
         augment_seed: seed,
         prepared: OnceLock::new(),
     })
+}
+
+/// Gives the fields that read an `images` source's `label` the class folders' names, which must
+/// be the same in every such source (a class index means one class everywhere).
+fn folder_classes(pipeline: &mut Pipeline, sources: &[Source]) -> Result<(), DataError> {
+    let mut first: Option<(&Source, &[String])> = None;
+    for src in sources {
+        let Some(images) = &src.images else { continue };
+        match first {
+            Some((other, classes)) if classes != images.classes.as_slice() => {
+                return Err(DataError::in_file(
+                    &src.origins[0].path,
+                    format!(
+                        "source `{}` has the class folders {}, but source `{}` has {}: every folder needs the same classes, so that a class index means the same class",
+                        src.name,
+                        images.classes.join(", "),
+                        other.name,
+                        classes.join(", ")
+                    ),
+                ));
+            }
+            Some(_) => {}
+            None => first = Some((src, &images.classes)),
+        }
+        for (fi, (input, _)) in src.inputs.iter().enumerate() {
+            if matches!(input, source::Input::Array(a) if src.arrays[*a].name == "label") {
+                pipeline.fields[fi].source_classes = images.classes.clone();
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The sets: one per source, then the splits, in the order of section "Splits".
@@ -694,6 +748,16 @@ impl Dataset {
         self.pipeline.fields()
     }
 
+    /// The files of `images` sources that did not decode and were left out (`skip_bad: true`),
+    /// with why.
+    pub fn skipped(&self) -> Vec<(String, String)> {
+        self.sources
+            .iter()
+            .filter_map(|s| s.images.as_ref())
+            .flat_map(|i| i.skipped.iter().cloned())
+            .collect()
+    }
+
     /// The splits' names and sizes: `train`, `test` if any, then the `split`s.
     pub fn splits(&self) -> Vec<(String, usize)> {
         self.sets
@@ -774,6 +838,12 @@ impl Dataset {
     /// names are encoded again with the restored vocabularies.
     pub fn restore_text(&mut self, text: &[(String, String)]) -> Result<(), DataError> {
         self.prepared = OnceLock::new();
+        let folders: Vec<Vec<String>> = self
+            .pipeline
+            .fields
+            .iter()
+            .map(|f| f.source_classes.clone())
+            .collect();
         let fitted = self
             .pipeline
             .text
@@ -791,6 +861,24 @@ impl Dataset {
                 format!(
                     "data `{}`: the checkpoint's tokenizer differs from the one fitted on the training split now: the text changed since the checkpoint was written",
                     self.pipeline.name
+                ),
+            ));
+        }
+        if let Some(f) = self
+            .pipeline
+            .fields
+            .iter()
+            .zip(&folders)
+            .find(|(f, folder)| !folder.is_empty() && f.source_classes != **folder)
+            .map(|(f, _)| f)
+        {
+            return Err(DataError::in_file(
+                &self.pipeline.file,
+                format!(
+                    "data `{}`: the checkpoint's classes of `{}` ({}) differ from the class folders now: the folders changed since the checkpoint was written",
+                    self.pipeline.name,
+                    f.name,
+                    f.source_classes.join(", ")
                 ),
             ));
         }

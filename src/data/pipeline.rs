@@ -3,6 +3,7 @@
 //! a missing value is NaN until an `impute` fills it.
 
 use super::DataError;
+use super::augment::{self, CropSpec, FlipAxes};
 use super::categories::{Encoder, Vocab};
 use super::random::Rng;
 use super::text::{Tokenizer, TokenizerSpec};
@@ -60,8 +61,18 @@ pub(super) enum Kind {
     Categories(Encoder),
     /// `random_shift(pixels)`.
     Shift(usize),
-    /// `random_flip`.
-    Flip,
+    /// `random_flip(horizontal | vertical | both)`.
+    Flip(FlipAxes),
+    /// `random_rotation(degrees)`: an angle uniform in ±degrees.
+    Rotate(f64),
+    /// `random_resized_crop(scale:, ratio:)`.
+    Crop(CropSpec),
+    /// `color_jitter(brightness: b, contrast: c)`: factors uniform in `[max(0, 1 − b), 1 + b]`
+    /// and `[max(0, 1 − c), 1 + c]`.
+    Jitter {
+        brightness: f64,
+        contrast: f64,
+    },
     /// `gaussian_noise(std)`.
     Noise(f64),
 }
@@ -80,19 +91,38 @@ impl Kind {
             Kind::Categories(e) if e.one_hot => "one_hot",
             Kind::Categories(_) => "label",
             Kind::Shift(_) => "random_shift",
-            Kind::Flip => "random_flip",
+            Kind::Flip(_) => "random_flip",
+            Kind::Rotate(_) => "random_rotation",
+            Kind::Crop(_) => "random_resized_crop",
+            Kind::Jitter { .. } => "color_jitter",
             Kind::Noise(_) => "gaussian_noise",
         }
     }
 
     pub fn is_augmentation(&self) -> bool {
-        matches!(self, Kind::Shift(_) | Kind::Flip | Kind::Noise(_))
+        match self {
+            Kind::Shift(_)
+            | Kind::Flip(_)
+            | Kind::Rotate(_)
+            | Kind::Crop(_)
+            | Kind::Jitter { .. }
+            | Kind::Noise(_) => true,
+            Kind::Flatten
+            | Kind::Reshape(_)
+            | Kind::Scale(_)
+            | Kind::MinMax
+            | Kind::Standardize
+            | Kind::Impute(_)
+            | Kind::Clip(_)
+            | Kind::OneHot(_)
+            | Kind::Categories(_) => false,
+        }
     }
 
     /// Whether the values it gives may have a fraction (so the field must be a float type).
     pub fn makes_floats(&self) -> bool {
         match self {
-            Kind::Flatten | Kind::Reshape(_) | Kind::Shift(_) | Kind::Flip => false,
+            Kind::Flatten | Kind::Reshape(_) | Kind::Shift(_) | Kind::Flip(_) => false,
             Kind::Categories(e) => e.one_hot,
             Kind::Impute(Strategy::Constant(c)) => c.fract() != 0.0,
             _ => true,
@@ -126,9 +156,15 @@ impl Kind {
             Kind::OneHot(k) => Ok(shape.iter().copied().chain([*k]).collect()),
             Kind::Categories(e) if e.one_hot => Ok(vec![e.width]),
             Kind::Categories(_) => Ok(shape.to_vec()),
-            Kind::Shift(_) | Kind::Flip if shape.len() < 2 => Err(format!(
-                "`{}` needs images, with height and width as the last two axes, but a sample is {}: reshape it first",
-                self.name(),
+            Kind::Shift(_) | Kind::Flip(_) | Kind::Rotate(_) | Kind::Crop(_) if shape.len() < 2 => {
+                Err(format!(
+                    "`{}` needs images, with height and width as the last two axes, but a sample is {}: reshape it first",
+                    self.name(),
+                    dims(shape)
+                ))
+            }
+            Kind::Jitter { .. } if shape.len() < 3 || shape[shape.len() - 3] != 3 => Err(format!(
+                "`color_jitter` needs RGB images, `[3, height, width]`, but a sample is {}",
                 dims(shape)
             )),
             _ => Ok(shape.to_vec()),
@@ -213,6 +249,8 @@ pub(super) struct Field {
     pub steps: Vec<Step>,
     /// The fitted categories of each column a `Categories` step encodes; empty until fitted.
     pub vocab: Vec<Vocab>,
+    /// The class names its source gives (the class folders of an `images` source's `label`).
+    pub source_classes: Vec<String>,
     /// Where the field's name is in the `.nnl` file (a byte offset), for errors at its line.
     pub at: usize,
 }
@@ -439,12 +477,38 @@ impl Field {
                         shift(buf, &shapes[k], dy, dx);
                     }
                 }
-                Kind::Flip => {
-                    if let Some(a) = aug
-                        && a.rng(k).next_u64() >> 63 == 1
-                    {
-                        let w = *shapes[k].last().expect("images have axes");
-                        buf.chunks_mut(w.max(1)).for_each(<[f64]>::reverse);
+                Kind::Flip(axes) => {
+                    if let Some(a) = aug {
+                        // One draw per axis that may flip, horizontal first; its top bit says.
+                        let mut rng = a.rng(k);
+                        if *axes != FlipAxes::Vertical && rng.next_u64() >> 63 == 1 {
+                            augment::flip(buf, &shapes[k], true);
+                        }
+                        if *axes != FlipAxes::Horizontal && rng.next_u64() >> 63 == 1 {
+                            augment::flip(buf, &shapes[k], false);
+                        }
+                    }
+                }
+                Kind::Rotate(degrees) => {
+                    if let Some(a) = aug {
+                        let angle = a.rng(k).between(-degrees, *degrees);
+                        augment::rotate(buf, &shapes[k], angle);
+                    }
+                }
+                Kind::Crop(spec) => {
+                    if let Some(a) = aug {
+                        augment::resized_crop(buf, &shapes[k], spec, &mut a.rng(k));
+                    }
+                }
+                Kind::Jitter {
+                    brightness,
+                    contrast,
+                } => {
+                    if let Some(a) = aug {
+                        let mut rng = a.rng(k);
+                        let b = rng.between((1.0 - brightness).max(0.0), 1.0 + brightness);
+                        let c = rng.between((1.0 - contrast).max(0.0), 1.0 + contrast);
+                        augment::jitter(buf, &shapes[k], b, c);
                     }
                 }
                 Kind::Noise(std) => {
@@ -936,6 +1000,10 @@ impl Pipeline {
                 (format!("data.{}.categories", f.name), json)
             })
             .collect();
+        for f in self.fields.iter().filter(|f| !f.source_classes.is_empty()) {
+            let json = serde_json::to_string(&f.source_classes).expect("names serialize");
+            text.push((format!("data.{}.classes", f.name), json));
+        }
         text.extend(self.fitted_tokenizer());
         text
     }
@@ -944,6 +1012,14 @@ impl Pipeline {
     /// keys are ignored), checked against the declaration as the fitted ones are.
     pub fn restore_text(&mut self, text: &[(String, String)]) -> Result<(), DataError> {
         self.restore_tokenizer(text)?;
+        for f in &mut self.fields {
+            let key = format!("data.{}.classes", f.name);
+            if let Some((_, json)) = text.iter().find(|(k, _)| *k == key) {
+                f.source_classes = serde_json::from_str(json).map_err(|e| {
+                    DataError::in_file(&self.file, format!("`{key}` is not a list of names: {e}"))
+                })?;
+            }
+        }
         let mut restored = Vec::new();
         for (fi, f) in self.fields.iter().enumerate() {
             if f.encoder().is_none() {
@@ -981,16 +1057,18 @@ impl Pipeline {
         Ok(())
     }
 
-    /// The class names of a field that `label` encodes from one column, once fitted.
+    /// The class names of a field that `label` encodes from one column, once fitted, or that
+    /// reads the labels of class folders.
     pub fn class_names(&self, field: &str) -> Option<Vec<String>> {
         let f = self.fields.iter().find(|f| f.name == field)?;
         match (f.encoder(), &f.vocab[..]) {
             (Some(e), [v]) if !e.one_hot => Some(v.class_names(e)),
+            (None, _) if !f.source_classes.is_empty() => Some(f.source_classes.clone()),
             _ => None,
         }
     }
 
-    /// The fields that `label` encodes from one column, with their class names.
+    /// The fields with class names ([`Pipeline::class_names`]).
     pub fn labels(&self) -> Vec<(String, Vec<String>)> {
         self.fields
             .iter()
@@ -1141,7 +1219,12 @@ impl Pipeline {
                         f.name
                     ));
                 }
-                Kind::Shift(_) | Kind::Flip | Kind::Noise(_) => continue,
+                Kind::Shift(_)
+                | Kind::Flip(_)
+                | Kind::Rotate(_)
+                | Kind::Crop(_)
+                | Kind::Jitter { .. }
+                | Kind::Noise(_) => continue,
             };
             stat_shapes.push(
                 s.fit

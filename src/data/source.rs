@@ -4,6 +4,7 @@
 use super::DataError;
 use super::categories::number_name;
 use super::formats::{self, CellMap};
+use super::images::Progress;
 use super::pipeline::{Column, Field, Kind, TableRef};
 use super::random::{Rng, fnv1a};
 use super::spec::SourceSpec;
@@ -87,6 +88,19 @@ pub(super) struct Source {
     /// A `text` source before the splits: its documents are its samples, and its fields are
     /// read from the windows made afterwards ([`super::text`]).
     pub text: Option<TextSource>,
+    /// An `images` source: its classes, each sample's file and the files left out.
+    pub images: Option<ImageSamples>,
+}
+
+/// What an `images` source keeps besides its columns `image` and `label`.
+#[derive(Debug, Clone)]
+pub(super) struct ImageSamples {
+    /// The class folders' names, in class order.
+    pub classes: Vec<String>,
+    /// Each sample's file, for messages.
+    pub files: Vec<String>,
+    /// The files that did not decode, with why (`skip_bad: true`).
+    pub skipped: Vec<(String, String)>,
 }
 
 /// The documents of a `text` file and how to cut them into windows.
@@ -109,6 +123,7 @@ pub(super) fn open(
     base: &Path,
     nnl: &str,
     seed: u64,
+    progress: Progress<'_>,
 ) -> Result<Source, DataError> {
     let mut s = Source {
         name: name.to_string(),
@@ -119,8 +134,9 @@ pub(super) fn open(
         inputs: Vec::new(),
         codes: Vec::new(),
         text: None,
+        images: None,
     };
-    s.add(spec, base, nnl, seed)?;
+    s.add(spec, base, nnl, seed, progress)?;
     Ok(s)
 }
 
@@ -150,6 +166,7 @@ impl Source {
         base: &Path,
         nnl: &str,
         seed: u64,
+        progress: Progress<'_>,
     ) -> Result<(), DataError> {
         match spec {
             SourceSpec::Csv {
@@ -310,9 +327,35 @@ impl Source {
                     shuffle: *shuffle,
                 });
             }
+            SourceSpec::Images { path, layout } => {
+                let p = base.join(path);
+                let shown = p.display().to_string();
+                let folder = super::images::read(&p, &shown, *layout, progress)?;
+                let origin = self.origin(shown, None);
+                let rows = folder.labels.len();
+                self.add_array(NamedArray {
+                    name: "image".into(),
+                    rows,
+                    shape: vec![layout.channels, layout.height, layout.width],
+                    values: Values::U8(folder.pixels),
+                    origin,
+                })?;
+                self.add_array(NamedArray {
+                    name: "label".into(),
+                    rows,
+                    shape: Vec::new(),
+                    values: Values::I32(folder.labels),
+                    origin,
+                })?;
+                self.images = Some(ImageSamples {
+                    classes: folder.classes,
+                    files: folder.files,
+                    skipped: folder.skipped,
+                });
+            }
             SourceSpec::Join(left, right) => {
-                self.add(left, base, nnl, seed)?;
-                self.add(right, base, nnl, seed)?;
+                self.add(left, base, nnl, seed, progress)?;
+                self.add(right, base, nnl, seed, progress)?;
             }
         }
         Ok(())
@@ -344,6 +387,7 @@ impl Source {
             inputs: Vec::new(),
             codes: Vec::new(),
             text: None,
+            images: None,
         })
     }
 
@@ -532,7 +576,15 @@ impl Source {
                 };
             }
         }
-        if shapes[0].iter().product::<usize>() > 1 {
+        if let Some(images) = &self.images {
+            // The sample's own file, and the value's place in it.
+            let value = if shapes[0].iter().product::<usize>() > 1 {
+                format!("value {elem}: ")
+            } else {
+                String::new()
+            };
+            DataError::in_file(&images.files[row], format!("{value}{message}"))
+        } else if shapes[0].iter().product::<usize>() > 1 {
             DataError::in_file(file, format!("sample {row}, value {elem}: {message}"))
         } else {
             DataError::in_file(file, format!("sample {row}: {message}"))

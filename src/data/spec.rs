@@ -3,6 +3,7 @@
 //! what it cannot see (a two-character delimiter, a negative count, `one_hot` after an
 //! augmentation) is reported here.
 
+use super::augment::{CropSpec, FlipAxes};
 use super::categories::{Encoder, Missing};
 use super::generate::{Generator, Task};
 use super::pipeline::{Clip, Column, Field, Kind, Step, Strategy, TableRef};
@@ -241,6 +242,12 @@ pub(super) enum SourceSpec {
         stride: usize,
         shuffle: bool,
     },
+    /// `images(path, size: [H, W], channels: C, skip_bad: B)`: class folders of PNG and JPEG
+    /// files ([`super::images`]).
+    Images {
+        path: String,
+        layout: super::images::Layout,
+    },
     /// Row by row: the right side's table columns are numbered after the left's.
     Join(Box<SourceSpec>, Box<SourceSpec>),
 }
@@ -368,6 +375,15 @@ fn source(e: &Expr) -> Result<SourceSpec, String> {
                             .into(),
                     );
                 }
+                if [&left, &right]
+                    .iter()
+                    .any(|s| matches!(s, SourceSpec::Images { .. }))
+                {
+                    return Err(
+                        "an `images` source cannot be joined: its samples are the files of its folders"
+                            .into(),
+                    );
+                }
                 Ok(SourceSpec::Join(Box::new(left), Box::new(right)))
             }
             _ => Err("only `|> join(SOURCE)` may follow a source".into()),
@@ -432,6 +448,7 @@ fn source(e: &Expr) -> Result<SourceSpec, String> {
                 labels: b.text("labels")?,
             })
         }
+        "images" => images_source(args),
         "npy" => Ok(SourceSpec::Npy(bind(name, &["path"], args)?.text("path")?)),
         "npz" => Ok(SourceSpec::Npz(bind(name, &["path"], args)?.text("path")?)),
         "xor" => {
@@ -482,6 +499,62 @@ fn source(e: &Expr) -> Result<SourceSpec, String> {
         "sort_task" => tokens(Task::Sort),
         other => Err(format!("`{other}` is not a data source")),
     }
+}
+
+/// `images(path, size: [H, W], channels: 1 | 3, skip_bad: false)`; three channels by default.
+fn images_source(args: &[Arg]) -> Result<SourceSpec, String> {
+    let b = bind("images", &["path", "size", "channels", "skip_bad"], args)?;
+    let size = match b.required("size")? {
+        Const::List(items) if items.len() == 2 => items
+            .iter()
+            .map(|c| match count(c, "a dimension of `size`")? {
+                0 => Err("a dimension of `size` must be at least 1".to_string()),
+                n if n > 1 << 16 => Err(format!(
+                    "a dimension of `size` may be at most 65536, found {n}"
+                )),
+                n => Ok(n),
+            })
+            .collect::<Result<Vec<usize>, String>>()?,
+        c => {
+            return Err(format!(
+                "`size` of `images` is `[height, width]`, found {}",
+                c.describe()
+            ));
+        }
+    };
+    let channels = b.count("channels", Some(3))?;
+    if channels != 1 && channels != 3 {
+        return Err(format!(
+            "`channels` of `images` is 1 (grey) or 3 (RGB), found {channels}"
+        ));
+    }
+    if channels * size[0] * size[1] > super::images::MAX_VALUES {
+        return Err(format!(
+            "`images` of {channels} × {} × {} values per sample: at most {} are read",
+            size[0],
+            size[1],
+            super::images::MAX_VALUES
+        ));
+    }
+    let skip_bad = match b.get("skip_bad") {
+        None => false,
+        Some(Const::Bool(v)) => *v,
+        Some(c) => {
+            return Err(format!(
+                "`skip_bad` of `images` must be true or false, found {}",
+                c.describe()
+            ));
+        }
+    };
+    Ok(SourceSpec::Images {
+        path: b.text("path")?,
+        layout: super::images::Layout {
+            height: size[0],
+            width: size[1],
+            channels,
+            skip_bad,
+        },
+    })
 }
 
 /// `text(path, tokenizer: chars(vocab: N), context: N, stride: S, shuffle: B)`; the tokenizer is a call, so
@@ -643,6 +716,7 @@ fn field(name: &str, at: usize, ty: &TypeExpr, value: &Expr) -> Result<Field, St
         column,
         steps,
         vocab: Vec::new(),
+        source_classes: Vec::new(),
         at,
     })
 }
@@ -733,7 +807,63 @@ fn transform(name: &str, args: &[Arg]) -> Result<Kind, String> {
         "flatten" => no_args(Kind::Flatten),
         "minmax" => no_args(Kind::MinMax),
         "standardize" => no_args(Kind::Standardize),
-        "random_flip" => no_args(Kind::Flip),
+        "random_flip" => {
+            let b = bind(name, &["axis"], args)?;
+            match option(&b, "axis")? {
+                None | Some("horizontal") => Ok(Kind::Flip(FlipAxes::Horizontal)),
+                Some("vertical") => Ok(Kind::Flip(FlipAxes::Vertical)),
+                Some("both") => Ok(Kind::Flip(FlipAxes::Both)),
+                Some(o) => Err(format!(
+                    "`random_flip({o})`: write `random_flip` (horizontal), `random_flip(vertical)` or `random_flip(both)`"
+                )),
+            }
+        }
+        "random_rotation" => {
+            let b = bind(name, &["degrees"], args)?;
+            b.required("degrees")?;
+            Ok(Kind::Rotate(b.non_negative("degrees", 0.0)?))
+        }
+        "random_resized_crop" => {
+            let b = bind(name, &["scale", "ratio"], args)?;
+            let pair = |n: &str, default: (f64, f64)| -> Result<(f64, f64), String> {
+                let what = b.what(n);
+                match b.get(n) {
+                    None => Ok(default),
+                    Some(Const::List(items)) if items.len() == 2 => {
+                        let (lo, hi) = (number(&items[0], &what)?, number(&items[1], &what)?);
+                        if lo > 0.0 && lo <= hi {
+                            Ok((lo, hi))
+                        } else {
+                            Err(format!(
+                                "{what} must be `[low, high]` with 0 < low ≤ high, found [{lo}, {hi}]"
+                            ))
+                        }
+                    }
+                    Some(c) => Err(format!(
+                        "{what} is a pair `[low, high]`, found {}",
+                        c.describe()
+                    )),
+                }
+            };
+            let scale = pair("scale", (0.08, 1.0))?;
+            if scale.1 > 1.0 {
+                return Err(format!(
+                    "`scale` of `random_resized_crop` is a share of the image's area, at most 1, found {}",
+                    scale.1
+                ));
+            }
+            Ok(Kind::Crop(CropSpec {
+                scale,
+                ratio: pair("ratio", (3.0 / 4.0, 4.0 / 3.0))?,
+            }))
+        }
+        "color_jitter" => {
+            let b = bind(name, &["brightness", "contrast"], args)?;
+            Ok(Kind::Jitter {
+                brightness: b.non_negative("brightness", 0.0)?,
+                contrast: b.non_negative("contrast", 0.0)?,
+            })
+        }
         "scale" => {
             let b = bind(name, &["factor"], args)?;
             Ok(Kind::Scale(number(

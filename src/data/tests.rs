@@ -1376,3 +1376,308 @@ fn arguments_bind_as_the_checker_binds_them() {
     );
     assert!(err.contains("`n` is given twice"), "{err}");
 }
+
+// ---------------------------------------------------------------- image folders
+
+/// Writes a grey PNG of `h × w` values at `dir/path`.
+fn grey_png(dir: &Path, path: &str, w: u32, h: u32, values: &[u8]) {
+    let p = dir.join(path);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    image::GrayImage::from_raw(w, h, values.to_vec())
+        .unwrap()
+        .save(&p)
+        .unwrap();
+}
+
+/// Writes an RGB PNG (interleaved values) at `dir/path`.
+fn rgb_png(dir: &Path, path: &str, w: u32, h: u32, values: &[u8]) {
+    let p = dir.join(path);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    image::RgbImage::from_raw(w, h, values.to_vec())
+        .unwrap()
+        .save(&p)
+        .unwrap();
+}
+
+#[test]
+fn image_folders_read_classes_and_files_in_sorted_order() {
+    let d = dir("images");
+    // Classes `cat` < `dog`; files sorted by path, nested folders included, other files ignored.
+    grey_png(&d, "pics/dog/b.png", 2, 2, &[1, 2, 3, 4]);
+    grey_png(&d, "pics/dog/a.png", 2, 2, &[5, 6, 7, 8]);
+    rgb_png(
+        &d,
+        "pics/cat/x/c.PNG",
+        2,
+        2,
+        &[255, 0, 0, 0, 255, 0, 0, 0, 255, 10, 20, 30],
+    );
+    write(&d, "pics/cat/notes.txt", b"not an image");
+    write(&d, "pics/readme.png", b"outside every class");
+    let block = |channels: usize| {
+        format!(
+            r#"data t {{
+                train = images("pics", size: [2, 2], channels: {channels})
+                x: f32[{channels}, 2, 2] = image
+                y: i32 = label
+            }}"#
+        )
+    };
+    let ds = load_ok(&d, &block(1));
+    assert_eq!(ds.size("train"), Some(3));
+    assert_eq!(values(&ds, "train", "y"), [0.0, 1.0, 1.0]);
+    // PIL's luma of red, green, blue and (10, 20, 30); then dog/a.png, dog/b.png.
+    assert_eq!(
+        values(&ds, "train", "x"),
+        [76., 150., 29., 18., 5., 6., 7., 8., 1., 2., 3., 4.]
+    );
+    assert_eq!(ds.pipeline().class_names("y").unwrap(), ["cat", "dog"]);
+    let text = ds.pipeline().fitted_text();
+    assert_eq!(
+        text,
+        [("data.y.classes".to_string(), r#"["cat","dog"]"#.to_string())]
+    );
+
+    // Three channels: colour planes, grey images repeated.
+    let ds = load_ok(&d, &block(3));
+    let x = values(&ds, "train", "x");
+    assert_eq!(
+        x[..12],
+        [255., 0., 0., 10., 0., 255., 0., 20., 0., 0., 255., 30.]
+    );
+    assert_eq!(x[12..24], [5., 6., 7., 8., 5., 6., 7., 8., 5., 6., 7., 8.]);
+
+    // A pipeline restored from the checkpoint's text has the class names.
+    let mut p = with_block(&block(1), Pipeline::from_decl).unwrap();
+    p.restore_text(&text).unwrap();
+    assert_eq!(p.class_names("y").unwrap(), ["cat", "dog"]);
+}
+
+#[test]
+fn images_of_another_size_are_resized_and_jpeg_decodes() {
+    let d = dir("images_resize");
+    // A 4×4 image of 2×2 blocks, shrunk by 2.
+    let mut px = vec![0u8; 16];
+    for (i, v) in px.iter_mut().enumerate() {
+        let (r, c) = (i / 4, i % 4);
+        *v = [[10, 50], [90, 200]][r / 2][c / 2];
+    }
+    grey_png(&d, "pics/a/big.png", 4, 4, &px);
+    let jpeg = d.join("pics/b/flat.jpg");
+    std::fs::create_dir_all(jpeg.parent().unwrap()).unwrap();
+    image::GrayImage::from_raw(8, 8, vec![128; 64])
+        .unwrap()
+        .save(&jpeg)
+        .unwrap();
+    let ds = load_ok(
+        &d,
+        r#"data t {
+            train = images("pics", size: [2, 2], channels: 1)
+            x: f32[1, 2, 2] = image
+            y: i32 = label
+        }"#,
+    );
+    let x = values(&ds, "train", "x");
+    // Antialiased bilinear, as PIL's: the triangle is 2 input pixels wide on each side, so the
+    // first output row weighs input rows 0, 1, 2 by 3/4, 3/4, 1/4 (over 7/4), and so do the
+    // columns: the top-left value is (3/4·15.71 + 3/4·15.71 + 1/4·105.71) / (7/4) = 28.57,
+    // 15.71 = (3/4·10 + 3/4·10 + 1/4·50) / (7/4) being row 0's first value.
+    assert_eq!(x[..4], [29., 64., 93., 164.]);
+    assert!(x[4..].iter().all(|v| (v - 128.0).abs() <= 2.0), "{x:?}");
+}
+
+#[test]
+fn a_file_that_does_not_decode_is_named_or_skipped_and_counted() {
+    let d = dir("images_bad");
+    grey_png(&d, "pics/a/1.png", 2, 2, &[1, 2, 3, 4]);
+    grey_png(&d, "pics/b/2.png", 2, 2, &[1, 2, 3, 4]);
+    let mut truncated = std::fs::read(d.join("pics/a/1.png")).unwrap();
+    truncated.truncate(truncated.len() / 2);
+    write(&d, "pics/b/broken.png", &truncated);
+    let block = |skip: bool| {
+        format!(
+            r#"data t {{
+                train = images("pics", size: [2, 2], channels: 1, skip_bad: {skip})
+                x: f32[1, 2, 2] = image
+                y: i32 = label
+            }}"#
+        )
+    };
+    let e = load_err(&d, &block(false));
+    assert!(
+        e.starts_with(&format!("{}: ", d.join("pics/b/broken.png").display())),
+        "{e}"
+    );
+    assert!(e.contains("skip_bad: true"), "{e}");
+    let ds = load_ok(&d, &block(true));
+    assert_eq!(ds.size("train"), Some(2));
+    let skipped = ds.skipped();
+    assert_eq!(skipped.len(), 1);
+    assert!(skipped[0].0.ends_with("broken.png"), "{skipped:?}");
+
+    // A class folder with no image, and test classes that differ from training's.
+    std::fs::create_dir_all(d.join("pics/empty")).unwrap();
+    let e = load_err(&d, &block(true));
+    assert!(e.contains("the class folder `empty` holds no image"), "{e}");
+    std::fs::remove_dir(d.join("pics/empty")).unwrap();
+    grey_png(&d, "other/a/1.png", 2, 2, &[1, 2, 3, 4]);
+    let e = load_err(
+        &d,
+        r#"data t {
+            train = images("pics", size: [2, 2], channels: 1, skip_bad: true)
+            test = images("other", size: [2, 2], channels: 1)
+            x: f32[1, 2, 2] = image
+            y: i32 = label
+        }"#,
+    );
+    assert!(e.contains("every folder needs the same classes"), "{e}");
+}
+
+#[test]
+fn the_declared_image_type_must_match_channels_and_size() {
+    let d = dir("images_type");
+    grey_png(&d, "pics/a/1.png", 2, 2, &[1, 2, 3, 4]);
+    let e = load_err(
+        &d,
+        r#"data t {
+            train = images("pics", size: [2, 2], channels: 1)
+            x: f32[3, 2, 2] = image
+            y: i32 = label
+        }"#,
+    );
+    assert!(
+        e.contains("declared f32[3, 2, 2], but the data gives f32[1, 2, 2]"),
+        "{e}"
+    );
+    let e = load_err(
+        &d,
+        r#"data t {
+            train = images("pics", size: [2, 2], channels: 2)
+            x: f32[2, 2, 2] = image
+        }"#,
+    );
+    assert!(
+        e.contains("`channels` of `images` is 1 (grey) or 3 (RGB)"),
+        "{e}"
+    );
+}
+
+// ---------------------------------------------------------------- image augmentations
+
+/// A 3 × 5 × 5 RGB image whose values all differ (the 2 × 5 × 5 plane before it unused).
+fn gradient_images(d: &Path) {
+    let n = 6;
+    for k in 0..n {
+        let px: Vec<u8> = (0..75).map(|i| (i * 3 + k * 7) as u8).collect();
+        rgb_png(d, &format!("pics/c{}/{k}.png", k % 2), 5, 5, &px);
+    }
+}
+
+fn augmented(ds: &Dataset, epoch: u64) -> Vec<f64> {
+    ds.batches("train", 6, epoch)
+        .unwrap()
+        .flat_map(|b| b.tensors["x"].to_f64())
+        .collect()
+}
+
+#[test]
+fn each_image_augmentation_is_seeded_per_epoch_and_training_only() {
+    let d = dir("augment_images");
+    gradient_images(&d);
+    for t in [
+        "random_rotation(30)",
+        "random_resized_crop(scale: [0.3, 0.9], ratio: [0.5, 2])",
+        "random_flip(vertical)",
+        "random_flip(both)",
+        "color_jitter(brightness: 0.5, contrast: 0.5)",
+    ] {
+        let block = |seed: u64| {
+            format!(
+                r#"data t {{
+                    train = images("pics", size: [5, 5], channels: 3)
+                    x: f32[3, 5, 5] = image |> scale(1 / 255) |> {t}
+                    y: i32 = label
+                    seed {seed}
+                }}"#
+            )
+        };
+        let ds = load_ok(&d, &block(1));
+        let plain = load_ok(
+            &d,
+            r#"data t {
+                train = images("pics", size: [5, 5], channels: 3)
+                x: f32[3, 5, 5] = image |> scale(1 / 255)
+                y: i32 = label
+                seed 1
+            }"#,
+        );
+        let a = augmented(&ds, 0);
+        assert_eq!(a, augmented(&ds, 0), "{t}: one epoch augments one way");
+        assert_eq!(
+            a,
+            augmented(&load_ok(&d, &block(1)), 0),
+            "{t}: one seed, one way"
+        );
+        assert_ne!(a, augmented(&plain, 0), "{t}: changes the images");
+        assert_ne!(a, augmented(&ds, 1), "{t}: another epoch, other draws");
+        assert_ne!(
+            a,
+            augmented(&load_ok(&d, &block(2)), 0),
+            "{t}: another seed"
+        );
+        assert!(a.iter().all(|v| v.is_finite()), "{t}");
+        // Evaluation splits and prediction are never augmented.
+        let x = ds.raw_inputs("train", "x").unwrap();
+        let prepared = ds.transform_inputs("x", &x).unwrap().to_f64();
+        let unchanged = plain
+            .transform_inputs("x", &plain.raw_inputs("train", "x").unwrap())
+            .unwrap()
+            .to_f64();
+        assert_eq!(prepared, unchanged, "{t}");
+    }
+}
+
+#[test]
+fn augmentations_move_pixels_as_stated() {
+    // 90° counter-clockwise: the top row becomes the left column, read upwards.
+    let mut img: Vec<f64> = (0..9).map(f64::from).collect();
+    augment::rotate(&mut img, &[1, 3, 3], 90.0);
+    let rounded: Vec<f64> = img.iter().map(|v| (v * 1e9).round() / 1e9).collect();
+    assert_eq!(rounded, [2., 5., 8., 1., 4., 7., 0., 3., 6.]);
+    // Vertical flip reverses the rows of each plane.
+    let mut img: Vec<f64> = (0..12).map(f64::from).collect();
+    augment::flip(&mut img, &[2, 2, 3], false);
+    assert_eq!(img, [3., 4., 5., 0., 1., 2., 9., 10., 11., 6., 7., 8.]);
+    // A crop of the whole image is the image.
+    let mut img: Vec<f64> = (0..16).map(f64::from).collect();
+    let whole = augment::CropSpec {
+        scale: (1.0, 1.0),
+        ratio: (1.0, 1.0),
+    };
+    augment::resized_crop(&mut img, &[4, 4], &whole, &mut Rng::new(0, &[9]));
+    assert_eq!(img, (0..16).map(f64::from).collect::<Vec<_>>());
+    // Brightness 2 doubles; contrast 0 leaves the grey mean everywhere.
+    let mut img = vec![0.1, 0.2, 0.3, 0.4, 0.5, 0.6];
+    augment::jitter(&mut img, &[3, 1, 2], 2.0, 1.0);
+    assert_eq!(img, [0.2, 0.4, 0.6, 0.8, 1.0, 1.2]);
+    let mut img = vec![0.0, 1.0, 0.0, 1.0, 0.0, 1.0];
+    augment::jitter(&mut img, &[3, 1, 2], 1.0, 0.0);
+    assert!(img.iter().all(|v| (v - 0.5).abs() < 1e-12), "{img:?}");
+    let mut img = vec![0.0; 4];
+    augment::rotate(&mut img, &[2, 2], 45.0);
+    assert_eq!(img, [0.0; 4]);
+}
+
+#[test]
+fn color_jitter_needs_rgb_images() {
+    let d = dir("jitter_grey");
+    grey_png(&d, "pics/a/1.png", 2, 2, &[1, 2, 3, 4]);
+    let e = load_err(
+        &d,
+        r#"data t {
+            train = images("pics", size: [2, 2], channels: 1)
+            x: f32[1, 2, 2] = image |> color_jitter(brightness: 0.2)
+        }"#,
+    );
+    assert!(e.contains("`color_jitter` needs RGB images"), "{e}");
+}

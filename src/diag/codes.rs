@@ -139,6 +139,8 @@ pub const FIELD_NOT_TENSOR: &str = "E0315";
 pub const PATH_NOT_STRING: &str = "E0316";
 /// Weights loaded with `init` that do not fit the model.
 pub const WEIGHTS_MISMATCH: &str = "E0317";
+/// A loss reads class indices from a `label` that does not state how many classes it has.
+pub const CLASSES_NOT_STATED: &str = "E0318";
 
 // Lowering.
 /// A construct the compiler cannot lower.
@@ -217,6 +219,7 @@ pub const ALL: &[&str] = &[
     FIELD_NOT_TENSOR,
     PATH_NOT_STRING,
     WEIGHTS_MISMATCH,
+    CLASSES_NOT_STATED,
     LOWERING_LIMIT,
     UNUSED_PARAM,
     UNUSED_LAYER,

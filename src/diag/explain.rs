@@ -264,6 +264,10 @@ const EXPLANATIONS: &[(&str, &str)] = &[
         "Weights loaded with `init` (or `--init`) do not fit the model.\n\nEvery parameter must find its tensor and every tensor of the file must be used, with matching shapes. A tensor named exactly like the parameter (`LeNet.dense_1.w`, as `nnlc check --summary` lists them) is taken as it is; otherwise PyTorch's names are expected, `<layer path>.<tensor>` with the layer path as nnl names it without the model (`dense_1.weight`), converted to nnl's layout by the layer's kind (a Linear's weight is transposed, a Conv2d's flattened). Rename the layers, map PyTorch's names onto nnl's with `init(\"w.safetensors\", map: [(\"fc1\", \"dense_1\")])`, or load what fits with `strict: false`.",
     ),
     (
+        codes::CLASSES_NOT_STATED,
+        "A loss that reads class indices (`sparse_cross_entropy`) takes them from a field encoded with `label`, but the `label` does not say how many classes there are.\n\nThe vocabulary of a `label` is fitted on the training split when the data are loaded, so without `classes:` nothing can compare it with the number of classes the model scores before the run: a category the model has no output for would train to a loss of 0 and never be predicted. State the count, `label(classes: 3)`: the checker then compares it with the model's output, and loading the data checks it against the categories found.",
+    ),
+    (
         codes::LOWERING_LIMIT,
         "The program passed every check, but the compiler could not lower a construct to the graph IR (for example an `if` whose condition is a tensor rather than a value known when compiling, or a model input whose sizes no data field gives). The label points at the construct. This is a limit of the compiler, not a mistake in the program: rewrite the construct (`select` for tensor conditions) and report it.",
     ),

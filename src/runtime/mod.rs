@@ -1189,8 +1189,42 @@ pub fn train_data(program: &Program) -> Result<&DataDecl, String> {
     }
 }
 
-/// Loads the train block's data; paths are relative to the `.nnl` file's directory.
+/// Loads the train block's data; paths are relative to the `.nnl` file's directory. Decoding
+/// an image folder of [`LARGE_FOLDER`] files or more shows a progress bar on a terminal.
 pub fn load_data(program: &Program, file: &Path, seed: u64) -> Result<Dataset, String> {
     let base = file.parent().unwrap_or(Path::new(""));
-    crate::data::load(program, train_data(program)?, base, seed).map_err(|e| e.to_string())
+    let bar: std::sync::Mutex<Option<(String, indicatif::ProgressBar)>> = Default::default();
+    let progress = |folder: &str, done: usize, total: usize| {
+        if total < LARGE_FOLDER {
+            return;
+        }
+        let mut bar = bar
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if bar.as_ref().is_none_or(|(f, _)| f != folder) {
+            let b = indicatif::ProgressBar::with_draw_target(
+                Some(total as u64),
+                indicatif::ProgressDrawTarget::stderr(),
+            )
+            .with_message(format!("decoding {folder}"));
+            if let Ok(style) =
+                indicatif::ProgressStyle::with_template("{msg} {wide_bar} {pos}/{len} {eta}")
+            {
+                b.set_style(style);
+            }
+            *bar = Some((folder.to_string(), b));
+        }
+        // Threads report out of order: a count below the bar's is old news.
+        if let Some((_, b)) = bar.as_ref().filter(|(_, b)| done as u64 > b.position()) {
+            b.set_position(done as u64);
+            if done == total {
+                b.finish_and_clear();
+            }
+        }
+    };
+    crate::data::load_with(program, train_data(program)?, base, seed, &progress)
+        .map_err(|e| e.to_string())
 }
+
+/// The number of files from which decoding an image folder shows a progress bar.
+pub const LARGE_FOLDER: usize = 2000;
