@@ -280,7 +280,13 @@ pub fn check_paths(program: &Program, root_file: &Path, project: &Project) -> Ve
                 Item::Train(t) => {
                     for stmt in &t.stmts {
                         if let TrainStmt::Setting(s) = stmt
-                            && matches!(s.name.name.as_str(), "checkpoint" | "log")
+                            && matches!(
+                                crate::prim::TrainSetting::from_name(&s.name.name),
+                                Some(
+                                    crate::prim::TrainSetting::Checkpoint
+                                        | crate::prim::TrainSetting::Log
+                                )
+                            )
                             && let SettingValue::Values(v) = &s.value
                             && let [
                                 Expr {

@@ -5,6 +5,7 @@
 //! `resolve::Loader` (`fs::DiskLoader` reads the disk). `data`, the first part of the runtime,
 //! reads the data files a `data` block names.
 
+pub mod bind;
 pub mod check;
 pub mod data;
 pub mod diag;
@@ -65,8 +66,9 @@ pub fn check_program(
 ) -> (CheckOutput, resolve::Program) {
     let mut sources = SourceMap::new();
     let root = sources.add(name, text, false);
-    let (program, mut diagnostics) = resolve::resolve(&mut sources, root, loader);
+    let (mut program, mut diagnostics) = resolve::resolve(&mut sources, root, loader);
     let (checked, check_diags) = check::check(&program, &sources);
+    program.facts = checked.facts;
     diagnostics.extend(check_diags);
     diag::sort_and_dedup(&mut diagnostics);
     let out = CheckOutput {

@@ -315,3 +315,49 @@ fn transpose_of_a_vector_is_an_error_in_check_and_lowering() {
     let lowered = nnl::lower::lower(&program, &check.sources, &opts);
     assert!(lowered.is_err(), "lowering accepted a vector's transpose");
 }
+
+/// Lowering takes a train block's settings as the checker evaluated them (`Program::facts`),
+/// with `early_stop`'s arguments bound by the one binding rule: a positional `monitor` after a
+/// named argument is the monitor (the checker used to read the first argument, and lowering
+/// too, so this block was rejected), and without `mode` the metric's declared direction holds.
+#[test]
+fn lowering_reads_the_settings_the_checker_evaluated() {
+    let text = "use std.nn.{Dense}\n\ndata d {\n  train = blobs(n: 40, features: 3, seed: 1)\n  \
+                split val = 0.25 of train\n  x: f32[3] = x\n  y: i32 = y\n}\n\n\
+                model M()(x: f32[B, 3]) -> f32[B, 3] {\n  x |> Dense(3)\n}\n\n\
+                train M on d {\n  loss = sparse_cross_entropy(out, y)\n  \
+                optimizer = sgd(lr: 0.1)\n  batch 2 * 4\n  epochs 3\n  seed 7\n  \
+                clip_grad_norm 2\n  metrics accuracy\n  \
+                early_stop(patience: 2, val.accuracy, min_delta: 0.5)\n  checkpoint \"runs/m\"\n}\n";
+    let loader = common::CwdLoader {
+        base: common::root(),
+    };
+    let (check, program) = nnl::check_program("t.nnl", text, &loader);
+    assert!(check.diagnostics.is_empty(), "{:?}", check.diagnostics);
+    let lowered = nnl::lower::lower(&program, &check.sources, &Default::default())
+        .unwrap_or_else(|d| panic!("{}", d.message));
+    let c = &lowered.config;
+    assert_eq!(
+        (c.batch, c.epochs, c.seed, c.clip_grad_norm),
+        (8, Some(3), Some(7), Some(2.0))
+    );
+    assert_eq!(c.metrics, ["accuracy"]);
+    assert_eq!(c.checkpoint.as_deref(), Some("runs/m"));
+    assert_eq!(
+        c.early_stop,
+        Some(nnl::lower::EarlyStop {
+            split: "val".into(),
+            metric: "accuracy".into(),
+            minimize: false,
+            patience: 2,
+            min_delta: 0.5,
+            restore_best: false,
+        })
+    );
+    let at_16 = nnl::lower::Options {
+        batch: Some(16),
+        ..Default::default()
+    };
+    let lowered = nnl::lower::lower(&program, &check.sources, &at_16).expect("lowers");
+    assert_eq!(lowered.config.batch, 16);
+}

@@ -23,7 +23,8 @@ use std::rc::Rc;
 use ty::{Callable, Closure, Instance, Shape, ShapeElem, Ty, Var, VarKind, same_type};
 
 pub use summary::{
-    InstanceRow, ModelSummary, group as group_digits, render as render_summary, snake_case,
+    InstanceNames, InstanceRow, ModelSummary, group as group_digits, instance_path,
+    render as render_summary, snake_case,
 };
 
 /// What checking a program produced: the summaries of the trained models, and diagnostics.
@@ -32,6 +33,78 @@ pub struct Checked {
     /// The type of each expression of the root file, by span, as first inferred (with the
     /// definition's own dimension symbols): what an editor shows on hover.
     pub types: HashMap<Span, String>,
+    pub facts: Facts,
+}
+
+/// What the checker established that later stages read instead of deriving it again.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Facts {
+    /// Each `train` block of the root file (by its span) with its settings evaluated.
+    pub trains: Vec<(Span, TrainConfig)>,
+}
+
+impl Facts {
+    pub fn train(&self, block: Span) -> Option<&TrainConfig> {
+        self.trains
+            .iter()
+            .find(|(s, _)| *s == block)
+            .map(|(_, c)| c)
+    }
+}
+
+/// The settings of a train block, evaluated by the checker; lowering adds the target field and
+/// the batch size it lowers for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainConfig {
+    pub batch: usize,
+    pub epochs: Option<usize>,
+    pub seed: Option<u64>,
+    pub clip_grad_norm: Option<f64>,
+    pub metrics: Vec<String>,
+    /// The data field metrics compare the model's output with (`y`).
+    pub target: Option<String>,
+    pub early_stop: Option<EarlyStop>,
+    /// The checkpoint directory, as written (relative to the `.nnl` file).
+    pub checkpoint: Option<String>,
+    /// Where TensorBoard's event files go, as written (relative to the `.nnl` file).
+    pub log: Option<String>,
+    /// `init …`: weights to load before training.
+    pub init: Option<crate::syntax::finetune::InitFrom>,
+    /// How frozen layers run in training steps.
+    pub frozen_bn: crate::syntax::finetune::FrozenBn,
+}
+
+impl Default for TrainConfig {
+    fn default() -> TrainConfig {
+        TrainConfig {
+            batch: DEFAULT_BATCH,
+            epochs: None,
+            seed: None,
+            clip_grad_norm: None,
+            metrics: Vec::new(),
+            target: None,
+            early_stop: None,
+            checkpoint: None,
+            log: None,
+            init: None,
+            frozen_bn: Default::default(),
+        }
+    }
+}
+
+/// The batch size of a train block without `batch`.
+pub const DEFAULT_BATCH: usize = 32;
+
+/// `early_stop(monitor: split.metric, mode, patience, min_delta, restore_best)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EarlyStop {
+    pub split: String,
+    pub metric: String,
+    /// Whether smaller is better (`mode: min`); the default for losses and errors.
+    pub minimize: bool,
+    pub patience: usize,
+    pub min_delta: f64,
+    pub restore_best: bool,
 }
 
 pub fn check(program: &Program, sources: &SourceMap) -> (Checked, Vec<Diagnostic>) {
@@ -45,6 +118,7 @@ pub fn check(program: &Program, sources: &SourceMap) -> (Checked, Vec<Diagnostic
         expanding: Vec::new(),
         types: HashMap::new(),
         trainings: Vec::new(),
+        facts: Facts::default(),
     };
     for (m, module) in program.modules.iter().enumerate() {
         for (i, item) in module.ast.items.iter().enumerate() {
@@ -89,6 +163,7 @@ pub fn check(program: &Program, sources: &SourceMap) -> (Checked, Vec<Diagnostic
         Checked {
             summaries,
             types: c.types,
+            facts: c.facts,
         },
         c.diags,
     )
@@ -108,6 +183,7 @@ pub(crate) struct Checker<'p> {
     types: HashMap<Span, String>,
     /// What each checked train block computes, for the search blocks over its models.
     trainings: Vec<train::Training>,
+    facts: Facts,
 }
 
 /// The scope of one body being checked.
@@ -878,15 +954,11 @@ impl<'p> Checker<'p> {
         if let Some(b) = crate::prim::builtin(&id.name) {
             return Ty::Callable(Callable::Builtin(b.builtin));
         }
-        if let Some(params) = crate::prim::initializer(&id.name) {
-            return if params.is_empty() {
+        if let Some(init) = crate::prim::initializer(&id.name) {
+            return if init.params().is_empty() {
                 Ty::Init
             } else {
-                let name = crate::prim::INITIALIZERS
-                    .iter()
-                    .find(|(n, _)| *n == id.name)
-                    .map_or("", |(n, _)| *n);
-                Ty::Callable(Callable::Init(name))
+                Ty::Callable(Callable::Init(init))
             };
         }
         match id.name.as_str() {
@@ -1179,16 +1251,16 @@ impl<'p> Checker<'p> {
             Ty::Callable(Callable::Builtin(b)) => {
                 builtins::call(self, f, b, &args, callee.span, span)
             }
-            Ty::Callable(Callable::Init(name)) => {
-                let slots: Vec<Slot> = crate::prim::initializer(name)
-                    .unwrap_or(&[])
+            Ty::Callable(Callable::Init(init)) => {
+                let slots: Vec<Slot> = init
+                    .params()
                     .iter()
                     .map(|p| Slot {
                         name: p.name,
                         optional: p.optional,
                     })
                     .collect();
-                self.bind_slots(&slots, &args, name, span);
+                self.bind_slots(&slots, &args, init.name(), span);
                 Ty::Init
             }
             Ty::Callable(Callable::Closure(c)) => self.call_closure(&c, &args, span),
@@ -1239,79 +1311,64 @@ impl<'p> Checker<'p> {
         what: &str,
         span: Span,
     ) -> Option<Vec<Option<ArgVal>>> {
-        let mut out: Vec<Option<ArgVal>> = vec![None; slots.len()];
-        let mut ok = true;
-        let mut next_positional = 0;
-        for a in args {
-            match &a.name {
-                None => {
-                    // Like lowering: a positional argument takes the first slot still free.
-                    while next_positional < slots.len() && out[next_positional].is_some() {
-                        next_positional += 1;
-                    }
-                    if next_positional >= slots.len() {
-                        let names: Vec<&str> = slots.iter().map(|s| s.name).collect();
-                        self.emit(
-                            Diagnostic::error(
-                                codes::ARGUMENT_COUNT,
-                                format!(
-                                    "`{what}` takes {} argument{}, but {} were given",
-                                    slots.len(),
-                                    if slots.len() == 1 { "" } else { "s" },
-                                    args.iter().filter(|a| a.name.is_none()).count()
-                                ),
-                            )
-                            .with_primary(a.span, "this argument has no parameter")
-                            .with_help(format!("`{what}` takes ({})", names.join(", "))),
-                        );
-                        ok = false;
-                        continue;
-                    }
-                    out[next_positional] = Some(a.clone());
-                    next_positional += 1;
+        let names: Vec<&str> = slots.iter().map(|s| s.name).collect();
+        let matched = crate::bind::match_args(
+            &names,
+            args.iter()
+                .map(|a| a.name.as_ref().map(|n| n.name.as_str())),
+        );
+        for problem in &matched.problems {
+            let d = match *problem {
+                crate::bind::Problem::TooMany { arg } => Diagnostic::error(
+                    codes::ARGUMENT_COUNT,
+                    format!(
+                        "`{what}` takes {} argument{}, but {} were given",
+                        slots.len(),
+                        if slots.len() == 1 { "" } else { "s" },
+                        args.iter().filter(|a| a.name.is_none()).count()
+                    ),
+                )
+                .with_primary(args[arg].span, "this argument has no parameter")
+                .with_help(format!("`{what}` takes ({})", names.join(", "))),
+                crate::bind::Problem::Twice { arg, first, .. } => {
+                    let n = args[arg]
+                        .name
+                        .as_ref()
+                        .expect("only named arguments repeat");
+                    Diagnostic::error(
+                        codes::ARGUMENT_TWICE,
+                        format!("argument `{}` is given twice", n.name),
+                    )
+                    .with_primary(n.span, "given again here")
+                    .with_secondary(args[first].span, "first given here")
+                    .with_help("give each argument once")
                 }
-                Some(n) => match slots.iter().position(|s| s.name == n.name) {
-                    Some(i) if out[i].is_some() => {
-                        self.emit(
-                            Diagnostic::error(
-                                codes::ARGUMENT_TWICE,
-                                format!("argument `{}` is given twice", n.name),
-                            )
-                            .with_primary(n.span, "given again here")
-                            .with_secondary(
-                                out[i].as_ref().map_or(span, |p| p.span),
-                                "first given here",
-                            )
-                            .with_help("give each argument once"),
-                        );
-                        ok = false;
+                crate::bind::Problem::Unknown { arg } => {
+                    let n = args[arg]
+                        .name
+                        .as_ref()
+                        .expect("unknown arguments are named");
+                    let d = Diagnostic::error(
+                        codes::UNKNOWN_ARGUMENT,
+                        format!("`{what}` has no argument named `{}`", n.name),
+                    )
+                    .with_primary(n.span, "unknown argument");
+                    match crate::suggest::closest(&n.name, names.iter().copied()) {
+                        Some(s) => d.with_help(format!(
+                            "did you mean `{s}`? `{what}` takes ({})",
+                            names.join(", ")
+                        )),
+                        None => d.with_help(format!("`{what}` takes ({})", names.join(", "))),
                     }
-                    Some(i) => out[i] = Some(a.clone()),
-                    None => {
-                        let mut d = Diagnostic::error(
-                            codes::UNKNOWN_ARGUMENT,
-                            format!("`{what}` has no argument named `{}`", n.name),
-                        )
-                        .with_primary(n.span, "unknown argument");
-                        let names: Vec<&str> = slots.iter().map(|s| s.name).collect();
-                        d = match crate::suggest::closest(&n.name, names.iter().copied()) {
-                            Some(s) => d.with_help(format!(
-                                "did you mean `{s}`? `{what}` takes ({})",
-                                names.join(", ")
-                            )),
-                            None => d.with_help(format!("`{what}` takes ({})", names.join(", "))),
-                        };
-                        self.emit(d);
-                        ok = false;
-                    }
-                },
-            }
+                }
+            };
+            self.emit(d);
         }
-        let missing: Vec<&str> = slots
-            .iter()
-            .zip(&out)
-            .filter(|(s, a)| !s.optional && a.is_none())
-            .map(|(s, _)| s.name)
+        let mut ok = matched.problems.is_empty();
+        let missing: Vec<&str> = matched
+            .missing(|i| !slots[i].optional)
+            .into_iter()
+            .map(|i| slots[i].name)
             .collect();
         if ok && !missing.is_empty() {
             let list = missing
@@ -1336,7 +1393,7 @@ impl<'p> Checker<'p> {
             );
             ok = false;
         }
-        ok.then_some(out)
+        ok.then(|| matched.take(args.to_vec()))
     }
 
     fn call_def(
@@ -1525,7 +1582,7 @@ impl<'p> Checker<'p> {
         let name = self.def_name(inst.def);
         let parent = self.trace.last_mut().expect("tracing");
         parent.instance_ids.push(inst.id);
-        let path_name = parent.child_name(&name);
+        let path_name = parent.names.child(&name);
         self.trace
             .push(summary::TraceNode::new(path_name, name, Some(inst.id)));
         let t = self.expand(inst.def, b, span);

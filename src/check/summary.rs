@@ -15,7 +15,7 @@ pub(crate) struct TraceNode {
     pub params: Vec<(String, Shape)>,
     pub children: Vec<TraceNode>,
     pub output: Option<Ty>,
-    counters: HashMap<String, usize>,
+    pub names: InstanceNames,
 }
 
 impl TraceNode {
@@ -28,15 +28,34 @@ impl TraceNode {
             params: Vec::new(),
             children: Vec::new(),
             output: None,
-            counters: HashMap::new(),
+            names: InstanceNames::default(),
         }
     }
+}
 
-    /// `dense_1`, `dense_2`, …: numbered per layer kind within the parent.
-    pub fn child_name(&mut self, layer: &str) -> String {
+/// How layer instances are named, for `check --summary` and for lowering's parameter (and so
+/// checkpoint) names alike: `dense_1`, `dense_2`, … numbered per layer kind within the parent,
+/// in the order they are first applied.
+#[derive(Debug, Default)]
+pub struct InstanceNames {
+    counters: HashMap<String, usize>,
+}
+
+impl InstanceNames {
+    /// The next instance of `layer` (a definition's name) in this parent.
+    pub fn child(&mut self, layer: &str) -> String {
         let n = self.counters.entry(layer.to_string()).or_insert(0);
         *n += 1;
         format!("{}_{n}", snake_case(layer))
+    }
+}
+
+/// `parent.child`; the root's children have no prefix.
+pub fn instance_path(parent: &str, child: &str) -> String {
+    if parent.is_empty() {
+        child.to_string()
+    } else {
+        format!("{parent}.{child}")
     }
 }
 
@@ -109,10 +128,10 @@ fn flatten_rows(
     params: &mut Vec<(String, String)>,
 ) {
     for (p, s) in &n.params {
-        params.push((format!("{prefix}.{p}"), s.to_string()));
+        params.push((instance_path(prefix, p), s.to_string()));
     }
     for c in &n.children {
-        let path = format!("{prefix}.{}", c.name);
+        let path = instance_path(prefix, &c.name);
         rows.push(InstanceRow {
             path: path.clone(),
             layer: c.layer.clone(),

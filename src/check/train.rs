@@ -5,41 +5,21 @@
 use super::data::DataInfo;
 use super::dim::Dim;
 use super::ty::{Shape, ShapeElem, Ty, VarKind};
-use super::{ArgVal, Checker, Frame, Slot};
+use super::{ArgVal, Checker, EarlyStop, Frame, Slot};
 use crate::diag::Diagnostic;
 use crate::diag::codes;
+use crate::prim::TrainSetting;
 use crate::resolve::ItemRef;
 use crate::source::Span;
 use crate::syntax::ast::*;
-
-const SETTINGS: &[&str] = &[
-    "loss",
-    "optimizer",
-    "batch",
-    "epochs",
-    "metrics",
-    "early_stop",
-    "checkpoint",
-    "log",
-    "clip_grad_norm",
-    "seed",
-    "init",
-    "freeze",
-    "frozen_bn",
-];
-const EARLY_STOP: &[(&str, bool)] = &[
-    ("monitor", false),
-    ("mode", true),
-    ("patience", true),
-    ("min_delta", true),
-    ("restore_best", true),
-];
 
 #[derive(Default)]
 struct Seen {
     loss: bool,
     optimizer: bool,
     metrics: Vec<String>,
+    /// The block's settings (outside phases) as far as checked, for lowering.
+    config: super::TrainConfig,
 }
 
 impl Checker<'_> {
@@ -143,13 +123,16 @@ impl Checker<'_> {
         // Metrics first: `early_stop` may monitor them wherever they are declared.
         for s in &t.stmts {
             if let TrainStmt::Setting(set) = s
-                && set.name.name == "metrics"
+                && TrainSetting::from_name(&set.name.name) == Some(TrainSetting::Metrics)
             {
                 self.metrics(&mut f, set, target.as_ref(), &mut seen);
             }
         }
         let has_phases = t.stmts.iter().any(|s| matches!(s, TrainStmt::Phase { .. }));
         self.train_stmts(&mut f, &t.stmts, &models, &data, &mut seen, None);
+        let mut config = std::mem::take(&mut seen.config);
+        config.metrics = seen.metrics.clone();
+        self.facts.trains.push((t.span, config));
         self.trainings.push(Training {
             models: t.models.iter().map(|m| m.name.clone()).collect(),
             data: t.data.name.clone(),
@@ -757,8 +740,8 @@ impl Checker<'_> {
         phase: Option<&Ident>,
     ) {
         let name = set.name.name.as_str();
-        match (name, &set.value) {
-            ("loss", SettingValue::Assign(e)) => {
+        match (TrainSetting::from_name(name), &set.value) {
+            (Some(TrainSetting::Loss), SettingValue::Assign(e)) => {
                 seen.loss = true;
                 let t = self.expr(f, e);
                 self.label_range(f, e, data);
@@ -774,11 +757,11 @@ impl Checker<'_> {
                     );
                 }
             }
-            ("optimizer", SettingValue::Assign(e)) if phase.is_none() => {
+            (Some(TrainSetting::Optimizer), SettingValue::Assign(e)) if phase.is_none() => {
                 seen.optimizer = true;
                 self.rule(f, e, DefKind::Optimizer);
             }
-            ("optimizer", _) => self.emit(
+            (Some(TrainSetting::Optimizer), _) => self.emit(
                 Diagnostic::error(
                     codes::SETTING,
                     "inside a phase, say which model the optimizer trains",
@@ -786,10 +769,27 @@ impl Checker<'_> {
                 .with_primary(set.span, "`optimizer =` is for single-phase training")
                 .with_help("write `update Model with adam(lr: 1e-3)`"),
             ),
-            ("batch" | "epochs", SettingValue::Values(v)) if v.len() == 1 => {
+            (
+                Some(setting @ (TrainSetting::Batch | TrainSetting::Epochs)),
+                SettingValue::Values(v),
+            ) if v.len() == 1 => {
                 let t = self.expr(f, &v[0]);
-                let ok = matches!(&t, Ty::Int(d) if d.as_const().is_some_and(|c| c > 0));
-                if !ok && !t.is_unknown() {
+                let value = match &t {
+                    Ty::Int(d) => d
+                        .as_const()
+                        .filter(|&c| c > 0)
+                        .and_then(|c| usize::try_from(c).ok()),
+                    _ => None,
+                };
+                if phase.is_none()
+                    && let Some(n) = value
+                {
+                    match setting {
+                        TrainSetting::Batch => seen.config.batch = n,
+                        _ => seen.config.epochs = Some(n),
+                    }
+                }
+                if value.is_none() && !t.is_unknown() {
                     self.emit(
                         Diagnostic::error(
                             codes::SETTING_VALUE,
@@ -799,7 +799,7 @@ impl Checker<'_> {
                             ),
                         )
                         .with_primary(v[0].span, "not a positive integer")
-                        .with_help(if name == "batch" {
+                        .with_help(if setting == TrainSetting::Batch {
                             "write the number of samples per step, e.g. `batch 64`"
                         } else {
                             "write the number of passes over the data, e.g. `epochs 5`"
@@ -808,11 +808,17 @@ impl Checker<'_> {
                 }
             }
             // Its form was checked with the other metrics first.
-            ("metrics", _) => {}
-            ("early_stop", SettingValue::Call(args, span)) => {
-                self.early_stop(f, args, *span, data, seen)
+            (Some(TrainSetting::Metrics), _) => {}
+            (Some(TrainSetting::EarlyStop), SettingValue::Call(args, span)) => {
+                let early_stop = self.early_stop(f, args, *span, data, seen);
+                if phase.is_none() {
+                    seen.config.early_stop = early_stop;
+                }
             }
-            ("checkpoint", SettingValue::Values(v)) if v.len() == 1 => {
+            (Some(TrainSetting::Checkpoint), SettingValue::Values(v)) if v.len() == 1 => {
+                if phase.is_none() {
+                    seen.config.checkpoint = string_literal(&v[0]);
+                }
                 if !matches!(self.expr(f, &v[0]), Ty::Str(_)) {
                     self.emit(
                         Diagnostic::error(
@@ -824,7 +830,10 @@ impl Checker<'_> {
                     );
                 }
             }
-            ("log", SettingValue::Values(v)) if v.len() == 1 => {
+            (Some(TrainSetting::Log), SettingValue::Values(v)) if v.len() == 1 => {
+                if phase.is_none() {
+                    seen.config.log = string_literal(&v[0]);
+                }
                 if !matches!(self.expr(f, &v[0]), Ty::Str(_)) {
                     self.emit(
                         Diagnostic::error(
@@ -836,13 +845,17 @@ impl Checker<'_> {
                     );
                 }
             }
-            ("clip_grad_norm", SettingValue::Values(v)) if v.len() == 1 => {
-                let ok = match self.expr(f, &v[0]) {
-                    Ty::Float(Some(x)) => x > 0.0,
-                    Ty::Int(d) => d.as_const().is_some_and(|c| c > 0),
-                    _ => false,
-                };
-                if !ok {
+            (Some(TrainSetting::ClipGradNorm), SettingValue::Values(v)) if v.len() == 1 => {
+                let value = match self.expr(f, &v[0]) {
+                    Ty::Float(Some(x)) => Some(x),
+                    Ty::Int(d) => d.as_const().map(|c| c as f64),
+                    _ => None,
+                }
+                .filter(|&x| x > 0.0);
+                if phase.is_none() {
+                    seen.config.clip_grad_norm = value;
+                }
+                if value.is_none() {
                     self.emit(
                         Diagnostic::error(
                             codes::SETTING_VALUE,
@@ -855,10 +868,17 @@ impl Checker<'_> {
                     );
                 }
             }
-            ("seed", SettingValue::Values(v)) if v.len() == 1 => {
+            (Some(TrainSetting::Seed), SettingValue::Values(v)) if v.len() == 1 => {
                 let t = self.expr(f, &v[0]);
-                let ok = matches!(&t, Ty::Int(d) if d.as_const().is_some_and(|c| c >= 0));
-                if !ok && !t.is_unknown() {
+                // Exactly, not through f64: a seed may be any non-negative 64-bit integer.
+                let value = match &t {
+                    Ty::Int(d) => d.as_const().and_then(|c| u64::try_from(c).ok()),
+                    _ => None,
+                };
+                if phase.is_none() {
+                    seen.config.seed = value;
+                }
+                if value.is_none() && !t.is_unknown() {
                     self.emit(
                         Diagnostic::error(
                             codes::SETTING_VALUE,
@@ -874,17 +894,30 @@ impl Checker<'_> {
                     );
                 }
             }
-            ("init" | "freeze" | "frozen_bn", _) => {
+            (
+                Some(
+                    setting @ (TrainSetting::Init | TrainSetting::Freeze | TrainSetting::FrozenBn),
+                ),
+                _,
+            ) => {
                 use crate::syntax::finetune;
-                let err = match name {
-                    "init" if phase.is_some() => Some((
+                let err = match setting {
+                    TrainSetting::Init if phase.is_some() => Some((
                         set.span,
                         "`init` loads weights once, before training: put it outside the phases"
                             .to_string(),
                     )),
-                    "init" => finetune::init(set).err(),
-                    "freeze" => finetune::freeze(set).err(),
-                    _ => finetune::frozen_bn(set).err(),
+                    TrainSetting::Init => finetune::init(set)
+                        .map(|init| seen.config.init = Some(init))
+                        .err(),
+                    TrainSetting::Freeze => finetune::freeze(set).err(),
+                    _ => finetune::frozen_bn(set)
+                        .map(|mode| {
+                            if phase.is_none() {
+                                seen.config.frozen_bn = mode;
+                            }
+                        })
+                        .err(),
                 };
                 if let Some((span, message)) = err {
                     self.emit(
@@ -893,32 +926,28 @@ impl Checker<'_> {
                     );
                 }
             }
-            (known, _) if SETTINGS.contains(&known) => {
-                let form = match known {
-                    "loss" => "loss = sparse_cross_entropy(out, y)",
-                    "early_stop" => "early_stop(monitor: val.loss, patience: 3)",
-                    "checkpoint" => "checkpoint \"runs/name\"",
-                    "log" => "log \"runs/name/logs\"",
-                    "batch" => "batch 64",
-                    "epochs" => "epochs 5",
-                    "clip_grad_norm" => "clip_grad_norm 1.0",
-                    _ => "seed 1",
-                };
+            (Some(known), _) => {
                 self.emit(
-                    Diagnostic::error(codes::SETTING, format!("`{known}` is not written this way"))
-                        .with_primary(set.span, format!("write `{form}`"))
-                        .with_help("only `loss` and `optimizer` take `=`; the other settings are a word and a value"),
+                    Diagnostic::error(
+                        codes::SETTING,
+                        format!("`{}` is not written this way", known.name()),
+                    )
+                    .with_primary(set.span, format!("write `{}`", known.example()))
+                    .with_help(
+                        "only `loss` and `optimizer` take `=`; the other settings are a word and a value",
+                    ),
                 );
             }
-            (other, _) => {
+            (None, _) => {
+                let names = TrainSetting::ALL.map(TrainSetting::name);
                 let mut d = Diagnostic::error(
                     codes::SETTING,
-                    format!("`{other}` is not a training setting"),
+                    format!("`{name}` is not a training setting"),
                 )
                 .with_primary(set.name.span, "unknown setting");
-                d = match crate::suggest::closest(other, SETTINGS.iter().copied()) {
+                d = match crate::suggest::closest(name, names.iter().copied()) {
                     Some(s) => d.with_help(format!("did you mean `{s}`?")),
-                    None => d.with_help(format!("the settings are {}", SETTINGS.join(", "))),
+                    None => d.with_help(format!("the settings are {}", names.join(", "))),
                 };
                 self.emit(d);
             }
@@ -932,61 +961,62 @@ impl Checker<'_> {
         span: Span,
         data: &DataInfo,
         seen: &Seen,
-    ) {
+    ) -> Option<EarlyStop> {
+        let words = crate::prim::early_stop_words(
+            args.iter()
+                .map(|a| a.name.as_ref().map(|n| n.name.as_str())),
+        );
         let vals: Vec<ArgVal> = args
             .iter()
-            .map(|a| {
-                let is_word = a
-                    .name
-                    .as_ref()
-                    .is_some_and(|n| n.name == "monitor" || n.name == "mode");
-                let ty = if is_word {
+            .enumerate()
+            .map(|(i, a)| ArgVal {
+                name: a.name.clone(),
+                ty: if words.get(i).copied().unwrap_or(false) {
                     Ty::Str(String::new())
                 } else {
                     self.expr(f, &a.value)
-                };
-                ArgVal {
-                    name: a.name.clone(),
-                    ty,
-                    span: a.value.span,
-                }
+                },
+                span: a.value.span,
             })
             .collect();
-        let slots: Vec<Slot> = EARLY_STOP
+        let slots: Vec<Slot> = crate::prim::EARLY_STOP
             .iter()
-            .map(|(n, o)| Slot {
-                name: n,
-                optional: *o,
+            .map(|p| Slot {
+                name: p.name,
+                optional: p.optional,
             })
             .collect();
-        let Some(bound) = self.bind_slots(&slots, &vals, "early_stop", span) else {
-            return;
+        let bound = self.bind_slots(&slots, &vals, "early_stop", span)?;
+        // The argument expressions of each parameter, as bound.
+        let expr_of = |i: usize| {
+            let at = bound[i].as_ref()?.span;
+            args.iter().map(|a| &a.value).find(|e| e.span == at)
         };
-        let monitor_expr = args
-            .iter()
-            .find(|a| a.name.as_ref().is_some_and(|n| n.name == "monitor"))
-            .or(args.first())
-            .map(|a| &a.value);
+        let monitor_expr = expr_of(0);
         if let Some(m) = monitor_expr {
             self.monitor(m, data, seen);
         }
-        if let Some(mode) = args
-            .iter()
-            .find(|a| a.name.as_ref().is_some_and(|n| n.name == "mode"))
+        let mode_expr = expr_of(1);
+        let minimize = match mode_expr.map(|e| &e.kind) {
+            Some(ExprKind::Name(n)) if n.name == "min" => Some(true),
+            Some(ExprKind::Name(n)) if n.name == "max" => Some(false),
+            _ => None,
+        };
+        if let Some(e) = mode_expr
+            && minimize.is_none()
         {
-            let ok =
-                matches!(&mode.value.kind, ExprKind::Name(n) if n.name == "min" || n.name == "max");
-            if !ok {
-                self.emit(
-                    Diagnostic::error(codes::SETTING_VALUE, "`mode` is `min` or `max`")
-                        .with_primary(mode.value.span, "not a mode")
-                        .with_help("`min` for losses and errors, `max` for accuracies"),
-                );
-            }
+            self.emit(
+                Diagnostic::error(codes::SETTING_VALUE, "`mode` is `min` or `max`")
+                    .with_primary(e.span, "not a mode")
+                    .with_help("`min` for losses and errors, `max` for accuracies"),
+            );
         }
-        if let Some(p) = &bound[2]
-            && !matches!(&p.ty, Ty::Int(d) if d.as_const().is_some_and(|c| c >= 0))
-        {
+        let patience = match bound[2].as_ref().map(|p| &p.ty) {
+            None => Some(0),
+            Some(Ty::Int(d)) => d.as_const().and_then(|c| usize::try_from(c).ok()),
+            Some(_) => None,
+        };
+        if let (Some(p), None) = (&bound[2], patience) {
             self.emit(
                 Diagnostic::error(
                     codes::SETTING_VALUE,
@@ -995,6 +1025,35 @@ impl Checker<'_> {
                 .with_primary(p.span, "not a non-negative integer"),
             );
         }
+        let min_delta = match bound[3].as_ref().map(|a| &a.ty) {
+            None => 0.0,
+            Some(Ty::Float(Some(x))) => *x,
+            Some(Ty::Int(d)) => d.as_const().map_or(0.0, |c| c as f64),
+            Some(_) => 0.0,
+        };
+        let restore_best = matches!(bound[4].as_ref().map(|a| &a.ty), Some(Ty::Bool(Some(true))));
+        let ExprKind::Member { base, field } = &monitor_expr?.kind else {
+            return None;
+        };
+        let ExprKind::Name(split) = &base.kind else {
+            return None;
+        };
+        // Without `mode`, as the metric declares (the loss and errors are minimized).
+        let minimize = minimize.unwrap_or_else(|| {
+            !self
+                .program
+                .lookup(f.module, &field.name)
+                .and_then(|r| super::metric::declaration(self.program, r).ok())
+                .is_some_and(|d| d.higher_is_better)
+        });
+        Some(EarlyStop {
+            split: split.name.clone(),
+            metric: field.name.clone(),
+            minimize,
+            patience: patience?,
+            min_delta,
+            restore_best,
+        })
     }
 
     fn monitor(&mut self, m: &Expr, data: &DataInfo, seen: &Seen) {
@@ -1624,4 +1683,11 @@ fn indexed_tables<'a>(body: &'a Block, input: &str) -> Vec<&'a Expr> {
         }
     }
     out
+}
+
+fn string_literal(e: &Expr) -> Option<String> {
+    match &e.kind {
+        ExprKind::Str(s) => Some(s.clone()),
+        _ => None,
+    }
 }

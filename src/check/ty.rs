@@ -146,7 +146,7 @@ pub enum Callable {
     Def(ItemRef),
     Closure(Rc<Closure>),
     /// An initializer that takes arguments: `uniform(0.05)`, `normal(0.02)`.
-    Init(&'static str),
+    Init(crate::prim::Initializer),
 }
 
 #[derive(Debug, Clone)]

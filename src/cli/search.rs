@@ -417,7 +417,10 @@ fn default_dir(path: &str, program: &nnl::resolve::Program) -> Result<PathBuf, S
     let base = file.parent().unwrap_or(Path::new(""));
     let train = program.train().ok_or("the file has no `train` block")?;
     let declared = train.stmts.iter().find_map(|s| match s {
-        nnl::syntax::ast::TrainStmt::Setting(set) if set.name.name == "checkpoint" => {
+        nnl::syntax::ast::TrainStmt::Setting(set)
+            if nnl::prim::TrainSetting::from_name(&set.name.name)
+                == Some(nnl::prim::TrainSetting::Checkpoint) =>
+        {
             match &set.value {
                 nnl::syntax::ast::SettingValue::Values(v) => match v.first().map(|e| &e.kind) {
                     Some(nnl::syntax::ast::ExprKind::Str(s)) => Some(s.clone()),

@@ -114,30 +114,42 @@ fn string(c: &Const, what: &str) -> Result<String, String> {
     }
 }
 
-/// Arguments matched to parameters by position, then by name.
+/// Arguments matched to parameters by the rule the checker applied ([`crate::bind::match_args`]).
 struct Bound {
     what: String,
     slots: Vec<(&'static str, Option<Const>)>,
 }
 
 fn bind(what: &str, params: &[&'static str], args: &[Arg]) -> Result<Bound, String> {
-    let mut slots: Vec<(&'static str, Option<Const>)> = params.iter().map(|p| (*p, None)).collect();
-    for (i, a) in args.iter().enumerate() {
-        let value = eval(&a.value).map_err(|e| format!("`{what}`: {e}"))?;
-        let slot = match &a.name {
-            Some(n) => slots
-                .iter_mut()
-                .find(|(p, _)| *p == n.name)
-                .ok_or_else(|| format!("`{what}` has no parameter `{}`", n.name))?,
-            None => slots
-                .get_mut(i)
-                .ok_or_else(|| format!("`{what}` takes at most {} arguments", params.len()))?,
-        };
-        if slot.1.is_some() {
-            return Err(format!("`{what}`: `{}` is given twice", slot.0));
-        }
-        slot.1 = Some(value);
+    let matched = crate::bind::match_args(
+        params,
+        args.iter()
+            .map(|a| a.name.as_ref().map(|n| n.name.as_str())),
+    );
+    if let Some(p) = matched.problems.first() {
+        return Err(match *p {
+            crate::bind::Problem::TooMany { .. } => {
+                format!("`{what}` takes at most {} arguments", params.len())
+            }
+            crate::bind::Problem::Unknown { arg } => format!(
+                "`{what}` has no parameter `{}`",
+                args[arg].name.as_ref().map_or("", |n| n.name.as_str())
+            ),
+            crate::bind::Problem::Twice { param, .. } => {
+                format!("`{what}`: `{}` is given twice", params[param])
+            }
+        });
     }
+    let slots = params
+        .iter()
+        .zip(&matched.slots)
+        .map(|(p, a)| {
+            let value = a
+                .map(|i| eval(&args[i].value).map_err(|e| format!("`{what}`: {e}")))
+                .transpose()?;
+            Ok((*p, value))
+        })
+        .collect::<Result<_, String>>()?;
     Ok(Bound {
         what: what.to_string(),
         slots,

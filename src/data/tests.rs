@@ -1356,6 +1356,27 @@ fn text_with_a_bpe_trained_on_the_training_split_or_loaded_from_a_file() {
     assert!(e.contains("none.json"), "{e}");
 }
 
+/// The pipeline binds a source's arguments as the checker does (one rule, `crate::bind`): a
+/// positional argument after a named one takes the first free parameter. The pipeline used to
+/// put it by its index, so `blobs(seed: 1, 40, …)` checked clean and failed to load.
+#[test]
+fn arguments_bind_as_the_checker_binds_them() {
+    let text = r#"data t {
+        train = blobs(seed: 1, 40, features: 3)
+        x: f32[3] = x
+        y: i32 = y
+    }"#;
+    let check = crate::check_source("t.nnl", text, &NoFiles);
+    assert!(check.diagnostics.is_empty(), "{:?}", check.diagnostics);
+    let ds = load_ok(&dir("bind_positional"), text);
+    assert_eq!(ds.size("train"), Some(40));
+    let err = load_err(
+        &dir("bind_twice"),
+        r#"data t { train = blobs(n: 4, n: 5)  x: f32[2] = x  y: i32 = y }"#,
+    );
+    assert!(err.contains("`n` is given twice"), "{err}");
+}
+
 // ---------------------------------------------------------------- image folders
 
 /// Writes a grey PNG of `h × w` values at `dir/path`.

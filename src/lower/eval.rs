@@ -4,6 +4,7 @@
 use super::emit::describe;
 use super::{Closure, Env, GraphCtx, LowerError, Lowerer, Res, Scope, Tv, Val};
 use crate::ir::{DType, Op, OutputRole, Role, TensorType};
+use crate::prim::Initializer;
 use crate::resolve::ItemRef;
 use crate::source::Span;
 use crate::syntax::ast::*;
@@ -143,11 +144,8 @@ impl Lowerer<'_> {
         if let Some(b) = crate::prim::builtin(&id.name) {
             return Ok(Val::Builtin(b.builtin));
         }
-        if let Some(init) = crate::prim::INITIALIZERS
-            .iter()
-            .find(|(n, _)| *n == id.name)
-        {
-            return Ok(Val::Init(init.0, Vec::new()));
+        if let Some(init) = crate::prim::initializer(&id.name) {
+            return Ok(Val::Init(init, Vec::new()));
         }
         if let Some(d) = DType::from_name(&id.name) {
             return Ok(Val::Dtype(d));
@@ -282,11 +280,7 @@ impl Lowerer<'_> {
             (Some(p), Role::OptState) => format!("{p}.{}", name.name),
             _ => {
                 let path = self.scopes.last().map_or("", |s| s.path.as_str());
-                if path.is_empty() {
-                    name.name.clone()
-                } else {
-                    format!("{path}.{}", name.name)
-                }
+                crate::check::instance_path(path, &name.name)
             }
         };
         if role == Role::State || role == Role::OptState {
@@ -367,20 +361,17 @@ impl Lowerer<'_> {
     ) -> Res<Tv> {
         let v = match init {
             Some(e) => self.expr(env, e)?,
-            None => Val::Init("zeros", Vec::new()),
+            None => Val::Init(Initializer::Zeros, Vec::new()),
         };
         match (v, declared) {
-            (Val::Init(name, args), Some(ty)) => Ok(self.initializer(name, &args, ty)),
-            (Val::Def(r), Some(ty)) if self.def_name(r) == "zeros" => {
-                Ok(self.initializer("zeros", &[], ty))
-            }
+            (Val::Init(init, args), Some(ty)) => self.initializer(init, &args, ty, span),
             (Val::Builtin(b), Some(ty)) => {
-                let name = match b {
-                    crate::prim::Builtin::Zeros => "zeros",
-                    crate::prim::Builtin::Ones => "ones",
+                let init = match b {
+                    crate::prim::Builtin::Zeros => Initializer::Zeros,
+                    crate::prim::Builtin::Ones => Initializer::Ones,
                     _ => return Err(LowerError::new("not an initializer", span)),
                 };
-                Ok(self.initializer(name, &[], ty))
+                self.initializer(init, &[], ty, span)
             }
             (v, declared) => {
                 let dtype = declared.as_ref().map_or(self.float, |d| d.dtype);
@@ -395,7 +386,13 @@ impl Lowerer<'_> {
 
     /// `glorot_uniform` and friends, drawn from the init graph's key. Fans follow the layout
     /// `[inputs…, outputs]`: fan_in is the product of all but the last axis, fan_out the last.
-    fn initializer(&mut self, name: &str, args: &[f64], ty: TensorType) -> Tv {
+    fn initializer(
+        &mut self,
+        init: Initializer,
+        args: &[f64],
+        ty: TensorType,
+        span: Span,
+    ) -> Res<Tv> {
         let fan_out = ty.shape.last().copied().unwrap_or(1) as f64;
         let fan_in = if ty.rank() > 1 {
             ty.shape[..ty.rank() - 1].iter().product::<usize>() as f64
@@ -414,16 +411,22 @@ impl Lowerer<'_> {
             let s = l.constant(std, ty.clone());
             l.emit(Op::Mul, &[n, s])
         };
-        match name {
-            "ones" => self.constant(1.0, ty.clone()),
-            "glorot_uniform" => uniform(self, (6.0 / (fan_in + fan_out)).sqrt()),
-            "glorot_normal" => normal(self, (2.0 / (fan_in + fan_out)).sqrt()),
-            "he_uniform" => uniform(self, (6.0 / fan_in).sqrt()),
-            "he_normal" => normal(self, (2.0 / fan_in).sqrt()),
-            "uniform" => uniform(self, args.first().copied().unwrap_or(0.05)),
-            "normal" => normal(self, args.first().copied().unwrap_or(0.05)),
-            _ => self.constant(0.0, ty.clone()),
-        }
+        // `uniform(limit)` and `normal(std)` were checked to be called with their argument.
+        let arg = || {
+            args.first().copied().ok_or_else(|| {
+                LowerError::new(format!("`{}` needs its argument", init.name()), span)
+            })
+        };
+        Ok(match init {
+            Initializer::Zeros => self.constant(0.0, ty.clone()),
+            Initializer::Ones => self.constant(1.0, ty.clone()),
+            Initializer::GlorotUniform => uniform(self, (6.0 / (fan_in + fan_out)).sqrt()),
+            Initializer::GlorotNormal => normal(self, (2.0 / (fan_in + fan_out)).sqrt()),
+            Initializer::HeUniform => uniform(self, (6.0 / fan_in).sqrt()),
+            Initializer::HeNormal => normal(self, (2.0 / fan_in).sqrt()),
+            Initializer::Uniform => uniform(self, arg()?),
+            Initializer::Normal => normal(self, arg()?),
+        })
     }
 
     pub(super) fn random(&mut self, dist: crate::ir::Dist, ty: TensorType) -> Tv {
@@ -598,7 +601,7 @@ impl Lowerer<'_> {
         self.training &= !frozen;
         self.scopes.push(Scope {
             path,
-            counters: HashMap::new(),
+            names: Default::default(),
         });
         let v = self.inline_body(layer.def, env, span);
         self.scopes.pop();
@@ -858,30 +861,22 @@ impl Lowerer<'_> {
     }
 }
 
-/// Arguments matched to parameter names: positional ones fill the first free slots, named ones
-/// their slot. (The checker has reported any mismatch; these errors are internal.)
+/// Arguments matched to parameter names by the rule the checker applied
+/// ([`crate::bind::match_args`]); it has reported any problem, so one here is internal.
 pub(super) fn match_slots(names: &[&str], args: Vec<ArgV>) -> Res<Vec<Option<ArgV>>> {
-    let mut slots: Vec<Option<ArgV>> = names.iter().map(|_| None).collect();
-    let mut next = 0;
-    for a in args {
-        let i = match &a.name {
-            Some(n) => names
-                .iter()
-                .position(|p| p == n)
-                .ok_or_else(|| LowerError::new(format!("no argument `{n}`"), a.span))?,
-            None => {
-                while next < slots.len() && slots[next].is_some() {
-                    next += 1;
-                }
-                next
+    let matched = crate::bind::match_args(names, args.iter().map(|a| a.name.as_deref()));
+    if let Some(p) = matched.problems.first() {
+        let name = |arg: usize| args[arg].name.clone().unwrap_or_default();
+        let (arg, message) = match *p {
+            crate::bind::Problem::TooMany { arg } => (arg, "too many arguments".to_string()),
+            crate::bind::Problem::Unknown { arg } => (arg, format!("no argument `{}`", name(arg))),
+            crate::bind::Problem::Twice { arg, .. } => {
+                (arg, format!("argument `{}` given twice", name(arg)))
             }
         };
-        if i >= slots.len() {
-            return Err(LowerError::new("too many arguments", a.span));
-        }
-        slots[i] = Some(a);
+        return Err(LowerError::new(message, args[arg].span));
     }
-    Ok(slots)
+    Ok(matched.take(args))
 }
 
 pub(super) fn size_of(v: &Val, span: Span) -> Res<usize> {

@@ -46,38 +46,7 @@ impl Default for Options {
     }
 }
 
-/// The settings of a train block the runtime needs, evaluated.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct TrainConfig {
-    pub batch: usize,
-    pub epochs: Option<usize>,
-    pub seed: Option<u64>,
-    pub clip_grad_norm: Option<f64>,
-    pub metrics: Vec<String>,
-    /// The data field metrics compare the model's output with (`y`).
-    pub target: Option<String>,
-    pub early_stop: Option<EarlyStop>,
-    /// The checkpoint directory, as written (relative to the `.nnl` file).
-    pub checkpoint: Option<String>,
-    /// Where TensorBoard's event files go, as written (relative to the `.nnl` file).
-    pub log: Option<String>,
-    /// `init …`: weights to load before training.
-    pub init: Option<crate::syntax::finetune::InitFrom>,
-    /// How frozen layers run in training steps.
-    pub frozen_bn: crate::syntax::finetune::FrozenBn,
-}
-
-/// `early_stop(monitor: split.metric, mode, patience, min_delta, restore_best)`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EarlyStop {
-    pub split: String,
-    pub metric: String,
-    /// Whether smaller is better (`mode: min`); the default for losses and errors.
-    pub minimize: bool,
-    pub patience: usize,
-    pub min_delta: f64,
-    pub restore_best: bool,
-}
+pub use crate::check::{EarlyStop, TrainConfig};
 
 /// The output of an update graph that holds the learning rate of the step (its schedule
 /// evaluated), which the training step outputs when it is watched.
@@ -170,7 +139,7 @@ pub(crate) enum Val {
     Builtin(crate::prim::Builtin),
     Layer(Rc<LayerVal>),
     /// An initializer with its arguments: `glorot_uniform`, `uniform(0.05)`.
-    Init(&'static str, Vec<f64>),
+    Init(crate::prim::Initializer, Vec<f64>),
     /// An optimizer, schedule or constraint with its arguments bound.
     Rule(ItemRef, Vec<(String, Val)>),
     /// `params(Model)`: the names of a model's parameters.
@@ -236,7 +205,7 @@ struct GraphCtx {
 /// A level of the layer-instance tree: `Mlp.dense_1` and how many of each kind it holds.
 struct Scope {
     path: String,
-    counters: HashMap<String, usize>,
+    names: crate::check::InstanceNames,
 }
 
 /// Where parameters and state live while a program is lowered.
@@ -426,16 +395,7 @@ impl<'p> Lowerer<'p> {
         let name = self.def_name(layer.def);
         let scope = self.scopes.last_mut();
         let path = match scope {
-            Some(s) => {
-                let n = s.counters.entry(name.clone()).or_insert(0);
-                *n += 1;
-                let child = format!("{}_{n}", crate::check::snake_case(&name));
-                if s.path.is_empty() {
-                    child
-                } else {
-                    format!("{}.{child}", s.path)
-                }
-            }
+            Some(s) => crate::check::instance_path(&s.path, &s.names.child(&name)),
             None => name,
         };
         self.instance_paths.insert(layer.id, path.clone());

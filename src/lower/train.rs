@@ -3,11 +3,11 @@
 
 use super::eval::ArgV;
 use super::{
-    EarlyStop, Env, LowerError, Lowered, Lowerer, Options, ParamUpdate, Phase, Res, TrainConfig,
-    Tv, Val,
+    Env, LowerError, Lowered, Lowerer, Options, ParamUpdate, Phase, Res, TrainConfig, Tv, Val,
 };
 use crate::check::metric;
 use crate::ir::{Graph, Health, OutputRole, Role, TensorType};
+use crate::prim::TrainSetting;
 use crate::resolve::{ItemRef, Program};
 use crate::source::{SourceMap, Span};
 use crate::syntax::ast::*;
@@ -29,7 +29,7 @@ pub(crate) fn lower_train(program: &Program, sources: &SourceMap, opts: &Options
             span: None,
         })?;
     let mut l = Lowerer::new(program, sources, opts.float);
-    let mut config = l.config(t, module, opts)?;
+    let mut config = l.config(t, opts)?;
     let fields = l.fields(t, module, config.batch)?;
     let models: Vec<ItemRef> = t
         .models
@@ -192,125 +192,21 @@ struct Rules {
 }
 
 impl Lowerer<'_> {
-    fn config(&mut self, t: &TrainDecl, module: usize, opts: &Options) -> Res<TrainConfig> {
-        let mut c = TrainConfig::default();
-        let mut env = Env::new(module);
-        for s in &t.stmts {
-            let TrainStmt::Setting(set) = s else { continue };
-            let first = match &set.value {
-                SettingValue::Values(v) => v.first(),
-                SettingValue::Assign(e) => Some(e),
-                SettingValue::Call(..) => None,
-            };
-            let num = |l: &mut Self, env: &mut Env| -> Res<Option<f64>> {
-                match first {
-                    Some(e) => Ok(super::builtins::number(&l.expr(env, e)?)),
-                    None => Ok(None),
-                }
-            };
-            match set.name.name.as_str() {
-                "batch" => c.batch = num(self, &mut env)?.unwrap_or(32.0) as usize,
-                "epochs" => c.epochs = num(self, &mut env)?.map(|x| x as usize),
-                // Exactly, not through f64: a seed may be any non-negative 64-bit integer.
-                "seed" => {
-                    c.seed = match first {
-                        Some(e) => match self.expr(&mut env, e)? {
-                            Val::Int(i) => u64::try_from(i).ok(),
-                            _ => None,
-                        },
-                        None => None,
-                    }
-                }
-                "clip_grad_norm" => c.clip_grad_norm = num(self, &mut env)?,
-                "metrics" => {
-                    if let SettingValue::Values(vs) = &set.value {
-                        c.metrics = vs.iter().filter_map(metric_name).collect();
-                    }
-                }
-                "checkpoint" | "log" => {
-                    if let Some(Expr {
-                        kind: ExprKind::Str(dir),
-                        ..
-                    }) = first
-                    {
-                        let slot = if set.name.name == "log" {
-                            &mut c.log
-                        } else {
-                            &mut c.checkpoint
-                        };
-                        *slot = Some(dir.clone());
-                    }
-                }
-                "early_stop" => {
-                    if let SettingValue::Call(args, _) = &set.value {
-                        c.early_stop = self.early_stop(&mut env, args)?;
-                    }
-                }
-                "init" => c.init = crate::syntax::finetune::init(set).ok(),
-                "frozen_bn" => {
-                    c.frozen_bn = crate::syntax::finetune::frozen_bn(set).unwrap_or_default()
-                }
-                _ => {}
-            }
-        }
+    /// The block's settings as the checker evaluated them, for the batch size asked for.
+    fn config(&self, t: &TrainDecl, opts: &Options) -> Res<TrainConfig> {
+        let mut c = self
+            .program
+            .facts
+            .train(t.span)
+            .cloned()
+            .ok_or_else(|| LowerError {
+                message: "the train block was not checked".into(),
+                span: Some(t.span),
+            })?;
         if let Some(b) = opts.batch {
             c.batch = b;
         }
-        if c.batch == 0 {
-            c.batch = 32;
-        }
         Ok(c)
-    }
-
-    /// The checked `early_stop(...)` arguments, evaluated; `monitor` may be positional.
-    fn early_stop(&mut self, env: &mut Env, args: &[Arg]) -> Res<Option<EarlyStop>> {
-        let named = |n: &str| {
-            args.iter()
-                .find(|a| a.name.as_ref().is_some_and(|id| id.name == n))
-                .map(|a| &a.value)
-        };
-        let Some(ExprKind::Member { base, field }) = named("monitor")
-            .or(args.first().map(|a| &a.value))
-            .map(|e| &e.kind)
-        else {
-            return Ok(None);
-        };
-        let ExprKind::Name(split) = &base.kind else {
-            return Ok(None);
-        };
-        let minimize = match named("mode").map(|e| &e.kind) {
-            Some(ExprKind::Name(m)) => m.name == "min",
-            _ => !self.higher_is_better(env.module, &field.name),
-        };
-        let mut number = |l: &mut Self, n: &str| -> Res<Option<f64>> {
-            match named(n) {
-                Some(e) => Ok(super::builtins::number(&l.expr(env, e)?)),
-                None => Ok(None),
-            }
-        };
-        let patience = number(self, "patience")?.unwrap_or(0.0) as usize;
-        let min_delta = number(self, "min_delta")?.unwrap_or(0.0);
-        let restore_best = matches!(
-            named("restore_best").map(|e| &e.kind),
-            Some(ExprKind::Bool(true))
-        );
-        Ok(Some(EarlyStop {
-            split: split.name.clone(),
-            metric: field.name.clone(),
-            minimize,
-            patience,
-            min_delta,
-            restore_best,
-        }))
-    }
-
-    /// Whether a larger value of a monitored metric is better, as the metric declares (never
-    /// for the loss), for `early_stop` without a `mode`.
-    fn higher_is_better(&self, module: usize, metric: &str) -> bool {
-        self.program
-            .lookup(module, metric)
-            .and_then(|r| metric::declaration(self.program, r).ok())
-            .is_some_and(|d| d.higher_is_better)
     }
 
     /// The data block's fields with the batch axis in front.
@@ -485,12 +381,12 @@ impl Lowerer<'_> {
                 self.bind_pattern(env, &pat, v)
             }
             TrainStmt::Setting(set) => {
-                match (set.name.name.as_str(), &set.value) {
-                    ("loss", SettingValue::Assign(e)) => {
+                match (TrainSetting::from_name(&set.name.name), &set.value) {
+                    (Some(TrainSetting::Loss), SettingValue::Assign(e)) => {
                         let v = self.expr(env, e)?;
                         *loss = Some(self.tensor_of(&v, self.float, e.span)?);
                     }
-                    ("optimizer", SettingValue::Assign(e)) => {
+                    (Some(TrainSetting::Optimizer), SettingValue::Assign(e)) => {
                         let rule = self.rule(env, e)?;
                         let targets = ctx.models.iter().map(|(n, _)| n.clone()).collect();
                         rules.updates.push(Applied {
@@ -499,6 +395,7 @@ impl Lowerer<'_> {
                             span: e.span,
                         });
                     }
+                    // The other settings configure the run (`config`).
                     _ => {}
                 }
                 Ok(())
@@ -570,7 +467,8 @@ impl Lowerer<'_> {
         let target = ctx.config.target.as_ref().and_then(|n| env.get(n).cloned());
         for s in stmts {
             let TrainStmt::Setting(set) = s else { continue };
-            let (true, SettingValue::Values(values)) = (set.name.name == "metrics", &set.value)
+            let (Some(TrainSetting::Metrics), SettingValue::Values(values)) =
+                (TrainSetting::from_name(&set.name.name), &set.value)
             else {
                 continue;
             };
@@ -789,7 +687,7 @@ pub(crate) fn lower_model(
         });
     let batch = match (opts.batch, train_batch) {
         (Some(b), _) => b,
-        (None, Some(t)) => l.config(t, module, opts)?.batch,
+        (None, Some(t)) => l.config(t, opts)?.batch,
         (None, None) => 1,
     };
     // The data fields fix sizes the model leaves symbolic (`x: f32[B, T, 1]`).

@@ -96,6 +96,9 @@ pub struct ModuleInfo {
 pub struct Program {
     pub modules: Vec<ModuleInfo>,
     pub root: usize,
+    /// Filled by the checker (`crate::check_program`): what lowering reads of the checked
+    /// program. Empty for a program that was not checked.
+    pub facts: crate::check::Facts,
 }
 
 impl Program {
@@ -168,6 +171,7 @@ pub fn resolve(
     let mut program = Program {
         modules: r.modules,
         root: root_idx,
+        facts: Default::default(),
     };
     let mut diags = r.diags;
     build_scopes(&mut program, &mut diags);

@@ -204,7 +204,7 @@ impl Walker<'_> {
                 .map(String::as_str),
         );
         candidates.extend(crate::prim::BUILTINS.iter().map(|b| b.name));
-        candidates.extend(crate::prim::INITIALIZERS.iter().map(|(n, _)| *n));
+        candidates.extend(crate::prim::Initializer::ALL.map(crate::prim::Initializer::name));
         let mut d = Diagnostic::error(codes::UNKNOWN_NAME, format!("unknown name `{}`", id.name))
             .with_primary(id.span, "not found in this scope");
         if let Some(home) = self.program.std_home_of(&id.name) {
@@ -552,21 +552,26 @@ impl Walker<'_> {
         // A checkpoint is a path, not an expression: unquoted words there are not names, and
         // the checker asks for the quotes.
         // `freeze` and `frozen_bn` take layer paths and words (read by `syntax::finetune`).
-        if matches!(s.name.name.as_str(), "checkpoint" | "freeze" | "frozen_bn") {
+        use crate::prim::TrainSetting;
+        let setting = TrainSetting::from_name(&s.name.name);
+        if matches!(
+            setting,
+            Some(TrainSetting::Checkpoint | TrainSetting::Freeze | TrainSetting::FrozenBn)
+        ) {
             return;
         }
-        self.in_metrics = s.name.name == "metrics";
+        self.in_metrics = setting == Some(TrainSetting::Metrics);
         match &s.value {
             SettingValue::Assign(e) => self.expr(e),
             SettingValue::Values(es) => es.iter().for_each(|e| self.expr(e)),
             // `monitor: val.loss` and `mode: min` name metrics and modes, not values.
             SettingValue::Call(args, _) => {
-                for a in args {
-                    let is_word = a
-                        .name
-                        .as_ref()
-                        .is_some_and(|n| n.name == "monitor" || n.name == "mode");
-                    if !is_word {
+                let words = crate::prim::early_stop_words(
+                    args.iter()
+                        .map(|a| a.name.as_ref().map(|n| n.name.as_str())),
+                );
+                for (i, a) in args.iter().enumerate() {
+                    if !words.get(i).copied().unwrap_or(false) {
                         self.expr(&a.value);
                     }
                 }

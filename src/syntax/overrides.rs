@@ -8,10 +8,16 @@
 //! (`early_stop.patience`).
 
 use super::ast::{Arg, DefKind, Expr, ExprKind, Item, Module, SettingValue, TrainDecl, TrainStmt};
+use crate::prim::TrainSetting;
 use crate::source::FileId;
 
-/// The train settings `--set` may change or add.
-const SETTINGS: &[&str] = &["batch", "epochs", "seed", "clip_grad_norm"];
+/// The train settings `--set` may change or add: those written as one number.
+const SETTINGS: [TrainSetting; 4] = [
+    TrainSetting::Batch,
+    TrainSetting::Epochs,
+    TrainSetting::Seed,
+    TrainSetting::ClipGradNorm,
+];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Override {
@@ -78,19 +84,25 @@ fn edits_for(module: &Module, text: &str, o: &Override) -> Result<Vec<Edit>, Str
     };
     let value = &o.value;
     match scope {
-        None if SETTINGS.contains(&key) => Ok(vec![setting_edit(train, text, key, value)]),
+        None if TrainSetting::from_name(key).is_some_and(|s| SETTINGS.contains(&s)) => {
+            Ok(vec![setting_edit(train, text, key, value)])
+        }
         Some("optimizer") => Ok(optimizer_calls(train)
             .into_iter()
             .map(|call| arg_edit(call, text, key, value))
             .collect()),
         Some("early_stop") => {
             let call = train.stmts.iter().find_map(|s| match s {
-                TrainStmt::Setting(set) if set.name.name == "early_stop" => match &set.value {
-                    SettingValue::Call(args, span) => {
-                        Some((&args[..], span.start as usize, span.end as usize))
+                TrainStmt::Setting(set)
+                    if TrainSetting::from_name(&set.name.name) == Some(TrainSetting::EarlyStop) =>
+                {
+                    match &set.value {
+                        SettingValue::Call(args, span) => {
+                            Some((&args[..], span.start as usize, span.end as usize))
+                        }
+                        _ => None,
                     }
-                    _ => None,
-                },
+                }
                 _ => None,
             });
             let call = call.ok_or("the train block has no `early_stop(...)` to change")?;
@@ -163,7 +175,9 @@ fn optimizer_calls(train: &TrainDecl) -> Vec<(&[Arg], usize, usize)> {
     fn walk<'a>(stmts: &'a [TrainStmt], out: &mut Vec<(&'a [Arg], usize, usize)>) {
         for s in stmts {
             match s {
-                TrainStmt::Setting(set) if set.name.name == "optimizer" => {
+                TrainStmt::Setting(set)
+                    if TrainSetting::from_name(&set.name.name) == Some(TrainSetting::Optimizer) =>
+                {
                     if let SettingValue::Assign(e) = &set.value {
                         out.extend(call(e));
                     }
@@ -245,7 +259,7 @@ fn attribute_edit(
 
 /// The error for a name that is none of the file's hyperparameters, listing them.
 fn unknown(module: &Module, train: &TrainDecl, name: &str) -> String {
-    let mut known: Vec<String> = SETTINGS.iter().map(|s| s.to_string()).collect();
+    let mut known: Vec<String> = SETTINGS.iter().map(|s| s.name().to_string()).collect();
     for item in &module.items {
         if let Item::Def(d) = item
             && d.kind == DefKind::Model
