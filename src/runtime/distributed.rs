@@ -18,9 +18,9 @@
 use super::{Inputs, Prepared, Session, StepRecord, Trainer, health, metrics::SplitMetrics};
 use crate::data::Batch;
 use crate::exec::rng_key;
-use crate::tensor::Tensor;
 use crate::ir::{Aggregation, OutputRole, TensorType};
 use crate::step::{self, Watch};
+use crate::tensor::Tensor;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::rc::Rc;
