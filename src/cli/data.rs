@@ -57,13 +57,8 @@ pub fn data(args: &DataArgs) -> Result<(), String> {
     for (field, names) in data.pipeline().labels() {
         out!("classes of {field} ({}): {}", names.len(), names.join(", "));
     }
-    let skipped = data.skipped();
-    if let Some((file, why)) = skipped.first() {
-        err!(
-            "left out {} image file{} that do not decode (skip_bad: true); the first: {file}: {why}",
-            skipped.len(),
-            if skipped.len() == 1 { "" } else { "s" }
-        );
+    if let Some(note) = data.skipped_note() {
+        err!("{note}");
     }
     if let Some(n) = args.show {
         let pictures = nnl::plot::training_pictures(&data, n, args.epoch, args.field.as_deref())?;

@@ -346,13 +346,8 @@ fn train(args: &RunArgs, comm: Option<Rc<dyn Collective>>) -> Result<Option<Stri
             if sh.processes() == 1 { "" } else { "es" }
         );
     }
-    let skipped = data.skipped();
-    if let Some((file, why)) = skipped.first() {
-        err!(
-            "left out {} image file{} that do not decode (skip_bad: true); the first: {file}: {why}",
-            skipped.len(),
-            if skipped.len() == 1 { "" } else { "s" }
-        );
+    if let Some(note) = data.skipped_note() {
+        err!("{note}");
     }
     let logdir = args
         .logdir

@@ -860,6 +860,17 @@ impl Dataset {
             .collect()
     }
 
+    /// What the console says about the files [`Dataset::skipped`] left out, if any.
+    pub fn skipped_note(&self) -> Option<String> {
+        let skipped = self.skipped();
+        let (file, why) = skipped.first()?;
+        Some(format!(
+            "left out {} image file{} that do not decode (skip_bad: true); the first: {file}: {why}",
+            skipped.len(),
+            if skipped.len() == 1 { "" } else { "s" }
+        ))
+    }
+
     /// The splits' names and sizes: `train`, `test` if any, then the `split`s.
     pub fn splits(&self) -> Vec<(String, usize)> {
         self.sets
