@@ -2,8 +2,8 @@
 //! arithmetic (an LSTM's gates: five exponentials and five divisions per element; Adam's update)
 //! runs a quarter as wide as the processor allows. On a processor with AVX-512, such a kernel
 //! runs here instead: a small interpreter of the kernel's expression whose every instruction
-//! computes 64 positions (four 16-lane vectors), so the cost of dispatching an instruction is
-//! shared by 64 elements and each operation is one AVX-512 instruction per vector.
+//! computes 256 positions (sixteen 16-lane vectors), so the cost of dispatching an instruction is
+//! shared by 256 elements and each operation is one AVX-512 instruction per vector.
 //!
 //! Each instruction is the operation the Cranelift code performs (`codegen`), so both agree bit
 //! for bit with the interpreter: IEEE arithmetic, the interpreter's `max`/`min` with their NaN
@@ -20,8 +20,10 @@ use crate::ir::{CmpOp, DType, Op};
 #[cfg(target_arch = "x86_64")]
 use crate::tensor::math;
 
-/// The elements one instruction computes: four vectors of sixteen lanes.
-const TILE: usize = 64;
+/// The elements one instruction computes: sixteen vectors of sixteen lanes. Many vectors per
+/// instruction also keep a vector's store and the next instruction's load of it far apart
+/// (a load right after the store of a 64-byte vector waits on some processors).
+const TILE: usize = 256;
 const LANES: usize = 16;
 const VECTORS: usize = TILE / LANES;
 
@@ -245,21 +247,35 @@ impl WideKernel {
                 let active = len.saturating_sub(j * LANES).min(LANES);
                 ((1u32 << active) - 1) as u16
             });
+            // The vectors with an active lane.
+            let count = len.div_ceil(LANES);
+            let slots = values.as_mut_ptr();
             for (i, instr) in self.instrs.iter().enumerate() {
-                macro_rules! each {
-                    (|$j:ident| $e:expr) => {
-                        std::array::from_fn(|$j| $e)
+                // Instruction `i` writes slot `i` and reads earlier slots only (the expression
+                // lists every node after its operands).
+                macro_rules! v {
+                    ($x:expr, $j:expr) => {
+                        // SAFETY: `$x` < `i` < the number of slots.
+                        unsafe { (*slots.add($x))[$j] }
                     };
                 }
-                let v = &*values;
-                let out: [__m512; VECTORS] = match *instr {
+                macro_rules! each {
+                    (|$j:ident| $e:expr) => {
+                        for $j in 0..count {
+                            let value = $e;
+                            // SAFETY: `i` < the number of slots, and no operand is slot `i`.
+                            unsafe { (*slots.add(i))[$j] = value };
+                        }
+                    };
+                }
+                match *instr {
                     Instr::Load {
                         access,
                         broadcast: true,
                     } => {
                         // SAFETY: a broadcast access reads one element per row.
-                        let x = unsafe { *at[access].cast::<f32>() };
-                        [_mm512_set1_ps(x); VECTORS]
+                        let x = _mm512_set1_ps(unsafe { *at[access].cast::<f32>() });
+                        each!(|j| x)
                     }
                     Instr::Load {
                         access,
@@ -267,44 +283,44 @@ impl WideKernel {
                     } => {
                         let p = at[access].cast::<f32>();
                         // SAFETY: the active lanes lie within the row.
-                        each!(|j| unsafe {
-                            _mm512_maskz_loadu_ps(masks[j], p.add(start + j * LANES))
-                        })
+                        each!(|j| unsafe { load(p.add(start + j * LANES), masks[j]) })
                     }
-                    Instr::Const(c) => [_mm512_set1_ps(c); VECTORS],
-                    Instr::Neg(x) => each!(|j| xor(v[x][j], _mm512_set1_ps(-0.0))),
-                    Instr::Sqrt(x) => each!(|j| _mm512_sqrt_ps(v[x][j])),
-                    Instr::Exp(x) => each!(|j| exp(v[x][j])),
-                    Instr::Sigmoid(x) => each!(|j| sigmoid(v[x][j])),
-                    Instr::Tanh(x) => each!(|j| tanh(v[x][j])),
-                    Instr::InRecipe => continue,
-                    Instr::Add(a, b) => each!(|j| _mm512_add_ps(v[a][j], v[b][j])),
-                    Instr::Sub(a, b) => each!(|j| _mm512_sub_ps(v[a][j], v[b][j])),
-                    Instr::Mul(a, b) => each!(|j| _mm512_mul_ps(v[a][j], v[b][j])),
-                    Instr::Div(a, b) => each!(|j| _mm512_div_ps(v[a][j], v[b][j])),
-                    Instr::Max(a, b) => each!(|j| pick::<_CMP_GT_OQ>(v[a][j], v[b][j])),
-                    Instr::Min(a, b) => each!(|j| pick::<_CMP_LT_OQ>(v[a][j], v[b][j])),
-                    Instr::Cmp(c, a, b) => each!(|j| compare(c, v[a][j], v[b][j])),
-                    Instr::And(a, b) => each!(|j| and(v[a][j], v[b][j])),
-                    Instr::Or(a, b) => each!(|j| or(v[a][j], v[b][j])),
-                    Instr::Not(x) => each!(|j| xor(v[x][j], all_ones())),
-                    Instr::Select(m, a, b) => each!(|j| select(v[m][j], v[a][j], v[b][j])),
-                    Instr::MaskToF32(x) => each!(|j| and(v[x][j], _mm512_set1_ps(1.0))),
+                    Instr::Const(c) => {
+                        let c = _mm512_set1_ps(c);
+                        each!(|j| c)
+                    }
+                    Instr::Neg(x) => each!(|j| xor(v!(x, j), _mm512_set1_ps(-0.0))),
+                    Instr::Sqrt(x) => each!(|j| _mm512_sqrt_ps(v!(x, j))),
+                    Instr::Exp(x) => each!(|j| exp(v!(x, j))),
+                    Instr::Sigmoid(x) => each!(|j| sigmoid(v!(x, j))),
+                    Instr::Tanh(x) => each!(|j| tanh(v!(x, j))),
+                    Instr::InRecipe => {}
+                    Instr::Add(a, b) => each!(|j| _mm512_add_ps(v!(a, j), v!(b, j))),
+                    Instr::Sub(a, b) => each!(|j| _mm512_sub_ps(v!(a, j), v!(b, j))),
+                    Instr::Mul(a, b) => each!(|j| _mm512_mul_ps(v!(a, j), v!(b, j))),
+                    Instr::Div(a, b) => each!(|j| _mm512_div_ps(v!(a, j), v!(b, j))),
+                    Instr::Max(a, b) => each!(|j| pick::<_CMP_GT_OQ>(v!(a, j), v!(b, j))),
+                    Instr::Min(a, b) => each!(|j| pick::<_CMP_LT_OQ>(v!(a, j), v!(b, j))),
+                    Instr::Cmp(c, a, b) => each!(|j| compare(c, v!(a, j), v!(b, j))),
+                    Instr::And(a, b) => each!(|j| and(v!(a, j), v!(b, j))),
+                    Instr::Or(a, b) => each!(|j| or(v!(a, j), v!(b, j))),
+                    Instr::Not(x) => each!(|j| xor(v!(x, j), all_ones())),
+                    Instr::Select(m, a, b) => each!(|j| select(v!(m, j), v!(a, j), v!(b, j))),
+                    Instr::MaskToF32(x) => each!(|j| and(v!(x, j), _mm512_set1_ps(1.0))),
                     Instr::F32ToMask(x) => each!(|j| {
                         mask_vector(_mm512_cmp_ps_mask::<_CMP_NEQ_UQ>(
-                            v[x][j],
+                            v!(x, j),
                             _mm512_setzero_ps(),
                         ))
                     }),
-                    Instr::Copy(x) => v[x],
-                };
-                values[i] = out;
+                    Instr::Copy(x) => each!(|j| v!(x, j)),
+                }
             }
             for &(value, access) in &self.outs {
                 let p = at[access].cast::<f32>();
-                for (j, &m) in masks.iter().enumerate() {
+                for (j, &m) in masks.iter().enumerate().take(count) {
                     // SAFETY: the active lanes lie within the row; the output is contiguous.
-                    unsafe { _mm512_mask_storeu_ps(p.add(start + j * LANES), m, values[value][j]) };
+                    unsafe { store(p.add(start + j * LANES), m, values[value][j]) };
                 }
             }
             start += len;
@@ -413,6 +429,42 @@ mod simd {
     use crate::ir::CmpOp;
     use std::arch::x86_64::*;
 
+    /// The lanes of `mask` from `p` (zeros elsewhere); a whole vector by a plain load, which
+    /// some processors run faster than a masked one.
+    ///
+    /// # Safety
+    /// The active lanes are readable.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn load(p: *const f32, mask: u16) -> __m512 {
+        // SAFETY: the caller's guarantee.
+        unsafe {
+            if mask == u16::MAX {
+                _mm512_loadu_ps(p)
+            } else {
+                _mm512_maskz_loadu_ps(mask, p)
+            }
+        }
+    }
+
+    /// Stores the lanes of `mask` at `p`, a whole vector by a plain store.
+    ///
+    /// # Safety
+    /// The active lanes are writable.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn store(p: *mut f32, mask: u16, x: __m512) {
+        // SAFETY: the caller's guarantee.
+        unsafe {
+            if mask == u16::MAX {
+                _mm512_storeu_ps(p, x)
+            } else if mask != 0 {
+                _mm512_mask_storeu_ps(p, mask, x)
+            }
+        }
+    }
+
+    #[inline]
     #[target_feature(enable = "avx512f")]
     pub fn and(a: __m512, b: __m512) -> __m512 {
         _mm512_castsi512_ps(_mm512_and_si512(
@@ -421,6 +473,7 @@ mod simd {
         ))
     }
 
+    #[inline]
     #[target_feature(enable = "avx512f")]
     pub fn or(a: __m512, b: __m512) -> __m512 {
         _mm512_castsi512_ps(_mm512_or_si512(
@@ -429,6 +482,7 @@ mod simd {
         ))
     }
 
+    #[inline]
     #[target_feature(enable = "avx512f")]
     pub fn xor(a: __m512, b: __m512) -> __m512 {
         _mm512_castsi512_ps(_mm512_xor_si512(
@@ -437,18 +491,21 @@ mod simd {
         ))
     }
 
+    #[inline]
     #[target_feature(enable = "avx512f")]
     pub fn all_ones() -> __m512 {
         _mm512_castsi512_ps(_mm512_set1_epi32(-1))
     }
 
     /// A comparison's result as lane masks, all bits set where true.
+    #[inline]
     #[target_feature(enable = "avx512f")]
     pub fn mask_vector(k: __mmask16) -> __m512 {
         _mm512_castsi512_ps(_mm512_maskz_mov_epi32(k, _mm512_set1_epi32(-1)))
     }
 
     /// Cranelift's `bitselect`: the bits of `a` where `mask` has them set, else those of `b`.
+    #[inline]
     #[target_feature(enable = "avx512f")]
     pub fn select(mask: __m512, a: __m512, b: __m512) -> __m512 {
         let [m, a, b] = [mask, a, b].map(|x| _mm512_castps_si512(x));
@@ -457,6 +514,7 @@ mod simd {
 
     /// `a` where `a CC b` holds or `a` is NaN, else `b`: the interpreter's `max` (CC: greater
     /// than) and `min` (less than).
+    #[inline]
     #[target_feature(enable = "avx512f")]
     pub fn pick<const CC: i32>(a: __m512, b: __m512) -> __m512 {
         let take_a = _mm512_cmp_ps_mask::<CC>(a, b) | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(a, a);
@@ -464,6 +522,7 @@ mod simd {
     }
 
     /// The comparisons Cranelift's `FloatCC` names: ordered, except "not equal".
+    #[inline]
     #[target_feature(enable = "avx512f")]
     pub fn compare(c: CmpOp, a: __m512, b: __m512) -> __m512 {
         mask_vector(match c {
@@ -477,6 +536,7 @@ mod simd {
     }
 
     /// `sigmoid` by its recipe: 1 / (1 + e^−x).
+    #[inline]
     #[target_feature(enable = "avx512f")]
     pub fn sigmoid(x: __m512) -> __m512 {
         let one = _mm512_set1_ps(1.0);
@@ -486,6 +546,7 @@ mod simd {
 
     /// `tanh` by its recipe: sign(x) (1 − t) / (1 + t) with t = e^−2|x|, and the odd Taylor
     /// series for |x| < 0.1.
+    #[inline]
     #[target_feature(enable = "avx512f")]
     pub fn tanh(x: __m512) -> __m512 {
         let zero = _mm512_setzero_ps();
@@ -506,6 +567,7 @@ mod simd {
     }
 
     /// [`math::exp_f32`] on sixteen lanes, step for step.
+    #[inline]
     #[target_feature(enable = "avx512f")]
     pub fn exp(x: __m512) -> __m512 {
         let low = _mm512_set1_ps(math::EXP_LOW);
