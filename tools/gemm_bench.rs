@@ -81,9 +81,18 @@ fn symbol(library: &str, name: &str) -> Result<*mut c_void, String> {
 
 #[derive(Clone, Copy)]
 enum Library {
-    Gemm { split: bool },
-    OpenBlas { sgemm: CblasSgemm, split: bool },
-    Dnnl { sgemm: DnnlSgemm, omp_threads: SetThreads, split: bool },
+    Gemm {
+        split: bool,
+    },
+    OpenBlas {
+        sgemm: CblasSgemm,
+        split: bool,
+    },
+    Dnnl {
+        sgemm: DnnlSgemm,
+        omp_threads: SetThreads,
+        split: bool,
+    },
 }
 
 struct Line {

@@ -1,8 +1,8 @@
 //! The primitives that move data by index: `matmul`, `unfold`/`fold` and `gather`/`scatter_add`.
 
+use super::product::{self, Dest, Operand};
 use super::{Elem, Float, Num, row_major, unravel};
 use crate::ir::Window;
-use super::product::{self, Dest, Operand};
 use ndarray::{ArrayD, IxDyn};
 
 /// `[..S, M, K] @ [..S, K, N]`, one product (`product::product`, which the JIT calls too) per

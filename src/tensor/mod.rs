@@ -7,8 +7,8 @@
 
 pub mod kernels;
 pub mod linalg;
-pub mod product;
 pub mod math;
+pub mod product;
 pub mod random;
 
 use crate::ir::{DType, Loc, Node, TensorType};

@@ -19,10 +19,28 @@ pub struct Operand<T> {
     pub col_stride: isize,
 }
 
-// SAFETY: an operand only says where values are; reading them is `product`'s business, which
-// reads them from several threads while no one writes them.
+#[cfg(feature = "blas")]
+impl<T: Copy> Operand<T> {
+    /// Element `(i, j)`.
+    ///
+    /// # Safety
+    /// It lies inside the allocation the operand points into.
+    unsafe fn at(&self, i: usize, j: usize) -> T {
+        // SAFETY: the caller's guarantee.
+        unsafe {
+            *self
+                .ptr
+                .offset(i as isize * self.row_stride + j as isize * self.col_stride)
+        }
+    }
+}
+
+// SAFETY: operands and destinations only say where values are; `product` reads the operands
+// from several threads while no one writes them, and writes disjoint bands of the destination.
 unsafe impl<T: Sync> Send for Operand<T> {}
 unsafe impl<T: Sync> Sync for Operand<T> {}
+unsafe impl<T: Send> Send for Dest<T> {}
+unsafe impl<T: Send> Sync for Dest<T> {}
 
 /// A row-major destination matrix with rows `row_stride` elements apart.
 #[derive(Clone, Copy, Debug)]
@@ -231,12 +249,18 @@ pub unsafe fn product_with<T: Real>(
                     // A band's layout fits when the whole product's does (only m or n shrinks).
                     Some(_) => {
                         blas::single_threaded();
-                        split(m, n, dst, a, b, threads, &|m, n, dst, a, b| {
-                            match blas::layouts(m, n, k, &dst, &a, &b) {
+                        split(
+                            m,
+                            n,
+                            dst,
+                            a,
+                            b,
+                            threads,
+                            &|m, n, dst, a, b| match blas::layouts(m, n, k, &dst, &a, &b) {
                                 Some(layout) => T::blas(m, n, k, dst, a, b, layout),
                                 None => gemm_one(m, n, k, dst, a, b, Parallelism::None),
-                            }
-                        })
+                            },
+                        )
                     }
                     None => split(m, n, dst, a, b, threads, &|m, n, dst, a, b| {
                         gemm_one(m, n, k, dst, a, b, Parallelism::None)
@@ -256,7 +280,7 @@ fn row_major_copy<T: Real>(x: Operand<T>, rows: usize, cols: usize, threads: usi
         for (j, v) in row.iter_mut().enumerate() {
             // SAFETY: `(i, j)` is an element of `x`, which lies in one allocation
             // (`product`'s guarantee).
-            *v = unsafe { *x.ptr.offset(i as isize * x.row_stride + j as isize * x.col_stride) };
+            *v = unsafe { x.at(i, j) };
         }
     };
     let rows_per_band = rows.div_ceil(threads.max(1)).max(1);
@@ -332,11 +356,6 @@ struct Bands<T> {
     parts: usize,
 }
 
-// SAFETY: the pointers are only dereferenced by the library calls on disjoint bands of the
-// destination and shared reads of the operands, while `split` waits for all of them.
-unsafe impl<T: Send> Send for Bands<T> {}
-unsafe impl<T: Sync> Sync for Bands<T> {}
-
 impl<T: Real> Bands<T> {
     /// The length of the narrowest band (the last).
     fn narrowest(&self) -> usize {
@@ -348,7 +367,9 @@ impl<T: Real> Bands<T> {
         if i == self.parts {
             return self.len;
         }
-        (self.len * i / self.parts).next_multiple_of(BAND_ALIGN).min(self.len)
+        (self.len * i / self.parts)
+            .next_multiple_of(BAND_ALIGN)
+            .min(self.len)
     }
 
     /// Computes bands `first..last`, halving the range over `rayon::join`.
@@ -510,7 +531,15 @@ mod blas {
         }
         let [ta, lda] = layout(a, m, k)?;
         let [tb, ldb] = layout(b, k, n)?;
-        let [_, ldc] = layout(&Operand { ptr: dst.ptr.cast_const(), row_stride: dst.row_stride, col_stride: 1 }, m, n)?;
+        let [_, ldc] = layout(
+            &Operand {
+                ptr: dst.ptr.cast_const(),
+                row_stride: dst.row_stride,
+                col_stride: 1,
+            },
+            m,
+            n,
+        )?;
         Some([ta, lda, tb, ldb, ldc])
     }
 
