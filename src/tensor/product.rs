@@ -222,7 +222,7 @@ pub unsafe fn product_with<T: Real>(
         }
         // SAFETY (both): the caller's guarantee, which holds for each band.
         Method::GemmSplit => unsafe {
-            split(m, n, dst, a, b, threads, &|m, n, dst, a, b| {
+            split(m, n, k, 0, dst, a, b, threads, &|m, n, dst, a, b| {
                 gemm_one(m, n, k, dst, a, b, Parallelism::None)
             })
         },
@@ -252,6 +252,8 @@ pub unsafe fn product_with<T: Real>(
                         split(
                             m,
                             n,
+                            k,
+                            blas::SMALL_WORK,
                             dst,
                             a,
                             b,
@@ -262,7 +264,7 @@ pub unsafe fn product_with<T: Real>(
                             },
                         )
                     }
-                    None => split(m, n, dst, a, b, threads, &|m, n, dst, a, b| {
+                    None => split(m, n, k, 0, dst, a, b, threads, &|m, n, dst, a, b| {
                         gemm_one(m, n, k, dst, a, b, Parallelism::None)
                     }),
                 }
@@ -304,11 +306,17 @@ fn row_major_copy<T: Real>(x: Operand<T>, rows: usize, cols: usize, threads: usi
 /// one with the most bands, then the one across the longer side (each band then reads its own
 /// part of one operand and all of the other, the smaller).
 ///
+/// With the system BLAS, every band must also stay above `min_band_work` multiply-adds
+/// (OpenBLAS multiplies smaller products with kernels of their own).
+///
 /// # Safety
 /// As [`product`]'s, and `part` computes `dst = a·b` for the matrices it is given.
+#[allow(clippy::too_many_arguments)]
 pub unsafe fn split<T: Real>(
     m: usize,
     n: usize,
+    k: usize,
+    min_band_work: usize,
     dst: Dest<T>,
     a: Operand<T>,
     b: Operand<T>,
@@ -331,7 +339,10 @@ pub unsafe fn split<T: Real>(
         (1..=threads.min(len / BAND_ALIGN).max(1))
             .rev()
             .map(|parts| Bands { parts, ..bands })
-            .find(|cut| whole_small || other > GEMM_SMALL || cut.narrowest() > GEMM_SMALL)
+            .find(|cut| {
+                (whole_small || other > GEMM_SMALL || cut.narrowest() > GEMM_SMALL)
+                    && (cut.parts == 1 || cut.narrowest() * other * k > min_band_work)
+            })
             .unwrap_or(bands)
     };
     let (longer, shorter) = (cut(m >= n), cut(m < n));
@@ -457,6 +468,9 @@ mod blas {
     use std::sync::Once;
 
     pub const ROW_MAJOR: i32 = 101;
+    /// OpenBLAS (0.3.21, `SMALL_MATRIX_OPT`) takes products of at most about this many
+    /// multiply-adds to kernels of their own, which sum in another order.
+    pub const SMALL_WORK: usize = 1_000_000;
     const NO_TRANS: i32 = 111;
     const TRANS: i32 = 112;
 
