@@ -20,9 +20,9 @@ mod tests;
 mod wide;
 
 use crate::ir::{DType, Graph, Op, Verified};
+use crate::tensor::product::{self, Dest, Operand};
 use crate::tensor::{RunError, Tensor, kernels, linalg};
 use codegen::Compiled;
-use gemm::Parallelism;
 use ndarray::{ArrayD, IxDyn};
 use plan::{BufId, Plan, Step, Storage, View, dtype_size};
 use rayon::prelude::*;
@@ -53,8 +53,9 @@ pub struct Program {
     profile: Option<Mutex<Vec<(u64, u64)>>>,
 }
 
-/// The number of multiply-adds below which a product runs on one thread: waking the others
-/// costs more than they save.
+/// The number of multiply-adds below which a batch of products runs on one thread: waking the
+/// others costs more than they save. (One product alone is split by `product::product`'s
+/// own threshold.)
 const PARALLEL_MATMUL_WORK: usize = 1 << 20;
 
 /// The work (`plan::Kernel::work`) below which a kernel runs on one thread, for the same reason.
@@ -902,7 +903,7 @@ unsafe fn matmul(table: &[*mut u8], a: &View, b: &View, out: &View, dtype: DType
         .collect();
     let size = dtype_size(dtype) as isize;
     let shared = SharedTable(table.as_ptr());
-    let multiply = |[oa, ob, oo]: [isize; 3], parallelism: Parallelism| {
+    let multiply = |[oa, ob, oo]: [isize; 3], threads: usize| {
         let table = shared;
         // SAFETY: the offsets are those of the views' matrices, inside their buffers.
         let (pa, pb, po) = unsafe {
@@ -913,55 +914,49 @@ unsafe fn matmul(table: &[*mut u8], a: &View, b: &View, out: &View, dtype: DType
             )
         };
         macro_rules! call {
-            ($t:ty, $zero:expr, $one:expr) => {
+            ($t:ty) => {
                 // SAFETY: m×k, k×n and m×n matrices at these addresses with these strides lie
-                // within their buffers (the caller's guarantee); the destination is not read.
+                // within their buffers (the caller's guarantee); the output is fresh.
                 unsafe {
-                    gemm::gemm::<$t>(
+                    product::product::<$t>(
                         m,
                         n,
                         k,
-                        po.cast(),
-                        1,
-                        n as isize,
-                        false,
-                        pa.cast_const().cast(),
-                        a.strides[r - 1],
-                        a.strides[r - 2],
-                        pb.cast_const().cast(),
-                        b.strides[r - 1],
-                        b.strides[r - 2],
-                        $zero,
-                        $one,
-                        false,
-                        false,
-                        false,
-                        parallelism,
+                        Dest {
+                            ptr: po.cast(),
+                            row_stride: n as isize,
+                        },
+                        Operand {
+                            ptr: pa.cast_const().cast(),
+                            row_stride: a.strides[r - 2],
+                            col_stride: a.strides[r - 1],
+                        },
+                        Operand {
+                            ptr: pb.cast_const().cast(),
+                            row_stride: b.strides[r - 2],
+                            col_stride: b.strides[r - 1],
+                        },
+                        threads,
                     )
                 }
             };
         }
         match dtype {
-            DType::F64 => call!(f64, 0.0, 1.0),
-            _ => call!(f32, 0.0, 1.0),
+            DType::F64 => call!(f64),
+            _ => call!(f32),
         }
     };
     let work = products.len() * m * n * k;
-    if threads < 2 || work < PARALLEL_MATMUL_WORK {
-        products
-            .into_iter()
-            .for_each(|p| multiply(p, Parallelism::None));
-    } else if products.len() < threads {
-        products
-            .into_iter()
-            .for_each(|p| multiply(p, Parallelism::Rayon(threads)));
+    if threads < 2 || products.len() < threads || work < PARALLEL_MATMUL_WORK {
+        // `product` splits each product that is large enough over the threads.
+        products.into_iter().for_each(|p| multiply(p, threads));
     } else {
         // Many small products (a convolution's, one per image): whole products per thread
         // rather than each one split.
         let per_thread = products.len().div_ceil(threads);
         rayon::scope(|scope| {
             for part in products.chunks(per_thread) {
-                scope.spawn(|_| part.iter().for_each(|&p| multiply(p, Parallelism::None)));
+                scope.spawn(|_| part.iter().for_each(|&p| multiply(p, 1)));
             }
         });
     }

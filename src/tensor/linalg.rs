@@ -1,12 +1,12 @@
 //! The primitives that move data by index: `matmul`, `unfold`/`fold` and `gather`/`scatter_add`.
 
+use super::product::{self, Dest, Operand};
 use super::{Elem, Float, Num, row_major, unravel};
 use crate::ir::Window;
-use gemm::Parallelism;
 use ndarray::{ArrayD, IxDyn};
 
-/// `[..S, M, K] @ [..S, K, N]`, one `gemm` call per batch index; `threads > 1` lets gemm use
-/// that many rayon threads.
+/// `[..S, M, K] @ [..S, K, N]`, one product (`product::product`, which the JIT calls too) per
+/// batch index, each on up to `threads` threads.
 pub(crate) fn matmul<T: Float>(
     a: &ArrayD<T>,
     b: &ArrayD<T>,
@@ -24,40 +24,32 @@ pub(crate) fn matmul<T: Float>(
     let mut out = vec![T::default(); batch * m * n];
     if m > 0 && n > 0 && k > 0 {
         let (a, b) = (row_major(a), row_major(b));
-        let parallelism = if threads > 1 {
-            Parallelism::Rayon(threads)
-        } else {
-            Parallelism::None
-        };
         for i in 0..batch {
             let lhs = &a[i * m * k..(i + 1) * m * k];
             let rhs = &b[i * k * n..(i + 1) * k * n];
             let dst = &mut out[i * m * n..(i + 1) * m * n];
-            // SAFETY: `lhs` is an m×k, `rhs` a k×n and `dst` an m×n row-major matrix (column
-            // stride 1, row stride the width), each a slice of exactly that many elements, so
-            // every access gemm makes is in bounds; `dst` is not read (`read_dst` is false) and
-            // does not alias the operands. `T` is f32 or f64, which gemm supports.
+            // SAFETY: `lhs` is an m×k, `rhs` a k×n and `dst` an m×n row-major matrix, each a
+            // slice of exactly that many elements; `dst` does not alias the operands.
             unsafe {
-                gemm::gemm(
+                product::product(
                     m,
                     n,
                     k,
-                    dst.as_mut_ptr(),
-                    1,
-                    n as isize,
-                    false,
-                    lhs.as_ptr(),
-                    1,
-                    k as isize,
-                    rhs.as_ptr(),
-                    1,
-                    n as isize,
-                    T::default(),
-                    T::from_f64(1.0),
-                    false,
-                    false,
-                    false,
-                    parallelism,
+                    Dest {
+                        ptr: dst.as_mut_ptr(),
+                        row_stride: n as isize,
+                    },
+                    Operand {
+                        ptr: lhs.as_ptr(),
+                        row_stride: k as isize,
+                        col_stride: 1,
+                    },
+                    Operand {
+                        ptr: rhs.as_ptr(),
+                        row_stride: n as isize,
+                        col_stride: 1,
+                    },
+                    threads,
                 );
             }
         }

@@ -8,6 +8,7 @@
 pub mod kernels;
 pub mod linalg;
 pub mod math;
+pub mod product;
 pub mod random;
 
 use crate::ir::{DType, Loc, Node, TensorType};
@@ -268,7 +269,7 @@ pub(crate) trait Num: Elem {
 }
 
 /// f32 and f64, the types `matmul` multiplies.
-pub(crate) trait Float: Num {}
+pub(crate) trait Float: Num + product::Real {}
 
 macro_rules! elem {
     ($t:ty, $variant:ident, $from:expr, $to:expr) => {
