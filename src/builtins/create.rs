@@ -126,8 +126,7 @@ impl Rule for Like {
     }
 
     fn lower(&self, l: &mut Lowerer, a: &LowerArgs) -> Res<Val> {
-        let fl = l.float();
-        let x = l.tensor_of(a.val(0)?, fl, a.span)?;
+        let x = a.tensor(l, 0)?;
         let ty = l.ty(x);
         Ok(Val::Tensor(l.constant(self.0, ty)))
     }

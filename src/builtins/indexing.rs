@@ -85,8 +85,7 @@ impl Rule for Gather {
     }
 
     fn lower(&self, l: &mut Lowerer, a: &LowerArgs) -> Res<Val> {
-        let fl = l.float();
-        let table = l.tensor_of(a.val(0)?, fl, a.span)?;
+        let table = a.tensor(l, 0)?;
         let ids = l.tensor_of(a.val(1)?, DType::I32, a.span)?;
         Ok(Val::Tensor(l.emit(Op::Gather, &[table, ids])))
     }
@@ -121,8 +120,7 @@ impl Rule for Pick {
     }
 
     fn lower(&self, l: &mut Lowerer, a: &LowerArgs) -> Res<Val> {
-        let fl = l.float();
-        let x = l.tensor_of(a.val(0)?, fl, a.span)?;
+        let x = a.tensor(l, 0)?;
         let ids = l.tensor_of(a.val(1)?, DType::I32, a.span)?;
         let classes = l.ty(x).shape.last().copied().unwrap_or(1);
         let mask = l.one_hot_mask(ids, classes);
@@ -183,8 +181,7 @@ impl Rule for ScatterAdd {
     }
 
     fn lower(&self, l: &mut Lowerer, a: &LowerArgs) -> Res<Val> {
-        let fl = l.float();
-        let x = l.tensor_of(a.val(0)?, fl, a.span)?;
+        let x = a.tensor(l, 0)?;
         let ids = l.tensor_of(a.val(1)?, DType::I32, a.span)?;
         let rows = a.size(2)?;
         Ok(Val::Tensor(l.emit(Op::ScatterAdd { rows }, &[ids, x])))

@@ -27,9 +27,8 @@ impl Rule for Matmul {
     }
 
     fn lower(&self, l: &mut Lowerer, a: &LowerArgs) -> Res<Val> {
-        let fl = l.float();
-        let x = l.tensor_of(a.val(0)?, fl, a.span)?;
-        let y = l.tensor_of(a.val(1)?, fl, a.span)?;
+        let x = a.tensor(l, 0)?;
+        let y = a.tensor(l, 1)?;
         l.matmul(x, y, a.span).map(Val::Tensor)
     }
 }

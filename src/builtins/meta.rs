@@ -52,8 +52,7 @@ impl Rule for ShapeOf {
     }
 
     fn lower(&self, l: &mut Lowerer, a: &LowerArgs) -> Res<Val> {
-        let fl = l.float();
-        let x = l.tensor_of(a.val(0)?, fl, a.span)?;
+        let x = a.tensor(l, 0)?;
         let shape = l.ty(x).shape;
         Ok(Val::List(
             shape.iter().map(|&d| Val::Int(d as i64)).collect(),

@@ -4,7 +4,8 @@
 use super::{BuiltinDef, CheckArgs, LowerArgs, Rule, X};
 use crate::check::dim::Dim;
 use crate::check::operators::{
-    broadcast, check_positive, const_arg, err, int_arg, normalize_axis, shape_arg, tensor_arg,
+    broadcast, check_positive, const_arg, err, has_trailing_matrix, int_arg, normalize_axis,
+    shape_arg, tensor_arg,
 };
 use crate::check::ty::{Shape, ShapeElem, Ty, same_type};
 use crate::check::{Checker, Frame};
@@ -13,6 +14,7 @@ use crate::ir::{Op, TensorType};
 use crate::lower::operators::number;
 use crate::lower::{LowerError, Lowerer, Res, Tv, Val, normalize_axis as axis_of};
 use crate::prim::PrimParam;
+use crate::syntax::ast::Dtype;
 
 pub(super) const BUILTINS: &[BuiltinDef] = &[
     BuiltinDef {
@@ -95,12 +97,6 @@ pub(super) const BUILTINS: &[BuiltinDef] = &[
 const X_SHAPE: &[PrimParam] = &[PrimParam::req("x"), PrimParam::req("shape")];
 const XS_AXIS: &[PrimParam] = &[PrimParam::req("xs"), PrimParam::opt("axis")];
 
-/// The first argument as a tensor of the lowering's float type (numbers become scalars).
-fn operand(l: &mut Lowerer, a: &LowerArgs) -> Res<Tv> {
-    let fl = l.float();
-    l.tensor_of(a.val(0)?, fl, a.span)
-}
-
 struct Reshape;
 
 impl Rule for Reshape {
@@ -150,7 +146,7 @@ impl Rule for Reshape {
     }
 
     fn lower(&self, l: &mut Lowerer, a: &LowerArgs) -> Res<Val> {
-        let x = operand(l, a)?;
+        let x = a.tensor(l, 0)?;
         let shape = a.sizes(1)?;
         let from = l.ty(x).shape;
         // A definition's reshape of packs (`[B, ..T]` to `[B, ..S]`) is only known to fit once
@@ -196,7 +192,7 @@ impl Rule for Flatten {
     }
 
     fn lower(&self, l: &mut Lowerer, a: &LowerArgs) -> Res<Val> {
-        let x = operand(l, a)?;
+        let x = a.tensor(l, 0)?;
         let shape = l.ty(x).shape;
         let axis = match a.get(1) {
             Some(_) => axis_of(a.int(1)?, shape.len(), a.span)?,
@@ -243,7 +239,7 @@ impl Rule for Permute {
     }
 
     fn lower(&self, l: &mut Lowerer, a: &LowerArgs) -> Res<Val> {
-        let x = operand(l, a)?;
+        let x = a.tensor(l, 0)?;
         let rank = l.ty(x).rank();
         let perm = a
             .ints(1)?
@@ -262,10 +258,7 @@ impl Rule for Transpose {
             return Ty::Unknown;
         };
         let n = s.0.len();
-        if n < 2
-            || matches!(s.0[n - 1], ShapeElem::Pack(_))
-            || matches!(s.0[n - 2], ShapeElem::Pack(_))
-        {
+        if !has_trailing_matrix(s) {
             c.emit(err(
                 codes::RANK,
                 format!("`transpose` needs at least two axes, found {s}"),
@@ -280,7 +273,7 @@ impl Rule for Transpose {
     }
 
     fn lower(&self, l: &mut Lowerer, a: &LowerArgs) -> Res<Val> {
-        let x = operand(l, a)?;
+        let x = a.tensor(l, 0)?;
         let rank = l.ty(x).rank();
         if rank < 2 {
             // The checker rejects it (E0202); a value of rank 1 is not its own transpose.
@@ -323,29 +316,30 @@ impl Rule for BroadcastTo {
     }
 
     fn lower(&self, l: &mut Lowerer, a: &LowerArgs) -> Res<Val> {
-        let x = operand(l, a)?;
+        let x = a.tensor(l, 0)?;
         let shape = a.sizes(1)?;
         Ok(Val::Tensor(l.broadcast(x, &shape)))
     }
+}
+
+/// The arguments of `slice` and `pad`: `x`, the axis as given and normalized, and the two
+/// integers after it.
+type AlongAxis<'a> = (Dtype, &'a Shape, i64, usize, Dim, Dim);
+
+fn along_axis<'a>(c: &mut Checker, a: &'a CheckArgs, names: [&str; 2]) -> Option<AlongAxis<'a>> {
+    let (dt, s) = tensor_arg(c, a.req(0), "x")?;
+    let axis = const_arg(c, Some(a.req(1)), 0, "axis")?;
+    let ax = normalize_axis(c, s, axis, a.req(1).span)?;
+    let first = int_arg(c, Some(a.req(2)), 0, names[0]);
+    let second = int_arg(c, Some(a.req(3)), 0, names[1]);
+    Some((dt, s, axis, ax, first?, second?))
 }
 
 struct Slice;
 
 impl Rule for Slice {
     fn check(&self, c: &mut Checker, _: &mut Frame, a: &CheckArgs) -> Ty {
-        let Some((dt, s)) = tensor_arg(c, a.req(0), "x") else {
-            return Ty::Unknown;
-        };
-        let Some(axis) = const_arg(c, Some(a.req(1)), 0, "axis") else {
-            return Ty::Unknown;
-        };
-        let Some(ax) = normalize_axis(c, s, axis, a.req(1).span) else {
-            return Ty::Unknown;
-        };
-        let (Some(start), Some(end)) = (
-            int_arg(c, Some(a.req(2)), 0, "start"),
-            int_arg(c, Some(a.req(3)), 0, "end"),
-        ) else {
+        let Some((dt, s, axis, ax, start, end)) = along_axis(c, a, ["start", "end"]) else {
             return Ty::Unknown;
         };
         let len = end.sub(&start);
@@ -372,7 +366,7 @@ impl Rule for Slice {
     }
 
     fn lower(&self, l: &mut Lowerer, a: &LowerArgs) -> Res<Val> {
-        let x = operand(l, a)?;
+        let x = a.tensor(l, 0)?;
         let shape = l.ty(x).shape;
         let axis = axis_of(a.int(1)?, shape.len(), a.span)?;
         let n = shape[axis] as i64;
@@ -392,19 +386,7 @@ struct Pad;
 
 impl Rule for Pad {
     fn check(&self, c: &mut Checker, _: &mut Frame, a: &CheckArgs) -> Ty {
-        let Some((dt, s)) = tensor_arg(c, a.req(0), "x") else {
-            return Ty::Unknown;
-        };
-        let Some(axis) = const_arg(c, Some(a.req(1)), 0, "axis") else {
-            return Ty::Unknown;
-        };
-        let Some(ax) = normalize_axis(c, s, axis, a.req(1).span) else {
-            return Ty::Unknown;
-        };
-        let (Some(before), Some(after)) = (
-            int_arg(c, Some(a.req(2)), 0, "before"),
-            int_arg(c, Some(a.req(3)), 0, "after"),
-        ) else {
+        let Some((dt, s, _, ax, before, after)) = along_axis(c, a, ["before", "after"]) else {
             return Ty::Unknown;
         };
         let mut out = s.clone();
@@ -416,7 +398,7 @@ impl Rule for Pad {
     }
 
     fn lower(&self, l: &mut Lowerer, a: &LowerArgs) -> Res<Val> {
-        let x = operand(l, a)?;
+        let x = a.tensor(l, 0)?;
         let ty = l.ty(x);
         let axis = axis_of(a.int(1)?, ty.rank(), a.span)?;
         let (lo, hi) = (a.size(2)?, a.size(3)?);
@@ -618,7 +600,7 @@ impl Rule for Split {
     }
 
     fn lower(&self, l: &mut Lowerer, a: &LowerArgs) -> Res<Val> {
-        let x = operand(l, a)?;
+        let x = a.tensor(l, 0)?;
         let shape = l.ty(x).shape;
         let parts = a.size(1)?;
         let axis = axis_of(a.int_or(2, -1)?, shape.len(), a.span)?;

@@ -156,7 +156,7 @@ impl Rule for Reduce {
     }
 
     fn lower(&self, l: &mut Lowerer, a: &LowerArgs) -> Res<Val> {
-        let x = l.tensor_of(a.val(0)?, l.float(), a.span)?;
+        let x = a.tensor(l, 0)?;
         let rank = l.ty(x).rank();
         if *self == Reduce::Argmax {
             let (x, axis) = match a.axes(1, rank)? {

@@ -3,8 +3,10 @@
 //! at one new position (`lower/step.rs`).
 
 use super::{BuiltinDef, CheckArgs, LowerArgs, Rule};
-use crate::check::operators::{const_arg, err, int_arg, normalize_axis, tensor_arg};
-use crate::check::ty::{Shape, ShapeElem, Ty};
+use crate::check::operators::{
+    const_arg, err, has_trailing_matrix, int_arg, normalize_axis, tensor_arg,
+};
+use crate::check::ty::{Shape, Ty};
 use crate::check::{Checker, Frame};
 use crate::diag::codes;
 use crate::lower::{Lowerer, Res, Val, normalize_axis as axis_of};
@@ -64,8 +66,7 @@ impl Rule for Cached {
     }
 
     fn lower(&self, l: &mut Lowerer, a: &LowerArgs) -> Res<Val> {
-        let fl = l.float();
-        let x = l.tensor_of(a.val(0)?, fl, a.span)?;
+        let x = a.tensor(l, 0)?;
         let axis = axis_of(a.int(1)?, l.ty(x).rank(), a.span)?;
         l.cached(x, axis, a.span).map(Val::Tensor)
     }
@@ -78,11 +79,7 @@ impl Rule for CausalMask {
         let Some((_, s)) = tensor_arg(c, a.req(0), "scores") else {
             return Ty::Unknown;
         };
-        let n = s.0.len();
-        if n < 2
-            || matches!(s.0[n - 1], ShapeElem::Pack(_))
-            || matches!(s.0[n - 2], ShapeElem::Pack(_))
-        {
+        if !has_trailing_matrix(s) {
             c.emit(err(
                 codes::RANK,
                 format!("`causal_mask` needs scores [..S, queries, keys], found {s}"),
@@ -95,8 +92,7 @@ impl Rule for CausalMask {
     }
 
     fn lower(&self, l: &mut Lowerer, a: &LowerArgs) -> Res<Val> {
-        let fl = l.float();
-        let s = l.tensor_of(a.val(0)?, fl, a.span)?;
+        let s = a.tensor(l, 0)?;
         l.causal_mask(s, a.span).map(Val::Tensor)
     }
 }

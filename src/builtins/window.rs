@@ -123,8 +123,7 @@ impl Rule for Unfold {
     }
 
     fn lower(&self, l: &mut Lowerer, a: &LowerArgs) -> Res<Val> {
-        let fl = l.float();
-        let x = l.tensor_of(a.val(0)?, fl, a.span)?;
+        let x = a.tensor(l, 0)?;
         let window = window(a, 1)?;
         Ok(Val::Tensor(l.emit(Op::Unfold(window), &[x])))
     }
@@ -155,8 +154,7 @@ impl Rule for Fold {
     }
 
     fn lower(&self, l: &mut Lowerer, a: &LowerArgs) -> Res<Val> {
-        let fl = l.float();
-        let x = l.tensor_of(a.val(0)?, fl, a.span)?;
+        let x = a.tensor(l, 0)?;
         let window = window(a, 2)?;
         let size = a.sizes(1)?;
         let [h, w] = size[..] else {

@@ -571,6 +571,12 @@ pub(crate) fn shape_arg(c: &mut Checker, a: &ArgVal, what: &str) -> Option<Shape
     }
 }
 
+/// Whether the last two axes of `s` are dimensions (two or more, not inside a pack).
+pub(crate) fn has_trailing_matrix(s: &Shape) -> bool {
+    let n = s.0.len();
+    n >= 2 && !matches!(s.0[n - 1], ShapeElem::Pack(_)) && !matches!(s.0[n - 2], ShapeElem::Pack(_))
+}
+
 pub(crate) fn check_positive(c: &mut Checker, s: &Shape, span: Span) {
     if let Some(d) = s.dims().and_then(|ds| {
         ds.into_iter()

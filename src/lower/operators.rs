@@ -268,6 +268,12 @@ impl BuiltinArgs {
         }
     }
 
+    /// Argument `i` as a tensor of the lowering's float type (numbers become scalars).
+    pub fn tensor(&self, l: &mut Lowerer, i: usize) -> Res<Tv> {
+        let fl = l.float();
+        l.tensor_of(self.val(i)?, fl, self.span)
+    }
+
     pub fn size(&self, i: usize) -> Res<usize> {
         size_of(self.val(i)?, self.span(i))
     }
