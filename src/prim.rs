@@ -1,6 +1,9 @@
 //! The catalogues of the language's fixed vocabulary other than builtin functions (which are
 //! declared by family in [`crate::builtins`]): initializers, train settings, dtype names, search
-//! distributions. Stages match on these enums, never on the names.
+//! distributions. Stages match on these enums, never on the names. `data` is the vocabulary of
+//! `data` blocks.
+
+pub mod data;
 
 /// A parameter of a builtin, initializer or setting: its name and whether it may be left out.
 #[derive(Debug, Clone, Copy)]
