@@ -6,6 +6,7 @@
 //! reads the data files a `data` block names.
 
 pub mod bind;
+pub mod builtins;
 pub mod check;
 pub mod data;
 pub mod diag;

@@ -5,157 +5,15 @@ use super::ty::{Shape, Ty};
 use super::{ArgVal, Checker, Frame, Slot};
 use crate::diag::Diagnostic;
 use crate::diag::codes;
+use crate::prim::PrimParam;
+use crate::prim::data::{Selector, Source, Tokenizer, Transform};
 use crate::source::Span;
 use crate::syntax::ast::*;
-
-/// A parameter list: (name, optional).
-type Params = &'static [(&'static str, bool)];
-
-/// Sources: name, parameters, and the columns they provide (empty: chosen by selectors).
-const SOURCES: &[(&str, Params, &[&str])] = &[
-    (
-        "idx",
-        &[("images", false), ("labels", false)],
-        &["image", "label"],
-    ),
-    (
-        "csv",
-        &[
-            ("path", false),
-            ("header", true),
-            ("delimiter", true),
-            ("skip", true),
-        ],
-        &[],
-    ),
-    (
-        "text",
-        &[
-            ("path", false),
-            ("tokenizer", false),
-            ("context", false),
-            ("stride", true),
-            ("shuffle", true),
-        ],
-        &["x", "y"],
-    ),
-    (
-        "images",
-        &[
-            ("path", false),
-            ("size", false),
-            ("channels", true),
-            ("skip_bad", true),
-        ],
-        &["image", "label"],
-    ),
-    ("npy", &[("path", false)], &["x"]),
-    ("npz", &[("path", false)], &[]),
-    (
-        "xor",
-        &[("n", false), ("noise", true), ("seed", true)],
-        &["x", "y"],
-    ),
-    (
-        "spirals",
-        &[
-            ("n", false),
-            ("classes", true),
-            ("noise", true),
-            ("seed", true),
-        ],
-        &["x", "y"],
-    ),
-    (
-        "blobs",
-        &[
-            ("n", false),
-            ("centers", true),
-            ("features", true),
-            ("std", true),
-            ("seed", true),
-        ],
-        &["x", "y"],
-    ),
-    (
-        "sine",
-        &[("n", false), ("length", false), ("seed", true)],
-        &["x", "y"],
-    ),
-    (
-        "copy_task",
-        &[
-            ("n", false),
-            ("length", false),
-            ("vocab", false),
-            ("seed", true),
-        ],
-        &["x", "y"],
-    ),
-    (
-        "reverse_task",
-        &[
-            ("n", false),
-            ("length", false),
-            ("vocab", false),
-            ("seed", true),
-        ],
-        &["x", "y"],
-    ),
-    (
-        "sort_task",
-        &[
-            ("n", false),
-            ("length", false),
-            ("vocab", false),
-            ("seed", true),
-        ],
-        &["x", "y"],
-    ),
-];
-
-/// Tokenizers of a `text` source (its `tokenizer:` argument): name and parameters.
-const TOKENIZERS: &[(&str, &[(&str, bool)])] = &[
-    ("chars", &[("vocab", true)]),
-    ("bpe", &[("vocab", true), ("file", true)]),
-];
-
-/// Column selectors for table-like sources.
-const SELECTORS: &[(&str, &[(&str, bool)])] = &[
-    ("col", &[("index", false)]),
-    ("cols", &[("columns", false)]),
-    ("array", &[("name", false)]),
-];
-
-/// The parameters of `one_hot` and `label`: without `classes`, or with `unknown` or `missing`,
-/// they encode category names with a vocabulary fitted on the training split.
-const CATEGORICAL: &[(&str, bool)] = &[("classes", true), ("unknown", true), ("missing", true)];
 
 /// The values the categorical options take, as bare names.
 const CATEGORICAL_OPTIONS: &[(&str, &[&str])] = &[
     ("unknown", &["error", "bucket"]),
     ("missing", &["error", "category", "most_frequent"]),
-];
-
-/// Transforms applied with `|>` to a column: name and parameters.
-const TRANSFORMS: &[(&str, &[(&str, bool)])] = &[
-    ("flatten", &[]),
-    ("scale", &[("factor", false)]),
-    ("minmax", &[]),
-    ("standardize", &[]),
-    ("one_hot", CATEGORICAL),
-    ("label", CATEGORICAL),
-    ("reshape", &[("shape", false)]),
-    ("impute", &[("strategy", true), ("constant", true)]),
-    ("clip_outliers", &[("z", true), ("iqr", true)]),
-    ("tokenize", &[("tokenizer", false), ("length", false)]),
-    ("mask", &[]),
-    ("random_shift", &[("pixels", false)]),
-    ("random_flip", &[("axis", true)]),
-    ("random_rotation", &[("degrees", false)]),
-    ("random_resized_crop", &[("scale", true), ("ratio", true)]),
-    ("color_jitter", &[("brightness", true), ("contrast", true)]),
-    ("gaussian_noise", &[("std", false)]),
 ];
 
 /// The axes `random_flip` takes, as bare names.
@@ -199,7 +57,7 @@ fn images_shape(e: &Expr) -> Option<(Vec<i64>, Span)> {
     else {
         return None;
     };
-    if !matches!(&callee.kind, ExprKind::Name(n) if n.name == "images") {
+    if source_of(callee) != Some(Source::Images) {
         return None;
     }
     let arg = |name: &str, position: usize| {
@@ -247,7 +105,7 @@ fn label_classes(value: &Expr) -> Option<(Option<i64>, Span)> {
             },
             _ => break,
         };
-        if name.name == "label" {
+        if Transform::from_name(&name.name) == Some(Transform::Label) {
             let classes = args
                 .iter()
                 .find(|a| a.name.as_ref().is_none_or(|n| n.name == "classes"))
@@ -286,12 +144,12 @@ fn label_classes(value: &Expr) -> Option<(Option<i64>, Span)> {
     None
 }
 
-fn slots<'a>(params: &'a [(&'a str, bool)]) -> Vec<Slot<'a>> {
+fn slots(params: &[PrimParam]) -> Vec<Slot<'static>> {
     params
         .iter()
-        .map(|(n, o)| Slot {
-            name: n,
-            optional: *o,
+        .map(|p| Slot {
+            name: p.name,
+            optional: p.optional,
         })
         .collect()
 }
@@ -321,7 +179,7 @@ impl Checker<'_> {
         let mut images: Vec<Option<(Vec<i64>, Span)>> = Vec::new();
         for s in &d.stmts {
             if let DataStmt::Source { value, .. } = s
-                && matches!(&value.kind, ExprKind::Call { callee, .. } if matches!(&callee.kind, ExprKind::Name(n) if n.name == "images"))
+                && matches!(&value.kind, ExprKind::Call { callee, .. } if source_of(callee) == Some(Source::Images))
             {
                 images.push(images_shape(value));
             }
@@ -562,10 +420,11 @@ impl Checker<'_> {
                     self.unknown_source(callee.span, "this");
                     return None;
                 };
-                let Some((_, params, cols)) = SOURCES.iter().find(|(s, _, _)| *s == n.name) else {
+                let Some(source) = Source::from_name(&n.name) else {
                     self.unknown_source(n.span, &n.name);
                     return None;
                 };
+                let cols = source.columns();
                 let vals: Vec<ArgVal> = args
                     .iter()
                     .map(|a| {
@@ -582,7 +441,7 @@ impl Checker<'_> {
                         }
                     })
                     .collect();
-                self.bind_slots(&slots(params), &vals, &n.name, *args_span)?;
+                self.bind_slots(&slots(source.params()), &vals, &n.name, *args_span)?;
                 for (a, v) in args.iter().zip(&vals) {
                     let is_path = a.name.as_ref().map_or(matches!(v.ty, Ty::Str(_)), |n| {
                         ["path", "images", "labels"].contains(&n.name.as_str())
@@ -620,8 +479,8 @@ impl Checker<'_> {
             ExprKind::Name(n) => (n.name.as_str(), &[][..], n.span),
             _ => ("", &[][..], e.span),
         };
-        let Some((_, params)) = TOKENIZERS.iter().find(|(t, _)| *t == name) else {
-            let names: Vec<&str> = TOKENIZERS.iter().map(|(n, _)| *n).collect();
+        let Some(tokenizer) = Tokenizer::from_name(name) else {
+            let names = Tokenizer::names();
             self.emit(
                 Diagnostic::error(
                     codes::UNKNOWN_DATA_VOCABULARY,
@@ -636,7 +495,7 @@ impl Checker<'_> {
             return;
         };
         let vals = self.eval_args(f, args);
-        self.bind_slots(&slots(params), &vals, name, args_span);
+        self.bind_slots(&slots(tokenizer.params()), &vals, name, args_span);
         for v in &vals {
             let is_vocab = v.name.as_ref().is_none_or(|n| n.name == "vocab");
             if is_vocab && !matches!(v.ty, Ty::Int(_) | Ty::Unknown) {
@@ -652,7 +511,7 @@ impl Checker<'_> {
     }
 
     fn unknown_source(&mut self, span: Span, name: &str) {
-        let names: Vec<&str> = SOURCES.iter().map(|(n, _, _)| *n).collect();
+        let names = Source::names();
         let mut d = Diagnostic::error(
             codes::UNKNOWN_DATA_VOCABULARY,
             format!("`{name}` is not a data source"),
@@ -693,18 +552,10 @@ impl Checker<'_> {
                 callee,
                 args,
                 args_span,
-            } if matches!(&callee.kind, ExprKind::Name(n) if SELECTORS.iter().any(|(s, _)| *s == n.name)) =>
-            {
-                let ExprKind::Name(n) = &callee.kind else {
-                    unreachable!("matched")
-                };
-                let params = SELECTORS
-                    .iter()
-                    .find(|(s, _)| *s == n.name)
-                    .map(|(_, p)| *p)
-                    .unwrap_or(&[]);
+            } if selector(callee).is_some() => {
+                let (n, selector) = selector(callee).expect("matched");
                 let vals: Vec<ArgVal> = self.eval_args(f, args);
-                if n.name == "cols" {
+                if selector == Selector::Cols {
                     // Indices, ranges and names count; anything else leaves the count unknown.
                     let mut count = Some(0usize);
                     for v in &vals {
@@ -717,8 +568,8 @@ impl Checker<'_> {
                     }
                     selected = count;
                 } else {
-                    self.bind_slots(&slots(params), &vals, &n.name, *args_span);
-                    selected = (n.name == "col").then_some(1);
+                    self.bind_slots(&slots(selector.params()), &vals, &n.name, *args_span);
+                    selected = (selector == Selector::Col).then_some(1);
                 }
                 if let Some(columns) = columns
                     && !table_like
@@ -735,7 +586,7 @@ impl Checker<'_> {
                 let name = self.sources.text(head.span).to_string();
                 let mut cands: Vec<&str> = columns.to_vec();
                 if table_like {
-                    cands.extend(["col", "cols"]);
+                    cands.extend([Selector::Col.name(), Selector::Cols.name()]);
                 }
                 let mut d = Diagnostic::error(
                     codes::UNKNOWN_DATA_VOCABULARY,
@@ -783,8 +634,8 @@ impl Checker<'_> {
                 },
                 _ => continue,
             };
-            let Some((_, params)) = TRANSFORMS.iter().find(|(n, _)| *n == name.name) else {
-                let names: Vec<&str> = TRANSFORMS.iter().map(|(n, _)| *n).collect();
+            let Some(transform) = Transform::from_name(&name.name) else {
+                let names = Transform::names();
                 let mut d = Diagnostic::error(
                     codes::UNKNOWN_DATA_VOCABULARY,
                     format!("`{}` is not a data transform", name.name),
@@ -797,7 +648,8 @@ impl Checker<'_> {
                 self.emit(d);
                 continue;
             };
-            if name.name == "one_hot" || name.name == "label" {
+            let params = transform.params();
+            if matches!(transform, Transform::OneHot | Transform::Label) {
                 let names = self.categorical_options(args);
                 // The options are bare names, not expressions: only `classes` is evaluated.
                 let vals: Vec<ArgVal> =
@@ -833,7 +685,7 @@ impl Checker<'_> {
                         .with_primary(c.span, "not an integer"),
                     );
                 }
-                if name.name == "label" {
+                if transform == Transform::Label {
                     continue;
                 }
                 match classes {
@@ -849,7 +701,7 @@ impl Checker<'_> {
                 per_sample = None;
                 continue;
             }
-            if name.name == "tokenize" {
+            if transform == Transform::Tokenize {
                 // The tokenizer is a call such as `chars()`, checked as a text source's is.
                 let vals: Vec<ArgVal> = args
                     .iter()
@@ -889,13 +741,13 @@ impl Checker<'_> {
                 continue;
             }
             let vals: Vec<ArgVal> = self.eval_args(f, args);
-            if name.name == "impute" {
+            if transform == Transform::Impute {
                 continue;
             }
-            if name.name == "random_flip" {
+            if transform == Transform::RandomFlip {
                 self.flip_axis(args);
             }
-            if name.name == "color_jitter"
+            if transform == Transform::ColorJitter
                 && let Some(s) = &per_sample
                 && (s.len() < 3 || s[s.len() - 3] != 3)
             {
@@ -914,12 +766,12 @@ impl Checker<'_> {
                 return;
             }
             self.bind_slots(&slots(params), &vals, &name.name, span);
-            match name.name.as_str() {
-                "flatten" => {
+            match transform {
+                Transform::Flatten => {
                     reshaped = true;
                     per_sample = per_sample.and_then(|s| Some(vec![numel(&s)?]));
                 }
-                "reshape" => {
+                Transform::Reshape => {
                     reshaped = true;
                     let to = match vals.first().map(|v| &v.ty) {
                         Some(Ty::Shape(to)) => to.concrete(),
@@ -1227,7 +1079,7 @@ impl Checker<'_> {
 
 /// Whether a field's selection is `cols(…)` (a vector per sample) rather than `col(…)`.
 fn is_cols(head: &Expr) -> bool {
-    matches!(&head.kind, ExprKind::Call { callee, .. } if matches!(&callee.kind, ExprKind::Name(n) if n.name == "cols"))
+    matches!(&head.kind, ExprKind::Call { callee, .. } if selector(callee).is_some_and(|(_, s)| s == Selector::Cols))
 }
 
 /// The number of values of a per-sample shape; None beyond 64 bits.
@@ -1276,7 +1128,7 @@ fn generator_classes(written: &str, e: &Expr) -> Option<(i64, String)> {
 /// `bpe(512)`, `bpe(file: "t.json", vocab: 512)`), with the tokenizer's span.
 fn text_vocab(e: &Expr) -> Option<(i64, Span)> {
     let (source, args) = call(e)?;
-    if source != "text" {
+    if Source::from_name(source) != Some(Source::Text) {
         return None;
     }
     let tokenizer = &args
@@ -1298,12 +1150,12 @@ fn tokenized_vocab(value: &Expr) -> Option<(i64, Span)> {
     let (first, later) = transforms.split_last()?;
     if later
         .iter()
-        .any(|t| matches!(&t.kind, ExprKind::Name(n) if n.name == "mask"))
+        .any(|t| matches!(&t.kind, ExprKind::Name(n) if Transform::from_name(&n.name) == Some(Transform::Mask)))
     {
         return None;
     }
     let (name, args) = call(first)?;
-    if name != "tokenize" {
+    if Transform::from_name(name) != Some(Transform::Tokenize) {
         return None;
     }
     let tokenizer = &args
@@ -1313,6 +1165,22 @@ fn tokenized_vocab(value: &Expr) -> Option<(i64, Span)> {
         .1
         .value;
     Some((declared_vocab(tokenizer)?, tokenizer.span))
+}
+
+/// The source a callee names.
+fn source_of(callee: &Expr) -> Option<Source> {
+    match &callee.kind {
+        ExprKind::Name(n) => Source::from_name(&n.name),
+        _ => None,
+    }
+}
+
+/// The column selector a callee names, with its name.
+fn selector(callee: &Expr) -> Option<(&Ident, Selector)> {
+    match &callee.kind {
+        ExprKind::Name(n) => Some((n, Selector::from_name(&n.name)?)),
+        _ => None,
+    }
 }
 
 fn call(e: &Expr) -> Option<(&str, &[Arg])> {

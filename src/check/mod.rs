@@ -4,10 +4,10 @@
 //! also expanded (instantiated) with their real inputs, which records each layer instance, its
 //! output shape and its parameters — the summary table, and the names lowering will use.
 
-mod builtins;
 mod data;
 pub mod dim;
 pub mod metric;
+pub(crate) mod operators;
 mod summary;
 mod train;
 pub mod ty;
@@ -22,6 +22,7 @@ use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use ty::{Callable, Closure, Instance, Shape, ShapeElem, Ty, Var, VarKind, same_type};
 
+pub(crate) use operators::BuiltinArgs;
 pub use summary::{
     InstanceNames, InstanceRow, ModelSummary, group as group_digits, instance_path,
     render as render_summary, snake_case,
@@ -294,11 +295,11 @@ impl<'p> Checker<'p> {
         self.diags.iter().filter(|d| d.is_error()).count()
     }
 
-    fn emit(&mut self, d: Diagnostic) {
+    pub(crate) fn emit(&mut self, d: Diagnostic) {
         self.diags.push(d);
     }
 
-    fn fresh_sym(&mut self, name: &str) -> Sym {
+    pub(crate) fn fresh_sym(&mut self, name: &str) -> Sym {
         self.next_id += 1;
         Sym {
             id: self.next_id,
@@ -799,9 +800,7 @@ impl<'p> Checker<'p> {
     fn check_init(&mut self, declared: &Ty, init: &Ty, span: Span) {
         let ok = match init {
             Ty::Init | Ty::Unknown => true,
-            Ty::Callable(Callable::Builtin(
-                crate::prim::Builtin::Zeros | crate::prim::Builtin::Ones,
-            )) => true,
+            Ty::Callable(Callable::Builtin(b)) => b.initializer().is_some(),
             Ty::Int(_) | Ty::Float(_) => true,
             Ty::Tensor(..) => same_type(declared, init),
             _ => false,
@@ -910,11 +909,11 @@ impl<'p> Checker<'p> {
             } => {
                 let l = self.expr(f, lhs);
                 let r = self.expr(f, rhs);
-                builtins::binary(self, *op, *op_span, (&l, lhs.span), (&r, rhs.span))
+                operators::binary(self, *op, *op_span, (&l, lhs.span), (&r, rhs.span))
             }
             ExprKind::Unary { op, expr } => {
                 let t = self.expr(f, expr);
-                builtins::unary(self, *op, &t, e.span)
+                operators::unary(self, *op, &t, e.span)
             }
             ExprKind::Range { lo, hi } => {
                 let l = self.expr(f, lo);
@@ -994,8 +993,8 @@ impl<'p> Checker<'p> {
                 _ => Ty::Unknown,
             };
         }
-        if let Some(b) = crate::prim::builtin(&id.name) {
-            return Ty::Callable(Callable::Builtin(b.builtin));
+        if let Some(b) = crate::builtins::lookup(&id.name) {
+            return Ty::Callable(Callable::Builtin(b));
         }
         if let Some(init) = crate::prim::initializer(&id.name) {
             return if init.params().is_empty() {
@@ -1182,7 +1181,7 @@ impl<'p> Checker<'p> {
             }
             return Ty::Unknown;
         };
-        let Some(ax) = builtins::normalize_axis(self, shape, axis, xs.span) else {
+        let Some(ax) = operators::normalize_axis(self, shape, axis, xs.span) else {
             return Ty::Unknown;
         };
         let mut step_shape = shape.clone();
@@ -1291,9 +1290,7 @@ impl<'p> Checker<'p> {
         }
         match callee_ty {
             Ty::Unknown => Ty::Unknown,
-            Ty::Callable(Callable::Builtin(b)) => {
-                builtins::call(self, f, b, &args, callee.span, span)
-            }
+            Ty::Callable(Callable::Builtin(b)) => operators::call(self, f, b, &args, span),
             Ty::Callable(Callable::Init(init)) => {
                 let slots: Vec<Slot> = init
                     .params()

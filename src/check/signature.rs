@@ -256,14 +256,11 @@ impl Checker<'_> {
                 let fits = match n.name.as_str() {
                     "int" => matches!(actual, Ty::Int(_)),
                     "str" => matches!(actual, Ty::Str(_)),
-                    "init" => matches!(
-                        actual,
-                        Ty::Init
-                            | Ty::Tensor(..)
-                            | Ty::Callable(super::ty::Callable::Builtin(
-                                crate::prim::Builtin::Zeros | crate::prim::Builtin::Ones
-                            ))
-                    ),
+                    "init" => match actual {
+                        Ty::Init | Ty::Tensor(..) => true,
+                        Ty::Callable(super::ty::Callable::Builtin(b)) => b.initializer().is_some(),
+                        _ => false,
+                    },
                     "params" => matches!(actual, Ty::ParamSet),
                     _ => true,
                 };

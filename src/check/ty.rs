@@ -2,7 +2,7 @@
 //! attributes), scalars, and the callable things a program passes around.
 
 use super::dim::{Dim, Sym};
-use crate::prim::Builtin;
+use crate::builtins::Builtin;
 use crate::resolve::ItemRef;
 use crate::source::Span;
 use crate::syntax::ast::{Dtype, Expr, Pattern};

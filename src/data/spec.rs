@@ -9,6 +9,8 @@ use super::generate::{Generator, Task};
 use super::pipeline::{Clip, Column, Field, Kind, Step, Strategy, TableRef, Tokens};
 use super::text::TokenizerSpec;
 use crate::ir::DType;
+use crate::prim::PrimParam;
+use crate::prim::data::{Selector, Source, Tokenizer, Transform};
 use crate::syntax::ast::*;
 
 /// A value known before any data is read.
@@ -120,9 +122,11 @@ struct Bound {
     slots: Vec<(&'static str, Option<Const>)>,
 }
 
-fn bind(what: &str, params: &[&'static str], args: &[Arg]) -> Result<Bound, String> {
+/// Arguments bound to the parameters the catalogue (`prim::data`) declares.
+fn bind(what: &str, params: &[PrimParam], args: &[Arg]) -> Result<Bound, String> {
+    let params: Vec<&'static str> = params.iter().map(|p| p.name).collect();
     let matched = crate::bind::match_args(
-        params,
+        &params,
         args.iter()
             .map(|a| a.name.as_ref().map(|n| n.name.as_str())),
     );
@@ -326,7 +330,7 @@ pub(super) fn read(d: &DataDecl) -> Result<Spec, String> {
                     spec.seed = Some(count(&c, "`seed`")? as u64);
                 }
                 ("shuffle", SettingValue::Call(args, _)) => {
-                    spec.shuffle = Some(bind("shuffle", &["seed"], args)?.seed()?);
+                    spec.shuffle = Some(bind("shuffle", SHUFFLE, args)?.seed()?);
                 }
                 (name, _) => return Err(format!("`{name}` is not a data setting")),
             },
@@ -338,12 +342,15 @@ pub(super) fn read(d: &DataDecl) -> Result<Spec, String> {
     Ok(spec)
 }
 
+/// The arguments of the `shuffle` setting and split option.
+const SHUFFLE: &[PrimParam] = &[PrimParam::opt("seed")];
+
 /// A split's option: `shuffle` or `shuffle(seed: N)`.
 fn shuffle_option(o: &Expr) -> Result<Option<u64>, String> {
     match &o.kind {
         ExprKind::Name(n) if n.name == "shuffle" => Ok(None),
         ExprKind::Call { callee, args, .. } if matches!(&callee.kind, ExprKind::Name(n) if n.name == "shuffle") => {
-            bind("shuffle", &["seed"], args)?.seed()
+            bind("shuffle", SHUFFLE, args)?.seed()
         }
         _ => Err("the only split option is `shuffle(seed: N)`".into()),
     }
@@ -392,8 +399,11 @@ fn source(e: &Expr) -> Result<SourceSpec, String> {
     let Some((name, args)) = callee(e) else {
         return Err("not a source: write a call such as `csv(\"file.csv\")`".into());
     };
+    let Some(src) = Source::from_name(name) else {
+        return Err(format!("`{name}` is not a data source"));
+    };
     let tokens = |task| -> Result<SourceSpec, String> {
-        let b = bind(name, &["n", "length", "vocab", "seed"], args)?;
+        let b = bind(name, src.params(), args)?;
         let vocab = b.positive("vocab", None)?;
         if vocab > i32::MAX as usize {
             return Err(format!("`vocab` of `{name}` must fit in i32"));
@@ -408,10 +418,10 @@ fn source(e: &Expr) -> Result<SourceSpec, String> {
             seed: b.seed()?,
         })
     };
-    match name {
-        "text" => text_source(args),
-        "csv" => {
-            let b = bind(name, &["path", "header", "delimiter", "skip"], args)?;
+    match src {
+        Source::Text => text_source(args),
+        Source::Csv => {
+            let b = bind(name, src.params(), args)?;
             let header = match b.get("header") {
                 None => false,
                 Some(Const::Bool(h)) => *h,
@@ -441,18 +451,22 @@ fn source(e: &Expr) -> Result<SourceSpec, String> {
                 skip: b.count("skip", Some(0))?,
             })
         }
-        "idx" => {
-            let b = bind(name, &["images", "labels"], args)?;
+        Source::Idx => {
+            let b = bind(name, src.params(), args)?;
             Ok(SourceSpec::Idx {
                 images: b.text("images")?,
                 labels: b.text("labels")?,
             })
         }
-        "images" => images_source(args),
-        "npy" => Ok(SourceSpec::Npy(bind(name, &["path"], args)?.text("path")?)),
-        "npz" => Ok(SourceSpec::Npz(bind(name, &["path"], args)?.text("path")?)),
-        "xor" => {
-            let b = bind(name, &["n", "noise", "seed"], args)?;
+        Source::Images => images_source(args),
+        Source::Npy => Ok(SourceSpec::Npy(
+            bind(name, src.params(), args)?.text("path")?,
+        )),
+        Source::Npz => Ok(SourceSpec::Npz(
+            bind(name, src.params(), args)?.text("path")?,
+        )),
+        Source::Xor => {
+            let b = bind(name, src.params(), args)?;
             Ok(SourceSpec::Generate {
                 generator: Generator::Xor {
                     n: b.count("n", None)?,
@@ -461,8 +475,8 @@ fn source(e: &Expr) -> Result<SourceSpec, String> {
                 seed: b.seed()?,
             })
         }
-        "spirals" => {
-            let b = bind(name, &["n", "classes", "noise", "seed"], args)?;
+        Source::Spirals => {
+            let b = bind(name, src.params(), args)?;
             Ok(SourceSpec::Generate {
                 generator: Generator::Spirals {
                     n: b.count("n", None)?,
@@ -472,8 +486,8 @@ fn source(e: &Expr) -> Result<SourceSpec, String> {
                 seed: b.seed()?,
             })
         }
-        "blobs" => {
-            let b = bind(name, &["n", "centers", "features", "std", "seed"], args)?;
+        Source::Blobs => {
+            let b = bind(name, src.params(), args)?;
             Ok(SourceSpec::Generate {
                 generator: Generator::Blobs {
                     n: b.count("n", None)?,
@@ -484,8 +498,8 @@ fn source(e: &Expr) -> Result<SourceSpec, String> {
                 seed: b.seed()?,
             })
         }
-        "sine" => {
-            let b = bind(name, &["n", "length", "seed"], args)?;
+        Source::Sine => {
+            let b = bind(name, src.params(), args)?;
             Ok(SourceSpec::Generate {
                 generator: Generator::Sine {
                     n: b.count("n", None)?,
@@ -494,16 +508,15 @@ fn source(e: &Expr) -> Result<SourceSpec, String> {
                 seed: b.seed()?,
             })
         }
-        "copy_task" => tokens(Task::Copy),
-        "reverse_task" => tokens(Task::Reverse),
-        "sort_task" => tokens(Task::Sort),
-        other => Err(format!("`{other}` is not a data source")),
+        Source::CopyTask => tokens(Task::Copy),
+        Source::ReverseTask => tokens(Task::Reverse),
+        Source::SortTask => tokens(Task::Sort),
     }
 }
 
 /// `images(path, size: [H, W], channels: 1 | 3, skip_bad: false)`; three channels by default.
 fn images_source(args: &[Arg]) -> Result<SourceSpec, String> {
-    let b = bind("images", &["path", "size", "channels", "skip_bad"], args)?;
+    let b = bind("images", Source::Images.params(), args)?;
     let size = match b.required("size")? {
         Const::List(items) if items.len() == 2 => items
             .iter()
@@ -564,7 +577,7 @@ fn text_source(args: &[Arg]) -> Result<SourceSpec, String> {
         .iter()
         .partition(|a| a.name.as_ref().is_some_and(|n| n.name == "tokenizer"));
     let rest: Vec<Arg> = rest.into_iter().cloned().collect();
-    let b = bind("text", &["path", "context", "stride", "shuffle"], &rest)?;
+    let b = bind("text", &without_tokenizer(Source::Text.params()), &rest)?;
     let tokenizer = match tok[..] {
         [t] => tokenizer(&t.value)?,
         [] => return Err("`text` needs `tokenizer:`, such as `tokenizer: chars()`".into()),
@@ -589,11 +602,28 @@ fn text_source(args: &[Arg]) -> Result<SourceSpec, String> {
     })
 }
 
+/// The parameters other than `tokenizer`, whose value is a call read apart.
+fn without_tokenizer(params: &[PrimParam]) -> Vec<PrimParam> {
+    params
+        .iter()
+        .filter(|p| p.name != "tokenizer")
+        .copied()
+        .collect()
+}
+
 /// A tokenizer: `chars()`, `chars(vocab: N)`, `bpe(vocab: N)`, `bpe(file: "tokenizer.json")`.
 fn tokenizer(e: &Expr) -> Result<TokenizerSpec, String> {
-    match callee(e) {
-        Some(("chars", args)) => {
-            let b = bind("chars", &["vocab"], args)?;
+    let Some((name, args)) = callee(e) else {
+        return Err("a tokenizer is a call, such as `chars()`".into());
+    };
+    let Some(tokenizer) = Tokenizer::from_name(name) else {
+        return Err(format!(
+            "`{name}` is not a tokenizer: use `chars()` or `bpe(vocab: N)`"
+        ));
+    };
+    let b = bind(name, tokenizer.params(), args)?;
+    match tokenizer {
+        Tokenizer::Chars => {
             let vocab = match b.get("vocab") {
                 None => None,
                 Some(_) => Some(b.positive("vocab", None)?),
@@ -603,8 +633,7 @@ fn tokenizer(e: &Expr) -> Result<TokenizerSpec, String> {
             }
             Ok(TokenizerSpec::Chars { vocab })
         }
-        Some(("bpe", args)) => {
-            let b = bind("bpe", &["vocab", "file"], args)?;
+        Tokenizer::Bpe => {
             let vocab = match b.get("vocab") {
                 None => None,
                 Some(_) => Some(b.positive("vocab", None)?),
@@ -625,10 +654,6 @@ fn tokenizer(e: &Expr) -> Result<TokenizerSpec, String> {
                 ),
             }
         }
-        Some((other, _)) => Err(format!(
-            "`{other}` is not a tokenizer: use `chars()` or `bpe(vocab: N)`"
-        )),
-        None => Err("a tokenizer is a call, such as `chars()`".into()),
     }
 }
 
@@ -666,7 +691,7 @@ fn field(name: &str, at: usize, ty: &TypeExpr, value: &Expr) -> Result<Field, St
         let Some((tname, args)) = callee(t) else {
             return Err("a transform must be a name or a call, as in `|> scale(1 / 255)`".into());
         };
-        if tname == "mask" {
+        if Transform::from_name(tname) == Some(Transform::Mask) {
             if !args.is_empty() {
                 return Err("`mask` takes no arguments".into());
             }
@@ -754,12 +779,20 @@ fn column(e: &Expr) -> Result<Column, String> {
             "a field starts with a column, such as `image`, `col(3)` or `cols(0..4)`".into(),
         );
     };
-    let is_call = matches!(e.kind, ExprKind::Call { .. });
-    match (name, is_call) {
-        (name, false) => Ok(Column::Named(name.to_string())),
-        ("array", true) => Ok(Column::Named(bind("array", &["name"], args)?.text("name")?)),
-        ("col", true) => {
-            let b = bind("col", &["index"], args)?;
+    if !matches!(e.kind, ExprKind::Call { .. }) {
+        return Ok(Column::Named(name.to_string()));
+    }
+    let Some(selector) = Selector::from_name(name) else {
+        return Err(format!(
+            "`{name}` is not a column selector: use `col`, `cols` or `array`"
+        ));
+    };
+    match selector {
+        Selector::Array => Ok(Column::Named(
+            bind(name, selector.params(), args)?.text("name")?,
+        )),
+        Selector::Col => {
+            let b = bind(name, selector.params(), args)?;
             let r = match b.required("index")? {
                 Const::Str(s) => TableRef::Name(s.clone()),
                 c => TableRef::Index(count(c, "the column index")?),
@@ -769,7 +802,7 @@ fn column(e: &Expr) -> Result<Column, String> {
                 scalar: true,
             })
         }
-        ("cols", true) => {
+        Selector::Cols => {
             let mut refs = Vec::new();
             for a in args {
                 if a.name.as_ref().is_some_and(|n| n.name != "columns") {
@@ -785,9 +818,6 @@ fn column(e: &Expr) -> Result<Column, String> {
                 scalar: false,
             })
         }
-        (other, true) => Err(format!(
-            "`{other}` is not a column selector: use `col`, `cols` or `array`"
-        )),
     }
 }
 
@@ -822,6 +852,10 @@ fn option<'a>(b: &'a Bound, name: &str) -> Result<Option<&'a str>, String> {
 }
 
 fn transform(name: &str, args: &[Arg]) -> Result<Kind, String> {
+    let Some(t) = Transform::from_name(name) else {
+        return Err(format!("`{name}` is not a data transform"));
+    };
+    let params = t.params();
     let no_args = |kind: Kind| {
         if args.is_empty() {
             Ok(kind)
@@ -829,12 +863,12 @@ fn transform(name: &str, args: &[Arg]) -> Result<Kind, String> {
             Err(format!("`{name}` takes no arguments"))
         }
     };
-    match name {
-        "flatten" => no_args(Kind::Flatten),
-        "minmax" => no_args(Kind::MinMax),
-        "standardize" => no_args(Kind::Standardize),
-        "random_flip" => {
-            let b = bind(name, &["axis"], args)?;
+    match t {
+        Transform::Flatten => no_args(Kind::Flatten),
+        Transform::MinMax => no_args(Kind::MinMax),
+        Transform::Standardize => no_args(Kind::Standardize),
+        Transform::RandomFlip => {
+            let b = bind(name, params, args)?;
             match option(&b, "axis")? {
                 None | Some("horizontal") => Ok(Kind::Flip(FlipAxes::Horizontal)),
                 Some("vertical") => Ok(Kind::Flip(FlipAxes::Vertical)),
@@ -844,13 +878,13 @@ fn transform(name: &str, args: &[Arg]) -> Result<Kind, String> {
                 )),
             }
         }
-        "random_rotation" => {
-            let b = bind(name, &["degrees"], args)?;
+        Transform::RandomRotation => {
+            let b = bind(name, params, args)?;
             b.required("degrees")?;
             Ok(Kind::Rotate(b.non_negative("degrees", 0.0)?))
         }
-        "random_resized_crop" => {
-            let b = bind(name, &["scale", "ratio"], args)?;
+        Transform::RandomResizedCrop => {
+            let b = bind(name, params, args)?;
             let pair = |n: &str, default: (f64, f64)| -> Result<(f64, f64), String> {
                 let what = b.what(n);
                 match b.get(n) {
@@ -883,22 +917,22 @@ fn transform(name: &str, args: &[Arg]) -> Result<Kind, String> {
                 ratio: pair("ratio", (3.0 / 4.0, 4.0 / 3.0))?,
             }))
         }
-        "color_jitter" => {
-            let b = bind(name, &["brightness", "contrast"], args)?;
+        Transform::ColorJitter => {
+            let b = bind(name, params, args)?;
             Ok(Kind::Jitter {
                 brightness: b.non_negative("brightness", 0.0)?,
                 contrast: b.non_negative("contrast", 0.0)?,
             })
         }
-        "scale" => {
-            let b = bind(name, &["factor"], args)?;
+        Transform::Scale => {
+            let b = bind(name, params, args)?;
             Ok(Kind::Scale(number(
                 b.required("factor")?,
                 "`factor` of `scale`",
             )?))
         }
-        "one_hot" | "label" => {
-            let b = bind(name, &["classes", "unknown", "missing"], args)?;
+        Transform::OneHot | Transform::Label => {
+            let b = bind(name, params, args)?;
             let classes = b
                 .get("classes")
                 .map(|_| b.positive("classes", None))
@@ -923,10 +957,10 @@ fn transform(name: &str, args: &[Arg]) -> Result<Kind, String> {
                 }
             };
             let names = b.get("unknown").is_some() || b.get("missing").is_some();
-            match (name, classes) {
-                ("one_hot", Some(k)) if !names => Ok(Kind::OneHot(k)),
+            match (t, classes) {
+                (Transform::OneHot, Some(k)) if !names => Ok(Kind::OneHot(k)),
                 _ => Ok(Kind::Categories(Encoder {
-                    one_hot: name == "one_hot",
+                    one_hot: t == Transform::OneHot,
                     classes,
                     unknown_bucket,
                     missing,
@@ -934,7 +968,7 @@ fn transform(name: &str, args: &[Arg]) -> Result<Kind, String> {
                 })),
             }
         }
-        "tokenize" => {
+        Transform::Tokenize => {
             // The tokenizer is a call (`chars()`), not a constant: it is read apart.
             let is_tokenizer =
                 |i: usize, a: &Arg| a.name.as_ref().map_or(i == 0, |n| n.name == "tokenizer");
@@ -951,15 +985,15 @@ fn transform(name: &str, args: &[Arg]) -> Result<Kind, String> {
                 .filter(|(i, a)| !is_tokenizer(*i, a))
                 .map(|(_, a)| a.clone())
                 .collect();
-            let b = bind(name, &["length"], &rest)?;
+            let b = bind(name, &without_tokenizer(params), &rest)?;
             Ok(Kind::Tokens(Tokens {
                 spec: tokenizer(&t.value)?,
                 length: b.positive("length", None)?,
                 mask: false,
             }))
         }
-        "reshape" => {
-            let b = bind(name, &["shape"], args)?;
+        Transform::Reshape => {
+            let b = bind(name, params, args)?;
             match b.required("shape")? {
                 Const::List(items) => items
                     .iter()
@@ -972,7 +1006,7 @@ fn transform(name: &str, args: &[Arg]) -> Result<Kind, String> {
                 )),
             }
         }
-        "impute" => {
+        Transform::Impute => {
             if let Some(knn) = args.iter().find_map(|a| match &a.value.kind {
                 ExprKind::Call { callee, args, .. } if matches!(&callee.kind, ExprKind::Name(n) if n.name == "knn") => Some(args),
                 _ => None,
@@ -980,10 +1014,10 @@ fn transform(name: &str, args: &[Arg]) -> Result<Kind, String> {
                 if args.len() != 1 {
                     return Err("`impute(knn(k: N))` takes nothing else".into());
                 }
-                let b = bind("knn", &["k"], knn)?;
+                let b = bind("knn", &[PrimParam::opt("k")], knn)?;
                 return Ok(Kind::Impute(Strategy::Knn(b.positive("k", Some(5))?)));
             }
-            let b = bind(name, &["strategy", "constant"], args)?;
+            let b = bind(name, params, args)?;
             let strategy = match b.get("strategy") {
                 None => None,
                 Some(Const::Sym(s) | Const::Str(s)) => Some(s.as_str()),
@@ -1012,8 +1046,8 @@ fn transform(name: &str, args: &[Arg]) -> Result<Kind, String> {
                 )),
             }
         }
-        "clip_outliers" => {
-            let b = bind(name, &["z", "iqr"], args)?;
+        Transform::ClipOutliers => {
+            let b = bind(name, params, args)?;
             let positive = |n: &str| -> Result<Option<f64>, String> {
                 match b.get(n) {
                     None => Ok(None),
@@ -1032,15 +1066,19 @@ fn transform(name: &str, args: &[Arg]) -> Result<Kind, String> {
                 (None, None) => Ok(Kind::Clip(Clip::Z(3.0))),
             }
         }
-        "random_shift" => {
-            let b = bind(name, &["pixels"], args)?;
+        Transform::RandomShift => {
+            let b = bind(name, params, args)?;
             Ok(Kind::Shift(b.count("pixels", None)?))
         }
-        "gaussian_noise" => {
-            let b = bind(name, &["std"], args)?;
+        Transform::GaussianNoise => {
+            let b = bind(name, params, args)?;
             b.required("std")?;
             Ok(Kind::Noise(b.non_negative("std", 0.0)?))
         }
-        other => Err(format!("`{other}` is not a data transform")),
+        // `field` reads `mask` as a flag of the `tokenize` before it.
+        Transform::Mask => Err(
+            "`mask` follows `tokenize(…)`: it marks the ids of the text (1) and the padding (0)"
+                .into(),
+        ),
     }
 }

@@ -6,7 +6,7 @@ use crate::ir::{DType, Op, TensorType, ValueId};
 use crate::source::Span;
 
 impl Lowerer<'_> {
-    pub(super) fn emit(&mut self, op: Op, args: &[Tv]) -> Tv {
+    pub(crate) fn emit(&mut self, op: Op, args: &[Tv]) -> Tv {
         let ids: Vec<ValueId> = args.iter().map(|a| self.use_tv(*a)).collect();
         self.set_scope_loc();
         let loc = self.loc.clone();
@@ -14,16 +14,16 @@ impl Lowerer<'_> {
         self.tv(id)
     }
 
-    pub(super) fn ty(&mut self, t: Tv) -> TensorType {
+    pub(crate) fn ty(&mut self, t: Tv) -> TensorType {
         self.graphs[t.level].g.ty(t.id).clone()
     }
 
-    pub(super) fn constant(&mut self, value: f64, ty: TensorType) -> Tv {
+    pub(crate) fn constant(&mut self, value: f64, ty: TensorType) -> Tv {
         self.emit(Op::Const { value, ty }, &[])
     }
 
     /// A tensor from a value: tensors as they are, numbers and bools as scalars of `dtype`.
-    pub(super) fn tensor_of(&mut self, v: &Val, dtype: DType, span: Span) -> Res<Tv> {
+    pub(crate) fn tensor_of(&mut self, v: &Val, dtype: DType, span: Span) -> Res<Tv> {
         match v {
             Val::Tensor(t) => Ok(*t),
             Val::Int(i) => Ok(self.constant(*i as f64, TensorType::scalar(dtype))),
@@ -38,14 +38,14 @@ impl Lowerer<'_> {
         }
     }
 
-    pub(super) fn reshape(&mut self, t: Tv, shape: Vec<usize>) -> Tv {
+    pub(crate) fn reshape(&mut self, t: Tv, shape: Vec<usize>) -> Tv {
         if self.ty(t).shape == shape {
             return t;
         }
         self.emit(Op::Reshape { shape }, &[t])
     }
 
-    pub(super) fn broadcast(&mut self, t: Tv, shape: &[usize]) -> Tv {
+    pub(crate) fn broadcast(&mut self, t: Tv, shape: &[usize]) -> Tv {
         if self.ty(t).shape == shape {
             return t;
         }
@@ -57,7 +57,7 @@ impl Lowerer<'_> {
         )
     }
 
-    pub(super) fn cast(&mut self, t: Tv, to: DType) -> Tv {
+    pub(crate) fn cast(&mut self, t: Tv, to: DType) -> Tv {
         if self.ty(t).dtype == to {
             return t;
         }
@@ -66,7 +66,7 @@ impl Lowerer<'_> {
 
     /// Values brought to their common (numpy) shape, each in its dtype: tensors broadcast,
     /// numbers become constants of the full shape (not scalars broadcast afterwards).
-    pub(super) fn common_shape(&mut self, vals: &[(&Val, DType)], span: Span) -> Res<Vec<Tv>> {
+    pub(crate) fn common_shape(&mut self, vals: &[(&Val, DType)], span: Span) -> Res<Vec<Tv>> {
         let shapes: Vec<Vec<usize>> = vals
             .iter()
             .filter_map(|(v, _)| match v {
@@ -99,7 +99,7 @@ impl Lowerer<'_> {
 
     /// A binary elementwise op on values, numbers becoming constants of the other side's dtype.
     /// Mixed int/float tensors compute in float, as the checker allows for `i32 * f32`.
-    pub(super) fn elementwise(&mut self, op: Op, a: &Val, b: &Val, span: Span) -> Res<Tv> {
+    pub(crate) fn elementwise(&mut self, op: Op, a: &Val, b: &Val, span: Span) -> Res<Tv> {
         let dtype_of = |this: &mut Self, v: &Val| match v {
             Val::Tensor(t) => Some(this.ty(*t).dtype),
             _ => None,
@@ -120,14 +120,14 @@ impl Lowerer<'_> {
         Ok(self.emit(op, &v))
     }
 
-    pub(super) fn sum_axes(&mut self, t: Tv, axes: &[usize], keep: bool) -> Tv {
+    pub(crate) fn sum_axes(&mut self, t: Tv, axes: &[usize], keep: bool) -> Tv {
         let op = Op::Sum {
             axes: axes.to_vec(),
         };
         self.reduce_axes(op, t, axes, keep)
     }
 
-    pub(super) fn max_axes(&mut self, t: Tv, axes: &[usize], keep: bool) -> Tv {
+    pub(crate) fn max_axes(&mut self, t: Tv, axes: &[usize], keep: bool) -> Tv {
         let op = Op::ReduceMax {
             axes: axes.to_vec(),
         };
@@ -152,7 +152,7 @@ impl Lowerer<'_> {
     /// `a @ b` with the language's rules: a 2-d right side applies to every leading axis of the
     /// left (folded into the rows, so no weight is copied per batch element); otherwise the batch
     /// axes broadcast.
-    pub(super) fn matmul(&mut self, a: Tv, b: Tv, span: Span) -> Res<Tv> {
+    pub(crate) fn matmul(&mut self, a: Tv, b: Tv, span: Span) -> Res<Tv> {
         let (sa, sb) = (self.ty(a).shape, self.ty(b).shape);
         let err = || super::LowerError::new(format!("cannot multiply {sa:?} by {sb:?}"), span);
         match (sa.len(), sb.len()) {

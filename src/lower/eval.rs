@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 /// A call's argument: its name (if written `name: value`), value and span.
-pub(super) struct ArgV {
+pub(crate) struct ArgV {
     pub name: Option<String>,
     pub val: Val,
     pub span: Span,
@@ -139,8 +139,8 @@ impl Lowerer<'_> {
         if let Some(r) = self.program.lookup(env.module, &id.name) {
             return Ok(Val::Def(r));
         }
-        if let Some(b) = crate::prim::builtin(&id.name) {
-            return Ok(Val::Builtin(b.builtin));
+        if let Some(b) = crate::builtins::lookup(&id.name) {
+            return Ok(Val::Builtin(b));
         }
         if let Some(init) = crate::prim::initializer(&id.name) {
             return Ok(Val::Init(init, Vec::new()));
@@ -364,11 +364,9 @@ impl Lowerer<'_> {
         match (v, declared) {
             (Val::Init(init, args), Some(ty)) => self.initializer(init, &args, ty, span),
             (Val::Builtin(b), Some(ty)) => {
-                let init = match b {
-                    crate::prim::Builtin::Zeros => Initializer::Zeros,
-                    crate::prim::Builtin::Ones => Initializer::Ones,
-                    _ => return Err(LowerError::new("not an initializer", span)),
-                };
+                let init = b
+                    .initializer()
+                    .ok_or_else(|| LowerError::new("not an initializer", span))?;
                 self.initializer(init, &[], ty, span)
             }
             (v, declared) => {
@@ -427,7 +425,7 @@ impl Lowerer<'_> {
         })
     }
 
-    pub(super) fn random(&mut self, dist: crate::ir::Dist, ty: TensorType) -> Tv {
+    pub(crate) fn random(&mut self, dist: crate::ir::Dist, ty: TensorType) -> Tv {
         let key = self.rng_key();
         let stream = self.next_stream;
         self.next_stream += 1;
@@ -508,7 +506,7 @@ impl Lowerer<'_> {
         self.program.def(r).is_some_and(|d| d.kind.is_layer_like())
     }
 
-    pub(super) fn call(&mut self, f: Val, args: Vec<ArgV>, span: Span) -> Res<Val> {
+    pub(crate) fn call(&mut self, f: Val, args: Vec<ArgV>, span: Span) -> Res<Val> {
         match f {
             Val::Builtin(b) => self.builtin(b, args, span),
             Val::Init(name, _) => {
@@ -887,7 +885,7 @@ pub(super) fn size_of(v: &Val, span: Span) -> Res<usize> {
     }
 }
 
-pub(super) fn normalize_axis(axis: i64, rank: usize, span: Span) -> Res<usize> {
+pub(crate) fn normalize_axis(axis: i64, rank: usize, span: Span) -> Res<usize> {
     let a = if axis < 0 { axis + rank as i64 } else { axis };
     if a < 0 || a >= rank.max(1) as i64 {
         return Err(LowerError::new(

@@ -15,9 +15,9 @@
 //! The program has passed the checker, so a failure here is an internal limit, reported as E0400
 //! at the construct that could not be lowered.
 
-mod builtins;
 mod emit;
 mod eval;
+pub(crate) mod operators;
 mod step;
 mod train;
 
@@ -115,6 +115,9 @@ impl LowerError {
 
 pub(crate) type Res<T> = Result<T, LowerError>;
 
+pub(crate) use eval::{ArgV, normalize_axis};
+pub(crate) use operators::BuiltinArgs;
+
 /// A tensor in one of the graphs being built: scan bodies nest, `level` says which.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Tv {
@@ -136,7 +139,7 @@ pub(crate) enum Val {
     List(Vec<Val>),
     Closure(Rc<Closure>),
     Def(ItemRef),
-    Builtin(crate::prim::Builtin),
+    Builtin(crate::builtins::Builtin),
     Layer(Rc<LayerVal>),
     /// An initializer with its arguments: `glorot_uniform`, `uniform(0.05)`.
     Init(crate::prim::Initializer, Vec<f64>),
@@ -406,6 +409,28 @@ impl<'p> Lowerer<'p> {
         self.program
             .def(r)
             .map_or_else(String::new, |d| d.name.name.clone())
+    }
+
+    /// The float dtype tensors are lowered in (`f64` for gradient checks).
+    pub(crate) fn float(&self) -> DType {
+        self.float
+    }
+
+    /// The names of a model's parameters declared so far (`params(Mlp)`).
+    pub(crate) fn model_params(&self, r: ItemRef) -> Vec<String> {
+        let prefix = format!("{}.", self.def_name(r));
+        self.vars
+            .params
+            .iter()
+            .filter(|(n, _)| n.starts_with(&prefix))
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// A parameter's value in the outermost graph, if this graph uses it.
+    pub(crate) fn param_value(&self, name: &str) -> Option<Tv> {
+        let id = self.vars.values.get(name).copied()?;
+        Some(Tv { level: 0, id })
     }
 
     fn new_layer(&mut self, def: ItemRef, attrs: Vec<(String, Val)>) -> Rc<LayerVal> {

@@ -62,7 +62,7 @@ impl Lowerer<'_> {
     }
 
     /// `positions(n)`: `0..n`, or `position + 0..n` at one position.
-    pub(super) fn positions(&mut self, n: usize) -> Tv {
+    pub(crate) fn positions(&mut self, n: usize) -> Tv {
         let ty = TensorType::new(DType::I32, vec![n]);
         let iota = self.emit(Op::Iota { axis: 0, ty }, &[]);
         match self.step_position() {
@@ -77,7 +77,7 @@ impl Lowerer<'_> {
     /// `cached(x, axis)`: `x`, or at one position the cache of `x` along `axis` with this
     /// position's value written in (slots after it hold zeros or stale values, which
     /// `causal_mask` hides).
-    pub(super) fn cached(&mut self, x: Tv, axis: usize, span: Span) -> Res<Tv> {
+    pub(crate) fn cached(&mut self, x: Tv, axis: usize, span: Span) -> Res<Tv> {
         let Some(context) = self.step.as_ref().map(|s| s.context) else {
             return Ok(x);
         };
@@ -135,7 +135,7 @@ impl Lowerer<'_> {
 
     /// `causal_mask(scores)`: −1e9 where the key (last axis) lies after the query (the axis
     /// before), the queries at positions `0..` or, at one position, at `position`.
-    pub(super) fn causal_mask(&mut self, scores: Tv, span: Span) -> Res<Tv> {
+    pub(crate) fn causal_mask(&mut self, scores: Tv, span: Span) -> Res<Tv> {
         let ty = self.ty(scores);
         let r = ty.rank();
         if r < 2 {

@@ -2,11 +2,11 @@
 //! and the answers to the editor's questions computed from them.
 
 use super::text;
+use crate::CheckOutput;
 use crate::diag::{self, Severity};
 use crate::resolve::{ItemRef, Program};
 use crate::source::{FileId, Span};
 use crate::syntax::ast::*;
-use crate::{CheckOutput, prim};
 use lsp_types::{
     CompletionItem, CompletionItemKind, DiagnosticRelatedInformation, DiagnosticSeverity,
     DocumentSymbol, Documentation, Location, MarkupContent, MarkupKind, NumberOrString, Range,
@@ -216,7 +216,7 @@ impl Analysis {
                 }
             } else if let Some(r) = self.item(word) {
                 return Some((self.describe_item(r)?, range));
-            } else if let Some(b) = prim::builtin(word) {
+            } else if let Some(b) = crate::builtins::lookup(word).map(|b| b.def()) {
                 return Some((describe_builtin(b), range));
             }
         }
@@ -433,7 +433,7 @@ impl Analysis {
                 ..Default::default()
             });
         }
-        for b in prim::BUILTINS {
+        for b in crate::builtins::all().map(|b| b.def()) {
             if seen.insert(b.name.to_string()) {
                 items.push(CompletionItem {
                     label: b.name.to_string(),
@@ -464,7 +464,7 @@ fn is_value_type(t: &str) -> bool {
     !(t.starts_with("a ") || t.starts_with("an ") || t.starts_with("the dtype"))
 }
 
-fn builtin_signature(b: &prim::BuiltinInfo) -> String {
+fn builtin_signature(b: &crate::builtins::BuiltinDef) -> String {
     let params: Vec<String> = b
         .params
         .iter()
@@ -479,7 +479,7 @@ fn builtin_signature(b: &prim::BuiltinInfo) -> String {
     format!("builtin {}({})", b.name, params.join(", "))
 }
 
-fn describe_builtin(b: &prim::BuiltinInfo) -> String {
+fn describe_builtin(b: &crate::builtins::BuiltinDef) -> String {
     format!("{}\n\n{}", code_block(&builtin_signature(b)), b.doc)
 }
 

@@ -203,7 +203,7 @@ impl Walker<'_> {
                 .keys()
                 .map(String::as_str),
         );
-        candidates.extend(crate::prim::BUILTINS.iter().map(|b| b.name));
+        candidates.extend(crate::builtins::all().map(|b| b.name()));
         candidates.extend(crate::prim::Initializer::ALL.map(crate::prim::Initializer::name));
         let mut d = Diagnostic::error(codes::UNKNOWN_NAME, format!("unknown name `{}`", id.name))
             .with_primary(id.span, "not found in this scope");
