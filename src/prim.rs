@@ -17,6 +17,7 @@ pub enum Builtin {
     Select,
     Cast,
     Detach,
+    AllSum,
     Sum,
     Mean,
     Max,
@@ -171,6 +172,12 @@ pub const BUILTINS: &[BuiltinInfo] = &[
         name: "detach",
         params: X,
         doc: "the same value, with no gradient flowing back",
+    },
+    BuiltinInfo {
+        builtin: Builtin::AllSum,
+        name: "all_sum",
+        params: X,
+        doc: "the sum over the shards of a data-parallel step; the value itself in one process",
     },
     BuiltinInfo {
         builtin: Builtin::Sum,

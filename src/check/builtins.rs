@@ -607,7 +607,8 @@ pub(super) fn call(
         | Builtin::Cos
         | Builtin::Erf
         | Builtin::Tanh
-        | Builtin::Sigmoid => float_elementwise(c, info.name, req(0)),
+        | Builtin::Sigmoid
+        | Builtin::AllSum => float_elementwise(c, info.name, req(0)),
         Builtin::Detach => req(0).ty.clone(),
         Builtin::Maximum | Builtin::Minimum => binary(
             c,

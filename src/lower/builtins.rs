@@ -194,6 +194,12 @@ impl Lowerer<'_> {
                     }
                 }
             }
+            // A number becomes a tensor, so that shards can add up their sizes.
+            Builtin::AllSum => {
+                let t = self.tensor_of(a.val(0)?, fl, span)?;
+                let t = self.cast(t, fl);
+                Ok(Val::Tensor(self.emit(Op::AllSum, &[t])))
+            }
             Builtin::Detach => match a.val(0)? {
                 Val::Tensor(t) => Ok(Val::Tensor(self.emit(Op::Detach, &[*t]))),
                 v => Ok(v.clone()),
