@@ -9,6 +9,7 @@
 //! the interpreter's own f32 `exp` inlined on vectors), so kernels agree with it bit for bit.
 
 use super::plan::{ExprNode, ExprOp, Fold, Kernel, KernelOut, dtype_size};
+use super::wide::WideKernel;
 use crate::ir::{CmpOp, DType, Op, Prim};
 use crate::tensor::math::{self, Math};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
@@ -29,12 +30,29 @@ pub type KernelFn = unsafe extern "C" fn(table: *const *mut u8, begin: i64, end:
 /// A kernel's code, and the extent of its outermost loop when its iterations write disjoint
 /// outputs, so that ranges of them can run on different threads (0 when they can't, or
 /// there's no loop: then the bounds are ignored).
-#[derive(Clone, Copy)]
 pub struct Compiled {
     pub run: KernelFn,
     pub outer: usize,
     /// The lanes its innermost loop computes at once (1: element by element).
     pub lanes: usize,
+    /// The kernel on sixteen lanes, which runs instead of `run` when there is one.
+    pub wide: Option<WideKernel>,
+}
+
+impl Compiled {
+    /// Runs the iterations `begin..end` of the outermost loop (all of them when it can't be
+    /// split).
+    ///
+    /// # Safety
+    /// The kernel was compiled for the plan whose buffers `table` holds.
+    pub unsafe fn call(&self, table: *const *mut u8, begin: i64, end: i64) {
+        match &self.wide {
+            // SAFETY: the caller's guarantee; a `WideKernel` exists only with AVX-512.
+            Some(w) => unsafe { w.run(table, begin, end, self.outer != 0) },
+            // SAFETY: the caller's guarantee.
+            None => unsafe { (self.run)(table, begin, end) },
+        }
+    }
 }
 
 /// The machine code of a plan's kernels; freed on drop.
@@ -153,7 +171,11 @@ pub fn compile(kernels: &[&Kernel], name: &str) -> Result<Code, String> {
     let mut builder_ctx = FunctionBuilderContext::new();
     let mut ids = Vec::new();
     let mut shapes = Vec::new();
+    let mut wide = Vec::new();
     for (n, kernel) in kernels.iter().enumerate() {
+        let dtypes = access_dtypes(kernel);
+        let (lay, _) = plan_layout(kernel, &dtypes, fold_out(kernel)?);
+        wide.push(WideKernel::new(kernel, &lay, &dtypes));
         ctx.func.signature.params.push(AbiParam::new(pointer));
         ctx.func.signature.params.push(AbiParam::new(types::I64));
         ctx.func.signature.params.push(AbiParam::new(types::I64));
@@ -173,12 +195,19 @@ pub fn compile(kernels: &[&Kernel], name: &str) -> Result<Code, String> {
     let kernels = ids
         .iter()
         .zip(shapes)
-        .map(|(&id, (outer, lanes))| {
+        .zip(wide)
+        .map(|((&id, (outer, lanes)), wide)| {
             let code = module.get_finalized_function(id);
             // SAFETY: `code` is a finalized function compiled with the signature
             // `fn(pointer, i64, i64)`, the platform's C calling convention, which `KernelFn` is.
             let run = unsafe { std::mem::transmute::<*const u8, KernelFn>(code) };
-            Compiled { run, outer, lanes }
+            let lanes = if wide.is_some() { 16 } else { lanes };
+            Compiled {
+                run,
+                outer,
+                lanes,
+                wide,
+            }
         })
         .collect();
     Ok(Code {
@@ -189,14 +218,14 @@ pub fn compile(kernels: &[&Kernel], name: &str) -> Result<Code, String> {
 
 /// A kernel's loops after merging axes: the extents, and the strides in bytes of each group of
 /// accesses that walk them alike (they share one offset per loop level).
-struct Layout {
-    dims: Vec<usize>,
-    strides: Vec<Vec<i64>>,
+pub(super) struct Layout {
+    pub dims: Vec<usize>,
+    pub strides: Vec<Vec<i64>>,
     /// The group of each access (the loads, then the outputs).
-    group: Vec<usize>,
+    pub group: Vec<usize>,
     /// Short reduced axes taken out of the loop nest and unrolled in its body (a pooling
     /// window): their extents, and each group's strides along them.
-    unrolled: Vec<usize>,
+    pub unrolled: Vec<usize>,
     unrolled_strides: Vec<Vec<i64>>,
     /// How many of the innermost unrolled axes make up the trailing run of the fold.
     run_unrolled: usize,
@@ -205,7 +234,7 @@ struct Layout {
     /// Per group: loads that repeat each element `period` times along the innermost loop
     /// (`period`, and the bytes between the elements); their stride there is the average,
     /// which is exact at multiples of the period only.
-    repeat: Vec<Repeat>,
+    pub repeat: Vec<Repeat>,
 }
 
 /// How a load repeats along the innermost loop: its period and the bytes between its elements.

@@ -17,6 +17,7 @@ mod rows;
 mod show;
 #[cfg(test)]
 mod tests;
+mod wide;
 
 use crate::ir::{DType, Graph, Op, Verified};
 use crate::tensor::{RunError, Tensor, kernels, linalg};
@@ -381,12 +382,12 @@ impl Program {
             let part = split.as_ref().map(|(split, r)| (split.steps[s], r.clone()));
             match step {
                 Step::Kernel(k) => {
-                    let kernel = self.code.kernels[self.kernel_of_step[s].expect("a kernel")];
+                    let kernel = &self.code.kernels[self.kernel_of_step[s].expect("a kernel")];
                     match part {
                         // SAFETY: the kernel was generated for this plan; its outermost loop
                         // walks the batch rows, `per_row` iterations each.
                         Some((rows::RowStep::Rows { per_row }, r)) => unsafe {
-                            (kernel.run)(
+                            kernel.call(
                                 table.as_ptr(),
                                 (r.start * per_row) as i64,
                                 (r.end * per_row) as i64,
@@ -852,11 +853,11 @@ unsafe impl Sync for SharedTable {}
 ///
 /// # Safety
 /// The kernel was compiled for the plan whose buffers `table` holds.
-unsafe fn run_kernel(kernel: Compiled, table: &[*mut u8], work: usize, threads: usize) {
+unsafe fn run_kernel(kernel: &Compiled, table: &[*mut u8], work: usize, threads: usize) {
     let parts = threads.min(kernel.outer);
     if parts < 2 || work < PARALLEL_KERNEL_WORK {
         // SAFETY: the caller's guarantee; a kernel that can't be split ignores the bounds.
-        unsafe { (kernel.run)(table.as_ptr(), 0, kernel.outer as i64) };
+        unsafe { kernel.call(table.as_ptr(), 0, kernel.outer as i64) };
         return;
     }
     let shared = SharedTable(table.as_ptr());
@@ -867,7 +868,7 @@ unsafe fn run_kernel(kernel: Compiled, table: &[*mut u8], work: usize, threads: 
             scope.spawn(move |_| {
                 let table = shared;
                 // SAFETY: as above; the ranges are disjoint and cover the loop.
-                unsafe { (kernel.run)(table.0, begin as i64, end as i64) }
+                unsafe { kernel.call(table.0, begin as i64, end as i64) }
             });
         }
     });

@@ -502,8 +502,8 @@ impl Fused {
             .iter()
             .filter(|n| matches!(n.op, ExprOp::Op(_)))
             .count();
-        self.loads.len() <= 2
-            && ops <= 2
+        self.loads.len() <= 3
+            && ops <= 4
             && self.expr.iter().all(|n| match &n.op {
                 ExprOp::Op(op) => op.primitive().cost == Cost::Cheap,
                 ExprOp::Load(_) | ExprOp::Const(_) | ExprOp::Index(_) => true,

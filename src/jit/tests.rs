@@ -165,6 +165,57 @@ fn vector_exp_matches_the_interpreters_over_its_whole_range() {
 }
 
 #[test]
+fn sixteen_lane_kernels_match_the_interpreter() {
+    // With AVX-512, kernels with an exponential run on sixteen lanes (`jit::wide`): every op
+    // they compute, sigmoid and tanh spelled out by their recipes, rows whose length leaves a
+    // partial tile and a partial vector (77), broadcast loads, several outputs, an update in
+    // place, and the same split between threads.
+    let mixed = "graph t {\n  %0: f32[5, 77] = input \"a\" data\n  %1: f32[5, 77] = input \"bb\" data\n  \
+         %2: f32[5, 1] = input \"c\" data\n  %3: f32[5, 77] = broadcast %2\n  \
+         %4: f32[5, 77] = exp %0\n  %5: f32[5, 77] = sigmoid %1\n  %6: f32[5, 77] = tanh %0\n  \
+         %7: f32[5, 77] = max %4, %1\n  %8: f32[5, 77] = min %5, %3\n  %9: f32[5, 77] = div %7, %8\n  \
+         %10: f32[5, 77] = sqrt %6\n  %11: bool[5, 77] = lt %0, %1\n  %12: bool[5, 77] = ne %0, %3\n  \
+         %13: bool[5, 77] = and %11, %12\n  %14: bool[5, 77] = not %13\n  \
+         %15: f32[5, 77] = select %14, %9, %10\n  %16: f32[5, 77] = neg %15\n  \
+         %17: f32[5, 77] = cast %13\n  %18: bool[5, 77] = cast %16\n  %19: bool[5, 77] = or %18, %11\n  \
+         %20: f32[5, 77] = cast %19\n  %21: f32[5, 77] = sub %17, %20\n  %22: f32[5, 77] = mul %21, %16\n  \
+         output \"y\" = %22\n  output \"t\" = %6\n  output \"s\" = %5\n}";
+    for threads in [1, 2] {
+        same_on(mixed, threads);
+    }
+    let (_, plan) = kernel_count(mixed);
+    let wide = cfg!(target_arch = "x86_64") && std::arch::is_x86_feature_detected!("avx512f");
+    assert_eq!(plan.contains("16 lanes"), wide, "{plan}");
+    // sigmoid and tanh over their whole range, the Taylor branch's edge, and the specials.
+    let mut xs: Vec<f32> = (0..40_001).map(|i| -100.0 + i as f32 * 5e-3).collect();
+    xs.extend([
+        0.1,
+        -0.1,
+        0.099_999_99,
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        -0.0,
+        1e-30,
+    ]);
+    let len = xs.len();
+    for op in ["sigmoid", "tanh"] {
+        let g = text::parse(&format!(
+            "graph t {{\n  %0: f32[{len}] = input \"x\" data\n  %1: f32[{len}] = {op} %0\n  output \"y\" = %1\n}}"
+        ))
+        .expect("parses");
+        let x = Tensor::F32(ArrayD::from_shape_vec(IxDyn(&[len]), xs.clone()).expect("sized"));
+        let inputs = HashMap::from([("x".to_string(), x)]);
+        let want = interp::run(&g, &inputs, &Options::default()).expect("the interpreter runs it");
+        let got = compile(&g)
+            .expect("compiles")
+            .run(&|n| inputs.get(n), 1)
+            .expect("the JIT runs it");
+        assert_eq!(bits(&got["y"]), bits(&want["y"]), "{op}");
+    }
+}
+
+#[test]
 fn binary_ops_match_for_floats_and_wrapping_integers() {
     for ty in ["f32[13]", "f64[6]", "i32[11]"] {
         for op in ["add", "sub", "mul", "max", "min"] {
