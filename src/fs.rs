@@ -23,13 +23,13 @@ impl Loader for DiskLoader {
     }
 }
 
-/// The largest source file read: checking takes about a second and under 100 bytes of memory
-/// per byte of source, so this keeps a check within a minute or two and a few GiB.
+/// The largest source file read: checking takes about a second of CPU and under 50 bytes of
+/// memory per byte of source, so this keeps a check within a minute or two and 3 GiB.
 pub const MAX_SOURCE_BYTES: u64 = 64 << 20;
 
 /// The memory `nnlc check` takes per byte of source, rounded up from what
-/// `tools/check_scaling.py` measures (74–81 bytes at 1 to 50 MB).
-pub const CHECK_BYTES_PER_SOURCE_BYTE: u128 = 100;
+/// `tools/check_scaling.py` measures (35–44 bytes at 1 to 50 MB).
+pub const CHECK_BYTES_PER_SOURCE_BYTE: u128 = 50;
 
 /// Refuses a source of `len` bytes whose check would need more memory than there is: the
 /// allocator would abort the process, so this says so first.

@@ -43,7 +43,7 @@ pub struct CheckOutput {
     /// Sorted by position; errors and warnings.
     pub diagnostics: Vec<Diagnostic>,
     /// The type of each expression of the checked file, by span (for editors' hovers).
-    pub types: std::collections::HashMap<source::Span, String>,
+    pub types: check::ExprTypes,
 }
 
 impl CheckOutput {
@@ -61,7 +61,7 @@ pub fn check_source(name: &str, text: &str, loader: &dyn resolve::Loader) -> Che
 /// data, and the language server's navigation).
 pub fn check_program(
     name: &str,
-    text: &str,
+    text: impl Into<String>,
     loader: &dyn resolve::Loader,
 ) -> (CheckOutput, resolve::Program) {
     let mut sources = SourceMap::new();

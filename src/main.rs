@@ -209,7 +209,8 @@ fn check(files: &[String], summary: bool, format: Format, allow: &Allow) -> Exit
             failed = true;
             continue;
         };
-        let (out, _) = cli::check_in_project(path, &text, allow);
+        // Given, not copied: the source map keeps the only copy of a file that may be large.
+        let (out, _) = cli::check_in_project(path, text, allow);
         match format {
             Format::Human => err_raw!("{}", diag::render(&out.sources, &out.diagnostics, color)),
             Format::Json => out_raw!("{}", diag::render_json(&out.sources, &out.diagnostics)),

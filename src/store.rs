@@ -88,6 +88,8 @@ pub fn read_limited(mut reader: impl Read, limit: u64, what: &str) -> Result<Vec
         match reader.read(&mut buf[len..]) {
             Ok(0) => {
                 buf.truncate(len);
+                // The last doubling may have reserved as much again as was read.
+                buf.shrink_to_fit();
                 return Ok(buf);
             }
             Ok(n) => buf.truncate(len + n),

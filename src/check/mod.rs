@@ -32,8 +32,49 @@ pub struct Checked {
     pub summaries: Vec<ModelSummary>,
     /// The type of each expression of the root file, by span, as first inferred (with the
     /// definition's own dimension symbols): what an editor shows on hover.
-    pub types: HashMap<Span, String>,
+    pub types: ExprTypes,
     pub facts: Facts,
+}
+
+/// The type of each expression by span, as text. There is one for most expressions of a file
+/// and few distinct ones, so each text is kept once and the spans refer to it by number.
+#[derive(Debug, Default)]
+pub struct ExprTypes {
+    by_span: HashMap<Span, u32>,
+    texts: Vec<String>,
+    numbers: HashMap<String, u32>,
+}
+
+impl ExprTypes {
+    /// Records `t` as the type of `span`, unless it has one already.
+    fn record(&mut self, span: Span, t: &Ty) {
+        if self.by_span.contains_key(&span) {
+            return;
+        }
+        let text = t.to_string();
+        let number = match self.numbers.get(&text) {
+            Some(&n) => n,
+            None => {
+                let n = self.texts.len() as u32;
+                self.texts.push(text.clone());
+                self.numbers.insert(text, n);
+                n
+            }
+        };
+        self.by_span.insert(span, number);
+    }
+
+    pub fn get(&self, span: &Span) -> Option<&str> {
+        self.by_span
+            .get(span)
+            .map(|&n| self.texts[n as usize].as_str())
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&Span, &str)> {
+        self.by_span
+            .iter()
+            .map(|(s, &n)| (s, self.texts[n as usize].as_str()))
+    }
 }
 
 /// What the checker established that later stages read instead of deriving it again.
@@ -116,7 +157,7 @@ pub fn check(program: &Program, sources: &SourceMap) -> (Checked, Vec<Diagnostic
         failed_defs: HashSet::new(),
         trace: Vec::new(),
         expanding: Vec::new(),
-        types: HashMap::new(),
+        types: ExprTypes::default(),
         trainings: Vec::new(),
         facts: Facts::default(),
     };
@@ -180,7 +221,7 @@ pub(crate) struct Checker<'p> {
     trace: Vec<summary::TraceNode>,
     /// Definitions being expanded, to stop runaway expansion.
     expanding: Vec<ItemRef>,
-    types: HashMap<Span, String>,
+    types: ExprTypes,
     /// What each checked train block computes, for the search blocks over its models.
     trainings: Vec<train::Training>,
     facts: Facts,
@@ -583,7 +624,7 @@ impl<'p> Checker<'p> {
                 }
             }
             StmtKind::Param { names, ty, init } => {
-                self.param_stmt(f, names, ty, init.as_ref(), s.span)
+                self.param_stmt(f, names, ty, init.as_deref(), s.span)
             }
             StmtKind::State { names, ty, init } => {
                 let declared = ty.as_ref().map(|t| self.eval_type(f, t, false));
@@ -815,7 +856,7 @@ impl<'p> Checker<'p> {
             return Ty::Unknown;
         }
         if f.module == self.program.root && !t.is_unknown() {
-            self.types.entry(e.span).or_insert_with(|| t.to_string());
+            self.types.record(e.span, &t);
         }
         t
     }
@@ -923,12 +964,14 @@ impl<'p> Checker<'p> {
                 then,
                 otherwise,
             } => self.if_expr(f, cond, then, otherwise.as_deref(), e.span),
-            ExprKind::Scan {
-                args,
-                args_span,
-                params,
-                body,
-            } => self.scan(f, args, *args_span, params, body, e.span),
+            ExprKind::Scan(scan) => self.scan(
+                f,
+                &scan.args,
+                scan.args_span,
+                &scan.params,
+                &scan.body,
+                e.span,
+            ),
             ExprKind::Block(b) => self.block(f, b),
         }
     }

@@ -1614,7 +1614,7 @@ fn indexed_tables<'a>(body: &'a Block, input: &str) -> Vec<&'a Expr> {
             match &s.kind {
                 StmtKind::Let { value, .. } | StmtKind::Assign { value, .. } => stack.push(value),
                 StmtKind::Param { init, .. } | StmtKind::State { init, .. } => {
-                    stack.extend(init.iter())
+                    stack.extend(init.as_deref())
                 }
                 StmtKind::Yield(es) => stack.extend(es.iter()),
                 StmtKind::Expr(e) => stack.push(e),
@@ -1670,9 +1670,9 @@ fn indexed_tables<'a>(body: &'a Block, input: &str) -> Vec<&'a Expr> {
                 push_block(&mut stack, then);
                 stack.extend(otherwise.as_deref());
             }
-            ExprKind::Scan { args, body, .. } => {
-                stack.extend(args.iter().map(|a| &a.value));
-                push_block(&mut stack, body);
+            ExprKind::Scan(scan) => {
+                stack.extend(scan.args.iter().map(|a| &a.value));
+                push_block(&mut stack, &scan.body);
             }
             ExprKind::Block(b) => push_block(&mut stack, b),
             ExprKind::Number { .. }

@@ -85,7 +85,7 @@ pub struct Allow {
 /// project: `use`d files and the paths it writes must stay inside it unless `allow` lets them out.
 pub fn check_in_project(
     path: &str,
-    text: &str,
+    text: impl Into<String>,
     allow: &Allow,
 ) -> (nnl::CheckOutput, nnl::resolve::Program) {
     let project = nnl::fs::Project::of_file(std::path::Path::new(path), &allow.dirs);

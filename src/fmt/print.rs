@@ -1081,12 +1081,13 @@ impl<'a> Printer<'a> {
                     self.expr(o);
                 }
             }
-            ExprKind::Scan {
-                args,
-                args_span,
-                params,
-                body,
-            } => {
+            ExprKind::Scan(scan) => {
+                let Scan {
+                    args,
+                    args_span,
+                    params,
+                    body,
+                } = &**scan;
                 self.gap(start, Gap::Inline);
                 self.write("scan");
                 self.call_args(args, *args_span);

@@ -136,6 +136,13 @@ impl WideKernel {
         ] {
             let steps = composite::recipe(&op).expect("a composite op");
             for end in 0..instrs.len() {
+                let taken =
+                    |i: &Instr| matches!(i, Instr::InRecipe | Instr::Sigmoid(_) | Instr::Tanh(_));
+                let free = end + 1 >= steps.len()
+                    && !instrs[end + 1 - steps.len()..=end].iter().any(taken);
+                if !free {
+                    continue;
+                }
                 if let Some(x) = spelled_out(k, &steps, end, &outputs) {
                     instrs[end + 1 - steps.len()..end].fill(Instr::InRecipe);
                     instrs[end] = recipe(x);
@@ -183,6 +190,9 @@ impl WideKernel {
     #[target_feature(enable = "avx512f")]
     unsafe fn run_avx512(&self, table: *const *mut u8, begin: usize, end: usize, split: bool) {
         use std::arch::x86_64::{__m512, _mm512_setzero_ps};
+        if self.dims.contains(&0) {
+            return;
+        }
         let bases: Vec<*mut u8> = self
             .accesses
             .iter()

@@ -117,9 +117,7 @@ impl Lowerer<'_> {
                     cond.span,
                 )),
             },
-            ExprKind::Scan {
-                args, params, body, ..
-            } => self.scan(env, args, params, body, e.span),
+            ExprKind::Scan(scan) => self.scan(env, &scan.args, &scan.params, &scan.body, e.span),
             ExprKind::Block(b) => self.block(env, b),
         }
     }
@@ -195,7 +193,7 @@ impl Lowerer<'_> {
             }
             StmtKind::Param { names, ty, init } => {
                 for n in names {
-                    let v = self.declare(env, n, Some(ty), init.as_ref(), Role::Param)?;
+                    let v = self.declare(env, n, Some(ty), init.as_deref(), Role::Param)?;
                     env.bind(&n.name, v);
                 }
                 Ok(())
@@ -207,7 +205,7 @@ impl Lowerer<'_> {
                     Role::State
                 };
                 for n in names {
-                    let v = self.declare(env, n, ty.as_ref(), init.as_ref(), role)?;
+                    let v = self.declare(env, n, ty.as_ref(), init.as_deref(), role)?;
                     env.bind(&n.name, v);
                 }
                 Ok(())

@@ -209,7 +209,7 @@ impl Analysis {
             if let Some(b) = self.binding_at(word, start) {
                 let ty = b
                     .value
-                    .and_then(|v| self.out.types.get(&v).cloned())
+                    .and_then(|v| self.out.types.get(&v).map(str::to_string))
                     .or_else(|| b.ty.map(|t| self.out.sources.text(t).to_string()));
                 if let Some(t) = ty {
                     return Some((code_block(&format!("{word}: {t}")), range));
@@ -590,9 +590,10 @@ fn expr_bindings<'a>(e: &'a Expr, out: &mut Vec<Binding<'a>>) {
             pattern_bindings(params, out);
             expr_bindings(body, out);
         }
-        ExprKind::Scan {
-            args, params, body, ..
-        } => {
+        ExprKind::Scan(scan) => {
+            let Scan {
+                args, params, body, ..
+            } = &**scan;
             args.iter().for_each(|a| expr_bindings(&a.value, out));
             pattern_bindings(params, out);
             block_bindings(body, out);

@@ -428,9 +428,10 @@ impl Walker<'_> {
                     self.expr(o);
                 }
             }
-            ExprKind::Scan {
-                args, params, body, ..
-            } => {
+            ExprKind::Scan(scan) => {
+                let Scan {
+                    args, params, body, ..
+                } = &**scan;
                 self.args(args);
                 self.push();
                 for p in params {

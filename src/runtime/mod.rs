@@ -957,6 +957,9 @@ impl<'s, 'p> Trainer<'s, 'p> {
     fn epoch(&mut self, observer: &mut dyn Observer) -> Result<Option<EpochRecord>, String> {
         let epoch = self.state.epochs_done;
         let start = Instant::now();
+        // A batch size met for the first time compiles its graphs inside the loop: that time is
+        // the session's compile time, not training time.
+        let compiled_before = self.session.compile_seconds;
         let batch_size = self.session.config().batch;
         let batches = self
             .data
@@ -983,7 +986,8 @@ impl<'s, 'p> Trainer<'s, 'p> {
                 self.state.partial = Some(PartialEpoch {
                     batches_done: done_before + done,
                     samples,
-                    train_seconds: seconds_before + start.elapsed().as_secs_f64(),
+                    train_seconds: seconds_before + start.elapsed().as_secs_f64()
+                        - (self.session.compile_seconds - compiled_before),
                     sums,
                 });
                 return Ok(None);
@@ -1086,7 +1090,8 @@ impl<'s, 'p> Trainer<'s, 'p> {
             }
         }
         self.state.epochs_done += 1;
-        let train_seconds = seconds_before + start.elapsed().as_secs_f64();
+        let train_seconds = seconds_before + start.elapsed().as_secs_f64()
+            - (self.session.compile_seconds - compiled_before);
         let train = sums.finish();
         let val = match self.data.size("val") {
             Some(_) => self

@@ -219,16 +219,17 @@ pub enum StmtKind {
         value: Expr,
     },
     /// `param w, b: [N, units] = init`
+    /// (The initializers are boxed so that a statement is no larger than an assignment.)
     Param {
         names: Vec<Ident>,
         ty: TypeExpr,
-        init: Option<Expr>,
+        init: Option<Box<Expr>>,
     },
     /// `state m = zeros_like(p)` or `state mean: [C] = zeros`
     State {
         names: Vec<Ident>,
         ty: Option<TypeExpr>,
-        init: Option<Expr>,
+        init: Option<Box<Expr>>,
     },
     /// `m = b1 * m + (1 - b1) * g`: updates a state (or, in an optimizer, the parameter).
     Assign {
@@ -364,19 +365,26 @@ pub enum ExprKind {
     },
     If {
         cond: Box<Expr>,
-        then: Block,
+        then: Box<Block>,
         otherwise: Option<Box<Expr>>,
     },
     /// `scan(xs, axis: 1, init: c0) |x, c| { …; yield y, c2 }`
-    Scan {
-        args: Vec<Arg>,
-        args_span: Span,
-        params: Vec<Pattern>,
-        body: Block,
-    },
+    Scan(Box<Scan>),
     Block(Block),
 }
 
+/// The parts of a `scan`, boxed: scans are rare, and inline they would make every expression of
+/// a program twice as large.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scan {
+    pub args: Vec<Arg>,
+    pub args_span: Span,
+    pub params: Vec<Pattern>,
+    pub body: Block,
+}
+
+/// An expression node. Its size is what most of a program's syntax tree costs, so variants
+/// larger than a call (`if`, `scan`) keep their parts behind a box.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Expr {
     pub kind: ExprKind,

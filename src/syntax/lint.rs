@@ -150,10 +150,11 @@ fn expr(e: &Expr, text: &str) -> Option<Diagnostic> {
         } => expr(cond, text)
             .or_else(|| block(then, text))
             .or_else(|| otherwise.as_ref().and_then(|o| expr(o, text))),
-        ExprKind::Scan { args, body, .. } => args
+        ExprKind::Scan(scan) => scan
+            .args
             .iter()
             .find_map(|a| expr(&a.value, text))
-            .or_else(|| block(body, text)),
+            .or_else(|| block(&scan.body, text)),
         ExprKind::Block(b) => block(b, text),
     }
 }

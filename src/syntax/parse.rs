@@ -69,6 +69,23 @@ fn inner(p: Pair<Rule>) -> impl Iterator<Item = Pair<Rule>> {
     p.into_inner().filter(|c| !is_keyword_token(c.as_rule()))
 }
 
+/// Collecting into a `Vec` reserves room for four items at least, and most lists of a
+/// program (arguments, dims, parameters, statements) hold one or two: that slack was most of
+/// the tree's memory. Every list the tree keeps is made exact.
+trait CollectExact: Iterator + Sized {
+    fn collect_exact(self) -> Vec<Self::Item> {
+        exact(self.collect())
+    }
+}
+
+impl<I: Iterator> CollectExact for I {}
+
+/// `v` without spare capacity.
+fn exact<T>(mut v: Vec<T>) -> Vec<T> {
+    v.shrink_to_fit();
+    v
+}
+
 /// The items of a file (or of a chunk of one starting at `offset`), and an error for each item
 /// that nests too deeply (set aside, its name kept in `broken`).
 pub(super) fn module(file: FileId, offset: usize, p: Pair<Rule>) -> (Module, Vec<Diagnostic>) {
@@ -163,7 +180,7 @@ impl Ctx {
         let target = match target_pair.as_rule() {
             Rule::string => UseTarget::File(self.string(target_pair).value),
             Rule::module_path => {
-                UseTarget::Module(inner(target_pair).map(|i| self.ident(i)).collect())
+                UseTarget::Module(inner(target_pair).map(|i| self.ident(i)).collect_exact())
             }
             r => unreachable!("use target {r:?}"),
         };
@@ -171,7 +188,7 @@ impl Ctx {
             None => UseNames::Missing,
             Some(n) => {
                 let nspan = self.span(&n);
-                let idents: Vec<Ident> = inner(n).map(|i| self.ident(i)).collect();
+                let idents: Vec<Ident> = inner(n).map(|i| self.ident(i)).collect_exact();
                 if idents.is_empty() {
                     UseNames::All(nspan)
                 } else {
@@ -231,7 +248,7 @@ impl Ctx {
             attrs,
             params,
             ret,
-            wheres,
+            wheres: exact(wheres),
             body: body.expect("def body"),
             span,
         }
@@ -258,7 +275,7 @@ impl Ctx {
                     span,
                 }
             })
-            .collect()
+            .collect_exact()
     }
 
     fn constraint(&self, p: Pair<Rule>) -> Constraint {
@@ -285,7 +302,7 @@ impl Ctx {
                 &t,
                 1,
                 || TypeKind::Tuple(Vec::new()),
-                || TypeKind::Tuple(inner(t.clone()).map(|c| self.type_expr(c)).collect()),
+                || TypeKind::Tuple(inner(t.clone()).map(|c| self.type_expr(c)).collect_exact()),
             ),
             Rule::dtype_type => {
                 let mut it = t.into_inner();
@@ -317,7 +334,7 @@ impl Ctx {
                     _ => ShapeItem::Dim(self.expr(c)),
                 }
             })
-            .collect();
+            .collect_exact();
         ShapeExpr { items, span }
     }
 
@@ -345,7 +362,11 @@ impl Ctx {
             },
             _ => None,
         };
-        Block { stmts, tail, span }
+        Block {
+            stmts: exact(stmts),
+            tail,
+            span,
+        }
     }
 
     fn stmt(&self, p: Pair<Rule>) -> Stmt {
@@ -355,7 +376,7 @@ impl Ctx {
                 let mut parts: Vec<Pair<Rule>> = inner(p).collect();
                 let value = self.expr(parts.pop().expect("let value"));
                 StmtKind::Let {
-                    pats: parts.into_iter().map(|c| self.pattern(c)).collect(),
+                    pats: parts.into_iter().map(|c| self.pattern(c)).collect_exact(),
                     value,
                 }
             }
@@ -370,9 +391,10 @@ impl Ctx {
                         Rule::param_type => {
                             ty = Some(self.type_expr(inner(c).next().expect("param type")))
                         }
-                        _ => init = Some(self.expr(c)),
+                        _ => init = Some(Box::new(self.expr(c))),
                     }
                 }
+                let names = exact(names);
                 if is_param {
                     let ty = ty.expect("grammar requires a param type");
                     StmtKind::Param { names, ty, init }
@@ -380,7 +402,7 @@ impl Ctx {
                     StmtKind::State { names, ty, init }
                 }
             }
-            Rule::yield_stmt => StmtKind::Yield(inner(p).map(|e| self.expr(e)).collect()),
+            Rule::yield_stmt => StmtKind::Yield(inner(p).map(|e| self.expr(e)).collect_exact()),
             Rule::assign_stmt => {
                 let mut it = inner(p);
                 let target = self.ident(it.next().expect("target"));
@@ -407,7 +429,10 @@ impl Ctx {
                 || Pattern::Tuple(Vec::new(), span),
                 || {
                     Pattern::Tuple(
-                        children.into_iter().map(|c| self.pattern(c)).collect(),
+                        children
+                            .into_iter()
+                            .map(|c| self.pattern(c))
+                            .collect_exact(),
                         span,
                     )
                 },
@@ -550,7 +575,7 @@ impl Ctx {
                                 _ => ListItem::Expr(self.expr(c)),
                             }
                         })
-                        .collect();
+                        .collect_exact();
                     Expr {
                         kind: ExprKind::List(items),
                         span,
@@ -564,7 +589,7 @@ impl Ctx {
                 || {
                     let mut parts: Vec<Pair<Rule>> = inner(p.clone()).collect();
                     let body = self.expr(parts.pop().expect("closure body"));
-                    let params = parts.into_iter().map(|c| self.pattern(c)).collect();
+                    let params = parts.into_iter().map(|c| self.pattern(c)).collect_exact();
                     Expr {
                         kind: ExprKind::Closure {
                             params,
@@ -586,14 +611,14 @@ impl Ctx {
                     let args_pair = it.next().expect("scan args");
                     let args_span = self.span(&args_pair);
                     let args = self.args(args_pair);
-                    let params = it.map(|c| self.pattern(c)).collect();
+                    let params = it.map(|c| self.pattern(c)).collect_exact();
                     Expr {
-                        kind: ExprKind::Scan {
+                        kind: ExprKind::Scan(Box::new(Scan {
                             args,
                             args_span,
                             params,
                             body,
-                        },
+                        })),
                         span,
                     }
                 },
@@ -624,7 +649,7 @@ impl Ctx {
             e
         } else {
             Expr {
-                kind: ExprKind::Tuple(items),
+                kind: ExprKind::Tuple(exact(items)),
                 span,
             }
         }
@@ -753,7 +778,7 @@ impl Ctx {
                     let e = Expr {
                         kind: ExprKind::If {
                             cond: Box::new(self.expr(cond)),
-                            then: self.block(then),
+                            then: Box::new(self.block(then)),
                             otherwise: acc,
                         },
                         span: Span::new(self.file, start, end),
@@ -834,7 +859,7 @@ impl Ctx {
                     _ => unreachable!("arg"),
                 }
             })
-            .collect()
+            .collect_exact()
     }
 
     fn setting(&self, p: Pair<Rule>) -> Setting {
@@ -849,7 +874,7 @@ impl Ctx {
                 let args_span = self.span(&args);
                 SettingValue::Call(self.args(args), args_span)
             }
-            _ => SettingValue::Values(inner(v).map(|e| self.expr(e)).collect()),
+            _ => SettingValue::Values(inner(v).map(|e| self.expr(e)).collect_exact()),
         };
         Setting { name, value, span }
     }
@@ -889,7 +914,7 @@ impl Ctx {
                         let name = self.ident(c.next().expect("name"));
                         let fraction = self.expr(c.next().expect("fraction"));
                         let of = self.ident(c.next().expect("of"));
-                        let options = c.map(|o| self.expr(o)).collect();
+                        let options = c.map(|o| self.expr(o)).collect_exact();
                         DataStmt::Split {
                             name,
                             fraction,
@@ -901,7 +926,7 @@ impl Ctx {
                     _ => DataStmt::Setting(self.setting(s)),
                 }
             })
-            .collect();
+            .collect_exact();
         DataDecl { name, stmts, span }
     }
 
@@ -921,9 +946,9 @@ impl Ctx {
             }
         }
         TrainDecl {
-            models,
+            models: exact(models),
             data: data.expect("train data"),
-            stmts,
+            stmts: exact(stmts),
             span,
         }
     }
@@ -937,7 +962,7 @@ impl Ctx {
                 let name = self.ident(it.next().expect("phase name"));
                 TrainStmt::Phase {
                     name,
-                    stmts: it.map(|s| self.train_stmt(s)).collect(),
+                    stmts: it.map(|s| self.train_stmt(s)).collect_exact(),
                     span,
                 }
             }
@@ -946,7 +971,7 @@ impl Ctx {
                 let mut it = inner(p);
                 let targets = inner(it.next().expect("targets"))
                     .map(|e| self.expr(e))
-                    .collect();
+                    .collect_exact();
                 let with = self.expr(it.next().expect("with"));
                 if is_update {
                     TrainStmt::Update {
