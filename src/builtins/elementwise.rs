@@ -1,4 +1,5 @@
-//! Elementwise builtins: the math functions, `maximum`/`minimum`, `select`, `cast`, `detach`.
+//! Elementwise builtins: the math functions, `maximum`/`minimum`, `select`, `cast`, `detach`,
+//! `all_sum`.
 
 use super::{BuiltinDef, CheckArgs, LowerArgs, Rule, X};
 use crate::check::operators::{binary, broadcast, err, tensor_arg};
@@ -66,6 +67,12 @@ pub(super) const BUILTINS: &[BuiltinDef] = &[
         params: X,
         doc: "the same value, with no gradient flowing back",
         rule: &Detach,
+    },
+    BuiltinDef {
+        name: "all_sum",
+        params: X,
+        doc: "the sum over the shards of a data-parallel step; the value itself in one process",
+        rule: &AllSum,
     },
 ];
 
@@ -264,5 +271,22 @@ impl Rule for Detach {
             Val::Tensor(t) => Ok(Val::Tensor(l.emit(Op::Detach, &[*t]))),
             v => Ok(v.clone()),
         }
+    }
+}
+
+/// `all_sum`: checked as a float function; a number becomes a tensor, so that shards can add
+/// up their sizes.
+struct AllSum;
+
+impl Rule for AllSum {
+    fn check(&self, c: &mut Checker, f: &mut Frame, a: &CheckArgs) -> Ty {
+        Math(Op::AllSum).check(c, f, a)
+    }
+
+    fn lower(&self, l: &mut Lowerer, a: &LowerArgs) -> Res<Val> {
+        let fl = l.float();
+        let t = l.tensor_of(a.val(0)?, fl, a.span)?;
+        let t = l.cast(t, fl);
+        Ok(Val::Tensor(l.emit(Op::AllSum, &[t])))
     }
 }

@@ -230,6 +230,9 @@ fn vjp(e: &mut Emit, node: &Node, y: ValueId, g: ValueId, need: &[bool]) -> Vec<
     let one = |ct: ValueId| vec![Some(ct)];
     match &node.op {
         Op::Neg => one(e.op(Op::Neg, vec![g])),
+        // Every shard's output is the same sum, read by every shard's loss: the cotangent of a
+        // shard's operand is the sum of all shards' cotangents.
+        Op::AllSum => one(e.op(Op::AllSum, vec![g])),
         Op::Exp => one(e.bin(Op::Mul, g, y)),
         Op::Log => one(e.bin(Op::Div, g, x[0])),
         Op::Sqrt => {

@@ -63,6 +63,11 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
             arity(1)?;
             t(tensors[0].clone())
         }
+        Op::AllSum => {
+            arity(1)?;
+            expect_float(tensors[0])?;
+            t(tensors[0].clone())
+        }
         Op::Exp | Op::Log | Op::Sqrt | Op::Sin | Op::Cos | Op::Erf | Op::Tanh | Op::Sigmoid => {
             arity(1)?;
             expect_float(tensors[0])?;

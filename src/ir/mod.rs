@@ -14,6 +14,7 @@ mod infer;
 pub mod primitive;
 #[cfg(test)]
 pub(crate) mod samples;
+pub mod stages;
 pub mod text;
 mod verify;
 
@@ -396,6 +397,10 @@ pub enum Op {
     },
     /// The identity, through which no gradient flows.
     Detach,
+    /// The sum of its operand over the shards of a data-parallel step (`ir::stages` cuts the
+    /// step there, and the runtime adds the shards' values in shard order); the identity in one
+    /// process. Its VJP is the same sum of the cotangent.
+    AllSum,
     Add,
     Sub,
     Mul,

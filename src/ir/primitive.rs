@@ -34,6 +34,8 @@ pub enum Class {
     Indexing,
     /// Loops and the parts of their results.
     Control,
+    /// A value combined across the shards of a data-parallel step (the identity in one process).
+    Collective,
 }
 
 /// How many operands a primitive takes.
@@ -225,6 +227,8 @@ primitives! {
         differentiable: true, plain: None, reference: Unary(|x| x), math: None;
     Detach = "detach", Elementwise, Exactly(1), Any, Cheap,
         differentiable: false, plain: Some(Op::Detach), reference: Unary(|x| x), math: None;
+    AllSum = "all_sum", Collective, Exactly(1), Floats, Cheap,
+        differentiable: true, plain: Some(Op::AllSum), reference: Reference::None, math: None;
     Add = "add", Elementwise, Exactly(2), Numbers, Cheap,
         differentiable: true, plain: Some(Op::Add), reference: Binary(|a, b| a + b), math: None;
     Sub = "sub", Elementwise, Exactly(2), Numbers, Cheap,
@@ -333,6 +337,7 @@ impl Op {
             Op::Not => Prim::Not,
             Op::Cast { .. } => Prim::Cast,
             Op::Detach => Prim::Detach,
+            Op::AllSum => Prim::AllSum,
             Op::Add => Prim::Add,
             Op::Sub => Prim::Sub,
             Op::Mul => Prim::Mul,

@@ -69,7 +69,8 @@ pub(crate) fn sample(prim: Prim, float: DType) -> Graph {
             | Prim::Erf
             | Prim::Tanh
             | Prim::Sigmoid
-            | Prim::Detach => add(g, prim.plain_op().expect("plain"), &[x]),
+            | Prim::Detach
+            | Prim::AllSum => add(g, prim.plain_op().expect("plain"), &[x]),
             Prim::Not => add(g, Op::Not, &[cond]),
             Prim::Cast => add(g, Op::Cast { to: DType::F64 }, &[x]),
             Prim::Add

@@ -817,7 +817,7 @@ impl Planner<'_> {
         let operand_dtype = self.ty(reader.args[0]).dtype;
         match &reader.op {
             Op::Pad { .. } | Op::Concat { .. } => true,
-            Op::Detach | Op::Reshape { .. } | Op::Slice { .. } => {
+            Op::Detach | Op::AllSum | Op::Reshape { .. } | Op::Slice { .. } => {
                 self.fuses_into_readers(r, operand)
             }
             Op::Broadcast { .. } => operand.is_cheap() && self.fuses_into_readers(r, operand),
@@ -942,7 +942,8 @@ impl Planner<'_> {
                 Val::Fused(Fused::leaf(ty.clone(), ExprOp::Const(*value)))
             }
             (Op::Iota { axis, ty }, _) => Val::Fused(Fused::iota(ty.clone(), *axis)),
-            (Op::Detach, _) => self.take(args[0]),
+            // One process holds one shard, whose sum over shards is itself.
+            (Op::Detach | Op::AllSum, _) => self.take(args[0]),
             (Op::Get { index }, Some(ty)) => match &self.vals[args[0].index()] {
                 Val::Parts(parts) => Val::View(View::whole(parts[*index], &ty.shape)),
                 _ => return Err(format!("internal error: %{i} takes a part of a non-tuple")),

@@ -19,7 +19,7 @@ use super::{Inputs, Prepared, Session, StepRecord, Trainer, health, metrics::Spl
 use crate::data::Batch;
 use crate::exec::rng_key;
 use crate::ir::{Aggregation, OutputRole, TensorType};
-use crate::step::{self, Watch};
+use crate::step;
 use crate::tensor::Tensor;
 use std::collections::HashMap;
 use std::ops::Range;
@@ -137,6 +137,16 @@ pub(super) struct ShardGraphs {
     steps: Vec<Prepared>,
     /// With the ReLUs' activity (none when health is off).
     watched: Vec<Prepared>,
+}
+
+impl ShardGraphs {
+    /// The step of phase `p`, with the ReLUs' activity when `watched` (and health is on).
+    fn step(&self, p: usize, watched: bool) -> &Prepared {
+        match self.watched.get(p) {
+            Some(g) if watched => g,
+            _ => &self.steps[p],
+        }
+    }
 }
 
 /// Per phase, the update step, which does not depend on the batch size.
@@ -257,35 +267,12 @@ impl Session<'_> {
             return Ok(g.clone());
         }
         let start = std::time::Instant::now();
-        let fresh;
-        let lowered = if samples == self.lowered.config.batch {
-            &self.lowered
-        } else {
-            fresh = super::lower_at(self.program, self.sources, Some(samples))?;
-            &fresh
-        };
-        let backend = self.backend.as_ref();
-        let prepare = |health: bool| -> Result<Vec<Prepared>, String> {
-            let watch = Watch {
-                health,
-                learning_rate: false,
-            };
-            lowered
-                .phases
-                .iter()
-                .map(|phase| {
-                    let g = step::shard_gradient_step(phase, samples, watch)?;
-                    Prepared::new(backend, crate::opt::optimize(&g).0)
-                })
-                .collect()
-        };
-        let graphs = Rc::new(ShardGraphs {
-            steps: prepare(false)?,
-            watched: match self.health_every {
-                Some(_) => prepare(true)?,
-                None => Vec::new(),
-            },
-        });
+        let (steps, watched) = self.with_lowered(samples, |lowered| {
+            self.prepare_phases(lowered, false, true, |phase, watch| {
+                step::shard_gradient_step(phase, samples, watch)
+            })
+        })?;
+        let graphs = Rc::new(ShardGraphs { steps, watched });
         self.shard_graphs.insert(samples, graphs.clone());
         self.compile_seconds += start.elapsed().as_secs_f64();
         Ok(graphs)
@@ -297,32 +284,22 @@ impl Session<'_> {
         }
         let start = std::time::Instant::now();
         let lowered = &self.lowered;
-        let backend = self.backend.as_ref();
-        let prepare = |health: bool| -> Result<Vec<Prepared>, String> {
-            let watch = Watch {
-                health,
-                learning_rate: true,
-            };
-            lowered
-                .phases
-                .iter()
-                .map(|phase| {
-                    let g = step::update_step(lowered, phase, watch)?;
-                    Prepared::new(backend, crate::opt::optimize(&g).0)
-                })
-                .collect()
-        };
-        let graphs = Rc::new(UpdateGraphs {
-            steps: prepare(false)?,
-            watched: match self.health_every {
-                Some(_) => prepare(true)?,
-                None => Vec::new(),
-            },
-        });
+        let (steps, watched) = self.prepare_phases(lowered, true, false, |phase, watch| {
+            step::update_step(lowered, phase, watch)
+        })?;
+        let graphs = Rc::new(UpdateGraphs { steps, watched });
         self.update_graphs = Some(graphs.clone());
         self.compile_seconds += start.elapsed().as_secs_f64();
         Ok(graphs)
     }
+}
+
+/// Seconds of a data-parallel run: the shard steps, the exchanges, the updates.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Seconds {
+    pub shards: f64,
+    pub exchange: f64,
+    pub update: f64,
 }
 
 /// What one data-parallel step of a batch reports back to the epoch loop.
@@ -382,41 +359,58 @@ impl Trainer<'_, '_> {
             let counter = 1 + self.state.steps_done * phases as u64 + p as u64;
             let mut local = vec![u32::from(self.stop_requested())];
             let mut relus = None;
-            for s in sharding.owned() {
-                let shard = batch.rows(rows[s].clone());
-                if shard.indices.is_empty() {
+            let shards: Vec<Batch> = sharding
+                .owned()
+                .map(|s| batch.rows(rows[s].clone()))
+                .collect();
+            let mut graph_sets = Vec::new();
+            for shard in &shards {
+                graph_sets.push(match shard.indices.len() {
+                    0 => None,
+                    n => Some(self.session.shard_graphs(n)?),
+                });
+            }
+            // Every process exchanges the sums of the first shard's step, which every shard
+            // step has whatever its size (the first shard is empty only when the batch is).
+            let first = self.session.shard_graphs(rows[0].len())?;
+            let inputs: Vec<Inputs> = sharding
+                .owned()
+                .zip(&shards)
+                .map(|(s, shard)| {
+                    Inputs::new(
+                        shard,
+                        Some((self.state.steps_done, epoch)),
+                        shard_key(self.seed, counter, s),
+                    )
+                })
+                .collect();
+            let graphs: Vec<Option<&Prepared>> = graph_sets
+                .iter()
+                .map(|g| g.as_deref().map(|g| g.step(p, watched)))
+                .collect();
+            let reference = first.step(p, watched);
+            let outs = self.run_stages(sharding, &rows, reference, &graphs, &inputs, epoch)?;
+            for (((shard, graph), out), inputs) in
+                shards.iter().zip(&graphs).zip(&outs).zip(&inputs)
+            {
+                let Some(graph) = graph else {
                     local.extend(std::iter::repeat_n(0, layout.words()));
                     continue;
-                }
-                let graphs = self.session.shard_graphs(shard.indices.len())?;
-                let graph = match graphs.watched.get(p) {
-                    Some(g) if watched => g,
-                    _ => &graphs.steps[p],
                 };
-                let inputs = Inputs::new(
-                    &shard,
-                    Some((self.state.steps_done, epoch)),
-                    shard_key(self.seed, counter, s),
-                );
-                let started = std::time::Instant::now();
-                let values = &self.values;
-                let out = graph
-                    .exe
-                    .run(&|n| inputs.get(n).or_else(|| values.get(n)), false)
-                    .map_err(|e| self.failure(epoch, &e.to_string()))?;
-                self.session.step_seconds += started.elapsed().as_secs_f64();
-                let loss = graph.loss(&out).unwrap_or(f64::NAN);
+                let loss = graph.loss(&out.results).unwrap_or(f64::NAN);
                 if !loss.is_finite() {
-                    return Err(self.nonfinite(epoch, graph.exe.as_ref(), &inputs, loss));
+                    let first = self.locate_nonfinite(graph, &out.exchanged, inputs);
+                    return Err(self.nonfinite_at(epoch, first, loss));
                 }
-                self.encode_shard(&layout, &shard, &out, &mut local)?;
+                self.encode_shard(&layout, shard, &out.results, &mut local)?;
                 if relus.is_none() && watched {
                     if let Some(monitor) = &mut self.monitor {
                         monitor.know(&graph.watched);
                     }
-                    relus = Some(graph.watched.read(&out).relus);
+                    relus = Some(graph.watched.read(&out.results).relus);
                 }
             }
+            let exchanged = std::time::Instant::now();
             let all = sharding.comm.all_gather(&local)?;
             let per_rank = 1 + sharding.owned().len() * layout.words();
             if all.len() != per_rank * sharding.processes() {
@@ -433,19 +427,13 @@ impl Trainer<'_, '_> {
             }
             // Gradient sums added in shard order, every process alike.
             let floats = layout.floats();
-            let mut total = vec![0f32; floats];
+            let total = sum_in_shard_order(&records, &rows, floats);
+            self.session.parallel.exchange += exchanged.elapsed().as_secs_f64();
             let mut step_sums = SplitMetrics::default();
             let mut first = true;
             for (record, rows) in records.iter().zip(&rows) {
                 if rows.is_empty() {
                     continue;
-                }
-                for (t, w) in total.iter_mut().zip(&record[..floats]) {
-                    *t = if first {
-                        f32::from_bits(*w)
-                    } else {
-                        *t + f32::from_bits(*w)
-                    };
                 }
                 if first {
                     self.take_states(&layout, record);
@@ -488,7 +476,9 @@ impl Trainer<'_, '_> {
                 .exe
                 .run_step(&|n| inputs.get(n), &mut self.values)
                 .map_err(|e| self.failure(epoch, &e.to_string()))?;
-            self.session.step_seconds += started.elapsed().as_secs_f64();
+            let seconds = started.elapsed().as_secs_f64();
+            self.session.step_seconds += seconds;
+            self.session.parallel.update += seconds;
             let mut stats = update.watched.read(&out);
             stats.relus = relus.unwrap_or_default();
             if let Some(monitor) = &mut self.monitor {
@@ -524,6 +514,73 @@ impl Trainer<'_, '_> {
             loss: last_loss,
             stop,
         })
+    }
+
+    /// Runs the shard steps of this process (None for an empty shard) on their inputs, stage
+    /// by stage: before each stage after the first, every sum it reads is added up over all
+    /// shards, in shard order, with the parts `reference` (a step every process has) lists.
+    fn run_stages(
+        &mut self,
+        sharding: &Sharding,
+        rows: &[Range<usize>],
+        reference: &Prepared,
+        graphs: &[Option<&Prepared>],
+        inputs: &[Inputs],
+        epoch: usize,
+    ) -> Result<Vec<ShardOutputs>, String> {
+        let mut outs: Vec<ShardOutputs> = graphs.iter().map(|_| ShardOutputs::default()).collect();
+        for k in 0..=reference.later.len() {
+            if k > 0 {
+                let sums = &reference.later[k - 1].1;
+                let started = std::time::Instant::now();
+                exchange_sums(sharding, rows, sums, &mut outs)?;
+                self.session.parallel.exchange += started.elapsed().as_secs_f64();
+            }
+            for ((graph, out), inputs) in graphs.iter().zip(&mut outs).zip(inputs) {
+                let Some(graph) = graph else { continue };
+                let exe = stage(graph, reference, k)?;
+                let started = std::time::Instant::now();
+                let (values, exchanged) = (&self.values, &out.exchanged);
+                let lookup = |n: &str| {
+                    exchanged
+                        .get(n)
+                        .or_else(|| inputs.get(n))
+                        .or_else(|| values.get(n))
+                };
+                let result = exe
+                    .run(&lookup, false)
+                    .map_err(|e| self.failure(epoch, &e.to_string()))?;
+                let seconds = started.elapsed().as_secs_f64();
+                self.session.step_seconds += seconds;
+                self.session.parallel.shards += seconds;
+                for (name, t) in result {
+                    match graph.roles.contains_key(&name) {
+                        true => out.results.insert(name, t),
+                        false => out.exchanged.insert(name, t),
+                    };
+                }
+            }
+        }
+        Ok(outs)
+    }
+
+    /// The first node of a shard step's stages that made a non-finite value, run again on the
+    /// sums and values passed between them.
+    fn locate_nonfinite(
+        &self,
+        graph: &Prepared,
+        exchanged: &HashMap<String, Tensor>,
+        inputs: &Inputs,
+    ) -> Option<crate::tensor::RunError> {
+        let values = &self.values;
+        let lookup = |n: &str| {
+            exchanged
+                .get(n)
+                .or_else(|| inputs.get(n))
+                .or_else(|| values.get(n))
+        };
+        let mut stages = std::iter::once(&graph.exe).chain(graph.later.iter().map(|(e, _)| e));
+        stages.find_map(|exe| exe.run(&lookup, true).err())
     }
 
     fn encode_shard(
@@ -594,6 +651,105 @@ impl Trainer<'_, '_> {
             at += n;
         }
     }
+}
+
+/// What the stages of one shard's step computed: the step's outputs, and the values passed
+/// from stage to stage (each sum's part and total, the values a later stage reads).
+#[derive(Default)]
+pub(super) struct ShardOutputs {
+    results: HashMap<String, Tensor>,
+    exchanged: HashMap<String, Tensor>,
+}
+
+/// Stage `k` of `graph`, which must have the stages and sums of `reference`.
+fn stage<'g>(
+    graph: &'g Prepared,
+    reference: &Prepared,
+    k: usize,
+) -> Result<&'g dyn super::Executable, String> {
+    let same = graph.later.len() == reference.later.len()
+        && graph
+            .later
+            .iter()
+            .zip(&reference.later)
+            .all(|((_, a), (_, b))| a == b);
+    if !same {
+        return Err(
+            "internal error: the shard steps of two shard sizes exchange different sums".into(),
+        );
+    }
+    Ok(match k {
+        0 => graph.exe.as_ref(),
+        k => graph.later[k - 1].0.as_ref(),
+    })
+}
+
+/// Adds up, over every shard of the batch, each of `sums` (the parts this process's shards
+/// computed, gathered from every process), in shard order, skipping empty shards; every
+/// process then has the totals, as the next stage's inputs.
+fn exchange_sums(
+    sharding: &Sharding,
+    rows: &[Range<usize>],
+    sums: &[crate::ir::stages::Sum],
+    outs: &mut [ShardOutputs],
+) -> Result<(), String> {
+    let floats: usize = sums.iter().map(|s| s.ty.numel()).sum();
+    let mut local = Vec::with_capacity(floats * outs.len());
+    for (s, out) in sharding.owned().zip(outs.iter()) {
+        if rows[s].is_empty() {
+            local.extend(std::iter::repeat_n(0, floats));
+            continue;
+        }
+        for sum in sums {
+            let part = out
+                .exchanged
+                .get(&sum.part)
+                .ok_or_else(|| format!("the shard step has no output `{}`", sum.part))?;
+            push_f32(&mut local, part)?;
+        }
+    }
+    let all = sharding.comm.all_gather(&local)?;
+    if all.len() != floats * sharding.shards {
+        return Err(format!(
+            "the processes sent {} words for the sums over shards, expected {}",
+            all.len(),
+            floats * sharding.shards
+        ));
+    }
+    let parts: Vec<&[u32]> = all.chunks(floats.max(1)).collect();
+    let total = sum_in_shard_order(&parts, rows, floats);
+    let mut at = 0;
+    for sum in sums {
+        let n = sum.ty.numel();
+        let words: Vec<u32> = total[at..at + n].iter().map(|v| v.to_bits()).collect();
+        let t = f32_tensor(&sum.ty, &words);
+        for out in outs.iter_mut() {
+            out.exchanged.insert(sum.total.clone(), t.clone());
+        }
+        at += n;
+    }
+    Ok(())
+}
+
+/// The first `floats` words of each shard's record as f32, added up in shard order, skipping
+/// empty shards (so one shard's values are returned as they are).
+fn sum_in_shard_order(records: &[&[u32]], rows: &[Range<usize>], floats: usize) -> Vec<f32> {
+    let mut total = vec![0f32; floats];
+    let mut first = true;
+    for (record, rows) in records.iter().zip(rows) {
+        if rows.is_empty() {
+            continue;
+        }
+        for (t, w) in total.iter_mut().zip(&record[..floats]) {
+            *t = if first {
+                f32::from_bits(*w)
+            } else {
+                *t + f32::from_bits(*w)
+            };
+        }
+        first = false;
+    }
+    total
 }
 
 /// Adds a shard's size, loss and metrics to `sums` (the loss as `loss.<phase>` in a run of

@@ -39,7 +39,7 @@ use crate::resolve::Program;
 use crate::source::SourceMap;
 use crate::step::Watch;
 use crate::syntax::ast::{DataDecl, Item};
-use crate::tensor::Tensor;
+use crate::tensor::{RunError, Tensor};
 use metrics::SplitMetrics;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -60,6 +60,10 @@ struct Graphs {
 /// A graph made ready by the backend, and what each of its outputs is.
 struct Prepared {
     exe: Box<dyn Executable>,
+    /// A data-parallel shard step cut at its sums over shards ([`crate::ir::stages`]) is `exe`
+    /// (its first stage) followed by these, each with the sums it reads; empty otherwise.
+    later: Vec<(Box<dyn Executable>, Vec<crate::ir::stages::Sum>)>,
+    /// The roles of the whole graph's outputs (of every stage's).
     roles: HashMap<String, OutputRole>,
     /// Its gradient-health outputs.
     watched: health::Watched,
@@ -67,14 +71,33 @@ struct Prepared {
 
 impl Prepared {
     fn new(backend: &dyn Backend, graph: Graph) -> Result<Prepared, String> {
+        Prepared::in_stages(backend, graph, false)
+    }
+
+    /// `graph` prepared whole, or, when `staged`, as the stages [`crate::ir::stages::cut`]
+    /// makes (one stage when it has no sum over shards).
+    fn in_stages(backend: &dyn Backend, graph: Graph, staged: bool) -> Result<Prepared, String> {
         let roles = graph
             .outputs
             .iter()
             .map(|o| (o.name.clone(), o.role))
             .collect();
         let watched = health::Watched::of(&graph);
+        let mut stages = match staged {
+            true => crate::ir::stages::cut(&graph)?,
+            false => vec![crate::ir::stages::Stage {
+                graph,
+                sums: Vec::new(),
+            }],
+        }
+        .into_iter();
+        let first = stages.next().expect("a graph has a first stage");
+        let later = stages
+            .map(|s| Ok((backend.prepare(s.graph)?, s.sums)))
+            .collect::<Result<_, String>>()?;
         Ok(Prepared {
-            exe: backend.prepare(graph)?,
+            exe: backend.prepare(first.graph)?,
+            later,
             roles,
             watched,
         })
@@ -109,6 +132,8 @@ pub struct Session<'p> {
     pub compile_seconds: f64,
     /// Seconds spent running training steps (their graphs, not the loop around them).
     pub step_seconds: f64,
+    /// Of a data-parallel run, where the seconds went.
+    pub parallel: distributed::Seconds,
 }
 
 impl<'p> Session<'p> {
@@ -132,6 +157,7 @@ impl<'p> Session<'p> {
             health_every: Some(DEFAULT_HEALTH_EVERY),
             compile_seconds: start.elapsed().as_secs_f64(),
             step_seconds: 0.0,
+            parallel: distributed::Seconds::default(),
         })
     }
 
@@ -195,39 +221,65 @@ impl<'p> Session<'p> {
         memory::check_fits(&memory::estimate(&self.lowered), memory::available())
     }
 
-    fn graphs(&mut self, batch: usize) -> Result<Rc<Graphs>, String> {
-        if let Some(g) = self.graphs.get(&batch) {
-            return Ok(g.clone());
-        }
-        let start = Instant::now();
-        let fresh;
-        let lowered = if batch == self.lowered.config.batch {
-            &self.lowered
+    /// Runs `f` on the train block lowered at `batch` samples: the session's own lowering at
+    /// the file's batch, a fresh one at any other size.
+    fn with_lowered<T>(
+        &self,
+        batch: usize,
+        f: impl FnOnce(&Lowered) -> Result<T, String>,
+    ) -> Result<T, String> {
+        if batch == self.lowered.config.batch {
+            f(&self.lowered)
         } else {
-            fresh = lower_at(self.program, self.sources, Some(batch))?;
-            &fresh
-        };
+            f(&lower_at(self.program, self.sources, Some(batch))?)
+        }
+    }
+
+    /// Per phase of `lowered`, the graph `make` builds, optimized and prepared (in stages when
+    /// `staged`): once as it is, and once with the gradient-health statistics when the run
+    /// watches them (none otherwise). `learning_rate` asks for the learning-rate output.
+    fn prepare_phases(
+        &self,
+        lowered: &Lowered,
+        learning_rate: bool,
+        staged: bool,
+        make: impl Fn(&lower::Phase, Watch) -> Result<Graph, String>,
+    ) -> Result<(Vec<Prepared>, Vec<Prepared>), String> {
         let backend = self.backend.as_ref();
         let prepare = |health: bool| -> Result<Vec<Prepared>, String> {
             let watch = Watch {
                 health,
-                learning_rate: true,
+                learning_rate,
             };
             lowered
                 .phases
                 .iter()
                 .map(|phase| {
-                    let step = crate::step::train_step_watched(lowered, phase, watch)?;
-                    Prepared::new(backend, crate::opt::optimize(&step).0)
+                    let graph = crate::opt::optimize(&make(phase, watch)?).0;
+                    Prepared::in_stages(backend, graph, staged)
                 })
                 .collect()
         };
-        let steps = prepare(false)?;
+        let plain = prepare(false)?;
         let watched = match self.health_every {
             Some(_) => prepare(true)?,
             None => Vec::new(),
         };
-        let eval = Prepared::new(backend, crate::opt::optimize(&lowered.eval).0)?;
+        Ok((plain, watched))
+    }
+
+    fn graphs(&mut self, batch: usize) -> Result<Rc<Graphs>, String> {
+        if let Some(g) = self.graphs.get(&batch) {
+            return Ok(g.clone());
+        }
+        let start = Instant::now();
+        let (steps, watched, eval) = self.with_lowered(batch, |lowered| {
+            let (steps, watched) = self.prepare_phases(lowered, true, false, |phase, watch| {
+                crate::step::train_step_watched(lowered, phase, watch)
+            })?;
+            let eval = crate::opt::optimize(&lowered.eval).0;
+            Ok((steps, watched, Prepared::new(self.backend.as_ref(), eval)?))
+        })?;
         let g = Rc::new(Graphs {
             steps,
             watched,
@@ -1122,9 +1174,18 @@ impl<'s, 'p> Trainer<'s, 'p> {
         loss: f64,
     ) -> String {
         let values = &self.values;
-        let origin = match graph.run(&|n| inputs.get(n).or_else(|| values.get(n)), true) {
-            Err(e) => format!("; the first non-finite value: {e}"),
-            Ok(_) => String::new(),
+        let first = graph
+            .run(&|n| inputs.get(n).or_else(|| values.get(n)), true)
+            .err();
+        self.nonfinite_at(epoch, first, loss)
+    }
+
+    /// The message of a step whose loss is `loss`, naming the node that made the first
+    /// non-finite value when the backend found it.
+    fn nonfinite_at(&self, epoch: usize, first: Option<RunError>, loss: f64) -> String {
+        let origin = match first {
+            Some(e) => format!("; the first non-finite value: {e}"),
+            None => String::new(),
         };
         self.failure(
             epoch,

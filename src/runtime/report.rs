@@ -74,6 +74,21 @@ pub struct Timings {
     /// Training time per batch (all phases), validation excluded.
     pub mean_step_ms: f64,
     pub samples_per_second: f64,
+    /// Where a data-parallel step's time went (absent for a plain run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_parallel: Option<DataParallelTimings>,
+}
+
+/// Milliseconds per step of a data-parallel run, as this process spent them.
+#[derive(Debug, Serialize)]
+pub struct DataParallelTimings {
+    /// The forward and backward passes of this process's shards.
+    pub shards_ms: f64,
+    /// Gathering every process's sums and adding them up (the gradients, and between the
+    /// stages of a step with synchronized batch norm), waiting for the slowest process included.
+    pub exchange_ms: f64,
+    /// The update step (clipping and optimizer) on the summed gradients.
+    pub update_ms: f64,
 }
 
 impl Report {
@@ -140,6 +155,11 @@ impl Report {
                 train_seconds: result.train_seconds,
                 mean_step_ms: 1e3 * step_seconds / steps,
                 samples_per_second: result.samples_this_run as f64 / step_seconds.max(1e-9),
+                data_parallel: (session.parallel.shards > 0.0).then(|| DataParallelTimings {
+                    shards_ms: 1e3 * session.parallel.shards / steps,
+                    exchange_ms: 1e3 * session.parallel.exchange / steps,
+                    update_ms: 1e3 * session.parallel.update / steps,
+                }),
             },
         }
     }

@@ -72,7 +72,9 @@ pub(crate) fn apply(op: &Op, args: &[&Tensor], threads: usize) -> Result<Tensor,
                 by_dtype!(*to, T => T::wrap(a.mapv(|v| T::from_f64(v.to_f64()))))
             })
         }
-        Op::Detach => {
+        // In one process there is one shard: its sum is its value. A data-parallel step is cut
+        // at every `all_sum` (`ir::stages`), so no kernel sees one with several shards.
+        Op::Detach | Op::AllSum => {
             let [x] = operands(args)?;
             x.clone()
         }
