@@ -5,7 +5,11 @@
 timings.compile_seconds (lowering, the gradient, the fused step, the JIT, for every graph the
 run uses) of a one-step run.
 
-    python3 tools/compile_time.py [--runs 5] [--nnlc target/release/nnlc]
+    python3 tools/compile_time.py [--runs 5] [--nnlc target/release/nnlc] [--no-health]
+
+`--no-health` leaves out the second step graph that computes the gradient-health statistics
+(compiled alongside the plain step unless `nnlc run --no-health`), to compare with builds that
+predate it.
 """
 import argparse, json, os, statistics, subprocess, sys, tempfile, time
 
@@ -18,6 +22,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--nnlc", default=os.path.join(ROOT, "target", "release", "nnlc"))
+    ap.add_argument("--no-health", action="store_true")
     args = ap.parse_args()
     write_lstm_data()
     print(f"{'model':<10} {'front ms':>9} {'step ms':>9} {'total ms':>9}")
@@ -31,7 +36,8 @@ def main():
                 report = os.path.join(tmp, "report.json")
                 subprocess.run([args.nnlc, "run", example, "--threads", "1", "--epochs", "1",
                                 "--steps-per-epoch", "1", "--checkpoint-dir", tmp,
-                                "--report", report], cwd=ROOT, check=True, capture_output=True)
+                                "--report", report] + (["--no-health"] if args.no_health else []),
+                               cwd=ROOT, check=True, capture_output=True)
                 with open(report) as f:
                     step.append(1e3 * json.load(f)["timings"]["compile_seconds"])
         f, s = statistics.median(front), statistics.median(step)
