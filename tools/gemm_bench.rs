@@ -219,10 +219,10 @@ unsafe fn multiply(
     unsafe {
         match library {
             Library::Gemm { split: false } => {
-                product::product_with(Method::GemmThreads, m, n, k, dst, a, b, threads)
+                product::product_with(Method::GemmThreads, [m, n, k], dst, a, b, threads)
             }
             Library::Gemm { split: true } => {
-                product::product_with(Method::GemmSplit, m, n, k, dst, a, b, threads)
+                product::product_with(Method::GemmSplit, [m, n, k], dst, a, b, threads)
             }
             Library::OpenBlas { sgemm, split } => {
                 let parts = if split && m * n * k >= product::SPLIT_WORK {
@@ -230,7 +230,7 @@ unsafe fn multiply(
                 } else {
                     1
                 };
-                product::split(m, n, k, 1_000_000, dst, a, b, parts, &openblas(sgemm))
+                product::split([m, n, k], 1_000_000, dst, a, b, parts, &openblas(sgemm))
             }
             Library::Dnnl {
                 sgemm,
@@ -251,7 +251,7 @@ unsafe fn multiply(
                     1
                 };
                 let call = dnnl(sgemm);
-                product::split(m, n, k, 0, dst, a, b, parts, &move |m, n, dst, a, b| {
+                product::split([m, n, k], 0, dst, a, b, parts, &move |m, n, dst, a, b| {
                     omp_threads(1);
                     call(m, n, dst, a, b)
                 })

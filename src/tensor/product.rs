@@ -188,19 +188,16 @@ pub unsafe fn product<T: Real>(
     threads: usize,
 ) {
     // SAFETY: the caller's guarantee.
-    unsafe { product_with(METHOD, m, n, k, dst, a, b, threads) }
+    unsafe { product_with(METHOD, [m, n, k], dst, a, b, threads) }
 }
 
 /// [`product`] by a given method.
 ///
 /// # Safety
 /// As [`product`]'s.
-#[allow(clippy::too_many_arguments)]
 pub unsafe fn product_with<T: Real>(
     method: Method,
-    m: usize,
-    n: usize,
-    k: usize,
+    [m, n, k]: [usize; 3],
     dst: Dest<T>,
     a: Operand<T>,
     b: Operand<T>,
@@ -222,7 +219,7 @@ pub unsafe fn product_with<T: Real>(
         }
         // SAFETY (both): the caller's guarantee, which holds for each band.
         Method::GemmSplit => unsafe {
-            split(m, n, k, 0, dst, a, b, threads, &|m, n, dst, a, b| {
+            split([m, n, k], 0, dst, a, b, threads, &|m, n, dst, a, b| {
                 gemm_one(m, n, k, dst, a, b, Parallelism::None)
             })
         },
@@ -250,9 +247,7 @@ pub unsafe fn product_with<T: Real>(
                     Some(_) => {
                         blas::single_threaded();
                         split(
-                            m,
-                            n,
-                            k,
+                            [m, n, k],
                             blas::SMALL_WORK,
                             dst,
                             a,
@@ -264,7 +259,7 @@ pub unsafe fn product_with<T: Real>(
                             },
                         )
                     }
-                    None => split(m, n, k, 0, dst, a, b, threads, &|m, n, dst, a, b| {
+                    None => split([m, n, k], 0, dst, a, b, threads, &|m, n, dst, a, b| {
                         gemm_one(m, n, k, dst, a, b, Parallelism::None)
                     }),
                 }
@@ -311,11 +306,8 @@ fn row_major_copy<T: Real>(x: Operand<T>, rows: usize, cols: usize, threads: usi
 ///
 /// # Safety
 /// As [`product`]'s, and `part` computes `dst = a·b` for the matrices it is given.
-#[allow(clippy::too_many_arguments)]
 pub unsafe fn split<T: Real>(
-    m: usize,
-    n: usize,
-    k: usize,
+    [m, n, k]: [usize; 3],
     min_band_work: usize,
     dst: Dest<T>,
     a: Operand<T>,
