@@ -19,7 +19,6 @@ pub struct Operand<T> {
     pub col_stride: isize,
 }
 
-#[cfg(feature = "blas")]
 impl<T: Copy> Operand<T> {
     /// Element `(i, j)`.
     ///
@@ -71,6 +70,13 @@ pub const METHOD: Method = Method::Blas;
 /// The number of multiply-adds below which a product runs on one thread: forking and joining
 /// costs more than the second thread saves. Measured with `tools/gemm_shapes.py`.
 pub const SPLIT_WORK: usize = 1 << 20;
+
+/// The column length from which a right operand stored by columns is copied row-major before
+/// the gemm crate multiplies by it. Measured with `tools/gemm_bench.rs` on one thread: with
+/// k = 512 the copy pays at every m tried (m = 32: 0.66 → 0.43 ms, 128: 1.18 → 0.89, 256:
+/// 1.67 → 1.47; row-major: 0.15, 0.60, 1.19); with k = 128 and n = 1600 it does not
+/// (0.29 → 0.47 ms; row-major 0.25).
+const COPY_RIGHT_MIN_K: usize = 256;
 
 /// Output bands start at multiples of this many rows or columns (a 512-bit vector of f32), so
 /// each thread's part keeps the library's full-width kernels.
@@ -217,12 +223,30 @@ pub unsafe fn product_with<T: Real>(
             // SAFETY: the caller's guarantee.
             unsafe { gemm_one(m, n, k, dst, a, b, parallelism) }
         }
-        // SAFETY (both): the caller's guarantee, which holds for each band.
-        Method::GemmSplit => unsafe {
-            split([m, n, k], 0, dst, a, b, threads, &|m, n, dst, a, b| {
-                gemm_one(m, n, k, dst, a, b, Parallelism::None)
-            })
-        },
+        Method::GemmSplit => {
+            // The gemm crate packs a right operand stored by columns (`g·Wᵀ`) element by
+            // element, which made mlp_big's `g·W₂ᵀ` 1.6× slower than the same product
+            // row-major: such an operand is copied row-major first. The library sums in the
+            // same order for either layout (`tools/gemm_bench.rs` checks it on the reference
+            // models' products), and the interpreter multiplies row-major copies anyway.
+            let b_copy = (b.row_stride == 1 && b.col_stride != 1 && k >= COPY_RIGHT_MIN_K)
+                .then(|| row_major_copy(b, k, n, threads));
+            let b = match &b_copy {
+                Some(c) => Operand {
+                    ptr: c.as_ptr(),
+                    row_stride: n as isize,
+                    col_stride: 1,
+                },
+                None => b,
+            };
+            // SAFETY: the caller's guarantee, which holds for each band; the copy lives until
+            // the product is done.
+            unsafe {
+                split([m, n, k], 0, dst, a, b, threads, &|m, n, dst, a, b| {
+                    gemm_one(m, n, k, dst, a, b, Parallelism::None)
+                })
+            }
+        }
         #[cfg(feature = "blas")]
         Method::Blas => {
             // OpenBLAS sums in another order for a transposed operand than for the same
@@ -268,26 +292,29 @@ pub unsafe fn product_with<T: Real>(
     }
 }
 
-/// The `rows`×`cols` matrix `x` copied row-major, bands of rows on `threads` threads.
-#[cfg(feature = "blas")]
+/// The `rows`×`cols` matrix `x` copied row-major, bands of rows on `threads` threads. Each band
+/// is filled a few columns at a time, so that a matrix stored by columns is read along a few
+/// of its columns at once instead of one element per cache line (rows of a power-of-two
+/// length apart also fall into the same few cache sets).
 fn row_major_copy<T: Real>(x: Operand<T>, rows: usize, cols: usize, threads: usize) -> Vec<T> {
     use rayon::prelude::*;
+    const COLUMNS_AT_ONCE: usize = 16;
     let mut out = vec![T::ZERO; rows * cols];
-    let fill = |(i, row): (usize, &mut [T])| {
-        for (j, v) in row.iter_mut().enumerate() {
-            // SAFETY: `(i, j)` is an element of `x`, which lies in one allocation
-            // (`product`'s guarantee).
-            *v = unsafe { x.at(i, j) };
-        }
-    };
     let rows_per_band = rows.div_ceil(threads.max(1)).max(1);
     out.par_chunks_mut(rows_per_band * cols)
         .enumerate()
         .for_each(|(band, chunk)| {
-            chunk
-                .chunks_mut(cols)
-                .enumerate()
-                .for_each(|(r, row)| fill((band * rows_per_band + r, row)));
+            let first = band * rows_per_band;
+            for c0 in (0..cols).step_by(COLUMNS_AT_ONCE) {
+                let c1 = (c0 + COLUMNS_AT_ONCE).min(cols);
+                for (r, row) in chunk.chunks_mut(cols).enumerate() {
+                    for (c, v) in row[c0..c1].iter_mut().enumerate() {
+                        // SAFETY: `(first + r, c0 + c)` is an element of `x`, which lies in
+                        // one allocation (`product`'s guarantee).
+                        *v = unsafe { x.at(first + r, c0 + c) };
+                    }
+                }
+            }
         });
     out
 }
