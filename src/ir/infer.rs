@@ -1,5 +1,6 @@
 //! The shape rule of every primitive: the result type from the op and its operands' types, or a
-//! sentence saying why the node is ill-formed.
+//! sentence saying why the node is ill-formed. The operand count is the primitive table's arity;
+//! the elementwise primitives share one rule read from their rows (`pointwise`).
 
 use super::{DType, Op, Primitive, TensorType, Type, ValueId, Window};
 
