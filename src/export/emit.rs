@@ -6,6 +6,7 @@
 use super::onnx::{GraphProto, NodeProto, TensorProto};
 use super::plan::{self, Fused};
 use super::proto;
+use super::rules::{self, Rule};
 use super::sym::{self, Dim, SymGraph, SymTensor, SymType};
 use crate::ir::{CmpOp, DType, Graph, Loc, Op, Role, ValueId, Window};
 use crate::tensor::Tensor;
@@ -521,7 +522,7 @@ impl Builder {
                 };
                 let zero = self.constant(proto::INT64, &[], 0i64.to_le_bytes().to_vec());
                 let one = self.constant(proto::INT64, &[], 1i64.to_le_bytes().to_vec());
-                let range = self.node1("Range", &[&zero, &limit, &one], vec![]);
+                let range = self.node1(operator(op)?, &[&zero, &limit, &one], vec![]);
                 let cast = self.node1(
                     "Cast",
                     &[&range],
@@ -541,12 +542,7 @@ impl Builder {
                     shape,
                 }
             }
-            Op::Rand { .. } => {
-                return Err(format!(
-                    "`{}` draws random numbers in evaluation mode; nnl's counter-based generator has no ONNX equivalent",
-                    op.name()
-                ));
-            }
+            Op::Rand { .. } => return Err(unsupported(op)),
             // An exported model runs in one process, where a sum over shards is the identity.
             Op::Detach | Op::AllSum => x[0].clone(),
             Op::Neg
@@ -558,26 +554,15 @@ impl Builder {
             | Op::Erf
             | Op::Tanh
             | Op::Sigmoid
-            | Op::Not
-            | Op::Cast { .. } => {
-                let (name, attrs) = match op {
-                    Op::Neg => ("Neg", vec![]),
-                    Op::Exp => ("Exp", vec![]),
-                    Op::Log => ("Log", vec![]),
-                    Op::Sqrt => ("Sqrt", vec![]),
-                    Op::Sin => ("Sin", vec![]),
-                    Op::Cos => ("Cos", vec![]),
-                    Op::Erf => ("Erf", vec![]),
-                    Op::Tanh => ("Tanh", vec![]),
-                    Op::Sigmoid => ("Sigmoid", vec![]),
-                    Op::Not => ("Not", vec![]),
-                    Op::Cast { to } => {
-                        ("Cast", vec![proto::int("to", proto::elem_type(*to) as i64)])
-                    }
-                    _ => unreachable!("listed above"),
-                };
+            | Op::Not => Tv {
+                name: self.node1(operator(op)?, &[&x[0].name], vec![]),
+                dtype,
+                shape: x[0].shape.clone(),
+            },
+            Op::Cast { to } => {
+                let attrs = vec![proto::int("to", proto::elem_type(*to) as i64)];
                 Tv {
-                    name: self.node1(name, &[&x[0].name], attrs),
+                    name: self.node1(operator(op)?, &[&x[0].name], attrs),
                     dtype,
                     shape: x[0].shape.clone(),
                 }
@@ -585,35 +570,67 @@ impl Builder {
             Op::Add
             | Op::Sub
             | Op::Mul
-            | Op::Div
             | Op::Max
             | Op::Min
-            | Op::Cmp(_)
+            | Op::Cmp(CmpOp::Eq | CmpOp::Lt | CmpOp::Le | CmpOp::Gt | CmpOp::Ge)
             | Op::And
             | Op::Or
-            | Op::Select => self.elementwise(op, x, types, out)?,
-            Op::Sum { axes } | Op::ReduceMax { axes } => {
+            | Op::Select => {
+                let (names, shape) = self.broadcast_operands(x, types, out)?;
+                let n: Vec<&str> = names.iter().map(String::as_str).collect();
+                Tv {
+                    name: self.node1(operator(op)?, &n, vec![]),
+                    dtype,
+                    shape,
+                }
+            }
+            Op::Div => {
+                let (names, shape) = self.broadcast_operands(x, types, out)?;
+                let (a, b) = (&names[0], &names[1]);
+                let name = if types[0].dtype.is_float() {
+                    self.node1(operator(op)?, &[a, b], vec![])
+                } else {
+                    // The IR's integer division rounds toward −∞, ONNX's toward zero: subtract
+                    // the (floor) remainder first, then the quotient is exact.
+                    let rem = self.node1("Mod", &[a, b], vec![]);
+                    let exact = self.node1("Sub", &[a, &rem], vec![]);
+                    self.node1(operator(op)?, &[&exact, b], vec![])
+                };
+                Tv { name, dtype, shape }
+            }
+            Op::Cmp(CmpOp::Ne) => {
+                let (names, shape) = self.broadcast_operands(x, types, out)?;
+                let n: Vec<&str> = names.iter().map(String::as_str).collect();
+                let eq = self.node1("Equal", &n, vec![]);
+                Tv {
+                    name: self.node1(operator(op)?, &[&eq], vec![]),
+                    dtype,
+                    shape,
+                }
+            }
+            Op::Sum { axes } => {
                 if axes.is_empty() {
                     return Ok(x[0].clone());
                 }
                 let a = full(self, 0)?;
                 let axes: Vec<i64> = axes.iter().map(|&a| a as i64).collect();
-                let name = if matches!(op, Op::Sum { .. }) {
-                    let axes = self.int64s(&axes);
-                    self.node1("ReduceSum", &[&a, &axes], vec![proto::int("keepdims", 0)])
-                } else {
-                    self.node1(
-                        "ReduceMax",
-                        &[&a],
-                        vec![proto::ints("axes", &axes), proto::int("keepdims", 0)],
-                    )
-                };
-                whole(name)
+                let axes = self.int64s(&axes);
+                let keepdims = vec![proto::int("keepdims", 0)];
+                whole(self.node1(operator(op)?, &[&a, &axes], keepdims))
+            }
+            Op::ReduceMax { axes } => {
+                if axes.is_empty() {
+                    return Ok(x[0].clone());
+                }
+                let a = full(self, 0)?;
+                let axes: Vec<i64> = axes.iter().map(|&a| a as i64).collect();
+                let attrs = vec![proto::ints("axes", &axes), proto::int("keepdims", 0)];
+                whole(self.node1(operator(op)?, &[&a], attrs))
             }
             Op::Argmax { axis } => {
                 let a = full(self, 0)?;
                 let am = self.node1(
-                    "ArgMax",
+                    operator(op)?,
                     &[&a],
                     vec![proto::int("axis", *axis as i64), proto::int("keepdims", 0)],
                 );
@@ -642,13 +659,17 @@ impl Builder {
                 if x[0].shape.len() == perm.len() {
                     let shape = perm.iter().map(|&a| x[0].shape[a]).collect();
                     Tv {
-                        name: self.node1("Transpose", &[&x[0].name], vec![proto::ints("perm", &p)]),
+                        name: self.node1(
+                            operator(op)?,
+                            &[&x[0].name],
+                            vec![proto::ints("perm", &p)],
+                        ),
                         dtype,
                         shape,
                     }
                 } else {
                     let a = full(self, 0)?;
-                    whole(self.node1("Transpose", &[&a], vec![proto::ints("perm", &p)]))
+                    whole(self.node1(operator(op)?, &[&a], vec![proto::ints("perm", &p)]))
                 }
             }
             Op::Broadcast { .. } => x[0].clone(),
@@ -673,7 +694,7 @@ impl Builder {
                 }
                 let (starts, ends) = (self.int64s(&[*start as i64]), self.int64s(&[*end as i64]));
                 let axes = self.int64s(&[*axis as i64]);
-                whole(self.node1("Slice", &[&a, &starts, &ends, &axes], vec![]))
+                whole(self.node1(operator(op)?, &[&a, &starts, &ends, &axes], vec![]))
             }
             Op::Pad { axis, lo, hi } => {
                 let a = full(self, 0)?;
@@ -682,14 +703,14 @@ impl Builder {
                 pads[*axis] = *lo as i64;
                 pads[rank + axis] = *hi as i64;
                 let pads = self.int64s(&pads);
-                whole(self.node1("Pad", &[&a, &pads], vec![]))
+                whole(self.node1(operator(op)?, &[&a, &pads], vec![]))
             }
             Op::Concat { axis } => {
                 let parts: Vec<String> = (0..x.len())
                     .map(|i| full(self, i))
                     .collect::<Result<_, _>>()?;
                 let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
-                whole(self.node1("Concat", &refs, vec![proto::int("axis", *axis as i64)]))
+                whole(self.node1(operator(op)?, &refs, vec![proto::int("axis", *axis as i64)]))
             }
             Op::MatMul => {
                 // ONNX broadcasts the batch axes of a product; the matrix axes must be whole.
@@ -709,7 +730,7 @@ impl Builder {
                 let mut shape = batch;
                 shape.extend_from_slice(&out.shape[r - 2..]);
                 Tv {
-                    name: self.node1("MatMul", &[&a, &b], vec![]),
+                    name: self.node1(operator(op)?, &[&a, &b], vec![]),
                     dtype,
                     shape,
                 }
@@ -731,7 +752,7 @@ impl Builder {
                 }
                 let kernel =
                     self.float_tensor(dtype, &[ckk as i64, c as i64, k as i64, k as i64], &weight);
-                let conv = self.node1("Conv", &[&a, &kernel], window_attrs(w));
+                let conv = self.node1(operator(op)?, &[&a, &kernel], window_attrs(w));
                 whole(self.reshape(&conv, &out.shape)?)
             }
             Op::Fold { window: w, size } => {
@@ -765,12 +786,16 @@ impl Builder {
                 ];
                 let mut attrs = window_attrs(w);
                 attrs.push(proto::ints("output_padding", &extra));
-                whole(self.node1("ConvTranspose", &[&cols, &kernel], attrs))
+                whole(self.node1(operator(op)?, &[&cols, &kernel], attrs))
             }
             Op::Gather => {
                 let table = full(self, 0)?;
-                whole(self.node1("Gather", &[&table, &x[1].name], vec![proto::int("axis", 0)]))
-                    .with_shape_of(&x[1], &types[1].shape, out)
+                whole(self.node1(
+                    operator(op)?,
+                    &[&table, &x[1].name],
+                    vec![proto::int("axis", 0)],
+                ))
+                .with_shape_of(&x[1], &types[1].shape, out)
             }
             Op::ScatterAdd { rows } => {
                 let ids = full(self, 0)?;
@@ -784,7 +809,7 @@ impl Builder {
                 shape.extend_from_slice(&out.shape[1..]);
                 let data = self.full(&zero, &shape)?;
                 whole(self.node1(
-                    "ScatterND",
+                    operator(op)?,
                     &[&data, &idx, &updates],
                     vec![proto::string("reduction", "add")],
                 ))
@@ -792,14 +817,14 @@ impl Builder {
         })
     }
 
-    fn elementwise(
+    /// The operands of an elementwise operator as ONNX values and the shape of its result: as
+    /// they are when they broadcast to each other, else expanded to the result's shape.
+    fn broadcast_operands(
         &mut self,
-        op: &Op,
         x: &[Tv],
         types: &[&SymTensor],
         out: &SymTensor,
-    ) -> Result<Tv, String> {
-        // Operands that broadcast to each other stay as they are.
+    ) -> Result<(Vec<String>, Vec<Dim>), String> {
         let mut shape: Vec<Dim> = Vec::new();
         let mut lazy = true;
         for t in x {
@@ -808,54 +833,13 @@ impl Builder {
                 None => lazy = false,
             }
         }
-        let names: Vec<String> = if lazy {
-            x.iter().map(|t| t.name.clone()).collect()
-        } else {
-            shape = out.shape.clone();
-            (0..x.len())
-                .map(|i| self.full(&x[i], &types[i].shape))
-                .collect::<Result<_, _>>()?
-        };
-        let n: Vec<&str> = names.iter().map(String::as_str).collect();
-        let int = !types[0].dtype.is_float();
-        let name = match op {
-            Op::Div if int => {
-                // The IR's integer division rounds toward −∞, ONNX's toward zero: subtract the
-                // (floor) remainder first, then the quotient is exact.
-                let rem = self.node1("Mod", &[n[0], n[1]], vec![]);
-                let exact = self.node1("Sub", &[n[0], &rem], vec![]);
-                self.node1("Div", &[&exact, n[1]], vec![])
-            }
-            Op::Cmp(CmpOp::Ne) => {
-                let eq = self.node1("Equal", &n, vec![]);
-                self.node1("Not", &[&eq], vec![])
-            }
-            _ => {
-                let onnx = match op {
-                    Op::Add => "Add",
-                    Op::Sub => "Sub",
-                    Op::Mul => "Mul",
-                    Op::Div => "Div",
-                    Op::Max => "Max",
-                    Op::Min => "Min",
-                    Op::Cmp(CmpOp::Eq) => "Equal",
-                    Op::Cmp(CmpOp::Lt) => "Less",
-                    Op::Cmp(CmpOp::Le) => "LessOrEqual",
-                    Op::Cmp(CmpOp::Gt) => "Greater",
-                    Op::Cmp(CmpOp::Ge) => "GreaterOrEqual",
-                    Op::And => "And",
-                    Op::Or => "Or",
-                    Op::Select => "Where",
-                    _ => unreachable!("elementwise ops only"),
-                };
-                self.node1(onnx, &n, vec![])
-            }
-        };
-        Ok(Tv {
-            name,
-            dtype: out.dtype,
-            shape,
-        })
+        if lazy {
+            return Ok((x.iter().map(|t| t.name.clone()).collect(), shape));
+        }
+        let names = (0..x.len())
+            .map(|i| self.full(&x[i], &types[i].shape))
+            .collect::<Result<_, _>>()?;
+        Ok((names, out.shape.clone()))
     }
 
     fn float_tensor(&mut self, dtype: DType, dims: &[i64], values: &[f64]) -> String {
@@ -979,6 +963,27 @@ impl Tv {
         let mut shape = ids.shape.clone();
         shape.extend_from_slice(row);
         Tv { shape, ..self }
+    }
+}
+
+/// The ONNX operator of `op`'s rule.
+fn operator(op: &Op) -> Result<&'static str, String> {
+    match rules::rule(op.prim()) {
+        Rule::Operator(name) => Ok(name),
+        Rule::Value | Rule::Unsupported(_) => Err(format!(
+            "internal: `{}` is written as an operator, but its rule has none",
+            op.name()
+        )),
+    }
+}
+
+/// The error for exporting `op`, whose rule refuses it.
+fn unsupported(op: &Op) -> String {
+    match rules::rule(op.prim()) {
+        Rule::Unsupported(why) => format!("`{}` cannot be exported to ONNX: {why}", op.name()),
+        Rule::Operator(_) | Rule::Value => {
+            format!("internal: `{}` has an ONNX rule but was refused", op.name())
+        }
     }
 }
 

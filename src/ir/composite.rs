@@ -4,7 +4,7 @@
 //! recomputing them; but nothing computes them directly: the interpreter and the JIT both follow
 //! the one recipe here, so they agree bit for bit.
 
-use super::{CmpOp, DType, Op};
+use super::{CmpOp, DType, Op, TensorType, Type, infer};
 
 /// An operand of a recipe step.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -24,14 +24,29 @@ pub struct Step {
     pub args: Vec<Operand>,
 }
 
-impl Step {
-    /// The step's result dtype, given the operand's.
-    pub fn dtype(&self, x: DType) -> DType {
-        match self.op {
-            Op::Cmp(_) => DType::Bool,
-            _ => x,
+/// The dtype of each step's result, for an operand of dtype `x`: what the steps' shape rules
+/// give on scalars of their operands' dtypes.
+pub fn dtypes(steps: &[Step], x: DType) -> Result<Vec<DType>, String> {
+    let mut out: Vec<DType> = Vec::with_capacity(steps.len());
+    for step in steps {
+        let operands: Vec<Type> = step
+            .args
+            .iter()
+            .map(|a| {
+                let dtype = match a {
+                    Operand::X | Operand::Const(_) => x,
+                    Operand::Step(k) => out[*k],
+                };
+                Type::Tensor(TensorType::new(dtype, Vec::new()))
+            })
+            .collect();
+        let operands: Vec<&Type> = operands.iter().collect();
+        match infer(&step.op, &operands)? {
+            Type::Tensor(t) => out.push(t.dtype),
+            Type::Tuple(_) => return Err(format!("a recipe's `{}` makes a tuple", step.op.name())),
         }
     }
+    Ok(out)
 }
 
 /// The steps that compute `op`, the last one giving its value; `None` for ops the backends

@@ -1,7 +1,8 @@
 //! The shape rule of every primitive: the result type from the op and its operands' types, or a
-//! sentence saying why the node is ill-formed.
+//! sentence saying why the node is ill-formed. The operand count is the primitive table's arity;
+//! the elementwise primitives share one rule read from their rows (`pointwise`).
 
-use super::{DType, Op, TensorType, Type, ValueId, Window};
+use super::{DType, Op, Primitive, TensorType, Type, ValueId, Window};
 
 pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
     let tensors = args
@@ -13,32 +14,25 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
             Type::Tuple(_) => Err(format!("operand {i} is a tuple")),
         })
         .collect::<Result<Vec<&TensorType>, String>>()?;
-    let arity = |n: usize| {
-        if tensors.len() == n {
-            Ok(())
-        } else {
-            Err(format!(
-                "`{}` takes {n} operand(s), got {}",
-                op.name(),
-                tensors.len()
-            ))
-        }
-    };
+    let row = op.primitive();
+    if !row.arity.admits(tensors.len()) {
+        return Err(format!(
+            "`{}` takes {} operand(s), got {}",
+            row.name,
+            row.arity,
+            tensors.len()
+        ));
+    }
     let t = |ty: TensorType| Ok(Type::Tensor(ty));
     match op {
-        Op::Input { ty, .. } | Op::Const { ty, .. } => {
-            arity(0)?;
-            t(ty.clone())
-        }
+        Op::Input { ty, .. } | Op::Const { ty, .. } => t(ty.clone()),
         Op::Iota { axis, ty } => {
-            arity(0)?;
             if *axis >= ty.rank() {
                 return Err(format!("iota axis {axis} out of range for {ty}"));
             }
             t(ty.clone())
         }
         Op::Rand { ty, .. } => {
-            arity(1)?;
             expect_type(
                 tensors[0],
                 &TensorType::new(DType::I32, vec![2]),
@@ -47,57 +41,29 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
             expect_float(ty)?;
             t(ty.clone())
         }
-        Op::Not => {
-            arity(1)?;
-            expect_dtype(tensors[0], DType::Bool)?;
-            t(tensors[0].clone())
-        }
-        Op::Neg => {
-            arity(1)?;
-            if tensors[0].dtype == DType::Bool {
-                return Err("`neg` on bool".into());
-            }
-            t(tensors[0].clone())
-        }
-        Op::Detach => {
-            arity(1)?;
-            t(tensors[0].clone())
-        }
-        Op::AllSum => {
-            arity(1)?;
-            expect_float(tensors[0])?;
-            t(tensors[0].clone())
-        }
-        Op::Exp | Op::Log | Op::Sqrt | Op::Sin | Op::Cos | Op::Erf | Op::Tanh | Op::Sigmoid => {
-            arity(1)?;
-            expect_float(tensors[0])?;
-            t(tensors[0].clone())
-        }
-        Op::Cast { to } => {
-            arity(1)?;
-            t(tensors[0].with_dtype(*to))
-        }
-        Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min => {
-            arity(2)?;
-            same(tensors[0], tensors[1])?;
-            if tensors[0].dtype == DType::Bool {
-                return Err(format!("`{}` on bool", op.name()));
-            }
-            t(tensors[0].clone())
-        }
-        Op::Cmp(_) => {
-            arity(2)?;
-            same(tensors[0], tensors[1])?;
-            t(tensors[0].with_dtype(DType::Bool))
-        }
-        Op::And | Op::Or => {
-            arity(2)?;
-            same(tensors[0], tensors[1])?;
-            expect_dtype(tensors[0], DType::Bool)?;
-            t(tensors[0].clone())
-        }
+        Op::Neg
+        | Op::Exp
+        | Op::Log
+        | Op::Sqrt
+        | Op::Sin
+        | Op::Cos
+        | Op::Erf
+        | Op::Tanh
+        | Op::Sigmoid
+        | Op::Not
+        | Op::Detach
+        | Op::AllSum
+        | Op::Add
+        | Op::Sub
+        | Op::Mul
+        | Op::Div
+        | Op::Max
+        | Op::Min
+        | Op::And
+        | Op::Or => t(pointwise(row, &tensors)?),
+        Op::Cmp(_) => t(pointwise(row, &tensors)?.with_dtype(DType::Bool)),
+        Op::Cast { to } => t(pointwise(row, &tensors)?.with_dtype(*to)),
         Op::Select => {
-            arity(3)?;
             expect_dtype(tensors[0], DType::Bool)?;
             if tensors[0].shape != tensors[1].shape {
                 return Err(format!(
@@ -109,7 +75,6 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
             t(tensors[1].clone())
         }
         Op::Sum { axes } | Op::ReduceMax { axes } => {
-            arity(1)?;
             let x = tensors[0];
             check_axes(axes, x.rank())?;
             let shape = x
@@ -125,7 +90,6 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
             t(TensorType::new(x.dtype, shape))
         }
         Op::Argmax { axis } => {
-            arity(1)?;
             let x = tensors[0];
             check_axes(&[*axis], x.rank())?;
             if x.shape[*axis] == 0 {
@@ -136,7 +100,6 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
             t(TensorType::new(DType::I32, shape))
         }
         Op::Reshape { shape } => {
-            arity(1)?;
             let n = checked_numel(shape);
             if n.is_none() || n != checked_numel(&tensors[0].shape) {
                 return Err(format!(
@@ -147,7 +110,6 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
             t(TensorType::new(tensors[0].dtype, shape.clone()))
         }
         Op::Permute { perm } => {
-            arity(1)?;
             let x = tensors[0];
             let mut seen = vec![false; x.rank()];
             if perm.len() != x.rank() {
@@ -162,7 +124,6 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
             t(TensorType::new(x.dtype, shape))
         }
         Op::Broadcast { shape } => {
-            arity(1)?;
             let x = tensors[0];
             if x.rank() > shape.len() {
                 return Err(format!("cannot broadcast {x} to fewer axes {shape:?}"));
@@ -176,7 +137,6 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
             t(TensorType::new(x.dtype, shape.clone()))
         }
         Op::Slice { axis, start, end } => {
-            arity(1)?;
             let x = tensors[0];
             check_axes(&[*axis], x.rank())?;
             if start > end || *end > x.shape[*axis] {
@@ -187,7 +147,6 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
             t(TensorType::new(x.dtype, shape))
         }
         Op::Pad { axis, lo, hi } => {
-            arity(1)?;
             let x = tensors[0];
             check_axes(&[*axis], x.rank())?;
             let mut shape = x.shape.clone();
@@ -221,7 +180,6 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
             t(TensorType::new(first.dtype, shape))
         }
         Op::MatMul => {
-            arity(2)?;
             let (a, b) = (tensors[0], tensors[1]);
             let r = a.rank();
             if r < 2 || b.rank() != r || a.shape[..r - 2] != b.shape[..r - 2] {
@@ -235,7 +193,6 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
             t(TensorType::new(a.dtype, shape))
         }
         Op::Unfold(w) => {
-            arity(1)?;
             let x = tensors[0];
             let [b, c, h, wd] = x.shape[..] else {
                 return Err(format!("unfold needs [B, C, H, W], got {x}"));
@@ -253,7 +210,6 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
             t(TensorType::new(x.dtype, vec![b, ckk, l]))
         }
         Op::Fold { window: w, size } => {
-            arity(1)?;
             let x = tensors[0];
             if x.dtype == DType::Bool {
                 return Err("`fold` sums, so it cannot take bool".into());
@@ -278,7 +234,6 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
             ))
         }
         Op::Gather => {
-            arity(2)?;
             let (table, ids) = (tensors[0], tensors[1]);
             expect_dtype(ids, DType::I32)?;
             if table.rank() == 0 {
@@ -289,7 +244,6 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
             t(TensorType::new(table.dtype, shape))
         }
         Op::ScatterAdd { rows } => {
-            arity(2)?;
             let (ids, updates) = (tensors[0], tensors[1]);
             expect_dtype(ids, DType::I32)?;
             if updates.dtype == DType::Bool {
@@ -308,18 +262,33 @@ pub fn infer(op: &Op, args: &[&Type]) -> Result<Type, String> {
             seqs,
             ..
         } => infer_scan(body, *carries, *seqs, &tensors),
-        Op::Get { index } => {
-            arity(1)?;
-            match args[0] {
-                Type::Tuple(parts) => parts
-                    .get(*index)
-                    .cloned()
-                    .map(Type::Tensor)
-                    .ok_or_else(|| format!("`get {index}` of a {}-tuple", parts.len())),
-                Type::Tensor(_) => Err("`get` of a tensor".into()),
-            }
-        }
+        Op::Get { index } => match args[0] {
+            Type::Tuple(parts) => parts
+                .get(*index)
+                .cloned()
+                .map(Type::Tensor)
+                .ok_or_else(|| format!("`get {index}` of a {}-tuple", parts.len())),
+            Type::Tensor(_) => Err("`get` of a tensor".into()),
+        },
     }
+}
+
+/// The rule of the primitives the table's row says all about: operands all of one type (as
+/// many as its arity), of a dtype it computes on; the result has their shape and dtype (a
+/// comparison or a `cast` then changes the dtype).
+fn pointwise(row: &Primitive, x: &[&TensorType]) -> Result<TensorType, String> {
+    let first = x[0];
+    for other in &x[1..] {
+        same(first, other)?;
+    }
+    if !row.operands.admit(first.dtype) {
+        return Err(format!(
+            "`{}` takes {}, got {first}",
+            row.name,
+            row.operands.describe()
+        ));
+    }
+    Ok(first.clone())
 }
 
 static UNIT: TensorType = TensorType {
@@ -452,4 +421,86 @@ fn check_axes(axes: &[usize], rank: usize) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::infer;
+    use crate::ir::primitive::{Arity, Class};
+    use crate::ir::{DType, Graph, Op, Prim, TensorType, Type, samples};
+
+    fn node_of(g: &Graph, prim: Prim) -> Option<(&Op, Vec<&Type>, &Type)> {
+        g.nodes.iter().find_map(|n| {
+            if n.op.prim() == prim {
+                let args = n.args.iter().map(|a| &g.nodes[a.index()].ty).collect();
+                Some((&n.op, args, &n.ty))
+            } else if let Op::Scan { body, .. } = &n.op {
+                node_of(body, prim)
+            } else {
+                None
+            }
+        })
+    }
+
+    /// Every primitive has a shape rule, which gives its sample node its type and refuses an
+    /// operand count other than the table's arity, naming the primitive.
+    #[test]
+    fn every_primitive_has_a_shape_rule_and_the_tables_arity() {
+        let scalar = Type::Tensor(TensorType::new(DType::F32, Vec::new()));
+        for &prim in Prim::ALL {
+            let name = prim.info().name;
+            let g = samples::sample(prim, DType::F32);
+            let (op, args, ty) = node_of(&g, prim).unwrap_or_else(|| panic!("`{name}`'s node"));
+            assert_eq!(infer(op, &args).as_ref(), Ok(ty), "`{name}`");
+            let wrong: Vec<&Type> = match prim.info().arity {
+                Arity::Exactly(_) => args.iter().copied().chain([&scalar]).collect(),
+                Arity::AtLeast(k) => args[..k - 1].to_vec(),
+            };
+            let e = infer(op, &wrong).expect_err(name);
+            assert!(
+                e.starts_with(&format!("`{name}` takes {} operand(s)", prim.info().arity)),
+                "`{name}` with {} operands: {e}",
+                wrong.len()
+            );
+        }
+    }
+
+    /// An elementwise primitive's rule admits exactly the operand dtypes its row does, and its
+    /// result has its operands' shape.
+    #[test]
+    fn elementwise_rules_admit_the_tables_dtypes() {
+        for &prim in Prim::ALL {
+            let row = prim.info();
+            if row.class != Class::Elementwise {
+                continue;
+            }
+            let g = samples::sample(prim, DType::F32);
+            let (op, args, _) = node_of(&g, prim).expect("the sample's node");
+            for dtype in [DType::F32, DType::F64, DType::I32, DType::Bool] {
+                // `select`'s row describes its condition; its branches take any dtype.
+                let operands: Vec<Type> = (0..args.len())
+                    .map(|k| {
+                        let d = if prim == Prim::Select && k > 0 {
+                            DType::I32
+                        } else {
+                            dtype
+                        };
+                        Type::Tensor(TensorType::new(d, vec![2, 3]))
+                    })
+                    .collect();
+                let operands: Vec<&Type> = operands.iter().collect();
+                let result = infer(op, &operands);
+                assert_eq!(
+                    result.is_ok(),
+                    row.operands.admit(dtype),
+                    "`{}` on {}: {result:?}",
+                    row.name,
+                    dtype.name()
+                );
+                if let Ok(Type::Tensor(t)) = result {
+                    assert_eq!(t.shape, [2, 3], "`{}`", row.name);
+                }
+            }
+        }
+    }
 }

@@ -54,6 +54,15 @@ impl Arity {
     }
 }
 
+impl std::fmt::Display for Arity {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            Arity::Exactly(k) => write!(f, "{k}"),
+            Arity::AtLeast(k) => write!(f, "at least {k}"),
+        }
+    }
+}
+
 /// The dtypes an elementwise primitive computes on (those of its first operand).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operands {
@@ -72,6 +81,16 @@ impl Operands {
             Operands::Numbers => dtype != DType::Bool,
             Operands::Floats => dtype.is_float(),
             Operands::Bools => dtype == DType::Bool,
+        }
+    }
+
+    /// The dtypes admitted, in words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Operands::Any => "tensors of any dtype",
+            Operands::Numbers => "numbers, not bool",
+            Operands::Floats => "floats",
+            Operands::Bools => "bools",
         }
     }
 }
@@ -265,8 +284,9 @@ primitives! {
     Or = "or", Elementwise, Exactly(2), Bools, Cheap,
         differentiable: false, plain: Some(Op::Or),
         reference: Binary(|a, b| bool_of(a != 0.0 || b != 0.0)), math: None;
-    /// `select(cond, a, b)`: its operands are the bool condition, then two branches of any dtype.
-    Select = "select", Elementwise, Exactly(3), Any, Cheap,
+    /// `select(cond, a, b)`: its operands are the bool condition (what `Bools` describes), then
+    /// two branches of any dtype.
+    Select = "select", Elementwise, Exactly(3), Bools, Cheap,
         differentiable: true, plain: Some(Op::Select),
         reference: Ternary(|c, a, b| if c != 0.0 { a } else { b }), math: None;
     Sum = "sum", Reduction, Exactly(1), Numbers, Cheap,

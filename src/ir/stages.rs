@@ -8,7 +8,7 @@
 //! every stage that reads them; any other value an earlier stage computed is passed on as an
 //! output of that stage (`carry.<node>`) and an input of the later one.
 
-use super::{Graph, Loc, Node, Op, OutputRole, Role, TensorType, ValueId};
+use super::{Class, Graph, Loc, Node, Op, OutputRole, Role, TensorType, ValueId};
 use std::collections::HashMap;
 
 /// One sum over shards that a stage reads.
@@ -44,7 +44,8 @@ pub fn cut(g: &Graph) -> Result<Vec<Stage>, String> {
             sums: Vec::new(),
         }]);
     }
-    let free = |n: &Node| matches!(n.op, Op::Input { .. } | Op::Const { .. } | Op::Iota { .. });
+    // Leaves (inputs, constants, indices) are repeated in every stage that reads them.
+    let free = |n: &Node| n.op.primitive().class == Class::Leaf;
     let mut level = vec![0usize; g.nodes.len()];
     let mut ordinal: HashMap<usize, usize> = HashMap::new();
     for (i, n) in g.nodes.iter().enumerate() {

@@ -147,7 +147,35 @@ fn attributes(op: &Op) -> String {
             format!("carries={carries} seqs={seqs}{dir} body={name}")
         }
         Op::Get { index } => format!("index={index}"),
-        _ => String::new(),
+        // The printed type states these attributes: a cast's dtype, a reshape's or broadcast's
+        // shape, a scatter's row count.
+        Op::Cast { .. } | Op::Reshape { .. } | Op::Broadcast { .. } | Op::ScatterAdd { .. } => {
+            String::new()
+        }
+        Op::Neg
+        | Op::Exp
+        | Op::Log
+        | Op::Sqrt
+        | Op::Sin
+        | Op::Cos
+        | Op::Erf
+        | Op::Tanh
+        | Op::Sigmoid
+        | Op::Not
+        | Op::Detach
+        | Op::AllSum
+        | Op::Add
+        | Op::Sub
+        | Op::Mul
+        | Op::Div
+        | Op::Max
+        | Op::Min
+        | Op::Cmp(_)
+        | Op::And
+        | Op::Or
+        | Op::Select
+        | Op::MatMul
+        | Op::Gather => String::new(),
     }
 }
 

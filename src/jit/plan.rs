@@ -447,8 +447,9 @@ impl Fused {
     }
 
     /// Appends the steps of a composite op on expression node `x`; the last step is its value.
-    fn push_recipe(&mut self, steps: &[composite::Step], x: usize) {
+    fn push_recipe(&mut self, steps: &[composite::Step], x: usize) -> Result<(), String> {
         let dtype = self.expr[x].dtype;
+        let dtypes = composite::dtypes(steps, dtype)?;
         let mut constants = Vec::new();
         for step in steps {
             for a in &step.args {
@@ -465,7 +466,7 @@ impl Fused {
             }
         }
         let base = self.expr.len();
-        for step in steps {
+        for (step, &step_dtype) in steps.iter().zip(&dtypes) {
             let args = step
                 .args
                 .iter()
@@ -484,9 +485,10 @@ impl Fused {
             self.expr.push(ExprNode {
                 op: ExprOp::Op(step.op.clone()),
                 args,
-                dtype: step.dtype(dtype),
+                dtype: step_dtype,
             });
         }
+        Ok(())
     }
 
     /// A constant or an index, cheaper to recompute at every use than to store.
@@ -974,7 +976,7 @@ impl Planner<'_> {
                 };
                 let refs: Vec<usize> = operands.into_iter().map(|o| f.absorb(o)).collect();
                 match composite::recipe(op) {
-                    Some(steps) => f.push_recipe(&steps, refs[0]),
+                    Some(steps) => f.push_recipe(&steps, refs[0])?,
                     None => f.expr.push(ExprNode {
                         op: ExprOp::Op(op.clone()),
                         args: refs,
