@@ -84,6 +84,8 @@ struct FieldRead {
     steps: Vec<Kind>,
     /// The declared number of values per sample (what a `one_hot` of names gives).
     width: usize,
+    /// The diagnostics before the field's: after an error in it, its steps are not read.
+    start: usize,
     /// The span of the `label` transform, when the field has one.
     label: Option<Span>,
     /// The span of the tokenizer of a leading `tokenize`.
@@ -686,15 +688,14 @@ impl Checker<'_> {
         self.emit(d);
     }
 
-    /// Adds a transform read at `span` to the field, unless the transform failed (`mark`).
+    /// Adds a transform read at `span` to the field, unless the field has failed so far.
     fn push_step(
         &mut self,
         field: &mut FieldRead,
-        mark: usize,
         span: Span,
         kind: impl FnOnce() -> Result<Kind, Wrong>,
     ) {
-        if self.failed_since(mark) {
+        if self.failed_since(field.start) {
             return;
         }
         let Some(column) = &field.column else { return };
@@ -727,6 +728,7 @@ impl Checker<'_> {
                     .unwrap_or(0),
                 _ => 0,
             },
+            start: self.diags.len(),
             ..FieldRead::default()
         };
         self.check_field(f, e, declared, decl_span, given, &mut field);
@@ -797,14 +799,16 @@ impl Checker<'_> {
                     let b =
                         bound.map(|b| Bound::new(&n.name, *args_span, selector.params(), args, b));
                     let column = match (selector, b) {
-                        (Selector::Cols, _) => read::cols(args, *args_span),
-                        (Selector::Col, Some(b)) => read::col(&b),
-                        (Selector::Array, Some(b)) => read::array(&b),
-                        (_, None) => return,
+                        (Selector::Cols, _) => Some(read::cols(args, *args_span)),
+                        (Selector::Col, Some(b)) => Some(read::col(&b)),
+                        (Selector::Array, Some(b)) => Some(read::array(&b)),
+                        // Not bound: reported.
+                        (_, None) => None,
                     };
                     match column {
-                        Ok(c) => field.column = Some(c),
-                        Err(w) => self.wrong(codes::SETTING_VALUE, w),
+                        Some(Ok(c)) => field.column = Some(c),
+                        Some(Err(w)) => self.wrong(codes::SETTING_VALUE, w),
+                        None => {}
                     }
                 }
             }
@@ -881,7 +885,6 @@ impl Checker<'_> {
                 self.emit(d);
                 continue;
             };
-            let mark = self.diags.len();
             let params = transform.params();
             let what = name.name.as_str();
             if matches!(transform, Transform::OneHot | Transform::Label) {
@@ -921,7 +924,7 @@ impl Checker<'_> {
                     );
                 }
                 if let Some(b) = bound {
-                    self.push_step(field, mark, t.span, || {
+                    self.push_step(field, t.span, || {
                         read::transform(transform, &Bound::new(what, span, params, args, b), None)
                     });
                 }
@@ -983,7 +986,7 @@ impl Checker<'_> {
                     _ => None,
                 };
                 if let Some(b) = bound {
-                    self.push_step(field, mark, t.span, || {
+                    self.push_step(field, t.span, || {
                         read::transform(
                             transform,
                             &Bound::new(what, span, params, args, b),
@@ -993,11 +996,11 @@ impl Checker<'_> {
                 }
                 continue;
             }
-            let vals: Vec<ArgVal> = self.eval_args(f, args);
             if transform == Transform::Impute {
-                self.impute(field, mark, t.span, args, &vals, span);
+                self.impute(f, field, t.span, args, span);
                 continue;
             }
+            let vals: Vec<ArgVal> = self.eval_args(f, args);
             if transform == Transform::RandomFlip {
                 self.flip_axis(args);
             }
@@ -1022,13 +1025,13 @@ impl Checker<'_> {
             let bound = self.bind_slots(&slots(params), &vals, what, span);
             if let Some(b) = bound {
                 if transform == Transform::Mask {
-                    if !self.failed_since(mark)
+                    if !self.failed_since(field.start)
                         && let Err(w) = read::push_mask(&mut field.steps, t.span)
                     {
                         self.wrong(codes::SETTING, w);
                     }
                 } else {
-                    self.push_step(field, mark, t.span, || {
+                    self.push_step(field, t.span, || {
                         read::transform(transform, &Bound::new(what, span, params, args, b), None)
                     });
                 }
@@ -1289,15 +1292,8 @@ impl Checker<'_> {
 
     /// `impute(mean)`, `impute(constant: 0)` or `impute(knn(k: N))`, whose inner call is bound
     /// by its own parameters.
-    fn impute(
-        &mut self,
-        field: &mut FieldRead,
-        mark: usize,
-        at: Span,
-        args: &[Arg],
-        vals: &[ArgVal],
-        span: Span,
-    ) {
+    fn impute(&mut self, f: &mut Frame, field: &mut FieldRead, at: Span, args: &[Arg], span: Span) {
+        let vals: Vec<ArgVal> = self.eval_args(f, args);
         let knn = args.iter().find_map(|a| match &a.value.kind {
             ExprKind::Call {
                 callee,
@@ -1318,16 +1314,16 @@ impl Checker<'_> {
                 .with_primary(span, "more than `knn(…)`"),
             ),
             Some((knn_args, knn_span)) => {
-                let knn_vals = self.eval_args(&mut Frame::new(0, None), knn_args);
+                let knn_vals = self.eval_args(f, knn_args);
                 if let Some(b) = self.bind_slots(&slots(KNN), &knn_vals, "knn", knn_span) {
-                    self.push_step(field, mark, at, || {
+                    self.push_step(field, at, || {
                         read::knn(&Bound::new("knn", knn_span, KNN, knn_args, b))
                     });
                 }
             }
             None => {
-                if let Some(b) = self.bind_slots(&slots(params), vals, "impute", span) {
-                    self.push_step(field, mark, at, || {
+                if let Some(b) = self.bind_slots(&slots(params), &vals, "impute", span) {
+                    self.push_step(field, at, || {
                         read::transform(
                             Transform::Impute,
                             &Bound::new("impute", span, params, args, b),
@@ -1432,5 +1428,166 @@ fn selector(callee: &Expr) -> Option<(&Ident, Selector)> {
     match &callee.kind {
         ExprKind::Name(n) => Some((n, Selector::from_name(&n.name)?)),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::data::spec::*;
+    use crate::ir::DType;
+    use crate::syntax::ast::Item;
+
+    struct NoFiles;
+
+    impl crate::resolve::Loader for NoFiles {
+        fn load(&self, _: &str) -> Result<String, String> {
+            Err("no files here".into())
+        }
+    }
+
+    /// The spec the checker recorded for the first data block of `text`, and its errors.
+    fn spec_of(text: &str) -> (Option<Spec>, Vec<String>) {
+        let (out, program) = crate::check_program("t.nnl", text, &NoFiles);
+        let span = program.modules[program.root]
+            .ast
+            .items
+            .iter()
+            .find_map(|i| match i {
+                Item::Data(d) => Some(d.span),
+                _ => None,
+            })
+            .expect("a data block");
+        let errors = out
+            .diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .map(|d| format!("{}: {}", d.code, d.message))
+            .collect();
+        (program.facts.data(span).cloned(), errors)
+    }
+
+    #[test]
+    fn the_facts_carry_the_data_blocks_spec() {
+        let (spec, errors) = spec_of(
+            r#"data d {
+                source = csv("t.csv", header: true, delimiter: ";") |> join(csv("u.csv"))
+                x: f32[1, 2, 2] = cols(0..3, "w") |> impute(knn(k: 3)) |> standardize |> reshape([1, 2, 2]) |> random_flip(vertical)
+                y: i32 = col("kind") |> label(unknown: bucket)
+                t: i32[8] = col(5) |> tokenize(bpe(vocab: 300), length: 8)
+                m: f32[8] = col(5) |> tokenize(chars(), length: 8) |> mask
+                split val = 0.25 of source, shuffle(seed: 4)
+                seed 7
+                shuffle(seed: 9)
+            }"#,
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        let spec = spec.expect("recorded");
+        let csv = |path: &str, header, delimiter| SourceSpec::Csv {
+            path: path.into(),
+            header,
+            delimiter,
+            skip: 0,
+        };
+        assert_eq!(
+            spec.sources,
+            [(
+                "source".to_string(),
+                SourceSpec::Join(
+                    Box::new(csv("t.csv", true, b';')),
+                    Box::new(csv("u.csv", false, b','))
+                )
+            )]
+        );
+        let x = &spec.fields[0];
+        assert_eq!((x.dtype, x.shape.as_slice()), (DType::F32, &[1, 2, 2][..]));
+        assert_eq!(
+            x.column,
+            Column::Table {
+                refs: vec![
+                    TableRef::Index(0),
+                    TableRef::Index(1),
+                    TableRef::Index(2),
+                    TableRef::Name("w".into())
+                ],
+                scalar: false
+            }
+        );
+        assert_eq!(
+            x.steps,
+            [
+                Kind::Impute(Strategy::Knn(3)),
+                Kind::Standardize,
+                Kind::Reshape(vec![1, 2, 2]),
+                Kind::Flip(FlipAxes::Vertical)
+            ]
+        );
+        assert_eq!(
+            spec.fields[1].steps,
+            [Kind::Categories(Encoder {
+                one_hot: false,
+                classes: None,
+                unknown_bucket: true,
+                missing: Missing::Error,
+                width: 0
+            })]
+        );
+        let tokens = |spec, mask| {
+            vec![Kind::Tokens(Tokens {
+                spec,
+                length: 8,
+                mask,
+            })]
+        };
+        assert_eq!(
+            spec.fields[2].steps,
+            tokens(TokenizerSpec::Bpe { vocab: 300 }, false)
+        );
+        assert_eq!(
+            spec.fields[3].steps,
+            tokens(TokenizerSpec::Chars { vocab: None }, true)
+        );
+        assert_eq!(
+            spec.splits,
+            [SplitSpec {
+                name: "val".into(),
+                fraction: 0.25,
+                parent: "source".into(),
+                shuffle: Some(Some(4))
+            }]
+        );
+        assert_eq!((spec.seed, spec.shuffle), (Some(7), Some(Some(9))));
+    }
+
+    #[test]
+    fn what_the_spec_refuses_is_a_diagnostic_and_nothing_is_recorded() {
+        for (block, want) in [
+            (
+                r#"csv("t.csv", delimiter: ";;")  x: f32 = col(0)"#,
+                "E0310: `delimiter` must be one ASCII character",
+            ),
+            (
+                r#"sine(n: -1, length: 4)  x: f32[4, 1] = x"#,
+                "E0310: `n` of `sine` must be a whole number ≥ 0",
+            ),
+            (
+                r#"csv("t.csv")  x: i32[2] = cols(0..2) |> scale(2)"#,
+                "E0304: declared i32, but `scale` makes floating-point values",
+            ),
+            (
+                r#"csv("t.csv")  x: f32[2] = col(0) |> gaussian_noise(1) |> one_hot(2)"#,
+                "E0305: `one_hot` cannot follow the augmentation `gaussian_noise`",
+            ),
+            (
+                r#"csv("t.csv")  x: f32 = col(0) |> mask"#,
+                "E0305: `mask` follows `tokenize(…)`",
+            ),
+        ] {
+            let (spec, errors) = spec_of(&format!("data d {{ train = {block} }}"));
+            assert!(spec.is_none(), "{block}");
+            assert!(
+                errors.len() == 1 && errors[0].starts_with(want),
+                "{block}: {errors:?}"
+            );
+        }
     }
 }
