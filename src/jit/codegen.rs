@@ -1349,6 +1349,22 @@ impl<'a, 'm> Emitter<'a, 'm> {
         self.b.ins().bitcast(types::F32X4, little, picked)
     }
 
+    /// Lanes (x0, x0, x1, x1) of two adjacent elements at `address` (a pooling window's
+    /// gradient, read once per window column): one 8-byte load and one shuffle.
+    fn each_twice(&mut self, address: Value) -> Value {
+        let pair = self.b.ins().load(types::I64, FLAGS, address, 0);
+        let v = self.b.ins().scalar_to_vector(types::I64X2, pair);
+        let little = MemFlagsData::new().with_endianness(Endianness::Little);
+        let v = self.b.ins().bitcast(types::I8X16, little, v);
+        let bytes: Vec<u8> = [0u8, 0, 1, 1]
+            .iter()
+            .flat_map(|&lane| (0..4).map(move |b| lane * 4 + b))
+            .collect();
+        let mask = self.b.func.dfg.immediates.push(ConstantData::from(bytes));
+        let picked = self.b.ins().shuffle(v, v, mask);
+        self.b.ins().bitcast(types::F32X4, little, picked)
+    }
+
     /// Four bools (bytes 0 or 1) at `address` as a lane mask; one bool (stride 0) in every lane.
     fn load_mask(&mut self, address: Value, broadcast: bool) -> Value {
         let little = MemFlagsData::new().with_endianness(Endianness::Little);
@@ -1443,6 +1459,9 @@ impl<'a, 'm> Emitter<'a, 'm> {
                 let stride = self.stride(*i, last);
                 if node.dtype == DType::Bool {
                     return self.load_mask(address, stride == 0);
+                }
+                if let Some((2, 4)) = self.lay.repeat[self.lay.group[*i]] {
+                    return self.each_twice(address);
                 }
                 if let Some((period, bytes)) = self.lay.repeat[self.lay.group[*i]] {
                     // Lanes (x0, x0, x1, x1) or (x0, x0, x0, x0).
