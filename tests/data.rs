@@ -3,7 +3,6 @@
 
 use nnl::data::{self, Dataset};
 use nnl::ir::DType;
-use nnl::source::SourceMap;
 use nnl::syntax::ast::Item;
 use nnl::tensor::Tensor;
 use std::collections::HashSet;
@@ -12,10 +11,8 @@ use std::path::Path;
 fn load(name: &str, seed: u64) -> Dataset {
     let path = format!("examples/{name}.nnl");
     let text = std::fs::read_to_string(&path).expect("the example exists");
-    let mut sources = SourceMap::new();
-    let root = sources.add(path.clone(), text, false);
-    let (program, diags) = nnl::resolve::resolve(&mut sources, root, &nnl::fs::DiskLoader);
-    assert!(diags.is_empty(), "{name}: {diags:?}");
+    let (checked, program) = nnl::check_program(&path, text, &nnl::fs::DiskLoader);
+    assert!(!checked.has_errors(), "{name}: {:?}", checked.diagnostics);
     let decl = program.modules[program.root]
         .ast
         .items

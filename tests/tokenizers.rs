@@ -128,10 +128,8 @@ fn a_csv_column_tokenized_by_a_tokenizer_file_gives_its_ids() {
     )
     .unwrap();
     let source = "data d {\n  source = csv(\"texts.csv\", header: true)\n  x: i32[16] = col(\"text\") |> tokenize(bpe(file: \"tokenizer.json\"), length: 16)\n  y: i32 = col(1)\n}\n";
-    let mut sources = nnl::source::SourceMap::new();
-    let root = sources.add("d.nnl", source, false);
-    let (program, diags) = nnl::resolve::resolve(&mut sources, root, &nnl::fs::DiskLoader);
-    assert!(diags.is_empty(), "{diags:?}");
+    let (checked, program) = nnl::check_program("d.nnl", source, &nnl::fs::DiskLoader);
+    assert!(!checked.has_errors(), "{:?}", checked.diagnostics);
     let decl = program.modules[program.root]
         .ast
         .items

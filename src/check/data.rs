@@ -1,14 +1,24 @@
 //! The `data` block: known sources and their arguments, column selections, transforms, declared
-//! feature types, and splits whose fractions leave something to train on.
+//! feature types, and splits whose fractions leave something to train on. While it checks the
+//! block, the checker reads it into the typed spec the data pipeline runs (`data::spec::Spec`,
+//! recorded in `Facts`): each call's arguments are bound once, here, and `read` turns them into
+//! values. The shapes, classes and vocabularies checked below are read from that spec.
+
+mod read;
 
 use super::ty::{Shape, Ty};
 use super::{ArgVal, Checker, Frame, Slot};
+use crate::data::spec::{
+    Column, FieldSpec, Generator, Kind, Missing, SourceSpec, Spec, SplitSpec, TokenizerSpec,
+};
 use crate::diag::Diagnostic;
 use crate::diag::codes;
+use crate::ir::DType;
 use crate::prim::PrimParam;
 use crate::prim::data::{Selector, Source, Tokenizer, Transform};
 use crate::source::Span;
 use crate::syntax::ast::*;
+use read::{Bound, Wrong};
 
 /// The values the categorical options take, as bare names.
 const CATEGORICAL_OPTIONS: &[(&str, &[&str])] = &[
@@ -20,6 +30,12 @@ const CATEGORICAL_OPTIONS: &[(&str, &[&str])] = &[
 const FLIP_AXES: &[&str] = &["horizontal", "vertical", "both"];
 
 const SETTINGS: &[&str] = &["shuffle", "seed"];
+
+/// The parameters of the `shuffle` setting and split option.
+const SHUFFLE: &[PrimParam] = &[PrimParam::opt("seed")];
+
+/// The parameter of `knn` in `impute(knn(k: N))`.
+const KNN: &[PrimParam] = &[PrimParam::opt("k")];
 
 /// What the training block needs to know about a data set.
 #[derive(Default)]
@@ -46,102 +62,34 @@ struct Given<'a> {
     image_shape: Option<&'a (Vec<i64>, Span)>,
 }
 
-/// The per-sample shape `[C, H, W]` an `images(…)` source gives, when its `size` and `channels`
-/// are written as numbers, with the span of its arguments.
-fn images_shape(e: &Expr) -> Option<(Vec<i64>, Span)> {
-    let ExprKind::Call {
-        callee,
-        args,
-        args_span,
-    } = &e.kind
-    else {
-        return None;
-    };
-    if source_of(callee) != Some(Source::Images) {
-        return None;
-    }
-    let arg = |name: &str, position: usize| {
-        args.iter()
-            .find(|a| a.name.as_ref().is_some_and(|n| n.name == name))
-            .or_else(|| {
-                args.get(position).filter(|a| {
-                    a.name.is_none() && args[..position].iter().all(|b| b.name.is_none())
-                })
-            })
-    };
-    let int = |e: &Expr| match e.kind {
-        ExprKind::Number {
-            value,
-            is_int: true,
-        } if (1.0..1e15).contains(&value) => Some(value as i64),
-        _ => None,
-    };
-    let size: Vec<i64> = match &arg("size", 1)?.value.kind {
-        ExprKind::List(items) if items.len() == 2 => items
-            .iter()
-            .map(|i| match i {
-                ListItem::Expr(e) => int(e),
-                ListItem::Spread(_) => None,
-            })
-            .collect::<Option<_>>()?,
-        _ => return None,
-    };
-    let channels = match arg("channels", 2) {
-        Some(a) => int(&a.value)?,
-        None => 3,
-    };
-    Some((vec![channels, size[0], size[1]], *args_span))
+/// One source statement as checked.
+struct SourceRead {
+    /// The columns it gives by name.
+    columns: Vec<&'static str>,
+    /// Whether columns are chosen by selectors.
+    table_like: bool,
+    /// The catalogue's source, for a call to one.
+    source: Option<Source>,
+    /// Its value, when it checked clean.
+    spec: Option<SourceSpec>,
+    /// The span of its arguments, and of a `text` source's tokenizer.
+    args: Span,
+    tokenizer: Option<Span>,
 }
 
-/// For a field encoded with `label`: the number of classes it states, None when it states none.
-fn label_classes(value: &Expr) -> Option<(Option<i64>, Span)> {
-    let mut head = value;
-    while let ExprKind::Pipe { lhs, rhs } = &head.kind {
-        let (name, args) = match &rhs.kind {
-            ExprKind::Name(n) => (n, &[][..]),
-            ExprKind::Call { callee, args, .. } => match &callee.kind {
-                ExprKind::Name(n) => (n, args.as_slice()),
-                _ => break,
-            },
-            _ => break,
-        };
-        if Transform::from_name(&name.name) == Some(Transform::Label) {
-            let classes = args
-                .iter()
-                .find(|a| a.name.as_ref().is_none_or(|n| n.name == "classes"))
-                .map(|a| match a.value.kind {
-                    ExprKind::Number {
-                        value,
-                        is_int: true,
-                    } if (1.0..1e15).contains(&value) => Some(value as i64),
-                    _ => None,
-                });
-            // `unknown: bucket` and `missing: category` add a class each, after the names.
-            let extra = args
-                .iter()
-                .filter(|a| {
-                    let option = a.name.as_ref().map(|n| n.name.as_str());
-                    let value = match &a.value.kind {
-                        ExprKind::Name(v) => Some(v.name.as_str()),
-                        ExprKind::Str(v) => Some(v.as_str()),
-                        _ => None,
-                    };
-                    matches!(
-                        (option, value),
-                        (Some("unknown"), Some("bucket")) | (Some("missing"), Some("category"))
-                    )
-                })
-                .count() as i64;
-            return match classes {
-                // Written, but not as a number: nothing to compare with, and nothing missing.
-                Some(None) => None,
-                Some(Some(k)) => Some((Some(k + extra), rhs.span)),
-                None => Some((None, rhs.span)),
-            };
-        }
-        head = lhs;
-    }
-    None
+/// One field as checked: its column and the transforms read so far.
+#[derive(Default)]
+struct FieldRead {
+    column: Option<Column>,
+    steps: Vec<Kind>,
+    /// The declared number of values per sample (what a `one_hot` of names gives).
+    width: usize,
+    /// The diagnostics before the field's: after an error in it, its steps are not read.
+    start: usize,
+    /// The span of the `label` transform, when the field has one.
+    label: Option<Span>,
+    /// The span of the tokenizer of a leading `tokenize`.
+    tokenizer: Option<Span>,
 }
 
 fn slots(params: &[PrimParam]) -> Vec<Slot<'static>> {
@@ -154,36 +102,113 @@ fn slots(params: &[PrimParam]) -> Vec<Slot<'static>> {
         .collect()
 }
 
+fn ir_dtype(d: Dtype) -> DType {
+    match d {
+        Dtype::F32 => DType::F32,
+        Dtype::F64 => DType::F64,
+        Dtype::I32 => DType::I32,
+        Dtype::Bool => DType::Bool,
+    }
+}
+
+/// How many classes a generator's `y` holds (0 to n - 1); None for regression targets.
+fn generator_classes(s: &SourceSpec) -> Option<i64> {
+    let SourceSpec::Generate { generator, .. } = s else {
+        return None;
+    };
+    let n = match generator {
+        Generator::Xor { .. } => 2,
+        Generator::Spirals { classes, .. } => *classes,
+        Generator::Blobs { centers, .. } => *centers,
+        Generator::Tokens { vocab, .. } => *vocab,
+        Generator::Sine { .. } => return None,
+    };
+    i64::try_from(n).ok()
+}
+
+fn declared_vocab(t: &TokenizerSpec) -> Option<i64> {
+    t.declared_vocab().and_then(|v| i64::try_from(v).ok())
+}
+
 impl Checker<'_> {
+    /// Whether an error was reported since the diagnostics numbered `mark`.
+    fn failed_since(&self, mark: usize) -> bool {
+        self.diags[mark..].iter().any(Diagnostic::is_error)
+    }
+
+    /// Reports a value the block's reading refused.
+    fn wrong(&mut self, code: &'static str, w: Wrong) {
+        let label = match code {
+            codes::SETTING_VALUE => "not accepted here",
+            codes::DATA_MODEL_MISMATCH => "does not fit the declaration",
+            _ => "not allowed here",
+        };
+        self.emit(Diagnostic::error(code, w.message).with_primary(w.span, label));
+    }
+
     pub(super) fn check_data(&mut self, module: usize, d: &DataDecl) -> DataInfo {
+        let start = self.diags.len();
         let mut info = DataInfo::default();
+        let mut spec = Spec {
+            name: d.name.name.clone(),
+            sources: Vec::new(),
+            fields: Vec::new(),
+            splits: Vec::new(),
+            seed: None,
+            shuffle: None,
+        };
         let mut f = Frame::new(module, None);
         let mut columns: Vec<&str> = Vec::new();
         let mut table_like = false;
         let mut sources_known = true;
+        // Each source as read, with how it was written.
+        let mut read: Vec<(Option<SourceRead>, Span)> = Vec::new();
         for s in &d.stmts {
             if let DataStmt::Source { name, value, .. } = s {
-                match self.data_source(&mut f, value) {
-                    Some((cols, table)) => {
-                        columns.extend(cols);
-                        table_like |= table;
+                if info.sources.contains(&name.name) {
+                    self.emit(
+                        Diagnostic::error(
+                            codes::DUPLICATE_DEFINITION,
+                            format!("the source `{}` is defined twice", name.name),
+                        )
+                        .with_primary(name.span, "defined again here")
+                        .with_help("give each source its own name"),
+                    );
+                }
+                let r = self.data_source(&mut f, value);
+                match &r {
+                    Some(r) => {
+                        columns.extend(&r.columns);
+                        table_like |= r.table_like;
+                        if let Some(s) = &r.spec {
+                            spec.sources.push((name.name.clone(), s.clone()));
+                        }
                     }
                     None => sources_known = false,
                 }
+                read.push((r, value.span));
                 info.sources.push(name.name.clone());
             }
         }
         // A source that failed was reported; its columns are unknown, not missing.
         let columns = sources_known.then_some(columns.as_slice());
-        // The images' shape, when every `images` source states the same one.
-        let mut images: Vec<Option<(Vec<i64>, Span)>> = Vec::new();
-        for s in &d.stmts {
-            if let DataStmt::Source { value, .. } = s
-                && matches!(&value.kind, ExprKind::Call { callee, .. } if source_of(callee) == Some(Source::Images))
-            {
-                images.push(images_shape(value));
-            }
-        }
+        // The images' shape, when every `images` source reads the same one.
+        let images: Vec<Option<(Vec<i64>, Span)>> = read
+            .iter()
+            .filter_map(|(r, _)| r.as_ref())
+            .filter(|r| r.source == Some(Source::Images))
+            .map(|r| match &r.spec {
+                Some(SourceSpec::Images { layout, .. }) => Some((
+                    vec![
+                        layout.channels as i64,
+                        layout.height as i64,
+                        layout.width as i64,
+                    ],
+                    r.args,
+                )),
+                _ => None,
+            })
+            .collect();
         let image_shape = match images.split_first() {
             Some((Some(first), rest))
                 if rest
@@ -195,33 +220,27 @@ impl Checker<'_> {
             _ => None,
         };
         // The generators' labels, when every source is a generator that says how many.
-        let label_counts: Vec<Option<(i64, String)>> = d
-            .stmts
+        let labels = read
             .iter()
-            .filter_map(|s| match s {
-                DataStmt::Source { value, .. } => {
-                    Some(generator_classes(self.sources.text(value.span), value))
-                }
-                _ => None,
-            })
-            .collect();
-        let labels = label_counts
-            .iter()
-            .try_fold(None::<(i64, String)>, |most, c| {
-                let c = c.clone()?;
+            .try_fold(None::<(i64, String)>, |most, (r, written)| {
+                let k = generator_classes(r.as_ref()?.spec.as_ref()?)?;
                 Some(Some(match most {
-                    Some(m) if m.0 >= c.0 => m,
-                    _ => c,
+                    Some(m) if m.0 >= k => m,
+                    _ => (k, self.sources.text(*written).to_string()),
                 }))
             })
             .flatten();
         // The ids of a `text` source whose tokenizer declares its vocabulary (`x` and `y`
         // hold 0 to vocab - 1).
-        let text_ids: Option<(i64, String)> = d.stmts.iter().find_map(|s| match s {
-            DataStmt::Source { value, .. } => {
-                text_vocab(value).map(|(v, span)| (v, self.sources.text(span).to_string()))
+        let text_ids: Option<(i64, String)> = read.iter().find_map(|(r, _)| {
+            let r = r.as_ref()?;
+            match (&r.spec, r.tokenizer) {
+                (Some(SourceSpec::Text { tokenizer, .. }), Some(span)) => Some((
+                    declared_vocab(tokenizer)?,
+                    self.sources.text(span).to_string(),
+                )),
+                _ => None,
             }
-            _ => None,
         });
         let mut taken: Vec<(String, f64, Span)> = Vec::new();
         for s in &d.stmts {
@@ -237,44 +256,61 @@ impl Checker<'_> {
                         table_like,
                         image_shape: image_shape.as_ref(),
                     };
-                    self.data_field(&mut f, value, &declared, ty.span, &given);
+                    let field = self.data_field(&mut f, value, &declared, ty.span, &given);
+                    if !self.failed_since(mark)
+                        && let Some(s) = self.field_spec(name, ty, &declared, &field)
+                    {
+                        spec.fields.push(s);
+                    }
                     // A field that does not fit its own declaration has no reliable type: later
                     // uses of it would only repeat the error.
-                    let fits = !self.diags[mark..].iter().any(Diagnostic::is_error);
+                    let fits = !self.failed_since(mark);
+                    let whole_column = match (&field.column, field.steps.is_empty()) {
+                        (Some(Column::Named(c)), true) => Some(c.as_str()),
+                        _ => None,
+                    };
                     // `y: i32 = y`: the generator's labels as they are.
-                    if let (Some((k, source)), ExprKind::Name(column), Ty::Tensor(dt, shape)) =
-                        (&labels, &value.kind, &declared)
-                        && column.name == "y"
+                    if let (Some((k, source)), Some("y"), Ty::Tensor(dt, shape)) =
+                        (&labels, whole_column, &declared)
                         && !dt.is_float()
                         && fits
                         && shape.0.is_empty()
                     {
                         info.classes.push((name.name.clone(), *k, source.clone()));
                     }
-                    match label_classes(value) {
-                        Some((Some(k), span)) if fits => info.classes.push((
-                            name.name.clone(),
-                            k,
-                            self.sources.text(span).to_string(),
-                        )),
-                        Some((None, span)) => {
-                            info.unstated_classes.push((name.name.clone(), span));
+                    if let Some(span) = field.label {
+                        match field.steps.first() {
+                            Some(Kind::Categories(e)) if fits && !e.one_hot => {
+                                match e.classes {
+                                    // `unknown: bucket` and `missing: category` add a class
+                                    // each, after the names.
+                                    Some(k) => info.classes.push((
+                                        name.name.clone(),
+                                        (k + usize::from(e.unknown_bucket)
+                                            + usize::from(e.missing == Missing::Category))
+                                            as i64,
+                                        self.sources.text(span).to_string(),
+                                    )),
+                                    None => info.unstated_classes.push((name.name.clone(), span)),
+                                }
+                            }
+                            _ => {}
                         }
-                        _ => {}
                     }
-                    if let (Some((v, tokenizer)), ExprKind::Name(column), Ty::Tensor(dt, _)) =
-                        (&text_ids, &value.kind, &declared)
-                        && ["x", "y"].contains(&column.name.as_str())
+                    if let (Some((v, tokenizer)), Some("x" | "y"), Ty::Tensor(dt, _)) =
+                        (&text_ids, whole_column, &declared)
                         && !dt.is_float()
                         && fits
                     {
                         info.classes
                             .push((name.name.clone(), *v, tokenizer.clone()));
                     }
-                    if let (Some((v, span)), Ty::Tensor(dt, _)) =
-                        (tokenized_vocab(value), &declared)
+                    if let (Some(Kind::Tokens(t)), Some(span), Ty::Tensor(dt, _)) =
+                        (field.steps.first(), field.tokenizer, &declared)
+                        && !t.mask
                         && !dt.is_float()
                         && fits
+                        && let Some(v) = declared_vocab(&t.spec)
                     {
                         let tokenizer = self.sources.text(span).to_string();
                         info.classes.push((name.name.clone(), v, tokenizer));
@@ -290,6 +326,7 @@ impl Checker<'_> {
                     options,
                     span,
                 } => {
+                    let mark = self.diags.len();
                     let known_parent = info.sources.contains(&of.name)
                         || info.splits.contains(&of.name)
                         || of.name == "train";
@@ -344,15 +381,88 @@ impl Checker<'_> {
                                 .with_help("write the share of the source to split off, e.g. `split val = 0.1 of train`"),
                         ),
                     }
+                    let mut shuffle = None;
                     for o in options {
-                        self.data_option(&mut f, o);
+                        shuffle = self.data_option(&mut f, o).or(shuffle);
+                    }
+                    if let (false, Some(fraction)) = (self.failed_since(mark), frac) {
+                        spec.splits.push(SplitSpec {
+                            name: name.name.clone(),
+                            fraction,
+                            parent: of.name.clone(),
+                            shuffle,
+                        });
                     }
                     info.splits.push(name.name.clone());
                 }
-                DataStmt::Setting(s) => self.data_setting(&mut f, s),
+                DataStmt::Setting(s) => self.data_setting(&mut f, s, &mut spec),
             }
         }
+        if spec.fields.is_empty() && !self.failed_since(start) {
+            self.emit(
+                Diagnostic::error(codes::SETTING, "the data block declares no fields")
+                    .with_primary(d.name.span, "no fields")
+                    .with_help("declare what a sample holds, like `x: f32[4] = cols(0..4)`"),
+            );
+        }
+        // The block is recorded once (a train block checks its data block again).
+        if !self.failed_since(start) && self.facts.data(d.span).is_none() {
+            self.facts.data.push((d.span, spec));
+        }
         info
+    }
+
+    /// A field's typed spec, from its declaration and what `data_field` read.
+    fn field_spec(
+        &mut self,
+        name: &Ident,
+        ty: &TypeExpr,
+        declared: &Ty,
+        field: &FieldRead,
+    ) -> Option<FieldSpec> {
+        let (Ty::Tensor(dtype, shape), Some(column)) = (declared, &field.column) else {
+            return None;
+        };
+        let Some(dims) = shape
+            .concrete()
+            .and_then(|d| d.iter().map(|&n| usize::try_from(n).ok()).collect())
+        else {
+            self.emit(
+                Diagnostic::error(
+                    codes::NOT_A_CONSTANT,
+                    "a field's shape must be made of numbers",
+                )
+                .with_primary(ty.span, "not a fixed shape")
+                .with_help("declare the shape of one sample with numbers, like `f32[28, 28]`"),
+            );
+            return None;
+        };
+        let dtype = ir_dtype(*dtype);
+        if !dtype.is_float()
+            && let Some(s) = field.steps.iter().find(|s| s.makes_floats())
+        {
+            self.emit(
+                Diagnostic::error(
+                    codes::DATA_MODEL_MISMATCH,
+                    format!(
+                        "declared {}, but `{}` makes floating-point values: declare it f32",
+                        dtype.name(),
+                        s.name()
+                    ),
+                )
+                .with_primary(ty.span, "not a floating-point type")
+                .with_help("declare the field `f32`"),
+            );
+            return None;
+        }
+        Some(FieldSpec {
+            name: name.name.clone(),
+            dtype,
+            shape: dims,
+            column: column.clone(),
+            steps: field.steps.clone(),
+            at: name.span.start as usize,
+        })
     }
 
     /// A field's declared per-sample type (`f32[784]`, `i32`).
@@ -381,15 +491,16 @@ impl Checker<'_> {
         }
     }
 
-    /// A source expression: returns its columns, and whether columns are chosen by selectors.
-    fn data_source(&mut self, f: &mut Frame, e: &Expr) -> Option<(Vec<&'static str>, bool)> {
+    /// A source expression: its columns, whether columns are chosen by selectors, and its
+    /// value when it checks clean.
+    fn data_source(&mut self, f: &mut Frame, e: &Expr) -> Option<SourceRead> {
         match &e.kind {
             ExprKind::Pipe { lhs, rhs } => {
                 let left = self.data_source(f, lhs)?;
                 match &rhs.kind {
                     ExprKind::Call { callee, args, .. } if matches!(&callee.kind, ExprKind::Name(n) if n.name == "join") =>
                     {
-                        if args.len() != 1 {
+                        if args.len() != 1 || args[0].name.is_some() {
                             self.emit(
                                 Diagnostic::error(codes::ARGUMENT_COUNT, "`join` takes one source")
                                     .with_primary(rhs.span, "write `|> join(csv(…))`"),
@@ -397,9 +508,31 @@ impl Checker<'_> {
                             return None;
                         }
                         let right = self.data_source(f, &args[0].value)?;
-                        let mut cols = left.0;
-                        cols.extend(right.0);
-                        Some((cols, left.1 || right.1))
+                        let unjoinable = [&left, &right].into_iter().find_map(|s| match s.source {
+                            Some(Source::Text) => Some("a `text` source cannot be joined: its samples are windows of its text"),
+                            Some(Source::Images) => Some("an `images` source cannot be joined: its samples are the files of its folders"),
+                            _ => None,
+                        });
+                        let spec = match (left.spec, right.spec, unjoinable) {
+                            (_, _, Some(message)) => {
+                                self.wrong(codes::SETTING, Wrong::at(rhs.span, message));
+                                None
+                            }
+                            (Some(l), Some(r), None) => {
+                                Some(SourceSpec::Join(Box::new(l), Box::new(r)))
+                            }
+                            _ => None,
+                        };
+                        let mut columns = left.columns;
+                        columns.extend(right.columns);
+                        Some(SourceRead {
+                            columns,
+                            table_like: left.table_like || right.table_like,
+                            source: None,
+                            spec,
+                            args: e.span,
+                            tokenizer: None,
+                        })
                     }
                     _ => {
                         self.emit(
@@ -424,15 +557,17 @@ impl Checker<'_> {
                     self.unknown_source(n.span, &n.name);
                     return None;
                 };
+                let mark = self.diags.len();
                 let cols = source.columns();
+                let mut tokenizer = None;
                 let vals: Vec<ArgVal> = args
                     .iter()
                     .map(|a| {
-                        let tokenizer = a.name.as_ref().is_some_and(|n| n.name == "tokenizer");
+                        let is_tokenizer = a.name.as_ref().is_some_and(|n| n.name == "tokenizer");
                         ArgVal {
                             name: a.name.clone(),
-                            ty: if tokenizer {
-                                self.tokenizer(f, &a.value);
+                            ty: if is_tokenizer {
+                                tokenizer = self.tokenizer(f, &a.value).map(|t| (t, a.value.span));
                                 Ty::Unknown
                             } else {
                                 self.expr(f, &a.value)
@@ -441,7 +576,7 @@ impl Checker<'_> {
                         }
                     })
                     .collect();
-                self.bind_slots(&slots(source.params()), &vals, &n.name, *args_span)?;
+                let bound = self.bind_slots(&slots(source.params()), &vals, &n.name, *args_span)?;
                 for (a, v) in args.iter().zip(&vals) {
                     let is_path = a.name.as_ref().map_or(matches!(v.ty, Ty::Str(_)), |n| {
                         ["path", "images", "labels"].contains(&n.name.as_str())
@@ -456,7 +591,27 @@ impl Checker<'_> {
                         );
                     }
                 }
-                Some((cols.to_vec(), cols.is_empty()))
+                let tokenizer_span = tokenizer.as_ref().map(|t| t.1);
+                let spec = if self.failed_since(mark) {
+                    None
+                } else {
+                    let b = Bound::new(&n.name, *args_span, source.params(), args, bound);
+                    match read::source(source, &b, tokenizer.map(|t| t.0)) {
+                        Ok(s) => Some(s),
+                        Err(w) => {
+                            self.wrong(codes::SETTING_VALUE, w);
+                            None
+                        }
+                    }
+                };
+                Some(SourceRead {
+                    columns: cols.to_vec(),
+                    table_like: cols.is_empty(),
+                    source: Some(source),
+                    spec,
+                    args: *args_span,
+                    tokenizer: tokenizer_span,
+                })
             }
             _ => {
                 self.unknown_source(e.span, self.sources.text(e.span).to_string().as_str());
@@ -465,8 +620,9 @@ impl Checker<'_> {
         }
     }
 
-    /// A `text` source's tokenizer: `chars()`, `chars(vocab: 512)`.
-    fn tokenizer(&mut self, f: &mut Frame, e: &Expr) {
+    /// A tokenizer: `chars()`, `chars(vocab: 512)`, `bpe(file: "tokenizer.json")`; its value
+    /// when it checks clean.
+    fn tokenizer(&mut self, f: &mut Frame, e: &Expr) -> Option<TokenizerSpec> {
         let (name, args, args_span) = match &e.kind {
             ExprKind::Call {
                 callee,
@@ -492,10 +648,11 @@ impl Checker<'_> {
                     names.join(", ")
                 )),
             );
-            return;
+            return None;
         };
+        let mark = self.diags.len();
         let vals = self.eval_args(f, args);
-        self.bind_slots(&slots(tokenizer.params()), &vals, name, args_span);
+        let bound = self.bind_slots(&slots(tokenizer.params()), &vals, name, args_span);
         for v in &vals {
             let is_vocab = v.name.as_ref().is_none_or(|n| n.name == "vocab");
             if is_vocab && !matches!(v.ty, Ty::Int(_) | Ty::Unknown) {
@@ -508,6 +665,13 @@ impl Checker<'_> {
                 );
             }
         }
+        if self.failed_since(mark) {
+            return None;
+        }
+        let b = Bound::new(name, args_span, tokenizer.params(), args, bound?);
+        read::tokenizer(tokenizer, &b)
+            .map_err(|w| self.wrong(codes::SETTING_VALUE, w))
+            .ok()
     }
 
     fn unknown_source(&mut self, span: Span, name: &str) {
@@ -524,7 +688,27 @@ impl Checker<'_> {
         self.emit(d);
     }
 
-    /// A field's expression: a column (or selector) piped through transforms.
+    /// Adds a transform read at `span` to the field, unless the field has failed so far.
+    fn push_step(
+        &mut self,
+        field: &mut FieldRead,
+        span: Span,
+        kind: impl FnOnce() -> Result<Kind, Wrong>,
+    ) {
+        if self.failed_since(field.start) {
+            return;
+        }
+        let Some(column) = &field.column else { return };
+        let pushed = kind().map_err(|w| (codes::SETTING_VALUE, w)).and_then(|k| {
+            read::push_step(&mut field.steps, k, column, field.width, span)
+                .map_err(|w| (codes::SETTING, w))
+        });
+        if let Err((code, w)) = pushed {
+            self.wrong(code, w);
+        }
+    }
+
+    /// A field's expression: a column (or selector) piped through transforms, read.
     fn data_field(
         &mut self,
         f: &mut Frame,
@@ -532,6 +716,33 @@ impl Checker<'_> {
         declared: &Ty,
         decl_span: Span,
         given: &Given,
+    ) -> FieldRead {
+        let mut field = FieldRead {
+            width: match declared {
+                Ty::Tensor(_, s) => s
+                    .concrete()
+                    .and_then(|d| {
+                        d.iter()
+                            .try_fold(1usize, |n, &x| n.checked_mul(usize::try_from(x).ok()?))
+                    })
+                    .unwrap_or(0),
+                _ => 0,
+            },
+            start: self.diags.len(),
+            ..FieldRead::default()
+        };
+        self.check_field(f, e, declared, decl_span, given, &mut field);
+        field
+    }
+
+    fn check_field(
+        &mut self,
+        f: &mut Frame,
+        e: &Expr,
+        declared: &Ty,
+        decl_span: Span,
+        given: &Given,
+        field: &mut FieldRead,
     ) {
         let Given {
             columns,
@@ -546,8 +757,11 @@ impl Checker<'_> {
         }
         transforms.reverse();
         let mut selected: Option<usize> = None;
+        let mark = self.diags.len();
         match &head.kind {
-            ExprKind::Name(n) if columns.is_none_or(|c| c.contains(&n.name.as_str())) => {}
+            ExprKind::Name(n) if columns.is_none_or(|c| c.contains(&n.name.as_str())) => {
+                field.column = Some(Column::Named(n.name.clone()));
+            }
             ExprKind::Call {
                 callee,
                 args,
@@ -555,7 +769,7 @@ impl Checker<'_> {
             } if selector(callee).is_some() => {
                 let (n, selector) = selector(callee).expect("matched");
                 let vals: Vec<ArgVal> = self.eval_args(f, args);
-                if selector == Selector::Cols {
+                let bound = if selector == Selector::Cols {
                     // Indices, ranges and names count; anything else leaves the count unknown.
                     let mut count = Some(0usize);
                     for v in &vals {
@@ -567,10 +781,11 @@ impl Checker<'_> {
                         count = count.zip(n).map(|(c, n)| c + n);
                     }
                     selected = count;
+                    None
                 } else {
-                    self.bind_slots(&slots(selector.params()), &vals, &n.name, *args_span);
                     selected = (selector == Selector::Col).then_some(1);
-                }
+                    self.bind_slots(&slots(selector.params()), &vals, &n.name, *args_span)
+                };
                 if let Some(columns) = columns
                     && !table_like
                 {
@@ -579,6 +794,22 @@ impl Checker<'_> {
                             .with_primary(callee.span, "not a table source")
                             .with_help(format!("use one of: {}", columns.join(", "))),
                     );
+                }
+                if !self.failed_since(mark) {
+                    let b =
+                        bound.map(|b| Bound::new(&n.name, *args_span, selector.params(), args, b));
+                    let column = match (selector, b) {
+                        (Selector::Cols, _) => Some(read::cols(args, *args_span)),
+                        (Selector::Col, Some(b)) => Some(read::col(&b)),
+                        (Selector::Array, Some(b)) => Some(read::array(&b)),
+                        // Not bound: reported.
+                        (_, None) => None,
+                    };
+                    match column {
+                        Some(Ok(c)) => field.column = Some(c),
+                        Some(Err(w)) => self.wrong(codes::SETTING_VALUE, w),
+                        None => {}
+                    }
                 }
             }
             _ => {
@@ -617,7 +848,7 @@ impl Checker<'_> {
         };
         // The images of an `images` source, `[C, H, W]`.
         let image =
-            image_shape.filter(|_| matches!(&head.kind, ExprKind::Name(n) if n.name == "image"));
+            image_shape.filter(|_| matches!(&field.column, Some(Column::Named(n)) if n == "image"));
         if let Some((shape, _)) = image {
             per_sample = Some(shape.clone());
         }
@@ -630,9 +861,15 @@ impl Checker<'_> {
                     args_span,
                 } => match &callee.kind {
                     ExprKind::Name(n) => (n, args.as_slice(), *args_span),
-                    _ => continue,
+                    _ => {
+                        self.not_a_transform(t.span);
+                        continue;
+                    }
                 },
-                _ => continue,
+                _ => {
+                    self.not_a_transform(t.span);
+                    continue;
+                }
             };
             let Some(transform) = Transform::from_name(&name.name) else {
                 let names = Transform::names();
@@ -649,6 +886,7 @@ impl Checker<'_> {
                 continue;
             };
             let params = transform.params();
+            let what = name.name.as_str();
             if matches!(transform, Transform::OneHot | Transform::Label) {
                 let names = self.categorical_options(args);
                 // The options are bare names, not expressions: only `classes` is evaluated.
@@ -669,8 +907,8 @@ impl Checker<'_> {
                             }
                         })
                         .collect();
-                let bound = self.bind_slots(&slots(params), &vals, &name.name, span);
-                let classes = bound.and_then(|b| b.into_iter().next().flatten());
+                let bound = self.bind_slots(&slots(params), &vals, what, span);
+                let classes = bound.as_ref().and_then(|b| b.first().cloned().flatten());
                 if let Some(c) = &classes
                     && !matches!(c.ty, Ty::Int(_) | Ty::Unknown)
                 {
@@ -685,7 +923,13 @@ impl Checker<'_> {
                         .with_primary(c.span, "not an integer"),
                     );
                 }
+                if let Some(b) = bound {
+                    self.push_step(field, t.span, || {
+                        read::transform(transform, &Bound::new(what, span, params, args, b), None)
+                    });
+                }
                 if transform == Transform::Label {
+                    field.label = Some(t.span);
                     continue;
                 }
                 match classes {
@@ -703,15 +947,18 @@ impl Checker<'_> {
             }
             if transform == Transform::Tokenize {
                 // The tokenizer is a call such as `chars()`, checked as a text source's is.
+                let mut tokenizer = None;
                 let vals: Vec<ArgVal> = args
                     .iter()
                     .enumerate()
                     .map(|(i, a)| {
-                        let tokenizer = a.name.as_ref().map_or(i == 0, |n| n.name == "tokenizer");
+                        let is_tokenizer =
+                            a.name.as_ref().map_or(i == 0, |n| n.name == "tokenizer");
                         ArgVal {
                             name: a.name.clone(),
-                            ty: if tokenizer {
-                                self.tokenizer(f, &a.value);
+                            ty: if is_tokenizer {
+                                tokenizer = self.tokenizer(f, &a.value);
+                                field.tokenizer = Some(a.value.span);
                                 Ty::Unknown
                             } else {
                                 self.expr(f, &a.value)
@@ -720,8 +967,8 @@ impl Checker<'_> {
                         }
                     })
                     .collect();
-                let bound = self.bind_slots(&slots(params), &vals, &name.name, span);
-                let length = bound.and_then(|b| b.into_iter().nth(1).flatten());
+                let bound = self.bind_slots(&slots(params), &vals, what, span);
+                let length = bound.as_ref().and_then(|b| b.get(1).cloned().flatten());
                 // One text becomes `length` ids: the selection's count is not the field's.
                 reshaped = true;
                 per_sample = match length {
@@ -738,12 +985,22 @@ impl Checker<'_> {
                     }
                     _ => None,
                 };
+                if let Some(b) = bound {
+                    self.push_step(field, t.span, || {
+                        read::transform(
+                            transform,
+                            &Bound::new(what, span, params, args, b),
+                            tokenizer,
+                        )
+                    });
+                }
+                continue;
+            }
+            if transform == Transform::Impute {
+                self.impute(f, field, t.span, args, span);
                 continue;
             }
             let vals: Vec<ArgVal> = self.eval_args(f, args);
-            if transform == Transform::Impute {
-                continue;
-            }
             if transform == Transform::RandomFlip {
                 self.flip_axis(args);
             }
@@ -765,7 +1022,20 @@ impl Checker<'_> {
                 self.emit(d);
                 return;
             }
-            self.bind_slots(&slots(params), &vals, &name.name, span);
+            let bound = self.bind_slots(&slots(params), &vals, what, span);
+            if let Some(b) = bound {
+                if transform == Transform::Mask {
+                    if !self.failed_since(field.start)
+                        && let Err(w) = read::push_mask(&mut field.steps, t.span)
+                    {
+                        self.wrong(codes::SETTING, w);
+                    }
+                } else {
+                    self.push_step(field, t.span, || {
+                        read::transform(transform, &Bound::new(what, span, params, args, b), None)
+                    });
+                }
+            }
             match transform {
                 Transform::Flatten => {
                     reshaped = true;
@@ -1009,58 +1279,118 @@ impl Checker<'_> {
         given
     }
 
-    fn data_option(&mut self, f: &mut Frame, o: &Expr) {
+    fn not_a_transform(&mut self, span: Span) {
+        self.emit(
+            Diagnostic::error(
+                codes::UNKNOWN_DATA_VOCABULARY,
+                "a transform must be a name or a call",
+            )
+            .with_primary(span, "not a transform")
+            .with_help("write a transform such as `|> scale(1 / 255)`"),
+        );
+    }
+
+    /// `impute(mean)`, `impute(constant: 0)` or `impute(knn(k: N))`, whose inner call is bound
+    /// by its own parameters.
+    fn impute(&mut self, f: &mut Frame, field: &mut FieldRead, at: Span, args: &[Arg], span: Span) {
+        let vals: Vec<ArgVal> = self.eval_args(f, args);
+        let knn = args.iter().find_map(|a| match &a.value.kind {
+            ExprKind::Call {
+                callee,
+                args,
+                args_span,
+            } if matches!(&callee.kind, ExprKind::Name(n) if n.name == "knn") => {
+                Some((args, *args_span))
+            }
+            _ => None,
+        });
+        let params = Transform::Impute.params();
+        match knn {
+            Some(_) if args.len() != 1 => self.emit(
+                Diagnostic::error(
+                    codes::SETTING_VALUE,
+                    "`impute(knn(k: N))` takes nothing else",
+                )
+                .with_primary(span, "more than `knn(…)`"),
+            ),
+            Some((knn_args, knn_span)) => {
+                let knn_vals = self.eval_args(f, knn_args);
+                if let Some(b) = self.bind_slots(&slots(KNN), &knn_vals, "knn", knn_span) {
+                    self.push_step(field, at, || {
+                        read::knn(&Bound::new("knn", knn_span, KNN, knn_args, b))
+                    });
+                }
+            }
+            None => {
+                if let Some(b) = self.bind_slots(&slots(params), &vals, "impute", span) {
+                    self.push_step(field, at, || {
+                        read::transform(
+                            Transform::Impute,
+                            &Bound::new("impute", span, params, args, b),
+                            None,
+                        )
+                    });
+                }
+            }
+        }
+    }
+
+    /// A split's option, `shuffle(seed: N)`: `Some(seed)` when it checks clean.
+    fn data_option(&mut self, f: &mut Frame, o: &Expr) -> Option<Option<u64>> {
         match &o.kind {
             ExprKind::Call {
                 callee,
                 args,
                 args_span,
             } if matches!(&callee.kind, ExprKind::Name(n) if n.name == "shuffle") => {
-                let vals: Vec<ArgVal> = self.eval_args(f, args);
-                self.bind_slots(
-                    &[Slot {
-                        name: "seed",
-                        optional: true,
-                    }],
-                    &vals,
-                    "shuffle",
-                    *args_span,
-                );
+                self.shuffle(f, args, *args_span)
             }
-            _ => self.emit(
-                Diagnostic::error(codes::SETTING, "unknown split option")
-                    .with_primary(o.span, "not a split option")
-                    .with_help("a split takes `shuffle(seed: 42)`"),
-            ),
+            _ => {
+                self.emit(
+                    Diagnostic::error(codes::SETTING, "unknown split option")
+                        .with_primary(o.span, "not a split option")
+                        .with_help("a split takes `shuffle(seed: 42)`"),
+                );
+                None
+            }
         }
     }
 
-    fn data_setting(&mut self, f: &mut Frame, s: &Setting) {
+    /// `shuffle(seed: N)`'s seed (None inside for the block's), when it checks clean.
+    fn shuffle(&mut self, f: &mut Frame, args: &[Arg], span: Span) -> Option<Option<u64>> {
+        let mark = self.diags.len();
+        let vals: Vec<ArgVal> = self.eval_args(f, args);
+        let b = self.bind_slots(&slots(SHUFFLE), &vals, "shuffle", span)?;
+        if self.failed_since(mark) {
+            return None;
+        }
+        Bound::new("shuffle", span, SHUFFLE, args, b)
+            .seed()
+            .map_err(|w| self.wrong(codes::SETTING_VALUE, w))
+            .ok()
+    }
+
+    fn data_setting(&mut self, f: &mut Frame, s: &Setting, spec: &mut Spec) {
         match (s.name.name.as_str(), &s.value) {
             ("shuffle", SettingValue::Call(args, span)) => {
-                let vals: Vec<ArgVal> = self.eval_args(f, args);
-                self.bind_slots(
-                    &[Slot {
-                        name: "seed",
-                        optional: true,
-                    }],
-                    &vals,
-                    "shuffle",
-                    *span,
-                );
+                if let Some(seed) = self.shuffle(f, args, *span) {
+                    spec.shuffle = Some(seed);
+                }
             }
             ("seed", SettingValue::Values(v)) if v.len() == 1 => {
                 let t = self.expr(f, &v[0]);
-                if !matches!(&t, Ty::Int(d) if d.as_const().is_some_and(|c| c >= 0))
-                    && !t.is_unknown()
-                {
-                    self.emit(
+                match &t {
+                    Ty::Int(d) if let Some(c) = d.as_const().filter(|c| *c >= 0) => {
+                        spec.seed = Some(c as u64);
+                    }
+                    t if t.is_unknown() => {}
+                    _ => self.emit(
                         Diagnostic::error(
                             codes::SETTING_VALUE,
                             "`seed` must be a non-negative whole number",
                         )
                         .with_primary(v[0].span, "not a non-negative integer"),
-                    );
+                    ),
                 }
             }
             (name, _) => {
@@ -1093,88 +1423,6 @@ fn dims(d: &[i64]) -> String {
     format!("[{}]", d.join(", "))
 }
 
-/// How many classes a generator's `y` holds (0 to n - 1), and how the source was written; None
-/// for other sources, regression targets, or counts that are not written as numbers.
-fn generator_classes(written: &str, e: &Expr) -> Option<(i64, String)> {
-    let ExprKind::Call { callee, args, .. } = &e.kind else {
-        return None;
-    };
-    let ExprKind::Name(n) = &callee.kind else {
-        return None;
-    };
-    let (param, position, default) = match n.name.as_str() {
-        "xor" => return Some((2, written.to_string())),
-        "spirals" => ("classes", 1, Some(2)),
-        "blobs" => ("centers", 1, Some(3)),
-        "copy_task" | "reverse_task" | "sort_task" => ("vocab", 2, None),
-        _ => return None,
-    };
-    let named = args
-        .iter()
-        .find(|a| a.name.as_ref().is_some_and(|x| x.name == param));
-    let arg = named.or_else(|| args.iter().filter(|a| a.name.is_none()).nth(position));
-    let count = match arg.map(|a| &a.value.kind) {
-        Some(ExprKind::Number {
-            value,
-            is_int: true,
-        }) if *value >= 1.0 && *value <= i64::MAX as f64 => *value as i64,
-        Some(_) => return None,
-        None => default?,
-    };
-    Some((count, written.to_string()))
-}
-
-/// The vocabulary a `text` source's tokenizer declares as a number (`chars(vocab: 80)`,
-/// `bpe(512)`, `bpe(file: "t.json", vocab: 512)`), with the tokenizer's span.
-fn text_vocab(e: &Expr) -> Option<(i64, Span)> {
-    let (source, args) = call(e)?;
-    if Source::from_name(source) != Some(Source::Text) {
-        return None;
-    }
-    let tokenizer = &args
-        .iter()
-        .find(|a| a.name.as_ref().is_some_and(|n| n.name == "tokenizer"))?
-        .value;
-    Some((declared_vocab(tokenizer)?, tokenizer.span))
-}
-
-/// The ids of a field that tokenizes a column (`col("t") |> tokenize(bpe(vocab: 512), …)`,
-/// not followed by `mask`): the vocabulary its tokenizer declares, with the tokenizer's span.
-fn tokenized_vocab(value: &Expr) -> Option<(i64, Span)> {
-    let mut transforms = Vec::new();
-    let mut head = value;
-    while let ExprKind::Pipe { lhs, rhs } = &head.kind {
-        transforms.push(&**rhs);
-        head = lhs;
-    }
-    let (first, later) = transforms.split_last()?;
-    if later
-        .iter()
-        .any(|t| matches!(&t.kind, ExprKind::Name(n) if Transform::from_name(&n.name) == Some(Transform::Mask)))
-    {
-        return None;
-    }
-    let (name, args) = call(first)?;
-    if Transform::from_name(name) != Some(Transform::Tokenize) {
-        return None;
-    }
-    let tokenizer = &args
-        .iter()
-        .enumerate()
-        .find(|(i, a)| a.name.as_ref().map_or(*i == 0, |n| n.name == "tokenizer"))?
-        .1
-        .value;
-    Some((declared_vocab(tokenizer)?, tokenizer.span))
-}
-
-/// The source a callee names.
-fn source_of(callee: &Expr) -> Option<Source> {
-    match &callee.kind {
-        ExprKind::Name(n) => Source::from_name(&n.name),
-        _ => None,
-    }
-}
-
 /// The column selector a callee names, with its name.
 fn selector(callee: &Expr) -> Option<(&Ident, Selector)> {
     match &callee.kind {
@@ -1183,28 +1431,163 @@ fn selector(callee: &Expr) -> Option<(&Ident, Selector)> {
     }
 }
 
-fn call(e: &Expr) -> Option<(&str, &[Arg])> {
-    match &e.kind {
-        ExprKind::Call { callee, args, .. } => match &callee.kind {
-            ExprKind::Name(n) => Some((n.name.as_str(), args.as_slice())),
-            _ => None,
-        },
-        _ => None,
-    }
-}
+#[cfg(test)]
+mod tests {
+    use crate::data::spec::*;
+    use crate::ir::DType;
+    use crate::syntax::ast::Item;
 
-/// The `vocab` a tokenizer call declares as a number (named, or its first positional argument).
-fn declared_vocab(tokenizer: &Expr) -> Option<i64> {
-    let (_, args) = call(tokenizer)?;
-    let vocab = args
-        .iter()
-        .find(|a| a.name.as_ref().is_some_and(|n| n.name == "vocab"))
-        .or_else(|| args.iter().find(|a| a.name.is_none()))?;
-    match &vocab.value.kind {
-        ExprKind::Number {
-            value,
-            is_int: true,
-        } if *value >= 1.0 && *value <= i64::MAX as f64 => Some(*value as i64),
-        _ => None,
+    struct NoFiles;
+
+    impl crate::resolve::Loader for NoFiles {
+        fn load(&self, _: &str) -> Result<String, String> {
+            Err("no files here".into())
+        }
+    }
+
+    /// The spec the checker recorded for the first data block of `text`, and its errors.
+    fn spec_of(text: &str) -> (Option<Spec>, Vec<String>) {
+        let (out, program) = crate::check_program("t.nnl", text, &NoFiles);
+        let span = program.modules[program.root]
+            .ast
+            .items
+            .iter()
+            .find_map(|i| match i {
+                Item::Data(d) => Some(d.span),
+                _ => None,
+            })
+            .expect("a data block");
+        let errors = out
+            .diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .map(|d| format!("{}: {}", d.code, d.message))
+            .collect();
+        (program.facts.data(span).cloned(), errors)
+    }
+
+    #[test]
+    fn the_facts_carry_the_data_blocks_spec() {
+        let (spec, errors) = spec_of(
+            r#"data d {
+                source = csv("t.csv", header: true, delimiter: ";") |> join(csv("u.csv"))
+                x: f32[1, 2, 2] = cols(0..3, "w") |> impute(knn(k: 3)) |> standardize |> reshape([1, 2, 2]) |> random_flip(vertical)
+                y: i32 = col("kind") |> label(unknown: bucket)
+                t: i32[8] = col(5) |> tokenize(bpe(vocab: 300), length: 8)
+                m: f32[8] = col(5) |> tokenize(chars(), length: 8) |> mask
+                split val = 0.25 of source, shuffle(seed: 4)
+                seed 7
+                shuffle(seed: 9)
+            }"#,
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        let spec = spec.expect("recorded");
+        let csv = |path: &str, header, delimiter| SourceSpec::Csv {
+            path: path.into(),
+            header,
+            delimiter,
+            skip: 0,
+        };
+        assert_eq!(
+            spec.sources,
+            [(
+                "source".to_string(),
+                SourceSpec::Join(
+                    Box::new(csv("t.csv", true, b';')),
+                    Box::new(csv("u.csv", false, b','))
+                )
+            )]
+        );
+        let x = &spec.fields[0];
+        assert_eq!((x.dtype, x.shape.as_slice()), (DType::F32, &[1, 2, 2][..]));
+        assert_eq!(
+            x.column,
+            Column::Table {
+                refs: vec![
+                    TableRef::Index(0),
+                    TableRef::Index(1),
+                    TableRef::Index(2),
+                    TableRef::Name("w".into())
+                ],
+                scalar: false
+            }
+        );
+        assert_eq!(
+            x.steps,
+            [
+                Kind::Impute(Strategy::Knn(3)),
+                Kind::Standardize,
+                Kind::Reshape(vec![1, 2, 2]),
+                Kind::Flip(FlipAxes::Vertical)
+            ]
+        );
+        assert_eq!(
+            spec.fields[1].steps,
+            [Kind::Categories(Encoder {
+                one_hot: false,
+                classes: None,
+                unknown_bucket: true,
+                missing: Missing::Error,
+                width: 0
+            })]
+        );
+        let tokens = |spec, mask| {
+            vec![Kind::Tokens(Tokens {
+                spec,
+                length: 8,
+                mask,
+            })]
+        };
+        assert_eq!(
+            spec.fields[2].steps,
+            tokens(TokenizerSpec::Bpe { vocab: 300 }, false)
+        );
+        assert_eq!(
+            spec.fields[3].steps,
+            tokens(TokenizerSpec::Chars { vocab: None }, true)
+        );
+        assert_eq!(
+            spec.splits,
+            [SplitSpec {
+                name: "val".into(),
+                fraction: 0.25,
+                parent: "source".into(),
+                shuffle: Some(Some(4))
+            }]
+        );
+        assert_eq!((spec.seed, spec.shuffle), (Some(7), Some(Some(9))));
+    }
+
+    #[test]
+    fn what_the_spec_refuses_is_a_diagnostic_and_nothing_is_recorded() {
+        for (block, want) in [
+            (
+                r#"csv("t.csv", delimiter: ";;")  x: f32 = col(0)"#,
+                "E0310: `delimiter` must be one ASCII character",
+            ),
+            (
+                r#"sine(n: -1, length: 4)  x: f32[4, 1] = x"#,
+                "E0310: `n` of `sine` must be a whole number ≥ 0",
+            ),
+            (
+                r#"csv("t.csv")  x: i32[2] = cols(0..2) |> scale(2)"#,
+                "E0304: declared i32, but `scale` makes floating-point values",
+            ),
+            (
+                r#"csv("t.csv")  x: f32[2] = col(0) |> gaussian_noise(1) |> one_hot(2)"#,
+                "E0305: `one_hot` cannot follow the augmentation `gaussian_noise`",
+            ),
+            (
+                r#"csv("t.csv")  x: f32 = col(0) |> mask"#,
+                "E0305: `mask` follows `tokenize(…)`",
+            ),
+        ] {
+            let (spec, errors) = spec_of(&format!("data d {{ train = {block} }}"));
+            assert!(spec.is_none(), "{block}");
+            assert!(
+                errors.len() == 1 && errors[0].starts_with(want),
+                "{block}: {errors:?}"
+            );
+        }
     }
 }

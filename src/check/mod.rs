@@ -83,6 +83,9 @@ impl ExprTypes {
 pub struct Facts {
     /// Each `train` block of the root file (by its span) with its settings evaluated.
     pub trains: Vec<(Span, TrainConfig)>,
+    /// Each `data` block of the root file (by its span) that checked clean, read into the
+    /// typed spec the data pipeline runs.
+    pub data: Vec<(Span, crate::data::spec::Spec)>,
 }
 
 impl Facts {
@@ -91,6 +94,10 @@ impl Facts {
             .iter()
             .find(|(s, _)| *s == block)
             .map(|(_, c)| c)
+    }
+
+    pub fn data(&self, block: Span) -> Option<&crate::data::spec::Spec> {
+        self.data.iter().find(|(s, _)| *s == block).map(|(_, d)| d)
     }
 }
 

@@ -6,7 +6,7 @@ use super::random::Rng;
 
 /// How `random_flip` flips.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum FlipAxes {
+pub enum FlipAxes {
     Horizontal,
     Vertical,
     Both,
@@ -14,7 +14,7 @@ pub(super) enum FlipAxes {
 
 /// `random_resized_crop(scale: [a, b], ratio: [r, s])`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) struct CropSpec {
+pub struct CropSpec {
     pub scale: (f64, f64),
     pub ratio: (f64, f64),
 }

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 /// What a categorical encoder does with a missing cell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Missing {
+pub enum Missing {
     /// An error naming the cell.
     Error,
     /// A category of its own, after the names.
@@ -19,7 +19,7 @@ pub(super) enum Missing {
 
 /// `label(classes:, unknown:, missing:)` or `one_hot(classes:, unknown:, missing:)` of names.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct Encoder {
+pub struct Encoder {
     pub one_hot: bool,
     /// The number of names per column, when the declaration states it.
     pub classes: Option<usize>,

@@ -8,14 +8,14 @@ use super::source::{NamedArray, Values};
 use std::f64::consts::{PI, TAU};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) enum Task {
+pub enum Task {
     Copy,
     Reverse,
     Sort,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub(super) enum Generator {
+pub enum Generator {
     Xor {
         n: usize,
         noise: f64,
@@ -72,7 +72,7 @@ impl Generator {
     }
 
     /// The columns `x` and `y`, attributed to origin `origin`.
-    pub fn generate(&self, seed: u64, origin: usize) -> Result<Vec<NamedArray>, String> {
+    pub(super) fn generate(&self, seed: u64, origin: usize) -> Result<Vec<NamedArray>, String> {
         let (n, x_shape, y_shape) = self.size();
         let per: usize = x_shape.iter().product();
         if n.checked_mul(per).is_none_or(|t| t > MAX_VALUES) {

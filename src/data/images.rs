@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 /// The most values (`C·H·W`) one image may become, so that a typo in `size` cannot exhaust
 /// memory.
-pub(super) const MAX_VALUES: usize = 1 << 24;
+pub const MAX_VALUES: usize = 1 << 24;
 
 /// The extensions of the files read, in lower case.
 const EXTENSIONS: &[&str] = &["png", "jpg", "jpeg"];
@@ -47,7 +47,7 @@ pub(super) struct Folder {
 
 /// How an `images` source reads its folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Layout {
+pub struct Layout {
     pub height: usize,
     pub width: usize,
     pub channels: usize,

@@ -163,7 +163,7 @@ mod images;
 mod pipeline;
 mod random;
 mod source;
-mod spec;
+pub mod spec;
 #[cfg(test)]
 mod tests;
 pub mod text;
@@ -246,27 +246,32 @@ fn nnl_file(program: &Program, data: &DataDecl) -> String {
         .clone()
 }
 
+/// The block as the checker read it (`check::Facts`), and its pipeline before fitting.
 fn read_spec(program: &Program, data: &DataDecl) -> Result<(Spec, Pipeline), DataError> {
     let file = nnl_file(program, data);
-    let mut spec = spec::read(data)
-        .map_err(|m| DataError::in_file(&file, format!("data `{}`: {m}", data.name.name)))?;
-    let text = spec.sources.iter().find_map(|(_, s)| match s {
-        spec::SourceSpec::Text { tokenizer, .. } => Some(TextFields {
-            spec: tokenizer.clone(),
-            fields: spec
-                .fields
-                .iter()
-                .filter(|f| matches!(f.column, pipeline::Column::Named(_)))
-                .map(|f| f.name.clone())
-                .collect(),
-            tokenizer: None,
-        }),
-        _ => None,
+    let spec = program.facts.data(data.span).cloned().ok_or_else(|| {
+        DataError::in_file(
+            &file,
+            format!(
+                "data `{}` was not checked, or did not pass the checker",
+                data.name.name
+            ),
+        )
+    })?;
+    let text = spec.text_tokenizer().map(|tokenizer| TextFields {
+        spec: tokenizer.clone(),
+        fields: spec
+            .fields
+            .iter()
+            .filter(|f| matches!(f.column, pipeline::Column::Named(_)))
+            .map(|f| f.name.clone())
+            .collect(),
+        tokenizer: None,
     });
     let pipeline = Pipeline {
         name: data.name.name.clone(),
         file,
-        fields: std::mem::take(&mut spec.fields),
+        fields: spec.fields.iter().map(pipeline::Field::new).collect(),
         text,
     };
     Ok((spec, pipeline))

@@ -13,14 +13,14 @@ use std::ops::Range;
 
 /// A column of a table, by index or by header name.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) enum TableRef {
+pub enum TableRef {
     Index(usize),
     Name(String),
 }
 
 /// Where a field's values come from.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) enum Column {
+pub enum Column {
     /// `image`, `label`, `x`, `y`, or `array("name")`.
     Named(String),
     /// `col(i)` (one value per sample: `scalar`) or `cols(…)` (a vector per sample).
@@ -28,7 +28,7 @@ pub(super) enum Column {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) enum Strategy {
+pub enum Strategy {
     Mean,
     Median,
     Constant(f64),
@@ -38,7 +38,7 @@ pub(super) enum Strategy {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) enum Clip {
+pub enum Clip {
     /// Beyond this many standard deviations from the mean.
     Z(f64),
     /// Beyond this many interquartile ranges outside the quartiles.
@@ -46,7 +46,7 @@ pub(super) enum Clip {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub(super) enum Kind {
+pub enum Kind {
     Flatten,
     Reshape(Vec<usize>),
     Scale(f64),
@@ -84,7 +84,7 @@ pub(super) enum Kind {
 /// 1 for each id of the text and 0 for each padding id. The source encodes the cells (as it
 /// does category names), so the step itself changes nothing.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct Tokens {
+pub struct Tokens {
     pub spec: TokenizerSpec,
     pub length: usize,
     pub mask: bool,
@@ -280,6 +280,21 @@ fn nonzero(x: f64) -> f64 {
 }
 
 impl Field {
+    /// The field as its block declares it, nothing fitted yet.
+    pub fn new(spec: &super::spec::FieldSpec) -> Field {
+        Field {
+            name: spec.name.clone(),
+            dtype: spec.dtype,
+            shape: spec.shape.clone(),
+            column: spec.column.clone(),
+            steps: spec.steps.iter().cloned().map(Step::new).collect(),
+            vocab: Vec::new(),
+            source_classes: Vec::new(),
+            tokenizer: None,
+            at: spec.at,
+        }
+    }
+
     pub fn ty(&self) -> TensorType {
         TensorType::new(self.dtype, self.shape.clone())
     }

@@ -27,12 +27,21 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) {
     std::fs::write(dir.join(name), bytes).unwrap();
 }
 
-/// Parses `text` as `t.nnl` and calls `f` with its first data block.
-fn with_block<T>(text: &str, f: impl FnOnce(&Program, &DataDecl) -> T) -> T {
+/// Parses and checks `text` as `t.nnl` and calls `f` with its first data block; the checker's
+/// first error, if it reports one, as a `DataError` at the block.
+fn checked<T>(
+    text: &str,
+    f: impl FnOnce(&Program, &DataDecl) -> Result<T, DataError>,
+) -> Result<T, DataError> {
     let mut sources = SourceMap::new();
     let root = sources.add("t.nnl", text, false);
-    let (program, diags) = resolve(&mut sources, root, &NoFiles);
+    let (mut program, diags) = resolve(&mut sources, root, &NoFiles);
     assert!(diags.is_empty(), "{diags:?}");
+    let (checked, diags) = crate::check::check(&program, &sources);
+    if let Some(e) = diags.iter().find(|d| d.is_error()) {
+        return Err(DataError::in_file("t.nnl", &e.message));
+    }
+    program.facts = checked.facts;
     let decl = program.modules[program.root]
         .ast
         .items
@@ -45,8 +54,13 @@ fn with_block<T>(text: &str, f: impl FnOnce(&Program, &DataDecl) -> T) -> T {
     f(&program, &decl)
 }
 
+/// [`checked`] for blocks that check clean.
+fn with_block<T>(text: &str, f: impl FnOnce(&Program, &DataDecl) -> T) -> T {
+    checked(text, |p, d| Ok(f(p, d))).unwrap_or_else(|e| panic!("{e}"))
+}
+
 fn try_load(dir: &Path, block: &str) -> Result<Dataset, DataError> {
-    with_block(block, |p, d| load(p, d, dir, 0))
+    checked(block, |p, d| load(p, d, dir, 0))
 }
 
 fn load_ok(dir: &Path, block: &str) -> Dataset {
@@ -254,16 +268,14 @@ fn data_error_displays_as_file_line_column() {
 fn columns_and_types_that_do_not_fit_name_the_file_and_field() {
     let d = dir("mismatch");
     write(&d, "t.csv", b"1,2,3\n4,5,6\n");
+    // The checker counts the columns before any file is read.
     let e = load_err(
         &d,
         r#"data t { train = csv("t.csv")  x: f32[4] = cols(0..3) }"#,
     );
     assert_eq!(
         e,
-        format!(
-            "{}/t.csv: field `x`: declared f32[4], but the data gives f32[3] per sample",
-            d.display()
-        )
+        "t.nnl: this selects 3 columns but the field is declared f32[4] (4 values)"
     );
     let e = load_err(&d, r#"data t { train = csv("t.csv")  x: f32 = col(3) }"#);
     assert!(
@@ -277,7 +289,7 @@ fn columns_and_types_that_do_not_fit_name_the_file_and_field() {
         r#"data t { train = csv("t.csv")  x: i32[3] = cols(0..3) |> scale(2) }"#,
     );
     assert!(
-        e.starts_with("t.nnl: data `t`: field `x`: declared i32, but `scale`"),
+        e.starts_with("t.nnl: declared i32, but `scale` makes floating-point values"),
         "{e}"
     );
     let e = load_err(
@@ -709,7 +721,10 @@ fn impossible_splits_are_errors() {
         &d,
         r#"data t { train = csv("t.csv")  x: f32 = col(0)  split val = 0.5 of nothing }"#,
     );
-    assert!(e.contains("there is no `nothing` to split"), "{e}");
+    assert!(
+        e.contains("cannot split `nothing`: no source or split has that name"),
+        "{e}"
+    );
 }
 
 // ---------------------------------------------------------------- batches
@@ -1545,8 +1560,9 @@ fn the_declared_image_type_must_match_channels_and_size() {
             y: i32 = label
         }"#,
     );
+    // The checker reads the images' shape from the source.
     assert!(
-        e.contains("declared f32[3, 2, 2], but the data gives f32[1, 2, 2]"),
+        e.contains("the images are [1, 2, 2] per sample (1 channel, 2×2), but the field is declared f32[3, 2, 2]"),
         "{e}"
     );
     let e = load_err(
@@ -1679,5 +1695,9 @@ fn color_jitter_needs_rgb_images() {
             x: f32[1, 2, 2] = image |> color_jitter(brightness: 0.2)
         }"#,
     );
-    assert!(e.contains("`color_jitter` needs RGB images"), "{e}");
+    // The checker sees the grey images' channel.
+    assert!(
+        e.contains("`color_jitter` changes the colours of RGB images"),
+        "{e}"
+    );
 }

@@ -213,7 +213,7 @@ const EXPLANATIONS: &[(&str, &str)] = &[
     ),
     (
         codes::SETTING,
-        "Unknown or malformed setting in a `train` or `data` block.",
+        "Unknown or malformed setting in a `train` or `data` block.\n\nIn a data block this is also a field's transforms in an order they cannot run in: `tokenize(…)` and a `label`/`one_hot` of category names come first, right after the column; `mask` follows `tokenize`; `one_hot` comes before any augmentation; nothing reshapes the one vector a `one_hot` of names gives. A `text` or `images` source cannot be joined, and a block needs at least one field.",
     ),
     (
         codes::SPLIT_FRACTIONS,
@@ -233,7 +233,7 @@ const EXPLANATIONS: &[(&str, &str)] = &[
     ),
     (
         codes::SETTING_VALUE,
-        "A setting with an invalid value (batch and epochs are positive integers, checkpoint is a path, …).",
+        "A setting with an invalid value (batch and epochs are positive integers, checkpoint is a path, …), or an argument of a data source, tokenizer or transform that the call does not take: a count below zero or not whole, a `delimiter` of more than one character, `channels` other than 1 or 3, a crop `scale` above 1.",
     ),
     (
         codes::OUT_AMBIGUOUS,

@@ -1,8 +1,7 @@
 //! The vocabulary of `data` blocks, declared once: sources, the tokenizers of text, the column
 //! selectors of tables and the transforms of fields, each with its parameters. The checker reads
-//! it to report unknown names and bind arguments, the data pipeline (`data/spec.rs`) to bind the
-//! same arguments and dispatch on the same enums, so the two cannot disagree on what exists or
-//! what an argument binds.
+//! it to report unknown names, bind arguments and read each call into its typed value
+//! (`check/data.rs`, `data::spec`), which the data pipeline runs without looking at the syntax.
 
 use super::PrimParam;
 
