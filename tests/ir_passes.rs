@@ -43,6 +43,7 @@ fn run_pass(pass: &str, g: &Graph) -> Result<String, String> {
         "cse" => nnl::opt::cse(g),
         "dce" => nnl::opt::dce(g),
         "hoist_scan_permutes" => nnl::opt::hoist_scan_permutes(g),
+        "transpose_products" => nnl::opt::transpose_products(g),
         "optimize" => nnl::opt::optimize(g).0,
         "plan" => return Ok(nnl::jit::compile(g)?.describe()),
         other => return Err(format!("unknown pass `{other}`")),
@@ -124,7 +125,14 @@ fn every_simplification_rule_cse_dce_and_the_plan_have_a_file() {
         let path = dir.join(format!("simplify/{rule}.nnlir"));
         assert!(path.exists(), "no file test for the rule `{rule}`");
     }
-    for pass in ["cse", "dce", "hoist_scan_permutes", "optimize", "plan"] {
+    for pass in [
+        "cse",
+        "dce",
+        "hoist_scan_permutes",
+        "transpose_products",
+        "optimize",
+        "plan",
+    ] {
         let files = std::fs::read_dir(dir.join(pass)).map_or(0, |d| d.count());
         assert!(files > 0, "no file test for `{pass}`");
     }

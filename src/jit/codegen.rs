@@ -14,8 +14,8 @@ use crate::ir::{CmpOp, DType, Op, Prim};
 use crate::tensor::math::{self, Math};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{
-    AbiParam, Endianness, FuncRef, InstBuilder, MemFlagsData, StackSlot, StackSlotData,
-    StackSlotKind, Type, UserFuncName, Value, types,
+    AbiParam, ConstantData, Endianness, FuncRef, InstBuilder, MemFlagsData, StackSlot,
+    StackSlotData, StackSlotKind, Type, UserFuncName, Value, types,
 };
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
@@ -1330,6 +1330,41 @@ impl<'a, 'm> Emitter<'a, 'm> {
         }
     }
 
+    /// Elements 0, 2, 4 and 6 from `address` (a view with a stride of two, as a pooling window
+    /// reads): two vector loads, of elements 0–3 and 3–6 (none past the last lane's), and one
+    /// shuffle, where lane by lane it would take four loads and three inserts.
+    fn every_other_lane(&mut self, address: Value) -> Value {
+        let low = self.b.ins().load(types::F32X4, FLAGS, address, 0);
+        let high = self.b.ins().load(types::F32X4, FLAGS, address, 12);
+        // Lanes 0 and 2 of `low`, then lanes 1 and 3 of `high` (numbered 4–7), by bytes.
+        let bytes: Vec<u8> = [0u8, 2, 5, 7]
+            .iter()
+            .flat_map(|&lane| (0..4).map(move |b| lane * 4 + b))
+            .collect();
+        let mask = self.b.func.dfg.immediates.push(ConstantData::from(bytes));
+        let little = MemFlagsData::new().with_endianness(Endianness::Little);
+        let low = self.b.ins().bitcast(types::I8X16, little, low);
+        let high = self.b.ins().bitcast(types::I8X16, little, high);
+        let picked = self.b.ins().shuffle(low, high, mask);
+        self.b.ins().bitcast(types::F32X4, little, picked)
+    }
+
+    /// Lanes (x0, x0, x1, x1) of two adjacent elements at `address` (a pooling window's
+    /// gradient, read once per window column): one 8-byte load and one shuffle.
+    fn each_twice(&mut self, address: Value) -> Value {
+        let pair = self.b.ins().load(types::I64, FLAGS, address, 0);
+        let v = self.b.ins().scalar_to_vector(types::I64X2, pair);
+        let little = MemFlagsData::new().with_endianness(Endianness::Little);
+        let v = self.b.ins().bitcast(types::I8X16, little, v);
+        let bytes: Vec<u8> = [0u8, 0, 1, 1]
+            .iter()
+            .flat_map(|&lane| (0..4).map(move |b| lane * 4 + b))
+            .collect();
+        let mask = self.b.func.dfg.immediates.push(ConstantData::from(bytes));
+        let picked = self.b.ins().shuffle(v, v, mask);
+        self.b.ins().bitcast(types::F32X4, little, picked)
+    }
+
     /// Four bools (bytes 0 or 1) at `address` as a lane mask; one bool (stride 0) in every lane.
     fn load_mask(&mut self, address: Value, broadcast: bool) -> Value {
         let little = MemFlagsData::new().with_endianness(Endianness::Little);
@@ -1425,6 +1460,9 @@ impl<'a, 'm> Emitter<'a, 'm> {
                 if node.dtype == DType::Bool {
                     return self.load_mask(address, stride == 0);
                 }
+                if let Some((2, 4)) = self.lay.repeat[self.lay.group[*i]] {
+                    return self.each_twice(address);
+                }
                 if let Some((period, bytes)) = self.lay.repeat[self.lay.group[*i]] {
                     // Lanes (x0, x0, x1, x1) or (x0, x0, x0, x0).
                     let x = self.b.ins().load(types::F32, FLAGS, address, 0);
@@ -1444,6 +1482,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
                         self.b.ins().splat(v4, x)
                     }
                     4 => self.b.ins().load(v4, FLAGS, address, 0),
+                    8 => self.every_other_lane(address),
                     _ => {
                         // A strided view: the four lanes one by one.
                         let x = self.b.ins().load(types::F32, FLAGS, address, 0);

@@ -372,6 +372,21 @@ fn pooling_windows_fold_unrolled() {
 }
 
 #[test]
+fn every_other_element_is_read_at_every_length() {
+    // A view with a stride of two (a pooling window's row, an odd or even column) is read four
+    // lanes at a time by two loads and a shuffle; the odd column ends at the buffer's last element.
+    for n in [1, 3, 4, 5, 7, 8, 9, 13] {
+        same(&format!(
+            "graph t {{\n  %0: f32[3, {n}, 2] = input \"x\" data\n  \
+             %1: f32[3, {n}] = reduce_max %0 axes=[2]\n  \
+             %2: f32[3, {n}, 1] = slice %0 axis=2 start=1 end=2\n  \
+             %3: f32[3, {n}] = reshape %2\n  %4: f32[3, {n}] = mul %3, %1\n  \
+             output \"max\" = %1\n  output \"odd\" = %4\n}}"
+        ));
+    }
+}
+
+#[test]
 fn views_are_read_through_their_strides() {
     // permute, broadcast, slice and reshape copy nothing; the loops read through them.
     same(
