@@ -1,5 +1,5 @@
-//! Matching a call's arguments to a signature's parameters: the one rule the checker, lowering
-//! and the data pipeline share. A named argument takes its parameter; a positional one takes
+//! Matching a call's arguments to a signature's parameters: the one rule the checker (which
+//! records each binding in `check::Facts` for lowering) and the data pipeline share. A named argument takes its parameter; a positional one takes
 //! the first parameter still free (so `csv(header: true, "a.csv")` gives `path` the file); a
 //! parameter is given at most once. Each stage turns the problems into its own errors.
 

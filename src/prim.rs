@@ -29,7 +29,7 @@ impl PrimParam {
 }
 
 /// Initializers usable as `param w: [..] = NAME` (with arguments where they take some).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Initializer {
     Zeros,
     Ones,

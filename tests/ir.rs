@@ -361,3 +361,81 @@ fn lowering_reads_the_settings_the_checker_evaluated() {
     let lowered = nnl::lower::lower(&program, &check.sources, &at_16).expect("lowers");
     assert_eq!(lowered.config.batch, 16);
 }
+
+/// Lowering names layer instances and binds call arguments by the checker's tables
+/// (`Program::facts`), not by rules of its own: a function called twice makes two instances, a
+/// shared instance is named where it is first applied, `Dense(bias: false, 3)` binds `units`
+/// to the positional argument; the summary and the graph list the same parameters; and with
+/// the tables emptied, lowering refuses instead of deriving them again.
+#[test]
+fn lowering_reads_call_bindings_and_instance_paths_from_the_facts() {
+    let text = "use std.nn.{Dense}\n\ndata d {\n  train = blobs(n: 40, features: 3, seed: 1)\n  \
+                x: f32[3] = x\n  y: i32 = y\n}\n\n\
+                fn block(x: f32[B, 3]) -> f32[B, 3] {\n  x |> Dense(3) |> relu\n}\n\n\
+                model M()(x: f32[B, 3]) -> f32[B, 3] {\n  let shared = Dense(bias: false, 3)\n  \
+                x |> block |> block |> shared |> shared\n}\n\n\
+                train M on d {\n  loss = sparse_cross_entropy(out, y)\n  \
+                optimizer = sgd(lr: 0.1)\n}\n";
+    let loader = common::CwdLoader {
+        base: common::root(),
+    };
+    let (check, mut program) = nnl::check_program("t.nnl", text, &loader);
+    assert!(check.diagnostics.is_empty(), "{:?}", check.diagnostics);
+    let facts = &program.facts;
+
+    let call = "Dense(bias: false, 3)";
+    let start = text.find(call).expect("the call");
+    let file = program.modules[program.root].file;
+    let span = nnl::source::Span::new(file, start, start + call.len());
+    let dense = program.lookup(program.root, "Dense").expect("imported");
+    let callee = nnl::check::Callee::Def(dense, nnl::check::Part::Attrs);
+    // Dense(units, init, bias): `units` from argument 1, `init` by default, `bias` from 0.
+    assert_eq!(
+        facts.calls.binding(span, callee, 2),
+        Some(&[Some(1), None, Some(0)][..])
+    );
+
+    let paths: Vec<(&str, &str)> = facts
+        .instances
+        .iter()
+        .map(|i| (i.path.as_str(), i.layer.as_str()))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            ("M", "M"),
+            ("M.dense_1", "Dense"),
+            ("M.dense_2", "Dense"),
+            ("M.dense_3", "Dense")
+        ]
+    );
+    let summary: Vec<&str> = check.summaries[0]
+        .params
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            "M.dense_1.w",
+            "M.dense_1.b",
+            "M.dense_2.w",
+            "M.dense_2.b",
+            "M.dense_3.w"
+        ]
+    );
+    let lowered = nnl::lower::lower(&program, &check.sources, &Default::default())
+        .unwrap_or_else(|d| panic!("{}", d.message));
+    let graph: Vec<&str> = lowered.params.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(graph, summary);
+
+    let calls = std::mem::take(&mut program.facts.calls);
+    let refused = nnl::lower::lower(&program, &check.sources, &Default::default());
+    let message = refused.err().map(|d| d.message).unwrap_or_default();
+    assert!(message.contains("recorded no binding"), "{message}");
+    program.facts.calls = calls;
+    program.facts.instances = Default::default();
+    let refused = nnl::lower::lower(&program, &check.sources, &Default::default());
+    let message = refused.err().map(|d| d.message).unwrap_or_default();
+    assert!(message.contains("recorded no instance"), "{message}");
+}

@@ -143,11 +143,11 @@ impl Rule for SumOver {
                 LowerError::new(format!("parameter `{n}` is not used by this graph"), a.span)
             })?;
             let arg = ArgV {
-                name: None,
                 val: Val::Tensor(p),
                 span: a.span,
             };
-            let v = l.call(f.clone(), vec![arg], a.span)?;
+            // Called where the checker called it: at the function argument.
+            let v = l.call(f.clone(), vec![arg], a.span(1))?;
             let t = l.tensor_of(&v, fl, a.span)?;
             total = Some(match total {
                 Some(acc) => l.emit(crate::ir::Op::Add, &[acc, t]),

@@ -6,6 +6,7 @@
 
 mod data;
 pub mod dim;
+mod facts;
 pub mod metric;
 pub(crate) mod operators;
 mod summary;
@@ -22,11 +23,9 @@ use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use ty::{Callable, Closure, Instance, Shape, ShapeElem, Ty, Var, VarKind, same_type};
 
+pub use facts::{Callee, Calls, InstanceFact, Instances, Part, Site};
 pub(crate) use operators::BuiltinArgs;
-pub use summary::{
-    InstanceNames, InstanceRow, ModelSummary, group as group_digits, instance_path,
-    render as render_summary, snake_case,
-};
+pub use summary::{InstanceRow, ModelSummary, group as group_digits, render as render_summary};
 
 /// What checking a program produced: the summaries of the trained models, and diagnostics.
 pub struct Checked {
@@ -86,6 +85,10 @@ pub struct Facts {
     /// Each `data` block of the root file (by its span) that checked clean, read into the
     /// typed spec the data pipeline runs.
     pub data: Vec<(Span, crate::data::spec::Spec)>,
+    /// Every layer instance of the models the root file defines or trains.
+    pub instances: Instances,
+    /// How each call's arguments bind to its callee's parameters.
+    pub calls: Calls,
 }
 
 impl Facts {
@@ -200,6 +203,17 @@ pub fn check(program: &Program, sources: &SourceMap) -> (Checked, Vec<Diagnostic
             }
             Item::Train(t) => c.check_train(root, t),
             Item::Use(_) | Item::Def(_) | Item::Search(_) => {}
+        }
+    }
+    // Models a train block takes from other files are expanded too: lowering reads their
+    // instances.
+    for item in &program.modules[root].ast.items {
+        if let Item::Train(t) = item {
+            for m in &t.models {
+                if let Some(r) = program.lookup(root, &m.name).filter(|r| r.module != root) {
+                    c.summarize(r);
+                }
+            }
         }
     }
     // After every train block, wherever they are: a search's goal names their metrics.
@@ -657,6 +671,9 @@ impl<'p> Checker<'p> {
                     }
                 };
                 for n in names {
+                    if let Some(node) = self.trace.last() {
+                        self.facts.instances.declare(&node.path, &n.name, true);
+                    }
                     f.bind(&n.name, state_ty.clone(), n.span, VarKind::State);
                     if let Some(v) = f.vars.last_mut() {
                         v.used = true;
@@ -1031,6 +1048,7 @@ impl<'p> Checker<'p> {
             def: r,
             attrs,
             span,
+            site: Vec::new(),
         });
         f.model_instances.insert(r, inst.clone());
         inst
@@ -1161,7 +1179,7 @@ impl<'p> Checker<'p> {
                 optional: false,
             },
         ];
-        let Some(bound) = self.bind_slots(&slots, &vals, "scan", args_span) else {
+        let Some(bound) = self.bind_call(&slots, &vals, "scan", args_span, Callee::Scan) else {
             return Ty::Unknown;
         };
         let xs = bound[0].clone().expect("required");
@@ -1292,7 +1310,10 @@ impl<'p> Checker<'p> {
         span: Span,
     ) -> Ty {
         if args.iter().any(|a| a.ty.is_unknown()) {
-            // Still look at the callee so that its own mistakes surface, but derive nothing.
+            // Still look at the callee so that its own mistakes surface, but derive nothing —
+            // except the binding, which does not depend on the arguments' types (a constraint's
+            // body is checked only alone, where `p` may leave a value unknown).
+            self.record_binding(&callee_ty, &args, span);
             return Ty::Unknown;
         }
         match callee_ty {
@@ -1307,7 +1328,7 @@ impl<'p> Checker<'p> {
                         optional: p.optional,
                     })
                     .collect();
-                self.bind_slots(&slots, &args, init.name(), span);
+                self.bind_call(&slots, &args, init.name(), span, Callee::Init(init));
                 Ty::Init
             }
             Ty::Callable(Callable::Closure(c)) => self.call_closure(&c, &args, span),
@@ -1324,6 +1345,56 @@ impl<'p> Checker<'p> {
                 Ty::Unknown
             }
         }
+    }
+
+    /// Records the binding of a call whose arguments are not all known, when it fits its
+    /// callee's signature (what does not fit is reported once the arguments are known).
+    fn record_binding(&mut self, callee_ty: &Ty, args: &[ArgVal], span: Span) {
+        let (callee, slots): (Callee, Vec<(&str, bool)>) = match callee_ty {
+            Ty::Callable(Callable::Builtin(b)) => (
+                Callee::Builtin(*b),
+                b.def()
+                    .params
+                    .iter()
+                    .map(|p| (p.name, p.optional))
+                    .collect(),
+            ),
+            Ty::Callable(Callable::Init(init)) => (
+                Callee::Init(*init),
+                init.params().iter().map(|p| (p.name, p.optional)).collect(),
+            ),
+            Ty::Callable(Callable::Def(r)) => self.def_slots(*r, true),
+            Ty::Layer(inst) => self.def_slots(inst.def, false),
+            _ => return,
+        };
+        let names: Vec<&str> = slots.iter().map(|(n, _)| *n).collect();
+        let matched = crate::bind::match_args(
+            &names,
+            args.iter()
+                .map(|a| a.name.as_ref().map(|n| n.name.as_str())),
+        );
+        if matched.problems.is_empty() && matched.missing(|i| !slots[i].1).is_empty() {
+            self.facts
+                .calls
+                .record(span, callee, args.len(), &matched.slots);
+        }
+    }
+
+    /// A definition called (`called`: its name, so a layer's attributes) or a layer instance
+    /// applied, as a callee with its parameters and whether each has a default.
+    fn def_slots(&self, r: ItemRef, called: bool) -> (Callee, Vec<(&'p str, bool)>) {
+        let program = self.program;
+        let def = program.def(r).expect("callable defs are defs");
+        let (part, params) = if called && def.kind.is_layer_like() {
+            (Part::Attrs, &def.attrs)
+        } else {
+            (Part::Params, &def.params)
+        };
+        let slots = params
+            .iter()
+            .map(|p| (p.name.name.as_str(), p.default.is_some()))
+            .collect();
+        (Callee::Def(r, part), slots)
     }
 
     fn call_closure(&mut self, c: &Closure, args: &[ArgVal], span: Span) -> Ty {
@@ -1347,10 +1418,17 @@ impl<'p> Checker<'p> {
         for (p, a) in c.params.iter().zip(args) {
             self.bind_pattern(&mut f, p, a.ty.clone(), VarKind::Plain);
         }
-        self.expr(&mut f, &c.body)
+        if let Some(node) = self.trace.last_mut() {
+            node.calls.push(span);
+        }
+        let t = self.expr(&mut f, &c.body);
+        if let Some(node) = self.trace.last_mut() {
+            node.calls.pop();
+        }
+        t
     }
 
-    /// Matches arguments to parameter slots: positional first, then named.
+    /// Matches arguments to parameter slots, reporting what does not fit.
     pub(crate) fn bind_slots(
         &mut self,
         slots: &[Slot],
@@ -1358,6 +1436,36 @@ impl<'p> Checker<'p> {
         what: &str,
         span: Span,
     ) -> Option<Vec<Option<ArgVal>>> {
+        let matched = self.match_slots(slots, args, what, span)?;
+        Some(matched.take(args.to_vec()))
+    }
+
+    /// Matches the arguments of a call lowering evaluates, and records the binding of the call
+    /// at `span` to `callee` for it.
+    pub(crate) fn bind_call(
+        &mut self,
+        slots: &[Slot],
+        args: &[ArgVal],
+        what: &str,
+        span: Span,
+        callee: Callee,
+    ) -> Option<Vec<Option<ArgVal>>> {
+        let matched = self.match_slots(slots, args, what, span)?;
+        self.facts
+            .calls
+            .record(span, callee, args.len(), &matched.slots);
+        Some(matched.take(args.to_vec()))
+    }
+
+    /// Matches arguments to parameter slots by [`crate::bind::match_args`] (positional first,
+    /// then named); None after reporting a problem.
+    fn match_slots(
+        &mut self,
+        slots: &[Slot],
+        args: &[ArgVal],
+        what: &str,
+        span: Span,
+    ) -> Option<crate::bind::Matched> {
         let names: Vec<&str> = slots.iter().map(|s| s.name).collect();
         let matched = crate::bind::match_args(
             &names,
@@ -1440,7 +1548,7 @@ impl<'p> Checker<'p> {
             );
             ok = false;
         }
-        ok.then(|| matched.take(args.to_vec()))
+        ok.then_some(matched)
     }
 
     fn call_def(
@@ -1454,7 +1562,7 @@ impl<'p> Checker<'p> {
         let def = self.program.def(r).expect("callable defs are defs");
         match def.kind {
             DefKind::Layer | DefKind::Model => {
-                let Some(attrs) = self.bind_params(r, &def.attrs, &args, span, None) else {
+                let Some(attrs) = self.bind_params(r, Part::Attrs, &args, span, None) else {
                     return Ty::Unknown;
                 };
                 if !self.check_wheres(r, &attrs, span, true) {
@@ -1462,15 +1570,21 @@ impl<'p> Checker<'p> {
                 }
                 self.next_id += 1;
                 let _ = f;
+                // While a model is expanded, where the instance is made names it.
+                let site = match self.trace.last() {
+                    Some(node) => node.calls.iter().copied().chain([span]).collect(),
+                    None => Vec::new(),
+                };
                 Ty::Layer(Rc::new(Instance {
                     id: self.next_id,
                     def: r,
                     attrs: attrs.vals,
                     span: callee_span.to(span),
+                    site,
                 }))
             }
             DefKind::Optimizer | DefKind::Constraint => {
-                let Some(b) = self.bind_params(r, &def.params, &args, span, None) else {
+                let Some(b) = self.bind_params(r, Part::Params, &args, span, None) else {
                     return Ty::Unknown;
                 };
                 if !self.check_wheres(r, &b, span, false) {
@@ -1479,7 +1593,7 @@ impl<'p> Checker<'p> {
                 Ty::Rule(r)
             }
             DefKind::Fn | DefKind::Schedule => {
-                let Some(b) = self.bind_params(r, &def.params, &args, span, None) else {
+                let Some(b) = self.bind_params(r, Part::Params, &args, span, None) else {
                     return Ty::Unknown;
                 };
                 if !self.check_wheres(r, &b, span, false) {
@@ -1494,12 +1608,11 @@ impl<'p> Checker<'p> {
     }
 
     fn apply_instance(&mut self, inst: &Rc<Instance>, args: Vec<ArgVal>, span: Span) -> Ty {
-        let def = self.program.def(inst.def).expect("instances are of defs");
         let preset = Bindings {
             vals: inst.attrs.clone(),
             bound_at: HashMap::new(),
         };
-        let Some(b) = self.bind_params(inst.def, &def.params, &args, span, Some(preset)) else {
+        let Some(b) = self.bind_params(inst.def, Part::Params, &args, span, Some(preset)) else {
             return Ty::Unknown;
         };
         if !self.check_wheres(inst.def, &b, span, false) {
@@ -1514,7 +1627,8 @@ impl<'p> Checker<'p> {
     /// The value of a call: the declared return type under the bindings, or the body expanded.
     fn result_of(&mut self, r: ItemRef, b: Bindings, span: Span) -> Ty {
         let def = self.program.def(r).expect("a def");
-        if let Some(ret) = &def.ret {
+        // While a model is expanded, every body is: a function may make layers.
+        if let Some(ret) = def.ret.as_ref().filter(|_| self.trace.is_empty()) {
             let mut f = self.frame_from_bindings(r, &b);
             let t = self.eval_type(&mut f, ret, false);
             return if self.check_positive_dims(r, &t, &b, span) {
@@ -1547,7 +1661,15 @@ impl<'p> Checker<'p> {
         f.kind = Some(def.kind);
         let mark = self.diags.len();
         self.expanding.push(r);
+        // A function's body is inlined into the instance calling it (a layer's has its own).
+        let inlined = !def.kind.is_layer_like();
+        if let Some(node) = self.trace.last_mut().filter(|_| inlined) {
+            node.calls.push(span);
+        }
         let t = self.block(&mut f, &def.body);
+        if let Some(node) = self.trace.last_mut().filter(|_| inlined) {
+            node.calls.pop();
+        }
         self.expanding.pop();
         let first_inner = self.diags.drain(mark..).find(Diagnostic::is_error);
         if let Some(first) = first_inner.clone()
@@ -1629,9 +1751,12 @@ impl<'p> Checker<'p> {
         let name = self.def_name(inst.def);
         let parent = self.trace.last_mut().expect("tracing");
         parent.instance_ids.push(inst.id);
-        let path_name = parent.names.child(&name);
+        let path =
+            self.facts
+                .instances
+                .name_child(&parent.path, &mut parent.names, &inst.site, &name);
         self.trace
-            .push(summary::TraceNode::new(path_name, name, Some(inst.id)));
+            .push(summary::TraceNode::new(path, name, Some(inst.id)));
         let t = self.expand(inst.def, b, span);
         let mut node = self.trace.pop().expect("pushed");
         node.output = Some(t.clone());
@@ -1653,7 +1778,8 @@ impl<'p> Checker<'p> {
 
     fn record_param(&mut self, name: &str, shape: &Shape) {
         if let Some(node) = self.trace.last_mut() {
-            node.params.push((name.to_string(), shape.clone()));
+            let full = self.facts.instances.declare(&node.path, name, false);
+            node.params.push((full, shape.clone()));
         }
     }
 

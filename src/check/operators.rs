@@ -628,7 +628,7 @@ pub(super) fn call(c: &mut Checker, f: &mut Frame, b: Builtin, args: &[ArgVal], 
             optional: p.optional,
         })
         .collect();
-    let Some(bound) = c.bind_slots(&slots, args, def.name, span) else {
+    let Some(bound) = c.bind_call(&slots, args, def.name, span, super::Callee::Builtin(b)) else {
         return Ty::Unknown;
     };
     let a = BuiltinArgs {

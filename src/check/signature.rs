@@ -2,7 +2,7 @@
 //! dimension symbols unified (with where each was bound), `where` constraints evaluated.
 
 use super::ty::{Shape, ShapeElem, Ty};
-use super::{ArgVal, Bindings, Checker, Slot};
+use super::{ArgVal, Bindings, Callee, Checker, Part, Slot};
 use crate::diag::Diagnostic;
 use crate::diag::codes;
 use crate::resolve::ItemRef;
@@ -15,12 +15,16 @@ impl Checker<'_> {
     pub(super) fn bind_params(
         &mut self,
         r: ItemRef,
-        params: &[Param],
+        part: Part,
         args: &[ArgVal],
         span: Span,
         preset: Option<Bindings>,
     ) -> Option<Bindings> {
         let def = self.program.def(r).expect("a def");
+        let params = match part {
+            Part::Attrs => &def.attrs,
+            Part::Params => &def.params,
+        };
         let what = def.name.name.clone();
         let slots: Vec<Slot> = params
             .iter()
@@ -29,7 +33,7 @@ impl Checker<'_> {
                 optional: p.default.is_some(),
             })
             .collect();
-        let matched = self.bind_slots(&slots, args, &what, span)?;
+        let matched = self.bind_call(&slots, args, &what, span, Callee::Def(r, part))?;
         if self.report_swapped(&what, params, &matched) {
             return None;
         }

@@ -1,27 +1,32 @@
 //! The layer tree of a model, recorded while its body is expanded: each instance with its
 //! hierarchical name (`Mlp.dense_1`), output shape and parameters — the Keras-style summary.
 
+use super::facts::InstanceNames;
 use super::ty::{Shape, Ty, VarKind};
 use super::{ArgVal, Checker, Frame};
 use crate::resolve::ItemRef;
-use std::collections::HashMap;
+use crate::source::Span;
 
 pub(crate) struct TraceNode {
-    pub name: String,
+    /// The instance's full path (`Mlp.dense_1`); empty for the root, outside every model.
+    pub path: String,
     pub layer: String,
     pub instance: Option<u32>,
     /// Instances already expanded under this node (shared instances are expanded once).
     pub instance_ids: Vec<u32>,
+    /// Full names and shapes.
     pub params: Vec<(String, Shape)>,
     pub children: Vec<TraceNode>,
     pub output: Option<Ty>,
     pub names: InstanceNames,
+    /// The calls inlined since this instance's body began: the prefix of its children's sites.
+    pub calls: Vec<Span>,
 }
 
 impl TraceNode {
-    pub fn new(name: String, layer: String, instance: Option<u32>) -> TraceNode {
+    pub fn new(path: String, layer: String, instance: Option<u32>) -> TraceNode {
         TraceNode {
-            name,
+            path,
             layer,
             instance,
             instance_ids: Vec::new(),
@@ -29,53 +34,9 @@ impl TraceNode {
             children: Vec::new(),
             output: None,
             names: InstanceNames::default(),
+            calls: Vec::new(),
         }
     }
-}
-
-/// How layer instances are named, for `check --summary` and for lowering's parameter (and so
-/// checkpoint) names alike: `dense_1`, `dense_2`, … numbered per layer kind within the parent,
-/// in the order they are first applied.
-#[derive(Debug, Default)]
-pub struct InstanceNames {
-    counters: HashMap<String, usize>,
-}
-
-impl InstanceNames {
-    /// The next instance of `layer` (a definition's name) in this parent.
-    pub fn child(&mut self, layer: &str) -> String {
-        let n = self.counters.entry(layer.to_string()).or_insert(0);
-        *n += 1;
-        format!("{}_{n}", snake_case(layer))
-    }
-}
-
-/// `parent.child`; the root's children have no prefix.
-pub fn instance_path(parent: &str, child: &str) -> String {
-    if parent.is_empty() {
-        child.to_string()
-    } else {
-        format!("{parent}.{child}")
-    }
-}
-
-pub fn snake_case(s: &str) -> String {
-    let mut out = String::new();
-    let chars: Vec<char> = s.chars().collect();
-    for (i, c) in chars.iter().enumerate() {
-        if c.is_uppercase() {
-            let prev_lower =
-                i > 0 && (chars[i - 1].is_lowercase() || chars[i - 1].is_ascii_digit());
-            let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
-            if i > 0 && (prev_lower || next_lower && chars[i - 1].is_uppercase()) {
-                out.push('_');
-            }
-            out.extend(c.to_lowercase());
-        } else {
-            out.push(*c);
-        }
-    }
-    out
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -122,24 +83,22 @@ fn node_total(n: &TraceNode) -> Option<i64> {
 
 fn flatten_rows(
     n: &TraceNode,
-    prefix: &str,
     depth: usize,
     rows: &mut Vec<InstanceRow>,
     params: &mut Vec<(String, String)>,
 ) {
     for (p, s) in &n.params {
-        params.push((instance_path(prefix, p), s.to_string()));
+        params.push((p.clone(), s.to_string()));
     }
     for c in &n.children {
-        let path = instance_path(prefix, &c.name);
         rows.push(InstanceRow {
-            path: path.clone(),
+            path: c.path.clone(),
             layer: c.layer.clone(),
             depth,
             output: c.output.as_ref().map_or("?".into(), ToString::to_string),
             params: node_total(c),
         });
-        flatten_rows(c, &path, depth + 1, rows, params);
+        flatten_rows(c, depth + 1, rows, params);
     }
 }
 
@@ -171,18 +130,15 @@ impl Checker<'_> {
             });
         }
         let inst = self.model_instance(&mut f, r, def.name.span);
-        self.trace.push(TraceNode::new(
-            def.name.name.clone(),
-            def.name.name.clone(),
-            None,
-        ));
+        self.trace
+            .push(TraceNode::new(String::new(), String::new(), None));
         let out = self.apply_instance(&inst, inputs, def.name.span);
         let root = self.trace.pop()?;
         // The model's own node is the single child of the root.
         let model_node = root.children.into_iter().next()?;
         let mut rows = Vec::new();
         let mut params = Vec::new();
-        flatten_rows(&model_node, &def.name.name, 0, &mut rows, &mut params);
+        flatten_rows(&model_node, 0, &mut rows, &mut params);
         Some(ModelSummary {
             model: def.name.name.clone(),
             input: input_desc.join(", "),
@@ -266,10 +222,11 @@ pub fn render(s: &ModelSummary) -> String {
 mod tests {
     #[test]
     fn snake_case_names_instances() {
-        assert_eq!(super::snake_case("Dense"), "dense");
-        assert_eq!(super::snake_case("Conv2d"), "conv2d");
-        assert_eq!(super::snake_case("SelfAttention"), "self_attention");
-        assert_eq!(super::snake_case("LSTM"), "lstm");
+        use super::super::facts::snake_case;
+        assert_eq!(snake_case("Dense"), "dense");
+        assert_eq!(snake_case("Conv2d"), "conv2d");
+        assert_eq!(snake_case("SelfAttention"), "self_attention");
+        assert_eq!(snake_case("LSTM"), "lstm");
         assert_eq!(super::group(101770), "101,770");
     }
 }

@@ -112,6 +112,8 @@ pub struct Instance {
     pub def: ItemRef,
     pub attrs: Vec<(String, Ty)>,
     pub span: Span,
+    /// Where it was made, while a model is expanded (see [`super::Site`]).
+    pub site: super::Site,
 }
 
 #[derive(Debug, Clone)]

@@ -3,6 +3,7 @@
 
 use super::emit::describe;
 use super::{Closure, Env, GraphCtx, LowerError, Lowerer, Res, Scope, Tv, Val};
+use crate::check::{Callee, Part};
 use crate::ir::{DType, Op, OutputRole, Role, TensorType};
 use crate::prim::Initializer;
 use crate::resolve::ItemRef;
@@ -11,9 +12,8 @@ use crate::syntax::ast::*;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-/// A call's argument: its name (if written `name: value`), value and span.
+/// A call's argument: its value and span (the checker bound it to its parameter).
 pub(crate) struct ArgV {
-    pub name: Option<String>,
     pub val: Val,
     pub span: Span,
 }
@@ -45,7 +45,6 @@ impl Lowerer<'_> {
             }
             ExprKind::Pipe { lhs, rhs } => {
                 let input = ArgV {
-                    name: None,
                     val: self.expr(env, lhs)?,
                     span: lhs.span,
                 };
@@ -117,7 +116,7 @@ impl Lowerer<'_> {
                     cond.span,
                 )),
             },
-            ExprKind::Scan(scan) => self.scan(env, &scan.args, &scan.params, &scan.body, e.span),
+            ExprKind::Scan(scan) => self.scan(env, scan, e.span),
             ExprKind::Block(b) => self.block(env, b),
         }
     }
@@ -158,7 +157,6 @@ impl Lowerer<'_> {
         args.iter()
             .map(|a| {
                 Ok(ArgV {
-                    name: a.name.as_ref().map(|n| n.name.clone()),
                     val: self.expr(env, &a.value)?,
                     span: a.value.span,
                 })
@@ -276,10 +274,7 @@ impl Lowerer<'_> {
     ) -> Res<Val> {
         let full = match (&self.rule_param, role) {
             (Some(p), Role::OptState) => format!("{p}.{}", name.name),
-            _ => {
-                let path = self.scopes.last().map_or("", |s| s.path.as_str());
-                crate::check::instance_path(path, &name.name)
-            }
+            _ => self.declared_name(&name.name, role, name.span)?,
         };
         if role == Role::State || role == Role::OptState {
             env.states.push((name.name.clone(), full.clone()));
@@ -510,8 +505,10 @@ impl Lowerer<'_> {
         match f {
             Val::Builtin(b) => self.builtin(b, args, span),
             Val::Init(name, _) => {
-                let nums = args
-                    .iter()
+                let nums = self
+                    .bound(span, Callee::Init(name), args)?
+                    .into_iter()
+                    .flatten()
                     .map(|a| match a.val {
                         Val::Int(i) => Ok(i as f64),
                         Val::Float(x) => Ok(x),
@@ -528,7 +525,7 @@ impl Lowerer<'_> {
                 for (p, a) in c.params.iter().zip(args) {
                     self.bind_pattern(&mut env, p, a.val)?;
                 }
-                self.expr(&mut env, &c.body)
+                self.inlined(span, |l| l.expr(&mut env, &c.body))
             }
             Val::Def(r) => self.call_def(r, args, span),
             Val::Layer(layer) => self.apply_layer(&layer, args, span),
@@ -543,19 +540,20 @@ impl Lowerer<'_> {
         let def = self.program.def(r).expect("callable defs are defs");
         match def.kind {
             DefKind::Layer | DefKind::Model => {
-                let env = self.bind_params(r, &def.attrs, args, Env::new(r.module), span)?;
+                let env = self.bind_params(r, Part::Attrs, args, Env::new(r.module), span)?;
                 let attrs = env.vars;
-                Ok(Val::Layer(self.new_layer(r, attrs)))
+                let site = self.site(span);
+                Ok(Val::Layer(self.new_layer(r, attrs, site)))
             }
             DefKind::Optimizer | DefKind::Constraint | DefKind::Schedule => {
-                let env = self.bind_params(r, &def.params, args, Env::new(r.module), span)?;
+                let env = self.bind_params(r, Part::Params, args, Env::new(r.module), span)?;
                 if def.kind == DefKind::Schedule && self.rule_param.is_some() {
                     return self.inline_body(r, env, span);
                 }
                 Ok(Val::Rule(r, env.vars))
             }
             DefKind::Fn => {
-                let env = self.bind_params(r, &def.params, args, Env::new(r.module), span)?;
+                let env = self.bind_params(r, Part::Params, args, Env::new(r.module), span)?;
                 self.inline_body(r, env, span)
             }
         }
@@ -576,9 +574,44 @@ impl Lowerer<'_> {
                 }
             }
         }
-        let v = self.block(&mut env, &def.body);
+        let v = if def.kind.is_layer_like() {
+            self.block(&mut env, &def.body)
+        } else {
+            self.inlined(span, |l| l.block(&mut env, &def.body))
+        };
         self.depth -= 1;
         v
+    }
+
+    /// Runs `inline` with the call at `span` on the current instance's stack of inlined calls
+    /// (the sites of the layers made inside, as the checker counts them).
+    fn inlined<T>(&mut self, span: Span, inline: impl FnOnce(&mut Self) -> T) -> T {
+        if let Some(s) = self.scopes.last_mut() {
+            s.calls.push(span);
+        }
+        let v = inline(self);
+        if let Some(s) = self.scopes.last_mut() {
+            s.calls.pop();
+        }
+        v
+    }
+
+    /// The full name of a `param` or `state` declared in the current instance, as the checker
+    /// recorded it.
+    fn declared_name(&self, name: &str, role: Role, span: Span) -> Res<String> {
+        let path = self.scopes.last().map_or("", |s| s.path.as_str());
+        self.program
+            .facts
+            .instances
+            .get(path)
+            .and_then(|i| i.declared(name, role != Role::Param))
+            .map(str::to_string)
+            .ok_or_else(|| {
+                LowerError::new(
+                    format!("the checker recorded no `{name}` in the layer instance `{path}`"),
+                    span,
+                )
+            })
     }
 
     fn apply_layer(
@@ -587,17 +620,16 @@ impl Lowerer<'_> {
         args: Vec<ArgV>,
         span: Span,
     ) -> Res<Val> {
-        let def = self.program.def(layer.def).expect("layers are defs");
         let mut env = Env::new(layer.def.module);
         env.vars = layer.attrs.clone();
-        let env = self.bind_params(layer.def, &def.params, args, env, span)?;
-        let path = self.instance_path(layer);
+        let env = self.bind_params(layer.def, Part::Params, args, env, span)?;
+        let path = self.instance_path(layer, span)?;
         let frozen = self.eval_paths.iter().any(|f| super::train::owns(f, &path));
         let saved_training = self.training;
         self.training &= !frozen;
         self.scopes.push(Scope {
             path,
-            names: Default::default(),
+            calls: Vec::new(),
         });
         let v = self.inline_body(layer.def, env, span);
         self.scopes.pop();
@@ -605,18 +637,58 @@ impl Lowerer<'_> {
         v
     }
 
-    /// Matches arguments to parameters (positional, then named, then defaults) and binds the
-    /// dimension symbols and packs of their declared types to the actual sizes.
+    /// The arguments of the call at `span` in its callee's parameter order, as the checker
+    /// bound them; None where a default is taken.
+    pub(super) fn bound(
+        &self,
+        span: Span,
+        callee: Callee,
+        args: Vec<ArgV>,
+    ) -> Res<Vec<Option<ArgV>>> {
+        let slots = self
+            .program
+            .facts
+            .calls
+            .binding(span, callee, args.len())
+            .ok_or_else(|| {
+                LowerError::new("the checker recorded no binding for this call", span)
+            })?;
+        let mut args: Vec<Option<ArgV>> = args.into_iter().map(Some).collect();
+        Ok(slots
+            .iter()
+            .map(|s| s.and_then(|i| args.get_mut(i).and_then(Option::take)))
+            .collect())
+    }
+
+    /// Binds a definition's attributes or inputs to the call's arguments (as the checker bound
+    /// them, then defaults), and the dimension symbols and packs of their declared types to
+    /// the actual sizes.
     pub(super) fn bind_params(
         &mut self,
         r: ItemRef,
-        params: &[Param],
+        part: Part,
         args: Vec<ArgV>,
+        env: Env,
+        span: Span,
+    ) -> Res<Env> {
+        let def = self.program.def(r).expect("callable defs are defs");
+        let params = match part {
+            Part::Attrs => &def.attrs,
+            Part::Params => &def.params,
+        };
+        let slots = self.bound(span, Callee::Def(r, part), args)?;
+        self.bind_values(r, params, slots, env, span)
+    }
+
+    /// Binds `params` to `slots` (one value per parameter, None for its default).
+    pub(super) fn bind_values(
+        &mut self,
+        r: ItemRef,
+        params: &[Param],
+        slots: Vec<Option<ArgV>>,
         mut env: Env,
         span: Span,
     ) -> Res<Env> {
-        let names: Vec<&str> = params.iter().map(|p| p.name.name.as_str()).collect();
-        let slots = match_slots(&names, args)?;
         for (p, a) in params.iter().zip(slots) {
             let (v, vspan) = match a {
                 Some(a) => (a.val, a.span),
@@ -720,30 +792,22 @@ impl Lowerer<'_> {
 
     /// `scan(xs, axis: a, init: c0) |x, carry| { …; yield y, c2 }` as one scan node whose body
     /// is a nested graph.
-    fn scan(
-        &mut self,
-        env: &mut Env,
-        args: &[Arg],
-        params: &[Pattern],
-        body: &Block,
-        span: Span,
-    ) -> Res<Val> {
-        let args = self.args(env, args)?;
-        let mut xs = None;
-        let mut axis = 0i64;
-        let mut init = None;
-        for (i, a) in args.into_iter().enumerate() {
-            match (a.name.as_deref(), i) {
-                (Some("xs"), _) | (None, 0) => xs = Some(a.val),
-                (Some("axis"), _) | (None, 1) => {
-                    axis = match a.val {
-                        Val::Int(i) => i,
-                        _ => return Err(LowerError::new("axis must be an integer", a.span)),
-                    }
-                }
-                _ => init = Some(a.val),
-            }
-        }
+    fn scan(&mut self, env: &mut Env, scan: &Scan, span: Span) -> Res<Val> {
+        let (params, body) = (&scan.params, &scan.body);
+        let args = self.args(env, &scan.args)?;
+        let [xs, axis, init]: [Option<ArgV>; 3] = self
+            .bound(scan.args_span, Callee::Scan, args)?
+            .try_into()
+            .map_err(|_| LowerError::new("`scan` takes xs, axis and init", span))?;
+        let xs = xs.map(|a| a.val);
+        let init = init.map(|a| a.val);
+        let axis = match axis {
+            None => 0,
+            Some(ArgV {
+                val: Val::Int(i), ..
+            }) => i,
+            Some(a) => return Err(LowerError::new("axis must be an integer", a.span)),
+        };
         self.at(span);
         let (Some(Val::Tensor(xs)), Some(init)) = (xs, init) else {
             return Err(LowerError::new(
@@ -855,24 +919,6 @@ impl Lowerer<'_> {
         let mut it = stacked.into_iter();
         Ok(rebuild(&out_template, &mut it))
     }
-}
-
-/// Arguments matched to parameter names by the rule the checker applied
-/// ([`crate::bind::match_args`]); it has reported any problem, so one here is internal.
-pub(super) fn match_slots(names: &[&str], args: Vec<ArgV>) -> Res<Vec<Option<ArgV>>> {
-    let matched = crate::bind::match_args(names, args.iter().map(|a| a.name.as_deref()));
-    if let Some(p) = matched.problems.first() {
-        let name = |arg: usize| args[arg].name.clone().unwrap_or_default();
-        let (arg, message) = match *p {
-            crate::bind::Problem::TooMany { arg } => (arg, "too many arguments".to_string()),
-            crate::bind::Problem::Unknown { arg } => (arg, format!("no argument `{}`", name(arg))),
-            crate::bind::Problem::Twice { arg, .. } => {
-                (arg, format!("argument `{}` given twice", name(arg)))
-            }
-        };
-        return Err(LowerError::new(message, args[arg].span));
-    }
-    Ok(matched.take(args))
 }
 
 pub(super) fn size_of(v: &Val, span: Span) -> Res<usize> {

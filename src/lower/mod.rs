@@ -21,6 +21,7 @@ pub(crate) mod operators;
 mod step;
 mod train;
 
+use crate::check::Site;
 use crate::diag::Diagnostic;
 use crate::diag::codes;
 use crate::ir::{DType, Graph, Loc, Role, TensorType, ValueId};
@@ -163,6 +164,9 @@ pub(crate) struct LayerVal {
     pub id: u32,
     pub def: ItemRef,
     pub attrs: Vec<(String, Val)>,
+    /// Where it was made, which names it (see [`crate::check::Site`]); empty for the models a
+    /// program trains or shows alone.
+    pub site: Site,
 }
 
 /// Names in scope, innermost last, with the module whose items are visible.
@@ -205,10 +209,11 @@ struct GraphCtx {
     captures: Vec<ValueId>,
 }
 
-/// A level of the layer-instance tree: `Mlp.dense_1` and how many of each kind it holds.
+/// A level of the layer-instance tree: `Mlp.dense_1`, and the calls inlined since its body
+/// began (the prefix of the sites of the instances it makes).
 struct Scope {
     path: String,
-    names: crate::check::InstanceNames,
+    calls: Vec<Span>,
 }
 
 /// Where parameters and state live while a program is lowered.
@@ -391,18 +396,42 @@ impl<'p> Lowerer<'p> {
         Tv { level: 0, id }
     }
 
-    fn instance_path(&mut self, layer: &LayerVal) -> String {
+    /// The path the checker gave the instance `layer` applied at `span`: by the instance
+    /// applying it and where it was made (a model outside every instance by its name).
+    fn instance_path(&mut self, layer: &LayerVal, span: Span) -> Res<String> {
         if let Some(p) = self.instance_paths.get(&layer.id) {
-            return p.clone();
+            return Ok(p.clone());
         }
-        let name = self.def_name(layer.def);
-        let scope = self.scopes.last_mut();
-        let path = match scope {
-            Some(s) => crate::check::instance_path(&s.path, &s.names.child(&name)),
-            None => name,
+        let instances = &self.program.facts.instances;
+        let parent = self.scopes.last().map_or("", |s| s.path.as_str());
+        let found = if parent.is_empty() {
+            instances.get(&self.def_name(layer.def))
+        } else {
+            instances.child(parent, &layer.site)
         };
+        let path = found
+            .ok_or_else(|| {
+                LowerError::new(
+                    format!(
+                        "the checker recorded no instance of `{}` here",
+                        self.def_name(layer.def)
+                    ),
+                    span,
+                )
+            })?
+            .path
+            .clone();
         self.instance_paths.insert(layer.id, path.clone());
-        path
+        Ok(path)
+    }
+
+    /// Where a layer made at `span` now is: the calls inlined in the current instance, then
+    /// `span`.
+    fn site(&self, span: Span) -> Site {
+        match self.scopes.last() {
+            Some(s) => s.calls.iter().copied().chain([span]).collect(),
+            None => Site::new(),
+        }
     }
 
     fn def_name(&self, r: ItemRef) -> String {
@@ -433,12 +462,13 @@ impl<'p> Lowerer<'p> {
         Some(Tv { level: 0, id })
     }
 
-    fn new_layer(&mut self, def: ItemRef, attrs: Vec<(String, Val)>) -> Rc<LayerVal> {
+    fn new_layer(&mut self, def: ItemRef, attrs: Vec<(String, Val)>, site: Site) -> Rc<LayerVal> {
         self.next_instance += 1;
         Rc::new(LayerVal {
             id: self.next_instance,
             def,
             attrs,
+            site,
         })
     }
 }

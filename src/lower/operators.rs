@@ -3,7 +3,7 @@
 //! and the argument readers those rules share.
 
 use super::emit::describe;
-use super::eval::{ArgV, match_slots, normalize_axis, size_of};
+use super::eval::{ArgV, normalize_axis, size_of};
 use super::{LowerError, Lowerer, Res, Tv, Val};
 use crate::builtins::Builtin;
 use crate::ir::{CmpOp, DType, Op, TensorType};
@@ -110,8 +110,7 @@ impl Lowerer<'_> {
 
     /// A builtin call: the arguments bound to the builtin's parameters, then its lowering rule.
     pub(super) fn builtin(&mut self, b: Builtin, args: Vec<ArgV>, span: Span) -> Res<Val> {
-        let names: Vec<&str> = b.def().params.iter().map(|p| p.name).collect();
-        let slots = match_slots(&names, args)?;
+        let slots = self.bound(span, crate::check::Callee::Builtin(b), args)?;
         b.rule().lower(self, &BuiltinArgs { slots, span })
     }
 

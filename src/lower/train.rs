@@ -38,7 +38,12 @@ pub(crate) fn lower_train(program: &Program, sources: &SourceMap, opts: &Options
         .collect();
     let model_layers: Vec<(String, Val)> = models
         .iter()
-        .map(|&r| (l.def_name(r), Val::Layer(l.new_layer(r, Vec::new()))))
+        .map(|&r| {
+            (
+                l.def_name(r),
+                Val::Layer(l.new_layer(r, Vec::new(), Vec::new())),
+            )
+        })
         .collect();
     let model_layers = l.with_default_attrs(model_layers, t.span)?;
     config.target = l.target_field(&model_layers, &fields);
@@ -246,13 +251,16 @@ impl Lowerer<'_> {
                 let Val::Layer(l) = v else {
                     return Ok((name, v));
                 };
+                // No call binds them: every attribute takes its default.
                 let def = self.program.def(l.def).expect("models are defs");
+                let defaults = def.attrs.iter().map(|_| None).collect();
                 let env =
-                    self.bind_params(l.def, &def.attrs, Vec::new(), Env::new(l.def.module), span)?;
+                    self.bind_values(l.def, &def.attrs, defaults, Env::new(l.def.module), span)?;
                 let layer = Rc::new(super::LayerVal {
                     id: l.id,
                     def: l.def,
                     attrs: env.vars,
+                    site: l.site.clone(),
                 });
                 Ok((name, Val::Layer(layer)))
             })
@@ -342,7 +350,6 @@ impl Lowerer<'_> {
                 return Ok(None);
             };
             args.push(ArgV {
-                name: None,
                 val: v.clone(),
                 span: def.name.span,
             });
@@ -480,11 +487,7 @@ impl Lowerer<'_> {
                         let f = self.expr(env, v)?;
                         let args = [out.clone(), target.clone()]
                             .into_iter()
-                            .map(|val| ArgV {
-                                name: None,
-                                val,
-                                span: v.span,
-                            })
+                            .map(|val| ArgV { val, span: v.span })
                             .collect();
                         self.call(f, args, v.span)?
                     }
@@ -696,7 +699,7 @@ pub(crate) fn lower_model(
         None => Vec::new(),
     };
     l.begin_graph(&format!("model.{name}"), training);
-    let layer = l.new_layer(r, Vec::new());
+    let layer = l.new_layer(r, Vec::new(), Vec::new());
     let [(_, layer)] =
         &l.with_default_attrs(vec![(name.to_string(), Val::Layer(layer))], def.span)?[..]
     else {
@@ -735,7 +738,6 @@ pub(crate) fn lower_model(
         };
         let id = l.g().input(p.name.name.clone(), Role::Data, tt);
         args.push(ArgV {
-            name: None,
             val: Val::Tensor(l.tv(id)),
             span: p.span,
         });
