@@ -470,7 +470,7 @@ impl Program {
         threads: usize,
     ) -> Result<(), RunError> {
         // SAFETY: forwarded from the caller.
-        if unsafe { self.window_in_place(table, node, args, out)? } {
+        if unsafe { self.window_in_place(table, node, args, out, threads)? } {
             return Ok(());
         }
         let buffers = &self.plan.buffers;
@@ -498,7 +498,9 @@ impl Program {
     }
 
     /// `unfold` and `fold` of floats, computed straight from and into the buffers (library
-    /// operands are row-major) by the shared slice kernels; false for anything else.
+    /// operands are row-major) by the shared slice kernels, the images split between the
+    /// threads (each image is computed alone, so the split changes no bit); false for anything
+    /// else.
     ///
     /// # Safety
     /// See [`Program::execute`].
@@ -508,6 +510,7 @@ impl Program {
         node: usize,
         args: &[View],
         out: BufId,
+        threads: usize,
     ) -> Result<bool, RunError> {
         let n = &self.graph.nodes[node];
         let Some(arg) = args.first() else {
@@ -531,7 +534,6 @@ impl Program {
         let unfold = matches!(n.op, Op::Unfold(_));
         let in_len: usize = arg.shape.iter().product();
         let out_len = self.plan.buffers[out].numel;
-        let dims = [images, h, wd];
         macro_rules! run {
             ($t:ty) => {{
                 // SAFETY: the operand view is row-major inside its buffer and the output buffer
@@ -543,11 +545,26 @@ impl Program {
                         std::slice::from_raw_parts_mut(table[out].cast::<$t>(), out_len),
                     )
                 };
-                y.fill(0.0);
-                if unfold {
-                    linalg::unfold_into(x, dims, window, y)
+                let one = |x: &[$t], y: &mut [$t], images: usize| {
+                    y.fill(0.0);
+                    let dims = [images, h, wd];
+                    if unfold {
+                        linalg::unfold_into(x, dims, window, y)
+                    } else {
+                        linalg::fold_into(x, dims, window, y, |a, b| a + b)
+                    }
+                };
+                let parts = threads.min(images / MIN_IMAGES_PER_THREAD).max(1);
+                if parts > 1 {
+                    use rayon::prelude::*;
+                    let per_part = images.div_ceil(parts);
+                    let (x_image, y_image) = (in_len / images, out_len / images);
+                    x.par_chunks(per_part * x_image)
+                        .zip(y.par_chunks_mut(per_part * y_image))
+                        .map(|(x, y)| one(x, y, x.len() / x_image))
+                        .collect::<Result<(), String>>()
                 } else {
-                    linalg::fold_into(x, dims, window, y, |a, b| a + b)
+                    one(x, y, images)
                 }
             }};
         }
@@ -706,6 +723,10 @@ impl Program {
 /// The rows each thread takes at least when a scan is split by rows: fewer make products too
 /// thin to be worth a thread.
 const MIN_ROWS_PER_THREAD: usize = 8;
+
+/// The fewest images (of one channel) an `unfold` or `fold` gives each thread: fewer are not
+/// worth forking for.
+const MIN_IMAGES_PER_THREAD: usize = 16;
 
 /// What the threads of a scan split by rows share.
 struct SharedScan<'a, 's, 'p> {

@@ -430,6 +430,16 @@ fn unfold_and_fold_match_in_place_and_through_the_library() {
              output \"cols\" = %1\n  output \"back\" = %2\n}}"
         ));
     }
+    // Enough images (batch × channels) to be split between threads, in uneven parts.
+    for threads in [2, 3] {
+        same_on(
+            "graph t {\n  %0: f32[7, 5, 6, 6] = input \"x\" data\n  \
+             %1: f32[7, 45, 16] = unfold %0 kernel=3 stride=1 padding=0 dilation=1\n  \
+             %2: f32[7, 5, 6, 6] = fold %1 kernel=3 stride=1 padding=0 dilation=1 size=[6,6]\n  \
+             output \"cols\" = %1\n  output \"back\" = %2\n}",
+            threads,
+        );
+    }
     // A permuted operand is not row-major: the library call copies it first.
     same(
         "graph t {\n  %0: f32[2, 5, 5, 3] = input \"x\" data\n  %1: f32[2, 3, 5, 5] = permute %0 perm=[0,3,1,2]\n  \

@@ -78,6 +78,11 @@ pub const SPLIT_WORK: usize = 1 << 20;
 /// (0.29 → 0.47 ms; row-major 0.25).
 const COPY_RIGHT_MIN_K: usize = 256;
 
+/// The fewest rows of the product for which that copy pays: it costs as much whatever `m`, and
+/// with m = 9 (the CNN's first weight gradient per image, k = 676, n = 32) it made the product
+/// 2.4× slower.
+const COPY_RIGHT_MIN_M: usize = 32;
+
 /// Output bands start at multiples of this many rows or columns (a 512-bit vector of f32), so
 /// each thread's part keeps the library's full-width kernels.
 const BAND_ALIGN: usize = 16;
@@ -229,7 +234,10 @@ pub unsafe fn product_with<T: Real>(
             // row-major: such an operand is copied row-major first. The library sums in the
             // same order for either layout (`tools/gemm_bench.rs` checks it on the reference
             // models' products), and the interpreter multiplies row-major copies anyway.
-            let b_copy = (b.row_stride == 1 && b.col_stride != 1 && k >= COPY_RIGHT_MIN_K)
+            let b_copy = (b.row_stride == 1
+                && b.col_stride != 1
+                && k >= COPY_RIGHT_MIN_K
+                && m >= COPY_RIGHT_MIN_M)
                 .then(|| row_major_copy(b, k, n, threads));
             let b = match &b_copy {
                 Some(c) => Operand {
