@@ -112,75 +112,48 @@ pub trait Real: Copy + Send + Sync + 'static {
     );
 }
 
-impl Real for f32 {
-    const ZERO: f32 = 0.0;
-    const ONE: f32 = 1.0;
-    #[cfg(feature = "blas")]
-    unsafe fn blas(
-        m: usize,
-        n: usize,
-        k: usize,
-        dst: Dest<f32>,
-        a: Operand<f32>,
-        b: Operand<f32>,
-        [ta, lda, tb, ldb, ldc]: [i32; 5],
-    ) {
-        // SAFETY: the caller's guarantee; the dimensions fit in i32 (`blas::layouts`).
-        unsafe {
-            blas::cblas_sgemm(
-                blas::ROW_MAJOR,
-                ta,
-                tb,
-                m as i32,
-                n as i32,
-                k as i32,
-                1.0,
-                a.ptr,
-                lda,
-                b.ptr,
-                ldb,
-                0.0,
-                dst.ptr,
-                ldc,
-            )
+/// `Real` for a float type, its BLAS product being `$gemm`.
+macro_rules! real {
+    ($t:ty, $gemm:ident) => {
+        impl Real for $t {
+            const ZERO: $t = 0.0;
+            const ONE: $t = 1.0;
+            #[cfg(feature = "blas")]
+            unsafe fn blas(
+                m: usize,
+                n: usize,
+                k: usize,
+                dst: Dest<$t>,
+                a: Operand<$t>,
+                b: Operand<$t>,
+                [ta, lda, tb, ldb, ldc]: [i32; 5],
+            ) {
+                // SAFETY: the caller's guarantee; the dimensions fit in i32 (`blas::layouts`).
+                unsafe {
+                    blas::$gemm(
+                        blas::ROW_MAJOR,
+                        ta,
+                        tb,
+                        m as i32,
+                        n as i32,
+                        k as i32,
+                        1.0,
+                        a.ptr,
+                        lda,
+                        b.ptr,
+                        ldb,
+                        0.0,
+                        dst.ptr,
+                        ldc,
+                    )
+                }
+            }
         }
-    }
+    };
 }
 
-impl Real for f64 {
-    const ZERO: f64 = 0.0;
-    const ONE: f64 = 1.0;
-    #[cfg(feature = "blas")]
-    unsafe fn blas(
-        m: usize,
-        n: usize,
-        k: usize,
-        dst: Dest<f64>,
-        a: Operand<f64>,
-        b: Operand<f64>,
-        [ta, lda, tb, ldb, ldc]: [i32; 5],
-    ) {
-        // SAFETY: the caller's guarantee; the dimensions fit in i32 (`blas::layouts`).
-        unsafe {
-            blas::cblas_dgemm(
-                blas::ROW_MAJOR,
-                ta,
-                tb,
-                m as i32,
-                n as i32,
-                k as i32,
-                1.0,
-                a.ptr,
-                lda,
-                b.ptr,
-                ldb,
-                0.0,
-                dst.ptr,
-                ldc,
-            )
-        }
-    }
-}
+real!(f32, cblas_sgemm);
+real!(f64, cblas_dgemm);
 
 /// `dst = a·b` for an m×k `a` and a k×n `b`, on up to `threads` threads of the current rayon
 /// pool, by [`METHOD`]. With `k = 0`, `dst` is left as it is (the callers' are zeroed).
