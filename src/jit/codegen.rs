@@ -1010,17 +1010,50 @@ impl<'a, 'm> Emitter<'a, 'm> {
         }
     }
 
-    /// `a` where `a cc b` or `a` is NaN, else `b`: the interpreter's `max` and `min`.
+    /// `a` where `a cc b` or `a` is NaN, else `b`: the interpreter's `max` and `min`. On
+    /// vectors, the processor's own `max`/`min` (which gives `b` where either is NaN) and a
+    /// blend of `a` where it is NaN: three instructions, where a mask of two comparisons and a
+    /// bit select take six. (Cranelift emits `maxps`/`minps` for a bit select by exactly the
+    /// comparison `b < a` / `a < b` between the two operands.)
     fn float_pick(&mut self, cc: FloatCC, a: Value, b: Value, vector: bool) -> Value {
+        if vector {
+            let a_wins = match cc {
+                FloatCC::GreaterThan => self.b.ins().fcmp(FloatCC::LessThan, b, a),
+                FloatCC::LessThan => self.b.ins().fcmp(FloatCC::LessThan, a, b),
+                other => unreachable!("`{other}` picks neither the larger nor the smaller"),
+            };
+            let a_wins = self.as_f32x4(a_wins);
+            let picked = self.b.ins().bitselect(a_wins, a, b);
+            let nan = self.b.ins().fcmp(FloatCC::Unordered, a, a);
+            return self.lane_select(nan, a, picked);
+        }
         let wins = self.b.ins().fcmp(cc, a, b);
         let nan = self.b.ins().fcmp(FloatCC::Unordered, a, a);
         let take_a = self.b.ins().bor(wins, nan);
-        if vector {
-            let mask = self.as_f32x4(take_a);
-            self.b.ins().bitselect(mask, a, b)
+        self.b.ins().select(take_a, a, b)
+    }
+
+    /// The lanes of `a` where `mask` is set, else those of `b`. A mask straight from a
+    /// comparison (all bits of a lane set or none) becomes one blend instruction, where a bit
+    /// select of any other mask takes three.
+    fn lane_select(&mut self, mask: Value, a: Value, b: Value) -> Value {
+        let mask = if self.b.func.dfg.value_type(mask) == types::F32X4 {
+            mask
         } else {
-            self.b.ins().select(take_a, a, b)
-        }
+            self.as_f32x4(mask)
+        };
+        self.b.ins().bitselect(mask, a, b)
+    }
+
+    /// `max(x, +0.0)` (a ReLU): `x` where it is greater than 0 or NaN, else +0.0, as
+    /// [`Self::float_pick`] gives it, in two instructions: the lanes where `x ≤ 0` (false for
+    /// NaN) are cleared.
+    fn max_with_positive_zero(&mut self, x: Value) -> Value {
+        let zero = self.constant(0.0, DType::F32);
+        let zeros = self.b.ins().splat(types::F32X4, zero);
+        let at_most_zero = self.b.ins().fcmp(FloatCC::LessThanOrEqual, x, zeros);
+        let at_most_zero = self.as_f32x4(at_most_zero);
+        self.b.ins().band_not(x, at_most_zero)
     }
 
     /// The same 128 bits as four f32 lanes: a comparison's mask, or built exponent bits.
@@ -1191,12 +1224,10 @@ impl<'a, 'm> Emitter<'a, 'm> {
         };
         let low = splat(self, math::EXP_LOW);
         let below = self.b.ins().fcmp(FloatCC::LessThan, x, low);
-        let below = self.as_f32x4(below);
-        let clamped = self.b.ins().bitselect(below, low, x);
+        let clamped = self.lane_select(below, low, x);
         let high = splat(self, math::EXP_HIGH);
         let above = self.b.ins().fcmp(FloatCC::GreaterThan, clamped, high);
-        let above = self.as_f32x4(above);
-        let clamped = self.b.ins().bitselect(above, high, clamped);
+        let clamped = self.lane_select(above, high, clamped);
 
         let log2_e = splat(self, math::LOG2_E);
         let n = self.b.ins().fmul(clamped, log2_e);
@@ -1230,8 +1261,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
             y = self.b.ins().fmul(y, power);
         }
         let nan = self.b.ins().fcmp(FloatCC::Unordered, x, x);
-        let nan = self.as_f32x4(nan);
-        self.b.ins().bitselect(nan, x, y)
+        self.lane_select(nan, x, y)
     }
 
     fn call_math(&mut self, math: Math, dtype: DType, x: Value) -> Value {
@@ -1452,6 +1482,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
     fn vector_node(&mut self, node: &ExprNode, values: &[Value], offsets: &[Value]) -> Value {
         let v4 = types::F32X4;
         let arg = |i: usize| values[node.args[i]];
+        let positive_zero = |e: usize| matches!(self.k.expr[e].op, ExprOp::Const(c) if c == 0.0 && c.is_sign_positive());
         let op = match &node.op {
             ExprOp::Load(i) => {
                 let address = self.address(*i, offsets);
@@ -1513,6 +1544,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
             Op::Sub => self.b.ins().fsub(arg(0), arg(1)),
             Op::Mul => self.b.ins().fmul(arg(0), arg(1)),
             Op::Div => self.b.ins().fdiv(arg(0), arg(1)),
+            Op::Max if positive_zero(node.args[1]) => self.max_with_positive_zero(arg(0)),
             Op::Max => self.float_pick(FloatCC::GreaterThan, arg(0), arg(1), true),
             Op::Min => self.float_pick(FloatCC::LessThan, arg(0), arg(1), true),
             Op::Cmp(c) => {
@@ -1522,7 +1554,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
             Op::And => self.b.ins().band(arg(0), arg(1)),
             Op::Or => self.b.ins().bor(arg(0), arg(1)),
             Op::Not => self.b.ins().bnot(arg(0)),
-            Op::Select => self.b.ins().bitselect(arg(0), arg(1), arg(2)),
+            Op::Select => self.lane_select(arg(0), arg(1), arg(2)),
             Op::Cast { to } => match (self.k.expr[node.args[0]].dtype, to) {
                 (DType::Bool, DType::F32) => {
                     let one = self.constant(1.0, DType::F32);

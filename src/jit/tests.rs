@@ -232,6 +232,50 @@ fn binary_ops_match_for_floats_and_wrapping_integers() {
 }
 
 #[test]
+fn max_and_min_match_on_every_pair_of_awkward_values_and_against_constant_zeros() {
+    // Every ordered pair (a NaN on either side, ±0 both ways, equal values), vectors and their
+    // scalar tail; `max(x, 0.0)` (a ReLU) has a code path of its own, and `-0.0` must not take
+    // it.
+    let n = FLOATS.len() * FLOATS.len();
+    let pairs = |first: bool| -> Vec<f32> {
+        (0..n)
+            .map(|i| {
+                FLOATS[if first {
+                    i / FLOATS.len()
+                } else {
+                    i % FLOATS.len()
+                }] as f32
+            })
+            .collect()
+    };
+    let ty = format!("f32[{n}]");
+    for op in ["max", "min"] {
+        for zero in ["0.0", "-0.0"] {
+            let text = format!(
+                "graph t {{\n  %0: {ty} = input \"a\" data\n  %1: {ty} = input \"b\" data\n  \
+                 %2: {ty} = {op} %0, %1\n  %3: {ty} = const {zero}\n  %4: {ty} = {op} %0, %3\n  \
+                 %5: {ty} = {op} %3, %0\n  output \"pair\" = %2\n  output \"second\" = %4\n  \
+                 output \"first\" = %5\n}}"
+            );
+            let g = text::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+            let tensor = |v: Vec<f32>| Tensor::F32(ArrayD::from_shape_vec(IxDyn(&[n]), v).unwrap());
+            let inputs = HashMap::from([
+                ("a".to_string(), tensor(pairs(true))),
+                ("b".to_string(), tensor(pairs(false))),
+            ]);
+            let want = interp::run(&g, &inputs, &Options::default()).expect("interpreted");
+            let got = compile(&g)
+                .expect("compiles")
+                .run(&|n| inputs.get(n), 1)
+                .expect("runs");
+            for (name, w) in &want {
+                assert_eq!(bits(&got[name]), bits(w), "output `{name}` of\n{text}");
+            }
+        }
+    }
+}
+
+#[test]
 fn integer_division_by_zero_is_the_interpreters_error() {
     let g = text::parse(
         "graph t {\n  %0: i32[9] = input \"a\" data\n  %1: i32[9] = input \"bb\" data\n  \
