@@ -367,7 +367,7 @@ impl<'p> Checker<'p> {
         self.next_id += 1;
         Sym {
             id: self.next_id,
-            name: name.to_string(),
+            name: name.into(),
         }
     }
 

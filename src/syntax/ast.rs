@@ -108,7 +108,8 @@ pub struct Def {
 pub struct Param {
     pub name: Ident,
     pub ty: Option<TypeExpr>,
-    pub default: Option<Expr>,
+    /// Boxed: most parameters have none, and a parameter is then a third smaller.
+    pub default: Option<Box<Expr>>,
     pub span: Span,
 }
 

@@ -265,7 +265,7 @@ impl Ctx {
                 for c in it {
                     match c.as_rule() {
                         Rule::type_expr => ty = Some(self.type_expr(c)),
-                        _ => default = Some(self.expr(c)),
+                        _ => default = Some(Box::new(self.expr(c))),
                     }
                 }
                 Param {
