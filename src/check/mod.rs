@@ -321,7 +321,7 @@ impl Frame {
 
     fn bind(&mut self, name: &str, ty: Ty, span: Span, kind: VarKind) {
         self.vars.push(Var {
-            name: name.to_string(),
+            name: name.into(),
             ty,
             span,
             kind,
@@ -378,7 +378,7 @@ impl<'p> Checker<'p> {
     fn def_name(&self, r: ItemRef) -> String {
         self.program
             .def(r)
-            .map_or_else(String::new, |d| d.name.name.clone())
+            .map_or_else(String::new, |d| d.name.name.to_string())
     }
 
     // ------------------------------------------------------------------ definitions alone
@@ -1107,7 +1107,7 @@ impl<'p> Checker<'p> {
                 None => Ty::Unknown,
             };
             f.bind(&a.name.name, ty.clone(), a.name.span, VarKind::Plain);
-            out.push((a.name.name.clone(), ty));
+            out.push((a.name.name.to_string(), ty));
         }
         out
     }

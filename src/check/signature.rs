@@ -56,7 +56,7 @@ impl Checker<'_> {
             {
                 ok = false;
             }
-            b.vals.push((p.name.name.clone(), ty));
+            b.vals.push((p.name.name.to_string(), ty));
         }
         ok.then_some(b)
     }
@@ -419,7 +419,7 @@ impl Checker<'_> {
                         )
                         .with_primary(arg_span, format!("here `..{}` would be {bound}", id.name))
                         .with_secondary(
-                            b.bound_at.get(&id.name).map_or(s.span, |x| x.0),
+                            b.bound_at.get(id.name.as_str()).map_or(s.span, |x| x.0),
                             format!("`..{}` was bound to {prev} here", id.name),
                         )
                         .with_help("the leading dimensions of these inputs must agree"),
@@ -428,8 +428,8 @@ impl Checker<'_> {
                 }
                 Some(_) => {}
                 None => {
-                    b.vals.push((id.name.clone(), Ty::Shape(bound)));
-                    b.bound_at.insert(id.name.clone(), (arg_span, id.span));
+                    b.vals.push((id.name.to_string(), Ty::Shape(bound)));
+                    b.bound_at.insert(id.name.to_string(), (arg_span, id.span));
                 }
             }
         }
@@ -443,8 +443,9 @@ impl Checker<'_> {
             if let ExprKind::Name(id) = &e.kind {
                 match b.get(&id.name).cloned() {
                     None => {
-                        b.vals.push((id.name.clone(), Ty::Int(actual_dim.clone())));
-                        b.bound_at.insert(id.name.clone(), (arg_span, id.span));
+                        b.vals
+                            .push((id.name.to_string(), Ty::Int(actual_dim.clone())));
+                        b.bound_at.insert(id.name.to_string(), (arg_span, id.span));
                         continue;
                     }
                     Some(Ty::Int(prev)) if prev != *actual_dim => {
@@ -455,7 +456,7 @@ impl Checker<'_> {
                                 id.name
                             ),
                         );
-                        match b.bound_at.get(&id.name) {
+                        match b.bound_at.get(id.name.as_str()) {
                             Some((first_arg, _)) => {
                                 d = d
                                     .with_primary(
@@ -535,7 +536,7 @@ impl Checker<'_> {
             })
             .filter(|n| *n == name)
             .count();
-        (shared > 1).then_some(name)
+        (shared > 1).then_some(name.to_string())
     }
 }
 
@@ -549,8 +550,8 @@ struct Given<'a> {
 
 fn collect_names(e: &Expr, out: &mut Vec<String>) {
     match &e.kind {
-        ExprKind::Name(id) if !out.contains(&id.name) => {
-            out.push(id.name.clone());
+        ExprKind::Name(id) if !out.iter().any(|n| n == id.name.as_str()) => {
+            out.push(id.name.to_string());
         }
         ExprKind::Binary { lhs, rhs, .. } => {
             collect_names(lhs, out);

@@ -145,7 +145,7 @@ impl Checker<'_> {
         let mut params = Vec::new();
         flatten_rows(&model_node, 0, &mut rows, &mut params);
         Some(ModelSummary {
-            model: def.name.name.clone(),
+            model: def.name.name.to_string(),
             input: input_desc.join(", "),
             output: out.to_string(),
             rows,

@@ -118,7 +118,7 @@ pub struct Instance {
 
 #[derive(Debug, Clone)]
 pub struct Var {
-    pub name: String,
+    pub name: compact_str::CompactString,
     pub ty: Ty,
     pub span: Span,
     pub kind: VarKind,

@@ -33,7 +33,8 @@ impl Item {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Ident {
-    pub name: String,
+    /// Inline up to 24 bytes (every identifier in practice): no allocation per name.
+    pub name: compact_str::CompactString,
     pub span: Span,
 }
 

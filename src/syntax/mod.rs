@@ -240,7 +240,7 @@ fn set_aside_misparsed(
         Some(d) => {
             diags.push(d);
             if let ast::Item::Def(def) = item {
-                broken.push(def.name.name.clone());
+                broken.push(def.name.name.to_string());
             }
             false
         }
