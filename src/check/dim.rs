@@ -31,21 +31,53 @@ type Monomial = Vec<(Atom, u32)>;
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Dim {
-    /// Sorted by monomial, each once, no zero coefficient. A list rather than a map: most
-    /// dimensions are one term (a constant or a symbol), and types are cloned often.
-    terms: Vec<(Monomial, i64)>,
+    /// Sorted by monomial, each once, no zero coefficient.
+    terms: Terms,
     /// Some coefficient did not fit in 64 bits; the terms are then meaningless.
     overflow: bool,
 }
 
+/// The terms of a dimension. Most dimensions are one term (a constant or a symbol) and types
+/// are cloned often, so one term is held inline: a constant is then no allocation at all.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+enum Terms {
+    #[default]
+    Zero,
+    One([(Monomial, i64); 1]),
+    /// Two or more.
+    Many(Vec<(Monomial, i64)>),
+}
+
+impl From<Vec<(Monomial, i64)>> for Terms {
+    fn from(mut terms: Vec<(Monomial, i64)>) -> Terms {
+        match terms.len() {
+            0 => Terms::Zero,
+            1 => Terms::One([terms.pop().expect("one term")]),
+            _ => Terms::Many(terms),
+        }
+    }
+}
+
+impl std::ops::Deref for Terms {
+    type Target = [(Monomial, i64)];
+
+    fn deref(&self) -> &[(Monomial, i64)] {
+        match self {
+            Terms::Zero => &[],
+            Terms::One(t) => t,
+            Terms::Many(ts) => ts,
+        }
+    }
+}
+
 impl Dim {
     pub fn constant(c: i64) -> Dim {
-        let mut terms = Vec::new();
-        if c != 0 {
-            terms.push((Vec::new(), c));
-        }
         Dim {
-            terms,
+            terms: if c == 0 {
+                Terms::Zero
+            } else {
+                Terms::One([(Vec::new(), c)])
+            },
             overflow: false,
         }
     }
@@ -53,7 +85,7 @@ impl Dim {
     /// A dimension whose value does not fit in 64 bits.
     pub fn overflowed() -> Dim {
         Dim {
-            terms: Vec::new(),
+            terms: Terms::Zero,
             overflow: true,
         }
     }
@@ -65,7 +97,7 @@ impl Dim {
 
     fn atom(a: Atom) -> Dim {
         Dim {
-            terms: vec![(vec![(a, 1)], 1)],
+            terms: Terms::One([(vec![(a, 1)], 1)]),
             overflow: false,
         }
     }
@@ -136,7 +168,7 @@ impl Dim {
             terms.extend(next);
         }
         Dim {
-            terms,
+            terms: terms.into(),
             overflow: false,
         }
     }
@@ -149,7 +181,7 @@ impl Dim {
             .collect();
         match terms {
             Some(terms) if !self.overflow => Dim {
-                terms,
+                terms: terms.into(),
                 overflow: false,
             },
             _ => Dim::overflowed(),
@@ -165,13 +197,13 @@ impl Dim {
             return Dim::overflowed();
         }
         let mut out = Dim::default();
-        for (m1, c1) in &self.terms {
-            for (m2, c2) in &other.terms {
+        for (m1, c1) in self.terms.iter() {
+            for (m2, c2) in other.terms.iter() {
                 let Some(c) = c1.checked_mul(*c2) else {
                     return Dim::overflowed();
                 };
                 let t = Dim {
-                    terms: vec![(mul_monomials(m1, m2), c)],
+                    terms: Terms::One([(mul_monomials(m1, m2), c)]),
                     overflow: false,
                 };
                 out = out.add(&t);
@@ -237,7 +269,7 @@ impl Dim {
         }
         let (dm, dc) = other.terms.first()?;
         let mut out = Vec::with_capacity(self.terms.len());
-        for (m, c) in &self.terms {
+        for (m, c) in self.terms.iter() {
             if c.checked_rem(*dc)? != 0 {
                 return None;
             }
@@ -246,7 +278,7 @@ impl Dim {
         // Dividing every monomial by the same one keeps them distinct, not in order.
         out.sort_by(|x, y| x.0.cmp(&y.0));
         Some(Dim {
-            terms: out,
+            terms: out.into(),
             overflow: false,
         })
     }
@@ -257,7 +289,7 @@ impl Dim {
             return Dim::overflowed();
         }
         let mut out = Dim::default();
-        for (m, c) in &self.terms {
+        for (m, c) in self.terms.iter() {
             let mut t = Dim::constant(*c);
             for (a, pow) in m {
                 let base = match a {

@@ -1097,7 +1097,7 @@ impl<'p> Checker<'p> {
         inst
     }
 
-    fn default_attrs(&mut self, r: ItemRef) -> Vec<(String, Ty)> {
+    fn default_attrs(&mut self, r: ItemRef) -> Vec<(compact_str::CompactString, Ty)> {
         let def = self.program.def(r).expect("a definition");
         let mut f = Frame::new(r.module, Some(def.kind));
         let mut out = Vec::new();
@@ -1107,7 +1107,7 @@ impl<'p> Checker<'p> {
                 None => Ty::Unknown,
             };
             f.bind(&a.name.name, ty.clone(), a.name.span, VarKind::Plain);
-            out.push((a.name.name.to_string(), ty));
+            out.push((a.name.name.clone(), ty));
         }
         out
     }
@@ -1879,8 +1879,8 @@ impl<'p> Checker<'p> {
 /// Values bound while matching a call to a signature: attributes, parameters, dimension symbols
 /// and packs, with where each symbol was bound (for conflicting-binding diagnostics).
 pub(crate) struct Bindings {
-    pub vals: Vec<(String, Ty)>,
-    pub bound_at: HashMap<String, (Span, Span)>,
+    pub vals: Vec<(compact_str::CompactString, Ty)>,
+    pub bound_at: HashMap<compact_str::CompactString, (Span, Span)>,
 }
 
 impl Bindings {

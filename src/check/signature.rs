@@ -56,7 +56,7 @@ impl Checker<'_> {
             {
                 ok = false;
             }
-            b.vals.push((p.name.name.to_string(), ty));
+            b.vals.push((p.name.name.clone(), ty));
         }
         ok.then_some(b)
     }
@@ -428,8 +428,8 @@ impl Checker<'_> {
                 }
                 Some(_) => {}
                 None => {
-                    b.vals.push((id.name.to_string(), Ty::Shape(bound)));
-                    b.bound_at.insert(id.name.to_string(), (arg_span, id.span));
+                    b.vals.push((id.name.clone(), Ty::Shape(bound)));
+                    b.bound_at.insert(id.name.clone(), (arg_span, id.span));
                 }
             }
         }
@@ -443,9 +443,8 @@ impl Checker<'_> {
             if let ExprKind::Name(id) = &e.kind {
                 match b.get(&id.name).cloned() {
                     None => {
-                        b.vals
-                            .push((id.name.to_string(), Ty::Int(actual_dim.clone())));
-                        b.bound_at.insert(id.name.to_string(), (arg_span, id.span));
+                        b.vals.push((id.name.clone(), Ty::Int(actual_dim.clone())));
+                        b.bound_at.insert(id.name.clone(), (arg_span, id.span));
                         continue;
                     }
                     Some(Ty::Int(prev)) if prev != *actual_dim => {

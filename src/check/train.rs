@@ -302,7 +302,7 @@ impl Checker<'_> {
     fn vocabulary_fit(
         &mut self,
         model: &Def,
-        attrs: &[(String, Ty)],
+        attrs: &[(compact_str::CompactString, Ty)],
         inputs: &[(String, Ty, Span)],
         data: &DataInfo,
     ) {

@@ -110,7 +110,7 @@ impl fmt::Display for Shape {
 pub struct Instance {
     pub id: u32,
     pub def: ItemRef,
-    pub attrs: Vec<(String, Ty)>,
+    pub attrs: Vec<(compact_str::CompactString, Ty)>,
     pub span: Span,
     /// Where it was made, while a model is expanded (see [`super::Site`]).
     pub site: super::Site,
