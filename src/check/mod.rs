@@ -480,7 +480,7 @@ impl<'p> Checker<'p> {
         match d.kind {
             DefKind::Optimizer | DefKind::Constraint => {
                 let pack = self.fresh_sym("P");
-                let pty = Ty::Tensor(Dtype::F32, Shape(vec![ShapeElem::Pack(pack)]));
+                let pty = Ty::Tensor(Dtype::F32, Shape(vec![ShapeElem::Pack(pack)].into()));
                 f.bind("p", pty.clone(), span, VarKind::State);
                 if d.kind == DefKind::Optimizer {
                     f.bind("g", pty, span, VarKind::Plain);
@@ -570,12 +570,12 @@ impl<'p> Checker<'p> {
         for item in &s.items {
             match item {
                 ShapeItem::Pack(id) => match f.lookup(&id.name) {
-                    Some(Ty::Shape(sh)) => out.extend(sh.0),
+                    Some(Ty::Shape(sh)) => out.extend(sh.0.iter().cloned()),
                     _ if introduce => {
                         let sym = self.fresh_sym(&id.name);
                         f.bind(
                             &id.name,
-                            Ty::Shape(Shape(vec![ShapeElem::Pack(sym.clone())])),
+                            Ty::Shape(Shape(vec![ShapeElem::Pack(sym.clone())].into())),
                             id.span,
                             VarKind::Plain,
                         );
@@ -613,7 +613,7 @@ impl<'p> Checker<'p> {
                 },
             }
         }
-        let shape = Shape(out);
+        let shape = Shape(out.into());
         if let Some(why) = shape.too_large() {
             self.emit(too_large(s.span, why));
             return None;
@@ -1136,11 +1136,11 @@ impl<'p> Checker<'p> {
             for (t, it) in tys.iter().zip(items) {
                 match (t, it) {
                     (Ty::Int(d), _) => elems.push(ShapeElem::Dim(d.clone())),
-                    (Ty::Shape(s), ListItem::Spread(_)) => elems.extend(s.0.clone()),
+                    (Ty::Shape(s), ListItem::Spread(_)) => elems.extend(s.0.iter().cloned()),
                     _ => return Ty::List(tys),
                 }
             }
-            return Ty::Shape(Shape(elems));
+            return Ty::Shape(Shape(elems.into()));
         }
         Ty::List(tys)
     }
@@ -1253,7 +1253,7 @@ impl<'p> Checker<'p> {
             return Ty::Unknown;
         };
         let mut step_shape = shape.clone();
-        let len = match step_shape.0.remove(ax) {
+        let len = match Rc::make_mut(&mut step_shape.0).remove(ax) {
             ShapeElem::Dim(d) => d,
             ShapeElem::Pack(_) => return Ty::Unknown,
         };
@@ -1899,7 +1899,7 @@ fn stack_along(out: &Ty, axis: usize, len: &Dim) -> Ty {
         Ty::Tensor(dt, s) => {
             let mut s = s.clone();
             let at = axis.min(s.0.len());
-            s.0.insert(at, ShapeElem::Dim(len.clone()));
+            Rc::make_mut(&mut s.0).insert(at, ShapeElem::Dim(len.clone()));
             Ty::Tensor(*dt, s)
         }
         Ty::Float(_) | Ty::Int(_) => Ty::Tensor(Dtype::F32, Shape::of_dims([len.clone()])),

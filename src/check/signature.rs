@@ -409,7 +409,7 @@ impl Checker<'_> {
             .chain((0..suffix).map(|i| (prefix + 1 + i, n - suffix + i)))
             .collect();
         if let Some(id) = pack {
-            let bound = Shape(ashape.0[prefix..n - suffix].to_vec());
+            let bound = Shape(ashape.0[prefix..n - suffix].to_vec().into());
             match b.get(&id.name).cloned() {
                 Some(Ty::Shape(prev)) if prev != bound => {
                     self.emit(

@@ -105,8 +105,8 @@ impl Checker<'_> {
             let batched = match ty {
                 Ty::Tensor(dt, s) => {
                     let mut elems = vec![ShapeElem::Dim(b.clone())];
-                    elems.extend(s.0.clone());
-                    Ty::Tensor(*dt, Shape(elems))
+                    elems.extend(s.0.iter().cloned());
+                    Ty::Tensor(*dt, Shape(elems.into()))
                 }
                 _ => Ty::Unknown,
             };
