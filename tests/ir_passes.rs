@@ -44,6 +44,7 @@ fn run_pass(pass: &str, g: &Graph) -> Result<String, String> {
         "dce" => nnl::opt::dce(g),
         "hoist_scan_permutes" => nnl::opt::hoist_scan_permutes(g),
         "transpose_products" => nnl::opt::transpose_products(g),
+        "concat_pads" => nnl::opt::concat_pads(g),
         "optimize" => nnl::opt::optimize(g).0,
         "plan" => return Ok(nnl::jit::compile(g)?.describe()),
         other => return Err(format!("unknown pass `{other}`")),
@@ -130,6 +131,7 @@ fn every_simplification_rule_cse_dce_and_the_plan_have_a_file() {
         "dce",
         "hoist_scan_permutes",
         "transpose_products",
+        "concat_pads",
         "optimize",
         "plan",
     ] {

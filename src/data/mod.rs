@@ -1174,6 +1174,47 @@ impl Dataset {
         }
         Batch { indices, tensors }
     }
+
+    /// Asks the processor to bring the prepared rows of `indices` (samples of split `set`) into
+    /// its caches. The batch after the one just gathered is fetched from memory while the step
+    /// trains on that one, so gathering it later reads caches: a data set larger than the
+    /// caches (MNIST as f32 is 188 MB) is otherwise read at memory latency, row after row.
+    fn prefetch(&self, set: usize, indices: &[usize]) {
+        let set = &self.sets[set];
+        for column in &self.prepared()[set.source] {
+            if let Column::Done(all) = column {
+                let (base, row_bytes) = match all {
+                    Tensor::F32(a) => (a.as_ptr().cast::<u8>(), a.shape()[1] * 4),
+                    Tensor::F64(a) => (a.as_ptr().cast::<u8>(), a.shape()[1] * 8),
+                    Tensor::I32(a) => (a.as_ptr().cast::<u8>(), a.shape()[1] * 4),
+                    Tensor::Bool(a) => (a.as_ptr().cast::<u8>(), a.shape()[1]),
+                };
+                for &i in indices {
+                    let row = base.wrapping_add(set.rows[i] * row_bytes);
+                    for line in (0..row_bytes).step_by(PREFETCH_STRIDE) {
+                        prefetch_line(row.wrapping_add(line));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The bytes between two prefetched lines of a row: the processor's own prefetcher follows a
+/// row once a few of its lines are requested, and requesting every line stalls on the
+/// outstanding misses (measured on MNIST rows of 3,136 bytes: every line gained nothing, every
+/// fourth to sixteenth line 3% of mnist_mlp's step).
+const PREFETCH_STRIDE: usize = 512;
+
+/// A hint to load the cache line at `p` (any address: a prefetch never faults).
+fn prefetch_line(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch reads nothing architecturally and never faults.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(p.cast())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 /// Rows of a `[samples, values]` tensor, shaped `shape`.
@@ -1221,7 +1262,10 @@ impl Iterator for Batches<'_> {
         let end = (self.next + self.size).min(self.order.len());
         let indices = self.order[self.next..end].to_vec();
         self.next = end;
-        Some(self.data.batch(self.set, indices, self.epoch))
+        let batch = self.data.batch(self.set, indices, self.epoch);
+        let following = (end + self.size).min(self.order.len());
+        self.data.prefetch(self.set, &self.order[end..following]);
+        Some(batch)
     }
 
     /// Skips `n` batches without gathering them (a resumed epoch skips those it trained on).

@@ -30,6 +30,7 @@ pub fn optimize(graph: &Graph) -> (Graph, Stats) {
     loop {
         let size = g.size();
         let g1 = verified("transpose_products", transpose_products(&g));
+        let g1 = verified("concat_pads", concat_pads(&g1));
         g = verified(
             "dce",
             dce(&verified("cse", cse(&verified("simplify", simplify(&g1))))),
@@ -463,6 +464,118 @@ fn emit_swapped_product(
             },
         ),
     }
+}
+
+/// `pad(x) + pad(y)`, where the two pads place `x` and `y` side by side along one axis, becomes
+/// `pad(concat(x, y))`: the pieces are written into their slices of one buffer instead of two
+/// zero-filled buffers being added. This is the gradient of a value sliced into parts, as an
+/// LSTM's four gates are: the four padded gate gradients and their sum become one concatenation.
+/// The sum and the concatenation agree on every element (an element of `x` plus 0 is itself)
+/// except a negative zero, which the sum makes positive.
+pub fn concat_pads(graph: &Graph) -> Graph {
+    let mut out = Graph::new(graph.name.clone());
+    let mut map: Vec<Option<ValueId>> = Vec::with_capacity(graph.nodes.len());
+    for node in &graph.nodes {
+        let v = copy_node(&mut out, node, &map);
+        let v = match side_by_side(&out, v) {
+            Some(pieces) => {
+                out.nodes.pop();
+                emit_concat_pad(&mut out, node, pieces)
+            }
+            None => v,
+        };
+        map.push(Some(v));
+    }
+    out.outputs = mapped_outputs(graph, &map);
+    out
+}
+
+/// The pieces of a padded value: the axis, the first position they fill, and the values laid
+/// side by side from there (the operands of a concatenation along the same axis, or the one
+/// padded value).
+struct Pieces {
+    axis: usize,
+    start: usize,
+    values: Vec<ValueId>,
+}
+
+impl Pieces {
+    fn of(g: &Graph, v: ValueId) -> Option<Pieces> {
+        let Op::Pad { axis, lo, .. } = g.node(v).op else {
+            return None;
+        };
+        let x = g.node(v).args[0];
+        let values = match &g.node(x).op {
+            Op::Concat { axis: a } if *a == axis => g.node(x).args.clone(),
+            _ => vec![x],
+        };
+        Some(Pieces {
+            axis,
+            start: lo,
+            values,
+        })
+    }
+
+    fn end(&self, g: &Graph) -> usize {
+        self.start
+            + self
+                .values
+                .iter()
+                .map(|&v| g.ty(v).shape[self.axis])
+                .sum::<usize>()
+    }
+}
+
+/// When `v` (the last node of `g`) adds two pads of the same type whose pieces touch along the
+/// same axis: the pieces of both, in order.
+fn side_by_side(g: &Graph, v: ValueId) -> Option<Pieces> {
+    let node = g.node(v);
+    if !matches!(node.op, Op::Add) || node.args.iter().any(|&a| g.node(a).ty != node.ty) {
+        return None;
+    }
+    let a = Pieces::of(g, node.args[0])?;
+    let b = Pieces::of(g, node.args[1])?;
+    let (first, second) = if a.start <= b.start { (a, b) } else { (b, a) };
+    (first.axis == second.axis && first.end(g) == second.start).then(|| Pieces {
+        axis: first.axis,
+        start: first.start,
+        values: [first.values, second.values].concat(),
+    })
+}
+
+/// Pushes `pad(concat(pieces))` in place of the sum `node`; returns its value.
+fn emit_concat_pad(out: &mut Graph, node: &Node, pieces: Pieces) -> ValueId {
+    let ty = node.ty.tensor().expect("a sum of tensors").clone();
+    let axis = pieces.axis;
+    let end = pieces.end(out);
+    let mut shape = ty.shape.clone();
+    shape[axis] = end - pieces.start;
+    let concat = push(
+        out,
+        Node {
+            op: Op::Concat { axis },
+            args: pieces.values,
+            ty: Type::Tensor(TensorType::new(ty.dtype, shape)),
+            loc: node.loc.clone(),
+        },
+    );
+    let hi = ty.shape[axis] - end;
+    if pieces.start == 0 && hi == 0 {
+        return concat;
+    }
+    push(
+        out,
+        Node {
+            op: Op::Pad {
+                axis,
+                lo: pieces.start,
+                hi,
+            },
+            args: vec![concat],
+            ty: node.ty.clone(),
+            loc: node.loc.clone(),
+        },
+    )
 }
 
 /// Moves `permute`s of a scan's constant operands that feed a product out of the body: the

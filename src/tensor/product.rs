@@ -274,29 +274,36 @@ pub unsafe fn product_with<T: Real>(
 }
 
 /// The `rows`×`cols` matrix `x` copied row-major, bands of rows on `threads` threads. Each band
-/// is filled a few columns at a time, so that a matrix stored by columns is read along a few
-/// of its columns at once instead of one element per cache line (rows of a power-of-two
-/// length apart also fall into the same few cache sets).
+/// is filled by tiles of `TILE`×`TILE` elements, so that a matrix stored by columns is read
+/// along a few of its columns at once instead of one element per cache line, and the tile's
+/// rows of the copy stay in the cache while it is filled.
 fn row_major_copy<T: Real>(x: Operand<T>, rows: usize, cols: usize, threads: usize) -> Vec<T> {
     use rayon::prelude::*;
-    const COLUMNS_AT_ONCE: usize = 16;
-    let mut out = vec![T::ZERO; rows * cols];
+    const TILE: usize = 16;
+    let mut out = Vec::with_capacity(rows * cols);
     let rows_per_band = rows.div_ceil(threads.max(1)).max(1);
-    out.par_chunks_mut(rows_per_band * cols)
+    out.spare_capacity_mut()[..rows * cols]
+        .par_chunks_mut(rows_per_band * cols)
         .enumerate()
         .for_each(|(band, chunk)| {
             let first = band * rows_per_band;
-            for c0 in (0..cols).step_by(COLUMNS_AT_ONCE) {
-                let c1 = (c0 + COLUMNS_AT_ONCE).min(cols);
-                for (r, row) in chunk.chunks_mut(cols).enumerate() {
-                    for (c, v) in row[c0..c1].iter_mut().enumerate() {
-                        // SAFETY: `(first + r, c0 + c)` is an element of `x`, which lies in
-                        // one allocation (`product`'s guarantee).
-                        *v = unsafe { x.at(first + r, c0 + c) };
+            let band_rows = chunk.len() / cols;
+            for r0 in (0..band_rows).step_by(TILE) {
+                let r1 = (r0 + TILE).min(band_rows);
+                for c0 in (0..cols).step_by(TILE) {
+                    let c1 = (c0 + TILE).min(cols);
+                    for r in r0..r1 {
+                        for c in c0..c1 {
+                            // SAFETY: `(first + r, c)` is an element of `x`, which lies in one
+                            // allocation (`product`'s guarantee).
+                            chunk[r * cols + c].write(unsafe { x.at(first + r, c) });
+                        }
                     }
                 }
             }
         });
+    // SAFETY: the bands cover the `rows * cols` elements, each written above.
+    unsafe { out.set_len(rows * cols) };
     out
 }
 
