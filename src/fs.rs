@@ -23,7 +23,7 @@ impl Loader for DiskLoader {
     }
 }
 
-/// The largest source file read: checking takes about half a second of CPU per megabyte and
+/// The largest source file read: checking takes about 0.4 s of CPU per megabyte and
 /// under 50 bytes of memory per byte of source, so this keeps a check within a minute and 3 GiB.
 pub const MAX_SOURCE_BYTES: u64 = 64 << 20;
 
