@@ -23,12 +23,15 @@ impl Loader for DiskLoader {
     }
 }
 
-/// The largest source file read: checking takes about a second of CPU and under 50 bytes of
-/// memory per byte of source, so this keeps a check within a minute or two and 3 GiB.
+/// The largest source file read: checking takes about 0.4 s of CPU per megabyte and
+/// under 50 bytes of memory per byte of source, so this keeps a check within a minute and 3 GiB.
 pub const MAX_SOURCE_BYTES: u64 = 64 << 20;
 
-/// The memory `nnlc check` takes per byte of source, rounded up from what
-/// `tools/check_scaling.py` measures (35–44 bytes at 1 to 50 MB).
+/// The memory a check takes per byte of source, rounded up from the largest: a check keeping
+/// the types, summaries and facts (the language server, `nnlc run`) takes 33–38 bytes of heap
+/// per byte (`tests/check_memory.rs`); `nnlc check`, which keeps the diagnostics alone, 20–30
+/// bytes of resident memory (`tools/check_scaling.py` at 1 to 50 MB). One figure for every
+/// reader of sources, so the refusal is never too late.
 pub const CHECK_BYTES_PER_SOURCE_BYTE: u128 = 50;
 
 /// Refuses a source of `len` bytes whose check would need more memory than there is: the

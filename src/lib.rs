@@ -65,10 +65,22 @@ pub fn check_program(
     text: impl Into<String>,
     loader: &dyn resolve::Loader,
 ) -> (CheckOutput, resolve::Program) {
+    check_program_keeping(name, text, loader, check::Keep::ALL)
+}
+
+/// As [`check_program`], keeping only what `keep` asks for besides the diagnostics (which are
+/// the same): `nnlc check` keeps neither the types of expressions nor, unless `--summary`, the
+/// summaries, nor the facts lowering reads (so the program it returns cannot be lowered).
+pub fn check_program_keeping(
+    name: &str,
+    text: impl Into<String>,
+    loader: &dyn resolve::Loader,
+    keep: check::Keep,
+) -> (CheckOutput, resolve::Program) {
     let mut sources = SourceMap::new();
     let root = sources.add(name, text, false);
     let (mut program, mut diagnostics) = resolve::resolve(&mut sources, root, loader);
-    let (checked, check_diags) = check::check(&program, &sources);
+    let (checked, check_diags) = check::check_keeping(&program, &sources, keep);
     program.facts = checked.facts;
     diagnostics.extend(check_diags);
     diag::sort_and_dedup(&mut diagnostics);

@@ -210,7 +210,12 @@ fn check(files: &[String], summary: bool, format: Format, allow: &Allow) -> Exit
             continue;
         };
         // Given, not copied: the source map keeps the only copy of a file that may be large.
-        let (out, _) = cli::check_in_project(path, text, allow);
+        // Only the diagnostics (and the summaries when asked for) are kept.
+        let keep = nnl::check::Keep {
+            summaries: summary,
+            ..nnl::check::Keep::DIAGNOSTICS
+        };
+        let (out, _) = cli::check_in_project_keeping(path, text, allow, keep);
         match format {
             Format::Human => err_raw!("{}", diag::render(&out.sources, &out.diagnostics, color)),
             Format::Json => out_raw!("{}", diag::render_json(&out.sources, &out.diagnostics)),

@@ -91,3 +91,38 @@ fn every_code_is_explained_at_length_and_listed_in_the_docs() {
         rows.difference(&all).collect::<Vec<_>>()
     );
 }
+
+/// A check that keeps less (`nnlc check` keeps neither the types of expressions, nor the
+/// summaries unless `--summary`, nor the facts lowering reads) reports exactly what a check
+/// keeping everything reports, on every fixture and example; with the summaries kept, they
+/// are the same too.
+#[test]
+fn a_check_keeping_less_reports_what_a_full_check_reports() {
+    use nnl::check::Keep;
+    let root = common::root();
+    let mut files = common::nnl_files(&root.join("tests/diagnostics"));
+    files.extend(common::nnl_files(&root.join("tests/valid")));
+    files.extend(common::nnl_files(&root.join("examples")));
+    let summaries_only = Keep {
+        summaries: true,
+        ..Keep::DIAGNOSTICS
+    };
+    for path in &files {
+        let rel = path.strip_prefix(&root).unwrap_or(path).to_string_lossy();
+        let text = std::fs::read_to_string(path).expect("fixture");
+        let loader = common::CwdLoader { base: root.clone() };
+        let check = |keep| nnl::check_program_keeping(&rel, text.as_str(), &loader, keep).0;
+        let all = check(Keep::ALL);
+        let json = |out: &nnl::CheckOutput| nnl::diag::render_json(&out.sources, &out.diagnostics);
+        for keep in [Keep::DIAGNOSTICS, summaries_only] {
+            let less = check(keep);
+            assert_eq!(json(&less), json(&all), "{rel}, keeping {keep:?}");
+            assert_eq!(less.types.iter().count(), 0, "{rel}: types kept");
+            if keep.summaries {
+                assert_eq!(less.summaries, all.summaries, "{rel}: summaries differ");
+            } else {
+                assert!(less.summaries.is_empty(), "{rel}: summaries kept");
+            }
+        }
+    }
+}

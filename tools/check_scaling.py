@@ -3,8 +3,9 @@
 
 Generates `.nnl` files of the given sizes in megabytes (layers, models and functions with
 shapes to infer, in the proportions of the examples), checks each with the release binary under
-GNU time, and prints seconds, peak resident memory and both per megabyte. A speed measurement:
-run it on a quiet machine.
+GNU time, and prints wall seconds, CPU seconds (user and system, on every thread), peak
+resident memory and the CPU seconds and memory per megabyte. A speed measurement: run it on a
+quiet machine (the CPU seconds are the figure to compare when it is not).
 
     cargo build --release
     python3 tools/check_scaling.py 1 5 50
@@ -56,31 +57,31 @@ def generate(megabytes: float, path: str) -> int:
     return size
 
 
-def measure(path: str) -> tuple[float, int, int]:
-    """Seconds, peak resident KiB and the exit code of `nnlc check PATH`."""
+def measure(path: str) -> tuple[float, float, int, int]:
+    """Wall seconds, CPU seconds, peak resident KiB and the exit code of `nnlc check PATH`."""
     out = subprocess.run(
-        ["/usr/bin/time", "-f", "%e %M", NNLC, "check", path],
+        ["/usr/bin/time", "-f", "%e %U %S %M", NNLC, "check", path],
         capture_output=True,
         text=True,
     )
-    seconds, kib = out.stderr.strip().splitlines()[-1].split()
-    return float(seconds), int(kib), out.returncode
+    wall, user, system, kib = out.stderr.strip().splitlines()[-1].split()
+    return float(wall), float(user) + float(system), int(kib), out.returncode
 
 
 def main() -> None:
     sizes = [float(a) for a in sys.argv[1:]] or [1, 5, 50]
-    print(f"{'MB':>6} {'seconds':>8} {'peak MiB':>9} {'s/MB':>6} {'MiB/MB':>7}")
+    print(f"{'MB':>6} {'seconds':>8} {'CPU s':>6} {'peak MiB':>9} {'CPU s/MB':>9} {'MiB/MB':>7}")
     with tempfile.TemporaryDirectory() as tmp:
         for mb in sizes:
             path = os.path.join(tmp, f"file_{mb}.nnl")
             size = generate(mb, path)
-            seconds, kib, code = measure(path)
+            wall, cpu, kib, code = measure(path)
             if code != 0:
                 sys.exit(f"nnlc check failed on the {mb} MB file (exit {code})")
             actual = size / 1e6
             print(
-                f"{actual:6.1f} {seconds:8.2f} {kib / 1024:9.0f} "
-                f"{seconds / actual:6.2f} {kib / 1024 / actual:7.0f}"
+                f"{actual:6.1f} {wall:8.2f} {cpu:6.2f} {kib / 1024:9.0f} "
+                f"{cpu / actual:9.2f} {kib / 1024 / actual:7.0f}"
             )
 
 

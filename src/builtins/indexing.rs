@@ -80,7 +80,7 @@ impl Rule for Gather {
             return Ty::Unknown;
         }
         let mut out = idx.clone();
-        out.0.push(table.0[1].clone());
+        std::rc::Rc::make_mut(&mut out.0).push(table.0[1].clone());
         Ty::Tensor(dt, out)
     }
 
@@ -101,7 +101,7 @@ impl Rule for Pick {
         let Some(idx) = indices(c, a, 1) else {
             return Ty::Unknown;
         };
-        let lead = Shape(x.0[..x.0.len().saturating_sub(1)].to_vec());
+        let lead = Shape(x.0[..x.0.len().saturating_sub(1)].to_vec().into());
         if x.0.is_empty() || lead != *idx {
             c.emit(
                 err(
@@ -151,7 +151,7 @@ impl Rule for OneHot {
             return Ty::Unknown;
         };
         let mut out = idx.clone();
-        out.0.push(ShapeElem::Dim(n));
+        std::rc::Rc::make_mut(&mut out.0).push(ShapeElem::Dim(n));
         Ty::Tensor(Dtype::F32, out)
     }
 
@@ -177,7 +177,7 @@ impl Rule for ScatterAdd {
         let Some(last) = x.0.last() else {
             return Ty::Unknown;
         };
-        Ty::Tensor(dt, Shape(vec![ShapeElem::Dim(rows), last.clone()]))
+        Ty::Tensor(dt, Shape(vec![ShapeElem::Dim(rows), last.clone()].into()))
     }
 
     fn lower(&self, l: &mut Lowerer, a: &LowerArgs) -> Res<Val> {

@@ -109,7 +109,7 @@ impl Rule for SumOver {
         let pack = c.fresh_sym("P");
         let p = ArgVal {
             name: None,
-            ty: Ty::Tensor(Dtype::F32, Shape(vec![ShapeElem::Pack(pack)])),
+            ty: Ty::Tensor(Dtype::F32, Shape(vec![ShapeElem::Pack(pack)].into())),
             span: a.req(1).span,
         };
         let callee = Expr {

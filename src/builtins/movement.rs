@@ -187,8 +187,8 @@ impl Rule for Flatten {
             }
         };
         let mut out = s.0[..ax].to_vec();
-        out.push(ShapeElem::Dim(Shape(s.0[ax..].to_vec()).numel()));
-        Ty::Tensor(dt, Shape(out))
+        out.push(ShapeElem::Dim(Shape(s.0[ax..].to_vec().into()).numel()));
+        Ty::Tensor(dt, Shape(out.into()))
     }
 
     fn lower(&self, l: &mut Lowerer, a: &LowerArgs) -> Res<Val> {
@@ -234,7 +234,12 @@ impl Rule for Permute {
         }
         Ty::Tensor(
             dt,
-            Shape(p.iter().map(|&i| s.0[i as usize].clone()).collect()),
+            Shape(
+                p.iter()
+                    .map(|&i| s.0[i as usize].clone())
+                    .collect::<Vec<_>>()
+                    .into(),
+            ),
         )
     }
 
@@ -268,7 +273,7 @@ impl Rule for Transpose {
             return Ty::Unknown;
         }
         let mut out = s.clone();
-        out.0.swap(n - 1, n - 2);
+        std::rc::Rc::make_mut(&mut out.0).swap(n - 1, n - 2);
         Ty::Tensor(dt, out)
     }
 
@@ -361,7 +366,7 @@ impl Rule for Slice {
             }
         }
         let mut out = s.clone();
-        out.0[ax] = ShapeElem::Dim(len);
+        std::rc::Rc::make_mut(&mut out.0)[ax] = ShapeElem::Dim(len);
         Ty::Tensor(dt, out)
     }
 
@@ -391,7 +396,7 @@ impl Rule for Pad {
         };
         let mut out = s.clone();
         if let ShapeElem::Dim(d) = &s.0[ax] {
-            out.0[ax] = ShapeElem::Dim(d.add(&before).add(&after));
+            std::rc::Rc::make_mut(&mut out.0)[ax] = ShapeElem::Dim(d.add(&before).add(&after));
         }
         check_positive(c, &out, a.span);
         Ty::Tensor(dt, out)
@@ -487,7 +492,7 @@ impl Rule for Join {
                 ));
                 return Ty::Unknown;
             }
-            out.0.insert(
+            std::rc::Rc::make_mut(&mut out.0).insert(
                 at as usize,
                 ShapeElem::Dim(Dim::constant(items.len() as i64)),
             );
@@ -504,7 +509,7 @@ impl Rule for Join {
             let same_elsewhere = s.0.len() == s0.0.len()
                 && s.0
                     .iter()
-                    .zip(&s0.0)
+                    .zip(s0.0.iter())
                     .enumerate()
                     .all(|(i, (a, b))| i == ax || a == b);
             if d != dt || !same_elsewhere {
@@ -533,7 +538,7 @@ impl Rule for Join {
             }
         }
         let mut out = s0.clone();
-        out.0[ax] = ShapeElem::Dim(total);
+        std::rc::Rc::make_mut(&mut out.0)[ax] = ShapeElem::Dim(total);
         Ty::Tensor(*dt, out)
     }
 
@@ -595,7 +600,8 @@ impl Rule for Split {
             return Ty::Unknown;
         }
         let mut part = s.clone();
-        part.0[ax] = ShapeElem::Dim(d.div(&Dim::constant(parts)).expect("parts > 0"));
+        std::rc::Rc::make_mut(&mut part.0)[ax] =
+            ShapeElem::Dim(d.div(&Dim::constant(parts)).expect("parts > 0"));
         Ty::Tuple(vec![Ty::Tensor(dt, part); parts as usize])
     }
 

@@ -152,7 +152,7 @@ impl Rule for Reduce {
             );
             return Ty::Unknown;
         }
-        Ty::Tensor(out_dt, Shape(out))
+        Ty::Tensor(out_dt, Shape(out.into()))
     }
 
     fn lower(&self, l: &mut Lowerer, a: &LowerArgs) -> Res<Val> {

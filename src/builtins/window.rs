@@ -149,8 +149,8 @@ impl Rule for Fold {
             return Ty::Unknown;
         };
         let mut out = vec![bdim.clone(), ShapeElem::Dim(ch)];
-        out.extend(size.0);
-        Ty::Tensor(dt, Shape(out))
+        out.extend(size.0.iter().cloned());
+        Ty::Tensor(dt, Shape(out.into()))
     }
 
     fn lower(&self, l: &mut Lowerer, a: &LowerArgs) -> Res<Val> {

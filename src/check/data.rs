@@ -150,7 +150,7 @@ impl Checker<'_> {
         let start = self.diags.len();
         let mut info = DataInfo::default();
         let mut spec = Spec {
-            name: d.name.name.clone(),
+            name: d.name.name.to_string(),
             sources: Vec::new(),
             fields: Vec::new(),
             splits: Vec::new(),
@@ -165,7 +165,7 @@ impl Checker<'_> {
         let mut read: Vec<(Option<SourceRead>, Span)> = Vec::new();
         for s in &d.stmts {
             if let DataStmt::Source { name, value, .. } = s {
-                if info.sources.contains(&name.name) {
+                if info.sources.iter().any(|n| n == name.name.as_str()) {
                     self.emit(
                         Diagnostic::error(
                             codes::DUPLICATE_DEFINITION,
@@ -181,13 +181,13 @@ impl Checker<'_> {
                         columns.extend(&r.columns);
                         table_like |= r.table_like;
                         if let Some(s) = &r.spec {
-                            spec.sources.push((name.name.clone(), s.clone()));
+                            spec.sources.push((name.name.to_string(), s.clone()));
                         }
                     }
                     None => sources_known = false,
                 }
                 read.push((r, value.span));
-                info.sources.push(name.name.clone());
+                info.sources.push(name.name.to_string());
             }
         }
         // A source that failed was reported; its columns are unknown, not missing.
@@ -276,7 +276,8 @@ impl Checker<'_> {
                         && fits
                         && shape.0.is_empty()
                     {
-                        info.classes.push((name.name.clone(), *k, source.clone()));
+                        info.classes
+                            .push((name.name.to_string(), *k, source.clone()));
                     }
                     if let Some(span) = field.label {
                         match field.steps.first() {
@@ -285,13 +286,15 @@ impl Checker<'_> {
                                     // `unknown: bucket` and `missing: category` add a class
                                     // each, after the names.
                                     Some(k) => info.classes.push((
-                                        name.name.clone(),
+                                        name.name.to_string(),
                                         (k + usize::from(e.unknown_bucket)
                                             + usize::from(e.missing == Missing::Category))
                                             as i64,
                                         self.sources.text(span).to_string(),
                                     )),
-                                    None => info.unstated_classes.push((name.name.clone(), span)),
+                                    None => {
+                                        info.unstated_classes.push((name.name.to_string(), span))
+                                    }
                                 }
                             }
                             _ => {}
@@ -303,7 +306,7 @@ impl Checker<'_> {
                         && fits
                     {
                         info.classes
-                            .push((name.name.clone(), *v, tokenizer.clone()));
+                            .push((name.name.to_string(), *v, tokenizer.clone()));
                     }
                     if let (Some(Kind::Tokens(t)), Some(span), Ty::Tensor(dt, _)) =
                         (field.steps.first(), field.tokenizer, &declared)
@@ -313,11 +316,11 @@ impl Checker<'_> {
                         && let Some(v) = declared_vocab(&t.spec)
                     {
                         let tokenizer = self.sources.text(span).to_string();
-                        info.classes.push((name.name.clone(), v, tokenizer));
+                        info.classes.push((name.name.to_string(), v, tokenizer));
                     }
                     let ty_known = if fits { declared } else { Ty::Unknown };
                     info.fields
-                        .push((name.name.clone(), ty_known, name.span.to(ty.span)));
+                        .push((name.name.to_string(), ty_known, name.span.to(ty.span)));
                 }
                 DataStmt::Split {
                     name,
@@ -327,8 +330,8 @@ impl Checker<'_> {
                     span,
                 } => {
                     let mark = self.diags.len();
-                    let known_parent = info.sources.contains(&of.name)
-                        || info.splits.contains(&of.name)
+                    let known_parent = info.sources.iter().any(|n| n == of.name.as_str())
+                        || info.splits.iter().any(|n| n == of.name.as_str())
                         || of.name == "train";
                     if !known_parent {
                         let cands: Vec<&str> = info
@@ -359,7 +362,7 @@ impl Checker<'_> {
                     };
                     match frac {
                         Some(v) if v > 0.0 && v < 1.0 => {
-                            taken.push((of.name.clone(), v, *span));
+                            taken.push((of.name.to_string(), v, *span));
                             let total: f64 = taken.iter().filter(|(p, _, _)| *p == of.name).map(|(_, v, _)| v).sum();
                             if total >= 1.0 - 1e-9 {
                                 let mut diag = Diagnostic::error(
@@ -387,13 +390,13 @@ impl Checker<'_> {
                     }
                     if let (false, Some(fraction)) = (self.failed_since(mark), frac) {
                         spec.splits.push(SplitSpec {
-                            name: name.name.clone(),
+                            name: name.name.to_string(),
                             fraction,
-                            parent: of.name.clone(),
+                            parent: of.name.to_string(),
                             shuffle,
                         });
                     }
-                    info.splits.push(name.name.clone());
+                    info.splits.push(name.name.to_string());
                 }
                 DataStmt::Setting(s) => self.data_setting(&mut f, s, &mut spec),
             }
@@ -456,7 +459,7 @@ impl Checker<'_> {
             return None;
         }
         Some(FieldSpec {
-            name: name.name.clone(),
+            name: name.name.to_string(),
             dtype,
             shape: dims,
             column: column.clone(),
@@ -760,7 +763,7 @@ impl Checker<'_> {
         let mark = self.diags.len();
         match &head.kind {
             ExprKind::Name(n) if columns.is_none_or(|c| c.contains(&n.name.as_str())) => {
-                field.column = Some(Column::Named(n.name.clone()));
+                field.column = Some(Column::Named(n.name.to_string()));
             }
             ExprKind::Call {
                 callee,

@@ -14,7 +14,7 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Sym {
     pub id: u32,
-    pub name: String,
+    pub name: std::rc::Rc<str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -31,19 +31,53 @@ type Monomial = Vec<(Atom, u32)>;
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Dim {
-    terms: BTreeMap<Monomial, i64>,
+    /// Sorted by monomial, each once, no zero coefficient.
+    terms: Terms,
     /// Some coefficient did not fit in 64 bits; the terms are then meaningless.
     overflow: bool,
 }
 
+/// The terms of a dimension. Most dimensions are one term (a constant or a symbol) and types
+/// are cloned often, so one term is held inline: a constant is then no allocation at all.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+enum Terms {
+    #[default]
+    Zero,
+    One([(Monomial, i64); 1]),
+    /// Two or more.
+    Many(Vec<(Monomial, i64)>),
+}
+
+impl From<Vec<(Monomial, i64)>> for Terms {
+    fn from(mut terms: Vec<(Monomial, i64)>) -> Terms {
+        match terms.len() {
+            0 => Terms::Zero,
+            1 => Terms::One([terms.pop().expect("one term")]),
+            _ => Terms::Many(terms),
+        }
+    }
+}
+
+impl std::ops::Deref for Terms {
+    type Target = [(Monomial, i64)];
+
+    fn deref(&self) -> &[(Monomial, i64)] {
+        match self {
+            Terms::Zero => &[],
+            Terms::One(t) => t,
+            Terms::Many(ts) => ts,
+        }
+    }
+}
+
 impl Dim {
     pub fn constant(c: i64) -> Dim {
-        let mut terms = BTreeMap::new();
-        if c != 0 {
-            terms.insert(Vec::new(), c);
-        }
         Dim {
-            terms,
+            terms: if c == 0 {
+                Terms::Zero
+            } else {
+                Terms::One([(Vec::new(), c)])
+            },
             overflow: false,
         }
     }
@@ -51,7 +85,7 @@ impl Dim {
     /// A dimension whose value does not fit in 64 bits.
     pub fn overflowed() -> Dim {
         Dim {
-            terms: BTreeMap::new(),
+            terms: Terms::Zero,
             overflow: true,
         }
     }
@@ -62,10 +96,8 @@ impl Dim {
     }
 
     fn atom(a: Atom) -> Dim {
-        let mut terms = BTreeMap::new();
-        terms.insert(vec![(a, 1)], 1);
         Dim {
-            terms,
+            terms: Terms::One([(vec![(a, 1)], 1)]),
             overflow: false,
         }
     }
@@ -84,7 +116,7 @@ impl Dim {
         }
         match self.terms.len() {
             0 => Some(0),
-            1 => self.terms.get(&Vec::new()).copied(),
+            1 => self.terms[0].0.is_empty().then_some(self.terms[0].1),
             _ => None,
         }
     }
@@ -103,7 +135,8 @@ impl Dim {
     /// True when every atom is a plain symbol: equality of normal forms is then decisive.
     pub fn is_polynomial(&self) -> bool {
         self.terms
-            .keys()
+            .iter()
+            .map(|(m, _)| m)
             .all(|m| m.iter().all(|(a, _)| matches!(a, Atom::Sym(_))))
     }
 
@@ -111,32 +144,44 @@ impl Dim {
         if self.overflow || other.overflow {
             return Dim::overflowed();
         }
-        let mut terms = self.terms.clone();
-        for (m, c) in &other.terms {
-            let e = terms.entry(m.clone()).or_insert(0);
-            let Some(sum) = e.checked_add(*c) else {
-                return Dim::overflowed();
+        // Both lists are sorted: merged in one pass.
+        let mut terms = Vec::with_capacity(self.terms.len() + other.terms.len());
+        let (mut a, mut b) = (self.terms.iter().peekable(), other.terms.iter().peekable());
+        loop {
+            let next = match (a.peek(), b.peek()) {
+                (Some(x), Some(y)) => match x.0.cmp(&y.0) {
+                    std::cmp::Ordering::Less => a.next().cloned(),
+                    std::cmp::Ordering::Greater => b.next().cloned(),
+                    std::cmp::Ordering::Equal => {
+                        let (m, c1) = a.next().expect("peeked");
+                        let (_, c2) = b.next().expect("peeked");
+                        let Some(sum) = c1.checked_add(*c2) else {
+                            return Dim::overflowed();
+                        };
+                        (sum != 0).then(|| (m.clone(), sum))
+                    }
+                },
+                (Some(_), None) => a.next().cloned(),
+                (None, Some(_)) => b.next().cloned(),
+                (None, None) => break,
             };
-            *e = sum;
-            if *e == 0 {
-                terms.remove(m);
-            }
+            terms.extend(next);
         }
         Dim {
-            terms,
+            terms: terms.into(),
             overflow: false,
         }
     }
 
     pub fn neg(&self) -> Dim {
-        let terms: Option<BTreeMap<Monomial, i64>> = self
+        let terms: Option<Vec<(Monomial, i64)>> = self
             .terms
             .iter()
             .map(|(m, c)| Some((m.clone(), c.checked_neg()?)))
             .collect();
         match terms {
             Some(terms) if !self.overflow => Dim {
-                terms,
+                terms: terms.into(),
                 overflow: false,
             },
             _ => Dim::overflowed(),
@@ -152,13 +197,15 @@ impl Dim {
             return Dim::overflowed();
         }
         let mut out = Dim::default();
-        for (m1, c1) in &self.terms {
-            for (m2, c2) in &other.terms {
+        for (m1, c1) in self.terms.iter() {
+            for (m2, c2) in other.terms.iter() {
                 let Some(c) = c1.checked_mul(*c2) else {
                     return Dim::overflowed();
                 };
-                let mut t = Dim::default();
-                t.terms.insert(mul_monomials(m1, m2), c);
+                let t = Dim {
+                    terms: Terms::One([(mul_monomials(m1, m2), c)]),
+                    overflow: false,
+                };
                 out = out.add(&t);
             }
         }
@@ -220,16 +267,18 @@ impl Dim {
                 None
             };
         }
-        let (dm, dc) = other.terms.iter().next()?;
-        let mut out = BTreeMap::new();
-        for (m, c) in &self.terms {
+        let (dm, dc) = other.terms.first()?;
+        let mut out = Vec::with_capacity(self.terms.len());
+        for (m, c) in self.terms.iter() {
             if c.checked_rem(*dc)? != 0 {
                 return None;
             }
-            out.insert(div_monomial(m, dm)?, c.checked_div(*dc)?);
+            out.push((div_monomial(m, dm)?, c.checked_div(*dc)?));
         }
+        // Dividing every monomial by the same one keeps them distinct, not in order.
+        out.sort_by(|x, y| x.0.cmp(&y.0));
         Some(Dim {
-            terms: out,
+            terms: out.into(),
             overflow: false,
         })
     }
@@ -240,7 +289,7 @@ impl Dim {
             return Dim::overflowed();
         }
         let mut out = Dim::default();
-        for (m, c) in &self.terms {
+        for (m, c) in self.terms.iter() {
             let mut t = Dim::constant(*c);
             for (a, pow) in m {
                 let base = match a {
@@ -401,8 +450,8 @@ mod tests {
         let sum = d.add(&Dim::constant(1)).div(&h).unwrap();
         assert_eq!(sum.to_string(), "(D + 1) / heads");
         assert_eq!(
-            q.subst(&|x| (x.name == "D").then(|| Dim::constant(64)))
-                .subst(&|x| { (x.name == "heads").then(|| Dim::constant(8)) }),
+            q.subst(&|x| (&*x.name == "D").then(|| Dim::constant(64)))
+                .subst(&|x| { (&*x.name == "heads").then(|| Dim::constant(8)) }),
             Dim::constant(8)
         );
         assert_eq!(

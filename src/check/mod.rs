@@ -159,8 +159,49 @@ pub struct EarlyStop {
     pub restore_best: bool,
 }
 
+/// What a check keeps besides its diagnostics (which are the same whatever it keeps): the
+/// language server wants the types for hovers, `check --summary` the summaries, lowering the
+/// facts of every call and layer instance. A plain `nnlc check` wants none of them, and on a
+/// large file they are most of the checker's time and memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keep {
+    /// [`Checked::types`].
+    pub types: bool,
+    /// [`Checked::summaries`].
+    pub summaries: bool,
+    /// [`Facts::calls`] and [`Facts::instances`] (the train blocks' settings and the data
+    /// specs are always kept: they are small, and paths are checked from them).
+    pub facts: bool,
+}
+
+impl Keep {
+    /// Everything: what lowering, the language server and the tests read.
+    pub const ALL: Keep = Keep {
+        types: true,
+        summaries: true,
+        facts: true,
+    };
+    /// The diagnostics alone.
+    pub const DIAGNOSTICS: Keep = Keep {
+        types: false,
+        summaries: false,
+        facts: false,
+    };
+}
+
 pub fn check(program: &Program, sources: &SourceMap) -> (Checked, Vec<Diagnostic>) {
+    check_keeping(program, sources, Keep::ALL)
+}
+
+/// Checks `program`, keeping what `keep` asks for: the diagnostics are the same whatever it
+/// is, the other parts of [`Checked`] are left empty unless kept.
+pub fn check_keeping(
+    program: &Program,
+    sources: &SourceMap,
+    keep: Keep,
+) -> (Checked, Vec<Diagnostic>) {
     let mut c = Checker {
+        keep,
         program,
         sources,
         diags: Vec::new(),
@@ -196,10 +237,11 @@ pub fn check(program: &Program, sources: &SourceMap) -> (Checked, Vec<Diagnostic
             Item::Def(d) if d.kind == DefKind::Model => {
                 // A model that checked alone can still fail with its default attributes
                 // (a layer's `where` on them); those errors are reported here.
-                summaries.extend(c.summarize(ItemRef {
+                let summary = c.summarize(ItemRef {
                     module: root,
                     index: i,
-                }));
+                });
+                summaries.extend(summary.filter(|_| keep.summaries));
             }
             Item::Train(t) => c.check_train(root, t),
             Item::Use(_) | Item::Def(_) | Item::Search(_) => {}
@@ -233,6 +275,7 @@ pub fn check(program: &Program, sources: &SourceMap) -> (Checked, Vec<Diagnostic
 }
 
 pub(crate) struct Checker<'p> {
+    keep: Keep,
     program: &'p Program,
     sources: &'p SourceMap,
     diags: Vec<Diagnostic>,
@@ -278,7 +321,7 @@ impl Frame {
 
     fn bind(&mut self, name: &str, ty: Ty, span: Span, kind: VarKind) {
         self.vars.push(Var {
-            name: name.to_string(),
+            name: name.into(),
             ty,
             span,
             kind,
@@ -324,7 +367,7 @@ impl<'p> Checker<'p> {
         self.next_id += 1;
         Sym {
             id: self.next_id,
-            name: name.to_string(),
+            name: name.into(),
         }
     }
 
@@ -335,7 +378,7 @@ impl<'p> Checker<'p> {
     fn def_name(&self, r: ItemRef) -> String {
         self.program
             .def(r)
-            .map_or_else(String::new, |d| d.name.name.clone())
+            .map_or_else(String::new, |d| d.name.name.to_string())
     }
 
     // ------------------------------------------------------------------ definitions alone
@@ -437,7 +480,7 @@ impl<'p> Checker<'p> {
         match d.kind {
             DefKind::Optimizer | DefKind::Constraint => {
                 let pack = self.fresh_sym("P");
-                let pty = Ty::Tensor(Dtype::F32, Shape(vec![ShapeElem::Pack(pack)]));
+                let pty = Ty::Tensor(Dtype::F32, Shape(vec![ShapeElem::Pack(pack)].into()));
                 f.bind("p", pty.clone(), span, VarKind::State);
                 if d.kind == DefKind::Optimizer {
                     f.bind("g", pty, span, VarKind::Plain);
@@ -527,12 +570,12 @@ impl<'p> Checker<'p> {
         for item in &s.items {
             match item {
                 ShapeItem::Pack(id) => match f.lookup(&id.name) {
-                    Some(Ty::Shape(sh)) => out.extend(sh.0),
+                    Some(Ty::Shape(sh)) => out.extend(sh.0.iter().cloned()),
                     _ if introduce => {
                         let sym = self.fresh_sym(&id.name);
                         f.bind(
                             &id.name,
-                            Ty::Shape(Shape(vec![ShapeElem::Pack(sym.clone())])),
+                            Ty::Shape(Shape(vec![ShapeElem::Pack(sym.clone())].into())),
                             id.span,
                             VarKind::Plain,
                         );
@@ -570,7 +613,7 @@ impl<'p> Checker<'p> {
                 },
             }
         }
-        let shape = Shape(out);
+        let shape = Shape(out.into());
         if let Some(why) = shape.too_large() {
             self.emit(too_large(s.span, why));
             return None;
@@ -671,7 +714,7 @@ impl<'p> Checker<'p> {
                     }
                 };
                 for n in names {
-                    if let Some(node) = self.trace.last() {
+                    if let Some(node) = self.trace.last().filter(|_| self.keep.facts) {
                         self.facts.instances.declare(&node.path, &n.name, true);
                     }
                     f.bind(&n.name, state_ty.clone(), n.span, VarKind::State);
@@ -878,7 +921,7 @@ impl<'p> Checker<'p> {
             self.emit(too_large(e.span, why));
             return Ty::Unknown;
         }
-        if f.module == self.program.root && !t.is_unknown() {
+        if self.keep.types && f.module == self.program.root && !t.is_unknown() {
             self.types.record(e.span, &t);
         }
         t
@@ -1054,7 +1097,7 @@ impl<'p> Checker<'p> {
         inst
     }
 
-    fn default_attrs(&mut self, r: ItemRef) -> Vec<(String, Ty)> {
+    fn default_attrs(&mut self, r: ItemRef) -> Vec<(compact_str::CompactString, Ty)> {
         let def = self.program.def(r).expect("a definition");
         let mut f = Frame::new(r.module, Some(def.kind));
         let mut out = Vec::new();
@@ -1093,11 +1136,11 @@ impl<'p> Checker<'p> {
             for (t, it) in tys.iter().zip(items) {
                 match (t, it) {
                     (Ty::Int(d), _) => elems.push(ShapeElem::Dim(d.clone())),
-                    (Ty::Shape(s), ListItem::Spread(_)) => elems.extend(s.0.clone()),
+                    (Ty::Shape(s), ListItem::Spread(_)) => elems.extend(s.0.iter().cloned()),
                     _ => return Ty::List(tys),
                 }
             }
-            return Ty::Shape(Shape(elems));
+            return Ty::Shape(Shape(elems.into()));
         }
         Ty::List(tys)
     }
@@ -1210,7 +1253,7 @@ impl<'p> Checker<'p> {
             return Ty::Unknown;
         };
         let mut step_shape = shape.clone();
-        let len = match step_shape.0.remove(ax) {
+        let len = match Rc::make_mut(&mut step_shape.0).remove(ax) {
             ShapeElem::Dim(d) => d,
             ShapeElem::Pack(_) => return Ty::Unknown,
         };
@@ -1350,6 +1393,9 @@ impl<'p> Checker<'p> {
     /// Records the binding of a call whose arguments are not all known, when it fits its
     /// callee's signature (what does not fit is reported once the arguments are known).
     fn record_binding(&mut self, callee_ty: &Ty, args: &[ArgVal], span: Span) {
+        if !self.keep.facts {
+            return;
+        }
         let (callee, slots): (Callee, Vec<(&str, bool)>) = match callee_ty {
             Ty::Callable(Callable::Builtin(b)) => (
                 Callee::Builtin(*b),
@@ -1451,9 +1497,11 @@ impl<'p> Checker<'p> {
         callee: Callee,
     ) -> Option<Vec<Option<ArgVal>>> {
         let matched = self.match_slots(slots, args, what, span)?;
-        self.facts
-            .calls
-            .record(span, callee, args.len(), &matched.slots);
+        if self.keep.facts {
+            self.facts
+                .calls
+                .record(span, callee, args.len(), &matched.slots);
+        }
         Some(matched.take(args.to_vec()))
     }
 
@@ -1748,19 +1796,31 @@ impl<'p> Checker<'p> {
             self.trace = saved;
             return t;
         }
-        let name = self.def_name(inst.def);
+        // Instances are named for the summaries and for lowering; a check that keeps
+        // neither only expands them (where their errors are found).
+        let named = self.keep.facts || self.keep.summaries;
+        let name = if named {
+            self.def_name(inst.def)
+        } else {
+            String::new()
+        };
         let parent = self.trace.last_mut().expect("tracing");
         parent.instance_ids.push(inst.id);
-        let path =
+        let path = if named {
             self.facts
                 .instances
-                .name_child(&parent.path, &mut parent.names, &inst.site, &name);
+                .name_child(&parent.path, &mut parent.names, &inst.site, &name)
+        } else {
+            String::new()
+        };
         self.trace
             .push(summary::TraceNode::new(path, name, Some(inst.id)));
         let t = self.expand(inst.def, b, span);
         let mut node = self.trace.pop().expect("pushed");
-        node.output = Some(t.clone());
-        self.trace.last_mut().expect("parent").children.push(node);
+        if self.keep.summaries {
+            node.output = Some(t.clone());
+            self.trace.last_mut().expect("parent").children.push(node);
+        }
         t
     }
 
@@ -1777,9 +1837,12 @@ impl<'p> Checker<'p> {
     }
 
     fn record_param(&mut self, name: &str, shape: &Shape) {
-        if let Some(node) = self.trace.last_mut() {
+        let (named, summarized) = (self.keep.facts || self.keep.summaries, self.keep.summaries);
+        if let Some(node) = self.trace.last_mut().filter(|_| named) {
             let full = self.facts.instances.declare(&node.path, name, false);
-            node.params.push((full, shape.clone()));
+            if summarized {
+                node.params.push((full, shape.clone()));
+            }
         }
     }
 
@@ -1816,8 +1879,8 @@ impl<'p> Checker<'p> {
 /// Values bound while matching a call to a signature: attributes, parameters, dimension symbols
 /// and packs, with where each symbol was bound (for conflicting-binding diagnostics).
 pub(crate) struct Bindings {
-    pub vals: Vec<(String, Ty)>,
-    pub bound_at: HashMap<String, (Span, Span)>,
+    pub vals: Vec<(compact_str::CompactString, Ty)>,
+    pub bound_at: HashMap<compact_str::CompactString, (Span, Span)>,
 }
 
 impl Bindings {
@@ -1836,7 +1899,7 @@ fn stack_along(out: &Ty, axis: usize, len: &Dim) -> Ty {
         Ty::Tensor(dt, s) => {
             let mut s = s.clone();
             let at = axis.min(s.0.len());
-            s.0.insert(at, ShapeElem::Dim(len.clone()));
+            Rc::make_mut(&mut s.0).insert(at, ShapeElem::Dim(len.clone()));
             Ty::Tensor(*dt, s)
         }
         Ty::Float(_) | Ty::Int(_) => Ty::Tensor(Dtype::F32, Shape::of_dims([len.clone()])),

@@ -48,7 +48,7 @@ pub(crate) fn broadcast(a: &Shape, b: &Shape) -> Result<Shape, (usize, String, S
     }
     out.reverse();
     // A pack aligned against fixed dimensions hides how many there are.
-    Ok(Shape(out))
+    Ok(Shape(out.into()))
 }
 
 fn show_elem(e: &ShapeElem) -> String {
@@ -407,11 +407,11 @@ pub(crate) fn matmul(c: &mut Checker, l: (&Ty, Span), r: (&Ty, Span), op_span: S
         out.push(b.0[1].clone());
     } else {
         let batch_a = Shape(if na >= 2 {
-            a.0[..na - 2].to_vec()
+            a.0[..na - 2].to_vec().into()
         } else {
-            Vec::new()
+            Vec::new().into()
         });
-        let batch_b = Shape(b.0[..nb - 2].to_vec());
+        let batch_b = Shape(b.0[..nb - 2].to_vec().into());
         let batch = match broadcast(&batch_a, &batch_b) {
             Ok(s) => s,
             Err((_, x, y)) => {
@@ -424,13 +424,13 @@ pub(crate) fn matmul(c: &mut Checker, l: (&Ty, Span), r: (&Ty, Span), op_span: S
                 return Ty::Unknown;
             }
         };
-        out = batch.0;
+        out = std::rc::Rc::unwrap_or_clone(batch.0);
         if na >= 2 {
             out.push(a.0[na - 2].clone());
         }
         out.push(b.0[nb - 1].clone());
     }
-    Ty::Tensor(*da, Shape(out))
+    Ty::Tensor(*da, Shape(out.into()))
 }
 
 /// A non-negative axis for `shape`, from a possibly negative one.

@@ -409,7 +409,7 @@ impl Checker<'_> {
             .chain((0..suffix).map(|i| (prefix + 1 + i, n - suffix + i)))
             .collect();
         if let Some(id) = pack {
-            let bound = Shape(ashape.0[prefix..n - suffix].to_vec());
+            let bound = Shape(ashape.0[prefix..n - suffix].to_vec().into());
             match b.get(&id.name).cloned() {
                 Some(Ty::Shape(prev)) if prev != bound => {
                     self.emit(
@@ -419,7 +419,7 @@ impl Checker<'_> {
                         )
                         .with_primary(arg_span, format!("here `..{}` would be {bound}", id.name))
                         .with_secondary(
-                            b.bound_at.get(&id.name).map_or(s.span, |x| x.0),
+                            b.bound_at.get(id.name.as_str()).map_or(s.span, |x| x.0),
                             format!("`..{}` was bound to {prev} here", id.name),
                         )
                         .with_help("the leading dimensions of these inputs must agree"),
@@ -455,7 +455,7 @@ impl Checker<'_> {
                                 id.name
                             ),
                         );
-                        match b.bound_at.get(&id.name) {
+                        match b.bound_at.get(id.name.as_str()) {
                             Some((first_arg, _)) => {
                                 d = d
                                     .with_primary(
@@ -535,7 +535,7 @@ impl Checker<'_> {
             })
             .filter(|n| *n == name)
             .count();
-        (shared > 1).then_some(name)
+        (shared > 1).then_some(name.to_string())
     }
 }
 
@@ -549,8 +549,8 @@ struct Given<'a> {
 
 fn collect_names(e: &Expr, out: &mut Vec<String>) {
     match &e.kind {
-        ExprKind::Name(id) if !out.contains(&id.name) => {
-            out.push(id.name.clone());
+        ExprKind::Name(id) if !out.iter().any(|n| n == id.name.as_str()) => {
+            out.push(id.name.to_string());
         }
         ExprKind::Binary { lhs, rhs, .. } => {
             collect_names(lhs, out);

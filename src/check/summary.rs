@@ -121,7 +121,9 @@ impl Checker<'_> {
                 Some(t) => self.eval_type(&mut f, t, true),
                 None => return None,
             };
-            input_desc.push(t.to_string());
+            if self.keep.summaries {
+                input_desc.push(t.to_string());
+            }
             f.bind(&p.name.name, t.clone(), p.name.span, VarKind::Plain);
             inputs.push(ArgVal {
                 name: None,
@@ -134,13 +136,16 @@ impl Checker<'_> {
             .push(TraceNode::new(String::new(), String::new(), None));
         let out = self.apply_instance(&inst, inputs, def.name.span);
         let root = self.trace.pop()?;
+        if !self.keep.summaries {
+            return None;
+        }
         // The model's own node is the single child of the root.
         let model_node = root.children.into_iter().next()?;
         let mut rows = Vec::new();
         let mut params = Vec::new();
         flatten_rows(&model_node, 0, &mut rows, &mut params);
         Some(ModelSummary {
-            model: def.name.name.clone(),
+            model: def.name.name.to_string(),
             input: input_desc.join(", "),
             output: out.to_string(),
             rows,

@@ -105,8 +105,8 @@ impl Checker<'_> {
             let batched = match ty {
                 Ty::Tensor(dt, s) => {
                     let mut elems = vec![ShapeElem::Dim(b.clone())];
-                    elems.extend(s.0.clone());
-                    Ty::Tensor(*dt, Shape(elems))
+                    elems.extend(s.0.iter().cloned());
+                    Ty::Tensor(*dt, Shape(elems.into()))
                 }
                 _ => Ty::Unknown,
             };
@@ -134,8 +134,8 @@ impl Checker<'_> {
         config.metrics = seen.metrics.clone();
         self.facts.trains.push((t.span, config));
         self.trainings.push(Training {
-            models: t.models.iter().map(|m| m.name.clone()).collect(),
-            data: t.data.name.clone(),
+            models: t.models.iter().map(|m| m.name.to_string()).collect(),
+            data: t.data.name.to_string(),
             metrics: seen.metrics.clone(),
             splits: data.splits.clone(),
         });
@@ -302,7 +302,7 @@ impl Checker<'_> {
     fn vocabulary_fit(
         &mut self,
         model: &Def,
-        attrs: &[(String, Ty)],
+        attrs: &[(compact_str::CompactString, Ty)],
         inputs: &[(String, Ty, Span)],
         data: &DataInfo,
     ) {
@@ -368,7 +368,7 @@ impl Checker<'_> {
                     .iter()
                     .map(|it| match it {
                         ListItem::Expr(e) => self.sources.text(e.span).to_string(),
-                        ListItem::Spread(id) => id.name.clone(),
+                        ListItem::Spread(id) => id.name.to_string(),
                     })
                     .collect::<Vec<_>>()
                     .join(", "),
@@ -390,7 +390,7 @@ impl Checker<'_> {
             self.metric_declaration(f.module, v);
             match &v.kind {
                 ExprKind::Name(n) => {
-                    seen.metrics.push(n.name.clone());
+                    seen.metrics.push(n.name.to_string());
                     let callee = self.expr(f, v);
                     let (Some(out), Some((tty, tspan))) = (f.lookup("out"), target) else {
                         continue;
@@ -412,7 +412,7 @@ impl Checker<'_> {
                 }
                 ExprKind::Call { callee, .. } => {
                     if let ExprKind::Name(n) = &callee.kind {
-                        seen.metrics.push(n.name.clone());
+                        seen.metrics.push(n.name.to_string());
                     }
                     let r = self.expr(f, v);
                     self.require_scalar(&r, v.span, "this metric");
@@ -1047,8 +1047,8 @@ impl Checker<'_> {
                 .is_some_and(|d| d.higher_is_better)
         });
         Some(EarlyStop {
-            split: split.name.clone(),
-            metric: field.name.clone(),
+            split: split.name.to_string(),
+            metric: field.name.to_string(),
             minimize,
             patience: patience?,
             min_delta,
@@ -1073,7 +1073,7 @@ impl Checker<'_> {
             _ => return,
         };
         if !["train", "val", "test"].contains(&split.name.as_str())
-            && !data.splits.contains(&split.name)
+            && !data.splits.iter().any(|n| n == split.name.as_str())
         {
             self.emit(
                 Diagnostic::error(codes::MONITOR, format!("`{}` is not a split", split.name))
@@ -1095,8 +1095,8 @@ impl Checker<'_> {
             );
             return;
         }
-        let metric = &field.name;
-        if metric != "loss" && !seen.metrics.contains(metric) {
+        let metric = field.name.as_str();
+        if metric != "loss" && !seen.metrics.iter().any(|m| m == metric) {
             let mut cands: Vec<&str> = seen.metrics.iter().map(String::as_str).collect();
             cands.push("loss");
             let mut d = Diagnostic::error(
@@ -1130,7 +1130,7 @@ impl Checker<'_> {
                 .lookup(module, &m.name)
                 .and_then(|r| self.program.def(r))
             {
-                hyper.extend(d.attrs.iter().map(|a| a.name.name.clone()));
+                hyper.extend(d.attrs.iter().map(|a| a.name.name.to_string()));
             }
         }
         // Optimizer arguments of the training block over the same models are hyperparameters too.
@@ -1160,7 +1160,7 @@ impl Checker<'_> {
                 );
             }
             seen.push(&name.name);
-            if !hyper.contains(&name.name) {
+            if !hyper.iter().any(|n| n == name.name.as_str()) {
                 let mut d = Diagnostic::error(
                     codes::UNKNOWN_ARGUMENT,
                     format!("`{}` is not a hyperparameter of this training", name.name),
@@ -1569,7 +1569,7 @@ fn call_arg_names(e: &Expr, out: &mut Vec<String>) {
     if let ExprKind::Call { args, .. } = &e.kind {
         out.extend(
             args.iter()
-                .filter_map(|a| a.name.as_ref().map(|n| n.name.clone())),
+                .filter_map(|a| a.name.as_ref().map(|n| n.name.to_string())),
         );
     }
 }

@@ -21,15 +21,20 @@ pub enum ShapeElem {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
-pub struct Shape(pub Vec<ShapeElem>);
+pub struct Shape(pub Rc<Vec<ShapeElem>>);
 
 impl Shape {
     pub fn of_dims(dims: impl IntoIterator<Item = Dim>) -> Shape {
-        Shape(dims.into_iter().map(ShapeElem::Dim).collect())
+        Shape(
+            dims.into_iter()
+                .map(ShapeElem::Dim)
+                .collect::<Vec<_>>()
+                .into(),
+        )
     }
 
     pub fn scalar() -> Shape {
-        Shape(Vec::new())
+        Shape(Vec::new().into())
     }
 
     pub fn has_pack(&self) -> bool {
@@ -63,7 +68,7 @@ impl Shape {
     /// 64 bits, or more elements than [`MAX_ELEMENTS`] (counting a symbol as at least 1).
     pub fn too_large(&self) -> Option<String> {
         let mut known: u128 = 1;
-        for e in &self.0 {
+        for e in self.0.iter() {
             let ShapeElem::Dim(d) = e else { continue };
             if d.is_overflow() {
                 return Some("a dimension of this shape does not fit in 64 bits".into());
@@ -110,7 +115,7 @@ impl fmt::Display for Shape {
 pub struct Instance {
     pub id: u32,
     pub def: ItemRef,
-    pub attrs: Vec<(String, Ty)>,
+    pub attrs: Vec<(compact_str::CompactString, Ty)>,
     pub span: Span,
     /// Where it was made, while a model is expanded (see [`super::Site`]).
     pub site: super::Site,
@@ -118,7 +123,7 @@ pub struct Instance {
 
 #[derive(Debug, Clone)]
 pub struct Var {
-    pub name: String,
+    pub name: compact_str::CompactString,
     pub ty: Ty,
     pub span: Span,
     pub kind: VarKind,

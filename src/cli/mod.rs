@@ -88,9 +88,19 @@ pub fn check_in_project(
     text: impl Into<String>,
     allow: &Allow,
 ) -> (nnl::CheckOutput, nnl::resolve::Program) {
+    check_in_project_keeping(path, text, allow, nnl::check::Keep::ALL)
+}
+
+/// As [`check_in_project`], keeping only what `keep` asks for besides the diagnostics.
+pub fn check_in_project_keeping(
+    path: &str,
+    text: impl Into<String>,
+    allow: &Allow,
+    keep: nnl::check::Keep,
+) -> (nnl::CheckOutput, nnl::resolve::Program) {
     let project = nnl::fs::Project::of_file(std::path::Path::new(path), &allow.dirs);
     let loader = nnl::fs::ProjectLoader { project: &project };
-    let (mut out, program) = nnl::check_program(path, text, &loader);
+    let (mut out, program) = nnl::check_program_keeping(path, text, &loader, keep);
     out.diagnostics.extend(nnl::fs::check_paths(
         &program,
         std::path::Path::new(path),

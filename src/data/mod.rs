@@ -269,7 +269,7 @@ fn read_spec(program: &Program, data: &DataDecl) -> Result<(Spec, Pipeline), Dat
         tokenizer: None,
     });
     let pipeline = Pipeline {
-        name: data.name.name.clone(),
+        name: data.name.name.to_string(),
         file,
         fields: spec.fields.iter().map(pipeline::Field::new).collect(),
         text,

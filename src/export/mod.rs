@@ -234,7 +234,7 @@ fn model_name(program: &Program, requested: Option<&str>) -> Result<String, Stri
         .train()
         .ok_or("the file has no `train` block; name a model with --model")?;
     match &train.models[..] {
-        [m] => Ok(m.name.clone()),
+        [m] => Ok(m.name.to_string()),
         models => {
             let names: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
             Err(format!(

@@ -277,7 +277,7 @@ impl Lowerer<'_> {
             _ => self.declared_name(&name.name, role, name.span)?,
         };
         if role == Role::State || role == Role::OptState {
-            env.states.push((name.name.clone(), full.clone()));
+            env.states.push((name.name.to_string(), full.clone()));
         }
         if let Some(&v) = self.vars.values.get(&full) {
             return Ok(Val::Tensor(Tv { level: 0, id: v }));

@@ -437,7 +437,7 @@ impl<'p> Lowerer<'p> {
     fn def_name(&self, r: ItemRef) -> String {
         self.program
             .def(r)
-            .map_or_else(String::new, |d| d.name.name.clone())
+            .map_or_else(String::new, |d| d.name.name.to_string())
     }
 
     /// The float dtype tensors are lowered in (`f64` for gradient checks).

@@ -58,7 +58,7 @@ pub(crate) fn lower_train(program: &Program, sources: &SourceMap, opts: &Options
         .iter()
         .filter_map(|s| match s {
             TrainStmt::Phase { name, stmts, .. } => Some(PhaseSrc {
-                name: name.name.clone(),
+                name: name.name.to_string(),
                 stmts: shared.iter().copied().chain(stmts.iter()).collect(),
             }),
             _ => None,
@@ -234,7 +234,7 @@ impl Lowerer<'_> {
             if let DataStmt::Field { name, ty, .. } = s {
                 let mut tt = self.tensor_type(&mut env, ty)?;
                 tt.shape.insert(0, batch);
-                out.push((name.name.clone(), tt));
+                out.push((name.name.to_string(), tt));
             }
         }
         Ok(out)
@@ -456,7 +456,7 @@ impl Lowerer<'_> {
             [(_, Val::Layer(l))] => self
                 .program
                 .def(l.def)
-                .map(|d| d.params.iter().map(|p| p.name.name.clone()).collect())
+                .map(|d| d.params.iter().map(|p| p.name.name.to_string()).collect())
                 .unwrap_or_default(),
             _ => Vec::new(),
         };
@@ -643,7 +643,7 @@ struct RuleOut {
 
 fn target_name(e: &Expr) -> Option<String> {
     match &e.kind {
-        ExprKind::Name(id) => Some(id.name.clone()),
+        ExprKind::Name(id) => Some(id.name.to_string()),
         ExprKind::Member { base, field } => {
             target_name(base).map(|b| format!("{b}.{}", field.name))
         }
@@ -653,7 +653,7 @@ fn target_name(e: &Expr) -> Option<String> {
 
 fn metric_name(e: &Expr) -> Option<String> {
     match &e.kind {
-        ExprKind::Name(id) => Some(id.name.clone()),
+        ExprKind::Name(id) => Some(id.name.to_string()),
         ExprKind::Call { callee, .. } => metric_name(callee),
         _ => None,
     }

@@ -406,7 +406,7 @@ impl Analysis {
         let mut refs: Vec<(String, ItemRef)> = visible.map(|(n, r)| (n.clone(), *r)).collect();
         refs.sort();
         for (name, r) in refs.into_iter().chain(std_nn.filter_map(|r| {
-            let name = self.program.def(r)?.name.name.clone();
+            let name = self.program.def(r)?.name.name.to_string();
             Some((name, r))
         })) {
             let Some(d) = self.program.def(r) else {

@@ -362,7 +362,7 @@ fn build_scopes(program: &mut Program, diags: &mut Vec<Diagnostic>) {
                 match &u.names {
                     UseNames::Some(ids) => program.modules[m]
                         .failed_imports
-                        .extend(ids.iter().map(|i| i.name.clone())),
+                        .extend(ids.iter().map(|i| i.name.to_string())),
                     UseNames::All(_) => program.modules[m].failed_glob_import = true,
                     UseNames::Missing => {}
                 }
@@ -410,7 +410,7 @@ fn build_scopes(program: &mut Program, diags: &mut Vec<Diagnostic>) {
                     continue;
                 }
                 UseNames::All(span) => exported.iter().map(|(n, _)| (n.clone(), *span)).collect(),
-                UseNames::Some(ids) => ids.iter().map(|i| (i.name.clone(), i.span)).collect(),
+                UseNames::Some(ids) => ids.iter().map(|i| (i.name.to_string(), i.span)).collect(),
             };
             for (name, span) in wanted {
                 let Some((_, idx)) = exported.iter().find(|(n, _)| *n == name) else {

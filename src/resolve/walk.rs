@@ -114,7 +114,7 @@ struct Walker<'a> {
 impl Walker<'_> {
     fn bind(&mut self, id: &Ident) {
         let frame = self.frames.last_mut().expect("a frame");
-        frame.push((id.name.clone(), id.span));
+        frame.push((id.name.to_string(), id.span));
     }
 
     /// Binds a parameter-like name, rejecting a second one of the same name in this frame.
@@ -169,8 +169,8 @@ impl Walker<'_> {
             .program
             .modules
             .iter()
-            .any(|m| m.ast.broken.contains(&id.name))
-            || module.failed_imports.contains(&id.name)
+            .any(|m| m.ast.broken.iter().any(|n| n == id.name.as_str()))
+            || module.failed_imports.contains(id.name.as_str())
             || module.failed_glob_import
             || self.data_unknown;
         if already_reported {
@@ -230,7 +230,7 @@ impl Walker<'_> {
             );
         }
         self.unknowns.push(Unknown {
-            name: id.name.clone(),
+            name: id.name.to_string(),
             span: id.span,
             diag: d,
         });
@@ -448,7 +448,7 @@ impl Walker<'_> {
         for m in &t.models {
             self.name(m);
         }
-        self.trained = t.models.iter().map(|m| m.name.clone()).collect();
+        self.trained = t.models.iter().map(|m| m.name.to_string()).collect();
         self.push();
         let program = self.program;
         let data = program
@@ -487,7 +487,8 @@ impl Walker<'_> {
         if self.program.modules[self.module]
             .ast
             .broken
-            .contains(&id.name)
+            .iter()
+            .any(|n| n == id.name.as_str())
         {
             return;
         }
@@ -625,7 +626,7 @@ fn report_recursion(
             let names: Vec<String> = cycle
                 .iter()
                 .filter_map(|(r, _)| program.def(*r))
-                .map(|d| d.name.name.clone())
+                .map(|d| d.name.name.to_string())
                 .collect();
             let mut d = Diagnostic::error(
                 codes::RECURSIVE_DEFINITION,

@@ -387,7 +387,7 @@ pub(super) fn prepare(
 pub(super) fn model_name(program: &Program) -> Result<String, String> {
     let models = &program.train().ok_or("the file has no `train` block")?;
     match &models.models[..] {
-        [m] => Ok(m.name.clone()),
+        [m] => Ok(m.name.to_string()),
         ms => {
             let names: Vec<&str> = ms.iter().map(|m| m.name.as_str()).collect();
             Err(format!(

@@ -167,7 +167,7 @@ fn plan(s: &SearchDecl, text: &str) -> Result<Plan, String> {
         .iter()
         .map(|(name, e)| {
             Ok(Dim {
-                name: name.name.clone(),
+                name: name.name.to_string(),
                 space: space(e, text)?,
             })
         })
@@ -175,7 +175,7 @@ fn plan(s: &SearchDecl, text: &str) -> Result<Plan, String> {
     let (split, metric) = goal_metric(&s.metric).ok_or("the goal is not `split.metric`")?;
     Ok(Plan {
         strategy,
-        models: s.models.iter().map(|m| m.name.clone()).collect(),
+        models: s.models.iter().map(|m| m.name.to_string()).collect(),
         dims,
         objective: Objective {
             maximize: s.goal == Goal::Maximize,
@@ -189,7 +189,7 @@ fn plan(s: &SearchDecl, text: &str) -> Result<Plan, String> {
 pub fn goal_metric(e: &Expr) -> Option<(String, String)> {
     match &e.kind {
         ExprKind::Member { base, field } => match &base.kind {
-            ExprKind::Name(n) => Some((n.name.clone(), field.name.clone())),
+            ExprKind::Name(n) => Some((n.name.to_string(), field.name.to_string())),
             _ => None,
         },
         _ => None,

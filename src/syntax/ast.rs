@@ -33,7 +33,8 @@ impl Item {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Ident {
-    pub name: String,
+    /// Inline up to 24 bytes (every identifier in practice): no allocation per name.
+    pub name: compact_str::CompactString,
     pub span: Span,
 }
 
@@ -108,7 +109,8 @@ pub struct Def {
 pub struct Param {
     pub name: Ident,
     pub ty: Option<TypeExpr>,
-    pub default: Option<Expr>,
+    /// Boxed: most parameters have none, and a parameter is then a third smaller.
+    pub default: Option<Box<Expr>>,
     pub span: Span,
 }
 

@@ -127,7 +127,7 @@ fn init_call(args: &[Arg], span: Span, whole: Span) -> Result<InitFrom, (Span, S
 /// A dotted path written as names (`LeNet.conv2d_1`) or in quotes.
 fn path(e: &Expr) -> Option<String> {
     match &e.kind {
-        ExprKind::Name(n) => Some(n.name.clone()),
+        ExprKind::Name(n) => Some(n.name.to_string()),
         ExprKind::Str(s) => Some(s.clone()),
         ExprKind::Member { base, field } => Some(format!("{}.{}", path(base)?, field.name)),
         _ => None,

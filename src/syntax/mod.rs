@@ -50,7 +50,12 @@ pub fn parse(file: FileId, text: &str) -> (ast::Module, Vec<Diagnostic>) {
         }
         match NnlParser::parse(Rule::file, chunk) {
             Ok(mut pairs) => {
-                Piece::Parsed(parse::module(file, from, pairs.next().expect("file pair")))
+                let (mut module, diags) =
+                    parse::module(file, from, pairs.next().expect("file pair"));
+                // Every piece is held until the whole file is parsed: without the room its
+                // list of (usually one) items grew into, which is larger than the items.
+                module.items.shrink_to_fit();
+                Piece::Parsed((module, diags))
             }
             Err(e) => Piece::Failed(Box::new(e)),
         }
@@ -235,7 +240,7 @@ fn set_aside_misparsed(
         Some(d) => {
             diags.push(d);
             if let ast::Item::Def(def) = item {
-                broken.push(def.name.name.clone());
+                broken.push(def.name.name.to_string());
             }
             false
         }

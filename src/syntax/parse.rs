@@ -30,7 +30,7 @@ impl Ctx {
     fn ident(&self, p: Pair<Rule>) -> Ident {
         debug_assert_eq!(p.as_rule(), Rule::ident);
         Ident {
-            name: p.as_str().to_string(),
+            name: p.as_str().into(),
             span: self.span(&p),
         }
     }
@@ -107,10 +107,10 @@ pub(super) fn module(file: FileId, offset: usize, p: Pair<Rule>) -> (Module, Vec
             Some(at) => {
                 diags.push(super::errors::too_deep(file, at));
                 if let Item::Def(d) = &item {
-                    module.broken.push(d.name.name.clone());
+                    module.broken.push(d.name.name.to_string());
                 }
                 if let Item::Data(d) = &item {
-                    module.broken.push(d.name.name.clone());
+                    module.broken.push(d.name.name.to_string());
                 }
             }
         }
@@ -265,7 +265,7 @@ impl Ctx {
                 for c in it {
                     match c.as_rule() {
                         Rule::type_expr => ty = Some(self.type_expr(c)),
-                        _ => default = Some(self.expr(c)),
+                        _ => default = Some(Box::new(self.expr(c))),
                     }
                 }
                 Param {
@@ -671,7 +671,7 @@ impl Ctx {
             Rule::member => {
                 let f = inner(post).next().expect("member name");
                 let field = Ident {
-                    name: f.as_str().to_string(),
+                    name: f.as_str().into(),
                     span: self.span(&f),
                 };
                 Expr {

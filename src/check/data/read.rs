@@ -60,7 +60,7 @@ pub(super) fn eval(e: &Expr) -> Res<Const> {
         ExprKind::Number { value, .. } => Ok(Const::Num(*value)),
         ExprKind::Str(s) => Ok(Const::Str(s.clone())),
         ExprKind::Bool(b) => Ok(Const::Bool(*b)),
-        ExprKind::Name(n) => Ok(Const::Sym(n.name.clone())),
+        ExprKind::Name(n) => Ok(Const::Sym(n.name.to_string())),
         ExprKind::Unary {
             op: UnOp::Neg,
             expr,
