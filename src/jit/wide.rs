@@ -77,8 +77,12 @@ pub struct WideKernel {
     /// Per access (the loads, then the outputs): its buffer, its first element's byte offset,
     /// and its byte strides along `dims`.
     accesses: Vec<(BufId, i64, Vec<i64>)>,
-    instrs: Vec<Instr>,
-    /// The outputs: the instruction whose value each stores, and its access.
+    /// The instructions that compute something an output needs, in order, each with the slot
+    /// it writes; operands name slots.
+    program: Vec<(usize, Instr)>,
+    /// How many slots of 256 values the program uses.
+    slots: usize,
+    /// The outputs: the slot whose values each stores, and its access.
     outs: Vec<(usize, usize)>,
 }
 
@@ -156,16 +160,17 @@ impl WideKernel {
         if !instrs.iter().any(transcendental) {
             return None;
         }
-        let outs = k
-            .outs
+        let (program, slot_of, slots) = allocate(&instrs, &outputs);
+        let outs = outputs
             .iter()
             .enumerate()
-            .map(|(i, o)| (o.value, loads + i))
+            .map(|(i, &value)| (slot_of[value], loads + i))
             .collect();
         Some(WideKernel {
             dims: lay.dims.clone(),
             accesses,
-            instrs,
+            program,
+            slots,
             outs,
         })
     }
@@ -199,8 +204,7 @@ impl WideKernel {
             // SAFETY: `table` holds an address for every buffer of the plan.
             .map(|(buf, offset, _)| unsafe { (*table.add(*buf)).offset(*offset as isize) })
             .collect();
-        let mut values: Vec<[__m512; VECTORS]> =
-            vec![[_mm512_setzero_ps(); VECTORS]; self.instrs.len()];
+        let mut values: Vec<[__m512; VECTORS]> = vec![[_mm512_setzero_ps(); VECTORS]; self.slots];
         let mut at = bases.clone();
         let last = self.dims.len() - 1;
         let range = |n: usize| if split { begin..end } else { 0..n };
@@ -260,12 +264,11 @@ impl WideKernel {
             // The vectors with an active lane.
             let count = len.div_ceil(LANES);
             let slots = values.as_mut_ptr();
-            for (i, instr) in self.instrs.iter().enumerate() {
-                // Instruction `i` writes slot `i` and reads earlier slots only (the expression
-                // lists every node after its operands).
+            for &(i, ref instr) in &self.program {
+                // Instruction writes slot `i`, which none of its operands is (`allocate`).
                 macro_rules! v {
                     ($x:expr, $j:expr) => {
-                        // SAFETY: `$x` < `i` < the number of slots.
+                        // SAFETY: every slot number is below the number of slots.
                         unsafe { (*slots.add($x))[$j] }
                     };
                 }
@@ -336,6 +339,107 @@ impl WideKernel {
             start += len;
         }
     }
+}
+
+impl Instr {
+    /// The values it reads.
+    fn operands(&self) -> Vec<usize> {
+        match *self {
+            Instr::Load { .. } | Instr::Const(_) | Instr::InRecipe => Vec::new(),
+            Instr::Neg(x)
+            | Instr::Sqrt(x)
+            | Instr::Exp(x)
+            | Instr::Sigmoid(x)
+            | Instr::Tanh(x)
+            | Instr::Not(x)
+            | Instr::MaskToF32(x)
+            | Instr::F32ToMask(x)
+            | Instr::Copy(x) => vec![x],
+            Instr::Add(a, b)
+            | Instr::Sub(a, b)
+            | Instr::Mul(a, b)
+            | Instr::Div(a, b)
+            | Instr::Max(a, b)
+            | Instr::Min(a, b)
+            | Instr::Cmp(_, a, b)
+            | Instr::And(a, b)
+            | Instr::Or(a, b) => vec![a, b],
+            Instr::Select(m, a, b) => vec![m, a, b],
+        }
+    }
+
+    /// The same instruction reading `to(x)` where it read `x`.
+    fn renamed(self, to: &dyn Fn(usize) -> usize) -> Instr {
+        match self {
+            Instr::Load { .. } | Instr::Const(_) | Instr::InRecipe => self,
+            Instr::Neg(x) => Instr::Neg(to(x)),
+            Instr::Sqrt(x) => Instr::Sqrt(to(x)),
+            Instr::Exp(x) => Instr::Exp(to(x)),
+            Instr::Sigmoid(x) => Instr::Sigmoid(to(x)),
+            Instr::Tanh(x) => Instr::Tanh(to(x)),
+            Instr::Not(x) => Instr::Not(to(x)),
+            Instr::MaskToF32(x) => Instr::MaskToF32(to(x)),
+            Instr::F32ToMask(x) => Instr::F32ToMask(to(x)),
+            Instr::Copy(x) => Instr::Copy(to(x)),
+            Instr::Add(a, b) => Instr::Add(to(a), to(b)),
+            Instr::Sub(a, b) => Instr::Sub(to(a), to(b)),
+            Instr::Mul(a, b) => Instr::Mul(to(a), to(b)),
+            Instr::Div(a, b) => Instr::Div(to(a), to(b)),
+            Instr::Max(a, b) => Instr::Max(to(a), to(b)),
+            Instr::Min(a, b) => Instr::Min(to(a), to(b)),
+            Instr::Cmp(c, a, b) => Instr::Cmp(c, to(a), to(b)),
+            Instr::And(a, b) => Instr::And(to(a), to(b)),
+            Instr::Or(a, b) => Instr::Or(to(a), to(b)),
+            Instr::Select(m, a, b) => Instr::Select(to(m), to(a), to(b)),
+        }
+    }
+}
+
+/// The instructions that `outputs` need, each with the slot it writes, reading slots; the slot
+/// of every instruction; the number of slots. A slot is reused once its value has been read for
+/// the last time: an LSTM's gate kernel has 81 instructions, most the steps of recipes computed
+/// in registers, and a slot each (81 KB per tile) kept it out of the first-level cache.
+fn allocate(instrs: &[Instr], outputs: &[usize]) -> (Vec<(usize, Instr)>, Vec<usize>, usize) {
+    let mut live = vec![false; instrs.len()];
+    for &o in outputs {
+        live[o] = true;
+    }
+    for i in (0..instrs.len()).rev() {
+        if live[i] {
+            for x in instrs[i].operands() {
+                live[x] = true;
+            }
+        }
+    }
+    // The last instruction to read each value; outputs are read after every instruction.
+    let mut last_read = vec![0; instrs.len()];
+    for (i, instr) in instrs.iter().enumerate().filter(|&(i, _)| live[i]) {
+        for x in instr.operands() {
+            last_read[x] = i;
+        }
+    }
+    for &o in outputs {
+        last_read[o] = usize::MAX;
+    }
+    let mut slot_of = vec![usize::MAX; instrs.len()];
+    let mut free: Vec<usize> = Vec::new();
+    let mut slots = 0;
+    let mut program = Vec::new();
+    for (i, &instr) in instrs.iter().enumerate().filter(|&(i, _)| live[i]) {
+        let slot = free.pop().unwrap_or_else(|| {
+            slots += 1;
+            slots - 1
+        });
+        slot_of[i] = slot;
+        program.push((slot, instr.renamed(&|x| slot_of[x])));
+        // Freed after the write's slot is taken, so no instruction writes a slot it reads.
+        for x in instr.operands() {
+            if last_read[x] == i && !free.contains(&slot_of[x]) {
+                free.push(slot_of[x]);
+            }
+        }
+    }
+    (program, slot_of, slots)
 }
 
 /// The instruction of expression node `n`, or None when it has no sixteen-lane form here.
