@@ -216,6 +216,36 @@ fn sixteen_lane_kernels_match_the_interpreter() {
 }
 
 #[test]
+fn sixteen_lane_divisions_and_kernels_of_many_buffers_match_the_interpreter() {
+    // With AVX-512, a square root and a division over one long run of positions (Adam's
+    // update) run on sixteen lanes, with a partial last vector; so does a kernel reading more
+    // buffers than its code keeps addresses of in registers (the others are read from the
+    // table where they are used), with two outputs.
+    let update = "graph t {\n  %0: f32[1003] = input \"m\" data\n  %1: f32[1003] = input \"v\" data\n  \
+         %2: f32[1003] = input \"p\" data\n  %3: f32[1003] = sqrt %1\n  \
+         %4: f32[1003] = const 0.00000001\n  %5: f32[1003] = add %3, %4\n  \
+         %6: f32[1003] = div %0, %5\n  %7: f32[1003] = sub %2, %6\n  output \"p2\" = %7\n}";
+    let inputs: Vec<String> = (0..13)
+        .map(|i| format!("  %{i}: f32[3, 40] = input \"a{i}\" data\n"))
+        .collect();
+    let mut sums = vec!["  %13: f32[3, 40] = exp %0\n".to_string()];
+    sums.extend((1..13).map(|i| format!("  %{}: f32[3, 40] = add %{}, %{i}\n", 13 + i, 12 + i)));
+    let many = format!(
+        "graph t {{\n{}{}  output \"y\" = %25\n  output \"e\" = %13\n}}",
+        inputs.concat(),
+        sums.concat()
+    );
+    let wide = cfg!(target_arch = "x86_64") && std::arch::is_x86_feature_detected!("avx512f");
+    for text in [update, many.as_str()] {
+        for threads in [1, 2] {
+            same_on(text, threads);
+        }
+        let (_, plan) = kernel_count(text);
+        assert_eq!(plan.contains("16 lanes"), wide, "{plan}");
+    }
+}
+
+#[test]
 fn binary_ops_match_for_floats_and_wrapping_integers() {
     for ty in ["f32[13]", "f64[6]", "i32[11]"] {
         for op in ["add", "sub", "mul", "max", "min"] {
