@@ -633,6 +633,63 @@ fn kernels_and_products_split_between_threads_match() {
     }
 }
 
+#[test]
+fn products_summed_over_their_batch_match_the_interpreters_sum() {
+    // A convolution's weight gradient: a batch of products whose only reader sums them over
+    // the batch is summed as it is computed (each product added, from zero, in batch order),
+    // on one thread and in bands of rows on several (uneven bands: 37 rows over 2 and 3), with
+    // a right operand read transposed; the interpreter stores the products and then sums them.
+    let summed = "graph t {\n  %0: f32[40, 37, 121] = input \"a\" data\n  \
+         %1: f32[40, 64, 121] = input \"bb\" data\n  %2: f32[40, 121, 64] = permute %1 perm=[0,2,1]\n  \
+         %3: f32[40, 37, 64] = matmul %0, %2\n  %4: f32[37, 64] = sum %3 axes=[0]\n  \
+         output \"y\" = %4\n}";
+    // Finite values of many magnitudes (the shared awkward ones make every product NaN), so
+    // that a sum in another order or of other products differs.
+    let g = text::parse(summed).expect("parses");
+    let finite = |n: usize, seed: usize| -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i * 7919 + seed) % 2003) as f32 / 97.0 - 10.0)
+            .collect()
+    };
+    let inputs = HashMap::from([
+        (
+            "a".to_string(),
+            Tensor::F32(
+                ArrayD::from_shape_vec(IxDyn(&[40, 37, 121]), finite(40 * 37 * 121, 1))
+                    .expect("sized"),
+            ),
+        ),
+        (
+            "bb".to_string(),
+            Tensor::F32(
+                ArrayD::from_shape_vec(IxDyn(&[40, 64, 121]), finite(40 * 64 * 121, 2))
+                    .expect("sized"),
+            ),
+        ),
+    ]);
+    let want = interp::run(&g, &inputs, &Options::default()).expect("the interpreter runs it");
+    for threads in [1, 2, 3] {
+        let got = compile(&g)
+            .expect("compiles")
+            .run(&|n| inputs.get(n), threads)
+            .expect("the JIT runs it");
+        assert_eq!(bits(&got["y"]), bits(&want["y"]), "{threads} threads");
+    }
+    assert!(kernel_count(summed).1.contains("summed over the batch"));
+    // Not summed as computed: a sum of 1×1 products (the interpreter folds those in eight
+    // partial sums), and products also read by another node.
+    let single = "graph t {\n  %0: f32[20, 1, 7] = input \"a\" data\n  \
+         %1: f32[20, 7, 1] = input \"bb\" data\n  %2: f32[20, 1, 1] = matmul %0, %1\n  \
+         %3: f32[1, 1] = sum %2 axes=[0]\n  output \"y\" = %3\n}";
+    let shared = "graph t {\n  %0: f32[5, 3, 7] = input \"a\" data\n  \
+         %1: f32[5, 7, 4] = input \"bb\" data\n  %2: f32[5, 3, 4] = matmul %0, %1\n  \
+         %3: f32[3, 4] = sum %2 axes=[0]\n  output \"y\" = %3\n  output \"p\" = %2\n}";
+    for text in [single, shared] {
+        same_on(text, 1);
+        assert!(!kernel_count(text).1.contains("summed"), "{text}");
+    }
+}
+
 /// The number of steps of the plan of `text` that are kernels, and the plan's listing.
 fn kernel_count(text: &str) -> (usize, String) {
     let g = text::parse(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
