@@ -123,8 +123,9 @@ fn window_positions(w: &Window, [h, wd]: [usize; 2]) -> Result<(usize, usize), S
     }
 }
 
-/// [`unfold`] on row-major slices: `x` holds `images` images of `[H, W]`; `out`, zeroed, gets
-/// `[images, k·k, OH·OW]`.
+/// [`unfold`] on row-major slices: `x` holds `images` images of `[H, W]`; `out` gets
+/// `[images, k·k, OH·OW]`: every element when there is no padding, else those of the windows'
+/// positions inside the image (the others must be zeroed before).
 pub fn unfold_into<T: Copy>(
     x: &[T],
     [images, h, wd]: [usize; 3],
@@ -140,7 +141,10 @@ pub fn unfold_into<T: Copy>(
         for run in &runs {
             let dst = &mut cols[run.r * l + run.col..][..run.len];
             if w.stride == 1 {
-                dst.copy_from_slice(&image[run.pixel..][..run.len]);
+                // Runs are short (a row of an image): an inline loop, not a call to `memcpy`.
+                for (d, &x) in dst.iter_mut().zip(&image[run.pixel..][..run.len]) {
+                    *d = x;
+                }
             } else {
                 for (t, d) in dst.iter_mut().enumerate() {
                     *d = image[run.pixel + t * w.stride];
@@ -192,9 +196,17 @@ pub fn fold_into<T: Copy>(
     for (cols, image) in y.chunks_exact(kk * l).zip(out.chunks_exact_mut(h * wd)) {
         for run in &runs {
             let src = &cols[run.r * l + run.col..][..run.len];
-            for (t, &v) in src.iter().enumerate() {
-                let p = &mut image[run.pixel + t * w.stride];
-                *p = add(*p, v);
+            if w.stride == 1 {
+                // Contiguous on both sides, so the compiler vectorizes the additions.
+                let dst = &mut image[run.pixel..][..run.len];
+                for (p, &v) in dst.iter_mut().zip(src) {
+                    *p = add(*p, v);
+                }
+            } else {
+                for (t, &v) in src.iter().enumerate() {
+                    let p = &mut image[run.pixel + t * w.stride];
+                    *p = add(*p, v);
+                }
             }
         }
     }
