@@ -175,7 +175,20 @@ pub fn compile(kernels: &[&Kernel], name: &str) -> Result<Code, String> {
     for (n, kernel) in kernels.iter().enumerate() {
         let dtypes = access_dtypes(kernel);
         let (lay, _) = plan_layout(kernel, &dtypes, fold_out(kernel)?);
-        wide.push(WideKernel::new(kernel, &lay, &dtypes));
+        wide.push(match WideKernel::assemble(kernel, &lay, &dtypes) {
+            Some(assembled) => {
+                let mut sig = module.make_signature();
+                sig.params.extend([AbiParam::new(pointer); 3]);
+                let id = module
+                    .declare_function(&format!("{name}.k{n}.wide"), Linkage::Local, &sig)
+                    .map_err(|e| e.to_string())?;
+                module
+                    .define_function_bytes(id, 64, &assembled.code, &[])
+                    .map_err(|e| format!("placing kernel {n}'s sixteen-lane code: {e:?}"))?;
+                Some((assembled, id))
+            }
+            None => None,
+        });
         ctx.func.signature.params.push(AbiParam::new(pointer));
         ctx.func.signature.params.push(AbiParam::new(types::I64));
         ctx.func.signature.params.push(AbiParam::new(types::I64));
@@ -202,6 +215,12 @@ pub fn compile(kernels: &[&Kernel], name: &str) -> Result<Code, String> {
             // `fn(pointer, i64, i64)`, the platform's C calling convention, which `KernelFn` is.
             let run = unsafe { std::mem::transmute::<*const u8, KernelFn>(code) };
             let lanes = if wide.is_some() { 16 } else { lanes };
+            let wide = wide.map(|(assembled, id)| {
+                let address = module.get_finalized_function(id);
+                // SAFETY: `address` holds the assembled code, finalized as executable, and the
+                // module outlives the kernels (`Code`).
+                unsafe { assembled.placed_at(address) }
+            });
             Compiled {
                 run,
                 outer,

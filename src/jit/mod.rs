@@ -399,6 +399,17 @@ impl Program {
                         _ => unsafe { run_kernel(kernel, table, k.work(), threads) },
                     }
                 }
+                Step::MatMul {
+                    a,
+                    b,
+                    out,
+                    sum_batch: true,
+                    ..
+                } => {
+                    // SAFETY: the views lie within their buffers, and the output is a fresh
+                    // buffer that no operand view reaches.
+                    unsafe { matmul_summed(table, a, b, out, buffers[out.buf].dtype, threads) }
+                }
                 Step::MatMul { a, b, out, .. } => {
                     let dtype = buffers[out.buf].dtype;
                     let (a, out) = match part {
@@ -892,6 +903,104 @@ unsafe fn run_kernel(kernel: &Compiled, table: &[*mut u8], work: usize, threads:
                 // SAFETY: as above; the ranges are disjoint and cover the loop.
                 unsafe { kernel.call(table.0, begin as i64, end as i64) }
             });
+        }
+    });
+}
+
+/// The products `a[s] @ b[s]` of a batch summed into `out` (`[M, N]`, row-major), from zero
+/// in batch order: each product into a scratch matrix that stays in cache, then added, so every
+/// element is the `sum` the interpreter folds over the stored products. On several threads,
+/// each takes a band of the rows of every product (a row's sum never leaves its thread).
+///
+/// # Safety
+/// As [`matmul`]'s, for `[S, M, K] @ [S, K, N]`.
+unsafe fn matmul_summed(
+    table: &[*mut u8],
+    a: &View,
+    b: &View,
+    out: &View,
+    dtype: DType,
+    threads: usize,
+) {
+    match dtype {
+        // SAFETY: the caller's guarantee.
+        DType::F64 => unsafe { summed_products::<f64>(table, a, b, out, threads) },
+        // SAFETY: the caller's guarantee.
+        _ => unsafe { summed_products::<f32>(table, a, b, out, threads) },
+    }
+}
+
+/// [`matmul_summed`] for elements of type `T`.
+///
+/// # Safety
+/// As [`matmul_summed`]'s, and the buffers hold `T`s.
+unsafe fn summed_products<T: product::Real + std::ops::Add<Output = T>>(
+    table: &[*mut u8],
+    a: &View,
+    b: &View,
+    out: &View,
+    threads: usize,
+) {
+    let (batch, m, k, n) = (a.shape[0], a.shape[1], a.shape[2], b.shape[2]);
+    // SAFETY: the views lie within their buffers (the caller's guarantee).
+    let at = |v: &View| unsafe { table[v.buf].cast::<T>().offset(v.offset) } as usize;
+    let (pa, pb) = (at(a), at(b));
+    // SAFETY: `out` is a fresh row-major `[M, N]` buffer that no operand reaches.
+    let sums = unsafe { std::slice::from_raw_parts_mut(at(out) as *mut T, m * n) };
+    sums.fill(T::ZERO);
+    if m == 0 || n == 0 {
+        return;
+    }
+    let band = |first_row: usize, band_sums: &mut [T]| {
+        let rows = band_sums.len() / n;
+        let mut scratch = vec![T::ZERO; rows * n];
+        for s in 0..batch as isize {
+            let lhs = pa as *const T;
+            let rhs = pb as *const T;
+            // SAFETY: rows `first_row..first_row + rows` of product `s`'s operands lie within
+            // their buffers; the scratch matrix is this band's own.
+            unsafe {
+                product::product::<T>(
+                    rows,
+                    n,
+                    k,
+                    Dest {
+                        ptr: scratch.as_mut_ptr(),
+                        row_stride: n as isize,
+                    },
+                    Operand {
+                        ptr: lhs.offset(s * a.strides[0] + first_row as isize * a.strides[1]),
+                        row_stride: a.strides[1],
+                        col_stride: a.strides[2],
+                    },
+                    Operand {
+                        ptr: rhs.offset(s * b.strides[0]),
+                        row_stride: b.strides[1],
+                        col_stride: b.strides[2],
+                    },
+                    1,
+                )
+            };
+            for (sum, &p) in band_sums.iter_mut().zip(&scratch) {
+                *sum = *sum + p;
+            }
+        }
+    };
+    let work = batch * m * n * k;
+    let bands = if threads > 1 && work >= PARALLEL_MATMUL_WORK {
+        threads.min(m)
+    } else {
+        1
+    };
+    if bands == 1 {
+        band(0, sums);
+        return;
+    }
+    let rows_per_band = m.div_ceil(bands);
+    rayon::scope(|scope| {
+        for (i, band_sums) in sums.chunks_mut(rows_per_band * n).enumerate() {
+            let band = &band;
+            scope.spawn(move |_| band(i * rows_per_band, band_sums));
         }
     });
 }

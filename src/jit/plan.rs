@@ -206,12 +206,16 @@ impl Kernel {
 #[derive(Debug, Clone)]
 pub enum Step {
     Kernel(Kernel),
-    /// `[..S, M, K] @ [..S, K, N]` into a fresh row-major buffer.
+    /// `[..S, M, K] @ [..S, K, N]` into a fresh row-major buffer; when `sum_batch` (a product
+    /// `[S, M, K] @ [S, K, N]` whose only reader is a `sum` over its batch axis), the products
+    /// summed into `out` (`[M, N]`) instead, starting from zero in batch order, as that `sum`
+    /// folds them, without storing them all first (a convolution's weight gradient).
     MatMul {
         node: usize,
         a: View,
         b: View,
         out: View,
+        sum_batch: bool,
     },
     /// Node `node` of the graph, run by the shared kernels (`tensor::kernels`) on copies of `args` (row-major
     /// views); its result is copied into `out`.
@@ -720,6 +724,8 @@ struct Planner<'g> {
     vals: Vec<Val>,
     /// Buffers that already hold an output.
     claimed: Vec<BufId>,
+    /// Per node: a product already summed over its batch for its only reader, a `sum`.
+    summed_over_batch: Vec<bool>,
 }
 
 /// Plans `graph`, which must verify.
@@ -747,6 +753,7 @@ pub fn plan(graph: &Graph) -> Result<Plan, String> {
         steps: Vec::new(),
         vals: vec![Val::Taken; n],
         claimed: Vec::new(),
+        summed_over_batch: vec![false; n],
     };
     for i in 0..n {
         let val = p.node(i)?;
@@ -842,6 +849,24 @@ impl Planner<'_> {
             [r] => self.reader_fuses(*r, f),
             rs => f.is_cheap() && rs.iter().all(|&r| self.reader_fuses(r, f)),
         }
+    }
+
+    /// The type of the `sum` that is product `i`'s only reader, when it sums over the one batch
+    /// axis of `[S, M, K] @ [S, K, N]` and folds the products one after another from zero
+    /// (`M·N` > 1: a kept axis longer than 1, so no partial sums; see `tensor::kernels`).
+    fn batch_sum_of(&self, i: usize) -> Option<TensorType> {
+        let [r] = self.readers[i].as_slice() else {
+            return None;
+        };
+        let reader = &self.graph.nodes[*r];
+        let shape = &self.graph.nodes[i].ty.tensor()?.shape;
+        let folds_in_order = matches!(&reader.op, Op::Sum { axes } if axes[..] == [0])
+            && shape.len() == 3
+            && shape[1] * shape[2] > 1;
+        if self.is_output[i] || !folds_in_order {
+            return None;
+        }
+        reader.ty.tensor().cloned()
     }
 
     /// Takes the value of operand `v`: moved out when this is its only reader.
@@ -946,6 +971,7 @@ impl Planner<'_> {
             (Op::Iota { axis, ty }, _) => Val::Fused(Fused::iota(ty.clone(), *axis)),
             // One process holds one shard, whose sum over shards is itself.
             (Op::Detach | Op::AllSum, _) => self.take(args[0]),
+            (Op::Sum { .. }, _) if self.summed_over_batch[args[0].index()] => self.take(args[0]),
             (Op::Get { index }, Some(ty)) => match &self.vals[args[0].index()] {
                 Val::Parts(parts) => Val::View(View::whole(parts[*index], &ty.shape)),
                 _ => return Err(format!("internal error: %{i} takes a part of a non-tuple")),
@@ -1063,13 +1089,17 @@ impl Planner<'_> {
                     self.gemm_operand(a, ty.dtype),
                     self.gemm_operand(b, ty.dtype),
                 );
-                let buf = self.new_buffer(&ty, Storage::Arena(0));
-                let out = View::whole(buf, &ty.shape);
+                let summed = self.batch_sum_of(i);
+                self.summed_over_batch[i] = summed.is_some();
+                let out_ty = summed.unwrap_or(ty);
+                let buf = self.new_buffer(&out_ty, Storage::Arena(0));
+                let out = View::whole(buf, &out_ty.shape);
                 self.steps.push(Step::MatMul {
                     node: i,
                     a,
                     b,
                     out: out.clone(),
+                    sum_batch: self.summed_over_batch[i],
                 });
                 Val::View(out)
             }

@@ -87,10 +87,23 @@ impl Program {
                 let lanes = self.code.kernels[self.kernel_of_step[s].expect("a kernel")].lanes;
                 (StepKind::Kernel, self.kernel_text(k, lanes))
             }
-            Step::MatMul { node, a, b, .. } => (
-                StepKind::Gemm,
-                format!("matmul %{node} {:?} @ {:?}", a.shape, b.shape),
-            ),
+            Step::MatMul {
+                node,
+                a,
+                b,
+                sum_batch,
+                ..
+            } => {
+                let summed = if *sum_batch {
+                    " summed over the batch"
+                } else {
+                    ""
+                };
+                (
+                    StepKind::Gemm,
+                    format!("matmul %{node} {:?} @ {:?}{summed}", a.shape, b.shape),
+                )
+            }
             Step::Library { node, .. } => (
                 StepKind::Library,
                 format!("library %{node} {}", self.graph.nodes[*node].op.name()),
@@ -172,10 +185,17 @@ impl Program {
                         let _ = writeln!(out, "{indent}      {how} {}", view(&o.view));
                     }
                 }
-                Step::MatMul { a, b, out: o, .. } => {
+                Step::MatMul {
+                    a,
+                    b,
+                    out: o,
+                    sum_batch,
+                    ..
+                } => {
+                    let how = if *sum_batch { "sums into" } else { "writes" };
                     let _ = writeln!(
                         out,
-                        "{indent}      reads {}, {}\n{indent}      writes {}",
+                        "{indent}      reads {}, {}\n{indent}      {how} {}",
                         view(a),
                         view(b),
                         view(o)

@@ -216,6 +216,36 @@ fn sixteen_lane_kernels_match_the_interpreter() {
 }
 
 #[test]
+fn sixteen_lane_divisions_and_kernels_of_many_buffers_match_the_interpreter() {
+    // With AVX-512, a square root and a division over one long run of positions (Adam's
+    // update) run on sixteen lanes, with a partial last vector; so does a kernel reading more
+    // buffers than its code keeps addresses of in registers (the others are read from the
+    // table where they are used), with two outputs.
+    let update = "graph t {\n  %0: f32[1003] = input \"m\" data\n  %1: f32[1003] = input \"v\" data\n  \
+         %2: f32[1003] = input \"p\" data\n  %3: f32[1003] = sqrt %1\n  \
+         %4: f32[1003] = const 0.00000001\n  %5: f32[1003] = add %3, %4\n  \
+         %6: f32[1003] = div %0, %5\n  %7: f32[1003] = sub %2, %6\n  output \"p2\" = %7\n}";
+    let inputs: Vec<String> = (0..13)
+        .map(|i| format!("  %{i}: f32[3, 40] = input \"a{i}\" data\n"))
+        .collect();
+    let mut sums = vec!["  %13: f32[3, 40] = exp %0\n".to_string()];
+    sums.extend((1..13).map(|i| format!("  %{}: f32[3, 40] = add %{}, %{i}\n", 13 + i, 12 + i)));
+    let many = format!(
+        "graph t {{\n{}{}  output \"y\" = %25\n  output \"e\" = %13\n}}",
+        inputs.concat(),
+        sums.concat()
+    );
+    let wide = cfg!(target_arch = "x86_64") && std::arch::is_x86_feature_detected!("avx512f");
+    for text in [update, many.as_str()] {
+        for threads in [1, 2] {
+            same_on(text, threads);
+        }
+        let (_, plan) = kernel_count(text);
+        assert_eq!(plan.contains("16 lanes"), wide, "{plan}");
+    }
+}
+
+#[test]
 fn binary_ops_match_for_floats_and_wrapping_integers() {
     for ty in ["f32[13]", "f64[6]", "i32[11]"] {
         for op in ["add", "sub", "mul", "max", "min"] {
@@ -600,6 +630,63 @@ fn kernels_and_products_split_between_threads_match() {
         for threads in [2, 3] {
             same_on(&format!("graph t {{\n  {body}\n}}"), threads);
         }
+    }
+}
+
+#[test]
+fn products_summed_over_their_batch_match_the_interpreters_sum() {
+    // A convolution's weight gradient: a batch of products whose only reader sums them over
+    // the batch is summed as it is computed (each product added, from zero, in batch order),
+    // on one thread and in bands of rows on several (uneven bands: 37 rows over 2 and 3), with
+    // a right operand read transposed; the interpreter stores the products and then sums them.
+    let summed = "graph t {\n  %0: f32[40, 37, 121] = input \"a\" data\n  \
+         %1: f32[40, 64, 121] = input \"bb\" data\n  %2: f32[40, 121, 64] = permute %1 perm=[0,2,1]\n  \
+         %3: f32[40, 37, 64] = matmul %0, %2\n  %4: f32[37, 64] = sum %3 axes=[0]\n  \
+         output \"y\" = %4\n}";
+    // Finite values of many magnitudes (the shared awkward ones make every product NaN), so
+    // that a sum in another order or of other products differs.
+    let g = text::parse(summed).expect("parses");
+    let finite = |n: usize, seed: usize| -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i * 7919 + seed) % 2003) as f32 / 97.0 - 10.0)
+            .collect()
+    };
+    let inputs = HashMap::from([
+        (
+            "a".to_string(),
+            Tensor::F32(
+                ArrayD::from_shape_vec(IxDyn(&[40, 37, 121]), finite(40 * 37 * 121, 1))
+                    .expect("sized"),
+            ),
+        ),
+        (
+            "bb".to_string(),
+            Tensor::F32(
+                ArrayD::from_shape_vec(IxDyn(&[40, 64, 121]), finite(40 * 64 * 121, 2))
+                    .expect("sized"),
+            ),
+        ),
+    ]);
+    let want = interp::run(&g, &inputs, &Options::default()).expect("the interpreter runs it");
+    for threads in [1, 2, 3] {
+        let got = compile(&g)
+            .expect("compiles")
+            .run(&|n| inputs.get(n), threads)
+            .expect("the JIT runs it");
+        assert_eq!(bits(&got["y"]), bits(&want["y"]), "{threads} threads");
+    }
+    assert!(kernel_count(summed).1.contains("summed over the batch"));
+    // Not summed as computed: a sum of 1×1 products (the interpreter folds those in eight
+    // partial sums), and products also read by another node.
+    let single = "graph t {\n  %0: f32[20, 1, 7] = input \"a\" data\n  \
+         %1: f32[20, 7, 1] = input \"bb\" data\n  %2: f32[20, 1, 1] = matmul %0, %1\n  \
+         %3: f32[1, 1] = sum %2 axes=[0]\n  output \"y\" = %3\n}";
+    let shared = "graph t {\n  %0: f32[5, 3, 7] = input \"a\" data\n  \
+         %1: f32[5, 7, 4] = input \"bb\" data\n  %2: f32[5, 3, 4] = matmul %0, %1\n  \
+         %3: f32[3, 4] = sum %2 axes=[0]\n  output \"y\" = %3\n  output \"p\" = %2\n}";
+    for text in [single, shared] {
+        same_on(text, 1);
+        assert!(!kernel_count(text).1.contains("summed"), "{text}");
     }
 }
 

@@ -1,9 +1,9 @@
 //! Kernels on sixteen lanes. Cranelift emits 128-bit vectors only, so a kernel dominated by
-//! arithmetic (an LSTM's gates: five exponentials and five divisions per element; Adam's update)
-//! runs a quarter as wide as the processor allows. On a processor with AVX-512, such a kernel
-//! runs here instead: a small interpreter of the kernel's expression whose every instruction
-//! computes 256 positions (sixteen 16-lane vectors), so the cost of dispatching an instruction is
-//! shared by 256 elements and each operation is one AVX-512 instruction per vector.
+//! arithmetic (an LSTM's gates: five exponentials and five divisions per element; Adam's update:
+//! a square root and a division) runs a quarter as wide as the processor allows. On a processor
+//! with AVX-512, such a kernel runs here instead: its expression is assembled into AVX-512
+//! machine code that computes sixteen positions at a time with every value in a register, and
+//! the code is placed in the plan's JIT module beside the Cranelift code.
 //!
 //! Each instruction is the operation the Cranelift code performs (`codegen`), so both agree bit
 //! for bit with the interpreter: IEEE arithmetic, the interpreter's `max`/`min` with their NaN
@@ -17,20 +17,33 @@ use super::codegen::Layout;
 use super::plan::{BufId, ExprNode, ExprOp, Kernel};
 use crate::ir::composite::{self, Operand};
 use crate::ir::{CmpOp, DType, Op};
-#[cfg(target_arch = "x86_64")]
 use crate::tensor::math;
+use iced_x86::code_asm::{
+    AsmRegister64, AsmRegisterZmm, CodeAssembler, IcedError, cl, dword_bcst, dword_ptr, eax, k1,
+    k2, k3, k4, qword_ptr, r8, r9, r10, r11, r12, r13, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi,
+    zmmword_ptr,
+};
 
-/// The elements one instruction computes: sixteen vectors of sixteen lanes. Many vectors per
-/// instruction also keep a vector's store and the next instruction's load of it far apart
-/// (a load right after the store of a 64-byte vector waits on some processors).
-const TILE: usize = 256;
+/// The positions one vector computes, and its bytes.
 const LANES: usize = 16;
-const VECTORS: usize = TILE / LANES;
+const VECTOR_BYTES: i32 = 4 * LANES as i32;
 
 /// The narrowest innermost loop worth running here: below it most lanes would idle.
 const MIN_INNER: usize = 16;
 
-/// One instruction: computes an expression node's value at the tile's positions.
+/// The registers that hold the expression's values; the rest of the 32 are the scratch
+/// registers of the multi-step operations (`exp`, `sigmoid`, `tanh`, `max`).
+const VALUE_REGISTERS: usize = 24;
+
+/// The general registers that hold the first accesses' addresses; the others are read from
+/// the table (`rdi`) where they are used.
+const ADDRESS_REGISTERS: [AsmRegister64; 10] = [r8, r9, r10, r11, rbx, rbp, r12, r13, r14, r15];
+
+/// The assembled code of a row: `row(addresses, len, constants)` computes positions `0..len`
+/// of the innermost loop, where `addresses[a]` is access `a`'s address at position 0.
+type RowFn = unsafe extern "C" fn(addresses: *const *mut u8, len: usize, constants: *const u32);
+
+/// One instruction: computes an expression node's value at a vector's positions.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Instr {
     /// Access `a` (a load): its contiguous elements, or its one element on every lane.
@@ -69,6 +82,35 @@ enum Instr {
     Copy(usize),
 }
 
+/// A kernel assembled for sixteen lanes, whose code is not yet placed in memory.
+pub struct Assembled {
+    /// The machine code of a row ([`RowFn`]): position-independent, it reads its constants
+    /// through a register.
+    pub code: Vec<u8>,
+    dims: Vec<usize>,
+    accesses: Vec<(BufId, i64, Vec<i64>)>,
+    broadcast: Vec<bool>,
+    constants: Vec<u32>,
+}
+
+impl Assembled {
+    /// The kernel whose row code has been placed at `address`.
+    ///
+    /// # Safety
+    /// `address` holds a copy of `self.code`, executable, for as long as the kernel runs.
+    pub unsafe fn placed_at(self, address: *const u8) -> WideKernel {
+        WideKernel {
+            dims: self.dims,
+            accesses: self.accesses,
+            broadcast: self.broadcast,
+            constants: self.constants.into_boxed_slice(),
+            // SAFETY: the caller's guarantee; the code follows the C calling convention with
+            // the parameters of `RowFn` (`Rows::prologue`).
+            row: unsafe { std::mem::transmute::<*const u8, RowFn>(address) },
+        }
+    }
+}
+
 /// A kernel that runs on sixteen lanes.
 #[derive(Debug)]
 pub struct WideKernel {
@@ -77,19 +119,17 @@ pub struct WideKernel {
     /// Per access (the loads, then the outputs): its buffer, its first element's byte offset,
     /// and its byte strides along `dims`.
     accesses: Vec<(BufId, i64, Vec<i64>)>,
-    /// The instructions that compute something an output needs, in order, each with the slot
-    /// it writes; operands name slots.
-    program: Vec<(usize, Instr)>,
-    /// How many slots of 256 values the program uses.
-    slots: usize,
-    /// The outputs: the slot whose values each stores, and its access.
-    outs: Vec<(usize, usize)>,
+    /// Per access: whether it reads one element for the whole innermost loop.
+    broadcast: Vec<bool>,
+    /// The constants the row code reads, as bits.
+    constants: Box<[u32]>,
+    row: RowFn,
 }
 
 impl WideKernel {
-    /// The kernel on sixteen lanes, when this processor has AVX-512 and the kernel qualifies
-    /// (see the module's description); `lay` is the layout its Cranelift code uses.
-    pub fn new(k: &Kernel, lay: &Layout, dtypes: &[DType]) -> Option<WideKernel> {
+    /// The kernel assembled for sixteen lanes, when this processor has AVX-512 and the kernel
+    /// qualifies (see the module's description); `lay` is the layout its Cranelift code uses.
+    pub fn assemble(k: &Kernel, lay: &Layout, dtypes: &[DType]) -> Option<Assembled> {
         if !available() || std::env::var("NNL_JIT_WIDE").is_ok_and(|v| v == "0") {
             return None;
         }
@@ -119,7 +159,7 @@ impl WideKernel {
         {
             return None;
         }
-        // A tile is read whole before it is written: an output may share a buffer with a load
+        // A position is read before it is written: an output may share a buffer with a load
         // only through the very same view (an update in place).
         for o in &k.outs {
             let same_buffer = k.loads.iter().filter(|v| v.buf == o.view.buf);
@@ -127,7 +167,7 @@ impl WideKernel {
                 return None;
             }
         }
-        let broadcast: Vec<bool> = (0..loads).map(|a| inner(a) == 0).collect();
+        let broadcast: Vec<bool> = (0..accesses.len()).map(|a| inner(a) == 0).collect();
         let mut instrs = k
             .expr
             .iter()
@@ -153,25 +193,33 @@ impl WideKernel {
                 }
             }
         }
-        // Sixteen lanes pay where arithmetic dominates; a kernel of a few cheap operations per
-        // element runs faster in registers on four.
+        // Sixteen lanes pay where arithmetic dominates: exponentials, or the divider (Adam's
+        // square root and division) over one long run of positions. A kernel of a few cheap
+        // operations per element is bound by memory on four lanes already, and one of many
+        // short rows pays a call per row here.
         let transcendental =
             |i: &Instr| matches!(i, Instr::Exp(_) | Instr::Sigmoid(_) | Instr::Tanh(_));
-        if !instrs.iter().any(transcendental) {
+        let divides = |i: &Instr| matches!(i, Instr::Div(..) | Instr::Sqrt(_));
+        let pays = instrs.iter().any(transcendental) || (last == 0 && instrs.iter().any(divides));
+        if !pays {
             return None;
         }
         let (program, slot_of, slots) = allocate(&instrs, &outputs);
-        let outs = outputs
+        if slots > VALUE_REGISTERS {
+            return None;
+        }
+        let outs: Vec<(usize, usize)> = outputs
             .iter()
             .enumerate()
             .map(|(i, &value)| (slot_of[value], loads + i))
             .collect();
-        Some(WideKernel {
+        let (code, constants) = Rows::assemble(&program, &outs, accesses.len()).ok()?;
+        Some(Assembled {
+            code,
             dims: lay.dims.clone(),
             accesses,
-            program,
-            slots,
-            outs,
+            broadcast,
+            constants,
         })
     }
 
@@ -182,37 +230,35 @@ impl WideKernel {
     /// The kernel was planned for the buffers `table` holds, and this processor has AVX-512
     /// (a `WideKernel` exists only then).
     pub unsafe fn run(&self, table: *const *mut u8, begin: i64, end: i64, split: bool) {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: the caller's guarantee.
-        unsafe {
-            self.run_avx512(table, begin as usize, end as usize, split)
-        };
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = (table, begin, end, split);
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn run_avx512(&self, table: *const *mut u8, begin: usize, end: usize, split: bool) {
-        use std::arch::x86_64::{__m512, _mm512_setzero_ps};
         if self.dims.contains(&0) {
             return;
         }
+        let (begin, end) = (begin as usize, end as usize);
         let bases: Vec<*mut u8> = self
             .accesses
             .iter()
             // SAFETY: `table` holds an address for every buffer of the plan.
             .map(|(buf, offset, _)| unsafe { (*table.add(*buf)).offset(*offset as isize) })
             .collect();
-        let mut values: Vec<[__m512; VECTORS]> = vec![[_mm512_setzero_ps(); VECTORS]; self.slots];
-        let mut at = bases.clone();
         let last = self.dims.len() - 1;
         let range = |n: usize| if split { begin..end } else { 0..n };
+        let constants = self.constants.as_ptr();
         if last == 0 {
-            // SAFETY: the range lies within the loop's extent.
-            unsafe { self.row(&bases, range(self.dims[0]), &mut values) };
+            let positions = range(self.dims[0]);
+            let at: Vec<*mut u8> = bases
+                .iter()
+                .zip(&self.broadcast)
+                .map(|(&base, &broadcast)| {
+                    let skip = if broadcast { 0 } else { positions.start * 4 };
+                    base.wrapping_add(skip)
+                })
+                .collect();
+            // SAFETY: `at` addresses the range's first position of every access, and the
+            // range lies within the loop's extent.
+            unsafe { (self.row)(at.as_ptr(), positions.len(), constants) };
             return;
         }
+        let mut at = bases.clone();
         // The positions of the outer loops, the first within its range.
         let mut index = vec![0usize; last];
         let outer = range(self.dims[0]);
@@ -226,7 +272,7 @@ impl WideKernel {
                 at[a] = bases[a].wrapping_offset(offset as isize);
             }
             // SAFETY: `at` addresses this row of every access.
-            unsafe { self.row(&at, 0..self.dims[last], &mut values) };
+            unsafe { (self.row)(at.as_ptr(), self.dims[last], constants) };
             let mut d = last - 1;
             loop {
                 index[d] += 1;
@@ -242,102 +288,333 @@ impl WideKernel {
             }
         }
     }
+}
 
-    /// The positions `range` of the vector loop, where access `a` starts at `at[a]`.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn row(
-        &self,
-        at: &[*mut u8],
-        range: std::ops::Range<usize>,
-        values: &mut [[std::arch::x86_64::__m512; VECTORS]],
-    ) {
-        use simd::*;
-        use std::arch::x86_64::*;
-        let mut start = range.start;
-        while start < range.end {
-            let len = (range.end - start).min(TILE);
-            let masks: [u16; VECTORS] = std::array::from_fn(|j| {
-                let active = len.saturating_sub(j * LANES).min(LANES);
-                ((1u32 << active) - 1) as u16
-            });
-            // The vectors with an active lane.
-            let count = len.div_ceil(LANES);
-            let slots = values.as_mut_ptr();
-            for &(i, ref instr) in &self.program {
-                // Instruction writes slot `i`, which none of its operands is (`allocate`).
-                macro_rules! v {
-                    ($x:expr, $j:expr) => {
-                        // SAFETY: every slot number is below the number of slots.
-                        unsafe { (*slots.add($x))[$j] }
-                    };
-                }
-                macro_rules! each {
-                    (|$j:ident| $e:expr) => {
-                        for $j in 0..count {
-                            let value = $e;
-                            // SAFETY: `i` < the number of slots, and no operand is slot `i`.
-                            unsafe { (*slots.add(i))[$j] = value };
-                        }
-                    };
-                }
-                match *instr {
-                    Instr::Load {
-                        access,
-                        broadcast: true,
-                    } => {
-                        // SAFETY: a broadcast access reads one element per row.
-                        let x = _mm512_set1_ps(unsafe { *at[access].cast::<f32>() });
-                        each!(|j| x)
-                    }
-                    Instr::Load {
-                        access,
-                        broadcast: false,
-                    } => {
-                        let p = at[access].cast::<f32>();
-                        // SAFETY: the active lanes lie within the row.
-                        each!(|j| unsafe { load(p.add(start + j * LANES), masks[j]) })
-                    }
-                    Instr::Const(c) => {
-                        let c = _mm512_set1_ps(c);
-                        each!(|j| c)
-                    }
-                    Instr::Neg(x) => each!(|j| xor(v!(x, j), _mm512_set1_ps(-0.0))),
-                    Instr::Sqrt(x) => each!(|j| _mm512_sqrt_ps(v!(x, j))),
-                    Instr::Exp(x) => each!(|j| exp(v!(x, j))),
-                    Instr::Sigmoid(x) => each!(|j| sigmoid(v!(x, j))),
-                    Instr::Tanh(x) => each!(|j| tanh(v!(x, j))),
-                    Instr::InRecipe => {}
-                    Instr::Add(a, b) => each!(|j| _mm512_add_ps(v!(a, j), v!(b, j))),
-                    Instr::Sub(a, b) => each!(|j| _mm512_sub_ps(v!(a, j), v!(b, j))),
-                    Instr::Mul(a, b) => each!(|j| _mm512_mul_ps(v!(a, j), v!(b, j))),
-                    Instr::Div(a, b) => each!(|j| _mm512_div_ps(v!(a, j), v!(b, j))),
-                    Instr::Max(a, b) => each!(|j| pick::<_CMP_GT_OQ>(v!(a, j), v!(b, j))),
-                    Instr::Min(a, b) => each!(|j| pick::<_CMP_LT_OQ>(v!(a, j), v!(b, j))),
-                    Instr::Cmp(c, a, b) => each!(|j| compare(c, v!(a, j), v!(b, j))),
-                    Instr::And(a, b) => each!(|j| and(v!(a, j), v!(b, j))),
-                    Instr::Or(a, b) => each!(|j| or(v!(a, j), v!(b, j))),
-                    Instr::Not(x) => each!(|j| xor(v!(x, j), all_ones())),
-                    Instr::Select(m, a, b) => each!(|j| select(v!(m, j), v!(a, j), v!(b, j))),
-                    Instr::MaskToF32(x) => each!(|j| and(v!(x, j), _mm512_set1_ps(1.0))),
-                    Instr::F32ToMask(x) => each!(|j| {
-                        mask_vector(_mm512_cmp_ps_mask::<_CMP_NEQ_UQ>(
-                            v!(x, j),
-                            _mm512_setzero_ps(),
-                        ))
-                    }),
-                    Instr::Copy(x) => each!(|j| v!(x, j)),
-                }
-            }
-            for &(value, access) in &self.outs {
-                let p = at[access].cast::<f32>();
-                for (j, &m) in masks.iter().enumerate().take(count) {
-                    // SAFETY: the active lanes lie within the row; the output is contiguous.
-                    unsafe { store(p.add(start + j * LANES), m, values[value][j]) };
-                }
-            }
-            start += len;
+/// The 32 vector registers: values in the first [`VALUE_REGISTERS`], scratch above.
+const ZMM: [AsmRegisterZmm; 32] = {
+    use iced_x86::code_asm::*;
+    [
+        zmm0, zmm1, zmm2, zmm3, zmm4, zmm5, zmm6, zmm7, zmm8, zmm9, zmm10, zmm11, zmm12, zmm13,
+        zmm14, zmm15, zmm16, zmm17, zmm18, zmm19, zmm20, zmm21, zmm22, zmm23, zmm24, zmm25, zmm26,
+        zmm27, zmm28, zmm29, zmm30, zmm31,
+    ]
+};
+
+/// Scratch register `i` (0..8).
+fn scratch(i: usize) -> AsmRegisterZmm {
+    ZMM[VALUE_REGISTERS + i]
+}
+
+/// `vcmpps` predicates: the comparisons Cranelift's `FloatCC` names (ordered, except "not
+/// equal"), and "unordered" (a NaN operand).
+fn predicate(c: CmpOp) -> i32 {
+    match c {
+        CmpOp::Eq => 0x00,
+        CmpOp::Ne => 0x04,
+        CmpOp::Lt => LESS,
+        CmpOp::Le => 0x12,
+        CmpOp::Gt => GREATER,
+        CmpOp::Ge => 0x1D,
+    }
+}
+const LESS: i32 = 0x11;
+const GREATER: i32 = 0x1E;
+const UNORDERED: i32 = 0x03;
+
+/// The assembler of a row's code, and the constants the code reads (as bits, through `rdx`).
+struct Rows {
+    a: CodeAssembler,
+    constants: Vec<u32>,
+}
+
+impl Rows {
+    /// The code of a row of `program` that stores `outs` (value slot, access) for `accesses`
+    /// addresses, and the constants it reads.
+    fn assemble(
+        program: &[(usize, Instr)],
+        outs: &[(usize, usize)],
+        accesses: usize,
+    ) -> Result<(Vec<u8>, Vec<u32>), IcedError> {
+        let mut r = Rows {
+            a: CodeAssembler::new(64)?,
+            constants: Vec::new(),
+        };
+        let saved = [rbx, rbp, r12, r13, r14, r15];
+        for reg in saved {
+            r.a.push(reg)?;
         }
+        // k1: the lanes of the last, partial vector (none when there is none).
+        r.a.mov(rcx, rsi)?;
+        r.a.and(rcx, LANES as i32 - 1)?;
+        r.a.mov(rax, 1u64)?;
+        r.a.shl(rax, cl)?;
+        r.a.dec(rax)?;
+        r.a.kmovw(k1, eax)?;
+        for (i, &reg) in ADDRESS_REGISTERS.iter().take(accesses).enumerate() {
+            r.a.mov(reg, qword_ptr(rdi + 8 * i as i32))?;
+        }
+        // rax: the byte offset of the current vector; rcx: the bytes of the whole vectors.
+        let mut whole = r.a.create_label();
+        let mut partial = r.a.create_label();
+        let mut done = r.a.create_label();
+        r.a.xor(rax, rax)?;
+        r.a.mov(rcx, rsi)?;
+        r.a.and(rcx, -(LANES as i32))?;
+        r.a.shl(rcx, 2)?;
+        r.a.set_label(&mut whole)?;
+        r.a.cmp(rax, rcx)?;
+        r.a.jae(partial)?;
+        r.body(program, outs, false)?;
+        r.a.add(rax, VECTOR_BYTES)?;
+        r.a.jmp(whole)?;
+        r.a.set_label(&mut partial)?;
+        r.a.kortestw(k1, k1)?;
+        r.a.jz(done)?;
+        r.body(program, outs, true)?;
+        r.a.set_label(&mut done)?;
+        r.a.vzeroupper()?;
+        for reg in saved.into_iter().rev() {
+            r.a.pop(reg)?;
+        }
+        r.a.ret()?;
+        let code = r.a.assemble(0)?;
+        Ok((code, r.constants))
+    }
+
+    /// A register holding access `a`'s address: its own, or `rsi` loaded from the table.
+    fn address(&mut self, a: usize) -> Result<AsmRegister64, IcedError> {
+        match ADDRESS_REGISTERS.get(a) {
+            Some(&reg) => Ok(reg),
+            None => {
+                self.a.mov(rsi, qword_ptr(rdi + 8 * a as i32))?;
+                Ok(rsi)
+            }
+        }
+    }
+
+    /// The constant with these bits, broadcast from the table.
+    fn bits(&mut self, bits: u32) -> iced_x86::code_asm::AsmMemoryOperand {
+        let i = match self.constants.iter().position(|&c| c == bits) {
+            Some(i) => i,
+            None => {
+                self.constants.push(bits);
+                self.constants.len() - 1
+            }
+        };
+        dword_bcst(rdx + 4 * i as i32)
+    }
+
+    fn constant(&mut self, c: f32) -> iced_x86::code_asm::AsmMemoryOperand {
+        self.bits(c.to_bits())
+    }
+
+    /// `d` = the constant `c` on every lane.
+    fn splat(&mut self, d: AsmRegisterZmm, c: f32) -> Result<(), IcedError> {
+        let at = self.constant(c);
+        self.a.vbroadcastss(d, dword_ptr(at))
+    }
+
+    /// One vector of positions at `rax` (when `partial`, the lanes of k1; the others are zero).
+    fn body(
+        &mut self,
+        program: &[(usize, Instr)],
+        outs: &[(usize, usize)],
+        partial: bool,
+    ) -> Result<(), IcedError> {
+        for &(slot, instr) in program {
+            self.instr(ZMM[slot], instr, partial)?;
+        }
+        for &(slot, access) in outs {
+            let at = zmmword_ptr(self.address(access)? + rax);
+            if partial {
+                self.a.vmovups(at.k1(), ZMM[slot])?;
+            } else {
+                self.a.vmovups(at, ZMM[slot])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Instruction `instr`, into `d` (which none of its operands is: `allocate`).
+    fn instr(&mut self, d: AsmRegisterZmm, instr: Instr, partial: bool) -> Result<(), IcedError> {
+        let v = |x: usize| ZMM[x];
+        match instr {
+            Instr::Load {
+                access,
+                broadcast: true,
+            } => {
+                let base = self.address(access)?;
+                self.a.vbroadcastss(d, dword_ptr(base))
+            }
+            Instr::Load {
+                access,
+                broadcast: false,
+            } => {
+                let at = zmmword_ptr(self.address(access)? + rax);
+                if partial {
+                    self.a.vmovups(d.k1().z(), at)
+                } else {
+                    self.a.vmovups(d, at)
+                }
+            }
+            Instr::Const(c) => self.splat(d, c),
+            Instr::Neg(x) => {
+                let sign = self.constant(-0.0);
+                self.a.vpxord(d, v(x), sign)
+            }
+            Instr::Sqrt(x) => self.a.vsqrtps(d, v(x)),
+            Instr::Exp(x) => self.exp(d, v(x)),
+            Instr::Sigmoid(x) => self.sigmoid(d, v(x)),
+            Instr::Tanh(x) => self.tanh(d, v(x)),
+            // A recipe's inner step: never live (`spelled_out`), so never in a program.
+            Instr::InRecipe => Ok(()),
+            Instr::Add(a, b) => self.a.vaddps(d, v(a), v(b)),
+            Instr::Sub(a, b) => self.a.vsubps(d, v(a), v(b)),
+            Instr::Mul(a, b) => self.a.vmulps(d, v(a), v(b)),
+            Instr::Div(a, b) => self.a.vdivps(d, v(a), v(b)),
+            Instr::Max(a, b) => self.pick(d, v(a), v(b), GREATER),
+            Instr::Min(a, b) => self.pick(d, v(a), v(b), LESS),
+            Instr::Cmp(c, a, b) => {
+                self.a.vcmpps(k2, v(a), v(b), predicate(c))?;
+                self.mask_vector(d)
+            }
+            Instr::And(a, b) => self.a.vpandd(d, v(a), v(b)),
+            Instr::Or(a, b) => self.a.vpord(d, v(a), v(b)),
+            Instr::Not(x) => {
+                let ones = self.bits(u32::MAX);
+                self.a.vpxord(d, v(x), ones)
+            }
+            Instr::Select(m, a, b) => {
+                // Cranelift's `bitselect`: the bits of `a` where the mask's are set, else `b`'s.
+                self.a.vmovaps(d, v(m))?;
+                self.a.vpternlogd(d, v(a), v(b), 0xCA)
+            }
+            Instr::MaskToF32(x) => {
+                let one = self.constant(1.0);
+                self.a.vpandd(d, v(x), one)
+            }
+            Instr::F32ToMask(x) => {
+                let zero = self.constant(0.0);
+                self.a.vcmpps(k2, v(x), zero, predicate(CmpOp::Ne))?;
+                self.mask_vector(d)
+            }
+            Instr::Copy(x) => self.a.vmovaps(d, v(x)),
+        }
+    }
+
+    /// `d` = the lanes of k2 as masks (all bits set where true).
+    fn mask_vector(&mut self, d: AsmRegisterZmm) -> Result<(), IcedError> {
+        self.a.vpternlogd(d.k2().z(), d, d, 0xFF)
+    }
+
+    /// `a` where `a CC b` holds or `a` is NaN, else `b`: the interpreter's `max` (CC: greater
+    /// than) and `min` (less than).
+    fn pick(
+        &mut self,
+        d: AsmRegisterZmm,
+        a: AsmRegisterZmm,
+        b: AsmRegisterZmm,
+        cc: i32,
+    ) -> Result<(), IcedError> {
+        self.a.vcmpps(k2, a, b, cc)?;
+        self.a.vcmpps(k3, a, a, UNORDERED)?;
+        self.a.korw(k2, k2, k3)?;
+        self.a.vblendmps(d.k2(), b, a)
+    }
+
+    /// `sigmoid` by its recipe: 1 / (1 + e^−x).
+    fn sigmoid(&mut self, d: AsmRegisterZmm, x: AsmRegisterZmm) -> Result<(), IcedError> {
+        let e = scratch(7);
+        let sign = self.constant(-0.0);
+        self.a.vpxord(e, x, sign)?;
+        self.exp(e, e)?;
+        let one = self.constant(1.0);
+        self.a.vaddps(e, e, one)?;
+        self.splat(d, 1.0)?;
+        self.a.vdivps(d, d, e)
+    }
+
+    /// `tanh` by its recipe: sign(x) (1 − t) / (1 + t) with t = e^−2|x|, and the odd Taylor
+    /// series for |x| < 0.1. Negative lanes in k3, small ones in k4.
+    fn tanh(&mut self, d: AsmRegisterZmm, x: AsmRegisterZmm) -> Result<(), IcedError> {
+        let [ratio, other, series, t] = [0, 1, 2, 7].map(scratch);
+        let sign = self.constant(-0.0);
+        let zero = self.constant(0.0);
+        self.a.vpxord(t, x, sign)?;
+        self.a.vcmpps(k3, x, zero, LESS)?;
+        self.a.vblendmps(t.k3(), x, t)?;
+        let tenth = self.constant(0.1f64 as f32);
+        self.a.vcmpps(k4, t, tenth, LESS)?;
+        let minus_two = self.constant(-2.0);
+        self.a.vmulps(t, t, minus_two)?;
+        self.exp(t, t)?;
+        self.splat(ratio, 1.0)?;
+        self.a.vsubps(ratio, ratio, t)?;
+        let one = self.constant(1.0);
+        self.a.vaddps(other, t, one)?;
+        self.a.vdivps(ratio, ratio, other)?;
+        self.a.vpxord(other, ratio, sign)?;
+        self.a.vblendmps(ratio.k3(), ratio, other)?;
+        let x2 = other;
+        self.a.vmulps(x2, x, x)?;
+        let c3 = self.constant((2.0f64 / 15.0) as f32);
+        self.a.vmulps(series, x2, c3)?;
+        let c1 = self.constant((-1.0f64 / 3.0) as f32);
+        self.a.vaddps(series, series, c1)?;
+        self.a.vmulps(series, x2, series)?;
+        self.a.vaddps(series, series, one)?;
+        self.a.vmulps(series, x, series)?;
+        self.a.vblendmps(d.k4(), ratio, series)
+    }
+
+    /// [`math::exp_f32`], step for step, into `d` (which may be `x`; neither is one of the
+    /// first seven scratch registers). Uses k2.
+    fn exp(&mut self, d: AsmRegisterZmm, x: AsmRegisterZmm) -> Result<(), IcedError> {
+        let [clamped, n, r, r2, p, middle, low] = [0, 1, 2, 3, 4, 5, 6].map(scratch);
+        let below = self.constant(math::EXP_LOW);
+        self.a.vcmpps(k2, x, below, LESS)?;
+        self.a.vblendmps(clamped.k2(), x, below)?;
+        let above = self.constant(math::EXP_HIGH);
+        self.a.vcmpps(k2, clamped, above, GREATER)?;
+        self.a.vblendmps(clamped.k2(), clamped, above)?;
+
+        let log2e = self.constant(math::LOG2_E);
+        self.a.vmulps(n, clamped, log2e)?;
+        // Rounded to nearest, exceptions suppressed.
+        self.a.vrndscaleps(n, n, 8)?;
+        self.a.vmovaps(r, clamped)?;
+        let ln2_hi = self.constant(-math::LN2_HI);
+        self.a.vfmadd231ps(r, n, ln2_hi)?;
+        let ln2_lo = self.constant(-math::LN2_LO);
+        self.a.vfmadd231ps(r, n, ln2_lo)?;
+
+        self.a.vmulps(r2, r, r)?;
+        let [c7, c6, c5, c4, c3, c2] = math::EXP_TAYLOR;
+        for (reg, times, plus) in [(p, c7, c6), (middle, c5, c4), (low, c3, c2)] {
+            self.splat(reg, times)?;
+            let plus = self.constant(plus);
+            self.a.vfmadd213ps(reg, r, plus)?;
+        }
+        self.a.vfmadd213ps(p, r2, middle)?;
+        self.a.vfmadd213ps(p, r2, low)?;
+        self.a.vfmadd213ps(p, r2, r)?;
+        let one = self.constant(1.0);
+        self.a.vaddps(p, p, one)?;
+
+        // n is a whole number in [-151, 129] here (NaN lanes are replaced below): 2^n as two
+        // powers, each a normal number.
+        let (whole, half) = (n, middle);
+        self.a.vcvtps2dq(whole, n)?;
+        self.a.vpsrad(half, whole, 1)?;
+        self.a.vpsubd(whole, whole, half)?;
+        let bias = self.bits(127);
+        for power in [half, whole] {
+            self.a.vpaddd(power, power, bias)?;
+            self.a.vpslld(power, power, 23)?;
+            self.a.vmulps(p, p, power)?;
+        }
+        self.a.vcmpps(k2, x, x, UNORDERED)?;
+        self.a.vblendmps(d.k2(), p, x)
     }
 }
 
@@ -395,10 +672,10 @@ impl Instr {
     }
 }
 
-/// The instructions that `outputs` need, each with the slot it writes, reading slots; the slot
-/// of every instruction; the number of slots. A slot is reused once its value has been read for
-/// the last time: an LSTM's gate kernel has 81 instructions, most the steps of recipes computed
-/// in registers, and a slot each (81 KB per tile) kept it out of the first-level cache.
+/// The instructions that `outputs` need, each with the slot (vector register) it writes,
+/// reading slots; the slot of every instruction; the number of slots. A slot is reused once its
+/// value has been read for the last time: an LSTM's gate kernel has 81 instructions, most the
+/// steps of recipes computed in scratch registers, and needs few slots.
 fn allocate(instrs: &[Instr], outputs: &[usize]) -> (Vec<(usize, Instr)>, Vec<usize>, usize) {
     let mut live = vec![false; instrs.len()];
     for &o in outputs {
@@ -533,190 +810,5 @@ fn available() -> bool {
     #[cfg(not(target_arch = "x86_64"))]
     {
         false
-    }
-}
-
-/// The sixteen-lane operations, each the one the Cranelift code performs on four lanes.
-#[cfg(target_arch = "x86_64")]
-mod simd {
-    use super::math;
-    use crate::ir::CmpOp;
-    use std::arch::x86_64::*;
-
-    /// The lanes of `mask` from `p` (zeros elsewhere); a whole vector by a plain load, which
-    /// some processors run faster than a masked one.
-    ///
-    /// # Safety
-    /// The active lanes are readable.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    pub unsafe fn load(p: *const f32, mask: u16) -> __m512 {
-        // SAFETY: the caller's guarantee.
-        unsafe {
-            if mask == u16::MAX {
-                _mm512_loadu_ps(p)
-            } else {
-                _mm512_maskz_loadu_ps(mask, p)
-            }
-        }
-    }
-
-    /// Stores the lanes of `mask` at `p`, a whole vector by a plain store.
-    ///
-    /// # Safety
-    /// The active lanes are writable.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    pub unsafe fn store(p: *mut f32, mask: u16, x: __m512) {
-        // SAFETY: the caller's guarantee.
-        unsafe {
-            if mask == u16::MAX {
-                _mm512_storeu_ps(p, x)
-            } else if mask != 0 {
-                _mm512_mask_storeu_ps(p, mask, x)
-            }
-        }
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    pub fn and(a: __m512, b: __m512) -> __m512 {
-        _mm512_castsi512_ps(_mm512_and_si512(
-            _mm512_castps_si512(a),
-            _mm512_castps_si512(b),
-        ))
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    pub fn or(a: __m512, b: __m512) -> __m512 {
-        _mm512_castsi512_ps(_mm512_or_si512(
-            _mm512_castps_si512(a),
-            _mm512_castps_si512(b),
-        ))
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    pub fn xor(a: __m512, b: __m512) -> __m512 {
-        _mm512_castsi512_ps(_mm512_xor_si512(
-            _mm512_castps_si512(a),
-            _mm512_castps_si512(b),
-        ))
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    pub fn all_ones() -> __m512 {
-        _mm512_castsi512_ps(_mm512_set1_epi32(-1))
-    }
-
-    /// A comparison's result as lane masks, all bits set where true.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    pub fn mask_vector(k: __mmask16) -> __m512 {
-        _mm512_castsi512_ps(_mm512_maskz_mov_epi32(k, _mm512_set1_epi32(-1)))
-    }
-
-    /// Cranelift's `bitselect`: the bits of `a` where `mask` has them set, else those of `b`.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    pub fn select(mask: __m512, a: __m512, b: __m512) -> __m512 {
-        let [m, a, b] = [mask, a, b].map(|x| _mm512_castps_si512(x));
-        _mm512_castsi512_ps(_mm512_ternarylogic_epi32::<0xCA>(m, a, b))
-    }
-
-    /// `a` where `a CC b` holds or `a` is NaN, else `b`: the interpreter's `max` (CC: greater
-    /// than) and `min` (less than).
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    pub fn pick<const CC: i32>(a: __m512, b: __m512) -> __m512 {
-        let take_a = _mm512_cmp_ps_mask::<CC>(a, b) | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(a, a);
-        _mm512_mask_blend_ps(take_a, b, a)
-    }
-
-    /// The comparisons Cranelift's `FloatCC` names: ordered, except "not equal".
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    pub fn compare(c: CmpOp, a: __m512, b: __m512) -> __m512 {
-        mask_vector(match c {
-            CmpOp::Eq => _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(a, b),
-            CmpOp::Ne => _mm512_cmp_ps_mask::<_CMP_NEQ_UQ>(a, b),
-            CmpOp::Lt => _mm512_cmp_ps_mask::<_CMP_LT_OQ>(a, b),
-            CmpOp::Le => _mm512_cmp_ps_mask::<_CMP_LE_OQ>(a, b),
-            CmpOp::Gt => _mm512_cmp_ps_mask::<_CMP_GT_OQ>(a, b),
-            CmpOp::Ge => _mm512_cmp_ps_mask::<_CMP_GE_OQ>(a, b),
-        })
-    }
-
-    /// `sigmoid` by its recipe: 1 / (1 + e^−x).
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    pub fn sigmoid(x: __m512) -> __m512 {
-        let one = _mm512_set1_ps(1.0);
-        let e = exp(xor(x, _mm512_set1_ps(-0.0)));
-        _mm512_div_ps(one, _mm512_add_ps(one, e))
-    }
-
-    /// `tanh` by its recipe: sign(x) (1 − t) / (1 + t) with t = e^−2|x|, and the odd Taylor
-    /// series for |x| < 0.1.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    pub fn tanh(x: __m512) -> __m512 {
-        let zero = _mm512_setzero_ps();
-        let one = _mm512_set1_ps(1.0);
-        let negative = compare(CmpOp::Lt, x, zero);
-        let abs = select(negative, xor(x, _mm512_set1_ps(-0.0)), x);
-        let t = exp(_mm512_mul_ps(_mm512_set1_ps(-2.0), abs));
-        let ratio = _mm512_div_ps(_mm512_sub_ps(one, t), _mm512_add_ps(one, t));
-        let signed = select(negative, xor(ratio, _mm512_set1_ps(-0.0)), ratio);
-        let x2 = _mm512_mul_ps(x, x);
-        let inner = _mm512_mul_ps(x2, _mm512_set1_ps((2.0f64 / 15.0) as f32));
-        let inner = _mm512_add_ps(_mm512_set1_ps((-1.0f64 / 3.0) as f32), inner);
-        let inner = _mm512_mul_ps(x2, inner);
-        let inner = _mm512_add_ps(one, inner);
-        let series = _mm512_mul_ps(x, inner);
-        let small = compare(CmpOp::Lt, abs, _mm512_set1_ps(0.1f64 as f32));
-        select(small, series, signed)
-    }
-
-    /// [`math::exp_f32`] on sixteen lanes, step for step.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    pub fn exp(x: __m512) -> __m512 {
-        let low = _mm512_set1_ps(math::EXP_LOW);
-        let below = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, low);
-        let clamped = _mm512_mask_blend_ps(below, x, low);
-        let high = _mm512_set1_ps(math::EXP_HIGH);
-        let above = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(clamped, high);
-        let clamped = _mm512_mask_blend_ps(above, clamped, high);
-
-        let n = _mm512_mul_ps(clamped, _mm512_set1_ps(math::LOG2_E));
-        let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(n);
-        let r = _mm512_fmadd_ps(n, _mm512_set1_ps(-math::LN2_HI), clamped);
-        let r = _mm512_fmadd_ps(n, _mm512_set1_ps(-math::LN2_LO), r);
-
-        let r2 = _mm512_mul_ps(r, r);
-        let [c7, c6, c5, c4, c3, c2] = math::EXP_TAYLOR.map(|c| _mm512_set1_ps(c));
-        let high = _mm512_fmadd_ps(c7, r, c6);
-        let middle = _mm512_fmadd_ps(c5, r, c4);
-        let low = _mm512_fmadd_ps(c3, r, c2);
-        let p = _mm512_fmadd_ps(high, r2, middle);
-        let p = _mm512_fmadd_ps(p, r2, low);
-        let tail = _mm512_fmadd_ps(r2, p, r);
-        let p = _mm512_add_ps(_mm512_set1_ps(1.0), tail);
-
-        // n is a whole number in [-151, 129] here (NaN lanes are replaced below).
-        let n = _mm512_cvtps_epi32(n);
-        let half = _mm512_srai_epi32::<1>(n);
-        let rest = _mm512_sub_epi32(n, half);
-        let bias = _mm512_set1_epi32(127);
-        let mut y = p;
-        for k in [half, rest] {
-            let power = _mm512_slli_epi32::<23>(_mm512_add_epi32(k, bias));
-            y = _mm512_mul_ps(y, _mm512_castsi512_ps(power));
-        }
-        let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x, x);
-        _mm512_mask_blend_ps(nan, y, x)
     }
 }
