@@ -29,7 +29,7 @@ pub const MAX_SOURCE_BYTES: u64 = 64 << 20;
 
 /// The memory a check takes per byte of source, rounded up from the largest: a check keeping
 /// the types, summaries and facts (the language server, `nnlc run`) takes 33–38 bytes of heap
-/// per byte (`tests/check_memory.rs`); `nnlc check`, which keeps the diagnostics alone, 20–30
+/// per byte (`tests/check_memory.rs`); `nnlc check`, which keeps the diagnostics alone, 19–28
 /// bytes of resident memory (`tools/check_scaling.py` at 1 to 50 MB). One figure for every
 /// reader of sources, so the refusal is never too late.
 pub const CHECK_BYTES_PER_SOURCE_BYTE: u128 = 50;

@@ -190,7 +190,7 @@ struct Resolver<'a> {
 
 impl Resolver<'_> {
     fn add_module(&mut self, name: String, file: FileId, is_std: bool) -> usize {
-        let (ast, diags) = crate::syntax::parse(file, &self.sources.file(file).text.clone());
+        let (ast, diags) = crate::syntax::parse(file, &self.sources.file(file).text);
         self.diags.extend(diags);
         self.modules.push(ModuleInfo {
             name,

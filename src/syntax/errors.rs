@@ -14,6 +14,9 @@ pub(super) fn describe(file: FileId, text: &str, offset: usize, err: &Error<Rule
         InputLocation::Span((s, _)) => s,
     };
     let pos = offset + chunk_pos;
+    if std::env::var("NNL_DEBUG_POSITIVES").is_ok() {
+        eprintln!("{:?}", err.variant);
+    }
     let positives: &[Rule] = match &err.variant {
         ErrorVariant::ParsingError { positives, .. } => positives,
         ErrorVariant::CustomError { .. } => &[],
@@ -479,16 +482,8 @@ fn describe_rule(r: Rule) -> Option<&'static str> {
     Some(match r {
         Rule::ident | Rule::module_path | Rule::named_type => "a name",
         Rule::expr
-        | Rule::pipe
         | Rule::or_expr
-        | Rule::and_expr
-        | Rule::cmp_expr
-        | Rule::range_expr
-        | Rule::add_expr
-        | Rule::mul_expr
-        | Rule::unary
         | Rule::unary_op
-        | Rule::power
         | Rule::postfix
         | Rule::primary
         | Rule::number

@@ -50,67 +50,67 @@ pub fn parse(file: FileId, text: &str) -> (ast::Module, Vec<Diagnostic>) {
         }
         match NnlParser::parse(Rule::file, chunk) {
             Ok(mut pairs) => {
-                let (mut module, diags) =
-                    parse::module(file, from, pairs.next().expect("file pair"));
-                // Every piece is held until the whole file is parsed: without the room its
-                // list of (usually one) items grew into, which is larger than the items.
-                module.items.shrink_to_fit();
-                Piece::Parsed((module, diags))
+                Piece::Parsed(parse::module(file, from, pairs.next().expect("file pair")))
             }
             Err(e) => Piece::Failed(Box::new(e)),
         }
     };
-    // Large files are parsed a piece per thread (the pieces are independent).
-    let pieces: Vec<Piece> = if text.len() > PARALLEL_FROM {
-        use rayon::prelude::*;
-        (0..starts.len() - 1).into_par_iter().map(piece).collect()
-    } else {
-        (0..starts.len() - 1).map(piece).collect()
-    };
-    // Sized once: the items of a large file are most of its memory, and growing the list by
-    // doubling would hold up to twice them.
-    let parsed_items = pieces
-        .iter()
-        .map(|p| match p {
-            Piece::Parsed((module, _)) => module.items.len(),
-            Piece::TooDeep(_) | Piece::Failed(_) => 0,
-        })
-        .sum();
-    let mut items = Vec::with_capacity(parsed_items);
+    // Pieces are parsed a batch at a time, a piece per thread in large files (the pieces are
+    // independent), and their items moved into one list sized once: the items of a large file
+    // are most of its memory, and holding every piece's result before joining them, or growing
+    // the list by doubling, would hold them twice.
+    let count = starts.len() - 1;
+    let parallel = text.len() > PARALLEL_FROM;
+    let mut items = Vec::with_capacity(count);
     let mut diags = Vec::new();
     let mut broken = Vec::new();
-    let mut pieces = pieces.into_iter().enumerate();
-    while let Some((i, p)) = pieces.next() {
-        let (from, to) = (starts[i], starts[i + 1]);
-        let (module, d) = match p {
-            Piece::Parsed(parsed) => parsed,
-            Piece::TooDeep(at) => {
-                diags.push(errors::too_deep(file, at));
-                broken.extend(item_name(&text[from..to]));
+    // Pieces before this one were joined to an earlier piece that was cut inside an item.
+    let mut joined_until = 0;
+    for batch in (0..count).step_by(BATCH_PIECES) {
+        let range = batch..count.min(batch + BATCH_PIECES);
+        let pieces: Vec<Piece> = if parallel {
+            use rayon::prelude::*;
+            range.clone().into_par_iter().map(piece).collect()
+        } else {
+            range.clone().map(piece).collect()
+        };
+        for (i, p) in range.zip(pieces) {
+            if i < joined_until {
                 continue;
             }
-            Piece::Failed(error) => match join_cut_item(file, text, &starts, i + 1, &error) {
-                Some((joined, end)) => {
-                    // The pieces joined to this one are parsed already.
-                    pieces.nth(end - i - 2);
-                    joined
-                }
-                None => {
-                    diags.push(errors::describe(file, text, from, &error));
+            let (from, to) = (starts[i], starts[i + 1]);
+            let (module, d) = match p {
+                Piece::Parsed(parsed) => parsed,
+                Piece::TooDeep(at) => {
+                    diags.push(errors::too_deep(file, at));
                     broken.extend(item_name(&text[from..to]));
                     continue;
                 }
-            },
-        };
-        items.extend(module.items);
-        broken.extend(module.broken);
-        diags.extend(d);
+                Piece::Failed(error) => match join_cut_item(file, text, &starts, i + 1, &error) {
+                    Some((joined, end)) => {
+                        joined_until = end;
+                        joined
+                    }
+                    None => {
+                        diags.push(errors::describe(file, text, from, &error));
+                        broken.extend(item_name(&text[from..to]));
+                        continue;
+                    }
+                },
+            };
+            items.extend(module.items);
+            broken.extend(module.broken);
+            diags.extend(d);
+        }
     }
     set_aside_misparsed(ast::Module { items, broken }, text, diags)
 }
 
 /// Files larger than this are parsed on several threads.
 const PARALLEL_FROM: usize = 64 * 1024;
+
+/// How many pieces are parsed before their items are moved into the file's list.
+const BATCH_PIECES: usize = 256;
 
 /// One piece of a file, parsed alone.
 /// A piece's items and the errors of those nested too deeply.
@@ -247,4 +247,38 @@ fn set_aside_misparsed(
         None => true,
     });
     (ast::Module { items, broken }, diags)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An item cut at a line inside it (`layer = a` starts like a layer) is joined to the next
+    /// piece even when that piece is parsed in the next batch.
+    #[test]
+    fn an_item_cut_across_batches_is_joined() {
+        for cut_at in [BATCH_PIECES - 2, BATCH_PIECES - 1, BATCH_PIECES] {
+            let mut text = String::new();
+            for i in 0..cut_at {
+                text.push_str(&format!("fn f{i}(a: int) -> int {{\n  a\n}}\n"));
+            }
+            text.push_str("fn g(a: int) -> int {\nlayer = a\n  layer\n}\n");
+            for i in 0..BATCH_PIECES {
+                text.push_str(&format!("fn h{i}(a: int) -> int {{\n  a\n}}\n"));
+            }
+            let (module, diags) = parse(FileId(0), &text);
+            assert!(diags.is_empty(), "{diags:?}");
+            assert_eq!(module.items.len(), cut_at + 1 + BATCH_PIECES);
+            let names: Vec<&str> = module
+                .items
+                .iter()
+                .filter_map(|item| match item {
+                    ast::Item::Def(d) => Some(d.name.name.as_str()),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(names[cut_at], "g");
+            assert_eq!(names[cut_at + 1], "h0");
+        }
+    }
 }

@@ -122,10 +122,15 @@ impl Ctx {
     /// Goes `levels` deeper for the node `p`; false (and the place noted) past the limit, where
     /// the caller builds a placeholder instead of the node's children.
     fn descend(&self, p: &Pair<Rule>, levels: usize) -> bool {
+        self.descend_at(p.as_span().start(), levels)
+    }
+
+    /// [`Self::descend`] for a node starting at `start` (in the chunk).
+    fn descend_at(&self, start: usize, levels: usize) -> bool {
         let depth = self.depth.get() + levels;
         if depth > super::MAX_NESTING {
             if self.too_deep.get().is_none() {
-                self.too_deep.set(Some(p.as_span().start() + self.offset));
+                self.too_deep.set(Some(start + self.offset));
             }
             return false;
         }
@@ -145,7 +150,18 @@ impl Ctx {
         placeholder: impl FnOnce() -> T,
         build: impl FnOnce() -> T,
     ) -> T {
-        if !self.descend(p, levels) {
+        self.nested_at(p.as_span().start(), levels, placeholder, build)
+    }
+
+    /// [`Self::nested`] for a node starting at `start` (in the chunk).
+    fn nested_at<T>(
+        &self,
+        start: usize,
+        levels: usize,
+        placeholder: impl FnOnce() -> T,
+        build: impl FnOnce() -> T,
+    ) -> T {
+        if !self.descend_at(start, levels) {
             return placeholder();
         }
         let out = build();
@@ -158,6 +174,15 @@ impl Ctx {
         Expr {
             kind: ExprKind::Bool(false),
             span: self.span(p),
+        }
+    }
+
+    /// [`Self::hole`] for the operands and operators `toks`.
+    fn hole_over(&self, toks: &[Tok]) -> Expr {
+        let end = toks.last().map_or(0, |t| t.pair.as_span().end());
+        Expr {
+            kind: ExprKind::Bool(false),
+            span: Span::new(self.file, toks[0].start() + self.offset, end + self.offset),
         }
     }
 
@@ -444,77 +469,10 @@ impl Ctx {
         let p = skip_single(p);
         let span = self.span(&p);
         match p.as_rule() {
-            Rule::pipe => {
-                let parts: Vec<Pair<Rule>> = inner(p.clone())
-                    .filter(|c| c.as_rule() != Rule::pipe_op)
-                    .collect();
-                self.nested(
-                    &p,
-                    parts.len() - 1,
-                    || self.hole(&p),
-                    || {
-                        let mut it = parts.into_iter();
-                        let mut acc = self.expr(it.next().expect("pipe head"));
-                        for rhs in it {
-                            let rhs = self.expr(rhs);
-                            let span = acc.span.to(rhs.span);
-                            acc = Expr {
-                                kind: ExprKind::Pipe {
-                                    lhs: Box::new(acc),
-                                    rhs: Box::new(rhs),
-                                },
-                                span,
-                            };
-                        }
-                        acc
-                    },
-                )
+            Rule::expr | Rule::or_expr => {
+                let toks: Vec<Tok> = p.into_inner().map(Tok::new).collect();
+                self.operators(&toks)
             }
-            Rule::or_expr | Rule::and_expr | Rule::cmp_expr | Rule::add_expr | Rule::mul_expr => {
-                self.binary_chain(p)
-            }
-            Rule::range_expr => {
-                let parts: Vec<Pair<Rule>> = inner(p.clone())
-                    .filter(|c| c.as_rule() != Rule::range_op)
-                    .collect();
-                self.nested(
-                    &p,
-                    1,
-                    || self.hole(&p),
-                    || {
-                        let mut it = parts.into_iter();
-                        let lo = self.expr(it.next().expect("range lo"));
-                        let hi = self.expr(it.next().expect("range hi"));
-                        Expr {
-                            kind: ExprKind::Range {
-                                lo: Box::new(lo),
-                                hi: Box::new(hi),
-                            },
-                            span,
-                        }
-                    },
-                )
-            }
-            Rule::unary => {
-                let mut ops = Vec::new();
-                let mut operand = None;
-                for c in inner(p.clone()) {
-                    match c.as_rule() {
-                        Rule::unary_op => ops.push((unary_op(&c), self.span(&c))),
-                        _ => operand = Some(c),
-                    }
-                }
-                self.nested(
-                    &p,
-                    ops.len(),
-                    || self.hole(&p),
-                    || {
-                        let operand = self.expr(operand.expect("unary operand"));
-                        apply_unary(operand, ops)
-                    },
-                )
-            }
-            Rule::power => self.power(p),
             Rule::postfix => {
                 let mut it = p.clone().into_inner();
                 let primary = it.next().expect("postfix primary");
@@ -686,21 +644,152 @@ impl Ctx {
         }
     }
 
+    /// An expression's operands and operators, which the grammar lists flat, nested by
+    /// precedence: the loosest operator present splits `toks`. Each level counts toward
+    /// [`super::MAX_NESTING`] as its own pair did when the grammar had a rule per level.
+    fn operators(&self, toks: &[Tok]) -> Expr {
+        let Some(level) = toks.iter().filter_map(|t| t.level).min() else {
+            return self.prefixed(toks);
+        };
+        let start = toks[0].start();
+        let ops: Vec<usize> = (0..toks.len())
+            .filter(|&i| toks[i].level == Some(level))
+            .collect();
+        let operand = |k: usize| {
+            let from = if k == 0 { 0 } else { ops[k - 1] + 1 };
+            let to = ops.get(k).copied().unwrap_or(toks.len());
+            &toks[from..to]
+        };
+        match level {
+            Level::Pipe => self.nested_at(
+                start,
+                ops.len(),
+                || self.hole_over(toks),
+                || {
+                    let mut acc = self.operators(operand(0));
+                    for k in 1..=ops.len() {
+                        let rhs = self.operators(operand(k));
+                        let span = acc.span.to(rhs.span);
+                        acc = Expr {
+                            kind: ExprKind::Pipe {
+                                lhs: Box::new(acc),
+                                rhs: Box::new(rhs),
+                            },
+                            span,
+                        };
+                    }
+                    acc
+                },
+            ),
+            // The grammar allows one `..` per level: it is not associative.
+            Level::Range => self.nested_at(
+                start,
+                1,
+                || self.hole_over(toks),
+                || {
+                    let hi_toks = operand(1);
+                    let lo = self.operators(operand(0));
+                    let hi = self.operators(hi_toks);
+                    let span = Span::new(self.file, start + self.offset, self.range_end(hi_toks));
+                    Expr {
+                        kind: ExprKind::Range {
+                            lo: Box::new(lo),
+                            hi: Box::new(hi),
+                        },
+                        span,
+                    }
+                },
+            ),
+            Level::Or | Level::And | Level::Cmp | Level::Add | Level::Mul => self.nested_at(
+                start,
+                ops.len(),
+                || self.hole_over(toks),
+                || {
+                    let mut acc = self.operators(operand(0));
+                    for (k, &at) in ops.iter().enumerate() {
+                        let op_pair = &toks[at].pair;
+                        let op_span = self.span(op_pair);
+                        let rhs = self.operators(operand(k + 1));
+                        let span = acc.span.to(rhs.span);
+                        acc = Expr {
+                            kind: ExprKind::Binary {
+                                op: binary_op(op_pair.as_str()),
+                                op_span,
+                                lhs: Box::new(acc),
+                                rhs: Box::new(rhs),
+                            },
+                            span,
+                        };
+                    }
+                    acc
+                },
+            ),
+        }
+    }
+
+    /// Where the span of `lo .. hi` ends: the grammar's `range_expr` took in the whitespace
+    /// after `hi` unless each level of `hi`'s last operand had an operator (its `add_expr`, the
+    /// last `mul_expr` of that, the last `power` of that), and a range's span is that pair's.
+    fn range_end(&self, hi: &[Tok]) -> usize {
+        let last = hi.last().expect("a range has an upper bound");
+        let end = last.pair.as_span().end();
+        let after = |level: Level, toks: &[Tok]| -> Option<usize> {
+            toks.iter().rposition(|t| t.level == Some(level))
+        };
+        let tight = after(Level::Add, hi)
+            .and_then(|i| {
+                let add_part = &hi[i + 1..];
+                after(Level::Mul, add_part).map(|j| &add_part[j + 1..])
+            })
+            .is_some_and(|mul_part| mul_part.iter().any(|t| t.pair.as_rule() == Rule::pow_op));
+        let end = if tight {
+            end
+        } else {
+            skip_whitespace(last.pair.get_input(), end)
+        };
+        end + self.offset
+    }
+
+    /// Prefix operators applied to a power chain: `-a ^ b` is `-(a ^ b)`.
+    fn prefixed(&self, toks: &[Tok]) -> Expr {
+        let prefixes = toks
+            .iter()
+            .take_while(|t| t.pair.as_rule() == Rule::unary_op)
+            .count();
+        if prefixes == 0 {
+            return self.power(toks);
+        }
+        self.nested_at(
+            toks[0].start(),
+            prefixes,
+            || self.hole_over(toks),
+            || {
+                let ops = toks[..prefixes]
+                    .iter()
+                    .map(|t| (unary_op(&t.pair), self.span(&t.pair)))
+                    .collect();
+                apply_unary(self.power(&toks[prefixes..]), ops)
+            },
+        )
+    }
+
     /// `a ^ b ^ -c`: right-associative, each exponent with its own unary operators, so
-    /// `a ^ -b ^ c` is `a ^ (-(b ^ c))`. The grammar lists the operands flat; the tree is built
-    /// from the right.
-    fn power(&self, p: Pair<Rule>) -> Expr {
-        let mut it = inner(p.clone());
-        let base = it.next().expect("power base");
+    /// `a ^ -b ^ c` is `a ^ (-(b ^ c))`. The tree is built from the right.
+    fn power(&self, toks: &[Tok]) -> Expr {
+        let base = toks.first().expect("power base");
+        if toks.len() == 1 {
+            return self.expr(base.pair.clone());
+        }
         // (operator span, unary operators, operand) per `^`.
-        let mut rest: Vec<(Span, UnaryOps, Pair<Rule>)> = Vec::new();
+        let mut rest: Vec<(Span, UnaryOps, &Pair<Rule>)> = Vec::new();
         let mut ops = Vec::new();
         let mut op_span = None;
         let mut levels = 0;
-        for c in it {
+        for t in &toks[1..] {
+            let c = &t.pair;
             match c.as_rule() {
-                Rule::pow_op => op_span = Some(self.span(&c)),
-                Rule::unary_op => ops.push((unary_op(&c), self.span(&c))),
+                Rule::pow_op => op_span = Some(self.span(c)),
+                Rule::unary_op => ops.push((unary_op(c), self.span(c))),
                 _ => {
                     levels += 1 + ops.len();
                     rest.push((
@@ -711,21 +800,21 @@ impl Ctx {
                 }
             }
         }
-        self.nested(
-            &p,
+        self.nested_at(
+            base.start(),
             levels,
-            || self.hole(&p),
+            || self.hole_over(toks),
             || {
-                let mut bases = vec![base];
+                let mut bases = vec![&base.pair];
                 let mut tail = Vec::new();
                 for (op_span, ops, operand) in rest {
                     bases.push(operand);
                     tail.push((op_span, ops));
                 }
-                let mut acc = self.expr(bases.pop().expect("an operand"));
+                let mut acc = self.expr(bases.pop().expect("an operand").clone());
                 while let Some((op_span, ops)) = tail.pop() {
                     let exponent = apply_unary(acc, ops);
-                    let lhs = self.expr(bases.pop().expect("one base per `^`"));
+                    let lhs = self.expr(bases.pop().expect("one base per `^`").clone());
                     let span = lhs.span.to(exponent.span);
                     acc = Expr {
                         kind: ExprKind::Binary {
@@ -786,55 +875,6 @@ impl Ctx {
                     acc = Some(Box::new(e));
                 }
                 *acc.expect("an `if` has one branch at least")
-            },
-        )
-    }
-
-    fn binary_chain(&self, p: Pair<Rule>) -> Expr {
-        let parts: Vec<Pair<Rule>> = p
-            .clone()
-            .into_inner()
-            .filter(|c| !is_keyword_token(c.as_rule()))
-            .collect();
-        self.nested(
-            &p,
-            parts.len() / 2,
-            || self.hole(&p),
-            || {
-                let mut it = parts.into_iter();
-                let mut acc = self.expr(it.next().expect("chain head"));
-                while let Some(op_pair) = it.next() {
-                    let op_span = self.span(&op_pair);
-                    let op = match op_pair.as_str() {
-                        "+" => BinOp::Add,
-                        "-" => BinOp::Sub,
-                        "*" => BinOp::Mul,
-                        "/" => BinOp::Div,
-                        "//" => BinOp::FloorDiv,
-                        "%" => BinOp::Rem,
-                        "@" => BinOp::MatMul,
-                        "==" => BinOp::Eq,
-                        "!=" => BinOp::Ne,
-                        "<=" => BinOp::Le,
-                        ">=" => BinOp::Ge,
-                        "<" => BinOp::Lt,
-                        ">" => BinOp::Gt,
-                        "and" => BinOp::And,
-                        _ => BinOp::Or,
-                    };
-                    let rhs = self.expr(it.next().expect("chain rhs"));
-                    let span = acc.span.to(rhs.span);
-                    acc = Expr {
-                        kind: ExprKind::Binary {
-                            op,
-                            op_span,
-                            lhs: Box::new(acc),
-                            rhs: Box::new(rhs),
-                        },
-                        span,
-                    };
-                }
-                acc
             },
         )
     }
@@ -1033,25 +1073,17 @@ impl Ctx {
     }
 }
 
-/// Rules that only pass their one child on (an operator chain without operators, a primary)
-/// add no level: the builder skips them in a loop rather than a recursion per rule.
+/// Rules that only pass their one child on (an expression of one operand, a primary) add no
+/// level: the builder skips them in a loop rather than a recursion per rule.
 fn skip_single(mut p: Pair<Rule>) -> Pair<Rule> {
     loop {
         let chain = matches!(
             p.as_rule(),
             Rule::expr
+                | Rule::or_expr
                 | Rule::shape_item
                 | Rule::list_item
                 | Rule::primary
-                | Rule::pipe
-                | Rule::or_expr
-                | Rule::and_expr
-                | Rule::cmp_expr
-                | Rule::range_expr
-                | Rule::add_expr
-                | Rule::mul_expr
-                | Rule::unary
-                | Rule::power
                 | Rule::postfix
         );
         if !chain {
@@ -1063,6 +1095,79 @@ fn skip_single(mut p: Pair<Rule>) -> Pair<Rule> {
             _ => return p,
         }
     }
+}
+
+/// The precedence levels of the binary operators, loosest first (`^` binds tighter than the
+/// prefix operators and is built with them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Level {
+    Pipe,
+    Or,
+    And,
+    Cmp,
+    Range,
+    Add,
+    Mul,
+}
+
+/// An operand or operator of an expression's flat pair.
+struct Tok<'i> {
+    pair: Pair<'i, Rule>,
+    /// The level of a binary operator other than `^`.
+    level: Option<Level>,
+}
+
+impl<'i> Tok<'i> {
+    fn new(pair: Pair<'i, Rule>) -> Tok<'i> {
+        let level = match pair.as_rule() {
+            Rule::pipe_op => Some(Level::Pipe),
+            Rule::or_op => Some(Level::Or),
+            Rule::and_op => Some(Level::And),
+            Rule::cmp_op => Some(Level::Cmp),
+            Rule::range_op => Some(Level::Range),
+            Rule::add_op => Some(Level::Add),
+            Rule::mul_op => Some(Level::Mul),
+            _ => None,
+        };
+        Tok { pair, level }
+    }
+
+    fn start(&self) -> usize {
+        self.pair.as_span().start()
+    }
+}
+
+fn binary_op(symbol: &str) -> BinOp {
+    match symbol {
+        "+" => BinOp::Add,
+        "-" => BinOp::Sub,
+        "*" => BinOp::Mul,
+        "/" => BinOp::Div,
+        "//" => BinOp::FloorDiv,
+        "%" => BinOp::Rem,
+        "@" => BinOp::MatMul,
+        "==" => BinOp::Eq,
+        "!=" => BinOp::Ne,
+        "<=" => BinOp::Le,
+        ">=" => BinOp::Ge,
+        "<" => BinOp::Lt,
+        ">" => BinOp::Gt,
+        "and" => BinOp::And,
+        _ => BinOp::Or,
+    }
+}
+
+/// The position after the whitespace and comments at `pos` (the grammar's `WHITESPACE`).
+fn skip_whitespace(text: &str, mut pos: usize) -> usize {
+    let bytes = text.as_bytes();
+    while let Some(&b) = bytes.get(pos) {
+        match b {
+            b' ' | b'\t' | b'\r' | b'\n' => pos += 1,
+            b'#' => pos = text[pos..].find('\n').map_or(text.len(), |n| pos + n),
+            _ => break,
+        }
+    }
+    pos
 }
 
 fn unary_op(p: &Pair<Rule>) -> UnOp {
@@ -1107,4 +1212,170 @@ fn unescape(raw: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::ast::*;
+    use crate::source::FileId;
+    use std::fmt::Write as _;
+
+    /// An expression as a prefix tree, each node with its span relative to `base`.
+    fn show(e: &Expr, base: u32, out: &mut String) {
+        let at = format!("@{}..{}", e.span.start - base, e.span.end - base);
+        match &e.kind {
+            ExprKind::Name(i) => write!(out, "{}{at}", i.name).unwrap(),
+            ExprKind::Number { value, .. } => write!(out, "{value}{at}").unwrap(),
+            ExprKind::Binary {
+                op,
+                op_span,
+                lhs,
+                rhs,
+            } => {
+                let o = op_span.start - base;
+                write!(out, "({}:{o}{at} ", op.symbol()).unwrap();
+                show(lhs, base, out);
+                out.push(' ');
+                show(rhs, base, out);
+                out.push(')');
+            }
+            ExprKind::Unary { op, expr } => {
+                write!(out, "({op:?}{at} ").unwrap();
+                show(expr, base, out);
+                out.push(')');
+            }
+            ExprKind::Pipe { lhs, rhs } => {
+                write!(out, "(|>{at} ").unwrap();
+                show(lhs, base, out);
+                out.push(' ');
+                show(rhs, base, out);
+                out.push(')');
+            }
+            ExprKind::Range { lo, hi } => {
+                write!(out, "(..{at} ").unwrap();
+                show(lo, base, out);
+                out.push(' ');
+                show(hi, base, out);
+                out.push(')');
+            }
+            ExprKind::Call { callee, args, .. } => {
+                write!(out, "(call{at} ").unwrap();
+                show(callee, base, out);
+                for a in args {
+                    out.push(' ');
+                    show(&a.value, base, out);
+                }
+                out.push(')');
+            }
+            ExprKind::Member { base: b, field } => {
+                write!(out, "(.{}{at} ", field.name).unwrap();
+                show(b, base, out);
+                out.push(')');
+            }
+            ExprKind::Tuple(items) => {
+                write!(out, "(tuple{at}").unwrap();
+                for i in items {
+                    out.push(' ');
+                    show(i, base, out);
+                }
+                out.push(')');
+            }
+            other => write!(out, "{other:?}{at}").unwrap(),
+        }
+    }
+
+    /// `expr` parsed as a function's value: its tree, or the syntax error's message and place.
+    /// The function is the file's second item, so its piece is parsed at an offset.
+    fn parsed(expr: &str) -> String {
+        let head = "use std.nn.{Dense}\n\nfn f(a: int) -> int {\n  ";
+        let text = format!("{head}{expr}\n}}\n");
+        let (module, diags) = super::super::parse(FileId(0), &text);
+        if let Some(d) = diags.first() {
+            let at = d.labels.first().map_or(0, |l| l.span.start as usize);
+            return format!("error at {}: {}", at - head.len(), d.message);
+        }
+        let Some(Item::Def(def)) = module.items.last() else {
+            return "no function".into();
+        };
+        let base = head.len() as u32;
+        let mut out = String::new();
+        for stmt in &def.body.stmts {
+            let value = match &stmt.kind {
+                StmtKind::Let { value, .. } => value,
+                _ => continue,
+            };
+            let (start, end) = (stmt.span.start - base, stmt.span.end - base);
+            write!(out, "let@{start}..{end} = ").unwrap();
+            show(value, base, &mut out);
+            out.push_str("; ");
+        }
+        match &def.body.tail {
+            Some(e) => show(e, base, &mut out),
+            None => out.push_str("no value"),
+        }
+        out
+    }
+
+    const BINARY: &[&str] = &[
+        "|>", "or", "and", "==", "!=", "<", "<=", ">", ">=", "..", "+", "-", "*", "/", "//", "%",
+        "@", "^",
+    ];
+
+    /// Every pair of binary operators, prefix operators around each, and the postfix forms:
+    /// the precedence and associativity rules of docs/language.md, spans included.
+    #[test]
+    fn operators_nest_by_precedence_and_associativity() {
+        let mut cases: Vec<String> = Vec::new();
+        for o1 in BINARY {
+            for o2 in BINARY {
+                cases.push(format!("a {o1} b {o2} c"));
+            }
+        }
+        for o in BINARY {
+            for u in ["-", "not ", "- -", "not -"] {
+                cases.push(format!("{u}a {o} b"));
+                cases.push(format!("a {o} {u}b"));
+                cases.push(format!("a {o} {u}b ^ c"));
+            }
+        }
+        cases.extend(
+            [
+                "a ^ -b ^ c",
+                "-a ^ b",
+                "a ^ - - b ^ c ^ d",
+                "-a.b(c) ^ d.e",
+                "f(a).b ^ 2 * -g(a, b)(c)",
+                "a |> f(b) |> g or h",
+                "(a + b) * c",
+                "(a, b) |> f",
+                "x.0 + 1 .. 3",
+                "a + b + c + d - e",
+                "a * b + c * d ^ e ^ f",
+                "not a and not b or c == d",
+                "a <",
+                "a + * b",
+                "a .. b .. c",
+                "a < b < c",
+                "a == b != c",
+                "a < b .. c < d",
+                "a ^",
+                "- - -",
+                "0 .. n * 2  # up to",
+                "0 .. n + 2 * k ^ 2  # up to",
+                "0 .. n + 2 * k",
+                "0 .. n + 2 * -k ^ 2 ",
+                "0 .. -n ",
+                "(0 .. f(n)) ",
+                "let r = a |> b or c and d < e .. f + g * h ^ i  # all levels\n  r",
+                "let r = a |> b < e .. f + g  # some levels\n  r",
+                "let r = a + b\n  let s = (a) # c\n\n  s",
+            ]
+            .map(String::from),
+        );
+        let mut out = String::new();
+        for case in &cases {
+            writeln!(out, "{case}  =>  {}", parsed(case)).unwrap();
+        }
+        insta::assert_snapshot!(out);
+    }
 }
