@@ -48,6 +48,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+/// A confusion matrix summed batch by batch: none yet, the sums, or none for this model.
+enum ConfusionSums {
+    Empty,
+    Summing(confusion::Confusion),
+    Unfit,
+}
+
 /// The prepared graphs for one batch size.
 struct Graphs {
     /// One training step per phase, in order.
@@ -366,7 +373,27 @@ impl<'p> Session<'p> {
         values: &HashMap<String, Tensor>,
         seed: u64,
     ) -> Result<Metrics, String> {
+        Ok(self.evaluate_split(data, split, values, seed, false)?.0)
+    }
+
+    /// [`Session::evaluate`], and in the same pass over the split, when `with_confusion`, the
+    /// confusion matrix of a classifier: when the metrics compare one class index per sample
+    /// (an i32 target) with a logit per class, or, with `binary_accuracy`, one 0/1 target with
+    /// one logit. No matrix for other models (regression, sequences).
+    pub fn evaluate_split(
+        &mut self,
+        data: &Dataset,
+        split: &str,
+        values: &HashMap<String, Tensor>,
+        seed: u64,
+        with_confusion: bool,
+    ) -> Result<(Metrics, Option<confusion::Confusion>), String> {
         let mut sums = SplitMetrics::default();
+        let mut matrix = if with_confusion {
+            ConfusionSums::Empty
+        } else {
+            ConfusionSums::Unfit
+        };
         let batches = data
             .batches(split, self.lowered.config.batch, 0)
             .map_err(|e| e.to_string())?;
@@ -379,22 +406,33 @@ impl<'p> Session<'p> {
                 .run(&|n| inputs.get(n).or_else(|| values.get(n)), false)
                 .map_err(|e| e.to_string())?;
             self.add_outputs(&mut sums, &batch, &graphs.eval, &out, None);
+            if !matches!(matrix, ConfusionSums::Unfit) {
+                matrix = self.add_confusion(matrix, data, split, &batch, &graphs.eval, &out);
+            }
         }
-        Ok(sums.finish())
+        let matrix = match matrix {
+            ConfusionSums::Summing(mut m) => {
+                m.finish();
+                Some(m)
+            }
+            ConfusionSums::Empty | ConfusionSums::Unfit => None,
+        };
+        Ok((sums.finish(), matrix))
     }
 
-    /// The confusion matrix of a classifier on a split: when the metrics compare one class
-    /// index per sample (an i32 target) with a logit per class, or, with `binary_accuracy`, one
-    /// 0/1 target with one logit. None for other models (regression, sequences).
-    pub fn confusion(
-        &mut self,
+    /// The confusion matrix `matrix` with a batch's predictions added (see
+    /// [`Session::evaluate_split`]).
+    fn add_confusion(
+        &self,
+        matrix: ConfusionSums,
         data: &Dataset,
         split: &str,
-        values: &HashMap<String, Tensor>,
-        seed: u64,
-    ) -> Result<Option<confusion::Confusion>, String> {
-        let Some(target) = self.lowered.config.target.clone() else {
-            return Ok(None);
+        batch: &crate::data::Batch,
+        eval: &Prepared,
+        out: &HashMap<String, Tensor>,
+    ) -> ConfusionSums {
+        let Some(target) = &self.lowered.config.target else {
+            return ConfusionSums::Unfit;
         };
         let binary_metric = self
             .lowered
@@ -402,66 +440,54 @@ impl<'p> Session<'p> {
             .metrics
             .iter()
             .any(|m| m == "binary_accuracy");
-        let mut matrix: Option<confusion::Confusion> = None;
-        let batches = data
-            .batches(split, self.lowered.config.batch, 0)
-            .map_err(|e| e.to_string())?;
-        for batch in batches {
-            let n = batch.indices.len();
-            let graphs = self.graphs(n)?;
-            let inputs = Inputs::new(&batch, None, rng_key(seed, 0));
-            let out = graphs
-                .eval
-                .exe
-                .run(&|name| inputs.get(name).or_else(|| values.get(name)), false)
-                .map_err(|e| e.to_string())?;
-            let Some((_, prediction)) = out
-                .iter()
-                .find(|(name, _)| graphs.eval.role(name) == OutputRole::Prediction)
-            else {
-                return Ok(None);
-            };
-            let Some(truth) = batch.tensors.get(&target) else {
-                return Ok(None);
-            };
-            let (p, t) = (prediction.to_f64(), truth.to_f64());
-            let per = p.len() / n.max(1);
-            let k = match (truth.dtype(), truth.shape().len(), per) {
-                (DType::I32, 1, k) if k >= 2 => k,
-                (_, _, 1) if binary_metric && t.len() == n => 2,
-                _ => return Ok(None),
-            };
-            let m = matrix.get_or_insert_with(|| {
+        let n = batch.indices.len();
+        let Some((_, prediction)) = out
+            .iter()
+            .find(|(name, _)| eval.role(name) == OutputRole::Prediction)
+        else {
+            return ConfusionSums::Unfit;
+        };
+        let Some(truth) = batch.tensors.get(target) else {
+            return ConfusionSums::Unfit;
+        };
+        let (p, t) = (prediction.to_f64(), truth.to_f64());
+        let per = p.len() / n.max(1);
+        let k = match (truth.dtype(), truth.shape().len(), per) {
+            (DType::I32, 1, k) if k >= 2 => k,
+            (_, _, 1) if binary_metric && t.len() == n => 2,
+            _ => return ConfusionSums::Unfit,
+        };
+        let mut m = match matrix {
+            ConfusionSums::Summing(m) => m,
+            ConfusionSums::Unfit => return ConfusionSums::Unfit,
+            ConfusionSums::Empty => {
                 let names = data
                     .pipeline()
-                    .class_names(&target)
+                    .class_names(target)
                     .filter(|names| names.len() == k)
                     .unwrap_or_else(|| (0..k).map(|c| c.to_string()).collect());
                 confusion::Confusion::new(split, names)
-            });
-            for (i, row) in p.chunks(per).enumerate() {
-                let predicted = if k == 2 && per == 1 {
-                    usize::from(row[0] > 0.0)
-                } else {
-                    let mut best = 0;
-                    for (c, v) in row.iter().enumerate() {
-                        if *v > row[best] {
-                            best = c;
-                        }
-                    }
-                    best
-                };
-                let truth = t[i];
-                if truth.fract() != 0.0 || truth < 0.0 || truth >= k as f64 {
-                    return Ok(None);
-                }
-                m.add(truth as usize, predicted);
             }
+        };
+        for (i, row) in p.chunks(per).enumerate() {
+            let predicted = if k == 2 && per == 1 {
+                usize::from(row[0] > 0.0)
+            } else {
+                let mut best = 0;
+                for (c, v) in row.iter().enumerate() {
+                    if *v > row[best] {
+                        best = c;
+                    }
+                }
+                best
+            };
+            let truth = t[i];
+            if truth.fract() != 0.0 || truth < 0.0 || truth >= k as f64 {
+                return ConfusionSums::Unfit;
+            }
+            m.add(truth as usize, predicted);
         }
-        Ok(matrix.map(|mut m| {
-            m.finish();
-            m
-        }))
+        ConfusionSums::Summing(m)
     }
 
     /// Adds a batch's losses and metrics to the split's sums; a step's loss is reported as
@@ -919,20 +945,18 @@ impl<'s, 'p> Trainer<'s, 'p> {
                 ));
             }
         }
-        let test = match self.data.size("test") {
+        let (test, confusion) = match self.data.size("test") {
             Some(_) if interrupted.is_none() => {
-                Some(
-                    self.session
-                        .evaluate(self.data, "test", &self.values, self.seed)?,
-                )
+                let (metrics, confusion) = self.session.evaluate_split(
+                    self.data,
+                    "test",
+                    &self.values,
+                    self.seed,
+                    true,
+                )?;
+                (Some(metrics), confusion)
             }
-            _ => None,
-        };
-        let confusion = match test {
-            Some(_) => self
-                .session
-                .confusion(self.data, "test", &self.values, self.seed)?,
-            None => None,
+            _ => (None, None),
         };
         Ok(RunResult {
             steps_this_run: self.state.steps_done - steps_before,
