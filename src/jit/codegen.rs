@@ -8,10 +8,11 @@
 //! fused multiply-add, folds in index order, `log`/`sin`/`cos` through the same library calls, and
 //! the interpreter's own f32 `exp` inlined on vectors), so kernels agree with it bit for bit.
 
-use super::plan::{ExprNode, ExprOp, Fold, Kernel, KernelOut, dtype_size};
+use super::plan::{ExprNode, ExprOp, Fold, Kernel, KernelOut, View, dtype_size};
 use super::wide::WideKernel;
 use crate::ir::{CmpOp, DType, Op, Prim};
 use crate::tensor::math::{self, Math};
+use crate::tensor::product::{self, Dest, Operand};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{
     AbiParam, ConstantData, Endianness, FuncRef, InstBuilder, MemFlagsData, StackSlot,
@@ -37,6 +38,84 @@ pub struct Compiled {
     pub lanes: usize,
     /// The kernel on sixteen lanes, which runs instead of `run` when there is one.
     pub wide: Option<WideKernel>,
+    /// A kernel that only copies a matrix it reads across its rows (a transposed operand
+    /// made once for the products that read it): copied by tiles instead, which `run` does
+    /// one strided element at a time.
+    pub transpose: Option<Transpose>,
+}
+
+/// A `rows`×`cols` copy, from `from` (any strides) into the row-major `to`.
+#[derive(Debug)]
+pub struct Transpose {
+    from: View,
+    to: View,
+    dtype: DType,
+}
+
+impl Transpose {
+    /// The copy `k` performs, when it is a copy of a matrix read across its rows.
+    fn of(k: &Kernel) -> Option<Transpose> {
+        let [load] = k.loads.as_slice() else {
+            return None;
+        };
+        let [out] = k.outs.as_slice() else {
+            return None;
+        };
+        let node = k.expr.get(out.value)?;
+        let &[_, cols] = k.space.as_slice() else {
+            return None;
+        };
+        let copies = node.op == ExprOp::Load(0)
+            && out.fold.is_none()
+            && matches!(node.dtype, DType::F32 | DType::F64);
+        let across = matches!(load.strides[..], [_, s] if s != 1);
+        let row_major = out.view.strides == [cols as isize, 1];
+        (copies && across && row_major).then(|| Transpose {
+            from: load.clone(),
+            to: out.view.clone(),
+            dtype: node.dtype,
+        })
+    }
+
+    /// Copies rows `begin..end`.
+    ///
+    /// # Safety
+    /// The views lie within the buffers `table` holds, which do not overlap.
+    unsafe fn run(&self, table: *const *mut u8, begin: usize, end: usize) {
+        let cols = self.to.shape[1];
+        macro_rules! copy {
+            ($t:ty) => {{
+                // SAFETY: rows `begin..end` of both views lie within their buffers (the
+                // caller's guarantee).
+                unsafe {
+                    let from = (*table.add(self.from.buf))
+                        .cast::<$t>()
+                        .offset(self.from.offset + begin as isize * self.from.strides[0]);
+                    let to = (*table.add(self.to.buf))
+                        .cast::<$t>()
+                        .offset(self.to.offset + (begin * cols) as isize);
+                    product::copy_into(
+                        Operand {
+                            ptr: from.cast_const(),
+                            row_stride: self.from.strides[0],
+                            col_stride: self.from.strides[1],
+                        },
+                        end - begin,
+                        cols,
+                        Dest {
+                            ptr: to,
+                            row_stride: cols as isize,
+                        },
+                        1,
+                    )
+                }
+            }};
+        }
+        match self.dtype {
+            DType::F64 => copy!(f64),
+            _ => copy!(f32),
+        }
+    }
 }
 
 impl Compiled {
@@ -46,11 +125,23 @@ impl Compiled {
     /// # Safety
     /// The kernel was compiled for the plan whose buffers `table` holds.
     pub unsafe fn call(&self, table: *const *mut u8, begin: i64, end: i64) {
-        match &self.wide {
+        let rows = |n: usize| {
+            if self.outer != 0 {
+                (begin as usize, end as usize)
+            } else {
+                (0, n)
+            }
+        };
+        match (&self.wide, &self.transpose) {
             // SAFETY: the caller's guarantee; a `WideKernel` exists only with AVX-512.
-            Some(w) => unsafe { w.run(table, begin, end, self.outer != 0) },
+            (Some(w), _) => unsafe { w.run(table, begin, end, self.outer != 0) },
+            (None, Some(t)) => {
+                let (first, last) = rows(t.to.shape[0]);
+                // SAFETY: the caller's guarantee.
+                unsafe { t.run(table, first, last) }
+            }
             // SAFETY: the caller's guarantee.
-            None => unsafe { (self.run)(table, begin, end) },
+            (None, None) => unsafe { (self.run)(table, begin, end) },
         }
     }
 }
@@ -172,6 +263,7 @@ pub fn compile(kernels: &[&Kernel], name: &str) -> Result<Code, String> {
     let mut ids = Vec::new();
     let mut shapes = Vec::new();
     let mut wide = Vec::new();
+    let transposes: Vec<Option<Transpose>> = kernels.iter().map(|k| Transpose::of(k)).collect();
     for (n, kernel) in kernels.iter().enumerate() {
         let dtypes = access_dtypes(kernel);
         let (lay, _) = plan_layout(kernel, &dtypes, fold_out(kernel)?);
@@ -209,7 +301,8 @@ pub fn compile(kernels: &[&Kernel], name: &str) -> Result<Code, String> {
         .iter()
         .zip(shapes)
         .zip(wide)
-        .map(|((&id, (outer, lanes)), wide)| {
+        .zip(transposes)
+        .map(|(((&id, (outer, lanes)), wide), transpose)| {
             let code = module.get_finalized_function(id);
             // SAFETY: `code` is a finalized function compiled with the signature
             // `fn(pointer, i64, i64)`, the platform's C calling convention, which `KernelFn` is.
@@ -221,11 +314,17 @@ pub fn compile(kernels: &[&Kernel], name: &str) -> Result<Code, String> {
                 // module outlives the kernels (`Code`).
                 unsafe { assembled.placed_at(address) }
             });
+            // A copy by tiles splits between threads by its rows, whatever the loops' order.
+            let outer = match (&wide, &transpose) {
+                (None, Some(t)) => t.to.shape[0],
+                _ => outer,
+            };
             Compiled {
                 run,
                 outer,
                 lanes,
                 wide,
+                transpose,
             }
         })
         .collect();

@@ -67,11 +67,11 @@ impl Program {
         parts.join(", ")
     }
 
-    fn kernel_text(&self, k: &Kernel, lanes: usize) -> String {
-        let width = if lanes > 1 {
-            format!("{lanes} lanes")
-        } else {
-            "scalar".to_string()
+    fn kernel_text(&self, k: &Kernel, compiled: &super::codegen::Compiled) -> String {
+        let width = match compiled.lanes {
+            _ if compiled.transpose.is_some() => "a copy by tiles".to_string(),
+            lanes if lanes > 1 => format!("{lanes} lanes"),
+            _ => "scalar".to_string(),
         };
         format!(
             "kernel {:?} {width}: {}",
@@ -84,8 +84,8 @@ impl Program {
     fn step_text(&self, s: usize) -> (StepKind, String) {
         match &self.plan.steps[s] {
             Step::Kernel(k) => {
-                let lanes = self.code.kernels[self.kernel_of_step[s].expect("a kernel")].lanes;
-                (StepKind::Kernel, self.kernel_text(k, lanes))
+                let compiled = &self.code.kernels[self.kernel_of_step[s].expect("a kernel")];
+                (StepKind::Kernel, self.kernel_text(k, compiled))
             }
             Step::MatMul {
                 node,

@@ -690,6 +690,23 @@ fn products_summed_over_their_batch_match_the_interpreters_sum() {
     }
 }
 
+#[test]
+fn matrices_copied_across_their_rows_are_copied_by_tiles() {
+    // A transposed copy (a permuted operand made once for the products that read it) runs as
+    // a tiled copy, whole or split by rows between threads (371 000 elements: enough to split),
+    // in f32 and f64, with partial tiles.
+    for ty in ["f32", "f64"] {
+        let text = format!(
+            "graph t {{\n  %0: {ty}[371, 1000] = input \"a\" data\n  \
+             %1: {ty}[1000, 371] = permute %0 perm=[1,0]\n  output \"y\" = %1\n}}"
+        );
+        for threads in [1, 2, 3] {
+            same_on(&text, threads);
+        }
+        assert!(kernel_count(&text).1.contains("a copy by tiles"), "{text}");
+    }
+}
+
 /// The number of steps of the plan of `text` that are kernels, and the plan's listing.
 fn kernel_count(text: &str) -> (usize, String) {
     let g = text::parse(text).unwrap_or_else(|e| panic!("{e}\n{text}"));

@@ -371,7 +371,7 @@ fn row_major_copy<T: Real>(x: Operand<T>, rows: usize, cols: usize, threads: usi
 /// # Safety
 /// Every element of `x` lies in one allocation; `dst` holds `rows` rows of `cols` writable
 /// elements that overlap neither `x` nor each other.
-unsafe fn copy_into<T: Real>(
+pub unsafe fn copy_into<T: Real>(
     x: Operand<T>,
     rows: usize,
     cols: usize,
