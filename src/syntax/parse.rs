@@ -1223,6 +1223,15 @@ mod tests {
     /// An expression as a prefix tree, each node with its span relative to `base`.
     fn show(e: &Expr, base: u32, out: &mut String) {
         let at = format!("@{}..{}", e.span.start - base, e.span.end - base);
+        // `(head child child …)`.
+        let mut node = |head: String, children: &[&Expr]| {
+            write!(out, "({head}").unwrap();
+            for c in children {
+                out.push(' ');
+                show(c, base, out);
+            }
+            out.push(')');
+        };
         match &e.kind {
             ExprKind::Name(i) => write!(out, "{}{at}", i.name).unwrap(),
             ExprKind::Number { value, .. } => write!(out, "{value}{at}").unwrap(),
@@ -1233,52 +1242,21 @@ mod tests {
                 rhs,
             } => {
                 let o = op_span.start - base;
-                write!(out, "({}:{o}{at} ", op.symbol()).unwrap();
-                show(lhs, base, out);
-                out.push(' ');
-                show(rhs, base, out);
-                out.push(')');
+                node(format!("{}:{o}{at}", op.symbol()), &[lhs, rhs]);
             }
-            ExprKind::Unary { op, expr } => {
-                write!(out, "({op:?}{at} ").unwrap();
-                show(expr, base, out);
-                out.push(')');
-            }
-            ExprKind::Pipe { lhs, rhs } => {
-                write!(out, "(|>{at} ").unwrap();
-                show(lhs, base, out);
-                out.push(' ');
-                show(rhs, base, out);
-                out.push(')');
-            }
-            ExprKind::Range { lo, hi } => {
-                write!(out, "(..{at} ").unwrap();
-                show(lo, base, out);
-                out.push(' ');
-                show(hi, base, out);
-                out.push(')');
-            }
+            ExprKind::Unary { op, expr } => node(format!("{op:?}{at}"), &[expr]),
+            ExprKind::Pipe { lhs, rhs } => node(format!("|>{at}"), &[lhs, rhs]),
+            ExprKind::Range { lo, hi } => node(format!("..{at}"), &[lo, hi]),
             ExprKind::Call { callee, args, .. } => {
-                write!(out, "(call{at} ").unwrap();
-                show(callee, base, out);
-                for a in args {
-                    out.push(' ');
-                    show(&a.value, base, out);
-                }
-                out.push(')');
+                let children: Vec<&Expr> = std::iter::once(&**callee)
+                    .chain(args.iter().map(|a| &a.value))
+                    .collect();
+                node(format!("call{at}"), &children);
             }
-            ExprKind::Member { base: b, field } => {
-                write!(out, "(.{}{at} ", field.name).unwrap();
-                show(b, base, out);
-                out.push(')');
-            }
+            ExprKind::Member { base: b, field } => node(format!(".{}{at}", field.name), &[b]),
             ExprKind::Tuple(items) => {
-                write!(out, "(tuple{at}").unwrap();
-                for i in items {
-                    out.push(' ');
-                    show(i, base, out);
-                }
-                out.push(')');
+                let children: Vec<&Expr> = items.iter().collect();
+                node(format!("tuple{at}"), &children);
             }
             other => write!(out, "{other:?}{at}").unwrap(),
         }
