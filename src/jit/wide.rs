@@ -32,7 +32,7 @@ const VECTOR_BYTES: i32 = 4 * LANES as i32;
 const MIN_INNER: usize = 16;
 
 /// The registers that hold the expression's values; the rest of the 32 are the scratch
-/// registers of the multi-step operations (`exp`, `sigmoid`, `tanh`, `max`).
+/// registers of the multi-step operations (`exp`, `sigmoid`, `tanh`).
 const VALUE_REGISTERS: usize = 24;
 
 /// The general registers that hold the first accesses' addresses; the others are read from
