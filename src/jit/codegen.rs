@@ -125,21 +125,12 @@ impl Compiled {
     /// # Safety
     /// The kernel was compiled for the plan whose buffers `table` holds.
     pub unsafe fn call(&self, table: *const *mut u8, begin: i64, end: i64) {
-        let rows = |n: usize| {
-            if self.outer != 0 {
-                (begin as usize, end as usize)
-            } else {
-                (0, n)
-            }
-        };
         match (&self.wide, &self.transpose) {
             // SAFETY: the caller's guarantee; a `WideKernel` exists only with AVX-512.
             (Some(w), _) => unsafe { w.run(table, begin, end, self.outer != 0) },
-            (None, Some(t)) => {
-                let (first, last) = rows(t.to.shape[0]);
-                // SAFETY: the caller's guarantee.
-                unsafe { t.run(table, first, last) }
-            }
+            // Its outer loop is its rows, so `begin..end` are rows (`compile`).
+            // SAFETY: the caller's guarantee.
+            (None, Some(t)) => unsafe { t.run(table, begin as usize, end as usize) },
             // SAFETY: the caller's guarantee.
             (None, None) => unsafe { (self.run)(table, begin, end) },
         }

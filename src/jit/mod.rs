@@ -948,6 +948,7 @@ unsafe fn summed_products<T: product::Real + std::ops::Add<Output = T>>(
     let (batch, m, k, n) = (a.shape[0], a.shape[1], a.shape[2], b.shape[2]);
     // SAFETY: the views lie within their buffers (the caller's guarantee).
     let at = |v: &View| unsafe { table[v.buf].cast::<T>().offset(v.offset) } as usize;
+    // Addresses as numbers, so that the bands' closure can be sent to other threads.
     let (pa, pb) = (at(a), at(b));
     // SAFETY: `out` is a fresh row-major `[M, N]` buffer that no operand reaches.
     let sums = unsafe { std::slice::from_raw_parts_mut(at(out) as *mut T, m * n) };
@@ -958,9 +959,8 @@ unsafe fn summed_products<T: product::Real + std::ops::Add<Output = T>>(
     let band = |first_row: usize, band_sums: &mut [T]| {
         let rows = band_sums.len() / n;
         let mut scratch = vec![T::ZERO; rows * n];
+        let (lhs, rhs) = (pa as *const T, pb as *const T);
         for s in 0..batch as isize {
-            let lhs = pa as *const T;
-            let rhs = pb as *const T;
             // SAFETY: rows `first_row..first_row + rows` of product `s`'s operands lie within
             // their buffers; the scratch matrix is this band's own.
             unsafe {

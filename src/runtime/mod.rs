@@ -380,7 +380,7 @@ impl<'p> Session<'p> {
     /// confusion matrix of a classifier: when the metrics compare one class index per sample
     /// (an i32 target) with a logit per class, or, with `binary_accuracy`, one 0/1 target with
     /// one logit. No matrix for other models (regression, sequences).
-    pub fn evaluate_split(
+    fn evaluate_split(
         &mut self,
         data: &Dataset,
         split: &str,
