@@ -1,5 +1,6 @@
 //! `nnlc search` end to end on iris: the grid against separate `nnlc run --set` runs, the same
-//! trials whatever `--jobs`, a search killed with SIGKILL and resumed, a diverging trial,
+//! trials whatever `--jobs`, a search killed with SIGKILL and resumed (also between a trial's
+//! last checkpoint and its record), a diverging trial,
 //! Hyperband's promotions continuing from checkpoints, a value the file cannot take.
 
 use serde_json::Value;
@@ -283,6 +284,42 @@ fn a_search_killed_with_sigkill_resumes_to_the_same_trials_and_best() {
     assert_eq!(trials(&resumed), trials(&whole));
     assert_eq!(resumed["best"], whole["best"]);
     assert!(resumed["finished"].as_bool().unwrap());
+}
+
+/// A kill after a trial's last checkpoint (or its early stop) but before the search recorded
+/// the trial: the resumed search finishes the trial from its checkpoint, test metrics and
+/// restored best weights included, without training it further.
+#[test]
+fn a_trial_trained_but_unrecorded_when_killed_is_finished_as_it_would_have_been() {
+    let dir = scratch("unrecorded");
+    let (whole, _) = search("tests/search/early_stop_iris.nnl", &dir.join("whole"), &[]);
+    let last = whole["trials"]
+        .as_array()
+        .expect("trials")
+        .last()
+        .expect("a trial");
+    assert!(
+        last["epochs"].as_u64().unwrap() < 200,
+        "the trial stopped early: {last}"
+    );
+    assert!(last["test"].is_object(), "{last}");
+    let state = dir.join("whole").join("search.json");
+    let mut killed = json(&state);
+    killed["trials"].as_array_mut().unwrap().pop();
+    killed["finished"] = Value::Bool(false);
+    std::fs::write(&state, serde_json::to_string(&killed).unwrap()).unwrap();
+    let report = dir.join("resumed.json");
+    ok(nnlc(&[
+        "search",
+        "tests/search/early_stop_iris.nnl",
+        "--resume",
+        dir.join("whole").to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+    ]));
+    let resumed = json(&report);
+    assert_eq!(trials(&resumed), trials(&whole));
+    assert_eq!(resumed["best"], whole["best"]);
 }
 
 #[test]

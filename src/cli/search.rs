@@ -599,21 +599,6 @@ fn train_job(
     let fail = |e: String| (e, target);
     let dir = trial_dir(ctx.dir, job.trial);
     let last = checkpoint::load(&dir.join(checkpoint::LAST)).ok();
-    if let Some(last) = &last
-        && last.state.partial.is_none()
-        && last.state.epochs_done >= target
-    {
-        // Trained to its end before a kill, which came before the search recorded it.
-        return Ok(Outcome {
-            status: Status::Completed,
-            history: last.state.history.clone(),
-            test: None,
-            message: None,
-            diagnostics: None,
-            seconds: 0.0,
-            target,
-        });
-    }
     let resume = last.is_some();
     let _lock = checkpoint::claim(
         &dir,
@@ -642,6 +627,8 @@ fn train_job(
         steps_per_epoch: ctx.args.steps_per_epoch,
         log_every: None,
         stop: Some(Arc::clone(&ctx.stop)),
+        // A job trained to its end before a kill that came before the search recorded it.
+        finish_trained: true,
     };
     let splits = data.splits();
     let loaded = init_weights(ctx.path, None, &session, check).map_err(fail)?;

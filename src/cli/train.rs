@@ -361,6 +361,7 @@ fn train(args: &RunArgs, comm: Option<Rc<dyn Collective>>) -> Result<Option<Stri
         steps_per_epoch: args.steps_per_epoch,
         log_every: Some(args.log_every),
         stop: Some(stop),
+        finish_trained: false,
     };
     session.set_health_every((!args.no_health).then_some(args.health_every));
     let mut log = match &logdir {

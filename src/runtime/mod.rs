@@ -681,6 +681,10 @@ pub struct RunOptions {
     /// Set (by a signal handler) to stop at the next step boundary: the run saves where it
     /// stopped, part way through an epoch if need be, and returns.
     pub stop: Option<Arc<AtomicBool>>,
+    /// Resuming a run that trained all its epochs (or stopped early) finishes it instead of
+    /// refusing: no step is taken, the best weights are restored if asked and the test split is
+    /// evaluated, as the run would have done had it not been killed after its last checkpoint.
+    pub finish_trained: bool,
 }
 
 /// What a finished run reports.
@@ -737,6 +741,8 @@ pub struct Trainer<'s, 'p> {
     sharding: Option<distributed::Sharding>,
     /// Whether a process of a data-parallel job was asked to stop: all stop at the same step.
     stop_agreed: bool,
+    /// See [`RunOptions::finish_trained`].
+    finish_trained: bool,
 }
 
 impl<'s, 'p> Trainer<'s, 'p> {
@@ -772,7 +778,10 @@ impl<'s, 'p> Trainer<'s, 'p> {
                         last.state.batch
                     ));
                 }
-                if last.state.partial.is_none() && last.state.epochs_done >= epochs {
+                if !opts.finish_trained
+                    && last.state.partial.is_none()
+                    && last.state.epochs_done >= epochs
+                {
                     return Err(format!(
                         "the run in `{}` has trained {} epoch{} already: ask for more to continue it (`--epochs {}`)",
                         dir.display(),
@@ -832,6 +841,7 @@ impl<'s, 'p> Trainer<'s, 'p> {
             stop: opts.stop.clone(),
             sharding: None,
             stop_agreed: false,
+            finish_trained: opts.finish_trained,
         })
     }
 
@@ -889,13 +899,18 @@ impl<'s, 'p> Trainer<'s, 'p> {
             .map(|m| format!("{}.{}", m.split, m.metric));
         let start = Instant::now();
         let (steps_before, mut samples) = (self.state.steps_done, 0);
-        let mut stopped_early = false;
+        // A run being finished (see `RunOptions::finish_trained`) that had stopped early.
+        let mut stopped_early = self.finish_trained
+            && self.state.partial.is_none()
+            && monitor
+                .as_ref()
+                .is_some_and(|m| self.state.epochs_without_improvement >= m.patience.max(1));
         let mut interrupted = None;
         if let Some(dir) = &self.checkpoint_dir {
             std::fs::create_dir_all(dir)
                 .map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
         }
-        while self.state.epochs_done < self.epochs {
+        while !stopped_early && self.state.epochs_done < self.epochs {
             let Some(record) = self.epoch(observer)? else {
                 // Stopped part way: the checkpoint holds the partial epoch.
                 self.save(false)?;
