@@ -68,6 +68,17 @@ fn mnist_mlp_reaches_97_5_percent_test_accuracy() {
     assert!(acc >= 0.972, "test accuracy {acc}");
     assert_eq!(r["parameters"], 101_770);
     assert_eq!(r["epochs"].as_array().unwrap().len(), 5);
+    // The compiled step's own times, per epoch: every batch of the epoch, fastest first.
+    let times = r["timings"]["step_ms"].as_array().expect("step_ms");
+    assert_eq!(times.len(), 5);
+    for (i, t) in times.iter().enumerate() {
+        assert_eq!(t["epoch"].as_u64(), Some(i as u64 + 1));
+        let samples = r["epochs"][i]["samples"].as_u64().unwrap();
+        assert_eq!(t["steps"].as_u64(), Some(samples.div_ceil(64)), "{t}");
+        let ms = |k: &str| t[k].as_f64().unwrap();
+        assert!(0.0 < ms("min_ms") && ms("min_ms") <= ms("median_ms"), "{t}");
+        assert!(ms("min_ms") <= ms("mean_ms"), "{t}");
+    }
 }
 
 #[test]

@@ -704,12 +704,50 @@ pub struct RunResult {
     pub train_seconds: f64,
     pub steps_this_run: u64,
     pub samples_this_run: usize,
+    /// The compiled step's own time in each epoch of this invocation (plain runs only).
+    pub step_times: Vec<EpochStepTimes>,
     pub checkpoint_dir: Option<PathBuf>,
     /// The steps logged in this invocation.
     pub steps: Vec<StepRecord>,
     /// Where the run stopped when asked to (`RunOptions::stop`); the last checkpoint holds
     /// that point.
     pub interrupted: Option<Interruption>,
+}
+
+/// How long the compiled training step took in one epoch: the calls of the step on a batch
+/// already in memory, all phases of a batch together, without gathering the batch, the
+/// metrics' sums or validation (what the peers' benchmarks time of their step functions).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct EpochStepTimes {
+    /// 1-based.
+    pub epoch: usize,
+    pub steps: usize,
+    pub median_ms: f64,
+    pub mean_ms: f64,
+    pub min_ms: f64,
+}
+
+impl EpochStepTimes {
+    /// The times of `seconds` (one per step); None for an epoch without steps.
+    fn of(epoch: usize, mut seconds: Vec<f64>) -> Option<EpochStepTimes> {
+        if seconds.is_empty() {
+            return None;
+        }
+        seconds.sort_by(f64::total_cmp);
+        let n = seconds.len();
+        let median = if n % 2 == 1 {
+            seconds[n / 2]
+        } else {
+            (seconds[n / 2 - 1] + seconds[n / 2]) / 2.0
+        };
+        Some(EpochStepTimes {
+            epoch,
+            steps: n,
+            median_ms: 1e3 * median,
+            mean_ms: 1e3 * seconds.iter().sum::<f64>() / n as f64,
+            min_ms: 1e3 * seconds[0],
+        })
+    }
 }
 
 /// Where a run stopped when asked to.
@@ -743,6 +781,7 @@ pub struct Trainer<'s, 'p> {
     stop_agreed: bool,
     /// See [`RunOptions::finish_trained`].
     finish_trained: bool,
+    step_times: Vec<EpochStepTimes>,
 }
 
 impl<'s, 'p> Trainer<'s, 'p> {
@@ -842,6 +881,7 @@ impl<'s, 'p> Trainer<'s, 'p> {
             sharding: None,
             stop_agreed: false,
             finish_trained: opts.finish_trained,
+            step_times: Vec::new(),
         })
     }
 
@@ -984,6 +1024,7 @@ impl<'s, 'p> Trainer<'s, 'p> {
             confusion,
             train_seconds,
             samples_this_run: samples,
+            step_times: std::mem::take(&mut self.step_times),
             checkpoint_dir: self.checkpoint_dir,
             steps: self.steps,
             interrupted,
@@ -1020,6 +1061,7 @@ impl<'s, 'p> Trainer<'s, 'p> {
             Some(p) => (p.sums, p.samples, p.train_seconds),
             None => (SplitMetrics::default(), 0, 0.0),
         };
+        let mut step_seconds = Vec::new();
         for (done, batch) in batches.enumerate() {
             if self.should_stop() {
                 self.state.partial = Some(PartialEpoch {
@@ -1060,6 +1102,7 @@ impl<'s, 'p> Trainer<'s, 'p> {
                 last_loss = done.loss;
                 self.stop_agreed |= done.stop;
             } else {
+                let mut batch_seconds = 0.0;
                 let graphs = self.session.graphs(batch.indices.len())?;
                 let steps = if watched && !graphs.watched.is_empty() {
                     &graphs.watched
@@ -1078,7 +1121,9 @@ impl<'s, 'p> Trainer<'s, 'p> {
                         .exe
                         .run_step(&|n| inputs.get(n), &mut self.values)
                         .map_err(|e| self.failure(epoch, &e.to_string()))?;
-                    self.session.step_seconds += started.elapsed().as_secs_f64();
+                    let seconds = started.elapsed().as_secs_f64();
+                    self.session.step_seconds += seconds;
+                    batch_seconds += seconds;
                     let loss = step_graph.loss(&out).unwrap_or(f64::NAN);
                     let phase = multi_phase.then(|| phase_names[p].as_str());
                     let stats = step_graph.watched.read(&out);
@@ -1119,6 +1164,7 @@ impl<'s, 'p> Trainer<'s, 'p> {
                         loss_name.as_deref(),
                     );
                 }
+                step_seconds.push(batch_seconds);
             }
             self.state.steps_done += 1;
             samples += batch.indices.len();
@@ -1129,6 +1175,8 @@ impl<'s, 'p> Trainer<'s, 'p> {
             }
         }
         self.state.epochs_done += 1;
+        self.step_times
+            .extend(EpochStepTimes::of(self.state.epochs_done, step_seconds));
         let train_seconds = seconds_before + start.elapsed().as_secs_f64()
             - (self.session.compile_seconds - compiled_before);
         let train = sums.finish();

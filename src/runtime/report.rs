@@ -74,6 +74,9 @@ pub struct Timings {
     /// Training time per batch (all phases), validation excluded.
     pub mean_step_ms: f64,
     pub samples_per_second: f64,
+    /// Per epoch of this invocation, the compiled step's own time: median, mean and fastest
+    /// milliseconds per step (absent for a data-parallel run).
+    pub step_ms: Vec<super::EpochStepTimes>,
     /// Where a data-parallel step's time went (absent for a plain run).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_parallel: Option<DataParallelTimings>,
@@ -155,6 +158,7 @@ impl Report {
                 train_seconds: result.train_seconds,
                 mean_step_ms: 1e3 * step_seconds / steps,
                 samples_per_second: result.samples_this_run as f64 / step_seconds.max(1e-9),
+                step_ms: result.step_times.clone(),
                 data_parallel: (session.parallel.shards > 0.0).then(|| DataParallelTimings {
                     shards_ms: 1e3 * session.parallel.shards / steps,
                     exchange_ms: 1e3 * session.parallel.exchange / steps,
