@@ -261,7 +261,7 @@ pub fn compile(kernels: &[&Kernel], name: &str) -> Result<Code, String> {
         wide.push(match WideKernel::assemble(kernel, &lay, &dtypes) {
             Some(assembled) => {
                 let mut sig = module.make_signature();
-                sig.params.extend([AbiParam::new(pointer); 3]);
+                sig.params.extend([AbiParam::new(pointer); 4]);
                 let id = module
                     .declare_function(&format!("{name}.k{n}.wide"), Linkage::Local, &sig)
                     .map_err(|e| e.to_string())?;
@@ -335,7 +335,7 @@ pub(super) struct Layout {
     /// Short reduced axes taken out of the loop nest and unrolled in its body (a pooling
     /// window): their extents, and each group's strides along them.
     pub unrolled: Vec<usize>,
-    unrolled_strides: Vec<Vec<i64>>,
+    pub unrolled_strides: Vec<Vec<i64>>,
     /// How many of the innermost unrolled axes make up the trailing run of the fold.
     run_unrolled: usize,
     /// The first looped dimension of the fold's trailing run, when the run is looped.
@@ -348,6 +348,27 @@ pub(super) struct Layout {
 
 /// How a load repeats along the innermost loop: its period and the bytes between its elements.
 type Repeat = Option<(usize, i64)>;
+
+impl Layout {
+    /// The index along each unrolled axis of the body's unrolled position `p` (row-major).
+    pub fn unrolled_index(&self, p: usize) -> Vec<usize> {
+        let mut rest = p;
+        let mut index = vec![0; self.unrolled.len()];
+        for (i, &n) in index.iter_mut().zip(&self.unrolled).rev() {
+            *i = rest % n;
+            rest /= n;
+        }
+        index
+    }
+
+    /// The unrolled positions of the fold's trailing run: every so many, its partial results
+    /// are combined and folded into the result.
+    pub fn run_len(&self) -> usize {
+        self.unrolled[self.unrolled.len() - self.run_unrolled..]
+            .iter()
+            .product()
+    }
+}
 
 /// The most elements a kernel body folds unrolled.
 const UNROLLED_WINDOW: usize = 16;
@@ -645,8 +666,10 @@ enum Limit {
 
 const FLAGS: MemFlagsData = MemFlagsData::new().with_notrap();
 const LANES: usize = 4;
+/// The lanes whose partial results `tree` combines first (the sixteen-lane code follows it).
+pub(super) const FOLD_LANES: usize = LANES;
 /// The partial results of a fold's run (see `plan::KernelOut`).
-const PARTIALS: usize = 8;
+pub(super) const PARTIALS: usize = 8;
 
 impl<'a, 'm> Emitter<'a, 'm> {
     fn new(
@@ -1241,17 +1264,10 @@ impl<'a, 'm> Emitter<'a, 'm> {
         let f = self.fold.expect("a fold");
         let value = self.output(f).value;
         let positions: usize = self.lay.unrolled.iter().product();
-        let run_len: usize = self.lay.unrolled[self.lay.unrolled.len() - self.lay.run_unrolled..]
-            .iter()
-            .product();
+        let run_len = self.lay.run_len();
         let mut partials: Vec<Option<Value>> = vec![None; PARTIALS];
         for p in 0..positions {
-            let mut rest = p;
-            let mut index = vec![0; self.lay.unrolled.len()];
-            for (i, &n) in index.iter_mut().zip(&self.lay.unrolled).rev() {
-                *i = rest % n;
-                rest /= n;
-            }
+            let index = self.lay.unrolled_index(p);
             let shifted: Vec<Value> = offsets
                 .iter()
                 .zip(&self.lay.unrolled_strides)

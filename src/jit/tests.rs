@@ -445,6 +445,77 @@ fn pooling_windows_fold_unrolled() {
     );
 }
 
+/// Max pooling of `bias + relu` over 2×2 windows of `[2, 3, n, n]`, forward and backward (the
+/// gradient split among a window's tied maxima), as the planner receives it from the grad.
+fn max_pooling(n: usize) -> String {
+    let h = n / 2;
+    let full = format!("2, 3, {n}, {n}");
+    let windows = format!("2, 3, {h}, 2, {h}, 2");
+    let ones = format!("2, 3, {h}, 1, {h}, 1");
+    let pooled = format!("2, 3, {h}, {h}");
+    format!(
+        "graph t {{\n  %0: f32[{full}] = input \"x\" data\n  %1: f32[3] = input \"bias\" data\n  \
+         %2: f32[3, 1, 1] = reshape %1\n  %3: f32[{full}] = broadcast %2\n  \
+         %4: f32[{full}] = add %0, %3\n  %5: f32[{full}] = const 0.0\n  \
+         %6: f32[{full}] = max %4, %5\n  %7: f32[{windows}] = reshape %6\n  \
+         %8: f32[{pooled}] = reduce_max %7 axes=[3,5]\n  %9: f32[{ones}] = reshape %8\n  \
+         %10: f32[{windows}] = broadcast %9\n  %11: bool[{windows}] = eq %7, %10\n  \
+         %12: f32[{windows}] = cast %11\n  %13: f32[{pooled}] = sum %12 axes=[3,5]\n  \
+         %14: f32[{pooled}] = input \"g\" data\n  %15: f32[{pooled}] = div %14, %13\n  \
+         %16: f32[{ones}] = reshape %15\n  %17: f32[{windows}] = broadcast %16\n  \
+         %18: f32[{windows}] = mul %17, %12\n  %19: f32[{full}] = reshape %18\n  \
+         output \"pooled\" = %8\n  output \"grad\" = %19\n}}"
+    )
+}
+
+#[test]
+fn max_pooling_forward_and_backward_on_sixteen_lanes_match_the_interpreter() {
+    // With AVX-512, pooling's kernels run on sixteen lanes (`jit::wide`): the window's maxima
+    // and the count of its ties fold the window unrolled, reading every other element; the
+    // gradient's routing reads each window's gradient twice over. Rows of 5 and 13 positions
+    // (one partial vector) and of 34 (two whole vectors and a partial one), on 1–3 threads;
+    // on the shared awkward values (NaN, infinities, signed zeros) and on finite values with
+    // many ties, so that a wrong position or order shows.
+    let wide = cfg!(target_arch = "x86_64") && std::arch::is_x86_feature_detected!("avx512f");
+    for n in [10, 26, 68] {
+        let text = max_pooling(n);
+        let g = text::parse(&text).expect("parses");
+        let mut tied = inputs(&g);
+        for (seed, (_, t)) in tied.iter_mut().enumerate() {
+            let Tensor::F32(a) = t else {
+                unreachable!("f32 inputs")
+            };
+            for (i, x) in a.iter_mut().enumerate() {
+                *x = ((i * 7919 + seed * 31) % 13) as f32 * 0.5 - 3.0;
+            }
+        }
+        let want = interp::run(&g, &tied, &Options::default()).expect("the interpreter runs it");
+        for threads in [1, 2, 3] {
+            same_on(&text, threads);
+            let got = compile(&g)
+                .expect("compiles")
+                .run(&|name| tied.get(name), threads)
+                .expect("the JIT runs it");
+            for name in ["pooled", "grad"] {
+                assert_eq!(
+                    bits(&got[name]),
+                    bits(&want[name]),
+                    "{name}, {n}, {threads}"
+                );
+            }
+        }
+        let (_, plan) = kernel_count(&text);
+        let pooling_kernels = plan
+            .lines()
+            .filter(|l| l.contains("kernel [2, 3,") && l.contains(", 2, "))
+            .collect::<Vec<_>>();
+        assert!(pooling_kernels.len() >= 3, "{plan}");
+        for line in pooling_kernels {
+            assert_eq!(line.contains("16 lanes"), wide, "{line}\n{plan}");
+        }
+    }
+}
+
 #[test]
 fn every_other_element_is_read_at_every_length() {
     // A view with a stride of two (a pooling window's row, an odd or even column) is read four

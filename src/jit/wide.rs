@@ -8,27 +8,33 @@
 //! Each instruction is the operation the Cranelift code performs (`codegen`), so both agree bit
 //! for bit with the interpreter: IEEE arithmetic, the interpreter's `max`/`min` with their NaN
 //! rule, and [`math::exp_f32`]'s steps with its fused multiply-adds. A kernel qualifies when it
-//! folds nothing, reads and writes f32 only (bools live in its expression as lane masks), every
-//! access is contiguous or broadcast along the innermost loop, and it has no index or math call.
+//! reads and writes f32 only (bools live in its expression as lane masks), has no index or math
+//! call, and every access is contiguous or broadcast along the innermost loop — or, for pooling,
+//! every other element (a window's column at stride two) or each element repeated over a few
+//! lanes (a window's gradient); a fold qualifies when it reduces a window unrolled in the body
+//! and nothing else (max pooling, and the count of a window's maxima), folded in the order of
+//! `codegen`'s `fold_window`. The whole loop nest runs in the assembled code: the outermost
+//! loop over the range it is given, the loops inside it as an odometer of static extents.
 //! The Cranelift code of every kernel is compiled too: it runs where AVX-512 is absent and when
 //! `NNL_JIT_WIDE=0`, which exists to compare the two.
 
-use super::codegen::Layout;
-use super::plan::{BufId, ExprNode, ExprOp, Kernel};
+use super::codegen::{FOLD_LANES, Layout, PARTIALS};
+use super::plan::{BufId, ExprNode, ExprOp, Fold, Kernel};
 use crate::ir::composite::{self, Operand};
 use crate::ir::{CmpOp, DType, Op};
 use crate::tensor::math;
 use iced_x86::code_asm::{
-    AsmRegister64, AsmRegisterZmm, CodeAssembler, IcedError, cl, dword_bcst, dword_ptr, eax, k1,
-    k2, k3, k4, qword_ptr, r8, r9, r10, r11, r12, r13, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi,
-    zmmword_ptr,
+    AsmMemoryOperand, AsmRegister64, AsmRegisterZmm, CodeAssembler, IcedError, ax, cl, dword_bcst,
+    dword_ptr, eax, k1, k2, k3, k4, qword_ptr, r8, r9, r10, r11, r12, r13, r14, r15, rax, rbp, rbx,
+    rcx, rdi, rdx, rsi, rsp, word_ptr, zmmword_ptr,
 };
 
 /// The positions one vector computes, and its bytes.
 const LANES: usize = 16;
 const VECTOR_BYTES: i32 = 4 * LANES as i32;
 
-/// The narrowest innermost loop worth running here: below it most lanes would idle.
+/// The narrowest innermost loop worth running here: below it most lanes would idle (pooling
+/// windows excepted, whose rows are short but whose four-lane code is slower still).
 const MIN_INNER: usize = 16;
 
 /// The registers that hold the expression's values; the rest of the 32 are the scratch
@@ -36,20 +42,37 @@ const MIN_INNER: usize = 16;
 const VALUE_REGISTERS: usize = 24;
 
 /// The general registers that hold the first accesses' addresses; the others are read from
-/// the table (`rdi`) where they are used.
-const ADDRESS_REGISTERS: [AsmRegister64; 10] = [r8, r9, r10, r11, rbx, rbp, r12, r13, r14, r15];
+/// the table (`rdi`) where they are used. (`rbp` holds the offset of repeated loads.)
+const ADDRESS_REGISTERS: [AsmRegister64; 9] = [r8, r9, r10, r11, rbx, r12, r13, r14, r15];
 
-/// The assembled code of a row: `row(addresses, len, constants)` computes positions `0..len`
-/// of the innermost loop, where `addresses[a]` is access `a`'s address at position 0.
-type RowFn = unsafe extern "C" fn(addresses: *const *mut u8, len: usize, constants: *const u32);
+/// The assembled code of a loop nest: `nest(addresses, len, constants, outer)` computes
+/// `outer` iterations of the outermost loop (with one loop, the positions `0..len` of it) and
+/// every loop inside, where `addresses[a]` is access `a`'s address at the first position. It
+/// advances the addresses of the table that are not in registers.
+type NestFn =
+    unsafe extern "C" fn(addresses: *mut *mut u8, len: usize, constants: *const u32, outer: usize);
+
+/// How an access's elements lie along the vector loop.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Along {
+    /// One element for every lane.
+    Broadcast,
+    /// Sixteen consecutive elements.
+    Contiguous,
+    /// Every other element (a pooling window's column): two loads and a permutation.
+    EveryOther,
+    /// Each element on `period` consecutive lanes (a pooling window's gradient, read once per
+    /// window column): one load and a permutation.
+    Repeated(usize),
+}
 
 /// One instruction: computes an expression node's value at a vector's positions.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Instr {
-    /// Access `a` (a load): its contiguous elements, or its one element on every lane.
+    /// Access `a` (a load), at the vector's positions as `along` lays them out.
     Load {
         access: usize,
-        broadcast: bool,
+        along: Along,
     },
     Const(f32),
     Neg(usize),
@@ -84,13 +107,25 @@ enum Instr {
 
 /// A kernel assembled for sixteen lanes, whose code is not yet placed in memory.
 pub struct Assembled {
-    /// The machine code of a row ([`RowFn`]): position-independent, it reads its constants
-    /// through a register.
+    /// The machine code of the loop nest ([`NestFn`]): position-independent, it reads its
+    /// constants through a register.
     pub code: Vec<u8>,
     dims: Vec<usize>,
     accesses: Vec<(BufId, i64, Vec<i64>)>,
-    broadcast: Vec<bool>,
     constants: Vec<u32>,
+}
+
+/// A window fold: the window's positions, each access's byte displacement at each, and how
+/// the values fold (`codegen`'s `fold_window`).
+struct Window {
+    displacements: Vec<Vec<i32>>,
+    /// The positions of the fold's trailing run (folded by partials and a tree).
+    run_len: usize,
+    fold: Fold,
+    /// The expression node folded.
+    value: usize,
+    /// The output access.
+    out: usize,
 }
 
 impl Assembled {
@@ -102,11 +137,10 @@ impl Assembled {
         WideKernel {
             dims: self.dims,
             accesses: self.accesses,
-            broadcast: self.broadcast,
             constants: self.constants.into_boxed_slice(),
             // SAFETY: the caller's guarantee; the code follows the C calling convention with
-            // the parameters of `RowFn` (`Rows::prologue`).
-            row: unsafe { std::mem::transmute::<*const u8, RowFn>(address) },
+            // the parameters of `NestFn` (`Rows::assemble`).
+            nest: unsafe { std::mem::transmute::<*const u8, NestFn>(address) },
         }
     }
 }
@@ -119,11 +153,9 @@ pub struct WideKernel {
     /// Per access (the loads, then the outputs): its buffer, its first element's byte offset,
     /// and its byte strides along `dims`.
     accesses: Vec<(BufId, i64, Vec<i64>)>,
-    /// Per access: whether it reads one element for the whole innermost loop.
-    broadcast: Vec<bool>,
-    /// The constants the row code reads, as bits.
+    /// The constants the code reads, as bits.
     constants: Box<[u32]>,
-    row: RowFn,
+    nest: NestFn,
 }
 
 impl WideKernel {
@@ -134,12 +166,7 @@ impl WideKernel {
             return None;
         }
         let last = lay.dims.len().checked_sub(1)?;
-        let simple_layout = lay.unrolled.is_empty()
-            && lay.repeat.iter().all(Option::is_none)
-            && lay.dims[last] >= MIN_INNER
-            && k.outs.iter().all(|o| o.fold.is_none())
-            && dtypes.iter().all(|&d| d == DType::F32);
-        if !simple_layout {
+        if !dtypes.iter().all(|&d| d == DType::F32) {
             return None;
         }
         let loads = k.loads.len();
@@ -154,9 +181,54 @@ impl WideKernel {
             })
             .collect();
         let inner = |a: usize| accesses[a].2[last];
-        if (0..loads).any(|a| !matches!(inner(a), 0 | 4))
-            || (loads..accesses.len()).any(|a| inner(a) != 4)
-        {
+        let along: Vec<Along> = (0..accesses.len())
+            .map(|a| match (lay.repeat[lay.group[a]], inner(a)) {
+                (Some((period, 4)), _) if a < loads && LANES.is_multiple_of(period) => {
+                    Some(Along::Repeated(period))
+                }
+                (Some(_), _) => None,
+                (None, 0) if a < loads => Some(Along::Broadcast),
+                (None, 4) => Some(Along::Contiguous),
+                (None, 8) if a < loads => Some(Along::EveryOther),
+                _ => None,
+            })
+            .collect::<Option<_>>()?;
+        let window = match k.outs.iter().position(|o| o.fold.is_some()) {
+            Some(i) => {
+                let out = loads + i;
+                let folds_the_window_only = (0..=last).all(|d| lay.strides[lay.group[out]][d] != 0);
+                if k.outs.len() != 1 || lay.unrolled.is_empty() || !folds_the_window_only {
+                    return None;
+                }
+                let positions: usize = lay.unrolled.iter().product();
+                let displacements = (0..positions)
+                    .map(|p| {
+                        let index = lay.unrolled_index(p);
+                        (0..accesses.len())
+                            .map(|a| {
+                                let strides = &lay.unrolled_strides[lay.group[a]];
+                                let bytes: i64 =
+                                    index.iter().zip(strides).map(|(&i, &s)| i as i64 * s).sum();
+                                i32::try_from(bytes).ok()
+                            })
+                            .collect::<Option<Vec<i32>>>()
+                    })
+                    .collect::<Option<Vec<_>>>()?;
+                Some(Window {
+                    displacements,
+                    run_len: lay.run_len(),
+                    fold: k.outs[i].fold.expect("a fold"),
+                    value: k.outs[i].value,
+                    out,
+                })
+            }
+            None => None,
+        };
+        let pooling = window.is_some()
+            || along
+                .iter()
+                .any(|a| matches!(a, Along::EveryOther | Along::Repeated(_)));
+        if !pooling && lay.dims[last] < MIN_INNER {
             return None;
         }
         // A position is read before it is written: an output may share a buffer with a load
@@ -167,11 +239,10 @@ impl WideKernel {
                 return None;
             }
         }
-        let broadcast: Vec<bool> = (0..accesses.len()).map(|a| inner(a) == 0).collect();
         let mut instrs = k
             .expr
             .iter()
-            .map(|n| instr(n, k, &broadcast))
+            .map(|n| instr(n, k, &along))
             .collect::<Option<Vec<_>>>()?;
         let outputs: Vec<usize> = k.outs.iter().map(|o| o.value).collect();
         for (op, recipe) in [
@@ -194,31 +265,55 @@ impl WideKernel {
             }
         }
         // Sixteen lanes pay where arithmetic dominates: exponentials, or the divider (Adam's
-        // square root and division) over one long run of positions. A kernel of a few cheap
-        // operations per element is bound by memory on four lanes already, and one of many
-        // short rows pays a call per row here.
+        // square root and division) over one long run of positions; and for pooling, whose
+        // four-lane code shuffles its strided and repeated loads and runs short rows partly
+        // element by element. A kernel of a few cheap operations per element is bound by
+        // memory on four lanes already.
         let transcendental =
             |i: &Instr| matches!(i, Instr::Exp(_) | Instr::Sigmoid(_) | Instr::Tanh(_));
         let divides = |i: &Instr| matches!(i, Instr::Div(..) | Instr::Sqrt(_));
-        let pays = instrs.iter().any(transcendental) || (last == 0 && instrs.iter().any(divides));
+        let pays = pooling
+            || instrs.iter().any(transcendental)
+            || (last == 0 && instrs.iter().any(divides));
         if !pays {
             return None;
         }
         let (program, slot_of, slots) = allocate(&instrs, &outputs);
-        if slots > VALUE_REGISTERS {
+        let window_registers = window.as_ref().map_or(0, |w| 1 + w.run_len.min(PARTIALS));
+        if slots + window_registers > VALUE_REGISTERS {
             return None;
         }
+        // The odometer of the loops inside the outermost: at the end of a row, level `d`
+        // advances each address by its stride less the rows of the levels inside it.
+        let advances = (0..last)
+            .map(|d| {
+                accesses
+                    .iter()
+                    .map(|(_, _, strides)| {
+                        let back: i64 = (d + 1..last)
+                            .map(|e| (lay.dims[e] as i64 - 1) * strides[e])
+                            .sum();
+                        i32::try_from(strides[d] - back).ok()
+                    })
+                    .collect::<Option<Vec<i32>>>()
+            })
+            .collect::<Option<Vec<_>>>()?;
+        let nest = Nest {
+            dims: &lay.dims,
+            advances,
+            along: &along,
+            window: window.as_ref().map(|w| (w, slots)),
+        };
         let outs: Vec<(usize, usize)> = outputs
             .iter()
             .enumerate()
             .map(|(i, &value)| (slot_of[value], loads + i))
             .collect();
-        let (code, constants) = Rows::assemble(&program, &outs, accesses.len()).ok()?;
+        let (code, constants) = Rows::assemble(&program, &outs, &slot_of, &nest).ok()?;
         Some(Assembled {
             code,
             dims: lay.dims.clone(),
             accesses,
-            broadcast,
             constants,
         })
     }
@@ -233,61 +328,41 @@ impl WideKernel {
         if self.dims.contains(&0) {
             return;
         }
-        let (begin, end) = (begin as usize, end as usize);
-        let bases: Vec<*mut u8> = self
-            .accesses
-            .iter()
-            // SAFETY: `table` holds an address for every buffer of the plan.
-            .map(|(buf, offset, _)| unsafe { (*table.add(*buf)).offset(*offset as isize) })
-            .collect();
-        let last = self.dims.len() - 1;
-        let range = |n: usize| if split { begin..end } else { 0..n };
-        let constants = self.constants.as_ptr();
-        if last == 0 {
-            let positions = range(self.dims[0]);
-            let at: Vec<*mut u8> = bases
-                .iter()
-                .zip(&self.broadcast)
-                .map(|(&base, &broadcast)| {
-                    let skip = if broadcast { 0 } else { positions.start * 4 };
-                    base.wrapping_add(skip)
-                })
-                .collect();
-            // SAFETY: `at` addresses the range's first position of every access, and the
-            // range lies within the loop's extent.
-            unsafe { (self.row)(at.as_ptr(), positions.len(), constants) };
-            return;
-        }
-        let mut at = bases.clone();
-        // The positions of the outer loops, the first within its range.
-        let mut index = vec![0usize; last];
-        let outer = range(self.dims[0]);
+        let outer = if split {
+            begin as usize..end as usize
+        } else {
+            0..self.dims[0]
+        };
         if outer.is_empty() {
             return;
         }
-        index[0] = outer.start;
-        loop {
-            for (a, (_, _, strides)) in self.accesses.iter().enumerate() {
-                let offset: i64 = index.iter().zip(strides).map(|(&i, &s)| i as i64 * s).sum();
-                at[a] = bases[a].wrapping_offset(offset as isize);
-            }
-            // SAFETY: `at` addresses this row of every access.
-            unsafe { (self.row)(at.as_ptr(), self.dims[last], constants) };
-            let mut d = last - 1;
-            loop {
-                index[d] += 1;
-                let limit = if d == 0 { outer.end } else { self.dims[d] };
-                if index[d] < limit {
-                    break;
-                }
-                if d == 0 {
-                    return;
-                }
-                index[d] = 0;
-                d -= 1;
-            }
-        }
+        let mut at: Vec<*mut u8> = self
+            .accesses
+            .iter()
+            .map(|(buf, offset, strides)| {
+                let skip = offset + outer.start as i64 * strides[0];
+                // SAFETY: `table` holds an address for every buffer of the plan.
+                unsafe { (*table.add(*buf)).wrapping_offset(skip as isize) }
+            })
+            .collect();
+        let (len, count) = match self.dims.len() {
+            1 => (outer.len(), 1),
+            n => (self.dims[n - 1], outer.len()),
+        };
+        // SAFETY: `at` addresses the range's first position of every access, and the range
+        // lies within the outermost loop's extent.
+        unsafe { (self.nest)(at.as_mut_ptr(), len, self.constants.as_ptr(), count) };
     }
+}
+
+/// The loop nest a kernel's code runs, and what its body reads.
+struct Nest<'a> {
+    dims: &'a [usize],
+    /// Per loop outside the vector loop, each access's byte advance (see `assemble`).
+    advances: Vec<Vec<i32>>,
+    along: &'a [Along],
+    /// The window fold, and the first vector register free for its partial results.
+    window: Option<(&'a Window, usize)>,
 }
 
 /// The 32 vector registers: values in the first [`VALUE_REGISTERS`], scratch above.
@@ -327,13 +402,23 @@ struct Rows {
     constants: Vec<u32>,
 }
 
+/// The stack frame's slots (bytes from `rsp`): the lane masks of the permuted loads, then one
+/// counter per loop outside the vector loop.
+const MASK_REPEATED_WHOLE: i32 = 0;
+const MASK_REPEATED_PARTIAL: i32 = 2;
+const MASK_EVEN_WHOLE: i32 = 4;
+const MASK_EVEN_LOW_PARTIAL: i32 = 6;
+const MASK_EVEN_HIGH_PARTIAL: i32 = 8;
+const COUNTERS: i32 = 16;
+
 impl Rows {
-    /// The code of a row of `program` that stores `outs` (value slot, access) for `accesses`
-    /// addresses, and the constants it reads.
+    /// The code of the loop nest of `program`, which stores `outs` (value slot, access), or
+    /// folds its window into its one output; and the constants it reads.
     fn assemble(
         program: &[(usize, Instr)],
         outs: &[(usize, usize)],
-        accesses: usize,
+        slot_of: &[usize],
+        nest: &Nest,
     ) -> Result<(Vec<u8>, Vec<u32>), IcedError> {
         let mut r = Rows {
             a: CodeAssembler::new(64)?,
@@ -343,35 +428,103 @@ impl Rows {
         for reg in saved {
             r.a.push(reg)?;
         }
-        // k1: the lanes of the last, partial vector (none when there is none).
+        let levels = nest.dims.len() - 1;
+        let frame = COUNTERS + 8 * levels as i32;
+        r.a.sub(rsp, frame)?;
+        // The loop counters: the outermost's from the argument, the others' extents.
+        for d in 0..levels {
+            let counter = qword_ptr(rsp + COUNTERS + 8 * d as i32);
+            if d == 0 {
+                r.a.mov(counter, rcx)?;
+            } else {
+                r.a.mov(counter, nest.dims[d] as i32)?;
+            }
+        }
+        // k1: the lanes of the last, partial vector (none when there is none); rcx: their count.
         r.a.mov(rcx, rsi)?;
         r.a.and(rcx, LANES as i32 - 1)?;
         r.a.mov(rax, 1u64)?;
         r.a.shl(rax, cl)?;
         r.a.dec(rax)?;
         r.a.kmovw(k1, eax)?;
+        if let Some(period) = nest.repeat_period() {
+            // The elements a repeated load reads: 16 / period, or ⌈lanes / period⌉.
+            let elements = (1u32 << (LANES / period)) - 1;
+            r.a.mov(word_ptr(rsp + MASK_REPEATED_WHOLE), elements as i32)?;
+            r.a.add(rcx, period as i32 - 1)?;
+            r.a.shr(rcx, period.trailing_zeros() as i32)?;
+            r.a.mov(rax, 1u64)?;
+            r.a.shl(rax, cl)?;
+            r.a.dec(rax)?;
+            r.a.mov(word_ptr(rsp + MASK_REPEATED_PARTIAL), ax)?;
+        }
+        if nest.along.contains(&Along::EveryOther) {
+            // The even elements of two vectors' worth: all of them, or those of the lanes of k1.
+            r.a.mov(word_ptr(rsp + MASK_EVEN_WHOLE), 0x5555)?;
+            r.a.mov(rcx, rsi)?;
+            r.a.and(rcx, LANES as i32 - 1)?;
+            r.a.shl(rcx, 1)?;
+            r.a.mov(rax, 1u64)?;
+            r.a.shl(rax, cl)?;
+            r.a.dec(rax)?;
+            r.a.and(rax, 0x5555_5555)?;
+            r.a.mov(word_ptr(rsp + MASK_EVEN_LOW_PARTIAL), ax)?;
+            r.a.shr(rax, 16)?;
+            r.a.mov(word_ptr(rsp + MASK_EVEN_HIGH_PARTIAL), ax)?;
+        }
+        let accesses = nest.along.len();
         for (i, &reg) in ADDRESS_REGISTERS.iter().take(accesses).enumerate() {
             r.a.mov(reg, qword_ptr(rdi + 8 * i as i32))?;
         }
         // rax: the byte offset of the current vector; rcx: the bytes of the whole vectors.
-        let mut whole = r.a.create_label();
-        let mut partial = r.a.create_label();
-        let mut done = r.a.create_label();
-        r.a.xor(rax, rax)?;
         r.a.mov(rcx, rsi)?;
         r.a.and(rcx, -(LANES as i32))?;
         r.a.shl(rcx, 2)?;
+        let mut row = r.a.create_label();
+        let mut whole = r.a.create_label();
+        let mut partial = r.a.create_label();
+        let mut row_end = r.a.create_label();
+        let mut done = r.a.create_label();
+        r.a.set_label(&mut row)?;
+        r.a.xor(rax, rax)?;
         r.a.set_label(&mut whole)?;
         r.a.cmp(rax, rcx)?;
         r.a.jae(partial)?;
-        r.body(program, outs, false)?;
+        r.vector(program, outs, slot_of, nest, false)?;
         r.a.add(rax, VECTOR_BYTES)?;
         r.a.jmp(whole)?;
         r.a.set_label(&mut partial)?;
         r.a.kortestw(k1, k1)?;
-        r.a.jz(done)?;
-        r.body(program, outs, true)?;
+        r.a.jz(row_end)?;
+        r.vector(program, outs, slot_of, nest, true)?;
+        r.a.set_label(&mut row_end)?;
+        // The odometer: the innermost level that has rows left advances; the levels inside
+        // it start over.
+        let mut advance: Vec<_> = (0..levels).map(|_| r.a.create_label()).collect();
+        for d in (0..levels).rev() {
+            let counter = qword_ptr(rsp + COUNTERS + 8 * d as i32);
+            r.a.dec(counter)?;
+            r.a.jnz(advance[d])?;
+            if d > 0 {
+                r.a.mov(counter, nest.dims[d] as i32)?;
+            }
+        }
+        r.a.jmp(done)?;
+        for (d, label) in advance.iter_mut().enumerate() {
+            r.a.set_label(label)?;
+            for (a, &bytes) in nest.advances[d].iter().enumerate() {
+                if bytes == 0 {
+                    continue;
+                }
+                match ADDRESS_REGISTERS.get(a) {
+                    Some(&reg) => r.a.add(reg, bytes)?,
+                    None => r.a.add(qword_ptr(rdi + 8 * a as i32), bytes)?,
+                }
+            }
+            r.a.jmp(row)?;
+        }
         r.a.set_label(&mut done)?;
+        r.a.add(rsp, frame)?;
         r.a.vzeroupper()?;
         for reg in saved.into_iter().rev() {
             r.a.pop(reg)?;
@@ -393,7 +546,7 @@ impl Rows {
     }
 
     /// The constant with these bits, broadcast from the table.
-    fn bits(&mut self, bits: u32) -> iced_x86::code_asm::AsmMemoryOperand {
+    fn bits(&mut self, bits: u32) -> AsmMemoryOperand {
         let i = match self.constants.iter().position(|&c| c == bits) {
             Some(i) => i,
             None => {
@@ -404,7 +557,23 @@ impl Rows {
         dword_bcst(rdx + 4 * i as i32)
     }
 
-    fn constant(&mut self, c: f32) -> iced_x86::code_asm::AsmMemoryOperand {
+    /// Sixteen constants, as one vector in the table.
+    fn vector_constant(&mut self, lanes: [u32; LANES]) -> AsmMemoryOperand {
+        let at = match self
+            .constants
+            .windows(LANES)
+            .position(|w| w == lanes.as_slice())
+        {
+            Some(i) => i,
+            None => {
+                self.constants.extend(lanes);
+                self.constants.len() - LANES
+            }
+        };
+        zmmword_ptr(rdx + 4 * at as i32)
+    }
+
+    fn constant(&mut self, c: f32) -> AsmMemoryOperand {
         self.bits(c.to_bits())
     }
 
@@ -414,48 +583,186 @@ impl Rows {
         self.a.vbroadcastss(d, dword_ptr(at))
     }
 
-    /// One vector of positions at `rax` (when `partial`, the lanes of k1; the others are zero).
-    fn body(
+    /// One vector of positions at `rax` (when `partial`, the lanes of k1): the program and
+    /// its stores, or the window folded position by position into the output.
+    fn vector(
         &mut self,
         program: &[(usize, Instr)],
         outs: &[(usize, usize)],
+        slot_of: &[usize],
+        nest: &Nest,
         partial: bool,
     ) -> Result<(), IcedError> {
-        for &(slot, instr) in program {
-            self.instr(ZMM[slot], instr, partial)?;
+        if let Some(period) = nest.repeat_period() {
+            self.a.mov(rbp, rax)?;
+            self.a.shr(rbp, period.trailing_zeros() as i32)?;
         }
-        for &(slot, access) in outs {
-            let at = zmmword_ptr(self.address(access)? + rax);
-            if partial {
-                self.a.vmovups(at.k1(), ZMM[slot])?;
+        let Some((window, first_free)) = nest.window else {
+            let none = vec![0; nest.along.len()];
+            for &(slot, instr) in program {
+                self.instr(ZMM[slot], instr, partial, &none)?;
+            }
+            for &(slot, access) in outs {
+                self.store(access, ZMM[slot], partial)?;
+            }
+            return Ok(());
+        };
+        // As `codegen`'s `fold_window`: each run of the window's trailing positions into
+        // partial results, combined by the tree and folded into the start.
+        let acc = ZMM[first_free];
+        let partials: Vec<AsmRegisterZmm> = (0..window.run_len.min(PARTIALS))
+            .map(|i| ZMM[first_free + 1 + i])
+            .collect();
+        let start = match window.fold {
+            Fold::Sum => 0.0,
+            Fold::Max => f32::NEG_INFINITY,
+        };
+        self.splat(acc, start)?;
+        let value = ZMM[slot_of[window.value]];
+        let mut filled = vec![false; partials.len()];
+        for (p, displacement) in window.displacements.iter().enumerate() {
+            for &(slot, instr) in program {
+                self.instr(ZMM[slot], instr, partial, displacement)?;
+            }
+            let t = p % window.run_len;
+            let i = t % PARTIALS;
+            if filled[i] {
+                self.fold(window.fold, partials[i], value)?;
             } else {
-                self.a.vmovups(at, ZMM[slot])?;
+                self.a.vmovaps(partials[i], value)?;
+                filled[i] = true;
+            }
+            if t + 1 == window.run_len {
+                let run = self.tree(window.fold, &partials, &filled)?;
+                self.fold(window.fold, acc, run)?;
+                filled.fill(false);
             }
         }
-        Ok(())
+        self.store(window.out, acc, partial)
     }
 
-    /// Instruction `instr`, into `d` (which none of its operands is: `allocate`).
-    fn instr(&mut self, d: AsmRegisterZmm, instr: Instr, partial: bool) -> Result<(), IcedError> {
-        let v = |x: usize| ZMM[x];
-        match instr {
-            Instr::Load {
-                access,
-                broadcast: true,
-            } => {
-                let base = self.address(access)?;
-                self.a.vbroadcastss(d, dword_ptr(base))
-            }
-            Instr::Load {
-                access,
-                broadcast: false,
-            } => {
-                let at = zmmword_ptr(self.address(access)? + rax);
+    /// `acc` = fold(acc, x), as `codegen`'s `fold` on vectors.
+    fn fold(
+        &mut self,
+        fold: Fold,
+        acc: AsmRegisterZmm,
+        x: AsmRegisterZmm,
+    ) -> Result<(), IcedError> {
+        match fold {
+            Fold::Sum => self.a.vaddps(acc, acc, x),
+            Fold::Max => self.pick(acc, acc, x, GREATER),
+        }
+    }
+
+    /// The partial results combined as `codegen`'s `tree` does, in place; the register
+    /// holding the result.
+    fn tree(
+        &mut self,
+        fold: Fold,
+        partials: &[AsmRegisterZmm],
+        filled: &[bool],
+    ) -> Result<AsmRegisterZmm, IcedError> {
+        let combine = |r: &mut Rows, a: Option<AsmRegisterZmm>, b: Option<AsmRegisterZmm>| {
+            Ok::<_, IcedError>(match (a, b) {
+                (Some(a), Some(b)) => {
+                    r.fold(fold, a, b)?;
+                    Some(a)
+                }
+                (a, b) => a.or(b),
+            })
+        };
+        let at = |i: usize| (i < partials.len() && filled[i]).then(|| partials[i]);
+        let mut q = Vec::with_capacity(FOLD_LANES);
+        for l in 0..FOLD_LANES {
+            q.push(combine(self, at(l), at(l + FOLD_LANES))?);
+        }
+        let low = combine(self, q[0], q[1])?;
+        let high = combine(self, q[2], q[3])?;
+        Ok(combine(self, low, high)?.expect("a run has positions"))
+    }
+
+    /// Stores `x` at the vector's positions of output `access`.
+    fn store(&mut self, access: usize, x: AsmRegisterZmm, partial: bool) -> Result<(), IcedError> {
+        let at = zmmword_ptr(self.address(access)? + rax);
+        if partial {
+            self.a.vmovups(at.k1(), x)
+        } else {
+            self.a.vmovups(at, x)
+        }
+    }
+
+    /// `d` = load `access` at the vector's positions, `displacement` bytes on.
+    fn load(
+        &mut self,
+        d: AsmRegisterZmm,
+        access: usize,
+        along: Along,
+        partial: bool,
+        displacement: i32,
+    ) -> Result<(), IcedError> {
+        let base = self.address(access)?;
+        match along {
+            Along::Broadcast => self.a.vbroadcastss(d, dword_ptr(base + displacement)),
+            Along::Contiguous => {
+                let at = zmmword_ptr(base + rax + displacement);
                 if partial {
                     self.a.vmovups(d.k1().z(), at)
                 } else {
                     self.a.vmovups(d, at)
                 }
+            }
+            Along::EveryOther => {
+                let (low, high) = if partial {
+                    (MASK_EVEN_LOW_PARTIAL, MASK_EVEN_HIGH_PARTIAL)
+                } else {
+                    (MASK_EVEN_WHOLE, MASK_EVEN_WHOLE)
+                };
+                self.a.kmovw(k2, word_ptr(rsp + low))?;
+                self.a.kmovw(k3, word_ptr(rsp + high))?;
+                let upper = scratch(0);
+                self.a
+                    .vmovups(d.k2().z(), zmmword_ptr(base + rax * 2 + displacement))?;
+                self.a.vmovups(
+                    upper.k3().z(),
+                    zmmword_ptr(base + rax * 2 + displacement + VECTOR_BYTES),
+                )?;
+                let even: [u32; LANES] = std::array::from_fn(|l| 2 * l as u32);
+                let index = scratch(1);
+                let even = self.vector_constant(even);
+                self.a.vmovups(index, even)?;
+                self.a.vpermt2ps(d, index, upper)
+            }
+            Along::Repeated(period) => {
+                let mask = if partial {
+                    MASK_REPEATED_PARTIAL
+                } else {
+                    MASK_REPEATED_WHOLE
+                };
+                self.a.kmovw(k2, word_ptr(rsp + mask))?;
+                self.a
+                    .vmovups(d.k2().z(), zmmword_ptr(base + rbp + displacement))?;
+                let spread: [u32; LANES] = std::array::from_fn(|l| (l / period) as u32);
+                let index = scratch(1);
+                let spread = self.vector_constant(spread);
+                self.a.vmovups(index, spread)?;
+                self.a.vpermps(d, index, d)
+            }
+        }
+    }
+
+    /// Instruction `instr`, into `d` (which none of its operands is: `allocate`).
+    /// Loads are `displacements[access]` bytes on (a window's position).
+    fn instr(
+        &mut self,
+        d: AsmRegisterZmm,
+        instr: Instr,
+        partial: bool,
+        displacements: &[i32],
+    ) -> Result<(), IcedError> {
+        let v = |x: usize| ZMM[x];
+        match instr {
+            Instr::Load { access, along } => {
+                self.load(d, access, along, partial, displacements[access])
             }
             Instr::Const(c) => self.splat(d, c),
             Instr::Neg(x) => {
@@ -618,6 +925,16 @@ impl Rows {
     }
 }
 
+impl Nest<'_> {
+    /// The period of the repeated loads (one for all: the layout's innermost merged axis).
+    fn repeat_period(&self) -> Option<usize> {
+        self.along.iter().find_map(|a| match a {
+            Along::Repeated(period) => Some(*period),
+            _ => None,
+        })
+    }
+}
+
 impl Instr {
     /// The values it reads.
     fn operands(&self) -> Vec<usize> {
@@ -720,13 +1037,13 @@ fn allocate(instrs: &[Instr], outputs: &[usize]) -> (Vec<(usize, Instr)>, Vec<us
 }
 
 /// The instruction of expression node `n`, or None when it has no sixteen-lane form here.
-fn instr(n: &ExprNode, k: &Kernel, broadcast: &[bool]) -> Option<Instr> {
+fn instr(n: &ExprNode, k: &Kernel, along: &[Along]) -> Option<Instr> {
     let a = |i: usize| n.args[i];
     let arg_dtype = |i: usize| k.expr[n.args[i]].dtype;
     Some(match (&n.op, n.dtype) {
         (ExprOp::Load(access), DType::F32) => Instr::Load {
             access: *access,
-            broadcast: broadcast[*access],
+            along: along[*access],
         },
         (ExprOp::Const(c), DType::F32) => Instr::Const(*c as f32),
         (ExprOp::Op(Op::Cmp(c)), DType::Bool) if arg_dtype(0) == DType::F32 => {
