@@ -141,10 +141,7 @@ pub fn unfold_into<T: Copy>(
         for run in &runs {
             let dst = &mut cols[run.r * l + run.col..][..run.len];
             if w.stride == 1 {
-                // Runs are short (a row of an image): an inline loop, not a call to `memcpy`.
-                for (d, &x) in dst.iter_mut().zip(&image[run.pixel..][..run.len]) {
-                    *d = x;
-                }
+                dst.copy_from_slice(&image[run.pixel..][..run.len]);
             } else {
                 for (t, d) in dst.iter_mut().enumerate() {
                     *d = image[run.pixel + t * w.stride];
