@@ -709,6 +709,13 @@ enum Val {
     Fused(Fused),
     /// The parts of a `scan`'s result.
     Parts(Vec<BufId>),
+    /// A pad read only by another pad, which stores `inner` into its own buffer: `pads` are
+    /// the pads (axis, zeros before, the extent padded) from the innermost out. Pooling's
+    /// gradient pads a window's rows and then its columns; one buffer, zeroed once, and no copy.
+    Padding {
+        inner: Fused,
+        pads: Vec<(usize, usize, usize)>,
+    },
     /// Consumed by its only reader.
     Taken,
 }
@@ -1058,16 +1065,31 @@ impl Planner<'_> {
                 Some(ty),
             ) => self.view_op(i, ty)?,
             (Op::Pad { axis, lo, .. }, Some(ty)) => {
-                let (axis, lo) = (*axis, *lo);
-                let buf = self.new_buffer(&ty, Storage::Arena(0));
-                let whole = View::whole(buf, &ty.shape);
-                let zero = Fused::leaf(ty.clone(), ExprOp::Const(0.0));
-                self.store_into(zero, whole.clone());
-                let inner = self.operand_fused(args[0])?;
-                let n = inner.ty.shape[axis];
-                let slot = slice(&whole, axis, lo, lo + n);
-                self.store_into(inner, slot);
-                Val::View(whole)
+                let (inner, mut pads) = match self.take(args[0]) {
+                    Val::Padding { inner, pads } => (inner, pads),
+                    Val::View(view) => (Fused::load(view, self.ty(args[0]).dtype), Vec::new()),
+                    Val::Fused(f) => (f, Vec::new()),
+                    _ => return Err(format!("internal error: {} is not a tensor here", args[0])),
+                };
+                pads.push((*axis, *lo, self.ty(args[0]).shape[*axis]));
+                let read_by_a_pad = matches!(self.readers[i].as_slice(),
+                    [r] if matches!(self.graph.nodes[*r].op, Op::Pad { .. }));
+                if read_by_a_pad && !self.is_output[i] {
+                    Val::Padding { inner, pads }
+                } else {
+                    let buf = self.new_buffer(&ty, Storage::Arena(0));
+                    let whole = View::whole(buf, &ty.shape);
+                    let zero = Fused::leaf(ty.clone(), ExprOp::Const(0.0));
+                    self.store_into(zero, whole.clone());
+                    let slot = pads
+                        .iter()
+                        .rev()
+                        .fold(whole.clone(), |slot, &(axis, lo, n)| {
+                            slice(&slot, axis, lo, lo + n)
+                        });
+                    self.store_into(inner, slot);
+                    Val::View(whole)
+                }
             }
             (Op::Concat { axis }, Some(ty)) => {
                 let axis = *axis;

@@ -566,6 +566,34 @@ fn pad_concat_iota_and_constants_match() {
 }
 
 #[test]
+fn a_pad_of_a_pad_writes_one_buffer_zeroed_once() {
+    // Pooling's gradient pads a window's columns, then its rows: the inner pad's expression is
+    // stored straight into the outer pad's buffer (one zero-fill and one store, not a second
+    // buffer copied over), whatever the axes and margins; three pads deep as well.
+    let chain = "graph t {\n  %0: f32[3, 4, 5] = input \"x\" data\n  %1: f32[3, 4, 5] = const 2.0\n  \
+         %2: f32[3, 4, 5] = mul %0, %1\n  %3: f32[3, 4, 7] = pad %2 axis=2 lo=2 hi=0\n  \
+         %4: f32[3, 6, 7] = pad %3 axis=1 lo=0 hi=2\n  %5: f32[4, 6, 7] = pad %4 axis=0 lo=1 hi=0\n  \
+         output \"y\" = %5\n}";
+    same(chain);
+    assert_eq!(kernel_count(chain).0, 2, "{}", kernel_count(chain).1);
+    // Padding the same axis twice.
+    same(
+        "graph t {\n  %0: f32[2, 3] = input \"x\" data\n  %1: f32[2, 5] = pad %0 axis=1 lo=1 hi=1\n  \
+         %2: f32[2, 8] = pad %1 axis=1 lo=3 hi=0\n  output \"y\" = %2\n}",
+    );
+    // An inner pad that is an output, or read by more than the outer pad, has its own buffer.
+    for extra in [
+        "output \"inner\" = %1",
+        "%3: f32[2, 5] = neg %1\n  output \"n\" = %3",
+    ] {
+        same(&format!(
+            "graph t {{\n  %0: f32[2, 3] = input \"x\" data\n  %1: f32[2, 5] = pad %0 axis=1 lo=1 hi=1\n  \
+             %2: f32[4, 5] = pad %1 axis=0 lo=1 hi=1\n  output \"y\" = %2\n  {extra}\n}}"
+        ));
+    }
+}
+
+#[test]
 fn unfold_and_fold_match_in_place_and_through_the_library() {
     for (dtype, stride, positions) in [("f32", 1, 25), ("f64", 2, 9)] {
         same(&format!(
