@@ -902,8 +902,8 @@ unsafe impl Sync for SharedTable {}
 /// products and unfolds follow the batch, so each thread reads what it wrote itself a moment
 /// before: from its own cache, rather than from the other core's, which is slow when the two
 /// cores of a virtual machine sit on different dies of the host (a round trip of about 330 ns
-/// against 70 measured on this machine, as the host moves them) — the parts handed out by work
-/// stealing made a two-thread CNN step twice as slow in those periods.
+/// against 70 measured on this machine, as the host moves them): in those periods a two-thread
+/// CNN step took 20.0 ms with its parts handed out by work stealing, 17.0 with fixed parts.
 fn on_threads(parts: usize, part: &(dyn Fn(usize) + Sync)) {
     rayon::broadcast(|ctx| {
         for p in (ctx.index()..parts).step_by(ctx.num_threads()) {

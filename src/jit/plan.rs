@@ -711,7 +711,7 @@ enum Val {
     Parts(Vec<BufId>),
     /// A pad read only by another pad, which stores `inner` into its own buffer: `pads` are
     /// the pads (axis, zeros before, the extent padded) from the innermost out. Pooling's
-    /// gradient pads a window's rows and then its columns; one buffer, zeroed once, and no copy.
+    /// gradient pads its columns and then its rows: one buffer, zeroed once, and no copy.
     Padding {
         inner: Fused,
         pads: Vec<(usize, usize, usize)>,
