@@ -129,7 +129,7 @@ struct Window {
 }
 
 impl Assembled {
-    /// The kernel whose row code has been placed at `address`.
+    /// The kernel whose nest code has been placed at `address`.
     ///
     /// # Safety
     /// `address` holds a copy of `self.code`, executable, for as long as the kernel runs.
@@ -139,7 +139,7 @@ impl Assembled {
             accesses: self.accesses,
             constants: self.constants.into_boxed_slice(),
             // SAFETY: the caller's guarantee; the code follows the C calling convention with
-            // the parameters of `NestFn` (`Rows::assemble`).
+            // the parameters of `NestFn` (`NestAssembler::assemble`).
             nest: unsafe { std::mem::transmute::<*const u8, NestFn>(address) },
         }
     }
@@ -309,7 +309,7 @@ impl WideKernel {
             .enumerate()
             .map(|(i, &value)| (slot_of[value], loads + i))
             .collect();
-        let (code, constants) = Rows::assemble(&program, &outs, &slot_of, &nest).ok()?;
+        let (code, constants) = NestAssembler::assemble(&program, &outs, &slot_of, &nest).ok()?;
         Some(Assembled {
             code,
             dims: lay.dims.clone(),
@@ -396,8 +396,9 @@ const LESS: i32 = 0x11;
 const GREATER: i32 = 0x1E;
 const UNORDERED: i32 = 0x03;
 
-/// The assembler of a row's code, and the constants the code reads (as bits, through `rdx`).
-struct Rows {
+/// The assembler of a loop nest's code, and the constants the code reads (as bits, through
+/// `rdx`).
+struct NestAssembler {
     a: CodeAssembler,
     constants: Vec<u32>,
 }
@@ -411,7 +412,7 @@ const MASK_EVEN_LOW_PARTIAL: i32 = 6;
 const MASK_EVEN_HIGH_PARTIAL: i32 = 8;
 const COUNTERS: i32 = 16;
 
-impl Rows {
+impl NestAssembler {
     /// The code of the loop nest of `program`, which stores `outs` (value slot, access), or
     /// folds its window into its one output; and the constants it reads.
     fn assemble(
@@ -420,7 +421,7 @@ impl Rows {
         slot_of: &[usize],
         nest: &Nest,
     ) -> Result<(Vec<u8>, Vec<u32>), IcedError> {
-        let mut r = Rows {
+        let mut r = NestAssembler {
             a: CodeAssembler::new(64)?,
             constants: Vec::new(),
         };
@@ -662,15 +663,16 @@ impl Rows {
         partials: &[AsmRegisterZmm],
         filled: &[bool],
     ) -> Result<AsmRegisterZmm, IcedError> {
-        let combine = |r: &mut Rows, a: Option<AsmRegisterZmm>, b: Option<AsmRegisterZmm>| {
-            Ok::<_, IcedError>(match (a, b) {
-                (Some(a), Some(b)) => {
-                    r.fold(fold, a, b)?;
-                    Some(a)
-                }
-                (a, b) => a.or(b),
-            })
-        };
+        let combine =
+            |r: &mut NestAssembler, a: Option<AsmRegisterZmm>, b: Option<AsmRegisterZmm>| {
+                Ok::<_, IcedError>(match (a, b) {
+                    (Some(a), Some(b)) => {
+                        r.fold(fold, a, b)?;
+                        Some(a)
+                    }
+                    (a, b) => a.or(b),
+                })
+            };
         let at = |i: usize| (i < partials.len() && filled[i]).then(|| partials[i]);
         let mut q = Vec::with_capacity(FOLD_LANES);
         for l in 0..FOLD_LANES {
