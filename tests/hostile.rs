@@ -355,6 +355,15 @@ fn deep_nesting_is_an_error_for_check_and_fmt_never_a_stack_overflow() {
             "closures.nnl",
             with_body(&format!("{}x", "|y| ".repeat(5_000))),
         ),
+        // Closures nest without brackets: enough of them overflowed the parser's stack.
+        (
+            "closures_deep.nnl",
+            with_body(&format!("{}x", "|y| ".repeat(200_000))),
+        ),
+        (
+            "closure_pairs_deep.nnl",
+            with_body(&format!("{}x", "|(a, b), c| ".repeat(200_000))),
+        ),
         (
             "lists.nnl",
             with_body(&format!("{}x{}", "[".repeat(100_000), "]".repeat(100_000))),

@@ -134,6 +134,11 @@ fn let_with_type(file: FileId, text: &str, pos: usize) -> Option<Diagnostic> {
 
 /// The brackets of `chunk` outside strings and comments, with their byte index in it.
 fn brackets(chunk: &str) -> impl Iterator<Item = (usize, char)> + '_ {
+    visible(chunk).filter(|&(_, c)| matches!(c, '(' | '[' | '{' | ')' | ']' | '}'))
+}
+
+/// The characters of `chunk` outside strings and comments, with their byte index in it.
+fn visible(chunk: &str) -> impl Iterator<Item = (usize, char)> + '_ {
     let mut in_string = false;
     let mut escaped = false;
     let mut in_comment = false;
@@ -153,28 +158,72 @@ fn brackets(chunk: &str) -> impl Iterator<Item = (usize, char)> + '_ {
             '\n' => in_string = false,
             _ if in_string => {}
             '#' => in_comment = true,
-            '(' | '[' | '{' | ')' | ']' | '}' => return true,
-            _ => {}
+            _ => return true,
         }
         false
     })
 }
 
-/// The byte index of the first bracket in `chunk` that opens a level deeper than
+/// The byte index of the first bracket or closure in `chunk` that opens a level deeper than
 /// [`super::MAX_NESTING`], found before parsing so that the parser never recurses that deep.
+///
+/// The parser recurses once per bracket and once per closure (`|a| |b| a + b` nests two deep
+/// without a bracket). A closure's level ends where the bracket it is written in closes, or at
+/// a `,` or `;` in that bracket (outside closure parameters); counting it until then can only
+/// count too many levels.
 pub(super) fn too_deep_bracket(chunk: &str) -> Option<usize> {
+    // The closures open in each bracket level, outermost level first.
+    let mut closures = vec![0usize];
     let mut depth = 0usize;
-    for (i, c) in brackets(chunk) {
-        if matches!(c, '(' | '[' | '{') {
+    let mut in_params = false;
+    for (i, c) in nesting_marks(chunk) {
+        let opens = match c {
+            '(' | '[' | '{' => {
+                closures.push(0);
+                true
+            }
+            ')' | ']' | '}' => {
+                if closures.len() > 1 {
+                    let ended = closures.pop().unwrap_or(0);
+                    depth = depth.saturating_sub(1 + ended);
+                }
+                false
+            }
+            ',' | ';' => {
+                if !in_params && let Some(open) = closures.last_mut() {
+                    depth = depth.saturating_sub(*open);
+                    *open = 0;
+                }
+                false
+            }
+            _ => {
+                // A closure's parameters sit between two bars; the first one opens it.
+                in_params = !in_params;
+                if in_params && let Some(open) = closures.last_mut() {
+                    *open += 1;
+                }
+                in_params
+            }
+        };
+        if opens {
             depth += 1;
             if depth > super::MAX_NESTING {
                 return Some(i);
             }
-        } else {
-            depth = depth.saturating_sub(1);
         }
     }
     None
+}
+
+/// What [`too_deep_bracket`] counts in `chunk`: brackets, the separators `,` and `;`, and
+/// the bars of closures (not the `|` of `|>`), outside strings and comments.
+fn nesting_marks(chunk: &str) -> impl Iterator<Item = (usize, char)> + '_ {
+    let bytes = chunk.as_bytes();
+    visible(chunk).filter(move |&(i, c)| match c {
+        '(' | '[' | '{' | ')' | ']' | '}' | ',' | ';' => true,
+        '|' => bytes.get(i + 1) != Some(&b'>'),
+        _ => false,
+    })
 }
 
 /// The error for a construct that nests deeper than [`super::MAX_NESTING`], at offset `at`.
