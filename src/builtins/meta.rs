@@ -10,7 +10,7 @@ use crate::diag::codes;
 use crate::ir::TensorType;
 use crate::lower::{ArgV, LowerError, Lowerer, Res, Tv, Val};
 use crate::prim::PrimParam;
-use crate::syntax::ast::{Dtype, Expr, ExprKind};
+use crate::syntax::ast::{Dtype, Expr, ExprKind, ThinVec};
 
 pub(super) const BUILTINS: &[BuiltinDef] = &[
     BuiltinDef {
@@ -113,7 +113,7 @@ impl Rule for SumOver {
             span: a.req(1).span,
         };
         let callee = Expr {
-            kind: ExprKind::Tuple(Vec::new()),
+            kind: ExprKind::Tuple(ThinVec::new()),
             span: a.req(1).span,
         };
         let t = c.call(f, a.req(1).ty.clone(), &callee, vec![p], a.req(1).span);

@@ -319,7 +319,8 @@ impl Frame {
         }
     }
 
-    fn bind(&mut self, name: &str, ty: Ty, span: Span, kind: VarKind) {
+    /// `name` is a `Symbol` where the caller has one: interning a `&str` takes a lock.
+    fn bind(&mut self, name: impl Into<Symbol>, ty: Ty, span: Span, kind: VarKind) {
         self.vars.push(Var {
             name: name.into(),
             ty,
@@ -390,7 +391,7 @@ impl<'p> Checker<'p> {
         self.bind_implicit(&mut f, d);
         for a in &d.attrs {
             let ty = self.attr_type_alone(&mut f, a);
-            f.bind(&a.name.name, ty, a.name.span, VarKind::Plain);
+            f.bind(a.name.name, ty, a.name.span, VarKind::Plain);
         }
         for p in &d.params {
             let ty = match &p.ty {
@@ -400,7 +401,7 @@ impl<'p> Checker<'p> {
                     None => Ty::Unknown,
                 },
             };
-            f.bind(&p.name.name, ty, p.name.span, VarKind::Plain);
+            f.bind(p.name.name, ty, p.name.span, VarKind::Plain);
         }
         for w in &d.wheres {
             let t = self.expr(&mut f, &w.cond);
@@ -574,7 +575,7 @@ impl<'p> Checker<'p> {
                     _ if introduce => {
                         let sym = self.fresh_sym(&id.name);
                         f.bind(
-                            &id.name,
+                            id.name,
                             Ty::Shape(Shape(vec![ShapeElem::Pack(sym.clone())].into())),
                             id.span,
                             VarKind::Plain,
@@ -589,7 +590,7 @@ impl<'p> Checker<'p> {
                 }) if introduce && f.peek(&id.name).is_none() => {
                     let sym = self.fresh_sym(&id.name);
                     f.bind(
-                        &id.name,
+                        id.name,
                         Ty::Int(Dim::sym(sym.clone())),
                         id.span,
                         VarKind::Plain,
@@ -717,7 +718,7 @@ impl<'p> Checker<'p> {
                     if let Some(node) = self.trace.last().filter(|_| self.keep.facts) {
                         self.facts.instances.declare(&node.path, &n.name, true);
                     }
-                    f.bind(&n.name, state_ty.clone(), n.span, VarKind::State);
+                    f.bind(n.name, state_ty.clone(), n.span, VarKind::State);
                     if let Some(v) = f.vars.last_mut() {
                         v.used = true;
                     }
@@ -857,7 +858,7 @@ impl<'p> Checker<'p> {
             self.check_init(&pty, &ity, e.span);
         }
         for n in names {
-            f.bind(&n.name, pty.clone(), n.span, VarKind::Param);
+            f.bind(n.name, pty.clone(), n.span, VarKind::Param);
             if let Ty::Tensor(_, shape) = &pty {
                 self.record_param(&n.name, shape);
             }
@@ -882,7 +883,7 @@ impl<'p> Checker<'p> {
 
     fn bind_pattern(&mut self, f: &mut Frame, p: &Pattern, ty: Ty, kind: VarKind) {
         match p {
-            Pattern::Name(id) => f.bind(&id.name, ty, id.span, kind),
+            Pattern::Name(id) => f.bind(id.name, ty, id.span, kind),
             Pattern::Tuple(ps, span) => {
                 let items = match ty {
                     Ty::Tuple(items) if items.len() == ps.len() => items,
@@ -1019,7 +1020,7 @@ impl<'p> Checker<'p> {
             ExprKind::List(items) => self.list(f, items),
             ExprKind::Closure { params, body } => {
                 Ty::Callable(Callable::Closure(Rc::new(Closure {
-                    params: params.clone(),
+                    params: params.to_vec(),
                     body: (**body).clone(),
                     env: f.vars.clone(),
                     module: f.module,
@@ -1097,7 +1098,7 @@ impl<'p> Checker<'p> {
         inst
     }
 
-    fn default_attrs(&mut self, r: ItemRef) -> Vec<(compact_str::CompactString, Ty)> {
+    fn default_attrs(&mut self, r: ItemRef) -> Vec<(Symbol, Ty)> {
         let def = self.program.def(r).expect("a definition");
         let mut f = Frame::new(r.module, Some(def.kind));
         let mut out = Vec::new();
@@ -1106,8 +1107,8 @@ impl<'p> Checker<'p> {
                 Some(e) => self.expr(&mut f, e),
                 None => Ty::Unknown,
             };
-            f.bind(&a.name.name, ty.clone(), a.name.span, VarKind::Plain);
-            out.push((a.name.name.clone(), ty));
+            f.bind(a.name.name, ty.clone(), a.name.span, VarKind::Plain);
+            out.push((a.name.name, ty));
         }
         out
     }
@@ -1692,7 +1693,7 @@ impl<'p> Checker<'p> {
         let def = self.program.def(r).expect("a def");
         let mut f = Frame::new(r.module, Some(def.kind));
         for (n, t) in &b.vals {
-            f.bind(n, t.clone(), def.name.span, VarKind::Plain);
+            f.bind(*n, t.clone(), def.name.span, VarKind::Plain);
         }
         f
     }
@@ -1879,8 +1880,8 @@ impl<'p> Checker<'p> {
 /// Values bound while matching a call to a signature: attributes, parameters, dimension symbols
 /// and packs, with where each symbol was bound (for conflicting-binding diagnostics).
 pub(crate) struct Bindings {
-    pub vals: Vec<(compact_str::CompactString, Ty)>,
-    pub bound_at: HashMap<compact_str::CompactString, (Span, Span)>,
+    pub vals: Vec<(Symbol, Ty)>,
+    pub bound_at: HashMap<Symbol, (Span, Span)>,
 }
 
 impl Bindings {

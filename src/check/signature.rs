@@ -25,7 +25,7 @@ impl Checker<'_> {
             Part::Attrs => &def.attrs,
             Part::Params => &def.params,
         };
-        let what = def.name.name.clone();
+        let what = def.name.name;
         let slots: Vec<Slot> = params
             .iter()
             .map(|p| Slot {
@@ -56,7 +56,7 @@ impl Checker<'_> {
             {
                 ok = false;
             }
-            b.vals.push((p.name.name.clone(), ty));
+            b.vals.push((p.name.name, ty));
         }
         ok.then_some(b)
     }
@@ -428,8 +428,8 @@ impl Checker<'_> {
                 }
                 Some(_) => {}
                 None => {
-                    b.vals.push((id.name.clone(), Ty::Shape(bound)));
-                    b.bound_at.insert(id.name.clone(), (arg_span, id.span));
+                    b.vals.push((id.name, Ty::Shape(bound)));
+                    b.bound_at.insert(id.name, (arg_span, id.span));
                 }
             }
         }
@@ -443,8 +443,8 @@ impl Checker<'_> {
             if let ExprKind::Name(id) = &e.kind {
                 match b.get(&id.name).cloned() {
                     None => {
-                        b.vals.push((id.name.clone(), Ty::Int(actual_dim.clone())));
-                        b.bound_at.insert(id.name.clone(), (arg_span, id.span));
+                        b.vals.push((id.name, Ty::Int(actual_dim.clone())));
+                        b.bound_at.insert(id.name, (arg_span, id.span));
                         continue;
                     }
                     Some(Ty::Int(prev)) if prev != *actual_dim => {
@@ -521,7 +521,7 @@ impl Checker<'_> {
             Some(ShapeItem::Dim(Expr {
                 kind: ExprKind::Name(id),
                 ..
-            })) => Some(id.name.clone()),
+            })) => Some(id.name),
             _ => None,
         };
         let name = last_name(shape?)?;

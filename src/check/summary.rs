@@ -112,7 +112,7 @@ impl Checker<'_> {
         let mut f = Frame::new(r.module, Some(def.kind));
         // Inputs like `f32[B, code]` refer to attributes: give them their default values.
         for (name, ty) in self.default_attrs(r) {
-            f.bind(&name, ty, def.name.span, VarKind::Plain);
+            f.bind(name, ty, def.name.span, VarKind::Plain);
         }
         let mut inputs = Vec::new();
         let mut input_desc = Vec::new();
@@ -124,7 +124,7 @@ impl Checker<'_> {
             if self.keep.summaries {
                 input_desc.push(t.to_string());
             }
-            f.bind(&p.name.name, t.clone(), p.name.span, VarKind::Plain);
+            f.bind(p.name.name, t.clone(), p.name.span, VarKind::Plain);
             inputs.push(ArgVal {
                 name: None,
                 ty: t,

@@ -110,7 +110,7 @@ impl Checker<'_> {
                 }
                 _ => Ty::Unknown,
             };
-            f.bind(name, batched, *span, VarKind::Plain);
+            f.bind(name.as_str(), batched, *span, VarKind::Plain);
         }
         let (out, target) = self.model_output(&mut f, &models, &data);
         if let Some(o) = out {
@@ -302,7 +302,7 @@ impl Checker<'_> {
     fn vocabulary_fit(
         &mut self,
         model: &Def,
-        attrs: &[(compact_str::CompactString, Ty)],
+        attrs: &[(Symbol, Ty)],
         inputs: &[(String, Ty, Span)],
         data: &DataInfo,
     ) {

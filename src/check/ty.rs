@@ -5,7 +5,7 @@ use super::dim::{Dim, Sym};
 use crate::builtins::Builtin;
 use crate::resolve::ItemRef;
 use crate::source::Span;
-use crate::syntax::ast::{Dtype, Expr, Pattern};
+use crate::syntax::ast::{Dtype, Expr, Pattern, Symbol};
 use std::fmt;
 use std::rc::Rc;
 
@@ -115,7 +115,7 @@ impl fmt::Display for Shape {
 pub struct Instance {
     pub id: u32,
     pub def: ItemRef,
-    pub attrs: Vec<(compact_str::CompactString, Ty)>,
+    pub attrs: Vec<(Symbol, Ty)>,
     pub span: Span,
     /// Where it was made, while a model is expanded (see [`super::Site`]).
     pub site: super::Site,
@@ -123,7 +123,7 @@ pub struct Instance {
 
 #[derive(Debug, Clone)]
 pub struct Var {
-    pub name: compact_str::CompactString,
+    pub name: Symbol,
     pub ty: Ty,
     pub span: Span,
     pub kind: VarKind,

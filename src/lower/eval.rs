@@ -97,7 +97,7 @@ impl Lowerer<'_> {
                 Ok(Val::List(out))
             }
             ExprKind::Closure { params, body } => Ok(Val::Closure(Rc::new(Closure {
-                params: params.clone(),
+                params: params.to_vec(),
                 body: (**body).clone(),
                 env: env.clone(),
             }))),

@@ -137,7 +137,7 @@ pub(crate) fn lower_train(program: &Program, sources: &SourceMap, opts: &Options
         train: t
             .models
             .iter()
-            .map(|m| m.name.clone())
+            .map(|m| m.name)
             .collect::<Vec<_>>()
             .join(", "),
         config,
@@ -736,7 +736,7 @@ pub(crate) fn lower_model(
         } else {
             tt
         };
-        let id = l.g().input(p.name.name.clone(), Role::Data, tt);
+        let id = l.g().input(p.name.name, Role::Data, tt);
         args.push(ArgV {
             val: Val::Tensor(l.tv(id)),
             span: p.span,

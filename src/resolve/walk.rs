@@ -366,7 +366,7 @@ impl Walker<'_> {
     fn pattern(&mut self, p: &Pattern) {
         let mut seen = HashSet::new();
         for id in p.names() {
-            if !seen.insert(id.name.clone()) {
+            if !seen.insert(id.name) {
                 self.bind_unique(id, "name");
             } else {
                 self.bind(id);

@@ -2,6 +2,8 @@
 //! stage (checker diagnostics, IR listings, the language server) can point at the user's text.
 
 use crate::source::Span;
+pub use crate::syntax::symbol::Symbol;
+pub use thin_vec::ThinVec;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Module {
@@ -33,8 +35,7 @@ impl Item {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Ident {
-    /// Inline up to 24 bytes (every identifier in practice): no allocation per name.
-    pub name: compact_str::CompactString,
+    pub name: Symbol,
     pub span: Span,
 }
 
@@ -159,7 +160,7 @@ pub enum TypeKind {
     },
     /// A bare shape, as in `param w: [N, units]` (dtype f32).
     Shape(ShapeExpr),
-    Tuple(Vec<TypeExpr>),
+    Tuple(ThinVec<TypeExpr>),
     /// `int`, `str`, `init`, …
     Named(Ident),
 }
@@ -172,7 +173,7 @@ pub struct TypeExpr {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShapeExpr {
-    pub items: Vec<ShapeItem>,
+    pub items: ThinVec<ShapeItem>,
     pub span: Span,
 }
 
@@ -185,7 +186,7 @@ pub enum ShapeItem {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Block {
-    pub stmts: Vec<Stmt>,
+    pub stmts: ThinVec<Stmt>,
     /// The value of the block: its last statement when that is an expression.
     pub tail: Option<Box<Expr>>,
     pub span: Span,
@@ -194,7 +195,7 @@ pub struct Block {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Pattern {
     Name(Ident),
-    Tuple(Vec<Pattern>, Span),
+    Tuple(ThinVec<Pattern>, Span),
 }
 
 impl Pattern {
@@ -217,7 +218,7 @@ impl Pattern {
 pub enum StmtKind {
     /// `let a, (b, c) = e`: several patterns destructure a tuple.
     Let {
-        pats: Vec<Pattern>,
+        pats: ThinVec<Pattern>,
         value: Expr,
     },
     /// `param w, b: [N, units] = init`
@@ -337,7 +338,7 @@ pub enum ExprKind {
     },
     Call {
         callee: Box<Expr>,
-        args: Vec<Arg>,
+        args: ThinVec<Arg>,
         args_span: Span,
     },
     Binary {
@@ -359,10 +360,10 @@ pub enum ExprKind {
         lo: Box<Expr>,
         hi: Box<Expr>,
     },
-    Tuple(Vec<Expr>),
-    List(Vec<ListItem>),
+    Tuple(ThinVec<Expr>),
+    List(ThinVec<ListItem>),
     Closure {
-        params: Vec<Pattern>,
+        params: ThinVec<Pattern>,
         body: Box<Expr>,
     },
     If {
@@ -372,7 +373,8 @@ pub enum ExprKind {
     },
     /// `scan(xs, axis: 1, init: c0) |x, c| { …; yield y, c2 }`
     Scan(Box<Scan>),
-    Block(Block),
+    /// Boxed: blocks as values are rare, and inline one would make every expression larger.
+    Block(Box<Block>),
 }
 
 /// The parts of a `scan`, boxed: scans are rare, and inline they would make every expression of
@@ -386,7 +388,8 @@ pub struct Scan {
 }
 
 /// An expression node. Its size is what most of a program's syntax tree costs, so variants
-/// larger than a call (`if`, `scan`) keep their parts behind a box.
+/// larger than a call (`scan`, a block) keep their parts behind a box, and its lists are
+/// `ThinVec`s (a pointer; the length and capacity live with the items).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Expr {
     pub kind: ExprKind,
@@ -489,4 +492,33 @@ pub struct SearchDecl {
     pub goal: Goal,
     pub metric: Expr,
     pub span: Span,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::size_of;
+
+    /// A large file is mostly expressions and names: these sizes are its memory (glibc rounds a
+    /// boxed 48-byte expression up to a 64-byte chunk, so 40 would be the next step down).
+    #[test]
+    fn syntax_tree_nodes_stay_small() {
+        assert_eq!(size_of::<Ident>(), 16);
+        assert!(
+            size_of::<Expr>() <= 48,
+            "Expr is {} bytes",
+            size_of::<Expr>()
+        );
+        assert!(size_of::<Arg>() <= 80, "Arg is {} bytes", size_of::<Arg>());
+        assert!(
+            size_of::<Pattern>() <= 24,
+            "Pattern is {} bytes",
+            size_of::<Pattern>()
+        );
+        assert!(
+            size_of::<TypeExpr>() <= 48,
+            "TypeExpr is {} bytes",
+            size_of::<TypeExpr>()
+        );
+    }
 }

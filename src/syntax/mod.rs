@@ -10,6 +10,7 @@ pub mod finetune;
 mod lint;
 pub mod overrides;
 mod parse;
+pub mod symbol;
 
 use crate::diag::Diagnostic;
 use crate::source::FileId;

@@ -71,19 +71,37 @@ fn inner(p: Pair<Rule>) -> impl Iterator<Item = Pair<Rule>> {
 
 /// Collecting into a `Vec` reserves room for four items at least, and most lists of a
 /// program (arguments, dims, parameters, statements) hold one or two: that slack was most of
-/// the tree's memory. Every list the tree keeps is made exact.
+/// the tree's memory. Every list the tree keeps is made exact, as a `Vec` or (where the list
+/// sits in every expression or type) a `ThinVec`.
 trait CollectExact: Iterator + Sized {
-    fn collect_exact(self) -> Vec<Self::Item> {
+    fn collect_exact<List: ExactList<Self::Item>>(self) -> List {
         exact(self.collect())
     }
 }
 
 impl<I: Iterator> CollectExact for I {}
 
+/// A list the syntax tree keeps.
+trait ExactList<T> {
+    fn from_exact(v: Vec<T>) -> Self;
+}
+
+impl<T> ExactList<T> for Vec<T> {
+    fn from_exact(v: Vec<T>) -> Vec<T> {
+        v
+    }
+}
+
+impl<T> ExactList<T> for ThinVec<T> {
+    fn from_exact(v: Vec<T>) -> ThinVec<T> {
+        ThinVec::from(v)
+    }
+}
+
 /// `v` without spare capacity.
-fn exact<T>(mut v: Vec<T>) -> Vec<T> {
+fn exact<T, List: ExactList<T>>(mut v: Vec<T>) -> List {
     v.shrink_to_fit();
-    v
+    List::from_exact(v)
 }
 
 /// The items of a file (or of a chunk of one starting at `offset`), and an error for each item
@@ -326,7 +344,7 @@ impl Ctx {
             Rule::tuple_type => self.nested(
                 &t,
                 1,
-                || TypeKind::Tuple(Vec::new()),
+                || TypeKind::Tuple(ThinVec::new()),
                 || TypeKind::Tuple(inner(t.clone()).map(|c| self.type_expr(c)).collect_exact()),
             ),
             Rule::dtype_type => {
@@ -367,7 +385,7 @@ impl Ctx {
         let span = self.span(&p);
         if !self.descend(&p, 1) {
             return Block {
-                stmts: Vec::new(),
+                stmts: ThinVec::new(),
                 tail: None,
                 span,
             };
@@ -388,7 +406,7 @@ impl Ctx {
             _ => None,
         };
         Block {
-            stmts: exact(stmts),
+            stmts: ThinVec::from(stmts),
             tail,
             span,
         }
@@ -451,7 +469,7 @@ impl Ctx {
             self.nested(
                 &p,
                 1,
-                || Pattern::Tuple(Vec::new(), span),
+                || Pattern::Tuple(ThinVec::new(), span),
                 || {
                     Pattern::Tuple(
                         children
@@ -582,7 +600,7 @@ impl Ctx {
                 },
             ),
             Rule::block => Expr {
-                kind: ExprKind::Block(self.block(p)),
+                kind: ExprKind::Block(Box::new(self.block(p))),
                 span,
             },
             r => unreachable!("expr {r:?}"),
@@ -607,7 +625,7 @@ impl Ctx {
             e
         } else {
             Expr {
-                kind: ExprKind::Tuple(exact(items)),
+                kind: ExprKind::Tuple(ThinVec::from(items)),
                 span,
             }
         }
@@ -621,7 +639,7 @@ impl Ctx {
             Rule::call_args => Expr {
                 kind: ExprKind::Call {
                     callee: Box::new(e),
-                    args: self.args(post),
+                    args: ThinVec::from(self.args(post)),
                     args_span: post_span,
                 },
                 span,
@@ -859,7 +877,7 @@ impl Ctx {
                 let mut acc = otherwise.map(|e| {
                     let span = self.span(&e);
                     Box::new(Expr {
-                        kind: ExprKind::Block(self.block(e)),
+                        kind: ExprKind::Block(Box::new(self.block(e))),
                         span,
                     })
                 });
