@@ -169,34 +169,34 @@ fn visible(chunk: &str) -> impl Iterator<Item = (usize, char)> + '_ {
 ///
 /// The parser recurses once per bracket and once per closure (`|a| |b| a + b` nests two deep
 /// without a bracket). A closure's level ends where the bracket it is written in closes, or at
-/// a `,` or `;` in that bracket (outside closure parameters); counting it until then can only
-/// count too many levels.
+/// a separator in that bracket (a `,` or `;` outside closure parameters, or a word that starts a
+/// statement); counting it until then can only count too many levels.
 pub(super) fn too_deep_bracket(chunk: &str) -> Option<usize> {
     // The closures open in each bracket level, outermost level first.
     let mut closures = vec![0usize];
     let mut depth = 0usize;
     let mut in_params = false;
-    for (i, c) in nesting_marks(chunk) {
-        let opens = match c {
-            '(' | '[' | '{' => {
+    for (i, mark) in nesting_marks(chunk) {
+        let opens = match mark {
+            Mark::Open => {
                 closures.push(0);
                 true
             }
-            ')' | ']' | '}' => {
+            Mark::Close => {
                 if closures.len() > 1 {
                     let ended = closures.pop().unwrap_or(0);
                     depth = depth.saturating_sub(1 + ended);
                 }
                 false
             }
-            ',' | ';' => {
+            Mark::Separator => {
                 if !in_params && let Some(open) = closures.last_mut() {
                     depth = depth.saturating_sub(*open);
                     *open = 0;
                 }
                 false
             }
-            _ => {
+            Mark::Bar => {
                 // A closure's parameters sit between two bars; the first one opens it.
                 in_params = !in_params;
                 if in_params && let Some(open) = closures.last_mut() {
@@ -215,14 +215,39 @@ pub(super) fn too_deep_bracket(chunk: &str) -> Option<usize> {
     None
 }
 
-/// What [`too_deep_bracket`] counts in `chunk`: brackets, the separators `,` and `;`, and
-/// the bars of closures (not the `|` of `|>`), outside strings and comments.
-fn nesting_marks(chunk: &str) -> impl Iterator<Item = (usize, char)> + '_ {
+/// What [`too_deep_bracket`] counts.
+enum Mark {
+    Open,
+    Close,
+    /// `,`, `;`, or a word that starts a statement (no expression contains one).
+    Separator,
+    /// A bar of a closure's parameters (not the `|` of `|>`).
+    Bar,
+}
+
+const STATEMENT_WORDS: [&str; 4] = ["let", "param", "state", "yield"];
+
+/// The marks of `chunk` outside strings and comments, with their byte index in it.
+fn nesting_marks(chunk: &str) -> impl Iterator<Item = (usize, Mark)> + '_ {
     let bytes = chunk.as_bytes();
-    visible(chunk).filter(move |&(i, c)| match c {
-        '(' | '[' | '{' | ')' | ']' | '}' | ',' | ';' => true,
-        '|' => bytes.get(i + 1) != Some(&b'>'),
-        _ => false,
+    let is_word_byte = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let starts_statement = move |i: usize| {
+        (i == 0 || !is_word_byte(bytes[i - 1]))
+            && STATEMENT_WORDS.iter().any(|word| {
+                bytes[i..].starts_with(word.as_bytes())
+                    && !bytes.get(i + word.len()).is_some_and(|&b| is_word_byte(b))
+            })
+    };
+    visible(chunk).filter_map(move |(i, c)| {
+        let mark = match c {
+            '(' | '[' | '{' => Mark::Open,
+            ')' | ']' | '}' => Mark::Close,
+            ',' | ';' => Mark::Separator,
+            '|' if bytes.get(i + 1) != Some(&b'>') => Mark::Bar,
+            'l' | 'p' | 's' | 'y' if starts_statement(i) => Mark::Separator,
+            _ => return None,
+        };
+        Some((i, mark))
     })
 }
 
@@ -659,5 +684,37 @@ fn hint_for(found: &str, positives: &[Rule]) -> Option<String> {
         "//" | "/" if positives.is_empty() => Some("comments start with `#`".into()),
         "return" => Some("a block's value is its last expression; there is no `return`".into()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(text: &str) -> String {
+        format!("fn f(x: f32) -> f32 {{\n{text}\n  x\n}}\n")
+    }
+
+    #[test]
+    fn closures_nest_until_their_bracket_or_a_separator_ends_them() {
+        let count = super::super::MAX_NESTING + 44;
+        let nested = body(&format!("  let g = {}x", "|a| ".repeat(count)));
+        assert!(too_deep_bracket(&nested).is_some());
+        let nested_pairs = body(&format!("  let g = {}x", "|(a, b), c| ".repeat(count)));
+        assert!(too_deep_bracket(&nested_pairs).is_some());
+        let statements: String = (0..count)
+            .map(|i| format!("  let g{i} = |a| a + 1\n"))
+            .collect();
+        assert_eq!(too_deep_bracket(&body(&statements)), None);
+        let arguments = body(&format!("  h({})", "|a| a, ".repeat(count)));
+        assert_eq!(too_deep_bracket(&arguments), None);
+        let bracketed = body(&format!("  let g = {}", "(|a| a) |> ".repeat(count)));
+        assert_eq!(too_deep_bracket(&bracketed), None);
+        // `letter` and `yields` are names, not statement words.
+        let names = body(&format!(
+            "  let g = {}x",
+            "|letter| |yields| ".repeat(count / 2)
+        ));
+        assert!(too_deep_bracket(&names).is_some());
     }
 }
