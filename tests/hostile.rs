@@ -364,6 +364,15 @@ fn deep_nesting_is_an_error_for_check_and_fmt_never_a_stack_overflow() {
             "closure_pairs_deep.nnl",
             with_body(&format!("{}x", "|(a, b), c| ".repeat(200_000))),
         ),
+        // An `if` in the condition of an `if` nests without a bracket before its block.
+        (
+            "conditions_deep.nnl",
+            with_body(&format!(
+                "{}true{}",
+                "if ".repeat(200_000),
+                " { x } else { x }".repeat(200_000)
+            )),
+        ),
         (
             "lists.nnl",
             with_body(&format!("{}x{}", "[".repeat(100_000), "]".repeat(100_000))),

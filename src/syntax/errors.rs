@@ -164,45 +164,61 @@ fn visible(chunk: &str) -> impl Iterator<Item = (usize, char)> + '_ {
     })
 }
 
-/// The byte index of the first bracket or closure in `chunk` that opens a level deeper than
-/// [`super::MAX_NESTING`], found before parsing so that the parser never recurses that deep.
+/// The byte index of the first bracket, closure or `if` in `chunk` that opens a level deeper
+/// than [`super::MAX_NESTING`], found before parsing so that the parser never recurses that
+/// deep.
 ///
-/// The parser recurses once per bracket and once per closure (`|a| |b| a + b` nests two deep
-/// without a bracket). A closure's level ends where the bracket it is written in closes, or at
-/// a separator in that bracket (a `,` or `;` outside closure parameters, or a word that starts a
-/// statement); counting it until then can only count too many levels.
+/// The parser recurses once per bracket, once per closure (`|a| |b| a + b` nests two deep
+/// without a bracket) and once per `if` (`if if c { a } { b }` nests the inner `if` in the
+/// outer one's condition). A closure's level ends where the bracket it is written in closes,
+/// or at a separator in that bracket (a `,` or `;` outside closure parameters, or a word that
+/// starts a statement); an `if`'s level ends with the block that follows its condition.
+/// Counting them until then can only count too many levels.
 pub(super) fn too_deep_bracket(chunk: &str) -> Option<usize> {
-    // The closures open in each bracket level, outermost level first.
-    let mut closures = vec![0usize];
+    let mut levels = vec![BracketLevel::default()];
     let mut depth = 0usize;
     let mut in_params = false;
     for (i, mark) in nesting_marks(chunk) {
+        let level = levels.last_mut().expect("the outermost level stays");
         let opens = match mark {
-            Mark::Open => {
-                closures.push(0);
+            Mark::Open(bracket) => {
+                // The `if`s whose conditions this block ends close with it.
+                let ifs = if bracket == '{' {
+                    std::mem::take(&mut level.ifs)
+                } else {
+                    0
+                };
+                levels.push(BracketLevel {
+                    closures: 0,
+                    ifs: 0,
+                    closing_ifs: ifs,
+                });
                 true
             }
             Mark::Close => {
-                if closures.len() > 1 {
-                    let ended = closures.pop().unwrap_or(0);
-                    depth = depth.saturating_sub(1 + ended);
+                if levels.len() > 1 {
+                    let ended = levels.pop().expect("more than one level");
+                    depth = depth.saturating_sub(1 + ended.open());
                 }
                 false
             }
             Mark::Separator => {
-                if !in_params && let Some(open) = closures.last_mut() {
-                    depth = depth.saturating_sub(*open);
-                    *open = 0;
+                if !in_params {
+                    depth = depth.saturating_sub(level.closures + level.ifs);
+                    level.closures = 0;
+                    level.ifs = 0;
                 }
                 false
             }
             Mark::Bar => {
                 // A closure's parameters sit between two bars; the first one opens it.
                 in_params = !in_params;
-                if in_params && let Some(open) = closures.last_mut() {
-                    *open += 1;
-                }
+                level.closures += usize::from(in_params);
                 in_params
+            }
+            Mark::If => {
+                level.ifs += 1;
+                true
             }
         };
         if opens {
@@ -215,14 +231,33 @@ pub(super) fn too_deep_bracket(chunk: &str) -> Option<usize> {
     None
 }
 
+/// The levels [`too_deep_bracket`] counts inside one bracket besides the bracket itself.
+#[derive(Default)]
+struct BracketLevel {
+    /// Closures opened in the bracket and not yet ended.
+    closures: usize,
+    /// `if`s whose condition is being read.
+    ifs: usize,
+    /// `if`s of the enclosing bracket whose block this bracket is.
+    closing_ifs: usize,
+}
+
+impl BracketLevel {
+    fn open(&self) -> usize {
+        self.closures + self.ifs + self.closing_ifs
+    }
+}
+
 /// What [`too_deep_bracket`] counts.
 enum Mark {
-    Open,
+    Open(char),
     Close,
     /// `,`, `;`, or a word that starts a statement (no expression contains one).
     Separator,
     /// A bar of a closure's parameters (not the `|` of `|>`).
     Bar,
+    /// The word `if`.
+    If,
 }
 
 const STATEMENT_WORDS: [&str; 4] = ["let", "param", "state", "yield"];
@@ -231,20 +266,21 @@ const STATEMENT_WORDS: [&str; 4] = ["let", "param", "state", "yield"];
 fn nesting_marks(chunk: &str) -> impl Iterator<Item = (usize, Mark)> + '_ {
     let bytes = chunk.as_bytes();
     let is_word_byte = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
-    let starts_statement = move |i: usize| {
+    let word_at = move |i: usize, word: &str| {
         (i == 0 || !is_word_byte(bytes[i - 1]))
-            && STATEMENT_WORDS.iter().any(|word| {
-                bytes[i..].starts_with(word.as_bytes())
-                    && !bytes.get(i + word.len()).is_some_and(|&b| is_word_byte(b))
-            })
+            && bytes[i..].starts_with(word.as_bytes())
+            && !bytes.get(i + word.len()).is_some_and(|&b| is_word_byte(b))
     };
     visible(chunk).filter_map(move |(i, c)| {
         let mark = match c {
-            '(' | '[' | '{' => Mark::Open,
+            '(' | '[' | '{' => Mark::Open(c),
             ')' | ']' | '}' => Mark::Close,
             ',' | ';' => Mark::Separator,
             '|' if bytes.get(i + 1) != Some(&b'>') => Mark::Bar,
-            'l' | 'p' | 's' | 'y' if starts_statement(i) => Mark::Separator,
+            'i' if word_at(i, "if") => Mark::If,
+            'l' | 'p' | 's' | 'y' if STATEMENT_WORDS.iter().any(|w| word_at(i, w)) => {
+                Mark::Separator
+            }
             _ => return None,
         };
         Some((i, mark))
@@ -696,7 +732,7 @@ mod tests {
     }
 
     #[test]
-    fn closures_nest_until_their_bracket_or_a_separator_ends_them() {
+    fn closures_and_ifs_nest_until_their_bracket_block_or_a_separator_ends_them() {
         let count = super::super::MAX_NESTING + 44;
         let nested = body(&format!("  let g = {}x", "|a| ".repeat(count)));
         assert!(too_deep_bracket(&nested).is_some());
@@ -710,6 +746,27 @@ mod tests {
         assert_eq!(too_deep_bracket(&arguments), None);
         let bracketed = body(&format!("  let g = {}", "(|a| a) |> ".repeat(count)));
         assert_eq!(too_deep_bracket(&bracketed), None);
+        let conditions = body(&format!(
+            "  {}true{}",
+            "if ".repeat(count),
+            " { x } else { x }".repeat(count)
+        ));
+        assert!(too_deep_bracket(&conditions).is_some());
+        let statements: String = (0..count)
+            .map(|i| format!("  if c{i} {{ x }} else {{ x }}\n"))
+            .collect();
+        assert_eq!(too_deep_bracket(&body(&statements)), None);
+        let chain = body(&format!(
+            "  if a {{ x }}{} else {{ x }}",
+            " else if b { x }".repeat(count)
+        ));
+        assert_eq!(too_deep_bracket(&chain), None);
+        let in_blocks = body(&format!(
+            "  {}x{}",
+            "if c { ".repeat(count),
+            " }".repeat(count)
+        ));
+        assert!(too_deep_bracket(&in_blocks).is_some());
         // `letter` and `yields` are names, not statement words.
         let names = body(&format!(
             "  let g = {}x",
