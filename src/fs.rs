@@ -11,7 +11,7 @@
 use crate::diag::Diagnostic;
 use crate::resolve::{Loader, Program, Refusal};
 use crate::source::Span;
-use crate::syntax::ast::{DataStmt, Expr, ExprKind, Item, SettingValue, TrainStmt};
+use crate::syntax::ast::{Call, DataStmt, Expr, ExprKind, Item, SettingValue, TrainStmt};
 use std::path::{Component, Path, PathBuf};
 
 /// Reads `use`d files from the disk, wherever they are (tests, trusted tools).
@@ -345,7 +345,8 @@ fn source_paths(e: &Expr) -> Vec<(&str, Span, &'static str)> {
                 stack.push(lhs);
                 stack.push(rhs);
             }
-            ExprKind::Call { callee, args, .. } => {
+            ExprKind::Call(call) => {
+                let Call { callee, args, .. } = &**call;
                 // The parameters that name files, and how many of them come first (may be
                 // given by position).
                 let is_tokenizer = matches!(&callee.kind, ExprKind::Name(n) if n.name == "bpe");
@@ -370,7 +371,7 @@ fn source_paths(e: &Expr) -> Vec<(&str, Span, &'static str)> {
                         None => i < positional,
                     };
                     match &a.value.kind {
-                        ExprKind::Str(s) if is_path => out.push((s.as_str(), a.value.span, what)),
+                        ExprKind::Str(s) if is_path => out.push((&**s, a.value.span, what)),
                         _ => stack.push(&a.value),
                     }
                 }

@@ -501,8 +501,9 @@ impl Checker<'_> {
             ExprKind::Pipe { lhs, rhs } => {
                 let left = self.data_source(f, lhs)?;
                 match &rhs.kind {
-                    ExprKind::Call { callee, args, .. } if matches!(&callee.kind, ExprKind::Name(n) if n.name == "join") =>
+                    ExprKind::Call(call) if matches!(&call.callee.kind, ExprKind::Name(n) if n.name == "join") =>
                     {
+                        let args = &call.args;
                         if args.len() != 1 || args[0].name.is_some() {
                             self.emit(
                                 Diagnostic::error(codes::ARGUMENT_COUNT, "`join` takes one source")
@@ -547,11 +548,12 @@ impl Checker<'_> {
                     }
                 }
             }
-            ExprKind::Call {
-                callee,
-                args,
-                args_span,
-            } => {
+            ExprKind::Call(call) => {
+                let Call {
+                    callee,
+                    args,
+                    args_span,
+                } = &**call;
                 let ExprKind::Name(n) = &callee.kind else {
                     self.unknown_source(callee.span, "this");
                     return None;
@@ -627,13 +629,9 @@ impl Checker<'_> {
     /// when it checks clean.
     fn tokenizer(&mut self, f: &mut Frame, e: &Expr) -> Option<TokenizerSpec> {
         let (name, args, args_span) = match &e.kind {
-            ExprKind::Call {
-                callee,
-                args,
-                args_span,
-            } => match &callee.kind {
-                ExprKind::Name(n) => (n.name.as_str(), args.as_slice(), *args_span),
-                _ => ("", args.as_slice(), *args_span),
+            ExprKind::Call(call) => match &call.callee.kind {
+                ExprKind::Name(n) => (n.name.as_str(), call.args.as_slice(), call.args_span),
+                _ => ("", call.args.as_slice(), call.args_span),
             },
             ExprKind::Name(n) => (n.name.as_str(), &[][..], n.span),
             _ => ("", &[][..], e.span),
@@ -765,11 +763,12 @@ impl Checker<'_> {
             ExprKind::Name(n) if columns.is_none_or(|c| c.contains(&n.name.as_str())) => {
                 field.column = Some(Column::Named(n.name.to_string()));
             }
-            ExprKind::Call {
-                callee,
-                args,
-                args_span,
-            } if selector(callee).is_some() => {
+            ExprKind::Call(call) if selector(&call.callee).is_some() => {
+                let Call {
+                    callee,
+                    args,
+                    args_span,
+                } = &**call;
                 let (n, selector) = selector(callee).expect("matched");
                 let vals: Vec<ArgVal> = self.eval_args(f, args);
                 let bound = if selector == Selector::Cols {
@@ -858,12 +857,8 @@ impl Checker<'_> {
         for t in transforms {
             let (name, args, span) = match &t.kind {
                 ExprKind::Name(n) => (n, &[][..], t.span),
-                ExprKind::Call {
-                    callee,
-                    args,
-                    args_span,
-                } => match &callee.kind {
-                    ExprKind::Name(n) => (n, args.as_slice(), *args_span),
+                ExprKind::Call(call) => match &call.callee.kind {
+                    ExprKind::Name(n) => (n, call.args.as_slice(), call.args_span),
                     _ => {
                         self.not_a_transform(t.span);
                         continue;
@@ -1226,7 +1221,7 @@ impl Checker<'_> {
         let Some(a) = args.first() else { return };
         let ok = match &a.value.kind {
             ExprKind::Name(v) => FLIP_AXES.contains(&v.name.as_str()),
-            ExprKind::Str(s) => FLIP_AXES.contains(&s.as_str()),
+            ExprKind::Str(s) => FLIP_AXES.contains(&&**s),
             _ => false,
         };
         if !ok {
@@ -1253,7 +1248,7 @@ impl Checker<'_> {
             given = true;
             let value = match &a.value.kind {
                 ExprKind::Name(v) => Some(v.name.as_str()),
-                ExprKind::Str(s) => Some(s.as_str()),
+                ExprKind::Str(s) => Some(&**s),
                 _ => None,
             };
             if !value.is_some_and(|v| allowed.contains(&v)) {
@@ -1298,12 +1293,8 @@ impl Checker<'_> {
     fn impute(&mut self, f: &mut Frame, field: &mut FieldRead, at: Span, args: &[Arg], span: Span) {
         let vals: Vec<ArgVal> = self.eval_args(f, args);
         let knn = args.iter().find_map(|a| match &a.value.kind {
-            ExprKind::Call {
-                callee,
-                args,
-                args_span,
-            } if matches!(&callee.kind, ExprKind::Name(n) if n.name == "knn") => {
-                Some((args, *args_span))
+            ExprKind::Call(call) if matches!(&call.callee.kind, ExprKind::Name(n) if n.name == "knn") => {
+                Some((&call.args, call.args_span))
             }
             _ => None,
         });
@@ -1341,12 +1332,8 @@ impl Checker<'_> {
     /// A split's option, `shuffle(seed: N)`: `Some(seed)` when it checks clean.
     fn data_option(&mut self, f: &mut Frame, o: &Expr) -> Option<Option<u64>> {
         match &o.kind {
-            ExprKind::Call {
-                callee,
-                args,
-                args_span,
-            } if matches!(&callee.kind, ExprKind::Name(n) if n.name == "shuffle") => {
-                self.shuffle(f, args, *args_span)
+            ExprKind::Call(call) if matches!(&call.callee.kind, ExprKind::Name(n) if n.name == "shuffle") => {
+                self.shuffle(f, &call.args, call.args_span)
             }
             _ => {
                 self.emit(
@@ -1412,7 +1399,7 @@ impl Checker<'_> {
 
 /// Whether a field's selection is `cols(…)` (a vector per sample) rather than `col(…)`.
 fn is_cols(head: &Expr) -> bool {
-    matches!(&head.kind, ExprKind::Call { callee, .. } if selector(callee).is_some_and(|(_, s)| s == Selector::Cols))
+    matches!(&head.kind, ExprKind::Call(call) if selector(&call.callee).is_some_and(|(_, s)| s == Selector::Cols))
 }
 
 /// The number of values of a per-sample shape; None beyond 64 bits.

@@ -55,7 +55,7 @@ pub fn declaration(program: &Program, r: ItemRef) -> Result<MetricDecl, DeclErro
 pub fn of_entry(program: &Program, module: usize, entry: &Expr) -> MetricDecl {
     let name = match &entry.kind {
         ExprKind::Name(id) => Some(&id.name),
-        ExprKind::Call { callee, .. } => match &callee.kind {
+        ExprKind::Call(call) => match &call.callee.kind {
             ExprKind::Name(id) => Some(&id.name),
             _ => None,
         },

@@ -792,9 +792,9 @@ impl<'p> Checker<'p> {
     fn is_layer_application(&self, f: &Frame, e: &Expr) -> bool {
         match &e.kind {
             ExprKind::Pipe { rhs, .. } => self.names_layer(f, rhs),
-            ExprKind::Call { callee, .. } => match &callee.kind {
-                ExprKind::Call { callee: inner, .. } => self.names_layer(f, inner),
-                ExprKind::Name(_) => f.models_are_instances && self.names_layer(f, callee),
+            ExprKind::Call(call) => match &call.callee.kind {
+                ExprKind::Call(inner) => self.names_layer(f, &inner.callee),
+                ExprKind::Name(_) => f.models_are_instances && self.names_layer(f, &call.callee),
                 _ => false,
             },
             _ => false,
@@ -804,7 +804,7 @@ impl<'p> Checker<'p> {
     fn names_layer(&self, f: &Frame, e: &Expr) -> bool {
         let name = match &e.kind {
             ExprKind::Name(id) => id,
-            ExprKind::Call { callee, .. } => match &callee.kind {
+            ExprKind::Call(call) => match &call.callee.kind {
                 ExprKind::Name(id) => id,
                 _ => return false,
             },
@@ -937,11 +937,12 @@ impl<'p> Checker<'p> {
                     Ty::Float(Some(*value))
                 }
             }
-            ExprKind::Str(s) => Ty::Str(s.clone()),
+            ExprKind::Str(s) => Ty::Str(s.to_string()),
             ExprKind::Bool(b) => Ty::Bool(Some(*b)),
             ExprKind::Training => Ty::Bool(None),
             ExprKind::Name(id) => self.name(f, id),
-            ExprKind::Member { base, field } => {
+            ExprKind::Member(member) => {
+                let Member { base, field } = &**member;
                 let b = self.expr(f, base);
                 match (&b, field.name.parse::<usize>()) {
                     (Ty::Tuple(items), Ok(i)) if i < items.len() => items[i].clone(),
@@ -956,10 +957,10 @@ impl<'p> Checker<'p> {
                     }
                 }
             }
-            ExprKind::Call { callee, args, .. } => {
-                let callee_ty = self.expr(f, callee);
-                let args = self.eval_args(f, args);
-                self.call(f, callee_ty, callee, args, e.span)
+            ExprKind::Call(call) => {
+                let callee_ty = self.expr(f, &call.callee);
+                let args = self.eval_args(f, &call.args);
+                self.call(f, callee_ty, &call.callee, args, e.span)
             }
             ExprKind::Pipe { lhs, rhs } => {
                 let input = ArgVal {
@@ -971,13 +972,14 @@ impl<'p> Checker<'p> {
             }
             ExprKind::Binary {
                 op,
-                op_span,
+                op_at,
                 lhs,
                 rhs,
             } => {
                 let l = self.expr(f, lhs);
                 let r = self.expr(f, rhs);
-                operators::binary(self, *op, *op_span, (&l, lhs.span), (&r, rhs.span))
+                let op_span = op.span_at(e.span.file, *op_at);
+                operators::binary(self, *op, op_span, (&l, lhs.span), (&r, rhs.span))
             }
             ExprKind::Unary { op, expr } => {
                 let t = self.expr(f, expr);
@@ -1026,11 +1028,9 @@ impl<'p> Checker<'p> {
                     module: f.module,
                 })))
             }
-            ExprKind::If {
-                cond,
-                then,
-                otherwise,
-            } => self.if_expr(f, cond, then, otherwise.as_deref(), e.span),
+            ExprKind::If(if_) => {
+                self.if_expr(f, &if_.cond, &if_.then, if_.otherwise.as_ref(), e.span)
+            }
             ExprKind::Scan(scan) => self.scan(
                 f,
                 &scan.args,
@@ -1309,7 +1309,8 @@ impl<'p> Checker<'p> {
     // ------------------------------------------------------------------ calls
 
     fn pipe(&mut self, f: &mut Frame, input: ArgVal, rhs: &Expr) -> Ty {
-        if let ExprKind::Call { callee, args, .. } = &rhs.kind {
+        if let ExprKind::Call(call) = &rhs.kind {
+            let Call { callee, args, .. } = &**call;
             let callee_ty = self.expr(f, callee);
             let is_layer_def = matches!(&callee_ty, Ty::Callable(Callable::Def(r)) if self.program.def(*r).is_some_and(|d| d.kind.is_layer_like()));
             let args = self.eval_args(f, args);

@@ -557,7 +557,7 @@ fn collect_names(e: &Expr, out: &mut Vec<String>) {
             collect_names(rhs, out);
         }
         ExprKind::Unary { expr, .. } => collect_names(expr, out),
-        ExprKind::Call { args, .. } => args.iter().for_each(|a| collect_names(&a.value, out)),
+        ExprKind::Call(call) => call.args.iter().for_each(|a| collect_names(&a.value, out)),
         _ => {}
     }
 }

@@ -410,8 +410,8 @@ impl Checker<'_> {
                     let r = self.call(f, callee, v, args, v.span);
                     self.require_scalar(&r, v.span, &format!("the metric `{}`", n.name));
                 }
-                ExprKind::Call { callee, .. } => {
-                    if let ExprKind::Name(n) = &callee.kind {
+                ExprKind::Call(call) => {
+                    if let ExprKind::Name(n) = &call.callee.kind {
                         seen.metrics.push(n.name.to_string());
                     }
                     let r = self.expr(f, v);
@@ -428,7 +428,7 @@ impl Checker<'_> {
     /// Reports a metric whose `aggregate` or `higher_is_better` default cannot be read.
     fn metric_declaration(&mut self, module: usize, entry: &Expr) {
         let callee = match &entry.kind {
-            ExprKind::Call { callee, .. } => callee,
+            ExprKind::Call(call) => &call.callee,
             _ => entry,
         };
         let ExprKind::Name(n) = &callee.kind else {
@@ -640,7 +640,7 @@ impl Checker<'_> {
         ];
         let mut stack = vec![loss];
         while let Some(e) = stack.pop() {
-            let ExprKind::Call { callee, args, .. } = &e.kind else {
+            let ExprKind::Call(call) = &e.kind else {
                 match &e.kind {
                     ExprKind::Binary { lhs, rhs, .. } => stack.extend([&**lhs, &**rhs]),
                     ExprKind::Unary { expr, .. } => stack.push(expr),
@@ -648,6 +648,7 @@ impl Checker<'_> {
                 }
                 continue;
             };
+            let Call { callee, args, .. } = &**call;
             stack.extend(args.iter().map(|a| &a.value));
             let ExprKind::Name(name) = &callee.kind else {
                 continue;
@@ -1032,9 +1033,10 @@ impl Checker<'_> {
             Some(_) => 0.0,
         };
         let restore_best = matches!(bound[4].as_ref().map(|a| &a.ty), Some(Ty::Bool(Some(true))));
-        let ExprKind::Member { base, field } = &monitor_expr?.kind else {
+        let ExprKind::Member(member) = &monitor_expr?.kind else {
             return None;
         };
+        let Member { base, field } = &**member;
         let ExprKind::Name(split) = &base.kind else {
             return None;
         };
@@ -1057,7 +1059,7 @@ impl Checker<'_> {
     }
 
     fn monitor(&mut self, m: &Expr, data: &DataInfo, seen: &Seen) {
-        let ExprKind::Member { base, field } = &m.kind else {
+        let ExprKind::Member(member) = &m.kind else {
             self.emit(
                 Diagnostic::error(
                     codes::MONITOR,
@@ -1068,6 +1070,7 @@ impl Checker<'_> {
             );
             return;
         };
+        let Member { base, field } = &**member;
         let split = match &base.kind {
             ExprKind::Name(n) => n.clone(),
             _ => return,
@@ -1231,7 +1234,7 @@ impl Checker<'_> {
         };
         if !crate::search::STRATEGIES.contains(&name) {
             let callee = match &e.kind {
-                ExprKind::Call { callee, .. } => callee.span,
+                ExprKind::Call(call) => call.callee.span,
                 _ => e.span,
             };
             let mut d = Diagnostic::error(codes::SETTING, format!("no search strategy `{name}`"))
@@ -1491,9 +1494,10 @@ impl Checker<'_> {
             );
             return;
         };
-        let ExprKind::Member { base, field } = &m.kind else {
+        let ExprKind::Member(member) = &m.kind else {
             return;
         };
+        let Member { base, field } = &**member;
         if split != "train" && split != "val" {
             let help = if split == "test" || training.splits.contains(&split) {
                 "choose by `val.…`: the test split then measures the chosen trial without having chosen it"
@@ -1566,9 +1570,10 @@ fn collect_optimizer_args(stmts: &[TrainStmt], out: &mut Vec<String>) {
 }
 
 fn call_arg_names(e: &Expr, out: &mut Vec<String>) {
-    if let ExprKind::Call { args, .. } = &e.kind {
+    if let ExprKind::Call(call) = &e.kind {
         out.extend(
-            args.iter()
+            call.args
+                .iter()
                 .filter_map(|a| a.name.as_ref().map(|n| n.name.to_string())),
         );
     }
@@ -1580,9 +1585,10 @@ fn call_arg_names(e: &Expr, out: &mut Vec<String>) {
 fn indexed_tables<'a>(body: &'a Block, input: &str) -> Vec<&'a Expr> {
     let is_input = |e: &Expr| matches!(&e.kind, ExprKind::Name(n) if n.name == input);
     let embedding_rows = |layer: &'a Expr| -> Option<&'a Expr> {
-        let ExprKind::Call { callee, args, .. } = &layer.kind else {
+        let ExprKind::Call(call) = &layer.kind else {
             return None;
         };
+        let Call { callee, args, .. } = &**call;
         if !matches!(&callee.kind, ExprKind::Name(n) if n.name == "Embedding") {
             return None;
         }
@@ -1626,7 +1632,8 @@ fn indexed_tables<'a>(body: &'a Block, input: &str) -> Vec<&'a Expr> {
     let mut out = Vec::new();
     while let Some(e) = stack.pop() {
         match &e.kind {
-            ExprKind::Call { callee, args, .. } => {
+            ExprKind::Call(call) => {
+                let Call { callee, args, .. } = &**call;
                 match &callee.kind {
                     ExprKind::Name(n) if n.name == "gather" => {
                         if let [table, ids, ..] = &args[..]
@@ -1654,21 +1661,17 @@ fn indexed_tables<'a>(body: &'a Block, input: &str) -> Vec<&'a Expr> {
                 stack.extend([&**lhs, &**rhs])
             }
             ExprKind::Unary { expr, .. } => stack.push(expr),
-            ExprKind::Member { base, .. } => stack.push(base),
+            ExprKind::Member(member) => stack.push(&member.base),
             ExprKind::Tuple(es) => stack.extend(es.iter()),
             ExprKind::List(items) => stack.extend(items.iter().filter_map(|i| match i {
                 ListItem::Expr(e) => Some(e),
                 ListItem::Spread(_) => None,
             })),
             ExprKind::Closure { body, .. } => stack.push(body),
-            ExprKind::If {
-                cond,
-                then,
-                otherwise,
-            } => {
-                stack.push(cond);
-                push_block(&mut stack, then);
-                stack.extend(otherwise.as_deref());
+            ExprKind::If(if_) => {
+                stack.push(&if_.cond);
+                push_block(&mut stack, &if_.then);
+                stack.extend(if_.otherwise.as_ref());
             }
             ExprKind::Scan(scan) => {
                 stack.extend(scan.args.iter().map(|a| &a.value));
@@ -1687,7 +1690,7 @@ fn indexed_tables<'a>(body: &'a Block, input: &str) -> Vec<&'a Expr> {
 
 fn string_literal(e: &Expr) -> Option<String> {
     match &e.kind {
-        ExprKind::Str(s) => Some(s.clone()),
+        ExprKind::Str(s) => Some(s.to_string()),
         _ => None,
     }
 }

@@ -364,8 +364,8 @@ fn check_values(
                     nnl::syntax::ast::ListItem::Spread(n) => n.span,
                 })
                 .collect(),
-            nnl::syntax::ast::ExprKind::Call { args, .. } => {
-                args.iter().map(|a| a.value.span).collect()
+            nnl::syntax::ast::ExprKind::Call(call) => {
+                call.args.iter().map(|a| a.value.span).collect()
             }
             _ => Vec::new(),
         };
@@ -423,7 +423,7 @@ fn default_dir(path: &str, program: &nnl::resolve::Program) -> Result<PathBuf, S
         {
             match &set.value {
                 nnl::syntax::ast::SettingValue::Values(v) => match v.first().map(|e| &e.kind) {
-                    Some(nnl::syntax::ast::ExprKind::Str(s)) => Some(s.clone()),
+                    Some(nnl::syntax::ast::ExprKind::Str(s)) => Some(s.to_string()),
                     _ => None,
                 },
                 _ => None,

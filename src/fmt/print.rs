@@ -962,8 +962,8 @@ impl<'a> Printer<'a> {
             ExprKind::Tuple(_) => false,
             ExprKind::Binary { lhs, .. } | ExprKind::Pipe { lhs, .. } => start < lhs.span.start,
             ExprKind::Range { lo, .. } => start < lo.span.start,
-            ExprKind::Call { callee, .. } => start < callee.span.start,
-            ExprKind::Member { base, .. } => start < base.span.start,
+            ExprKind::Call(call) => start < call.callee.span.start,
+            ExprKind::Member(member) => start < member.base.span.start,
             _ => self.src.as_bytes().get(start as usize) == Some(&b'('),
         }
     }
@@ -976,9 +976,9 @@ impl<'a> Printer<'a> {
             ExprKind::Unary { op: UnOp::Neg, .. } => true,
             ExprKind::Binary { lhs: first, .. }
             | ExprKind::Pipe { lhs: first, .. }
-            | ExprKind::Range { lo: first, .. }
-            | ExprKind::Call { callee: first, .. }
-            | ExprKind::Member { base: first, .. } => self.starts_with_minus(first),
+            | ExprKind::Range { lo: first, .. } => self.starts_with_minus(first),
+            ExprKind::Call(call) => self.starts_with_minus(&call.callee),
+            ExprKind::Member(member) => self.starts_with_minus(&member.base),
             _ => false,
         }
     }
@@ -1001,18 +1001,14 @@ impl<'a> Printer<'a> {
                 self.leaf(token);
             }
             ExprKind::Name(id) => self.ident(id),
-            ExprKind::Member { base, field } => {
-                self.expr(base);
+            ExprKind::Member(member) => {
+                self.expr(&member.base);
                 self.write(".");
-                self.ident(field);
+                self.ident(&member.field);
             }
-            ExprKind::Call {
-                callee,
-                args,
-                args_span,
-            } => {
-                self.expr(callee);
-                self.call_args(args, *args_span);
+            ExprKind::Call(call) => {
+                self.expr(&call.callee);
+                self.call_args(&call.args, call.args_span);
             }
             ExprKind::Binary { op, lhs, rhs, .. } => {
                 self.expr(lhs);
@@ -1066,11 +1062,12 @@ impl<'a> Printer<'a> {
                 self.write("| ");
                 self.expr(body);
             }
-            ExprKind::If {
-                cond,
-                then,
-                otherwise,
-            } => {
+            ExprKind::If(if_) => {
+                let If {
+                    cond,
+                    then,
+                    otherwise,
+                } = &**if_;
                 self.gap(start, Gap::Inline);
                 self.write("if ");
                 self.expr(cond);

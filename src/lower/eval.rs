@@ -30,16 +30,17 @@ impl Lowerer<'_> {
             ExprKind::Bool(b) => Ok(Val::Bool(*b)),
             ExprKind::Training => Ok(Val::Bool(self.training)),
             ExprKind::Name(id) => self.name(env, id),
-            ExprKind::Member { base, field } => {
+            ExprKind::Member(member) => {
+                let Member { base, field } = &**member;
                 let b = self.expr(env, base)?;
                 match (b, field.name.parse::<usize>()) {
                     (Val::Tuple(items), Ok(i)) if i < items.len() => Ok(items[i].clone()),
                     _ => Err(LowerError::new("no such field", field.span)),
                 }
             }
-            ExprKind::Call { callee, args, .. } => {
-                let f = self.expr(env, callee)?;
-                let args = self.args(env, args)?;
+            ExprKind::Call(call) => {
+                let f = self.expr(env, &call.callee)?;
+                let args = self.args(env, &call.args)?;
                 self.at(e.span);
                 self.call(f, args, e.span)
             }
@@ -101,19 +102,15 @@ impl Lowerer<'_> {
                 body: (**body).clone(),
                 env: env.clone(),
             }))),
-            ExprKind::If {
-                cond,
-                then,
-                otherwise,
-            } => match self.expr(env, cond)? {
-                Val::Bool(true) => self.block(env, then),
-                Val::Bool(false) => match otherwise {
+            ExprKind::If(if_) => match self.expr(env, &if_.cond)? {
+                Val::Bool(true) => self.block(env, &if_.then),
+                Val::Bool(false) => match &if_.otherwise {
                     Some(o) => self.expr(env, o),
                     None => Ok(Val::Unit),
                 },
                 _ => Err(LowerError::new(
                     "an `if` condition must be known when compiling; use `select` for tensors",
-                    cond.span,
+                    if_.cond.span,
                 )),
             },
             ExprKind::Scan(scan) => self.scan(env, scan, e.span),
@@ -467,9 +464,9 @@ impl Lowerer<'_> {
     }
 
     fn pipe(&mut self, env: &mut Env, input: ArgV, rhs: &Expr) -> Res<Val> {
-        if let ExprKind::Call { callee, args, .. } = &rhs.kind {
-            let f = self.expr(env, callee)?;
-            let args = self.args(env, args)?;
+        if let ExprKind::Call(call) = &rhs.kind {
+            let f = self.expr(env, &call.callee)?;
+            let args = self.args(env, &call.args)?;
             self.at(rhs.span);
             if let Val::Def(r) = &f
                 && self.is_layer_def(*r)

@@ -644,8 +644,8 @@ struct RuleOut {
 fn target_name(e: &Expr) -> Option<String> {
     match &e.kind {
         ExprKind::Name(id) => Some(id.name.to_string()),
-        ExprKind::Member { base, field } => {
-            target_name(base).map(|b| format!("{b}.{}", field.name))
+        ExprKind::Member(member) => {
+            target_name(&member.base).map(|b| format!("{b}.{}", member.field.name))
         }
         _ => None,
     }
@@ -654,7 +654,7 @@ fn target_name(e: &Expr) -> Option<String> {
 fn metric_name(e: &Expr) -> Option<String> {
     match &e.kind {
         ExprKind::Name(id) => Some(id.name.to_string()),
-        ExprKind::Call { callee, .. } => metric_name(callee),
+        ExprKind::Call(call) => metric_name(&call.callee),
         _ => None,
     }
 }

@@ -599,20 +599,16 @@ fn expr_bindings<'a>(e: &'a Expr, out: &mut Vec<Binding<'a>>) {
             block_bindings(body, out);
         }
         ExprKind::Block(b) => block_bindings(b, out),
-        ExprKind::If {
-            cond,
-            then,
-            otherwise,
-        } => {
-            expr_bindings(cond, out);
-            block_bindings(then, out);
-            if let Some(o) = otherwise {
+        ExprKind::If(if_) => {
+            expr_bindings(&if_.cond, out);
+            block_bindings(&if_.then, out);
+            if let Some(o) = &if_.otherwise {
                 expr_bindings(o, out);
             }
         }
-        ExprKind::Call { callee, args, .. } => {
-            expr_bindings(callee, out);
-            args.iter().for_each(|a| expr_bindings(&a.value, out));
+        ExprKind::Call(call) => {
+            expr_bindings(&call.callee, out);
+            call.args.iter().for_each(|a| expr_bindings(&a.value, out));
         }
         ExprKind::Binary { lhs, rhs, .. } | ExprKind::Pipe { lhs, rhs } => {
             expr_bindings(lhs, out);
@@ -622,9 +618,8 @@ fn expr_bindings<'a>(e: &'a Expr, out: &mut Vec<Binding<'a>>) {
             expr_bindings(lo, out);
             expr_bindings(hi, out);
         }
-        ExprKind::Unary { expr, .. } | ExprKind::Member { base: expr, .. } => {
-            expr_bindings(expr, out)
-        }
+        ExprKind::Unary { expr, .. } => expr_bindings(expr, out),
+        ExprKind::Member(member) => expr_bindings(&member.base, out),
         ExprKind::Tuple(items) => items.iter().for_each(|e| expr_bindings(e, out)),
         ExprKind::List(items) => items.iter().for_each(|i| {
             if let ListItem::Expr(e) = i {

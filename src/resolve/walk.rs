@@ -385,10 +385,10 @@ impl Walker<'_> {
             ExprKind::Number { .. } | ExprKind::Str(_) | ExprKind::Bool(_) | ExprKind::Training => {
             }
             ExprKind::Name(id) => self.name(id),
-            ExprKind::Member { base, .. } => self.expr(base),
-            ExprKind::Call { callee, args, .. } => {
-                self.expr(callee);
-                self.args(args);
+            ExprKind::Member(member) => self.expr(&member.base),
+            ExprKind::Call(call) => {
+                self.expr(&call.callee);
+                self.args(&call.args);
             }
             ExprKind::Binary { lhs, rhs, .. } | ExprKind::Pipe { lhs, rhs } => {
                 self.expr(lhs);
@@ -417,11 +417,12 @@ impl Walker<'_> {
                 self.expr(body);
                 self.pop();
             }
-            ExprKind::If {
-                cond,
-                then,
-                otherwise,
-            } => {
+            ExprKind::If(if_) => {
+                let If {
+                    cond,
+                    then,
+                    otherwise,
+                } = &**if_;
                 self.expr(cond);
                 self.block(then);
                 if let Some(o) = otherwise {
@@ -592,11 +593,11 @@ impl Walker<'_> {
         for (_, values) in &s.space {
             // A distribution's name is search vocabulary, not a definition: walk its arguments.
             match &values.kind {
-                ExprKind::Call { callee, args, .. }
-                    if matches!(&callee.kind, ExprKind::Name(n)
+                ExprKind::Call(call)
+                    if matches!(&call.callee.kind, ExprKind::Name(n)
                         if crate::prim::SEARCH_DISTRIBUTIONS.contains(&n.name.as_str())) =>
                 {
-                    for a in args {
+                    for a in &call.args {
                         self.expr(&a.value);
                     }
                 }

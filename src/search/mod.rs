@@ -188,8 +188,8 @@ fn plan(s: &SearchDecl, text: &str) -> Result<Plan, String> {
 /// `split.metric` of a goal.
 pub fn goal_metric(e: &Expr) -> Option<(String, String)> {
     match &e.kind {
-        ExprKind::Member { base, field } => match &base.kind {
-            ExprKind::Name(n) => Some((n.name.to_string(), field.name.to_string())),
+        ExprKind::Member(member) => match &member.base.kind {
+            ExprKind::Name(n) => Some((n.name.to_string(), member.field.name.to_string())),
             _ => None,
         },
         _ => None,
@@ -199,8 +199,8 @@ pub fn goal_metric(e: &Expr) -> Option<(String, String)> {
 /// The callee's name and the arguments of a call `name(…)`.
 pub fn call(e: &Expr) -> Option<(&str, &[Arg])> {
     match &e.kind {
-        ExprKind::Call { callee, args, .. } => match &callee.kind {
-            ExprKind::Name(n) => Some((n.name.as_str(), &args[..])),
+        ExprKind::Call(call) => match &call.callee.kind {
+            ExprKind::Name(n) => Some((n.name.as_str(), &call.args[..])),
             _ => None,
         },
         _ => None,

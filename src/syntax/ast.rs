@@ -293,6 +293,11 @@ impl BinOp {
         }
     }
 
+    /// The span of this operator written at byte `at` of `file`.
+    pub fn span_at(self, file: crate::source::FileId, at: u32) -> Span {
+        Span::new(file, at as usize, at as usize + self.symbol().len())
+    }
+
     pub fn is_comparison(self) -> bool {
         matches!(
             self,
@@ -327,23 +332,18 @@ pub enum ExprKind {
         value: f64,
         is_int: bool,
     },
-    Str(String),
+    Str(Box<str>),
     Bool(bool),
     /// `training`: true in the training step, false in evaluation.
     Training,
     Name(Ident),
-    Member {
-        base: Box<Expr>,
-        field: Ident,
-    },
-    Call {
-        callee: Box<Expr>,
-        args: ThinVec<Arg>,
-        args_span: Span,
-    },
+    Member(Box<Member>),
+    Call(Box<Call>),
     Binary {
         op: BinOp,
-        op_span: Span,
+        /// Where the operator starts ([`BinOp::span_at`]): a whole span here would make every
+        /// expression larger.
+        op_at: u32,
         lhs: Box<Expr>,
         rhs: Box<Expr>,
     },
@@ -366,15 +366,35 @@ pub enum ExprKind {
         params: ThinVec<Pattern>,
         body: Box<Expr>,
     },
-    If {
-        cond: Box<Expr>,
-        then: Box<Block>,
-        otherwise: Option<Box<Expr>>,
-    },
+    If(Box<If>),
     /// `scan(xs, axis: 1, init: c0) |x, c| { …; yield y, c2 }`
     Scan(Box<Scan>),
     /// Boxed: blocks as values are rare, and inline one would make every expression larger.
     Block(Box<Block>),
+}
+
+/// `base.field`. The variants below are boxed: inline, each would make every expression of a
+/// program larger.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Member {
+    pub base: Expr,
+    pub field: Ident,
+}
+
+/// `callee(args)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Call {
+    pub callee: Expr,
+    pub args: ThinVec<Arg>,
+    pub args_span: Span,
+}
+
+/// `if cond { then } else …`; an `else if` is an `if` in `otherwise`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct If {
+    pub cond: Expr,
+    pub then: Block,
+    pub otherwise: Option<Expr>,
 }
 
 /// The parts of a `scan`, boxed: scans are rare, and inline they would make every expression of
@@ -388,7 +408,7 @@ pub struct Scan {
 }
 
 /// An expression node. Its size is what most of a program's syntax tree costs, so variants
-/// larger than a call (`scan`, a block) keep their parts behind a box, and its lists are
+/// with more than two pointers' worth of parts keep them behind a box, and its lists are
 /// `ThinVec`s (a pointer; the length and capacity live with the items).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Expr {
@@ -500,16 +520,16 @@ mod tests {
     use std::mem::size_of;
 
     /// A large file is mostly expressions and names: these sizes are its memory (glibc rounds a
-    /// boxed 48-byte expression up to a 64-byte chunk, so 40 would be the next step down).
+    /// boxed expression up to a 48-byte chunk; at 48 bytes it took a 64-byte one).
     #[test]
     fn syntax_tree_nodes_stay_small() {
         assert_eq!(size_of::<Ident>(), 16);
         assert!(
-            size_of::<Expr>() <= 48,
+            size_of::<Expr>() <= 40,
             "Expr is {} bytes",
             size_of::<Expr>()
         );
-        assert!(size_of::<Arg>() <= 80, "Arg is {} bytes", size_of::<Arg>());
+        assert!(size_of::<Arg>() <= 72, "Arg is {} bytes", size_of::<Arg>());
         assert!(
             size_of::<Pattern>() <= 24,
             "Pattern is {} bytes",

@@ -128,8 +128,8 @@ fn init_call(args: &[Arg], span: Span, whole: Span) -> Result<InitFrom, (Span, S
 fn path(e: &Expr) -> Option<String> {
     match &e.kind {
         ExprKind::Name(n) => Some(n.name.to_string()),
-        ExprKind::Str(s) => Some(s.clone()),
-        ExprKind::Member { base, field } => Some(format!("{}.{}", path(base)?, field.name)),
+        ExprKind::Str(s) => Some(s.to_string()),
+        ExprKind::Member(member) => Some(format!("{}.{}", path(&member.base)?, member.field.name)),
         _ => None,
     }
 }

@@ -130,9 +130,10 @@ fn expr(e: &Expr, text: &str) -> Option<Diagnostic> {
         | ExprKind::Bool(_)
         | ExprKind::Training
         | ExprKind::Name(_) => None,
-        ExprKind::Member { base, .. } | ExprKind::Unary { expr: base, .. } => expr(base, text),
-        ExprKind::Call { callee, args, .. } => {
-            expr(callee, text).or_else(|| args.iter().find_map(|a| expr(&a.value, text)))
+        ExprKind::Member(member) => expr(&member.base, text),
+        ExprKind::Unary { expr: base, .. } => expr(base, text),
+        ExprKind::Call(call) => {
+            expr(&call.callee, text).or_else(|| call.args.iter().find_map(|a| expr(&a.value, text)))
         }
         ExprKind::Binary { lhs, rhs, .. }
         | ExprKind::Pipe { lhs, rhs }
@@ -143,13 +144,9 @@ fn expr(e: &Expr, text: &str) -> Option<Diagnostic> {
             ListItem::Spread(_) => None,
         }),
         ExprKind::Closure { body, .. } => expr(body, text),
-        ExprKind::If {
-            cond,
-            then,
-            otherwise,
-        } => expr(cond, text)
-            .or_else(|| block(then, text))
-            .or_else(|| otherwise.as_ref().and_then(|o| expr(o, text))),
+        ExprKind::If(if_) => expr(&if_.cond, text)
+            .or_else(|| block(&if_.then, text))
+            .or_else(|| if_.otherwise.as_ref().and_then(|o| expr(o, text))),
         ExprKind::Scan(scan) => scan
             .args
             .iter()

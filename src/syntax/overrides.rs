@@ -166,9 +166,11 @@ fn closing_brace(text: &str, end: usize) -> usize {
 fn optimizer_calls(train: &TrainDecl) -> Vec<(&[Arg], usize, usize)> {
     fn call(e: &Expr) -> Option<(&[Arg], usize, usize)> {
         match &e.kind {
-            ExprKind::Call {
-                args, args_span, ..
-            } => Some((&args[..], args_span.start as usize, args_span.end as usize)),
+            ExprKind::Call(call) => Some((
+                &call.args[..],
+                call.args_span.start as usize,
+                call.args_span.end as usize,
+            )),
             _ => None,
         }
     }

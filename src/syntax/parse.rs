@@ -520,7 +520,7 @@ impl Ctx {
                 }
             }
             Rule::string => Expr {
-                kind: ExprKind::Str(self.string(p).value),
+                kind: ExprKind::Str(self.string(p).value.into()),
                 span,
             },
             Rule::bool_lit => Expr {
@@ -637,11 +637,11 @@ impl Ctx {
         let span = e.span.to(post_span);
         match post.as_rule() {
             Rule::call_args => Expr {
-                kind: ExprKind::Call {
-                    callee: Box::new(e),
+                kind: ExprKind::Call(Box::new(Call {
+                    callee: e,
                     args: ThinVec::from(self.args(post)),
                     args_span: post_span,
-                },
+                })),
                 span,
             },
             Rule::member => {
@@ -651,10 +651,7 @@ impl Ctx {
                     span: self.span(&f),
                 };
                 Expr {
-                    kind: ExprKind::Member {
-                        base: Box::new(e),
-                        field,
-                    },
+                    kind: ExprKind::Member(Box::new(Member { base: e, field })),
                     span,
                 }
             }
@@ -732,7 +729,7 @@ impl Ctx {
                         acc = Expr {
                             kind: ExprKind::Binary {
                                 op: binary_op(op_pair.as_str()),
-                                op_span,
+                                op_at: op_span.start,
                                 lhs: Box::new(acc),
                                 rhs: Box::new(rhs),
                             },
@@ -837,7 +834,7 @@ impl Ctx {
                     acc = Expr {
                         kind: ExprKind::Binary {
                             op: BinOp::Pow,
-                            op_span,
+                            op_at: op_span.start,
                             lhs: Box::new(lhs),
                             rhs: Box::new(exponent),
                         },
@@ -876,23 +873,23 @@ impl Ctx {
             || {
                 let mut acc = otherwise.map(|e| {
                     let span = self.span(&e);
-                    Box::new(Expr {
+                    Expr {
                         kind: ExprKind::Block(Box::new(self.block(e))),
                         span,
-                    })
+                    }
                 });
                 while let Some((start, cond, then)) = branches.pop() {
                     let e = Expr {
-                        kind: ExprKind::If {
-                            cond: Box::new(self.expr(cond)),
-                            then: Box::new(self.block(then)),
+                        kind: ExprKind::If(Box::new(If {
+                            cond: self.expr(cond),
+                            then: self.block(then),
                             otherwise: acc,
-                        },
+                        })),
                         span: Span::new(self.file, start, end),
                     };
-                    acc = Some(Box::new(e));
+                    acc = Some(e);
                 }
-                *acc.expect("an `if` has one branch at least")
+                acc.expect("an `if` has one branch at least")
             },
         )
     }
@@ -1255,23 +1252,25 @@ mod tests {
             ExprKind::Number { value, .. } => write!(out, "{value}{at}").unwrap(),
             ExprKind::Binary {
                 op,
-                op_span,
+                op_at,
                 lhs,
                 rhs,
             } => {
-                let o = op_span.start - base;
+                let o = op_at - base;
                 node(format!("{}:{o}{at}", op.symbol()), &[lhs, rhs]);
             }
             ExprKind::Unary { op, expr } => node(format!("{op:?}{at}"), &[expr]),
             ExprKind::Pipe { lhs, rhs } => node(format!("|>{at}"), &[lhs, rhs]),
             ExprKind::Range { lo, hi } => node(format!("..{at}"), &[lo, hi]),
-            ExprKind::Call { callee, args, .. } => {
-                let children: Vec<&Expr> = std::iter::once(&**callee)
-                    .chain(args.iter().map(|a| &a.value))
+            ExprKind::Call(call) => {
+                let children: Vec<&Expr> = std::iter::once(&call.callee)
+                    .chain(call.args.iter().map(|a| &a.value))
                     .collect();
                 node(format!("call{at}"), &children);
             }
-            ExprKind::Member { base: b, field } => node(format!(".{}{at}", field.name), &[b]),
+            ExprKind::Member(member) => {
+                node(format!(".{}{at}", member.field.name), &[&member.base])
+            }
             ExprKind::Tuple(items) => {
                 let children: Vec<&Expr> = items.iter().collect();
                 node(format!("tuple{at}"), &children);

@@ -58,7 +58,7 @@ pub(super) fn eval(e: &Expr) -> Res<Const> {
     let wrong = |m: String| Wrong::at(e.span, m);
     match &e.kind {
         ExprKind::Number { value, .. } => Ok(Const::Num(*value)),
-        ExprKind::Str(s) => Ok(Const::Str(s.clone())),
+        ExprKind::Str(s) => Ok(Const::Str(s.to_string())),
         ExprKind::Bool(b) => Ok(Const::Bool(*b)),
         ExprKind::Name(n) => Ok(Const::Sym(n.name.to_string())),
         ExprKind::Unary {
