@@ -1,6 +1,6 @@
 //! Interned names. A [`Symbol`] is four bytes, compares as a number and reads as a
-//! `&'static str`: a large file repeats a few thousand names millions of times, and an inline
-//! string in every identifier was most of its syntax tree's size.
+//! `&'static str`: a large file repeats a few thousand names millions of times, and with an
+//! inline string each of them took 40 bytes instead of 16.
 //!
 //! The interner is global and never frees a name: a program's distinct names are few, and a
 //! long language-server session adds at most the names (and prefixes of names) typed in it.
