@@ -1,7 +1,7 @@
 //! The abstract syntax tree. Every node carries the byte span it was parsed from, so every later
 //! stage (checker diagnostics, IR listings, the language server) can point at the user's text.
 
-use crate::source::Span;
+use crate::source::{FileId, Span};
 pub use crate::syntax::symbol::Symbol;
 pub use thin_vec::ThinVec;
 
@@ -294,7 +294,7 @@ impl BinOp {
     }
 
     /// The span of this operator written at byte `at` of `file`.
-    pub fn span_at(self, file: crate::source::FileId, at: u32) -> Span {
+    pub fn span_at(self, file: FileId, at: u32) -> Span {
         Span::new(file, at as usize, at as usize + self.symbol().len())
     }
 
@@ -373,8 +373,8 @@ pub enum ExprKind {
     Block(Box<Block>),
 }
 
-/// `base.field`. The variants below are boxed: inline, each would make every expression of a
-/// program larger.
+/// `base.field`. This and the next two structs are the parts of variants kept behind one box:
+/// inline, each would make every expression of a program larger.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Member {
     pub base: Expr,
