@@ -21,6 +21,7 @@ pub mod jit;
 pub mod lower;
 pub mod lsp;
 pub mod opt;
+mod par;
 pub mod plot;
 pub mod prim;
 pub mod resolve;

@@ -406,6 +406,39 @@ fn deep_nesting_is_an_error_for_check_and_fmt_never_a_stack_overflow() {
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
+/// 100,000 functions each calling the next, the last one wrong, and 100,000 calling each other
+/// round a cycle: references are followed without recursion and in linear time (a search from
+/// every function made the chain take hours), and each mistake is reported once.
+#[test]
+fn long_chains_and_cycles_of_calls_are_each_one_error() {
+    let dir = scratch("call_chains");
+    let n = 100_000;
+    let call =
+        |i: usize, callee: usize| format!("fn g{i}(x: f32[4]) -> f32[4] {{\n  g{callee}(x)\n}}\n");
+    let mut chain: String = (0..n - 1).map(|i| call(i, i + 1)).collect();
+    chain.push_str(&format!(
+        "fn g{}(x: f32[4]) -> f32[4] {{\n  x |> reshape([2, 2])\n}}\n",
+        n - 1
+    ));
+    write(&dir, "chain.nnl", chain);
+    let cycle: String = (0..n).map(|i| call(i, (i + 1) % n)).collect();
+    write(&dir, "cycle.nnl", cycle);
+    for (name, code) in [("chain.nnl", "[E0206]"), ("cycle.nnl", "[E0105]")] {
+        let err = assert_refused(&nnlc_in(&dir, &["check", name]));
+        assert_eq!(
+            err.matches("] Error").count(),
+            1,
+            "{name}:\n{}",
+            &err[..err.len().min(2000)]
+        );
+        assert!(
+            err.contains(code),
+            "{name}:\n{}",
+            &err[..err.len().min(2000)]
+        );
+    }
+}
+
 /// At the deepest nesting allowed, every stage that walks the tree (parse, check, format,
 /// lower, differentiate, optimize) fits in a 2 MiB stack — a quarter of the main thread's 8 MiB,
 /// and the size of rayon's worker threads.

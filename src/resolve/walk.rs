@@ -12,7 +12,9 @@ pub(super) fn check_bodies(program: &Program, diags: &mut Vec<Diagnostic>) {
     let mut graph: HashMap<ItemRef, Vec<(ItemRef, Span)>> = HashMap::new();
     for (m, module) in program.modules.iter().enumerate() {
         let mut unknowns: Vec<Unknown> = Vec::new();
-        for (i, item) in module.ast.items.iter().enumerate() {
+        // Each item is walked alone (a walker sees only the program's scopes), so the items
+        // are walked in parallel and what they found is gathered in their order.
+        let walk = |_: usize, item: &Item| {
             let mut w = Walker {
                 program,
                 module: m,
@@ -31,16 +33,19 @@ pub(super) fn check_bodies(program: &Program, diags: &mut Vec<Diagnostic>) {
                 Item::Search(s) => w.search(s),
                 Item::Use(_) | Item::Data(_) => {}
             }
-            diags.append(&mut w.diags);
-            unknowns.append(&mut w.unknowns);
+            (w.diags, w.unknowns, w.refs)
+        };
+        crate::par::map_in_order(&module.ast.items, walk, |i, (mut d, mut u, refs)| {
+            diags.append(&mut d);
+            unknowns.append(&mut u);
             graph.insert(
                 ItemRef {
                     module: m,
                     index: i,
                 },
-                w.refs,
+                refs,
             );
-        }
+        });
         report_unknowns(unknowns, diags);
     }
     report_recursion(program, &graph, diags);
@@ -615,14 +620,12 @@ fn report_recursion(
     let mut reported: HashSet<ItemRef> = HashSet::new();
     let mut keys: Vec<&ItemRef> = graph.keys().collect();
     keys.sort();
+    let components = cyclic_components(graph, &keys);
     for &start in keys {
         if reported.contains(&start) || program.def(start).is_none() {
             continue;
         }
-        // Depth-first search for a path from `start` back to itself.
-        let mut stack: Vec<(ItemRef, Span)> = Vec::new();
-        let mut seen = HashSet::new();
-        if let Some(cycle) = find_cycle(graph, start, start, &mut stack, &mut seen) {
+        if let Some(cycle) = find_cycle(graph, &components, start) {
             let def = program.def(start).expect("checked above");
             let names: Vec<String> = cycle
                 .iter()
@@ -659,24 +662,118 @@ fn report_recursion(
     }
 }
 
+/// The items on a cycle of references, each with the number of its strongly connected
+/// component: the components of more than one item, or of one that refers to itself. Tarjan's
+/// algorithm, without recursion: a chain of references can be as long as a file.
+fn cyclic_components(
+    graph: &HashMap<ItemRef, Vec<(ItemRef, Span)>>,
+    roots: &[&ItemRef],
+) -> HashMap<ItemRef, usize> {
+    struct Visit {
+        order: usize,
+        low: usize,
+        on_stack: bool,
+    }
+    let refs = |r: ItemRef| graph.get(&r).map_or(&[][..], Vec::as_slice);
+    let mut visits: HashMap<ItemRef, Visit> = HashMap::new();
+    let mut open: Vec<ItemRef> = Vec::new();
+    let mut cyclic = HashMap::new();
+    let mut components = 0;
+    let visit = |r: ItemRef, visits: &mut HashMap<ItemRef, Visit>, open: &mut Vec<_>| {
+        let order = visits.len();
+        visits.insert(
+            r,
+            Visit {
+                order,
+                low: order,
+                on_stack: true,
+            },
+        );
+        open.push(r);
+    };
+    for &&root in roots {
+        if visits.contains_key(&root) {
+            continue;
+        }
+        visit(root, &mut visits, &mut open);
+        // The items being visited, with how many of their references have been followed.
+        let mut path = vec![(root, 0)];
+        while let Some((at, next)) = path.last_mut() {
+            let at = *at;
+            if let Some(&(to, _)) = refs(at).get(*next) {
+                *next += 1;
+                match visits.get(&to) {
+                    None => {
+                        visit(to, &mut visits, &mut open);
+                        path.push((to, 0));
+                    }
+                    Some(v) if v.on_stack => {
+                        let order = v.order;
+                        let here = visits.get_mut(&at).expect("visited");
+                        here.low = here.low.min(order);
+                    }
+                    Some(_) => {}
+                }
+                continue;
+            }
+            path.pop();
+            let (order, low) = {
+                let v = &visits[&at];
+                (v.order, v.low)
+            };
+            if let Some(&(parent, _)) = path.last() {
+                let p = visits.get_mut(&parent).expect("visited");
+                p.low = p.low.min(low);
+            }
+            if low == order {
+                let mut members = Vec::new();
+                while let Some(member) = open.pop() {
+                    visits.get_mut(&member).expect("visited").on_stack = false;
+                    members.push(member);
+                    if member == at {
+                        break;
+                    }
+                }
+                if members.len() > 1 || refs(at).iter().any(|&(to, _)| to == at) {
+                    for member in members {
+                        cyclic.insert(member, components);
+                    }
+                    components += 1;
+                }
+            }
+        }
+    }
+    cyclic
+}
+
+/// The first path, depth first in the order of references, from `start` back to itself: each
+/// step with the span of the reference taken. Only items of `start`'s component can be on it.
 fn find_cycle(
     graph: &HashMap<ItemRef, Vec<(ItemRef, Span)>>,
+    components: &HashMap<ItemRef, usize>,
     start: ItemRef,
-    at: ItemRef,
-    stack: &mut Vec<(ItemRef, Span)>,
-    seen: &mut HashSet<ItemRef>,
 ) -> Option<Vec<(ItemRef, Span)>> {
-    for &(next, span) in graph.get(&at).map(Vec::as_slice).unwrap_or(&[]) {
-        stack.push((next, span));
-        if next == start {
-            return Some(stack.clone());
+    let component = components.get(&start)?;
+    let refs = |r: ItemRef| graph.get(&r).map_or(&[][..], Vec::as_slice);
+    let mut cycle: Vec<(ItemRef, Span)> = Vec::new();
+    // The items on the path, with how many of their references have been followed.
+    let mut path = vec![(start, 0)];
+    let mut seen = HashSet::new();
+    while let Some((at, next)) = path.last_mut() {
+        let Some(&(to, span)) = refs(*at).get(*next) else {
+            path.pop();
+            cycle.pop();
+            continue;
+        };
+        *next += 1;
+        if to == start {
+            cycle.push((to, span));
+            return Some(cycle);
         }
-        if seen.insert(next)
-            && let Some(c) = find_cycle(graph, start, next, stack, seen)
-        {
-            return Some(c);
+        if components.get(&to) == Some(component) && seen.insert(to) {
+            cycle.push((to, span));
+            path.push((to, 0));
         }
-        stack.pop();
     }
     None
 }
