@@ -53,6 +53,17 @@ impl Calls {
             .or_insert_with(|| slots.to_vec());
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.bindings.is_empty()
+    }
+
+    /// Takes in the bindings `later` recorded, except those recorded already.
+    pub(crate) fn absorb(&mut self, later: Calls) {
+        for (key, slots) in later.bindings {
+            self.bindings.entry(key).or_insert(slots);
+        }
+    }
+
     /// The binding of the call at `call` to `callee` with `args` arguments.
     pub fn binding(&self, call: Span, callee: Callee, args: usize) -> Option<&[Option<usize>]> {
         self.bindings.get(&(call, callee, args)).map(Vec::as_slice)
@@ -147,6 +158,44 @@ impl Instances {
             }
         }
         full
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.list.is_empty() && self.by_site.is_empty()
+    }
+
+    /// Takes in the instances `later` recorded, as if they had been recorded here after the
+    /// ones already: an instance met again keeps its place and gains the parameters and
+    /// states it did not have.
+    pub(crate) fn absorb(&mut self, later: Instances) {
+        let mut index_here = Vec::with_capacity(later.list.len());
+        for fact in later.list {
+            let index = match self.by_path.get(&fact.path) {
+                Some(&i) => {
+                    let here = &mut self.list[i];
+                    for p in fact.params {
+                        if !here.params.contains(&p) {
+                            here.params.push(p);
+                        }
+                    }
+                    for s in fact.states {
+                        if !here.states.contains(&s) {
+                            here.states.push(s);
+                        }
+                    }
+                    i
+                }
+                None => {
+                    self.by_path.insert(fact.path.clone(), self.list.len());
+                    self.list.push(fact);
+                    self.list.len() - 1
+                }
+            };
+            index_here.push(index);
+        }
+        for (key, index) in later.by_site {
+            self.by_site.entry(key).or_insert(index_here[index]);
+        }
     }
 
     /// The instance `parent` (a path; empty outside every instance) made at `site`.

@@ -21,6 +21,7 @@ use crate::syntax::ast::*;
 use dim::{Dim, Sym};
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
+use std::sync::Arc;
 use ty::{Callable, Closure, Instance, Shape, ShapeElem, Ty, Var, VarKind, same_type};
 
 pub use facts::{Callee, Calls, InstanceFact, Instances, Part, Site};
@@ -48,20 +49,31 @@ pub struct ExprTypes {
 impl ExprTypes {
     /// Records `t` as the type of `span`, unless it has one already.
     fn record(&mut self, span: Span, t: &Ty) {
-        if self.by_span.contains_key(&span) {
-            return;
+        if !self.by_span.contains_key(&span) {
+            let number = self.number(t.to_string());
+            self.by_span.insert(span, number);
         }
-        let text = t.to_string();
-        let number = match self.numbers.get(&text) {
-            Some(&n) => n,
-            None => {
-                let n = self.texts.len() as u32;
-                self.texts.push(text.clone());
-                self.numbers.insert(text, n);
-                n
+    }
+
+    /// Takes in the types `later` recorded, except for spans that have one already.
+    fn absorb(&mut self, later: ExprTypes) {
+        for (span, number) in later.by_span {
+            if !self.by_span.contains_key(&span) {
+                let number = self.number(later.texts[number as usize].clone());
+                self.by_span.insert(span, number);
             }
-        };
-        self.by_span.insert(span, number);
+        }
+    }
+
+    /// The number of a type's text, given one if it is new.
+    fn number(&mut self, text: String) -> u32 {
+        if let Some(&n) = self.numbers.get(&text) {
+            return n;
+        }
+        let n = self.texts.len() as u32;
+        self.texts.push(text.clone());
+        self.numbers.insert(text, n);
+        n
     }
 
     pub fn get(&self, span: &Span) -> Option<&str> {
@@ -92,6 +104,21 @@ pub struct Facts {
 }
 
 impl Facts {
+    fn is_empty(&self) -> bool {
+        self.trains.is_empty()
+            && self.data.is_empty()
+            && self.instances.is_empty()
+            && self.calls.is_empty()
+    }
+
+    /// Takes in what a checker of a later part of the program established.
+    fn absorb(&mut self, later: Facts) {
+        self.trains.extend(later.trains);
+        self.data.extend(later.data);
+        self.instances.absorb(later.instances);
+        self.calls.absorb(later.calls);
+    }
+
     pub fn train(&self, block: Span) -> Option<&TrainConfig> {
         self.trains
             .iter()
@@ -200,56 +227,45 @@ pub fn check_keeping(
     sources: &SourceMap,
     keep: Keep,
 ) -> (Checked, Vec<Diagnostic>) {
-    let mut c = Checker {
-        keep,
-        program,
-        sources,
-        diags: Vec::new(),
-        next_id: 0,
-        failed_defs: HashSet::new(),
-        trace: Vec::new(),
-        expanding: Vec::new(),
-        types: ExprTypes::default(),
-        trainings: Vec::new(),
-        facts: Facts::default(),
-    };
-    for (m, module) in program.modules.iter().enumerate() {
-        for (i, item) in module.ast.items.iter().enumerate() {
-            if let Item::Def(d) = item {
-                let before = c.error_count();
-                c.check_def_alone(m, d);
-                if c.error_count() > before {
-                    c.failed_defs.insert(ItemRef {
-                        module: m,
-                        index: i,
-                    });
-                }
-            }
-        }
-    }
+    let mut c = Checker::new(program, sources, keep, Arc::default());
+    c.check_defs_alone();
     let mut summaries = Vec::new();
     let root = program.root;
-    for (i, item) in program.modules[root].ast.items.iter().enumerate() {
-        match item {
+    let items = &program.modules[root].ast.items;
+    // The root file's models are summarized in parallel (each from nothing but the program and
+    // the definitions that failed), their results merged at their place among the data and
+    // train blocks.
+    let failed_defs = c.failed_defs.clone();
+    let summarize = |index: usize, item: &Item| match item {
+        Item::Def(d) if d.kind == DefKind::Model => {
+            let mut model = Checker::new(program, sources, keep, failed_defs.clone());
+            let summary = model.summarize(ItemRef {
+                module: root,
+                index,
+            });
+            Some((model.into_outcome(), summary))
+        }
+        _ => None,
+    };
+    crate::par::map_in_order(items, summarize, |index, summarized| {
+        match &items[index] {
             Item::Data(d) => {
                 c.check_data(root, d);
             }
             Item::Def(d) if d.kind == DefKind::Model => {
                 // A model that checked alone can still fail with its default attributes
                 // (a layer's `where` on them); those errors are reported here.
-                let summary = c.summarize(ItemRef {
-                    module: root,
-                    index: i,
-                });
+                let (outcome, summary) = summarized.expect("models are summarized");
+                c.absorb(outcome);
                 summaries.extend(summary.filter(|_| keep.summaries));
             }
             Item::Train(t) => c.check_train(root, t),
             Item::Use(_) | Item::Def(_) | Item::Search(_) => {}
         }
-    }
+    });
     // Models a train block takes from other files are expanded too: lowering reads their
     // instances.
-    for item in &program.modules[root].ast.items {
+    for item in items {
         if let Item::Train(t) = item {
             for m in &t.models {
                 if let Some(r) = program.lookup(root, &m.name).filter(|r| r.module != root) {
@@ -259,7 +275,7 @@ pub fn check_keeping(
         }
     }
     // After every train block, wherever they are: a search's goal names their metrics.
-    for item in &program.modules[root].ast.items {
+    for item in items {
         if let Item::Search(s) = item {
             c.check_search(root, s);
         }
@@ -274,6 +290,48 @@ pub fn check_keeping(
     )
 }
 
+/// What a checker working on one part of a program found, merged into the program's checker
+/// in program order ([`Checker::absorb`]).
+struct Outcome {
+    diags: Vec<Diagnostic>,
+    types: ExprTypes,
+    facts: Facts,
+    /// The definitions a speculative checker assumed had not failed.
+    assumed_sound: Vec<ItemRef>,
+}
+
+impl Outcome {
+    fn failed(&self) -> bool {
+        self.diags.iter().any(Diagnostic::is_error)
+    }
+
+    /// Boxed, or None when it found nothing and assumed nothing (most definitions of a large
+    /// file: they are all held until every failure is known). What a check that passed
+    /// assumed is dropped: knowing a callee failed only turns what it returns into an unknown,
+    /// which reports nothing, so that check would pass again.
+    fn boxed(mut self) -> Option<Box<Outcome>> {
+        if !self.failed() {
+            self.assumed_sound = Vec::new();
+        }
+        let found_nothing = self.diags.is_empty()
+            && self.types.by_span.is_empty()
+            && self.facts.is_empty()
+            && self.assumed_sound.is_empty();
+        (!found_nothing).then(|| Box::new(self))
+    }
+}
+
+/// Where a definition checked alone stands while failures are settled, callees first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Standing {
+    Unsettled,
+    /// Its callees are being settled (a cycle back to it, which resolving reports, finds it
+    /// sound).
+    Settling,
+    Sound,
+    Failed,
+}
+
 pub(crate) struct Checker<'p> {
     keep: Keep,
     program: &'p Program,
@@ -281,7 +339,10 @@ pub(crate) struct Checker<'p> {
     diags: Vec<Diagnostic>,
     next_id: u32,
     /// Definitions that failed on their own: their uses are not checked again.
-    failed_defs: HashSet<ItemRef>,
+    failed_defs: Arc<HashSet<ItemRef>>,
+    /// In a speculative checker, the definitions it asked about, assuming none failed (its
+    /// `failed_defs` is empty); None otherwise.
+    assumed_sound: Option<Vec<ItemRef>>,
     /// Instances being expanded, innermost last, when recording the layer tree.
     trace: Vec<summary::TraceNode>,
     /// Definitions being expanded, to stop runaway expansion.
@@ -356,8 +417,51 @@ pub(crate) struct Slot<'a> {
 }
 
 impl<'p> Checker<'p> {
-    fn error_count(&self) -> usize {
-        self.diags.iter().filter(|d| d.is_error()).count()
+    fn new(
+        program: &'p Program,
+        sources: &'p SourceMap,
+        keep: Keep,
+        failed_defs: Arc<HashSet<ItemRef>>,
+    ) -> Checker<'p> {
+        Checker {
+            keep,
+            program,
+            sources,
+            diags: Vec::new(),
+            next_id: 0,
+            failed_defs,
+            assumed_sound: None,
+            trace: Vec::new(),
+            expanding: Vec::new(),
+            types: ExprTypes::default(),
+            trainings: Vec::new(),
+            facts: Facts::default(),
+        }
+    }
+
+    fn into_outcome(self) -> Outcome {
+        Outcome {
+            diags: self.diags,
+            types: self.types,
+            facts: self.facts,
+            assumed_sound: self.assumed_sound.unwrap_or_default(),
+        }
+    }
+
+    /// Takes in what a checker of a later part of the program found, as if this checker had
+    /// gone on to check that part itself.
+    fn absorb(&mut self, outcome: Outcome) {
+        self.diags.extend(outcome.diags);
+        self.types.absorb(outcome.types);
+        self.facts.absorb(outcome.facts);
+    }
+
+    /// Whether the definition `r` failed on its own (then its uses are not checked again).
+    fn def_failed(&mut self, r: ItemRef) -> bool {
+        if let Some(assumed) = &mut self.assumed_sound {
+            assumed.push(r);
+        }
+        self.failed_defs.contains(&r)
     }
 
     pub(crate) fn emit(&mut self, d: Diagnostic) {
@@ -383,6 +487,100 @@ impl<'p> Checker<'p> {
     }
 
     // ------------------------------------------------------------------ definitions alone
+
+    /// Checks every definition of the program alone. A definition's check depends on the
+    /// others only through which of them failed (a callee that failed on its own is not
+    /// expanded again: its errors are reported once, in it). So every definition is checked
+    /// in parallel assuming its callees sound; then, callees first, the few that called one
+    /// that failed are checked again knowing it. What is reported depends neither on the order
+    /// of the definitions nor on the threads.
+    fn check_defs_alone(&mut self) {
+        let (program, sources, keep) = (self.program, self.sources, self.keep);
+        let mut outcomes: Vec<Vec<Option<Box<Outcome>>>> = Vec::new();
+        for (m, module) in program.modules.iter().enumerate() {
+            let mut found = Vec::with_capacity(module.ast.items.len());
+            let alone = |_: usize, item: &Item| {
+                let Item::Def(d) = item else { return None };
+                let mut speculative = Checker::new(program, sources, keep, Arc::default());
+                speculative.assumed_sound = Some(Vec::new());
+                speculative.check_def_alone(m, d);
+                speculative.into_outcome().boxed()
+            };
+            crate::par::map_in_order(&module.ast.items, alone, |_, o| found.push(o));
+            outcomes.push(found);
+        }
+        let mut standing: Vec<Vec<Standing>> = outcomes
+            .iter()
+            .map(|found| vec![Standing::Unsettled; found.len()])
+            .collect();
+        for module in 0..outcomes.len() {
+            for index in 0..outcomes[module].len() {
+                self.settle(ItemRef { module, index }, &mut outcomes, &mut standing);
+            }
+        }
+        for found in outcomes {
+            for outcome in found.into_iter().flatten() {
+                self.absorb(*outcome);
+            }
+        }
+    }
+
+    /// Settles whether `r` failed, its callees first (depth first, without recursion: call
+    /// chains can be as long as a file), checking again those that assumed a failed callee
+    /// sound.
+    fn settle(
+        &mut self,
+        r: ItemRef,
+        outcomes: &mut [Vec<Option<Box<Outcome>>>],
+        standing: &mut [Vec<Standing>],
+    ) {
+        if standing[r.module][r.index] != Standing::Unsettled {
+            return;
+        }
+        standing[r.module][r.index] = Standing::Settling;
+        // Each definition being settled, with how many of its callees have been looked at.
+        let mut stack = vec![(r, 0)];
+        while let Some((def, next)) = stack.last_mut() {
+            let def = *def;
+            let assumed = outcomes[def.module][def.index]
+                .as_ref()
+                .map_or(&[][..], |o| &o.assumed_sound[..]);
+            if let Some(&callee) = assumed.get(*next) {
+                *next += 1;
+                if standing[callee.module][callee.index] == Standing::Unsettled {
+                    standing[callee.module][callee.index] = Standing::Settling;
+                    stack.push((callee, 0));
+                }
+                continue;
+            }
+            let failed_callee = assumed
+                .iter()
+                .any(|c| standing[c.module][c.index] == Standing::Failed);
+            if failed_callee {
+                let Item::Def(d) = &self.program.modules[def.module].ast.items[def.index] else {
+                    unreachable!("only definitions are assumed sound")
+                };
+                let mut again = Checker::new(
+                    self.program,
+                    self.sources,
+                    self.keep,
+                    self.failed_defs.clone(),
+                );
+                again.check_def_alone(def.module, d);
+                outcomes[def.module][def.index] = again.into_outcome().boxed();
+            }
+            let failed = outcomes[def.module][def.index]
+                .as_ref()
+                .is_some_and(|o| o.failed());
+            standing[def.module][def.index] = if failed {
+                Arc::make_mut(&mut self.failed_defs).insert(def);
+                Standing::Failed
+            } else {
+                Standing::Sound
+            };
+            stack.pop();
+        }
+    }
 
     /// Checks a definition with its inputs as declared and its dimensions rigid.
     fn check_def_alone(&mut self, module: usize, d: &Def) {
@@ -1702,8 +1900,7 @@ impl<'p> Checker<'p> {
     /// Checks a body with concrete inputs. Errors inside are reported at the call, since the
     /// definition itself checked cleanly on its own.
     fn expand(&mut self, r: ItemRef, b: Bindings, span: Span) -> Ty {
-        if self.failed_defs.contains(&r) || self.expanding.contains(&r) || self.expanding.len() > 64
-        {
+        if self.def_failed(r) || self.expanding.contains(&r) || self.expanding.len() > 64 {
             return Ty::Unknown;
         }
         let def = self.program.def(r).expect("a def");

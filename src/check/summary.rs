@@ -106,7 +106,7 @@ impl Checker<'_> {
     /// Expands a model with its default attributes on its declared inputs, recording the tree.
     pub(crate) fn summarize(&mut self, r: ItemRef) -> Option<ModelSummary> {
         let def = self.program.def(r)?;
-        if self.failed_defs.contains(&r) {
+        if self.def_failed(r) {
             return None;
         }
         let mut f = Frame::new(r.module, Some(def.kind));
