@@ -403,7 +403,7 @@ impl Analysis {
             .flat_map(|(module, m)| {
                 (0..m.ast.items.len()).map(move |index| ItemRef { module, index })
             });
-        let mut refs: Vec<(String, ItemRef)> = visible.map(|(n, r)| (n.clone(), *r)).collect();
+        let mut refs: Vec<(String, ItemRef)> = visible.map(|(n, r)| (n.to_string(), *r)).collect();
         refs.sort();
         for (name, r) in refs.into_iter().chain(std_nn.filter_map(|r| {
             let name = self.program.def(r)?.name.name.to_string();

@@ -11,7 +11,9 @@ use crate::diag::Diagnostic;
 use crate::diag::codes;
 use crate::source::{FileId, SourceMap, Span};
 use crate::syntax::ast::{self, Item, UseNames, UseTarget};
-use std::collections::{HashMap, HashSet};
+use crate::syntax::symbol::Symbol;
+use rustc_hash::FxHashMap;
+use std::collections::HashSet;
 
 /// The standard library, embedded in the binary: (module name, file name, text).
 pub const STDLIB: &[(&str, &str, &str)] = &[
@@ -84,13 +86,16 @@ pub struct ModuleInfo {
     pub file: FileId,
     pub ast: ast::Module,
     /// Every item name visible at module level.
-    pub scope: HashMap<String, ItemRef>,
+    pub scope: Scope,
     pub is_std: bool,
     /// Names whose `use` failed (already reported there): their uses are not reported again.
     pub failed_imports: HashSet<String>,
     /// A `use … .*` failed: no unknown name in this module is reported.
     pub failed_glob_import: bool,
 }
+
+/// The names visible at a module's top level: its items, its imports and the prelude.
+pub type Scope = FxHashMap<Symbol, ItemRef>;
 
 #[derive(Debug)]
 pub struct Program {
@@ -196,7 +201,7 @@ impl Resolver<'_> {
             name,
             file,
             ast,
-            scope: HashMap::new(),
+            scope: Scope::default(),
             is_std,
             failed_imports: HashSet::new(),
             failed_glob_import: false,
@@ -298,25 +303,25 @@ fn build_scopes(program: &mut Program, diags: &mut Vec<Diagnostic>) {
         .filter(|&i| in_prelude(&program.modules[i].name))
         .collect();
     for m in 0..n {
-        let mut scope: HashMap<String, ItemRef> = HashMap::new();
-        let mut origin: HashMap<String, Span> = HashMap::new();
+        let mut scope = Scope::default();
+        let mut origin: FxHashMap<Symbol, Span> = FxHashMap::default();
         // The prelude first, so that the module's own items and imports shadow it.
         for &p in prelude.iter().filter(|&&p| p != m) {
             for (i, it) in program.modules[p].ast.items.iter().enumerate() {
                 if let Some(name) = item_name(it) {
-                    scope.entry(name.to_string()).or_insert(ItemRef {
+                    scope.entry(name).or_insert(ItemRef {
                         module: p,
                         index: i,
                     });
                 }
             }
         }
-        let own: Vec<(String, Span, usize)> = program.modules[m]
+        let own: Vec<(Symbol, Span, usize)> = program.modules[m]
             .ast
             .items
             .iter()
             .enumerate()
-            .filter_map(|(i, it)| item_name(it).map(|n| (n.to_string(), it_name_span(it), i)))
+            .filter_map(|(i, it)| item_name(it).map(|n| (n, it_name_span(it), i)))
             .collect();
         for (name, span, i) in &own {
             if let Some(first) = origin.get(name) {
@@ -331,9 +336,9 @@ fn build_scopes(program: &mut Program, diags: &mut Vec<Diagnostic>) {
                 );
                 continue;
             }
-            origin.insert(name.clone(), *span);
+            origin.insert(*name, *span);
             scope.insert(
-                name.clone(),
+                *name,
                 ItemRef {
                     module: m,
                     index: *i,
@@ -388,18 +393,18 @@ fn build_scopes(program: &mut Program, diags: &mut Vec<Diagnostic>) {
                 }
                 continue;
             };
-            let exported: Vec<(String, usize)> = program.modules[target]
+            let exported: Vec<(Symbol, usize)> = program.modules[target]
                 .ast
                 .items
                 .iter()
                 .enumerate()
-                .filter_map(|(i, it)| item_name(it).map(|n| (n.to_string(), i)))
+                .filter_map(|(i, it)| item_name(it).map(|n| (n, i)))
                 .collect();
-            let wanted: Vec<(String, Span)> = match &u.names {
+            let wanted: Vec<(Symbol, Span)> = match &u.names {
                 UseNames::Missing => {
                     program.modules[m]
                         .failed_imports
-                        .extend(exported.iter().map(|(n, _)| n.clone()));
+                        .extend(exported.iter().map(|(n, _)| n.to_string()));
                     diags.push(
                         Diagnostic::error(codes::USE_WITHOUT_NAMES, format!("`use {target_name}` does not say which names to import"))
                             .with_primary(u.span, "no names listed")
@@ -409,8 +414,8 @@ fn build_scopes(program: &mut Program, diags: &mut Vec<Diagnostic>) {
                     );
                     continue;
                 }
-                UseNames::All(span) => exported.iter().map(|(n, _)| (n.clone(), *span)).collect(),
-                UseNames::Some(ids) => ids.iter().map(|i| (i.name.to_string(), i.span)).collect(),
+                UseNames::All(span) => exported.iter().map(|(n, _)| (*n, *span)).collect(),
+                UseNames::Some(ids) => ids.iter().map(|i| (i.name, i.span)).collect(),
             };
             for (name, span) in wanted {
                 let Some((_, idx)) = exported.iter().find(|(n, _)| *n == name) else {
@@ -431,7 +436,7 @@ fn build_scopes(program: &mut Program, diags: &mut Vec<Diagnostic>) {
                         }
                     };
                     diags.push(d);
-                    program.modules[m].failed_imports.insert(name);
+                    program.modules[m].failed_imports.insert(name.to_string());
                     continue;
                 };
                 if let Some(first) = origin.get(&name) {
@@ -453,7 +458,7 @@ fn build_scopes(program: &mut Program, diags: &mut Vec<Diagnostic>) {
                     }
                     continue;
                 }
-                origin.insert(name.clone(), span);
+                origin.insert(name, span);
                 scope.insert(
                     name,
                     ItemRef {
@@ -467,10 +472,10 @@ fn build_scopes(program: &mut Program, diags: &mut Vec<Diagnostic>) {
     }
 }
 
-fn item_name(it: &Item) -> Option<&str> {
+fn item_name(it: &Item) -> Option<Symbol> {
     match it {
-        Item::Def(d) => Some(&d.name.name),
-        Item::Data(d) => Some(&d.name.name),
+        Item::Def(d) => Some(d.name.name),
+        Item::Data(d) => Some(d.name.name),
         _ => None,
     }
 }

@@ -6,10 +6,11 @@ use crate::diag::Diagnostic;
 use crate::diag::codes;
 use crate::source::Span;
 use crate::syntax::ast::*;
-use std::collections::{HashMap, HashSet};
+use crate::syntax::symbol::Symbol;
+use std::collections::HashSet;
 
 pub(super) fn check_bodies(program: &Program, diags: &mut Vec<Diagnostic>) {
-    let mut graph: HashMap<ItemRef, Vec<(ItemRef, Span)>> = HashMap::new();
+    let mut graph = Graph::new(program);
     for (m, module) in program.modules.iter().enumerate() {
         let mut unknowns: Vec<Unknown> = Vec::new();
         // Each item is walked alone (a walker sees only the program's scopes), so the items
@@ -35,20 +36,47 @@ pub(super) fn check_bodies(program: &Program, diags: &mut Vec<Diagnostic>) {
             }
             (w.diags, w.unknowns, w.refs)
         };
-        crate::par::map_in_order(&module.ast.items, walk, |i, (mut d, mut u, refs)| {
+        crate::par::map_in_order(&module.ast.items, walk, |index, (mut d, mut u, refs)| {
             diags.append(&mut d);
             unknowns.append(&mut u);
-            graph.insert(
-                ItemRef {
-                    module: m,
-                    index: i,
-                },
-                refs,
-            );
+            let node = graph.node(ItemRef { module: m, index });
+            graph.refs[node] = refs;
         });
         report_unknowns(unknowns, diags);
     }
     report_recursion(program, &graph, diags);
+}
+
+/// Which items each item refers to, with where: one node per item of the program, numbered
+/// module after module.
+struct Graph {
+    /// The number of the first item of each module.
+    firsts: Vec<usize>,
+    refs: Vec<Vec<(ItemRef, Span)>>,
+}
+
+impl Graph {
+    fn new(program: &Program) -> Graph {
+        let mut firsts = Vec::with_capacity(program.modules.len());
+        let mut count = 0;
+        for module in &program.modules {
+            firsts.push(count);
+            count += module.ast.items.len();
+        }
+        Graph {
+            firsts,
+            refs: vec![Vec::new(); count],
+        }
+    }
+
+    fn node(&self, r: ItemRef) -> usize {
+        self.firsts[r.module] + r.index
+    }
+
+    /// The items `node` refers to, with the span of each reference.
+    fn refs_of(&self, node: usize) -> &[(ItemRef, Span)] {
+        &self.refs[node]
+    }
 }
 
 /// One use of an unknown name, with the diagnostic its first use would get.
@@ -101,7 +129,7 @@ struct Walker<'a> {
     program: &'a Program,
     module: usize,
     /// Local scopes, innermost last: (name, where it was bound).
-    frames: Vec<Vec<(String, Span)>>,
+    frames: Vec<Vec<(Symbol, Span)>>,
     diags: Vec<Diagnostic>,
     unknowns: Vec<Unknown>,
     refs: Vec<(ItemRef, Span)>,
@@ -119,7 +147,7 @@ struct Walker<'a> {
 impl Walker<'_> {
     fn bind(&mut self, id: &Ident) {
         let frame = self.frames.last_mut().expect("a frame");
-        frame.push((id.name.to_string(), id.span));
+        frame.push((id.name, id.span));
     }
 
     /// Binds a parameter-like name, rejecting a second one of the same name in this frame.
@@ -145,8 +173,10 @@ impl Walker<'_> {
         self.bind(id);
     }
 
-    fn is_local(&self, name: &str) -> bool {
-        self.frames.iter().any(|f| f.iter().any(|(n, _)| n == name))
+    fn is_local(&self, name: Symbol) -> bool {
+        self.frames
+            .iter()
+            .any(|f| f.iter().any(|(n, _)| *n == name))
     }
 
     fn push(&mut self) {
@@ -158,7 +188,7 @@ impl Walker<'_> {
     }
 
     fn name(&mut self, id: &Ident) {
-        if self.is_local(&id.name) || crate::prim::is_predefined(&id.name) {
+        if self.is_local(id.name) || crate::prim::is_predefined(&id.name) {
             return;
         }
         if let Some(r) = self.program.lookup(self.module, &id.name) {
@@ -206,7 +236,7 @@ impl Walker<'_> {
             self.program.modules[self.module]
                 .scope
                 .keys()
-                .map(String::as_str),
+                .map(|n| n.as_str()),
         );
         candidates.extend(crate::builtins::all().map(|b| b.name()));
         candidates.extend(crate::prim::Initializer::ALL.map(crate::prim::Initializer::name));
@@ -243,7 +273,7 @@ impl Walker<'_> {
 
     fn def(&mut self, d: &Def) {
         for n in implicit_names(d.kind) {
-            self.frames[0].push((n.to_string(), d.name.span));
+            self.frames[0].push((Symbol::intern(n), d.name.span));
         }
         self.push();
         for p in d.attrs.iter().chain(&d.params) {
@@ -286,7 +316,7 @@ impl Walker<'_> {
     }
 
     fn bind_symbol(&mut self, id: &Ident) {
-        if !self.is_local(&id.name) {
+        if !self.is_local(id.name) {
             self.bind(id);
         }
     }
@@ -296,7 +326,7 @@ impl Walker<'_> {
             TypeKind::Tensor { shape: Some(s), .. } | TypeKind::Shape(s) => {
                 for item in &s.items {
                     match item {
-                        ShapeItem::Pack(id) if self.is_local(&id.name) => {}
+                        ShapeItem::Pack(id) if self.is_local(id.name) => {}
                         ShapeItem::Pack(id) => self.unknown(id),
                         ShapeItem::Dim(e) => self.expr(e),
                     }
@@ -359,7 +389,7 @@ impl Walker<'_> {
             }
             StmtKind::Assign { target, value } => {
                 self.expr(value);
-                if !self.is_local(&target.name) {
+                if !self.is_local(target.name) {
                     self.unknown(target);
                 }
             }
@@ -409,7 +439,7 @@ impl Walker<'_> {
                 for it in items {
                     match it {
                         ListItem::Expr(e) => self.expr(e),
-                        ListItem::Spread(id) if self.is_local(&id.name) => {}
+                        ListItem::Spread(id) if self.is_local(id.name) => {}
                         ListItem::Spread(id) => self.unknown(id),
                     }
                 }
@@ -481,7 +511,7 @@ impl Walker<'_> {
             self.frames
                 .last_mut()
                 .expect("frame")
-                .push((name.to_string(), t.span));
+                .push((Symbol::intern(name), t.span));
         }
         self.train_stmts(&t.stmts);
         self.data_unknown = false;
@@ -612,16 +642,14 @@ impl Walker<'_> {
     }
 }
 
-fn report_recursion(
-    program: &Program,
-    graph: &HashMap<ItemRef, Vec<(ItemRef, Span)>>,
-    diags: &mut Vec<Diagnostic>,
-) {
+fn report_recursion(program: &Program, graph: &Graph, diags: &mut Vec<Diagnostic>) {
     let mut reported: HashSet<ItemRef> = HashSet::new();
-    let mut keys: Vec<&ItemRef> = graph.keys().collect();
-    keys.sort();
-    let components = cyclic_components(graph, &keys);
-    for &start in keys {
+    let components = cyclic_components(graph);
+    let items =
+        program.modules.iter().enumerate().flat_map(|(module, m)| {
+            (0..m.ast.items.len()).map(move |index| ItemRef { module, index })
+        });
+    for start in items {
         if reported.contains(&start) || program.def(start).is_none() {
             continue;
         }
@@ -662,117 +690,106 @@ fn report_recursion(
     }
 }
 
-/// The items on a cycle of references, each with the number of its strongly connected
-/// component: the components of more than one item, or of one that refers to itself. Tarjan's
-/// algorithm, without recursion: a chain of references can be as long as a file.
-fn cyclic_components(
-    graph: &HashMap<ItemRef, Vec<(ItemRef, Span)>>,
-    roots: &[&ItemRef],
-) -> HashMap<ItemRef, usize> {
-    struct Visit {
-        order: usize,
-        low: usize,
-        on_stack: bool,
-    }
-    let refs = |r: ItemRef| graph.get(&r).map_or(&[][..], Vec::as_slice);
-    let mut visits: HashMap<ItemRef, Visit> = HashMap::new();
-    let mut open: Vec<ItemRef> = Vec::new();
-    let mut cyclic = HashMap::new();
+/// The component of each node on a cycle of references: its strongly connected component,
+/// numbered from 1, when the component has several nodes or one that refers to itself; 0 for
+/// the others. Tarjan's algorithm, without recursion: a chain of references can be as long as a
+/// file.
+fn cyclic_components(graph: &Graph) -> Vec<usize> {
+    const UNVISITED: usize = usize::MAX;
+    let n = graph.refs.len();
+    // The order in which each node was reached, and the earliest order reachable from it
+    // through nodes still open.
+    let mut order = vec![UNVISITED; n];
+    let mut low = vec![0; n];
+    let mut on_stack = vec![false; n];
+    let mut open: Vec<usize> = Vec::new();
+    let mut component = vec![0; n];
     let mut components = 0;
-    let visit = |r: ItemRef, visits: &mut HashMap<ItemRef, Visit>, open: &mut Vec<_>| {
-        let order = visits.len();
-        visits.insert(
-            r,
-            Visit {
-                order,
-                low: order,
-                on_stack: true,
-            },
-        );
-        open.push(r);
-    };
-    for &&root in roots {
-        if visits.contains_key(&root) {
+    let mut reached = 0;
+    for root in 0..n {
+        if order[root] != UNVISITED {
             continue;
         }
-        visit(root, &mut visits, &mut open);
-        // The items being visited, with how many of their references have been followed.
+        // The nodes being visited, with how many of their references have been followed.
         let mut path = vec![(root, 0)];
+        order[root] = reached;
+        low[root] = reached;
+        reached += 1;
+        on_stack[root] = true;
+        open.push(root);
         while let Some((at, next)) = path.last_mut() {
             let at = *at;
-            if let Some(&(to, _)) = refs(at).get(*next) {
+            if let Some(&(to, _)) = graph.refs_of(at).get(*next) {
                 *next += 1;
-                match visits.get(&to) {
-                    None => {
-                        visit(to, &mut visits, &mut open);
-                        path.push((to, 0));
-                    }
-                    Some(v) if v.on_stack => {
-                        let order = v.order;
-                        let here = visits.get_mut(&at).expect("visited");
-                        here.low = here.low.min(order);
-                    }
-                    Some(_) => {}
+                let to = graph.node(to);
+                if order[to] == UNVISITED {
+                    order[to] = reached;
+                    low[to] = reached;
+                    reached += 1;
+                    on_stack[to] = true;
+                    open.push(to);
+                    path.push((to, 0));
+                } else if on_stack[to] {
+                    low[at] = low[at].min(order[to]);
                 }
                 continue;
             }
             path.pop();
-            let (order, low) = {
-                let v = &visits[&at];
-                (v.order, v.low)
-            };
             if let Some(&(parent, _)) = path.last() {
-                let p = visits.get_mut(&parent).expect("visited");
-                p.low = p.low.min(low);
+                low[parent] = low[parent].min(low[at]);
             }
-            if low == order {
+            if low[at] == order[at] {
                 let mut members = Vec::new();
                 while let Some(member) = open.pop() {
-                    visits.get_mut(&member).expect("visited").on_stack = false;
+                    on_stack[member] = false;
                     members.push(member);
                     if member == at {
                         break;
                     }
                 }
-                if members.len() > 1 || refs(at).iter().any(|&(to, _)| to == at) {
-                    for member in members {
-                        cyclic.insert(member, components);
-                    }
+                let refers_to_itself = graph
+                    .refs_of(at)
+                    .iter()
+                    .any(|&(to, _)| graph.node(to) == at);
+                if members.len() > 1 || refers_to_itself {
                     components += 1;
+                    for member in members {
+                        component[member] = components;
+                    }
                 }
             }
         }
     }
-    cyclic
+    component
 }
 
 /// The first path, depth first in the order of references, from `start` back to itself: each
-/// step with the span of the reference taken. Only items of `start`'s component can be on it.
-fn find_cycle(
-    graph: &HashMap<ItemRef, Vec<(ItemRef, Span)>>,
-    components: &HashMap<ItemRef, usize>,
-    start: ItemRef,
-) -> Option<Vec<(ItemRef, Span)>> {
-    let component = components.get(&start)?;
-    let refs = |r: ItemRef| graph.get(&r).map_or(&[][..], Vec::as_slice);
+/// step with the span of the reference taken. Only nodes of `start`'s component can be on it.
+fn find_cycle(graph: &Graph, components: &[usize], start: ItemRef) -> Option<Vec<(ItemRef, Span)>> {
+    let start_node = graph.node(start);
+    let component = components[start_node];
+    if component == 0 {
+        return None;
+    }
     let mut cycle: Vec<(ItemRef, Span)> = Vec::new();
-    // The items on the path, with how many of their references have been followed.
-    let mut path = vec![(start, 0)];
+    // The nodes on the path, with how many of their references have been followed.
+    let mut path = vec![(start_node, 0)];
     let mut seen = HashSet::new();
     while let Some((at, next)) = path.last_mut() {
-        let Some(&(to, span)) = refs(*at).get(*next) else {
+        let Some(&(to, span)) = graph.refs_of(*at).get(*next) else {
             path.pop();
             cycle.pop();
             continue;
         };
         *next += 1;
-        if to == start {
+        let to_node = graph.node(to);
+        if to_node == start_node {
             cycle.push((to, span));
             return Some(cycle);
         }
-        if components.get(&to) == Some(component) && seen.insert(to) {
+        if components[to_node] == component && seen.insert(to_node) {
             cycle.push((to, span));
-            path.push((to, 0));
+            path.push((to_node, 0));
         }
     }
     None
