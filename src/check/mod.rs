@@ -391,13 +391,16 @@ impl Frame {
         });
     }
 
-    fn lookup(&mut self, name: &str) -> Option<Ty> {
+    /// `name` is a `Symbol` where the caller has one: variables are compared by number.
+    fn lookup(&mut self, name: impl Into<Symbol>) -> Option<Ty> {
+        let name = name.into();
         let v = self.vars.iter_mut().rev().find(|v| v.name == name)?;
         v.used = true;
         Some(v.ty.clone())
     }
 
-    fn peek(&self, name: &str) -> Option<&Var> {
+    fn peek(&self, name: impl Into<Symbol>) -> Option<&Var> {
+        let name = name.into();
         self.vars.iter().rev().find(|v| v.name == name)
     }
 }
@@ -768,7 +771,7 @@ impl<'p> Checker<'p> {
         let mut ok = true;
         for item in &s.items {
             match item {
-                ShapeItem::Pack(id) => match f.lookup(&id.name) {
+                ShapeItem::Pack(id) => match f.lookup(id.name) {
                     Some(Ty::Shape(sh)) => out.extend(sh.0.iter().cloned()),
                     _ if introduce => {
                         let sym = self.fresh_sym(&id.name);
@@ -785,7 +788,7 @@ impl<'p> Checker<'p> {
                 ShapeItem::Dim(Expr {
                     kind: ExprKind::Name(id),
                     ..
-                }) if introduce && f.peek(&id.name).is_none() => {
+                }) if introduce && f.peek(id.name).is_none() => {
                     let sym = self.fresh_sym(&id.name);
                     f.bind(
                         id.name,
@@ -924,7 +927,7 @@ impl<'p> Checker<'p> {
             }
             StmtKind::Assign { target, value } => {
                 let vty = self.expr(f, value);
-                let Some(var) = f.peek(&target.name).cloned() else {
+                let Some(var) = f.peek(target.name).cloned() else {
                     return;
                 };
                 if var.kind != VarKind::State {
@@ -1008,7 +1011,7 @@ impl<'p> Checker<'p> {
             },
             _ => return false,
         };
-        f.peek(&name.name).is_none()
+        f.peek(name.name).is_none()
             && self
                 .program
                 .lookup(f.module, &name.name)
@@ -1242,7 +1245,7 @@ impl<'p> Checker<'p> {
     }
 
     fn name(&mut self, f: &mut Frame, id: &Ident) -> Ty {
-        if let Some(t) = f.lookup(&id.name) {
+        if let Some(t) = f.lookup(id.name) {
             return t;
         }
         if let Some(r) = self.program.lookup(f.module, &id.name) {
@@ -1326,7 +1329,7 @@ impl<'p> Checker<'p> {
         for it in items {
             match it {
                 ListItem::Expr(e) => tys.push(self.expr(f, e)),
-                ListItem::Spread(id) => tys.push(f.lookup(&id.name).unwrap_or(Ty::Unknown)),
+                ListItem::Spread(id) => tys.push(f.lookup(id.name).unwrap_or(Ty::Unknown)),
             }
         }
         let all_dims = tys.iter().all(|t| matches!(t, Ty::Int(_) | Ty::Shape(_)));

@@ -204,7 +204,7 @@ impl Checker<'_> {
                         let (name, _, span) = fld.expect("all some");
                         ArgVal {
                             name: None,
-                            ty: f.lookup(name).unwrap_or(Ty::Unknown),
+                            ty: f.lookup(name.as_str()).unwrap_or(Ty::Unknown),
                             span: *span,
                         }
                     })
@@ -244,7 +244,7 @@ impl Checker<'_> {
             .fields
             .iter()
             .find(|(n, _, _)| !inputs.contains(n))
-            .map(|(n, _, span)| (f.lookup(n).unwrap_or(Ty::Unknown), *span));
+            .map(|(n, _, span)| (f.lookup(n.as_str()).unwrap_or(Ty::Unknown), *span));
         (out, target)
     }
 
@@ -674,7 +674,7 @@ impl Checker<'_> {
             else {
                 continue;
             };
-            let classes = match f.lookup(&scores_name.name) {
+            let classes = match f.lookup(scores_name.name) {
                 Some(Ty::Tensor(_, shape)) => match shape.0.last() {
                     Some(ShapeElem::Dim(d)) => d.as_const(),
                     _ => None,
