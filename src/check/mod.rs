@@ -500,11 +500,13 @@ impl<'p> Checker<'p> {
     fn check_defs_alone(&mut self) {
         let (program, sources, keep) = (self.program, self.sources, self.keep);
         let mut outcomes: Vec<Vec<Option<Box<Outcome>>>> = Vec::new();
+        let none_failed = Arc::default();
         for (m, module) in program.modules.iter().enumerate() {
             let mut found = Vec::with_capacity(module.ast.items.len());
             let alone = |_: usize, item: &Item| {
                 let Item::Def(d) = item else { return None };
-                let mut speculative = Checker::new(program, sources, keep, Arc::default());
+                let mut speculative =
+                    Checker::new(program, sources, keep, Arc::clone(&none_failed));
                 speculative.assumed_sound = Some(Vec::new());
                 speculative.check_def_alone(m, d);
                 speculative.into_outcome().boxed()
