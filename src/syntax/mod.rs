@@ -265,6 +265,18 @@ fn set_aside_misparsed(
 mod tests {
     use super::*;
 
+    /// The names of a module's definitions, in order.
+    fn def_names(module: &ast::Module) -> Vec<String> {
+        module
+            .items
+            .iter()
+            .filter_map(|item| match item {
+                ast::Item::Def(d) => Some(d.name.name.to_string()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Definitions that parsed only by accident are set aside wherever they are among the
     /// others, each with its error, and the others kept in order.
     #[test]
@@ -288,14 +300,7 @@ mod tests {
         broken.sort();
         expected_broken.sort();
         assert_eq!(broken, expected_broken);
-        let kept: Vec<String> = module
-            .items
-            .iter()
-            .filter_map(|item| match item {
-                ast::Item::Def(d) => Some(d.name.name.to_string()),
-                _ => None,
-            })
-            .collect();
+        let kept = def_names(&module);
         let expected_kept: Vec<String> = (0..2000)
             .filter(|i| ![7, 300].contains(&(i % 500)))
             .map(|i| format!("f{i}"))
@@ -319,14 +324,7 @@ mod tests {
             let (module, diags) = parse(FileId(0), &text);
             assert!(diags.is_empty(), "{diags:?}");
             assert_eq!(module.items.len(), cut_at + 1 + BATCH_PIECES);
-            let names: Vec<&str> = module
-                .items
-                .iter()
-                .filter_map(|item| match item {
-                    ast::Item::Def(d) => Some(d.name.name.as_str()),
-                    _ => None,
-                })
-                .collect();
+            let names = def_names(&module);
             assert_eq!(names[cut_at], "g");
             assert_eq!(names[cut_at + 1], "h0");
         }
