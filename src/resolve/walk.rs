@@ -187,15 +187,19 @@ impl Walker<'_> {
         self.frames.pop();
     }
 
+    /// Names are looked up as the checker looks them up: locals, then the module's items (a
+    /// definition may take a predefined name such as `f32` or `relu`), then predefined names.
     fn name(&mut self, id: &Ident) {
-        if self.is_local(id.name) || crate::prim::is_predefined(&id.name) {
+        if self.is_local(id.name) {
             return;
         }
         if let Some(r) = self.program.lookup(self.module, &id.name) {
             self.refs.push((r, id.span));
             return;
         }
-        self.unknown(id);
+        if !crate::prim::is_predefined(&id.name) {
+            self.unknown(id);
+        }
     }
 
     fn unknown(&mut self, id: &Ident) {
