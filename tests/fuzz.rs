@@ -6,7 +6,8 @@
 //! may panic, abort or allocate beyond the 4 GiB address-space limit the process runs under.
 //!
 //! Each target runs for `NNL_FUZZ_SECONDS` seconds (default 15) or its case limit; a failure
-//! prints the case, and the same seed makes the same cases.
+//! prints the case, and the same seed makes the same cases. `NNL_FUZZ_SEED` mixes another
+//! number into every target's seed, to explore cases CI does not run.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
@@ -50,6 +51,16 @@ fn limit_address_space() {
     });
 }
 
+/// `NNL_FUZZ_SEED`, or 0 for the cases CI runs.
+fn explored_seed() -> u64 {
+    match std::env::var("NNL_FUZZ_SEED") {
+        Ok(s) => s
+            .parse()
+            .unwrap_or_else(|_| panic!("NNL_FUZZ_SEED must be a number, not {s:?}")),
+        Err(_) => 0,
+    }
+}
+
 fn budget() -> Duration {
     let seconds = std::env::var("NNL_FUZZ_SECONDS")
         .ok()
@@ -61,7 +72,8 @@ fn budget() -> Duration {
 /// Runs `case` on generated inputs until the budget or `max_cases` is spent; the number run.
 fn fuzz(seed: u64, max_cases: usize, mut case: impl FnMut(&mut Rng, usize)) -> usize {
     limit_address_space();
-    let mut rng = Rng(seed);
+    // Odd, as xorshift's state must not be 0 (the seeds CI runs are odd already).
+    let mut rng = Rng((seed ^ explored_seed().wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1);
     let start = Instant::now();
     let budget = budget();
     let mut n = 0;
