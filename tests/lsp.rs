@@ -1,5 +1,5 @@
 //! `nnlc lsp`, driven in-process through an in-memory connection and over real stdio with
-//! Content-Length framing: the same session both ways.
+//! Content-Length framing: the same session both ways; and a recorded session fed as bytes.
 
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -254,6 +254,80 @@ fn in_process() {
         .join()
         .expect("the server thread does not panic")
         .expect("the server ends cleanly");
+}
+
+/// An output the test can read after the server ends.
+#[derive(Clone, Default)]
+struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Write for Shared {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A whole session written out beforehand as bytes (as the fuzz target feeds it), including a
+/// frame that is not JSON and no `exit`: every request is answered and the server ends with
+/// its input.
+#[test]
+fn over_byte_streams_until_the_input_ends() {
+    let dir = temp_dir("streams");
+    let uri = format!("file://{}", dir.join("m.nnl").display());
+    let frame = |msg: Value| {
+        let body = msg.to_string();
+        format!("Content-Length: {}\r\n\r\n{body}", body.len())
+    };
+    let input = [
+        frame(json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"capabilities": {}, "rootUri": format!("file://{}", dir.display())}})),
+        frame(json!({"jsonrpc": "2.0", "method": "initialized", "params": {}})),
+        "Content-Length: 5\r\n\r\n{oops".to_string(),
+        frame(
+            json!({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument":
+            {"uri": uri, "languageId": "nnl", "version": 1,
+             "text": "fn twice(x: f32[4]) -> f32[4] { x * 2 }\n"}}}),
+        ),
+        frame(
+            json!({"jsonrpc": "2.0", "id": 2, "method": "textDocument/hover", "params":
+            {"textDocument": {"uri": uri}, "position": {"line": 0, "character": 4}}}),
+        ),
+    ]
+    .concat();
+    let output = Shared::default();
+    nnl::lsp::run_streams(
+        std::io::Cursor::new(input.into_bytes()),
+        output.clone(),
+        Some(dir.join("cache")),
+    )
+    .expect("the server ends cleanly when its input ends");
+    let written = String::from_utf8(output.0.lock().unwrap().clone()).expect("UTF-8");
+    let bodies: Vec<Value> = written
+        .split("Content-Length: ")
+        .filter_map(|frame| frame.split_once("\r\n\r\n"))
+        .map(|(_, body)| serde_json::from_str(body).expect("a JSON body"))
+        .collect();
+    assert!(
+        bodies
+            .iter()
+            .any(|b| b["id"] == 1 && b["result"]["capabilities"].is_object())
+    );
+    assert!(
+        bodies.iter().any(|b| b["error"]["code"] == -32700),
+        "{written}"
+    );
+    let hover = bodies
+        .iter()
+        .find(|b| b["id"] == 2)
+        .expect("the hover is answered");
+    assert!(
+        hover["result"]["contents"].to_string().contains("twice"),
+        "{hover}"
+    );
 }
 
 struct StdioClient {

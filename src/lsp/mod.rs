@@ -31,6 +31,7 @@ use lsp_types::{
 use serde_json::Value;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
@@ -43,9 +44,25 @@ pub const DEBOUNCE: Duration = Duration::from_millis(100);
 
 /// Serves the editor on stdin and stdout until it says `exit`.
 pub fn run_stdio() -> Result<(), String> {
-    let (connection, writer) = transport::stdio();
-    let served = serve(connection, None);
-    // Everything the server sent is written before the process ends.
+    finish(transport::stdio(), None)
+}
+
+/// Serves a client speaking over any byte streams (a fuzzer's, a test's) until it says `exit`
+/// or its input ends; the standard library's files are written under `cache_dir`.
+pub fn run_streams(
+    input: impl BufRead + Send + 'static,
+    output: impl Write + Send + 'static,
+    cache_dir: Option<PathBuf>,
+) -> Result<(), String> {
+    finish(transport::streams(move || input, output), cache_dir)
+}
+
+fn finish(
+    (connection, writer): (Connection, std::thread::JoinHandle<()>),
+    cache_dir: Option<PathBuf>,
+) -> Result<(), String> {
+    let served = serve(connection, cache_dir);
+    // Everything the server sent is written before the server returns.
     let _ = writer.join();
     served
 }

@@ -31,13 +31,22 @@ enum Frame {
 /// A connection over stdin and stdout, and the thread that writes to stdout (join it after the
 /// server ends, so that everything sent is written). The reader thread ends with stdin.
 pub fn stdio() -> (Connection, std::thread::JoinHandle<()>) {
-    let out: Arc<Mutex<Box<dyn Write + Send>>> = Arc::new(Mutex::new(Box::new(std::io::stdout())));
+    streams(|| std::io::stdin().lock(), std::io::stdout())
+}
+
+/// A connection over the byte stream `open_input` opens (on the reader thread) and `output`,
+/// and the thread that writes to `output`.
+pub fn streams<R: BufRead>(
+    open_input: impl FnOnce() -> R + Send + 'static,
+    output: impl Write + Send + 'static,
+) -> (Connection, std::thread::JoinHandle<()>) {
+    let out: Arc<Mutex<Box<dyn Write + Send>>> = Arc::new(Mutex::new(Box::new(output)));
     let (to_server, from_client) = crossbeam_channel::unbounded();
     let (to_client, from_server) = crossbeam_channel::unbounded();
     let reader_out = Arc::clone(&out);
     std::thread::Builder::new()
         .name("lsp-reader".into())
-        .spawn(move || read_messages(std::io::stdin().lock(), &to_server, &reader_out))
+        .spawn(move || read_messages(open_input(), &to_server, &reader_out))
         .expect("a thread starts");
     let writer = std::thread::Builder::new()
         .name("lsp-writer".into())
