@@ -6,7 +6,7 @@
 
 mod read;
 
-use super::ty::{Shape, Ty};
+use super::ty::{Shape, ShapeElem, Ty};
 use super::{ArgVal, Checker, Frame, Slot};
 use crate::data::spec::{
     Column, FieldSpec, Generator, Kind, Missing, SourceSpec, Spec, SplitSpec, TokenizerSpec,
@@ -473,10 +473,30 @@ impl Checker<'_> {
         match &t.kind {
             TypeKind::Tensor { dtype, shape } => {
                 let shape = match shape {
-                    Some(s) => match self.eval_shape(f, s, false) {
-                        Some(s) => s,
-                        None => return Ty::Unknown,
-                    },
+                    Some(s) => {
+                        let mark = self.diags.len();
+                        match self.eval_shape(f, s, false) {
+                            Some(sh) if sh.0.iter().all(is_known_size) => sh,
+                            _ => {
+                                // A sample's size cannot be a symbol: nothing binds it, and the
+                                // loader needs numbers.
+                                if !self.failed_since(mark) {
+                                    self.emit(
+                                        Diagnostic::error(
+                                            codes::NOT_A_CONSTANT,
+                                            format!(
+                                                "the shape of a data field must be known sizes, not `{}`",
+                                                self.sources.text(s.span)
+                                            ),
+                                        )
+                                        .with_primary(s.span, "not numbers")
+                                        .with_help("write one sample's sizes as numbers, like `x: f32[784]` or `x: f32[1, 28, 28]`"),
+                                    );
+                                }
+                                return Ty::Unknown;
+                            }
+                        }
+                    }
                     None => Shape::scalar(),
                 };
                 Ty::Tensor(*dtype, shape)
@@ -1419,6 +1439,11 @@ fn selector(callee: &Expr) -> Option<(&Ident, Selector)> {
         ExprKind::Name(n) => Some((n, Selector::from_name(&n.name)?)),
         _ => None,
     }
+}
+
+/// Whether a dimension of a declared shape is a number.
+fn is_known_size(elem: &ShapeElem) -> bool {
+    matches!(elem, ShapeElem::Dim(d) if d.as_const().is_some())
 }
 
 #[cfg(test)]
