@@ -154,6 +154,23 @@ pub(crate) fn binary(
     if op == BinOp::MatMul {
         return matmul(c, l, r, op_span);
     }
+    if matches!(op, BinOp::FloorDiv | BinOp::Rem) {
+        let tensor = if matches!(l.0, Tensor(..)) { l } else { r };
+        c.emit(
+            err(
+                codes::OPERATOR_KIND,
+                format!(
+                    "`{}` works on sizes and numbers, not on tensors",
+                    op.symbol()
+                ),
+                op_span,
+                "a tensor operand",
+            )
+            .with_secondary(tensor.1, format!("this is {}", tensor.0))
+            .with_help("divide tensors with `/`; `//` and `%` compute sizes, e.g. `N // 2`"),
+        );
+        return Unknown;
+    }
     let Some(dt) = join_dtypes(c, l, r, op_span) else {
         return Unknown;
     };
