@@ -125,11 +125,11 @@ const EXPLANATIONS: &[(&str, &str)] = &[
     ),
     (
         codes::OPERATOR_KIND,
-        "An operator applied to a kind of value it does not take: `@`, `and` and `or` on compile-time integers, `-` on a boolean, `not` on a number or a float tensor. Use `*` to multiply integers, `select` or comparisons for booleans.",
+        "An operator applied to a kind of value it does not take: `@`, `and` and `or` on compile-time integers, `-` on a boolean, `not` on a number or a float tensor, `//` and `%` on tensors (they compute sizes: `N // 2`). Use `*` to multiply integers, `select` or comparisons for booleans.",
     ),
     (
         codes::NOT_A_CONSTANT,
-        "An argument that must be known when the program is compiled has the wrong form: a dimension or axis that is not an integer (a fraction, a tensor), a list of dimensions that is a tuple or something else (`[B, 10]` is written in square brackets), `keep:` that is not `true`/`false`, `cast`'s dtype that is not `f32`, `f64`, `i32` or `bool`, a range whose bounds are not constants with start ≤ end. Sizes and axes shape the graph, so they cannot come from tensors.",
+        "An argument that must be known when the program is compiled has the wrong form: a dimension or axis that is not an integer (a fraction, a tensor), a list of dimensions that is a tuple or something else (`[B, 10]` is written in square brackets), `keep:` that is not `true`/`false`, `cast`'s dtype that is not `f32`, `f64`, `i32` or `bool`, a range whose bounds are not constants with start ≤ end, a data field's size that is a name (`x: f32[n]`; nothing in a data block binds it). Sizes and axes shape the graph, so they cannot come from tensors.",
     ),
     (
         codes::ZERO_DIVISOR,
