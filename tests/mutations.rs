@@ -1,6 +1,7 @@
 //! No input makes the pipeline panic: every example is mutated thousands of times (tokens
 //! deleted, duplicated, swapped; the file truncated) and each mutant must be checked to the end;
-//! a mutant that checks clean is also lowered, differentiated, optimized and verified.
+//! a mutant that checks clean must also compile: it is lowered (a refusal fails the test),
+//! differentiated, optimized and verified.
 
 mod common;
 
@@ -135,7 +136,8 @@ fn mutated_examples_never_panic() {
 }
 
 /// Lowers a program that checked clean, builds and optimizes each phase's training step, and
-/// verifies every graph; whether lowering accepted it (it may refuse with E0400, never panic).
+/// verifies every graph; whether it has a train block to lower. What checks clean must compile:
+/// a refusal (E0400) is a mistake the checker let through, and fails like a panic.
 fn through_the_back_end(out: &nnl::CheckOutput, program: &nnl::resolve::Program) -> bool {
     if !program.modules[program.root]
         .ast
@@ -149,9 +151,12 @@ fn through_the_back_end(out: &nnl::CheckOutput, program: &nnl::resolve::Program)
         batch: Some(4),
         ..Default::default()
     };
-    let Ok(lowered) = nnl::lower::lower(program, &out.sources, &opts) else {
-        return false;
-    };
+    let lowered = nnl::lower::lower(program, &out.sources, &opts).unwrap_or_else(|refusal| {
+        panic!(
+            "checked clean, refused by the compiler: {}",
+            nnl::diag::render(&out.sources, &[refusal], false)
+        )
+    });
     nnl::ir::verify(&lowered.init).expect("the init graph verifies");
     nnl::ir::verify(&lowered.eval).expect("the eval graph verifies");
     for phase in &lowered.phases {
