@@ -347,6 +347,10 @@ pub(crate) struct Checker<'p> {
     trace: Vec<summary::TraceNode>,
     /// Definitions being expanded, to stop runaway expansion.
     expanding: Vec<ItemRef>,
+    /// Calls are expanded even where the callee declares its result (in a train block): the
+    /// values there are the ones trained on, and a body may hold a constraint its declared
+    /// type does not show (a loss reshapes its target to its prediction's shape).
+    expand_calls: bool,
     types: ExprTypes,
     /// What each checked train block computes, for the search blocks over its models.
     trainings: Vec<train::Training>,
@@ -436,6 +440,7 @@ impl<'p> Checker<'p> {
             assumed_sound: None,
             trace: Vec::new(),
             expanding: Vec::new(),
+            expand_calls: false,
             types: ExprTypes::default(),
             trainings: Vec::new(),
             facts: Facts::default(),
@@ -1261,7 +1266,22 @@ impl<'p> Checker<'p> {
             }
             return match self.program.item(r) {
                 Item::Def(_) => Ty::Callable(Callable::Def(r)),
-                _ => Ty::Unknown,
+                Item::Data(_) => {
+                    self.emit(
+                        Diagnostic::error(
+                            codes::NOT_CALLABLE,
+                            format!("`{}` is a data block, not a value", id.name),
+                        )
+                        .with_primary(id.span, "a data block")
+                        .with_help(format!(
+                            "a train block reads it (`train Model on {}`); its fields are the model's inputs and the loss's targets",
+                            id.name
+                        )),
+                    );
+                    Ty::Unknown
+                }
+                // Only definitions and data blocks have names in a module's scope.
+                Item::Use(_) | Item::Train(_) | Item::Search(_) => Ty::Unknown,
             };
         }
         if let Some(b) = crate::builtins::lookup(&id.name) {
@@ -1881,7 +1901,11 @@ impl<'p> Checker<'p> {
     fn result_of(&mut self, r: ItemRef, b: Bindings, span: Span) -> Ty {
         let def = self.program.def(r).expect("a def");
         // While a model is expanded, every body is: a function may make layers.
-        if let Some(ret) = def.ret.as_ref().filter(|_| self.trace.is_empty()) {
+        if let Some(ret) = def
+            .ret
+            .as_ref()
+            .filter(|_| self.trace.is_empty() && !self.expand_calls)
+        {
             let mut f = self.frame_from_bindings(r, &b);
             let t = self.eval_type(&mut f, ret, false);
             return if self.check_positive_dims(r, &t, &b, span) {

@@ -24,6 +24,12 @@ struct Seen {
 
 impl Checker<'_> {
     pub(super) fn check_train(&mut self, module: usize, t: &TrainDecl) {
+        let outer = std::mem::replace(&mut self.expand_calls, true);
+        self.check_train_block(module, t);
+        self.expand_calls = outer;
+    }
+
+    fn check_train_block(&mut self, module: usize, t: &TrainDecl) {
         let mut models: Vec<ItemRef> = Vec::new();
         for m in &t.models {
             let Some(r) = self.program.lookup(module, &m.name) else {
