@@ -1223,7 +1223,23 @@ impl<'p> Checker<'p> {
                             Ty::Unknown
                         }
                     },
-                    _ => Ty::Unknown,
+                    (Ty::Unknown, _) | (_, Ty::Unknown) => Ty::Unknown,
+                    (l, h) => {
+                        let (bad, span) = if matches!(l, Ty::Int(_)) {
+                            (h, hi.span)
+                        } else {
+                            (l, lo.span)
+                        };
+                        self.emit(
+                            Diagnostic::error(
+                                codes::NOT_A_CONSTANT,
+                                format!("a range needs integer bounds, found {bad}"),
+                            )
+                            .with_primary(span, "not an integer")
+                            .with_help("write it with whole numbers, such as `0..4`"),
+                        );
+                        Ty::Unknown
+                    }
                 }
             }
             ExprKind::Tuple(items) => Ty::Tuple(items.iter().map(|i| self.expr(f, i)).collect()),
