@@ -4,6 +4,8 @@
 //! differentiated, optimized and verified.
 
 mod common;
+#[path = "common/stages.rs"]
+mod stages;
 
 /// A small deterministic generator (xorshift64*), so that failures reproduce.
 struct Rng(u64);
@@ -82,7 +84,6 @@ fn mutate(text: &str, rng: &mut Rng) -> String {
 
 #[test]
 fn mutated_examples_never_panic() {
-    let loader = nnl::fs::DiskLoader;
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut checked = 0;
     let mut with_diagnostics = 0;
@@ -101,17 +102,12 @@ fn mutated_examples_never_panic() {
             for _ in 0..1 + round % 3 {
                 text = mutate(&text, &mut rng);
             }
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let (out, program) = nnl::check_program(&name, &text, &loader);
-                if !out.has_errors() {
-                    lowered += usize::from(through_the_back_end(&out, &program));
-                }
-                out
-            }));
+            let result = std::panic::catch_unwind(|| stages::all_stages(&name, &text));
             match result {
-                Ok(out) => {
+                Ok((diagnostics, _, compiled)) => {
                     checked += 1;
-                    with_diagnostics += usize::from(!out.diagnostics.is_empty());
+                    with_diagnostics += usize::from(diagnostics > 0);
+                    lowered += usize::from(compiled);
                 }
                 Err(_) => panic!(
                     "the pipeline panicked on this mutant of {}:\n{text}",
@@ -133,37 +129,4 @@ fn mutated_examples_never_panic() {
         with_diagnostics * 2 > checked,
         "only {with_diagnostics} of {checked} mutants got a diagnostic"
     );
-}
-
-/// Lowers a program that checked clean, builds and optimizes each phase's training step, and
-/// verifies every graph; whether it has a train block to lower. What checks clean must compile:
-/// a refusal (E0400) is a mistake the checker let through, and fails like a panic.
-fn through_the_back_end(out: &nnl::CheckOutput, program: &nnl::resolve::Program) -> bool {
-    if !program.modules[program.root]
-        .ast
-        .items
-        .iter()
-        .any(|i| matches!(i, nnl::syntax::ast::Item::Train(_)))
-    {
-        return false;
-    }
-    let opts = nnl::lower::Options {
-        batch: Some(4),
-        ..Default::default()
-    };
-    let lowered = nnl::lower::lower(program, &out.sources, &opts).unwrap_or_else(|refusal| {
-        panic!(
-            "checked clean, refused by the compiler: {}",
-            nnl::diag::render(&out.sources, &[refusal], false)
-        )
-    });
-    nnl::ir::verify(&lowered.init).expect("the init graph verifies");
-    nnl::ir::verify(&lowered.eval).expect("the eval graph verifies");
-    for phase in &lowered.phases {
-        let step = nnl::step::train_step(&lowered, phase).expect("a step is built");
-        nnl::ir::verify(&step).expect("the step verifies");
-        let (step, _) = nnl::opt::optimize(&step);
-        nnl::ir::verify(&step).expect("the optimized step verifies");
-    }
-    true
 }

@@ -8,7 +8,7 @@ fn main() {
     afl::fuzz!(|bytes: &[u8]| {
         let path = nnl_fuzz::write_input("source.nnl", bytes);
         if let Ok(text) = nnl::fs::read_source(&path) {
-            stages::all_stages(&text);
+            stages::all_stages("fuzz.nnl", &text);
         }
     });
 }
