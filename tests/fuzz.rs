@@ -3,7 +3,8 @@
 //! characters) through every stage — check, format, and for what checks clean lowering,
 //! differentiation, optimization and the IR verifier — and hostile binary inputs (headers that
 //! claim huge shapes, truncated data, bad offsets, flipped bytes) through every reader. Nothing
-//! may panic, abort or allocate beyond the 4 GiB address-space limit the process runs under.
+//! may panic, abort or allocate beyond the 4 GiB address-space limit the process runs under,
+//! and a source that checks clean must compile.
 //!
 //! Each target runs for `NNL_FUZZ_SECONDS` seconds (default 15) or its case limit; a failure
 //! prints the case, and the same seed makes the same cases. `NNL_FUZZ_SEED` mixes another
