@@ -348,7 +348,8 @@ mod mpi {
     }
 
     /// One sample overflows the loss: the rank whose shard holds it fails, says why, and
-    /// `MPI_Abort` ends the other, which was waiting for its gradients.
+    /// `MPI_Abort` ends the other, which was waiting for its gradients (or, on a loaded machine,
+    /// had not reached its first step).
     #[test]
     fn a_rank_that_fails_ends_the_job_with_its_message() {
         let dir = scratch("fail");
@@ -382,9 +383,22 @@ train Line on table {
         assert!(started.elapsed() < Duration::from_secs(60));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{stderr}");
-        assert_eq!(stderr.matches("error on rank").count(), 1, "{stderr}");
+        // The failing rank says why, once. `MPI_Abort` ends the other with SIGTERM; if that
+        // reaches it while it still runs (on a loaded machine, before its first step), it says
+        // that it was interrupted, as any run stopped by SIGTERM does, and nothing else.
+        let errors: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.starts_with("error on rank"))
+            .collect();
+        let why = errors
+            .iter()
+            .filter(|l| l.contains("epoch 1, step 1: the loss is inf"))
+            .count();
+        assert_eq!(why, 1, "{stderr}");
         assert!(
-            stderr.contains("epoch 1, step 1: the loss is inf"),
+            errors
+                .iter()
+                .all(|l| l.contains("the loss is inf") || l.contains(": interrupted")),
             "{stderr}"
         );
         assert!(!dir.join("ckpt/last.safetensors").exists());
