@@ -256,6 +256,12 @@ fn in_process() {
         .expect("the server ends cleanly");
 }
 
+/// A message in the Content-Length framing a client writes.
+fn frame(msg: Value) -> String {
+    let body = msg.to_string();
+    format!("Content-Length: {}\r\n\r\n{body}", body.len())
+}
+
 /// An output the test can read after the server ends.
 #[derive(Clone, Default)]
 struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
@@ -278,10 +284,6 @@ impl Write for Shared {
 fn over_byte_streams_until_the_input_ends() {
     let dir = temp_dir("streams");
     let uri = format!("file://{}", dir.join("m.nnl").display());
-    let frame = |msg: Value| {
-        let body = msg.to_string();
-        format!("Content-Length: {}\r\n\r\n{body}", body.len())
-    };
     let input = [
         frame(json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
             "params": {"capabilities": {}, "rootUri": format!("file://{}", dir.display())}})),
@@ -338,8 +340,7 @@ struct StdioClient {
 
 impl Client for StdioClient {
     fn send(&mut self, msg: Value) {
-        let body = msg.to_string();
-        write!(self.stdin, "Content-Length: {}\r\n\r\n{body}", body.len()).expect("write");
+        self.stdin.write_all(frame(msg).as_bytes()).expect("write");
         self.stdin.flush().expect("flush");
     }
 
