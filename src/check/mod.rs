@@ -625,11 +625,12 @@ impl<'p> Checker<'p> {
             }
         }
         let vars_before = f.vars.len();
-        let body = self.block(&mut f, &d.body);
+        let block = d.body.unpack();
+        let body = self.block(&mut f, &block);
         if let Some(ret) = &d.ret {
             let declared = self.eval_type(&mut f, ret, false);
             if !body.is_unknown() && !declared.is_unknown() && !same_type(&declared, &body) {
-                let at = d.body.tail.as_ref().map_or(d.body.span, |t| t.span);
+                let at = block.tail.as_ref().map_or(block.span, |t| t.span);
                 self.emit(
                     Diagnostic::error(
                         codes::RETURN_TYPE,
@@ -648,7 +649,7 @@ impl<'p> Checker<'p> {
         } else if d.kind == DefKind::Model || d.kind == DefKind::Layer {
             // Layers without a declared type are fine; their users see the inferred shape.
         }
-        self.check_rule_body(&f, d);
+        self.check_rule_body(&f, d, &block);
         if f.warn {
             for v in &f.vars[vars_before.min(f.vars.len())..] {
                 if v.kind == VarKind::Param && !v.used {
@@ -663,12 +664,11 @@ impl<'p> Checker<'p> {
     }
 
     /// Optimizers must produce the new `p`.
-    fn check_rule_body(&mut self, f: &Frame, d: &Def) {
+    fn check_rule_body(&mut self, f: &Frame, d: &Def, body: &Block) {
         if d.kind != DefKind::Optimizer {
             return;
         }
-        let assigns_p = d
-            .body
+        let assigns_p = body
             .stmts
             .iter()
             .any(|s| matches!(&s.kind, StmtKind::Assign { target, .. } if target.name == "p"));
@@ -1958,7 +1958,7 @@ impl<'p> Checker<'p> {
         if let Some(node) = self.trace.last_mut().filter(|_| inlined) {
             node.calls.push(span);
         }
-        let t = self.block(&mut f, &def.body);
+        let t = self.block(&mut f, &def.body.unpack());
         if let Some(node) = self.trace.last_mut().filter(|_| inlined) {
             node.calls.pop();
         }

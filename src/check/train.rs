@@ -316,7 +316,8 @@ impl Checker<'_> {
             let Some((_, ids, source)) = data.classes.iter().find(|c| c.0 == *name) else {
                 continue;
             };
-            for rows_expr in indexed_tables(&model.body, name) {
+            let body = model.body.unpack();
+            for rows_expr in indexed_tables(&body, name) {
                 let rows = match &rows_expr.kind {
                     ExprKind::Number {
                         value,

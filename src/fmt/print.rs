@@ -537,7 +537,7 @@ impl<'a> Printer<'a> {
         } else {
             self.write(" ");
         }
-        self.block_at(Some(0), &d.body);
+        self.block_at(Some(0), &d.body.unpack());
     }
 
     fn def_header(&mut self, d: &Def) {

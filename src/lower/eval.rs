@@ -571,10 +571,11 @@ impl Lowerer<'_> {
                 }
             }
         }
+        let body = def.body.unpack();
         let v = if def.kind.is_layer_like() {
-            self.block(&mut env, &def.body)
+            self.block(&mut env, &body)
         } else {
-            self.inlined(span, |l| l.block(&mut env, &def.body))
+            self.inlined(span, |l| l.block(&mut env, &body))
         };
         self.depth -= 1;
         v

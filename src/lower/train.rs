@@ -603,10 +603,11 @@ impl Lowerer<'_> {
         for (name, v) in self.rule_env.clone() {
             env.bind(&name, v);
         }
-        for s in &def.body.stmts {
+        let body = def.body.unpack();
+        for s in &body.stmts {
             self.stmt(&mut env, s)?;
         }
-        let tail = match &def.body.tail {
+        let tail = match &body.tail {
             Some(e) => Some(self.expr(&mut env, e)?),
             None => None,
         };

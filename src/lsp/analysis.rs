@@ -26,8 +26,8 @@ pub struct Analysis {
 
 /// A name bound inside the file: a parameter, `let`, `param`/`state`, closure or scan variable,
 /// or a data field. `scope` is where it is visible.
-struct Binding<'a> {
-    name: &'a Ident,
+struct Binding {
+    name: Ident,
     scope: Span,
     /// The declared type or the bound expression, to describe the name on hover.
     ty: Option<Span>,
@@ -121,7 +121,7 @@ impl Analysis {
 
     // ---------------------------------------------------------------- names
 
-    fn bindings(&self) -> Vec<Binding<'_>> {
+    fn bindings(&self) -> Vec<Binding> {
         let mut out = Vec::new();
         let file_span = Span::new(self.root, 0, self.text().len());
         for item in &self.module().items {
@@ -129,7 +129,7 @@ impl Analysis {
                 Item::Def(d) => {
                     for p in d.attrs.iter().chain(&d.params) {
                         out.push(Binding {
-                            name: &p.name,
+                            name: p.name.clone(),
                             scope: d.span,
                             ty: p.ty.as_ref().map(|t| t.span),
                             value: None,
@@ -138,13 +138,13 @@ impl Analysis {
                             expr_bindings(e, &mut out);
                         }
                     }
-                    block_bindings(&d.body, &mut out);
+                    block_bindings(&d.body.unpack(), &mut out);
                 }
                 Item::Data(d) => {
                     for s in &d.stmts {
                         if let DataStmt::Field { name, ty, .. } = s {
                             out.push(Binding {
-                                name,
+                                name: name.clone(),
                                 scope: file_span,
                                 ty: Some(ty.span),
                                 value: None,
@@ -160,7 +160,7 @@ impl Analysis {
     }
 
     /// The innermost binding of `name` visible at `offset`.
-    fn binding_at(&self, name: &str, offset: usize) -> Option<Binding<'_>> {
+    fn binding_at(&self, name: &str, offset: usize) -> Option<Binding> {
         self.bindings()
             .into_iter()
             .filter(|b| {
@@ -266,7 +266,8 @@ impl Analysis {
                             SymbolKind::FUNCTION
                         }
                     };
-                    let params = d.body.stmts.iter().filter_map(|s| match &s.kind {
+                    let body = d.body.unpack();
+                    let params = body.stmts.iter().filter_map(|s| match &s.kind {
                         StmtKind::Param { names, .. } => Some(names),
                         _ => None,
                     });
@@ -496,7 +497,7 @@ fn doc_comment(text: &str, start: usize) -> String {
     lines.join("\n")
 }
 
-fn block_bindings<'a>(b: &'a Block, out: &mut Vec<Binding<'a>>) {
+fn block_bindings(b: &Block, out: &mut Vec<Binding>) {
     for s in &b.stmts {
         stmt_bindings(s, b.span, out);
     }
@@ -505,14 +506,14 @@ fn block_bindings<'a>(b: &'a Block, out: &mut Vec<Binding<'a>>) {
     }
 }
 
-fn stmt_bindings<'a>(s: &'a Stmt, scope: Span, out: &mut Vec<Binding<'a>>) {
+fn stmt_bindings(s: &Stmt, scope: Span, out: &mut Vec<Binding>) {
     match &s.kind {
         StmtKind::Let { pats, value } => {
             let single = matches!(pats.as_slice(), [Pattern::Name(_)]);
             for p in pats {
                 for name in p.names() {
                     out.push(Binding {
-                        name,
+                        name: name.clone(),
                         scope,
                         ty: None,
                         value: single.then_some(value.span),
@@ -529,7 +530,7 @@ fn stmt_bindings<'a>(s: &'a Stmt, scope: Span, out: &mut Vec<Binding<'a>>) {
         } => {
             for name in names {
                 out.push(Binding {
-                    name,
+                    name: name.clone(),
                     scope,
                     ty: Some(ty.span),
                     value: None,
@@ -546,7 +547,7 @@ fn stmt_bindings<'a>(s: &'a Stmt, scope: Span, out: &mut Vec<Binding<'a>>) {
         } => {
             for name in names {
                 out.push(Binding {
-                    name,
+                    name: name.clone(),
                     scope,
                     ty: None,
                     value: init.as_ref().map(|e| e.span),
@@ -561,7 +562,7 @@ fn stmt_bindings<'a>(s: &'a Stmt, scope: Span, out: &mut Vec<Binding<'a>>) {
     }
 }
 
-fn train_bindings<'a>(stmts: &'a [TrainStmt], scope: Span, out: &mut Vec<Binding<'a>>) {
+fn train_bindings(stmts: &[TrainStmt], scope: Span, out: &mut Vec<Binding>) {
     for s in stmts {
         match s {
             TrainStmt::Let(s) => stmt_bindings(s, scope, out),
@@ -572,12 +573,12 @@ fn train_bindings<'a>(stmts: &'a [TrainStmt], scope: Span, out: &mut Vec<Binding
 }
 
 /// Closure and scan variables, and `let`s inside nested blocks.
-fn expr_bindings<'a>(e: &'a Expr, out: &mut Vec<Binding<'a>>) {
-    let pattern_bindings = |ps: &'a [Pattern], out: &mut Vec<Binding<'a>>| {
+fn expr_bindings(e: &Expr, out: &mut Vec<Binding>) {
+    let pattern_bindings = |ps: &[Pattern], out: &mut Vec<Binding>| {
         for p in ps {
             for name in p.names() {
                 out.push(Binding {
-                    name,
+                    name: name.clone(),
                     scope: e.span,
                     ty: None,
                     value: None,

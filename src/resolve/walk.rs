@@ -295,7 +295,7 @@ impl Walker<'_> {
         for c in &d.wheres {
             self.expr(&c.cond);
         }
-        self.block(&d.body);
+        self.block(&d.body.unpack());
         self.pop();
     }
 

@@ -2,6 +2,7 @@
 //! stage (checker diagnostics, IR listings, the language server) can point at the user's text.
 
 use crate::source::{FileId, Span};
+pub use crate::syntax::packed::Body;
 pub use crate::syntax::symbol::Symbol;
 pub use thin_vec::ThinVec;
 
@@ -102,7 +103,8 @@ pub struct Def {
     pub params: Vec<Param>,
     pub ret: Option<TypeExpr>,
     pub wheres: Vec<Constraint>,
-    pub body: Block,
+    /// Packed: bodies are most of a large file's tree ([`Body::unpack`] for a walk).
+    pub body: Body,
     pub span: Span,
 }
 

@@ -10,11 +10,8 @@ use crate::diag::codes;
 use crate::source::Span;
 
 /// The first such mistake in a definition's body, if any.
-pub(super) fn check_item(item: &Item, text: &str) -> Option<Diagnostic> {
-    match item {
-        Item::Def(d) => block(&d.body, text),
-        _ => None,
-    }
+pub(super) fn check_body(body: &Block, text: &str) -> Option<Diagnostic> {
+    block(body, text)
 }
 
 fn block(b: &Block, text: &str) -> Option<Diagnostic> {

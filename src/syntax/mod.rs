@@ -9,6 +9,7 @@ mod errors;
 pub mod finetune;
 mod lint;
 pub mod overrides;
+mod packed;
 mod parse;
 pub mod symbol;
 
@@ -50,9 +51,12 @@ pub fn parse(file: FileId, text: &str) -> (ast::Module, Vec<Diagnostic>) {
             return Piece::TooDeep(from + at);
         }
         match NnlParser::parse(Rule::file, chunk) {
-            Ok(mut pairs) => {
-                Piece::Parsed(parse::module(file, from, pairs.next().expect("file pair")))
-            }
+            Ok(mut pairs) => Piece::Parsed(parse::module(
+                file,
+                text,
+                from,
+                pairs.next().expect("file pair"),
+            )),
             Err(e) => Piece::Failed(Box::new(e)),
         }
     };
@@ -104,7 +108,7 @@ pub fn parse(file: FileId, text: &str) -> (ast::Module, Vec<Diagnostic>) {
             diags.extend(d);
         }
     }
-    set_aside_misparsed(ast::Module { items, broken }, text, diags)
+    (ast::Module { items, broken }, diags)
 }
 
 /// Files larger than this are parsed on several threads.
@@ -169,7 +173,7 @@ fn join_cut_item(
         }
         match NnlParser::parse(Rule::file, chunk) {
             Ok(mut pairs) => {
-                let parsed = parse::module(file, from, pairs.next().expect("file pair"));
+                let parsed = parse::module(file, text, from, pairs.next().expect("file pair"));
                 return Some((parsed, end));
             }
             Err(e) if at_end(&e, starts[end]) => {}
@@ -225,40 +229,6 @@ fn item_name(chunk: &str) -> Option<String> {
         .contains(&kw)
         .then(|| words.next().map(str::to_string))
         .flatten()
-}
-
-/// Reports the definitions that parsed only by accident (see `lint`) and treats them like
-/// items that failed to parse: removed, with their names marked as existing.
-fn set_aside_misparsed(
-    module: ast::Module,
-    text: &str,
-    mut diags: Vec<Diagnostic>,
-) -> (ast::Module, Vec<Diagnostic>) {
-    let mut broken = module.broken;
-    let mut items = module.items;
-    // Linted in parallel, removed in place: a second list of every item would double the
-    // peak memory of a large file.
-    let mut misparsed = Vec::new();
-    crate::par::map_in_order(
-        &items,
-        |_, item| lint::check_item(item, text),
-        |index, found| misparsed.extend(found.map(|d| (index, d))),
-    );
-    let mut next = misparsed.into_iter().peekable();
-    let mut index = 0;
-    items.retain(|item| {
-        let here = index;
-        index += 1;
-        let Some((_, d)) = next.next_if(|(at, _)| *at == here) else {
-            return true;
-        };
-        diags.push(d);
-        if let ast::Item::Def(def) = item {
-            broken.push(def.name.name.to_string());
-        }
-        false
-    });
-    (ast::Module { items, broken }, diags)
 }
 
 #[cfg(test)]

@@ -12,16 +12,20 @@ use crate::source::{FileId, Span};
 use pest::iterators::Pair;
 use std::cell::Cell;
 
-struct Ctx {
+struct Ctx<'a> {
     file: FileId,
+    /// The whole file (pieces of it are parsed alone, at `offset`).
+    text: &'a str,
     offset: usize,
     /// The nesting depth of the node being built.
     depth: Cell<usize>,
     /// Where the current item first went deeper than the limit.
     too_deep: Cell<Option<usize>>,
+    /// The current item's body parses only by accident ([`super::lint`]).
+    misparsed: Cell<Option<Diagnostic>>,
 }
 
-impl Ctx {
+impl Ctx<'_> {
     fn span(&self, p: &Pair<Rule>) -> Span {
         let s = p.as_span();
         Span::new(self.file, s.start() + self.offset, s.end() + self.offset)
@@ -106,12 +110,19 @@ fn exact<T, List: ExactList<T>>(mut v: Vec<T>) -> List {
 
 /// The items of a file (or of a chunk of one starting at `offset`), and an error for each item
 /// that nests too deeply (set aside, its name kept in `broken`).
-pub(super) fn module(file: FileId, offset: usize, p: Pair<Rule>) -> (Module, Vec<Diagnostic>) {
+pub(super) fn module(
+    file: FileId,
+    text: &str,
+    offset: usize,
+    p: Pair<Rule>,
+) -> (Module, Vec<Diagnostic>) {
     let cx = Ctx {
         file,
+        text,
         offset,
         depth: Cell::new(0),
         too_deep: Cell::new(None),
+        misparsed: Cell::new(None),
     };
     let mut module = Module {
         items: Vec::new(),
@@ -120,10 +131,15 @@ pub(super) fn module(file: FileId, offset: usize, p: Pair<Rule>) -> (Module, Vec
     let mut diags = Vec::new();
     for pair in inner(p) {
         let item = cx.item(pair);
-        match cx.too_deep.take() {
+        let misparsed = cx.misparsed.take();
+        let set_aside = match cx.too_deep.take() {
+            Some(at) => Some(super::errors::too_deep(file, at)),
+            None => misparsed,
+        };
+        match set_aside {
             None => module.items.push(item),
-            Some(at) => {
-                diags.push(super::errors::too_deep(file, at));
+            Some(d) => {
+                diags.push(d);
                 if let Item::Def(d) = &item {
                     module.broken.push(d.name.name.to_string());
                 }
@@ -136,7 +152,7 @@ pub(super) fn module(file: FileId, offset: usize, p: Pair<Rule>) -> (Module, Vec
     (module, diags)
 }
 
-impl Ctx {
+impl Ctx<'_> {
     /// Goes `levels` deeper for the node `p`; false (and the place noted) past the limit, where
     /// the caller builds a placeholder instead of the node's children.
     fn descend(&self, p: &Pair<Rule>, levels: usize) -> bool {
@@ -281,7 +297,12 @@ impl Ctx {
             match c.as_rule() {
                 Rule::ret_type => ret = Some(self.type_expr(inner(c).next().expect("type"))),
                 Rule::where_clause => wheres.extend(inner(c).map(|k| self.constraint(k))),
-                Rule::block => body = Some(self.block(c)),
+                Rule::block => {
+                    let block = self.block(c);
+                    self.misparsed
+                        .set(super::lint::check_body(&block, self.text));
+                    body = Some(Body::pack(&block));
+                }
                 r => unreachable!("def part {r:?}"),
             }
         }
@@ -1294,7 +1315,8 @@ mod tests {
         };
         let base = head.len() as u32;
         let mut out = String::new();
-        for stmt in &def.body.stmts {
+        let body = def.body.unpack();
+        for stmt in &body.stmts {
             let value = match &stmt.kind {
                 StmtKind::Let { value, .. } => value,
                 _ => continue,
@@ -1304,7 +1326,7 @@ mod tests {
             show(value, base, &mut out);
             out.push_str("; ");
         }
-        match &def.body.tail {
+        match &body.tail {
             Some(e) => show(e, base, &mut out),
             None => out.push_str("no value"),
         }

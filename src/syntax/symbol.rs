@@ -22,6 +22,16 @@ impl Symbol {
         interner().intern(name)
     }
 
+    /// The symbol's number: the same name for the life of the process (packed bodies keep it).
+    pub(super) fn number(self) -> u32 {
+        self.0.get()
+    }
+
+    /// The symbol [`Symbol::number`] gave `n`.
+    pub(super) fn from_number(n: u32) -> Symbol {
+        Symbol(NonZeroU32::new(n).expect("a symbol's number is never 0"))
+    }
+
     pub fn as_str(self) -> &'static str {
         let (chunk, offset) = place(self.0.get());
         interner().names[chunk]
