@@ -2,10 +2,11 @@
 //! (`tests/mutations.rs`, `tests/fuzz.rs`) and the coverage-guided fuzz target
 //! (`fuzz/src/bin/source.rs`): a panic anywhere is the failure.
 
-/// Checks and formats `text`, read as the file `name` (its data paths resolve from there); when
-/// it checks clean and has a train block, lowers it, builds and optimizes each phase's training
-/// step and verifies every graph. What checks clean must compile: a refusal by the compiler
-/// (E0400) is a mistake the checker let through, and panics like any other failure.
+/// Checks and formats `text`, read as the file `name` (its data paths resolve from there), and
+/// packs each definition's body again (the same bytes as the parser's packing); when it checks
+/// clean and has a train block, lowers it, builds and optimizes each phase's training step and
+/// verifies every graph. What checks clean must compile: a refusal by the compiler (E0400) is a
+/// mistake the checker let through, and panics like any other failure.
 ///
 /// How far it went: the number of diagnostics, whether it checked clean, and whether it was
 /// compiled (it checked clean and had a train block).
@@ -13,9 +14,18 @@ pub fn all_stages(name: &str, text: &str) -> (usize, bool, bool) {
     let (check, program) = nnl::check_program(name, text, &nnl::fs::DiskLoader);
     let _ = nnl::fmt::format(text);
     let checked_clean = !check.has_errors();
-    let has_train_block = program.modules[program.root]
-        .ast
-        .items
+    let items = &program.modules[program.root].ast.items;
+    for item in items {
+        if let nnl::syntax::ast::Item::Def(d) = item {
+            let repacked = nnl::syntax::ast::Body::pack(&d.body.unpack());
+            assert!(
+                repacked == d.body,
+                "`{}` packs again differently",
+                d.name.name
+            );
+        }
+    }
+    let has_train_block = items
         .iter()
         .any(|i| matches!(i, nnl::syntax::ast::Item::Train(_)));
     let compiled = checked_clean && has_train_block;
