@@ -109,7 +109,8 @@ fn exact<T, List: ExactList<T>>(mut v: Vec<T>) -> List {
 }
 
 /// The items of a file (or of a chunk of one starting at `offset`), and an error for each item
-/// that nests too deeply (set aside, its name kept in `broken`).
+/// that nests too deeply or whose body parses only by accident (set aside, its name kept in
+/// `broken`).
 pub(super) fn module(
     file: FileId,
     text: &str,
