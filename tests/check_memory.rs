@@ -109,13 +109,14 @@ fn peak_while_checking(text: &str, keep: nnl::check::Keep) -> usize {
 /// The bound for a check that keeps everything (the language server, `nnlc run`), in bytes of
 /// heap per byte of source. What is counted: the source map's copy of the text, the syntax
 /// tree, the resolver's scopes, the checker's types by span, the model summaries and the facts
-/// of every call and instance (33–38 bytes per byte on this file when it was written).
-const ALL_HEAP_PER_SOURCE_BYTE: usize = 40;
+/// of every call and instance (33–38 bytes per byte on this file when it was written; 25–30
+/// since definition bodies are packed).
+const ALL_HEAP_PER_SOURCE_BYTE: usize = 36;
 
 /// The bound for `nnlc check`, which keeps the diagnostics alone: the text, the syntax tree
 /// and the resolver's scopes (19–20 bytes per byte when it was written; 17.6–18.8 since the
-/// pieces of a file are joined a batch at a time).
-const CHECK_HEAP_PER_SOURCE_BYTE: usize = 24;
+/// pieces of a file are joined a batch at a time; 6.5–8.3 since definition bodies are packed).
+const CHECK_HEAP_PER_SOURCE_BYTE: usize = 10;
 
 #[test]
 fn checking_takes_a_bounded_multiple_of_the_files_size_in_memory() {
