@@ -5,8 +5,9 @@
 //! that walks one unpacks it for the walk ([`Body::unpack`], about a thirtieth of the time
 //! parsing it takes): checking a 50 MB file holds about half the memory it did.
 //!
-//! Every node type's packing is one `impl Packed`, which destructures the node completely, so
-//! a new field or variant does not compile until it is packed and unpacked.
+//! Each node type is packed by one `impl Packed`, most of them written by `packed_struct!` and
+//! `packed_enum!`: they name every field and variant (each variant's tag once, for packing and
+//! unpacking), so a new field or variant does not compile until it is packed.
 
 use super::ast::*;
 use crate::source::{FileId, Span};
@@ -177,6 +178,41 @@ impl Packed for bool {
     }
 }
 
+/// Number literals: most are small whole numbers (`2`, `64`, `1.0`), packed as one; the rest
+/// as their eight bytes, after a byte saying which.
+impl Packed for f64 {
+    fn pack(&self, p: &mut Packer) {
+        let whole = self.fract() == 0.0 && (0.0..9.0e15).contains(self) && self.is_sign_positive();
+        p.byte(u8::from(whole));
+        if whole {
+            p.number(*self as u64);
+        } else {
+            p.bytes.extend_from_slice(&self.to_bits().to_le_bytes());
+        }
+    }
+
+    fn unpack(u: &mut Unpacker) -> f64 {
+        if u.byte() != 0 {
+            return u.number() as f64;
+        }
+        let (bits, rest) = u.bytes.split_at(8);
+        u.bytes = rest;
+        f64::from_bits(u64::from_le_bytes(bits.try_into().expect("eight bytes")))
+    }
+}
+
+/// The one `u32` in a body is a byte offset (where a binary operator starts), packed like a
+/// span's start.
+impl Packed for u32 {
+    fn pack(&self, p: &mut Packer) {
+        p.offset(*self);
+    }
+
+    fn unpack(u: &mut Unpacker) -> u32 {
+        u.offset()
+    }
+}
+
 impl Packed for Box<str> {
     fn pack(&self, p: &mut Packer) {
         p.len(self.len());
@@ -290,352 +326,116 @@ packed_struct!(Scan {
     body
 });
 
-/// Packs a fieldless enum as its index in `ALL`, a list the exhaustive `match` in `pack` keeps
-/// complete.
-macro_rules! packed_fieldless {
-    ($name:ident [$($variant:ident),* $(,)?]) => {
+/// Packs an enum as its variant's tag byte, then the variant's parts in order. Each variant is
+/// listed once with its tag, for packing and unpacking alike; the `match` in `pack` is
+/// exhaustive, so a new variant must be listed.
+macro_rules! packed_enum {
+    ($name:ident {
+        $($tag:literal => $variant:ident $({ $($field:ident),* })? $(( $($part:ident),* ))?),* $(,)?
+    }) => {
         impl Packed for $name {
             fn pack(&self, p: &mut Packer) {
-                const ALL: &[$name] = &[$($name::$variant),*];
-                let index = match self {
-                    $($name::$variant)|* => ALL.iter().position(|v| v == self),
-                };
-                p.byte(index.expect("every variant is listed") as u8);
+                match self {
+                    $($name::$variant $({ $($field),* })? $(( $($part),* ))? => {
+                        p.byte($tag);
+                        $($($field.pack(p);)*)?
+                        $($($part.pack(p);)*)?
+                    })*
+                }
             }
 
             fn unpack(u: &mut Unpacker) -> $name {
-                const ALL: &[$name] = &[$($name::$variant),*];
-                ALL[usize::from(u.byte())]
+                match u.byte() {
+                    $($tag => $name::$variant
+                        $({ $($field: Packed::unpack(u)),* })?
+                        $(( $(unpack_part!($part, u)),* ))?,)*
+                    tag => unreachable!("{} tag {tag}", stringify!($name)),
+                }
             }
         }
     };
 }
 
-packed_fieldless!(Dtype[F32, F64, I32, Bool]);
-packed_fieldless!(UnOp[Neg, Not]);
-packed_fieldless!(BinOp[
-    Add, Sub, Mul, Div, FloorDiv, Rem, MatMul, Pow, Eq, Ne, Lt, Le, Gt, Ge, And, Or,
-]);
-
-impl Packed for StmtKind {
-    fn pack(&self, p: &mut Packer) {
-        match self {
-            StmtKind::Let { pats, value } => {
-                p.byte(0);
-                pats.pack(p);
-                value.pack(p);
-            }
-            StmtKind::Param { names, ty, init } => {
-                p.byte(1);
-                names.pack(p);
-                ty.pack(p);
-                init.pack(p);
-            }
-            StmtKind::State { names, ty, init } => {
-                p.byte(2);
-                names.pack(p);
-                ty.pack(p);
-                init.pack(p);
-            }
-            StmtKind::Assign { target, value } => {
-                p.byte(3);
-                target.pack(p);
-                value.pack(p);
-            }
-            StmtKind::Yield(values) => {
-                p.byte(4);
-                values.pack(p);
-            }
-            StmtKind::Expr(e) => {
-                p.byte(5);
-                e.pack(p);
-            }
-        }
-    }
-
-    fn unpack(u: &mut Unpacker) -> StmtKind {
-        match u.byte() {
-            0 => StmtKind::Let {
-                pats: Packed::unpack(u),
-                value: Packed::unpack(u),
-            },
-            1 => StmtKind::Param {
-                names: Packed::unpack(u),
-                ty: Packed::unpack(u),
-                init: Packed::unpack(u),
-            },
-            2 => StmtKind::State {
-                names: Packed::unpack(u),
-                ty: Packed::unpack(u),
-                init: Packed::unpack(u),
-            },
-            3 => StmtKind::Assign {
-                target: Packed::unpack(u),
-                value: Packed::unpack(u),
-            },
-            4 => StmtKind::Yield(Packed::unpack(u)),
-            5 => StmtKind::Expr(Packed::unpack(u)),
-            tag => unreachable!("statement tag {tag}"),
-        }
-    }
+/// One part of a tuple variant (the name only drives the repetition).
+macro_rules! unpack_part {
+    ($part:ident, $u:expr) => {
+        Packed::unpack($u)
+    };
 }
 
-impl Packed for Pattern {
-    fn pack(&self, p: &mut Packer) {
-        match self {
-            Pattern::Name(name) => {
-                p.byte(0);
-                name.pack(p);
-            }
-            Pattern::Tuple(parts, span) => {
-                p.byte(1);
-                parts.pack(p);
-                span.pack(p);
-            }
-        }
-    }
-
-    fn unpack(u: &mut Unpacker) -> Pattern {
-        match u.byte() {
-            0 => Pattern::Name(Packed::unpack(u)),
-            1 => Pattern::Tuple(Packed::unpack(u), Packed::unpack(u)),
-            tag => unreachable!("pattern tag {tag}"),
-        }
-    }
-}
-
-impl Packed for TypeKind {
-    fn pack(&self, p: &mut Packer) {
-        match self {
-            TypeKind::Tensor { dtype, shape } => {
-                p.byte(0);
-                dtype.pack(p);
-                shape.pack(p);
-            }
-            TypeKind::Shape(shape) => {
-                p.byte(1);
-                shape.pack(p);
-            }
-            TypeKind::Tuple(parts) => {
-                p.byte(2);
-                parts.pack(p);
-            }
-            TypeKind::Named(name) => {
-                p.byte(3);
-                name.pack(p);
-            }
-        }
-    }
-
-    fn unpack(u: &mut Unpacker) -> TypeKind {
-        match u.byte() {
-            0 => TypeKind::Tensor {
-                dtype: Packed::unpack(u),
-                shape: Packed::unpack(u),
-            },
-            1 => TypeKind::Shape(Packed::unpack(u)),
-            2 => TypeKind::Tuple(Packed::unpack(u)),
-            3 => TypeKind::Named(Packed::unpack(u)),
-            tag => unreachable!("type tag {tag}"),
-        }
-    }
-}
-
-impl Packed for ShapeItem {
-    fn pack(&self, p: &mut Packer) {
-        match self {
-            ShapeItem::Dim(e) => {
-                p.byte(0);
-                e.pack(p);
-            }
-            ShapeItem::Pack(name) => {
-                p.byte(1);
-                name.pack(p);
-            }
-        }
-    }
-
-    fn unpack(u: &mut Unpacker) -> ShapeItem {
-        match u.byte() {
-            0 => ShapeItem::Dim(Packed::unpack(u)),
-            1 => ShapeItem::Pack(Packed::unpack(u)),
-            tag => unreachable!("shape item tag {tag}"),
-        }
-    }
-}
-
-impl Packed for ListItem {
-    fn pack(&self, p: &mut Packer) {
-        match self {
-            ListItem::Expr(e) => {
-                p.byte(0);
-                e.pack(p);
-            }
-            ListItem::Spread(name) => {
-                p.byte(1);
-                name.pack(p);
-            }
-        }
-    }
-
-    fn unpack(u: &mut Unpacker) -> ListItem {
-        match u.byte() {
-            0 => ListItem::Expr(Packed::unpack(u)),
-            1 => ListItem::Spread(Packed::unpack(u)),
-            tag => unreachable!("list item tag {tag}"),
-        }
-    }
-}
-
-/// Number literals: most are small whole numbers (`2`, `64`, `1.0`), packed as one; the rest
-/// as their eight bytes.
-const NUMBER_IS_INT: u8 = 1;
-const NUMBER_WHOLE: u8 = 2;
-
-impl Packed for ExprKind {
-    fn pack(&self, p: &mut Packer) {
-        match self {
-            ExprKind::Number { value, is_int } => {
-                p.byte(0);
-                let whole = value.fract() == 0.0
-                    && (0.0..9.0e15).contains(value)
-                    && value.is_sign_positive();
-                p.byte(u8::from(*is_int) * NUMBER_IS_INT + u8::from(whole) * NUMBER_WHOLE);
-                if whole {
-                    p.number(*value as u64);
-                } else {
-                    p.bytes.extend_from_slice(&value.to_bits().to_le_bytes());
-                }
-            }
-            ExprKind::Str(text) => {
-                p.byte(1);
-                text.pack(p);
-            }
-            ExprKind::Bool(value) => {
-                p.byte(2);
-                value.pack(p);
-            }
-            ExprKind::Training => p.byte(3),
-            ExprKind::Name(name) => {
-                p.byte(4);
-                name.pack(p);
-            }
-            ExprKind::Member(member) => {
-                p.byte(5);
-                member.pack(p);
-            }
-            ExprKind::Call(call) => {
-                p.byte(6);
-                call.pack(p);
-            }
-            ExprKind::Binary {
-                op,
-                op_at,
-                lhs,
-                rhs,
-            } => {
-                p.byte(7);
-                op.pack(p);
-                p.offset(*op_at);
-                lhs.pack(p);
-                rhs.pack(p);
-            }
-            ExprKind::Unary { op, expr } => {
-                p.byte(8);
-                op.pack(p);
-                expr.pack(p);
-            }
-            ExprKind::Pipe { lhs, rhs } => {
-                p.byte(9);
-                lhs.pack(p);
-                rhs.pack(p);
-            }
-            ExprKind::Range { lo, hi } => {
-                p.byte(10);
-                lo.pack(p);
-                hi.pack(p);
-            }
-            ExprKind::Tuple(items) => {
-                p.byte(11);
-                items.pack(p);
-            }
-            ExprKind::List(items) => {
-                p.byte(12);
-                items.pack(p);
-            }
-            ExprKind::Closure { params, body } => {
-                p.byte(13);
-                params.pack(p);
-                body.pack(p);
-            }
-            ExprKind::If(branch) => {
-                p.byte(14);
-                branch.pack(p);
-            }
-            ExprKind::Scan(scan) => {
-                p.byte(15);
-                scan.pack(p);
-            }
-            ExprKind::Block(block) => {
-                p.byte(16);
-                block.pack(p);
-            }
-        }
-    }
-
-    fn unpack(u: &mut Unpacker) -> ExprKind {
-        match u.byte() {
-            0 => {
-                let flags = u.byte();
-                let value = if flags & NUMBER_WHOLE != 0 {
-                    u.number() as f64
-                } else {
-                    let (bits, rest) = u.bytes.split_at(8);
-                    u.bytes = rest;
-                    f64::from_bits(u64::from_le_bytes(bits.try_into().expect("eight bytes")))
-                };
-                ExprKind::Number {
-                    value,
-                    is_int: flags & NUMBER_IS_INT != 0,
-                }
-            }
-            1 => ExprKind::Str(Packed::unpack(u)),
-            2 => ExprKind::Bool(Packed::unpack(u)),
-            3 => ExprKind::Training,
-            4 => ExprKind::Name(Packed::unpack(u)),
-            5 => ExprKind::Member(Packed::unpack(u)),
-            6 => ExprKind::Call(Packed::unpack(u)),
-            7 => ExprKind::Binary {
-                op: Packed::unpack(u),
-                op_at: u.offset(),
-                lhs: Packed::unpack(u),
-                rhs: Packed::unpack(u),
-            },
-            8 => ExprKind::Unary {
-                op: Packed::unpack(u),
-                expr: Packed::unpack(u),
-            },
-            9 => ExprKind::Pipe {
-                lhs: Packed::unpack(u),
-                rhs: Packed::unpack(u),
-            },
-            10 => ExprKind::Range {
-                lo: Packed::unpack(u),
-                hi: Packed::unpack(u),
-            },
-            11 => ExprKind::Tuple(Packed::unpack(u)),
-            12 => ExprKind::List(Packed::unpack(u)),
-            13 => ExprKind::Closure {
-                params: Packed::unpack(u),
-                body: Packed::unpack(u),
-            },
-            14 => ExprKind::If(Packed::unpack(u)),
-            15 => ExprKind::Scan(Packed::unpack(u)),
-            16 => ExprKind::Block(Packed::unpack(u)),
-            tag => unreachable!("expression tag {tag}"),
-        }
-    }
-}
+packed_enum!(Dtype {
+    0 => F32,
+    1 => F64,
+    2 => I32,
+    3 => Bool,
+});
+packed_enum!(UnOp {
+    0 => Neg,
+    1 => Not,
+});
+packed_enum!(BinOp {
+    0 => Add,
+    1 => Sub,
+    2 => Mul,
+    3 => Div,
+    4 => FloorDiv,
+    5 => Rem,
+    6 => MatMul,
+    7 => Pow,
+    8 => Eq,
+    9 => Ne,
+    10 => Lt,
+    11 => Le,
+    12 => Gt,
+    13 => Ge,
+    14 => And,
+    15 => Or,
+});
+packed_enum!(StmtKind {
+    0 => Let { pats, value },
+    1 => Param { names, ty, init },
+    2 => State { names, ty, init },
+    3 => Assign { target, value },
+    4 => Yield(values),
+    5 => Expr(e),
+});
+packed_enum!(Pattern {
+    0 => Name(name),
+    1 => Tuple(parts, span),
+});
+packed_enum!(TypeKind {
+    0 => Tensor { dtype, shape },
+    1 => Shape(shape),
+    2 => Tuple(parts),
+    3 => Named(name),
+});
+packed_enum!(ShapeItem {
+    0 => Dim(e),
+    1 => Pack(name),
+});
+packed_enum!(ListItem {
+    0 => Expr(e),
+    1 => Spread(name),
+});
+packed_enum!(ExprKind {
+    0 => Number { value, is_int },
+    1 => Str(text),
+    2 => Bool(value),
+    3 => Training,
+    4 => Name(name),
+    5 => Member(member),
+    6 => Call(call),
+    7 => Binary { op, op_at, lhs, rhs },
+    8 => Unary { op, expr },
+    9 => Pipe { lhs, rhs },
+    10 => Range { lo, hi },
+    11 => Tuple(items),
+    12 => List(items),
+    13 => Closure { params, body },
+    14 => If(branch),
+    15 => Scan(scan),
+    16 => Block(block),
+});
 
 #[cfg(test)]
 mod tests {
