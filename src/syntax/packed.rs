@@ -256,31 +256,26 @@ impl<T: Packed> Packed for Option<T> {
     }
 }
 
-impl<T: Packed> Packed for Vec<T> {
-    fn pack(&self, p: &mut Packer) {
-        p.len(self.len());
-        self.iter().for_each(|item| item.pack(p));
-    }
+/// Lists: their length, then their items.
+macro_rules! packed_list {
+    ($($list:ident),*) => {
+        $(impl<T: Packed> Packed for $list<T> {
+            fn pack(&self, p: &mut Packer) {
+                p.len(self.len());
+                self.iter().for_each(|item| item.pack(p));
+            }
 
-    fn unpack(u: &mut Unpacker) -> Vec<T> {
-        let len = u.len();
-        (0..len).map(|_| T::unpack(u)).collect()
-    }
+            fn unpack(u: &mut Unpacker) -> $list<T> {
+                let len = u.len();
+                let mut items = $list::with_capacity(len);
+                items.extend((0..len).map(|_| T::unpack(u)));
+                items
+            }
+        })*
+    };
 }
 
-impl<T: Packed> Packed for ThinVec<T> {
-    fn pack(&self, p: &mut Packer) {
-        p.len(self.len());
-        self.iter().for_each(|item| item.pack(p));
-    }
-
-    fn unpack(u: &mut Unpacker) -> ThinVec<T> {
-        let len = u.len();
-        let mut items = ThinVec::with_capacity(len);
-        items.extend((0..len).map(|_| T::unpack(u)));
-        items
-    }
-}
+packed_list!(Vec, ThinVec);
 
 /// Packs and unpacks a struct field by field; the pattern names every field, so a new one
 /// must be added here. Spans go first, so that the spans inside a node are packed as small
